@@ -1,0 +1,42 @@
+# The project's entry points. README.md's quick start: `make demo`, `make test`.
+
+CARGO ?= cargo
+
+.PHONY: all build release test unit lint fmt fuzz demo demo-down bench deps
+
+all: build
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+release:
+	$(CARGO) build --release -p appliance
+
+deps:
+	scripts/install-deps
+
+# The whole suite, on a fresh machine: installs what is missing, then runs
+# every test of the workspace under nextest.
+test: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run --workspace --profile ci
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Fuzz the VRRP packet parser (needs a nightly toolchain and cargo-fuzz).
+fuzz:
+	cd fuzz && $(CARGO) fuzz run vrrp_packet -- -max_total_time=60
+
+demo:
+	@echo "make demo: the container demo cluster is not built yet (issue 6)" >&2; exit 1
+
+demo-down:
+	@echo "make demo-down: the container demo cluster is not built yet (issue 6)" >&2; exit 1
+
+bench:
+	@echo "make bench: the failover benchmark is not built yet (issue 3)" >&2; exit 1

@@ -1,0 +1,11 @@
+//! The appliance: a highly available LVS director.
+//!
+//! The protocol cores (VRRP state machine, check decisions, dataplane diff)
+//! are sans-IO: pure functions of (state, input, now) returning actions. The
+//! daemon drives them with real sockets and clocks; the simulator drives the
+//! same cores with a virtual clock in tests.
+
+pub mod config;
+pub mod sim;
+pub mod timeline;
+pub mod vrrp;

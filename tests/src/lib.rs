@@ -1,0 +1,27 @@
+//! Harness for the appliance's integration tests: locating the built
+//! binary and the fixtures; later, network namespaces, containers and VMs.
+
+use std::path::PathBuf;
+
+/// The `appliance` binary that `cargo nextest run --workspace` built beside
+/// this test executable (target/<profile>/appliance).
+pub fn appliance_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/appliance
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("appliance");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p appliance` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
