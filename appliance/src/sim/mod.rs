@@ -1,1 +1,765 @@
-//! placeholder
+//! A deterministic simulator of VRRP routers on a virtual LAN: the real
+//! sans-IO cores ([`Machine`], [`SyncGroup`]) driven by a virtual clock and
+//! a discrete event queue. Events at the same instant run in the order they
+//! were queued, so a scenario always produces the same [`Timeline`].
+//! Scenarios are data ([`scenario::Scenario`]); `docs/simulator.md`
+//! describes the file format.
+
+pub mod scenario;
+
+use crate::clock::Instant;
+use crate::timeline::{Event, EventKind, Timeline};
+use crate::vrrp::group::SyncGroup;
+use crate::vrrp::machine::{Action, Advert, Input, Machine, TrackName};
+use crate::vrrp::{Centiseconds, Priority, Vrid};
+use scenario::{Fault, NodeSpec, Scenario, ScenarioError};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Runs a scenario to its end and returns what happened.
+pub fn run(scenario: &Scenario) -> Result<Timeline, ScenarioError> {
+    let mut sim = Simulator::new(scenario)?;
+    sim.run_until(Instant::from_duration(scenario.duration.0));
+    Ok(sim.into_timeline())
+}
+
+/// Parses a scenario file's text and runs it.
+pub fn run_toml(text: &str) -> Result<Timeline, ScenarioError> {
+    run(&Scenario::from_toml(text)?)
+}
+
+/// A lone instance or a sync group: what owns machines on a node.
+#[derive(Debug)]
+enum Unit {
+    Solo(Box<Machine>),
+    Group(SyncGroup),
+}
+
+impl Unit {
+    fn machines(&self) -> &[Machine] {
+        match self {
+            Unit::Solo(m) => std::slice::from_ref(m.as_ref()),
+            Unit::Group(g) => g.members(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Unit::Solo(m) => m.poll_timeout(),
+            Unit::Group(g) => g.poll_timeout(),
+        }
+    }
+
+    /// Actions tagged with the instance name.
+    fn name_actions(&self, actions: Vec<(usize, Action)>) -> Vec<(String, Action)> {
+        let machines = self.machines();
+        actions
+            .into_iter()
+            .map(|(i, a)| {
+                (
+                    machines
+                        .get(i)
+                        .map_or_else(String::new, |m| m.name().to_owned()),
+                    a,
+                )
+            })
+            .collect()
+    }
+
+    fn handle_all(&mut self, now: Instant, input: &Input) -> Vec<(String, Action)> {
+        let actions = match self {
+            Unit::Solo(m) => m
+                .handle(now, input.clone())
+                .into_iter()
+                .map(|a| (0, a))
+                .collect(),
+            Unit::Group(g) => g.handle_all(now, input),
+        };
+        self.name_actions(actions)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Vec<(String, Action)> {
+        let actions = match self {
+            Unit::Solo(m) => m
+                .handle(now, Input::Timer)
+                .into_iter()
+                .map(|a| (0, a))
+                .collect(),
+            Unit::Group(g) => g.handle_timeout(now),
+        };
+        self.name_actions(actions)
+    }
+
+    fn handle_instance(
+        &mut self,
+        now: Instant,
+        index: usize,
+        input: Input,
+    ) -> Vec<(String, Action)> {
+        let actions = match self {
+            Unit::Solo(m) if index == 0 => {
+                m.handle(now, input).into_iter().map(|a| (0, a)).collect()
+            }
+            Unit::Solo(_) => Vec::new(),
+            Unit::Group(g) => g.handle(now, index, input).unwrap_or_default(),
+        };
+        self.name_actions(actions)
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    spec: NodeSpec,
+    running: bool,
+    link_up: bool,
+    /// Bumped on crash/shutdown/restart so stale queued events are ignored.
+    generation: u64,
+    units: Vec<Unit>,
+    /// The timer event queued for each unit, to skip superseded ones.
+    scheduled: Vec<Option<Instant>>,
+    scripts_ok: BTreeMap<String, bool>,
+    interfaces_up: BTreeMap<String, bool>,
+}
+
+impl Node {
+    fn build_units(&mut self) -> Result<(), ScenarioError> {
+        let spec = &self.spec;
+        let mut grouped: Vec<&str> = Vec::new();
+        let mut units = Vec::new();
+        for group in &spec.sync_groups {
+            let mut members = Vec::new();
+            for name in &group.members {
+                if let Some(inst) = spec.instances.iter().find(|i| &i.name == name) {
+                    members.push(Machine::new(spec.instance_config(inst)?));
+                    grouped.push(name);
+                }
+            }
+            units.push(Unit::Group(SyncGroup::new(group.name.clone(), members)));
+        }
+        for inst in spec
+            .instances
+            .iter()
+            .filter(|i| !grouped.contains(&i.name.as_str()))
+        {
+            units.push(Unit::Solo(Box::new(Machine::new(
+                spec.instance_config(inst)?,
+            ))));
+        }
+        self.scheduled = vec![None; units.len()];
+        self.units = units;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Happening {
+    Inject(Fault),
+    Boot {
+        node: usize,
+    },
+    Timer {
+        node: usize,
+        unit: usize,
+        generation: u64,
+    },
+    ScriptRun {
+        node: usize,
+        script: usize,
+        generation: u64,
+    },
+    Deliver {
+        node: usize,
+        from: usize,
+        vrid: Vrid,
+        advert: Advert,
+    },
+}
+
+/// The simulator state; [`run`] is the usual entry point.
+#[derive(Debug)]
+pub struct Simulator {
+    now: Instant,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    pending: BTreeMap<u64, Happening>,
+    nodes: Vec<Node>,
+    vrids: Vec<Vec<(usize, usize, Vrid)>>,
+    default_delay: Duration,
+    delays: BTreeMap<(usize, usize), Duration>,
+    partition: Option<Vec<usize>>,
+    loss: BTreeMap<(usize, usize), f64>,
+    drops: BTreeMap<(usize, usize), u32>,
+    rng: fastrand::Rng,
+    timeline: Timeline,
+}
+
+impl Simulator {
+    pub fn new(scenario: &Scenario) -> Result<Self, ScenarioError> {
+        let index_of = |name: &str| scenario.nodes.iter().position(|n| n.name == name);
+        let mut sim = Simulator {
+            now: Instant::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            pending: BTreeMap::new(),
+            nodes: Vec::new(),
+            vrids: Vec::new(),
+            default_delay: scenario.network.delay.0,
+            delays: BTreeMap::new(),
+            partition: None,
+            loss: BTreeMap::new(),
+            drops: BTreeMap::new(),
+            rng: fastrand::Rng::with_seed(scenario.network.seed),
+            timeline: Timeline::new(),
+        };
+        for link in &scenario.network.links {
+            if let (Some(f), Some(t)) = (index_of(&link.from), index_of(&link.to)) {
+                sim.delays.insert((f, t), link.delay.0);
+            }
+        }
+        for spec in &scenario.nodes {
+            let mut node = Node {
+                spec: spec.clone(),
+                running: false,
+                link_up: true,
+                generation: 0,
+                units: Vec::new(),
+                scheduled: Vec::new(),
+                scripts_ok: spec
+                    .scripts
+                    .iter()
+                    .map(|s| (s.name.clone(), s.ok))
+                    .collect(),
+                interfaces_up: spec
+                    .instances
+                    .iter()
+                    .flat_map(|i| i.track_interface.iter().map(|t| (t.name.clone(), true)))
+                    .collect(),
+            };
+            node.build_units()?;
+            sim.nodes.push(node);
+        }
+        for (index, spec) in scenario.nodes.iter().enumerate() {
+            sim.schedule(
+                Instant::from_duration(spec.start_time()),
+                Happening::Boot { node: index },
+            );
+        }
+        for event in &scenario.events {
+            sim.schedule(
+                Instant::from_duration(event.at.0),
+                Happening::Inject(event.action.clone()),
+            );
+        }
+        Ok(sim)
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    pub fn into_timeline(self) -> Timeline {
+        self.timeline
+    }
+
+    /// Processes every event up to and including `end`.
+    pub fn run_until(&mut self, end: Instant) {
+        while let Some(Reverse((at, seq))) = self.queue.peek().copied() {
+            if at > end {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            if let Some(happening) = self.pending.remove(&seq) {
+                self.step(happening);
+            }
+        }
+        self.now = end;
+    }
+
+    fn schedule(&mut self, at: Instant, happening: Happening) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.queue.push(Reverse((at, seq)));
+        self.pending.insert(seq, happening);
+    }
+
+    fn step(&mut self, happening: Happening) {
+        match happening {
+            Happening::Inject(fault) => self.inject(fault),
+            Happening::Boot { node } => self.boot(node),
+            Happening::Timer {
+                node,
+                unit,
+                generation,
+            } => {
+                let Some(n) = self.nodes.get_mut(node) else {
+                    return;
+                };
+                let current = n.scheduled.get(unit).copied().flatten();
+                if !n.running || n.generation != generation || current != Some(self.now) {
+                    return;
+                }
+                if let Some(slot) = n.scheduled.get_mut(unit) {
+                    *slot = None;
+                }
+                let actions = match n.units.get_mut(unit) {
+                    Some(u) => u.handle_timeout(self.now),
+                    None => Vec::new(),
+                };
+                self.perform(node, actions);
+            }
+            Happening::ScriptRun {
+                node,
+                script,
+                generation,
+            } => {
+                let Some(n) = self.nodes.get(node) else {
+                    return;
+                };
+                if !n.running || n.generation != generation {
+                    return;
+                }
+                let Some(spec) = n.spec.scripts.get(script) else {
+                    return;
+                };
+                let (name, interval) = (spec.name.clone(), spec.interval.0);
+                let success = n.scripts_ok.get(&name).copied().unwrap_or(true);
+                self.to_all_units(
+                    node,
+                    &Input::Script {
+                        name: TrackName(name),
+                        success,
+                    },
+                );
+                if !interval.is_zero() {
+                    self.schedule(
+                        self.now + interval,
+                        Happening::ScriptRun {
+                            node,
+                            script,
+                            generation,
+                        },
+                    );
+                }
+            }
+            Happening::Deliver {
+                node,
+                from,
+                vrid,
+                advert,
+            } => {
+                if !self.hears(from, node) {
+                    return;
+                }
+                let targets: Vec<(usize, usize)> = self
+                    .vrids
+                    .get(node)
+                    .map(|v| {
+                        v.iter()
+                            .filter(|t| t.2 == vrid)
+                            .map(|t| (t.0, t.1))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (unit, index) in targets {
+                    let actions = match self.nodes.get_mut(node).and_then(|n| n.units.get_mut(unit))
+                    {
+                        Some(u) => u.handle_instance(self.now, index, Input::Advert(advert)),
+                        None => Vec::new(),
+                    };
+                    self.perform(node, actions);
+                }
+            }
+        }
+    }
+
+    fn inject(&mut self, fault: Fault) {
+        let node = fault
+            .node()
+            .and_then(|name| self.nodes.iter().position(|n| n.spec.name == name));
+        self.timeline.push(Event {
+            at: self.now,
+            node: fault.node().unwrap_or("*").to_owned(),
+            instance: None,
+            kind: EventKind::Injected,
+            detail: fault.describe(),
+        });
+        let find = |sim: &Self, name: &str| sim.nodes.iter().position(|n| n.spec.name == name);
+        match (fault, node) {
+            (Fault::Crash { .. }, Some(n)) => {
+                if let Some(node) = self.nodes.get_mut(n) {
+                    node.running = false;
+                    node.generation += 1;
+                }
+            }
+            (Fault::Shutdown { .. }, Some(n)) => {
+                if self.nodes.get(n).is_some_and(|x| x.running) {
+                    self.to_all_units(n, &Input::Shutdown);
+                }
+                if let Some(node) = self.nodes.get_mut(n) {
+                    node.running = false;
+                    node.generation += 1;
+                }
+            }
+            (Fault::Restart { .. }, Some(n)) => {
+                let running = self.nodes.get(n).is_some_and(|x| x.running);
+                if !running {
+                    self.boot(n);
+                }
+            }
+            (Fault::LinkDown { .. }, Some(n)) => self.set_link(n, false),
+            (Fault::LinkUp { .. }, Some(n)) => self.set_link(n, true),
+            (Fault::Interface { interface, up, .. }, Some(n)) => {
+                if let Some(node) = self.nodes.get_mut(n) {
+                    node.interfaces_up.insert(interface.clone(), up);
+                }
+                if self.nodes.get(n).is_some_and(|x| x.running) {
+                    self.to_all_units(
+                        n,
+                        &Input::Interface {
+                            name: TrackName(interface),
+                            up,
+                        },
+                    );
+                }
+            }
+            (
+                Fault::Priority {
+                    instance, priority, ..
+                },
+                Some(n),
+            ) => {
+                let now = self.now;
+                let mut actions = Vec::new();
+                if let Some(node) = self.nodes.get_mut(n).filter(|x| x.running) {
+                    for unit in &mut node.units {
+                        if let Some(i) = unit.machines().iter().position(|m| m.name() == instance) {
+                            actions.extend(unit.handle_instance(
+                                now,
+                                i,
+                                Input::SetPriority(priority),
+                            ));
+                        }
+                    }
+                }
+                self.perform(n, actions);
+            }
+            (Fault::Script { script, ok, .. }, Some(n)) => {
+                if let Some(node) = self.nodes.get_mut(n) {
+                    node.scripts_ok.insert(script, ok);
+                }
+            }
+            (Fault::Partition { groups }, _) => {
+                let mut side = vec![groups.len(); self.nodes.len()];
+                for (g, members) in groups.iter().enumerate() {
+                    for name in members {
+                        if let Some(slot) = find(self, name).and_then(|i| side.get_mut(i)) {
+                            *slot = g;
+                        }
+                    }
+                }
+                self.partition = Some(side);
+            }
+            (Fault::Heal, _) => self.partition = None,
+            (Fault::Loss { from, to, rate }, _) => {
+                let pick = |sim: &Self, name: &Option<String>| -> Vec<usize> {
+                    match name {
+                        Some(n) => find(sim, n).into_iter().collect(),
+                        None => (0..sim.nodes.len()).collect(),
+                    }
+                };
+                for f in pick(self, &from) {
+                    for t in pick(self, &to) {
+                        if rate > 0.0 {
+                            self.loss.insert((f, t), rate);
+                        } else {
+                            self.loss.remove(&(f, t));
+                        }
+                    }
+                }
+            }
+            (Fault::Drop { from, to, count }, _) => {
+                if let (Some(f), Some(t)) = (find(self, &from), find(self, &to)) {
+                    self.drops.insert((f, t), count);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set_link(&mut self, node: usize, up: bool) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.link_up = up;
+        }
+        if self.nodes.get(node).is_some_and(|x| x.running) {
+            self.to_all_units(node, &Input::Link { up });
+        }
+    }
+
+    fn boot(&mut self, index: usize) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(index) else {
+            return;
+        };
+        node.generation += 1;
+        node.running = true;
+        if node.build_units().is_err() {
+            // Validated when the simulator was built; cannot fail here.
+            node.running = false;
+            return;
+        }
+        let generation = node.generation;
+        let vrids = node
+            .units
+            .iter()
+            .enumerate()
+            .flat_map(|(u, unit)| {
+                unit.machines()
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, m)| (u, i, m.config().vrid))
+            })
+            .collect();
+        if self.vrids.len() <= index {
+            self.vrids.resize(index + 1, Vec::new());
+        }
+        if let Some(slot) = self.vrids.get_mut(index) {
+            *slot = vrids;
+        }
+        let mut inputs = Vec::new();
+        if !node.link_up {
+            inputs.push(Input::Link { up: false });
+        }
+        for (name, up) in &node.interfaces_up {
+            inputs.push(Input::Interface {
+                name: TrackName(name.clone()),
+                up: *up,
+            });
+        }
+        inputs.push(Input::Startup);
+        let scripts = node.spec.scripts.len();
+        for input in inputs {
+            self.to_all_units(index, &input);
+        }
+        for script in 0..scripts {
+            self.schedule(
+                now,
+                Happening::ScriptRun {
+                    node: index,
+                    script,
+                    generation,
+                },
+            );
+        }
+    }
+
+    fn to_all_units(&mut self, node: usize, input: &Input) {
+        let now = self.now;
+        let mut actions = Vec::new();
+        if let Some(n) = self.nodes.get_mut(node) {
+            for unit in &mut n.units {
+                actions.extend(unit.handle_all(now, input));
+            }
+        }
+        self.perform(node, actions);
+    }
+
+    /// Records and carries out actions, then re-arms the node's timers.
+    fn perform(&mut self, node: usize, actions: Vec<(String, Action)>) {
+        let Some(name) = self.nodes.get(node).map(|n| n.spec.name.clone()) else {
+            return;
+        };
+        for (instance, action) in actions {
+            let (kind, detail) = match &action {
+                Action::SendAdvert {
+                    priority,
+                    adver_int,
+                } => {
+                    self.send(node, &instance, *priority, *adver_int);
+                    (
+                        EventKind::Advert {
+                            priority: *priority,
+                        },
+                        String::new(),
+                    )
+                }
+                Action::AddVips => (EventKind::VipsAdded, String::new()),
+                Action::RemoveVips => (EventKind::VipsRemoved, String::new()),
+                Action::SendGratuitous { repeat, reason } => (
+                    EventKind::Gratuitous { repeat: *repeat },
+                    reason.to_string(),
+                ),
+                Action::Notify { state } => (EventKind::Notify { state: *state }, String::new()),
+                Action::StateChanged { from, to, reason } => (
+                    EventKind::State {
+                        from: *from,
+                        to: *to,
+                    },
+                    reason.to_string(),
+                ),
+                Action::PriorityChanged { from, to } => (
+                    EventKind::Priority {
+                        from: *from,
+                        to: *to,
+                    },
+                    String::new(),
+                ),
+            };
+            self.timeline.push(Event {
+                at: self.now,
+                node: name.clone(),
+                instance: Some(instance),
+                kind,
+                detail,
+            });
+        }
+        self.arm(node);
+    }
+
+    fn arm(&mut self, node: usize) {
+        let mut wanted = Vec::new();
+        if let Some(n) = self.nodes.get_mut(node).filter(|n| n.running) {
+            for (unit, (u, slot)) in n.units.iter().zip(n.scheduled.iter_mut()).enumerate() {
+                let next = u.poll_timeout();
+                if next.is_some() && next != *slot {
+                    *slot = next;
+                    if let Some(at) = next {
+                        wanted.push((at, unit, n.generation));
+                    }
+                }
+            }
+        }
+        for (at, unit, generation) in wanted {
+            self.schedule(
+                at,
+                Happening::Timer {
+                    node,
+                    unit,
+                    generation,
+                },
+            );
+        }
+    }
+
+    fn send(&mut self, from: usize, instance: &str, priority: Priority, adver_int: Centiseconds) {
+        let Some(sender) = self.nodes.get(from) else {
+            return;
+        };
+        if !sender.link_up {
+            return;
+        }
+        let address: IpAddr = sender.spec.address;
+        let Some(vrid) = sender
+            .units
+            .iter()
+            .flat_map(Unit::machines)
+            .find(|m| m.name() == instance)
+            .map(|m| m.config().vrid)
+        else {
+            return;
+        };
+        let advert = Advert {
+            from: address,
+            priority,
+            adver_int,
+        };
+        for to in (0..self.nodes.len()).filter(|t| *t != from) {
+            if !self.hears(from, to) || self.lost(from, to) {
+                continue;
+            }
+            let delay = self
+                .delays
+                .get(&(from, to))
+                .copied()
+                .unwrap_or(self.default_delay);
+            self.schedule(
+                self.now + delay,
+                Happening::Deliver {
+                    node: to,
+                    from,
+                    vrid,
+                    advert,
+                },
+            );
+        }
+    }
+
+    /// Whether `to` can currently hear `from` (both up, same partition side).
+    fn hears(&self, from: usize, to: usize) -> bool {
+        let up = |i: usize| self.nodes.get(i).is_some_and(|n| n.link_up);
+        let running = self.nodes.get(to).is_some_and(|n| n.running);
+        let same_side = match &self.partition {
+            Some(side) => side.get(from) == side.get(to),
+            None => true,
+        };
+        up(from) && up(to) && running && same_side
+    }
+
+    fn lost(&mut self, from: usize, to: usize) -> bool {
+        if let Some(count) = self.drops.get_mut(&(from, to))
+            && *count > 0
+        {
+            *count -= 1;
+            return true;
+        }
+        match self.loss.get(&(from, to)) {
+            Some(rate) => self.rng.f64() < *rate,
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::machine::State;
+
+    const PAIR: &str = r#"
+        name = "pair"
+        duration = "6s"
+        [[node]]
+        name = "a"
+        address = "10.0.0.1"
+        [[node.instance]]
+        name = "VI_1"
+        vrid = 51
+        priority = 150
+        [[node]]
+        name = "b"
+        address = "10.0.0.2"
+        [[node.instance]]
+        name = "VI_1"
+        vrid = 51
+    "#;
+
+    #[test]
+    fn higher_priority_wins_cold_start_at_its_master_down_interval() {
+        let t = run_toml(PAIR).unwrap();
+        // 3 s + (256 - 150) / 256 s = 3.4140625 s, floored to the microsecond.
+        let a: Vec<_> = t.transitions("a", "VI_1").collect();
+        let b: Vec<_> = t.transitions("b", "VI_1").collect();
+        assert_eq!(
+            a.last().map(|x| (x.0, x.2)),
+            Some((Instant::from_micros(3_414_062), State::Master))
+        );
+        assert_eq!(b.len(), 1, "b only enters BACKUP: {b:?}");
+    }
+
+    #[test]
+    fn same_scenario_same_timeline() {
+        assert_eq!(run_toml(PAIR).unwrap(), run_toml(PAIR).unwrap());
+    }
+
+    #[test]
+    fn per_link_delay_delays_delivery() {
+        let text = format!("{PAIR}\n[network]\ndelay = \"5ms\"\n");
+        // b hears a's first advert 5 ms late, and a's cold-start timing is unchanged.
+        let t = run_toml(&text).unwrap();
+        assert_eq!(
+            t.transitions("a", "VI_1").last().map(|x| x.0),
+            Some(Instant::from_micros(3_414_062))
+        );
+    }
+}

@@ -1,1 +1,189 @@
-//! placeholder
+//! Sync groups (keepalived's `vrrp_sync_group`): instances that change state
+//! together, sans-IO. A [`SyncGroup`] owns its member [`Machine`]s; the
+//! driver feeds inputs to one member and gets back every member's actions.
+//!
+//! The rules follow keepalived's `vrrp_sync.c`:
+//! - FAULT: while any member is faulty by itself, every other member is held
+//!   in FAULT too (a master among them resigns with priority 0); when none
+//!   is, they all leave FAULT for BACKUP.
+//! - MASTER: a member whose master-down timer expires only *wants* master;
+//!   the group goes master when every member that is not already master
+//!   wants it ("prefer backup to avoid thrashing"), and once one member is
+//!   master (by any path) the others follow.
+//! - BACKUP: a member that leaves MASTER for BACKUP (a better master
+//!   appeared) takes the other masters with it, without a priority 0.
+//!
+//! Group notify scripts (`notify_master` on the group) are not modelled:
+//! each member still emits its own [`Action::Notify`].
+
+use crate::clock::Instant;
+use crate::vrrp::machine::{Action, GroupCommand, Input, Machine, State};
+
+/// A set of instances that move together.
+#[derive(Clone, Debug)]
+pub struct SyncGroup {
+    name: String,
+    members: Vec<Machine>,
+}
+
+/// An action of one member (its index in [`SyncGroup::members`]).
+pub type MemberAction = (usize, Action);
+
+/// `handle` was given a member index the group does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sync group {group} has no member #{index}")]
+pub struct NoSuchMember {
+    pub group: String,
+    pub index: usize,
+}
+
+impl SyncGroup {
+    pub fn new(name: impl Into<String>, members: Vec<Machine>) -> Self {
+        let mut members = members;
+        for m in &mut members {
+            m.set_sync_member(true);
+        }
+        Self {
+            name: name.into(),
+            members,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn members(&self) -> &[Machine] {
+        &self.members
+    }
+
+    /// The earliest timer of any member.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.members.iter().filter_map(Machine::poll_timeout).min()
+    }
+
+    /// Delivers `input` to every member (e.g. Startup, Shutdown, Link).
+    pub fn handle_all(&mut self, now: Instant, input: &Input) -> Vec<MemberAction> {
+        let mut out = Vec::new();
+        for index in 0..self.members.len() {
+            out.extend(self.deliver(now, index, input.clone()));
+        }
+        self.reconcile(now, &mut out);
+        out
+    }
+
+    /// Delivers the timer to every member whose timer is due.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<MemberAction> {
+        let mut out = Vec::new();
+        for index in 0..self.members.len() {
+            let due = self
+                .members
+                .get(index)
+                .and_then(Machine::poll_timeout)
+                .is_some_and(|t| t <= now);
+            if due {
+                out.extend(self.deliver(now, index, Input::Timer));
+            }
+        }
+        self.reconcile(now, &mut out);
+        out
+    }
+
+    /// Delivers `input` to one member, then applies the group's rules.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        member: usize,
+        input: Input,
+    ) -> Result<Vec<MemberAction>, NoSuchMember> {
+        if member >= self.members.len() {
+            return Err(NoSuchMember {
+                group: self.name.clone(),
+                index: member,
+            });
+        }
+        let mut out = self.deliver(now, member, input);
+        self.reconcile(now, &mut out);
+        Ok(out)
+    }
+
+    fn deliver(&mut self, now: Instant, index: usize, input: Input) -> Vec<MemberAction> {
+        match self.members.get_mut(index) {
+            Some(m) => m
+                .handle(now, input)
+                .into_iter()
+                .map(|a| (index, a))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Applies the sync rules until nothing more changes. Each pass either
+    /// changes some member's state or stops, and states only move towards
+    /// agreement, so a few passes suffice; the bound is a safety net.
+    fn reconcile(&mut self, now: Instant, out: &mut Vec<MemberAction>) {
+        let mut seen = 0;
+        for _ in 0..=2 * self.members.len() + 2 {
+            let fresh: Vec<(usize, State, State)> = out
+                .get(seen..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|(i, a)| match a {
+                    Action::StateChanged { from, to, .. } => Some((*i, *from, *to)),
+                    _ => None,
+                })
+                .collect();
+            seen = out.len();
+            let before = out.len();
+            self.sync_faults(now, out);
+            for (index, from, to) in fresh {
+                if to == State::Master {
+                    self.command_others(now, index, GroupCommand::Master, out);
+                } else if from == State::Master && to == State::Backup {
+                    self.command_others(now, index, GroupCommand::Backup, out);
+                }
+            }
+            self.sync_wanting_master(now, out);
+            if out.len() == before {
+                return;
+            }
+        }
+    }
+
+    fn sync_faults(&mut self, now: Instant, out: &mut Vec<MemberAction>) {
+        let faulty: Vec<bool> = self.members.iter().map(Machine::own_fault).collect();
+        for index in 0..self.members.len() {
+            let others = faulty.iter().enumerate().any(|(j, f)| j != index && *f);
+            out.extend(self.deliver(
+                now,
+                index,
+                Input::Group(GroupCommand::Fault { active: others }),
+            ));
+        }
+    }
+
+    fn command_others(
+        &mut self,
+        now: Instant,
+        origin: usize,
+        cmd: GroupCommand,
+        out: &mut Vec<MemberAction>,
+    ) {
+        for index in (0..self.members.len()).filter(|i| *i != origin) {
+            out.extend(self.deliver(now, index, Input::Group(cmd)));
+        }
+    }
+
+    fn sync_wanting_master(&mut self, now: Instant, out: &mut Vec<MemberAction>) {
+        let any_wants = self.members.iter().any(Machine::wants_master);
+        let all_ready = self
+            .members
+            .iter()
+            .all(|m| m.wants_master() || m.state() == State::Master);
+        if any_wants && all_ready {
+            for index in 0..self.members.len() {
+                out.extend(self.deliver(now, index, Input::Group(GroupCommand::Master)));
+            }
+        }
+    }
+}

@@ -1,1 +1,1007 @@
-//! placeholder
+//! The VRRP state machine of one virtual router instance, sans-IO: RFC 5798
+//! §6.4 (v3) and RFC 3768 §6.4 (v2) — Initialize, Backup, Master — plus
+//! keepalived's FAULT state, priority tracking, preemption controls and
+//! gratuitous-ARP timers.
+//!
+//! Shaped like a smoltcp socket: [`Machine::new`], then
+//! [`Machine::handle`]`(now, input)` returns the [`Action`]s to perform and
+//! [`Machine::poll_timeout`] says when to deliver [`Input::Timer`] next. Time
+//! is always a parameter; nothing here reads a clock or touches a socket.
+//!
+//! Timing follows the RFCs, computed in microseconds like keepalived:
+//! - v2: `Skew_Time = (256 − Priority) / 256` s;
+//! - v3: `Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256` cs,
+//!   floored to the microsecond (keepalived's `VRRP_TIMER_SKEW`);
+//! - `Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time`, where a
+//!   v3 backup learns `Master_Adver_Interval` from the adverts it accepts
+//!   and a v2 router uses its own interval (and discards adverts that carry
+//!   another one, RFC 3768 §7.1).
+//!
+//! Where keepalived deviates from the RFCs this follows keepalived, since
+//! the appliance replaces it; each deviation is marked "keepalived:" below.
+//!
+//! keepalived's initial `state` (checked in its `vrrp_init_state` and
+//! `vrrp_complete_instance`): `state MASTER` with a priority below 255 does
+//! *not* make the router master at once. keepalived enters BACKUP with the
+//! ordinary `Master_Down_Interval`, exactly as `state BACKUP` does; the
+//! keyword's only effect is to clear `nopreempt` and `preempt_delay` (they
+//! "will not work with initial state MASTER"). (keepalived's shortened
+//! startup timer, `Master_Adver_Interval + Skew(255)`, applies only to a
+//! `state MASTER` member held in BACKUP by its sync group; sync groups here
+//! always start in BACKUP, so it never applies.) Priority 255 (the address
+//! owner) implies `state MASTER`, forces preemption on, and goes master at
+//! once (RFC 5798 §6.4.1).
+
+use crate::clock::{Instant, format_duration};
+use crate::vrrp::{Centiseconds, Priority, Version, Vrid};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The protocol state of an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    /// Not running (before startup, after shutdown).
+    Initialize,
+    Backup,
+    Master,
+    /// keepalived's FAULT: our interface is down or a weight-0 tracked
+    /// object failed; we neither send nor listen.
+    Fault,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        })
+    }
+}
+
+/// keepalived's `state` keyword: the state an instance wants at startup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InitialState {
+    #[default]
+    Backup,
+    Master,
+}
+
+/// A tracked object's weight: keepalived allows −253..=253. Zero means
+/// "failure puts the instance in FAULT"; positive is added to the priority
+/// while the object is up; negative is added (i.e. subtracted) while down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i32", into = "i32")]
+pub struct Weight(i16);
+
+impl Weight {
+    pub fn new(value: i32) -> Result<Self, WeightError> {
+        match i16::try_from(value) {
+            Ok(v) if (-253..=253).contains(&v) => Ok(Self(v)),
+            _ => Err(WeightError(value)),
+        }
+    }
+
+    pub fn get(self) -> i16 {
+        self.0
+    }
+}
+
+/// A track weight outside keepalived's range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("weight {0} is out of range -253..=253")]
+pub struct WeightError(pub i32);
+
+impl TryFrom<i32> for Weight {
+    type Error = WeightError;
+    fn try_from(value: i32) -> Result<Self, WeightError> {
+        Self::new(value)
+    }
+}
+
+impl From<Weight> for i32 {
+    fn from(w: Weight) -> i32 {
+        i32::from(w.0)
+    }
+}
+
+/// The name of a tracked script or interface.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrackName(pub String);
+
+impl fmt::Display for TrackName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What is tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TrackKind {
+    /// A check script run periodically by the driver; each run's result is
+    /// an [`Input::Script`]. keepalived's `rise`/`fall`: the script turns OK
+    /// after `rise` consecutive successes and failed after `fall`
+    /// consecutive failures; its first result counts at once.
+    Script { rise: u32, fall: u32 },
+    /// Another interface's link state ([`Input::Interface`]).
+    Interface,
+}
+
+/// One tracked object of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Track {
+    pub name: TrackName,
+    pub kind: TrackKind,
+    pub weight: Weight,
+}
+
+/// Everything the machine needs to know about its instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceConfig {
+    /// keepalived's instance name (`VI_1`).
+    pub name: String,
+    pub vrid: Vrid,
+    pub version: Version,
+    /// Configured (base) priority; 255 makes us the address owner.
+    pub priority: Priority,
+    /// Our Advertisement_Interval. v2 uses whole seconds.
+    pub adver_int: Centiseconds,
+    /// Our primary address on the VRRP interface, for the equal-priority
+    /// tie-break.
+    pub primary_address: IpAddr,
+    pub initial_state: InitialState,
+    /// RFC Preempt_Mode; keepalived's `nopreempt` clears it.
+    pub preempt: bool,
+    /// keepalived's `preempt_delay`: after startup or leaving FAULT, accept
+    /// lower-priority adverts (do not preempt) until this long after the
+    /// first one. Zero disables it.
+    pub preempt_delay: Duration,
+    /// keepalived's `garp_master_delay` (default 5 s): a second gratuitous
+    /// burst this long after becoming master. Zero disables it.
+    pub garp_master_delay: Duration,
+    /// keepalived's `garp_master_repeat` (default 5): messages per burst.
+    pub garp_master_repeat: u32,
+    /// keepalived's `garp_master_refresh` (default off): while master,
+    /// repeat gratuitous messages at this period. Zero disables it.
+    pub garp_master_refresh: Duration,
+    /// keepalived's `garp_master_refresh_repeat` (default 1).
+    pub garp_master_refresh_repeat: u32,
+    /// keepalived's `lower_prio_no_advert`: when false (the default) a
+    /// master answers a lower-priority advert with an advert of its own.
+    pub lower_prio_no_advert: bool,
+    pub tracks: Vec<Track>,
+}
+
+impl InstanceConfig {
+    /// keepalived's defaults for everything but the identity.
+    pub fn new(name: impl Into<String>, vrid: Vrid, primary_address: IpAddr) -> Self {
+        Self {
+            name: name.into(),
+            vrid,
+            version: Version::V2,
+            priority: Priority::DEFAULT,
+            adver_int: Centiseconds::from_secs(1),
+            primary_address,
+            initial_state: InitialState::Backup,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            garp_master_delay: Duration::from_secs(5),
+            garp_master_repeat: 5,
+            garp_master_refresh: Duration::ZERO,
+            garp_master_refresh_repeat: 1,
+            lower_prio_no_advert: false,
+            tracks: Vec::new(),
+        }
+    }
+}
+
+/// An advertisement as received, already decoded and validated by the
+/// packet layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advert {
+    /// The sender's primary address (IP source address).
+    pub from: IpAddr,
+    pub priority: Priority,
+    pub adver_int: Centiseconds,
+}
+
+/// Commands a sync group gives its members (see `vrrp::group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupCommand {
+    /// Another member went master: follow it from BACKUP.
+    Master,
+    /// Another member left master for BACKUP: leave master too.
+    Backup,
+    /// Whether another member is in FAULT (which holds us in FAULT too).
+    Fault { active: bool },
+}
+
+/// What happened, as far as the machine is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Startup,
+    /// Clean stop: a master resigns with a priority 0 advert.
+    Shutdown,
+    Advert(Advert),
+    /// The time returned by [`Machine::poll_timeout`] has come.
+    Timer,
+    /// One run of a tracked script finished.
+    Script {
+        name: TrackName,
+        success: bool,
+    },
+    /// A tracked interface changed state.
+    Interface {
+        name: TrackName,
+        up: bool,
+    },
+    /// Our own (VRRP) interface changed state.
+    Link {
+        up: bool,
+    },
+    /// A new configured priority (e.g. a reload).
+    SetPriority(Priority),
+    Group(GroupCommand),
+}
+
+/// Why a state changed; rendered in the failover timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reason {
+    Startup,
+    AddressOwner,
+    /// Master_Down_Timer expired: nothing accepted for `silent_for`.
+    MasterDown {
+        silent_for: Duration,
+    },
+    /// Master_Down_Timer expired after the master resigned (priority 0),
+    /// `after` being our Skew_Time.
+    MasterResigned {
+        after: Duration,
+    },
+    /// We discarded lower-priority adverts and the timer expired.
+    Preempt {
+        over: Priority,
+        from: IpAddr,
+        silent_for: Duration,
+    },
+    /// A better master advertised.
+    HigherPriority {
+        from: IpAddr,
+        priority: Priority,
+    },
+    /// Same priority, higher primary address.
+    HigherAddress {
+        from: IpAddr,
+        priority: Priority,
+    },
+    LinkDown,
+    LinkUp,
+    TrackFailed {
+        name: TrackName,
+    },
+    TrackRecovered {
+        name: TrackName,
+    },
+    SyncGroup,
+    Shutdown,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |d: &Duration| format_duration(*d);
+        match self {
+            Reason::Startup => write!(f, "startup"),
+            Reason::AddressOwner => write!(f, "address owner (priority 255)"),
+            Reason::MasterDown { silent_for } => {
+                write!(f, "master down: no advert for {}", d(silent_for))
+            }
+            Reason::MasterResigned { after } => {
+                write!(f, "master resigned (priority 0), skew {}", d(after))
+            }
+            Reason::Preempt {
+                over,
+                from,
+                silent_for,
+            } => write!(
+                f,
+                "preempt: ignored priority {over} from {from}, no better advert for {}",
+                d(silent_for)
+            ),
+            Reason::HigherPriority { from, priority } => {
+                write!(f, "higher priority {priority} from {from}")
+            }
+            Reason::HigherAddress { from, priority } => {
+                write!(f, "equal priority {priority}, higher address {from}")
+            }
+            Reason::LinkDown => write!(f, "interface down"),
+            Reason::LinkUp => write!(f, "interface up"),
+            Reason::TrackFailed { name } => write!(f, "track {name} failed"),
+            Reason::TrackRecovered { name } => write!(f, "track {name} recovered"),
+            Reason::SyncGroup => write!(f, "sync group"),
+            Reason::Shutdown => write!(f, "shutdown"),
+        }
+    }
+}
+
+/// Why gratuitous ARPs / unsolicited NAs are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GarpReason {
+    /// The burst on becoming master.
+    BecameMaster,
+    /// The second burst, `garp_master_delay` later.
+    MasterDelay,
+    /// `garp_master_refresh`.
+    Refresh,
+}
+
+impl fmt::Display for GarpReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GarpReason::BecameMaster => "became master",
+            GarpReason::MasterDelay => "garp_master_delay",
+            GarpReason::Refresh => "garp_master_refresh",
+        })
+    }
+}
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    SendAdvert {
+        priority: Priority,
+        adver_int: Centiseconds,
+    },
+    AddVips,
+    RemoveVips,
+    /// Gratuitous ARP (IPv4) / unsolicited NA (IPv6) for every VIP,
+    /// `repeat` times.
+    SendGratuitous {
+        repeat: u32,
+        reason: GarpReason,
+    },
+    /// Run the notify script for the new state (keepalived's
+    /// `notify_master`/`notify_backup`/`notify_fault`/`notify_stop`).
+    Notify {
+        state: State,
+    },
+    StateChanged {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+    },
+}
+
+/// A tracked object's current view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TrackState {
+    /// No result yet: keepalived neither adds nor subtracts its weight.
+    Unknown,
+    Up,
+    Down,
+}
+
+#[derive(Clone, Debug)]
+struct TrackSlot {
+    track: Track,
+    state: TrackState,
+    /// keepalived's script `result` counter: 0..rise+fall, OK when >= rise.
+    result: u32,
+}
+
+impl TrackSlot {
+    fn new(track: Track) -> Self {
+        let result = match track.kind {
+            // keepalived's initial "one success is enough" value.
+            TrackKind::Script { rise, .. } => rise.max(1) - 1,
+            TrackKind::Interface => 0,
+        };
+        Self {
+            track,
+            state: TrackState::Unknown,
+            result,
+        }
+    }
+
+    /// Feeds one script result; returns the new state if it changed.
+    fn script_result(&mut self, success: bool) -> Option<TrackState> {
+        let TrackKind::Script { rise, fall } = self.track.kind else {
+            return None;
+        };
+        let (rise, fall) = (rise.max(1), fall.max(1));
+        let before = self.state;
+        if success {
+            if self.result < rise - 1 {
+                self.result += 1;
+            } else {
+                self.result = rise + fall - 1;
+                self.state = TrackState::Up;
+            }
+        } else if self.result > rise {
+            self.result -= 1;
+        } else if self.result == rise || before != TrackState::Down {
+            // From OK to failed, or the very first result is a failure.
+            self.result = 0;
+            self.state = TrackState::Down;
+        }
+        (self.state != before).then_some(self.state)
+    }
+
+    /// The priority contribution (keepalived's `total_priority` terms).
+    fn contribution(&self) -> i32 {
+        let w = i32::from(self.track.weight.get());
+        match self.state {
+            TrackState::Up if w > 0 => w,
+            TrackState::Down if w < 0 => w,
+            _ => 0,
+        }
+    }
+
+    fn faulty(&self) -> bool {
+        self.track.weight.get() == 0 && self.state == TrackState::Down
+    }
+}
+
+/// One VRRP instance.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    cfg: InstanceConfig,
+    state: State,
+    effective: Priority,
+    master_adver_int: Centiseconds,
+    /// Backup: Master_Down_Timer. Master: Adver_Timer.
+    timer: Option<Instant>,
+    garp_delay_at: Option<Instant>,
+    garp_refresh_at: Option<Instant>,
+    /// keepalived's `preempt_time`: when the preempt delay ends.
+    preempt_until: Option<Instant>,
+    /// Last accepted advert (or entry to BACKUP).
+    last_heard: Instant,
+    /// Last discarded lower-priority advert, newer than `last_heard`.
+    last_ignored: Option<(Instant, Priority, IpAddr)>,
+    /// The timer is at Skew_Time because the master resigned.
+    resigned: bool,
+    link_up: bool,
+    tracks: Vec<TrackSlot>,
+    sync_member: bool,
+    group_fault: bool,
+    wants_master: bool,
+}
+
+impl Machine {
+    pub fn new(config: InstanceConfig) -> Self {
+        let mut cfg = config;
+        if cfg.priority == Priority::OWNER {
+            cfg.initial_state = InitialState::Master;
+            cfg.preempt = true;
+        }
+        if cfg.initial_state == InitialState::Master {
+            cfg.preempt = true;
+            cfg.preempt_delay = Duration::ZERO;
+        }
+        if !cfg.preempt {
+            cfg.preempt_delay = Duration::ZERO;
+        }
+        let tracks = cfg.tracks.iter().cloned().map(TrackSlot::new).collect();
+        let mut machine = Self {
+            effective: cfg.priority,
+            master_adver_int: cfg.adver_int,
+            cfg,
+            state: State::Initialize,
+            timer: None,
+            garp_delay_at: None,
+            garp_refresh_at: None,
+            preempt_until: None,
+            last_heard: Instant::ZERO,
+            last_ignored: None,
+            resigned: false,
+            link_up: true,
+            tracks,
+            sync_member: false,
+            group_fault: false,
+            wants_master: false,
+        };
+        machine.effective = machine.computed_priority();
+        machine
+    }
+
+    pub fn config(&self) -> &InstanceConfig {
+        &self.cfg
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The priority we advertise (configured priority adjusted by tracks).
+    pub fn priority(&self) -> Priority {
+        self.effective
+    }
+
+    /// Master_Adver_Interval as currently known.
+    pub fn master_adver_int(&self) -> Centiseconds {
+        self.master_adver_int
+    }
+
+    /// In a sync group, a BACKUP whose master-down timer expired but which
+    /// waits for the other members (keepalived's `wantstate == MASTER`).
+    pub fn wants_master(&self) -> bool {
+        self.state == State::Backup && self.wants_master
+    }
+
+    /// Whether this instance is faulty by itself (not via its sync group).
+    pub fn own_fault(&self) -> bool {
+        !self.link_up || self.tracks.iter().any(TrackSlot::faulty)
+    }
+
+    /// Makes the instance a sync-group member: an expired master-down timer
+    /// then only marks it as wanting master; the group decides.
+    pub fn set_sync_member(&mut self, member: bool) {
+        self.sync_member = member;
+    }
+
+    /// When to deliver [`Input::Timer`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.timer, self.garp_delay_at, self.garp_refresh_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// RFC Skew_Time for our current priority.
+    pub fn skew_time(&self) -> Duration {
+        skew(self.cfg.version, self.effective, self.master_adver_int)
+    }
+
+    /// RFC Master_Down_Interval.
+    pub fn master_down_interval(&self) -> Duration {
+        master_down_interval(self.cfg.version, self.effective, self.master_adver_int)
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Startup => self.startup(now, &mut out),
+            Input::Shutdown => self.shutdown(&mut out),
+            Input::Advert(advert) => self.advert(now, advert, &mut out),
+            Input::Timer => self.timers(now, &mut out),
+            Input::Script { name, success } => {
+                let changed = self
+                    .tracks
+                    .iter_mut()
+                    .filter(|t| {
+                        t.track.name == name && matches!(t.track.kind, TrackKind::Script { .. })
+                    })
+                    .fold(false, |acc, t| t.script_result(success).is_some() || acc);
+                if changed {
+                    self.tracks_changed(now, &name, &mut out);
+                }
+            }
+            Input::Interface { name, up } => {
+                let new = if up { TrackState::Up } else { TrackState::Down };
+                let mut changed = false;
+                for t in self
+                    .tracks
+                    .iter_mut()
+                    .filter(|t| t.track.name == name && t.track.kind == TrackKind::Interface)
+                {
+                    changed |= t.state != new;
+                    t.state = new;
+                }
+                if changed {
+                    self.tracks_changed(now, &name, &mut out);
+                }
+            }
+            Input::Link { up } => {
+                if self.link_up != up {
+                    self.link_up = up;
+                    let reason = if up { Reason::LinkUp } else { Reason::LinkDown };
+                    self.fault_changed(now, reason, &mut out);
+                }
+            }
+            Input::SetPriority(priority) => {
+                self.cfg.priority = priority;
+                self.update_priority(&mut out);
+            }
+            Input::Group(cmd) => self.group(now, cmd, &mut out),
+        }
+        out
+    }
+
+    fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        self.master_adver_int = self.cfg.adver_int;
+        if self.faulty() {
+            let reason = self.fault_reason();
+            self.transition(State::Fault, reason, out);
+            out.push(Action::Notify {
+                state: State::Fault,
+            });
+        } else if self.cfg.priority == Priority::OWNER {
+            self.become_master(now, Reason::AddressOwner, out);
+        } else {
+            self.enter_backup(now, Reason::Startup, out);
+        }
+    }
+
+    fn shutdown(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Master {
+            out.push(Action::SendAdvert {
+                priority: Priority::RESIGN,
+                adver_int: self.cfg.adver_int,
+            });
+            out.push(Action::RemoveVips);
+        }
+        if self.state != State::Initialize {
+            self.transition(State::Initialize, Reason::Shutdown, out);
+        }
+        self.clear_timers();
+        self.wants_master = false;
+    }
+
+    fn advert(&mut self, now: Instant, advert: Advert, out: &mut Vec<Action>) {
+        // RFC 3768 §7.1: a v2 advert with another interval is discarded.
+        if self.cfg.version == Version::V2 && advert.adver_int != self.cfg.adver_int {
+            return;
+        }
+        match self.state {
+            State::Backup => self.backup_advert(now, advert),
+            State::Master => self.master_advert(now, advert, out),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// RFC 5798 §6.4.2 / RFC 3768 §6.4.2, with keepalived's preempt_delay.
+    fn backup_advert(&mut self, now: Instant, advert: Advert) {
+        if advert.priority == Priority::RESIGN {
+            self.timer = Some(now + self.skew_time());
+            self.resigned = true;
+            return;
+        }
+        let delaying =
+            !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|until| until > now);
+        if !self.cfg.preempt || advert.priority >= self.effective || delaying {
+            if self.cfg.version == Version::V3 {
+                self.master_adver_int = advert.adver_int;
+            }
+            self.timer = Some(now + self.master_down_interval());
+            self.last_heard = now;
+            self.last_ignored = None;
+            self.resigned = false;
+            self.wants_master = false;
+            // keepalived: preempt_delay starts at the first lower-priority
+            // advert and stops when a better one arrives.
+            if !self.cfg.preempt_delay.is_zero() {
+                if advert.priority >= self.effective {
+                    self.preempt_until = None;
+                } else if self.preempt_until.is_none() {
+                    self.preempt_until = Some(now + self.cfg.preempt_delay);
+                }
+            }
+        } else {
+            self.last_ignored = Some((now, advert.priority, advert.from));
+        }
+    }
+
+    /// RFC 5798 §6.4.3 / RFC 3768 §6.4.3.
+    fn master_advert(&mut self, now: Instant, advert: Advert, out: &mut Vec<Action>) {
+        if advert.priority == Priority::RESIGN {
+            self.send_advert(now, out);
+            return;
+        }
+        let ours = self.cfg.primary_address;
+        if advert.priority > self.effective
+            || (advert.priority == self.effective && advert.from > ours)
+        {
+            if self.cfg.version == Version::V3 {
+                self.master_adver_int = advert.adver_int;
+            }
+            let reason = if advert.priority > self.effective {
+                Reason::HigherPriority {
+                    from: advert.from,
+                    priority: advert.priority,
+                }
+            } else {
+                Reason::HigherAddress {
+                    from: advert.from,
+                    priority: advert.priority,
+                }
+            };
+            self.leave_master(now, State::Backup, reason, out);
+            self.last_heard = now;
+        } else if advert.from != ours && !self.cfg.lower_prio_no_advert {
+            // keepalived (RFC: discard): answer a lower-priority master at
+            // once so it steps down without waiting for our next advert.
+            self.send_advert(now, out);
+        }
+    }
+
+    fn timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.timer.is_some_and(|at| at <= now) {
+            match self.state {
+                State::Backup => self.master_down(now, out),
+                State::Master => self.send_advert(now, out),
+                State::Initialize | State::Fault => self.timer = None,
+            }
+        }
+        if self.state != State::Master {
+            return;
+        }
+        if self.garp_delay_at.is_some_and(|at| at <= now) {
+            self.garp_delay_at = None;
+            out.push(Action::SendGratuitous {
+                repeat: self.cfg.garp_master_repeat,
+                reason: GarpReason::MasterDelay,
+            });
+        }
+        if self.garp_refresh_at.is_some_and(|at| at <= now) {
+            // keepalived checks the refresh when it sends an advert; a timer
+            // of its own makes the period exact.
+            self.garp_refresh_at = Some(now + self.cfg.garp_master_refresh);
+            out.push(Action::SendGratuitous {
+                repeat: self.cfg.garp_master_refresh_repeat,
+                reason: GarpReason::Refresh,
+            });
+        }
+    }
+
+    fn master_down(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.sync_member {
+            // keepalived's vrrp_sync_can_goto_master: wait for the group,
+            // checking again a Master_Down_Interval later.
+            self.wants_master = true;
+            self.timer = Some(now + self.master_down_interval());
+            return;
+        }
+        let reason = self.master_down_reason(now);
+        self.become_master(now, reason, out);
+    }
+
+    fn master_down_reason(&self, now: Instant) -> Reason {
+        if self.resigned {
+            Reason::MasterResigned {
+                after: self.skew_time(),
+            }
+        } else if let Some((_, over, from)) = self.last_ignored {
+            Reason::Preempt {
+                over,
+                from,
+                silent_for: now.saturating_since(self.last_heard),
+            }
+        } else {
+            Reason::MasterDown {
+                silent_for: now.saturating_since(self.last_heard),
+            }
+        }
+    }
+
+    fn group(&mut self, now: Instant, cmd: GroupCommand, out: &mut Vec<Action>) {
+        match cmd {
+            GroupCommand::Master => {
+                if self.state == State::Backup {
+                    let reason = if self.wants_master {
+                        self.master_down_reason(now)
+                    } else {
+                        Reason::SyncGroup
+                    };
+                    self.become_master(now, reason, out);
+                }
+            }
+            GroupCommand::Backup => {
+                if self.state == State::Master {
+                    self.leave_master(now, State::Backup, Reason::SyncGroup, out);
+                }
+            }
+            GroupCommand::Fault { active } => {
+                if self.group_fault != active {
+                    self.group_fault = active;
+                    self.fault_changed(now, Reason::SyncGroup, out);
+                }
+            }
+        }
+    }
+
+    fn tracks_changed(&mut self, now: Instant, name: &TrackName, out: &mut Vec<Action>) {
+        self.update_priority(out);
+        let failed = self
+            .tracks
+            .iter()
+            .any(|t| &t.track.name == name && t.faulty());
+        let reason = if failed {
+            Reason::TrackFailed { name: name.clone() }
+        } else {
+            Reason::TrackRecovered { name: name.clone() }
+        };
+        self.fault_changed(now, reason, out);
+    }
+
+    /// Enters or leaves FAULT if the fault condition changed.
+    fn fault_changed(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        match (self.state, self.faulty()) {
+            (State::Initialize, _) => {}
+            (State::Fault, false) => {
+                // keepalived: leaving FAULT goes to BACKUP (the owner, which
+                // wants MASTER, goes straight to MASTER).
+                self.master_adver_int = self.cfg.adver_int;
+                if self.cfg.priority == Priority::OWNER {
+                    self.become_master(now, reason, out);
+                } else {
+                    self.enter_backup(now, reason, out);
+                }
+            }
+            (State::Master, true) => self.leave_master(now, State::Fault, reason, out),
+            (State::Backup, true) => {
+                self.clear_timers();
+                self.transition(State::Fault, reason, out);
+                out.push(Action::Notify {
+                    state: State::Fault,
+                });
+            }
+            (State::Fault, true) | (State::Backup | State::Master, false) => {}
+        }
+    }
+
+    fn faulty(&self) -> bool {
+        self.own_fault() || self.group_fault
+    }
+
+    fn fault_reason(&self) -> Reason {
+        if !self.link_up {
+            return Reason::LinkDown;
+        }
+        match self.tracks.iter().find(|t| t.faulty()) {
+            Some(t) => Reason::TrackFailed {
+                name: t.track.name.clone(),
+            },
+            None => Reason::SyncGroup,
+        }
+    }
+
+    fn computed_priority(&self) -> Priority {
+        // keepalived: the owner's 255 is never altered; others are clamped
+        // to 1..=254.
+        if self.cfg.priority == Priority::OWNER {
+            return Priority::OWNER;
+        }
+        let total: i32 = i32::from(self.cfg.priority.get())
+            + self.tracks.iter().map(TrackSlot::contribution).sum::<i32>();
+        let clamped = total.clamp(1, 254);
+        Priority::from_u8(u8::try_from(clamped).unwrap_or(254))
+    }
+
+    fn update_priority(&mut self, out: &mut Vec<Action>) {
+        let new = self.computed_priority();
+        if new == self.effective {
+            return;
+        }
+        let old_mdi = self.master_down_interval();
+        let old = std::mem::replace(&mut self.effective, new);
+        out.push(Action::PriorityChanged { from: old, to: new });
+        // keepalived: a running master-down timer moves by the change in
+        // Master_Down_Interval (the skew depends on the priority).
+        if self.state == State::Backup
+            && let Some(at) = self.timer
+        {
+            let new_mdi = self.master_down_interval();
+            self.timer = Some(if new_mdi >= old_mdi {
+                at + (new_mdi - old_mdi)
+            } else {
+                at - (old_mdi - new_mdi)
+            });
+        }
+    }
+
+    fn send_advert(&mut self, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::SendAdvert {
+            priority: self.effective,
+            adver_int: self.cfg.adver_int,
+        });
+        self.timer = Some(now + Duration::from_micros(self.cfg.adver_int.as_micros()));
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        self.transition(State::Master, reason, out);
+        self.master_adver_int = self.cfg.adver_int;
+        self.wants_master = false;
+        self.resigned = false;
+        self.last_ignored = None;
+        // keepalived sends the advert before the gratuitous ARPs so the old
+        // master drops the addresses first.
+        self.send_advert(now, out);
+        out.push(Action::AddVips);
+        out.push(Action::SendGratuitous {
+            repeat: self.cfg.garp_master_repeat,
+            reason: GarpReason::BecameMaster,
+        });
+        self.garp_delay_at =
+            (!self.cfg.garp_master_delay.is_zero()).then(|| now + self.cfg.garp_master_delay);
+        self.garp_refresh_at =
+            (!self.cfg.garp_master_refresh.is_zero()).then(|| now + self.cfg.garp_master_refresh);
+        out.push(Action::Notify {
+            state: State::Master,
+        });
+    }
+
+    fn leave_master(&mut self, now: Instant, to: State, reason: Reason, out: &mut Vec<Action>) {
+        self.transition(to, reason, out);
+        if to == State::Fault {
+            // keepalived resigns when going to FAULT, to speed up takeover.
+            out.push(Action::SendAdvert {
+                priority: Priority::RESIGN,
+                adver_int: self.cfg.adver_int,
+            });
+        }
+        out.push(Action::RemoveVips);
+        self.clear_timers();
+        if to == State::Backup {
+            self.preempt_until = None;
+            self.last_heard = now;
+            self.last_ignored = None;
+            self.timer = Some(now + self.master_down_interval());
+        }
+        out.push(Action::Notify { state: to });
+    }
+
+    fn enter_backup(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        self.transition(State::Backup, reason, out);
+        self.clear_timers();
+        self.preempt_until = None;
+        self.last_heard = now;
+        self.last_ignored = None;
+        self.resigned = false;
+        self.wants_master = false;
+        self.timer = Some(now + self.master_down_interval());
+        out.push(Action::Notify {
+            state: State::Backup,
+        });
+    }
+
+    fn transition(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+        let from = std::mem::replace(&mut self.state, to);
+        out.push(Action::StateChanged { from, to, reason });
+    }
+
+    fn clear_timers(&mut self) {
+        self.timer = None;
+        self.garp_delay_at = None;
+        self.garp_refresh_at = None;
+    }
+}
+
+/// RFC Skew_Time, floored to the microsecond.
+pub fn skew(version: Version, priority: Priority, master_adver_int: Centiseconds) -> Duration {
+    let weight = 256 - u64::from(priority.get());
+    match version {
+        Version::V2 => Duration::from_micros(weight * 1_000_000 / 256),
+        // keepalived's `* 625 / 16` is `* 10_000 / 256` without overflow.
+        Version::V3 => Duration::from_micros(weight * u64::from(master_adver_int.0) * 625 / 16),
+    }
+}
+
+/// RFC Master_Down_Interval.
+pub fn master_down_interval(
+    version: Version,
+    priority: Priority,
+    master_adver_int: Centiseconds,
+) -> Duration {
+    Duration::from_micros(3 * master_adver_int.as_micros())
+        + skew(version, priority, master_adver_int)
+}

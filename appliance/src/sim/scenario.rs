@@ -1,0 +1,578 @@
+//! Scenario files: the nodes of a simulated LAN, their VRRP instances, and
+//! the faults injected over time, as TOML data (format in
+//! `docs/simulator.md`). Parsing checks every cross-reference so a bad
+//! scenario fails with an error naming the culprit.
+
+use crate::clock::Span;
+use crate::vrrp::machine::{InitialState, InstanceConfig, Track, TrackKind, TrackName, Weight};
+use crate::vrrp::{Centiseconds, Priority, Version, Vrid};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// How long to simulate.
+    pub duration: Span,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeSpec>,
+    #[serde(default, rename = "event")]
+    pub events: Vec<TimedEvent>,
+}
+
+/// The virtual LAN.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// One-way delay of every link unless overridden.
+    #[serde(default)]
+    pub delay: Span,
+    /// Seed of the packet-loss random generator.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default, rename = "link")]
+    pub links: Vec<LinkSpec>,
+}
+
+/// A per-direction delay override.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub from: String,
+    pub to: String,
+    pub delay: Span,
+}
+
+/// One router.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    /// Primary address: the advert source and the tie-breaker.
+    pub address: IpAddr,
+    /// When the node boots; `None` (key absent) means at 0 s.
+    #[serde(default)]
+    pub start: Option<Span>,
+    #[serde(default, rename = "script")]
+    pub scripts: Vec<ScriptSpec>,
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<InstanceSpec>,
+    #[serde(default, rename = "sync_group")]
+    pub sync_groups: Vec<SyncGroupSpec>,
+}
+
+/// A check script the node runs every `interval`; its outcome is `ok`
+/// until a `script` event changes it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSpec {
+    pub name: String,
+    pub interval: Span,
+    #[serde(default = "yes")]
+    pub ok: bool,
+}
+
+/// One VRRP instance (keepalived's `vrrp_instance`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub vrid: Vrid,
+    #[serde(default = "default_version")]
+    pub version: Version,
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+    #[serde(default = "default_advert_int")]
+    pub advert_int: Span,
+    #[serde(default)]
+    pub state: InitialState,
+    #[serde(default)]
+    pub nopreempt: bool,
+    #[serde(default)]
+    pub preempt_delay: Span,
+    #[serde(default = "default_garp_delay")]
+    pub garp_master_delay: Span,
+    #[serde(default = "default_garp_repeat")]
+    pub garp_master_repeat: u32,
+    #[serde(default)]
+    pub garp_master_refresh: Span,
+    #[serde(default = "default_refresh_repeat")]
+    pub garp_master_refresh_repeat: u32,
+    #[serde(default)]
+    pub lower_prio_no_advert: bool,
+    #[serde(default)]
+    pub track_script: Vec<TrackScriptSpec>,
+    #[serde(default)]
+    pub track_interface: Vec<TrackInterfaceSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackScriptSpec {
+    pub name: String,
+    #[serde(default)]
+    pub weight: Weight,
+    #[serde(default = "one")]
+    pub rise: u32,
+    #[serde(default = "one")]
+    pub fall: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackInterfaceSpec {
+    pub name: String,
+    #[serde(default)]
+    pub weight: Weight,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncGroupSpec {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// A fault or operator action at a given time.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TimedEvent {
+    pub at: Span,
+    #[serde(flatten)]
+    pub action: Fault,
+}
+
+/// What can be injected.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The node dies silently (no priority 0).
+    Crash {
+        node: String,
+    },
+    /// The node boots again (after a crash or a shutdown).
+    Restart {
+        node: String,
+    },
+    /// Clean stop: masters send priority 0.
+    Shutdown {
+        node: String,
+    },
+    /// The node's VRRP interface goes down.
+    LinkDown {
+        node: String,
+    },
+    LinkUp {
+        node: String,
+    },
+    /// A tracked interface of the node changes state.
+    Interface {
+        node: String,
+        interface: String,
+        up: bool,
+    },
+    /// Only nodes in the same group hear each other; unlisted nodes form
+    /// one more group.
+    Partition {
+        groups: Vec<Vec<String>>,
+    },
+    Heal,
+    /// Each packet from `from` to `to` (any node if absent) is lost with
+    /// probability `rate` (0 stops it), drawn from the seeded generator.
+    Loss {
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        to: Option<String>,
+        rate: f64,
+    },
+    /// The next `count` packets from `from` to `to` are dropped.
+    Drop {
+        from: String,
+        to: String,
+        count: u32,
+    },
+    /// A new configured priority for one instance.
+    Priority {
+        node: String,
+        instance: String,
+        priority: Priority,
+    },
+    /// A check script starts failing (`ok = false`) or succeeding.
+    Script {
+        node: String,
+        script: String,
+        ok: bool,
+    },
+}
+
+impl Fault {
+    /// Short text for the timeline.
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Crash { .. } => "crash".into(),
+            Fault::Restart { .. } => "restart".into(),
+            Fault::Shutdown { .. } => "clean shutdown".into(),
+            Fault::LinkDown { .. } => "link down".into(),
+            Fault::LinkUp { .. } => "link up".into(),
+            Fault::Interface { interface, up, .. } => {
+                format!("interface {interface} {}", if *up { "up" } else { "down" })
+            }
+            Fault::Partition { groups } => {
+                let parts: Vec<String> = groups
+                    .iter()
+                    .map(|g| format!("[{}]", g.join(" ")))
+                    .collect();
+                format!("partition {}", parts.join(" "))
+            }
+            Fault::Heal => "heal partition".into(),
+            Fault::Loss { from, to, rate } => format!(
+                "loss {} -> {} rate {rate}",
+                from.as_deref().unwrap_or("*"),
+                to.as_deref().unwrap_or("*")
+            ),
+            Fault::Drop { from, to, count } => format!("drop next {count} {from} -> {to}"),
+            Fault::Priority {
+                instance, priority, ..
+            } => {
+                format!("set priority {instance} {priority}")
+            }
+            Fault::Script { script, ok, .. } => {
+                format!("script {script} {}", if *ok { "succeeds" } else { "fails" })
+            }
+        }
+    }
+
+    /// The node it concerns, if one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Fault::Crash { node }
+            | Fault::Restart { node }
+            | Fault::Shutdown { node }
+            | Fault::LinkDown { node }
+            | Fault::LinkUp { node }
+            | Fault::Interface { node, .. }
+            | Fault::Priority { node, .. }
+            | Fault::Script { node, .. } => Some(node),
+            Fault::Partition { .. } | Fault::Heal | Fault::Loss { .. } | Fault::Drop { .. } => None,
+        }
+    }
+}
+
+/// A scenario that cannot be run, naming what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario is not valid TOML for the scenario format: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("node {0:?} is defined twice")]
+    DuplicateNode(String),
+    #[error("node {node:?}: instance {instance:?} is defined twice")]
+    DuplicateInstance { node: String, instance: String },
+    #[error("{place}: unknown node {node:?}")]
+    UnknownNode { place: String, node: String },
+    #[error("{place}: node {node:?} has no instance {instance:?}")]
+    UnknownInstance {
+        place: String,
+        node: String,
+        instance: String,
+    },
+    #[error("{place}: node {node:?} has no script {script:?}")]
+    UnknownScript {
+        place: String,
+        node: String,
+        script: String,
+    },
+    #[error("node {node:?}: instance {instance:?} is in more than one sync group")]
+    TwoGroups { node: String, instance: String },
+    #[error("node {node:?} instance {instance:?}: {problem}")]
+    BadInstance {
+        node: String,
+        instance: String,
+        problem: String,
+    },
+    #[error("event #{index}: {problem}")]
+    BadEvent { index: usize, problem: String },
+}
+
+impl Scenario {
+    /// Parses and checks a scenario.
+    pub fn from_toml(text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text)?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let mut names = BTreeSet::new();
+        for node in &self.nodes {
+            if !names.insert(node.name.as_str()) {
+                return Err(ScenarioError::DuplicateNode(node.name.clone()));
+            }
+            node.validate()?;
+        }
+        let known = |place: &str, node: &str| {
+            self.node(node).ok_or_else(|| ScenarioError::UnknownNode {
+                place: place.to_owned(),
+                node: node.to_owned(),
+            })
+        };
+        for link in &self.network.links {
+            known("network link", &link.from)?;
+            known("network link", &link.to)?;
+        }
+        for (index, event) in self.events.iter().enumerate() {
+            let place = format!("event #{index} ({})", event.action.describe());
+            if let Some(name) = event.action.node() {
+                let node = known(&place, name)?;
+                match &event.action {
+                    Fault::Priority { instance, .. }
+                        if !node.instances.iter().any(|i| &i.name == instance) =>
+                    {
+                        return Err(ScenarioError::UnknownInstance {
+                            place,
+                            node: name.to_owned(),
+                            instance: instance.clone(),
+                        });
+                    }
+                    Fault::Script { script, .. }
+                        if !node.scripts.iter().any(|s| &s.name == script) =>
+                    {
+                        return Err(ScenarioError::UnknownScript {
+                            place,
+                            node: name.to_owned(),
+                            script: script.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            match &event.action {
+                Fault::Partition { groups } => {
+                    for n in groups.iter().flatten() {
+                        known(&place, n)?;
+                    }
+                }
+                Fault::Loss { from, to, rate } => {
+                    for n in [from, to].into_iter().flatten() {
+                        known(&place, n)?;
+                    }
+                    if !(0.0..=1.0).contains(rate) {
+                        return Err(ScenarioError::BadEvent {
+                            index,
+                            problem: format!("loss rate {rate} is not within 0..=1"),
+                        });
+                    }
+                }
+                Fault::Drop { from, to, .. } => {
+                    known(&place, from)?;
+                    known(&place, to)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NodeSpec {
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let mut names = BTreeSet::new();
+        for inst in &self.instances {
+            if !names.insert(inst.name.as_str()) {
+                return Err(ScenarioError::DuplicateInstance {
+                    node: self.name.clone(),
+                    instance: inst.name.clone(),
+                });
+            }
+            self.instance_config(inst)?;
+            for t in &inst.track_script {
+                if !self.scripts.iter().any(|s| s.name == t.name) {
+                    return Err(ScenarioError::UnknownScript {
+                        place: format!("instance {:?} track_script", inst.name),
+                        node: self.name.clone(),
+                        script: t.name.clone(),
+                    });
+                }
+            }
+        }
+        let mut grouped = BTreeSet::new();
+        for group in &self.sync_groups {
+            for member in &group.members {
+                if !names.contains(member.as_str()) {
+                    return Err(ScenarioError::UnknownInstance {
+                        place: format!("sync group {:?}", group.name),
+                        node: self.name.clone(),
+                        instance: member.clone(),
+                    });
+                }
+                if !grouped.insert(member.as_str()) {
+                    return Err(ScenarioError::TwoGroups {
+                        node: self.name.clone(),
+                        instance: member.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The machine configuration of one of this node's instances.
+    pub fn instance_config(&self, inst: &InstanceSpec) -> Result<InstanceConfig, ScenarioError> {
+        let bad = |problem: String| ScenarioError::BadInstance {
+            node: self.name.clone(),
+            instance: inst.name.clone(),
+            problem,
+        };
+        let micros = inst.advert_int.0.as_micros();
+        let unit = if inst.version == Version::V2 {
+            1_000_000
+        } else {
+            10_000
+        };
+        let centis = u16::try_from(micros / 10_000).unwrap_or(u16::MAX);
+        if micros % unit != 0 || centis == 0 || centis > 4095 {
+            return Err(bad(format!(
+                "advert_int {} must be a whole number of {} between {} and 40.95s",
+                inst.advert_int,
+                if inst.version == Version::V2 {
+                    "seconds"
+                } else {
+                    "centiseconds"
+                },
+                if inst.version == Version::V2 {
+                    "1s"
+                } else {
+                    "0.01s"
+                },
+            )));
+        }
+        let mut cfg = InstanceConfig::new(inst.name.clone(), inst.vrid, self.address);
+        cfg.version = inst.version;
+        cfg.priority = inst.priority;
+        cfg.adver_int = Centiseconds(centis);
+        cfg.initial_state = inst.state;
+        cfg.preempt = !inst.nopreempt;
+        cfg.preempt_delay = inst.preempt_delay.0;
+        cfg.garp_master_delay = inst.garp_master_delay.0;
+        cfg.garp_master_repeat = inst.garp_master_repeat;
+        cfg.garp_master_refresh = inst.garp_master_refresh.0;
+        cfg.garp_master_refresh_repeat = inst.garp_master_refresh_repeat;
+        cfg.lower_prio_no_advert = inst.lower_prio_no_advert;
+        cfg.tracks = inst
+            .track_script
+            .iter()
+            .map(|t| Track {
+                name: TrackName(t.name.clone()),
+                kind: TrackKind::Script {
+                    rise: t.rise,
+                    fall: t.fall,
+                },
+                weight: t.weight,
+            })
+            .chain(inst.track_interface.iter().map(|t| Track {
+                name: TrackName(t.name.clone()),
+                kind: TrackKind::Interface,
+                weight: t.weight,
+            }))
+            .collect();
+        Ok(cfg)
+    }
+
+    pub fn start_time(&self) -> Duration {
+        self.start.map_or(Duration::ZERO, |s| s.0)
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn default_version() -> Version {
+    Version::V2
+}
+fn default_priority() -> Priority {
+    Priority::DEFAULT
+}
+fn default_advert_int() -> Span {
+    Span(Duration::from_secs(1))
+}
+fn default_garp_delay() -> Span {
+    Span(Duration::from_secs(5))
+}
+fn default_garp_repeat() -> u32 {
+    5
+}
+fn default_refresh_repeat() -> u32 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAIR: &str = r#"
+        name = "pair"
+        duration = "10s"
+        [[node]]
+        name = "a"
+        address = "10.0.0.1"
+        [[node.instance]]
+        name = "VI_1"
+        vrid = 51
+        priority = 150
+        [[node]]
+        name = "b"
+        address = "10.0.0.2"
+        [[node.instance]]
+        name = "VI_1"
+        vrid = 51
+    "#;
+
+    #[test]
+    fn parses_with_keepalived_defaults() {
+        let s = Scenario::from_toml(PAIR).unwrap();
+        let b = s.node("b").unwrap();
+        let cfg = b.instance_config(&b.instances[0]).unwrap();
+        assert_eq!(cfg.priority, Priority::DEFAULT);
+        assert_eq!(cfg.adver_int, Centiseconds(100));
+        assert_eq!(cfg.version, Version::V2);
+        assert_eq!(cfg.garp_master_delay, Duration::from_secs(5));
+        assert!(cfg.preempt);
+    }
+
+    #[test]
+    fn unknown_node_in_event_is_named() {
+        let text = format!("{PAIR}\n[[event]]\nat = \"1s\"\naction = \"crash\"\nnode = \"z\"\n");
+        let err = Scenario::from_toml(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown node \"z\"") && err.contains("event #0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn v2_rejects_fractional_advert_interval() {
+        let text = PAIR.replace("priority = 150", "priority = 150\nadvert_int = \"100ms\"");
+        let err = Scenario::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("advert_int") && err.contains("\"a\""), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = PAIR.replace("priority = 150", "priorty = 150");
+        assert!(Scenario::from_toml(&text).is_err());
+    }
+}
