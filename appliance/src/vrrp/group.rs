@@ -187,3 +187,118 @@ impl SyncGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::machine::{Advert, InstanceConfig, Track, TrackKind, TrackName, Weight};
+    use crate::vrrp::{Centiseconds, Priority, Vrid};
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const US: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    fn member(name: &str, vrid: u32) -> Machine {
+        let mut c = InstanceConfig::new(name, Vrid::new(vrid).unwrap(), US);
+        c.tracks.push(Track {
+            name: TrackName(format!("chk_{name}")),
+            kind: TrackKind::Script { rise: 1, fall: 1 },
+            weight: Weight::new(0).unwrap(),
+        });
+        Machine::new(c)
+    }
+
+    fn group() -> SyncGroup {
+        let mut g = SyncGroup::new("G1", vec![member("VI_1", 1), member("VI_2", 2)]);
+        g.handle_all(Instant::ZERO, &Input::Startup);
+        g
+    }
+
+    fn states(g: &SyncGroup) -> Vec<State> {
+        g.members().iter().map(Machine::state).collect()
+    }
+
+    fn advert(priority: u8) -> Input {
+        Input::Advert(Advert {
+            from: PEER,
+            priority: Priority::from_u8(priority),
+            adver_int: Centiseconds(100),
+        })
+    }
+
+    #[test]
+    fn members_go_master_together_only_when_all_want_to() {
+        let mut g = group();
+        // VI_2 keeps hearing a master; VI_1's timer expires alone.
+        let t1 = Instant::from_micros(3_000_000);
+        g.handle(t1, 1, advert(150)).unwrap();
+        let expiry = Instant::from_micros(3_609_375);
+        g.handle_timeout(expiry);
+        assert_eq!(states(&g), vec![State::Backup, State::Backup]);
+        assert!(g.members()[0].wants_master());
+        // The master dies: VI_2 expires too, and both go master at once.
+        let due = g.poll_timeout().unwrap();
+        assert_eq!(due, t1 + Duration::from_micros(3_609_375));
+        let actions = g.handle_timeout(due);
+        assert_eq!(states(&g), vec![State::Master, State::Master]);
+        let masters: Vec<usize> = actions
+            .iter()
+            .filter(|(_, a)| {
+                matches!(
+                    a,
+                    Action::StateChanged {
+                        to: State::Master,
+                        ..
+                    }
+                )
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(masters.len(), 2, "each member changes once: {masters:?}");
+    }
+
+    #[test]
+    fn one_member_leaving_master_takes_the_others_to_backup() {
+        let mut g = group();
+        g.handle_timeout(Instant::from_micros(3_609_375));
+        assert_eq!(states(&g), vec![State::Master, State::Master]);
+        let actions = g
+            .handle(Instant::from_micros(5_000_000), 0, advert(200))
+            .unwrap();
+        assert_eq!(states(&g), vec![State::Backup, State::Backup]);
+        // The follower leaves without a priority 0 advert.
+        assert!(!actions.iter().any(|(i, a)| *i == 1
+            && matches!(a, Action::SendAdvert { priority, .. } if *priority == Priority::RESIGN)));
+    }
+
+    #[test]
+    fn one_member_fault_holds_all_in_fault() {
+        let mut g = group();
+        g.handle_timeout(Instant::from_micros(3_609_375));
+        let script = |success| Input::Script {
+            name: TrackName("chk_VI_1".into()),
+            success,
+        };
+        let actions = g
+            .handle(Instant::from_micros(5_000_000), 0, script(false))
+            .unwrap();
+        assert_eq!(states(&g), vec![State::Fault, State::Fault]);
+        // Both masters resign with priority 0.
+        let resigned = actions
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::SendAdvert { priority, .. } if *priority == Priority::RESIGN))
+            .count();
+        assert_eq!(resigned, 2);
+        g.handle(Instant::from_micros(6_000_000), 0, script(true))
+            .unwrap();
+        assert_eq!(states(&g), vec![State::Backup, State::Backup]);
+    }
+
+    #[test]
+    fn unknown_member_is_an_error() {
+        let mut g = group();
+        let err = g.handle(Instant::ZERO, 7, Input::Timer).unwrap_err();
+        assert_eq!(err.to_string(), "sync group G1 has no member #7");
+    }
+}

@@ -1005,3 +1005,605 @@ pub fn master_down_interval(
     Duration::from_micros(3 * master_adver_int.as_micros())
         + skew(version, priority, master_adver_int)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const C: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+
+    fn us(micros: u64) -> Instant {
+        Instant::from_micros(micros)
+    }
+
+    fn secs(s: u64) -> Instant {
+        Instant::from_micros(s * 1_000_000)
+    }
+
+    fn cfg(priority: u8) -> InstanceConfig {
+        let vrid = Vrid::new(51).unwrap();
+        let mut c = InstanceConfig::new("VI_1", vrid, B);
+        c.priority = Priority::from_u8(priority);
+        c
+    }
+
+    fn started(c: InstanceConfig) -> Machine {
+        let mut m = Machine::new(c);
+        m.handle(Instant::ZERO, Input::Startup);
+        m
+    }
+
+    fn advert(from: IpAddr, priority: u8, cs: u16) -> Input {
+        Input::Advert(Advert {
+            from,
+            priority: Priority::from_u8(priority),
+            adver_int: Centiseconds(cs),
+        })
+    }
+
+    fn became(actions: &[Action]) -> Option<State> {
+        actions.iter().find_map(|a| match a {
+            Action::StateChanged { to, .. } => Some(*to),
+            _ => None,
+        })
+    }
+
+    fn fire(m: &mut Machine) -> (Instant, Vec<Action>) {
+        let at = m.poll_timeout().expect("a timer is armed");
+        (at, m.handle(at, Input::Timer))
+    }
+
+    #[test]
+    fn skew_and_master_down_interval_follow_the_rfcs() {
+        let p100 = Priority::DEFAULT;
+        // v2: (256 - 100) / 256 s = 0.609375 s.
+        assert_eq!(
+            skew(Version::V2, p100, Centiseconds(100)),
+            Duration::from_micros(609_375)
+        );
+        assert_eq!(
+            master_down_interval(Version::V2, p100, Centiseconds(100)),
+            Duration::from_micros(3_609_375)
+        );
+        // v2 skew does not scale with the interval.
+        assert_eq!(
+            skew(Version::V2, p100, Centiseconds(300)),
+            Duration::from_micros(609_375)
+        );
+        // v3: (256 - 100) * 100 cs / 256 = 60.9375 cs.
+        assert_eq!(
+            skew(Version::V3, p100, Centiseconds(100)),
+            Duration::from_micros(609_375)
+        );
+        // v3 with 10 cs: 6.09375 cs, floored to the microsecond (keepalived).
+        assert_eq!(
+            skew(Version::V3, p100, Centiseconds(10)),
+            Duration::from_micros(60_937)
+        );
+        assert_eq!(
+            master_down_interval(Version::V3, p100, Centiseconds(10)),
+            Duration::from_micros(360_937)
+        );
+        assert_eq!(
+            skew(Version::V2, Priority::OWNER, Centiseconds(100)),
+            Duration::from_micros(3_906)
+        );
+    }
+
+    #[test]
+    fn backup_takes_over_after_master_down_interval() {
+        let mut m = started(cfg(100));
+        assert_eq!(m.state(), State::Backup);
+        assert_eq!(m.poll_timeout(), Some(us(3_609_375)));
+        m.handle(secs(1), advert(A, 150, 100));
+        assert_eq!(m.poll_timeout(), Some(us(4_609_375)));
+        let (at, actions) = fire(&mut m);
+        assert_eq!(at, us(4_609_375));
+        assert_eq!(became(&actions), Some(State::Master));
+        assert!(actions.contains(&Action::StateChanged {
+            from: State::Backup,
+            to: State::Master,
+            reason: Reason::MasterDown {
+                silent_for: Duration::from_micros(3_609_375)
+            },
+        }));
+        // Advert first, then addresses, then the gratuitous burst and notify.
+        assert_eq!(
+            actions[1..],
+            [
+                Action::SendAdvert {
+                    priority: Priority::DEFAULT,
+                    adver_int: Centiseconds(100)
+                },
+                Action::AddVips,
+                Action::SendGratuitous {
+                    repeat: 5,
+                    reason: GarpReason::BecameMaster
+                },
+                Action::Notify {
+                    state: State::Master
+                },
+            ]
+        );
+        // Next advert one interval later; second gratuitous burst 5 s later.
+        assert_eq!(m.poll_timeout(), Some(us(5_609_375)));
+    }
+
+    #[test]
+    fn master_advertises_every_interval() {
+        let mut m = started(cfg(100));
+        fire(&mut m);
+        let (at, actions) = fire(&mut m);
+        assert_eq!(at, us(4_609_375));
+        assert_eq!(
+            actions,
+            vec![Action::SendAdvert {
+                priority: Priority::DEFAULT,
+                adver_int: Centiseconds(100)
+            }]
+        );
+    }
+
+    #[test]
+    fn garp_master_delay_and_refresh_are_timers() {
+        let mut c = cfg(100);
+        c.garp_master_refresh = Duration::from_secs(2);
+        c.garp_master_refresh_repeat = 2;
+        let mut m = started(c);
+        let (became_at, _) = fire(&mut m);
+        let mut garps = Vec::new();
+        while let Some(at) = m
+            .poll_timeout()
+            .filter(|t| *t <= became_at + Duration::from_secs(6))
+        {
+            for a in m.handle(at, Input::Timer) {
+                if let Action::SendGratuitous { repeat, reason } = a {
+                    garps.push((at, repeat, reason));
+                }
+            }
+        }
+        assert_eq!(
+            garps,
+            vec![
+                (became_at + Duration::from_secs(2), 2, GarpReason::Refresh),
+                (became_at + Duration::from_secs(4), 2, GarpReason::Refresh),
+                (
+                    became_at + Duration::from_secs(5),
+                    5,
+                    GarpReason::MasterDelay
+                ),
+                (became_at + Duration::from_secs(6), 2, GarpReason::Refresh),
+            ]
+        );
+    }
+
+    #[test]
+    fn v3_backup_learns_master_adver_interval() {
+        let mut c = cfg(100);
+        c.version = Version::V3;
+        let mut m = started(c);
+        m.handle(secs(1), advert(A, 150, 10));
+        assert_eq!(m.master_adver_int(), Centiseconds(10));
+        // 3 * 100 ms + 60.937 ms.
+        assert_eq!(
+            m.poll_timeout(),
+            Some(secs(1) + Duration::from_micros(360_937))
+        );
+        // Becoming master goes back to our own interval.
+        let (at, actions) = fire(&mut m);
+        assert!(actions.contains(&Action::SendAdvert {
+            priority: Priority::DEFAULT,
+            adver_int: Centiseconds(100)
+        }));
+        assert_eq!(m.poll_timeout(), Some(at + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn v2_discards_adverts_with_another_interval() {
+        let mut m = started(cfg(100));
+        m.handle(secs(1), advert(A, 150, 200));
+        assert_eq!(m.poll_timeout(), Some(us(3_609_375)));
+    }
+
+    #[test]
+    fn backup_receiving_priority_zero_waits_only_skew_time() {
+        let mut m = started(cfg(100));
+        m.handle(secs(1), advert(A, 150, 100));
+        m.handle(secs(2), advert(A, 0, 100));
+        assert_eq!(
+            m.poll_timeout(),
+            Some(secs(2) + Duration::from_micros(609_375))
+        );
+        let (_, actions) = fire(&mut m);
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::StateChanged {
+                reason: Reason::MasterResigned { .. },
+                to: State::Master,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn master_receiving_priority_zero_advertises_at_once() {
+        let mut m = started(cfg(100));
+        let (at, _) = fire(&mut m);
+        let now = at + Duration::from_millis(300);
+        let actions = m.handle(now, advert(A, 0, 100));
+        assert_eq!(
+            actions,
+            vec![Action::SendAdvert {
+                priority: Priority::DEFAULT,
+                adver_int: Centiseconds(100)
+            }]
+        );
+        assert_eq!(m.poll_timeout(), Some(now + Duration::from_secs(1)));
+        assert_eq!(m.state(), State::Master);
+    }
+
+    #[test]
+    fn master_yields_to_higher_priority() {
+        let mut m = started(cfg(100));
+        let (at, _) = fire(&mut m);
+        let now = at + Duration::from_millis(10);
+        let actions = m.handle(now, advert(A, 150, 100));
+        assert_eq!(
+            actions,
+            vec![
+                Action::StateChanged {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::HigherPriority {
+                        from: A,
+                        priority: Priority::from_u8(150)
+                    },
+                },
+                Action::RemoveVips,
+                Action::Notify {
+                    state: State::Backup
+                },
+            ]
+        );
+        assert_eq!(
+            m.poll_timeout(),
+            Some(now + Duration::from_micros(3_609_375))
+        );
+    }
+
+    #[test]
+    fn equal_priority_tie_breaks_on_higher_primary_address() {
+        // We are 10.0.0.2: 10.0.0.3 wins, 10.0.0.1 loses.
+        let mut m = started(cfg(100));
+        fire(&mut m);
+        let actions = m.handle(secs(5), advert(A, 100, 100));
+        assert_eq!(m.state(), State::Master);
+        // keepalived answers the loser with an advert at once.
+        assert_eq!(actions.len(), 1);
+        let actions = m.handle(secs(6), advert(C, 100, 100));
+        assert_eq!(m.state(), State::Backup);
+        assert!(matches!(
+            actions.first(),
+            Some(Action::StateChanged {
+                reason: Reason::HigherAddress { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn lower_prio_no_advert_keeps_quiet() {
+        let mut c = cfg(100);
+        c.lower_prio_no_advert = true;
+        let mut m = started(c);
+        fire(&mut m);
+        assert!(m.handle(secs(5), advert(A, 50, 100)).is_empty());
+    }
+
+    #[test]
+    fn preempt_discards_lower_priority_adverts() {
+        let mut m = started(cfg(100));
+        m.handle(secs(1), advert(A, 50, 100));
+        assert_eq!(m.poll_timeout(), Some(us(3_609_375)));
+        let (_, actions) = fire(&mut m);
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::StateChanged {
+                reason: Reason::Preempt { .. },
+                to: State::Master,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn nopreempt_accepts_lower_priority_adverts() {
+        let mut c = cfg(100);
+        c.preempt = false;
+        let mut m = started(c);
+        m.handle(secs(1), advert(A, 50, 100));
+        assert_eq!(m.poll_timeout(), Some(us(4_609_375)));
+    }
+
+    #[test]
+    fn preempt_delay_holds_off_preemption() {
+        let mut c = cfg(100);
+        c.preempt_delay = Duration::from_secs(5);
+        let mut m = started(c);
+        // First lower-priority advert at 1 s starts the delay (until 6 s).
+        for s in 1..=6 {
+            m.handle(secs(s), advert(A, 50, 100));
+        }
+        // The advert at exactly 6 s is no longer accepted: timer from 5 s.
+        assert_eq!(
+            m.poll_timeout(),
+            Some(secs(5) + Duration::from_micros(3_609_375))
+        );
+        m.handle(secs(7), advert(A, 50, 100));
+        let (at, actions) = fire(&mut m);
+        assert_eq!(at, us(8_609_375));
+        assert_eq!(became(&actions), Some(State::Master));
+    }
+
+    #[test]
+    fn state_master_clears_nopreempt_and_preempt_delay_but_starts_as_backup() {
+        let mut c = cfg(100);
+        c.initial_state = InitialState::Master;
+        c.preempt = false;
+        c.preempt_delay = Duration::from_secs(5);
+        let mut m = started(c);
+        assert!(m.config().preempt);
+        assert_eq!(m.config().preempt_delay, Duration::ZERO);
+        assert_eq!(m.state(), State::Backup);
+        assert_eq!(m.poll_timeout(), Some(us(3_609_375)));
+    }
+
+    #[test]
+    fn address_owner_goes_master_at_once_and_keeps_255() {
+        let mut c = cfg(255);
+        c.preempt = false;
+        c.tracks.push(Track {
+            name: TrackName("chk".into()),
+            kind: TrackKind::Script { rise: 1, fall: 1 },
+            weight: Weight::new(-50).unwrap(),
+        });
+        let mut m = Machine::new(c);
+        assert!(m.config().preempt);
+        let actions = m.handle(Instant::ZERO, Input::Startup);
+        assert_eq!(
+            actions.first(),
+            Some(&Action::StateChanged {
+                from: State::Initialize,
+                to: State::Master,
+                reason: Reason::AddressOwner
+            })
+        );
+        m.handle(
+            secs(1),
+            Input::Script {
+                name: TrackName("chk".into()),
+                success: false,
+            },
+        );
+        assert_eq!(m.priority(), Priority::OWNER);
+    }
+
+    #[test]
+    fn shutdown_sends_priority_zero() {
+        let mut m = started(cfg(100));
+        fire(&mut m);
+        let actions = m.handle(secs(10), Input::Shutdown);
+        assert_eq!(
+            actions[..2],
+            [
+                Action::SendAdvert {
+                    priority: Priority::RESIGN,
+                    adver_int: Centiseconds(100)
+                },
+                Action::RemoveVips,
+            ]
+        );
+        assert_eq!(m.state(), State::Initialize);
+        assert_eq!(m.poll_timeout(), None);
+        // A backup shuts down silently.
+        let mut b = started(cfg(100));
+        assert!(
+            !b.handle(secs(1), Input::Shutdown)
+                .iter()
+                .any(|a| matches!(a, Action::SendAdvert { .. }))
+        );
+    }
+
+    fn tracked(weight: i32, rise: u32, fall: u32) -> InstanceConfig {
+        let mut c = cfg(100);
+        c.tracks.push(Track {
+            name: TrackName("chk".into()),
+            kind: TrackKind::Script { rise, fall },
+            weight: Weight::new(weight).unwrap(),
+        });
+        c
+    }
+
+    fn script(m: &mut Machine, at: Instant, success: bool) -> Vec<Action> {
+        m.handle(
+            at,
+            Input::Script {
+                name: TrackName("chk".into()),
+                success,
+            },
+        )
+    }
+
+    #[test]
+    fn positive_weight_adds_while_script_succeeds() {
+        let mut m = started(tracked(20, 1, 1));
+        assert_eq!(
+            m.priority(),
+            Priority::DEFAULT,
+            "unknown scripts count for nothing"
+        );
+        let actions = script(&mut m, secs(1), true);
+        assert_eq!(
+            actions,
+            vec![Action::PriorityChanged {
+                from: Priority::DEFAULT,
+                to: Priority::from_u8(120)
+            }]
+        );
+        script(&mut m, secs(2), false);
+        assert_eq!(m.priority(), Priority::DEFAULT);
+    }
+
+    #[test]
+    fn negative_weight_subtracts_while_script_fails() {
+        let mut m = started(tracked(-30, 1, 1));
+        script(&mut m, secs(1), true);
+        assert_eq!(m.priority(), Priority::DEFAULT);
+        script(&mut m, secs(2), false);
+        assert_eq!(m.priority(), Priority::from_u8(70));
+    }
+
+    #[test]
+    fn effective_priority_is_clamped_to_1_and_254() {
+        let mut c = tracked(-200, 1, 1);
+        c.priority = Priority::from_u8(150);
+        c.tracks.push(Track {
+            name: TrackName("up".into()),
+            kind: TrackKind::Interface,
+            weight: Weight::new(200).unwrap(),
+        });
+        let mut m = started(c);
+        m.handle(
+            secs(1),
+            Input::Interface {
+                name: TrackName("up".into()),
+                up: true,
+            },
+        );
+        assert_eq!(m.priority(), Priority::from_u8(254));
+        m.handle(
+            secs(1),
+            Input::Interface {
+                name: TrackName("up".into()),
+                up: false,
+            },
+        );
+        script(&mut m, secs(1), false);
+        assert_eq!(m.priority(), Priority::from_u8(1));
+    }
+
+    #[test]
+    fn rise_and_fall_count_consecutive_results() {
+        let mut m = started(tracked(-30, 2, 3));
+        // The first result counts at once ("one success is enough").
+        script(&mut m, secs(1), true);
+        assert_eq!(m.priority(), Priority::DEFAULT);
+        // Two failures are not enough with fall 3.
+        script(&mut m, secs(2), false);
+        script(&mut m, secs(3), false);
+        assert_eq!(m.priority(), Priority::DEFAULT);
+        // A success in between resets the count.
+        script(&mut m, secs(4), true);
+        script(&mut m, secs(5), false);
+        script(&mut m, secs(6), false);
+        assert_eq!(m.priority(), Priority::DEFAULT);
+        script(&mut m, secs(7), false);
+        assert_eq!(m.priority(), Priority::from_u8(70));
+        // Rise 2: one success is not enough to recover.
+        script(&mut m, secs(8), true);
+        assert_eq!(m.priority(), Priority::from_u8(70));
+        script(&mut m, secs(9), true);
+        assert_eq!(m.priority(), Priority::DEFAULT);
+    }
+
+    #[test]
+    fn weight_zero_failure_means_fault_and_recovery_means_backup() {
+        let mut m = started(tracked(0, 1, 1));
+        fire(&mut m);
+        assert_eq!(m.state(), State::Master);
+        let actions = script(&mut m, secs(5), false);
+        assert_eq!(
+            actions,
+            vec![
+                Action::StateChanged {
+                    from: State::Master,
+                    to: State::Fault,
+                    reason: Reason::TrackFailed {
+                        name: TrackName("chk".into())
+                    },
+                },
+                Action::SendAdvert {
+                    priority: Priority::RESIGN,
+                    adver_int: Centiseconds(100)
+                },
+                Action::RemoveVips,
+                Action::Notify {
+                    state: State::Fault
+                },
+            ]
+        );
+        assert_eq!(m.poll_timeout(), None);
+        // Adverts are ignored in FAULT.
+        assert!(m.handle(secs(6), advert(A, 150, 100)).is_empty());
+        let actions = script(&mut m, secs(7), true);
+        assert_eq!(became(&actions), Some(State::Backup));
+        assert_eq!(
+            m.poll_timeout(),
+            Some(secs(7) + Duration::from_micros(3_609_375))
+        );
+    }
+
+    #[test]
+    fn link_down_means_fault() {
+        let mut m = started(cfg(100));
+        let actions = m.handle(secs(1), Input::Link { up: false });
+        assert_eq!(became(&actions), Some(State::Fault));
+        let actions = m.handle(secs(2), Input::Link { up: true });
+        assert_eq!(became(&actions), Some(State::Backup));
+        // Starting with the link down starts in FAULT.
+        let mut m = Machine::new(cfg(100));
+        m.handle(Instant::ZERO, Input::Link { up: false });
+        let actions = m.handle(Instant::ZERO, Input::Startup);
+        assert_eq!(became(&actions), Some(State::Fault));
+    }
+
+    #[test]
+    fn priority_change_moves_the_backup_timer() {
+        let mut m = started(cfg(100));
+        m.handle(secs(1), advert(A, 150, 100));
+        assert_eq!(m.poll_timeout(), Some(us(4_609_375)));
+        // Priority 200: skew (56/256 s = 0.21875 s) shrinks by 0.390625 s.
+        m.handle(secs(2), Input::SetPriority(Priority::from_u8(200)));
+        assert_eq!(m.priority(), Priority::from_u8(200));
+        assert_eq!(m.poll_timeout(), Some(us(4_218_750)));
+    }
+
+    #[test]
+    fn sync_member_only_wants_master() {
+        let mut m = started(cfg(100));
+        m.set_sync_member(true);
+        let (at, actions) = fire(&mut m);
+        assert!(actions.is_empty());
+        assert!(m.wants_master());
+        assert_eq!(
+            m.poll_timeout(),
+            Some(at + Duration::from_micros(3_609_375))
+        );
+        // An accepted advert clears the wish.
+        m.handle(at, advert(A, 150, 100));
+        assert!(!m.wants_master());
+    }
+
+    #[test]
+    fn weights_are_range_checked() {
+        assert!(Weight::new(253).is_ok());
+        assert!(Weight::new(-253).is_ok());
+        assert_eq!(
+            Weight::new(254).unwrap_err().to_string(),
+            "weight 254 is out of range -253..=253"
+        );
+    }
+}
