@@ -130,7 +130,8 @@ impl Timeline {
     /// The compact text rendering. Runs of ordinary adverts (same node,
     /// instance and priority, not interrupted by another event of that
     /// instance or by an injected event) collapse into one line giving the
-    /// count and the last time; priority 0 adverts are shown one by one.
+    /// count and the last time; priority 0 adverts and adverts with a detail
+    /// are shown one by one.
     pub fn render(&self) -> String {
         let mut lines: Vec<String> = Vec::new();
         // Open advert runs: (node, instance) -> (line index, first, last, count, priority).
@@ -158,7 +159,9 @@ impl Timeline {
         for e in &self.events {
             let key = (e.node.clone(), e.instance.clone().unwrap_or_default());
             match e.kind {
-                EventKind::Advert { priority } if priority != Priority::RESIGN => {
+                EventKind::Advert { priority }
+                    if priority != Priority::RESIGN && e.detail.is_empty() =>
+                {
                     if let Some(run) = runs.get_mut(&key).filter(|r| r.4 == priority) {
                         run.2 = e.at;
                         run.3 += 1;

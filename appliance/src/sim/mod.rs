@@ -326,7 +326,7 @@ impl Simulator {
                 };
                 let (name, interval) = (spec.name.clone(), spec.interval.0);
                 let success = n.scripts_ok.get(&name).copied().unwrap_or(true);
-                self.to_all_units(
+                self.deliver_to_node(
                     node,
                     &Input::Script {
                         name: TrackName(name),
@@ -396,7 +396,7 @@ impl Simulator {
             }
             (Fault::Shutdown { .. }, Some(n)) => {
                 if self.nodes.get(n).is_some_and(|x| x.running) {
-                    self.to_all_units(n, &Input::Shutdown);
+                    self.deliver_to_node(n, &Input::Shutdown);
                 }
                 if let Some(node) = self.nodes.get_mut(n) {
                     node.running = false;
@@ -416,7 +416,7 @@ impl Simulator {
                     node.interfaces_up.insert(interface.clone(), up);
                 }
                 if self.nodes.get(n).is_some_and(|x| x.running) {
-                    self.to_all_units(
+                    self.deliver_to_node(
                         n,
                         &Input::Interface {
                             name: TrackName(interface),
@@ -494,7 +494,7 @@ impl Simulator {
             n.link_up = up;
         }
         if self.nodes.get(node).is_some_and(|x| x.running) {
-            self.to_all_units(node, &Input::Link { up });
+            self.deliver_to_node(node, &Input::Link { up });
         }
     }
 
@@ -541,7 +541,7 @@ impl Simulator {
         inputs.push(Input::Startup);
         let scripts = node.spec.scripts.len();
         for input in inputs {
-            self.to_all_units(index, &input);
+            self.deliver_to_node(index, &input);
         }
         for script in 0..scripts {
             self.schedule(
@@ -555,7 +555,7 @@ impl Simulator {
         }
     }
 
-    fn to_all_units(&mut self, node: usize, input: &Input) {
+    fn deliver_to_node(&mut self, node: usize, input: &Input) {
         let now = self.now;
         let mut actions = Vec::new();
         if let Some(n) = self.nodes.get_mut(node) {
@@ -577,12 +577,13 @@ impl Simulator {
                     priority,
                     adver_int,
                 } => {
-                    self.send(node, &instance, *priority, *adver_int);
+                    let sent = self.send(node, &instance, *priority, *adver_int);
+                    let detail = if sent { "" } else { "not sent: link down" };
                     (
                         EventKind::Advert {
                             priority: *priority,
                         },
-                        String::new(),
+                        detail.to_owned(),
                     )
                 }
                 Action::AddVips => (EventKind::VipsAdded, String::new()),
@@ -643,12 +644,20 @@ impl Simulator {
         }
     }
 
-    fn send(&mut self, from: usize, instance: &str, priority: Priority, adver_int: Centiseconds) {
+    /// Queues the advert for every node that hears it; false if our own
+    /// link is down so nothing leaves.
+    fn send(
+        &mut self,
+        from: usize,
+        instance: &str,
+        priority: Priority,
+        adver_int: Centiseconds,
+    ) -> bool {
         let Some(sender) = self.nodes.get(from) else {
-            return;
+            return false;
         };
         if !sender.link_up {
-            return;
+            return false;
         }
         let address: IpAddr = sender.spec.address;
         let Some(vrid) = sender
@@ -658,7 +667,7 @@ impl Simulator {
             .find(|m| m.name() == instance)
             .map(|m| m.config().vrid)
         else {
-            return;
+            return false;
         };
         let advert = Advert {
             from: address,
@@ -684,6 +693,7 @@ impl Simulator {
                 },
             );
         }
+        true
     }
 
     /// Whether `to` can currently hear `from` (both up, same partition side).

@@ -441,7 +441,7 @@ impl NodeSpec {
             10_000
         };
         let centis = u16::try_from(micros / 10_000).unwrap_or(u16::MAX);
-        if micros % unit != 0 || centis == 0 || centis > 4095 {
+        if !micros.is_multiple_of(unit) || centis == 0 || centis > 4095 {
             return Err(bad(format!(
                 "advert_int {} must be a whole number of {} between {} and 40.95s",
                 inst.advert_int,

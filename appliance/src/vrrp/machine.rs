@@ -582,13 +582,13 @@ impl Machine {
             Input::Advert(advert) => self.advert(now, advert, &mut out),
             Input::Timer => self.timers(now, &mut out),
             Input::Script { name, success } => {
-                let changed = self
-                    .tracks
-                    .iter_mut()
-                    .filter(|t| {
-                        t.track.name == name && matches!(t.track.kind, TrackKind::Script { .. })
-                    })
-                    .fold(false, |acc, t| t.script_result(success).is_some() || acc);
+                // Every matching track counts the result (no short-circuit).
+                let mut changed = false;
+                for t in self.tracks.iter_mut().filter(|t| {
+                    t.track.name == name && matches!(t.track.kind, TrackKind::Script { .. })
+                }) {
+                    changed |= t.script_result(success).is_some();
+                }
                 if changed {
                     self.tracks_changed(now, &name, &mut out);
                 }
@@ -1354,7 +1354,7 @@ mod tests {
         c.initial_state = InitialState::Master;
         c.preempt = false;
         c.preempt_delay = Duration::from_secs(5);
-        let mut m = started(c);
+        let m = started(c);
         assert!(m.config().preempt);
         assert_eq!(m.config().preempt_delay, Duration::ZERO);
         assert_eq!(m.state(), State::Backup);
