@@ -728,7 +728,7 @@ mod tests {
 
     const PAIR: &str = r#"
         name = "pair"
-        duration = "6s"
+        duration = "8s"
         [[node]]
         name = "a"
         address = "10.0.0.1"
@@ -755,6 +755,20 @@ mod tests {
             Some((Instant::from_micros(3_414_062), State::Master))
         );
         assert_eq!(b.len(), 1, "b only enters BACKUP: {b:?}");
+    }
+
+    #[test]
+    fn total_loss_makes_the_backup_take_over() {
+        let text = format!(
+            "{PAIR}\n[[event]]\nat = \"4s\"\naction = \"loss\"\nfrom = \"a\"\nrate = 1.0\n"
+        );
+        let t = run_toml(&text).unwrap();
+        // a's last advert to reach b left at 3.414062 s.
+        let b: Vec<_> = t.transitions("b", "VI_1").map(|x| (x.0, x.2)).collect();
+        assert_eq!(
+            b.last(),
+            Some(&(Instant::from_micros(3_414_062 + 3_609_375), State::Master))
+        );
     }
 
     #[test]
