@@ -1,6 +1,8 @@
 //! Harness for the appliance's integration tests: locating the built
 //! binary and the fixtures; later, network namespaces, containers and VMs.
 
+pub mod netns;
+
 use std::path::PathBuf;
 
 /// The `appliance` binary that `cargo nextest run --workspace` built beside
@@ -23,5 +25,7 @@ pub fn appliance_bin() -> PathBuf {
 
 /// A file under `tests/fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
