@@ -1,6 +1,8 @@
 //! Harness for the appliance's integration tests: locating the built
 //! binary and the fixtures; later, network namespaces, containers and VMs.
 
+pub mod netns;
+
 use std::path::PathBuf;
 
 /// The `appliance` binary that `cargo nextest run --workspace` built beside
