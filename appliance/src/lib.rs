@@ -6,6 +6,7 @@
 //! same cores with a virtual clock in tests.
 
 pub mod config;
+pub mod net;
 pub mod sim;
 pub mod timeline;
 pub mod vrrp;
