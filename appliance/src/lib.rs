@@ -7,6 +7,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod net;
+pub mod script;
 pub mod sim;
 pub mod timeline;
 pub mod vrrp;

@@ -296,21 +296,28 @@ impl Host {
     /// can open sockets there directly, and returns its result.
     pub fn enter<F, R>(&self, f: F) -> Result<R>
     where
-        F: FnOnce() -> R + Send,
-        R: Send,
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.enter_background(f)?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Like [`Host::enter`], without waiting: the thread runs `f` in this
+    /// namespace while the caller goes on.
+    pub fn enter_background<F, R>(&self, f: F) -> Result<std::thread::JoinHandle<Result<R>>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
     {
         let path = format!("/run/netns/{}", self.netns);
         let file = std::fs::File::open(&path).map_err(|e| Error(format!("{path}: {e}")))?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
-                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| Error(format!("setns {path}: {e}")))?;
-                    Ok(f())
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        Ok(std::thread::spawn(move || {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error(format!("setns {path}: {e}")))?;
+            Ok(f())
+        }))
     }
 
     /// Pulls this host's cable: its `eth0` loses carrier.
@@ -371,6 +378,16 @@ pub struct Process {
 impl Process {
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The process's stdout, if it was piped and not yet taken.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The process's stderr, if it was piped and not yet taken.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
     }
 
     /// Sends a signal (e.g. "TERM", "KILL", "HUP").

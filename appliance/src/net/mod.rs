@@ -1,0 +1,19 @@
+//! The network I/O the VRRP driver needs, and nothing else: virtual
+//! addresses over rtnetlink (`vip`), gratuitous ARP and unsolicited
+//! neighbour advertisements (`gratuitous`), raw VRRP sockets (`socket`) and
+//! link state (`link`). No protocol decisions live here.
+
+pub mod gratuitous;
+pub mod link;
+pub mod socket;
+pub mod vip;
+
+/// An interface by kernel index, as rtnetlink and socket options name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IfIndex(pub u32);
+
+impl std::fmt::Display for IfIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
