@@ -10,6 +10,7 @@ pub mod scenario;
 use crate::clock::Instant;
 use crate::timeline::{Event, EventKind, Timeline};
 use crate::vrrp::group::SyncGroup;
+use crate::vrrp::unit::Unit;
 use crate::vrrp::machine::{Action, Advert, Input, Machine, TrackName};
 use crate::vrrp::{Centiseconds, Priority, Vrid};
 use scenario::{Fault, NodeSpec, Scenario, ScenarioError};
@@ -28,85 +29,6 @@ pub fn run(scenario: &Scenario) -> Result<Timeline, ScenarioError> {
 /// Parses a scenario file's text and runs it.
 pub fn run_toml(text: &str) -> Result<Timeline, ScenarioError> {
     run(&Scenario::from_toml(text)?)
-}
-
-/// A lone instance or a sync group: what owns machines on a node.
-#[derive(Debug)]
-enum Unit {
-    Solo(Box<Machine>),
-    Group(SyncGroup),
-}
-
-impl Unit {
-    fn machines(&self) -> &[Machine] {
-        match self {
-            Unit::Solo(m) => std::slice::from_ref(m.as_ref()),
-            Unit::Group(g) => g.members(),
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Unit::Solo(m) => m.poll_timeout(),
-            Unit::Group(g) => g.poll_timeout(),
-        }
-    }
-
-    /// Actions tagged with the instance name.
-    fn name_actions(&self, actions: Vec<(usize, Action)>) -> Vec<(String, Action)> {
-        let machines = self.machines();
-        actions
-            .into_iter()
-            .map(|(i, a)| {
-                (
-                    machines
-                        .get(i)
-                        .map_or_else(String::new, |m| m.name().to_owned()),
-                    a,
-                )
-            })
-            .collect()
-    }
-
-    fn handle_all(&mut self, now: Instant, input: &Input) -> Vec<(String, Action)> {
-        let actions = match self {
-            Unit::Solo(m) => m
-                .handle(now, input.clone())
-                .into_iter()
-                .map(|a| (0, a))
-                .collect(),
-            Unit::Group(g) => g.handle_all(now, input),
-        };
-        self.name_actions(actions)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) -> Vec<(String, Action)> {
-        let actions = match self {
-            Unit::Solo(m) => m
-                .handle(now, Input::Timer)
-                .into_iter()
-                .map(|a| (0, a))
-                .collect(),
-            Unit::Group(g) => g.handle_timeout(now),
-        };
-        self.name_actions(actions)
-    }
-
-    fn handle_instance(
-        &mut self,
-        now: Instant,
-        index: usize,
-        input: Input,
-    ) -> Vec<(String, Action)> {
-        let actions = match self {
-            Unit::Solo(m) if index == 0 => {
-                m.handle(now, input).into_iter().map(|a| (0, a)).collect()
-            }
-            Unit::Solo(_) => Vec::new(),
-            Unit::Group(g) => g.handle(now, index, input).unwrap_or_default(),
-        };
-        self.name_actions(actions)
-    }
 }
 
 #[derive(Debug)]

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod group;
 pub mod machine;
 pub mod packet;
+pub mod unit;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
