@@ -284,3 +284,361 @@ fn decode_vrrp(frame: u64, ctx: &IpContext, bytes: &[u8]) -> Record {
     record.error = Repr::parse(&packet, ctx).err().map(|e| e.to_string());
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::packet::{Addresses, Auth, Seconds, Variant};
+    use crate::vrrp::{Centiseconds, Priority, Vrid};
+    use etherparse::{LinuxSllPacketType, PacketBuilder, VlanId};
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use std::borrow::Cow;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::path::Path;
+    use std::time::Duration;
+
+    const SRC4: [u8; 4] = [10, 99, 0, 2];
+    const GROUP4: [u8; 4] = [224, 0, 0, 18];
+
+    fn fixture(name: &str) -> std::fs::File {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/pcap")
+            .join(name);
+        std::fs::File::open(path).unwrap()
+    }
+
+    /// The VRRPv2 message of the fixture's first frame.
+    fn vrrp_v2(priority: u8) -> Vec<u8> {
+        let repr = Repr {
+            vrid: Vrid::new(51).unwrap(),
+            priority: Priority::from_u8(priority),
+            variant: Variant::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::Pass(Password::from_config("aminglinux")),
+            },
+            addresses: Addresses::V4(vec![Ipv4Addr::new(10, 99, 0, 100)]),
+        };
+        let ctx = IpContext::V4 {
+            src: SRC4.into(),
+            dst: GROUP4.into(),
+            ttl: 255,
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut bytes), &ctx)
+            .unwrap();
+        bytes
+    }
+
+    fn vrrp_v3_ipv6(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+        let repr = Repr {
+            vrid: Vrid::new(53).unwrap(),
+            priority: Priority::from_u8(120),
+            variant: Variant::V3 {
+                max_adver_int: Centiseconds(50),
+            },
+            addresses: Addresses::V6(vec!["fd00::100".parse().unwrap()]),
+        };
+        let ctx = IpContext::V6 {
+            src,
+            dst,
+            hop_limit: 255,
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut bytes), &ctx)
+            .unwrap();
+        bytes
+    }
+
+    fn ipv4(vrrp: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(SRC4, GROUP4, 255)
+            .write(&mut out, IpNumber::VRRP, vrrp)
+            .unwrap();
+        out
+    }
+
+    fn pcap(link: DataLink, frames: &[Vec<u8>]) -> Vec<u8> {
+        let header = PcapHeader {
+            datalink: link,
+            ..PcapHeader::default()
+        };
+        let mut writer = PcapWriter::with_header(Vec::new(), header).unwrap();
+        for frame in frames {
+            let len = frame.len() as u32;
+            writer
+                .write_packet(&PcapPacket::new(Duration::ZERO, len, frame))
+                .unwrap();
+        }
+        writer.into_writer()
+    }
+
+    fn pcapng(link: DataLink, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+        writer
+            .write_pcapng_block(InterfaceDescriptionBlock::new(link, 65535))
+            .unwrap();
+        for frame in frames {
+            let block = EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::ZERO,
+                original_len: frame.len() as u32,
+                data: Cow::Borrowed(frame),
+                options: vec![],
+            };
+            writer.write_pcapng_block(block).unwrap();
+        }
+        writer.into_inner()
+    }
+
+    fn expected_first_frame() -> Record {
+        Record {
+            frame: 1,
+            src: "10.99.0.2".parse().unwrap(),
+            dst: "224.0.0.18".parse().unwrap(),
+            ttl: 255,
+            version: Some(2),
+            msg_type: Some(1),
+            vrid: Some(51),
+            priority: Some(150),
+            count: Some(1),
+            auth_type: Some(1),
+            auth: Some("aminglin".into()),
+            adver_int: Some(1),
+            max_adver_int_cs: None,
+            checksum: Some(0xa14c),
+            checksum_ok: Some(true),
+            addresses: vec!["10.99.0.100".parse().unwrap()],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn decodes_the_keepalived_v2_capture() {
+        let records = decode_pcap(fixture("keepalived-v2-pass.pcap")).unwrap();
+        assert_eq!(records.len(), 10);
+        assert_eq!(records[0], expected_first_frame());
+        let priorities: Vec<_> = records.iter().map(|r| r.priority.unwrap()).collect();
+        assert_eq!(priorities, [150, 150, 150, 0, 100, 100, 100, 100, 100, 0]);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.checksum_ok == Some(true) && r.error.is_none())
+        );
+    }
+
+    #[test]
+    fn decodes_the_keepalived_v3_capture() {
+        let records = decode_pcap(fixture("keepalived-v3.pcap")).unwrap();
+        assert_eq!(records.len(), 11);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.checksum_ok == Some(true) && r.error.is_none())
+        );
+        let v6 = &records[0];
+        assert_eq!(
+            v6.src,
+            "fe80::7815:d6ff:fe16:7433".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(v6.dst, "ff02::12".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (v6.version, v6.vrid, v6.max_adver_int_cs),
+            (Some(3), Some(53), Some(50))
+        );
+        assert_eq!(
+            v6.addresses,
+            [
+                "fd00::100".parse::<IpAddr>().unwrap(),
+                "fd00::101".parse().unwrap()
+            ]
+        );
+        assert_eq!((v6.auth_type, v6.adver_int, &v6.auth), (None, None, &None));
+        let v4 = &records[3];
+        assert_eq!(
+            (v4.vrid, v4.priority, v4.max_adver_int_cs),
+            (Some(52), Some(200), Some(100))
+        );
+    }
+
+    #[test]
+    fn record_json_has_the_documented_keys() {
+        let json = serde_json::to_value(expected_first_frame()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in [
+            "src",
+            "dst",
+            "ttl",
+            "version",
+            "type",
+            "vrid",
+            "priority",
+            "count",
+            "auth_type",
+            "auth",
+            "adver_int",
+            "checksum_ok",
+            "addresses",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {json}");
+        }
+        assert_eq!(json["addresses"][0], "10.99.0.100");
+        assert_eq!(json["type"], 1);
+        assert!(json.get("error").is_none());
+    }
+
+    #[test]
+    fn pcapng_ethernet_with_vlan_tag() {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [1, 0, 0x5e, 0, 0, 18])
+            .single_vlan(VlanId::try_new(42).unwrap())
+            .ipv4(SRC4, GROUP4, 255)
+            .write(&mut frame, IpNumber::VRRP, &vrrp_v2(150))
+            .unwrap();
+        let records = decode_pcap(&pcapng(DataLink::ETHERNET, &[frame])[..]).unwrap();
+        assert_eq!(records, [expected_first_frame()]);
+    }
+
+    #[test]
+    fn linux_cooked_sll() {
+        let mut frame = Vec::new();
+        PacketBuilder::linux_sll(LinuxSllPacketType::OUTGOING, 6, [2, 0, 0, 0, 0, 1, 0, 0])
+            .ipv4(SRC4, GROUP4, 255)
+            .write(&mut frame, IpNumber::VRRP, &vrrp_v2(150))
+            .unwrap();
+        let records = decode_pcap(&pcap(DataLink::LINUX_SLL, &[frame])[..]).unwrap();
+        assert_eq!(records, [expected_first_frame()]);
+    }
+
+    #[test]
+    fn linux_cooked_sll2_ipv6() {
+        let src: Ipv6Addr = "fe80::1".parse().unwrap();
+        let dst: Ipv6Addr = "ff02::12".parse().unwrap();
+        // protocol 0x86dd, reserved, ifindex 2, ARPHRD_ETHER, outgoing, 6-byte address.
+        let mut frame = vec![
+            0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        PacketBuilder::ipv6(src.octets(), dst.octets(), 255)
+            .write(&mut frame, IpNumber::VRRP, &vrrp_v3_ipv6(src, dst))
+            .unwrap();
+        let records = decode_pcap(&pcap(DataLink::LINUX_SLL2, &[frame])[..]).unwrap();
+        assert_eq!(records.len(), 1);
+        let record = &records[0];
+        assert_eq!(
+            (record.src, record.dst),
+            (IpAddr::from(src), IpAddr::from(dst))
+        );
+        assert_eq!(
+            (record.version, record.checksum_ok, &record.error),
+            (Some(3), Some(true), &None)
+        );
+        assert_eq!(record.addresses, ["fd00::100".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn raw_ip_links() {
+        for link in [DataLink::RAW, DataLink::IPV4] {
+            let records = decode_pcap(&pcap(link, &[ipv4(&vrrp_v2(150))])[..]).unwrap();
+            assert_eq!(records, [expected_first_frame()], "{link:?}");
+        }
+    }
+
+    #[test]
+    fn other_traffic_is_skipped_and_frames_keep_their_numbers() {
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4(SRC4, GROUP4, 64)
+            .udp(5000, 5001)
+            .write(&mut udp, &[1, 2, 3])
+            .unwrap();
+        let frames = [udp, vec![0x45], ipv4(&vrrp_v2(150))];
+        let records = decode_pcap(&pcap(DataLink::RAW, &frames)[..]).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].frame, 3);
+    }
+
+    #[test]
+    fn malformed_vrrp_yields_a_record_with_its_error() {
+        let mut bad_sum = vrrp_v2(150);
+        bad_sum[2] = 151;
+        let frames = [ipv4(&bad_sum), ipv4(&[0x21, 0x33, 0x96]), ipv4(&vrrp_v2(0))];
+        let records = decode_pcap(&pcap(DataLink::RAW, &frames)[..]).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].priority, Some(151));
+        assert_eq!(records[0].checksum_ok, Some(false));
+        assert!(
+            records[0].error.as_deref().unwrap().contains("checksum"),
+            "{:?}",
+            records[0].error
+        );
+        assert_eq!((records[1].version, records[1].checksum_ok), (None, None));
+        assert!(
+            records[1].error.as_deref().unwrap().contains("truncated"),
+            "{:?}",
+            records[1].error
+        );
+        assert_eq!((records[2].priority, &records[2].error), (Some(0), &None));
+    }
+
+    #[test]
+    fn wrong_ttl_is_reported() {
+        let mut frame = Vec::new();
+        PacketBuilder::ipv4(SRC4, GROUP4, 1)
+            .write(&mut frame, IpNumber::VRRP, &vrrp_v2(150))
+            .unwrap();
+        let records = decode_pcap(&pcap(DataLink::RAW, &[frame])[..]).unwrap();
+        assert_eq!(records[0].ttl, 1);
+        assert_eq!(records[0].checksum_ok, Some(true));
+        assert!(
+            records[0].error.as_deref().unwrap().contains("TTL"),
+            "{:?}",
+            records[0].error
+        );
+    }
+
+    #[test]
+    fn fragments_are_reported_not_judged() {
+        let mut frame = ipv4(&vrrp_v2(150));
+        frame[6] |= 0x20; // more fragments
+        let records = decode_pcap(&pcap(DataLink::RAW, &[frame])[..]).unwrap();
+        assert!(
+            records[0].error.as_deref().unwrap().contains("fragment"),
+            "{:?}",
+            records[0].error
+        );
+    }
+
+    #[test]
+    fn not_a_capture_is_an_error() {
+        assert!(
+            matches!(decode_pcap(&b"[workspace]\n"[..]), Err(CaptureError::NotPcap(m)) if m == b"[wor")
+        );
+        assert!(matches!(
+            decode_pcap(&b""[..]),
+            Err(CaptureError::NotPcap(_))
+        ));
+        let truncated = pcap(DataLink::RAW, &[ipv4(&vrrp_v2(150))]);
+        assert!(matches!(
+            decode_pcap(&truncated[..truncated.len() - 3]),
+            Err(CaptureError::Record { frame: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn unsupported_link_type_is_an_error() {
+        let capture = pcap(DataLink::IEEE802_11, &[vec![0; 30]]);
+        assert!(matches!(
+            decode_pcap(&capture[..]),
+            Err(CaptureError::UnsupportedLink {
+                frame: 1,
+                link: DataLink::IEEE802_11
+            })
+        ));
+    }
+}

@@ -919,3 +919,824 @@ pub fn validate(repr: &Repr, expected: &Expected) -> Result<(), Rejection> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // keepalived 2.2.7, from tests/fixtures/pcap/keepalived-v2-pass.pcap
+    // (`tcpdump -XX`, bytes after the IPv4 header): VRID 51, PASS auth
+    // "aminglinux" (8 bytes on the wire), advert_int 1, VIP 10.99.0.100.
+    // Frame 1: the master at priority 150.
+    static V2_PRIO150: [u8; 20] = [
+        0x21, 0x33, 0x96, 0x01, 0x01, 0x01, 0xa1, 0x4c, 0x0a, 0x63, 0x00, 0x64, 0x61, 0x6d, 0x69,
+        0x6e, 0x67, 0x6c, 0x69, 0x6e,
+    ];
+    // Frame 4: the same master resigning on shutdown (priority 0).
+    static V2_PRIO0: [u8; 20] = [
+        0x21, 0x33, 0x00, 0x01, 0x01, 0x01, 0x37, 0x4d, 0x0a, 0x63, 0x00, 0x64, 0x61, 0x6d, 0x69,
+        0x6e, 0x67, 0x6c, 0x69, 0x6e,
+    ];
+    // keepalived 2.2.7 with vrrp_version 3, from
+    // tests/fixtures/pcap/keepalived-v3.pcap (config in
+    // tests/fixtures/keepalived/capture-v3.conf). Frame 4: IPv4,
+    // 10.99.0.2 > 224.0.0.18, VRID 52, priority 200, 100 cs, two VIPs.
+    static V3_IPV4: [u8; 16] = [
+        0x31, 0x34, 0xc8, 0x02, 0x00, 0x64, 0x05, 0xde, 0x0a, 0x63, 0x00, 0x64, 0x0a, 0x63, 0x00,
+        0x65,
+    ];
+    // Frame 1: IPv6, fe80::7815:d6ff:fe16:7433 > ff02::12, VRID 53,
+    // priority 120, 50 cs, VIPs fd00::100 and fd00::101.
+    static V3_IPV6: [u8; 40] = [
+        0x31, 0x35, 0x78, 0x02, 0x00, 0x32, 0x9b, 0x05, 0xfd, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0xfd, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01,
+    ];
+
+    fn ctx_v2() -> IpContext {
+        IpContext::V4 {
+            src: Ipv4Addr::new(10, 99, 0, 2),
+            dst: Ipv4Addr::new(224, 0, 0, 18),
+            ttl: 255,
+        }
+    }
+
+    fn ctx_v3_ipv4() -> IpContext {
+        ctx_v2()
+    }
+
+    fn ctx_v3_ipv6() -> IpContext {
+        IpContext::V6 {
+            src: "fe80::7815:d6ff:fe16:7433".parse().unwrap(),
+            dst: "ff02::12".parse().unwrap(),
+            hop_limit: 255,
+        }
+    }
+
+    fn vrid(v: u32) -> Vrid {
+        Vrid::new(v).unwrap()
+    }
+
+    fn repr_v2(priority: u8) -> Repr {
+        Repr {
+            vrid: vrid(51),
+            priority: Priority::from_u8(priority),
+            variant: Variant::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::Pass(Password::from_config("aminglinux")),
+            },
+            addresses: Addresses::V4(vec![Ipv4Addr::new(10, 99, 0, 100)]),
+        }
+    }
+
+    fn repr_v3_ipv4() -> Repr {
+        Repr {
+            vrid: vrid(52),
+            priority: Priority::from_u8(200),
+            variant: Variant::V3 {
+                max_adver_int: Centiseconds(100),
+            },
+            addresses: Addresses::V4(vec![
+                Ipv4Addr::new(10, 99, 0, 100),
+                Ipv4Addr::new(10, 99, 0, 101),
+            ]),
+        }
+    }
+
+    fn repr_v3_ipv6() -> Repr {
+        Repr {
+            vrid: vrid(53),
+            priority: Priority::from_u8(120),
+            variant: Variant::V3 {
+                max_adver_int: Centiseconds(50),
+            },
+            addresses: Addresses::V6(vec![
+                "fd00::100".parse().unwrap(),
+                "fd00::101".parse().unwrap(),
+            ]),
+        }
+    }
+
+    fn emit(repr: &Repr, ctx: &IpContext) -> Vec<u8> {
+        // 0xa5 everywhere, so that a field emit forgets shows.
+        let mut bytes = vec![0xa5; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut bytes), ctx)
+            .unwrap();
+        bytes
+    }
+
+    /// `bytes` changed by `change`, with the checksum made right again so
+    /// that only the rule under test is broken.
+    fn altered(
+        bytes: &[u8],
+        ctx: &IpContext,
+        change: impl FnOnce(&mut Packet<&mut Vec<u8>>),
+    ) -> Vec<u8> {
+        let mut bytes = bytes.to_vec();
+        let mut packet = Packet::new_unchecked(&mut bytes);
+        change(&mut packet);
+        packet.fill_checksum(ctx);
+        bytes
+    }
+
+    fn parse(bytes: &[u8], ctx: &IpContext) -> Result<Repr, Error> {
+        Repr::parse(&Packet::new_checked(bytes)?, ctx)
+    }
+
+    #[test]
+    fn deconstruct_v2_priority_150() {
+        let packet = Packet::new_checked(&V2_PRIO150[..]).unwrap();
+        assert_eq!(packet.version(), 2);
+        assert_eq!(packet.msg_type(), 1);
+        assert_eq!(packet.vrid(), 51);
+        assert_eq!(packet.priority(), 150);
+        assert_eq!(packet.count(), 1);
+        assert_eq!(packet.auth_type(), 1);
+        assert_eq!(packet.adver_int(), 1);
+        assert_eq!(packet.checksum(), 0xa14c);
+        assert_eq!(
+            packet.ipv4_addresses().collect::<Vec<_>>(),
+            [Ipv4Addr::new(10, 99, 0, 100)]
+        );
+        assert_eq!(packet.auth_data(), Some(*b"aminglin"));
+        assert!(packet.verify_checksum(&ctx_v2()));
+        assert_eq!(packet.compute_checksum(&ctx_v2()), 0xa14c);
+    }
+
+    #[test]
+    fn deconstruct_v2_priority_0() {
+        let packet = Packet::new_checked(&V2_PRIO0[..]).unwrap();
+        assert_eq!(packet.priority(), 0);
+        assert_eq!(packet.vrid(), 51);
+        assert_eq!(packet.checksum(), 0x374d);
+        assert!(packet.verify_checksum(&ctx_v2()));
+    }
+
+    #[test]
+    fn parse_v2() {
+        assert_eq!(parse(&V2_PRIO150, &ctx_v2()), Ok(repr_v2(150)));
+        let resign = parse(&V2_PRIO0, &ctx_v2()).unwrap();
+        assert_eq!(resign, repr_v2(0));
+        assert_eq!(resign.priority, Priority::RESIGN);
+        assert_eq!(resign.version(), Version::V2);
+    }
+
+    #[test]
+    fn construct_v2() {
+        assert_eq!(emit(&repr_v2(150), &ctx_v2()), V2_PRIO150);
+        assert_eq!(emit(&repr_v2(0), &ctx_v2()), V2_PRIO0);
+    }
+
+    #[test]
+    fn v2_checksum_does_not_cover_the_ip_header() {
+        let elsewhere = IpContext::V4 {
+            src: Ipv4Addr::new(192, 0, 2, 9),
+            dst: Ipv4Addr::new(224, 0, 0, 18),
+            ttl: 255,
+        };
+        assert_eq!(parse(&V2_PRIO150, &elsewhere), Ok(repr_v2(150)));
+    }
+
+    #[test]
+    fn deconstruct_parse_construct_v3_ipv4() {
+        let packet = Packet::new_checked(&V3_IPV4[..]).unwrap();
+        assert_eq!(packet.version(), 3);
+        assert_eq!(packet.msg_type(), 1);
+        assert_eq!(packet.vrid(), 52);
+        assert_eq!(packet.priority(), 200);
+        assert_eq!(packet.count(), 2);
+        assert_eq!(packet.reserved(), 0);
+        assert_eq!(packet.max_adver_int(), 100);
+        assert_eq!(packet.checksum(), 0x05de);
+        assert_eq!(packet.auth_data(), None);
+        assert!(packet.verify_checksum(&ctx_v3_ipv4()));
+        assert_eq!(Repr::parse(&packet, &ctx_v3_ipv4()), Ok(repr_v3_ipv4()));
+        assert_eq!(emit(&repr_v3_ipv4(), &ctx_v3_ipv4()), V3_IPV4);
+    }
+
+    #[test]
+    fn deconstruct_parse_construct_v3_ipv6() {
+        let packet = Packet::new_checked(&V3_IPV6[..]).unwrap();
+        assert_eq!(packet.version(), 3);
+        assert_eq!(packet.vrid(), 53);
+        assert_eq!(packet.priority(), 120);
+        assert_eq!(packet.count(), 2);
+        assert_eq!(packet.max_adver_int(), 50);
+        assert_eq!(packet.checksum(), 0x9b05);
+        let addrs: Vec<Ipv6Addr> = packet.ipv6_addresses().collect();
+        assert_eq!(
+            addrs,
+            [
+                "fd00::100".parse::<Ipv6Addr>().unwrap(),
+                "fd00::101".parse().unwrap()
+            ]
+        );
+        assert!(packet.verify_checksum(&ctx_v3_ipv6()));
+        assert_eq!(Repr::parse(&packet, &ctx_v3_ipv6()), Ok(repr_v3_ipv6()));
+        assert_eq!(emit(&repr_v3_ipv6(), &ctx_v3_ipv6()), V3_IPV6);
+    }
+
+    /// The v3 checksums, summed by etherparse's own RFC 1071 code over the
+    /// pseudo-headers of RFC 5798 §5.2.8 (RFC 768 layout for IPv4, RFC 8200
+    /// §8.1 for IPv6), agree with keepalived's and with ours.
+    #[test]
+    fn v3_checksums_agree_with_an_independent_sum() {
+        use etherparse::checksum::Sum16BitWords;
+        let mut v4 = V3_IPV4;
+        v4[6..8].fill(0);
+        let sum = Sum16BitWords::new()
+            .add_4bytes([10, 99, 0, 2])
+            .add_4bytes([224, 0, 0, 18])
+            .add_2bytes([0, IP_PROTOCOL])
+            .add_2bytes((v4.len() as u16).to_be_bytes())
+            .add_slice(&v4);
+        assert_eq!(u16::from_be(sum.ones_complement()), 0x05de);
+
+        let mut v6 = V3_IPV6;
+        v6[6..8].fill(0);
+        let IpContext::V6 { src, dst, .. } = ctx_v3_ipv6() else {
+            unreachable!()
+        };
+        let sum = Sum16BitWords::new()
+            .add_16bytes(src.octets())
+            .add_16bytes(dst.octets())
+            .add_4bytes((v6.len() as u32).to_be_bytes())
+            .add_4bytes([0, 0, 0, IP_PROTOCOL])
+            .add_slice(&v6);
+        assert_eq!(u16::from_be(sum.ones_complement()), 0x9b05);
+    }
+
+    #[test]
+    fn v3_checksum_covers_the_pseudo_header() {
+        let other_src = IpContext::V4 {
+            src: Ipv4Addr::new(10, 99, 0, 3),
+            dst: Ipv4Addr::new(224, 0, 0, 18),
+            ttl: 255,
+        };
+        assert!(matches!(
+            parse(&V3_IPV4, &other_src),
+            Err(Error::BadChecksum { found: 0x05de, .. })
+        ));
+    }
+
+    // One test per receive rule of RFC 3768 §7.1 / RFC 5798 §7.1.
+
+    #[test]
+    fn rule_ttl_must_be_255() {
+        let ctx = IpContext::V4 {
+            src: Ipv4Addr::new(10, 99, 0, 2),
+            dst: Ipv4Addr::new(224, 0, 0, 18),
+            ttl: 254,
+        };
+        assert_eq!(parse(&V2_PRIO150, &ctx), Err(Error::BadTtl(254)));
+        let IpContext::V6 { src, dst, .. } = ctx_v3_ipv6() else {
+            unreachable!()
+        };
+        let ctx = IpContext::V6 {
+            src,
+            dst,
+            hop_limit: 1,
+        };
+        assert_eq!(parse(&V3_IPV6, &ctx), Err(Error::BadTtl(1)));
+    }
+
+    #[test]
+    fn rule_ttl_is_not_checked_for_unicast_peers() {
+        let ctx = IpContext::V4 {
+            src: Ipv4Addr::new(10, 99, 0, 2),
+            dst: Ipv4Addr::new(10, 99, 0, 3),
+            ttl: 64,
+        };
+        assert_eq!(parse(&V2_PRIO150, &ctx), Ok(repr_v2(150)));
+    }
+
+    #[test]
+    fn rule_version_must_be_2_or_3() {
+        for v in [0, 1, 4, 15] {
+            // A version other than 2 drops the auth trailer: keep 3's layout.
+            let bytes = altered(&V3_IPV4, &ctx_v3_ipv4(), |p| p.set_version(v));
+            assert_eq!(parse(&bytes, &ctx_v3_ipv4()), Err(Error::BadVersion(v)));
+        }
+    }
+
+    #[test]
+    fn rule_version_2_is_ipv4_only() {
+        let ctx = IpContext::V6 {
+            src: "fe80::1".parse().unwrap(),
+            dst: "ff02::12".parse().unwrap(),
+            hop_limit: 255,
+        };
+        assert_eq!(parse(&V2_PRIO150, &ctx), Err(Error::V2OverIpv6));
+    }
+
+    #[test]
+    fn rule_type_must_be_advertisement() {
+        let bytes = altered(&V2_PRIO150, &ctx_v2(), |p| p.set_msg_type(2));
+        assert_eq!(parse(&bytes, &ctx_v2()), Err(Error::BadType(2)));
+    }
+
+    #[test]
+    fn rule_checksum_must_be_right() {
+        let mut bytes = V2_PRIO150;
+        // Priority 150 -> 151 adds 0x0100 to the sum.
+        bytes[2] = 151;
+        assert_eq!(
+            parse(&bytes, &ctx_v2()),
+            Err(Error::BadChecksum {
+                found: 0xa14c,
+                computed: 0xa04c
+            })
+        );
+    }
+
+    #[test]
+    fn rule_length_must_match_the_count_of_addresses() {
+        // One byte more than the count says.
+        let mut long = V3_IPV4.to_vec();
+        long.push(0);
+        assert_eq!(
+            parse(&long, &ctx_v3_ipv4()),
+            Err(Error::BadLength {
+                len: 17,
+                count: 2,
+                family: Family::Ipv4,
+                expected: 16
+            })
+        );
+        // A count larger than the addresses present.
+        let bytes = altered(&V3_IPV4, &ctx_v3_ipv4(), |p| p.set_count(3));
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).err(),
+            Some(Error::Truncated {
+                len: 16,
+                count: 3,
+                need: 20
+            })
+        );
+        // v2: the 8 auth bytes are part of the length.
+        assert_eq!(
+            Packet::new_checked(&V2_PRIO150[..16]).err(),
+            Some(Error::Truncated {
+                len: 16,
+                count: 1,
+                need: 20
+            })
+        );
+        assert_eq!(
+            Packet::new_checked(&V2_PRIO150[..7]).err(),
+            Some(Error::Truncated {
+                len: 7,
+                count: 1,
+                need: 8
+            })
+        );
+        // IPv6: the count must be of 16-byte addresses.
+        let bytes = altered(&V3_IPV6[..24], &ctx_v3_ipv6(), |_| {});
+        assert_eq!(
+            parse(&bytes, &ctx_v3_ipv6()),
+            Err(Error::BadLength {
+                len: 24,
+                count: 2,
+                family: Family::Ipv6,
+                expected: 40
+            })
+        );
+    }
+
+    #[test]
+    fn rule_addresses_must_be_of_the_ip_header_family() {
+        // A v3 IPv4 advertisement (2 addresses of 4 bytes) in an IPv6 packet.
+        let bytes = altered(&V3_IPV4, &ctx_v3_ipv6(), |_| {});
+        assert_eq!(
+            parse(&bytes, &ctx_v3_ipv6()),
+            Err(Error::AddressFamily {
+                count: 2,
+                found: Family::Ipv4,
+                family: Family::Ipv6
+            })
+        );
+        // And the IPv6 one in an IPv4 packet.
+        let bytes = altered(&V3_IPV6, &ctx_v3_ipv4(), |_| {});
+        assert_eq!(
+            parse(&bytes, &ctx_v3_ipv4()),
+            Err(Error::AddressFamily {
+                count: 2,
+                found: Family::Ipv6,
+                family: Family::Ipv4
+            })
+        );
+    }
+
+    #[test]
+    fn rule_v2_auth_type_must_be_0_1_or_2() {
+        let bytes = altered(&V2_PRIO150, &ctx_v2(), |p| p.set_auth_type(3));
+        assert_eq!(parse(&bytes, &ctx_v2()), Err(Error::BadAuthType(3)));
+        let none = altered(&V2_PRIO150, &ctx_v2(), |p| p.set_auth_type(0));
+        assert!(matches!(
+            parse(&none, &ctx_v2()).unwrap().variant,
+            Variant::V2 {
+                auth: Auth::None,
+                ..
+            }
+        ));
+        let ah = altered(&V2_PRIO150, &ctx_v2(), |p| p.set_auth_type(2));
+        assert!(matches!(
+            parse(&ah, &ctx_v2()).unwrap().variant,
+            Variant::V2 { auth: Auth::Ah, .. }
+        ));
+    }
+
+    #[test]
+    fn rule_vrid_0_is_invalid() {
+        let bytes = altered(&V2_PRIO150, &ctx_v2(), |p| p.set_vrid(0));
+        assert_eq!(parse(&bytes, &ctx_v2()), Err(Error::BadVrid));
+    }
+
+    #[test]
+    fn v3_reserved_bits_are_ignored() {
+        let bytes = altered(&V3_IPV4, &ctx_v3_ipv4(), |p| {
+            let interval = p.max_adver_int();
+            let data: &mut [u8] = p.buffer.as_mut();
+            data[field::MAX_ADVER_INT.start] |= 0xf0;
+            assert_eq!(p.max_adver_int(), interval);
+        });
+        assert_eq!(parse(&bytes, &ctx_v3_ipv4()), Ok(repr_v3_ipv4()));
+    }
+
+    fn expected_v2() -> Expected {
+        Expected {
+            vrid: vrid(51),
+            protocol: ExpectedVersion::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::Pass(Password::from_config("aminglinux")),
+            },
+            addresses: Some(Addresses::V4(vec![Ipv4Addr::new(10, 99, 0, 100)])),
+        }
+    }
+
+    #[test]
+    fn validate_accepts_the_captured_advertisements() {
+        assert_eq!(validate(&repr_v2(150), &expected_v2()), Ok(()));
+        assert_eq!(validate(&repr_v2(0), &expected_v2()), Ok(()));
+        let expected_v3 = Expected {
+            vrid: vrid(53),
+            protocol: ExpectedVersion::V3,
+            addresses: Some(repr_v3_ipv6().addresses),
+        };
+        assert_eq!(validate(&repr_v3_ipv6(), &expected_v3), Ok(()));
+    }
+
+    #[test]
+    fn validate_unknown_vrid() {
+        let expected = Expected {
+            vrid: vrid(52),
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::UnknownVrid(vrid(51)))
+        );
+    }
+
+    #[test]
+    fn validate_version_mismatch() {
+        let expected = Expected {
+            vrid: vrid(52),
+            protocol: ExpectedVersion::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::None,
+            },
+            addresses: None,
+        };
+        assert_eq!(
+            validate(&repr_v3_ipv4(), &expected),
+            Err(Rejection::VersionMismatch {
+                got: Version::V3,
+                expected: Version::V2
+            })
+        );
+        let expected = Expected {
+            protocol: ExpectedVersion::V3,
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::VersionMismatch {
+                got: Version::V2,
+                expected: Version::V3
+            })
+        );
+    }
+
+    #[test]
+    fn validate_auth_type_mismatch() {
+        let expected = Expected {
+            protocol: ExpectedVersion::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::None,
+            },
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::AuthTypeMismatch {
+                got: 1,
+                expected: 0
+            })
+        );
+    }
+
+    #[test]
+    fn validate_password_mismatch() {
+        let expected = Expected {
+            protocol: ExpectedVersion::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::Pass(Password::from_config("aminglix")),
+            },
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::AuthMismatch)
+        );
+        // Only the 8 bytes that travel count, as with keepalived.
+        let expected = Expected {
+            protocol: ExpectedVersion::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::Pass(Password::from_config("aminglin-and-more")),
+            },
+            ..expected_v2()
+        };
+        assert_eq!(validate(&repr_v2(150), &expected), Ok(()));
+    }
+
+    #[test]
+    fn validate_v2_interval_mismatch() {
+        let expected = Expected {
+            protocol: ExpectedVersion::V2 {
+                adver_int: Seconds(2),
+                auth: Auth::Pass(Password::from_config("aminglinux")),
+            },
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::IntervalMismatch {
+                got: Seconds(1),
+                expected: Seconds(2)
+            })
+        );
+    }
+
+    #[test]
+    fn validate_v3_learns_the_interval() {
+        let mut repr = repr_v3_ipv4();
+        repr.variant = Variant::V3 {
+            max_adver_int: Centiseconds(37),
+        };
+        let expected = Expected {
+            vrid: vrid(52),
+            protocol: ExpectedVersion::V3,
+            addresses: None,
+        };
+        assert_eq!(validate(&repr, &expected), Ok(()));
+    }
+
+    #[test]
+    fn validate_address_count_mismatch() {
+        let expected = Expected {
+            addresses: Some(Addresses::V4(vec![
+                Ipv4Addr::new(10, 99, 0, 100),
+                Ipv4Addr::new(10, 99, 0, 101),
+            ])),
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::AddressCountMismatch {
+                got: 1,
+                expected: 2
+            })
+        );
+    }
+
+    #[test]
+    fn validate_address_mismatch() {
+        let expected = Expected {
+            addresses: Some(Addresses::V4(vec![Ipv4Addr::new(10, 99, 0, 200)])),
+            ..expected_v2()
+        };
+        assert_eq!(
+            validate(&repr_v2(150), &expected),
+            Err(Rejection::AddressMismatch {
+                missing: "10.99.0.200".parse().unwrap()
+            })
+        );
+        // The order of the addresses does not matter.
+        let mut repr = repr_v3_ipv4();
+        repr.addresses = Addresses::V4(vec![
+            Ipv4Addr::new(10, 99, 0, 101),
+            Ipv4Addr::new(10, 99, 0, 100),
+        ]);
+        let expected = Expected {
+            vrid: vrid(52),
+            protocol: ExpectedVersion::V3,
+            addresses: Some(repr_v3_ipv4().addresses),
+        };
+        assert_eq!(validate(&repr, &expected), Ok(()));
+    }
+
+    #[test]
+    fn validate_address_check_can_be_skipped() {
+        let expected = Expected {
+            addresses: None,
+            ..expected_v2()
+        };
+        let mut repr = repr_v2(150);
+        repr.addresses = Addresses::V4(vec![]);
+        assert_eq!(validate(&repr, &expected), Ok(()));
+    }
+
+    #[test]
+    fn parse_errors_are_rejections() {
+        let bytes = altered(&V2_PRIO150, &ctx_v2(), |p| p.set_msg_type(7));
+        let rejection: Rejection = parse(&bytes, &ctx_v2()).unwrap_err().into();
+        assert_eq!(rejection, Rejection::BadType(7));
+    }
+
+    #[test]
+    fn password_wire_form() {
+        assert_eq!(Password::from_config("aminglinux").0, *b"aminglin");
+        assert_eq!(Password::from_config("1111").0, *b"1111\0\0\0\0");
+        assert_eq!(Password::from_config("1111").to_text(), "1111");
+        assert_eq!(Password(*b"a\"b\x01\0zzz").to_text(), "a\\\"b\\x01");
+        assert_eq!(
+            format!("{:?}", Password::from_config("secret")),
+            "Password(..)"
+        );
+    }
+
+    #[test]
+    fn emit_refuses_what_does_not_fit() {
+        let mut buf = [0u8; 64];
+        let v6 = ctx_v3_ipv6();
+        let mut repr = repr_v3_ipv4();
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..16]), &v6),
+            Err(EmitError::FamilyMismatch {
+                addresses: Family::Ipv4,
+                ip: Family::Ipv6
+            })
+        );
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &ctx_v3_ipv4()),
+            Err(EmitError::BufferLength { len: 64, need: 16 })
+        );
+        repr.variant = Variant::V3 {
+            max_adver_int: Centiseconds(4096),
+        };
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..16]), &ctx_v3_ipv4()),
+            Err(EmitError::IntervalTooLong(4096))
+        );
+        repr.variant = Variant::V3 {
+            max_adver_int: Centiseconds(100),
+        };
+        repr.addresses = Addresses::V4(vec![Ipv4Addr::LOCALHOST; 256]);
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &ctx_v3_ipv4()),
+            Err(EmitError::TooManyAddresses(256))
+        );
+        let mut repr = repr_v3_ipv6();
+        repr.variant = Variant::V2 {
+            adver_int: Seconds(1),
+            auth: Auth::None,
+        };
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &v6),
+            Err(EmitError::V2OverIpv6)
+        );
+    }
+
+    fn arb_ctx_v4() -> impl Strategy<Value = IpContext> {
+        (any::<Ipv4Addr>(), any::<Ipv4Addr>()).prop_map(|(src, dst)| IpContext::V4 {
+            src,
+            dst,
+            ttl: 255,
+        })
+    }
+
+    fn arb_ctx_v6() -> impl Strategy<Value = IpContext> {
+        (any::<Ipv6Addr>(), any::<Ipv6Addr>()).prop_map(|(src, dst)| IpContext::V6 {
+            src,
+            dst,
+            hop_limit: 255,
+        })
+    }
+
+    fn arb_auth() -> impl Strategy<Value = Auth> {
+        prop_oneof![
+            Just(Auth::None),
+            Just(Auth::Ah),
+            any::<[u8; 8]>().prop_map(|p| Auth::Pass(Password(p))),
+        ]
+    }
+
+    fn arb_head() -> impl Strategy<Value = (Vrid, Priority)> {
+        (1u32..=255, any::<u8>()).prop_map(|(v, p)| (vrid(v), Priority::from_u8(p)))
+    }
+
+    /// (repr, ctx) for each of v2/IPv4, v3/IPv4, v3/IPv6.
+    fn arb_repr_ctx() -> impl Strategy<Value = (Repr, IpContext)> {
+        let v4_addrs = proptest::collection::vec(any::<Ipv4Addr>(), 0..=20).prop_map(Addresses::V4);
+        let v6_addrs = proptest::collection::vec(any::<Ipv6Addr>(), 0..=20).prop_map(Addresses::V6);
+        let v2 = (
+            arb_head(),
+            any::<u8>(),
+            arb_auth(),
+            v4_addrs.clone(),
+            arb_ctx_v4(),
+        )
+            .prop_map(|((vrid, priority), secs, auth, addresses, ctx)| {
+                let variant = Variant::V2 {
+                    adver_int: Seconds(secs),
+                    auth,
+                };
+                (
+                    Repr {
+                        vrid,
+                        priority,
+                        variant,
+                        addresses,
+                    },
+                    ctx,
+                )
+            });
+        let v3 = |addrs: BoxedStrategy<Addresses>, ctx: BoxedStrategy<IpContext>| {
+            (arb_head(), 0..=MAX_ADVER_INT_MAX, addrs, ctx).prop_map(
+                |((vrid, priority), cs, addresses, ctx)| {
+                    let variant = Variant::V3 {
+                        max_adver_int: Centiseconds(cs),
+                    };
+                    (
+                        Repr {
+                            vrid,
+                            priority,
+                            variant,
+                            addresses,
+                        },
+                        ctx,
+                    )
+                },
+            )
+        };
+        prop_oneof![
+            v2,
+            v3(v4_addrs.boxed(), arb_ctx_v4().boxed()),
+            v3(v6_addrs.boxed(), arb_ctx_v6().boxed()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn emit_then_parse_round_trips((repr, ctx) in arb_repr_ctx()) {
+            let bytes = emit(&repr, &ctx);
+            let packet = Packet::new_checked(&bytes[..]).unwrap();
+            prop_assert!(packet.verify_checksum(&ctx));
+            prop_assert_eq!(Repr::parse(&packet, &ctx), Ok(repr));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            ctx in prop_oneof![arb_ctx_v4(), arb_ctx_v6()],
+            ttl in any::<u8>(),
+        ) {
+            let ctx = match ctx {
+                IpContext::V4 { src, dst, .. } => IpContext::V4 { src, dst, ttl },
+                IpContext::V6 { src, dst, .. } => IpContext::V6 { src, dst, hop_limit: ttl },
+            };
+            if let Ok(packet) = Packet::new_checked(&bytes[..]) {
+                let _ = (packet.version(), packet.msg_type(), packet.vrid(), packet.priority());
+                let _ = (packet.count(), packet.auth_type(), packet.adver_int(), packet.reserved());
+                let _ = (packet.max_adver_int(), packet.checksum(), packet.auth_data());
+                let _ = (packet.ipv4_addresses().count(), packet.ipv6_addresses().count());
+                let _ = (packet.verify_checksum(&ctx), packet.compute_checksum(&ctx));
+                if let Ok(repr) = Repr::parse(&packet, &ctx) {
+                    // Whatever parses is a valid advertisement: it re-emits to the same bytes
+                    // (less what receivers ignore).
+                    let again = emit(&repr, &ctx);
+                    prop_assert_eq!(Repr::parse(&Packet::new_checked(&again[..]).unwrap(), &ctx), Ok(repr));
+                }
+            }
+            // Bytes checked only for the header: the variable part's
+            // accessors must cope with whatever follows.
+            let packet = Packet::new_unchecked(&bytes[..]);
+            if packet.check_header_len().is_ok() {
+                let _ = (packet.address_bytes().len(), packet.auth_data(), packet.verify_checksum(&ctx));
+                let _ = (packet.ipv4_addresses().count(), packet.ipv6_addresses().count());
+            }
+        }
+    }
+}
