@@ -249,3 +249,169 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Format, load_str};
+    use std::path::Path;
+
+    /// The diagnostics for keepalived.conf `text`, one string per line.
+    fn problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("k.conf"), text, Format::Keepalived) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const TWO: &str = "\
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        10.0.0.1/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.0.0.2/24
+    }
+}
+";
+
+    #[test]
+    fn a_valid_config_has_no_problems() {
+        assert_eq!(problems(TWO), Vec::<String>::new());
+    }
+
+    #[test]
+    fn instance_without_interface() {
+        assert_eq!(
+            problems("vrrp_instance VI_1 {\n  virtual_router_id 1\n}\n"),
+            ["k.conf:1:1: vrrp_instance 'VI_1' has no interface"]
+        );
+    }
+
+    #[test]
+    fn instance_without_vrid() {
+        assert_eq!(
+            problems("vrrp_instance VI_1 {\n  interface eth0\n}\n"),
+            ["k.conf:1:1: vrrp_instance 'VI_1' has no virtual_router_id"]
+        );
+    }
+
+    #[test]
+    fn priority_zero() {
+        assert_eq!(
+            problems("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 0\n}\n"),
+            ["k.conf:4:3: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)"]
+        );
+    }
+
+    #[test]
+    fn priority_above_255() {
+        assert_eq!(
+            problems("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 256\n}\n"),
+            ["k.conf:4:12: bad value '256' for 'priority': expected an integer in 1..=255"]
+        );
+    }
+
+    #[test]
+    fn duplicate_vrid_on_one_interface() {
+        let text = TWO.replace("virtual_router_id 52", "virtual_router_id 51");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:10:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'"]
+        );
+        // Another interface, or another family, may reuse the id.
+        assert_eq!(problems(&text.replacen("interface eth0", "interface eth1", 1)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn vip_in_two_instances() {
+        let text = TWO.replace("10.0.0.2/24", "10.0.0.1/32");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:12:9: vrrp_instance 'VI_2': virtual address 10.0.0.1 is already held by vrrp_instance 'VI_1'"]
+        );
+    }
+
+    #[test]
+    fn unknown_track_script() {
+        let text = TWO.replace("virtual_router_id 52", "virtual_router_id 52\n    track_script {\n        chk_missing weight -20\n    }");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:12:9: vrrp_instance 'VI_2' tracks unknown vrrp_script 'chk_missing'"]
+        );
+    }
+
+    #[test]
+    fn sync_group_with_unknown_instance() {
+        let text = format!("{TWO}vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_9\n  }}\n}}\n");
+        assert_eq!(problems(&text), ["k.conf:18:5: vrrp_sync_group 'G' names unknown vrrp_instance 'VI_9'"]);
+    }
+
+    #[test]
+    fn ipv6_vip_needs_version_3() {
+        let text = TWO.replace("10.0.0.2/24", "2001:db8::2/64");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:12:9: vrrp_instance 'VI_2': IPv6 virtual address 2001:db8::2 needs VRRP version 3 (the instance uses version 2)"]
+        );
+        assert_eq!(problems(&text.replace("virtual_router_id 52", "virtual_router_id 52\n    version 3")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn authentication_with_version_3() {
+        let text = TWO.replace(
+            "virtual_router_id 52",
+            "virtual_router_id 52\n    version 3\n    authentication {\n        auth_type PASS\n        auth_pass secret\n    }",
+        );
+        assert_eq!(
+            problems(&text),
+            ["k.conf:12:5: vrrp_instance 'VI_2': authentication is not allowed with VRRP version 3"]
+        );
+    }
+
+    #[test]
+    fn fractional_advert_int_needs_version_3() {
+        let text = TWO.replace("virtual_router_id 52", "virtual_router_id 52\n    advert_int 0.5");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:11:5: vrrp_instance 'VI_2': advert_int 500ms is not allowed: must be whole seconds in 1..=255 with VRRP version 2"]
+        );
+        let v3 = text.replace("advert_int 0.5", "advert_int 0.5\n    version 3");
+        assert_eq!(problems(&v3), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicate_instance_name() {
+        let text = TWO.replace("VI_2", "VI_1");
+        assert_eq!(problems(&text), ["k.conf:8:1: duplicate vrrp_instance name 'VI_1' (first defined at k.conf:1:1)"]);
+    }
+
+    #[test]
+    fn real_server_listed_twice() {
+        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80\n  real_server 10.0.1.1 80\n}\n";
+        assert_eq!(
+            problems(text),
+            ["k.conf:3:3: real_server 10.0.1.1:80 is listed twice (first at k.conf:2:3)"]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let text = TWO
+            .replace("virtual_router_id 52", "virtual_router_id 52\n    use_vmac\n    priority 0")
+            .replacen("interface eth0\n", "", 1);
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:1:1: vrrp_instance 'VI_1' has no interface",
+                "k.conf:10:5: unknown or unsupported keyword 'use_vmac' in vrrp_instance",
+                "k.conf:11:5: vrrp_instance 'VI_2': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
+            ]
+        );
+    }
+}

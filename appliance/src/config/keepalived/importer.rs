@@ -524,9 +524,10 @@ impl Importer<'_> {
                 _ => self.unknown(item, "in vrrp_instance"),
             }
         }
-        match interface {
-            Some(i) => inst.interface = i,
-            None => self.err(&st.keyword.pos, format!("vrrp_instance '{}' has no interface", inst.name)),
+        // A missing interface stays empty: validation reports it, as it
+        // does for TOML.
+        if let Some(i) = interface {
+            inst.interface = i;
         }
         match vrid {
             Some(v) => inst.virtual_router_id = v,
@@ -609,8 +610,9 @@ impl Importer<'_> {
                     &option.pos,
                     format!("unsupported virtual address option '{}' (supported: dev, label, scope)", option.text),
                 );
+                // Its arity is unknown, so the rest of the line cannot be read.
                 ok = false;
-                continue;
+                break;
             }
             let Some(value) = args.next() else {
                 self.err(&option.pos, format!("'{}' needs a value", option.text));
@@ -998,6 +1000,120 @@ fn parse_decimal_secs(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Format, load_str};
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<Config, Vec<String>> {
+        load_str(Path::new("k.conf"), text, Format::Keepalived)
+            .map_err(|d| d.iter().map(ToString::to_string).collect())
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        load(text).err().unwrap_or_default()
+    }
+
+    const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n";
+
+    #[test]
+    fn odd_layouts_of_the_netns_fixtures() {
+        let text = "global_defs { router_id m\n  vrrp_garp_master_delay 1\n}\nvrrp_instance VI_A {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  authentication { auth_type PASS\nauth_pass aminglinux }\nvirtual_ipaddress { 10.99.0.100/24 }\n}\n";
+        let config = load(text).unwrap();
+        assert_eq!(config.global.router_id.as_deref(), Some("m"));
+        assert_eq!(config.global.vrrp_garp_master_delay, Duration::from_secs(1));
+        let inst = &config.vrrp_instance[0];
+        assert_eq!(inst.state, InitialState::Master);
+        assert_eq!(inst.priority, Priority::from_u8(150));
+        let auth = inst.authentication.as_ref().unwrap();
+        assert_eq!(auth.auth_pass, "aminglinux");
+        assert_eq!(&auth.wire_password(), b"aminglin");
+        assert_eq!(inst.virtual_ipaddress[0].address.to_string(), "10.99.0.100/24");
+    }
+
+    #[test]
+    fn unknown_keywords_are_errors_everywhere() {
+        let text = format!(
+            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  real_server 10.0.1.1 80 {{\n    SMTP_CHECK {{\n    }}\n  }}\n}}\n"
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:2:3: unknown or unsupported keyword 'lvs_flush' in global_defs",
+                "k.conf:4:1: unknown or unsupported keyword 'vrrp_instance_typo' at top level",
+                "k.conf:9:3: unknown or unsupported keyword 'use_vmac' in vrrp_instance",
+                "k.conf:13:5: unknown or unsupported keyword 'SMTP_CHECK' in real_server",
+            ]
+        );
+    }
+
+    #[test]
+    fn ah_authentication_is_rejected() {
+        let text = format!("{INSTANCE}  authentication {{\n    auth_type AH\n    auth_pass x\n  }}\n}}\n");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:5:15: auth_type AH (IPsec) is not supported: use PASS or no authentication"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_keyword_and_value() {
+        let text = "virtual_server 10.0.0.1 80 {\n  lb_algo fastest\n  lb_kind NATT\n  delay_loop soon\n  protocol ICMP\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:2:11: bad value 'fastest' for 'lb_algo': expected one of rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos",
+                "k.conf:3:11: bad value 'NATT' for 'lb_kind': expected NAT, DR or TUN",
+                "k.conf:4:14: bad value 'soon' for 'delay_loop': expected seconds (decimals allowed) in 0..=4294967295",
+                "k.conf:5:12: bad value 'ICMP' for 'protocol': expected TCP, UDP or SCTP",
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_address_options_are_errors() {
+        let text = format!("{INSTANCE}  virtual_ipaddress {{\n    10.0.0.1/24 brd 10.0.0.255 dev eth1\n    10.0.0.2 label eth0:1 scope link\n  }}\n}}\n");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:5:17: unsupported virtual address option 'brd' (supported: dev, label, scope)"]
+        );
+    }
+
+    #[test]
+    fn scripts_become_argv_with_user_and_group() {
+        let text = format!(
+            "vrrp_script chk {{\n  script \"/bin/check --port 80 'a b'\"\n  user nobody nogroup\n  weight -20\n  timeout 2\n}}\n{INSTANCE}  notify_master \"/usr/bin/notify.sh master\" root\n  track_script {{\n    chk weight 10\n  }}\n}}\n"
+        );
+        let config = load(&text).unwrap();
+        let script = &config.vrrp_script[0];
+        assert_eq!(script.script.program, "/bin/check");
+        assert_eq!(script.script.args, ["--port", "80", "a b"]);
+        assert_eq!(script.script.user.as_deref(), Some("nobody"));
+        assert_eq!(script.script.group.as_deref(), Some("nogroup"));
+        assert_eq!(script.weight.get(), -20);
+        assert_eq!(script.timeout, Some(Duration::from_secs(2)));
+        let inst = &config.vrrp_instance[0];
+        let notify = inst.notify_master.as_ref().unwrap();
+        assert_eq!((notify.program.as_str(), notify.args.as_slice()), ("/usr/bin/notify.sh", ["master".to_string()].as_slice()));
+        assert_eq!(notify.user.as_deref(), Some("root"));
+        assert_eq!(inst.track_script[0].weight.map(TrackWeight::get), Some(10));
+    }
+
+    #[test]
+    fn virtual_server_details() {
+        let text = "virtual_server fwmark 5 {\n  persistence_timeout\n  persistence_granularity 255.255.255.0\n  lvs_sched sh\n  lvs_method TUN\n  real_server 10.0.1.1 8080 {\n    weight 0\n    MISC_CHECK {\n      misc_path \"/bin/true x\"\n      misc_dynamic\n    }\n    HTTP_GET {\n      url {\n        path /health\n        status_code 204\n      }\n      nb_get_retry 4\n    }\n  }\n}\n";
+        let config = load(text).unwrap();
+        let vs = &config.virtual_server[0];
+        assert_eq!(vs.service, Service::Fwmark(5));
+        assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(360)));
+        assert_eq!(vs.persistence_granularity, Some(24));
+        assert_eq!((vs.lb_algo, vs.lb_kind), (LbAlgo::Sh, LbKind::Tun));
+        let rs = &vs.real_server[0];
+        assert_eq!(rs.weight.get(), 0);
+        let Check::Misc(misc) = &rs.check[0] else { panic!("{:?}", rs.check) };
+        assert_eq!((misc.misc_path.program.as_str(), misc.retry, misc.misc_dynamic), ("/bin/true", 0, true));
+        let Check::HttpGet(http) = &rs.check[1] else { panic!("{:?}", rs.check) };
+        assert_eq!((http.retry, http.connect_timeout), (4, Duration::from_secs(5)));
+        assert_eq!(http.url[0].status_code, Some(204));
+    }
 
     #[test]
     fn decimal_seconds() {
