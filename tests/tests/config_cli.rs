@@ -14,7 +14,10 @@ const FIXTURES: [&str; 5] = [
 ];
 
 fn run(args: &[&str]) -> Output {
-    Command::new(appliance_bin()).args(args).output().expect("run appliance")
+    Command::new(appliance_bin())
+        .args(args)
+        .output()
+        .expect("run appliance")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -62,12 +65,19 @@ fn check_config_points_into_included_files() {
     let main = dir.path().join("keepalived.conf");
     std::fs::write(&main, "include conf.d/*.conf\n").expect("write");
     let inc = dir.path().join("conf.d/vi.conf");
-    std::fs::write(&inc, "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 300\n}\n").expect("write");
+    std::fs::write(
+        &inc,
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 300\n}\n",
+    )
+    .expect("write");
     let out = run(&["check-config", main.to_str().expect("utf-8 path")]);
     assert!(!out.status.success());
     assert_eq!(
         text(&out.stderr),
-        format!("{}:3:23: bad value '300' for 'virtual_router_id': expected an integer in 1..=255\n", inc.display())
+        format!(
+            "{}:3:23: bad value '300' for 'virtual_router_id': expected an integer in 1..=255\n",
+            inc.display()
+        )
     );
 }
 
@@ -80,7 +90,10 @@ fn check_config_reports_toml_errors_with_positions() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.starts_with(&format!("{}:3:1: unknown field `vrrp_versoin`", path.display())),
+        stderr.starts_with(&format!(
+            "{}:3:1: unknown field `vrrp_versoin`",
+            path.display()
+        )),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -96,7 +109,11 @@ fn convert_output_loads_back_equal() {
         let converted = dir.path().join("converted.toml");
         std::fs::write(&converted, &out.stdout).expect("write");
         let original = load_file(&path).expect("fixture loads");
-        assert_eq!(load_file(&converted).expect("converted loads"), original, "{name}");
+        assert_eq!(
+            load_file(&converted).expect("converted loads"),
+            original,
+            "{name}"
+        );
         // And the converted file is itself accepted by check-config.
         let check = run(&["check-config", converted.to_str().expect("utf-8 path")]);
         assert!(check.status.success(), "{name}: {}", text(&check.stderr));

@@ -44,3 +44,19 @@ fn master_and_backup_differ_only_in_state_and_priority() {
     assert_eq!(m.authentication, b.authentication);
     assert_eq!(m.virtual_ipaddress, b.virtual_ipaddress);
 }
+
+#[test]
+fn the_toml_example_in_the_docs_equals_the_lvs_dr_fixture() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/config.md");
+    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let len = doc[start..].find("```").expect("end of the toml block");
+    let example = load_str(
+        Path::new("example.toml"),
+        &doc[start..start + len],
+        Format::Toml,
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let fixture = load_file(&fixture("keepalived/seed-lvs-dr.conf")).expect("loads");
+    assert_eq!(example, fixture);
+}

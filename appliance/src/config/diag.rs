@@ -21,7 +21,11 @@ impl Position {
 
     /// The start of a file, for problems with the file as a whole.
     pub fn start_of(file: &Path) -> Self {
-        Self { file: Arc::from(file), line: 1, col: 1 }
+        Self {
+            file: Arc::from(file),
+            line: 1,
+            col: 1,
+        }
     }
 
     /// Position of byte `offset` in `text`.
@@ -53,7 +57,10 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(pos: Position, message: impl Into<String>) -> Self {
-        Self { pos, message: message.into() }
+        Self {
+            pos,
+            message: message.into(),
+        }
     }
 }
 
@@ -113,12 +120,16 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn new(file: &Path) -> Self {
-        Self { file: file.to_path_buf(), positions: HashMap::new() }
+        Self {
+            file: file.to_path_buf(),
+            positions: HashMap::new(),
+        }
     }
 
-    /// Records `path` unless already known (the first mention wins).
+    /// Records where `path` was set; a repeated keyword overrides the
+    /// earlier one, as its value does.
     pub fn insert(&mut self, path: impl Into<String>, pos: Position) {
-        self.positions.entry(path.into()).or_insert(pos);
+        self.positions.insert(path.into(), pos);
     }
 
     /// The position of `path`, or of its nearest recorded ancestor, or the
@@ -151,23 +162,38 @@ mod tests {
     fn offsets_map_to_lines_and_columns() {
         let file: Arc<Path> = Arc::from(Path::new("f.toml"));
         let text = "a = 1\nbé = 2\n";
-        assert_eq!(Position::from_offset(file.clone(), text, 0).to_string(), "f.toml:1:1");
+        assert_eq!(
+            Position::from_offset(file.clone(), text, 0).to_string(),
+            "f.toml:1:1"
+        );
         let at = text.find("= 2").unwrap_or_default();
-        assert_eq!(Position::from_offset(file, text, at).to_string(), "f.toml:2:4");
+        assert_eq!(
+            Position::from_offset(file, text, at).to_string(),
+            "f.toml:2:4"
+        );
     }
 
     #[test]
     fn lookup_falls_back_to_ancestors() {
         let mut map = SourceMap::new(Path::new("k.conf"));
-        map.insert("vrrp_instance[1]", Position::new(Arc::from(Path::new("k.conf")), 7, 1));
-        assert_eq!(map.lookup("vrrp_instance[1].interface").to_string(), "k.conf:7:1");
+        map.insert(
+            "vrrp_instance[1]",
+            Position::new(Arc::from(Path::new("k.conf")), 7, 1),
+        );
+        assert_eq!(
+            map.lookup("vrrp_instance[1].interface").to_string(),
+            "k.conf:7:1"
+        );
         assert_eq!(map.lookup("virtual_server[0]").to_string(), "k.conf:1:1");
     }
 
     #[test]
     fn display_is_one_line_per_problem() {
         let pos = Position::start_of(Path::new("x"));
-        let d = Diagnostics(vec![Diagnostic::new(pos.clone(), "one"), Diagnostic::new(pos, "two")]);
+        let d = Diagnostics(vec![
+            Diagnostic::new(pos.clone(), "one"),
+            Diagnostic::new(pos, "two"),
+        ]);
         assert_eq!(d.to_string(), "x:1:1: one\nx:1:1: two\n");
     }
 }

@@ -45,7 +45,10 @@ pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
         }
         Format::Toml => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                Diagnostics::single(Position::start_of(path), format!("cannot read {}: {e}", path.display()))
+                Diagnostics::single(
+                    Position::start_of(path),
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             load_str(path, &text, Format::Toml)
         }
@@ -67,7 +70,11 @@ pub fn load_str(path: &Path, text: &str, format: Format) -> Result<Config, Diagn
     }
 }
 
-fn finish(config: Config, map: &SourceMap, mut errors: Vec<Diagnostic>) -> Result<Config, Diagnostics> {
+fn finish(
+    config: Config,
+    map: &SourceMap,
+    mut errors: Vec<Diagnostic>,
+) -> Result<Config, Diagnostics> {
     errors.extend(validate::validate(&config, map));
     if errors.is_empty() {
         Ok(config)
@@ -109,9 +116,15 @@ mod tests {
 
     #[test]
     fn detection_is_by_extension() {
-        assert_eq!(Format::detect(Path::new("/etc/appliance/lb.toml")), Format::Toml);
+        assert_eq!(
+            Format::detect(Path::new("/etc/appliance/lb.toml")),
+            Format::Toml
+        );
         assert_eq!(Format::detect(Path::new("LB.TOML")), Format::Toml);
-        assert_eq!(Format::detect(Path::new("/etc/keepalived/keepalived.conf")), Format::Keepalived);
+        assert_eq!(
+            Format::detect(Path::new("/etc/keepalived/keepalived.conf")),
+            Format::Keepalived
+        );
         assert_eq!(Format::detect(Path::new("keepalived")), Format::Keepalived);
     }
 
@@ -304,10 +317,14 @@ virtual_server fwmark 7 {
 
     #[test]
     fn a_rich_config_round_trips_through_toml() {
-        let config = load_str(Path::new("rich.conf"), RICH, Format::Keepalived).unwrap_or_else(|d| panic!("{d}"));
+        let config = load_str(Path::new("rich.conf"), RICH, Format::Keepalived)
+            .unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(config.vrrp_instance.len(), 3);
         assert_eq!(config.virtual_server[0].real_server[0].check.len(), 2);
-        assert_eq!(config.global.vrrp_gna_interval, std::time::Duration::from_micros(2));
+        assert_eq!(
+            config.global.vrrp_gna_interval,
+            std::time::Duration::from_micros(2)
+        );
         round_trip(&config);
     }
 
@@ -323,21 +340,33 @@ virtual_server fwmark 7 {
         let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nuse_vmac = true\n";
         let problems = toml_problems(text);
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].starts_with("a.toml:5:1: unknown field `use_vmac`"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("a.toml:5:1: unknown field `use_vmac`"),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn toml_bad_value_names_it() {
         let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 300\n";
-        assert_eq!(toml_problems(text), ["a.toml:5:12: priority 300 is out of range 0..=255"]);
+        assert_eq!(
+            toml_problems(text),
+            ["a.toml:5:12: priority 300 is out of range 0..=255"]
+        );
     }
 
     #[test]
     fn toml_validation_problems_point_at_keys() {
         let inst = |name: &str, vip: &str| {
-            format!("[[vrrp_instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 0\nvirtual_ipaddress = [{{ address = \"{vip}\" }}]\n")
+            format!(
+                "[[vrrp_instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 0\nvirtual_ipaddress = [{{ address = \"{vip}\" }}]\n"
+            )
         };
-        let text = format!("{}{}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"A\", \"C\"]\n", inst("A", "10.0.0.1/24"), inst("B", "10.0.0.1/32"));
+        let text = format!(
+            "{}{}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"A\", \"C\"]\n",
+            inst("A", "10.0.0.1/24"),
+            inst("B", "10.0.0.1/32")
+        );
         assert_eq!(
             toml_problems(&text),
             [
@@ -354,14 +383,25 @@ virtual_server fwmark 7 {
     fn toml_missing_interface_is_reported() {
         let problems = toml_problems("[[vrrp_instance]]\nname = \"A\"\nvirtual_router_id = 1\n");
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].starts_with("a.toml:1:1: missing field `interface`"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("a.toml:1:1: missing field `interface`"),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn unreadable_files_are_reported() {
         let err = load_file(Path::new("/nonexistent/x.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/x.toml:1:1: cannot read /nonexistent/x.toml"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/x.toml:1:1: cannot read /nonexistent/x.toml"),
+            "{err}"
+        );
         let err = load_file(Path::new("/nonexistent/keepalived.conf")).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/keepalived.conf:1:1: cannot read"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/keepalived.conf:1:1: cannot read"),
+            "{err}"
+        );
     }
 }

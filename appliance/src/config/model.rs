@@ -251,7 +251,8 @@ impl Scope {
 #[serde(deny_unknown_fields)]
 pub struct VirtualAddress {
     /// The address with its prefix length; keepalived defaults the prefix
-    /// to /32 (IPv4) or /128 (IPv6) when none is written.
+    /// to /32 (IPv4) or /128 (IPv6) when none is written, and so does TOML.
+    #[serde(with = "prefixed")]
     pub address: IpNet,
     /// Interface to add it to; defaults to the instance's interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,6 +264,35 @@ pub struct VirtualAddress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
 }
+
+/// `ADDR[/PREFIX]` in TOML: the prefix may be omitted, as in
+/// keepalived.conf.
+mod prefixed {
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::net::IpAddr;
+
+    pub fn serialize<S: Serializer>(net: &IpNet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(net)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text)
+            .ok_or_else(|| D::Error::custom(format!("bad address '{text}': expected IP[/PREFIX]")))
+    }
+
+    /// `10.0.0.1`, `10.0.0.1/24`, `fe80::1/64`; no prefix means a host
+    /// address.
+    pub fn parse(text: &str) -> Option<IpNet> {
+        match text.split_once('/') {
+            Some((addr, prefix)) => IpNet::new(addr.parse().ok()?, prefix.parse().ok()?).ok(),
+            None => text.parse::<IpAddr>().ok().map(IpNet::from),
+        }
+    }
+}
+
+pub use prefixed::parse as parse_prefixed;
 
 /// A tracked `vrrp_script` reference, optionally overriding its weight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,7 +326,11 @@ impl TrackWeight {
     pub fn new(value: i32) -> Result<Self, WeightRangeError> {
         match i16::try_from(value) {
             Ok(v) if (-253..=253).contains(&v) => Ok(Self(v)),
-            _ => Err(WeightRangeError { value: i64::from(value), min: -253, max: 253 }),
+            _ => Err(WeightRangeError {
+                value: i64::from(value),
+                min: -253,
+                max: 253,
+            }),
         }
     }
 
@@ -707,7 +741,12 @@ impl Weight {
         if value <= Self::MAX {
             Ok(Self(value))
         } else {
-            Err(RangeError { what: "weight", value, min: 0, max: Self::MAX })
+            Err(RangeError {
+                what: "weight",
+                value,
+                min: 0,
+                max: Self::MAX,
+            })
         }
     }
 

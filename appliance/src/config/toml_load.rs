@@ -27,7 +27,13 @@ pub fn load(path: &Path, text: &str) -> Result<(Config, SourceMap), Vec<Diagnost
     Ok((config, map))
 }
 
-fn walk_table(table: &DeTable<'_>, prefix: &str, file: &Arc<Path>, text: &str, map: &mut SourceMap) {
+fn walk_table(
+    table: &DeTable<'_>,
+    prefix: &str,
+    file: &Arc<Path>,
+    text: &str,
+    map: &mut SourceMap,
+) {
     for (key, value) in table {
         let path = if prefix.is_empty() {
             key.get_ref().to_string()

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 /// Every problem found in `config`; `map` locates them.
 pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
-    let mut v = Validator { map, out: Vec::new() };
+    let mut v = Validator {
+        map,
+        out: Vec::new(),
+    };
     v.unique_names(config);
     v.instances(config);
     v.sync_groups(config);
@@ -37,9 +40,26 @@ impl Validator<'_> {
 
     fn unique_names(&mut self, config: &Config) {
         let lists: [(&str, Vec<&str>); 3] = [
-            ("vrrp_script", config.vrrp_script.iter().map(|s| s.name.as_str()).collect()),
-            ("vrrp_sync_group", config.vrrp_sync_group.iter().map(|g| g.name.as_str()).collect()),
-            ("vrrp_instance", config.vrrp_instance.iter().map(|i| i.name.as_str()).collect()),
+            (
+                "vrrp_script",
+                config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
+            ),
+            (
+                "vrrp_sync_group",
+                config
+                    .vrrp_sync_group
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect(),
+            ),
+            (
+                "vrrp_instance",
+                config
+                    .vrrp_instance
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect(),
+            ),
         ];
         for (kind, names) in lists {
             let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -67,7 +87,10 @@ impl Validator<'_> {
             let base = format!("vrrp_instance[{i}]");
             let name = &inst.name;
             if inst.interface.is_empty() {
-                self.report(&format!("{base}.interface"), format!("vrrp_instance '{name}' has no interface"));
+                self.report(
+                    &format!("{base}.interface"),
+                    format!("vrrp_instance '{name}' has no interface"),
+                );
             }
             if inst.priority.get() == 0 {
                 self.report(
@@ -80,12 +103,18 @@ impl Validator<'_> {
             if version == Version::V3 && inst.authentication.is_some() {
                 self.report(
                     &format!("{base}.authentication"),
-                    format!("vrrp_instance '{name}': authentication is not allowed with VRRP version 3"),
+                    format!(
+                        "vrrp_instance '{name}': authentication is not allowed with VRRP version 3"
+                    ),
                 );
             }
             self.address_families(inst, &base, version);
             if !inst.interface.is_empty() {
-                let key = (inst.interface.as_str(), inst.virtual_router_id.get(), inst.is_ipv6());
+                let key = (
+                    inst.interface.as_str(),
+                    inst.virtual_router_id.get(),
+                    inst.is_ipv6(),
+                );
                 if let Some(other) = vrids.get(&key) {
                     self.report(
                         &format!("{base}.virtual_router_id"),
@@ -102,7 +131,10 @@ impl Validator<'_> {
             }
             let lists = [
                 ("virtual_ipaddress", &inst.virtual_ipaddress),
-                ("virtual_ipaddress_excluded", &inst.virtual_ipaddress_excluded),
+                (
+                    "virtual_ipaddress_excluded",
+                    &inst.virtual_ipaddress_excluded,
+                ),
             ];
             for (list, addresses) in lists {
                 for (j, vip) in addresses.iter().enumerate() {
@@ -122,7 +154,10 @@ impl Validator<'_> {
                 if !config.vrrp_script.iter().any(|s| s.name == track.name) {
                     self.report(
                         &format!("{base}.track_script[{j}]"),
-                        format!("vrrp_instance '{name}' tracks unknown vrrp_script '{}'", track.name),
+                        format!(
+                            "vrrp_instance '{name}' tracks unknown vrrp_script '{}'",
+                            track.name
+                        ),
                     );
                 }
             }
@@ -136,7 +171,7 @@ impl Validator<'_> {
             Version::V2 => interval.subsec_nanos() == 0 && (1..=255).contains(&interval.as_secs()),
             // Centiseconds, 12-bit field (RFC 5798 §5.2.7).
             Version::V3 => {
-                interval.subsec_nanos() % 10_000_000 == 0
+                interval.subsec_nanos().is_multiple_of(10_000_000)
                     && interval >= Duration::from_millis(10)
                     && interval <= Duration::from_millis(40_950)
             }
@@ -158,7 +193,10 @@ impl Validator<'_> {
     }
 
     fn address_families(&mut self, inst: &VrrpInstance, base: &str, version: Version) {
-        let first_family = inst.virtual_ipaddress.first().map(|v: &VirtualAddress| v.address.addr().is_ipv6());
+        let first_family = inst
+            .virtual_ipaddress
+            .first()
+            .map(|v: &VirtualAddress| v.address.addr().is_ipv6());
         for (j, vip) in inst.virtual_ipaddress.iter().enumerate() {
             let path = format!("{base}.virtual_ipaddress[{j}]");
             let is_v6 = matches!(vip.address, IpNet::V6(_));
@@ -193,7 +231,10 @@ impl Validator<'_> {
                 if !config.vrrp_instance.iter().any(|inst| &inst.name == member) {
                     self.report(
                         &path,
-                        format!("vrrp_sync_group '{}' names unknown vrrp_instance '{member}'", group.name),
+                        format!(
+                            "vrrp_sync_group '{}' names unknown vrrp_instance '{member}'",
+                            group.name
+                        ),
                     );
                 } else if let Some(other) = member_of.get(member.as_str()) {
                     self.report(
@@ -223,7 +264,10 @@ impl Validator<'_> {
                     let first_pos = self.map.lookup(&format!("{base}.real_server[{first}]"));
                     self.report(
                         &path,
-                        format!("real_server {} is listed twice (first at {first_pos})", rs.address),
+                        format!(
+                            "real_server {} is listed twice (first at {first_pos})",
+                            rs.address
+                        ),
                     );
                 }
                 let tunnelled = vs.lb_kind == super::model::LbKind::Tun;
@@ -242,7 +286,10 @@ impl Validator<'_> {
                 {
                     self.report(
                         &format!("{path}.lthreshold"),
-                        format!("real_server {}: lthreshold {low} is above uthreshold {high}", rs.address),
+                        format!(
+                            "real_server {}: lthreshold {low} is above uthreshold {high}",
+                            rs.address
+                        ),
                     );
                 }
             }
@@ -304,15 +351,21 @@ vrrp_instance VI_2 {
     #[test]
     fn priority_zero() {
         assert_eq!(
-            problems("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 0\n}\n"),
-            ["k.conf:4:3: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)"]
+            problems(
+                "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 0\n}\n"
+            ),
+            [
+                "k.conf:4:3: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)"
+            ]
         );
     }
 
     #[test]
     fn priority_above_255() {
         assert_eq!(
-            problems("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 256\n}\n"),
+            problems(
+                "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 256\n}\n"
+            ),
             ["k.conf:4:12: bad value '256' for 'priority': expected an integer in 1..=255"]
         );
     }
@@ -322,10 +375,15 @@ vrrp_instance VI_2 {
         let text = TWO.replace("virtual_router_id 52", "virtual_router_id 51");
         assert_eq!(
             problems(&text),
-            ["k.conf:10:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'"]
+            [
+                "k.conf:10:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'"
+            ]
         );
         // Another interface, or another family, may reuse the id.
-        assert_eq!(problems(&text.replacen("interface eth0", "interface eth1", 1)), Vec::<String>::new());
+        assert_eq!(
+            problems(&text.replacen("interface eth0", "interface eth1", 1)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -333,13 +391,18 @@ vrrp_instance VI_2 {
         let text = TWO.replace("10.0.0.2/24", "10.0.0.1/32");
         assert_eq!(
             problems(&text),
-            ["k.conf:12:9: vrrp_instance 'VI_2': virtual address 10.0.0.1 is already held by vrrp_instance 'VI_1'"]
+            [
+                "k.conf:12:9: vrrp_instance 'VI_2': virtual address 10.0.0.1 is already held by vrrp_instance 'VI_1'"
+            ]
         );
     }
 
     #[test]
     fn unknown_track_script() {
-        let text = TWO.replace("virtual_router_id 52", "virtual_router_id 52\n    track_script {\n        chk_missing weight -20\n    }");
+        let text = TWO.replace(
+            "virtual_router_id 52",
+            "virtual_router_id 52\n    track_script {\n        chk_missing weight -20\n    }",
+        );
         assert_eq!(
             problems(&text),
             ["k.conf:12:9: vrrp_instance 'VI_2' tracks unknown vrrp_script 'chk_missing'"]
@@ -349,7 +412,10 @@ vrrp_instance VI_2 {
     #[test]
     fn sync_group_with_unknown_instance() {
         let text = format!("{TWO}vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_9\n  }}\n}}\n");
-        assert_eq!(problems(&text), ["k.conf:18:5: vrrp_sync_group 'G' names unknown vrrp_instance 'VI_9'"]);
+        assert_eq!(
+            problems(&text),
+            ["k.conf:18:5: vrrp_sync_group 'G' names unknown vrrp_instance 'VI_9'"]
+        );
     }
 
     #[test]
@@ -357,9 +423,17 @@ vrrp_instance VI_2 {
         let text = TWO.replace("10.0.0.2/24", "2001:db8::2/64");
         assert_eq!(
             problems(&text),
-            ["k.conf:12:9: vrrp_instance 'VI_2': IPv6 virtual address 2001:db8::2 needs VRRP version 3 (the instance uses version 2)"]
+            [
+                "k.conf:12:9: vrrp_instance 'VI_2': IPv6 virtual address 2001:db8::2 needs VRRP version 3 (the instance uses version 2)"
+            ]
         );
-        assert_eq!(problems(&text.replace("virtual_router_id 52", "virtual_router_id 52\n    version 3")), Vec::<String>::new());
+        assert_eq!(
+            problems(&text.replace(
+                "virtual_router_id 52",
+                "virtual_router_id 52\n    version 3"
+            )),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -370,16 +444,23 @@ vrrp_instance VI_2 {
         );
         assert_eq!(
             problems(&text),
-            ["k.conf:12:5: vrrp_instance 'VI_2': authentication is not allowed with VRRP version 3"]
+            [
+                "k.conf:12:5: vrrp_instance 'VI_2': authentication is not allowed with VRRP version 3"
+            ]
         );
     }
 
     #[test]
     fn fractional_advert_int_needs_version_3() {
-        let text = TWO.replace("virtual_router_id 52", "virtual_router_id 52\n    advert_int 0.5");
+        let text = TWO.replace(
+            "virtual_router_id 52",
+            "virtual_router_id 52\n    advert_int 0.5",
+        );
         assert_eq!(
             problems(&text),
-            ["k.conf:11:5: vrrp_instance 'VI_2': advert_int 500ms is not allowed: must be whole seconds in 1..=255 with VRRP version 2"]
+            [
+                "k.conf:11:5: vrrp_instance 'VI_2': advert_int 500ms is not allowed: must be whole seconds in 1..=255 with VRRP version 2"
+            ]
         );
         let v3 = text.replace("advert_int 0.5", "advert_int 0.5\n    version 3");
         assert_eq!(problems(&v3), Vec::<String>::new());
@@ -388,7 +469,10 @@ vrrp_instance VI_2 {
     #[test]
     fn duplicate_instance_name() {
         let text = TWO.replace("VI_2", "VI_1");
-        assert_eq!(problems(&text), ["k.conf:8:1: duplicate vrrp_instance name 'VI_1' (first defined at k.conf:1:1)"]);
+        assert_eq!(
+            problems(&text),
+            ["k.conf:8:1: duplicate vrrp_instance name 'VI_1' (first defined at k.conf:1:1)"]
+        );
     }
 
     #[test]
@@ -403,7 +487,10 @@ vrrp_instance VI_2 {
     #[test]
     fn every_problem_is_reported_in_file_order() {
         let text = TWO
-            .replace("virtual_router_id 52", "virtual_router_id 52\n    use_vmac\n    priority 0")
+            .replace(
+                "virtual_router_id 52",
+                "virtual_router_id 52\n    use_vmac\n    priority 0",
+            )
             .replacen("interface eth0\n", "", 1);
         assert_eq!(
             problems(&text),

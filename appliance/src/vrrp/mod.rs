@@ -32,7 +32,12 @@ impl Vrid {
     pub fn new(value: u32) -> Result<Self, RangeError> {
         match u8::try_from(value) {
             Ok(v) if v >= 1 => Ok(Self(v)),
-            _ => Err(RangeError { what: "virtual_router_id", value, min: 1, max: 255 }),
+            _ => Err(RangeError {
+                what: "virtual_router_id",
+                value,
+                min: 1,
+                max: 255,
+            }),
         }
     }
 
@@ -75,9 +80,12 @@ impl Priority {
     pub const DEFAULT: Priority = Priority(100);
 
     pub fn new(value: u32) -> Result<Self, RangeError> {
-        u8::try_from(value)
-            .map(Self)
-            .map_err(|_| RangeError { what: "priority", value, min: 0, max: 255 })
+        u8::try_from(value).map(Self).map_err(|_| RangeError {
+            what: "priority",
+            value,
+            min: 0,
+            max: 255,
+        })
     }
 
     pub const fn from_u8(value: u8) -> Self {
@@ -124,7 +132,12 @@ impl TryFrom<u32> for Version {
         match value {
             2 => Ok(Self::V2),
             3 => Ok(Self::V3),
-            _ => Err(RangeError { what: "vrrp_version", value, min: 2, max: 3 }),
+            _ => Err(RangeError {
+                what: "vrrp_version",
+                value,
+                min: 2,
+                max: 3,
+            }),
         }
     }
 }

@@ -7,7 +7,6 @@ use super::parser::{Statement, Word};
 use crate::config::diag::{Diagnostic, Position, SourceMap};
 use crate::config::model::*;
 use crate::vrrp::{Priority, Version, Vrid};
-use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,7 +18,11 @@ fn default_persistence_timeout() -> Duration {
 
 /// Builds the model from `statements`; problems go to the returned list.
 pub fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, Vec<Diagnostic>) {
-    let mut im = Importer { config: Config::default(), map, errors: Vec::new() };
+    let mut im = Importer {
+        config: Config::default(),
+        map,
+        errors: Vec::new(),
+    };
     for st in statements {
         match st.keyword.text.as_str() {
             "global_defs" => im.global_defs(st),
@@ -47,7 +50,10 @@ impl Importer<'_> {
     fn unknown(&mut self, st: &Statement, context: &str) {
         self.err(
             &st.keyword.pos,
-            format!("unknown or unsupported keyword '{}' {context}", st.keyword.text),
+            format!(
+                "unknown or unsupported keyword '{}' {context}",
+                st.keyword.text
+            ),
         );
     }
 
@@ -60,7 +66,10 @@ impl Importer<'_> {
         match &st.block {
             Some(items) => items,
             None => {
-                self.err(&st.keyword.pos, format!("'{}' needs a {{ }} block", st.keyword.text));
+                self.err(
+                    &st.keyword.pos,
+                    format!("'{}' needs a {{ }} block", st.keyword.text),
+                );
                 &[]
             }
         }
@@ -69,7 +78,10 @@ impl Importer<'_> {
     /// Reports a block given to a keyword that takes none.
     fn no_block(&mut self, st: &Statement) {
         if st.block.is_some() {
-            self.err(&st.keyword.pos, format!("'{}' does not take a {{ }} block", st.keyword.text));
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' does not take a {{ }} block", st.keyword.text),
+            );
         }
     }
 
@@ -89,7 +101,10 @@ impl Importer<'_> {
         self.at_most(st, 1);
         let v = st.args.first();
         if v.is_none() {
-            self.err(&st.keyword.pos, format!("'{}' needs a value", st.keyword.text));
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' needs a value", st.keyword.text),
+            );
         }
         v
     }
@@ -97,7 +112,10 @@ impl Importer<'_> {
     fn bad(&mut self, st: &Statement, word: &Word, expected: &str) {
         self.err(
             &word.pos,
-            format!("bad value '{}' for '{}': expected {expected}", word.text, st.keyword.text),
+            format!(
+                "bad value '{}' for '{}': expected {expected}",
+                word.text, st.keyword.text
+            ),
         );
     }
 
@@ -150,9 +168,13 @@ impl Importer<'_> {
     fn decimal_secs(&mut self, st: &Statement, max_secs: u64) -> Option<Duration> {
         let word = self.value(st)?;
         match parse_decimal_secs(&word.text) {
-            Some(d) if d.as_secs() < max_secs || d == Duration::from_secs(max_secs) => Some(d),
+            Some(d) if d <= Duration::from_secs(max_secs) => Some(d),
             _ => {
-                self.bad(st, word, &format!("seconds (decimals allowed) in 0..={max_secs}"));
+                self.bad(
+                    st,
+                    word,
+                    &format!("seconds (decimals allowed) in 0..={max_secs}"),
+                );
                 None
             }
         }
@@ -187,7 +209,10 @@ impl Importer<'_> {
         self.no_block(st);
         self.at_most(st, if with_user { 3 } else { 1 });
         let Some(script) = st.args.first() else {
-            self.err(&st.keyword.pos, format!("'{}' needs a script", st.keyword.text));
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' needs a script", st.keyword.text),
+            );
             return None;
         };
         let words = match split_command(&script.text) {
@@ -233,7 +258,10 @@ impl Importer<'_> {
         match st.args.first() {
             Some(w) => w.text.clone(),
             None => {
-                self.err(&st.keyword.pos, format!("'{}' needs a name", st.keyword.text));
+                self.err(
+                    &st.keyword.pos,
+                    format!("'{}' needs a name", st.keyword.text),
+                );
                 String::new()
             }
         }
@@ -255,7 +283,10 @@ impl Importer<'_> {
                     for (i, entry) in self.block(item).iter().enumerate() {
                         self.no_block(entry);
                         self.at_most(entry, 0);
-                        self.record(format!("global.notification_email[{i}]"), &entry.keyword.pos);
+                        self.record(
+                            format!("global.notification_email[{i}]"),
+                            &entry.keyword.pos,
+                        );
                         emails.push(entry.keyword.text.clone());
                     }
                     g.notification_email = emails;
@@ -273,18 +304,27 @@ impl Importer<'_> {
                         None => Some(default_smtp_port()),
                     };
                     if let Some(port) = port {
-                        g.smtp_server = Some(SmtpServer { host: host.text.clone(), port });
+                        g.smtp_server = Some(SmtpServer {
+                            host: host.text.clone(),
+                            port,
+                        });
                     }
                 }
                 "smtp_connect_timeout" => set(&mut g.smtp_connect_timeout, self.whole_secs(item)),
                 "vrrp_version" => set(&mut g.vrrp_version, self.version(item)),
-                "vrrp_garp_master_delay" => set(&mut g.vrrp_garp_master_delay, self.whole_secs(item)),
+                "vrrp_garp_master_delay" => {
+                    set(&mut g.vrrp_garp_master_delay, self.whole_secs(item))
+                }
                 "vrrp_garp_master_repeat" => set(&mut g.vrrp_garp_master_repeat, self.count(item)),
-                "vrrp_garp_master_refresh" => set(&mut g.vrrp_garp_master_refresh, self.whole_secs(item)),
+                "vrrp_garp_master_refresh" => {
+                    set(&mut g.vrrp_garp_master_refresh, self.whole_secs(item))
+                }
                 "vrrp_garp_master_refresh_repeat" => {
                     set(&mut g.vrrp_garp_master_refresh_repeat, self.count(item))
                 }
-                "vrrp_garp_lower_prio_delay" => g.vrrp_garp_lower_prio_delay = self.whole_secs(item),
+                "vrrp_garp_lower_prio_delay" => {
+                    g.vrrp_garp_lower_prio_delay = self.whole_secs(item)
+                }
                 "vrrp_garp_lower_prio_repeat" => g.vrrp_garp_lower_prio_repeat = self.count(item),
                 "vrrp_garp_interval" => set(&mut g.vrrp_garp_interval, self.decimal_secs(item, 1)),
                 "vrrp_gna_interval" => set(&mut g.vrrp_gna_interval, self.decimal_secs(item, 1)),
@@ -295,7 +335,8 @@ impl Importer<'_> {
     }
 
     fn version(&mut self, st: &Statement) -> Option<Version> {
-        self.u32_in(st, 2, 3).and_then(|v| Version::try_from(v).ok())
+        self.u32_in(st, 2, 3)
+            .and_then(|v| Version::try_from(v).ok())
     }
 
     fn vrrp_script(&mut self, st: &Statement) {
@@ -305,7 +346,12 @@ impl Importer<'_> {
         self.record(base.clone(), &st.keyword.pos);
         let mut script = VrrpScript {
             name,
-            script: Command { program: String::new(), args: Vec::new(), user: None, group: None },
+            script: Command {
+                program: String::new(),
+                args: Vec::new(),
+                user: None,
+                group: None,
+            },
             interval: default_script_interval(),
             timeout: None,
             weight: TrackWeight::default(),
@@ -332,16 +378,18 @@ impl Importer<'_> {
         }
         match command {
             Some(c) => script.script = c,
-            None if st.block.is_some() => {
-                self.err(&st.keyword.pos, format!("vrrp_script '{}' has no 'script'", script.name))
-            }
+            None if st.block.is_some() => self.err(
+                &st.keyword.pos,
+                format!("vrrp_script '{}' has no 'script'", script.name),
+            ),
             None => {}
         }
         self.config.vrrp_script.push(script);
     }
 
     fn secs_at_least_one(&mut self, st: &Statement) -> Option<Duration> {
-        self.u32_in(st, 1, u32::MAX).map(|v| Duration::from_secs(u64::from(v)))
+        self.u32_in(st, 1, u32::MAX)
+            .map(|v| Duration::from_secs(u64::from(v)))
     }
 
     fn track_weight_value(&mut self, st: &Statement) -> Option<TrackWeight> {
@@ -350,7 +398,11 @@ impl Importer<'_> {
     }
 
     fn track_weight(&mut self, st: &Statement, word: &Word) -> Option<TrackWeight> {
-        let w = word.text.parse::<i32>().ok().and_then(|v| TrackWeight::new(v).ok());
+        let w = word
+            .text
+            .parse::<i32>()
+            .ok()
+            .and_then(|v| TrackWeight::new(v).ok());
         if w.is_none() {
             self.bad(st, word, "an integer in -253..=253");
         }
@@ -444,7 +496,9 @@ impl Importer<'_> {
             self.record(format!("{base}.{kw}"), &item.keyword.pos);
             match kw {
                 "state" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     match word.text.as_str() {
                         "MASTER" => inst.state = InitialState::Master,
                         "BACKUP" => inst.state = InitialState::Backup,
@@ -456,8 +510,15 @@ impl Importer<'_> {
                     vrid = self.u32_in(item, 1, 255).and_then(|v| Vrid::new(v).ok());
                 }
                 "priority" => {
-                    let Some(word) = self.value(item) else { continue };
-                    match word.text.parse::<u32>().ok().and_then(|v| Priority::new(v).ok()) {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match word
+                        .text
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|v| Priority::new(v).ok())
+                    {
                         Some(p) => inst.priority = p,
                         None => self.bad(item, word, "an integer in 1..=255"),
                     }
@@ -466,7 +527,8 @@ impl Importer<'_> {
                 "version" => inst.version = self.version(item),
                 "authentication" => inst.authentication = self.authentication(item),
                 "virtual_ipaddress" => {
-                    inst.virtual_ipaddress = self.addresses(item, &format!("{base}.virtual_ipaddress"));
+                    inst.virtual_ipaddress =
+                        self.addresses(item, &format!("{base}.virtual_ipaddress"));
                 }
                 "virtual_ipaddress_excluded" => {
                     inst.virtual_ipaddress_excluded =
@@ -501,7 +563,10 @@ impl Importer<'_> {
                             Ok(ip) => peers.push(ip),
                             Err(_) => self.err(
                                 &entry.keyword.pos,
-                                format!("bad value '{}' in unicast_peer: expected an IP address", entry.keyword.text),
+                                format!(
+                                    "bad value '{}' in unicast_peer: expected an IP address",
+                                    entry.keyword.text
+                                ),
                             ),
                         }
                     }
@@ -531,8 +596,15 @@ impl Importer<'_> {
         }
         match vrid {
             Some(v) => inst.virtual_router_id = v,
-            None if !st.block.as_ref().is_some_and(|b| b.iter().any(|s| s.keyword.text == "virtual_router_id")) => {
-                self.err(&st.keyword.pos, format!("vrrp_instance '{}' has no virtual_router_id", inst.name))
+            None if !st
+                .block
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|s| s.keyword.text == "virtual_router_id")) =>
+            {
+                self.err(
+                    &st.keyword.pos,
+                    format!("vrrp_instance '{}' has no virtual_router_id", inst.name),
+                )
             }
             None => {}
         }
@@ -547,7 +619,9 @@ impl Importer<'_> {
         for item in self.block(st) {
             match item.keyword.text.as_str() {
                 "auth_type" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     match word.text.as_str() {
                         "PASS" => auth_type = Some(AuthType::Pass),
                         "AH" => {
@@ -565,7 +639,10 @@ impl Importer<'_> {
             }
         }
         match (auth_type, auth_pass) {
-            (Some(auth_type), Some(auth_pass)) => Some(Authentication { auth_type, auth_pass }),
+            (Some(auth_type), Some(auth_pass)) => Some(Authentication {
+                auth_type,
+                auth_pass,
+            }),
             (None, _) if ok => {
                 self.err(&st.keyword.pos, "authentication needs auth_type");
                 None
@@ -601,14 +678,22 @@ impl Importer<'_> {
             );
             return None;
         };
-        let mut vip = VirtualAddress { address, dev: None, label: None, scope: None };
+        let mut vip = VirtualAddress {
+            address,
+            dev: None,
+            label: None,
+            scope: None,
+        };
         let mut args = entry.args.iter();
         let mut ok = true;
         while let Some(option) = args.next() {
             if !matches!(option.text.as_str(), "dev" | "label" | "scope") {
                 self.err(
                     &option.pos,
-                    format!("unsupported virtual address option '{}' (supported: dev, label, scope)", option.text),
+                    format!(
+                        "unsupported virtual address option '{}' (supported: dev, label, scope)",
+                        option.text
+                    ),
                 );
                 // Its arity is unknown, so the rest of the line cannot be read.
                 ok = false;
@@ -659,7 +744,10 @@ impl Importer<'_> {
                 [first, ..] => {
                     self.err(
                         &first.pos,
-                        format!("unexpected '{}' after '{}': expected 'weight N'", first.text, entry.keyword.text),
+                        format!(
+                            "unexpected '{}' after '{}': expected 'weight N'",
+                            first.text, entry.keyword.text
+                        ),
                     );
                     continue;
                 }
@@ -674,10 +762,15 @@ impl Importer<'_> {
         let base = format!("virtual_server[{index}]");
         self.record(base.clone(), &st.keyword.pos);
         let service = match st.args.as_slice() {
-            [kw, mark] if kw.text == "fwmark" => self.parse_word(st, mark, "a firewall mark").map(Service::Fwmark),
+            [kw, mark] if kw.text == "fwmark" => self
+                .parse_word(st, mark, "a firewall mark")
+                .map(Service::Fwmark),
             [ip, port] => self.socket(st, ip, port).map(Service::Address),
             _ => {
-                self.err(&st.keyword.pos, "'virtual_server' needs 'IP PORT' or 'fwmark MARK'");
+                self.err(
+                    &st.keyword.pos,
+                    "'virtual_server' needs 'IP PORT' or 'fwmark MARK'",
+                );
                 None
             }
         };
@@ -712,16 +805,27 @@ impl Importer<'_> {
                 self.record(format!("{base}.{field}"), &item.keyword.pos);
             }
             match kw {
-                "delay_loop" => set(&mut vs.delay_loop, self.decimal_secs(item, u64::from(u32::MAX))),
+                "delay_loop" => set(
+                    &mut vs.delay_loop,
+                    self.decimal_secs(item, u64::from(u32::MAX)),
+                ),
                 "lb_algo" | "lvs_sched" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     match LbAlgo::parse(&word.text) {
                         Some(a) => vs.lb_algo = a,
-                        None => self.bad(item, word, "one of rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos"),
+                        None => self.bad(
+                            item,
+                            word,
+                            "one of rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos",
+                        ),
                     }
                 }
                 "lb_kind" | "lvs_method" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     match LbKind::parse(&word.text) {
                         Some(k) => vs.lb_kind = k,
                         None => self.bad(item, word, "NAT, DR or TUN"),
@@ -736,14 +840,20 @@ impl Importer<'_> {
                     };
                 }
                 "persistence_granularity" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     match parse_granularity(&word.text) {
                         Some(p) => vs.persistence_granularity = Some(p),
-                        None => self.bad(item, word, "a netmask (255.255.255.0) or a prefix length"),
+                        None => {
+                            self.bad(item, word, "a netmask (255.255.255.0) or a prefix length")
+                        }
                     }
                 }
                 "protocol" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     match Protocol::parse(&word.text) {
                         Some(p) => vs.protocol = p,
                         None => self.bad(item, word, "TCP, UDP or SCTP"),
@@ -809,8 +919,15 @@ impl Importer<'_> {
             }
             match kw {
                 "weight" => {
-                    let Some(word) = self.value(item) else { continue };
-                    match word.text.parse::<u32>().ok().and_then(|v| Weight::new(v).ok()) {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match word
+                        .text
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|v| Weight::new(v).ok())
+                    {
                         Some(w) => rs.weight = w,
                         None => self.bad(item, word, "an integer in 0..=65535"),
                     }
@@ -841,7 +958,11 @@ impl Importer<'_> {
             connect_port: None,
             bindto: None,
             connect_timeout: default_connect_timeout(),
-            retry: if kind == "MISC_CHECK" { default_misc_retry() } else { default_retry() },
+            retry: if kind == "MISC_CHECK" {
+                default_misc_retry()
+            } else {
+                default_retry()
+            },
             delay_before_retry: default_delay_before_retry(),
             warmup: None,
         };
@@ -859,16 +980,22 @@ impl Importer<'_> {
             let connection = kind != "MISC_CHECK";
             let http = matches!(kind, "HTTP_GET" | "SSL_GET");
             match kw {
-                "connect_ip" if connection => tcp.connect_ip = self.parse_value(item, "an IP address"),
-                "connect_port" if connection => tcp.connect_port = self.parse_value(item, "a port number"),
+                "connect_ip" if connection => {
+                    tcp.connect_ip = self.parse_value(item, "an IP address")
+                }
+                "connect_port" if connection => {
+                    tcp.connect_port = self.parse_value(item, "a port number")
+                }
                 "bindto" if connection => tcp.bindto = self.parse_value(item, "an IP address"),
-                "connect_timeout" if connection => {
-                    set(&mut tcp.connect_timeout, self.decimal_secs(item, u64::from(u32::MAX)))
-                }
+                "connect_timeout" if connection => set(
+                    &mut tcp.connect_timeout,
+                    self.decimal_secs(item, u64::from(u32::MAX)),
+                ),
                 "retry" | "nb_get_retry" => set(&mut tcp.retry, self.count(item)),
-                "delay_before_retry" => {
-                    set(&mut tcp.delay_before_retry, self.decimal_secs(item, u64::from(u32::MAX)))
-                }
+                "delay_before_retry" => set(
+                    &mut tcp.delay_before_retry,
+                    self.decimal_secs(item, u64::from(u32::MAX)),
+                ),
                 "warmup" => tcp.warmup = self.decimal_secs(item, u64::from(u32::MAX)),
                 "url" if http => {
                     let path = format!("{base}.url[{}]", urls.len());
@@ -884,7 +1011,15 @@ impl Importer<'_> {
                 _ => self.unknown(item, &format!("in {kind}")),
             }
         }
-        let TcpCheck { connect_ip, connect_port, bindto, connect_timeout, retry, delay_before_retry, warmup } = tcp;
+        let TcpCheck {
+            connect_ip,
+            connect_port,
+            bindto,
+            connect_timeout,
+            retry,
+            delay_before_retry,
+            warmup,
+        } = tcp;
         let http = |url| HttpCheck {
             connect_ip,
             connect_port,
@@ -922,16 +1057,25 @@ impl Importer<'_> {
     fn url(&mut self, st: &Statement, base: &str) -> Option<Url> {
         self.at_most(st, 0);
         let mut path = None;
-        let mut url = Url { path: String::new(), status_code: None, digest: None, virtualhost: None };
+        let mut url = Url {
+            path: String::new(),
+            status_code: None,
+            digest: None,
+            virtualhost: None,
+        };
         for item in self.block(st) {
             self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
             match item.keyword.text.as_str() {
                 "path" => path = self.string(item),
                 "status_code" => {
-                    url.status_code = self.u32_in(item, 100, 599).and_then(|v| u16::try_from(v).ok())
+                    url.status_code = self
+                        .u32_in(item, 100, 599)
+                        .and_then(|v| u16::try_from(v).ok())
                 }
                 "digest" => {
-                    let Some(word) = self.value(item) else { continue };
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
                     if word.text.len() == 32 && word.text.chars().all(|c| c.is_ascii_hexdigit()) {
                         url.digest = Some(word.text.to_ascii_lowercase());
                     } else {
@@ -963,14 +1107,6 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
-/// `10.0.0.1`, `10.0.0.1/24`, `fe80::1/64`; no prefix means a host route.
-fn parse_prefixed(text: &str) -> Option<IpNet> {
-    match text.split_once('/') {
-        Some((addr, prefix)) => IpNet::new(addr.parse().ok()?, prefix.parse().ok()?).ok(),
-        None => text.parse::<IpAddr>().ok().map(IpNet::from),
-    }
-}
-
 /// `255.255.255.0` or `24` (IPv6 granularity is written as a length).
 fn parse_granularity(text: &str) -> Option<u8> {
     if let Ok(len) = text.parse::<u8>() {
@@ -992,8 +1128,16 @@ fn parse_decimal_secs(text: &str) -> Option<Duration> {
     {
         return None;
     }
-    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let micros: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let micros: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
     Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
 }
 
@@ -1026,7 +1170,10 @@ mod tests {
         let auth = inst.authentication.as_ref().unwrap();
         assert_eq!(auth.auth_pass, "aminglinux");
         assert_eq!(&auth.wire_password(), b"aminglin");
-        assert_eq!(inst.virtual_ipaddress[0].address.to_string(), "10.99.0.100/24");
+        assert_eq!(
+            inst.virtual_ipaddress[0].address.to_string(),
+            "10.99.0.100/24"
+        );
     }
 
     #[test]
@@ -1047,7 +1194,8 @@ mod tests {
 
     #[test]
     fn ah_authentication_is_rejected() {
-        let text = format!("{INSTANCE}  authentication {{\n    auth_type AH\n    auth_pass x\n  }}\n}}\n");
+        let text =
+            format!("{INSTANCE}  authentication {{\n    auth_type AH\n    auth_pass x\n  }}\n}}\n");
         assert_eq!(
             problems(&text),
             ["k.conf:5:15: auth_type AH (IPsec) is not supported: use PASS or no authentication"]
@@ -1070,10 +1218,14 @@ mod tests {
 
     #[test]
     fn unsupported_address_options_are_errors() {
-        let text = format!("{INSTANCE}  virtual_ipaddress {{\n    10.0.0.1/24 brd 10.0.0.255 dev eth1\n    10.0.0.2 label eth0:1 scope link\n  }}\n}}\n");
+        let text = format!(
+            "{INSTANCE}  virtual_ipaddress {{\n    10.0.0.1/24 brd 10.0.0.255 dev eth1\n    10.0.0.2 label eth0:1 scope link\n  }}\n}}\n"
+        );
         assert_eq!(
             problems(&text),
-            ["k.conf:5:17: unsupported virtual address option 'brd' (supported: dev, label, scope)"]
+            [
+                "k.conf:5:17: unsupported virtual address option 'brd' (supported: dev, label, scope)"
+            ]
         );
     }
 
@@ -1092,7 +1244,10 @@ mod tests {
         assert_eq!(script.timeout, Some(Duration::from_secs(2)));
         let inst = &config.vrrp_instance[0];
         let notify = inst.notify_master.as_ref().unwrap();
-        assert_eq!((notify.program.as_str(), notify.args.as_slice()), ("/usr/bin/notify.sh", ["master".to_string()].as_slice()));
+        assert_eq!(
+            (notify.program.as_str(), notify.args.as_slice()),
+            ("/usr/bin/notify.sh", ["master".to_string()].as_slice())
+        );
         assert_eq!(notify.user.as_deref(), Some("root"));
         assert_eq!(inst.track_script[0].weight.map(TrackWeight::get), Some(10));
     }
@@ -1108,10 +1263,24 @@ mod tests {
         assert_eq!((vs.lb_algo, vs.lb_kind), (LbAlgo::Sh, LbKind::Tun));
         let rs = &vs.real_server[0];
         assert_eq!(rs.weight.get(), 0);
-        let Check::Misc(misc) = &rs.check[0] else { panic!("{:?}", rs.check) };
-        assert_eq!((misc.misc_path.program.as_str(), misc.retry, misc.misc_dynamic), ("/bin/true", 0, true));
-        let Check::HttpGet(http) = &rs.check[1] else { panic!("{:?}", rs.check) };
-        assert_eq!((http.retry, http.connect_timeout), (4, Duration::from_secs(5)));
+        let Check::Misc(misc) = &rs.check[0] else {
+            panic!("{:?}", rs.check)
+        };
+        assert_eq!(
+            (
+                misc.misc_path.program.as_str(),
+                misc.retry,
+                misc.misc_dynamic
+            ),
+            ("/bin/true", 0, true)
+        );
+        let Check::HttpGet(http) = &rs.check[1] else {
+            panic!("{:?}", rs.check)
+        };
+        assert_eq!(
+            (http.retry, http.connect_timeout),
+            (4, Duration::from_secs(5))
+        );
         assert_eq!(http.url[0].status_code, Some(204));
     }
 
@@ -1119,7 +1288,10 @@ mod tests {
     fn decimal_seconds() {
         assert_eq!(parse_decimal_secs("1"), Some(Duration::from_secs(1)));
         assert_eq!(parse_decimal_secs("0.92"), Some(Duration::from_millis(920)));
-        assert_eq!(parse_decimal_secs(".000001"), Some(Duration::from_micros(1)));
+        assert_eq!(
+            parse_decimal_secs(".000001"),
+            Some(Duration::from_micros(1))
+        );
         assert_eq!(parse_decimal_secs("1.0000001"), None);
         assert_eq!(parse_decimal_secs("-1"), None);
         assert_eq!(parse_decimal_secs("."), None);
@@ -1137,8 +1309,18 @@ mod tests {
 
     #[test]
     fn prefixed_addresses() {
-        assert_eq!(parse_prefixed("10.99.0.100/24").map(|n| n.to_string()).as_deref(), Some("10.99.0.100/24"));
-        assert_eq!(parse_prefixed("192.168.188.100").map(|n| n.to_string()).as_deref(), Some("192.168.188.100/32"));
+        assert_eq!(
+            parse_prefixed("10.99.0.100/24")
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("10.99.0.100/24")
+        );
+        assert_eq!(
+            parse_prefixed("192.168.188.100")
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("192.168.188.100/32")
+        );
         assert_eq!(parse_prefixed("fe80::1").map(|n| n.prefix_len()), Some(128));
         assert_eq!(parse_prefixed("10.0.0.1/33"), None);
     }

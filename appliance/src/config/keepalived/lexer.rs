@@ -13,7 +13,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenKind {
     /// A word; `quoted` if it was written as `"..."`.
-    Word { text: String, quoted: bool },
+    Word {
+        text: String,
+        quoted: bool,
+    },
     Open,
     Close,
     Newline,
@@ -71,7 +74,10 @@ fn include_directive(line: &str) -> Option<(usize, String)> {
         return None;
     };
     let indent = code.chars().take_while(|c| c.is_whitespace()).count();
-    let pattern = pattern.strip_prefix('"').and_then(|p| p.strip_suffix('"')).unwrap_or(pattern);
+    let pattern = pattern
+        .strip_prefix('"')
+        .and_then(|p| p.strip_suffix('"'))
+        .unwrap_or(pattern);
     Some((indent, pattern.to_string()))
 }
 
@@ -93,7 +99,10 @@ fn lex_line(
     let flush = |word: &mut String, start: usize, tokens: &mut Vec<Token>| {
         if !word.is_empty() {
             tokens.push(Token {
-                kind: TokenKind::Word { text: std::mem::take(word), quoted: false },
+                kind: TokenKind::Word {
+                    text: std::mem::take(word),
+                    quoted: false,
+                },
                 pos: pos(start),
             });
         }
@@ -112,7 +121,11 @@ fn lex_line(
             }
             '{' | '}' => {
                 flush(&mut word, word_start, tokens);
-                let kind = if c == '{' { TokenKind::Open } else { TokenKind::Close };
+                let kind = if c == '{' {
+                    TokenKind::Open
+                } else {
+                    TokenKind::Close
+                };
                 tokens.push(Token { kind, pos: pos(i) });
             }
             '"' => {
@@ -226,7 +239,10 @@ mod tests {
             .into_iter()
             .map(|t| match t.kind {
                 TokenKind::Word { text, quoted: true } => format!("\"{text}\"@{}", t.pos.col),
-                TokenKind::Word { text, quoted: false } => format!("{text}@{}", t.pos.col),
+                TokenKind::Word {
+                    text,
+                    quoted: false,
+                } => format!("{text}@{}", t.pos.col),
                 TokenKind::Open => "{".into(),
                 TokenKind::Close => "}".into(),
                 TokenKind::Newline => "NL".into(),
@@ -239,27 +255,59 @@ mod tests {
     fn braces_split_words_anywhere() {
         assert_eq!(
             words("authentication { auth_type PASS\nauth_pass aminglinux }"),
-            ["authentication@1", "{", "auth_type@18", "PASS@28", "NL", "auth_pass@1", "aminglinux@11", "}", "NL"]
+            [
+                "authentication@1",
+                "{",
+                "auth_type@18",
+                "PASS@28",
+                "NL",
+                "auth_pass@1",
+                "aminglinux@11",
+                "}",
+                "NL"
+            ]
         );
         assert_eq!(words("a{b}c"), ["a@1", "{", "b@3", "}", "c@5", "NL"]);
     }
 
     #[test]
     fn comments_end_lines_outside_quotes() {
-        assert_eq!(words("  priority 100 # main\n! whole line"), ["priority@3", "100@12", "NL", "NL"]);
-        assert_eq!(words("script \"/bin/x # not a comment\""), ["script@1", "\"/bin/x # not a comment\"@8", "NL"]);
+        assert_eq!(
+            words("  priority 100 # main\n! whole line"),
+            ["priority@3", "100@12", "NL", "NL"]
+        );
+        assert_eq!(
+            words("script \"/bin/x # not a comment\""),
+            ["script@1", "\"/bin/x # not a comment\"@8", "NL"]
+        );
         assert_eq!(words("auth_pass a\\#b!c"), ["auth_pass@1", "a#b@11", "NL"]);
     }
 
     #[test]
     fn include_lines_keep_their_braces() {
-        assert_eq!(words("  include conf.d/{a,b}.conf # c\ninclude x y"), ["include conf.d/{a,b}.conf@3", "NL", "include@1", "x@9", "y@11", "NL"]);
-        assert_eq!(words("include \"/etc/k/*.conf\""), ["include /etc/k/*.conf@1", "NL"]);
+        assert_eq!(
+            words("  include conf.d/{a,b}.conf # c\ninclude x y"),
+            [
+                "include conf.d/{a,b}.conf@3",
+                "NL",
+                "include@1",
+                "x@9",
+                "y@11",
+                "NL"
+            ]
+        );
+        assert_eq!(
+            words("include \"/etc/k/*.conf\""),
+            ["include /etc/k/*.conf@1", "NL"]
+        );
     }
 
     #[test]
     fn greater_than_is_an_ordinary_character() {
-        assert_eq!(words("auth_pass aminglinux>com"), ["auth_pass@1", "aminglinux>com@11", "NL"]);
+        assert_eq!(
+            words("auth_pass aminglinux>com"),
+            ["auth_pass@1", "aminglinux>com@11", "NL"]
+        );
     }
 
     #[test]
@@ -267,12 +315,18 @@ mod tests {
         let file: Arc<Path> = Arc::from(Path::new("t.conf"));
         let (_, errors) = lex(&file, "script \"/bin/x\n");
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].to_string(), "t.conf:1:8: unterminated quoted string");
+        assert_eq!(
+            errors[0].to_string(),
+            "t.conf:1:8: unterminated quoted string"
+        );
     }
 
     #[test]
     fn commands_split_like_keepalived() {
-        assert_eq!(split_command("/bin/check  a 'b c' \"d\\\"e\"").unwrap(), ["/bin/check", "a", "b c", "d\"e"]);
+        assert_eq!(
+            split_command("/bin/check  a 'b c' \"d\\\"e\"").unwrap(),
+            ["/bin/check", "a", "b c", "d\"e"]
+        );
         assert_eq!(split_command("x\\ty \\x41\\101").unwrap(), ["x\ty", "AA"]);
         assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
         assert!(split_command("'open").is_err());

@@ -36,7 +36,11 @@ pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut tokens = Vec::new();
     load(path, None, &mut Vec::new(), &mut tokens, &mut errors);
-    let mut parser = Parser { tokens, next: 0, errors };
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        errors,
+    };
     let statements = parser.items(None);
     (statements, parser.errors)
 }
@@ -47,7 +51,11 @@ pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut tokens = Vec::new();
     expand(file, text, &mut Vec::new(), &mut tokens, &mut errors);
-    let mut parser = Parser { tokens, next: 0, errors };
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        errors,
+    };
     let statements = parser.items(None);
     (statements, parser.errors)
 }
@@ -59,10 +67,17 @@ fn load(
     tokens: &mut Vec<Token>,
     errors: &mut Vec<Diagnostic>,
 ) {
-    let at = || included_at.cloned().unwrap_or_else(|| Position::start_of(path));
+    let at = || {
+        included_at
+            .cloned()
+            .unwrap_or_else(|| Position::start_of(path))
+    };
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if stack.contains(&canonical) {
-        errors.push(Diagnostic::new(at(), format!("include loop: {} includes itself", path.display())));
+        errors.push(Diagnostic::new(
+            at(),
+            format!("include loop: {} includes itself", path.display()),
+        ));
         return;
     }
     match std::fs::read_to_string(path) {
@@ -71,7 +86,10 @@ fn load(
             expand(path, &text, stack, tokens, errors);
             stack.pop();
         }
-        Err(e) => errors.push(Diagnostic::new(at(), format!("cannot read {}: {e}", path.display()))),
+        Err(e) => errors.push(Diagnostic::new(
+            at(),
+            format!("cannot read {}: {e}", path.display()),
+        )),
     }
 }
 
@@ -99,7 +117,12 @@ fn expand(
     }
 }
 
-fn resolve_include(dir: &Path, pattern: &str, pos: &Position, errors: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+fn resolve_include(
+    dir: &Path,
+    pattern: &str,
+    pos: &Position,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for alternative in expand_braces(pattern) {
         let full = dir.join(&alternative);
@@ -109,23 +132,35 @@ fn resolve_include(dir: &Path, pattern: &str, pos: &Position, errors: &mut Vec<D
                 continue;
             }
             if !full.exists() {
-                errors.push(Diagnostic::new(pos.clone(), format!("include: {} does not exist", full.display())));
+                errors.push(Diagnostic::new(
+                    pos.clone(),
+                    format!("include: {} does not exist", full.display()),
+                ));
                 continue;
             }
             files.push(full);
             continue;
         }
         let Some(full_pattern) = full.to_str() else {
-            errors.push(Diagnostic::new(pos.clone(), format!("include: {} is not valid UTF-8", full.display())));
+            errors.push(Diagnostic::new(
+                pos.clone(),
+                format!("include: {} is not valid UTF-8", full.display()),
+            ));
             continue;
         };
         match glob::glob(full_pattern) {
             Ok(paths) => {
-                let mut matched: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| !p.is_dir()).collect();
+                let mut matched: Vec<PathBuf> = paths
+                    .filter_map(Result::ok)
+                    .filter(|p| !p.is_dir())
+                    .collect();
                 matched.sort();
                 files.extend(matched);
             }
-            Err(e) => errors.push(Diagnostic::new(pos.clone(), format!("include: bad pattern '{pattern}': {e}"))),
+            Err(e) => errors.push(Diagnostic::new(
+                pos.clone(),
+                format!("include: bad pattern '{pattern}': {e}"),
+            )),
         }
     }
     files
@@ -199,14 +234,25 @@ impl Parser {
             match token.kind {
                 TokenKind::Newline | TokenKind::Include(_) => {}
                 TokenKind::Close if opened_by.is_some() => return items,
-                TokenKind::Close => self.errors.push(Diagnostic::new(token.pos, "unexpected '}'")),
+                TokenKind::Close => self
+                    .errors
+                    .push(Diagnostic::new(token.pos, "unexpected '}'")),
                 TokenKind::Open => {
-                    self.errors.push(Diagnostic::new(token.pos.clone(), "unexpected '{' (no keyword before it)"));
-                    let anonymous = Word { text: "{".into(), pos: token.pos };
+                    self.errors.push(Diagnostic::new(
+                        token.pos.clone(),
+                        "unexpected '{' (no keyword before it)",
+                    ));
+                    let anonymous = Word {
+                        text: "{".into(),
+                        pos: token.pos,
+                    };
                     self.items(Some(&anonymous));
                 }
                 TokenKind::Word { text, .. } => {
-                    let keyword = Word { text, pos: token.pos };
+                    let keyword = Word {
+                        text,
+                        pos: token.pos,
+                    };
                     items.push(self.statement(keyword));
                 }
             }
@@ -222,21 +268,40 @@ impl Parser {
 
     fn statement(&mut self, keyword: Word) -> Statement {
         let mut args = Vec::new();
-        while let Some(Token { kind: TokenKind::Word { text, .. }, pos }) = self.peek() {
-            args.push(Word { text: text.clone(), pos: pos.clone() });
+        while let Some(Token {
+            kind: TokenKind::Word { text, .. },
+            pos,
+        }) = self.peek()
+        {
+            args.push(Word {
+                text: text.clone(),
+                pos: pos.clone(),
+            });
             self.next += 1;
         }
         let mut ahead = self.next;
-        while self.tokens.get(ahead).is_some_and(|t| t.kind == TokenKind::Newline) {
+        while self
+            .tokens
+            .get(ahead)
+            .is_some_and(|t| t.kind == TokenKind::Newline)
+        {
             ahead += 1;
         }
-        let block = if self.tokens.get(ahead).is_some_and(|t| t.kind == TokenKind::Open) {
+        let block = if self
+            .tokens
+            .get(ahead)
+            .is_some_and(|t| t.kind == TokenKind::Open)
+        {
             self.next = ahead + 1;
             Some(self.items(Some(&keyword)))
         } else {
             None
         };
-        Statement { keyword, args, block }
+        Statement {
+            keyword,
+            args,
+            block,
+        }
     }
 }
 
@@ -248,7 +313,10 @@ mod tests {
         items
             .iter()
             .map(|s| {
-                let mut out = format!("{}@{}:{}", s.keyword.text, s.keyword.pos.line, s.keyword.pos.col);
+                let mut out = format!(
+                    "{}@{}:{}",
+                    s.keyword.text, s.keyword.pos.line, s.keyword.pos.col
+                );
                 for a in &s.args {
                     out.push(' ');
                     out.push_str(&a.text);
@@ -278,10 +346,19 @@ mod tests {
     #[test]
     fn unbalanced_braces_are_reported() {
         let (_, errors) = parse_str(Path::new("k.conf"), "a {\n b\n");
-        assert_eq!(errors[0].to_string(), "k.conf:1:1: missing '}' to close the block of 'a'");
+        assert_eq!(
+            errors[0].to_string(),
+            "k.conf:1:1: missing '}' to close the block of 'a'"
+        );
         let (_, errors) = parse_str(Path::new("k.conf"), "}\n{ x }\n");
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(lines, ["k.conf:1:1: unexpected '}'", "k.conf:2:1: unexpected '{' (no keyword before it)"]);
+        assert_eq!(
+            lines,
+            [
+                "k.conf:1:1: unexpected '}'",
+                "k.conf:2:1: unexpected '{' (no keyword before it)"
+            ]
+        );
     }
 
     #[test]
@@ -296,30 +373,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("conf.d");
         std::fs::create_dir(&sub).unwrap();
-        std::fs::write(dir.path().join("main.conf"), "top {\n include conf.d/*.conf\n}\ninclude {x,y}.inc\n").unwrap();
+        std::fs::write(
+            dir.path().join("main.conf"),
+            "top {\n include conf.d/*.conf\n}\ninclude {x,y}.inc\n",
+        )
+        .unwrap();
         std::fs::write(sub.join("b.conf"), "second 2\n").unwrap();
         std::fs::write(sub.join("a.conf"), "first 1\ninclude ../x.inc\n").unwrap();
         std::fs::write(dir.path().join("x.inc"), "xx\n").unwrap();
         std::fs::write(dir.path().join("y.inc"), "yy\n").unwrap();
         let (items, errors) = parse_file(&dir.path().join("main.conf"));
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(render(&items), "top@1:1 {first@1:1 1; xx@1:1; second@1:1 2}; xx@1:1; yy@1:1");
-        let Some(block) = &items[0].block else { panic!("no block") };
-        assert_eq!(block[2].keyword.pos.file.as_ref(), sub.join("b.conf").as_path());
+        assert_eq!(
+            render(&items),
+            "top@1:1 {first@1:1 1; xx@1:1; second@1:1 2}; xx@1:1; yy@1:1"
+        );
+        let Some(block) = &items[0].block else {
+            panic!("no block")
+        };
+        assert_eq!(
+            block[2].keyword.pos.file.as_ref(),
+            sub.join("b.conf").as_path()
+        );
     }
 
     #[test]
     fn missing_include_and_include_loops_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let main = dir.path().join("main.conf");
-        std::fs::write(&main, "include nothere.conf\ninclude none-*.conf\ninclude main.conf\n").unwrap();
+        std::fs::write(
+            &main,
+            "include nothere.conf\ninclude none-*.conf\ninclude main.conf\n",
+        )
+        .unwrap();
         let (_, errors) = parse_file(&main);
         let first = errors[0].to_string();
-        assert!(first.ends_with(&format!("main.conf:1:1: include: {} does not exist", dir.path().join("nothere.conf").display())), "{first}");
+        assert!(
+            first.ends_with(&format!(
+                "main.conf:1:1: include: {} does not exist",
+                dir.path().join("nothere.conf").display()
+            )),
+            "{first}"
+        );
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(
             errors[1].to_string(),
-            format!("{}:3:1: include loop: {} includes itself", main.display(), main.display())
+            format!(
+                "{}:3:1: include loop: {} includes itself",
+                main.display(),
+                main.display()
+            )
         );
     }
 }
