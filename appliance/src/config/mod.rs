@@ -1,30 +1,407 @@
 //! Configuration: the native model (serde, TOML on disk), the keepalived.conf
-//! importer, and validation. STUB: filled in by the config work.
+//! importer, validation, and the diagnostics that point at problems.
+//!
+//! Format detection is by file name: a path ending in `.toml` is the native
+//! TOML format; anything else (`keepalived.conf`, `*.conf`, no extension) is
+//! read as keepalived.conf.
 
-use std::fmt;
+pub mod diag;
+pub mod keepalived;
+pub mod model;
+mod toml_load;
+pub mod validate;
+
+pub use diag::{Diagnostic, Diagnostics, Position, SourceMap};
+pub use model::Config;
+
 use std::path::Path;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Config {}
+/// The two config syntaxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The appliance's own TOML (see [`model`]).
+    Toml,
+    /// keepalived.conf, the subset the importer supports.
+    Keepalived,
+}
+
+impl Format {
+    /// `.toml` (any case) is TOML; everything else is keepalived.conf.
+    pub fn detect(path: &Path) -> Self {
+        match path.extension() {
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::Toml,
+            _ => Self::Keepalived,
+        }
+    }
+}
+
+/// Loads, parses and validates a config file in either format. On failure
+/// the diagnostics list every problem found, in file order.
+pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
+    match Format::detect(path) {
+        Format::Keepalived => {
+            let (config, map, errors) = keepalived::load(path);
+            finish(config, &map, errors)
+        }
+        Format::Toml => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Diagnostics::single(
+                    Position::start_of(path),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            load_str(path, &text, Format::Toml)
+        }
+    }
+}
+
+/// As [`load_file`] for `text` said to come from `path` (keepalived
+/// includes are resolved relative to `path`'s directory).
+pub fn load_str(path: &Path, text: &str, format: Format) -> Result<Config, Diagnostics> {
+    match format {
+        Format::Keepalived => {
+            let (config, map, errors) = keepalived::load_str(path, text);
+            finish(config, &map, errors)
+        }
+        Format::Toml => {
+            let (config, map) = toml_load::load(path, text).map_err(Diagnostics::sorted)?;
+            finish(config, &map, Vec::new())
+        }
+    }
+}
+
+fn finish(
+    config: Config,
+    map: &SourceMap,
+    mut errors: Vec<Diagnostic>,
+) -> Result<Config, Diagnostics> {
+    errors.extend(validate::validate(&config, map));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(Diagnostics::sorted(errors))
+    }
+}
 
 impl Config {
+    /// The configuration in the native TOML format; loading the output
+    /// gives back an equal `Config`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
     }
 }
 
-#[derive(Debug)]
-pub struct Diagnostics(pub Vec<String>);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
 
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.0 {
-            writeln!(f, "{d}")?;
+    fn fixtures() -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keepalived");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn round_trip(config: &Config) {
+        let text = config.to_toml().unwrap();
+        let again = load_str(Path::new("converted.toml"), &text, Format::Toml)
+            .unwrap_or_else(|d| panic!("{d}\n{text}"));
+        assert_eq!(&again, config, "{text}");
+    }
+
+    #[test]
+    fn detection_is_by_extension() {
+        assert_eq!(
+            Format::detect(Path::new("/etc/appliance/lb.toml")),
+            Format::Toml
+        );
+        assert_eq!(Format::detect(Path::new("LB.TOML")), Format::Toml);
+        assert_eq!(
+            Format::detect(Path::new("/etc/keepalived/keepalived.conf")),
+            Format::Keepalived
+        );
+        assert_eq!(Format::detect(Path::new("keepalived")), Format::Keepalived);
+    }
+
+    #[test]
+    fn every_fixture_loads_and_round_trips_through_toml() {
+        let files = fixtures();
+        assert_eq!(files.len(), 5);
+        for file in files {
+            let config = load_file(&file).unwrap_or_else(|d| panic!("{}: {d}", file.display()));
+            assert!(!config.vrrp_instance.is_empty(), "{}", file.display());
+            round_trip(&config);
         }
-        Ok(())
+    }
+
+    const RICH: &str = r#"
+! A config using every supported keyword.
+global_defs {
+    router_id lb1
+    notification_email {
+        ops@example.com
+        noc@example.com
+    }
+    notification_email_from lb1@example.com
+    smtp_server 192.0.2.25 2525
+    smtp_connect_timeout 10
+    vrrp_version 3
+    vrrp_garp_master_delay 2
+    vrrp_garp_master_repeat 3
+    vrrp_garp_master_refresh 60
+    vrrp_garp_master_refresh_repeat 2
+    vrrp_garp_lower_prio_delay 4
+    vrrp_garp_lower_prio_repeat 6
+    vrrp_garp_interval 0.001
+    vrrp_gna_interval 0.000002
+}
+vrrp_script chk_web {
+    script "/usr/local/bin/check web --fast"
+    user nobody nogroup
+    interval 2
+    timeout 3
+    weight -30
+    rise 2
+    fall 3
+}
+vrrp_sync_group VG {
+    group {
+        V4
+        V6
+    }
+    notify_master "/bin/vg master" root
+    notify_backup /bin/vg-backup
+    notify_fault "/bin/vg fault"
+    notify_stop /bin/vg-stop
+    notify /bin/vg-any
+    smtp_alert
+}
+vrrp_instance V4 {
+    state MASTER
+    interface eth0
+    virtual_router_id 10
+    priority 200
+    advert_int 0.5
+    version 3
+    virtual_ipaddress {
+        192.0.2.10/24 dev eth0 label eth0:vip scope global
+        192.0.2.11
+    }
+    virtual_ipaddress_excluded {
+        2001:db8::10/64 dev eth1
+    }
+    track_script {
+        chk_web
+        chk_web weight 5
+    }
+    track_interface {
+        eth1
+        eth2 weight -10
+    }
+    nopreempt
+    preempt_delay 30.5
+    unicast_src_ip 192.0.2.1
+    unicast_peer {
+        192.0.2.2
+        192.0.2.3
+    }
+    dont_track_primary
+    garp_master_delay 1
+    garp_master_repeat 2
+    garp_master_refresh 30
+    garp_master_refresh_repeat 3
+    garp_lower_prio_delay 4
+    garp_lower_prio_repeat 5
+    notify_master /bin/m
+    notify_backup "/bin/b 'two words'"
+    notify_fault /bin/f user group
+    notify_stop /bin/s
+    notify /bin/n
+    smtp_alert off
+}
+vrrp_instance V6 {
+    interface eth0
+    virtual_router_id 10
+    native_ipv6
+    virtual_ipaddress {
+        2001:db8::1/64
     }
 }
+vrrp_instance V2 {
+    interface eth3
+    virtual_router_id 11
+    version 2
+    preempt
+    authentication {
+        auth_type PASS
+        auth_pass longer-than-eight
+    }
+    virtual_ipaddress {
+        198.51.100.1/24
+    }
+}
+virtual_server 192.0.2.10 443 {
+    delay_loop 6.5
+    lb_algo mh
+    lb_kind NAT
+    persistence_timeout 600
+    persistence_granularity 255.255.0.0
+    protocol TCP
+    sorry_server 192.0.2.99 443
+    quorum 2
+    hysteresis 1
+    quorum_up "/bin/q up"
+    quorum_down /bin/qdown
+    alpha
+    omega
+    virtualhost www.example.com
+    ha_suspend
+    real_server 10.1.0.1 8443 {
+        weight 3
+        inhibit_on_failure
+        uthreshold 1000
+        lthreshold 10
+        notify_up /bin/up
+        notify_down "/bin/down now"
+        SSL_GET {
+            url {
+                path /health
+                status_code 200
+                digest 9b3a0c85a887a256d6939da88aabd8cd
+                virtualhost health.example.com
+            }
+            url {
+                path /ready
+            }
+            connect_ip 10.1.0.100
+            connect_port 9443
+            bindto 10.1.0.254
+            connect_timeout 3
+            retry 2
+            delay_before_retry 2
+            warmup 5
+        }
+        TCP_CHECK {
+            connect_timeout 1.5
+        }
+    }
+    real_server 10.1.0.2 8443 {
+        MISC_CHECK {
+            misc_path "/bin/check-backend 10.1.0.2"
+            misc_timeout 4
+            misc_dynamic
+            user checker
+            nb_get_retry 1
+            delay_before_retry 0.5
+            warmup 0
+        }
+        HTTP_GET {
+            url {
+                path /
+            }
+        }
+    }
+}
+virtual_server fwmark 7 {
+    protocol UDP
+    lvs_sched rr
+    lvs_method DR
+    ops
+}
+"#;
 
-pub fn load_file(_path: &Path) -> Result<Config, Diagnostics> {
-    todo!("config")
+    #[test]
+    fn a_rich_config_round_trips_through_toml() {
+        let config = load_str(Path::new("rich.conf"), RICH, Format::Keepalived)
+            .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(config.vrrp_instance.len(), 3);
+        assert_eq!(config.virtual_server[0].real_server[0].check.len(), 2);
+        assert_eq!(
+            config.global.vrrp_gna_interval,
+            std::time::Duration::from_micros(2)
+        );
+        round_trip(&config);
+    }
+
+    fn toml_problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("a.toml"), text, Format::Toml) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn toml_unknown_field_points_at_the_key() {
+        let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nuse_vmac = true\n";
+        let problems = toml_problems(text);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("a.toml:5:1: unknown field `use_vmac`"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn toml_bad_value_names_it() {
+        let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 300\n";
+        assert_eq!(
+            toml_problems(text),
+            ["a.toml:5:12: priority 300 is out of range 0..=255"]
+        );
+    }
+
+    #[test]
+    fn toml_validation_problems_point_at_keys() {
+        let inst = |name: &str, vip: &str| {
+            format!(
+                "[[vrrp_instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 0\nvirtual_ipaddress = [{{ address = \"{vip}\" }}]\n"
+            )
+        };
+        let text = format!(
+            "{}{}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"A\", \"C\"]\n",
+            inst("A", "10.0.0.1/24"),
+            inst("B", "10.0.0.1/32")
+        );
+        assert_eq!(
+            toml_problems(&text),
+            [
+                "a.toml:5:1: vrrp_instance 'A': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
+                "a.toml:10:1: vrrp_instance 'B': virtual_router_id 1 on interface eth0 (IPv4) is already used by vrrp_instance 'A'",
+                "a.toml:11:1: vrrp_instance 'B': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
+                "a.toml:12:22: vrrp_instance 'B': virtual address 10.0.0.1 is already held by vrrp_instance 'A'",
+                "a.toml:15:15: vrrp_sync_group 'G' names unknown vrrp_instance 'C'",
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_missing_interface_is_reported() {
+        let problems = toml_problems("[[vrrp_instance]]\nname = \"A\"\nvirtual_router_id = 1\n");
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("a.toml:1:1: missing field `interface`"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_reported() {
+        let err = load_file(Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/x.toml:1:1: cannot read /nonexistent/x.toml"),
+            "{err}"
+        );
+        let err = load_file(Path::new("/nonexistent/keepalived.conf")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/keepalived.conf:1:1: cannot read"),
+            "{err}"
+        );
+    }
 }

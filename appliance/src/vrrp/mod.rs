@@ -27,6 +27,9 @@ pub struct RangeError {
 pub struct Vrid(u8);
 
 impl Vrid {
+    /// The lowest virtual router id.
+    pub const MIN: Vrid = Vrid(1);
+
     pub fn new(value: u32) -> Result<Self, RangeError> {
         match u8::try_from(value) {
             Ok(v) if v >= 1 => Ok(Self(v)),

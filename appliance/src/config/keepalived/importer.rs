@@ -1,0 +1,1327 @@
+//! Turns parsed keepalived.conf statements into the native model, recording
+//! where each part came from. Every keyword is either mapped into the model
+//! or reported as an error naming it; nothing is dropped or ignored.
+
+use super::lexer::split_command;
+use super::parser::{Statement, Word};
+use crate::config::diag::{Diagnostic, Position, SourceMap};
+use crate::config::model::*;
+use crate::vrrp::{Priority, Version, Vrid};
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// keepalived's `persistence_timeout` when the keyword has no value: 6 min.
+fn default_persistence_timeout() -> Duration {
+    Duration::from_secs(360)
+}
+
+/// Builds the model from `statements`; problems go to the returned list.
+pub fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, Vec<Diagnostic>) {
+    let mut im = Importer {
+        config: Config::default(),
+        map,
+        errors: Vec::new(),
+    };
+    for st in statements {
+        match st.keyword.text.as_str() {
+            "global_defs" => im.global_defs(st),
+            "vrrp_script" => im.vrrp_script(st),
+            "vrrp_sync_group" => im.sync_group(st),
+            "vrrp_instance" => im.vrrp_instance(st),
+            "virtual_server" => im.virtual_server(st),
+            _ => im.unknown(st, "at top level"),
+        }
+    }
+    (im.config, im.errors)
+}
+
+struct Importer<'m> {
+    config: Config,
+    map: &'m mut SourceMap,
+    errors: Vec<Diagnostic>,
+}
+
+impl Importer<'_> {
+    fn err(&mut self, pos: &Position, message: impl Into<String>) {
+        self.errors.push(Diagnostic::new(pos.clone(), message));
+    }
+
+    fn unknown(&mut self, st: &Statement, context: &str) {
+        self.err(
+            &st.keyword.pos,
+            format!(
+                "unknown or unsupported keyword '{}' {context}",
+                st.keyword.text
+            ),
+        );
+    }
+
+    fn record(&mut self, path: String, pos: &Position) {
+        self.map.insert(path, pos.clone());
+    }
+
+    /// The block of `st`, or an error if it has none.
+    fn block<'s>(&mut self, st: &'s Statement) -> &'s [Statement] {
+        match &st.block {
+            Some(items) => items,
+            None => {
+                self.err(
+                    &st.keyword.pos,
+                    format!("'{}' needs a {{ }} block", st.keyword.text),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// Reports a block given to a keyword that takes none.
+    fn no_block(&mut self, st: &Statement) {
+        if st.block.is_some() {
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' does not take a {{ }} block", st.keyword.text),
+            );
+        }
+    }
+
+    /// Reports words after the first `max` arguments.
+    fn at_most(&mut self, st: &Statement, max: usize) {
+        if let Some(extra) = st.args.get(max) {
+            self.err(
+                &extra.pos,
+                format!("unexpected '{}' after '{}'", extra.text, st.keyword.text),
+            );
+        }
+    }
+
+    /// The single value of a `keyword VALUE` statement.
+    fn value<'s>(&mut self, st: &'s Statement) -> Option<&'s Word> {
+        self.no_block(st);
+        self.at_most(st, 1);
+        let v = st.args.first();
+        if v.is_none() {
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' needs a value", st.keyword.text),
+            );
+        }
+        v
+    }
+
+    fn bad(&mut self, st: &Statement, word: &Word, expected: &str) {
+        self.err(
+            &word.pos,
+            format!(
+                "bad value '{}' for '{}': expected {expected}",
+                word.text, st.keyword.text
+            ),
+        );
+    }
+
+    fn parse_word<T: FromStr>(&mut self, st: &Statement, word: &Word, expected: &str) -> Option<T> {
+        let v = word.text.parse().ok();
+        if v.is_none() {
+            self.bad(st, word, expected);
+        }
+        v
+    }
+
+    fn parse_value<T: FromStr>(&mut self, st: &Statement, expected: &str) -> Option<T> {
+        let word = self.value(st)?;
+        self.parse_word(st, word, expected)
+    }
+
+    fn string(&mut self, st: &Statement) -> Option<String> {
+        self.value(st).map(|w| w.text.clone())
+    }
+
+    fn u32_in(&mut self, st: &Statement, min: u32, max: u32) -> Option<u32> {
+        let word = self.value(st)?;
+        match word.text.parse::<u32>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                self.bad(st, word, &format!("an integer in {min}..={max}"));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, st: &Statement) -> Option<u32> {
+        self.u32_in(st, 0, u32::MAX)
+    }
+
+    /// Whole seconds, as keepalived's read_unsigned keywords take them.
+    fn whole_secs(&mut self, st: &Statement) -> Option<Duration> {
+        let word = self.value(st)?;
+        match word.text.parse::<u64>() {
+            Ok(v) => Some(Duration::from_secs(v)),
+            Err(_) => {
+                self.bad(st, word, "a whole number of seconds");
+                None
+            }
+        }
+    }
+
+    /// Seconds with an optional fraction (`0.92`), as keepalived's
+    /// read_decimal keywords take them; resolution 1 µs.
+    fn decimal_secs(&mut self, st: &Statement, max_secs: u64) -> Option<Duration> {
+        let word = self.value(st)?;
+        match parse_decimal_secs(&word.text) {
+            Some(d) if d <= Duration::from_secs(max_secs) => Some(d),
+            _ => {
+                self.bad(
+                    st,
+                    word,
+                    &format!("seconds (decimals allowed) in 0..={max_secs}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `keyword [BOOL]`: no value means true.
+    fn flag(&mut self, st: &Statement) -> Option<bool> {
+        self.no_block(st);
+        self.at_most(st, 1);
+        let Some(word) = st.args.first() else {
+            return Some(true);
+        };
+        match word.text.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" => Some(true),
+            "off" | "false" | "no" => Some(false),
+            _ => {
+                self.bad(st, word, "one of on|off|true|false|yes|no");
+                None
+            }
+        }
+    }
+
+    /// A bare keyword with neither value nor block.
+    fn bare(&mut self, st: &Statement) -> bool {
+        self.no_block(st);
+        self.at_most(st, 0);
+        true
+    }
+
+    /// `keyword SCRIPT [USER [GROUP]]`, SCRIPT split into words.
+    fn command(&mut self, st: &Statement, with_user: bool) -> Option<Command> {
+        self.no_block(st);
+        self.at_most(st, if with_user { 3 } else { 1 });
+        let Some(script) = st.args.first() else {
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' needs a script", st.keyword.text),
+            );
+            return None;
+        };
+        let words = match split_command(&script.text) {
+            Ok(words) => words,
+            Err(e) => {
+                self.bad(st, script, &format!("a script ({e})"));
+                return None;
+            }
+        };
+        let mut words = words.into_iter();
+        let Some(program) = words.next() else {
+            self.bad(st, script, "a script");
+            return None;
+        };
+        Some(Command {
+            program,
+            args: words.collect(),
+            user: st.args.get(1).map(|w| w.text.clone()),
+            group: st.args.get(2).map(|w| w.text.clone()),
+        })
+    }
+
+    /// `user USER [GROUP]` for a command defined by another keyword.
+    fn command_user(&mut self, st: &Statement, cmd: &mut Option<Command>, owner: &str) {
+        self.no_block(st);
+        self.at_most(st, 2);
+        let Some(user) = st.args.first() else {
+            self.err(&st.keyword.pos, "'user' needs a user name");
+            return;
+        };
+        match cmd {
+            Some(c) => {
+                c.user = Some(user.text.clone());
+                c.group = st.args.get(1).map(|w| w.text.clone());
+            }
+            None => self.err(&st.keyword.pos, format!("'user' must follow '{owner}'")),
+        }
+    }
+
+    /// The name of a named block (`vrrp_instance NAME {`).
+    fn block_name(&mut self, st: &Statement) -> String {
+        self.at_most(st, 1);
+        match st.args.first() {
+            Some(w) => w.text.clone(),
+            None => {
+                self.err(
+                    &st.keyword.pos,
+                    format!("'{}' needs a name", st.keyword.text),
+                );
+                String::new()
+            }
+        }
+    }
+
+    fn global_defs(&mut self, st: &Statement) {
+        self.at_most(st, 0);
+        self.record("global".into(), &st.keyword.pos);
+        let mut global = std::mem::take(&mut self.config.global);
+        let g = &mut global;
+        for item in self.block(st) {
+            let path = format!("global.{}", item.keyword.text);
+            self.record(path, &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "router_id" => g.router_id = self.string(item),
+                "notification_email" => {
+                    self.at_most(item, 0);
+                    let mut emails = Vec::new();
+                    for (i, entry) in self.block(item).iter().enumerate() {
+                        self.no_block(entry);
+                        self.at_most(entry, 0);
+                        self.record(
+                            format!("global.notification_email[{i}]"),
+                            &entry.keyword.pos,
+                        );
+                        emails.push(entry.keyword.text.clone());
+                    }
+                    g.notification_email = emails;
+                }
+                "notification_email_from" => g.notification_email_from = self.string(item),
+                "smtp_server" => {
+                    self.no_block(item);
+                    self.at_most(item, 2);
+                    let Some(host) = item.args.first() else {
+                        self.err(&item.keyword.pos, "'smtp_server' needs a host");
+                        continue;
+                    };
+                    let port = match item.args.get(1) {
+                        Some(w) => self.parse_word(item, w, "a port number"),
+                        None => Some(default_smtp_port()),
+                    };
+                    if let Some(port) = port {
+                        g.smtp_server = Some(SmtpServer {
+                            host: host.text.clone(),
+                            port,
+                        });
+                    }
+                }
+                "smtp_connect_timeout" => set(&mut g.smtp_connect_timeout, self.whole_secs(item)),
+                "vrrp_version" => set(&mut g.vrrp_version, self.version(item)),
+                "vrrp_garp_master_delay" => {
+                    set(&mut g.vrrp_garp_master_delay, self.whole_secs(item))
+                }
+                "vrrp_garp_master_repeat" => set(&mut g.vrrp_garp_master_repeat, self.count(item)),
+                "vrrp_garp_master_refresh" => {
+                    set(&mut g.vrrp_garp_master_refresh, self.whole_secs(item))
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    set(&mut g.vrrp_garp_master_refresh_repeat, self.count(item))
+                }
+                "vrrp_garp_lower_prio_delay" => {
+                    g.vrrp_garp_lower_prio_delay = self.whole_secs(item)
+                }
+                "vrrp_garp_lower_prio_repeat" => g.vrrp_garp_lower_prio_repeat = self.count(item),
+                "vrrp_garp_interval" => set(&mut g.vrrp_garp_interval, self.decimal_secs(item, 1)),
+                "vrrp_gna_interval" => set(&mut g.vrrp_gna_interval, self.decimal_secs(item, 1)),
+                _ => self.unknown(item, "in global_defs"),
+            }
+        }
+        self.config.global = global;
+    }
+
+    fn version(&mut self, st: &Statement) -> Option<Version> {
+        self.u32_in(st, 2, 3)
+            .and_then(|v| Version::try_from(v).ok())
+    }
+
+    fn vrrp_script(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.vrrp_script.len();
+        let base = format!("vrrp_script[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut script = VrrpScript {
+            name,
+            script: Command {
+                program: String::new(),
+                args: Vec::new(),
+                user: None,
+                group: None,
+            },
+            interval: default_script_interval(),
+            timeout: None,
+            weight: TrackWeight::default(),
+            rise: default_rise_fall(),
+            fall: default_rise_fall(),
+        };
+        let mut command = None;
+        let mut user = None;
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "script" => command = self.command(item, false),
+                "user" => user = Some(item),
+                "interval" => set(&mut script.interval, self.secs_at_least_one(item)),
+                "timeout" => script.timeout = self.secs_at_least_one(item),
+                "weight" => set(&mut script.weight, self.track_weight_value(item)),
+                "rise" => set(&mut script.rise, self.u32_in(item, 1, u32::MAX)),
+                "fall" => set(&mut script.fall, self.u32_in(item, 1, u32::MAX)),
+                _ => self.unknown(item, "in vrrp_script"),
+            }
+        }
+        if let Some(user) = user {
+            self.command_user(user, &mut command, "script");
+        }
+        match command {
+            Some(c) => script.script = c,
+            None if st.block.is_some() => self.err(
+                &st.keyword.pos,
+                format!("vrrp_script '{}' has no 'script'", script.name),
+            ),
+            None => {}
+        }
+        self.config.vrrp_script.push(script);
+    }
+
+    fn secs_at_least_one(&mut self, st: &Statement) -> Option<Duration> {
+        self.u32_in(st, 1, u32::MAX)
+            .map(|v| Duration::from_secs(u64::from(v)))
+    }
+
+    fn track_weight_value(&mut self, st: &Statement) -> Option<TrackWeight> {
+        let word = self.value(st)?;
+        self.track_weight(st, word)
+    }
+
+    fn track_weight(&mut self, st: &Statement, word: &Word) -> Option<TrackWeight> {
+        let w = word
+            .text
+            .parse::<i32>()
+            .ok()
+            .and_then(|v| TrackWeight::new(v).ok());
+        if w.is_none() {
+            self.bad(st, word, "an integer in -253..=253");
+        }
+        w
+    }
+
+    fn sync_group(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.vrrp_sync_group.len();
+        let base = format!("vrrp_sync_group[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut group = SyncGroup {
+            name,
+            group: Vec::new(),
+            notify_master: None,
+            notify_backup: None,
+            notify_fault: None,
+            notify_stop: None,
+            notify: None,
+            smtp_alert: false,
+        };
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "group" => {
+                    self.at_most(item, 0);
+                    let mut members = Vec::new();
+                    for (i, entry) in self.block(item).iter().enumerate() {
+                        self.no_block(entry);
+                        self.at_most(entry, 0);
+                        self.record(format!("{base}.group[{i}]"), &entry.keyword.pos);
+                        members.push(entry.keyword.text.clone());
+                    }
+                    group.group = members;
+                }
+                "notify_master" => group.notify_master = self.command(item, true),
+                "notify_backup" => group.notify_backup = self.command(item, true),
+                "notify_fault" => group.notify_fault = self.command(item, true),
+                "notify_stop" => group.notify_stop = self.command(item, true),
+                "notify" => group.notify = self.command(item, true),
+                "smtp_alert" => set(&mut group.smtp_alert, self.flag(item)),
+                _ => self.unknown(item, "in vrrp_sync_group"),
+            }
+        }
+        self.config.vrrp_sync_group.push(group);
+    }
+
+    fn vrrp_instance(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.vrrp_instance.len();
+        let base = format!("vrrp_instance[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut interface = None;
+        let mut vrid = None;
+        let mut inst = VrrpInstance {
+            name,
+            state: InitialState::default(),
+            interface: String::new(),
+            // Placeholder until `virtual_router_id` is read; its absence is
+            // reported below.
+            virtual_router_id: Vrid::MIN,
+            priority: default_priority(),
+            advert_int: default_advert_int(),
+            version: None,
+            authentication: None,
+            virtual_ipaddress: Vec::new(),
+            virtual_ipaddress_excluded: Vec::new(),
+            track_script: Vec::new(),
+            track_interface: Vec::new(),
+            nopreempt: false,
+            preempt_delay: zero(),
+            unicast_src_ip: None,
+            unicast_peer: Vec::new(),
+            native_ipv6: false,
+            dont_track_primary: false,
+            garp_master_delay: None,
+            garp_master_repeat: None,
+            garp_master_refresh: None,
+            garp_master_refresh_repeat: None,
+            garp_lower_prio_delay: None,
+            garp_lower_prio_repeat: None,
+            notify_master: None,
+            notify_backup: None,
+            notify_fault: None,
+            notify_stop: None,
+            notify: None,
+            smtp_alert: false,
+        };
+        for item in self.block(st) {
+            let kw = item.keyword.text.as_str();
+            self.record(format!("{base}.{kw}"), &item.keyword.pos);
+            match kw {
+                "state" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match word.text.as_str() {
+                        "MASTER" => inst.state = InitialState::Master,
+                        "BACKUP" => inst.state = InitialState::Backup,
+                        _ => self.bad(item, word, "MASTER or BACKUP"),
+                    }
+                }
+                "interface" => interface = self.string(item),
+                "virtual_router_id" => {
+                    vrid = self.u32_in(item, 1, 255).and_then(|v| Vrid::new(v).ok());
+                }
+                "priority" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match word
+                        .text
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|v| Priority::new(v).ok())
+                    {
+                        Some(p) => inst.priority = p,
+                        None => self.bad(item, word, "an integer in 1..=255"),
+                    }
+                }
+                "advert_int" => set(&mut inst.advert_int, self.decimal_secs(item, 255)),
+                "version" => inst.version = self.version(item),
+                "authentication" => inst.authentication = self.authentication(item),
+                "virtual_ipaddress" => {
+                    inst.virtual_ipaddress =
+                        self.addresses(item, &format!("{base}.virtual_ipaddress"));
+                }
+                "virtual_ipaddress_excluded" => {
+                    inst.virtual_ipaddress_excluded =
+                        self.addresses(item, &format!("{base}.virtual_ipaddress_excluded"));
+                }
+                "track_script" => {
+                    inst.track_script = self
+                        .tracked(item, &format!("{base}.track_script"))
+                        .into_iter()
+                        .map(|(name, weight)| TrackScript { name, weight })
+                        .collect();
+                }
+                "track_interface" => {
+                    inst.track_interface = self
+                        .tracked(item, &format!("{base}.track_interface"))
+                        .into_iter()
+                        .map(|(name, weight)| TrackInterface { name, weight })
+                        .collect();
+                }
+                "nopreempt" => inst.nopreempt = self.bare(item),
+                "preempt" => inst.nopreempt = !self.bare(item),
+                "preempt_delay" => set(&mut inst.preempt_delay, self.decimal_secs(item, 1000)),
+                "unicast_src_ip" => inst.unicast_src_ip = self.parse_value(item, "an IP address"),
+                "unicast_peer" => {
+                    self.at_most(item, 0);
+                    let mut peers = Vec::new();
+                    for (i, entry) in self.block(item).iter().enumerate() {
+                        self.no_block(entry);
+                        self.at_most(entry, 0);
+                        self.record(format!("{base}.unicast_peer[{i}]"), &entry.keyword.pos);
+                        match entry.keyword.text.parse::<IpAddr>() {
+                            Ok(ip) => peers.push(ip),
+                            Err(_) => self.err(
+                                &entry.keyword.pos,
+                                format!(
+                                    "bad value '{}' in unicast_peer: expected an IP address",
+                                    entry.keyword.text
+                                ),
+                            ),
+                        }
+                    }
+                    inst.unicast_peer = peers;
+                }
+                "native_ipv6" => inst.native_ipv6 = self.bare(item),
+                "dont_track_primary" => inst.dont_track_primary = self.bare(item),
+                "garp_master_delay" => inst.garp_master_delay = self.whole_secs(item),
+                "garp_master_repeat" => inst.garp_master_repeat = self.count(item),
+                "garp_master_refresh" => inst.garp_master_refresh = self.whole_secs(item),
+                "garp_master_refresh_repeat" => inst.garp_master_refresh_repeat = self.count(item),
+                "garp_lower_prio_delay" => inst.garp_lower_prio_delay = self.whole_secs(item),
+                "garp_lower_prio_repeat" => inst.garp_lower_prio_repeat = self.count(item),
+                "notify_master" => inst.notify_master = self.command(item, true),
+                "notify_backup" => inst.notify_backup = self.command(item, true),
+                "notify_fault" => inst.notify_fault = self.command(item, true),
+                "notify_stop" => inst.notify_stop = self.command(item, true),
+                "notify" => inst.notify = self.command(item, true),
+                "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item)),
+                _ => self.unknown(item, "in vrrp_instance"),
+            }
+        }
+        // A missing interface stays empty: validation reports it, as it
+        // does for TOML.
+        if let Some(i) = interface {
+            inst.interface = i;
+        }
+        match vrid {
+            Some(v) => inst.virtual_router_id = v,
+            None if !st
+                .block
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|s| s.keyword.text == "virtual_router_id")) =>
+            {
+                self.err(
+                    &st.keyword.pos,
+                    format!("vrrp_instance '{}' has no virtual_router_id", inst.name),
+                )
+            }
+            None => {}
+        }
+        self.config.vrrp_instance.push(inst);
+    }
+
+    fn authentication(&mut self, st: &Statement) -> Option<Authentication> {
+        self.at_most(st, 0);
+        let mut auth_type = None;
+        let mut auth_pass = None;
+        let mut ok = true;
+        for item in self.block(st) {
+            match item.keyword.text.as_str() {
+                "auth_type" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match word.text.as_str() {
+                        "PASS" => auth_type = Some(AuthType::Pass),
+                        "AH" => {
+                            ok = false;
+                            self.err(&word.pos, "auth_type AH (IPsec) is not supported: use PASS or no authentication");
+                        }
+                        _ => {
+                            ok = false;
+                            self.bad(item, word, "PASS");
+                        }
+                    }
+                }
+                "auth_pass" => auth_pass = self.string(item),
+                _ => self.unknown(item, "in authentication"),
+            }
+        }
+        match (auth_type, auth_pass) {
+            (Some(auth_type), Some(auth_pass)) => Some(Authentication {
+                auth_type,
+                auth_pass,
+            }),
+            (None, _) if ok => {
+                self.err(&st.keyword.pos, "authentication needs auth_type");
+                None
+            }
+            (Some(_), None) => {
+                self.err(&st.keyword.pos, "authentication needs auth_pass");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// A `virtual_ipaddress`-style block.
+    fn addresses(&mut self, st: &Statement, base: &str) -> Vec<VirtualAddress> {
+        self.at_most(st, 0);
+        let mut out = Vec::new();
+        for (i, entry) in self.block(st).iter().enumerate() {
+            self.no_block(entry);
+            self.record(format!("{base}[{i}]"), &entry.keyword.pos);
+            if let Some(address) = self.virtual_address(entry) {
+                out.push(address);
+            }
+        }
+        out
+    }
+
+    fn virtual_address(&mut self, entry: &Statement) -> Option<VirtualAddress> {
+        let word = &entry.keyword;
+        let Some(address) = parse_prefixed(&word.text) else {
+            self.err(
+                &word.pos,
+                format!("bad address '{}': expected IP[/PREFIX]", word.text),
+            );
+            return None;
+        };
+        let mut vip = VirtualAddress {
+            address,
+            dev: None,
+            label: None,
+            scope: None,
+        };
+        let mut args = entry.args.iter();
+        let mut ok = true;
+        while let Some(option) = args.next() {
+            if !matches!(option.text.as_str(), "dev" | "label" | "scope") {
+                self.err(
+                    &option.pos,
+                    format!(
+                        "unsupported virtual address option '{}' (supported: dev, label, scope)",
+                        option.text
+                    ),
+                );
+                // Its arity is unknown, so the rest of the line cannot be read.
+                ok = false;
+                break;
+            }
+            let Some(value) = args.next() else {
+                self.err(&option.pos, format!("'{}' needs a value", option.text));
+                ok = false;
+                break;
+            };
+            match option.text.as_str() {
+                "dev" => vip.dev = Some(value.text.clone()),
+                "label" => vip.label = Some(value.text.clone()),
+                _ => match Scope::parse(&value.text) {
+                    Some(s) => vip.scope = Some(s),
+                    None => {
+                        ok = false;
+                        self.err(
+                            &value.pos,
+                            format!(
+                                "bad value '{}' for 'scope': expected global, site, link, host or nowhere",
+                                value.text
+                            ),
+                        );
+                    }
+                },
+            }
+        }
+        ok.then_some(vip)
+    }
+
+    /// A `track_script`/`track_interface` block: `NAME [weight W]` lines.
+    fn tracked(&mut self, st: &Statement, base: &str) -> Vec<(String, Option<TrackWeight>)> {
+        self.at_most(st, 0);
+        let mut out = Vec::new();
+        for (i, entry) in self.block(st).iter().enumerate() {
+            self.no_block(entry);
+            self.record(format!("{base}[{i}]"), &entry.keyword.pos);
+            let weight = match entry.args.as_slice() {
+                [] => None,
+                [kw, value] if kw.text == "weight" => {
+                    self.record(format!("{base}[{i}].weight"), &kw.pos);
+                    match self.track_weight(entry, value) {
+                        Some(w) => Some(w),
+                        None => continue,
+                    }
+                }
+                [first, ..] => {
+                    self.err(
+                        &first.pos,
+                        format!(
+                            "unexpected '{}' after '{}': expected 'weight N'",
+                            first.text, entry.keyword.text
+                        ),
+                    );
+                    continue;
+                }
+            };
+            out.push((entry.keyword.text.clone(), weight));
+        }
+        out
+    }
+
+    fn virtual_server(&mut self, st: &Statement) {
+        let index = self.config.virtual_server.len();
+        let base = format!("virtual_server[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let service = match st.args.as_slice() {
+            [kw, mark] if kw.text == "fwmark" => self
+                .parse_word(st, mark, "a firewall mark")
+                .map(Service::Fwmark),
+            [ip, port] => self.socket(st, ip, port).map(Service::Address),
+            _ => {
+                self.err(
+                    &st.keyword.pos,
+                    "'virtual_server' needs 'IP PORT' or 'fwmark MARK'",
+                );
+                None
+            }
+        };
+        let mut vs = VirtualServer {
+            service: service.unwrap_or(Service::Fwmark(0)),
+            delay_loop: default_delay_loop(),
+            lb_algo: default_lb_algo(),
+            lb_kind: LbKind::default(),
+            persistence_timeout: None,
+            persistence_granularity: None,
+            protocol: Protocol::default(),
+            sorry_server: None,
+            quorum: default_quorum(),
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            alpha: false,
+            omega: false,
+            virtualhost: None,
+            ha_suspend: false,
+            ops: false,
+            real_server: Vec::new(),
+        };
+        for item in self.block(st) {
+            let kw = item.keyword.text.as_str();
+            let field = match kw {
+                "lvs_sched" => "lb_algo",
+                "lvs_method" => "lb_kind",
+                other => other,
+            };
+            if kw != "real_server" {
+                self.record(format!("{base}.{field}"), &item.keyword.pos);
+            }
+            match kw {
+                "delay_loop" => set(
+                    &mut vs.delay_loop,
+                    self.decimal_secs(item, u64::from(u32::MAX)),
+                ),
+                "lb_algo" | "lvs_sched" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match LbAlgo::parse(&word.text) {
+                        Some(a) => vs.lb_algo = a,
+                        None => self.bad(
+                            item,
+                            word,
+                            "one of rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos",
+                        ),
+                    }
+                }
+                "lb_kind" | "lvs_method" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match LbKind::parse(&word.text) {
+                        Some(k) => vs.lb_kind = k,
+                        None => self.bad(item, word, "NAT, DR or TUN"),
+                    }
+                }
+                "persistence_timeout" => {
+                    self.no_block(item);
+                    self.at_most(item, 1);
+                    vs.persistence_timeout = match item.args.first() {
+                        None => Some(default_persistence_timeout()),
+                        Some(_) => self.whole_secs(item),
+                    };
+                }
+                "persistence_granularity" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match parse_granularity(&word.text) {
+                        Some(p) => vs.persistence_granularity = Some(p),
+                        None => {
+                            self.bad(item, word, "a netmask (255.255.255.0) or a prefix length")
+                        }
+                    }
+                }
+                "protocol" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match Protocol::parse(&word.text) {
+                        Some(p) => vs.protocol = p,
+                        None => self.bad(item, word, "TCP, UDP or SCTP"),
+                    }
+                }
+                "sorry_server" => {
+                    self.no_block(item);
+                    match item.args.as_slice() {
+                        [ip, port] => vs.sorry_server = self.socket(item, ip, port),
+                        _ => self.err(&item.keyword.pos, "'sorry_server' needs 'IP PORT'"),
+                    }
+                }
+                "quorum" => set(&mut vs.quorum, self.u32_in(item, 1, u32::MAX)),
+                "hysteresis" => set(&mut vs.hysteresis, self.count(item)),
+                "quorum_up" => vs.quorum_up = self.command(item, true),
+                "quorum_down" => vs.quorum_down = self.command(item, true),
+                "alpha" => set(&mut vs.alpha, self.flag(item)),
+                "omega" => set(&mut vs.omega, self.flag(item)),
+                "virtualhost" => vs.virtualhost = self.string(item),
+                "ha_suspend" => vs.ha_suspend = self.bare(item),
+                "ops" => vs.ops = self.bare(item),
+                "real_server" => {
+                    let rs_base = format!("{base}.real_server[{}]", vs.real_server.len());
+                    if let Some(rs) = self.real_server(item, &rs_base) {
+                        vs.real_server.push(rs);
+                    }
+                }
+                _ => self.unknown(item, "in virtual_server"),
+            }
+        }
+        self.config.virtual_server.push(vs);
+    }
+
+    fn socket(&mut self, st: &Statement, ip: &Word, port: &Word) -> Option<SocketAddr> {
+        let ip: Option<IpAddr> = self.parse_word(st, ip, "an IP address");
+        let port: Option<u16> = self.parse_word(st, port, "a port number");
+        Some(SocketAddr::new(ip?, port?))
+    }
+
+    fn real_server(&mut self, st: &Statement, base: &str) -> Option<RealServer> {
+        self.record(base.to_string(), &st.keyword.pos);
+        let address = match st.args.as_slice() {
+            [ip, port] => self.socket(st, ip, port),
+            _ => {
+                self.err(&st.keyword.pos, "'real_server' needs 'IP PORT'");
+                None
+            }
+        };
+        let mut rs = RealServer {
+            address: address.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            weight: Weight::default(),
+            inhibit_on_failure: false,
+            uthreshold: None,
+            lthreshold: None,
+            notify_up: None,
+            notify_down: None,
+            check: Vec::new(),
+        };
+        for item in st.block.as_deref().unwrap_or_default() {
+            let kw = item.keyword.text.as_str();
+            if !matches!(kw, "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK") {
+                self.record(format!("{base}.{kw}"), &item.keyword.pos);
+            }
+            match kw {
+                "weight" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    match word
+                        .text
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|v| Weight::new(v).ok())
+                    {
+                        Some(w) => rs.weight = w,
+                        None => self.bad(item, word, "an integer in 0..=65535"),
+                    }
+                }
+                "inhibit_on_failure" => set(&mut rs.inhibit_on_failure, self.flag(item)),
+                "uthreshold" => rs.uthreshold = self.count(item),
+                "lthreshold" => rs.lthreshold = self.count(item),
+                "notify_up" => rs.notify_up = self.command(item, true),
+                "notify_down" => rs.notify_down = self.command(item, true),
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" => {
+                    let path = format!("{base}.check[{}]", rs.check.len());
+                    self.record(path.clone(), &item.keyword.pos);
+                    if let Some(check) = self.check(item, &path) {
+                        rs.check.push(check);
+                    }
+                }
+                _ => self.unknown(item, "in real_server"),
+            }
+        }
+        address.map(|_| rs)
+    }
+
+    fn check(&mut self, st: &Statement, base: &str) -> Option<Check> {
+        self.at_most(st, 0);
+        let kind = st.keyword.text.as_str();
+        let mut tcp = TcpCheck {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            connect_timeout: default_connect_timeout(),
+            retry: if kind == "MISC_CHECK" {
+                default_misc_retry()
+            } else {
+                default_retry()
+            },
+            delay_before_retry: default_delay_before_retry(),
+            warmup: None,
+        };
+        let mut urls = Vec::new();
+        let mut misc_path = None;
+        let mut misc_user = None;
+        let mut misc_timeout = None;
+        let mut misc_dynamic = false;
+        for item in self.block(st) {
+            let kw = item.keyword.text.as_str();
+            let field = if kw == "nb_get_retry" { "retry" } else { kw };
+            if kw != "url" {
+                self.record(format!("{base}.{field}"), &item.keyword.pos);
+            }
+            let connection = kind != "MISC_CHECK";
+            let http = matches!(kind, "HTTP_GET" | "SSL_GET");
+            match kw {
+                "connect_ip" if connection => {
+                    tcp.connect_ip = self.parse_value(item, "an IP address")
+                }
+                "connect_port" if connection => {
+                    tcp.connect_port = self.parse_value(item, "a port number")
+                }
+                "bindto" if connection => tcp.bindto = self.parse_value(item, "an IP address"),
+                "connect_timeout" if connection => set(
+                    &mut tcp.connect_timeout,
+                    self.decimal_secs(item, u64::from(u32::MAX)),
+                ),
+                "retry" | "nb_get_retry" => set(&mut tcp.retry, self.count(item)),
+                "delay_before_retry" => set(
+                    &mut tcp.delay_before_retry,
+                    self.decimal_secs(item, u64::from(u32::MAX)),
+                ),
+                "warmup" => tcp.warmup = self.decimal_secs(item, u64::from(u32::MAX)),
+                "url" if http => {
+                    let path = format!("{base}.url[{}]", urls.len());
+                    self.record(path.clone(), &item.keyword.pos);
+                    if let Some(url) = self.url(item, &path) {
+                        urls.push(url);
+                    }
+                }
+                "misc_path" if !connection => misc_path = self.command(item, false),
+                "misc_timeout" if !connection => misc_timeout = self.whole_secs(item),
+                "misc_dynamic" if !connection => misc_dynamic = self.bare(item),
+                "user" if !connection => misc_user = Some(item),
+                _ => self.unknown(item, &format!("in {kind}")),
+            }
+        }
+        let TcpCheck {
+            connect_ip,
+            connect_port,
+            bindto,
+            connect_timeout,
+            retry,
+            delay_before_retry,
+            warmup,
+        } = tcp;
+        let http = |url| HttpCheck {
+            connect_ip,
+            connect_port,
+            bindto,
+            connect_timeout,
+            retry,
+            delay_before_retry,
+            warmup,
+            url,
+        };
+        match kind {
+            "TCP_CHECK" => Some(Check::Tcp(tcp)),
+            "HTTP_GET" => Some(Check::HttpGet(http(urls))),
+            "SSL_GET" => Some(Check::SslGet(http(urls))),
+            _ => {
+                if let Some(user) = misc_user {
+                    self.command_user(user, &mut misc_path, "misc_path");
+                }
+                let Some(misc_path) = misc_path else {
+                    self.err(&st.keyword.pos, "MISC_CHECK needs misc_path");
+                    return None;
+                };
+                Some(Check::Misc(MiscCheck {
+                    misc_path,
+                    misc_timeout,
+                    misc_dynamic,
+                    retry,
+                    delay_before_retry,
+                    warmup,
+                }))
+            }
+        }
+    }
+
+    fn url(&mut self, st: &Statement, base: &str) -> Option<Url> {
+        self.at_most(st, 0);
+        let mut path = None;
+        let mut url = Url {
+            path: String::new(),
+            status_code: None,
+            digest: None,
+            virtualhost: None,
+        };
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "path" => path = self.string(item),
+                "status_code" => {
+                    url.status_code = self
+                        .u32_in(item, 100, 599)
+                        .and_then(|v| u16::try_from(v).ok())
+                }
+                "digest" => {
+                    let Some(word) = self.value(item) else {
+                        continue;
+                    };
+                    if word.text.len() == 32 && word.text.chars().all(|c| c.is_ascii_hexdigit()) {
+                        url.digest = Some(word.text.to_ascii_lowercase());
+                    } else {
+                        self.bad(item, word, "an MD5 digest (32 hex digits)");
+                    }
+                }
+                "virtualhost" => url.virtualhost = self.string(item),
+                _ => self.unknown(item, "in url"),
+            }
+        }
+        match path {
+            Some(p) => {
+                url.path = p;
+                Some(url)
+            }
+            None => {
+                self.err(&st.keyword.pos, "url needs a path");
+                None
+            }
+        }
+    }
+}
+
+/// Stores a successfully parsed value; a failed parse was already reported
+/// and leaves the default.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// `255.255.255.0` or `24` (IPv6 granularity is written as a length).
+fn parse_granularity(text: &str) -> Option<u8> {
+    if let Ok(len) = text.parse::<u8>() {
+        return (len <= 128).then_some(len);
+    }
+    let mask: std::net::Ipv4Addr = text.parse().ok()?;
+    let bits = u32::from(mask);
+    let len = bits.leading_ones();
+    (bits.checked_shl(len).unwrap_or(0) == 0).then(|| u8::try_from(len).unwrap_or(32))
+}
+
+/// Decimal seconds with up to 6 fractional digits.
+fn parse_decimal_secs(text: &str) -> Option<Duration> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() && frac.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > 6
+    {
+        return None;
+    }
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let micros: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
+    Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, load_str};
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<Config, Vec<String>> {
+        load_str(Path::new("k.conf"), text, Format::Keepalived)
+            .map_err(|d| d.iter().map(ToString::to_string).collect())
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        load(text).err().unwrap_or_default()
+    }
+
+    const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n";
+
+    #[test]
+    fn odd_layouts_of_the_netns_fixtures() {
+        let text = "global_defs { router_id m\n  vrrp_garp_master_delay 1\n}\nvrrp_instance VI_A {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  authentication { auth_type PASS\nauth_pass aminglinux }\nvirtual_ipaddress { 10.99.0.100/24 }\n}\n";
+        let config = load(text).unwrap();
+        assert_eq!(config.global.router_id.as_deref(), Some("m"));
+        assert_eq!(config.global.vrrp_garp_master_delay, Duration::from_secs(1));
+        let inst = &config.vrrp_instance[0];
+        assert_eq!(inst.state, InitialState::Master);
+        assert_eq!(inst.priority, Priority::from_u8(150));
+        let auth = inst.authentication.as_ref().unwrap();
+        assert_eq!(auth.auth_pass, "aminglinux");
+        assert_eq!(&auth.wire_password(), b"aminglin");
+        assert_eq!(
+            inst.virtual_ipaddress[0].address.to_string(),
+            "10.99.0.100/24"
+        );
+    }
+
+    #[test]
+    fn unknown_keywords_are_errors_everywhere() {
+        let text = format!(
+            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  real_server 10.0.1.1 80 {{\n    SMTP_CHECK {{\n    }}\n  }}\n}}\n"
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:2:3: unknown or unsupported keyword 'lvs_flush' in global_defs",
+                "k.conf:4:1: unknown or unsupported keyword 'vrrp_instance_typo' at top level",
+                "k.conf:9:3: unknown or unsupported keyword 'use_vmac' in vrrp_instance",
+                "k.conf:13:5: unknown or unsupported keyword 'SMTP_CHECK' in real_server",
+            ]
+        );
+    }
+
+    #[test]
+    fn ah_authentication_is_rejected() {
+        let text =
+            format!("{INSTANCE}  authentication {{\n    auth_type AH\n    auth_pass x\n  }}\n}}\n");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:5:15: auth_type AH (IPsec) is not supported: use PASS or no authentication"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_keyword_and_value() {
+        let text = "virtual_server 10.0.0.1 80 {\n  lb_algo fastest\n  lb_kind NATT\n  delay_loop soon\n  protocol ICMP\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:2:11: bad value 'fastest' for 'lb_algo': expected one of rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos",
+                "k.conf:3:11: bad value 'NATT' for 'lb_kind': expected NAT, DR or TUN",
+                "k.conf:4:14: bad value 'soon' for 'delay_loop': expected seconds (decimals allowed) in 0..=4294967295",
+                "k.conf:5:12: bad value 'ICMP' for 'protocol': expected TCP, UDP or SCTP",
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_address_options_are_errors() {
+        let text = format!(
+            "{INSTANCE}  virtual_ipaddress {{\n    10.0.0.1/24 brd 10.0.0.255 dev eth1\n    10.0.0.2 label eth0:1 scope link\n  }}\n}}\n"
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:5:17: unsupported virtual address option 'brd' (supported: dev, label, scope)"
+            ]
+        );
+    }
+
+    #[test]
+    fn scripts_become_argv_with_user_and_group() {
+        let text = format!(
+            "vrrp_script chk {{\n  script \"/bin/check --port 80 'a b'\"\n  user nobody nogroup\n  weight -20\n  timeout 2\n}}\n{INSTANCE}  notify_master \"/usr/bin/notify.sh master\" root\n  track_script {{\n    chk weight 10\n  }}\n}}\n"
+        );
+        let config = load(&text).unwrap();
+        let script = &config.vrrp_script[0];
+        assert_eq!(script.script.program, "/bin/check");
+        assert_eq!(script.script.args, ["--port", "80", "a b"]);
+        assert_eq!(script.script.user.as_deref(), Some("nobody"));
+        assert_eq!(script.script.group.as_deref(), Some("nogroup"));
+        assert_eq!(script.weight.get(), -20);
+        assert_eq!(script.timeout, Some(Duration::from_secs(2)));
+        let inst = &config.vrrp_instance[0];
+        let notify = inst.notify_master.as_ref().unwrap();
+        assert_eq!(
+            (notify.program.as_str(), notify.args.as_slice()),
+            ("/usr/bin/notify.sh", ["master".to_string()].as_slice())
+        );
+        assert_eq!(notify.user.as_deref(), Some("root"));
+        assert_eq!(inst.track_script[0].weight.map(TrackWeight::get), Some(10));
+    }
+
+    #[test]
+    fn virtual_server_details() {
+        let text = "virtual_server fwmark 5 {\n  persistence_timeout\n  persistence_granularity 255.255.255.0\n  lvs_sched sh\n  lvs_method TUN\n  real_server 10.0.1.1 8080 {\n    weight 0\n    MISC_CHECK {\n      misc_path \"/bin/true x\"\n      misc_dynamic\n    }\n    HTTP_GET {\n      url {\n        path /health\n        status_code 204\n      }\n      nb_get_retry 4\n    }\n  }\n}\n";
+        let config = load(text).unwrap();
+        let vs = &config.virtual_server[0];
+        assert_eq!(vs.service, Service::Fwmark(5));
+        assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(360)));
+        assert_eq!(vs.persistence_granularity, Some(24));
+        assert_eq!((vs.lb_algo, vs.lb_kind), (LbAlgo::Sh, LbKind::Tun));
+        let rs = &vs.real_server[0];
+        assert_eq!(rs.weight.get(), 0);
+        let Check::Misc(misc) = &rs.check[0] else {
+            panic!("{:?}", rs.check)
+        };
+        assert_eq!(
+            (
+                misc.misc_path.program.as_str(),
+                misc.retry,
+                misc.misc_dynamic
+            ),
+            ("/bin/true", 0, true)
+        );
+        let Check::HttpGet(http) = &rs.check[1] else {
+            panic!("{:?}", rs.check)
+        };
+        assert_eq!(
+            (http.retry, http.connect_timeout),
+            (4, Duration::from_secs(5))
+        );
+        assert_eq!(http.url[0].status_code, Some(204));
+    }
+
+    #[test]
+    fn decimal_seconds() {
+        assert_eq!(parse_decimal_secs("1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_decimal_secs("0.92"), Some(Duration::from_millis(920)));
+        assert_eq!(
+            parse_decimal_secs(".000001"),
+            Some(Duration::from_micros(1))
+        );
+        assert_eq!(parse_decimal_secs("1.0000001"), None);
+        assert_eq!(parse_decimal_secs("-1"), None);
+        assert_eq!(parse_decimal_secs("."), None);
+        assert_eq!(parse_decimal_secs("1s"), None);
+    }
+
+    #[test]
+    fn granularity_from_netmask_or_length() {
+        assert_eq!(parse_granularity("255.255.255.0"), Some(24));
+        assert_eq!(parse_granularity("0.0.0.0"), Some(0));
+        assert_eq!(parse_granularity("255.0.255.0"), None);
+        assert_eq!(parse_granularity("64"), Some(64));
+        assert_eq!(parse_granularity("129"), None);
+    }
+
+    #[test]
+    fn prefixed_addresses() {
+        assert_eq!(
+            parse_prefixed("10.99.0.100/24")
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("10.99.0.100/24")
+        );
+        assert_eq!(
+            parse_prefixed("192.168.188.100")
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("192.168.188.100/32")
+        );
+        assert_eq!(parse_prefixed("fe80::1").map(|n| n.prefix_len()), Some(128));
+        assert_eq!(parse_prefixed("10.0.0.1/33"), None);
+    }
+}

@@ -1,0 +1,428 @@
+//! keepalived.conf structure: reads the file and its `include`s into one
+//! token stream, then groups it into statements (`keyword args...`) with
+//! optional `{ ... }` blocks, keeping every word's position.
+//!
+//! `include PATTERN` is textual, as in keepalived: a line holding exactly
+//! `include` and one word, at any depth, is replaced by the contents of the
+//! matching files. The pattern may use shell wildcards and csh braces
+//! (`{a,b}`); a relative pattern is relative to the directory of the file
+//! that includes it (keepalived changes into that directory). Matches are
+//! read in sorted order, directories are skipped. A pattern with wildcards
+//! that matches nothing is accepted (keepalived only logs it); a plain path
+//! that does not exist is an error here.
+
+use super::lexer::{Token, TokenKind, lex};
+use crate::config::diag::{Diagnostic, Position};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A word of the file with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    pub text: String,
+    pub pos: Position,
+}
+
+/// `keyword args...` with an optional block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub keyword: Word,
+    pub args: Vec<Word>,
+    pub block: Option<Vec<Statement>>,
+}
+
+/// Reads `path` (with its includes) and parses it into statements.
+pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let mut tokens = Vec::new();
+    load(path, None, &mut Vec::new(), &mut tokens, &mut errors);
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        errors,
+    };
+    let statements = parser.items(None);
+    (statements, parser.errors)
+}
+
+/// Parses `text` as the contents of `file`, resolving includes relative to
+/// the file's directory.
+pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let mut tokens = Vec::new();
+    expand(file, text, &mut Vec::new(), &mut tokens, &mut errors);
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        errors,
+    };
+    let statements = parser.items(None);
+    (statements, parser.errors)
+}
+
+fn load(
+    path: &Path,
+    included_at: Option<&Position>,
+    stack: &mut Vec<PathBuf>,
+    tokens: &mut Vec<Token>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let at = || {
+        included_at
+            .cloned()
+            .unwrap_or_else(|| Position::start_of(path))
+    };
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if stack.contains(&canonical) {
+        errors.push(Diagnostic::new(
+            at(),
+            format!("include loop: {} includes itself", path.display()),
+        ));
+        return;
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            stack.push(canonical);
+            expand(path, &text, stack, tokens, errors);
+            stack.pop();
+        }
+        Err(e) => errors.push(Diagnostic::new(
+            at(),
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Lexes `text` and splices in the files its `include` lines name.
+fn expand(
+    path: &Path,
+    text: &str,
+    stack: &mut Vec<PathBuf>,
+    out: &mut Vec<Token>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let file: Arc<Path> = Arc::from(path);
+    let (tokens, lex_errors) = lex(&file, text);
+    errors.extend(lex_errors);
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for token in tokens {
+        match token.kind {
+            TokenKind::Include(pattern) => {
+                for file in resolve_include(&dir, &pattern, &token.pos, errors) {
+                    load(&file, Some(&token.pos), stack, out, errors);
+                }
+            }
+            _ => out.push(token),
+        }
+    }
+}
+
+fn resolve_include(
+    dir: &Path,
+    pattern: &str,
+    pos: &Position,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for alternative in expand_braces(pattern) {
+        let full = dir.join(&alternative);
+        let has_wildcards = alternative.contains(['*', '?', '[']);
+        if !has_wildcards {
+            if full.is_dir() {
+                continue;
+            }
+            if !full.exists() {
+                errors.push(Diagnostic::new(
+                    pos.clone(),
+                    format!("include: {} does not exist", full.display()),
+                ));
+                continue;
+            }
+            files.push(full);
+            continue;
+        }
+        let Some(full_pattern) = full.to_str() else {
+            errors.push(Diagnostic::new(
+                pos.clone(),
+                format!("include: {} is not valid UTF-8", full.display()),
+            ));
+            continue;
+        };
+        match glob::glob(full_pattern) {
+            Ok(paths) => {
+                let mut matched: Vec<PathBuf> = paths
+                    .filter_map(Result::ok)
+                    .filter(|p| !p.is_dir())
+                    .collect();
+                matched.sort();
+                files.extend(matched);
+            }
+            Err(e) => errors.push(Diagnostic::new(
+                pos.clone(),
+                format!("include: bad pattern '{pattern}': {e}"),
+            )),
+        }
+    }
+    files
+}
+
+/// csh-style brace expansion, as glob(3) with GLOB_BRACE: `a{b,c}d` ->
+/// `abd`, `acd`; nested braces allowed; unbalanced braces are literal.
+fn expand_braces(pattern: &str) -> Vec<String> {
+    let Some(open) = pattern.find('{') else {
+        return vec![pattern.to_string()];
+    };
+    let mut depth = 0usize;
+    let mut commas = Vec::new();
+    let mut close = None;
+    for (i, c) in pattern.char_indices().skip_while(|&(i, _)| i < open) {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            ',' if depth == 1 => commas.push(i),
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return vec![pattern.to_string()];
+    };
+    let (Some(prefix), Some(suffix)) = (pattern.get(..open), pattern.get(close + 1..)) else {
+        return vec![pattern.to_string()];
+    };
+    let mut bounds = vec![open];
+    bounds.extend(commas);
+    bounds.push(close);
+    let mut out = Vec::new();
+    for pair in bounds.windows(2) {
+        if let [start, end] = pair
+            && let Some(middle) = pattern.get(start + 1..*end)
+        {
+            out.extend(expand_braces(&format!("{prefix}{middle}{suffix}")));
+        }
+    }
+    out
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    next: usize,
+    errors: Vec<Diagnostic>,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.next)
+    }
+
+    fn bump(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.next).cloned();
+        self.next += 1;
+        t
+    }
+
+    /// Statements until the `}` closing `opened_by` (consumed), or the end
+    /// of input at top level.
+    fn items(&mut self, opened_by: Option<&Word>) -> Vec<Statement> {
+        let mut items = Vec::new();
+        while let Some(token) = self.bump() {
+            match token.kind {
+                TokenKind::Newline | TokenKind::Include(_) => {}
+                TokenKind::Close if opened_by.is_some() => return items,
+                TokenKind::Close => self
+                    .errors
+                    .push(Diagnostic::new(token.pos, "unexpected '}'")),
+                TokenKind::Open => {
+                    self.errors.push(Diagnostic::new(
+                        token.pos.clone(),
+                        "unexpected '{' (no keyword before it)",
+                    ));
+                    let anonymous = Word {
+                        text: "{".into(),
+                        pos: token.pos,
+                    };
+                    self.items(Some(&anonymous));
+                }
+                TokenKind::Word { text, .. } => {
+                    let keyword = Word {
+                        text,
+                        pos: token.pos,
+                    };
+                    items.push(self.statement(keyword));
+                }
+            }
+        }
+        if let Some(word) = opened_by {
+            self.errors.push(Diagnostic::new(
+                word.pos.clone(),
+                format!("missing '}}' to close the block of '{}'", word.text),
+            ));
+        }
+        items
+    }
+
+    fn statement(&mut self, keyword: Word) -> Statement {
+        let mut args = Vec::new();
+        while let Some(Token {
+            kind: TokenKind::Word { text, .. },
+            pos,
+        }) = self.peek()
+        {
+            args.push(Word {
+                text: text.clone(),
+                pos: pos.clone(),
+            });
+            self.next += 1;
+        }
+        let mut ahead = self.next;
+        while self
+            .tokens
+            .get(ahead)
+            .is_some_and(|t| t.kind == TokenKind::Newline)
+        {
+            ahead += 1;
+        }
+        let block = if self
+            .tokens
+            .get(ahead)
+            .is_some_and(|t| t.kind == TokenKind::Open)
+        {
+            self.next = ahead + 1;
+            Some(self.items(Some(&keyword)))
+        } else {
+            None
+        };
+        Statement {
+            keyword,
+            args,
+            block,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(items: &[Statement]) -> String {
+        items
+            .iter()
+            .map(|s| {
+                let mut out = format!(
+                    "{}@{}:{}",
+                    s.keyword.text, s.keyword.pos.line, s.keyword.pos.col
+                );
+                for a in &s.args {
+                    out.push(' ');
+                    out.push_str(&a.text);
+                }
+                if let Some(block) = &s.block {
+                    out.push_str(&format!(" {{{}}}", render(block)));
+                }
+                out
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn blocks_on_the_same_or_the_next_line() {
+        let (items, errors) = parse_str(
+            Path::new("k.conf"),
+            "a {\n b 1\n}\nc\n{\n d { e }\n}\nauthentication { auth_type PASS\nauth_pass x }\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            render(&items),
+            "a@1:1 {b@2:2 1}; c@4:1 {d@6:2 {e@6:6}}; authentication@8:1 {auth_type@8:18 PASS; auth_pass@9:1 x}"
+        );
+    }
+
+    #[test]
+    fn unbalanced_braces_are_reported() {
+        let (_, errors) = parse_str(Path::new("k.conf"), "a {\n b\n");
+        assert_eq!(
+            errors[0].to_string(),
+            "k.conf:1:1: missing '}' to close the block of 'a'"
+        );
+        let (_, errors) = parse_str(Path::new("k.conf"), "}\n{ x }\n");
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "k.conf:1:1: unexpected '}'",
+                "k.conf:2:1: unexpected '{' (no keyword before it)"
+            ]
+        );
+    }
+
+    #[test]
+    fn brace_expansion() {
+        assert_eq!(expand_braces("a{b,c}d"), ["abd", "acd"]);
+        assert_eq!(expand_braces("{x/{,y},z}"), ["x/", "x/y", "z"]);
+        assert_eq!(expand_braces("plain{"), ["plain{"]);
+    }
+
+    #[test]
+    fn includes_with_globs_relative_to_the_including_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("conf.d");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(
+            dir.path().join("main.conf"),
+            "top {\n include conf.d/*.conf\n}\ninclude {x,y}.inc\n",
+        )
+        .unwrap();
+        std::fs::write(sub.join("b.conf"), "second 2\n").unwrap();
+        std::fs::write(sub.join("a.conf"), "first 1\ninclude ../x.inc\n").unwrap();
+        std::fs::write(dir.path().join("x.inc"), "xx\n").unwrap();
+        std::fs::write(dir.path().join("y.inc"), "yy\n").unwrap();
+        let (items, errors) = parse_file(&dir.path().join("main.conf"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            render(&items),
+            "top@1:1 {first@1:1 1; xx@1:1; second@1:1 2}; xx@1:1; yy@1:1"
+        );
+        let Some(block) = &items[0].block else {
+            panic!("no block")
+        };
+        assert_eq!(
+            block[2].keyword.pos.file.as_ref(),
+            sub.join("b.conf").as_path()
+        );
+    }
+
+    #[test]
+    fn missing_include_and_include_loops_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main.conf");
+        std::fs::write(
+            &main,
+            "include nothere.conf\ninclude none-*.conf\ninclude main.conf\n",
+        )
+        .unwrap();
+        let (_, errors) = parse_file(&main);
+        let first = errors[0].to_string();
+        assert!(
+            first.ends_with(&format!(
+                "main.conf:1:1: include: {} does not exist",
+                dir.path().join("nothere.conf").display()
+            )),
+            "{first}"
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            errors[1].to_string(),
+            format!(
+                "{}:3:1: include loop: {} includes itself",
+                main.display(),
+                main.display()
+            )
+        );
+    }
+}

@@ -1,0 +1,1015 @@
+//! The appliance's native configuration model: what a config file means,
+//! independent of the syntax it was written in. Serialised as TOML on disk;
+//! the keepalived.conf importer builds the same structures.
+//!
+//! Every default is a named function citing keepalived's own default, so a
+//! keepalived.conf without the keyword and a TOML file without the field
+//! behave alike.
+
+use crate::vrrp::{Priority, RangeError, Version, Vrid};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// A whole configuration: global settings, VRRP and IPVS (LVS) parts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// keepalived's `global_defs`.
+    #[serde(default)]
+    pub global: Global,
+    /// `vrrp_script` blocks: health scripts that VRRP instances track.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_script: Vec<VrrpScript>,
+    /// `vrrp_sync_group` blocks: instances that change state together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_sync_group: Vec<SyncGroup>,
+    /// `vrrp_instance` blocks: one virtual router each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_instance: Vec<VrrpInstance>,
+    /// `virtual_server` blocks: IPVS services with their real servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_server: Vec<VirtualServer>,
+}
+
+/// Global settings (`global_defs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// Name of this machine in notifications; keepalived defaults to the
+    /// host name, so `None` means "the host name".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<String>,
+    /// Recipients of e-mail alerts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_email: Vec<String>,
+    /// Sender of e-mail alerts; keepalived defaults to `keepalived@<host>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_email_from: Option<String>,
+    /// SMTP relay for e-mail alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_server: Option<SmtpServer>,
+    /// How long to wait for the SMTP relay to answer.
+    #[serde(default = "default_smtp_connect_timeout", with = "humantime_serde")]
+    pub smtp_connect_timeout: Duration,
+    /// VRRP version for instances that do not set `version`.
+    #[serde(default = "default_vrrp_version")]
+    pub vrrp_version: Version,
+    /// Delay before the second burst of gratuitous ARPs / unsolicited NAs
+    /// after becoming master (zero: no second burst).
+    #[serde(default = "default_garp_master_delay", with = "humantime_serde")]
+    pub vrrp_garp_master_delay: Duration,
+    /// Gratuitous ARPs sent per burst after becoming master.
+    #[serde(default = "default_garp_master_repeat")]
+    pub vrrp_garp_master_repeat: u32,
+    /// Interval of gratuitous ARP refreshes while master (zero: none).
+    #[serde(default = "default_garp_master_refresh", with = "humantime_serde")]
+    pub vrrp_garp_master_refresh: Duration,
+    /// Gratuitous ARPs sent per refresh.
+    #[serde(default = "default_garp_master_refresh_repeat")]
+    pub vrrp_garp_master_refresh_repeat: u32,
+    /// Delay before the second burst after a lower-priority advert was seen
+    /// while master; `None` means `vrrp_garp_master_delay` (keepalived's
+    /// behaviour).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub vrrp_garp_lower_prio_delay: Option<Duration>,
+    /// Burst size after a lower-priority advert; `None` means
+    /// `vrrp_garp_master_repeat` (keepalived's behaviour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_lower_prio_repeat: Option<u32>,
+    /// Pause between gratuitous ARPs on one interface.
+    #[serde(default = "default_garp_interval", with = "humantime_serde")]
+    pub vrrp_garp_interval: Duration,
+    /// Pause between unsolicited neighbour adverts on one interface.
+    #[serde(default = "default_garp_interval", with = "humantime_serde")]
+    pub vrrp_gna_interval: Duration,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_connect_timeout: default_smtp_connect_timeout(),
+            vrrp_version: default_vrrp_version(),
+            vrrp_garp_master_delay: default_garp_master_delay(),
+            vrrp_garp_master_repeat: default_garp_master_repeat(),
+            vrrp_garp_master_refresh: default_garp_master_refresh(),
+            vrrp_garp_master_refresh_repeat: default_garp_master_refresh_repeat(),
+            vrrp_garp_lower_prio_delay: None,
+            vrrp_garp_lower_prio_repeat: None,
+            vrrp_garp_interval: default_garp_interval(),
+            vrrp_gna_interval: default_garp_interval(),
+        }
+    }
+}
+
+/// An SMTP relay: `smtp_server HOST [PORT]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpServer {
+    /// IP address or host name.
+    pub host: String,
+    /// TCP port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+}
+
+/// A program to run: notify scripts, tracking scripts, MISC_CHECK. Never a
+/// shell string: keepalived splits the configured text into words itself
+/// (quotes and backslash escapes honoured) and execs them directly, and so
+/// do we.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// The program (path or name searched in `PATH`).
+    pub program: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// User to run it as; keepalived defaults to `keepalived_script` if that
+    /// user exists, else root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Group to run it as; defaults to the user's group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// A `vrrp_script`: a program run periodically whose exit status a VRRP
+/// instance tracks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpScript {
+    /// Name that `track_script` entries refer to.
+    pub name: String,
+    /// What to run (`script`, plus `user` for its user and group).
+    pub script: Command,
+    /// Time between runs.
+    #[serde(default = "default_script_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Time after which a run counts as failed; `None` means the interval
+    /// (keepalived's VRRP_SCRIPT_DT of 0 means "use the interval").
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub timeout: Option<Duration>,
+    /// Priority adjustment while the script succeeds (positive) or fails
+    /// (negative); 0 means a failure puts the instance in FAULT.
+    #[serde(default)]
+    pub weight: TrackWeight,
+    /// Consecutive successes needed to count as up.
+    #[serde(default = "default_rise_fall")]
+    pub rise: u32,
+    /// Consecutive failures needed to count as down.
+    #[serde(default = "default_rise_fall")]
+    pub fall: u32,
+}
+
+/// Initial VRRP state (`state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InitialState {
+    /// Start as master (still subject to election).
+    #[serde(rename = "MASTER")]
+    Master,
+    /// Start as backup: keepalived's default.
+    #[default]
+    #[serde(rename = "BACKUP")]
+    Backup,
+}
+
+/// VRRP authentication (VRRPv2 only). Only simple password authentication
+/// is supported; IPsec AH is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authentication {
+    /// The method: only `PASS`.
+    pub auth_type: AuthType,
+    /// The password as written. Only its first 8 bytes go on the wire
+    /// (keepalived truncates longer ones the same way): see
+    /// [`Authentication::wire_password`].
+    pub auth_pass: String,
+}
+
+impl Authentication {
+    /// The 8 authentication bytes of a VRRPv2 advert: the password's first
+    /// 8 bytes, zero padded.
+    pub fn wire_password(&self) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        for (slot, byte) in out.iter_mut().zip(self.auth_pass.bytes()) {
+            *slot = byte;
+        }
+        out
+    }
+}
+
+/// VRRP authentication method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthType {
+    /// Simple text password (RFC 2338 type 1).
+    #[serde(rename = "PASS")]
+    Pass,
+}
+
+/// Address scope, as `ip address add ... scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Site,
+    Link,
+    Host,
+    Nowhere,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "global" | "0" => Some(Self::Global),
+            "site" | "200" => Some(Self::Site),
+            "link" | "253" => Some(Self::Link),
+            "host" | "254" => Some(Self::Host),
+            "nowhere" | "255" => Some(Self::Nowhere),
+            _ => None,
+        }
+    }
+}
+
+/// A virtual (or excluded) address: `ADDR[/PREFIX] [dev IF] [scope S]
+/// [label L]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualAddress {
+    /// The address with its prefix length; keepalived defaults the prefix
+    /// to /32 (IPv4) or /128 (IPv6) when none is written, and so does TOML.
+    #[serde(with = "prefixed")]
+    pub address: IpNet,
+    /// Interface to add it to; defaults to the instance's interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// Address label (`eth0:1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Address scope; the kernel's default (global) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+}
+
+/// `ADDR[/PREFIX]` in TOML: the prefix may be omitted, as in
+/// keepalived.conf.
+mod prefixed {
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::net::IpAddr;
+
+    pub fn serialize<S: Serializer>(net: &IpNet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(net)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text)
+            .ok_or_else(|| D::Error::custom(format!("bad address '{text}': expected IP[/PREFIX]")))
+    }
+
+    /// `10.0.0.1`, `10.0.0.1/24`, `fe80::1/64`; no prefix means a host
+    /// address.
+    pub fn parse(text: &str) -> Option<IpNet> {
+        match text.split_once('/') {
+            Some((addr, prefix)) => IpNet::new(addr.parse().ok()?, prefix.parse().ok()?).ok(),
+            None => text.parse::<IpAddr>().ok().map(IpNet::from),
+        }
+    }
+}
+
+pub use prefixed::parse as parse_prefixed;
+
+/// A tracked `vrrp_script` reference, optionally overriding its weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackScript {
+    /// Name of a `vrrp_script`.
+    pub name: String,
+    /// Overrides the script's own weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<TrackWeight>,
+}
+
+/// A tracked interface: its link going down affects the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackInterface {
+    /// Interface name.
+    pub name: String,
+    /// Priority change while the link is down; `None` (keepalived's
+    /// default of 0) means link down puts the instance in FAULT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<TrackWeight>,
+}
+
+/// Priority adjustment of a tracked object: -253..=253 (keepalived's range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "i32", into = "i32")]
+pub struct TrackWeight(i16);
+
+impl TrackWeight {
+    pub fn new(value: i32) -> Result<Self, WeightRangeError> {
+        match i16::try_from(value) {
+            Ok(v) if (-253..=253).contains(&v) => Ok(Self(v)),
+            _ => Err(WeightRangeError {
+                value: i64::from(value),
+                min: -253,
+                max: 253,
+            }),
+        }
+    }
+
+    pub fn get(self) -> i16 {
+        self.0
+    }
+}
+
+impl TryFrom<i32> for TrackWeight {
+    type Error = WeightRangeError;
+    fn try_from(value: i32) -> Result<Self, WeightRangeError> {
+        Self::new(value)
+    }
+}
+
+impl From<TrackWeight> for i32 {
+    fn from(w: TrackWeight) -> i32 {
+        i32::from(w.0)
+    }
+}
+
+/// A weight outside its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("weight {value} is out of range {min}..={max}")]
+pub struct WeightRangeError {
+    pub value: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+/// A VRRP instance (`vrrp_instance`): one virtual router on one interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstance {
+    /// Instance name, used by sync groups and in notifications.
+    pub name: String,
+    /// Initial state.
+    #[serde(default)]
+    pub state: InitialState,
+    /// Interface the instance runs on.
+    pub interface: String,
+    /// Virtual router id, 1..=255.
+    pub virtual_router_id: Vrid,
+    /// Configured priority, 1..=255 (255 only for the address owner).
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+    /// Advertisement interval.
+    #[serde(default = "default_advert_int", with = "humantime_serde")]
+    pub advert_int: Duration,
+    /// VRRP version; `None` means the global `vrrp_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// VRRPv2 authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+    /// Addresses the master holds and advertises.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress: Vec<VirtualAddress>,
+    /// Addresses the master holds but does not advertise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress_excluded: Vec<VirtualAddress>,
+    /// Tracked `vrrp_script`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_script: Vec<TrackScript>,
+    /// Tracked interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_interface: Vec<TrackInterface>,
+    /// Do not take over from a lower-priority master.
+    #[serde(default)]
+    pub nopreempt: bool,
+    /// Wait this long after startup before preempting (keepalived default 0,
+    /// range 0..=1000 s).
+    #[serde(default = "zero", with = "humantime_serde")]
+    pub preempt_delay: Duration,
+    /// Source address of adverts (unicast or multicast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Send adverts to these peers by unicast instead of multicast.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unicast_peer: Vec<IpAddr>,
+    /// Force an IPv6 instance (deprecated in keepalived: the addresses
+    /// decide the family).
+    #[serde(default)]
+    pub native_ipv6: bool,
+    /// Ignore faults of the instance's own interface.
+    #[serde(default)]
+    pub dont_track_primary: bool,
+    /// Per-instance `garp_master_delay`; `None` means the global value.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub garp_master_delay: Option<Duration>,
+    /// Per-instance `garp_master_repeat`; `None` means the global value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_repeat: Option<u32>,
+    /// Per-instance `garp_master_refresh`; `None` means the global value.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub garp_master_refresh: Option<Duration>,
+    /// Per-instance `garp_master_refresh_repeat`; `None` means the global.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_refresh_repeat: Option<u32>,
+    /// Per-instance `garp_lower_prio_delay`; `None` means the global value.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub garp_lower_prio_delay: Option<Duration>,
+    /// Per-instance `garp_lower_prio_repeat`; `None` means the global value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_lower_prio_repeat: Option<u32>,
+    /// Run on becoming master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master: Option<Command>,
+    /// Run on becoming backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_backup: Option<Command>,
+    /// Run on entering FAULT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fault: Option<Command>,
+    /// Run when the instance stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_stop: Option<Command>,
+    /// Run on any transition, with `INSTANCE NAME STATE PRIORITY` appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Command>,
+    /// Send e-mail on transitions (keepalived default: no).
+    #[serde(default)]
+    pub smtp_alert: bool,
+}
+
+impl VrrpInstance {
+    /// The version this instance runs, given the global default.
+    pub fn effective_version(&self, global: &Global) -> Version {
+        self.version.unwrap_or(global.vrrp_version)
+    }
+
+    /// True if the instance is IPv6: its first virtual address is IPv6, or
+    /// `native_ipv6` is set.
+    pub fn is_ipv6(&self) -> bool {
+        self.native_ipv6
+            || self
+                .virtual_ipaddress
+                .first()
+                .is_some_and(|v| matches!(v.address, IpNet::V6(_)))
+    }
+}
+
+/// A `vrrp_sync_group`: instances that change state together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncGroup {
+    /// Group name.
+    pub name: String,
+    /// Names of member `vrrp_instance`s.
+    pub group: Vec<String>,
+    /// Run when the group becomes master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master: Option<Command>,
+    /// Run when the group becomes backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_backup: Option<Command>,
+    /// Run when the group enters FAULT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fault: Option<Command>,
+    /// Run when the group stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_stop: Option<Command>,
+    /// Run on any transition, with `GROUP NAME STATE PRIORITY` appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Command>,
+    /// Send e-mail on transitions (keepalived default: no).
+    #[serde(default)]
+    pub smtp_alert: bool,
+}
+
+/// IPVS scheduler (`lb_algo` / `lvs_sched`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbAlgo {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    Lblc,
+    Lblcr,
+    Dh,
+    Sh,
+    Sed,
+    Nq,
+    Mh,
+    Fo,
+    Ovf,
+    Twos,
+}
+
+impl LbAlgo {
+    pub const ALL: [LbAlgo; 14] = [
+        Self::Rr,
+        Self::Wrr,
+        Self::Lc,
+        Self::Wlc,
+        Self::Lblc,
+        Self::Lblcr,
+        Self::Dh,
+        Self::Sh,
+        Self::Sed,
+        Self::Nq,
+        Self::Mh,
+        Self::Fo,
+        Self::Ovf,
+        Self::Twos,
+    ];
+
+    /// The kernel's scheduler name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rr => "rr",
+            Self::Wrr => "wrr",
+            Self::Lc => "lc",
+            Self::Wlc => "wlc",
+            Self::Lblc => "lblc",
+            Self::Lblcr => "lblcr",
+            Self::Dh => "dh",
+            Self::Sh => "sh",
+            Self::Sed => "sed",
+            Self::Nq => "nq",
+            Self::Mh => "mh",
+            Self::Fo => "fo",
+            Self::Ovf => "ovf",
+            Self::Twos => "twos",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// IPVS forwarding method (`lb_kind` / `lvs_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LbKind {
+    /// Masquerading: keepalived's default.
+    #[default]
+    #[serde(rename = "NAT")]
+    Nat,
+    /// Direct routing.
+    #[serde(rename = "DR")]
+    Dr,
+    /// IP-in-IP tunnelling.
+    #[serde(rename = "TUN")]
+    Tun,
+}
+
+impl LbKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NAT" => Some(Self::Nat),
+            "DR" => Some(Self::Dr),
+            "TUN" => Some(Self::Tun),
+            _ => None,
+        }
+    }
+}
+
+/// Transport protocol of a virtual server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Protocol {
+    /// keepalived's default.
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TCP" => Some(Self::Tcp),
+            "UDP" => Some(Self::Udp),
+            "SCTP" => Some(Self::Sctp),
+            _ => None,
+        }
+    }
+}
+
+/// What a virtual server listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Service {
+    /// `virtual_server IP PORT`.
+    Address(SocketAddr),
+    /// `virtual_server fwmark MARK`.
+    Fwmark(u32),
+}
+
+/// An IPVS virtual service (`virtual_server`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServer {
+    /// Address and port, or firewall mark.
+    pub service: Service,
+    /// Interval between health checks.
+    #[serde(default = "default_delay_loop", with = "humantime_serde")]
+    pub delay_loop: Duration,
+    /// Scheduler.
+    #[serde(default = "default_lb_algo")]
+    pub lb_algo: LbAlgo,
+    /// Forwarding method.
+    #[serde(default)]
+    pub lb_kind: LbKind,
+    /// Client persistence; `None` or zero: no persistence.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub persistence_timeout: Option<Duration>,
+    /// Persistence granularity as a prefix length (keepalived.conf writes
+    /// an IPv4 netmask); `None`: per client address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_granularity: Option<u8>,
+    /// Transport protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Server used while the quorum is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SocketAddr>,
+    /// Minimum total weight of live real servers.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// Tolerance around the quorum (flap damping).
+    #[serde(default)]
+    pub hysteresis: u32,
+    /// Run when the quorum is gained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<Command>,
+    /// Run when the quorum is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<Command>,
+    /// Consider real servers down until a check succeeds.
+    #[serde(default)]
+    pub alpha: bool,
+    /// Run quorum and down notifiers on shutdown.
+    #[serde(default)]
+    pub omega: bool,
+    /// Default `Host:` for HTTP_GET / SSL_GET checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    /// Suspend checks while the virtual address is absent.
+    #[serde(default)]
+    pub ha_suspend: bool,
+    /// One-packet scheduling (UDP).
+    #[serde(default)]
+    pub ops: bool,
+    /// Real servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub real_server: Vec<RealServer>,
+}
+
+/// An IPVS destination (`real_server`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServer {
+    /// Address and port.
+    pub address: SocketAddr,
+    /// IPVS weight.
+    #[serde(default)]
+    pub weight: Weight,
+    /// On check failure set the weight to 0 instead of removing the server.
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
+    /// Upper connection threshold (IPVS `-x`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uthreshold: Option<u32>,
+    /// Lower connection threshold (IPVS `-y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lthreshold: Option<u32>,
+    /// Run when checks declare the server up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_up: Option<Command>,
+    /// Run when checks declare the server down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_down: Option<Command>,
+    /// Health checks; all must pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check: Vec<Check>,
+}
+
+/// IPVS weight of a real server: 0..=65535, keepalived's default 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Weight(u32);
+
+impl Weight {
+    pub const MAX: u32 = 65535;
+
+    pub fn new(value: u32) -> Result<Self, RangeError> {
+        if value <= Self::MAX {
+            Ok(Self(value))
+        } else {
+            Err(RangeError {
+                what: "weight",
+                value,
+                min: 0,
+                max: Self::MAX,
+            })
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// keepalived's real server weight default: 1.
+impl Default for Weight {
+    fn default() -> Self {
+        Self(1)
+    }
+}
+
+impl TryFrom<u32> for Weight {
+    type Error = RangeError;
+    fn try_from(value: u32) -> Result<Self, RangeError> {
+        Self::new(value)
+    }
+}
+
+impl From<Weight> for u32 {
+    fn from(w: Weight) -> u32 {
+        w.0
+    }
+}
+
+impl fmt::Display for Weight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A health check of a real server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Check {
+    /// Connect over TCP.
+    #[serde(rename = "TCP_CHECK")]
+    Tcp(TcpCheck),
+    /// HTTP GET of one or more URLs.
+    #[serde(rename = "HTTP_GET")]
+    HttpGet(HttpCheck),
+    /// HTTPS GET of one or more URLs.
+    #[serde(rename = "SSL_GET")]
+    SslGet(HttpCheck),
+    /// Run a program.
+    #[serde(rename = "MISC_CHECK")]
+    Misc(MiscCheck),
+}
+
+/// `TCP_CHECK`: a TCP connection must succeed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheck {
+    /// Address to connect to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Port to connect to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// Source address of the check connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// Connection timeout.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts (`retry`, formerly `nb_get_retry`).
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check, at most this long; `None` means
+    /// up to `delay_loop` (keepalived's default), zero disables.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+}
+
+/// `HTTP_GET` / `SSL_GET`: GET requests whose answers must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// Address to connect to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Port to connect to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// Source address of the check connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// Connection timeout.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts (`retry`, formerly `nb_get_retry`).
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+    /// URLs to fetch; all must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub url: Vec<Url>,
+}
+
+/// One URL of an HTTP check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Url {
+    /// Request path.
+    pub path: String,
+    /// Expected status; `None` accepts any 2xx (keepalived's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Expected MD5 of the body, 32 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `Host:` header; default the virtual server's `virtualhost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+}
+
+/// `MISC_CHECK`: a program must exit 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiscCheck {
+    /// What to run (`misc_path`, plus `user`).
+    pub misc_path: Command,
+    /// Time after which the run counts as failed; `None` means the virtual
+    /// server's `delay_loop` (keepalived's default).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub misc_timeout: Option<Duration>,
+    /// Exit status 2..=255 sets the weight to status - 2.
+    #[serde(default)]
+    pub misc_dynamic: bool,
+    /// Retries before a failure counts.
+    #[serde(default = "default_misc_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+}
+
+/// keepalived `smtp_connect_timeout` default: 30 s.
+pub fn default_smtp_connect_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// keepalived `smtp_server` port default: 25.
+pub fn default_smtp_port() -> u16 {
+    25
+}
+
+/// keepalived `vrrp_version` default: 2.
+pub fn default_vrrp_version() -> Version {
+    Version::V2
+}
+
+/// keepalived `vrrp_garp_master_delay` default: 5 s.
+pub fn default_garp_master_delay() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// keepalived `vrrp_garp_master_repeat` default: 5.
+pub fn default_garp_master_repeat() -> u32 {
+    5
+}
+
+/// keepalived `vrrp_garp_master_refresh` default: 0 (no refresh).
+pub fn default_garp_master_refresh() -> Duration {
+    Duration::ZERO
+}
+
+/// keepalived `vrrp_garp_master_refresh_repeat` default: 1.
+pub fn default_garp_master_refresh_repeat() -> u32 {
+    1
+}
+
+/// keepalived `vrrp_garp_interval` and `vrrp_gna_interval` default: 0.
+pub fn default_garp_interval() -> Duration {
+    Duration::ZERO
+}
+
+/// keepalived `vrrp_script` `interval` default: 1 s (VRRP_SCRIPT_DI).
+pub fn default_script_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// keepalived `vrrp_script` `rise` and `fall` default: 1.
+pub fn default_rise_fall() -> u32 {
+    1
+}
+
+/// keepalived `priority` default: 100.
+pub fn default_priority() -> Priority {
+    Priority::DEFAULT
+}
+
+/// keepalived `advert_int` default: 1 s.
+pub fn default_advert_int() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// keepalived `preempt_delay` default: 0.
+pub fn zero() -> Duration {
+    Duration::ZERO
+}
+
+/// keepalived `delay_loop` default: 60 s.
+pub fn default_delay_loop() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// keepalived's scheduler when `lb_algo` is absent: wlc (IPVS_DEF_SCHED).
+pub fn default_lb_algo() -> LbAlgo {
+    LbAlgo::Wlc
+}
+
+/// keepalived `quorum` default: 1.
+pub fn default_quorum() -> u32 {
+    1
+}
+
+/// keepalived checker `connect_timeout` default: 5 s.
+pub fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// keepalived checker `retry` default: 1 (TCP_CHECK, HTTP_GET, SSL_GET).
+pub fn default_retry() -> u32 {
+    1
+}
+
+/// keepalived MISC_CHECK `retry` default: 0 (its checker->default_retry).
+pub fn default_misc_retry() -> u32 {
+    0
+}
+
+/// keepalived checker `delay_before_retry` default: 1 s.
+pub fn default_delay_before_retry() -> Duration {
+    Duration::from_secs(1)
+}

@@ -1,0 +1,504 @@
+//! Validation of a loaded model, whatever format it came from: the rules
+//! keepalived enforces (or that would make the appliance misbehave), each
+//! reported at the position of the offending keyword.
+
+use super::diag::{Diagnostic, SourceMap};
+use super::model::{Config, VirtualAddress, VrrpInstance};
+use crate::vrrp::Version;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Every problem found in `config`; `map` locates them.
+pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        map,
+        out: Vec::new(),
+    };
+    v.unique_names(config);
+    v.instances(config);
+    v.sync_groups(config);
+    v.virtual_servers(config);
+    v.out
+}
+
+struct Validator<'m> {
+    map: &'m SourceMap,
+    out: Vec<Diagnostic>,
+}
+
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+impl Validator<'_> {
+    fn report(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.map.lookup(path);
+        self.out.push(Diagnostic::new(pos, message));
+    }
+
+    fn unique_names(&mut self, config: &Config) {
+        let lists: [(&str, Vec<&str>); 3] = [
+            (
+                "vrrp_script",
+                config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
+            ),
+            (
+                "vrrp_sync_group",
+                config
+                    .vrrp_sync_group
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect(),
+            ),
+            (
+                "vrrp_instance",
+                config
+                    .vrrp_instance
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect(),
+            ),
+        ];
+        for (kind, names) in lists {
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (i, name) in names.into_iter().enumerate() {
+                if name.is_empty() {
+                    continue;
+                }
+                if let Some(first) = seen.get(name) {
+                    let first_pos = self.map.lookup(&format!("{kind}[{first}]"));
+                    self.report(
+                        &format!("{kind}[{i}]"),
+                        format!("duplicate {kind} name '{name}' (first defined at {first_pos})"),
+                    );
+                } else {
+                    seen.insert(name, i);
+                }
+            }
+        }
+    }
+
+    fn instances(&mut self, config: &Config) {
+        let mut vrids: HashMap<(&str, u8, bool), &str> = HashMap::new();
+        let mut vips: HashMap<IpAddr, &str> = HashMap::new();
+        for (i, inst) in config.vrrp_instance.iter().enumerate() {
+            let base = format!("vrrp_instance[{i}]");
+            let name = &inst.name;
+            if inst.interface.is_empty() {
+                self.report(
+                    &format!("{base}.interface"),
+                    format!("vrrp_instance '{name}' has no interface"),
+                );
+            }
+            if inst.priority.get() == 0 {
+                self.report(
+                    &format!("{base}.priority"),
+                    format!("vrrp_instance '{name}': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)"),
+                );
+            }
+            let version = inst.effective_version(&config.global);
+            self.advert_int(inst, &base, version);
+            if version == Version::V3 && inst.authentication.is_some() {
+                self.report(
+                    &format!("{base}.authentication"),
+                    format!(
+                        "vrrp_instance '{name}': authentication is not allowed with VRRP version 3"
+                    ),
+                );
+            }
+            self.address_families(inst, &base, version);
+            if !inst.interface.is_empty() {
+                let key = (
+                    inst.interface.as_str(),
+                    inst.virtual_router_id.get(),
+                    inst.is_ipv6(),
+                );
+                if let Some(other) = vrids.get(&key) {
+                    self.report(
+                        &format!("{base}.virtual_router_id"),
+                        format!(
+                            "vrrp_instance '{name}': virtual_router_id {} on interface {} ({}) is already used by vrrp_instance '{other}'",
+                            inst.virtual_router_id,
+                            inst.interface,
+                            if inst.is_ipv6() { "IPv6" } else { "IPv4" },
+                        ),
+                    );
+                } else {
+                    vrids.insert(key, name);
+                }
+            }
+            let lists = [
+                ("virtual_ipaddress", &inst.virtual_ipaddress),
+                (
+                    "virtual_ipaddress_excluded",
+                    &inst.virtual_ipaddress_excluded,
+                ),
+            ];
+            for (list, addresses) in lists {
+                for (j, vip) in addresses.iter().enumerate() {
+                    let addr = vip.address.addr();
+                    match vips.get(&addr) {
+                        Some(other) => self.report(
+                            &format!("{base}.{list}[{j}]"),
+                            format!("vrrp_instance '{name}': virtual address {addr} is already held by vrrp_instance '{other}'"),
+                        ),
+                        None => {
+                            vips.insert(addr, name);
+                        }
+                    }
+                }
+            }
+            for (j, track) in inst.track_script.iter().enumerate() {
+                if !config.vrrp_script.iter().any(|s| s.name == track.name) {
+                    self.report(
+                        &format!("{base}.track_script[{j}]"),
+                        format!(
+                            "vrrp_instance '{name}' tracks unknown vrrp_script '{}'",
+                            track.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn advert_int(&mut self, inst: &VrrpInstance, base: &str, version: Version) {
+        let interval = inst.advert_int;
+        let ok = match version {
+            // Whole seconds, 8-bit field (RFC 3768 §5.3.7).
+            Version::V2 => interval.subsec_nanos() == 0 && (1..=255).contains(&interval.as_secs()),
+            // Centiseconds, 12-bit field (RFC 5798 §5.2.7).
+            Version::V3 => {
+                interval.subsec_nanos().is_multiple_of(10_000_000)
+                    && interval >= Duration::from_millis(10)
+                    && interval <= Duration::from_millis(40_950)
+            }
+        };
+        if !ok {
+            let allowed = match version {
+                Version::V2 => "whole seconds in 1..=255 with VRRP version 2",
+                Version::V3 => "a multiple of 10ms in 10ms..=40.95s with VRRP version 3",
+            };
+            self.report(
+                &format!("{base}.advert_int"),
+                format!(
+                    "vrrp_instance '{}': advert_int {} is not allowed: must be {allowed}",
+                    inst.name,
+                    humantime_serde::re::humantime::format_duration(interval)
+                ),
+            );
+        }
+    }
+
+    fn address_families(&mut self, inst: &VrrpInstance, base: &str, version: Version) {
+        let first_family = inst
+            .virtual_ipaddress
+            .first()
+            .map(|v: &VirtualAddress| v.address.addr().is_ipv6());
+        for (j, vip) in inst.virtual_ipaddress.iter().enumerate() {
+            let path = format!("{base}.virtual_ipaddress[{j}]");
+            let is_v6 = matches!(vip.address, IpNet::V6(_));
+            if is_v6 && version == Version::V2 {
+                self.report(
+                    &path,
+                    format!(
+                        "vrrp_instance '{}': IPv6 virtual address {} needs VRRP version 3 (the instance uses version 2)",
+                        inst.name,
+                        vip.address.addr()
+                    ),
+                );
+            } else if Some(is_v6) != first_family {
+                self.report(
+                    &path,
+                    format!(
+                        "vrrp_instance '{}': virtual address {} is {} but the instance's first one is not; put it in virtual_ipaddress_excluded",
+                        inst.name,
+                        vip.address.addr(),
+                        family(vip.address.addr())
+                    ),
+                );
+            }
+        }
+    }
+
+    fn sync_groups(&mut self, config: &Config) {
+        let mut member_of: HashMap<&str, &str> = HashMap::new();
+        for (i, group) in config.vrrp_sync_group.iter().enumerate() {
+            for (j, member) in group.group.iter().enumerate() {
+                let path = format!("vrrp_sync_group[{i}].group[{j}]");
+                if !config.vrrp_instance.iter().any(|inst| &inst.name == member) {
+                    self.report(
+                        &path,
+                        format!(
+                            "vrrp_sync_group '{}' names unknown vrrp_instance '{member}'",
+                            group.name
+                        ),
+                    );
+                } else if let Some(other) = member_of.get(member.as_str()) {
+                    self.report(
+                        &path,
+                        format!(
+                            "vrrp_instance '{member}' is already in vrrp_sync_group '{other}'; an instance can be in one group only"
+                        ),
+                    );
+                } else {
+                    member_of.insert(member, &group.name);
+                }
+            }
+        }
+    }
+
+    fn virtual_servers(&mut self, config: &Config) {
+        for (i, vs) in config.virtual_server.iter().enumerate() {
+            let base = format!("virtual_server[{i}]");
+            let vs_family = match vs.service {
+                super::model::Service::Address(a) => Some(a.ip().is_ipv4()),
+                super::model::Service::Fwmark(_) => None,
+            };
+            let mut seen = HashMap::new();
+            for (j, rs) in vs.real_server.iter().enumerate() {
+                let path = format!("{base}.real_server[{j}]");
+                if let Some(first) = seen.insert(rs.address, j) {
+                    let first_pos = self.map.lookup(&format!("{base}.real_server[{first}]"));
+                    self.report(
+                        &path,
+                        format!(
+                            "real_server {} is listed twice (first at {first_pos})",
+                            rs.address
+                        ),
+                    );
+                }
+                let tunnelled = vs.lb_kind == super::model::LbKind::Tun;
+                if !tunnelled && vs_family.is_some_and(|v4| v4 != rs.address.is_ipv4()) {
+                    self.report(
+                        &path,
+                        format!(
+                            "real_server {} is {} but the virtual server is not (only TUN may mix families)",
+                            rs.address,
+                            family(rs.address.ip())
+                        ),
+                    );
+                }
+                if let (Some(low), Some(high)) = (rs.lthreshold, rs.uthreshold)
+                    && low > high
+                {
+                    self.report(
+                        &format!("{path}.lthreshold"),
+                        format!(
+                            "real_server {}: lthreshold {low} is above uthreshold {high}",
+                            rs.address
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Format, load_str};
+    use std::path::Path;
+
+    /// The diagnostics for keepalived.conf `text`, one string per line.
+    fn problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("k.conf"), text, Format::Keepalived) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const TWO: &str = "\
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        10.0.0.1/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.0.0.2/24
+    }
+}
+";
+
+    #[test]
+    fn a_valid_config_has_no_problems() {
+        assert_eq!(problems(TWO), Vec::<String>::new());
+    }
+
+    #[test]
+    fn instance_without_interface() {
+        assert_eq!(
+            problems("vrrp_instance VI_1 {\n  virtual_router_id 1\n}\n"),
+            ["k.conf:1:1: vrrp_instance 'VI_1' has no interface"]
+        );
+    }
+
+    #[test]
+    fn instance_without_vrid() {
+        assert_eq!(
+            problems("vrrp_instance VI_1 {\n  interface eth0\n}\n"),
+            ["k.conf:1:1: vrrp_instance 'VI_1' has no virtual_router_id"]
+        );
+    }
+
+    #[test]
+    fn priority_zero() {
+        assert_eq!(
+            problems(
+                "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 0\n}\n"
+            ),
+            [
+                "k.conf:4:3: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)"
+            ]
+        );
+    }
+
+    #[test]
+    fn priority_above_255() {
+        assert_eq!(
+            problems(
+                "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 256\n}\n"
+            ),
+            ["k.conf:4:12: bad value '256' for 'priority': expected an integer in 1..=255"]
+        );
+    }
+
+    #[test]
+    fn duplicate_vrid_on_one_interface() {
+        let text = TWO.replace("virtual_router_id 52", "virtual_router_id 51");
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:10:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'"
+            ]
+        );
+        // Another interface, or another family, may reuse the id.
+        assert_eq!(
+            problems(&text.replacen("interface eth0", "interface eth1", 1)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn vip_in_two_instances() {
+        let text = TWO.replace("10.0.0.2/24", "10.0.0.1/32");
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:12:9: vrrp_instance 'VI_2': virtual address 10.0.0.1 is already held by vrrp_instance 'VI_1'"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_track_script() {
+        let text = TWO.replace(
+            "virtual_router_id 52",
+            "virtual_router_id 52\n    track_script {\n        chk_missing weight -20\n    }",
+        );
+        assert_eq!(
+            problems(&text),
+            ["k.conf:12:9: vrrp_instance 'VI_2' tracks unknown vrrp_script 'chk_missing'"]
+        );
+    }
+
+    #[test]
+    fn sync_group_with_unknown_instance() {
+        let text = format!("{TWO}vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_9\n  }}\n}}\n");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:18:5: vrrp_sync_group 'G' names unknown vrrp_instance 'VI_9'"]
+        );
+    }
+
+    #[test]
+    fn ipv6_vip_needs_version_3() {
+        let text = TWO.replace("10.0.0.2/24", "2001:db8::2/64");
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:12:9: vrrp_instance 'VI_2': IPv6 virtual address 2001:db8::2 needs VRRP version 3 (the instance uses version 2)"
+            ]
+        );
+        assert_eq!(
+            problems(&text.replace(
+                "virtual_router_id 52",
+                "virtual_router_id 52\n    version 3"
+            )),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn authentication_with_version_3() {
+        let text = TWO.replace(
+            "virtual_router_id 52",
+            "virtual_router_id 52\n    version 3\n    authentication {\n        auth_type PASS\n        auth_pass secret\n    }",
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:12:5: vrrp_instance 'VI_2': authentication is not allowed with VRRP version 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn fractional_advert_int_needs_version_3() {
+        let text = TWO.replace(
+            "virtual_router_id 52",
+            "virtual_router_id 52\n    advert_int 0.5",
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:11:5: vrrp_instance 'VI_2': advert_int 500ms is not allowed: must be whole seconds in 1..=255 with VRRP version 2"
+            ]
+        );
+        let v3 = text.replace("advert_int 0.5", "advert_int 0.5\n    version 3");
+        assert_eq!(problems(&v3), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicate_instance_name() {
+        let text = TWO.replace("VI_2", "VI_1");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:8:1: duplicate vrrp_instance name 'VI_1' (first defined at k.conf:1:1)"]
+        );
+    }
+
+    #[test]
+    fn real_server_listed_twice() {
+        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80\n  real_server 10.0.1.1 80\n}\n";
+        assert_eq!(
+            problems(text),
+            ["k.conf:3:3: real_server 10.0.1.1:80 is listed twice (first at k.conf:2:3)"]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let text = TWO
+            .replace(
+                "virtual_router_id 52",
+                "virtual_router_id 52\n    use_vmac\n    priority 0",
+            )
+            .replacen("interface eth0\n", "", 1);
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:1:1: vrrp_instance 'VI_1' has no interface",
+                "k.conf:10:5: unknown or unsupported keyword 'use_vmac' in vrrp_instance",
+                "k.conf:11:5: vrrp_instance 'VI_2': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
+            ]
+        );
+    }
+}
