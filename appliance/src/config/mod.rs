@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn every_fixture_loads_and_round_trips_through_toml() {
         let files = fixtures();
-        assert_eq!(files.len(), 5);
+        assert_eq!(files.len(), 6);
         for file in files {
             let config = load_file(&file).unwrap_or_else(|d| panic!("{}: {d}", file.display()));
             assert!(!config.vrrp_instance.is_empty(), "{}", file.display());
