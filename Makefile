@@ -28,9 +28,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# Fuzz the VRRP packet parser (needs a nightly toolchain and cargo-fuzz).
+# Fuzz the VRRP packet parser for a minute with cargo-fuzz (libFuzzer). The
+# sanitizer flags it needs are nightly-only; RUSTC_BOOTSTRAP lets the stable
+# toolchain accept them.
 fuzz:
-	cd fuzz && $(CARGO) fuzz run vrrp_packet -- -max_total_time=60
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --target-dir target vrrp_packet -- -max_total_time=60
 
 demo:
 	@echo "make demo: the container demo cluster is not built yet (issue 6)" >&2; exit 1

@@ -69,11 +69,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let packets = appliance::vrrp::capture::decode_pcap(reader)
                 .with_context(|| format!("reading {}", file.display()))?;
             let mut out = std::io::stdout().lock();
-            for packet in packets {
-                serde_json::to_writer(&mut out, &packet)?;
-                writeln!(out)?;
+            let written = packets.iter().try_for_each(|packet| {
+                serde_json::to_writer(&mut out, packet)?;
+                writeln!(out)
+            });
+            match written.and_then(|()| out.flush()) {
+                // A reader that stops early (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                other => other.map(|()| ExitCode::SUCCESS).map_err(Into::into),
             }
-            Ok(ExitCode::SUCCESS)
         }
     }
 }

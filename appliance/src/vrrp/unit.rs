@@ -85,4 +85,3 @@ impl Unit {
         self.name_actions(actions)
     }
 }
-
