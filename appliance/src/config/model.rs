@@ -6,6 +6,8 @@
 //! keepalived.conf without the keyword and a TOML file without the field
 //! behave alike.
 
+/// Track weights and the initial state are the state machine's own types.
+pub use crate::vrrp::machine::{InitialState, Weight as TrackWeight};
 use crate::vrrp::{Priority, RangeError, Version, Vrid};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -176,18 +178,6 @@ pub struct VrrpScript {
     pub fall: u32,
 }
 
-/// Initial VRRP state (`state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum InitialState {
-    /// Start as master (still subject to election).
-    #[serde(rename = "MASTER")]
-    Master,
-    /// Start as backup: keepalived's default.
-    #[default]
-    #[serde(rename = "BACKUP")]
-    Backup,
-}
-
 /// VRRP authentication (VRRPv2 only). Only simple password authentication
 /// is supported; IPsec AH is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,50 +305,6 @@ pub struct TrackInterface {
     /// default of 0) means link down puts the instance in FAULT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<TrackWeight>,
-}
-
-/// Priority adjustment of a tracked object: -253..=253 (keepalived's range).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(try_from = "i32", into = "i32")]
-pub struct TrackWeight(i16);
-
-impl TrackWeight {
-    pub fn new(value: i32) -> Result<Self, WeightRangeError> {
-        match i16::try_from(value) {
-            Ok(v) if (-253..=253).contains(&v) => Ok(Self(v)),
-            _ => Err(WeightRangeError {
-                value: i64::from(value),
-                min: -253,
-                max: 253,
-            }),
-        }
-    }
-
-    pub fn get(self) -> i16 {
-        self.0
-    }
-}
-
-impl TryFrom<i32> for TrackWeight {
-    type Error = WeightRangeError;
-    fn try_from(value: i32) -> Result<Self, WeightRangeError> {
-        Self::new(value)
-    }
-}
-
-impl From<TrackWeight> for i32 {
-    fn from(w: TrackWeight) -> i32 {
-        i32::from(w.0)
-    }
-}
-
-/// A weight outside its allowed range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("weight {value} is out of range {min}..={max}")]
-pub struct WeightRangeError {
-    pub value: i64,
-    pub min: i64,
-    pub max: i64,
 }
 
 /// A VRRP instance (`vrrp_instance`): one virtual router on one interface.
