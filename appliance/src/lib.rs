@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod net;
 pub mod script;
 pub mod sim;

@@ -15,6 +15,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the director: hold the VIPs of the configured VRRP instances.
+    Run {
+        /// Config file (appliance TOML or keepalived.conf, detected).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Append the failover timeline to this file as JSON lines.
+        #[arg(long)]
+        timeline: Option<PathBuf>,
+    },
     /// Check a config file (appliance TOML or keepalived.conf, detected).
     /// Prints `FILE:LINE:COL: message` for each problem.
     CheckConfig { file: PathBuf },
@@ -43,6 +52,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { config, timeline } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(appliance::daemon::run(appliance::daemon::Options {
+                config,
+                timeline,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => match appliance::config::load_file(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

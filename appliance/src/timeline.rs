@@ -8,7 +8,7 @@
 
 use crate::clock::Instant;
 use crate::vrrp::Priority;
-use crate::vrrp::machine::State;
+use crate::vrrp::machine::{Action, State};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -53,6 +53,41 @@ impl fmt::Display for EventKind {
             }
             EventKind::Priority { from, to } => write!(f, "priority {from} -> {to}"),
             EventKind::Injected => f.write_str("INJECT"),
+        }
+    }
+}
+
+impl EventKind {
+    /// The timeline entry for a machine action: its kind and detail.
+    pub fn of_action(action: &Action) -> (EventKind, String) {
+        match action {
+            Action::SendAdvert { priority, .. } => (
+                EventKind::Advert {
+                    priority: *priority,
+                },
+                String::new(),
+            ),
+            Action::AddVips => (EventKind::VipsAdded, String::new()),
+            Action::RemoveVips => (EventKind::VipsRemoved, String::new()),
+            Action::SendGratuitous { repeat, reason } => (
+                EventKind::Gratuitous { repeat: *repeat },
+                reason.to_string(),
+            ),
+            Action::Notify { state } => (EventKind::Notify { state: *state }, String::new()),
+            Action::StateChanged { from, to, reason } => (
+                EventKind::State {
+                    from: *from,
+                    to: *to,
+                },
+                reason.to_string(),
+            ),
+            Action::PriorityChanged { from, to } => (
+                EventKind::Priority {
+                    from: *from,
+                    to: *to,
+                },
+                String::new(),
+            ),
         }
     }
 }

@@ -140,8 +140,8 @@ fn vrrp_roundtrip(
         .host("b")
         .enter_background(move || {
             block_on(async move {
-                let sock = VrrpSocket::open("eth0", index_of("eth0"), family, None, unicast)
-                    .expect("b socket");
+                let sock =
+                    VrrpSocket::open("eth0", index_of("eth0"), family, unicast).expect("b socket");
                 tokio::time::timeout(Duration::from_secs(5), sock.recv()).await
             })
         })
@@ -151,12 +151,16 @@ fn vrrp_roundtrip(
         .host("a")
         .enter_background(move || {
             block_on(async move {
-                let sock = VrrpSocket::open("eth0", index_of("eth0"), family, src, unicast)
-                    .expect("a socket");
+                let sock =
+                    VrrpSocket::open("eth0", index_of("eth0"), family, unicast).expect("a socket");
                 for _ in 0..50 {
-                    sock.send(dst, &[0x31, 51, 150, 1, 0, 100, 0, 0])
-                        .await
-                        .expect("send");
+                    sock.send(
+                        src.unwrap_or(family),
+                        dst,
+                        &[0x31, 51, 150, 1, 0, 100, 0, 0],
+                    )
+                    .await
+                    .expect("send");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             })

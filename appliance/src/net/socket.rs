@@ -69,9 +69,6 @@ pub struct VrrpSocket {
     io: AsyncFd<Socket>,
     ifname: String,
     ifindex: IfIndex,
-    /// Source address for what we send; `None` lets the kernel choose the
-    /// interface's primary (IPv4) or link-local (IPv6) address.
-    src: Option<IpAddr>,
 }
 
 impl VrrpSocket {
@@ -81,7 +78,6 @@ impl VrrpSocket {
         ifname: &str,
         ifindex: IfIndex,
         family_of: IpAddr,
-        src: Option<IpAddr>,
         unicast: bool,
     ) -> Result<Self, Error> {
         let setup = |source| Error::Setup {
@@ -137,7 +133,6 @@ impl VrrpSocket {
             io,
             ifname: ifname.to_string(),
             ifindex,
-            src,
         })
     }
 
@@ -156,15 +151,17 @@ impl VrrpSocket {
         }
     }
 
-    /// Sends one VRRP payload to `dst` (the multicast group or a peer).
-    pub async fn send(&self, dst: IpAddr, payload: &[u8]) -> Result<(), Error> {
+    /// Sends one VRRP payload from `src` to `dst` (the multicast group or a
+    /// peer). The source is explicit because the v3 checksum covers it; an
+    /// unspecified one lets the kernel choose.
+    pub async fn send(&self, src: IpAddr, dst: IpAddr, payload: &[u8]) -> Result<(), Error> {
         loop {
             let mut guard = self
                 .io
                 .writable()
                 .await
                 .map_err(|source| self.send_error(dst, source))?;
-            match guard.try_io(|fd| send_one(fd.get_ref(), self.ifindex, self.src, dst, payload)) {
+            match guard.try_io(|fd| send_one(fd.get_ref(), self.ifindex, src, dst, payload)) {
                 Ok(result) => return result.map_err(|source| self.send_error(dst, source)),
                 Err(_would_block) => continue,
             }
@@ -257,7 +254,7 @@ fn parse_ipv4(data: &[u8]) -> Result<Received, Error> {
 fn send_one(
     socket: &Socket,
     ifindex: IfIndex,
-    src: Option<IpAddr>,
+    src: IpAddr,
     dst: IpAddr,
     payload: &[u8],
 ) -> std::io::Result<()> {
@@ -270,7 +267,7 @@ fn send_one(
                 ipi_ifindex: ifindex.0 as i32,
                 ipi_spec_dst: libc::in_addr {
                     s_addr: match src {
-                        Some(IpAddr::V4(a)) => u32::from(a).to_be(),
+                        IpAddr::V4(a) => u32::from(a).to_be(),
                         _ => 0,
                     },
                 },
@@ -284,7 +281,7 @@ fn send_one(
             let info = libc::in6_pktinfo {
                 ipi6_addr: libc::in6_addr {
                     s6_addr: match src {
-                        Some(IpAddr::V6(a)) => a.octets(),
+                        IpAddr::V6(a) => a.octets(),
                         _ => [0; 16],
                     },
                 },

@@ -63,6 +63,8 @@ pub struct Link {
     pub name: String,
     /// The hardware address (6 bytes on Ethernet), if the link has one.
     pub mac: Option<Vec<u8>>,
+    /// Up with carrier, as [`crate::net::link::is_up`] says.
+    pub up: bool,
 }
 
 /// A handle on the kernel's address tables. Cheap to clone.
@@ -220,5 +222,6 @@ pub(crate) fn link_from(msg: &LinkMessage) -> Link {
         index: IfIndex(msg.header.index),
         name,
         mac,
+        up: super::link::is_up(msg),
     }
 }

@@ -494,42 +494,15 @@ impl Simulator {
             return;
         };
         for (instance, action) in actions {
-            let (kind, detail) = match &action {
-                Action::SendAdvert {
-                    priority,
-                    adver_int,
-                } => {
-                    let sent = self.send(node, &instance, *priority, *adver_int);
-                    let detail = if sent { "" } else { "not sent: link down" };
-                    (
-                        EventKind::Advert {
-                            priority: *priority,
-                        },
-                        detail.to_owned(),
-                    )
-                }
-                Action::AddVips => (EventKind::VipsAdded, String::new()),
-                Action::RemoveVips => (EventKind::VipsRemoved, String::new()),
-                Action::SendGratuitous { repeat, reason } => (
-                    EventKind::Gratuitous { repeat: *repeat },
-                    reason.to_string(),
-                ),
-                Action::Notify { state } => (EventKind::Notify { state: *state }, String::new()),
-                Action::StateChanged { from, to, reason } => (
-                    EventKind::State {
-                        from: *from,
-                        to: *to,
-                    },
-                    reason.to_string(),
-                ),
-                Action::PriorityChanged { from, to } => (
-                    EventKind::Priority {
-                        from: *from,
-                        to: *to,
-                    },
-                    String::new(),
-                ),
-            };
+            let (kind, mut detail) = EventKind::of_action(&action);
+            if let Action::SendAdvert {
+                priority,
+                adver_int,
+            } = &action
+                && !self.send(node, &instance, *priority, *adver_int)
+            {
+                detail = "not sent: link down".to_owned();
+            }
             self.timeline.push(Event {
                 at: self.now,
                 node: name.clone(),

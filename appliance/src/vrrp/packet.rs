@@ -842,6 +842,31 @@ pub enum Rejection {
     AddressMismatch { missing: IpAddr },
 }
 
+impl Rejection {
+    /// A stable short name, to count drops by.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rejection::Truncated { .. } => "truncated",
+            Rejection::BadTtl(_) => "bad_ttl",
+            Rejection::BadVersion(_) => "bad_version",
+            Rejection::BadType(_) => "bad_type",
+            Rejection::BadVrid => "bad_vrid",
+            Rejection::V2OverIpv6 => "v2_over_ipv6",
+            Rejection::BadLength { .. } => "bad_length",
+            Rejection::AddressFamily { .. } => "address_family",
+            Rejection::BadChecksum { .. } => "bad_checksum",
+            Rejection::BadAuthType(_) => "bad_auth_type",
+            Rejection::UnknownVrid(_) => "unknown_vrid",
+            Rejection::VersionMismatch { .. } => "version_mismatch",
+            Rejection::AuthTypeMismatch { .. } => "auth_type_mismatch",
+            Rejection::AuthMismatch => "auth_mismatch",
+            Rejection::IntervalMismatch { .. } => "interval_mismatch",
+            Rejection::AddressCountMismatch { .. } => "address_count_mismatch",
+            Rejection::AddressMismatch { .. } => "address_mismatch",
+        }
+    }
+}
+
 impl From<Error> for Rejection {
     fn from(e: Error) -> Rejection {
         match e {

@@ -1,0 +1,935 @@
+//! The tokio driver: wires the sans-IO VRRP units to raw sockets, VIPs,
+//! gratuitous ARP / NA, track scripts, link events, signals and the
+//! timeline. It makes no protocol decision: every input goes to a machine
+//! and every action the machine returns is carried out here, in order.
+//!
+//! One task owns all state and runs the event loop; socket readers, track
+//! scripts and the link watch are tasks that feed it through a channel.
+//! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
+//! SIGHUP reloads the config, keeping the running one if the new one is
+//! invalid.
+
+pub mod plan;
+mod timeline_log;
+
+use crate::clock::Instant;
+use crate::config::{self, Diagnostics};
+use crate::net::IfIndex;
+use crate::net::gratuitous::Announcer;
+use crate::net::link::{LinkEvent, LinkWatch};
+use crate::net::socket::{self, Received, VrrpSocket};
+use crate::net::vip::{self, Addresses, Link};
+use crate::script::{self, Program};
+use crate::timeline::{Event as TimelineEvent, EventKind};
+use crate::vrrp::group::SyncGroup;
+use crate::vrrp::machine::{Action, Advert, Input, Machine, State, TrackName};
+use crate::vrrp::packet::{
+    self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
+    Repr, Seconds, Variant,
+};
+use crate::vrrp::unit::Unit;
+use crate::vrrp::{Centiseconds, Version};
+use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use timeline_log::TimelineLog;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+/// How long a notify program may run before it is killed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a socket error, so a broken socket cannot spin the loop.
+const SOCKET_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What `appliance run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    /// Append the failover timeline here, as JSON lines.
+    pub timeline: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid config:\n{0}")]
+    Config(Diagnostics),
+    #[error(transparent)]
+    Plan(#[from] plan::Error),
+    #[error(transparent)]
+    Vip(#[from] vip::Error),
+    #[error(transparent)]
+    Socket(#[from] socket::Error),
+    #[error("interface {interface}: {source}")]
+    Announcer {
+        interface: String,
+        #[source]
+        source: crate::net::gratuitous::Error,
+    },
+    #[error("interface {interface} has no {family} address to send adverts from")]
+    NoAddress {
+        interface: String,
+        family: &'static str,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(options: Options) -> Result<(), Error> {
+    let config = config::load_file(&options.config).map_err(Error::Config)?;
+    let plan = plan::plan(&config, &hostname())?;
+    let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
+        what: "opening the timeline file".into(),
+        source,
+    })?;
+    let signals = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|source| Error::Io {
+            what: format!("installing the {name} handler"),
+            source,
+        })
+    };
+    let mut sigterm = signals(SignalKind::terminate(), "SIGTERM")?;
+    let mut sigint = signals(SignalKind::interrupt(), "SIGINT")?;
+    let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
+
+    let mut daemon = Daemon::new(options, plan, timeline)?;
+    daemon.start().await?;
+    loop {
+        let sleep = daemon.next_deadline();
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => daemon.reload().await,
+            Some(event) = daemon.events.recv() => daemon.on_event(event).await,
+            () = sleep => daemon.on_timers().await,
+        }
+    }
+    daemon.shutdown().await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What the feeder tasks tell the event loop.
+enum Event {
+    Packet {
+        socket: SocketKey,
+        received: Received,
+    },
+    Script {
+        name: String,
+        success: bool,
+    },
+    Link(LinkEvent),
+}
+
+/// One VRRP socket per interface and family.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SocketKey {
+    interface: String,
+    ipv6: bool,
+}
+
+/// An instance as it runs: its plan and what the system told us about it.
+struct RunningInstance {
+    plan: InstancePlan,
+    socket: SocketKey,
+    /// Our address on the interface: the adverts' source and tie-breaker.
+    src: IpAddr,
+    expected: Expected,
+}
+
+struct RunningUnit {
+    plan: UnitPlan,
+    unit: Unit,
+    instances: Vec<RunningInstance>,
+}
+
+struct Daemon {
+    options: Options,
+    plan: Plan,
+    origin: tokio::time::Instant,
+    addresses: Addresses,
+    units: Vec<RunningUnit>,
+    sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
+    /// Interface facts by name, looked up once (index, MAC).
+    links: HashMap<String, Link>,
+    announcers: HashMap<String, Announcer>,
+    /// Last known state of each interface, to forward changes only.
+    link_up: HashMap<String, bool>,
+    events: mpsc::Receiver<Event>,
+    sender: mpsc::Sender<Event>,
+    tasks: Vec<JoinHandle<()>>,
+    script_tasks: Vec<JoinHandle<()>>,
+    timeline: TimelineLog,
+    /// Dropped adverts by reason.
+    drops: BTreeMap<&'static str, u64>,
+}
+
+impl Daemon {
+    fn new(options: Options, plan: Plan, timeline: TimelineLog) -> Result<Self, Error> {
+        let (sender, events) = mpsc::channel(1024);
+        Ok(Self {
+            options,
+            plan,
+            origin: tokio::time::Instant::now(),
+            addresses: Addresses::connect()?,
+            units: Vec::new(),
+            sockets: HashMap::new(),
+            links: HashMap::new(),
+            announcers: HashMap::new(),
+            link_up: HashMap::new(),
+            events,
+            sender,
+            tasks: Vec::new(),
+            script_tasks: Vec::new(),
+            timeline,
+            drops: BTreeMap::new(),
+        })
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.origin.elapsed())
+    }
+
+    async fn start(&mut self) -> Result<(), Error> {
+        let watch = LinkWatch::subscribe().map_err(|source| Error::Io {
+            what: "subscribing to link events".into(),
+            source,
+        })?;
+        let sender = self.sender.clone();
+        self.tasks.push(tokio::spawn(forward_links(watch, sender)));
+        self.spawn_scripts();
+        let plans = self.plan.units.clone();
+        for plan in plans {
+            let unit = self.build_unit(plan).await?;
+            self.units.push(unit);
+        }
+        info!(node = %self.plan.node, units = self.units.len(), "started");
+        for index in 0..self.units.len() {
+            self.start_unit(index).await;
+        }
+        Ok(())
+    }
+
+    /// Resolves a unit's interfaces and addresses and opens what it needs.
+    async fn build_unit(&mut self, plan: UnitPlan) -> Result<RunningUnit, Error> {
+        let (unit, instances) = match &plan {
+            UnitPlan::Solo(instance) => {
+                let (running, machine) = self.build_instance(instance).await?;
+                (Unit::Solo(Box::new(machine)), vec![running])
+            }
+            UnitPlan::Group { name, members } => {
+                let mut instances = Vec::new();
+                let mut machines = Vec::new();
+                for instance in members {
+                    let (running, machine) = self.build_instance(instance).await?;
+                    instances.push(running);
+                    machines.push(machine);
+                }
+                (
+                    Unit::Group(SyncGroup::new(name.clone(), machines)),
+                    instances,
+                )
+            }
+        };
+        Ok(RunningUnit {
+            plan,
+            unit,
+            instances,
+        })
+    }
+
+    async fn build_instance(
+        &mut self,
+        instance: &InstancePlan,
+    ) -> Result<(RunningInstance, Machine), Error> {
+        let link = self.link(&instance.interface).await?;
+        let src = match instance.unicast_src {
+            Some(src) => src,
+            None => self.primary_address(&link, instance.ipv6).await?,
+        };
+        let key = SocketKey {
+            interface: instance.interface.clone(),
+            ipv6: instance.ipv6,
+        };
+        let unicast = !instance.unicast_peers.is_empty();
+        self.open_socket(&key, link.index, src, unicast)?;
+        for (dev, _) in instance.all_vips() {
+            let link = self.link(dev).await?;
+            self.announcer(&link)?;
+        }
+        let running = RunningInstance {
+            expected: expected(instance),
+            plan: instance.clone(),
+            socket: key,
+            src,
+        };
+        Ok((running, Machine::new(instance.resolve(src))))
+    }
+
+    /// Starts a unit's machines, then tells them about interfaces that are
+    /// down and tracked interfaces as they are now.
+    async fn start_unit(&mut self, index: usize) {
+        let now = self.now();
+        let Some(unit) = self.units.get_mut(index) else {
+            return;
+        };
+        let actions = unit.unit.handle_all(now, &Input::Startup);
+        self.perform(index, now, actions).await;
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let mut inputs = Vec::new();
+        for (member, instance) in unit.instances.iter().enumerate() {
+            inputs.push((Some(member), instance.plan.interface.clone(), false));
+            for track in &instance.plan.machine.tracks {
+                if matches!(track.kind, crate::vrrp::machine::TrackKind::Interface) {
+                    inputs.push((None, track.name.0.clone(), true));
+                }
+            }
+        }
+        for (member, interface, tracked) in inputs {
+            let up = match self.addresses.link(&interface).await {
+                Ok(link) => link.up,
+                Err(e) => {
+                    warn!(interface, error = %e, "interface state unknown; taking it as down");
+                    false
+                }
+            };
+            self.link_up.insert(interface.clone(), up);
+            let input = if tracked {
+                Input::Interface {
+                    name: TrackName(interface),
+                    up,
+                }
+            } else if up {
+                continue;
+            } else {
+                Input::Link { up }
+            };
+            let now = self.now();
+            let Some(unit) = self.units.get_mut(index) else {
+                return;
+            };
+            let actions = match member {
+                Some(m) => unit.unit.handle_instance(now, m, input),
+                None => unit.unit.handle_all(now, &input),
+            };
+            self.perform(index, now, actions).await;
+        }
+    }
+
+    async fn link(&mut self, name: &str) -> Result<Link, Error> {
+        if let Some(link) = self.links.get(name) {
+            return Ok(link.clone());
+        }
+        let link = self.addresses.link(name).await?;
+        self.links.insert(name.to_string(), link.clone());
+        Ok(link)
+    }
+
+    /// The interface's first IPv4 address, or its IPv6 link-local address
+    /// (RFC 5798 §5.1.2.1: v3 over IPv6 is sent from the link-local).
+    async fn primary_address(&self, link: &Link, ipv6: bool) -> Result<IpAddr, Error> {
+        let addresses = self.addresses.list(link.index).await?;
+        addresses
+            .into_iter()
+            .map(|(addr, _)| addr)
+            .find(|addr| match addr {
+                IpAddr::V4(_) => !ipv6,
+                IpAddr::V6(a) => ipv6 && a.is_unicast_link_local(),
+            })
+            .ok_or_else(|| Error::NoAddress {
+                interface: link.name.clone(),
+                family: if ipv6 { "IPv6 link-local" } else { "IPv4" },
+            })
+    }
+
+    fn open_socket(
+        &mut self,
+        key: &SocketKey,
+        ifindex: IfIndex,
+        src: IpAddr,
+        unicast: bool,
+    ) -> Result<(), Error> {
+        if self.sockets.contains_key(key) {
+            return Ok(());
+        }
+        let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, unicast)?);
+        self.sockets.insert(key.clone(), socket.clone());
+        self.tasks.push(tokio::spawn(read_socket(
+            socket,
+            key.clone(),
+            self.sender.clone(),
+        )));
+        Ok(())
+    }
+
+    fn announcer(&mut self, link: &Link) -> Result<(), Error> {
+        if self.announcers.contains_key(&link.name) {
+            return Ok(());
+        }
+        let Some(mac) = link
+            .mac
+            .as_deref()
+            .and_then(|m| <[u8; 6]>::try_from(m).ok())
+        else {
+            warn!(interface = %link.name, "no Ethernet address: VIPs on it are not announced");
+            return Ok(());
+        };
+        let announcer = Announcer::new(link.index, mac).map_err(|source| Error::Announcer {
+            interface: link.name.clone(),
+            source,
+        })?;
+        self.announcers.insert(link.name.clone(), announcer);
+        Ok(())
+    }
+
+    fn spawn_scripts(&mut self) {
+        for task in self.script_tasks.drain(..) {
+            task.abort();
+        }
+        for script in self.plan.scripts.clone() {
+            self.script_tasks
+                .push(tokio::spawn(run_script(script, self.sender.clone())));
+        }
+    }
+
+    /// Sleeps until the earliest machine timer.
+    fn next_deadline(&self) -> tokio::time::Sleep {
+        let next = self
+            .units
+            .iter()
+            .filter_map(|u| u.unit.poll_timeout())
+            .min();
+        let at = match next {
+            Some(at) => self.origin + Duration::from_micros(at.as_micros()),
+            // Nothing armed: wake up only for events.
+            None => tokio::time::Instant::now() + Duration::from_secs(3600),
+        };
+        tokio::time::sleep_until(at)
+    }
+
+    async fn on_timers(&mut self) {
+        let now = self.now();
+        for index in 0..self.units.len() {
+            let Some(unit) = self.units.get_mut(index) else {
+                continue;
+            };
+            if unit.unit.poll_timeout().is_some_and(|at| at <= now) {
+                let actions = unit.unit.handle_timeout(now);
+                self.perform(index, now, actions).await;
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Packet { socket, received } => self.on_packet(&socket, received).await,
+            Event::Script { name, success } => {
+                debug!(script = %name, success, "track script result");
+                self.broadcast(Input::Script {
+                    name: TrackName(name),
+                    success,
+                })
+                .await;
+            }
+            Event::Link(link) => {
+                if self.link_up.insert(link.name.clone(), link.up) == Some(link.up) {
+                    return;
+                }
+                info!(interface = %link.name, up = link.up, "link changed");
+                self.broadcast(Input::Interface {
+                    name: TrackName(link.name.clone()),
+                    up: link.up,
+                })
+                .await;
+                for index in 0..self.units.len() {
+                    let members: Vec<usize> = self.units[index]
+                        .instances
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.plan.interface == link.name)
+                        .map(|(m, _)| m)
+                        .collect();
+                    for member in members {
+                        let now = self.now();
+                        let actions = self.units[index].unit.handle_instance(
+                            now,
+                            member,
+                            Input::Link { up: link.up },
+                        );
+                        self.perform(index, now, actions).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn broadcast(&mut self, input: Input) {
+        for index in 0..self.units.len() {
+            let now = self.now();
+            let actions = self.units[index].unit.handle_all(now, &input);
+            self.perform(index, now, actions).await;
+        }
+    }
+
+    fn drop_advert(&mut self, from: IpAddr, rejection: &Rejection) {
+        *self.drops.entry(rejection.name()).or_default() += 1;
+        debug!(%from, reason = rejection.name(), detail = %rejection, "advert dropped");
+    }
+
+    async fn on_packet(&mut self, key: &SocketKey, received: Received) {
+        let ctx = match (received.src, received.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => IpContext::V4 {
+                src,
+                dst,
+                ttl: received.ttl,
+            },
+            (IpAddr::V6(src), IpAddr::V6(dst)) => IpContext::V6 {
+                src,
+                dst,
+                hop_limit: received.ttl,
+            },
+            _ => return,
+        };
+        let parsed =
+            Packet::new_checked(received.payload.as_slice()).and_then(|p| Repr::parse(&p, &ctx));
+        let repr = match parsed {
+            Ok(repr) => repr,
+            Err(e) => return self.drop_advert(received.src, &e.into()),
+        };
+        let target = self.units.iter().enumerate().find_map(|(u, unit)| {
+            unit.instances
+                .iter()
+                .position(|i| i.socket == *key && i.expected.vrid == repr.vrid)
+                .map(|m| (u, m))
+        });
+        let Some((index, member)) = target else {
+            return self.drop_advert(received.src, &Rejection::UnknownVrid(repr.vrid));
+        };
+        let instance = &self.units[index].instances[member];
+        if !instance.plan.unicast_peers.is_empty()
+            && !instance.plan.unicast_peers.contains(&received.src)
+        {
+            *self.drops.entry("unknown_peer").or_default() += 1;
+            debug!(from = %received.src, vrid = %repr.vrid, reason = "unknown_peer", "advert dropped");
+            return;
+        }
+        if let Err(rejection) = packet::validate(&repr, &instance.expected) {
+            return self.drop_advert(received.src, &rejection);
+        }
+        let adver_int = match repr.variant {
+            Variant::V2 { adver_int, .. } => adver_int.to_centiseconds(),
+            Variant::V3 { max_adver_int } => max_adver_int,
+        };
+        let advert = Advert {
+            from: received.src,
+            priority: repr.priority,
+            adver_int,
+        };
+        let now = self.now();
+        let actions = self.units[index]
+            .unit
+            .handle_instance(now, member, Input::Advert(advert));
+        self.perform(index, now, actions).await;
+    }
+
+    /// Carries out a unit's actions, in order, and records them.
+    async fn perform(&mut self, index: usize, now: Instant, actions: Vec<(String, Action)>) {
+        for (name, action) in actions {
+            let Some(instance) = self
+                .units
+                .get(index)
+                .and_then(|u| u.instances.iter().find(|i| i.plan.name() == name))
+            else {
+                continue;
+            };
+            match &action {
+                Action::SendAdvert {
+                    priority,
+                    adver_int,
+                } => {
+                    self.send_advert(instance, *priority, *adver_int).await;
+                }
+                Action::AddVips => {
+                    for (dev, vip) in instance.plan.all_vips() {
+                        let result = match self.links.get(dev) {
+                            Some(link) => self.addresses.add(link.index, vip).await,
+                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
+                        };
+                        if let Err(e) = result {
+                            error!(instance = %name, vip = %vip.addr, error = %e, "adding VIP failed");
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    for (dev, vip) in instance.plan.all_vips() {
+                        let result = match self.links.get(dev) {
+                            Some(link) => self.addresses.remove(link.index, vip).await,
+                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
+                        };
+                        if let Err(e) = result {
+                            error!(instance = %name, vip = %vip.addr, error = %e, "removing VIP failed");
+                        }
+                    }
+                }
+                Action::SendGratuitous { repeat, .. } => {
+                    for (dev, vip) in instance.plan.all_vips() {
+                        let Some(announcer) = self.announcers.get(dev) else {
+                            continue;
+                        };
+                        for _ in 0..*repeat {
+                            let sent = match vip.addr {
+                                IpAddr::V4(a) => announcer.arp(a),
+                                IpAddr::V6(a) => announcer.neighbour_advertisement(a),
+                            };
+                            if let Err(e) = sent {
+                                warn!(instance = %name, error = %e, "announcing VIP failed");
+                            }
+                        }
+                    }
+                }
+                Action::Notify { state } => notify(
+                    &instance.plan,
+                    *state,
+                    current_priority(&self.units[index], &name),
+                ),
+                Action::StateChanged { from, to, reason } => {
+                    info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
+                }
+                Action::PriorityChanged { from, to } => {
+                    info!(instance = %name, %from, %to, "effective priority changed");
+                }
+            }
+            let (kind, detail) = EventKind::of_action(&action);
+            let event = TimelineEvent {
+                at: now,
+                node: self.plan.node.clone(),
+                instance: Some(name),
+                kind,
+                detail,
+            };
+            if let Err(e) = self.timeline.append(&event) {
+                warn!(error = %e, "writing the timeline failed");
+            }
+        }
+    }
+
+    async fn send_advert(
+        &self,
+        instance: &RunningInstance,
+        priority: crate::vrrp::Priority,
+        adver_int: Centiseconds,
+    ) {
+        let Some(socket) = self.sockets.get(&instance.socket) else {
+            return;
+        };
+        let plan = &instance.plan;
+        let variant = match plan.version() {
+            // v2 carries whole seconds; the config check keeps v2 intervals whole.
+            Version::V2 => Variant::V2 {
+                adver_int: Seconds(u8::try_from(adver_int.0 / 100).unwrap_or(u8::MAX)),
+                auth: plan.auth,
+            },
+            Version::V3 => Variant::V3 {
+                max_adver_int: adver_int,
+            },
+        };
+        let repr = Repr {
+            vrid: plan.machine.vrid,
+            priority,
+            variant,
+            addresses: advertised(plan),
+        };
+        let destinations: Vec<IpAddr> = if plan.unicast_peers.is_empty() {
+            vec![socket::multicast_group(instance.src)]
+        } else {
+            plan.unicast_peers.clone()
+        };
+        for dst in destinations {
+            let ctx = match (instance.src, dst) {
+                (IpAddr::V4(src), IpAddr::V4(dst)) => IpContext::V4 {
+                    src,
+                    dst,
+                    ttl: packet::TTL,
+                },
+                (IpAddr::V6(src), IpAddr::V6(dst)) => IpContext::V6 {
+                    src,
+                    dst,
+                    hop_limit: packet::TTL,
+                },
+                _ => {
+                    error!(instance = %plan.name(), %dst, "peer of the other address family");
+                    continue;
+                }
+            };
+            let mut buffer = vec![0u8; repr.buffer_len()];
+            if let Err(e) = repr.emit(&mut Packet::new_unchecked(&mut buffer[..]), &ctx) {
+                error!(instance = %plan.name(), error = %e, "building the advert failed");
+                return;
+            }
+            if let Err(e) = socket.send(instance.src, dst, &buffer).await {
+                warn!(instance = %plan.name(), error = %e, "sending the advert failed");
+            }
+        }
+    }
+
+    /// SIGHUP: load the config again; apply it if it is valid. Units whose
+    /// plan is unchanged keep running untouched; a lone instance whose only
+    /// change is its priority gets the new priority; anything else that
+    /// changed stops (resigning if master) and starts anew.
+    async fn reload(&mut self) {
+        let loaded = config::load_file(&self.options.config);
+        let new = match loaded
+            .map_err(Error::Config)
+            .and_then(|c| Ok(plan::plan(&c, &hostname())?))
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
+                return;
+            }
+        };
+        if new == self.plan {
+            info!("reload: config unchanged");
+            return;
+        }
+        let mut index = 0;
+        while index < self.units.len() {
+            let current = &self.units[index].plan;
+            if new.units.contains(current) {
+                index += 1;
+            } else if let Some(changed) = priority_only_change(current, &new.units) {
+                let now = self.now();
+                let unit = &mut self.units[index];
+                let priority = changed.machine.priority;
+                if let Some(instance) = unit.instances.first_mut() {
+                    instance.plan = changed.clone();
+                }
+                unit.plan = UnitPlan::Solo(Box::new(changed));
+                let actions = unit.unit.handle_all(now, &Input::SetPriority(priority));
+                self.perform(index, now, actions).await;
+                index += 1;
+            } else {
+                self.stop_unit(index).await;
+                self.units.remove(index);
+            }
+        }
+        let scripts_changed = new.scripts != self.plan.scripts;
+        self.plan = new;
+        if scripts_changed {
+            self.spawn_scripts();
+        }
+        let added: Vec<UnitPlan> = self
+            .plan
+            .units
+            .iter()
+            .filter(|p| !self.units.iter().any(|u| u.plan == **p))
+            .cloned()
+            .collect();
+        for plan in added {
+            match self.build_unit(plan).await {
+                Ok(unit) => {
+                    self.units.push(unit);
+                    self.start_unit(self.units.len() - 1).await;
+                }
+                Err(e) => error!(error = %e, "reload: a unit could not start"),
+            }
+        }
+        info!(units = self.units.len(), "reloaded");
+    }
+
+    async fn stop_unit(&mut self, index: usize) {
+        let now = self.now();
+        let Some(unit) = self.units.get_mut(index) else {
+            return;
+        };
+        let actions = unit.unit.handle_all(now, &Input::Shutdown);
+        self.perform(index, now, actions).await;
+    }
+
+    async fn shutdown(&mut self) {
+        info!("shutting down");
+        for index in 0..self.units.len() {
+            self.stop_unit(index).await;
+        }
+        for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
+            task.abort();
+        }
+        info!(drops = ?self.drops, "stopped");
+    }
+}
+
+/// The new plan of a lone instance whose only change is its priority.
+fn priority_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan> {
+    let UnitPlan::Solo(old) = old else {
+        return None;
+    };
+    new.iter().find_map(|p| match p {
+        UnitPlan::Solo(n) if n.name() == old.name() => {
+            let mut same = InstancePlan::clone(n);
+            same.machine.priority = old.machine.priority;
+            (same == **old).then(|| InstancePlan::clone(n))
+        }
+        _ => None,
+    })
+}
+
+fn current_priority(unit: &RunningUnit, name: &str) -> crate::vrrp::Priority {
+    unit.unit
+        .machines()
+        .iter()
+        .find(|m| m.name() == name)
+        .map_or(crate::vrrp::Priority::DEFAULT, Machine::priority)
+}
+
+/// The addresses an advert lists: the advertised VIPs of the instance's
+/// family.
+fn advertised(plan: &InstancePlan) -> PacketAddresses {
+    if plan.ipv6 {
+        PacketAddresses::V6(
+            plan.vips
+                .iter()
+                .filter_map(|(_, v)| match v.addr {
+                    IpAddr::V6(a) => Some(a),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
+        )
+    } else {
+        PacketAddresses::V4(
+            plan.vips
+                .iter()
+                .filter_map(|(_, v)| match v.addr {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// What an instance accepts (RFC 3768 §7.1, RFC 5798 §7.1).
+fn expected(plan: &InstancePlan) -> Expected {
+    let protocol = match plan.version() {
+        Version::V2 => ExpectedVersion::V2 {
+            adver_int: Seconds(u8::try_from(plan.machine.adver_int.0 / 100).unwrap_or(u8::MAX)),
+            auth: plan.auth,
+        },
+        Version::V3 => ExpectedVersion::V3,
+    };
+    Expected {
+        vrid: plan.machine.vrid,
+        protocol,
+        addresses: Some(advertised(plan)),
+    }
+}
+
+/// Runs the notify programs for a new state, without waiting for them
+/// (keepalived's arguments: `notify` gets `INSTANCE <name> <STATE>
+/// <priority>`, the per-state ones nothing extra).
+fn notify(plan: &InstancePlan, state: State, priority: crate::vrrp::Priority) {
+    let specific = match state {
+        State::Master => &plan.notify.master,
+        State::Backup => &plan.notify.backup,
+        State::Fault => &plan.notify.fault,
+        State::Initialize => &plan.notify.stop,
+    };
+    let state_word = match state {
+        State::Initialize => "STOP".to_string(),
+        other => other.to_string(),
+    };
+    let runs: Vec<(Program, Vec<String>)> = specific
+        .iter()
+        .map(|p| (p.clone(), Vec::new()))
+        .chain(plan.notify.any.iter().map(|p| {
+            (
+                p.clone(),
+                vec![
+                    "INSTANCE".into(),
+                    plan.name().to_string(),
+                    state_word.clone(),
+                    priority.to_string(),
+                ],
+            )
+        }))
+        .collect();
+    for (program, args) in runs {
+        let instance = plan.name().to_string();
+        tokio::spawn(async move {
+            let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
+            if outcome.success() {
+                debug!(instance, program = %program.path.display(), "notify ran");
+            } else {
+                warn!(instance, program = %program.path.display(), %outcome, "notify failed");
+            }
+        });
+    }
+}
+
+async fn read_socket(socket: Arc<VrrpSocket>, key: SocketKey, sender: mpsc::Sender<Event>) {
+    loop {
+        match socket.recv().await {
+            Ok(received) => {
+                if sender
+                    .send(Event::Packet {
+                        socket: key.clone(),
+                        received,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!(interface = %key.interface, error = %e, "receive failed");
+                tokio::time::sleep(SOCKET_ERROR_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn run_script(script: ScriptPlan, sender: mpsc::Sender<Event>) {
+    let mut interval = tokio::time::interval(script.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let outcome = script::run(&script.program, &[], script.timeout).await;
+        if !outcome.success() {
+            debug!(script = %script.name, %outcome, "track script failed");
+        }
+        let event = Event::Script {
+            name: script.name.clone(),
+            success: outcome.success(),
+        };
+        if sender.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn forward_links(mut watch: LinkWatch, sender: mpsc::Sender<Event>) {
+    while let Some(event) = watch.next().await {
+        if sender.send(Event::Link(event)).await.is_err() {
+            return;
+        }
+    }
+    error!("the link watch ended: interface changes are no longer seen");
+}

@@ -1,0 +1,369 @@
+//! From a validated [`Config`] to what the daemon runs: each VRRP instance's
+//! machine parameters with the I/O facts the driver needs (interface, VIPs,
+//! peers, authentication, notify programs), grouped into lone instances and
+//! sync groups, plus the track scripts to run. Pure: nothing here touches
+//! the system, so a reload can compare an old plan with a new one.
+
+use crate::config::model::{Command, Config, VirtualAddress, VrrpInstance};
+use crate::net::vip::Vip;
+use crate::script::Program;
+use crate::vrrp::machine::{InstanceConfig, Track, TrackKind, TrackName, Weight};
+use crate::vrrp::packet::{Auth, Password};
+use crate::vrrp::{Centiseconds, Version};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+/// keepalived's default timeout for a `vrrp_script` without `timeout`: its
+/// interval.
+fn default_script_timeout(interval: Duration) -> Duration {
+    interval
+}
+
+/// Everything the daemon runs for one config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// This router's name in logs and the timeline (`router_id`, else the
+    /// host name).
+    pub node: String,
+    pub units: Vec<UnitPlan>,
+    pub scripts: Vec<ScriptPlan>,
+}
+
+/// A lone instance or a sync group's members.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UnitPlan {
+    Solo(Box<InstancePlan>),
+    Group {
+        name: String,
+        members: Vec<InstancePlan>,
+    },
+}
+
+impl UnitPlan {
+    pub fn instances(&self) -> &[InstancePlan] {
+        match self {
+            UnitPlan::Solo(i) => std::slice::from_ref(i),
+            UnitPlan::Group { members, .. } => members,
+        }
+    }
+}
+
+/// One VRRP instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstancePlan {
+    /// The machine's parameters. `primary_address` is a placeholder until
+    /// the daemon reads the interface's address ([`InstancePlan::resolve`]).
+    pub machine: InstanceConfig,
+    /// The interface adverts go out on.
+    pub interface: String,
+    pub ipv6: bool,
+    /// Advertised VIPs, each with the interface it goes on.
+    pub vips: Vec<(String, Vip)>,
+    /// `virtual_ipaddress_excluded`: held with the others, not advertised.
+    pub excluded: Vec<(String, Vip)>,
+    pub unicast_src: Option<IpAddr>,
+    /// Empty for multicast.
+    pub unicast_peers: Vec<IpAddr>,
+    pub auth: Auth,
+    pub notify: Notify,
+}
+
+impl InstancePlan {
+    pub fn name(&self) -> &str {
+        &self.machine.name
+    }
+
+    pub fn version(&self) -> Version {
+        self.machine.version
+    }
+
+    /// The machine's config with our primary address on the interface.
+    pub fn resolve(&self, primary: IpAddr) -> InstanceConfig {
+        InstanceConfig {
+            primary_address: primary,
+            ..self.machine.clone()
+        }
+    }
+
+    /// Every VIP the instance holds as master.
+    pub fn all_vips(&self) -> impl Iterator<Item = &(String, Vip)> {
+        self.vips.iter().chain(&self.excluded)
+    }
+}
+
+/// keepalived's notify programs of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub master: Option<Program>,
+    pub backup: Option<Program>,
+    pub fault: Option<Program>,
+    pub stop: Option<Program>,
+    /// `notify`: run on every change with `INSTANCE <name> <STATE> <priority>`.
+    pub any: Option<Program>,
+}
+
+/// A `vrrp_script` the daemon runs on its interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptPlan {
+    pub name: String,
+    pub program: Program,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// A config the daemon cannot run although it passed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "vrrp_instance '{instance}': advert_int {interval:?} is not a whole number of centiseconds in 1..=4095"
+    )]
+    AdvertInterval {
+        instance: String,
+        interval: Duration,
+    },
+    #[error("vrrp_instance '{instance}': track_script '{script}' is not defined")]
+    UnknownScript { instance: String, script: String },
+}
+
+fn program(command: &Command) -> Program {
+    Program {
+        path: command.program.clone().into(),
+        args: command.args.clone(),
+    }
+}
+
+fn vip(instance: &VrrpInstance, address: &VirtualAddress) -> (String, Vip) {
+    let dev = address
+        .dev
+        .clone()
+        .unwrap_or_else(|| instance.interface.clone());
+    let vip = Vip {
+        addr: address.address.addr(),
+        prefix_len: address.address.prefix_len(),
+        label: address.label.clone(),
+    };
+    (dev, vip)
+}
+
+/// keepalived's advert_int as the machine's centiseconds.
+fn centiseconds(instance: &VrrpInstance) -> Result<Centiseconds, Error> {
+    let cs = instance.advert_int.as_millis() / 10;
+    match u16::try_from(cs) {
+        Ok(cs @ 1..=4095) if instance.advert_int.as_millis().is_multiple_of(10) => {
+            Ok(Centiseconds(cs))
+        }
+        _ => Err(Error::AdvertInterval {
+            instance: instance.name.clone(),
+            interval: instance.advert_int,
+        }),
+    }
+}
+
+fn instance_plan(config: &Config, instance: &VrrpInstance) -> Result<InstancePlan, Error> {
+    let global = &config.global;
+    let ipv6 = instance.is_ipv6();
+    let placeholder = if ipv6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let mut machine = InstanceConfig::new(
+        instance.name.clone(),
+        instance.virtual_router_id,
+        placeholder,
+    );
+    machine.version = instance.effective_version(global);
+    machine.priority = instance.priority;
+    machine.adver_int = centiseconds(instance)?;
+    machine.initial_state = instance.state;
+    machine.preempt = !instance.nopreempt;
+    machine.preempt_delay = instance.preempt_delay;
+    machine.garp_master_delay = instance
+        .garp_master_delay
+        .unwrap_or(global.vrrp_garp_master_delay);
+    machine.garp_master_repeat = instance
+        .garp_master_repeat
+        .unwrap_or(global.vrrp_garp_master_repeat);
+    machine.garp_master_refresh = instance
+        .garp_master_refresh
+        .unwrap_or(global.vrrp_garp_master_refresh);
+    machine.garp_master_refresh_repeat = instance
+        .garp_master_refresh_repeat
+        .unwrap_or(global.vrrp_garp_master_refresh_repeat);
+    for track in &instance.track_script {
+        let script = config
+            .vrrp_script
+            .iter()
+            .find(|s| s.name == track.name)
+            .ok_or_else(|| Error::UnknownScript {
+                instance: instance.name.clone(),
+                script: track.name.clone(),
+            })?;
+        machine.tracks.push(Track {
+            name: TrackName(track.name.clone()),
+            kind: TrackKind::Script {
+                rise: script.rise,
+                fall: script.fall,
+            },
+            weight: track.weight.unwrap_or(script.weight),
+        });
+    }
+    for track in &instance.track_interface {
+        machine.tracks.push(Track {
+            name: TrackName(track.name.clone()),
+            kind: TrackKind::Interface,
+            weight: track.weight.unwrap_or(Weight::default()),
+        });
+    }
+    let auth = match &instance.authentication {
+        Some(a) => Auth::Pass(Password(a.wire_password())),
+        None => Auth::None,
+    };
+    Ok(InstancePlan {
+        machine,
+        interface: instance.interface.clone(),
+        ipv6,
+        vips: instance
+            .virtual_ipaddress
+            .iter()
+            .map(|a| vip(instance, a))
+            .collect(),
+        excluded: instance
+            .virtual_ipaddress_excluded
+            .iter()
+            .map(|a| vip(instance, a))
+            .collect(),
+        unicast_src: instance.unicast_src_ip,
+        unicast_peers: instance.unicast_peer.clone(),
+        auth,
+        notify: Notify {
+            master: instance.notify_master.as_ref().map(program),
+            backup: instance.notify_backup.as_ref().map(program),
+            fault: instance.notify_fault.as_ref().map(program),
+            stop: instance.notify_stop.as_ref().map(program),
+            any: instance.notify.as_ref().map(program),
+        },
+    })
+}
+
+/// The plan for `config`; `hostname` names the node when `router_id` is
+/// not set.
+pub fn plan(config: &Config, hostname: &str) -> Result<Plan, Error> {
+    let mut instances = config
+        .vrrp_instance
+        .iter()
+        .map(|i| instance_plan(config, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut units = Vec::new();
+    for group in &config.vrrp_sync_group {
+        let mut members = Vec::new();
+        for name in &group.group {
+            if let Some(pos) = instances.iter().position(|i| i.name() == name) {
+                members.push(instances.remove(pos));
+            }
+        }
+        units.push(UnitPlan::Group {
+            name: group.name.clone(),
+            members,
+        });
+    }
+    units.extend(instances.into_iter().map(|i| UnitPlan::Solo(Box::new(i))));
+    let scripts = config
+        .vrrp_script
+        .iter()
+        .map(|s| ScriptPlan {
+            name: s.name.clone(),
+            program: program(&s.script),
+            interval: s.interval,
+            timeout: s
+                .timeout
+                .unwrap_or_else(|| default_script_timeout(s.interval)),
+        })
+        .collect();
+    Ok(Plan {
+        node: config
+            .global
+            .router_id
+            .clone()
+            .unwrap_or_else(|| hostname.to_string()),
+        units,
+        scripts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, load_str};
+    use std::path::Path;
+
+    fn load(text: &str) -> Config {
+        load_str(Path::new("test.conf"), text, Format::Keepalived).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    #[test]
+    fn the_seed_master_becomes_one_instance_with_its_script() {
+        let config = load(include_str!(
+            "../../../tests/fixtures/keepalived/seed-master.conf"
+        ));
+        let plan = plan(&config, "host").unwrap();
+        assert_eq!(plan.node, "LVS_DEVEL");
+        let [UnitPlan::Solo(i)] = plan.units.as_slice() else {
+            panic!("one lone instance: {:?}", plan.units)
+        };
+        assert_eq!(i.interface, "ens33");
+        assert_eq!(i.machine.vrid.get(), 51);
+        assert_eq!(i.machine.priority.get(), 100);
+        assert_eq!(i.machine.adver_int, Centiseconds(100));
+        assert_eq!(i.auth, Auth::Pass(Password(*b"aminglin")));
+        assert_eq!(
+            i.vips,
+            vec![(
+                "ens33".into(),
+                Vip {
+                    addr: "192.168.188.100".parse().unwrap(),
+                    prefix_len: 32,
+                    label: None
+                }
+            )]
+        );
+        assert_eq!(i.machine.tracks.len(), 1);
+        assert_eq!(
+            i.machine.tracks[0].kind,
+            TrackKind::Script { rise: 1, fall: 1 }
+        );
+        assert_eq!(plan.scripts.len(), 1);
+        assert_eq!(
+            plan.scripts[0].program.path,
+            Path::new("/usr/local/sbin/check_ng.sh")
+        );
+        assert_eq!(plan.scripts[0].interval, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn sync_groups_take_their_members_and_weights_override_the_script() {
+        let config = load(
+            "vrrp_script chk { script \"/bin/true\"\n weight -20\n }
+             vrrp_sync_group G { group { A\n B } }
+             vrrp_instance A { interface eth0\n virtual_router_id 1\n advert_int 0.1\n version 3\n virtual_ipaddress { 10.0.0.1/24 dev eth1 label eth1:a }\n track_script { chk weight -30 } }
+             vrrp_instance B { interface eth0\n virtual_router_id 2\n virtual_ipaddress { fd00::1/64 } }
+             vrrp_instance C { interface eth0\n virtual_router_id 3\n unicast_peer { 10.0.0.9 }\n virtual_ipaddress { 10.0.0.3 } }",
+        );
+        let plan = plan(&config, "host").unwrap();
+        assert_eq!(plan.node, "host");
+        let [UnitPlan::Group { name, members }, UnitPlan::Solo(c)] = plan.units.as_slice() else {
+            panic!("a group and a lone instance: {:?}", plan.units)
+        };
+        assert_eq!(name, "G");
+        assert_eq!(
+            members.iter().map(InstancePlan::name).collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+        assert_eq!(members[0].machine.adver_int, Centiseconds(10));
+        assert_eq!(members[0].machine.tracks[0].weight.get(), -30);
+        assert_eq!(members[0].vips[0].0, "eth1");
+        assert_eq!(members[0].vips[0].1.label.as_deref(), Some("eth1:a"));
+        assert!(members[1].ipv6);
+        assert_eq!(c.unicast_peers, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+    }
+}
