@@ -45,13 +45,19 @@ fn scenario_output_and_exit_code_reach_the_host_whole() {
 #[test]
 fn a_hanging_scenario_times_out() {
     let err = Vm::builder()
-        .script("sleep 600")
+        .script("echo waiting; sleep 600")
         .timeout(Duration::from_secs(8))
         .run()
         .unwrap_err();
     match err {
-        Error::Timeout { after, console } => {
+        Error::Timeout {
+            after,
+            console,
+            stdout,
+            ..
+        } => {
             assert_eq!(after, Duration::from_secs(8));
+            assert_eq!(stdout, "waiting\n");
             assert!(console.contains("@@VM-SCENARIO-START@@"), "{console}");
         }
         other => panic!("expected a timeout, got {other}"),

@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn init_loads_every_module_at_once_and_marks_the_scenario() {
         let init = init_script();
-        assert_eq!(init.matches("modprobe").count(), 1);
+        assert_eq!(init.matches("modprobe ").count(), 1, "one modprobe run");
         assert!(init.contains(&format!("modprobe -a {}", MODULES.join(" "))));
         let start = init.find(START_MARKER).unwrap();
         let scenario = init.find("sh /scenario").unwrap();

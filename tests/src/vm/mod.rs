@@ -54,10 +54,17 @@ pub enum Error {
     #[error("{}: shared library {library} not found", binary.display())]
     MissingLibrary { binary: PathBuf, library: String },
     #[error(
-        "the VM did not finish within {after:?}; console tail:\n{}",
+        "the VM did not finish within {after:?}\n--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}\n--- console (tail) ---\n{}",
+        tail(stdout),
+        tail(stderr),
         tail(console)
     )]
-    Timeout { after: Duration, console: String },
+    Timeout {
+        after: Duration,
+        console: String,
+        stdout: String,
+        stderr: String,
+    },
     #[error(
         "the VM stopped ({status}) without the scenario's end marker; qemu said: {qemu_log}\nconsole tail:\n{}",
         tail(console)
@@ -192,6 +199,8 @@ impl VmBuilder {
         let qemu_log = path("qemu.log");
         let log_file = fs::File::create(&qemu_log).map_err(io_err(&qemu_log))?;
         let serial = |name: &str| format!("file:{}", path(name).display());
+        // Three serial ports to files, rather than -nographic's one muxed
+        // stdio: the console (ttyS0), the scenario's stdout and stderr.
         let mut cmd = Command::new(&qemu);
         cmd.args(["-accel", "tcg", "-m"])
             .arg(self.memory_mb.to_string())
@@ -219,9 +228,7 @@ impl VmBuilder {
             .stderr(log_file);
 
         let started = Instant::now();
-        let child = cmd
-            .spawn()
-            .map_err(io_err(Path::new("qemu-system-x86_64")))?;
+        let child = cmd.spawn().map_err(io_err(&qemu))?;
         let qemu_path = qemu;
         let mut qemu = QemuGuard(child);
         let console_path = path("console.log");
@@ -241,6 +248,8 @@ impl VmBuilder {
                 return Err(Error::Timeout {
                     after: self.timeout,
                     console: read_lossy(&console_path),
+                    stdout: read_lossy(&path("stdout.log")),
+                    stderr: read_lossy(&path("stderr.log")),
                 });
             }
             std::thread::sleep(Duration::from_millis(20));
