@@ -1,7 +1,9 @@
 //! Harness for the appliance's integration tests: locating the built
-//! binary and the fixtures; later, network namespaces, containers and VMs.
+//! binary and the fixtures, network namespaces, qemu VMs with IPVS; later,
+//! containers.
 
 pub mod netns;
+pub mod vm;
 
 use std::path::PathBuf;
 
