@@ -346,7 +346,7 @@ mod tests {
             "vrrp_script chk { script \"/bin/true\"\n weight -20\n }
              vrrp_sync_group G { group { A\n B } }
              vrrp_instance A { interface eth0\n virtual_router_id 1\n advert_int 0.1\n version 3\n virtual_ipaddress { 10.0.0.1/24 dev eth1 label eth1:a }\n track_script { chk weight -30 } }
-             vrrp_instance B { interface eth0\n virtual_router_id 2\n virtual_ipaddress { fd00::1/64 } }
+             vrrp_instance B { interface eth0\n virtual_router_id 2\n version 3\n virtual_ipaddress { fd00::1/64 } }
              vrrp_instance C { interface eth0\n virtual_router_id 3\n unicast_peer { 10.0.0.9 }\n virtual_ipaddress { 10.0.0.3 } }",
         );
         let plan = plan(&config, "host").unwrap();
