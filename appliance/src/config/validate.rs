@@ -3,7 +3,7 @@
 //! reported at the position of the offending keyword.
 
 use super::diag::{Diagnostic, SourceMap};
-use super::model::{Config, VirtualAddress, VrrpInstance};
+use super::model::{Command, Config, VirtualAddress, VrrpInstance};
 use crate::vrrp::Version;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -20,6 +20,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.instances(config);
     v.sync_groups(config);
     v.virtual_servers(config);
+    v.script_users(config);
     v.out
 }
 
@@ -36,6 +37,41 @@ impl Validator<'_> {
     fn report(&mut self, path: &str, message: impl Into<String>) {
         let pos = self.map.lookup(path);
         self.out.push(Diagnostic::new(pos, message));
+    }
+
+    /// keepalived can run scripts as another user; the appliance holds only
+    /// CAP_NET_ADMIN and CAP_NET_RAW, so it cannot switch users and says so
+    /// rather than running the script as itself.
+    fn script_users(&mut self, config: &Config) {
+        let mut commands: Vec<(String, &Command)> = Vec::new();
+        for (i, script) in config.vrrp_script.iter().enumerate() {
+            commands.push((format!("vrrp_script[{i}].user"), &script.script));
+        }
+        for (i, inst) in config.vrrp_instance.iter().enumerate() {
+            let notifies = [
+                ("notify_master", &inst.notify_master),
+                ("notify_backup", &inst.notify_backup),
+                ("notify_fault", &inst.notify_fault),
+                ("notify_stop", &inst.notify_stop),
+                ("notify", &inst.notify),
+            ];
+            for (keyword, command) in notifies {
+                if let Some(command) = command {
+                    commands.push((format!("vrrp_instance[{i}].{keyword}"), command));
+                }
+            }
+        }
+        for (path, command) in commands {
+            if let Some(user) = command.user.as_ref().or(command.group.as_ref()) {
+                self.report(
+                    &path,
+                    format!(
+                        "running '{}' as user or group '{user}' is not supported: the appliance runs scripts as itself",
+                        command.program
+                    ),
+                );
+            }
+        }
     }
 
     fn unique_names(&mut self, config: &Config) {
@@ -326,6 +362,17 @@ vrrp_instance VI_2 {
     }
 }
 ";
+
+    #[test]
+    fn scripts_run_as_another_user_are_refused() {
+        let text = "vrrp_script chk {\n    script \"/bin/true\"\n    user nobody\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:3:5: running '/bin/true' as user or group 'nobody' is not supported: the appliance runs scripts as itself"
+            ]
+        );
+    }
 
     #[test]
     fn a_valid_config_has_no_problems() {

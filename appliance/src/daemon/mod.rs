@@ -86,6 +86,12 @@ pub enum Error {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> Result<(), Error> {
     let config = config::load_file(&options.config).map_err(Error::Config)?;
+    if !config.virtual_server.is_empty() {
+        warn!(
+            count = config.virtual_server.len(),
+            "virtual_server blocks are not programmed by this build: it runs VRRP only"
+        );
+    }
     let plan = plan::plan(&config, &hostname())?;
     let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
         what: "opening the timeline file".into(),
