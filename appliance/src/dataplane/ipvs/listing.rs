@@ -56,9 +56,43 @@ pub struct Listing {
 /// A sync daemon as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DaemonEntry {
+    /// `IP_VS_STATE_MASTER` 1 or `IP_VS_STATE_BACKUP` 2.
     pub state: u32,
     pub interface: String,
     pub sync_id: u32,
+    /// Sync message payload size (0: not reported).
+    pub max_len: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<IpAddr>,
+    /// UDP port (0: not reported).
+    pub port: u16,
+    /// Multicast TTL (0: not reported).
+    pub ttl: u8,
+}
+
+/// One line as `ipvsadm -L --daemon` prints it.
+impl fmt::Display for DaemonEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = if self.state == 1 { "master" } else { "backup" };
+        write!(
+            f,
+            "{role} sync daemon (mcast={}, syncid={}",
+            self.interface, self.sync_id
+        )?;
+        if self.max_len != 0 {
+            write!(f, ", maxlen={}", self.max_len)?;
+        }
+        if let Some(group) = self.group {
+            write!(f, ", group={group}")?;
+        }
+        if self.port != 0 {
+            write!(f, ", port={}", self.port)?;
+        }
+        if self.ttl != 0 {
+            write!(f, ", ttl={}", self.ttl)?;
+        }
+        write!(f, ")")
+    }
 }
 
 /// A service from a dump answer's attributes (destinations empty).
@@ -163,13 +197,22 @@ pub fn daemon_entry(attrs: &[DaemonAttr]) -> DaemonEntry {
         state: 0,
         interface: String::new(),
         sync_id: 0,
+        max_len: 0,
+        group: None,
+        port: 0,
+        ttl: 0,
     };
     for a in attrs {
         match a {
             DaemonAttr::State(v) => entry.state = *v,
             DaemonAttr::McastIfn(v) => entry.interface = v.clone(),
             DaemonAttr::SyncId(v) => entry.sync_id = *v,
-            _ => {}
+            DaemonAttr::SyncMaxlen(v) => entry.max_len = *v,
+            DaemonAttr::McastGroup(v) => entry.group = Some(IpAddr::V4(*v)),
+            DaemonAttr::McastGroup6(v) => entry.group = Some(IpAddr::V6(*v)),
+            DaemonAttr::McastPort(v) => entry.port = *v,
+            DaemonAttr::McastTtl(v) => entry.ttl = *v,
+            DaemonAttr::Other(_) => {}
         }
     }
     entry
@@ -481,6 +524,32 @@ mod tests {
             vec![dest("10.0.0.2:0", Forwarding::Nat, 70000)],
         );
         assert!(heavy.to_model().unwrap_err().contains("weight"));
+    }
+
+    #[test]
+    fn daemon_line_like_ipvsadm() {
+        let d = daemon_entry(&[
+            DaemonAttr::State(1),
+            DaemonAttr::McastIfn("back".into()),
+            DaemonAttr::SyncId(51),
+            DaemonAttr::SyncMaxlen(1472),
+            DaemonAttr::McastGroup(std::net::Ipv4Addr::new(224, 0, 0, 81)),
+            DaemonAttr::McastPort(8848),
+            DaemonAttr::McastTtl(1),
+        ]);
+        assert_eq!(
+            d.to_string(),
+            "master sync daemon (mcast=back, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"
+        );
+        let old_kernel = daemon_entry(&[
+            DaemonAttr::State(2),
+            DaemonAttr::McastIfn("eth0".into()),
+            DaemonAttr::SyncId(0),
+        ]);
+        assert_eq!(
+            old_kernel.to_string(),
+            "backup sync daemon (mcast=eth0, syncid=0)"
+        );
     }
 
     #[test]
