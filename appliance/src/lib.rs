@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod dataplane;
 pub mod net;
 pub mod script;
 pub mod sim;

@@ -31,6 +31,91 @@ enum Command {
     Convert { file: PathBuf },
     /// Print each VRRP packet in a pcap file as one JSON object per line.
     Decode { file: PathBuf },
+    /// The kernel's IPVS table, timeouts and sync daemons.
+    Ipvs {
+        #[command(subcommand)]
+        command: IpvsCommand,
+    },
+    /// Program the kernel's load balancer from a config.
+    Dataplane {
+        #[command(subcommand)]
+        command: DataplaneCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IpvsCommand {
+    /// Print the table as `ipvsadm -Ln` does.
+    List {
+        /// As JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the connection timeouts, or set those given.
+    Timeout {
+        #[arg(long)]
+        tcp: Option<u32>,
+        #[arg(long)]
+        tcpfin: Option<u32>,
+        #[arg(long)]
+        udp: Option<u32>,
+    },
+    /// The connection sync daemon (keepalived's `lvs_sync_daemon`).
+    SyncDaemon {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Print the running daemons as `ipvsadm -L --daemon` does.
+    List,
+    /// Start a daemon.
+    Start {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Interface the sync messages use.
+        #[arg(long)]
+        interface: String,
+        /// Sync id; master and backup must agree.
+        #[arg(long, default_value_t = 0)]
+        syncid: u8,
+    },
+    /// Stop the daemon of a role.
+    Stop {
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Role {
+    Master,
+    Backup,
+}
+
+impl From<Role> for appliance::dataplane::ipvs::SyncRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Master => Self::Master,
+            Role::Backup => Self::Backup,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DataplaneCommand {
+    /// Reconcile the kernel with the config's virtual servers once (IPVS),
+    /// print what changed, and exit.
+    Apply {
+        /// Config file (appliance TOML or keepalived.conf, detected).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The record of the services the appliance owns.
+        #[arg(long, default_value = appliance::dataplane::reconcile::DEFAULT_STATE_PATH)]
+        state: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,5 +184,77 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => other.map(|()| ExitCode::SUCCESS).map_err(Into::into),
             }
         }
+        Command::Ipvs { command } => ipvs(command),
+        Command::Dataplane {
+            command: DataplaneCommand::Apply { config, state },
+        } => {
+            let config = match appliance::config::load_file(&config) {
+                Ok(config) => config,
+                Err(diagnostics) => {
+                    eprint!("{diagnostics}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let desired = appliance::dataplane::from_config(&config.virtual_server)?;
+            let backend = appliance::dataplane::ipvs::Ipvs::open()?;
+            let mut reconciler = appliance::dataplane::Reconciler::new(backend, Some(state))?;
+            println!("{}", reconciler.reconcile(&desired)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn ipvs(command: IpvsCommand) -> anyhow::Result<ExitCode> {
+    use appliance::dataplane::ipvs::{Ipvs, SyncDaemon, Timeouts};
+    let mut ipvs = Ipvs::open()?;
+    match command {
+        IpvsCommand::List { json } => {
+            let listing = ipvs.listing()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+            } else {
+                print!("{listing}");
+            }
+        }
+        IpvsCommand::Timeout { tcp, tcpfin, udp } => {
+            let wanted = Timeouts {
+                tcp,
+                tcp_fin: tcpfin,
+                udp,
+            };
+            if wanted != Timeouts::default() {
+                ipvs.set_timeouts(wanted)?;
+            }
+            let t = ipvs.timeouts()?;
+            let show = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+            println!(
+                "Timeout (tcp tcpfin udp): {} {} {}",
+                show(t.tcp),
+                show(t.tcp_fin),
+                show(t.udp)
+            );
+        }
+        IpvsCommand::SyncDaemon { command } => match command {
+            SyncCommand::List => {
+                for d in ipvs.sync_daemons()? {
+                    println!("{d}");
+                }
+            }
+            SyncCommand::Start {
+                role,
+                interface,
+                syncid,
+            } => ipvs.start_sync_daemon(&SyncDaemon {
+                role: role.into(),
+                interface,
+                sync_id: syncid,
+                max_len: None,
+                group: None,
+                port: None,
+                ttl: None,
+            })?,
+            SyncCommand::Stop { role } => ipvs.stop_sync_daemon(role.into())?,
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }

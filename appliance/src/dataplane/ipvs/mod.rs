@@ -1,0 +1,399 @@
+//! The IPVS backend: the kernel's "IPVS" generic netlink family, spoken
+//! directly (no ipvsadm): services and destinations (list, add, edit,
+//! delete), timeouts, and the connection sync daemon.
+//!
+//! - [`nla`]: the attributes; [`message`]: the messages and the requests
+//!   built from the model; [`listing`]: what the kernel answers, and
+//!   `ipvsadm -Ln`'s layout;
+//! - this module: [`Ipvs`], a blocking netlink client in the calling
+//!   thread's network namespace, and its [`Backend`] implementation.
+
+pub mod listing;
+pub mod message;
+pub mod nla;
+
+use crate::dataplane::{Backend, Op, ServiceKey, Snapshot};
+use listing::{DaemonEntry, Listing, ServiceEntry};
+use message::{Command, IpvsMessage};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_generic::GenlMessage;
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_sys::protocols::NETLINK_GENERIC;
+use netlink_sys::{Socket, SocketAddr};
+use nla::{CmdAttr, DaemonAttr, InfoAttr};
+use serde::Serialize;
+use std::io;
+
+/// An IPVS failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the kernel has no IPVS (generic netlink family \"IPVS\" not found: load the ip_vs module)"
+    )]
+    NotAvailable,
+    #[error("netlink socket: {0}")]
+    Socket(io::Error),
+    #[error("{what}: the kernel refused: {source}")]
+    Kernel { what: String, source: io::Error },
+    #[error("{what}: undecodable answer: {reason}")]
+    Decode { what: String, reason: String },
+}
+
+/// Sync daemon role (`IP_VS_STATE_MASTER` / `IP_VS_STATE_BACKUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncRole {
+    /// Sends this director's connections.
+    Master,
+    /// Receives the master's connections.
+    Backup,
+}
+
+impl SyncRole {
+    fn state(self) -> u32 {
+        match self {
+            Self::Master => 1,
+            Self::Backup => 2,
+        }
+    }
+}
+
+/// A connection sync daemon, keepalived's `lvs_sync_daemon INTERFACE
+/// INSTANCE [id SYNCID] [maxlen LEN] [port PORT] [ttl TTL] [group ADDR]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDaemon {
+    pub role: SyncRole,
+    /// Interface the sync messages go out of or come in on.
+    pub interface: String,
+    /// Sync id (0..=255): master and backup must agree; keepalived
+    /// defaults it to the VRRP instance's virtual router id.
+    pub sync_id: u8,
+    /// Largest sync message payload; the kernel's default when `None`.
+    pub max_len: Option<u16>,
+    /// Multicast group; the kernel's (224.0.0.81) when `None`.
+    pub group: Option<std::net::IpAddr>,
+    /// UDP port; the kernel's (8848) when `None`.
+    pub port: Option<u16>,
+    /// Multicast TTL; the kernel's (1) when `None`.
+    pub ttl: Option<u8>,
+}
+
+/// IPVS connection timeouts in seconds; `None` leaves one unchanged when
+/// setting (0 in the kernel also means "unchanged").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Timeouts {
+    pub tcp: Option<u32>,
+    pub tcp_fin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+/// A blocking client of the kernel's IPVS family.
+pub struct Ipvs {
+    socket: Socket,
+    family_id: u16,
+    sequence: u32,
+}
+
+impl Ipvs {
+    /// Opens a netlink socket and looks up the IPVS family.
+    pub fn open() -> Result<Self, Error> {
+        let mut socket = Socket::new(NETLINK_GENERIC).map_err(Error::Socket)?;
+        socket.bind_auto().map_err(Error::Socket)?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(Error::Socket)?;
+        let mut ipvs = Self {
+            socket,
+            family_id: 0,
+            sequence: 0,
+        };
+        ipvs.family_id = ipvs.resolve_family()?;
+        Ok(ipvs)
+    }
+
+    fn resolve_family(&mut self) -> Result<u16, Error> {
+        let genl = GenlMessage::from_payload(GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(message::FAMILY_NAME.to_owned())],
+        });
+        let answers = match self.exchange(genl, NLM_F_REQUEST | NLM_F_ACK, "family lookup") {
+            Err(Error::Kernel { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::NotAvailable);
+            }
+            other => other?,
+        };
+        answers
+            .iter()
+            .flat_map(|g: &GenlMessage<GenlCtrl>| &g.payload.nlas)
+            .find_map(|nla| match nla {
+                GenlCtrlAttrs::FamilyId(id) => Some(*id),
+                _ => None,
+            })
+            .ok_or(Error::NotAvailable)
+    }
+
+    /// Sends `payload` and collects the answers up to the end of a dump or
+    /// the acknowledgement.
+    fn exchange<F>(
+        &mut self,
+        mut payload: GenlMessage<F>,
+        flags: u16,
+        what: &str,
+    ) -> Result<Vec<GenlMessage<F>>, Error>
+    where
+        F: netlink_packet_generic::GenlFamily
+            + netlink_packet_core::Emitable
+            + netlink_packet_core::ParseableParametrized<[u8], netlink_packet_generic::GenlHeader>
+            + std::fmt::Debug,
+    {
+        self.sequence = self.sequence.wrapping_add(1);
+        payload.set_resolved_family_id(self.family_id);
+        let mut request = NetlinkMessage::from(payload);
+        request.header.flags = flags;
+        request.header.sequence_number = self.sequence;
+        request.finalize();
+        let mut buf = vec![0; request.buffer_len()];
+        request.serialize(&mut buf);
+        self.socket.send(&buf, 0).map_err(Error::Socket)?;
+
+        let decode = |reason: String| Error::Decode {
+            what: what.to_string(),
+            reason,
+        };
+        let mut answers = Vec::new();
+        loop {
+            let (data, _) = self.socket.recv_from_full().map_err(Error::Socket)?;
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let len = NetlinkBuffer::new_checked(rest)
+                    .map_err(|e| decode(e.to_string()))?
+                    .length() as usize;
+                if len == 0 {
+                    return Err(decode("message of length 0".into()));
+                }
+                let one = rest
+                    .get(..len)
+                    .ok_or_else(|| decode("truncated message".into()))?;
+                // Messages in one datagram start 4-byte aligned.
+                rest = rest.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+                let message = NetlinkMessage::<GenlMessage<F>>::deserialize(one)
+                    .map_err(|e| decode(e.to_string()))?;
+                if message.header.sequence_number != self.sequence {
+                    continue;
+                }
+                match message.payload {
+                    NetlinkPayload::InnerMessage(m) => answers.push(m),
+                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(answers),
+                            Some(code) => Err(Error::Kernel {
+                                what: what.to_string(),
+                                source: io::Error::from_raw_os_error(-code.get()),
+                            }),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, msg: IpvsMessage, what: &str) -> Result<Vec<IpvsMessage>, Error> {
+        let answers = self.exchange(
+            GenlMessage::from_payload(msg),
+            NLM_F_REQUEST | NLM_F_ACK,
+            what,
+        )?;
+        Ok(answers.into_iter().map(|g| g.payload).collect())
+    }
+
+    fn dump(&mut self, msg: IpvsMessage, what: &str) -> Result<Vec<IpvsMessage>, Error> {
+        let answers = self.exchange(
+            GenlMessage::from_payload(msg),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            what,
+        )?;
+        Ok(answers.into_iter().map(|g| g.payload).collect())
+    }
+
+    /// The IPVS version code and connection table size.
+    pub fn info(&mut self) -> Result<(u32, u32), Error> {
+        let answers = self.request(IpvsMessage::new(Command::GetInfo, vec![]), "get info")?;
+        let mut version = 0;
+        let mut size = 0;
+        for attr in answers.iter().flat_map(|m| &m.info) {
+            match attr {
+                InfoAttr::Version(v) => version = *v,
+                InfoAttr::ConnTabSize(s) => size = *s,
+                InfoAttr::Other(_) => {}
+            }
+        }
+        Ok((version, size))
+    }
+
+    /// Every service with its destinations, sorted as ipvsadm sorts.
+    pub fn services(&mut self) -> Result<Vec<ServiceEntry>, Error> {
+        let answers = self.dump(
+            IpvsMessage::new(Command::GetService, vec![]),
+            "list services",
+        )?;
+        let mut services = Vec::new();
+        for attrs in answers.iter().flat_map(|m| &m.attrs) {
+            let CmdAttr::Service(attrs) = attrs else {
+                continue;
+            };
+            let mut entry = listing::service_entry(attrs).map_err(|reason| Error::Decode {
+                what: "list services".into(),
+                reason,
+            })?;
+            entry.destinations = self.destinations(&entry.key)?;
+            services.push(entry);
+        }
+        services.sort_by_key(|s| s.sort_key());
+        Ok(services)
+    }
+
+    fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<listing::DestEntry>, Error> {
+        let what = format!("list destinations of {key}");
+        let answers = self.dump(message::get_dests(key), &what)?;
+        let mut dests = Vec::new();
+        for attrs in answers.iter().flat_map(|m| &m.attrs) {
+            let CmdAttr::Dest(attrs) = attrs else {
+                continue;
+            };
+            dests.push(listing::dest_entry(attrs, key.family()).map_err(|reason| {
+                Error::Decode {
+                    what: what.clone(),
+                    reason,
+                }
+            })?);
+        }
+        dests.sort_by_key(|d| d.address);
+        Ok(dests)
+    }
+
+    /// The whole table, as `appliance ipvs list` prints it.
+    pub fn listing(&mut self) -> Result<Listing, Error> {
+        let (version, size) = self.info()?;
+        Ok(Listing {
+            version: listing::version_string(version),
+            conn_table_size: size,
+            services: self.services()?,
+        })
+    }
+
+    /// The current connection timeouts.
+    pub fn timeouts(&mut self) -> Result<Timeouts, Error> {
+        let answers = self.request(IpvsMessage::new(Command::GetConfig, vec![]), "get timeouts")?;
+        let mut t = Timeouts::default();
+        for attr in answers.iter().flat_map(|m| &m.attrs) {
+            match attr {
+                CmdAttr::TimeoutTcp(v) => t.tcp = Some(*v),
+                CmdAttr::TimeoutTcpFin(v) => t.tcp_fin = Some(*v),
+                CmdAttr::TimeoutUdp(v) => t.udp = Some(*v),
+                _ => {}
+            }
+        }
+        Ok(t)
+    }
+
+    /// Sets the given timeouts, leaving the others.
+    pub fn set_timeouts(&mut self, t: Timeouts) -> Result<(), Error> {
+        let attrs = [
+            t.tcp.map(CmdAttr::TimeoutTcp),
+            t.tcp_fin.map(CmdAttr::TimeoutTcpFin),
+            t.udp.map(CmdAttr::TimeoutUdp),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.request(IpvsMessage::new(Command::SetConfig, attrs), "set timeouts")
+            .map(drop)
+    }
+
+    /// The running sync daemons.
+    pub fn sync_daemons(&mut self) -> Result<Vec<DaemonEntry>, Error> {
+        let answers = self.dump(
+            IpvsMessage::new(Command::GetDaemon, vec![]),
+            "list sync daemons",
+        )?;
+        Ok(answers
+            .iter()
+            .flat_map(|m| &m.attrs)
+            .filter_map(|a| match a {
+                CmdAttr::Daemon(attrs) => Some(listing::daemon_entry(attrs)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Starts a sync daemon.
+    pub fn start_sync_daemon(&mut self, d: &SyncDaemon) -> Result<(), Error> {
+        let mut attrs = vec![
+            DaemonAttr::State(d.role.state()),
+            DaemonAttr::McastIfn(d.interface.clone()),
+            DaemonAttr::SyncId(u32::from(d.sync_id)),
+        ];
+        attrs.extend(d.max_len.map(DaemonAttr::SyncMaxlen));
+        attrs.extend(d.group.map(|g| match g {
+            std::net::IpAddr::V4(v4) => DaemonAttr::McastGroup(v4),
+            std::net::IpAddr::V6(v6) => DaemonAttr::McastGroup6(v6),
+        }));
+        attrs.extend(d.port.map(DaemonAttr::McastPort));
+        attrs.extend(d.ttl.map(DaemonAttr::McastTtl));
+        let what = format!("start {:?} sync daemon on {}", d.role, d.interface);
+        self.request(message::new_daemon(attrs), &what).map(drop)
+    }
+
+    /// Stops the sync daemon of `role`.
+    pub fn stop_sync_daemon(&mut self, role: SyncRole) -> Result<(), Error> {
+        let what = format!("stop {role:?} sync daemon");
+        self.request(message::del_daemon(role.state()), &what)
+            .map(drop)
+    }
+}
+
+impl Backend for Ipvs {
+    fn name(&self) -> &'static str {
+        "ipvs"
+    }
+
+    fn read(&mut self) -> Result<Snapshot, crate::dataplane::Error> {
+        let mut snapshot = Snapshot::default();
+        for entry in self.services()? {
+            match entry.to_model() {
+                Ok(svc) => {
+                    snapshot.table.insert(entry.key, svc);
+                }
+                Err(reason) => {
+                    snapshot.unreadable.insert(entry.key, reason);
+                }
+            }
+        }
+        Ok(snapshot)
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), crate::dataplane::Error> {
+        let what = op.to_string();
+        let msg = match op {
+            Op::AddService(s) => message::set_service(Command::NewService, s),
+            Op::EditService(s) => message::set_service(Command::SetService, s),
+            Op::DeleteService(k) => message::del_service(k),
+            Op::AddDestination {
+                service,
+                destination,
+            } => message::set_dest(Command::NewDest, service, destination),
+            Op::EditDestination {
+                service,
+                destination,
+            } => message::set_dest(Command::SetDest, service, destination),
+            Op::DeleteDestination { service, address } => message::del_dest(service, *address),
+        };
+        self.request(msg, &what)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,336 @@
+//! Reconcile: read the kernel, diff against the desired table, apply the
+//! difference; and the record of which kernel services the appliance owns.
+//!
+//! Ownership: a service is the appliance's if its key is in the desired
+//! table (it is created, or adopted when it already exists), or if the
+//! appliance recorded it as its own in the state file (by default
+//! `/run/appliance/dataplane.json`). Only those are ever changed or
+//! deleted; services added by hand or by other tools are left alone.
+//! `/run` is emptied at boot, like the kernel's IPVS table, so the record
+//! lives exactly as long as what it describes; a daemon restart keeps
+//! both and reconciles (nothing is flushed).
+//!
+//! The record is written before the kernel is touched (the union of the
+//! old record and the desired keys) and again after (the desired keys): a
+//! crash in between leaves every service the appliance may have created
+//! recorded, so the next reconcile can still remove it.
+
+use super::diff::diff;
+use super::{Backend, Error, Op, ServiceKey, Table};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the daemon keeps its ownership record.
+pub const DEFAULT_STATE_PATH: &str = "/run/appliance/dataplane.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateFile {
+    /// Keys of the services the appliance created or adopted.
+    owned: BTreeSet<ServiceKey>,
+}
+
+/// What a reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The backend's name.
+    pub backend: &'static str,
+    /// The operations carried out, in order.
+    pub applied: Vec<Op>,
+    /// Kernel services neither desired nor owned, left alone.
+    pub foreign: usize,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.applied.is_empty() {
+            write!(f, "{}: in sync", self.backend)?;
+        } else {
+            write!(f, "{}: {} change(s)", self.backend, self.applied.len())?;
+            for op in &self.applied {
+                write!(f, "\n  {op}")?;
+            }
+        }
+        if self.foreign > 0 {
+            write!(f, "\n  {} service(s) not ours left alone", self.foreign)?;
+        }
+        Ok(())
+    }
+}
+
+/// Drives a [`Backend`] towards desired tables, remembering what it owns.
+pub struct Reconciler<B> {
+    backend: B,
+    state_path: Option<PathBuf>,
+    owned: BTreeSet<ServiceKey>,
+}
+
+impl<B: Backend> Reconciler<B> {
+    /// A reconciler whose ownership record lives at `state_path` (read now
+    /// if it exists); `None` keeps it in memory only, for tests.
+    pub fn new(backend: B, state_path: Option<PathBuf>) -> Result<Self, Error> {
+        let owned = match &state_path {
+            Some(path) => load(path)?,
+            None => BTreeSet::new(),
+        };
+        Ok(Self {
+            backend,
+            state_path,
+            owned,
+        })
+    }
+
+    /// The services the appliance currently owns.
+    pub fn owned(&self) -> &BTreeSet<ServiceKey> {
+        &self.owned
+    }
+
+    /// The backend, for operations outside the table (IPVS timeouts, sync
+    /// daemon).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Makes the kernel's managed services equal `desired`. An empty table
+    /// removes every service the appliance owns and nothing else.
+    pub fn reconcile(&mut self, desired: &Table) -> Result<Report, Error> {
+        let snapshot = self.backend.read()?;
+        for key in desired.keys().chain(&self.owned) {
+            if let Some(reason) = snapshot.unreadable.get(key) {
+                return Err(Error::Unreadable {
+                    key: *key,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        let ops = diff(desired, &snapshot.table, &self.owned);
+        let foreign = snapshot
+            .table
+            .keys()
+            .chain(snapshot.unreadable.keys())
+            .filter(|k| !desired.contains_key(k) && !self.owned.contains(k))
+            .count();
+        let claimed: BTreeSet<ServiceKey> =
+            self.owned.iter().chain(desired.keys()).copied().collect();
+        self.record(claimed)?;
+        for (i, op) in ops.iter().enumerate() {
+            if let Err(e) = self.backend.apply(op) {
+                tracing::warn!(backend = self.backend.name(), applied = i, %op, error = %e, "dataplane operation failed");
+                return Err(Error::Apply {
+                    op: op.clone(),
+                    source: Box::new(e),
+                });
+            }
+            tracing::info!(backend = self.backend.name(), %op, "dataplane");
+        }
+        self.record(desired.keys().copied().collect())?;
+        Ok(Report {
+            backend: self.backend.name(),
+            applied: ops,
+            foreign,
+        })
+    }
+
+    fn record(&mut self, owned: BTreeSet<ServiceKey>) -> Result<(), Error> {
+        if owned == self.owned && self.state_path.as_deref().is_none_or(Path::exists) {
+            return Ok(());
+        }
+        if let Some(path) = &self.state_path {
+            save(path, &owned)?;
+        }
+        self.owned = owned;
+        Ok(())
+    }
+}
+
+fn load(path: &Path) -> Result<BTreeSet<ServiceKey>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<StateFile>(&bytes)
+            .map(|s| s.owned)
+            .map_err(|source| Error::StateFormat {
+                path: path.to_path_buf(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(source) => Err(Error::State {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes the record atomically (a temporary file renamed over it).
+fn save(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
+    let io_err = |source| Error::State {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+    }
+    let text = serde_json::to_vec_pretty(&StateFile {
+        owned: owned.clone(),
+    })
+    .map_err(|source| Error::StateFormat {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(io_err)?;
+    std::fs::rename(&tmp, path).map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::diff::apply;
+    use crate::dataplane::{
+        Destination, Forwarding, Protocol, SchedFlags, Scheduler, Snapshot, VirtualService, Weight,
+    };
+
+    /// A backend over an in-memory table that behaves as the kernel does,
+    /// optionally failing the n-th operation.
+    struct Fake {
+        table: Table,
+        fail_at: Option<usize>,
+        applied: usize,
+    }
+
+    impl Backend for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn read(&mut self) -> Result<Snapshot, Error> {
+            Ok(Snapshot {
+                table: self.table.clone(),
+                unreadable: Default::default(),
+            })
+        }
+        fn apply(&mut self, op: &Op) -> Result<(), Error> {
+            if self.fail_at == Some(self.applied) {
+                return Err(Error::Unreadable {
+                    key: ServiceKey::Fwmark {
+                        family: crate::dataplane::Family::Ipv4,
+                        mark: 0,
+                    },
+                    reason: "injected".into(),
+                });
+            }
+            self.applied += 1;
+            apply(&mut self.table, op).map_err(|reason| Error::Unreadable {
+                key: ServiceKey::Fwmark {
+                    family: crate::dataplane::Family::Ipv4,
+                    mark: 0,
+                },
+                reason,
+            })
+        }
+    }
+
+    fn fake(table: Table) -> Fake {
+        Fake {
+            table,
+            fail_at: None,
+            applied: 0,
+        }
+    }
+
+    fn svc(port: u16) -> VirtualService {
+        let d = Destination {
+            address: "10.0.2.11:80".parse().unwrap(),
+            weight: Weight::new(1).unwrap(),
+            forwarding: Forwarding::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        };
+        VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Tcp,
+                address: std::net::SocketAddr::from(([10, 0, 1, 100], port)),
+            },
+            scheduler: Scheduler::Rr,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            one_packet: false,
+            destinations: [(d.address, d)].into(),
+        }
+    }
+
+    fn table(services: &[VirtualService]) -> Table {
+        services.iter().map(|s| (s.key, s.clone())).collect()
+    }
+
+    #[test]
+    fn ownership_survives_a_restart_through_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/dataplane.json");
+        let by_hand = svc(8080);
+        let mut r = Reconciler::new(
+            fake(table(std::slice::from_ref(&by_hand))),
+            Some(path.clone()),
+        )
+        .unwrap();
+        let report = r.reconcile(&table(&[svc(80), svc(81)])).unwrap();
+        assert_eq!(report.applied.len(), 4);
+        assert_eq!(report.foreign, 1);
+        let kernel = r.backend.table.clone();
+
+        // A restarted daemon with a config without port 81.
+        let mut r = Reconciler::new(fake(kernel), Some(path.clone())).unwrap();
+        assert_eq!(r.owned().len(), 2);
+        let report = r.reconcile(&table(&[svc(80)])).unwrap();
+        assert_eq!(report.applied, [Op::DeleteService(svc(81).key)]);
+        assert_eq!(r.backend.table, table(&[svc(80), by_hand.clone()]));
+
+        // Stopping everything removes ours only.
+        let report = r.reconcile(&Table::new()).unwrap();
+        assert_eq!(report.applied, [Op::DeleteService(svc(80).key)]);
+        assert_eq!(r.backend.table, table(&[by_hand]));
+        let saved: StateFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(saved.owned.is_empty());
+    }
+
+    #[test]
+    fn a_restart_in_sync_changes_nothing() {
+        let want = table(&[svc(80)]);
+        let mut r = Reconciler::new(fake(want.clone()), None).unwrap();
+        let report = r.reconcile(&want).unwrap();
+        assert!(report.applied.is_empty());
+        assert_eq!(report.to_string(), "fake: in sync");
+    }
+
+    #[test]
+    fn a_failure_midway_keeps_every_claimed_service_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dataplane.json");
+        let mut backend = fake(Table::new());
+        backend.fail_at = Some(1);
+        let mut r = Reconciler::new(backend, Some(path.clone())).unwrap();
+        let err = r.reconcile(&table(&[svc(80)])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("add 10.0.2.11:80 to TCP 10.0.1.100:80: "),
+            "{err}"
+        );
+        // The service was created; the record says it is ours.
+        assert_eq!(r.backend.table.len(), 1);
+        let mut r = Reconciler::new(fake(r.backend.table.clone()), Some(path)).unwrap();
+        let report = r.reconcile(&Table::new()).unwrap();
+        assert_eq!(report.applied, [Op::DeleteService(svc(80).key)]);
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dataplane.json");
+        std::fs::write(&path, "{").unwrap();
+        let err = Reconciler::new(fake(Table::new()), Some(path.clone()))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+}
