@@ -23,6 +23,9 @@ enum Command {
         /// Append the failover timeline to this file as JSON lines.
         #[arg(long)]
         timeline: Option<PathBuf>,
+        /// Directory of the dataplane's record of the services it created.
+        #[arg(long, default_value = "/run/appliance")]
+        state_dir: PathBuf,
     },
     /// Check a config file (appliance TOML or keepalived.conf, detected).
     /// Prints `FILE:LINE:COL: message` for each problem.
@@ -137,7 +140,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config, timeline } => {
+        Command::Run {
+            config,
+            timeline,
+            state_dir,
+        } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -145,13 +152,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(appliance::daemon::run(appliance::daemon::Options {
                 config,
                 timeline,
+                state_dir,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match appliance::config::load_file(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                Ok(ExitCode::SUCCESS)
+            Ok(config) => {
+                // What the daemon derives from a valid config can still be
+                // refused: a service the kernel cannot hold, for one.
+                let derived = appliance::daemon::plan::plan(&config, "check-config")
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        appliance::dataplane::from_config(&config.virtual_server)
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    });
+                match derived {
+                    Ok(()) => {
+                        println!("{}: ok", file.display());
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(problem) => {
+                        eprintln!("{}: {problem}", file.display());
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
             }
             Err(diagnostics) => {
                 eprint!("{diagnostics}");

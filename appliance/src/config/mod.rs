@@ -162,7 +162,6 @@ global_defs {
 }
 vrrp_script chk_web {
     script "/usr/local/bin/check web --fast"
-    user nobody nogroup
     interval 2
     timeout 3
     weight -30
@@ -219,7 +218,7 @@ vrrp_instance V4 {
     garp_lower_prio_repeat 5
     notify_master /bin/m
     notify_backup "/bin/b 'two words'"
-    notify_fault /bin/f user group
+    notify_fault /bin/f
     notify_stop /bin/s
     notify /bin/n
     smtp_alert off

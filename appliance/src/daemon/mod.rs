@@ -8,12 +8,19 @@
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
 //! SIGHUP reloads the config, keeping the running one if the new one is
 //! invalid.
+//!
+//! The virtual servers go to the kernel's load balancer through the
+//! dataplane's reconcile, at start and on every reload; both directors keep
+//! them whatever their VRRP state (as keepalived does), so a takeover needs
+//! no dataplane work. The services stay in the kernel when the daemon stops:
+//! a restart reconciles instead of flushing live connections.
 
 pub mod plan;
 mod timeline_log;
 
 use crate::clock::Instant;
 use crate::config::{self, Diagnostics};
+use crate::dataplane::{self, Backend, Reconciler, Table};
 use crate::net::IfIndex;
 use crate::net::gratuitous::Announcer;
 use crate::net::link::{LinkEvent, LinkWatch};
@@ -52,6 +59,10 @@ pub struct Options {
     pub config: PathBuf,
     /// Append the failover timeline here, as JSON lines.
     pub timeline: Option<PathBuf>,
+    /// Where the dataplane's ownership record lives (services the appliance
+    /// created); `/run/appliance` by default, so it lasts as long as the
+    /// kernel's tables.
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +71,12 @@ pub enum Error {
     Config(Diagnostics),
     #[error(transparent)]
     Plan(#[from] plan::Error),
+    #[error(transparent)]
+    Table(#[from] dataplane::BuildError),
+    #[error("dataplane: {0}")]
+    Dataplane(#[from] dataplane::Error),
+    #[error("dataplane: {0}")]
+    Ipvs(#[from] dataplane::ipvs::Error),
     #[error(transparent)]
     Vip(#[from] vip::Error),
     #[error(transparent)]
@@ -86,13 +103,8 @@ pub enum Error {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> Result<(), Error> {
     let config = config::load_file(&options.config).map_err(Error::Config)?;
-    if !config.virtual_server.is_empty() {
-        warn!(
-            count = config.virtual_server.len(),
-            "virtual_server blocks are not programmed by this build: it runs VRRP only"
-        );
-    }
     let plan = plan::plan(&config, &hostname())?;
+    let table = dataplane::from_config(&config.virtual_server)?;
     let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
         what: "opening the timeline file".into(),
         source,
@@ -108,6 +120,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     let mut daemon = Daemon::new(options, plan, timeline)?;
+    daemon.program(table)?;
     daemon.start().await?;
     loop {
         let sleep = daemon.next_deadline();
@@ -184,6 +197,10 @@ struct Daemon {
     timeline: TimelineLog,
     /// Dropped adverts by reason.
     drops: BTreeMap<&'static str, u64>,
+    /// The kernel's load balancer, opened once there is something to
+    /// program, and the table last programmed.
+    dataplane: Option<Reconciler<Box<dyn Backend>>>,
+    table: Table,
 }
 
 impl Daemon {
@@ -205,7 +222,30 @@ impl Daemon {
             script_tasks: Vec::new(),
             timeline,
             drops: BTreeMap::new(),
+            dataplane: None,
+            table: Table::new(),
         })
+    }
+
+    /// Makes the kernel's load balancer hold `table` (only the difference
+    /// is applied). A config without virtual servers opens no backend,
+    /// unless an earlier run left services of ours to remove.
+    fn program(&mut self, table: Table) -> Result<(), Error> {
+        let state = self.options.state_dir.join("dataplane.json");
+        if self.dataplane.is_none() {
+            if table.is_empty() && !state.exists() {
+                return Ok(());
+            }
+            let backend: Box<dyn Backend> = Box::new(dataplane::ipvs::Ipvs::open()?);
+            info!(backend = backend.name(), "dataplane opened");
+            self.dataplane = Some(Reconciler::new(backend, Some(state))?);
+        }
+        if let Some(reconciler) = &mut self.dataplane {
+            let report = reconciler.reconcile(&table)?;
+            info!(services = table.len(), %report, "dataplane reconciled");
+        }
+        self.table = table;
+        Ok(())
     }
 
     fn now(&self) -> Instant {

@@ -308,6 +308,18 @@ pub enum Error {
     Apply { op: Op, source: Box<Error> },
 }
 
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn read(&mut self) -> Result<Snapshot, Error> {
+        (**self).read()
+    }
+    fn apply(&mut self, op: &Op) -> Result<(), Error> {
+        (**self).apply(op)
+    }
+}
+
 /// A kernel load balancer the reconcile can program.
 ///
 /// Calls block briefly (one netlink round trip each for IPVS); the async

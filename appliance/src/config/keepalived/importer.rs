@@ -1156,6 +1156,13 @@ mod tests {
         load(text).err().unwrap_or_default()
     }
 
+    /// The imported model, before validation; panics on import errors.
+    fn import_only(text: &str) -> Config {
+        let (config, _, diagnostics) = super::super::load_str(Path::new("k.conf"), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        config
+    }
+
     const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n";
 
     #[test]
@@ -1234,7 +1241,9 @@ mod tests {
         let text = format!(
             "vrrp_script chk {{\n  script \"/bin/check --port 80 'a b'\"\n  user nobody nogroup\n  weight -20\n  timeout 2\n}}\n{INSTANCE}  notify_master \"/usr/bin/notify.sh master\" root\n  track_script {{\n    chk weight 10\n  }}\n}}\n"
         );
-        let config = load(&text).unwrap();
+        // Imported faithfully; validation then refuses the users (the
+        // appliance cannot switch users), which its own test covers.
+        let config = import_only(&text);
         let script = &config.vrrp_script[0];
         assert_eq!(script.script.program, "/bin/check");
         assert_eq!(script.script.args, ["--port", "80", "a b"]);
