@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::netns::{Host, Lan};
 use crate::timeline::{self, Entry};
 use crate::vrrp_conf::Instance;
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,9 @@ pub struct Pair {
     pub m_conf: Instance,
     pub b_conf: Instance,
     pub vip: IpAddr,
-    marks: Vec<Entry>,
+    /// The test's marks (behind a RefCell so marking needs no exclusive
+    /// borrow while a host is in use).
+    marks: RefCell<Vec<Entry>>,
     pub lan: Lan,
 }
 
@@ -105,13 +108,13 @@ impl Pair {
         let m = Daemon::start(lan.host("m"), &m_conf.render())?;
         marks.push(Entry::mark("start b"));
         let b = Daemon::start(lan.host("b"), &b_conf.render())?;
-        let mut pair = Self {
+        let pair = Self {
             m,
             b,
             m_conf,
             b_conf,
             vip,
-            marks,
+            marks: RefCell::new(marks),
             lan,
         };
         pair.wait_holder(Side::M, ELECTION)?;
@@ -130,9 +133,9 @@ impl Pair {
     }
 
     /// Records something the test is about to do.
-    pub fn mark(&mut self, what: &str) -> Entry {
+    pub fn mark(&self, what: &str) -> Entry {
         let mark = Entry::mark(what);
-        self.marks.push(mark.clone());
+        self.marks.borrow_mut().push(mark.clone());
         mark
     }
 
@@ -155,7 +158,7 @@ impl Pair {
     pub fn merged(&self) -> Result<Vec<Entry>> {
         let m = self.m.timeline()?;
         let b = self.b.timeline()?;
-        Ok(timeline::merge(&[&m, &b, &self.marks]))
+        Ok(timeline::merge(&[&m, &b, &self.marks.borrow()]))
     }
 
     /// The order snapshot of [`Pair::merged`].
