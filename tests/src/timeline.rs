@@ -143,7 +143,7 @@ fn shown(e: &Entry) -> bool {
 }
 
 /// The order of events, one per line, without times: `node  instance  what
-/// (detail)`, numbers that are times in details redacted as `<t>`. Marks
+/// (detail)`, times and link-local addresses in details redacted. Marks
 /// begin a section; within a section, events of several nodes closer than
 /// [`BURST_GAP`] are grouped by node, each node's own order kept.
 pub fn render_order(entries: &[Entry]) -> String {
@@ -190,21 +190,32 @@ fn line(e: &Entry) -> String {
         e.event.kind
     );
     if !e.event.detail.is_empty() {
-        text.push_str(&format!("  ({})", redact_times(&e.event.detail)));
+        text.push_str(&format!("  ({})", redact(&e.event.detail)));
     }
     text
 }
 
-/// `no advert for 3.609375s` -> `no advert for <t>`.
-fn redact_times(detail: &str) -> String {
+/// Redacts what changes from run to run: times (`no advert for 3.609375s`
+/// -> `no advert for <t>`) and IPv6 link-local addresses, which derive
+/// from random MAC addresses (`from fe80::1c2f:…,` -> `from <link-local>,`).
+fn redact(detail: &str) -> String {
     detail
         .split(' ')
         .map(|word| {
-            let number = word.strip_suffix('s').unwrap_or("");
+            let (bare, comma) = match word.strip_suffix(',') {
+                Some(bare) => (bare, ","),
+                None => (word, ""),
+            };
+            let number = bare.strip_suffix('s').unwrap_or("");
             if !number.is_empty() && number.parse::<f64>().is_ok() {
-                "<t>"
+                format!("<t>{comma}")
+            } else if bare
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|a| a.is_unicast_link_local())
+            {
+                format!("<link-local>{comma}")
             } else {
-                word
+                word.to_string()
             }
         })
         .collect::<Vec<_>>()
@@ -230,6 +241,18 @@ mod tests {
 
     fn state(from: State, to: State) -> EventKind {
         EventKind::State { from, to }
+    }
+
+    #[test]
+    fn redacts_times_and_link_local_addresses() {
+        assert_eq!(
+            redact("preempt: ignored priority 100 from fe80::10bf:7aff:fe8a:fcc4, no better advert for 3.415s"),
+            "preempt: ignored priority 100 from <link-local>, no better advert for <t>"
+        );
+        assert_eq!(
+            redact("higher priority 150 from 10.9.0.1"),
+            "higher priority 150 from 10.9.0.1"
+        );
     }
 
     #[test]
