@@ -197,6 +197,23 @@ impl Daemon {
         }
     }
 
+    /// Polls the log until it contains `needle`, at most `within`.
+    pub fn wait_log(&mut self, needle: &str, within: Duration) -> Result<()> {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            if start.elapsed() > within {
+                return Err(Error::Timeout {
+                    service: format!("appliance in {}", self.host),
+                    what: format!("logging {needle:?}"),
+                    within,
+                    output: self.log(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+
     /// Waits for the next advert this daemon sends (after now) and returns
     /// it: a fault injected right after it has the whole advert interval
     /// before the next, so the peer's last advert is known exactly.
