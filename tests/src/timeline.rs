@@ -246,7 +246,9 @@ mod tests {
     #[test]
     fn redacts_times_and_link_local_addresses() {
         assert_eq!(
-            redact("preempt: ignored priority 100 from fe80::10bf:7aff:fe8a:fcc4, no better advert for 3.415s"),
+            redact(
+                "preempt: ignored priority 100 from fe80::10bf:7aff:fe8a:fcc4, no better advert for 3.415s"
+            ),
             "preempt: ignored priority 100 from <link-local>, no better advert for <t>"
         );
         assert_eq!(

@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(b.skew(), Duration::from_micros(609_375));
         assert_eq!(b.master_down_interval(), Duration::from_micros(3_609_375));
         let v3 = b.version(Version::V3).advert_ms(500);
-        assert_eq!(v3.skew(), Duration::from_micros(304_687) + Duration::from_nanos(500));
+        assert_eq!(
+            v3.skew(),
+            Duration::from_micros(304_687) + Duration::from_nanos(500)
+        );
         assert_eq!(seconds(500), "0.5");
         assert_eq!(seconds(2000), "2");
     }
@@ -184,7 +187,10 @@ mod tests {
         let text = Instance::new("m", 51, 150, "10.99.0.100/24")
             .initial_master()
             .auth_pass("secret")
-            .unicast("10.99.0.1".parse().unwrap(), &["10.99.0.2".parse().unwrap()])
+            .unicast(
+                "10.99.0.1".parse().unwrap(),
+                &["10.99.0.2".parse().unwrap()],
+            )
             .render();
         appliance::config::load_str(
             std::path::Path::new("m.conf"),

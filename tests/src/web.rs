@@ -76,7 +76,8 @@ http {{
             if up {
                 break;
             }
-            let output = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+            let output =
+                || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
             if let Some(status) = process.try_wait()? {
                 return Err(Error::Exited {
                     service: format!("nginx in {}", host.name()),
@@ -112,7 +113,11 @@ pub fn curl(client: &Host, url: &str, timeout: Duration) -> Result<Option<String
     }
     let out = client
         .command(CURL)
-        .args(["-sS", "--max-time", &format!("{:.3}", timeout.as_secs_f64())])
+        .args([
+            "-sS",
+            "--max-time",
+            &format!("{:.3}", timeout.as_secs_f64()),
+        ])
         .arg(url)
         .stdin(std::process::Stdio::null())
         .output()

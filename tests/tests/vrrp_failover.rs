@@ -36,9 +36,8 @@ fn backup_takes_over(p: &mut Pair, what: &str, last: &appliance_tests::timeline:
     p.host(Side::B)
         .wait_address(p.vip, true, mdi + SLACK)
         .expect("b takes the VIP");
-    let b_master = p
-        .b
-        .wait_event("b becoming master", SLACK, |e| {
+    let b_master =
+        p.b.wait_event("b becoming master", SLACK, |e| {
             e.after(last) && e.entered() == Some(State::Master)
         })
         .expect("b's timeline");
@@ -49,11 +48,9 @@ fn backup_takes_over(p: &mut Pair, what: &str, last: &appliance_tests::timeline:
         EARLY,
         LATE,
     );
-    let added = p
-        .b
-        .wait_event("b adding the VIPs", SLACK, |e| {
-            e.after(&b_master)
-                && e.event.kind == appliance::timeline::EventKind::VipsAdded
+    let added =
+        p.b.wait_event("b adding the VIPs", SLACK, |e| {
+            e.after(&b_master) && e.event.kind == appliance::timeline::EventKind::VipsAdded
         })
         .expect("b's timeline");
     assert_interval(
@@ -69,9 +66,8 @@ fn backup_takes_over(p: &mut Pair, what: &str, last: &appliance_tests::timeline:
 /// (its own) later, and b steps down.
 fn master_preempts(p: &mut Pair, what: &str, since: &appliance_tests::timeline::Entry) {
     let mdi = p.m_conf.master_down_interval();
-    let m_master = p
-        .m
-        .wait_event("m becoming master again", mdi + SLACK, |e| {
+    let m_master =
+        p.m.wait_event("m becoming master again", mdi + SLACK, |e| {
             e.after(since) && e.entered() == Some(State::Master)
         })
         .expect("m preempts");
@@ -111,9 +107,8 @@ fn a_cut_link_fails_over_within_master_down_interval_and_the_master_preempts_on_
 
     let restore = p.mark("restore m's link");
     p.host(Side::M).restore_link().unwrap();
-    let m_backup = p
-        .m
-        .wait_event("m leaving FAULT", SLACK, |e| {
+    let m_backup =
+        p.m.wait_event("m leaving FAULT", SLACK, |e| {
             e.after(&restore) && e.entered() == Some(State::Backup)
         })
         .expect("m sees its link up");
@@ -141,9 +136,8 @@ fn a_killed_master_fails_over_within_master_down_interval_and_preempts_when_rest
     p.host(Side::M)
         .wait_address(p.vip, false, Duration::from_secs(1))
         .expect("the restarted m removes the VIP its killed run left");
-    let m_backup = p
-        .m
-        .wait_event("m starting as backup", SLACK, |e| {
+    let m_backup =
+        p.m.wait_event("m starting as backup", SLACK, |e| {
             e.after(&restart) && e.entered() == Some(State::Backup)
         })
         .expect("m starts");
@@ -156,14 +150,13 @@ fn a_stopped_master_resigns_and_the_backup_takes_over_after_skew_time() {
     let mut p = pair(Net(93), 93);
     p.mark("SIGTERM m");
     p.m.stop().unwrap();
-    let resign = p
-        .m
-        .timeline()
-        .unwrap()
-        .into_iter()
-        .rev()
-        .find(|e| e.advert().is_some_and(|p| p.get() == 0))
-        .expect("m sent a priority 0 advert when it stopped");
+    let resign =
+        p.m.timeline()
+            .unwrap()
+            .into_iter()
+            .rev()
+            .find(|e| e.advert().is_some_and(|p| p.get() == 0))
+            .expect("m sent a priority 0 advert when it stopped");
     assert!(
         !p.host(Side::M).has_address(p.vip).unwrap(),
         "m removed the VIP before exiting"
@@ -171,9 +164,8 @@ fn a_stopped_master_resigns_and_the_backup_takes_over_after_skew_time() {
     p.host(Side::B)
         .wait_address(p.vip, true, SLACK)
         .expect("b takes the VIP");
-    let b_master = p
-        .b
-        .wait_event("b becoming master", SLACK, |e| {
+    let b_master =
+        p.b.wait_event("b becoming master", SLACK, |e| {
             e.after(&resign) && e.entered() == Some(State::Master)
         })
         .expect("b's timeline");

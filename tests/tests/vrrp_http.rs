@@ -73,9 +73,8 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
         let last = p.m.next_advert(SLACK).expect("m advertises");
         let cut = Entry::mark("cut m's link");
         p.lan.host("m").cut_link().unwrap();
-        let b_added = p
-            .b
-            .wait_event(
+        let b_added =
+            p.b.wait_event(
                 "b adding the VIP",
                 p.b_conf.master_down_interval() + SLACK,
                 |e| e.after(&last) && e.event.kind == EventKind::VipsAdded,
@@ -85,9 +84,8 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
 
         let restore = Entry::mark("restore m's link");
         p.lan.host("m").restore_link().unwrap();
-        let m_master = p
-            .m
-            .wait_event(
+        let m_master =
+            p.m.wait_event(
                 "m preempting",
                 p.m_conf.master_down_interval() + SLACK,
                 |e| e.after(&restore) && e.entered() == Some(State::Master),

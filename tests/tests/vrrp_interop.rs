@@ -163,7 +163,11 @@ fn interop(net: Net, version: Version, appliance_master: bool) -> String {
 }
 
 /// Polls (every 5 ms) until `host` holds `vip`; when it first did.
-fn appears(host: &Host, vip: IpAddr, within: Duration) -> appliance_tests::error::Result<SystemTime> {
+fn appears(
+    host: &Host,
+    vip: IpAddr,
+    within: Duration,
+) -> appliance_tests::error::Result<SystemTime> {
     host.wait_address(vip, true, within)?;
     Ok(SystemTime::now())
 }

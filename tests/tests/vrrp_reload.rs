@@ -35,9 +35,8 @@ fn a_backup_reloaded_with_a_higher_priority_preempts_the_master() {
     // timer armed by the last advert it accepted expires, at most one
     // Master_Down_Interval (at the old priority) after the reload.
     let bound = p.b_conf.master_down_interval() + LATE;
-    let b_master = p
-        .b
-        .wait_event("b preempting", bound + SLACK, |e| {
+    let b_master =
+        p.b.wait_event("b preempting", bound + SLACK, |e| {
             e.after(&hup) && e.entered() == Some(State::Master)
         })
         .expect("b preempts m");
@@ -77,26 +76,28 @@ fn an_invalid_config_is_rejected_and_the_running_one_kept() {
     );
     // Longer than b's Master_Down_Interval: had m stopped advertising,
     // b would have taken over.
-    p.hold(Side::M, p.b_conf.master_down_interval() + Duration::from_secs(1))
-        .expect("m keeps the VIP");
+    p.hold(
+        Side::M,
+        p.b_conf.master_down_interval() + Duration::from_secs(1),
+    )
+    .expect("m keeps the VIP");
     assert!(p.m.running().unwrap(), "m still runs");
-    let changes: Vec<_> = p
-        .m
-        .timeline()
-        .unwrap()
-        .into_iter()
-        .filter(|e| {
-            e.after(&hup)
-                && matches!(
-                    e.event.kind,
-                    EventKind::State { .. }
-                        | EventKind::Priority { .. }
-                        | EventKind::VipsAdded
-                        | EventKind::VipsRemoved
-                )
-        })
-        .map(|e| e.event.kind)
-        .collect();
+    let changes: Vec<_> =
+        p.m.timeline()
+            .unwrap()
+            .into_iter()
+            .filter(|e| {
+                e.after(&hup)
+                    && matches!(
+                        e.event.kind,
+                        EventKind::State { .. }
+                            | EventKind::Priority { .. }
+                            | EventKind::VipsAdded
+                            | EventKind::VipsRemoved
+                    )
+            })
+            .map(|e| e.event.kind)
+            .collect();
     assert!(changes.is_empty(), "m changed nothing: {changes:?}");
 
     // The daemon still reloads: a valid config with a priority below b's
@@ -105,9 +106,8 @@ fn an_invalid_config_is_rejected_and_the_running_one_kept() {
         .unwrap();
     let hup = p.mark("m's priority 150 -> 50, SIGHUP m");
     p.m.signal("HUP").unwrap();
-    let b_master = p
-        .b
-        .wait_event(
+    let b_master =
+        p.b.wait_event(
             "b preempting",
             p.b_conf.master_down_interval() + SLACK,
             |e| e.after(&hup) && e.entered() == Some(State::Master),

@@ -18,7 +18,11 @@ const SLACK: Duration = Duration::from_secs(3);
 /// The first `count` VRRP packets tcpdump sees on `host`'s eth0, one line
 /// each (`IP 10.95.0.1 > 10.95.0.2: VRRPv2, Advertisement, …`).
 fn capture(host: &Host, ipv6: bool, count: usize) -> Vec<String> {
-    let filter = if ipv6 { "ip6 proto 112" } else { "ip proto 112" };
+    let filter = if ipv6 {
+        "ip6 proto 112"
+    } else {
+        "ip proto 112"
+    };
     let out = host
         .run(
             "timeout",
@@ -48,9 +52,8 @@ fn fail_over_and_back(p: &mut Pair, what: &str) {
     let cut = p.mark("cut m's link");
     p.host(Side::M).cut_link().unwrap();
     let mdi = p.b_conf.master_down_interval();
-    let b_master = p
-        .b
-        .wait_event("b becoming master", mdi + SLACK, |e| {
+    let b_master =
+        p.b.wait_event("b becoming master", mdi + SLACK, |e| {
             e.after(&cut) && e.entered() == Some(State::Master)
         })
         .expect("b takes over");
@@ -119,7 +122,8 @@ fn an_ipv6_vrrpv3_pair_elects_fails_over_and_preempts() {
     for packet in &packets {
         assert!(
             packet.contains(" IP6 fe80::")
-                && packet.contains(" > ff02::12: VRRPv3, Advertisement, vrid 96, prio 150, intvl 100cs"),
+                && packet
+                    .contains(" > ff02::12: VRRPv3, Advertisement, vrid 96, prio 150, intvl 100cs"),
             "a VRRPv3 advert from m's link-local address to ff02::12: {packet}"
         );
     }
