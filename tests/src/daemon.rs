@@ -214,6 +214,18 @@ impl Daemon {
         Ok(())
     }
 
+    /// The last advert (priority above 0) this daemon sent before `before`:
+    /// with `before` taken once a fault stopped its adverts reaching the
+    /// peer, the last one the peer heard (an advert is stamped after it
+    /// left).
+    pub fn last_advert(&self, before: SystemTime) -> Result<Entry> {
+        self.timeline()?
+            .into_iter()
+            .rev()
+            .find(|e| e.wall < before && e.advert().is_some_and(|p| p.get() > 0))
+            .ok_or_else(|| Error::Check(format!("the daemon in {} sent no advert", self.host)))
+    }
+
     /// Waits for the next advert this daemon sends (after now) and returns
     /// it: a fault injected right after it has the whole advert interval
     /// before the next, so the peer's last advert is known exactly.

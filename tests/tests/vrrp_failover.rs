@@ -9,7 +9,7 @@
 use appliance::vrrp::machine::State;
 use appliance_tests::pair::{Net, Pair, Side, assert_interval};
 use appliance_tests::vrrp_conf::Instance;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A timer may fire a little early relative to the wall clock stamps
 /// (the advert's stamp is taken after it was sent).
@@ -93,9 +93,10 @@ fn a_cut_link_fails_over_within_master_down_interval_and_the_master_preempts_on_
     p.hold(Side::M, Duration::from_secs(2))
         .expect("m alone holds the VIP");
 
-    let last = p.m.next_advert(SLACK).expect("m advertises");
+    p.m.next_advert(SLACK).expect("m advertises");
     let cut = p.mark("cut m's link");
     p.host(Side::M).cut_link().unwrap();
+    let last = p.m.last_advert(SystemTime::now()).unwrap();
     backup_takes_over(&mut p, "link cut", &last);
     p.m.wait_event("m going to FAULT", SLACK, |e| {
         e.after(&cut) && e.entered() == Some(State::Fault)
@@ -119,9 +120,10 @@ fn a_cut_link_fails_over_within_master_down_interval_and_the_master_preempts_on_
 #[test]
 fn a_killed_master_fails_over_within_master_down_interval_and_preempts_when_restarted() {
     let mut p = pair(Net(92), 92);
-    let last = p.m.next_advert(SLACK).expect("m advertises");
+    p.m.next_advert(SLACK).expect("m advertises");
     p.mark("kill -9 m");
     p.m.kill().unwrap();
+    let last = p.m.last_advert(SystemTime::now()).unwrap();
     backup_takes_over(&mut p, "kill -9", &last);
 
     assert!(

@@ -63,7 +63,8 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
                     end: SystemTime::now(),
                     answer,
                 });
-                std::thread::sleep(Duration::from_millis(20));
+                // Paced, so the client does not load the machine.
+                std::thread::sleep(Duration::from_millis(50));
             }
             requests
         });
@@ -91,7 +92,7 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
                 |e| e.after(&restore) && e.entered() == Some(State::Master),
             )
             .expect("m preempts");
-        std::thread::sleep(SETTLE + Duration::from_secs(1));
+        std::thread::sleep(SETTLE + Duration::from_secs(2));
         stop.store(true, Ordering::Relaxed);
         let requests = load.join().expect("the client thread");
         (requests, (cut, b_added, restore, m_master))
@@ -114,7 +115,10 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
     let epoch = SystemTime::UNIX_EPOCH;
     let long_after = SystemTime::now() + Duration::from_secs(3600);
     let failover_end = b_added.wall + SETTLE;
-    let preempt_from = m_master.wall - Duration::from_millis(100);
+    // A request started up to its timeout (plus curl's start-up) before
+    // the switch may be in flight across it.
+    let in_flight = REQUEST_TIMEOUT + Duration::from_millis(500);
+    let preempt_from = m_master.wall - in_flight;
     let preempt_end = m_master.wall + SETTLE;
 
     // Before the cut, m answers every request that ended before it.
@@ -123,27 +127,27 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
         .filter(|r| r.end < cut.wall)
         .map(|r| r.answer.as_deref())
         .collect();
-    assert!(before.len() >= 5, "few requests before the cut: {before:?}");
+    assert!(before.len() >= 3, "few requests before the cut: {before:?}");
     assert!(
         before.iter().all(|a| *a == Some("m\n")),
         "before the cut: {before:?}"
     );
     // Once b holds the VIP and announced it, b answers everything.
     let on_b = answers(failover_end, preempt_from);
-    assert!(on_b.len() >= 5, "few requests while b is master: {on_b:?}");
+    assert!(on_b.len() >= 3, "few requests while b is master: {on_b:?}");
     assert!(
         on_b.iter().all(|a| *a == Some("b\n")),
         "while b is master: {on_b:?}"
     );
     // After m preempted, m answers everything.
     let on_m = answers(preempt_end, long_after);
-    assert!(on_m.len() >= 5, "few requests after the preempt: {on_m:?}");
+    assert!(on_m.len() >= 3, "few requests after the preempt: {on_m:?}");
     assert!(
         on_m.iter().all(|a| *a == Some("m\n")),
         "after m preempted: {on_m:?}"
     );
     // Failures only in the two switch windows, and few at the preempt.
-    let outage = failed(cut.wall - REQUEST_TIMEOUT, failover_end);
+    let outage = failed(cut.wall - in_flight, failover_end);
     let at_preempt = failed(preempt_from, preempt_end);
     let total = failed(epoch, long_after);
     let first_b = requests
@@ -165,7 +169,7 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
         m_master.wall
     );
     let window = failover_end
-        .duration_since(cut.wall - REQUEST_TIMEOUT)
+        .duration_since(cut.wall - in_flight)
         .unwrap_or_default();
     let bound = (window.as_millis() / REQUEST_TIMEOUT.as_millis() + 1) as usize;
     assert!(

@@ -9,7 +9,7 @@ use appliance_tests::netns::Host;
 use appliance_tests::pair::{Net, Pair, Side, assert_interval};
 use appliance_tests::vrrp_conf::Instance;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const EARLY: Duration = Duration::from_millis(50);
 const LATE: Duration = Duration::from_millis(400);
@@ -48,9 +48,10 @@ fn capture(host: &Host, ipv6: bool, count: usize) -> Vec<String> {
 /// Cuts m's link right after an advert; b takes over one
 /// Master_Down_Interval after that advert. Restores it; m preempts.
 fn fail_over_and_back(p: &mut Pair, what: &str) {
-    let last = p.m.next_advert(SLACK).expect("m advertises");
+    p.m.next_advert(SLACK).expect("m advertises");
     let cut = p.mark("cut m's link");
     p.host(Side::M).cut_link().unwrap();
+    let last = p.m.last_advert(SystemTime::now()).unwrap();
     let mdi = p.b_conf.master_down_interval();
     let b_master =
         p.b.wait_event("b becoming master", mdi + SLACK, |e| {
