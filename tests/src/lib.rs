@@ -1,9 +1,17 @@
 //! Harness for the appliance's integration tests: locating the built
-//! binary and the fixtures, network namespaces, qemu VMs with IPVS; later,
+//! binary and the fixtures, network namespaces, qemu VMs with IPVS, the
+//! running daemon and its peers (keepalived, nginx, curl); later,
 //! containers.
 
+pub mod daemon;
+pub mod error;
+pub mod keepalived;
 pub mod netns;
+pub mod pair;
+pub mod timeline;
 pub mod vm;
+pub mod vrrp_conf;
+pub mod web;
 
 use std::path::PathBuf;
 

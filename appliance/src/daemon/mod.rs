@@ -328,9 +328,31 @@ impl Daemon {
         Ok((running, Machine::new(instance.resolve(src))))
     }
 
+    /// Removes the unit's VIPs left on the system (by a daemon that was
+    /// killed, or by hand), as keepalived does at startup ("removing
+    /// VIPs"): a machine starting as backup must not answer for them. An
+    /// address owner's VIPs are its own addresses, and stay.
+    async fn remove_leftover_vips(&self, index: usize) {
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let owner = |i: &&RunningInstance| i.plan.machine.priority == crate::vrrp::Priority::OWNER;
+        for instance in unit.instances.iter().filter(|i| !owner(i)) {
+            for (dev, vip) in instance.plan.all_vips() {
+                let Some(link) = self.links.get(dev) else {
+                    continue;
+                };
+                if let Err(e) = self.addresses.remove(link.index, vip).await {
+                    warn!(instance = %instance.plan.name(), vip = %vip.addr, error = %e, "removing a leftover VIP failed");
+                }
+            }
+        }
+    }
+
     /// Starts a unit's machines, then tells them about interfaces that are
     /// down and tracked interfaces as they are now.
     async fn start_unit(&mut self, index: usize) {
+        self.remove_leftover_vips(index).await;
         let now = self.now();
         let Some(unit) = self.units.get_mut(index) else {
             return;
