@@ -1,7 +1,8 @@
 //! Harness for the appliance's integration tests: locating the built
-//! binary and the fixtures, network namespaces, qemu VMs with IPVS; later,
-//! containers.
+//! binary and the fixtures, network namespaces, qemu VMs with IPVS, and
+//! containers of the project's images.
 
+pub mod containers;
 pub mod netns;
 pub mod vm;
 
