@@ -1,8 +1,9 @@
 //! Harness for the appliance's integration tests: locating the built
 //! binary and the fixtures, network namespaces, qemu VMs with IPVS, the
-//! running daemon and its peers (keepalived, nginx, curl); later,
-//! containers.
+//! running daemon and its peers (keepalived, nginx, curl), and containers
+//! of the project's images.
 
+pub mod containers;
 pub mod daemon;
 pub mod error;
 pub mod keepalived;
