@@ -4,3 +4,7 @@
 //! tokio task ([`runner`]).
 
 pub mod decision;
+pub mod http;
+pub mod misc;
+pub mod runner;
+pub mod tcp;
