@@ -2,6 +2,7 @@
 //! binary and the fixtures, network namespaces, qemu VMs with IPVS; later,
 //! containers.
 
+pub mod loopback;
 pub mod netns;
 pub mod vm;
 
