@@ -134,10 +134,17 @@ async fn http_get_checks_status_digest_and_sends_the_host() {
     );
     let request = seen.lock().unwrap()[0].clone();
     assert!(request.starts_with("GET / HTTP/1.0\r\n"), "{request}");
-    assert!(request.contains("\r\nHost: www.example.test\r\n"), "{request}");
+    assert!(
+        request.contains("\r\nHost: www.example.test\r\n"),
+        "{request}"
+    );
 
     assert_eq!(
-        http::probe(&ep, &[url("/", None, Some("00112233445566778899aabbccddeeff"))]).await,
+        http::probe(
+            &ep,
+            &[url("/", None, Some("00112233445566778899aabbccddeeff"))]
+        )
+        .await,
         Outcome::Down(Failure::Digest)
     );
     assert_eq!(
@@ -148,7 +155,10 @@ async fn http_get_checks_status_digest_and_sends_the_host() {
     assert_eq!(
         http::probe(
             &ep,
-            &[url("/a", Some(200), None), url("/b", None, Some(HELLO_MD5.get(1..).unwrap()))]
+            &[
+                url("/a", Some(200), None),
+                url("/b", None, Some(HELLO_MD5.get(1..).unwrap()))
+            ]
         )
         .await,
         Outcome::Down(Failure::Digest)

@@ -72,7 +72,10 @@ async fn a_thousand_servers_go_down_and_come_back_within_bounds() {
     // The initial pools hold everyone.
     let mut pools = BTreeMap::new();
     wait_for(&mut rx, Duration::from_secs(1), |r| {
-        if let Report::Pool { vs, destinations, .. } = r {
+        if let Report::Pool {
+            vs, destinations, ..
+        } = r
+        {
             pools.insert(*vs, destinations.len());
         }
         pools.len() == VS
@@ -92,7 +95,10 @@ async fn a_thousand_servers_go_down_and_come_back_within_bounds() {
         if checked == VS * PER_VS {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(4), "{checked} checked");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{checked} checked"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -112,7 +118,9 @@ async fn a_thousand_servers_go_down_and_come_back_within_bounds() {
                 assert!(stopped.contains(address), "{address} went down");
                 down.insert(*address);
             }
-            Report::Pool { vs, destinations, .. } => {
+            Report::Pool {
+                vs, destinations, ..
+            } => {
                 pools.insert(*vs, destinations.iter().map(|d| d.address).collect());
             }
             _ => {}

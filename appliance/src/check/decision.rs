@@ -360,8 +360,8 @@ impl Checker {
                 continue;
             };
             // ipwrapper.c set_quorum_states().
-            state.quorum_up =
-                i64::try_from(sum).unwrap_or(i64::MAX) >= i64::from(state.quorum) + i64::from(state.hysteresis);
+            state.quorum_up = i64::try_from(sum).unwrap_or(i64::MAX)
+                >= i64::from(state.quorum) + i64::from(state.hysteresis);
             checker.update_quorum(vs, true, &mut out);
             out.push(Action::Pool { vs });
         }
@@ -434,9 +434,7 @@ impl Checker {
 
     /// A probe's current verdict (keepalived's `is_up`) and last outcome.
     pub fn probe_state(&self, probe: ProbeId) -> Option<(bool, Option<LastOutcome>)> {
-        self.probes
-            .get(probe.0 as usize)
-            .map(|p| (p.is_up, p.last))
+        self.probes.get(probe.0 as usize).map(|p| (p.is_up, p.last))
     }
 
     /// Whether the virtual server has its quorum, and whether its sorry
@@ -635,10 +633,7 @@ impl Checker {
         let Some(rs) = self.rss.get(rs_id.0 as usize) else {
             return;
         };
-        let alpha = self
-            .vss
-            .get(rs.vs.0 as usize)
-            .is_some_and(|vs| vs.alpha);
+        let alpha = self.vss.get(rs.vs.0 as usize).is_some_and(|vs| vs.alpha);
         if is_up == up {
             // First run confirming the start state: only alpha mode (down
             // from the start, never announced) notifies.
@@ -740,7 +735,12 @@ impl Checker {
             return;
         };
         let hysteresis = i64::from(vs.hysteresis);
-        let threshold = i64::from(vs.quorum) + if vs.quorum_up { -hysteresis } else { hysteresis };
+        let threshold = i64::from(vs.quorum)
+            + if vs.quorum_up {
+                -hysteresis
+            } else {
+                hysteresis
+            };
         let weight = i64::try_from(sum).unwrap_or(i64::MAX);
         if !vs.quorum_up && weight >= threshold {
             vs.quorum_up = true;
@@ -786,8 +786,17 @@ impl Checker {
     }
 }
 
-fn rs_state(vs_id: VsId, vs: &VirtualServer, rs: &RealServer, probes: std::ops::Range<u32>) -> RsState {
-    let failed = if vs.alpha { probes.end - probes.start } else { 0 };
+fn rs_state(
+    vs_id: VsId,
+    vs: &VirtualServer,
+    rs: &RealServer,
+    probes: std::ops::Range<u32>,
+) -> RsState {
+    let failed = if vs.alpha {
+        probes.end - probes.start
+    } else {
+        0
+    };
     RsState {
         vs: vs_id,
         address: rs.address,

@@ -244,7 +244,10 @@ mod tests {
             parse_status(b"SSH-2.0-OpenSSH\r\n\r\n"),
             Err(Failure::BadResponse)
         );
-        assert_eq!(parse_status(b"HTTP/1.1 2000 x\r\n"), Err(Failure::BadResponse));
+        assert_eq!(
+            parse_status(b"HTTP/1.1 2000 x\r\n"),
+            Err(Failure::BadResponse)
+        );
         assert_eq!(parse_status(b"HTTP/1.1"), Err(Failure::BadResponse));
     }
 

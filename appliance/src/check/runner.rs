@@ -7,8 +7,7 @@
 //! programs run here, each bounded by a timeout.
 
 use super::decision::{
-    Action, Checker, Destination, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId, TooMany,
-    VsId,
+    Action, Checker, Destination, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId, TooMany, VsId,
 };
 use super::http::{self, Endpoint, UrlCheck};
 use super::{misc, tcp};
@@ -341,6 +340,10 @@ impl Runner {
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
         let mut running: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
         let mut dirty = Vec::new();
+        // One timer, re-armed only when the earliest deadline changes.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed = None;
         loop {
             let now = self.now();
             while running.len() < self.options.max_in_flight {
@@ -361,7 +364,12 @@ impl Runner {
                 .peek()
                 .filter(|_| can_launch)
                 .map(|Reverse((at, _))| self.deadline(*at));
-            let wake = next.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            if next != armed {
+                if let Some(deadline) = next {
+                    sleep.as_mut().reset(deadline);
+                }
+                armed = next;
+            }
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     Some(Cmd::Status(tx)) => {
@@ -389,7 +397,7 @@ impl Runner {
                     }
                     self.flush(&mut dirty, now);
                 }
-                () = tokio::time::sleep_until(wake), if next.is_some() => {}
+                () = &mut sleep, if armed.is_some() => armed = None,
                 Some(_) = self.notifies.join_next(), if !self.notifies.is_empty() => {}
             }
         }
@@ -403,7 +411,13 @@ impl Runner {
         self.options.origin + Duration::from_micros(at.as_micros())
     }
 
-    fn completed(&mut self, id: ProbeId, outcome: Outcome, now: clock::Instant, dirty: &mut Vec<VsId>) {
+    fn completed(
+        &mut self,
+        id: ProbeId,
+        outcome: Outcome,
+        now: clock::Instant,
+        dirty: &mut Vec<VsId>,
+    ) {
         let actions = self.checker.probe_done(id, outcome, now);
         self.apply(actions, Some(outcome), now, dirty);
     }

@@ -125,21 +125,22 @@ fn parent(args: &Args) -> Result<(), String> {
     }
     let line = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = line.split_whitespace().collect();
-    let [cpu, rss, up, changes, oldest] = fields.as_slice() else {
+    let [cpu, user, sys, rss, rss_now, up, changes, oldest] = fields.as_slice() else {
         return Err(format!("unexpected checker output: {line}"));
     };
     println!(
-        "| real servers | interval | window | checker CPU (% of one core) | peak RSS (MB) | checks up at the end | state changes | oldest last check |"
+        "| real servers | interval | window | checker CPU (% of one core) | of which user | of which kernel | peak RSS (MB) | RSS at the end (MB) | checks up at the end | state changes | oldest last check |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | 1 s | {} s | {cpu} | {rss} | {up}/{} | {changes} | {oldest} s |",
+        "| {} | 1 s | {} s | {cpu} | {user} | {sys} | {rss} | {rss_now} | {up}/{} | {changes} | {oldest} s |",
         args.servers, args.seconds, args.servers
     );
     Ok(())
 }
 
-fn rusage() -> Result<(Duration, u64), String> {
+/// CPU time in user space and in the kernel, and peak RSS in KiB.
+fn rusage() -> Result<(Duration, Duration, u64), String> {
     // SAFETY: getrusage only writes the struct passed.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
@@ -150,11 +151,25 @@ fn rusage() -> Result<(Duration, u64), String> {
         Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
-    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
-    Ok((cpu, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+    Ok((
+        tv(usage.ru_utime),
+        tv(usage.ru_stime),
+        u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    ))
 }
 
-/// The child: runs the checker, prints `cpu% rss_mb up changes oldest_s`.
+/// Resident memory now (VmRSS), in KiB.
+fn current_rss_kb() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS in /proc/self/status".to_owned())
+}
+
+/// The child: runs the checker, prints `cpu% user% sys% peak_rss_mb
+/// rss_mb up changes oldest_s`.
 fn checker(config: &str, seconds: u64) -> Result<(), String> {
     loopback::raise_nofile_limit().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     let text = std::fs::read_to_string(config).map_err(|e| format!("{config}: {e}"))?;
@@ -179,27 +194,35 @@ fn checker(config: &str, seconds: u64) -> Result<(), String> {
         while let Ok(Some(report)) = tokio::time::timeout_at(warm_until, rx.recv()).await {
             count(report);
         }
-        let (cpu0, _) = rusage()?;
+        let (user0, sys0, _) = rusage()?;
         let wall0 = Instant::now();
         let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
         while let Ok(Some(report)) = tokio::time::timeout_at(end, rx.recv()).await {
             count(report);
         }
-        let (cpu1, rss_kb) = rusage()?;
+        let (user1, sys1, rss_kb) = rusage()?;
+        let now_kb = current_rss_kb()?;
         let wall = wall0.elapsed();
         let status = handle.status().await.ok_or("the runner stopped")?;
         let now = appliance::clock::Instant::from_duration(options.origin.elapsed());
-        let checks = status.iter().flat_map(|vs| &vs.servers).flat_map(|rs| &rs.checks);
+        let checks = status
+            .iter()
+            .flat_map(|vs| &vs.servers)
+            .flat_map(|rs| &rs.checks);
         let up = checks.clone().filter(|c| c.up).count();
         let oldest = checks
             .filter_map(|c| c.last.map(|l| now.saturating_since(l.at)))
             .max()
             .unwrap_or(Duration::MAX);
         handle.shutdown().await;
-        let share = 100.0 * (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64();
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / wall.as_secs_f64();
         println!(
-            "{share:.2} {:.1} {up} {changes} {:.2}",
+            "{:.2} {:.2} {:.2} {:.1} {:.1} {up} {changes} {:.2}",
+            share(user1 - user0 + sys1 - sys0),
+            share(user1 - user0),
+            share(sys1 - sys0),
             rss_kb as f64 / 1024.0,
+            now_kb as f64 / 1024.0,
             oldest.as_secs_f64()
         );
         if up != total {

@@ -116,7 +116,10 @@ fn a_success_inside_a_retry_series_ends_it() {
     c.probe_done(P0, Outcome::Up, t(1000));
     c.probe_done(P0, FAIL, t(6000));
     c.probe_done(P0, FAIL, t(7000));
-    assert_eq!(c.probe_done(P0, Outcome::Up, t(8000)), vec![sched(0, 13_000)]);
+    assert_eq!(
+        c.probe_done(P0, Outcome::Up, t(8000)),
+        vec![sched(0, 13_000)]
+    );
     // A fresh series: two more failures are tolerated again.
     assert_eq!(c.probe_done(P0, FAIL, t(13_000)), vec![sched(0, 14_000)]);
     assert_eq!(c.probe_done(P0, FAIL, t(14_000)), vec![sched(0, 15_000)]);
