@@ -7,6 +7,7 @@ pub mod containers;
 pub mod daemon;
 pub mod error;
 pub mod keepalived;
+pub mod loopback;
 pub mod netns;
 pub mod pair;
 pub mod timeline;
