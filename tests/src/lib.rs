@@ -2,6 +2,7 @@
 //! binary and the fixtures, network namespaces, qemu VMs with IPVS; later,
 //! containers.
 
+pub mod bench;
 pub mod netns;
 pub mod vm;
 
