@@ -64,14 +64,19 @@ pub struct Row {
 
 impl Row {
     /// Whether the appliance met the goal: median and p95 no longer than
-    /// keepalived's, p95 within [`BOUND_SLACK`] of the bound, no trial lost.
+    /// keepalived's (within the probe interval, the resolution of the
+    /// measure), p95 within [`BOUND_SLACK`] of the bound, no trial lost.
     pub fn meets_goal(&self) -> bool {
         let (a, k) = (&self.appliance, &self.keepalived);
         let (Some(am), Some(ap), Some(km), Some(kp)) = (a.median(), a.p95(), k.median(), k.p95())
         else {
             return false;
         };
-        a.lost == 0 && am <= km && ap <= kp && ap <= self.bound + BOUND_SLACK
+        let resolution = super::probe::PROBE_INTERVAL;
+        a.lost == 0
+            && am <= km + resolution
+            && ap <= kp + resolution
+            && ap <= self.bound + BOUND_SLACK
     }
 }
 
@@ -248,12 +253,19 @@ longer than with keepalived, and within {slack} ms of the protocol's own bound
 
 Client-visible outage in milliseconds, median and p95 over the trials;
 ratio = appliance / keepalived. "goal met": the appliance's median and p95
-are no longer than keepalived's, its p95 is within {slack} ms of the bound, and
-no trial lost the service.
+are no longer than keepalived's (give or take the {interval} ms probe
+resolution), its p95 is within {slack} ms of the bound, and no trial lost the
+service.
 
 {table}
 Probe resolution: {interval} ms (every outage is a multiple of it, ± a
 scheduling jitter), so differences under {interval} ms are noise.
+
+IPv4 forwarding is off in every namespace. With it on (a namespace inherits
+the host's setting), a director that has just dropped the VIP routes the
+client's packets to the new master as soon as its gratuitous ARP arrives,
+and probes sent up to one probe timeout earlier then succeed late: the
+outage looks shorter than the VRRP failover is.
 
 ## What is measured
 
