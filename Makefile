@@ -51,5 +51,9 @@ demo: images
 demo-down:
 	COMPOSE="$(COMPOSE)" compose/demo down
 
+# The failover benchmark (docs/benchmarks.md): the appliance and keepalived
+# side by side on a netns LAN; runs as root, ~15 min (TRIALS=2 for a quick
+# run). Rewrites docs/benchmarks.md.
 bench:
-	@echo "make bench: the failover benchmark is not built yet (issue 3)" >&2; exit 1
+	$(CARGO) build --release -p appliance
+	$(CARGO) run --release -p appliance-tests --bin failover_bench

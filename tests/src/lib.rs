@@ -3,6 +3,7 @@
 //! running daemon and its peers (keepalived, nginx, curl), and containers
 //! of the project's images.
 
+pub mod bench;
 pub mod containers;
 pub mod daemon;
 pub mod error;
