@@ -3,7 +3,7 @@
 //! reported at the position of the offending keyword.
 
 use super::diag::{Diagnostic, SourceMap};
-use super::model::{Config, VirtualAddress, VrrpInstance};
+use super::model::{Config, Dataplane, LbAlgo, Service, VirtualAddress, VrrpInstance};
 use crate::vrrp::Version;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -20,6 +20,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.instances(config);
     v.sync_groups(config);
     v.virtual_servers(config);
+    v.dataplane(config);
     v.out
 }
 
@@ -291,6 +292,62 @@ impl Validator<'_> {
                             rs.address
                         ),
                     );
+                }
+            }
+        }
+    }
+
+    /// What the chosen dataplane cannot do. With `dataplane = "nftables"`:
+    /// everything the nftables backend refuses. Otherwise (IPVS, or the
+    /// kernel's choice): the nftables-only extensions.
+    fn dataplane(&mut self, config: &Config) {
+        let nftables = config.global.dataplane == Some(Dataplane::Nftables);
+        for (i, vs) in config.virtual_server.iter().enumerate() {
+            let base = format!("virtual_server[{i}]");
+            let name = match vs.service {
+                Service::Address(a) => {
+                    format!(
+                        "{} {a}",
+                        crate::dataplane::Protocol::from(vs.protocol).name()
+                    )
+                }
+                Service::Fwmark(m) => format!("fwmark {m}"),
+            };
+            if !nftables {
+                if vs.lb_algo == LbAlgo::Random {
+                    self.report(
+                        &format!("{base}.lb_algo"),
+                        format!(
+                            "virtual_server {name}: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)"
+                        ),
+                    );
+                }
+                if vs.masquerade {
+                    self.report(
+                        &format!("{base}.masquerade"),
+                        format!(
+                            "virtual_server {name}: masquerade needs dataplane = \"nftables\" in [global]"
+                        ),
+                    );
+                }
+                continue;
+            }
+            // A block the model refuses gets its error when it is applied.
+            let Ok(table) = crate::dataplane::from_config(std::slice::from_ref(vs)) else {
+                continue;
+            };
+            for service in table.values() {
+                for refusal in crate::dataplane::nftables::ruleset::refusals(service) {
+                    let server = refusal
+                        .real_server
+                        .and_then(|a| vs.real_server.iter().position(|rs| rs.address == a));
+                    let path = match server {
+                        Some(j) if refusal.field == "real_server" => {
+                            format!("{base}.real_server[{j}]")
+                        }
+                        _ => format!("{base}.{}", refusal.field),
+                    };
+                    self.report(&path, format!("virtual_server {name}: {}", refusal.reason));
                 }
             }
         }

@@ -95,6 +95,15 @@ impl<B: Backend> Reconciler<B> {
     /// Makes the kernel's managed services equal `desired`. An empty table
     /// removes every service the appliance owns and nothing else.
     pub fn reconcile(&mut self, desired: &Table) -> Result<Report, Error> {
+        for service in desired.values() {
+            if let Some(reason) = self.backend.refuse(service) {
+                return Err(Error::Unsupported {
+                    key: service.key,
+                    backend: self.backend.name(),
+                    reason,
+                });
+            }
+        }
         let snapshot = self.backend.read()?;
         for key in desired.keys().chain(&self.owned) {
             if let Some(reason) = snapshot.unreadable.get(key) {
@@ -253,6 +262,7 @@ mod tests {
             sched_flags: SchedFlags::default(),
             persistence: None,
             one_packet: false,
+            masquerade: false,
             destinations: [(d.address, d)].into(),
         }
     }
