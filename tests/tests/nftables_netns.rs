@@ -255,6 +255,17 @@ fn round_robin_weights_live_changes_and_removal() {
 }
 
 #[test]
+fn without_ipvs_the_kernel_choice_is_nftables() {
+    let mut lan = Lan::new().expect("lan");
+    let host = lan.add_host("director", &["10.97.1.1/24"]).expect("host");
+    let name = host
+        .enter(|| appliance::dataplane::open_backend(None).map(|b| b.name()))
+        .expect("enter")
+        .expect("open a backend");
+    assert_eq!(name, "nftables");
+}
+
+#[test]
 fn other_tables_are_left_alone_and_refusals_change_nothing() {
     let s = setup();
     let director = s.host("director");

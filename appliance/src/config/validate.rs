@@ -532,6 +532,49 @@ vrrp_instance VI_2 {
         );
     }
 
+    fn toml_problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("a.toml"), text, Format::Toml) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn nftables_dataplane_refuses_what_it_cannot_do_naming_the_virtual_server() {
+        let text = "[global]\ndataplane = \"nftables\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.1.1:80\"\nuthreshold = 5\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:443\" }\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:7:1: virtual_server TCP 10.0.0.1:80: lb_kind DR is not available with the nftables dataplane (NAT only)",
+                "a.toml:9:1: virtual_server TCP 10.0.0.1:80: real_server 10.0.1.1:80: uthreshold/lthreshold are not available with the nftables dataplane",
+                "a.toml:13:1: virtual_server TCP 10.0.0.1:443: lb_algo wlc (keepalived's default when lb_algo is not written) is not available with the nftables dataplane: use rr, wrr, sh, dh or random",
+            ]
+        );
+        let fine = "[global]\ndataplane = \"nftables\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nlb_algo = \"random\"\nmasquerade = true\n";
+        assert_eq!(toml_problems(fine), Vec::<String>::new());
+    }
+
+    #[test]
+    fn nftables_extensions_need_the_nftables_dataplane() {
+        let text = "[[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nlb_algo = \"random\"\nmasquerade = true\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: virtual_server TCP 10.0.0.1:80: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)",
+                "a.toml:4:1: virtual_server TCP 10.0.0.1:80: masquerade needs dataplane = \"nftables\" in [global]",
+            ]
+        );
+        // keepalived.conf knows IPVS's schedulers only.
+        assert_eq!(
+            problems("virtual_server 10.0.0.1 80 {\n  lb_algo random\n}\n").len(),
+            1
+        );
+    }
+
     #[test]
     fn real_server_listed_twice() {
         let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80\n  real_server 10.0.1.1 80\n}\n";

@@ -298,6 +298,20 @@ mod tests {
     }
 
     #[test]
+    fn what_the_backend_refuses_stops_the_reconcile_before_any_change() {
+        let mut random = svc(80);
+        random.scheduler = Scheduler::Random;
+        let mut r = Reconciler::new(fake(Table::new()), None).unwrap();
+        let err = r.reconcile(&table(&[svc(81), random])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TCP 10.0.1.100:80: the fake dataplane cannot do it: IPVS has no scheduler random (an nftables dataplane extension)"
+        );
+        assert!(r.backend.table.is_empty());
+        assert!(r.owned().is_empty());
+    }
+
+    #[test]
     fn a_restart_in_sync_changes_nothing() {
         let want = table(&[svc(80)]);
         let mut r = Reconciler::new(fake(want.clone()), None).unwrap();

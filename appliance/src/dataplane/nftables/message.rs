@@ -410,3 +410,196 @@ pub fn batch(requests: &[Request], first: u32) -> Vec<u8> {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::nftables::nla::{ElemAttr, Expr, Reg};
+    use crate::dataplane::nftables::ruleset::{Installed, InstalledService, plan};
+    use crate::dataplane::{
+        Destination, Forwarding, Op, Protocol, SchedFlags, Scheduler, ServiceKey, VirtualService,
+        Weight,
+    };
+
+    /// Hex, 16 bytes a line.
+    fn hex(bytes: &[u8]) -> String {
+        bytes
+            .chunks(16)
+            .map(|line| {
+                line.chunks(4)
+                    .map(|word| word.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Each message of the batch under what it does. Numbers the host
+    /// writes in its own order (pick map keys, nft's byte-order note) are
+    /// little-endian here: the snapshots are of an x86-64 host.
+    fn render(requests: &[Request]) -> String {
+        let bytes = batch(requests, 100);
+        let mut out = String::new();
+        let mut rest = bytes.as_slice();
+        let mut titles = std::iter::once("batch begin".to_owned())
+            .chain(requests.iter().map(ToString::to_string))
+            .chain(std::iter::once("batch end".to_owned()));
+        while !rest.is_empty() {
+            let len = u32::from_ne_bytes(rest[..4].try_into().unwrap()) as usize;
+            out.push_str(&format!(
+                "# {}\n{}\n",
+                titles.next().unwrap(),
+                hex(&rest[..len])
+            ));
+            rest = &rest[len..];
+        }
+        out
+    }
+
+    fn service(scheduler: Scheduler, weights: &[(u8, u32)]) -> VirtualService {
+        VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Tcp,
+                address: "10.0.1.100:80".parse().unwrap(),
+            },
+            scheduler,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            one_packet: false,
+            masquerade: false,
+            destinations: weights
+                .iter()
+                .map(|(last, w)| {
+                    let address = std::net::SocketAddr::from(([10, 0, 2, *last], 8080));
+                    (
+                        address,
+                        Destination {
+                            address,
+                            weight: Weight::new(*w).unwrap(),
+                            forwarding: Forwarding::Nat,
+                            upper_threshold: 0,
+                            lower_threshold: 0,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn batch_snapshots() {
+        let first = plan(
+            &Op::AddService(service(Scheduler::Rr, &[])),
+            &Installed::default(),
+        )
+        .unwrap();
+        insta::assert_snapshot!("first_service", render(&first));
+
+        let mut have = service(Scheduler::Wrr, &[(11, 1)]);
+        have.masquerade = true;
+        let installed = Installed {
+            table_exists: true,
+            services: [(
+                have.key,
+                InstalledService {
+                    service: have.clone(),
+                    rule: 4,
+                    masquerade_rule: Some(7),
+                },
+            )]
+            .into(),
+        };
+        let op = Op::AddDestination {
+            service: have.key,
+            destination: service(Scheduler::Wrr, &[(12, 2)])
+                .destinations
+                .into_values()
+                .next()
+                .unwrap(),
+        };
+        insta::assert_snapshot!(
+            "add_wrr_destination_masquerade",
+            render(&plan(&op, &installed).unwrap())
+        );
+
+        insta::assert_snapshot!(
+            "delete_last_service",
+            render(&plan(&Op::DeleteService(have.key), &installed).unwrap())
+        );
+    }
+
+    #[test]
+    fn query_snapshots() {
+        insta::assert_snapshot!(
+            "queries",
+            [
+                hex(&frame(get_table(), GET, 1)),
+                hex(&frame(dump_rules(), DUMP, 2)),
+                hex(&frame(dump_elements("tcp_10.0.1.100_80"), DUMP, 3)),
+            ]
+            .join("\n--\n")
+        );
+    }
+
+    fn reparse(message: NftMessage, flags: u16) -> NftMessage {
+        let bytes = frame(message, flags, 9);
+        match NetlinkMessage::<NftMessage>::deserialize(&bytes)
+            .unwrap()
+            .payload
+        {
+            NetlinkPayload::InnerMessage(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rules_and_elements_decode_what_the_appliance_reads() {
+        let rule = NftMessage::new(
+            Command::NewRule,
+            Body::Rule(vec![
+                RuleAttr::Table("appliance".into()),
+                RuleAttr::Chain("services".into()),
+                RuleAttr::Handle(0x1_0000_0002),
+                RuleAttr::Expressions(vec![Expr::Meta {
+                    dreg: Reg::R1,
+                    key: crate::dataplane::nftables::nla::MetaKey::L4Proto,
+                }]),
+                RuleAttr::UserData(vec![0, 2, b'x', 0]),
+            ]),
+        );
+        let Body::Rule(attrs) = reparse(rule, 0).body else {
+            panic!("not a rule")
+        };
+        assert_eq!(
+            attrs[..3],
+            [
+                RuleAttr::Table("appliance".into()),
+                RuleAttr::Chain("services".into()),
+                RuleAttr::Handle(0x1_0000_0002),
+            ]
+        );
+        assert!(matches!(attrs[3], RuleAttr::Other(_)));
+        assert_eq!(attrs[4], RuleAttr::UserData(vec![0, 2, b'x', 0]));
+
+        let elements = NftMessage::new(
+            Command::NewSetElem,
+            Body::Elements(vec![
+                ElemListAttr::Table("appliance".into()),
+                ElemListAttr::Set("m".into()),
+                ElemListAttr::Elements(vec![Element(vec![
+                    ElemAttr::Key(vec![10, 0, 2, 11, 0x1f, 0x90, 0, 0]),
+                    ElemAttr::Data(vec![0, 0, 0, 3]),
+                ])]),
+            ]),
+        );
+        let Body::Elements(attrs) = reparse(elements, 0).body else {
+            panic!("not elements")
+        };
+        let ElemListAttr::Elements(list) = &attrs[2] else {
+            panic!("{attrs:?}")
+        };
+        assert_eq!(list[0].key(), Some(&[10, 0, 2, 11, 0x1f, 0x90, 0, 0][..]));
+        assert_eq!(list[0].data(), Some(&[0, 0, 0, 3][..]));
+    }
+}

@@ -931,3 +931,423 @@ impl std::fmt::Display for Request {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{Persistence, SchedFlags};
+
+    fn dest(last: u8, weight: u32) -> Destination {
+        Destination {
+            address: SocketAddr::from(([10, 0, 2, last], 8080)),
+            weight: Weight::new(weight).unwrap(),
+            forwarding: Forwarding::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+
+    fn service(scheduler: Scheduler, dests: &[Destination]) -> VirtualService {
+        VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Tcp,
+                address: "10.0.1.100:80".parse().unwrap(),
+            },
+            scheduler,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            one_packet: false,
+            masquerade: false,
+            destinations: dests.iter().map(|d| (d.address, d.clone())).collect(),
+        }
+    }
+
+    /// The pick list as last address bytes.
+    fn picks(scheduler: Scheduler, weights: &[(u8, u32)]) -> (Generator, Vec<u8>) {
+        let dests: Vec<Destination> = weights.iter().map(|(l, w)| dest(*l, *w)).collect();
+        let p = pick(&service(scheduler, &dests)).unwrap();
+        let lasts = p
+            .targets
+            .iter()
+            .map(|t| match t.ip() {
+                IpAddr::V4(v4) => v4.octets()[3],
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        (p.generator, lasts)
+    }
+
+    #[test]
+    fn rr_and_dh_ignore_weights_but_zero() {
+        assert_eq!(
+            picks(Scheduler::Rr, &[(11, 5), (12, 1), (13, 0)]),
+            (Generator::RoundRobin, vec![11, 12])
+        );
+        assert_eq!(
+            picks(Scheduler::Dh, &[(11, 5), (12, 1), (13, 0)]),
+            (Generator::DestinationHash, vec![11, 12])
+        );
+    }
+
+    #[test]
+    fn wrr_follows_the_ipvs_order_with_reduced_weights() {
+        assert_eq!(
+            picks(Scheduler::Wrr, &[(11, 3), (12, 1)]).1,
+            [11, 11, 11, 12]
+        );
+        assert_eq!(
+            picks(Scheduler::Wrr, &[(11, 2), (12, 2), (13, 1)]).1,
+            [11, 12, 11, 12, 13]
+        );
+        assert_eq!(
+            picks(Scheduler::Wrr, &[(11, 300), (12, 100), (13, 0)]),
+            (Generator::RoundRobin, vec![11, 11, 11, 12])
+        );
+    }
+
+    #[test]
+    fn random_and_sh_repeat_each_server_by_weight() {
+        assert_eq!(
+            picks(Scheduler::Random, &[(11, 2), (12, 6)]),
+            (Generator::Random, vec![11, 12, 12, 12])
+        );
+        assert_eq!(
+            picks(Scheduler::Sh, &[(11, 1), (12, 2)]),
+            (Generator::SourceHash, vec![11, 12, 12])
+        );
+    }
+
+    #[test]
+    fn no_server_with_weight_is_an_empty_pick_list() {
+        assert_eq!(picks(Scheduler::Wrr, &[(11, 0)]).1, Vec::<u8>::new());
+        assert_eq!(picks(Scheduler::Rr, &[]).1, Vec::<u8>::new());
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do() {
+        let err = pick(&service(Scheduler::Wlc, &[dest(11, 1)])).unwrap_err();
+        assert_eq!(
+            err,
+            "lb_algo wlc (keepalived's default when lb_algo is not written) is not available \
+             with the nftables dataplane: use rr, wrr, sh, dh or random"
+        );
+        let err = pick(&service(Scheduler::Wrr, &[dest(11, 1000), dest(12, 999)])).unwrap_err();
+        assert!(
+            err.contains("sum to 1999, above the nftables dataplane's 1024"),
+            "{err}"
+        );
+
+        let mut svc = service(Scheduler::Lc, &[dest(11, 1)]);
+        svc.persistence = Some(Persistence {
+            timeout: 60,
+            prefix: 32,
+        });
+        for d in svc.destinations.values_mut() {
+            d.forwarding = Forwarding::DirectRoute;
+            d.upper_threshold = 5;
+        }
+        let fields: Vec<&str> = refusals(&svc).iter().map(|r| r.field).collect();
+        assert_eq!(
+            fields,
+            ["lb_algo", "persistence_timeout", "lb_kind", "real_server"]
+        );
+        let fwmark = VirtualService {
+            key: ServiceKey::Fwmark {
+                family: Family::Ipv4,
+                mark: 1,
+            },
+            ..service(Scheduler::Rr, &[])
+        };
+        assert_eq!(refusals(&fwmark)[0].field, "service");
+        assert!(refusals(&service(Scheduler::Sh, &[dest(11, 1)])).is_empty());
+    }
+
+    #[test]
+    fn comments_round_trip() {
+        let mut svc = service(Scheduler::Random, &[]);
+        svc.masquerade = true;
+        let text = describe(&svc);
+        assert_eq!(text, "appliance TCP 10.0.1.100:80 random masquerade");
+        let udata = comment_userdata(&text);
+        assert_eq!(udata[..2], [0, 46]);
+        assert_eq!(
+            parse_comment_userdata(&udata).as_deref(),
+            Some(text.as_str())
+        );
+        assert_eq!(
+            parse_description(&text),
+            Some(Described {
+                key: svc.key,
+                settings: Ok((Scheduler::Random, true))
+            })
+        );
+        let v6 = "appliance UDP [2001:db8::1]:53 sh";
+        assert_eq!(
+            parse_description(v6).unwrap().settings,
+            Ok((Scheduler::Sh, false))
+        );
+        assert_eq!(
+            parse_description("appliance TCP 10.0.1.100:80 fast")
+                .unwrap()
+                .settings,
+            Err("scheduler 'fast' is unknown".to_owned())
+        );
+        assert_eq!(parse_description("someone else's"), None);
+        assert_eq!(
+            parse_description(&describe_key(&svc.key)).unwrap().key,
+            svc.key
+        );
+    }
+
+    #[test]
+    fn targets_and_weights_read_back() {
+        for t in ["10.0.2.11:8080", "[2001:db8::2]:443"] {
+            let t: SocketAddr = t.parse().unwrap();
+            assert_eq!(parse_target(&target_bytes(t)), Some(t));
+        }
+        assert_eq!(
+            target_bytes("10.0.2.11:8080".parse().unwrap()),
+            [10, 0, 2, 11, 0x1f, 0x90, 0, 0]
+        );
+        let elements = vec![(
+            target_bytes("10.0.2.11:8080".parse().unwrap()),
+            weight_bytes(Weight::new(3).unwrap()),
+        )];
+        let svc = service_from(
+            service(Scheduler::Rr, &[]).key,
+            Scheduler::Wrr,
+            false,
+            &elements,
+        )
+        .unwrap();
+        assert_eq!(svc, service(Scheduler::Wrr, &[dest(11, 3)]));
+        assert!(service_from(svc.key, Scheduler::Rr, false, &[(vec![1], vec![])]).is_err());
+    }
+
+    fn installed(services: &[VirtualService]) -> Installed {
+        Installed {
+            table_exists: !services.is_empty(),
+            services: services
+                .iter()
+                .zip(10..)
+                .map(|(s, handle)| {
+                    (
+                        s.key,
+                        InstalledService {
+                            service: s.clone(),
+                            rule: handle,
+                            masquerade_rule: s.masquerade.then_some(handle + 100),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn shown(requests: &[Request]) -> Vec<String> {
+        requests.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_first_service_creates_the_table() {
+        let svc = service(Scheduler::Rr, &[]);
+        let plan = plan(&Op::AddService(svc), &Installed::default()).unwrap();
+        assert_eq!(
+            shown(&plan),
+            [
+                "create table inet appliance",
+                "create chain prerouting",
+                "create chain output",
+                "create chain postrouting",
+                "create chain services",
+                "add rule to chain prerouting",
+                "add rule to chain output",
+                "create map tcp_10.0.1.100_80",
+                "add rule \"appliance TCP 10.0.1.100:80 rr\" to chain services",
+            ]
+        );
+        // Without servers, new connections are dropped.
+        let Some(Request::NewRule { exprs, .. }) = plan.last() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(exprs.last(), Some(&Expr::Verdict(Verdict::Drop)));
+    }
+
+    #[test]
+    fn a_destination_change_replaces_the_rule_in_one_batch() {
+        let mut have = service(Scheduler::Wrr, &[dest(11, 1), dest(12, 1)]);
+        have.masquerade = true;
+        let op = Op::EditDestination {
+            service: have.key,
+            destination: dest(11, 3),
+        };
+        let plan = plan(&op, &installed(&[have])).unwrap();
+        assert_eq!(
+            shown(&plan),
+            [
+                "delete rule 10 of chain services",
+                "delete rule 110 of chain postrouting",
+                "create map __map%d",
+                "add 4 element(s) to map __map%d",
+                "add rule \"appliance TCP 10.0.1.100:80 wrr masquerade\" to chain services",
+                "add rule \"appliance TCP 10.0.1.100:80\" to chain postrouting",
+                "delete 1 element(s) from map tcp_10.0.1.100_80",
+                "add 1 element(s) to map tcp_10.0.1.100_80",
+            ]
+        );
+        let Some(Request::NewRule { exprs, .. }) = plan.get(4) else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            exprs[8..],
+            [
+                Expr::Numgen {
+                    dreg: Reg::R1,
+                    kind: NumgenType::Incremental,
+                    modulus: 4
+                },
+                Expr::Lookup {
+                    sreg: Reg::R1,
+                    dreg: Reg::R1,
+                    set: "__map%d".into(),
+                    set_id: 1
+                },
+                Expr::Dnat {
+                    family: 2,
+                    addr: Reg::R1,
+                    proto: Reg(9)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_source_hash_hashes_16_bytes_and_takes_the_port_after_them() {
+        let key = ServiceKey::Socket {
+            protocol: Protocol::Udp,
+            address: "[2001:db8::1]:53".parse().unwrap(),
+        };
+        let mut svc = VirtualService {
+            key,
+            ..service(Scheduler::Sh, &[])
+        };
+        let d = Destination {
+            address: "[2001:db8::2]:53".parse().unwrap(),
+            ..dest(0, 1)
+        };
+        svc.destinations.insert(d.address, d.clone());
+        let have = VirtualService {
+            destinations: BTreeMap::new(),
+            ..svc.clone()
+        };
+        let op = Op::AddDestination {
+            service: key,
+            destination: d,
+        };
+        let plan = plan(&op, &installed(&[have])).unwrap();
+        let Some(Request::NewRule { exprs, .. }) = plan.get(3) else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            exprs[4..],
+            [
+                Expr::Payload {
+                    dreg: Reg::R1,
+                    base: PayloadBase::Network,
+                    offset: 24,
+                    len: 16
+                },
+                Expr::CmpEq {
+                    sreg: Reg::R1,
+                    data: addr_bytes("2001:db8::1".parse().unwrap())
+                },
+                Expr::Payload {
+                    dreg: Reg::R1,
+                    base: PayloadBase::Transport,
+                    offset: 2,
+                    len: 2
+                },
+                Expr::CmpEq {
+                    sreg: Reg::R1,
+                    data: vec![0, 53]
+                },
+                Expr::Payload {
+                    dreg: Reg::R2,
+                    base: PayloadBase::Network,
+                    offset: 8,
+                    len: 16
+                },
+                Expr::Jhash {
+                    sreg: Reg::R2,
+                    dreg: Reg::R1,
+                    len: 16,
+                    modulus: 1,
+                    seed: JHASH_SEED
+                },
+                Expr::Lookup {
+                    sreg: Reg::R1,
+                    dreg: Reg::R1,
+                    set: "__map%d".into(),
+                    set_id: 1
+                },
+                Expr::Dnat {
+                    family: 10,
+                    addr: Reg::R1,
+                    proto: Reg(12)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn deleting_the_last_service_deletes_the_table() {
+        let a = service(Scheduler::Rr, &[dest(11, 1)]);
+        let b = VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Udp,
+                address: "10.0.1.100:53".parse().unwrap(),
+            },
+            ..a.clone()
+        };
+        assert_eq!(
+            shown(&plan(&Op::DeleteService(a.key), &installed(&[a.clone()])).unwrap()),
+            ["delete table inet appliance"]
+        );
+        assert_eq!(
+            shown(&plan(&Op::DeleteService(a.key), &installed(&[a.clone(), b])).unwrap()),
+            [
+                "delete rule 10 of chain services",
+                "delete map tcp_10.0.1.100_80"
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_and_impossible_operations_are_errors() {
+        let have = service(Scheduler::Rr, &[dest(11, 1)]);
+        let lc = Op::EditService(service(Scheduler::Lc, &[]));
+        assert!(matches!(
+            plan(&lc, &installed(&[have.clone()])),
+            Err(PlanError::Refused(..))
+        ));
+        let missing = Op::EditDestination {
+            service: have.key,
+            destination: dest(12, 1),
+        };
+        assert_eq!(
+            plan(&missing, &installed(&[have.clone()])),
+            Err(PlanError::NoDestination {
+                service: have.key,
+                address: dest(12, 1).address
+            })
+        );
+        assert_eq!(
+            plan(&Op::AddService(have.clone()), &installed(&[have.clone()])),
+            Err(PlanError::Exists(have.key))
+        );
+        assert_eq!(
+            plan(&Op::DeleteService(have.key), &Installed::default()),
+            Err(PlanError::Absent(have.key))
+        );
+    }
+}
