@@ -276,7 +276,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/dataplane.json");
         let by_hand = svc(8080);
-        let mut r = Reconciler::new(fake(table(&[by_hand.clone()])), Some(path.clone())).unwrap();
+        let mut r = Reconciler::new(
+            fake(table(std::slice::from_ref(&by_hand))),
+            Some(path.clone()),
+        )
+        .unwrap();
         let report = r.reconcile(&table(&[svc(80), svc(81)])).unwrap();
         assert_eq!(report.applied.len(), 4);
         assert_eq!(report.foreign, 1);

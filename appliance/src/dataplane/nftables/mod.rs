@@ -279,7 +279,7 @@ impl Nftables {
     }
 
     /// A map's elements as `(key, data)`.
-    fn elements(&mut self, set: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    fn elements(&mut self, set: &str) -> Result<ruleset::Elements, Error> {
         let answers = self.query(
             message::dump_elements(set),
             message::DUMP,

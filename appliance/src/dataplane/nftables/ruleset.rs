@@ -141,6 +141,9 @@ pub fn map_name(key: &ServiceKey) -> String {
     }
 }
 
+/// A map's elements as the kernel holds them: `(key, data)` bytes.
+pub type Elements = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What feeds the pick list's index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generator {
@@ -499,7 +502,7 @@ pub enum Request {
     NewElements {
         set: String,
         set_id: Option<u32>,
-        elements: Vec<(Vec<u8>, Vec<u8>)>,
+        elements: Elements,
     },
     DelElements {
         set: String,
@@ -1310,7 +1313,13 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(
-            shown(&plan(&Op::DeleteService(a.key), &installed(&[a.clone()])).unwrap()),
+            shown(
+                &plan(
+                    &Op::DeleteService(a.key),
+                    &installed(std::slice::from_ref(&a))
+                )
+                .unwrap()
+            ),
             ["delete table inet appliance"]
         );
         assert_eq!(
@@ -1327,7 +1336,7 @@ mod tests {
         let have = service(Scheduler::Rr, &[dest(11, 1)]);
         let lc = Op::EditService(service(Scheduler::Lc, &[]));
         assert!(matches!(
-            plan(&lc, &installed(&[have.clone()])),
+            plan(&lc, &installed(std::slice::from_ref(&have))),
             Err(PlanError::Refused(..))
         ));
         let missing = Op::EditDestination {
@@ -1335,14 +1344,17 @@ mod tests {
             destination: dest(12, 1),
         };
         assert_eq!(
-            plan(&missing, &installed(&[have.clone()])),
+            plan(&missing, &installed(std::slice::from_ref(&have))),
             Err(PlanError::NoDestination {
                 service: have.key,
                 address: dest(12, 1).address
             })
         );
         assert_eq!(
-            plan(&Op::AddService(have.clone()), &installed(&[have.clone()])),
+            plan(
+                &Op::AddService(have.clone()),
+                &installed(std::slice::from_ref(&have))
+            ),
             Err(PlanError::Exists(have.key))
         );
         assert_eq!(
