@@ -408,8 +408,6 @@ pub enum Expr {
     Masquerade,
     /// `immediate reg 0 VERDICT`.
     Verdict(Verdict),
-    /// `counter`.
-    Counter,
 }
 
 /// An expression's own attributes (inside `NFTA_EXPR_DATA`), or a data
@@ -482,7 +480,6 @@ impl Expr {
             Self::Dnat { .. } => "nat",
             Self::Masquerade => "masq",
             Self::Verdict(_) => "immediate",
-            Self::Counter => "counter",
         }
     }
 
@@ -552,7 +549,7 @@ impl Expr {
                 U32(3, addr.0),
                 U32(5, proto.0),
             ],
-            Self::Masquerade | Self::Counter => vec![],
+            Self::Masquerade => vec![],
             Self::Verdict(v) => vec![U32(1, 0), data_verdict(2, v)],
         }
     }
