@@ -75,8 +75,6 @@ pub enum Error {
     Table(#[from] dataplane::BuildError),
     #[error("dataplane: {0}")]
     Dataplane(#[from] dataplane::Error),
-    #[error("dataplane: {0}")]
-    Ipvs(#[from] dataplane::ipvs::Error),
     #[error(transparent)]
     Vip(#[from] vip::Error),
     #[error(transparent)]
@@ -105,6 +103,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let config = config::load_file(&options.config).map_err(Error::Config)?;
     let plan = plan::plan(&config, &hostname())?;
     let table = dataplane::from_config(&config.virtual_server)?;
+    let choice = config.global.dataplane;
     let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
         what: "opening the timeline file".into(),
         source,
@@ -120,7 +119,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     let mut daemon = Daemon::new(options, plan, timeline)?;
-    daemon.program(table)?;
+    daemon.program(table, choice)?;
     daemon.start().await?;
     loop {
         let sleep = daemon.next_deadline();
@@ -230,13 +229,16 @@ impl Daemon {
     /// Makes the kernel's load balancer hold `table` (only the difference
     /// is applied). A config without virtual servers opens no backend,
     /// unless an earlier run left services of ours to remove.
-    fn program(&mut self, table: Table) -> Result<(), Error> {
+    /// The backend is chosen once, when first opened (IPVS when the kernel
+    /// has it, else nftables, unless `choice` forces one); changing
+    /// `dataplane` in the config takes a restart.
+    fn program(&mut self, table: Table, choice: Option<dataplane::Choice>) -> Result<(), Error> {
         let state = self.options.state_dir.join("dataplane.json");
         if self.dataplane.is_none() {
             if table.is_empty() && !state.exists() {
                 return Ok(());
             }
-            let backend: Box<dyn Backend> = Box::new(dataplane::ipvs::Ipvs::open()?);
+            let backend = dataplane::open_backend(choice)?;
             info!(backend = backend.name(), "dataplane opened");
             self.dataplane = Some(Reconciler::new(backend, Some(state))?);
         }
