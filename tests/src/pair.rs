@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::netns::{Host, Lan};
 use crate::timeline::{self, Entry};
 use crate::vrrp_conf::Instance;
+use appliance::vrrp::machine::State;
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -108,7 +109,7 @@ impl Pair {
         let m = Daemon::start(lan.host("m"), &m_conf.render())?;
         marks.push(Entry::mark("start b"));
         let b = Daemon::start(lan.host("b"), &b_conf.render())?;
-        let pair = Self {
+        let mut pair = Self {
             m,
             b,
             m_conf,
@@ -118,6 +119,10 @@ impl Pair {
             lan,
         };
         pair.wait_holder(Side::M, ELECTION)?;
+        let started = pair.marks.borrow().first().cloned();
+        if let Some(started) = started {
+            pair.m.wait_notify(State::Master, &started, ELECTION)?;
+        }
         Ok(pair)
     }
 
