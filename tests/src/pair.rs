@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 /// Master_Down_Interval (about 3.4 s) plus generous slack.
 pub const ELECTION: Duration = Duration::from_secs(15);
 
-/// The addresses of a pair on subnet `10.<net>.0.0/24` (and `fd<net>::/64`).
+/// The addresses of a pair on subnet `10.<net>.0.0/24` (and `fd<net as
+/// two hex digits>::/64`).
 #[derive(Clone, Copy, Debug)]
 pub struct Net(pub u8);
 
@@ -28,9 +29,6 @@ impl Net {
     }
     pub fn b(self) -> String {
         format!("10.{}.0.2", self.0)
-    }
-    pub fn client(self) -> String {
-        format!("10.{}.0.10", self.0)
     }
     pub fn vip(self) -> String {
         format!("10.{}.0.100", self.0)
@@ -128,13 +126,6 @@ impl Pair {
 
     pub fn host(&self, side: Side) -> &Host {
         self.lan.host(side.name())
-    }
-
-    pub fn daemon(&mut self, side: Side) -> &mut Daemon {
-        match side {
-            Side::M => &mut self.m,
-            Side::B => &mut self.b,
-        }
     }
 
     /// Records something the test is about to do.
