@@ -76,15 +76,9 @@ impl Daemon {
             .stdout(log.try_clone().map_err(io("sharing the log file"))?)
             .stderr(log);
         self.process = Some(host.spawn(&mut cmd)?);
+        // A start-up, like every state change, ends with its notify.
         self.wait_event("starting its instances", START_STOP, |e| {
-            e.wall >= since
-                && matches!(
-                    e.event.kind,
-                    EventKind::State {
-                        from: State::Initialize,
-                        ..
-                    }
-                )
+            e.wall >= since && matches!(e.event.kind, EventKind::Notify { .. })
         })?;
         Ok(())
     }
@@ -195,6 +189,15 @@ impl Daemon {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Waits for the notify of `state` after `after`: the last event of a
+    /// state change, so what the test does next comes after all of it in
+    /// the timeline.
+    pub fn wait_notify(&mut self, state: State, after: &Entry, within: Duration) -> Result<Entry> {
+        self.wait_event(&format!("the notify of {state}"), within, |e| {
+            e.after(after) && e.event.kind == EventKind::Notify { state }
+        })
     }
 
     /// Polls the log until it contains `needle`, at most `within`.

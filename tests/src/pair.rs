@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::netns::{Host, Lan};
 use crate::timeline::{self, Entry};
 use crate::vrrp_conf::Instance;
+use appliance::vrrp::machine::State;
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 /// Master_Down_Interval (about 3.4 s) plus generous slack.
 pub const ELECTION: Duration = Duration::from_secs(15);
 
-/// The addresses of a pair on subnet `10.<net>.0.0/24` (and `fd<net>::/64`).
+/// The addresses of a pair on subnet `10.<net>.0.0/24` (and `fd<net as
+/// two hex digits>::/64`).
 #[derive(Clone, Copy, Debug)]
 pub struct Net(pub u8);
 
@@ -27,9 +29,6 @@ impl Net {
     }
     pub fn b(self) -> String {
         format!("10.{}.0.2", self.0)
-    }
-    pub fn client(self) -> String {
-        format!("10.{}.0.10", self.0)
     }
     pub fn vip(self) -> String {
         format!("10.{}.0.100", self.0)
@@ -108,7 +107,7 @@ impl Pair {
         let m = Daemon::start(lan.host("m"), &m_conf.render())?;
         marks.push(Entry::mark("start b"));
         let b = Daemon::start(lan.host("b"), &b_conf.render())?;
-        let pair = Self {
+        let mut pair = Self {
             m,
             b,
             m_conf,
@@ -118,18 +117,15 @@ impl Pair {
             lan,
         };
         pair.wait_holder(Side::M, ELECTION)?;
+        let started = pair.marks.borrow().first().cloned();
+        if let Some(started) = started {
+            pair.m.wait_notify(State::Master, &started, ELECTION)?;
+        }
         Ok(pair)
     }
 
     pub fn host(&self, side: Side) -> &Host {
         self.lan.host(side.name())
-    }
-
-    pub fn daemon(&mut self, side: Side) -> &mut Daemon {
-        match side {
-            Side::M => &mut self.m,
-            Side::B => &mut self.b,
-        }
     }
 
     /// Records something the test is about to do.

@@ -60,6 +60,8 @@ fn backup_takes_over(p: &mut Pair, what: &str, last: &appliance_tests::timeline:
         EARLY,
         LATE,
     );
+    p.b.wait_notify(State::Master, &b_master, SLACK)
+        .expect("b's takeover completes");
 }
 
 /// `m`, back as backup since `since`, preempts b one Master_Down_Interval
@@ -98,10 +100,8 @@ fn a_cut_link_fails_over_within_master_down_interval_and_the_master_preempts_on_
     p.host(Side::M).cut_link().unwrap();
     let last = p.m.last_advert(SystemTime::now()).unwrap();
     backup_takes_over(&mut p, "link cut", &last);
-    p.m.wait_event("m going to FAULT", SLACK, |e| {
-        e.after(&cut) && e.entered() == Some(State::Fault)
-    })
-    .expect("m sees its link down");
+    p.m.wait_notify(State::Fault, &cut, SLACK)
+        .expect("m sees its link down and goes to FAULT");
     p.host(Side::M)
         .wait_address(p.vip, false, SLACK)
         .expect("m in FAULT drops the VIP");

@@ -66,6 +66,8 @@ fn fail_over_and_back(p: &mut Pair, what: &str) {
         LATE,
     );
     p.wait_holder(Side::B, SLACK).expect("the VIP on b only");
+    p.b.wait_notify(State::Master, &b_master, SLACK)
+        .expect("b's takeover completes");
 
     let restore = p.mark("restore m's link");
     p.host(Side::M).restore_link().unwrap();
