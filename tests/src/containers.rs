@@ -228,7 +228,7 @@ impl Lab {
                     .await
             })
             .map_err(step(
-                "connecting to the Docker engine (is dockerd running? Debian package docker.io)",
+                "connecting to the Docker engine (is dockerd running?)",
             ))?;
         let pid = std::process::id();
         let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
@@ -586,7 +586,11 @@ impl Lab {
             while let Some(chunk) = stream.next().await {
                 append_output(chunk.map_err(step(&what))?, &mut stdout, &mut stderr);
             }
-            let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+            // v: with the anonymous volumes of the image's VOLUMEs.
+            let remove = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
             self.docker
                 .remove_container(&name, Some(remove))
                 .await
@@ -845,6 +849,55 @@ pub fn is_mark(what: &str) -> impl Fn(&Entry) -> bool + '_ {
 /// Whether `e` is `node` entering `state`.
 pub fn is_state<'a>(node: &'a str, state: State) -> impl Fn(&Entry) -> bool + 'a {
     move |e| e.node == node && matches!(e.kind, Some(EventKind::State { to, .. }) if to == state)
+}
+
+/// The names of every container, network and volume on the engine, to
+/// check that a lab leaves nothing behind.
+pub fn engine_objects() -> Result<std::collections::BTreeSet<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error(format!("starting a tokio runtime: {e}")))?;
+    runtime.block_on(async {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(step("connecting to the Docker engine"))?
+            .negotiate_version()
+            .await
+            .map_err(step("connecting to the Docker engine"))?;
+        let mut names = std::collections::BTreeSet::new();
+        let containers = docker
+            .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build()))
+            .await
+            .map_err(step("listing containers"))?;
+        names.extend(
+            containers
+                .into_iter()
+                .flat_map(|c| c.names.unwrap_or_default())
+                .map(|n| format!("container {n}")),
+        );
+        let networks = docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(step("listing networks"))?;
+        names.extend(
+            networks
+                .into_iter()
+                .filter_map(|n| n.name)
+                .map(|n| format!("network {n}")),
+        );
+        let volumes = docker
+            .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+            .await
+            .map_err(step("listing volumes"))?;
+        names.extend(
+            volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| format!("volume {}", v.name)),
+        );
+        Ok(names)
+    })
 }
 
 fn labels() -> HashMap<String, String> {

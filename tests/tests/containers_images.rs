@@ -2,8 +2,10 @@
 //! alone, the real servers say who answered, the client reaches them over
 //! the internal network, and compose/ agrees with the workspace.
 
-use appliance_tests::containers::{Lab, images};
+use appliance::vrrp::machine::State;
+use appliance_tests::containers::{Lab, Vrrp, engine_objects, images};
 use std::path::Path;
+use std::time::Duration;
 
 fn repo(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -73,4 +75,34 @@ fn demo_director_configs_are_valid_and_peer_each_other() {
     assert_eq!(m.unicast_peer, vec![b.unicast_src_ip.expect("backup src")]);
     assert_eq!(b.unicast_peer, vec![m.unicast_src_ip.expect("master src")]);
     assert!(m.priority > b.priority, "the master outranks the backup");
+}
+
+#[test]
+fn a_lab_leaves_nothing_behind_even_when_its_test_panics() {
+    let images = images().expect("images");
+    let before = engine_objects().expect("engine objects");
+    let panicked = std::panic::catch_unwind(|| {
+        let lab = Lab::new("teardown").expect("lab");
+        let conf = lab.director_config(
+            "lone",
+            Vrrp {
+                priority: 150,
+                host: 2,
+                peer: 3,
+                vip: 100,
+            },
+        );
+        let lone = lab.director(images, "lone", 2, &conf).expect("director");
+        lab.client(images, 20).expect("client");
+        // A throwaway container of the appliance image (it declares a
+        // VOLUME: the anonymous volume must go too).
+        lab.run(&images.appliance, &["--version"]).expect("run");
+        lab.wait_state(&lone, State::Backup, Duration::from_secs(5))
+            .expect("director starts");
+        panic!("the test fails here");
+    });
+    assert!(panicked.is_err());
+    let after = engine_objects().expect("engine objects");
+    let left: Vec<_> = after.difference(&before).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
