@@ -5,6 +5,7 @@
 //! daemon drives them with real sockets and clocks; the simulator drives the
 //! same cores with a virtual clock in tests.
 
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod daemon;

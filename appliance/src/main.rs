@@ -109,8 +109,9 @@ impl From<Role> for appliance::dataplane::ipvs::SyncRole {
 
 #[derive(Subcommand)]
 enum DataplaneCommand {
-    /// Reconcile the kernel with the config's virtual servers once (IPVS),
-    /// print what changed, and exit.
+    /// Reconcile the kernel with the config's virtual servers once (IPVS,
+    /// or nftables per the config's `dataplane` or when the kernel has no
+    /// IPVS), print what changed, and exit.
     Apply {
         /// Config file (appliance TOML or keepalived.conf, detected).
         #[arg(long, short)]
@@ -222,7 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let desired = appliance::dataplane::from_config(&config.virtual_server)?;
-            let backend = appliance::dataplane::ipvs::Ipvs::open()?;
+            let backend = appliance::dataplane::open_backend(config.global.dataplane)?;
             let mut reconciler = appliance::dataplane::Reconciler::new(backend, Some(state))?;
             println!("{}", reconciler.reconcile(&desired)?);
             Ok(ExitCode::SUCCESS)

@@ -1,9 +1,20 @@
 //! Harness for the appliance's integration tests: locating the built
-//! binary and the fixtures, network namespaces, qemu VMs with IPVS; later,
-//! containers.
+//! binary and the fixtures, network namespaces, qemu VMs with IPVS, the
+//! running daemon and its peers (keepalived, nginx, curl), and containers
+//! of the project's images.
 
+pub mod bench;
+pub mod containers;
+pub mod daemon;
+pub mod error;
+pub mod keepalived;
+pub mod loopback;
 pub mod netns;
+pub mod pair;
+pub mod timeline;
 pub mod vm;
+pub mod vrrp_conf;
+pub mod web;
 
 use std::path::PathBuf;
 

@@ -396,6 +396,13 @@ impl Process {
             .map(drop)
     }
 
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        self.child
+            .try_wait()
+            .map_err(|e| Error(format!("{}: {e}", self.shown)))
+    }
+
     /// Waits for the process to exit, at most `within`.
     pub fn wait(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         let start = Instant::now();

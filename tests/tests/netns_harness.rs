@@ -17,7 +17,7 @@ fn talks(lan: &Lan, server: &str, client: &str, addr: SocketAddr) -> bool {
         .expect("non-blocking listener");
     let connected = lan
         .host(client)
-        .enter(move || TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
+        .enter(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
         .expect("enter client netns");
     connected && listener.accept().is_ok()
 }

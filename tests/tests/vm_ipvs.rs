@@ -46,7 +46,7 @@ fn scenario_output_and_exit_code_reach_the_host_whole() {
 fn a_hanging_scenario_times_out() {
     let err = Vm::builder()
         .script("echo waiting; sleep 600")
-        .timeout(Duration::from_secs(8))
+        .timeout(Duration::from_secs(30))
         .run()
         .unwrap_err();
     match err {
@@ -56,7 +56,7 @@ fn a_hanging_scenario_times_out() {
             stdout,
             ..
         } => {
-            assert_eq!(after, Duration::from_secs(8));
+            assert_eq!(after, Duration::from_secs(30));
             assert_eq!(stdout, "waiting\n");
             assert!(console.contains("@@VM-SCENARIO-START@@"), "{console}");
         }

@@ -228,11 +228,13 @@ fn before(out: &VmOutput) -> u32 {
 
 /// Whether B's `ipvsadm -Lnc` lists the client's connection to the VIP.
 fn b_had_the_connection(out: &VmOutput) -> bool {
-    section(&out.stdout, "b connections before").iter().any(|l| {
-        l.starts_with("TCP")
-            && l.contains(&format!(" {CLIENT}:"))
-            && l.contains(&format!(" {VIP}:{PORT} "))
-    })
+    section(&out.stdout, "b connections before")
+        .iter()
+        .any(|l| {
+            l.starts_with("TCP")
+                && l.contains(&format!(" {CLIENT}:"))
+                && l.contains(&format!(" {VIP}:{PORT} "))
+        })
 }
 
 /// The takeover kept the connection: B had it before, it carried lines

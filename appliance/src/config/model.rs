@@ -97,6 +97,20 @@ pub struct Global {
     /// IPVS connection timeouts; unset ones stay as the kernel has them.
     #[serde(default, skip_serializing_if = "LvsTimeouts::is_unset")]
     pub lvs_timeouts: LvsTimeouts,
+    /// The kernel load balancer to program (an appliance extension, TOML
+    /// only); `None`: IPVS when the kernel has it, else nftables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane: Option<Dataplane>,
+}
+
+/// Which kernel load balancer programs the virtual servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataplane {
+    /// IPVS over generic netlink: every scheduler and forwarding method.
+    Ipvs,
+    /// nf_tables NAT rules: NAT only; rr, wrr, sh, dh and random.
+    Nftables,
 }
 
 impl Default for Global {
@@ -118,6 +132,7 @@ impl Default for Global {
             vrrp_gna_interval: default_garp_interval(),
             lvs_sync_daemon: None,
             lvs_timeouts: LvsTimeouts::default(),
+            dataplane: None,
         }
     }
 }
@@ -535,7 +550,8 @@ pub struct SyncGroup {
     pub smtp_alert: bool,
 }
 
-/// IPVS scheduler (`lb_algo` / `lvs_sched`).
+/// Scheduler (`lb_algo` / `lvs_sched`): the kernel's IPVS schedulers, and
+/// `random`, an appliance extension of the nftables dataplane (TOML only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LbAlgo {
@@ -553,9 +569,13 @@ pub enum LbAlgo {
     Fo,
     Ovf,
     Twos,
+    /// Weighted random (nftables dataplane only): each new connection goes
+    /// to a server drawn with probability proportional to its weight.
+    Random,
 }
 
 impl LbAlgo {
+    /// The kernel's IPVS schedulers: the names keepalived.conf accepts.
     pub const ALL: [LbAlgo; 14] = [
         Self::Rr,
         Self::Wrr,
@@ -590,9 +610,11 @@ impl LbAlgo {
             Self::Fo => "fo",
             Self::Ovf => "ovf",
             Self::Twos => "twos",
+            Self::Random => "random",
         }
     }
 
+    /// One of [`LbAlgo::ALL`] by its kernel name (`random` is not one).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == s)
     }
@@ -717,6 +739,12 @@ pub struct VirtualServer {
     /// One-packet scheduling (UDP).
     #[serde(default)]
     pub ops: bool,
+    /// Rewrite the client's address to the director's on the way to the
+    /// real servers (SNAT/masquerade), for real servers that do not route
+    /// back through the director. An appliance extension of the nftables
+    /// dataplane (TOML only), off by default as in LVS-NAT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masquerade: bool,
     /// Real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub real_server: Vec<RealServer>,

@@ -3,7 +3,9 @@
 //! reported at the position of the offending keyword.
 
 use super::diag::{Diagnostic, SourceMap};
-use super::model::{Command, Config, LvsTimeouts, VirtualAddress, VrrpInstance};
+use super::model::{
+    Command, Config, Dataplane, LbAlgo, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
+};
 use crate::vrrp::Version;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.virtual_servers(config);
     v.lvs(config);
     v.script_users(config);
+    v.dataplane(config);
     v.out
 }
 
@@ -336,6 +339,20 @@ impl Validator<'_> {
                 );
             }
         }
+        // Both are IPVS's own; nftables has nothing that could stand in.
+        if global.dataplane == Some(Dataplane::Nftables) {
+            for (keyword, set) in [
+                ("lvs_sync_daemon", global.lvs_sync_daemon.is_some()),
+                ("lvs_timeouts", !global.lvs_timeouts.is_unset()),
+            ] {
+                if set {
+                    self.report(
+                        &format!("global.{keyword}"),
+                        format!("{keyword} needs the IPVS dataplane, not dataplane = \"nftables\""),
+                    );
+                }
+            }
+        }
         let timeouts = &global.lvs_timeouts;
         for (option, value) in [
             ("tcp", timeouts.tcp),
@@ -392,6 +409,62 @@ impl Validator<'_> {
                             rs.address
                         ),
                     );
+                }
+            }
+        }
+    }
+
+    /// What the chosen dataplane cannot do. With `dataplane = "nftables"`:
+    /// everything the nftables backend refuses. Otherwise (IPVS, or the
+    /// kernel's choice): the nftables-only extensions.
+    fn dataplane(&mut self, config: &Config) {
+        let nftables = config.global.dataplane == Some(Dataplane::Nftables);
+        for (i, vs) in config.virtual_server.iter().enumerate() {
+            let base = format!("virtual_server[{i}]");
+            let name = match vs.service {
+                Service::Address(a) => {
+                    format!(
+                        "{} {a}",
+                        crate::dataplane::Protocol::from(vs.protocol).name()
+                    )
+                }
+                Service::Fwmark(m) => format!("fwmark {m}"),
+            };
+            if !nftables {
+                if vs.lb_algo == LbAlgo::Random {
+                    self.report(
+                        &format!("{base}.lb_algo"),
+                        format!(
+                            "virtual_server {name}: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)"
+                        ),
+                    );
+                }
+                if vs.masquerade {
+                    self.report(
+                        &format!("{base}.masquerade"),
+                        format!(
+                            "virtual_server {name}: masquerade needs dataplane = \"nftables\" in [global]"
+                        ),
+                    );
+                }
+                continue;
+            }
+            // A block the model refuses gets its error when it is applied.
+            let Ok(table) = crate::dataplane::from_config(std::slice::from_ref(vs)) else {
+                continue;
+            };
+            for service in table.values() {
+                for refusal in crate::dataplane::nftables::ruleset::refusals(service) {
+                    let server = refusal
+                        .real_server
+                        .and_then(|a| vs.real_server.iter().position(|rs| rs.address == a));
+                    let path = match server {
+                        Some(j) if refusal.field == "real_server" => {
+                            format!("{base}.real_server[{j}]")
+                        }
+                        _ => format!("{base}.{}", refusal.field),
+                    };
+                    self.report(&path, format!("virtual_server {name}: {}", refusal.reason));
                 }
             }
         }
@@ -587,6 +660,49 @@ vrrp_instance VI_2 {
         );
     }
 
+    fn toml_problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("a.toml"), text, Format::Toml) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn nftables_dataplane_refuses_what_it_cannot_do_naming_the_virtual_server() {
+        let text = "[global]\ndataplane = \"nftables\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.1.1:80\"\nuthreshold = 5\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:443\" }\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:7:1: virtual_server TCP 10.0.0.1:80: lb_kind DR is not available with the nftables dataplane (NAT only)",
+                "a.toml:9:1: virtual_server TCP 10.0.0.1:80: real_server 10.0.1.1:80: uthreshold/lthreshold are not available with the nftables dataplane",
+                "a.toml:13:1: virtual_server TCP 10.0.0.1:443: lb_algo wlc (keepalived's default when lb_algo is not written) is not available with the nftables dataplane: use rr, wrr, sh, dh or random",
+            ]
+        );
+        let fine = "[global]\ndataplane = \"nftables\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nlb_algo = \"random\"\nmasquerade = true\n";
+        assert_eq!(toml_problems(fine), Vec::<String>::new());
+    }
+
+    #[test]
+    fn nftables_extensions_need_the_nftables_dataplane() {
+        let text = "[[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nlb_algo = \"random\"\nmasquerade = true\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: virtual_server TCP 10.0.0.1:80: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)",
+                "a.toml:4:1: virtual_server TCP 10.0.0.1:80: masquerade needs dataplane = \"nftables\" in [global]",
+            ]
+        );
+        // keepalived.conf knows IPVS's schedulers only.
+        assert_eq!(
+            problems("virtual_server 10.0.0.1 80 {\n  lb_algo random\n}\n").len(),
+            1
+        );
+    }
+
     #[test]
     fn lvs_sync_daemon_needs_an_existing_instance() {
         let text = format!("global_defs {{\n  lvs_sync_daemon eth0 VI_9\n}}\n{TWO}");
@@ -599,23 +715,34 @@ vrrp_instance VI_2 {
     }
 
     #[test]
+    fn lvs_settings_need_ipvs() {
+        let text = "[global]\ndataplane = \"nftables\"\n\
+            lvs_sync_daemon = { interface = \"eth0\", vrrp_instance = \"VI_1\" }\n\
+            lvs_timeouts = { tcp = \"10m\" }\n\
+            [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: lvs_sync_daemon needs the IPVS dataplane, not dataplane = \"nftables\"",
+                "a.toml:4:1: lvs_timeouts needs the IPVS dataplane, not dataplane = \"nftables\"",
+            ]
+        );
+    }
+
+    #[test]
     fn lvs_limits_hold_in_toml_too() {
         let text = "[global]\n\
             lvs_sync_daemon = { interface = \"a-very-long-ifname\", vrrp_instance = \"VI_1\", port = 0, group = \"10.0.0.1\" }\n\
             lvs_timeouts = { tcp = \"1.5s\", udp = \"32days\" }\n\
             [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n";
-        let problems: Vec<String> = match load_str(Path::new("l.toml"), text, Format::Toml) {
-            Ok(_) => Vec::new(),
-            Err(d) => d.iter().map(ToString::to_string).collect(),
-        };
         assert_eq!(
-            problems,
+            toml_problems(text),
             [
-                "l.toml:2:21: lvs_sync_daemon interface 'a-very-long-ifname' is not an interface name (1..=15 bytes)",
-                "l.toml:2:79: lvs_sync_daemon port 0 is out of range 1..=65535",
-                "l.toml:2:89: lvs_sync_daemon group 10.0.0.1 is not a multicast address",
-                "l.toml:3:18: lvs_timeouts tcp 1.5s is not whole seconds up to 31 days",
-                "l.toml:3:32: lvs_timeouts udp 2764800s is not whole seconds up to 31 days",
+                "a.toml:2:21: lvs_sync_daemon interface 'a-very-long-ifname' is not an interface name (1..=15 bytes)",
+                "a.toml:2:79: lvs_sync_daemon port 0 is out of range 1..=65535",
+                "a.toml:2:89: lvs_sync_daemon group 10.0.0.1 is not a multicast address",
+                "a.toml:3:18: lvs_timeouts tcp 1.5s is not whole seconds up to 31 days",
+                "a.toml:3:32: lvs_timeouts udp 2764800s is not whole seconds up to 31 days",
             ]
         );
     }

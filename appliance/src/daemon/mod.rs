@@ -78,8 +78,6 @@ pub enum Error {
     Table(#[from] dataplane::BuildError),
     #[error("dataplane: {0}")]
     Dataplane(#[from] dataplane::Error),
-    #[error("dataplane: {0}")]
-    Ipvs(#[from] dataplane::ipvs::Error),
     #[error(transparent)]
     Vip(#[from] vip::Error),
     #[error(transparent)]
@@ -108,6 +106,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let config = config::load_file(&options.config).map_err(Error::Config)?;
     let plan = plan::plan(&config, &hostname())?;
     let table = dataplane::from_config(&config.virtual_server)?;
+    let choice = config.global.dataplane;
     let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
         what: "opening the timeline file".into(),
         source,
@@ -123,7 +122,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     let mut daemon = Daemon::new(options, plan, timeline)?;
-    daemon.program(table)?;
+    daemon.program(table, choice)?;
     daemon.start().await?;
     loop {
         let sleep = daemon.next_deadline();
@@ -236,13 +235,16 @@ impl Daemon {
     /// Makes the kernel's load balancer hold `table` (only the difference
     /// is applied). A config without virtual servers opens no backend,
     /// unless an earlier run left services of ours to remove.
-    fn program(&mut self, table: Table) -> Result<(), Error> {
+    /// The backend is chosen once, when first opened (IPVS when the kernel
+    /// has it, else nftables, unless `choice` forces one); changing
+    /// `dataplane` in the config takes a restart.
+    fn program(&mut self, table: Table, choice: Option<dataplane::Choice>) -> Result<(), Error> {
         let state = self.options.state_dir.join("dataplane.json");
         if self.dataplane.is_none() {
             if table.is_empty() && !state.exists() {
                 return Ok(());
             }
-            let backend: Box<dyn Backend> = Box::new(dataplane::ipvs::Ipvs::open()?);
+            let backend = dataplane::open_backend(choice)?;
             info!(backend = backend.name(), "dataplane opened");
             self.dataplane = Some(Reconciler::new(backend, Some(state))?);
         }
@@ -335,9 +337,31 @@ impl Daemon {
         Ok((running, Machine::new(instance.resolve(src))))
     }
 
+    /// Removes the unit's VIPs left on the system (by a daemon that was
+    /// killed, or by hand), as keepalived does at startup ("removing
+    /// VIPs"): a machine starting as backup must not answer for them. An
+    /// address owner's VIPs are its own addresses, and stay.
+    async fn remove_leftover_vips(&self, index: usize) {
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let owner = |i: &&RunningInstance| i.plan.machine.priority == crate::vrrp::Priority::OWNER;
+        for instance in unit.instances.iter().filter(|i| !owner(i)) {
+            for (dev, vip) in instance.plan.all_vips() {
+                let Some(link) = self.links.get(dev) else {
+                    continue;
+                };
+                if let Err(e) = self.addresses.remove(link.index, vip).await {
+                    warn!(instance = %instance.plan.name(), vip = %vip.addr, error = %e, "removing a leftover VIP failed");
+                }
+            }
+        }
+    }
+
     /// Starts a unit's machines, then tells them about interfaces that are
     /// down and tracked interfaces as they are now.
     async fn start_unit(&mut self, index: usize) {
+        self.remove_leftover_vips(index).await;
         let now = self.now();
         let Some(unit) = self.units.get_mut(index) else {
             return;

@@ -146,6 +146,7 @@ fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
         sched_flags: SchedFlags::default(),
         persistence,
         one_packet: vs.ops,
+        masquerade: vs.masquerade,
         destinations,
     })
 }

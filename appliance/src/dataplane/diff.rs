@@ -196,6 +196,7 @@ mod tests {
             sched_flags: SchedFlags::default(),
             persistence: None,
             one_packet: false,
+            masquerade: false,
             destinations: dests.iter().map(|d| (d.address, d.clone())).collect(),
         }
     }
@@ -392,6 +393,7 @@ mod tests {
                     sched_flags: SchedFlags { fallback, port },
                     persistence: p.map(|(timeout, prefix)| Persistence { timeout, prefix }),
                     one_packet,
+                    masquerade: false,
                     destinations: dests.into_iter().map(|d| (d.address, d)).collect(),
                 }
             })

@@ -8,16 +8,19 @@
 //! - [`diff`]: the pure desired-vs-actual diff into [`diff::Op`]s;
 //! - [`reconcile`]: ownership (which kernel services are ours) and the
 //!   read-diff-apply loop over a [`Backend`];
-//! - [`ipvs`]: the IPVS backend over generic netlink.
+//! - [`ipvs`]: the IPVS backend over generic netlink;
+//! - [`nftables`]: the nftables backend (NAT only) for kernels without
+//!   IPVS; [`open_backend`] picks one.
 //!
 //! `docs/dataplane.md` describes the model and the ownership rule.
 
 pub mod build;
 pub mod diff;
 pub mod ipvs;
+pub mod nftables;
 pub mod reconcile;
 
-pub use crate::config::model::{LbAlgo as Scheduler, Weight};
+pub use crate::config::model::{Dataplane as Choice, LbAlgo as Scheduler, Weight};
 pub use build::{BuildError, from_config};
 pub use diff::Op;
 pub use reconcile::{Reconciler, Report};
@@ -185,6 +188,10 @@ pub struct VirtualService {
     /// One-packet scheduling (`ops`): each UDP datagram is scheduled alone.
     #[serde(default)]
     pub one_packet: bool,
+    /// Source NAT to the director's address towards the real servers (an
+    /// nftables dataplane extension; IPVS refuses it).
+    #[serde(default)]
+    pub masquerade: bool,
     /// Real servers by address and port.
     #[serde(default)]
     pub destinations: BTreeMap<SocketAddr, Destination>,
@@ -198,6 +205,7 @@ impl VirtualService {
             && self.sched_flags == other.sched_flags
             && self.persistence == other.persistence
             && self.one_packet == other.one_packet
+            && self.masquerade == other.masquerade
     }
 
     /// The service without its destinations.
@@ -292,6 +300,15 @@ pub struct Snapshot {
 pub enum Error {
     #[error("IPVS: {0}")]
     Ipvs(#[from] ipvs::Error),
+    /// Not a `#[source]`: the message already carries it.
+    #[error("nftables: {0}")]
+    Nftables(nftables::Error),
+    #[error("{key}: the {backend} dataplane cannot do it: {reason}")]
+    Unsupported {
+        key: ServiceKey,
+        backend: &'static str,
+        reason: String,
+    },
     #[error("dataplane state file {path}: {source}")]
     State {
         path: std::path::PathBuf,
@@ -308,9 +325,44 @@ pub enum Error {
     Apply { op: Op, source: Box<Error> },
 }
 
+impl From<nftables::Error> for Error {
+    fn from(e: nftables::Error) -> Self {
+        Self::Nftables(e)
+    }
+}
+
+/// A kernel load balancer the reconcile can program.
+///
+/// Calls block briefly (one netlink round trip each for IPVS); the async
+/// daemon calls them from `spawn_blocking` or accepts the short stall.
+pub trait Backend {
+    /// Short name for logs: "ipvs", "nftables".
+    fn name(&self) -> &'static str;
+    /// Why this backend cannot hold `service` exactly, if it cannot; the
+    /// reconcile refuses a table with such a service before touching the
+    /// kernel. The default is IPVS's: everything but the nftables
+    /// dataplane's extensions.
+    fn refuse(&self, service: &VirtualService) -> Option<String> {
+        if service.scheduler == Scheduler::Random {
+            Some("IPVS has no scheduler random (an nftables dataplane extension)".into())
+        } else if service.masquerade {
+            Some("masquerade is an nftables dataplane extension".into())
+        } else {
+            None
+        }
+    }
+    /// The kernel's current table.
+    fn read(&mut self) -> Result<Snapshot, Error>;
+    /// Carry out one operation.
+    fn apply(&mut self, op: &Op) -> Result<(), Error>;
+}
+
 impl<B: Backend + ?Sized> Backend for Box<B> {
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn refuse(&self, service: &VirtualService) -> Option<String> {
+        (**self).refuse(service)
     }
     fn read(&mut self) -> Result<Snapshot, Error> {
         (**self).read()
@@ -320,15 +372,26 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
 }
 
-/// A kernel load balancer the reconcile can program.
-///
-/// Calls block briefly (one netlink round trip each for IPVS); the async
-/// daemon calls them from `spawn_blocking` or accepts the short stall.
-pub trait Backend {
-    /// Short name for logs: "ipvs".
-    fn name(&self) -> &'static str;
-    /// The kernel's current table.
-    fn read(&mut self) -> Result<Snapshot, Error>;
-    /// Carry out one operation.
-    fn apply(&mut self, op: &Op) -> Result<(), Error>;
+/// The backend `choice` names, or without one IPVS when the kernel has it
+/// (its generic netlink family resolves) and nftables otherwise; logs
+/// which. Opens it in the calling thread's network namespace.
+pub fn open_backend(choice: Option<Choice>) -> Result<Box<dyn Backend>, Error> {
+    let backend: Box<dyn Backend> = match choice {
+        Some(Choice::Ipvs) => Box::new(ipvs::Ipvs::open()?),
+        Some(Choice::Nftables) => Box::new(nftables::Nftables::open()?),
+        None => match ipvs::Ipvs::open() {
+            Ok(ipvs) => Box::new(ipvs),
+            Err(ipvs::Error::NotAvailable) => {
+                tracing::info!("the kernel has no IPVS: using nftables");
+                Box::new(nftables::Nftables::open()?)
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    tracing::info!(
+        backend = backend.name(),
+        chosen = choice.is_some(),
+        "dataplane"
+    );
+    Ok(backend)
 }

@@ -95,6 +95,15 @@ impl<B: Backend> Reconciler<B> {
     /// Makes the kernel's managed services equal `desired`. An empty table
     /// removes every service the appliance owns and nothing else.
     pub fn reconcile(&mut self, desired: &Table) -> Result<Report, Error> {
+        for service in desired.values() {
+            if let Some(reason) = self.backend.refuse(service) {
+                return Err(Error::Unsupported {
+                    key: service.key,
+                    backend: self.backend.name(),
+                    reason,
+                });
+            }
+        }
         let snapshot = self.backend.read()?;
         for key in desired.keys().chain(&self.owned) {
             if let Some(reason) = snapshot.unreadable.get(key) {
@@ -253,6 +262,7 @@ mod tests {
             sched_flags: SchedFlags::default(),
             persistence: None,
             one_packet: false,
+            masquerade: false,
             destinations: [(d.address, d)].into(),
         }
     }
@@ -289,6 +299,20 @@ mod tests {
         assert_eq!(r.backend.table, table(&[by_hand]));
         let saved: StateFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert!(saved.owned.is_empty());
+    }
+
+    #[test]
+    fn what_the_backend_refuses_stops_the_reconcile_before_any_change() {
+        let mut random = svc(80);
+        random.scheduler = Scheduler::Random;
+        let mut r = Reconciler::new(fake(Table::new()), None).unwrap();
+        let err = r.reconcile(&table(&[svc(81), random])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TCP 10.0.1.100:80: the fake dataplane cannot do it: IPVS has no scheduler random (an nftables dataplane extension)"
+        );
+        assert!(r.backend.table.is_empty());
+        assert!(r.owned().is_empty());
     }
 
     #[test]

@@ -951,6 +951,7 @@ impl Importer<'_> {
             virtualhost: None,
             ha_suspend: false,
             ops: false,
+            masquerade: false,
             real_server: Vec::new(),
         };
         for item in self.block(st) {

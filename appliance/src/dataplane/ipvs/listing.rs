@@ -252,6 +252,7 @@ impl ServiceEntry {
             },
             persistence,
             one_packet: self.flags & flags::ONEPACKET != 0,
+            masquerade: false,
             destinations,
         })
     }
@@ -475,6 +476,7 @@ mod tests {
                 prefix: 16,
             }),
             one_packet: false,
+            masquerade: false,
             destinations: Default::default(),
         };
         let mut attrs = service_attrs(&svc);

@@ -345,6 +345,7 @@ mod tests {
             sched_flags: SchedFlags::default(),
             persistence: None,
             one_packet: false,
+            masquerade: false,
             destinations: Default::default(),
         }
     }

@@ -1,0 +1,815 @@
+//! The health-check decision core, sans-IO: which probe runs when, and what
+//! each probe's outcome does to its real server (up, down, weight), to its
+//! virtual server's quorum and to the sorry server. Pure: the driver feeds
+//! outcomes with `now` and gets [`Action`]s back; no clock, socket or
+//! thread here. Every rule follows keepalived's checker (check_api.c,
+//! check_data.c, check_tcp.c, check_misc.c, ipwrapper.c) and says so.
+
+use crate::clock::Instant;
+use crate::config::model::{Check, Command, RealServer, Service, VirtualServer};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// keepalived's BOOTSTRAP_DELAY: every checker's first run waits one second
+/// after start (plus its random warmup).
+pub const BOOTSTRAP_DELAY: Duration = Duration::from_secs(1);
+
+/// Index of a virtual server: its position in the config's `virtual_server`
+/// list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VsId(pub u32);
+
+/// Index of a real server across all virtual servers, in config order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RsId(pub u32);
+
+/// Index of one check (probe) across all real servers, in config order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeId(pub u32);
+
+/// Why a probe failed. Small and `Copy` so a status view can keep the last
+/// one of every check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within the timeout (connect, TLS, request or response, or
+    /// a script that ran too long).
+    Timeout,
+    /// The connection failed (refused, unreachable...).
+    Connect(std::io::ErrorKind),
+    /// The TLS handshake failed.
+    Tls,
+    /// The answer had another status code than expected.
+    Status(u16),
+    /// The body's MD5 differs from `digest`.
+    Digest,
+    /// The answer is not HTTP or was cut short.
+    BadResponse,
+    /// The check program exited with this code (1, or 2..=255 without
+    /// `misc_dynamic`).
+    Exit(i32),
+    /// A signal ended the check program.
+    Signal(i32),
+    /// The check program could not be started.
+    NotStarted,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout => f.write_str("timed out"),
+            Failure::Connect(kind) => write!(f, "connect failed: {kind}"),
+            Failure::Tls => f.write_str("TLS handshake failed"),
+            Failure::Status(code) => write!(f, "unexpected status {code}"),
+            Failure::Digest => f.write_str("body digest mismatch"),
+            Failure::BadResponse => f.write_str("malformed or truncated answer"),
+            Failure::Exit(code) => write!(f, "exited with {code}"),
+            Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
+            Failure::NotStarted => f.write_str("could not start"),
+        }
+    }
+}
+
+/// A weight set by a `misc_dynamic` MISC_CHECK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamicWeight {
+    /// Exit 0: back to the configured weight.
+    Configured,
+    /// Exit 2..=255: the exit code minus 2.
+    Set(u32),
+}
+
+/// What one probe run found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Up,
+    /// Up, and the weight is set (`misc_dynamic`).
+    UpWeighted(DynamicWeight),
+    Down(Failure),
+}
+
+impl Outcome {
+    pub fn is_up(&self) -> bool {
+        !matches!(self, Outcome::Down(_))
+    }
+}
+
+/// keepalived's MISC_CHECK exit codes (check_misc.c): 0 is up; with
+/// `misc_dynamic`, 2..=255 is up with weight `code - 2` and 0 restores the
+/// configured weight; anything else (1, a signal, a timeout) is down.
+pub fn misc_outcome(outcome: &crate::script::Outcome, dynamic: bool) -> Outcome {
+    use crate::script::Outcome as S;
+    match *outcome {
+        S::Exited(0) if dynamic => Outcome::UpWeighted(DynamicWeight::Configured),
+        S::Exited(0) => Outcome::Up,
+        S::Exited(code @ 2..=255) if dynamic => {
+            Outcome::UpWeighted(DynamicWeight::Set(code.unsigned_abs() - 2))
+        }
+        S::Exited(code) => Outcome::Down(Failure::Exit(code)),
+        S::Signalled(sig) => Outcome::Down(Failure::Signal(sig)),
+        S::TimedOut => Outcome::Down(Failure::Timeout),
+        S::NotStarted(_) => Outcome::Down(Failure::NotStarted),
+    }
+}
+
+/// Something a `notify_*` / `quorum_*` program is run for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyTarget {
+    /// The real server's `notify_up`.
+    RsUp(RsId),
+    /// The real server's `notify_down`.
+    RsDown(RsId),
+    /// The virtual server's `quorum_up`.
+    QuorumUp(VsId),
+    /// The virtual server's `quorum_down`.
+    QuorumDown(VsId),
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run `probe` at `at` (and report its outcome to
+    /// [`Checker::probe_done`]). A probe has at most one pending schedule.
+    Schedule { probe: ProbeId, at: Instant },
+    /// A real server's health or effective weight changed.
+    Server { rs: RsId, alive: bool, weight: u32 },
+    /// The virtual server gained or lost its quorum: the summed weight of
+    /// its live real servers against the threshold that was crossed.
+    Quorum {
+        vs: VsId,
+        up: bool,
+        weight_sum: u64,
+        threshold: i64,
+    },
+    /// The sorry server entered (`active`) or left the pool.
+    SorryServer { vs: VsId, active: bool },
+    /// The virtual server's destinations changed: read [`Checker::pool`].
+    /// At most one per virtual server per call.
+    Pool { vs: VsId },
+    /// Run this notify program ([`Checker::notify_command`] gives it).
+    Notify(NotifyTarget),
+}
+
+/// A destination the dataplane should hold for a virtual server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    pub address: SocketAddr,
+    /// IPVS weight; 0 keeps the server but sends it no new connections
+    /// (`inhibit_on_failure`, or a `misc_dynamic` weight of 0).
+    pub weight: u32,
+}
+
+/// A probe's timing parameters, from its check block and virtual server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// `delay_loop`: time between runs.
+    pub delay_loop: Duration,
+    /// `retry`: failed attempts tolerated before a failure counts.
+    pub retry: u32,
+    /// `delay_before_retry`: pause before each retry.
+    pub delay_before_retry: Duration,
+    /// `warmup`: upper bound of the random delay before the first run.
+    pub warmup: Duration,
+    /// keepalived times MISC_CHECK's next run from when the script started
+    /// (check_misc.c `last_ran`), network checks from when they finished.
+    pub from_start: bool,
+}
+
+impl Timing {
+    /// The timing of `check` in virtual server `vs`, with keepalived's
+    /// defaults: `warmup` unset means up to `delay_loop`.
+    pub fn of(check: &Check, vs: &VirtualServer) -> Self {
+        let (retry, delay_before_retry, warmup, from_start) = match check {
+            Check::Tcp(c) => (c.retry, c.delay_before_retry, c.warmup, false),
+            Check::HttpGet(c) | Check::SslGet(c) => {
+                (c.retry, c.delay_before_retry, c.warmup, false)
+            }
+            Check::Misc(c) => (c.retry, c.delay_before_retry, c.warmup, true),
+        };
+        Self {
+            delay_loop: vs.delay_loop,
+            retry,
+            delay_before_retry,
+            warmup: warmup.unwrap_or(vs.delay_loop),
+            from_start,
+        }
+    }
+}
+
+/// The last outcome of a probe, for status views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastOutcome {
+    pub at: Instant,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+struct ProbeState {
+    rs: RsId,
+    timing: Timing,
+    /// keepalived's `checker->is_up`.
+    is_up: bool,
+    /// keepalived's `checker->has_run`: the first outcome is decisive.
+    has_run: bool,
+    /// keepalived's `retry_it`: failed attempts in the current series.
+    retry_it: u32,
+    /// When the pending run was due (MISC_CHECK's `last_ran`).
+    due: Instant,
+    last: Option<LastOutcome>,
+}
+
+#[derive(Clone, Debug)]
+struct RsState {
+    vs: VsId,
+    address: SocketAddr,
+    /// Configured weight (keepalived's `iweight`).
+    configured_weight: u32,
+    /// keepalived's `effective_weight` (changed by `misc_dynamic`).
+    weight: u32,
+    inhibit: bool,
+    alive: bool,
+    /// keepalived's `num_failed_checkers`.
+    failed: u32,
+    notify_up: Option<Command>,
+    notify_down: Option<Command>,
+    probes: std::ops::Range<u32>,
+}
+
+#[derive(Clone, Debug)]
+struct VsState {
+    service: Service,
+    quorum: u32,
+    hysteresis: u32,
+    sorry_server: Option<SocketAddr>,
+    alpha: bool,
+    omega: bool,
+    quorum_up_cmd: Option<Command>,
+    quorum_down_cmd: Option<Command>,
+    quorum_up: bool,
+    sorry_active: bool,
+    servers: std::ops::Range<u32>,
+}
+
+/// The checker of every real server of a config.
+#[derive(Clone, Debug)]
+pub struct Checker {
+    vss: Vec<VsState>,
+    rss: Vec<RsState>,
+    probes: Vec<ProbeState>,
+}
+
+/// A config the checker cannot index (more than `u32::MAX` entries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("too many {what} for the checker ({count})")]
+pub struct TooMany {
+    pub what: &'static str,
+    pub count: usize,
+}
+
+fn index(what: &'static str, count: usize) -> Result<u32, TooMany> {
+    u32::try_from(count).map_err(|_| TooMany { what, count })
+}
+
+/// Collects actions, folding repeated `Pool` marks into one per virtual
+/// server.
+struct Out<'a> {
+    actions: &'a mut Vec<Action>,
+}
+
+impl Out<'_> {
+    fn push(&mut self, action: Action) {
+        if let Action::Pool { vs } = action
+            && self.actions.contains(&Action::Pool { vs })
+        {
+            return;
+        }
+        self.actions.push(action);
+    }
+}
+
+impl Checker {
+    /// Builds the checker for `servers` and starts it at `now`. `draw(max)`
+    /// returns a random duration in `0..=max` for each probe's warmup (a
+    /// parameter so tests are deterministic).
+    ///
+    /// Initial state, as keepalived (check_data.c, ipwrapper.c
+    /// `init_service_rs`/`init_service_vs`):
+    /// - without `alpha` every check starts up, so every real server is in
+    ///   the pool; with `alpha` every check starts failed, so no real server
+    ///   is (an `inhibit_on_failure` one is, with weight 0) until its checks
+    ///   pass. A real server without checks is always up.
+    /// - the first outcome of a check is decisive: its first failure takes
+    ///   the server down without retries (`retry_it = retry`).
+    /// - the quorum starts up if the live weight reaches `quorum +
+    ///   hysteresis`; if it starts down and there is a sorry server, the
+    ///   sorry server goes in and `quorum_down` runs.
+    /// - each probe first runs after [`BOOTSTRAP_DELAY`] plus a random part
+    ///   of its `warmup`, so checks of many servers do not start together.
+    pub fn start(
+        servers: &[VirtualServer],
+        now: Instant,
+        mut draw: impl FnMut(Duration) -> Duration,
+    ) -> Result<(Self, Vec<Action>), TooMany> {
+        let mut vss = Vec::with_capacity(servers.len());
+        let mut rss = Vec::new();
+        let mut probes = Vec::new();
+        for (vs_index, vs) in servers.iter().enumerate() {
+            let vs_id = VsId(index("virtual servers", vs_index)?);
+            let first_rs = index("real servers", rss.len())?;
+            for rs in &vs.real_server {
+                let rs_id = RsId(index("real servers", rss.len())?);
+                let first_probe = index("checks", probes.len())?;
+                for check in &rs.check {
+                    let timing = Timing::of(check, vs);
+                    probes.push(ProbeState {
+                        rs: rs_id,
+                        timing,
+                        is_up: !vs.alpha,
+                        has_run: false,
+                        retry_it: timing.retry,
+                        due: now + BOOTSTRAP_DELAY + draw(timing.warmup).min(timing.warmup),
+                        last: None,
+                    });
+                }
+                let probes_end = index("checks", probes.len())?;
+                rss.push(rs_state(vs_id, vs, rs, first_probe..probes_end));
+            }
+            let last_rs = index("real servers", rss.len())?;
+            vss.push(VsState {
+                service: vs.service,
+                quorum: vs.quorum,
+                hysteresis: vs.hysteresis,
+                sorry_server: vs.sorry_server,
+                alpha: vs.alpha,
+                omega: vs.omega,
+                quorum_up_cmd: vs.quorum_up.clone(),
+                quorum_down_cmd: vs.quorum_down.clone(),
+                quorum_up: false,
+                sorry_active: false,
+                servers: first_rs..last_rs,
+            });
+        }
+        let mut checker = Self { vss, rss, probes };
+        let mut actions = Vec::new();
+        let mut out = Out {
+            actions: &mut actions,
+        };
+        for i in 0..checker.vss.len() {
+            let vs = VsId(index("virtual servers", i)?);
+            let (sum, _) = checker.weight_sum(vs);
+            let Some(state) = checker.vss.get_mut(i) else {
+                continue;
+            };
+            // ipwrapper.c set_quorum_states().
+            state.quorum_up = i64::try_from(sum).unwrap_or(i64::MAX)
+                >= i64::from(state.quorum) + i64::from(state.hysteresis);
+            checker.update_quorum(vs, true, &mut out);
+            out.push(Action::Pool { vs });
+        }
+        for (i, probe) in checker.probes.iter().enumerate() {
+            out.push(Action::Schedule {
+                probe: ProbeId(index("checks", i)?),
+                at: probe.due,
+            });
+        }
+        Ok((checker, actions))
+    }
+
+    /// Number of probes (ids are `0..probe_count()`).
+    pub fn probe_count(&self) -> usize {
+        self.probes.len()
+    }
+
+    /// The real server a probe checks.
+    pub fn probe_server(&self, probe: ProbeId) -> Option<RsId> {
+        self.probes.get(probe.0 as usize).map(|p| p.rs)
+    }
+
+    /// The virtual server a real server belongs to.
+    pub fn server_vs(&self, rs: RsId) -> Option<VsId> {
+        self.rss.get(rs.0 as usize).map(|r| r.vs)
+    }
+
+    /// A real server's address.
+    pub fn server_address(&self, rs: RsId) -> Option<SocketAddr> {
+        self.rss.get(rs.0 as usize).map(|r| r.address)
+    }
+
+    /// A virtual server's service.
+    pub fn service(&self, vs: VsId) -> Option<Service> {
+        self.vss.get(vs.0 as usize).map(|v| v.service)
+    }
+
+    /// The probes (checks) of a real server.
+    pub fn server_probes(&self, rs: RsId) -> impl Iterator<Item = ProbeId> + use<> {
+        let range = self
+            .rss
+            .get(rs.0 as usize)
+            .map_or(0..0, |r| r.probes.clone());
+        range.map(ProbeId)
+    }
+
+    /// Number of real servers (ids are `0..server_count()`).
+    pub fn server_count(&self) -> usize {
+        self.rss.len()
+    }
+
+    /// Number of virtual servers (ids are `0..vs_count()`).
+    pub fn vs_count(&self) -> usize {
+        self.vss.len()
+    }
+
+    /// The real servers of a virtual server.
+    pub fn vs_servers(&self, vs: VsId) -> impl Iterator<Item = RsId> + use<> {
+        let range = self
+            .vss
+            .get(vs.0 as usize)
+            .map_or(0..0, |v| v.servers.clone());
+        range.map(RsId)
+    }
+
+    /// A real server's health and effective weight.
+    pub fn server_state(&self, rs: RsId) -> Option<(bool, u32)> {
+        self.rss.get(rs.0 as usize).map(|r| (r.alive, r.weight))
+    }
+
+    /// A probe's current verdict (keepalived's `is_up`) and last outcome.
+    pub fn probe_state(&self, probe: ProbeId) -> Option<(bool, Option<LastOutcome>)> {
+        self.probes.get(probe.0 as usize).map(|p| (p.is_up, p.last))
+    }
+
+    /// Whether the virtual server has its quorum, and whether its sorry
+    /// server is in the pool.
+    pub fn quorum_state(&self, vs: VsId) -> Option<(bool, bool)> {
+        self.vss
+            .get(vs.0 as usize)
+            .map(|v| (v.quorum_up, v.sorry_active))
+    }
+
+    /// The program to run for a notify target, if one is configured.
+    pub fn notify_command(&self, target: NotifyTarget) -> Option<&Command> {
+        match target {
+            NotifyTarget::RsUp(rs) => self.rss.get(rs.0 as usize)?.notify_up.as_ref(),
+            NotifyTarget::RsDown(rs) => self.rss.get(rs.0 as usize)?.notify_down.as_ref(),
+            NotifyTarget::QuorumUp(vs) => self.vss.get(vs.0 as usize)?.quorum_up_cmd.as_ref(),
+            NotifyTarget::QuorumDown(vs) => self.vss.get(vs.0 as usize)?.quorum_down_cmd.as_ref(),
+        }
+    }
+
+    /// The destinations the dataplane should hold for `vs` (ipwrapper.c
+    /// `perform_svr_state`, `perform_quorum_state`):
+    /// - a live real server, with its effective weight, unless the sorry
+    ///   server is in (keepalived then takes live servers out and leaves
+    ///   real-server changes unapplied until the quorum is back);
+    /// - a real server that is not in that way but has
+    ///   `inhibit_on_failure`, with weight 0 (kept, no new connections);
+    /// - the sorry server while active, with weight 1 (keepalived's default
+    ///   weight), once even if it is also a real server.
+    pub fn pool(&self, vs: VsId) -> Vec<Destination> {
+        let Some(state) = self.vss.get(vs.0 as usize) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Destination> = self
+            .servers_of(state)
+            .filter_map(|rs| {
+                if rs.alive && !state.sorry_active {
+                    Some(Destination {
+                        address: rs.address,
+                        weight: rs.weight,
+                    })
+                } else if rs.inhibit {
+                    Some(Destination {
+                        address: rs.address,
+                        weight: 0,
+                    })
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if let Some(sorry) = state.sorry_server.filter(|_| state.sorry_active) {
+            out.retain(|d| d.address != sorry);
+            out.push(Destination {
+                address: sorry,
+                weight: 1,
+            });
+        }
+        out
+    }
+
+    /// Feeds the outcome of `probe`'s run, completed at `now`. Returns the
+    /// consequences, always ending with the probe's next [`Action::Schedule`].
+    ///
+    /// Rules (keepalived's check_tcp.c `tcp_epilog`, check_misc.c, and
+    /// ipwrapper.c `update_svr_checker_state`):
+    /// - a `misc_dynamic` weight applies first, whatever the check's state:
+    ///   a changed effective weight is reported, changes the pool if the
+    ///   server is live, and may move the quorum (`update_svr_wgt`);
+    /// - a success resets the retry series; if the check was down (or had
+    ///   not run) it is up again at once: one success is enough;
+    /// - a failure while the check is up (or has not run) starts or
+    ///   continues a retry series: the first `retry` failures only bring
+    ///   the next run forward to `delay_before_retry`; the one after takes
+    ///   the check down. A check that is already down is not retried: it
+    ///   is probed every `delay_loop` until it passes;
+    /// - a real server is down as soon as one of its checks is down, and up
+    ///   again when the last failed one passes;
+    /// - in `alpha` mode a first failure runs `notify_down` (the start
+    ///   state was never announced);
+    /// - the next run is `delay_loop` (or `delay_before_retry` inside a
+    ///   retry series) after the run finished; MISC_CHECK counts from when
+    ///   the run was due, never earlier than `now`.
+    pub fn probe_done(&mut self, probe: ProbeId, outcome: Outcome, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut out = Out {
+            actions: &mut actions,
+        };
+        let Some(p) = self.probes.get_mut(probe.0 as usize) else {
+            return actions;
+        };
+        p.last = Some(LastOutcome { at: now, outcome });
+        let rs = p.rs;
+        let timing = p.timing;
+        let started = p.due;
+
+        if let Outcome::UpWeighted(dynamic) = outcome {
+            self.set_weight(rs, dynamic, &mut out);
+        }
+
+        let Some(p) = self.probes.get_mut(probe.0 as usize) else {
+            return actions;
+        };
+        let mut delay = timing.delay_loop;
+        let mut transition = None;
+        if outcome.is_up() {
+            p.retry_it = 0;
+            if !p.is_up || !p.has_run {
+                transition = Some(true);
+            }
+        } else if p.is_up || !p.has_run {
+            if p.retry_it < timing.retry {
+                p.retry_it += 1;
+                delay = timing.delay_before_retry;
+                p.has_run = true;
+            } else {
+                p.retry_it = 0;
+                transition = Some(false);
+            }
+        }
+        if let Some(up) = transition {
+            self.update_checker_state(probe, up, &mut out);
+        }
+
+        let Some(p) = self.probes.get_mut(probe.0 as usize) else {
+            return actions;
+        };
+        p.has_run = true;
+        let base = if timing.from_start { started } else { now };
+        p.due = (base + delay).max(now);
+        let at = p.due;
+        out.push(Action::Schedule { probe, at });
+        actions
+    }
+
+    /// Stops the checker: keepalived's `clear_services` with `omega`
+    /// (ipwrapper.c `clear_service_rs`, `update_vs_notifies`): for a
+    /// virtual server with `omega`, every live real server's `notify_down`
+    /// runs, then its `quorum_down`; without `omega` nothing runs. All
+    /// servers count as down afterwards; the dataplane's own teardown is
+    /// the daemon's business.
+    pub fn shutdown(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for vs_index in 0..self.vss.len() {
+            let Some(vs) = self.vss.get(vs_index) else {
+                continue;
+            };
+            let omega = vs.omega;
+            let has_quorum_down = vs.quorum_down_cmd.is_some();
+            let range = vs.servers.clone();
+            for rs_index in range {
+                let Some(rs) = self.rss.get_mut(rs_index as usize) else {
+                    continue;
+                };
+                if rs.alive {
+                    rs.alive = false;
+                    if omega && rs.notify_down.is_some() {
+                        actions.push(Action::Notify(NotifyTarget::RsDown(RsId(rs_index))));
+                    }
+                }
+            }
+            if let Some(vs) = self.vss.get_mut(vs_index) {
+                vs.quorum_up = false;
+                vs.sorry_active = false;
+            }
+            if omega && has_quorum_down {
+                let id = VsId(u32::try_from(vs_index).unwrap_or(u32::MAX));
+                actions.push(Action::Notify(NotifyTarget::QuorumDown(id)));
+            }
+        }
+        actions
+    }
+
+    fn servers_of<'a>(&'a self, vs: &VsState) -> impl Iterator<Item = &'a RsState> + 'a {
+        let range = vs.servers.start as usize..vs.servers.end as usize;
+        self.rss.get(range).into_iter().flatten()
+    }
+
+    /// keepalived's `weigh_live_realservers`: the summed effective weight
+    /// of the live real servers. Also returns how many are live.
+    fn weight_sum(&self, vs: VsId) -> (u64, usize) {
+        let Some(state) = self.vss.get(vs.0 as usize) else {
+            return (0, 0);
+        };
+        self.servers_of(state)
+            .filter(|rs| rs.alive)
+            .fold((0, 0), |(sum, n), rs| (sum + u64::from(rs.weight), n + 1))
+    }
+
+    /// keepalived's `update_svr_checker_state` and `set_checker_state`.
+    fn update_checker_state(&mut self, probe: ProbeId, up: bool, out: &mut Out<'_>) {
+        let Some(p) = self.probes.get(probe.0 as usize) else {
+            return;
+        };
+        let (rs_id, is_up, has_run) = (p.rs, p.is_up, p.has_run);
+        let Some(rs) = self.rss.get(rs_id.0 as usize) else {
+            return;
+        };
+        let alpha = self.vss.get(rs.vs.0 as usize).is_some_and(|vs| vs.alpha);
+        if is_up == up {
+            // First run confirming the start state: only alpha mode (down
+            // from the start, never announced) notifies.
+            if !has_run && (alpha || !up) {
+                self.notify_rs(rs_id, out);
+            }
+            return;
+        }
+        let failed = rs.failed;
+        if up && failed <= 1 {
+            self.perform_server_state(rs_id, true, out);
+        } else if !up && failed == 0 {
+            self.perform_server_state(rs_id, false, out);
+        }
+        if let Some(p) = self.probes.get_mut(probe.0 as usize) {
+            p.is_up = up;
+        }
+        if let Some(rs) = self.rss.get_mut(rs_id.0 as usize) {
+            rs.failed = if up {
+                rs.failed.saturating_sub(1)
+            } else {
+                rs.failed + 1
+            };
+        }
+    }
+
+    /// keepalived's `perform_svr_state`: the server enters or leaves the
+    /// pool, its notify runs, and the quorum is re-evaluated.
+    fn perform_server_state(&mut self, rs_id: RsId, alive: bool, out: &mut Out<'_>) {
+        let Some(rs) = self.rss.get_mut(rs_id.0 as usize) else {
+            return;
+        };
+        if rs.alive == alive {
+            return;
+        }
+        rs.alive = alive;
+        let (vs, weight) = (rs.vs, rs.weight);
+        out.push(Action::Server {
+            rs: rs_id,
+            alive,
+            weight,
+        });
+        out.push(Action::Pool { vs });
+        self.notify_rs(rs_id, out);
+        self.update_quorum(vs, false, out);
+    }
+
+    /// keepalived's `update_svr_wgt` for `misc_dynamic`.
+    fn set_weight(&mut self, rs_id: RsId, dynamic: DynamicWeight, out: &mut Out<'_>) {
+        let Some(rs) = self.rss.get_mut(rs_id.0 as usize) else {
+            return;
+        };
+        let weight = match dynamic {
+            DynamicWeight::Configured => rs.configured_weight,
+            DynamicWeight::Set(w) => w,
+        };
+        if weight == rs.weight {
+            return;
+        }
+        rs.weight = weight;
+        let (vs, alive) = (rs.vs, rs.alive);
+        out.push(Action::Server {
+            rs: rs_id,
+            alive,
+            weight,
+        });
+        if alive {
+            out.push(Action::Pool { vs });
+        }
+        self.update_quorum(vs, false, out);
+    }
+
+    fn notify_rs(&self, rs_id: RsId, out: &mut Out<'_>) {
+        let Some(rs) = self.rss.get(rs_id.0 as usize) else {
+            return;
+        };
+        let (target, cmd) = if rs.alive {
+            (NotifyTarget::RsUp(rs_id), &rs.notify_up)
+        } else {
+            (NotifyTarget::RsDown(rs_id), &rs.notify_down)
+        };
+        if cmd.is_some() {
+            out.push(Action::Notify(target));
+        }
+    }
+
+    /// keepalived's `update_quorum_state`:
+    /// - while the quorum is down, it comes back when the live weight
+    ///   reaches `quorum + hysteresis`: the sorry server leaves, the live
+    ///   real servers return, `quorum_up` runs;
+    /// - while it is up, it is lost when the live weight drops below
+    ///   `quorum - hysteresis` or to 0: the sorry server (if any) replaces
+    ///   the live real servers, `quorum_down` runs;
+    /// - at start, a quorum that is down with a sorry server configured
+    ///   brings the sorry server in and runs `quorum_down`.
+    fn update_quorum(&mut self, vs_id: VsId, init: bool, out: &mut Out<'_>) {
+        let (sum, _) = self.weight_sum(vs_id);
+        let Some(vs) = self.vss.get_mut(vs_id.0 as usize) else {
+            return;
+        };
+        let hysteresis = i64::from(vs.hysteresis);
+        let threshold = i64::from(vs.quorum)
+            + if vs.quorum_up {
+                -hysteresis
+            } else {
+                hysteresis
+            };
+        let weight = i64::try_from(sum).unwrap_or(i64::MAX);
+        if !vs.quorum_up && weight >= threshold {
+            vs.quorum_up = true;
+            if vs.sorry_active {
+                vs.sorry_active = false;
+                out.push(Action::SorryServer {
+                    vs: vs_id,
+                    active: false,
+                });
+                out.push(Action::Pool { vs: vs_id });
+            }
+            out.push(Action::Quorum {
+                vs: vs_id,
+                up: true,
+                weight_sum: sum,
+                threshold,
+            });
+            if vs.quorum_up_cmd.is_some() {
+                out.push(Action::Notify(NotifyTarget::QuorumUp(vs_id)));
+            }
+        } else if (vs.quorum_up && (sum == 0 || weight < threshold))
+            || (init && !vs.quorum_up && vs.sorry_server.is_some() && !vs.sorry_active)
+        {
+            vs.quorum_up = false;
+            if vs.sorry_server.is_some() && !vs.sorry_active {
+                vs.sorry_active = true;
+                out.push(Action::SorryServer {
+                    vs: vs_id,
+                    active: true,
+                });
+                out.push(Action::Pool { vs: vs_id });
+            }
+            out.push(Action::Quorum {
+                vs: vs_id,
+                up: false,
+                weight_sum: sum,
+                threshold,
+            });
+            if vs.quorum_down_cmd.is_some() {
+                out.push(Action::Notify(NotifyTarget::QuorumDown(vs_id)));
+            }
+        }
+    }
+}
+
+fn rs_state(
+    vs_id: VsId,
+    vs: &VirtualServer,
+    rs: &RealServer,
+    probes: std::ops::Range<u32>,
+) -> RsState {
+    let failed = if vs.alpha {
+        probes.end - probes.start
+    } else {
+        0
+    };
+    RsState {
+        vs: vs_id,
+        address: rs.address,
+        configured_weight: rs.weight.get(),
+        weight: rs.weight.get(),
+        inhibit: rs.inhibit_on_failure,
+        alive: failed == 0,
+        failed,
+        notify_up: rs.notify_up.clone(),
+        notify_down: rs.notify_down.clone(),
+        probes,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! HTTP_GET and SSL_GET: for each `url` block, an HTTP/1.0 GET of its path
+//! over a fresh connection (TLS for SSL_GET, through rustls), whose answer
+//! must carry the expected status (any 2xx when `status_code` is unset, as
+//! keepalived) and, if `digest` is set, a body whose MD5 matches. All URLs
+//! must match. Each URL's whole exchange (connect, handshake, request,
+//! answer to its end) is bounded by `connect_timeout`, so a server that
+//! accepts and never answers costs a timeout. Like keepalived, SSL_GET does
+//! not verify the server's certificate: it checks the service, not its
+//! identity.
+
+use super::decision::{Failure, Outcome};
+use super::tcp;
+use md5::{Digest, Md5};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+
+/// Headers longer than this are refused as a bad answer.
+const MAX_HEADER: usize = 16 * 1024;
+
+/// One `url` block, resolved against its virtual server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlCheck {
+    /// Request path.
+    pub path: String,
+    /// `Host:` header value (and TLS server name).
+    pub host: String,
+    /// Expected status; `None` accepts 200..=299.
+    pub status: Option<u16>,
+    /// Expected MD5 of the body, lowercase hex.
+    pub digest: Option<String>,
+}
+
+/// How to reach the server.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub target: SocketAddr,
+    pub bind: Option<IpAddr>,
+    pub timeout: Duration,
+    /// `Some` for SSL_GET.
+    pub tls: Option<TlsConnector>,
+}
+
+/// A TLS client that accepts any certificate (keepalived's SSL_GET does
+/// not verify either) but still checks handshake signatures. Built once
+/// and shared by every SSL_GET probe.
+pub fn tls_connector() -> Result<TlsConnector, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One HTTP_GET / SSL_GET run: every URL in turn; the first mismatch is
+/// the verdict.
+pub async fn probe(endpoint: &Endpoint, urls: &[UrlCheck]) -> Outcome {
+    for url in urls {
+        let fetch = fetch(endpoint, url);
+        let verdict = match tokio::time::timeout(endpoint.timeout, fetch).await {
+            Ok(verdict) => verdict,
+            Err(_elapsed) => Err(Failure::Timeout),
+        };
+        if let Err(failure) = verdict {
+            return Outcome::Down(failure);
+        }
+    }
+    Outcome::Up
+}
+
+async fn fetch(endpoint: &Endpoint, url: &UrlCheck) -> Result<(), Failure> {
+    let stream = tcp::connect(endpoint.target, endpoint.bind, endpoint.timeout).await?;
+    match &endpoint.tls {
+        None => exchange(stream, url).await,
+        Some(connector) => {
+            let name = ServerName::try_from(url.host.clone())
+                .unwrap_or_else(|_| ServerName::IpAddress(endpoint.target.ip().into()));
+            let tls = connector
+                .connect(name, stream)
+                .await
+                .map_err(|_| Failure::Tls)?;
+            exchange(tls, url).await
+        }
+    }
+}
+
+/// Sends the GET and judges the answer, read to its end (HTTP/1.0 with
+/// `Connection: close`: the server closes when done).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    url: &UrlCheck,
+) -> Result<(), Failure> {
+    let request = format!(
+        "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        url.path, url.host
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| Failure::Connect(e.kind()))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| Failure::Connect(e.kind()))?;
+
+    let mut buf = vec![0u8; 4096];
+    let mut head = Vec::new();
+    let mut hasher = Md5::new();
+    let mut status = None;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(n) => n,
+            // A TLS peer closing without close_notify: the body ended.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && status.is_some() => 0,
+            Err(_) => return Err(Failure::BadResponse),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        if n == 0 {
+            break;
+        }
+        if status.is_some() {
+            hasher.update(chunk);
+            continue;
+        }
+        head.extend_from_slice(chunk);
+        if let Some(end) = find(&head, b"\r\n\r\n") {
+            status = Some(parse_status(&head)?);
+            hasher.update(head.get(end + 4..).unwrap_or_default());
+        } else if head.len() > MAX_HEADER {
+            return Err(Failure::BadResponse);
+        }
+    }
+    let status = status.ok_or(Failure::BadResponse)?;
+    let status_ok = match url.status {
+        Some(expected) => status == expected,
+        None => (200..=299).contains(&status),
+    };
+    if !status_ok {
+        return Err(Failure::Status(status));
+    }
+    if let Some(expected) = &url.digest {
+        let got = hex(&hasher.finalize());
+        if !got.eq_ignore_ascii_case(expected) {
+            return Err(Failure::Digest);
+        }
+    }
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The status code of `HTTP/1.x NNN ...`.
+fn parse_status(head: &[u8]) -> Result<u16, Failure> {
+    let line_end = find(head, b"\r\n").ok_or(Failure::BadResponse)?;
+    let line = std::str::from_utf8(head.get(..line_end).unwrap_or_default())
+        .map_err(|_| Failure::BadResponse)?;
+    let mut words = line.split_ascii_whitespace();
+    let version = words.next().ok_or(Failure::BadResponse)?;
+    if !version.starts_with("HTTP/") {
+        return Err(Failure::BadResponse);
+    }
+    let code = words.next().ok_or(Failure::BadResponse)?;
+    if code.len() != 3 {
+        return Err(Failure::BadResponse);
+    }
+    code.parse().map_err(|_| Failure::BadResponse)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n\r\n"), Ok(204));
+        assert_eq!(parse_status(b"HTTP/1.0 500\r\n\r\n"), Ok(500));
+        assert_eq!(
+            parse_status(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(Failure::BadResponse)
+        );
+        assert_eq!(
+            parse_status(b"HTTP/1.1 2000 x\r\n"),
+            Err(Failure::BadResponse)
+        );
+        assert_eq!(parse_status(b"HTTP/1.1"), Err(Failure::BadResponse));
+    }
+
+    #[test]
+    fn md5_renders_as_keepalived_genhash_does() {
+        assert_eq!(hex(&Md5::digest(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}

@@ -1,0 +1,579 @@
+//! The checker's driver: one tokio task runs every probe of a config
+//! against the decision core. Due probes wait in a binary heap of
+//! deadlines; running ones are futures polled by that same task (no task or
+//! thread per server), at most `max_in_flight` at once. Transitions go out
+//! on an unbounded channel as [`Report`]s (few: only changes), which the
+//! daemon turns into timeline events and dataplane reconciles; notify
+//! programs run here, each bounded by a timeout.
+
+use super::decision::{
+    Action, Checker, Destination, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId, TooMany, VsId,
+};
+use super::http::{self, Endpoint, UrlCheck};
+use super::{misc, tcp};
+use crate::clock;
+use crate::config::model::{Check, Command, HttpCheck, RealServer, Service, VirtualServer};
+use crate::script::{self, Program};
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How the runner behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Most probes running at once (each holds a socket or a process);
+    /// due probes beyond it wait their turn.
+    pub max_in_flight: usize,
+    /// Bound on each notify program's run.
+    pub notify_timeout: Duration,
+    /// Time zero of the [`clock::Instant`]s in reports (the daemon's
+    /// timeline origin).
+    pub origin: tokio::time::Instant,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            notify_timeout: Duration::from_secs(30),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// A change the checker made, for the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// A real server went up or down, or its effective weight changed;
+    /// `cause` is the probe outcome that did it.
+    Server {
+        vs: VsId,
+        service: Service,
+        address: SocketAddr,
+        alive: bool,
+        weight: u32,
+        cause: Outcome,
+        at: clock::Instant,
+    },
+    /// The virtual server gained or lost its quorum.
+    Quorum {
+        vs: VsId,
+        service: Service,
+        up: bool,
+        weight_sum: u64,
+        threshold: i64,
+        at: clock::Instant,
+    },
+    /// The sorry server entered or left the pool.
+    SorryServer {
+        vs: VsId,
+        service: Service,
+        active: bool,
+        at: clock::Instant,
+    },
+    /// The destinations the dataplane should now hold for the virtual
+    /// server (the whole set: reconcile to it). Sent once at start for every
+    /// virtual server, then after changes, at most once per batch of
+    /// completed probes.
+    Pool {
+        vs: VsId,
+        service: Service,
+        destinations: Vec<Destination>,
+        at: clock::Instant,
+    },
+}
+
+/// A virtual server's state, for `appliance status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VsStatus {
+    pub vs: VsId,
+    pub service: Service,
+    pub quorum_up: bool,
+    pub sorry_active: bool,
+    pub servers: Vec<RsStatus>,
+}
+
+/// A real server's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RsStatus {
+    pub address: SocketAddr,
+    pub alive: bool,
+    pub weight: u32,
+    pub checks: Vec<CheckStatus>,
+}
+
+/// A check's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckStatus {
+    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`.
+    pub kind: &'static str,
+    pub up: bool,
+    pub last: Option<LastOutcome>,
+}
+
+/// The runner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    TooMany(#[from] TooMany),
+    #[error("cannot set up TLS for SSL_GET: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+enum Cmd {
+    Status(oneshot::Sender<Vec<VsStatus>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Controls a running checker.
+pub struct Handle {
+    cmds: mpsc::Sender<Cmd>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Every virtual server's state; `None` if the runner is gone.
+    pub async fn status(&self) -> Option<Vec<VsStatus>> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds.send(Cmd::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops the checker: running probes are dropped (their sockets closed,
+    /// their scripts killed), then `omega` notifiers run (see
+    /// [`Checker::shutdown`]) and are waited for, each at most the notify
+    /// timeout.
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// What one probe does, resolved from its check block.
+enum ProbeSpec {
+    Tcp {
+        target: SocketAddr,
+        bind: Option<IpAddr>,
+        timeout: Duration,
+    },
+    Http {
+        endpoint: Endpoint,
+        urls: Arc<[UrlCheck]>,
+    },
+    Misc {
+        program: Arc<Program>,
+        timeout: Duration,
+        dynamic: bool,
+    },
+}
+
+impl ProbeSpec {
+    fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Tcp { .. } => "TCP_CHECK",
+            ProbeSpec::Http { endpoint, .. } if endpoint.tls.is_some() => "SSL_GET",
+            ProbeSpec::Http { .. } => "HTTP_GET",
+            ProbeSpec::Misc { .. } => "MISC_CHECK",
+        }
+    }
+
+    fn run(&self, id: ProbeId) -> ProbeFuture {
+        match self {
+            ProbeSpec::Tcp {
+                target,
+                bind,
+                timeout,
+            } => {
+                let (target, bind, timeout) = (*target, *bind, *timeout);
+                Box::pin(async move { (id, tcp::probe(target, bind, timeout).await) })
+            }
+            ProbeSpec::Http { endpoint, urls } => {
+                let (endpoint, urls) = (endpoint.clone(), urls.clone());
+                Box::pin(async move { (id, http::probe(&endpoint, &urls).await) })
+            }
+            ProbeSpec::Misc {
+                program,
+                timeout,
+                dynamic,
+            } => {
+                let (program, timeout, dynamic) = (program.clone(), *timeout, *dynamic);
+                Box::pin(async move { (id, misc::probe(&program, timeout, dynamic).await) })
+            }
+        }
+    }
+}
+
+type ProbeFuture = Pin<Box<dyn Future<Output = (ProbeId, Outcome)> + Send>>;
+
+fn program(command: &Command) -> Program {
+    Program {
+        path: command.program.clone().into(),
+        args: command.args.clone(),
+    }
+}
+
+fn http_spec(
+    check: &HttpCheck,
+    vs: &VirtualServer,
+    rs: &RealServer,
+    tls: Option<tokio_rustls::TlsConnector>,
+) -> ProbeSpec {
+    let target = SocketAddr::new(
+        check.connect_ip.unwrap_or(rs.address.ip()),
+        check.connect_port.unwrap_or(rs.address.port()),
+    );
+    let urls = check
+        .url
+        .iter()
+        .map(|url| UrlCheck {
+            path: url.path.clone(),
+            host: url
+                .virtualhost
+                .clone()
+                .or_else(|| vs.virtualhost.clone())
+                .unwrap_or_else(|| target.to_string()),
+            status: url.status_code,
+            digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+        })
+        .collect();
+    ProbeSpec::Http {
+        endpoint: Endpoint {
+            target,
+            bind: check.bindto,
+            timeout: check.connect_timeout,
+            tls,
+        },
+        urls,
+    }
+}
+
+fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
+    let mut tls = None;
+    let mut out = Vec::new();
+    for vs in servers {
+        for rs in &vs.real_server {
+            for check in &rs.check {
+                out.push(match check {
+                    Check::Tcp(c) => ProbeSpec::Tcp {
+                        target: SocketAddr::new(
+                            c.connect_ip.unwrap_or(rs.address.ip()),
+                            c.connect_port.unwrap_or(rs.address.port()),
+                        ),
+                        bind: c.bindto,
+                        timeout: c.connect_timeout,
+                    },
+                    Check::HttpGet(c) => http_spec(c, vs, rs, None),
+                    Check::SslGet(c) => {
+                        let connector = match &tls {
+                            Some(connector) => connector,
+                            None => tls.insert(http::tls_connector()?),
+                        };
+                        http_spec(c, vs, rs, Some(connector.clone()))
+                    }
+                    Check::Misc(c) => ProbeSpec::Misc {
+                        program: Arc::new(program(&c.misc_path)),
+                        // keepalived: no misc_timeout means the delay_loop.
+                        timeout: c.misc_timeout.unwrap_or(vs.delay_loop),
+                        dynamic: c.misc_dynamic,
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Starts checking every real server of `servers` on the current tokio
+/// runtime. Returns the handle and the receiver of [`Report`]s; the first
+/// reports are each virtual server's initial pool.
+pub fn spawn(
+    servers: &[VirtualServer],
+    options: Options,
+) -> Result<(Handle, mpsc::UnboundedReceiver<Report>), Error> {
+    let specs = specs(servers)?;
+    let now = clock_now(options.origin);
+    let (checker, actions) = Checker::start(servers, now, |max| {
+        let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(fastrand::u64(0..=micros))
+    })?;
+    let (reports, rx) = mpsc::unbounded_channel();
+    let (cmds, cmd_rx) = mpsc::channel(8);
+    let mut runner = Runner {
+        checker,
+        specs,
+        options,
+        due: BinaryHeap::new(),
+        reports,
+        notifies: tokio::task::JoinSet::new(),
+    };
+    let mut dirty = Vec::new();
+    runner.apply(actions, None, now, &mut dirty);
+    runner.flush(&mut dirty, now);
+    let task = tokio::spawn(runner.run(cmd_rx));
+    Ok((Handle { cmds, task }, rx))
+}
+
+fn clock_now(origin: tokio::time::Instant) -> clock::Instant {
+    clock::Instant::from_duration(tokio::time::Instant::now().saturating_duration_since(origin))
+}
+
+struct Runner {
+    checker: Checker,
+    specs: Vec<ProbeSpec>,
+    options: Options,
+    due: BinaryHeap<Reverse<(clock::Instant, ProbeId)>>,
+    reports: mpsc::UnboundedSender<Report>,
+    notifies: tokio::task::JoinSet<()>,
+}
+
+impl Runner {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
+        let mut running: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
+        let mut dirty = Vec::new();
+        // One timer, re-armed only when the earliest deadline changes.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed = None;
+        loop {
+            let now = self.now();
+            while running.len() < self.options.max_in_flight {
+                match self.due.peek() {
+                    Some(Reverse((at, _))) if *at <= now => {}
+                    _ => break,
+                }
+                let Some(Reverse((_, id))) = self.due.pop() else {
+                    break;
+                };
+                if let Some(spec) = self.specs.get(id.0 as usize) {
+                    running.push(spec.run(id));
+                }
+            }
+            let can_launch = running.len() < self.options.max_in_flight;
+            let next = self
+                .due
+                .peek()
+                .filter(|_| can_launch)
+                .map(|Reverse((at, _))| self.deadline(*at));
+            if next != armed {
+                if let Some(deadline) = next {
+                    sleep.as_mut().reset(deadline);
+                }
+                armed = next;
+            }
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Status(tx)) => {
+                        let _ = tx.send(self.status());
+                    }
+                    Some(Cmd::Shutdown(tx)) => {
+                        drop(running);
+                        self.shutdown().await;
+                        let _ = tx.send(());
+                        return;
+                    }
+                    None => {
+                        drop(running);
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some((id, outcome)) = running.next(), if !running.is_empty() => {
+                    let now = self.now();
+                    self.completed(id, outcome, now, &mut dirty);
+                    // Take every other finished probe too, so one burst of
+                    // changes makes one pool report per virtual server.
+                    while let Some(Some((id, outcome))) = running.next().now_or_never() {
+                        self.completed(id, outcome, now, &mut dirty);
+                    }
+                    self.flush(&mut dirty, now);
+                }
+                () = &mut sleep, if armed.is_some() => armed = None,
+                Some(_) = self.notifies.join_next(), if !self.notifies.is_empty() => {}
+            }
+        }
+    }
+
+    fn now(&self) -> clock::Instant {
+        clock_now(self.options.origin)
+    }
+
+    fn deadline(&self, at: clock::Instant) -> tokio::time::Instant {
+        self.options.origin + Duration::from_micros(at.as_micros())
+    }
+
+    fn completed(
+        &mut self,
+        id: ProbeId,
+        outcome: Outcome,
+        now: clock::Instant,
+        dirty: &mut Vec<VsId>,
+    ) {
+        let actions = self.checker.probe_done(id, outcome, now);
+        self.apply(actions, Some(outcome), now, dirty);
+    }
+
+    fn apply(
+        &mut self,
+        actions: Vec<Action>,
+        cause: Option<Outcome>,
+        at: clock::Instant,
+        dirty: &mut Vec<VsId>,
+    ) {
+        for action in actions {
+            match action {
+                Action::Schedule { probe, at } => self.due.push(Reverse((at, probe))),
+                Action::Pool { vs } => {
+                    if !dirty.contains(&vs) {
+                        dirty.push(vs);
+                    }
+                }
+                Action::Server { rs, alive, weight } => {
+                    if let Some(report) = self.server_report(rs, alive, weight, cause, at) {
+                        let _ = self.reports.send(report);
+                    }
+                }
+                Action::Quorum {
+                    vs,
+                    up,
+                    weight_sum,
+                    threshold,
+                } => {
+                    if let Some(service) = self.checker.service(vs) {
+                        tracing::info!(?service, up, weight_sum, threshold, "quorum changed");
+                        let _ = self.reports.send(Report::Quorum {
+                            vs,
+                            service,
+                            up,
+                            weight_sum,
+                            threshold,
+                            at,
+                        });
+                    }
+                }
+                Action::SorryServer { vs, active } => {
+                    if let Some(service) = self.checker.service(vs) {
+                        tracing::info!(?service, active, "sorry server");
+                        let _ = self.reports.send(Report::SorryServer {
+                            vs,
+                            service,
+                            active,
+                            at,
+                        });
+                    }
+                }
+                Action::Notify(target) => self.notify(target),
+            }
+        }
+    }
+
+    fn server_report(
+        &self,
+        rs: RsId,
+        alive: bool,
+        weight: u32,
+        cause: Option<Outcome>,
+        at: clock::Instant,
+    ) -> Option<Report> {
+        let vs = self.checker.server_vs(rs)?;
+        let service = self.checker.service(vs)?;
+        let address = self.checker.server_address(rs)?;
+        let cause = cause?;
+        tracing::info!(?service, %address, alive, weight, ?cause, "real server changed");
+        Some(Report::Server {
+            vs,
+            service,
+            address,
+            alive,
+            weight,
+            cause,
+            at,
+        })
+    }
+
+    fn notify(&mut self, target: NotifyTarget) {
+        let Some(command) = self.checker.notify_command(target) else {
+            return;
+        };
+        let program = program(command);
+        let timeout = self.options.notify_timeout;
+        self.notifies.spawn(async move {
+            let outcome = script::run(&program, &[], timeout).await;
+            if !outcome.success() {
+                tracing::warn!(program = %program.path.display(), %outcome, "notify program failed");
+            }
+        });
+    }
+
+    fn flush(&mut self, dirty: &mut Vec<VsId>, at: clock::Instant) {
+        for vs in dirty.drain(..) {
+            if let Some(service) = self.checker.service(vs) {
+                let _ = self.reports.send(Report::Pool {
+                    vs,
+                    service,
+                    destinations: self.checker.pool(vs),
+                    at,
+                });
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<VsStatus> {
+        (0..self.checker.vs_count())
+            .filter_map(|i| {
+                let vs = VsId(u32::try_from(i).ok()?);
+                let (quorum_up, sorry_active) = self.checker.quorum_state(vs)?;
+                Some(VsStatus {
+                    vs,
+                    service: self.checker.service(vs)?,
+                    quorum_up,
+                    sorry_active,
+                    servers: self
+                        .checker
+                        .vs_servers(vs)
+                        .filter_map(|rs| self.rs_status(rs))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn rs_status(&self, rs: RsId) -> Option<RsStatus> {
+        let (alive, weight) = self.checker.server_state(rs)?;
+        Some(RsStatus {
+            address: self.checker.server_address(rs)?,
+            alive,
+            weight,
+            checks: self
+                .checker
+                .server_probes(rs)
+                .filter_map(|probe| {
+                    let (up, last) = self.checker.probe_state(probe)?;
+                    Some(CheckStatus {
+                        kind: self.specs.get(probe.0 as usize)?.kind(),
+                        up,
+                        last,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    async fn shutdown(&mut self) {
+        for action in self.checker.shutdown() {
+            if let Action::Notify(target) = action {
+                self.notify(target);
+            }
+        }
+        while self.notifies.join_next().await.is_some() {}
+    }
+}

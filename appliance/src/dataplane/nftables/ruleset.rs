@@ -1,0 +1,1365 @@
+//! The appliance's nftables ruleset as a pure function of the model: what
+//! the table holds for each virtual service, how a scheduler becomes a
+//! rule, and which requests carry out one [`Op`]. Sans-IO.
+//!
+//! The table `inet appliance` is the appliance's alone:
+//!
+//! ```text
+//! table inet appliance {
+//!     map tcp_10.0.1.100_80 {                 # the service's real servers
+//!         type ipv4_addr . inet_service : mark    # and weights (the model)
+//!         elements = { 10.0.2.11 . 8080 : 0x00000003, ... }
+//!     }
+//!     chain prerouting  { type nat hook prerouting priority dstnat;  jump services }
+//!     chain output      { type nat hook output priority dstnat;      jump services }
+//!     chain services {                        # one rule per service
+//!         ip daddr 10.0.1.100 tcp dport 80
+//!             dnat ip to numgen inc mod 4 map { 0 : 10.0.2.11 . 8080, ... }
+//!             comment "appliance TCP 10.0.1.100:80 wrr"
+//!     }
+//!     chain postrouting { type nat hook postrouting priority srcnat;
+//!         ct original ip daddr 10.0.1.100 ct original proto-dst 80 masquerade
+//!             comment "appliance TCP 10.0.1.100:80" }  # only with masquerade
+//! }
+//! ```
+//!
+//! Reading back needs no decoding of expressions: the rule's comment names
+//! the service, its scheduler and options; the named map lists the real
+//! servers with their weights (weight 0 included, though such a server is
+//! in no pick list). Every change to a service replaces its rule in one
+//! batch (one nf_tables transaction): new connections see the old rule or
+//! the new one, and established ones keep their conntrack NAT binding.
+
+use super::nla::{CtKey, Expr, Hook, MetaKey, NumgenType, PayloadBase, Reg, Verdict, set_flags};
+use crate::dataplane::{
+    Destination, Family, Forwarding, Op, Protocol, Scheduler, ServiceKey, VirtualService, Weight,
+};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// The appliance's table.
+pub const TABLE: &str = "appliance";
+/// `NFPROTO_INET`: one table for IPv4 and IPv6.
+pub const FAMILY_INET: u8 = 1;
+/// The regular chain holding one rule per service.
+pub const SERVICES: &str = "services";
+pub const PREROUTING: &str = "prerouting";
+pub const OUTPUT: &str = "output";
+pub const POSTROUTING: &str = "postrouting";
+/// The first word of every comment the appliance writes.
+const TAG: &str = "appliance";
+/// The most entries a pick list may have: weights, divided by their
+/// greatest common divisor, must sum to at most this.
+pub const MAX_PICKS: u32 = 1024;
+/// Fixed jhash seed: the kernel draws a random one when none is given,
+/// which would move every client to another server at each rule change.
+const JHASH_SEED: u32 = 0x6170_706c;
+/// `NFT_SET_ID` of the anonymous pick map within its batch.
+const PICK_SET_ID: u32 = 1;
+/// Name of an anonymous map created in a batch: the kernel numbers it.
+const ANONYMOUS_MAP: &str = "__map%d";
+
+/// nft's data type numbers, for `nft list` to print the maps.
+mod datatype {
+    pub const INTEGER: u32 = 4;
+    pub const IPADDR: u32 = 7;
+    pub const IP6ADDR: u32 = 8;
+    pub const INET_SERVICE: u32 = 13;
+    pub const MARK: u32 = 19;
+    /// A concatenation: each type shifted by nft's `TYPE_BITS` (6).
+    pub fn concat(a: u32, b: u32) -> u32 {
+        (a << 6) | b
+    }
+}
+
+/// `NFPROTO_IPV4` / `NFPROTO_IPV6`.
+fn nfproto(family: Family) -> u8 {
+    match family {
+        Family::Ipv4 => 2,
+        Family::Ipv6 => 10,
+    }
+}
+
+/// Bytes of an address of `family` in a register.
+fn addr_len(family: Family) -> u32 {
+    match family {
+        Family::Ipv4 => 4,
+        Family::Ipv6 => 16,
+    }
+}
+
+fn addr_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// `addr . port` as nft lays out the concatenation: the address, then the
+/// port in network order padded to 4 bytes.
+pub fn target_bytes(target: SocketAddr) -> Vec<u8> {
+    let mut bytes = addr_bytes(target.ip());
+    bytes.extend(target.port().to_be_bytes());
+    bytes.extend([0, 0]);
+    bytes
+}
+
+/// The inverse of [`target_bytes`].
+pub fn parse_target(bytes: &[u8]) -> Option<SocketAddr> {
+    let (ip, port) = match bytes.len() {
+        8 => {
+            let a: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+            (IpAddr::from(a), bytes.get(4..6)?)
+        }
+        20 => {
+            let a: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+            (IpAddr::from(a), bytes.get(16..18)?)
+        }
+        _ => return None,
+    };
+    let port = u16::from_be_bytes(port.try_into().ok()?);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The weight in a real-servers map element: network order, as `nft
+/// list` reads a map's data.
+pub fn weight_bytes(weight: Weight) -> Vec<u8> {
+    weight.get().to_be_bytes().to_vec()
+}
+
+/// The name of a service's real-servers map: `tcp_10.0.1.100_80`,
+/// `udp_2001:db8::1_53`.
+pub fn map_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Socket { protocol, address } => format!(
+            "{}_{}_{}",
+            protocol.name().to_ascii_lowercase(),
+            address.ip(),
+            address.port()
+        ),
+        ServiceKey::Fwmark { family, mark } => format!("fwm{}_{mark}", nfproto(*family)),
+    }
+}
+
+/// A map's elements as the kernel holds them: `(key, data)` bytes.
+pub type Elements = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What feeds the pick list's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generator {
+    /// `numgen inc`: the next index at each new connection.
+    RoundRobin,
+    /// `numgen random`.
+    Random,
+    /// `jhash` of the client's address.
+    SourceHash,
+    /// `jhash` of the destination address.
+    DestinationHash,
+}
+
+/// A scheduler as nftables does it: index `i` of the generator's output
+/// (modulo the list's length) picks `targets[i]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    pub generator: Generator,
+    pub targets: Vec<SocketAddr>,
+}
+
+/// How `service` picks its real server, or why nftables cannot do it as
+/// IPVS would. Servers of weight 0 are in no pick list.
+pub fn pick(service: &VirtualService) -> Result<Pick, String> {
+    let active: Vec<(SocketAddr, u32)> = service
+        .destinations
+        .values()
+        .filter(|d| d.weight.get() > 0)
+        .map(|d| (d.address, d.weight.get()))
+        .collect();
+    let (generator, targets) = match service.scheduler {
+        // IPVS rr and dh ignore weights other than 0.
+        Scheduler::Rr => (
+            Generator::RoundRobin,
+            active.iter().map(|(a, _)| *a).collect(),
+        ),
+        Scheduler::Dh => (
+            Generator::DestinationHash,
+            active.iter().map(|(a, _)| *a).collect(),
+        ),
+        Scheduler::Wrr => (Generator::RoundRobin, wrr_sequence(&active)),
+        Scheduler::Random => (Generator::Random, expanded(&active)),
+        Scheduler::Sh => (Generator::SourceHash, expanded(&active)),
+        other => {
+            let default = if other == crate::config::model::default_lb_algo() {
+                " (keepalived's default when lb_algo is not written)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "lb_algo {}{default} is not available with the nftables dataplane: use rr, wrr, sh, dh or random",
+                other.name()
+            ));
+        }
+    };
+    if targets.len() > MAX_PICKS as usize {
+        return Err(format!(
+            "weights divided by their greatest common divisor sum to {}, above the nftables \
+             dataplane's {MAX_PICKS}",
+            targets.len()
+        ));
+    }
+    Ok(Pick { generator, targets })
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Weights divided by their greatest common divisor.
+fn reduced(active: &[(SocketAddr, u32)]) -> Vec<(SocketAddr, u32)> {
+    let g = active.iter().fold(0, |g, (_, w)| gcd(g, *w)).max(1);
+    active.iter().map(|(a, w)| (*a, w / g)).collect()
+}
+
+/// Each server as many times as its reduced weight, grouped.
+fn expanded(active: &[(SocketAddr, u32)]) -> Vec<SocketAddr> {
+    reduced(active)
+        .into_iter()
+        .flat_map(|(a, w)| std::iter::repeat_n(a, w as usize))
+        .collect()
+}
+
+/// IPVS wrr's own order: at each step down from the largest weight, every
+/// server whose weight reaches it (3:1 gives a a a b; 2:2:1 gives a b a b
+/// c), so an incrementing counter over the list sends what IPVS sends.
+fn wrr_sequence(active: &[(SocketAddr, u32)]) -> Vec<SocketAddr> {
+    let reduced = reduced(active);
+    let max = reduced.iter().map(|(_, w)| *w).max().unwrap_or(0);
+    (1..=max)
+        .rev()
+        .flat_map(|cw| {
+            reduced
+                .iter()
+                .filter(move |(_, w)| *w >= cw)
+                .map(|(a, _)| *a)
+        })
+        .collect()
+}
+
+/// Why the nftables dataplane cannot hold `service` as configured: each
+/// problem with the config keyword it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The `virtual_server` field at fault (`lb_algo`, `lb_kind`, ...), or
+    /// `real_server` with its address.
+    pub field: &'static str,
+    pub real_server: Option<SocketAddr>,
+    pub reason: String,
+}
+
+/// Every reason the nftables dataplane refuses `service`; empty when it can
+/// do it exactly.
+pub fn refusals(service: &VirtualService) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let mut refuse = |field, real_server, reason: String| {
+        out.push(Refusal {
+            field,
+            real_server,
+            reason,
+        })
+    };
+    if let ServiceKey::Fwmark { .. } = service.key {
+        refuse(
+            "service",
+            None,
+            "fwmark services are not available with the nftables dataplane: write an address and port".into(),
+        );
+    }
+    if let Err(reason) = pick(service) {
+        let field = if matches!(
+            service.scheduler,
+            Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random
+        ) {
+            "real_server"
+        } else {
+            "lb_algo"
+        };
+        refuse(field, None, reason);
+    }
+    if service.persistence.is_some() {
+        refuse(
+            "persistence_timeout",
+            None,
+            "persistence is not available with the nftables dataplane".into(),
+        );
+    }
+    if service.one_packet {
+        refuse(
+            "ops",
+            None,
+            "one-packet scheduling (ops) is not available with the nftables dataplane".into(),
+        );
+    }
+    if service.sched_flags.any() {
+        refuse(
+            "lb_algo",
+            None,
+            "scheduler flags (sh-fallback, sh-port) are not available with the nftables dataplane"
+                .into(),
+        );
+    }
+    for d in service.destinations.values() {
+        if d.forwarding != Forwarding::Nat {
+            refuse(
+                "lb_kind",
+                Some(d.address),
+                format!(
+                    "lb_kind {} is not available with the nftables dataplane (NAT only)",
+                    match d.forwarding {
+                        Forwarding::DirectRoute => "DR",
+                        Forwarding::Tunnel => "TUN",
+                        Forwarding::Nat | Forwarding::Local => "LOCAL",
+                    }
+                ),
+            );
+        }
+        if d.upper_threshold != 0 || d.lower_threshold != 0 {
+            refuse(
+                "real_server",
+                Some(d.address),
+                format!(
+                    "real_server {}: uthreshold/lthreshold are not available with the nftables dataplane",
+                    d.address
+                ),
+            );
+        }
+        if Family::of(d.address.ip()) != service.key.family() {
+            refuse(
+                "real_server",
+                Some(d.address),
+                format!(
+                    "real_server {} is not of the virtual server's family",
+                    d.address
+                ),
+            );
+        }
+    }
+    out.dedup_by(|a, b| a.field == b.field && a.reason == b.reason);
+    out
+}
+
+/// nft's rule comment as userdata: TLV type 0, length with the NUL.
+pub fn comment_userdata(text: &str) -> Vec<u8> {
+    let mut out = vec![0, u8::try_from(text.len() + 1).unwrap_or(u8::MAX)];
+    out.extend(text.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The comment in a rule's userdata, if it has one.
+pub fn parse_comment_userdata(mut udata: &[u8]) -> Option<String> {
+    while let [kind, len, rest @ ..] = udata {
+        let value = rest.get(..usize::from(*len))?;
+        if *kind == 0 {
+            let text = value.strip_suffix(&[0]).unwrap_or(value);
+            return String::from_utf8(text.to_vec()).ok();
+        }
+        udata = rest.get(usize::from(*len)..)?;
+    }
+    None
+}
+
+/// The service rule's comment: `appliance TCP 10.0.1.100:80 wrr`, and
+/// ` masquerade` when set.
+pub fn describe(service: &VirtualService) -> String {
+    let mut text = format!("{TAG} {} {}", service.key, service.scheduler.name());
+    if service.masquerade {
+        text.push_str(" masquerade");
+    }
+    text
+}
+
+/// The postrouting rule's comment: `appliance TCP 10.0.1.100:80`.
+pub fn describe_key(key: &ServiceKey) -> String {
+    format!("{TAG} {key}")
+}
+
+/// What a service rule's comment says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub key: ServiceKey,
+    /// The scheduler and masquerade flag, or why they cannot be read.
+    pub settings: Result<(Scheduler, bool), String>,
+}
+
+/// Reads a comment written by [`describe`] or [`describe_key`]; `None` if
+/// it is not the appliance's.
+pub fn parse_description(text: &str) -> Option<Described> {
+    let mut words = text.split(' ');
+    if words.next()? != TAG {
+        return None;
+    }
+    let protocol = match words.next()? {
+        "TCP" => Protocol::Tcp,
+        "UDP" => Protocol::Udp,
+        "SCTP" => Protocol::Sctp,
+        _ => return None,
+    };
+    let address: SocketAddr = words.next()?.parse().ok()?;
+    let key = ServiceKey::Socket { protocol, address };
+    let settings = match words.next() {
+        None => Err("no scheduler in the rule's comment".to_owned()),
+        Some(name) => match scheduler_named(name) {
+            None => Err(format!("scheduler '{name}' is unknown")),
+            Some(s) => match words.next() {
+                None => Ok((s, false)),
+                Some("masquerade") if words.next().is_none() => Ok((s, true)),
+                Some(other) => Err(format!("unknown option '{other}' in the rule's comment")),
+            },
+        },
+    };
+    Some(Described { key, settings })
+}
+
+fn scheduler_named(name: &str) -> Option<Scheduler> {
+    Scheduler::parse(name).or((name == Scheduler::Random.name()).then_some(Scheduler::Random))
+}
+
+/// What the kernel holds for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledService {
+    pub service: VirtualService,
+    /// Handle of the rule in [`SERVICES`].
+    pub rule: u64,
+    /// Handle of its masquerade rule in [`POSTROUTING`].
+    pub masquerade_rule: Option<u64>,
+}
+
+/// What the kernel holds in the appliance's table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Installed {
+    pub table_exists: bool,
+    pub services: BTreeMap<ServiceKey, InstalledService>,
+}
+
+/// A base chain of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseChain {
+    pub name: &'static str,
+    pub hook: Hook,
+    pub priority: i32,
+}
+
+/// The nat chains: prerouting and output at dstnat (-100), postrouting at
+/// srcnat (100).
+pub const BASE_CHAINS: [BaseChain; 3] = [
+    BaseChain {
+        name: PREROUTING,
+        hook: Hook::PreRouting,
+        priority: -100,
+    },
+    BaseChain {
+        name: OUTPUT,
+        hook: Hook::LocalOut,
+        priority: -100,
+    },
+    BaseChain {
+        name: POSTROUTING,
+        hook: Hook::PostRouting,
+        priority: 100,
+    },
+];
+
+/// A set or map to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetSpec {
+    pub name: String,
+    pub id: u32,
+    pub flags: u32,
+    pub key_type: u32,
+    pub key_len: u32,
+    pub data_type: u32,
+    pub data_len: u32,
+    pub userdata: Vec<u8>,
+}
+
+/// One request of a batch (one nf_tables message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    NewTable,
+    DelTable,
+    NewBaseChain(BaseChain),
+    NewChain(&'static str),
+    NewRule {
+        chain: &'static str,
+        exprs: Vec<Expr>,
+        comment: Option<String>,
+    },
+    DelRule {
+        chain: &'static str,
+        handle: u64,
+    },
+    NewSet(SetSpec),
+    DelSet(String),
+    NewElements {
+        set: String,
+        set_id: Option<u32>,
+        elements: Elements,
+    },
+    DelElements {
+        set: String,
+        keys: Vec<Vec<u8>>,
+    },
+}
+
+/// An operation the ruleset cannot carry out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}: the nftables dataplane cannot do it: {1}")]
+    Refused(ServiceKey, String),
+    #[error("{0} is not in the appliance's nftables table")]
+    Absent(ServiceKey),
+    #[error("{0} is already in the appliance's nftables table")]
+    Exists(ServiceKey),
+    #[error("{service} has no real server {address}")]
+    NoDestination {
+        service: ServiceKey,
+        address: SocketAddr,
+    },
+}
+
+/// The requests of one batch carrying out `op` on what is `installed`.
+pub fn plan(op: &Op, installed: &Installed) -> Result<Vec<Request>, PlanError> {
+    let current = |key: &ServiceKey| installed.services.get(key).ok_or(PlanError::Absent(*key));
+    let mut out = Vec::new();
+    match op {
+        Op::AddService(svc) => {
+            if installed.services.contains_key(&svc.key) {
+                return Err(PlanError::Exists(svc.key));
+            }
+            if !installed.table_exists {
+                out.extend(skeleton());
+            }
+            let settings = svc.settings();
+            out.push(Request::NewSet(weights_map(&settings.key)));
+            out.extend(service_rules(&settings)?);
+        }
+        Op::EditService(svc) => {
+            let have = current(&svc.key)?;
+            let new = VirtualService {
+                destinations: have.service.destinations.clone(),
+                ..svc.clone()
+            };
+            out.extend(remove_rules(have));
+            out.extend(service_rules(&new)?);
+        }
+        Op::DeleteService(key) => {
+            let have = current(key)?;
+            if installed.services.len() == 1 {
+                // The last service: the table goes, with its chains.
+                out.push(Request::DelTable);
+            } else {
+                out.extend(remove_rules(have));
+                out.push(Request::DelSet(map_name(key)));
+            }
+        }
+        Op::AddDestination {
+            service,
+            destination,
+        }
+        | Op::EditDestination {
+            service,
+            destination,
+        } => {
+            let have = current(service)?;
+            let mut new = have.service.clone();
+            let existed = new
+                .destinations
+                .insert(destination.address, destination.clone())
+                .is_some();
+            if matches!(op, Op::EditDestination { .. }) && !existed {
+                return Err(PlanError::NoDestination {
+                    service: *service,
+                    address: destination.address,
+                });
+            }
+            out.extend(remove_rules(have));
+            out.extend(service_rules(&new)?);
+            let key = target_bytes(destination.address);
+            if existed {
+                out.push(Request::DelElements {
+                    set: map_name(service),
+                    keys: vec![key.clone()],
+                });
+            }
+            out.push(Request::NewElements {
+                set: map_name(service),
+                set_id: None,
+                elements: vec![(key, weight_bytes(destination.weight))],
+            });
+        }
+        Op::DeleteDestination { service, address } => {
+            let have = current(service)?;
+            let mut new = have.service.clone();
+            if new.destinations.remove(address).is_none() {
+                return Err(PlanError::NoDestination {
+                    service: *service,
+                    address: *address,
+                });
+            }
+            out.extend(remove_rules(have));
+            out.extend(service_rules(&new)?);
+            out.push(Request::DelElements {
+                set: map_name(service),
+                keys: vec![target_bytes(*address)],
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The table, its chains and the jumps into [`SERVICES`].
+fn skeleton() -> Vec<Request> {
+    let mut out = vec![Request::NewTable];
+    out.extend(BASE_CHAINS.map(Request::NewBaseChain));
+    out.push(Request::NewChain(SERVICES));
+    for chain in [PREROUTING, OUTPUT] {
+        out.push(Request::NewRule {
+            chain,
+            exprs: vec![Expr::Verdict(Verdict::Jump(SERVICES.to_owned()))],
+            comment: None,
+        });
+    }
+    out
+}
+
+fn remove_rules(have: &InstalledService) -> Vec<Request> {
+    let mut out = vec![Request::DelRule {
+        chain: SERVICES,
+        handle: have.rule,
+    }];
+    if let Some(handle) = have.masquerade_rule {
+        out.push(Request::DelRule {
+            chain: POSTROUTING,
+            handle,
+        });
+    }
+    out
+}
+
+/// A service's real-servers map (created empty).
+fn weights_map(key: &ServiceKey) -> SetSpec {
+    let family = key.family();
+    SetSpec {
+        name: map_name(key),
+        id: PICK_SET_ID + 1,
+        flags: set_flags::MAP,
+        key_type: target_type(family),
+        key_len: addr_len(family) + 4,
+        data_type: datatype::MARK,
+        data_len: 4,
+        userdata: Vec::new(),
+    }
+}
+
+fn target_type(family: Family) -> u32 {
+    let addr = match family {
+        Family::Ipv4 => datatype::IPADDR,
+        Family::Ipv6 => datatype::IP6ADDR,
+    };
+    datatype::concat(addr, datatype::INET_SERVICE)
+}
+
+/// The service's rule (with its pick map) and its masquerade rule.
+fn service_rules(service: &VirtualService) -> Result<Vec<Request>, PlanError> {
+    let refused = |reason: String| PlanError::Refused(service.key, reason);
+    if let Some(first) = refusals(service).into_iter().next() {
+        return Err(refused(first.reason));
+    }
+    let ServiceKey::Socket { protocol, address } = service.key else {
+        return Err(refused("fwmark services are not available".into()));
+    };
+    let pick = pick(service).map_err(refused)?;
+    let family = service.key.family();
+    let mut out = Vec::new();
+    let mut exprs = match_service(family, protocol, address);
+    if pick.targets.is_empty() {
+        // No server to send to: new connections are dropped, as IPVS does.
+        exprs.push(Expr::Verdict(Verdict::Drop));
+    } else {
+        out.push(Request::NewSet(SetSpec {
+            name: ANONYMOUS_MAP.to_owned(),
+            id: PICK_SET_ID,
+            flags: set_flags::ANONYMOUS | set_flags::CONSTANT | set_flags::MAP,
+            key_type: datatype::INTEGER,
+            key_len: 4,
+            data_type: target_type(family),
+            data_len: addr_len(family) + 4,
+            // nft's NFTNL_UDATA_SET_KEYBYTEORDER: host (1), so that `nft
+            // list` prints the indices as numbers.
+            userdata: [vec![0, 4], 1u32.to_ne_bytes().to_vec()].concat(),
+        }));
+        out.push(Request::NewElements {
+            set: ANONYMOUS_MAP.to_owned(),
+            set_id: Some(PICK_SET_ID),
+            elements: pick
+                .targets
+                .iter()
+                .zip(0u32..)
+                .map(|(t, i)| (i.to_ne_bytes().to_vec(), target_bytes(*t)))
+                .collect(),
+        });
+        exprs.extend(pick_exprs(family, &pick));
+    }
+    out.push(Request::NewRule {
+        chain: SERVICES,
+        exprs,
+        comment: Some(describe(service)),
+    });
+    if service.masquerade {
+        let mut exprs = vec![
+            Expr::Meta {
+                dreg: Reg::R1,
+                key: MetaKey::NfProto,
+            },
+            Expr::CmpEq {
+                sreg: Reg::R1,
+                data: vec![nfproto(family)],
+            },
+            Expr::Meta {
+                dreg: Reg::R1,
+                key: MetaKey::L4Proto,
+            },
+            Expr::CmpEq {
+                sreg: Reg::R1,
+                data: vec![protocol_byte(protocol)],
+            },
+        ];
+        exprs.extend([
+            Expr::CtOriginal {
+                dreg: Reg::R1,
+                key: match family {
+                    Family::Ipv4 => CtKey::DstIp,
+                    Family::Ipv6 => CtKey::DstIp6,
+                },
+            },
+            Expr::CmpEq {
+                sreg: Reg::R1,
+                data: addr_bytes(address.ip()),
+            },
+            Expr::CtOriginal {
+                dreg: Reg::R1,
+                key: CtKey::ProtoDst,
+            },
+            Expr::CmpEq {
+                sreg: Reg::R1,
+                data: address.port().to_be_bytes().to_vec(),
+            },
+            Expr::Masquerade,
+        ]);
+        out.push(Request::NewRule {
+            chain: POSTROUTING,
+            exprs,
+            comment: Some(describe_key(&service.key)),
+        });
+    }
+    Ok(out)
+}
+
+fn protocol_byte(protocol: Protocol) -> u8 {
+    u8::try_from(protocol.number()).unwrap_or(u8::MAX)
+}
+
+/// `meta nfproto F meta l4proto P ip daddr A tcp dport N`.
+fn match_service(family: Family, protocol: Protocol, address: SocketAddr) -> Vec<Expr> {
+    let daddr_offset = match family {
+        Family::Ipv4 => 16,
+        Family::Ipv6 => 24,
+    };
+    vec![
+        Expr::Meta {
+            dreg: Reg::R1,
+            key: MetaKey::NfProto,
+        },
+        Expr::CmpEq {
+            sreg: Reg::R1,
+            data: vec![nfproto(family)],
+        },
+        Expr::Meta {
+            dreg: Reg::R1,
+            key: MetaKey::L4Proto,
+        },
+        Expr::CmpEq {
+            sreg: Reg::R1,
+            data: vec![protocol_byte(protocol)],
+        },
+        Expr::Payload {
+            dreg: Reg::R1,
+            base: PayloadBase::Network,
+            offset: daddr_offset,
+            len: addr_len(family),
+        },
+        Expr::CmpEq {
+            sreg: Reg::R1,
+            data: addr_bytes(address.ip()),
+        },
+        // TCP, UDP and SCTP all have the destination port at offset 2.
+        Expr::Payload {
+            dreg: Reg::R1,
+            base: PayloadBase::Transport,
+            offset: 2,
+            len: 2,
+        },
+        Expr::CmpEq {
+            sreg: Reg::R1,
+            data: address.port().to_be_bytes().to_vec(),
+        },
+    ]
+}
+
+/// The generator into register 1, the map lookup, and the DNAT to the
+/// address (register 1) and port (the 4-byte register after the address).
+fn pick_exprs(family: Family, pick: &Pick) -> Vec<Expr> {
+    let modulus = u32::try_from(pick.targets.len()).unwrap_or(u32::MAX);
+    let len = addr_len(family);
+    let hash_of = |offset: u32| {
+        [
+            Expr::Payload {
+                dreg: Reg::R2,
+                base: PayloadBase::Network,
+                offset,
+                len,
+            },
+            Expr::Jhash {
+                sreg: Reg::R2,
+                dreg: Reg::R1,
+                len,
+                modulus,
+                seed: JHASH_SEED,
+            },
+        ]
+    };
+    let (saddr, daddr) = match family {
+        Family::Ipv4 => (12, 16),
+        Family::Ipv6 => (8, 24),
+    };
+    let numgen = |kind| {
+        vec![Expr::Numgen {
+            dreg: Reg::R1,
+            kind,
+            modulus,
+        }]
+    };
+    let mut exprs = match pick.generator {
+        Generator::RoundRobin => numgen(NumgenType::Incremental),
+        Generator::Random => numgen(NumgenType::Random),
+        Generator::SourceHash => hash_of(saddr).to_vec(),
+        Generator::DestinationHash => hash_of(daddr).to_vec(),
+    };
+    exprs.push(Expr::Lookup {
+        sreg: Reg::R1,
+        dreg: Reg::R1,
+        set: ANONYMOUS_MAP.to_owned(),
+        set_id: PICK_SET_ID,
+    });
+    exprs.push(Expr::Dnat {
+        family: nfproto(family),
+        addr: Reg::R1,
+        proto: Reg::after_r1(len),
+    });
+    exprs
+}
+
+/// A service read back: its comment's settings and its map's elements
+/// (`(key, data)` as the kernel holds them).
+pub fn service_from(
+    key: ServiceKey,
+    scheduler: Scheduler,
+    masquerade: bool,
+    elements: &[(Vec<u8>, Vec<u8>)],
+) -> Result<VirtualService, String> {
+    let mut destinations = BTreeMap::new();
+    for (k, data) in elements {
+        let address = parse_target(k)
+            .ok_or_else(|| format!("real-servers map key {k:02x?} is no address . port"))?;
+        let raw: [u8; 4] = data
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("weight of {address} has {} bytes", data.len()))?;
+        let weight = Weight::new(u32::from_be_bytes(raw))
+            .map_err(|e| format!("real server {address}: {e}"))?;
+        destinations.insert(
+            address,
+            Destination {
+                address,
+                weight,
+                forwarding: Forwarding::Nat,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            },
+        );
+    }
+    Ok(VirtualService {
+        key,
+        scheduler,
+        sched_flags: Default::default(),
+        persistence: None,
+        one_packet: false,
+        masquerade,
+        destinations,
+    })
+}
+
+/// For errors: which request of a batch the kernel refused.
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NewTable => write!(f, "create table inet {TABLE}"),
+            Self::DelTable => write!(f, "delete table inet {TABLE}"),
+            Self::NewBaseChain(c) => write!(f, "create chain {}", c.name),
+            Self::NewChain(name) => write!(f, "create chain {name}"),
+            Self::NewRule {
+                chain,
+                comment: Some(c),
+                ..
+            } => write!(f, "add rule \"{c}\" to chain {chain}"),
+            Self::NewRule { chain, .. } => write!(f, "add rule to chain {chain}"),
+            Self::DelRule { chain, handle } => write!(f, "delete rule {handle} of chain {chain}"),
+            Self::NewSet(s) => write!(f, "create map {}", s.name),
+            Self::DelSet(name) => write!(f, "delete map {name}"),
+            Self::NewElements { set, elements, .. } => {
+                write!(f, "add {} element(s) to map {set}", elements.len())
+            }
+            Self::DelElements { set, keys } => {
+                write!(f, "delete {} element(s) from map {set}", keys.len())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{Persistence, SchedFlags};
+
+    fn dest(last: u8, weight: u32) -> Destination {
+        Destination {
+            address: SocketAddr::from(([10, 0, 2, last], 8080)),
+            weight: Weight::new(weight).unwrap(),
+            forwarding: Forwarding::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+
+    fn service(scheduler: Scheduler, dests: &[Destination]) -> VirtualService {
+        VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Tcp,
+                address: "10.0.1.100:80".parse().unwrap(),
+            },
+            scheduler,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            one_packet: false,
+            masquerade: false,
+            destinations: dests.iter().map(|d| (d.address, d.clone())).collect(),
+        }
+    }
+
+    /// The pick list as last address bytes.
+    fn picks(scheduler: Scheduler, weights: &[(u8, u32)]) -> (Generator, Vec<u8>) {
+        let dests: Vec<Destination> = weights.iter().map(|(l, w)| dest(*l, *w)).collect();
+        let p = pick(&service(scheduler, &dests)).unwrap();
+        let lasts = p
+            .targets
+            .iter()
+            .map(|t| match t.ip() {
+                IpAddr::V4(v4) => v4.octets()[3],
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        (p.generator, lasts)
+    }
+
+    #[test]
+    fn rr_and_dh_ignore_weights_but_zero() {
+        assert_eq!(
+            picks(Scheduler::Rr, &[(11, 5), (12, 1), (13, 0)]),
+            (Generator::RoundRobin, vec![11, 12])
+        );
+        assert_eq!(
+            picks(Scheduler::Dh, &[(11, 5), (12, 1), (13, 0)]),
+            (Generator::DestinationHash, vec![11, 12])
+        );
+    }
+
+    #[test]
+    fn wrr_follows_the_ipvs_order_with_reduced_weights() {
+        assert_eq!(
+            picks(Scheduler::Wrr, &[(11, 3), (12, 1)]).1,
+            [11, 11, 11, 12]
+        );
+        assert_eq!(
+            picks(Scheduler::Wrr, &[(11, 2), (12, 2), (13, 1)]).1,
+            [11, 12, 11, 12, 13]
+        );
+        assert_eq!(
+            picks(Scheduler::Wrr, &[(11, 300), (12, 100), (13, 0)]),
+            (Generator::RoundRobin, vec![11, 11, 11, 12])
+        );
+    }
+
+    #[test]
+    fn random_and_sh_repeat_each_server_by_weight() {
+        assert_eq!(
+            picks(Scheduler::Random, &[(11, 2), (12, 6)]),
+            (Generator::Random, vec![11, 12, 12, 12])
+        );
+        assert_eq!(
+            picks(Scheduler::Sh, &[(11, 1), (12, 2)]),
+            (Generator::SourceHash, vec![11, 12, 12])
+        );
+    }
+
+    #[test]
+    fn no_server_with_weight_is_an_empty_pick_list() {
+        assert_eq!(picks(Scheduler::Wrr, &[(11, 0)]).1, Vec::<u8>::new());
+        assert_eq!(picks(Scheduler::Rr, &[]).1, Vec::<u8>::new());
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do() {
+        let err = pick(&service(Scheduler::Wlc, &[dest(11, 1)])).unwrap_err();
+        assert_eq!(
+            err,
+            "lb_algo wlc (keepalived's default when lb_algo is not written) is not available \
+             with the nftables dataplane: use rr, wrr, sh, dh or random"
+        );
+        let err = pick(&service(Scheduler::Wrr, &[dest(11, 1000), dest(12, 999)])).unwrap_err();
+        assert!(
+            err.contains("sum to 1999, above the nftables dataplane's 1024"),
+            "{err}"
+        );
+
+        let mut svc = service(Scheduler::Lc, &[dest(11, 1)]);
+        svc.persistence = Some(Persistence {
+            timeout: 60,
+            prefix: 32,
+        });
+        for d in svc.destinations.values_mut() {
+            d.forwarding = Forwarding::DirectRoute;
+            d.upper_threshold = 5;
+        }
+        let fields: Vec<&str> = refusals(&svc).iter().map(|r| r.field).collect();
+        assert_eq!(
+            fields,
+            ["lb_algo", "persistence_timeout", "lb_kind", "real_server"]
+        );
+        let fwmark = VirtualService {
+            key: ServiceKey::Fwmark {
+                family: Family::Ipv4,
+                mark: 1,
+            },
+            ..service(Scheduler::Rr, &[])
+        };
+        assert_eq!(refusals(&fwmark)[0].field, "service");
+        assert!(refusals(&service(Scheduler::Sh, &[dest(11, 1)])).is_empty());
+    }
+
+    #[test]
+    fn comments_round_trip() {
+        let mut svc = service(Scheduler::Random, &[]);
+        svc.masquerade = true;
+        let text = describe(&svc);
+        assert_eq!(text, "appliance TCP 10.0.1.100:80 random masquerade");
+        let udata = comment_userdata(&text);
+        assert_eq!(udata[..2], [0, 46]);
+        assert_eq!(
+            parse_comment_userdata(&udata).as_deref(),
+            Some(text.as_str())
+        );
+        assert_eq!(
+            parse_description(&text),
+            Some(Described {
+                key: svc.key,
+                settings: Ok((Scheduler::Random, true))
+            })
+        );
+        let v6 = "appliance UDP [2001:db8::1]:53 sh";
+        assert_eq!(
+            parse_description(v6).unwrap().settings,
+            Ok((Scheduler::Sh, false))
+        );
+        assert_eq!(
+            parse_description("appliance TCP 10.0.1.100:80 fast")
+                .unwrap()
+                .settings,
+            Err("scheduler 'fast' is unknown".to_owned())
+        );
+        assert_eq!(parse_description("someone else's"), None);
+        assert_eq!(
+            parse_description(&describe_key(&svc.key)).unwrap().key,
+            svc.key
+        );
+    }
+
+    #[test]
+    fn targets_and_weights_read_back() {
+        for t in ["10.0.2.11:8080", "[2001:db8::2]:443"] {
+            let t: SocketAddr = t.parse().unwrap();
+            assert_eq!(parse_target(&target_bytes(t)), Some(t));
+        }
+        assert_eq!(
+            target_bytes("10.0.2.11:8080".parse().unwrap()),
+            [10, 0, 2, 11, 0x1f, 0x90, 0, 0]
+        );
+        let elements = vec![(
+            target_bytes("10.0.2.11:8080".parse().unwrap()),
+            weight_bytes(Weight::new(3).unwrap()),
+        )];
+        let svc = service_from(
+            service(Scheduler::Rr, &[]).key,
+            Scheduler::Wrr,
+            false,
+            &elements,
+        )
+        .unwrap();
+        assert_eq!(svc, service(Scheduler::Wrr, &[dest(11, 3)]));
+        assert!(service_from(svc.key, Scheduler::Rr, false, &[(vec![1], vec![])]).is_err());
+    }
+
+    fn installed(services: &[VirtualService]) -> Installed {
+        Installed {
+            table_exists: !services.is_empty(),
+            services: services
+                .iter()
+                .zip(10..)
+                .map(|(s, handle)| {
+                    (
+                        s.key,
+                        InstalledService {
+                            service: s.clone(),
+                            rule: handle,
+                            masquerade_rule: s.masquerade.then_some(handle + 100),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn shown(requests: &[Request]) -> Vec<String> {
+        requests.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_first_service_creates_the_table() {
+        let svc = service(Scheduler::Rr, &[]);
+        let plan = plan(&Op::AddService(svc), &Installed::default()).unwrap();
+        assert_eq!(
+            shown(&plan),
+            [
+                "create table inet appliance",
+                "create chain prerouting",
+                "create chain output",
+                "create chain postrouting",
+                "create chain services",
+                "add rule to chain prerouting",
+                "add rule to chain output",
+                "create map tcp_10.0.1.100_80",
+                "add rule \"appliance TCP 10.0.1.100:80 rr\" to chain services",
+            ]
+        );
+        // Without servers, new connections are dropped.
+        let Some(Request::NewRule { exprs, .. }) = plan.last() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(exprs.last(), Some(&Expr::Verdict(Verdict::Drop)));
+    }
+
+    #[test]
+    fn a_destination_change_replaces_the_rule_in_one_batch() {
+        let mut have = service(Scheduler::Wrr, &[dest(11, 1), dest(12, 1)]);
+        have.masquerade = true;
+        let op = Op::EditDestination {
+            service: have.key,
+            destination: dest(11, 3),
+        };
+        let plan = plan(&op, &installed(&[have])).unwrap();
+        assert_eq!(
+            shown(&plan),
+            [
+                "delete rule 10 of chain services",
+                "delete rule 110 of chain postrouting",
+                "create map __map%d",
+                "add 4 element(s) to map __map%d",
+                "add rule \"appliance TCP 10.0.1.100:80 wrr masquerade\" to chain services",
+                "add rule \"appliance TCP 10.0.1.100:80\" to chain postrouting",
+                "delete 1 element(s) from map tcp_10.0.1.100_80",
+                "add 1 element(s) to map tcp_10.0.1.100_80",
+            ]
+        );
+        let Some(Request::NewRule { exprs, .. }) = plan.get(4) else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            exprs[8..],
+            [
+                Expr::Numgen {
+                    dreg: Reg::R1,
+                    kind: NumgenType::Incremental,
+                    modulus: 4
+                },
+                Expr::Lookup {
+                    sreg: Reg::R1,
+                    dreg: Reg::R1,
+                    set: "__map%d".into(),
+                    set_id: 1
+                },
+                Expr::Dnat {
+                    family: 2,
+                    addr: Reg::R1,
+                    proto: Reg(9)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_source_hash_hashes_16_bytes_and_takes_the_port_after_them() {
+        let key = ServiceKey::Socket {
+            protocol: Protocol::Udp,
+            address: "[2001:db8::1]:53".parse().unwrap(),
+        };
+        let mut svc = VirtualService {
+            key,
+            ..service(Scheduler::Sh, &[])
+        };
+        let d = Destination {
+            address: "[2001:db8::2]:53".parse().unwrap(),
+            ..dest(0, 1)
+        };
+        svc.destinations.insert(d.address, d.clone());
+        let have = VirtualService {
+            destinations: BTreeMap::new(),
+            ..svc.clone()
+        };
+        let op = Op::AddDestination {
+            service: key,
+            destination: d,
+        };
+        let plan = plan(&op, &installed(&[have])).unwrap();
+        let Some(Request::NewRule { exprs, .. }) = plan.get(3) else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            exprs[4..],
+            [
+                Expr::Payload {
+                    dreg: Reg::R1,
+                    base: PayloadBase::Network,
+                    offset: 24,
+                    len: 16
+                },
+                Expr::CmpEq {
+                    sreg: Reg::R1,
+                    data: addr_bytes("2001:db8::1".parse().unwrap())
+                },
+                Expr::Payload {
+                    dreg: Reg::R1,
+                    base: PayloadBase::Transport,
+                    offset: 2,
+                    len: 2
+                },
+                Expr::CmpEq {
+                    sreg: Reg::R1,
+                    data: vec![0, 53]
+                },
+                Expr::Payload {
+                    dreg: Reg::R2,
+                    base: PayloadBase::Network,
+                    offset: 8,
+                    len: 16
+                },
+                Expr::Jhash {
+                    sreg: Reg::R2,
+                    dreg: Reg::R1,
+                    len: 16,
+                    modulus: 1,
+                    seed: JHASH_SEED
+                },
+                Expr::Lookup {
+                    sreg: Reg::R1,
+                    dreg: Reg::R1,
+                    set: "__map%d".into(),
+                    set_id: 1
+                },
+                Expr::Dnat {
+                    family: 10,
+                    addr: Reg::R1,
+                    proto: Reg(12)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn deleting_the_last_service_deletes_the_table() {
+        let a = service(Scheduler::Rr, &[dest(11, 1)]);
+        let b = VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Udp,
+                address: "10.0.1.100:53".parse().unwrap(),
+            },
+            ..a.clone()
+        };
+        assert_eq!(
+            shown(
+                &plan(
+                    &Op::DeleteService(a.key),
+                    &installed(std::slice::from_ref(&a))
+                )
+                .unwrap()
+            ),
+            ["delete table inet appliance"]
+        );
+        assert_eq!(
+            shown(&plan(&Op::DeleteService(a.key), &installed(&[a.clone(), b])).unwrap()),
+            [
+                "delete rule 10 of chain services",
+                "delete map tcp_10.0.1.100_80"
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_and_impossible_operations_are_errors() {
+        let have = service(Scheduler::Rr, &[dest(11, 1)]);
+        let lc = Op::EditService(service(Scheduler::Lc, &[]));
+        assert!(matches!(
+            plan(&lc, &installed(std::slice::from_ref(&have))),
+            Err(PlanError::Refused(..))
+        ));
+        let missing = Op::EditDestination {
+            service: have.key,
+            destination: dest(12, 1),
+        };
+        assert_eq!(
+            plan(&missing, &installed(std::slice::from_ref(&have))),
+            Err(PlanError::NoDestination {
+                service: have.key,
+                address: dest(12, 1).address
+            })
+        );
+        assert_eq!(
+            plan(
+                &Op::AddService(have.clone()),
+                &installed(std::slice::from_ref(&have))
+            ),
+            Err(PlanError::Exists(have.key))
+        );
+        assert_eq!(
+            plan(&Op::DeleteService(have.key), &Installed::default()),
+            Err(PlanError::Absent(have.key))
+        );
+    }
+}

@@ -1,0 +1,999 @@
+//! Container labs for tests: the project's images (built or reused by
+//! `images/build`, the script `make images` runs) started on the Docker
+//! engine through its API (bollard), never the `docker` command.
+//!
+//! A [`Lab`] is one `internal` network (no route out) with a /24 subnet of
+//! its own, and the containers and volumes started on it: directors
+//! (the appliance image, NET_ADMIN and NET_RAW only, config uploaded, the
+//! failover timeline in a volume), nginx real servers and a client, each at
+//! a fixed address so that VRRP unicast peers can be written into configs
+//! before anything starts. Everything a lab made is removed when it drops
+//! (pass, fail or panic). Names and labels carry the test process's pid;
+//! a new lab first removes what labs of dead test processes left behind (a
+//! test killed by a timeout runs no destructors).
+//!
+//! [`Lab::merged_timeline`] merges the directors' timelines with the test's
+//! own marks by wall clock (the containers share the host's clock), for
+//! snapshots whose order is exact and whose times are checked separately.
+
+use appliance::timeline::{Event, EventKind};
+use appliance::vrrp::machine::State;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Label on everything a lab makes; its value is the test process's pid.
+const LABEL: &str = "appliance-tests.pid";
+/// Where the appliance image keeps its timeline (a volume in a lab).
+const TIMELINE_DIR: &str = "/var/lib/appliance";
+const TIMELINE_FILE: &str = "/var/lib/appliance/timeline.jsonl";
+const CONFIG_FILE: &str = "etc/appliance/keepalived.conf";
+/// Labs take /24 subnets of 10.90.0.0/16 (the demo uses 10.89.0.0/24).
+const SUBNET_BASE: [u8; 2] = [10, 90];
+
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+
+/// A failed harness step, saying what failed.
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Maps an engine error to a harness error naming the step.
+fn step(what: impl fmt::Display) -> impl FnOnce(bollard::errors::Error) -> Error {
+    move |e| Error(format!("{what}: {e}"))
+}
+
+/// The project's image names, tagged with the workspace version.
+#[derive(Clone, Debug)]
+pub struct Images {
+    pub appliance: String,
+    pub nginx: String,
+    pub client: String,
+}
+
+/// The images, built by `images/build` where missing or stale (once per
+/// test process; the script is a no-op when all are up to date).
+pub fn images() -> Result<&'static Images> {
+    static IMAGES: OnceLock<std::result::Result<Images, String>> = OnceLock::new();
+    IMAGES
+        .get_or_init(|| build_images().map_err(|e| e.0))
+        .as_ref()
+        .map_err(|e| Error(e.clone()))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The target directory this test executable was built in
+/// (target/<profile>/deps/<test>): images/build builds the static binary
+/// there too.
+fn target_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| Error(format!("test executable: {e}")))?;
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Error(format!("{} is not in target/<profile>/deps", exe.display())))
+}
+
+fn build_images() -> Result<Images> {
+    let script = repo_root().join("images/build");
+    let run = |args: &[&str]| -> Result<String> {
+        let output = Command::new(&script)
+            .args(args)
+            .env("CARGO_TARGET_DIR", target_dir()?)
+            .output()
+            .map_err(|e| Error(format!("running {}: {e}", script.display())))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            return Err(Error(format!(
+                "{} {} failed ({}):\n{stdout}{}",
+                script.display(),
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(stdout)
+    };
+    run(&[])?;
+    let tags = run(&["--tags"])?;
+    let tag = |name: &str| -> Result<String> {
+        tags.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error(format!(
+                    "images/build --tags names no {name} image:\n{tags}"
+                ))
+            })
+    };
+    Ok(Images {
+        appliance: tag("appliance")?,
+        nginx: tag("nginx")?,
+        client: tag("client")?,
+    })
+}
+
+/// A container of a lab.
+#[derive(Clone, Debug)]
+pub struct Container {
+    /// Its role in the lab ("master", "rs1"), also its host name.
+    pub role: String,
+    /// The engine's name for it (unique).
+    pub name: String,
+    pub address: Ipv4Addr,
+}
+
+/// What a command run in a container printed, and its exit code.
+#[derive(Debug)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One line of a director's timeline file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TimelineLine {
+    /// Wall clock, RFC 3339.
+    pub wall: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl TimelineLine {
+    fn wall(&self) -> Result<SystemTime> {
+        humantime::parse_rfc3339(&self.wall)
+            .map_err(|e| Error(format!("timeline wall clock {:?}: {e}", self.wall)))
+    }
+}
+
+/// The last state a director's timeline reports for an instance, if any.
+pub fn last_state(lines: &[TimelineLine]) -> Option<State> {
+    lines.iter().rev().find_map(|line| match line.event.kind {
+        EventKind::State { to, .. } => Some(to),
+        _ => None,
+    })
+}
+
+/// A network with its containers and volumes; all removed on drop.
+pub struct Lab {
+    runtime: tokio::runtime::Runtime,
+    docker: Docker,
+    /// Prefix of every name: `at<pid>-<n>-<test>`.
+    name: String,
+    network: String,
+    subnet: [u8; 3],
+    containers: RefCell<Vec<Container>>,
+    volumes: RefCell<Vec<String>>,
+    marks: RefCell<Vec<(SystemTime, String)>>,
+}
+
+/// A director's VRRP settings for [`Lab::director_config`].
+#[derive(Clone, Copy, Debug)]
+pub struct Vrrp {
+    pub priority: u8,
+    /// Its own host number in the lab's subnet (also its advert source).
+    pub host: u8,
+    /// The peer's host number (adverts go to it by unicast).
+    pub peer: u8,
+    /// The VIP's host number.
+    pub vip: u8,
+}
+
+impl Lab {
+    /// A new lab for the test `test`, on a fresh internal network.
+    pub fn new(test: &str) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error(format!("starting a tokio runtime: {e}")))?;
+        let docker = runtime
+            .block_on(async {
+                Docker::connect_with_local_defaults()?
+                    .negotiate_version()
+                    .await
+            })
+            .map_err(step(
+                "connecting to the Docker engine (is dockerd running? Debian package docker.io)",
+            ))?;
+        let pid = std::process::id();
+        let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
+        let test: String = test
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let name = format!("at{pid}-{n}-{test}");
+        runtime.block_on(remove_stale(&docker))?;
+        let subnet = runtime.block_on(create_network(&docker, &name, pid, n))?;
+        Ok(Self {
+            runtime,
+            docker,
+            network: name.clone(),
+            name,
+            subnet,
+            containers: RefCell::new(Vec::new()),
+            volumes: RefCell::new(Vec::new()),
+            marks: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The address of host number `host` in the lab's subnet.
+    pub fn address(&self, host: u8) -> Ipv4Addr {
+        let [a, b, c] = self.subnet;
+        Ipv4Addr::new(a, b, c, host)
+    }
+
+    /// The engine's name of the lab's network.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// A director config in keepalived.conf syntax, shaped like the demo's
+    /// (compose/master.conf): one instance, unicast to the peer.
+    pub fn director_config(&self, node: &str, vrrp: Vrrp) -> String {
+        let state = if vrrp.priority >= 150 {
+            "MASTER"
+        } else {
+            "BACKUP"
+        };
+        format!(
+            "global_defs {{\n    router_id {node}\n    vrrp_garp_master_delay 1\n}}\n\
+             vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n    \
+             virtual_router_id 51\n    priority {}\n    advert_int 1\n    \
+             unicast_src_ip {}\n    unicast_peer {{\n        {}\n    }}\n    \
+             virtual_ipaddress {{\n        {}/24\n    }}\n}}\n",
+            vrrp.priority,
+            self.address(vrrp.host),
+            self.address(vrrp.peer),
+            self.address(vrrp.vip),
+        )
+    }
+
+    /// Starts a director: the appliance image with only NET_ADMIN and
+    /// NET_RAW, `config` as its keepalived.conf, its timeline in a volume.
+    pub fn director(
+        &self,
+        images: &Images,
+        role: &str,
+        host: u8,
+        config: &str,
+    ) -> Result<Container> {
+        let volume = format!("{}-{role}-timeline", self.name);
+        self.runtime
+            .block_on(self.docker.create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(labels()),
+                ..Default::default()
+            }))
+            .map_err(step(format!("creating volume {volume}")))?;
+        self.volumes.borrow_mut().push(volume.clone());
+        let host_config = HostConfig {
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            mounts: Some(vec![Mount {
+                target: Some(TIMELINE_DIR.into()),
+                source: Some(volume),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        self.start_container(
+            role,
+            host,
+            ContainerCreateBody {
+                image: Some(images.appliance.clone()),
+                host_config: Some(host_config),
+                ..Default::default()
+            },
+            &[(CONFIG_FILE, config.as_bytes())],
+        )
+    }
+
+    /// Starts an nginx real server answering "`role` `address`".
+    pub fn real_server(&self, images: &Images, role: &str, host: u8) -> Result<Container> {
+        self.start_container(
+            role,
+            host,
+            ContainerCreateBody {
+                image: Some(images.nginx.clone()),
+                ..Default::default()
+            },
+            &[],
+        )
+    }
+
+    /// Starts the client (curl), idle until [`Lab::exec`] runs something.
+    pub fn client(&self, images: &Images, host: u8) -> Result<Container> {
+        self.start_container(
+            "client",
+            host,
+            ContainerCreateBody {
+                image: Some(images.client.clone()),
+                ..Default::default()
+            },
+            &[],
+        )
+    }
+
+    /// Creates `role` at host number `host` from `body`, puts `files`
+    /// (paths relative to /) in it, and starts it.
+    fn start_container(
+        &self,
+        role: &str,
+        host: u8,
+        mut body: ContainerCreateBody,
+        files: &[(&str, &[u8])],
+    ) -> Result<Container> {
+        let name = format!("{}-{role}", self.name);
+        let address = self.address(host);
+        body.hostname = Some(role.into());
+        body.labels = Some(labels());
+        let mut host_config = body.host_config.take().unwrap_or_default();
+        host_config.network_mode = Some(self.network.clone());
+        body.host_config = Some(host_config);
+        body.networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                self.network.clone(),
+                EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(address.to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )])),
+        });
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        self.runtime
+            .block_on(self.docker.create_container(Some(options), body))
+            .map_err(step(format!("creating container {name}")))?;
+        let container = Container {
+            role: role.into(),
+            name: name.clone(),
+            address,
+        };
+        self.containers.borrow_mut().push(container.clone());
+        if !files.is_empty() {
+            let archive = tar_of(files)?;
+            let options = UploadToContainerOptionsBuilder::new().path("/").build();
+            self.runtime
+                .block_on(self.docker.upload_to_container(
+                    &name,
+                    Some(options),
+                    bollard::body_full(archive.into()),
+                ))
+                .map_err(step(format!("copying files into {name}")))?;
+        }
+        self.start(&container)?;
+        Ok(container)
+    }
+
+    /// Notes `what` in the merged timeline at the current wall clock time.
+    pub fn mark(&self, what: &str) {
+        self.marks
+            .borrow_mut()
+            .push((SystemTime::now(), what.to_string()));
+    }
+
+    pub fn start(&self, c: &Container) -> Result<()> {
+        self.runtime
+            .block_on(self.docker.start_container(&c.name, None))
+            .map_err(step(format!("starting {}", c.name)))
+    }
+
+    /// Stops `c` as `docker stop` does: SIGTERM, SIGKILL after 10s.
+    pub fn stop(&self, c: &Container) -> Result<()> {
+        let options = StopContainerOptionsBuilder::new().t(10).build();
+        self.runtime
+            .block_on(self.docker.stop_container(&c.name, Some(options)))
+            .map_err(step(format!("stopping {}", c.name)))
+    }
+
+    /// Freezes every process of `c` (cgroup freezer): no signal, no goodbye.
+    pub fn pause(&self, c: &Container) -> Result<()> {
+        self.runtime
+            .block_on(self.docker.pause_container(&c.name))
+            .map_err(step(format!("pausing {}", c.name)))
+    }
+
+    pub fn unpause(&self, c: &Container) -> Result<()> {
+        self.runtime
+            .block_on(self.docker.unpause_container(&c.name))
+            .map_err(step(format!("unpausing {}", c.name)))
+    }
+
+    /// Takes `c` off the lab's network: its eth0 disappears.
+    pub fn disconnect(&self, c: &Container) -> Result<()> {
+        self.runtime
+            .block_on(self.docker.disconnect_network(
+                &self.network,
+                NetworkDisconnectRequest {
+                    container: c.name.clone(),
+                    force: Some(true),
+                },
+            ))
+            .map_err(step(format!("disconnecting {}", c.name)))
+    }
+
+    /// Runs `cmd` in `c` and waits for it to end.
+    pub fn exec(&self, c: &Container, cmd: &[&str]) -> Result<ExecOutput> {
+        let what = format!("running {cmd:?} in {}", c.name);
+        self.runtime.block_on(async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &c.name,
+                    CreateExecOptions {
+                        cmd: Some(cmd.to_vec()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(step(&what))?;
+            let (mut stdout, mut stderr) = (String::new(), String::new());
+            if let StartExecResults::Attached { mut output, .. } = self
+                .docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(step(&what))?
+            {
+                while let Some(chunk) = output.next().await {
+                    append_output(chunk.map_err(step(&what))?, &mut stdout, &mut stderr);
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(step(&what))?;
+            Ok(ExecOutput {
+                code: inspect.exit_code.unwrap_or(-1),
+                stdout,
+                stderr,
+            })
+        })
+    }
+
+    /// Runs `cmd` in a throwaway container of `image` in the lab and
+    /// returns what it printed once it ends.
+    pub fn run(&self, image: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        self.run_with(image, cmd, Some(self.network.clone()))
+    }
+
+    /// How many filesystem layers `image` has.
+    pub fn image_layers(&self, image: &str) -> Result<usize> {
+        let inspect = self
+            .runtime
+            .block_on(self.docker.inspect_image(image))
+            .map_err(step(format!("inspecting image {image}")))?;
+        Ok(inspect
+            .root_fs
+            .and_then(|fs| fs.layers)
+            .map_or(0, |layers| layers.len()))
+    }
+
+    /// The IPv4 addresses on `c`'s eth0, read by `ip` run in a throwaway
+    /// client container sharing `c`'s network namespace (the appliance
+    /// image has nothing but the appliance). None on a stopped container.
+    pub fn addresses(&self, images: &Images, c: &Container) -> Result<Vec<Ipv4Addr>> {
+        let inspect = self
+            .runtime
+            .block_on(self.docker.inspect_container(&c.name, None))
+            .map_err(step(format!("inspecting {}", c.name)))?;
+        if inspect.state.and_then(|s| s.running) != Some(true) {
+            return Ok(Vec::new());
+        }
+        let out = self.run_with(
+            &images.client,
+            &["ip", "-4", "-o", "addr", "show"],
+            Some(format!("container:{}", c.name)),
+        )?;
+        // "2: eth0    inet 10.90.3.2/24 brd ... scope global eth0\ ..."
+        Ok(out
+            .stdout
+            .lines()
+            .filter(|line| line.split_whitespace().nth(1) == Some("eth0"))
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.find(|w| *w == "inet")?;
+                words.next()?.split('/').next()?.parse().ok()
+            })
+            .collect())
+    }
+
+    fn run_with(
+        &self,
+        image: &str,
+        cmd: &[&str],
+        network_mode: Option<String>,
+    ) -> Result<ExecOutput> {
+        let n = self.containers.borrow().len();
+        let name = format!("{}-run{n}", self.name);
+        let what = format!("running {cmd:?} in {name}");
+        self.containers.borrow_mut().push(Container {
+            role: format!("run{n}"),
+            name: name.clone(),
+            address: Ipv4Addr::UNSPECIFIED,
+        });
+        self.runtime.block_on(async {
+            let body = ContainerCreateBody {
+                image: Some(image.into()),
+                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                labels: Some(labels()),
+                host_config: Some(HostConfig {
+                    network_mode,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let options = CreateContainerOptionsBuilder::new().name(&name).build();
+            self.docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(step(&what))?;
+            self.docker
+                .start_container(&name, None)
+                .await
+                .map_err(step(&what))?;
+            let wait = WaitContainerOptionsBuilder::new().build();
+            let code = match self.docker.wait_container(&name, Some(wait)).next().await {
+                Some(Ok(response)) => response.status_code,
+                // A non-zero exit comes as an error carrying the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(e)) => return Err(step(&what)(e)),
+                None => -1,
+            };
+            let logs = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+            let (mut stdout, mut stderr) = (String::new(), String::new());
+            let mut stream = self.docker.logs(&name, Some(logs));
+            while let Some(chunk) = stream.next().await {
+                append_output(chunk.map_err(step(&what))?, &mut stdout, &mut stderr);
+            }
+            let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+            self.docker
+                .remove_container(&name, Some(remove))
+                .await
+                .map_err(step(&what))?;
+            Ok(ExecOutput {
+                code,
+                stdout,
+                stderr,
+            })
+        })
+    }
+
+    /// What `c` printed so far (stdout and stderr).
+    pub fn logs(&self, c: &Container) -> Result<String> {
+        let what = format!("reading the logs of {}", c.name);
+        self.runtime.block_on(async {
+            let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+            let (mut stdout, mut stderr) = (String::new(), String::new());
+            let mut stream = self.docker.logs(&c.name, Some(options));
+            while let Some(chunk) = stream.next().await {
+                append_output(chunk.map_err(step(&what))?, &mut stdout, &mut stderr);
+            }
+            Ok(stdout + &stderr)
+        })
+    }
+
+    /// The director `c`'s timeline so far (empty before its first event).
+    pub fn timeline(&self, c: &Container) -> Result<Vec<TimelineLine>> {
+        let what = format!("reading {TIMELINE_FILE} of {}", c.name);
+        let archive: Vec<u8> = self.runtime.block_on(async {
+            let options = DownloadFromContainerOptionsBuilder::new()
+                .path(TIMELINE_FILE)
+                .build();
+            let chunks: std::result::Result<Vec<_>, _> = self
+                .docker
+                .download_from_container(&c.name, Some(options))
+                .try_collect()
+                .await;
+            match chunks {
+                Ok(chunks) => Ok(chunks.concat()),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(Vec::new()),
+                Err(e) => Err(step(&what)(e)),
+            }
+        })?;
+        if archive.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut text = String::new();
+        let mut entries = tar::Archive::new(archive.as_slice());
+        for entry in entries
+            .entries()
+            .map_err(|e| Error(format!("{what}: {e}")))?
+        {
+            entry
+                .and_then(|mut e| e.read_to_string(&mut text))
+                .map_err(|e| Error(format!("{what}: {e}")))?;
+        }
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line).map_err(|e| Error(format!("{what}: line {line:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Waits until `c`'s timeline says the last state is `state`; returns
+    /// the timeline. The error carries the timeline and logs.
+    pub fn wait_state(
+        &self,
+        c: &Container,
+        state: State,
+        within: Duration,
+    ) -> Result<Vec<TimelineLine>> {
+        let start = Instant::now();
+        loop {
+            let lines = self.timeline(c)?;
+            if last_state(&lines) == Some(state) {
+                return Ok(lines);
+            }
+            if start.elapsed() > within {
+                return Err(Error(format!(
+                    "{} did not reach {state} within {within:?}; timeline:\n{}\nlogs:\n{}",
+                    c.role,
+                    lines
+                        .iter()
+                        .map(|l| format!("{l:?}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    self.logs(c).unwrap_or_else(|e| e.0)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The timelines of `directors` and the lab's marks, merged by wall
+    /// clock (stable: same-time events keep their file order).
+    pub fn merged_timeline(&self, directors: &[&Container]) -> Result<Merged> {
+        let mut entries = Vec::new();
+        for c in directors {
+            for line in self.timeline(c)? {
+                entries.push(Entry {
+                    wall: line.wall()?,
+                    node: line.event.node.clone(),
+                    instance: line.event.instance.clone(),
+                    kind: Some(line.event.kind.clone()),
+                    detail: line.event.detail.clone(),
+                });
+            }
+        }
+        for (wall, what) in self.marks.borrow().iter() {
+            entries.push(Entry {
+                wall: *wall,
+                node: "test".into(),
+                instance: None,
+                kind: None,
+                detail: what.clone(),
+            });
+        }
+        entries.sort_by_key(|e| e.wall);
+        let names = self
+            .containers
+            .borrow()
+            .iter()
+            .map(|c| (c.address.to_string(), c.role.clone()))
+            .collect();
+        Ok(Merged { entries, names })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let docker = &self.docker;
+        let containers = std::mem::take(&mut *self.containers.borrow_mut());
+        let volumes = std::mem::take(&mut *self.volumes.borrow_mut());
+        let network = self.network.clone();
+        self.runtime.block_on(async {
+            for c in containers.iter().rev() {
+                remove_container(docker, &c.name).await;
+            }
+            for v in &volumes {
+                remove_volume(docker, v).await;
+            }
+            if let Err(e) = docker.remove_network(&network).await {
+                eprintln!("lab teardown: removing network {network}: {e}");
+            }
+        });
+    }
+}
+
+/// One entry of a merged timeline: a director's event or a test's mark.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub wall: SystemTime,
+    pub node: String,
+    pub instance: Option<String>,
+    /// None for a test's mark.
+    pub kind: Option<EventKind>,
+    pub detail: String,
+}
+
+/// The merged timeline of a lab.
+pub struct Merged {
+    pub entries: Vec<Entry>,
+    /// Addresses to container roles, to name peers in details.
+    names: HashMap<String, String>,
+}
+
+impl Merged {
+    /// The entries without adverts and gratuitous ARP repeats, whose count
+    /// depends on timing: state changes, VIPs, notifies, priorities, marks.
+    pub fn significant(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| {
+            !matches!(
+                e.kind,
+                Some(EventKind::Advert { .. } | EventKind::Gratuitous { .. })
+            )
+        })
+    }
+
+    /// The significant entries as stable text: times left out (check them
+    /// with [`Merged::delay`]), durations in details redacted, addresses
+    /// replaced by the lab's role names.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for e in self.significant() {
+            let what = match &e.kind {
+                Some(kind) => kind.to_string(),
+                None => "MARK".into(),
+            };
+            let line = format!(
+                "{:<7} {:<5} {what}{}",
+                e.node,
+                e.instance.as_deref().unwrap_or("-"),
+                if e.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", self.redact(&e.detail))
+                }
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    fn redact(&self, detail: &str) -> String {
+        detail
+            .split(' ')
+            .map(|word| {
+                let core = word.trim_end_matches([',', ')', ';']);
+                let tail = &word[core.len()..];
+                if let Some(role) = self.names.get(core) {
+                    format!("{role}{tail}")
+                } else if core
+                    .strip_suffix('s')
+                    .is_some_and(|n| n.contains('.') && n.parse::<f64>().is_ok())
+                {
+                    format!("<secs>{tail}")
+                } else {
+                    word.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The wall-clock time from the first entry matching `from` to the
+    /// first one after it matching `to`.
+    pub fn delay(
+        &self,
+        from: impl Fn(&Entry) -> bool,
+        to: impl Fn(&Entry) -> bool,
+    ) -> Result<Duration> {
+        let start = self
+            .entries
+            .iter()
+            .position(&from)
+            .ok_or_else(|| Error("no timeline entry matches the start".into()))?;
+        let end = self.entries[start..]
+            .iter()
+            .find(|e| to(e))
+            .ok_or_else(|| Error("no timeline entry after the start matches the end".into()))?;
+        end.wall
+            .duration_since(self.entries[start].wall)
+            .map_err(|e| Error(format!("timeline out of order: {e}")))
+    }
+}
+
+/// Whether `e` is the test's mark `what`.
+pub fn is_mark(what: &str) -> impl Fn(&Entry) -> bool + '_ {
+    move |e| e.kind.is_none() && e.detail == what
+}
+
+/// Whether `e` is `node` entering `state`.
+pub fn is_state<'a>(node: &'a str, state: State) -> impl Fn(&Entry) -> bool + 'a {
+    move |e| e.node == node && matches!(e.kind, Some(EventKind::State { to, .. }) if to == state)
+}
+
+fn labels() -> HashMap<String, String> {
+    HashMap::from([(LABEL.to_string(), std::process::id().to_string())])
+}
+
+fn append_output(chunk: LogOutput, stdout: &mut String, stderr: &mut String) {
+    match chunk {
+        LogOutput::StdErr { message } => stderr.push_str(&String::from_utf8_lossy(&message)),
+        other => stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+    }
+}
+
+/// A tar archive of `files` (path relative to /, contents).
+fn tar_of(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, *contents)
+            .map_err(|e| Error(format!("archiving {path}: {e}")))?;
+    }
+    builder
+        .into_inner()
+        .map_err(|e| Error(format!("archiving files: {e}")))
+}
+
+/// Creates the lab's internal network on the first free /24 of 10.90/16,
+/// starting at one picked from the pid and lab number (tests of several
+/// processes rarely collide; a collision moves on to the next subnet).
+async fn create_network(docker: &Docker, name: &str, pid: u32, n: u32) -> Result<[u8; 3]> {
+    let first = (pid.wrapping_mul(7).wrapping_add(n.wrapping_mul(13))) % 250;
+    let mut last_error = String::new();
+    for i in 0..250 {
+        let third = u8::try_from((first + i) % 250 + 1).unwrap_or(1);
+        let [a, b] = SUBNET_BASE;
+        let request = NetworkCreateRequest {
+            name: name.into(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            labels: Some(labels()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(format!("{a}.{b}.{third}.0/24")),
+                    // Addresses the engine picks by itself stay above the
+                    // fixed ones (and the VIPs) the tests use.
+                    ip_range: Some(format!("{a}.{b}.{third}.128/25")),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_) => return Ok([a, b, third]),
+            Err(e) if e.to_string().contains("overlap") => last_error = e.to_string(),
+            Err(e) => return Err(Error(format!("creating network {name}: {e}"))),
+        }
+    }
+    Err(Error(format!(
+        "creating network {name}: no free /24 in {}.{}.0.0/16: {last_error}",
+        SUBNET_BASE[0], SUBNET_BASE[1]
+    )))
+}
+
+async fn remove_container(docker: &Docker, name: &str) {
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(name, Some(options)).await {
+        Ok(())
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) => eprintln!("lab teardown: removing container {name}: {e}"),
+    }
+}
+
+async fn remove_volume(docker: &Docker, name: &str) {
+    let options = RemoveVolumeOptionsBuilder::new().force(true).build();
+    if let Err(e) = docker.remove_volume(name, Some(options)).await {
+        eprintln!("lab teardown: removing volume {name}: {e}");
+    }
+}
+
+/// Whether the process `pid` still exists (on this machine).
+fn alive(pid: &str) -> bool {
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// Removes containers, volumes and networks labelled by test processes
+/// that no longer run.
+async fn remove_stale(docker: &Docker) -> Result<()> {
+    let filter = HashMap::from([("label", vec![LABEL])]);
+    let stale = |labels: Option<&HashMap<String, String>>| {
+        labels
+            .and_then(|l| l.get(LABEL))
+            .is_some_and(|pid| !alive(pid))
+    };
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .map_err(step("listing containers"))?;
+    for c in containers.iter().filter(|c| stale(c.labels.as_ref())) {
+        if let Some(id) = &c.id {
+            remove_container(docker, id).await;
+        }
+    }
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(step("listing volumes"))?;
+    for v in volumes
+        .volumes
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| stale(Some(&v.labels)))
+    {
+        remove_volume(docker, &v.name).await;
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
+        .await
+        .map_err(step("listing networks"))?;
+    for n in networks.iter().filter(|n| stale(n.labels.as_ref())) {
+        if let Some(name) = &n.name
+            && let Err(e) = docker.remove_network(name).await
+        {
+            eprintln!("removing stale network {name}: {e}");
+        }
+    }
+    Ok(())
+}

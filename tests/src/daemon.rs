@@ -1,0 +1,254 @@
+//! An `appliance run` in a netns host: its config, timeline and log in a
+//! temporary directory of its own, started, signalled, killed and started
+//! again, and its timeline read and waited on. When a test panics, the
+//! daemon's log and timeline go to stderr, so the failure explains itself.
+
+use crate::error::{Error, Result, io};
+use crate::netns::{Host, Process};
+use crate::timeline::{self, Entry};
+use appliance::timeline::EventKind;
+use appliance::vrrp::machine::State;
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often waits poll the timeline file.
+const POLL: Duration = Duration::from_millis(5);
+/// How long a daemon may take to start, or to exit after SIGTERM, on a
+/// loaded machine.
+const START_STOP: Duration = Duration::from_secs(10);
+
+/// One appliance daemon.
+pub struct Daemon {
+    /// The host's name, in messages.
+    host: String,
+    dir: tempfile::TempDir,
+    process: Option<Process>,
+}
+
+impl Daemon {
+    /// Writes `config` (keepalived.conf text) and starts the daemon in
+    /// `host`; returns once it has started its instances.
+    pub fn start(host: &Host, config: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("appliance-{}-", host.name()))
+            .tempdir()
+            .map_err(io("creating the daemon's directory"))?;
+        let daemon = Self {
+            host: host.name().to_string(),
+            dir,
+            process: None,
+        };
+        daemon.write_config(config)?;
+        let mut daemon = daemon;
+        daemon.spawn(host)?;
+        Ok(daemon)
+    }
+
+    /// Starts the daemon again after it stopped, with the same files (the
+    /// timeline goes on in the same file).
+    pub fn restart(&mut self, host: &Host) -> Result<()> {
+        if self.running()? {
+            return Err(Error::Check(format!(
+                "restarting the daemon in {}: it is still running",
+                self.host
+            )));
+        }
+        self.spawn(host)
+    }
+
+    fn spawn(&mut self, host: &Host) -> Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(io("opening the daemon's log"))?;
+        let since = SystemTime::now();
+        let mut cmd = host.command(crate::appliance_bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--timeline")
+            .arg(self.timeline_path())
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info,appliance=debug")
+            .stdout(log.try_clone().map_err(io("sharing the log file"))?)
+            .stderr(log);
+        self.process = Some(host.spawn(&mut cmd)?);
+        // A start-up, like every state change, ends with its notify.
+        self.wait_event("starting its instances", START_STOP, |e| {
+            e.wall >= since && matches!(e.event.kind, EventKind::Notify { .. })
+        })?;
+        Ok(())
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("keepalived.conf")
+    }
+
+    pub fn timeline_path(&self) -> PathBuf {
+        self.dir.path().join("timeline.jsonl")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("appliance.log")
+    }
+
+    /// Replaces the config file (the daemon reads it again on SIGHUP).
+    pub fn write_config(&self, text: &str) -> Result<()> {
+        std::fs::write(self.config_path(), text).map_err(io("writing the daemon's config"))
+    }
+
+    fn process(&self) -> Result<&Process> {
+        self.process.as_ref().ok_or_else(|| {
+            Error::Check(format!(
+                "signalling the daemon in {}: it was never started",
+                self.host
+            ))
+        })
+    }
+
+    /// Sends a signal ("HUP", "TERM", …).
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        Ok(self.process()?.signal(signal)?)
+    }
+
+    /// SIGTERM, and waits for the daemon to exit.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.signal("TERM")?;
+        self.wait_exit()
+    }
+
+    /// SIGKILL (a crash: no resignation, VIPs left behind), and waits for
+    /// the daemon to exit.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        self.signal("KILL")?;
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> Result<ExitStatus> {
+        let host = self.host.clone();
+        let process = self.process.as_mut().ok_or_else(|| {
+            Error::Check(format!(
+                "waiting for the daemon in {host}: it was never started"
+            ))
+        })?;
+        Ok(process.wait(START_STOP)?)
+    }
+
+    /// Whether the daemon still runs.
+    pub fn running(&mut self) -> Result<bool> {
+        match &mut self.process {
+            Some(p) => Ok(p.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// The timeline so far.
+    pub fn timeline(&self) -> Result<Vec<Entry>> {
+        timeline::read(&self.timeline_path())
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Polls the timeline until an entry matches `pred` (`what` describes
+    /// it in the error), at most `within`; fails at once if the daemon
+    /// exits.
+    pub fn wait_event(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Entry) -> bool,
+    ) -> Result<Entry> {
+        let start = Instant::now();
+        loop {
+            if let Some(found) = self.timeline()?.into_iter().find(|e| pred(e)) {
+                return Ok(found);
+            }
+            if let Some(process) = &mut self.process
+                && let Some(status) = process.try_wait()?
+            {
+                return Err(Error::Exited {
+                    service: format!("appliance in {}", self.host),
+                    what: format!("waiting for {what}"),
+                    status,
+                    output: self.log(),
+                });
+            }
+            if start.elapsed() > within {
+                return Err(Error::Timeout {
+                    service: format!("appliance in {}", self.host),
+                    what: what.to_string(),
+                    within,
+                    output: self.log(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits for the notify of `state` after `after`: the last event of a
+    /// state change, so what the test does next comes after all of it in
+    /// the timeline.
+    pub fn wait_notify(&mut self, state: State, after: &Entry, within: Duration) -> Result<Entry> {
+        self.wait_event(&format!("the notify of {state}"), within, |e| {
+            e.after(after) && e.event.kind == EventKind::Notify { state }
+        })
+    }
+
+    /// Polls the log until it contains `needle`, at most `within`.
+    pub fn wait_log(&mut self, needle: &str, within: Duration) -> Result<()> {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            if start.elapsed() > within {
+                return Err(Error::Timeout {
+                    service: format!("appliance in {}", self.host),
+                    what: format!("logging {needle:?}"),
+                    within,
+                    output: self.log(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+
+    /// The last advert (priority above 0) this daemon sent before `before`:
+    /// with `before` taken once a fault stopped its adverts reaching the
+    /// peer, the last one the peer heard (an advert is stamped after it
+    /// left).
+    pub fn last_advert(&self, before: SystemTime) -> Result<Entry> {
+        self.timeline()?
+            .into_iter()
+            .rev()
+            .find(|e| e.wall < before && e.advert().is_some_and(|p| p.get() > 0))
+            .ok_or_else(|| Error::Check(format!("the daemon in {} sent no advert", self.host)))
+    }
+
+    /// Waits for the next advert this daemon sends (after now) and returns
+    /// it: a fault injected right after it has the whole advert interval
+    /// before the next, so the peer's last advert is known exactly.
+    pub fn next_advert(&mut self, within: Duration) -> Result<Entry> {
+        let since = SystemTime::now();
+        self.wait_event("an advert", within, |e| {
+            e.wall > since && e.advert().is_some_and(|p| p.get() > 0)
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let timeline = std::fs::read_to_string(self.timeline_path()).unwrap_or_default();
+            eprintln!(
+                "--- appliance in {}: log ---\n{}--- timeline ---\n{timeline}",
+                self.host,
+                self.log()
+            );
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Web service behind a VIP: nginx in a netns host serving a page that
+//! names the host (config, pid, logs and temp files in a temporary
+//! directory of its own), and curl fetching a URL from a client host.
+
+use crate::error::{Error, Result, io};
+use crate::netns::{Host, Process};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+const NGINX: &str = "/usr/sbin/nginx";
+const CURL: &str = "/usr/bin/curl";
+const START: Duration = Duration::from_secs(10);
+
+/// One nginx, killed when dropped.
+pub struct Nginx {
+    _dir: tempfile::TempDir,
+    _process: Process,
+}
+
+impl Nginx {
+    /// Starts nginx in `host`, listening on 0.0.0.0:80 and answering every
+    /// request with `<host name>\n`; returns once it accepts connections.
+    pub fn start(host: &Host) -> Result<Self> {
+        if !std::path::Path::new(NGINX).exists() {
+            return Err(Error::Check(format!(
+                "{NGINX} is missing: install the Debian package nginx-light"
+            )));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("nginx-{}-", host.name()))
+            .tempdir()
+            .map_err(io("creating nginx's directory"))?;
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    listen 0.0.0.0:80;
+    default_type text/plain;
+    location / {{ return 200 \"{name}\\n\"; }}
+  }}
+}}
+",
+            name = host.name()
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config).map_err(io("writing nginx's config"))?;
+        let mut process = host.spawn(
+            host.command(NGINX)
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-e")
+                .arg(dir.path().join("error.log"))
+                .arg("-c")
+                .arg(&conf),
+        )?;
+        let start = Instant::now();
+        loop {
+            let up = host.enter(|| {
+                TcpStream::connect_timeout(
+                    &SocketAddr::from((Ipv4Addr::LOCALHOST, 80)),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+            })?;
+            if up {
+                break;
+            }
+            let output =
+                || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+            if let Some(status) = process.try_wait()? {
+                return Err(Error::Exited {
+                    service: format!("nginx in {}", host.name()),
+                    what: "starting".into(),
+                    status,
+                    output: output(),
+                });
+            }
+            if start.elapsed() > START {
+                return Err(Error::Timeout {
+                    service: format!("nginx in {}", host.name()),
+                    what: "listening on port 80".into(),
+                    within: START,
+                    output: output(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            _dir: dir,
+            _process: process,
+        })
+    }
+}
+
+/// Fetches `url` with curl from `client`, giving up after `timeout`:
+/// the body, or `None` if the request failed.
+pub fn curl(client: &Host, url: &str, timeout: Duration) -> Result<Option<String>> {
+    if !std::path::Path::new(CURL).exists() {
+        return Err(Error::Check(format!(
+            "{CURL} is missing: install the Debian package curl"
+        )));
+    }
+    let out = client
+        .command(CURL)
+        .args([
+            "-sS",
+            "--max-time",
+            &format!("{:.3}", timeout.as_secs_f64()),
+        ])
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(io(format!("running curl in {}", client.name())))?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+}

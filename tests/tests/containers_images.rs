@@ -1,0 +1,76 @@
+//! The images and the demo's files: the appliance image is the static binary
+//! alone, the real servers say who answered, the client reaches them over
+//! the internal network, and compose/ agrees with the workspace.
+
+use appliance_tests::containers::{Lab, images};
+use std::path::Path;
+
+fn repo(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[test]
+fn appliance_image_runs_the_static_binary_alone() {
+    let images = images().expect("images");
+    let lab = Lab::new("appliance-image").expect("lab");
+    let out = lab.run(&images.appliance, &["--version"]).expect("run");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        format!("appliance {}", env!("CARGO_PKG_VERSION"))
+    );
+    // FROM scratch plus the binary: one layer, nothing else to run.
+    assert_eq!(lab.image_layers(&images.appliance).expect("inspect"), 1);
+}
+
+#[test]
+fn real_servers_say_who_answered() {
+    let images = images().expect("images");
+    let lab = Lab::new("real-servers").expect("lab");
+    let rs1 = lab.real_server(images, "rs1", 11).expect("rs1");
+    let rs2 = lab.real_server(images, "rs2", 12).expect("rs2");
+    let client = lab.client(images, 20).expect("client");
+    for rs in [&rs1, &rs2] {
+        let url = format!("http://{}/", rs.address);
+        let out = lab
+            .exec(
+                &client,
+                &[
+                    "curl",
+                    "-fsS",
+                    "--retry",
+                    "20",
+                    "--retry-connrefused",
+                    "--retry-delay",
+                    "1",
+                    &url,
+                ],
+            )
+            .expect("curl");
+        assert_eq!(out.code, 0, "curl {url}: {out:?}");
+        assert_eq!(out.stdout.trim(), format!("{} {}", rs.role, rs.address));
+    }
+}
+
+#[test]
+fn compose_env_names_the_workspace_version() {
+    let env = std::fs::read_to_string(repo("compose/.env")).expect("compose/.env");
+    let version = env
+        .lines()
+        .find_map(|l| l.strip_prefix("APPLIANCE_VERSION="))
+        .expect("compose/.env sets APPLIANCE_VERSION");
+    assert_eq!(version, env!("CARGO_PKG_VERSION"), "compose/.env is stale");
+}
+
+#[test]
+fn demo_director_configs_are_valid_and_peer_each_other() {
+    let master = appliance::config::load_file(&repo("compose/master.conf"))
+        .unwrap_or_else(|d| panic!("compose/master.conf:\n{d}"));
+    let backup = appliance::config::load_file(&repo("compose/backup.conf"))
+        .unwrap_or_else(|d| panic!("compose/backup.conf:\n{d}"));
+    let m = master.vrrp_instance.first().expect("master instance");
+    let b = backup.vrrp_instance.first().expect("backup instance");
+    assert_eq!(m.unicast_peer, vec![b.unicast_src_ip.expect("backup src")]);
+    assert_eq!(b.unicast_peer, vec![m.unicast_src_ip.expect("master src")]);
+    assert!(m.priority > b.priority, "the master outranks the backup");
+}
