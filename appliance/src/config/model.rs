@@ -91,6 +91,12 @@ pub struct Global {
     /// Pause between unsolicited neighbour adverts on one interface.
     #[serde(default = "default_garp_interval", with = "humantime_serde")]
     pub vrrp_gna_interval: Duration,
+    /// IPVS's connection sync daemon, its role following a VRRP instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// IPVS connection timeouts; unset ones stay as the kernel has them.
+    #[serde(default, skip_serializing_if = "LvsTimeouts::is_unset")]
+    pub lvs_timeouts: LvsTimeouts,
     /// The kernel load balancer to program (an appliance extension, TOML
     /// only); `None`: IPVS when the kernel has it, else nftables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,8 +130,78 @@ impl Default for Global {
             vrrp_garp_lower_prio_repeat: None,
             vrrp_garp_interval: default_garp_interval(),
             vrrp_gna_interval: default_garp_interval(),
+            lvs_sync_daemon: None,
+            lvs_timeouts: LvsTimeouts::default(),
             dataplane: None,
         }
+    }
+}
+
+/// `lvs_sync_daemon`: IPVS's connection sync daemon, run in the role the
+/// named VRRP instance's state picks (as keepalived does): master while the
+/// instance is MASTER, sending this director's connections; backup while
+/// it is BACKUP or FAULT, receiving them, so that a takeover keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LvsSyncDaemon {
+    /// Interface the sync messages go out of and come in on.
+    pub interface: String,
+    /// The VRRP instance whose state picks the role.
+    pub vrrp_instance: String,
+    /// Sync id, the same on both directors; `None` means the instance's
+    /// virtual router id (keepalived's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u8>,
+    /// Largest sync message payload, 1..=65507 bytes; the kernel's default
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxlen: Option<u16>,
+    /// UDP port, 1..=65535; the kernel's 8848 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Multicast TTL, 1..=255; the kernel's 1 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// Multicast group (IPv4 or IPv6); the kernel's 224.0.0.81 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<IpAddr>,
+}
+
+/// `lvs_timeouts tcp N tcpfin N udp N`: IPVS connection timeouts, whole
+/// seconds up to 31 days (keepalived's LVS_MAX_TIMEOUT). Unset (or zero)
+/// leaves the kernel's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LvsTimeouts {
+    /// Established TCP connections.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub tcp: Option<Duration>,
+    /// TCP connections after a FIN.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub tcpfin: Option<Duration>,
+    /// UDP flows.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub udp: Option<Duration>,
+}
+
+impl LvsTimeouts {
+    /// keepalived's LVS_MAX_TIMEOUT: 31 days.
+    pub const MAX: Duration = Duration::from_secs(86400 * 31);
+
+    pub fn is_unset(&self) -> bool {
+        self.tcp.is_none() && self.tcpfin.is_none() && self.udp.is_none()
     }
 }
 

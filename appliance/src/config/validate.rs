@@ -3,7 +3,9 @@
 //! reported at the position of the offending keyword.
 
 use super::diag::{Diagnostic, SourceMap};
-use super::model::{Command, Config, Dataplane, LbAlgo, Service, VirtualAddress, VrrpInstance};
+use super::model::{
+    Command, Config, Dataplane, LbAlgo, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
+};
 use crate::vrrp::Version;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.instances(config);
     v.sync_groups(config);
     v.virtual_servers(config);
+    v.lvs(config);
     v.script_users(config);
     v.dataplane(config);
     v.out
@@ -283,6 +286,84 @@ impl Validator<'_> {
                 } else {
                     member_of.insert(member, &group.name);
                 }
+            }
+        }
+    }
+
+    /// `lvs_sync_daemon` and `lvs_timeouts`, with the limits keepalived
+    /// and the kernel set.
+    fn lvs(&mut self, config: &Config) {
+        let global = &config.global;
+        if let Some(sync) = &global.lvs_sync_daemon {
+            let base = "global.lvs_sync_daemon";
+            if !config
+                .vrrp_instance
+                .iter()
+                .any(|i| i.name == sync.vrrp_instance)
+            {
+                self.report(
+                    &format!("{base}.vrrp_instance"),
+                    format!(
+                        "lvs_sync_daemon names unknown vrrp_instance '{}'",
+                        sync.vrrp_instance
+                    ),
+                );
+            }
+            // The kernel's IP_VS_IFNAME_MAXLEN (16) holds the terminating NUL.
+            if sync.interface.is_empty() || sync.interface.len() >= 16 {
+                self.report(
+                    &format!("{base}.interface"),
+                    format!(
+                        "lvs_sync_daemon interface '{}' is not an interface name (1..=15 bytes)",
+                        sync.interface
+                    ),
+                );
+            }
+            let ranges = [
+                ("maxlen", sync.maxlen.map(u32::from), 65507),
+                ("port", sync.port.map(u32::from), 65535),
+                ("ttl", sync.ttl.map(u32::from), 255),
+            ];
+            for (option, value, max) in ranges {
+                if let Some(value) = value.filter(|v| !(1..=max).contains(v)) {
+                    self.report(
+                        &format!("{base}.{option}"),
+                        format!("lvs_sync_daemon {option} {value} is out of range 1..={max}"),
+                    );
+                }
+            }
+            if let Some(group) = sync.group.filter(|g| !g.is_multicast()) {
+                self.report(
+                    &format!("{base}.group"),
+                    format!("lvs_sync_daemon group {group} is not a multicast address"),
+                );
+            }
+        }
+        // Both are IPVS's own; nftables has nothing that could stand in.
+        if global.dataplane == Some(Dataplane::Nftables) {
+            for (keyword, set) in [
+                ("lvs_sync_daemon", global.lvs_sync_daemon.is_some()),
+                ("lvs_timeouts", !global.lvs_timeouts.is_unset()),
+            ] {
+                if set {
+                    self.report(
+                        &format!("global.{keyword}"),
+                        format!("{keyword} needs the IPVS dataplane, not dataplane = \"nftables\""),
+                    );
+                }
+            }
+        }
+        let timeouts = &global.lvs_timeouts;
+        for (option, value) in [
+            ("tcp", timeouts.tcp),
+            ("tcpfin", timeouts.tcpfin),
+            ("udp", timeouts.udp),
+        ] {
+            if let Some(value) = value.filter(|v| v.subsec_nanos() != 0 || *v > LvsTimeouts::MAX) {
+                self.report(
+                    &format!("global.lvs_timeouts.{option}"),
+                    format!("lvs_timeouts {option} {value:?} is not whole seconds up to 31 days"),
+                );
             }
         }
     }
@@ -619,6 +700,50 @@ vrrp_instance VI_2 {
         assert_eq!(
             problems("virtual_server 10.0.0.1 80 {\n  lb_algo random\n}\n").len(),
             1
+        );
+    }
+
+    #[test]
+    fn lvs_sync_daemon_needs_an_existing_instance() {
+        let text = format!("global_defs {{\n  lvs_sync_daemon eth0 VI_9\n}}\n{TWO}");
+        assert_eq!(
+            problems(&text),
+            ["k.conf:2:24: lvs_sync_daemon names unknown vrrp_instance 'VI_9'"]
+        );
+        let text = format!("global_defs {{\n  lvs_sync_daemon eth0 inst VI_2\n}}\n{TWO}");
+        assert_eq!(problems(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn lvs_settings_need_ipvs() {
+        let text = "[global]\ndataplane = \"nftables\"\n\
+            lvs_sync_daemon = { interface = \"eth0\", vrrp_instance = \"VI_1\" }\n\
+            lvs_timeouts = { tcp = \"10m\" }\n\
+            [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: lvs_sync_daemon needs the IPVS dataplane, not dataplane = \"nftables\"",
+                "a.toml:4:1: lvs_timeouts needs the IPVS dataplane, not dataplane = \"nftables\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn lvs_limits_hold_in_toml_too() {
+        let text = "[global]\n\
+            lvs_sync_daemon = { interface = \"a-very-long-ifname\", vrrp_instance = \"VI_1\", port = 0, group = \"10.0.0.1\" }\n\
+            lvs_timeouts = { tcp = \"1.5s\", udp = \"32days\" }\n\
+            [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:2:21: lvs_sync_daemon interface 'a-very-long-ifname' is not an interface name (1..=15 bytes)",
+                "a.toml:2:79: lvs_sync_daemon port 0 is out of range 1..=65535",
+                "a.toml:2:89: lvs_sync_daemon group 10.0.0.1 is not a multicast address",
+                "a.toml:3:18: lvs_timeouts tcp 1.5s is not whole seconds up to 31 days",
+                "a.toml:3:32: lvs_timeouts udp 2764800s is not whole seconds up to 31 days",
+            ]
         );
     }
 

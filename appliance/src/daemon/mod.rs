@@ -13,8 +13,10 @@
 //! dataplane's reconcile, at start and on every reload; both directors keep
 //! them whatever their VRRP state (as keepalived does), so a takeover needs
 //! no dataplane work. The services stay in the kernel when the daemon stops:
-//! a restart reconciles instead of flushing live connections.
+//! a restart reconciles instead of flushing live connections. The IPVS
+//! connection sync daemon follows its VRRP instance's state ([`lvs`]).
 
+mod lvs;
 pub mod plan;
 mod timeline_log;
 
@@ -36,6 +38,7 @@ use crate::vrrp::packet::{
 };
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Version};
+use lvs::Lvs;
 use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -200,6 +203,8 @@ struct Daemon {
     /// program, and the table last programmed.
     dataplane: Option<Reconciler<Box<dyn Backend>>>,
     table: Table,
+    /// The sync daemon and the IPVS timeouts.
+    lvs: Lvs,
 }
 
 impl Daemon {
@@ -223,6 +228,7 @@ impl Daemon {
             drops: BTreeMap::new(),
             dataplane: None,
             table: Table::new(),
+            lvs: Lvs::new(),
         })
     }
 
@@ -262,6 +268,7 @@ impl Daemon {
         let sender = self.sender.clone();
         self.tasks.push(tokio::spawn(forward_links(watch, sender)));
         self.spawn_scripts();
+        self.lvs.configure(self.plan.lvs.clone(), None);
         let plans = self.plan.units.clone();
         for plan in plans {
             let unit = self.build_unit(plan).await?;
@@ -682,6 +689,7 @@ impl Daemon {
                 ),
                 Action::StateChanged { from, to, reason } => {
                     info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
+                    self.lvs.state_changed(&name, *to);
                 }
                 Action::PriorityChanged { from, to } => {
                     info!(instance = %name, %from, %to, "effective priority changed");
@@ -822,6 +830,14 @@ impl Daemon {
                 Err(e) => error!(error = %e, "reload: a unit could not start"),
             }
         }
+        let state = self.plan.lvs.sync_daemon.as_ref().and_then(|sync| {
+            self.units
+                .iter()
+                .flat_map(|u| u.unit.machines())
+                .find(|m| m.name() == sync.instance)
+                .map(Machine::state)
+        });
+        self.lvs.configure(self.plan.lvs.clone(), state);
         info!(units = self.units.len(), "reloaded");
     }
 

@@ -1,10 +1,12 @@
 //! From a validated [`Config`] to what the daemon runs: each VRRP instance's
 //! machine parameters with the I/O facts the driver needs (interface, VIPs,
 //! peers, authentication, notify programs), grouped into lone instances and
-//! sync groups, plus the track scripts to run. Pure: nothing here touches
+//! sync groups, plus the track scripts to run and the IPVS settings beside
+//! the service table (sync daemon, timeouts). Pure: nothing here touches
 //! the system, so a reload can compare an old plan with a new one.
 
 use crate::config::model::{Command, Config, VirtualAddress, VrrpInstance};
+use crate::dataplane::ipvs::{SyncDaemon, SyncRole, Timeouts};
 use crate::net::vip::Vip;
 use crate::script::Program;
 use crate::vrrp::machine::{InstanceConfig, Track, TrackKind, TrackName, Weight};
@@ -27,6 +29,44 @@ pub struct Plan {
     pub node: String,
     pub units: Vec<UnitPlan>,
     pub scripts: Vec<ScriptPlan>,
+    pub lvs: LvsPlan,
+}
+
+/// IPVS settings beside the service table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LvsPlan {
+    pub sync_daemon: Option<SyncPlan>,
+    /// `lvs_timeouts` in seconds; `None` leaves the kernel's value.
+    pub timeouts: Timeouts,
+}
+
+/// `lvs_sync_daemon`: the connection sync daemon and the instance whose
+/// state picks its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncPlan {
+    pub instance: String,
+    pub interface: String,
+    /// `id`, else the instance's virtual router id (keepalived's default).
+    pub sync_id: u8,
+    pub max_len: Option<u16>,
+    pub group: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+}
+
+impl SyncPlan {
+    /// The daemon to run in `role`.
+    pub fn daemon(&self, role: SyncRole) -> SyncDaemon {
+        SyncDaemon {
+            role,
+            interface: self.interface.clone(),
+            sync_id: self.sync_id,
+            max_len: self.max_len,
+            group: self.group,
+            port: self.port,
+            ttl: self.ttl,
+        }
+    }
 }
 
 /// A lone instance or a sync group's members.
@@ -123,6 +163,47 @@ pub enum Error {
     },
     #[error("vrrp_instance '{instance}': track_script '{script}' is not defined")]
     UnknownScript { instance: String, script: String },
+    #[error("lvs_sync_daemon: vrrp_instance '{0}' is not defined")]
+    UnknownSyncInstance(String),
+}
+
+/// keepalived treats a zero timeout as unset.
+fn seconds(timeout: Option<Duration>) -> Option<u32> {
+    timeout
+        .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX))
+        .filter(|&s| s != 0)
+}
+
+fn lvs_plan(config: &Config) -> Result<LvsPlan, Error> {
+    let global = &config.global;
+    let sync_daemon = match &global.lvs_sync_daemon {
+        Some(sync) => {
+            let instance = config
+                .vrrp_instance
+                .iter()
+                .find(|i| i.name == sync.vrrp_instance)
+                .ok_or_else(|| Error::UnknownSyncInstance(sync.vrrp_instance.clone()))?;
+            Some(SyncPlan {
+                instance: sync.vrrp_instance.clone(),
+                interface: sync.interface.clone(),
+                sync_id: sync.id.unwrap_or(instance.virtual_router_id.get()),
+                max_len: sync.maxlen,
+                group: sync.group,
+                port: sync.port,
+                ttl: sync.ttl,
+            })
+        }
+        None => None,
+    };
+    let t = &global.lvs_timeouts;
+    Ok(LvsPlan {
+        sync_daemon,
+        timeouts: Timeouts {
+            tcp: seconds(t.tcp),
+            tcp_fin: seconds(t.tcpfin),
+            udp: seconds(t.udp),
+        },
+    })
 }
 
 fn program(command: &Command) -> Program {
@@ -288,6 +369,7 @@ pub fn plan(config: &Config, hostname: &str) -> Result<Plan, Error> {
             .unwrap_or_else(|| hostname.to_string()),
         units,
         scripts,
+        lvs: lvs_plan(config)?,
     })
 }
 
@@ -365,5 +447,37 @@ mod tests {
         assert_eq!(members[0].vips[0].1.label.as_deref(), Some("eth1:a"));
         assert!(members[1].ipv6);
         assert_eq!(c.unicast_peers, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(plan.lvs, LvsPlan::default());
+    }
+
+    #[test]
+    fn the_sync_id_defaults_to_the_instances_vrid_and_zero_timeouts_are_unset() {
+        let config = load(
+            "global_defs { lvs_sync_daemon eth1 VI_1 port 8849\n lvs_timeouts tcp 900 tcpfin 0 }
+             vrrp_instance VI_1 { interface eth0\n virtual_router_id 51 }",
+        );
+        let lvs = plan(&config, "host").unwrap().lvs;
+        let sync = lvs.sync_daemon.unwrap();
+        assert_eq!(
+            sync.daemon(SyncRole::Backup),
+            SyncDaemon {
+                role: SyncRole::Backup,
+                interface: "eth1".into(),
+                sync_id: 51,
+                max_len: None,
+                group: None,
+                port: Some(8849),
+                ttl: None,
+            }
+        );
+        assert_eq!(sync.instance, "VI_1");
+        assert_eq!(
+            lvs.timeouts,
+            Timeouts {
+                tcp: Some(900),
+                tcp_fin: None,
+                udp: None
+            }
+        );
     }
 }

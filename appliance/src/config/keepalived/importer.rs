@@ -328,10 +328,169 @@ impl Importer<'_> {
                 "vrrp_garp_lower_prio_repeat" => g.vrrp_garp_lower_prio_repeat = self.count(item),
                 "vrrp_garp_interval" => set(&mut g.vrrp_garp_interval, self.decimal_secs(item, 1)),
                 "vrrp_gna_interval" => set(&mut g.vrrp_gna_interval, self.decimal_secs(item, 1)),
+                "lvs_sync_daemon" => {
+                    if g.lvs_sync_daemon.is_some() {
+                        // keepalived keeps the first and ignores the rest.
+                        self.err(&item.keyword.pos, "'lvs_sync_daemon' is given twice");
+                    } else {
+                        g.lvs_sync_daemon = self.lvs_sync_daemon(item);
+                    }
+                }
+                "lvs_timeouts" => self.lvs_timeouts(item, &mut g.lvs_timeouts),
                 _ => self.unknown(item, "in global_defs"),
             }
         }
         self.config.global = global;
+    }
+
+    /// The value after an option word of a one-line keyword
+    /// (`lvs_sync_daemon ... id 5`), parsed as an integer in `min..=max`.
+    fn option_u32(
+        &mut self,
+        st: &Statement,
+        option: &Word,
+        value: Option<&Word>,
+        min: u32,
+        max: u32,
+    ) -> Option<u32> {
+        let Some(value) = value else {
+            self.err(
+                &option.pos,
+                format!("'{} {}' needs a value", st.keyword.text, option.text),
+            );
+            return None;
+        };
+        match value.text.parse::<u32>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                self.err(
+                    &value.pos,
+                    format!(
+                        "bad value '{}' for '{} {}': expected an integer in {min}..={max}",
+                        value.text, st.keyword.text, option.text
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `lvs_sync_daemon IF [inst] INSTANCE [id N] [maxlen N] [port N]
+    /// [ttl N] [group IP]`, and the older `lvs_sync_daemon IF INSTANCE
+    /// [SYNCID]`.
+    fn lvs_sync_daemon(&mut self, st: &Statement) -> Option<LvsSyncDaemon> {
+        self.no_block(st);
+        let Some(interface) = st.args.first() else {
+            self.err(
+                &st.keyword.pos,
+                "'lvs_sync_daemon' needs an interface and a VRRP instance",
+            );
+            return None;
+        };
+        let mut sync = LvsSyncDaemon {
+            interface: interface.text.clone(),
+            vrrp_instance: String::new(),
+            id: None,
+            maxlen: None,
+            port: None,
+            ttl: None,
+            group: None,
+        };
+        let mut instance: Option<&Word> = None;
+        let rest = st.args.get(1..).unwrap_or_default();
+        let mut k = 0;
+        while let Some(word) = rest.get(k) {
+            let value = rest.get(k + 1);
+            let option = word.text.as_str();
+            match option {
+                "inst" | "group" if value.is_none() => self.err(
+                    &word.pos,
+                    format!("'lvs_sync_daemon {option}' needs a value"),
+                ),
+                "inst" => instance = value,
+                "id" => {
+                    sync.id = self
+                        .option_u32(st, word, value, 0, 255)
+                        .and_then(|v| v.try_into().ok())
+                }
+                // At most an IPv4 datagram's payload: 65535 - 20 - 8.
+                "maxlen" => {
+                    sync.maxlen = self
+                        .option_u32(st, word, value, 1, 65507)
+                        .and_then(|v| v.try_into().ok())
+                }
+                "port" => {
+                    sync.port = self
+                        .option_u32(st, word, value, 1, 65535)
+                        .and_then(|v| v.try_into().ok())
+                }
+                "ttl" => {
+                    sync.ttl = self
+                        .option_u32(st, word, value, 1, 255)
+                        .and_then(|v| v.try_into().ok())
+                }
+                "group" => sync.group = value.and_then(|v| self.parse_word(st, v, "an IP address")),
+                // The older positional form: `IF INSTANCE [SYNCID]`.
+                _ if k == 0 => instance = Some(word),
+                _ if k == 1 && instance.is_some() && word.text.parse::<u32>().is_ok() => {
+                    match word.text.parse::<u8>() {
+                        Ok(id) => sync.id = Some(id),
+                        Err(_) => self.bad(st, word, "a sync id in 0..=255"),
+                    }
+                }
+                _ => {
+                    // What follows an unknown option cannot be read.
+                    self.err(
+                        &word.pos,
+                        format!("unknown option '{option}' for 'lvs_sync_daemon'"),
+                    );
+                    break;
+                }
+            }
+            let positional = !matches!(option, "inst" | "id" | "maxlen" | "port" | "ttl" | "group");
+            k += if positional { 1 } else { 2 };
+        }
+        let Some(instance) = instance else {
+            // keepalived without an instance runs both roles at once; the
+            // appliance only runs the role a VRRP instance picks.
+            self.err(
+                &st.keyword.pos,
+                "'lvs_sync_daemon' needs a VRRP instance (running both roles without one is not supported)",
+            );
+            return None;
+        };
+        self.record("global.lvs_sync_daemon.vrrp_instance".into(), &instance.pos);
+        sync.vrrp_instance = instance.text.clone();
+        Some(sync)
+    }
+
+    /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`, whole seconds.
+    fn lvs_timeouts(&mut self, st: &Statement, timeouts: &mut LvsTimeouts) {
+        self.no_block(st);
+        if st.args.is_empty() {
+            self.err(&st.keyword.pos, "'lvs_timeouts' needs tcp, tcpfin or udp");
+        }
+        let max = u32::try_from(LvsTimeouts::MAX.as_secs()).unwrap_or(u32::MAX);
+        for pair in st.args.chunks(2) {
+            let [option, value @ ..] = pair else {
+                continue;
+            };
+            let slot = match option.text.as_str() {
+                "tcp" => &mut timeouts.tcp,
+                "tcpfin" => &mut timeouts.tcpfin,
+                "udp" => &mut timeouts.udp,
+                _ => {
+                    self.err(
+                        &option.pos,
+                        format!("unknown option '{}' for 'lvs_timeouts'", option.text),
+                    );
+                    continue;
+                }
+            };
+            if let Some(secs) = self.option_u32(st, option, value.first(), 0, max) {
+                *slot = Some(Duration::from_secs(u64::from(secs)));
+            }
+        }
     }
 
     fn version(&mut self, st: &Statement) -> Option<Version> {
@@ -1181,6 +1340,104 @@ mod tests {
         assert_eq!(
             inst.virtual_ipaddress[0].address.to_string(),
             "10.99.0.100/24"
+        );
+    }
+
+    #[test]
+    fn lvs_sync_daemon_with_options_and_in_the_older_forms() {
+        let full = format!(
+            "global_defs {{\n  lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8849 ttl 2 group 239.1.2.3\n}}\n{INSTANCE}}}\n"
+        );
+        assert_eq!(
+            load(&full).unwrap().global.lvs_sync_daemon,
+            Some(LvsSyncDaemon {
+                interface: "eth1".into(),
+                vrrp_instance: "VI_1".into(),
+                id: Some(7),
+                maxlen: Some(1400),
+                port: Some(8849),
+                ttl: Some(2),
+                group: Some("239.1.2.3".parse().unwrap()),
+            })
+        );
+        for (line, id) in [
+            ("lvs_sync_daemon eth1 VI_1", None),
+            ("lvs_sync_daemon eth1 VI_1 9", Some(9)),
+            ("lvs_sync_daemon eth1 inst VI_1 id 0", Some(0)),
+        ] {
+            let text = format!("global_defs {{\n  {line}\n}}\n{INSTANCE}}}\n");
+            let sync = load(&text).unwrap().global.lvs_sync_daemon.unwrap();
+            assert_eq!(
+                (
+                    sync.interface.as_str(),
+                    sync.vrrp_instance.as_str(),
+                    sync.id
+                ),
+                ("eth1", "VI_1", id),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn lvs_sync_daemon_errors_name_the_option() {
+        let cases = [
+            (
+                "lvs_sync_daemon eth1",
+                "k.conf:2:3: 'lvs_sync_daemon' needs a VRRP instance (running both roles without one is not supported)",
+            ),
+            (
+                "lvs_sync_daemon eth1 VI_1 id 256",
+                "k.conf:2:32: bad value '256' for 'lvs_sync_daemon id': expected an integer in 0..=255",
+            ),
+            (
+                "lvs_sync_daemon eth1 VI_1 maxlen 65508",
+                "k.conf:2:36: bad value '65508' for 'lvs_sync_daemon maxlen': expected an integer in 1..=65507",
+            ),
+            (
+                "lvs_sync_daemon eth1 VI_1 ttl",
+                "k.conf:2:29: 'lvs_sync_daemon ttl' needs a value",
+            ),
+            (
+                "lvs_sync_daemon eth1 VI_1 speed 3",
+                "k.conf:2:29: unknown option 'speed' for 'lvs_sync_daemon'",
+            ),
+            (
+                "lvs_sync_daemon eth1 VI_1 group nowhere",
+                "k.conf:2:35: bad value 'nowhere' for 'lvs_sync_daemon': expected an IP address",
+            ),
+            (
+                "lvs_timeouts tcp 900 fin 3",
+                "k.conf:2:24: unknown option 'fin' for 'lvs_timeouts'",
+            ),
+            (
+                "lvs_timeouts udp 2678401",
+                "k.conf:2:20: bad value '2678401' for 'lvs_timeouts udp': expected an integer in 0..=2678400",
+            ),
+        ];
+        for (line, expected) in cases {
+            let text = format!("global_defs {{\n  {line}\n}}\n{INSTANCE}}}\n");
+            assert_eq!(problems(&text), [expected], "{line}");
+        }
+        let twice = format!(
+            "global_defs {{\n  lvs_sync_daemon eth1 VI_1\n  lvs_sync_daemon eth2 VI_1\n}}\n{INSTANCE}}}\n"
+        );
+        assert_eq!(
+            problems(&twice),
+            ["k.conf:3:3: 'lvs_sync_daemon' is given twice"]
+        );
+    }
+
+    #[test]
+    fn lvs_timeouts_are_whole_seconds() {
+        let text = "global_defs {\n  lvs_timeouts tcp 900 udp 30\n}\n";
+        assert_eq!(
+            load(text).unwrap().global.lvs_timeouts,
+            LvsTimeouts {
+                tcp: Some(Duration::from_secs(900)),
+                tcpfin: None,
+                udp: Some(Duration::from_secs(30)),
+            }
         );
     }
 

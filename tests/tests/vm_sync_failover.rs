@@ -1,0 +1,306 @@
+//! IPVS connection sync across a failover, on a real kernel under qemu.
+//!
+//! Two directors, A (MASTER, priority 150) and B (BACKUP, 100), run
+//! `appliance run` with the same keepalived.conf but for state and priority:
+//! VRRP v2 on one bridge, the VIP, an LVS-DR service towards two real
+//! servers (VIP on `lo`, arp_ignore/arp_announce), and
+//! `lvs_sync_daemon eth0 VI_1`. A client holds one TCP connection through
+//! the VIP that carries a numbered line every 100 ms, echoed back by the
+//! real server, so any break shows as missing lines. Then the master dies
+//! and B takes over: the SAME connection must go on.
+//!
+//! The negative control runs the same without `lvs_sync_daemon`: B's IPVS
+//! has no entry for the connection, so B's own stack resets it. That the
+//! control breaks shows the test measures the sync, not something else.
+
+use appliance_tests::vm::{Vm, VmOutput};
+use std::time::Duration;
+
+const VIP: &str = "10.0.0.100";
+const CLIENT: &str = "10.0.0.2";
+const PORT: u16 = 7000;
+
+/// How the master dies.
+#[derive(Clone, Copy)]
+enum Death {
+    /// SIGKILL, and its link cut: a killed process leaves the kernel's VIP
+    /// and IPVS table in place, still forwarding, which a dead director
+    /// does not.
+    Kill,
+    /// SIGTERM: the appliance resigns (priority 0) and removes the VIP.
+    Term,
+}
+
+/// The lines of `out` between `--- name` and the next `--- ` line.
+fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| *l != format!("--- {name}"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("--- "))
+        .collect()
+}
+
+fn config(router: &str, state: &str, priority: u8, sync: bool) -> String {
+    let sync = if sync {
+        "  lvs_sync_daemon eth0 VI_1\n  lvs_timeouts tcp 600\n"
+    } else {
+        ""
+    };
+    format!(
+        "global_defs {{\n  router_id {router}\n{sync}}}\n\
+         vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {priority}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/32\n  }}\n}}\n\
+         virtual_server {VIP} {PORT} {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
+         real_server 10.0.0.11 {PORT}\n  real_server 10.0.0.12 {PORT}\n}}\n"
+    )
+}
+
+/// The scenario as a busybox ash script; sections of its stdout carry
+/// what the test checks.
+fn scenario(sync: bool, death: Death) -> String {
+    let mut s = String::from(
+        "set -e\n\
+         # wait_for SECONDS WHAT COMMAND...: poll every 100 ms.\n\
+         wait_for() {\n\
+         \x20 t=$1; what=$2; shift 2; i=0\n\
+         \x20 while ! \"$@\" > /dev/null 2>&1; do\n\
+         \x20   i=$((i+1))\n\
+         \x20   if [ $i -gt $((t*10)) ]; then\n\
+         \x20     echo \"timed out after ${t}s waiting for $what\" >&2\n\
+         \x20     for f in /tmp/a.log /tmp/b.log; do echo \"== $f\" >&2; cat $f >&2 || true; done\n\
+         \x20     exit 1\n\
+         \x20   fi\n\
+         \x20   sleep 0.1\n\
+         \x20 done\n\
+         }\n\
+         holds_vip() { ip -n $1 -4 addr show eth0 | grep -q \" $VIP/32\"; }\n\
+         lines() { [ $(wc -l < /tmp/echo) -ge $1 ]; }\n\
+         ip link add br0 type bridge\n\
+         ip link set br0 up\n",
+    );
+    s = s.replace("$VIP", VIP);
+    for (name, addr) in [
+        ("client", CLIENT),
+        ("a", "10.0.0.3"),
+        ("b", "10.0.0.4"),
+        ("rs1", "10.0.0.11"),
+        ("rs2", "10.0.0.12"),
+    ] {
+        s += &format!(
+            "ip netns add {name}\n\
+             ip -n {name} link set lo up\n\
+             ip link add p-{name} type veth peer name eth0 netns {name}\n\
+             ip link set p-{name} master br0 up\n\
+             ip -n {name} addr add {addr}/24 dev eth0\n\
+             ip -n {name} link set eth0 up\n"
+        );
+    }
+    // Real servers: the VIP on lo, never answered for nor announced; an
+    // echo server per connection.
+    for (name, addr) in [("rs1", "10.0.0.11"), ("rs2", "10.0.0.12")] {
+        s += &format!(
+            "for c in all eth0; do\n\
+             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_ignore=1\n\
+             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_announce=2\n\
+             done\n\
+             ip -n {name} addr add {VIP}/32 dev lo\n\
+             ip netns exec {name} nc -ll -p {PORT} -e /bin/cat &\n\
+             wait_for 10 'the echo server of {name}' sh -c \
+             \"echo ping | ip netns exec client timeout 2 nc {addr} {PORT} | grep -q ping\"\n"
+        );
+    }
+    s += &format!(
+        "cat > /root/a.conf <<'EOF'\n{}EOF\n\
+         cat > /root/b.conf <<'EOF'\n{}EOF\n",
+        config("A", "MASTER", 150, sync),
+        config("B", "BACKUP", 100, sync)
+    );
+    // B first, so it is a backup (receiving) before A has connections.
+    s += "ip netns exec b appliance run --config /root/b.conf --state-dir /run/b > /tmp/b.log 2>&1 &\n\
+          b=$!\n";
+    s += &format!(
+        "wait_for 10 \"B's IPVS service\" sh -c \"ip netns exec b ipvsadm -Ln | grep -q ':{PORT} '\"\n"
+    );
+    if sync {
+        s += "wait_for 10 \"B's backup sync daemon\" sh -c \"ip netns exec b ipvsadm -L --daemon | grep -q '^backup'\"\n";
+    }
+    s += "ip netns exec a appliance run --config /root/a.conf --state-dir /run/a > /tmp/a.log 2>&1 &\n\
+          a=$!\n\
+          wait_for 15 'A to hold the VIP' holds_vip a\n";
+    if sync {
+        s += "wait_for 10 \"A's master sync daemon\" sh -c \"ip netns exec a ipvsadm -L --daemon | grep -q '^master'\"\n";
+    }
+    s += "! holds_vip b\n";
+    // The long-lived connection: a numbered line every 100 ms until told
+    // to stop, then `end`; nc half-closes on the generator's EOF, the echo
+    // server then closes, and nc exits.
+    s += &format!(
+        "( i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i; sleep 0.1; done; echo end ) \
+         | ip netns exec client nc {VIP} {PORT} > /tmp/echo 2> /tmp/nc.err &\n\
+         client=$!\n\
+         wait_for 10 'the connection to carry 10 lines' lines 10\n"
+    );
+    // The witness: B's IPVS has the connection (or, without the sync
+    // daemon, has not), before the failover.
+    if sync {
+        s += &format!(
+            "wait_for 10 'the connection on B' sh -c \"ip netns exec b ipvsadm -Lnc | grep -q '{CLIENT}:.*{VIP}:{PORT}'\"\n"
+        );
+    } else {
+        s += "sleep 3\n";
+    }
+    s += "echo '--- b connections before'\nip netns exec b ipvsadm -Lnc\n\
+          echo '--- b timeouts'\nip netns exec b ipvsadm -L --timeout\n\
+          before=$(wc -l < /tmp/echo)\n\
+          echo \"--- before\"\necho $before\n";
+    s += match death {
+        Death::Kill => "kill -9 $a\nip -n a link set eth0 down\n",
+        Death::Term => "kill -TERM $a\nwait $a || echo \"A exited $?\"\n",
+    };
+    s += "wait_for 15 'B to take the VIP' holds_vip b\n\
+          echo '--- b daemons after'\nip netns exec b ipvsadm -L --daemon\n\
+          echo '--- a daemons after'\nip netns exec a ipvsadm -L --daemon\n";
+    // Data must go on flowing after the takeover (TCP's retransmission
+    // backoff may take a few seconds to try again); a broken connection
+    // ends the client instead.
+    s += "i=0\n\
+          while kill -0 $client 2> /dev/null && ! lines $((before + 20)) && [ $i -lt 200 ]; do\n\
+          \x20 i=$((i+1)); sleep 0.1\n\
+          done\n\
+          touch /tmp/stop\n\
+          i=0\n\
+          while kill -0 $client 2> /dev/null && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done\n\
+          kill $client 2> /dev/null && echo 'the client hung' >&2 || true\n\
+          sleep 2\n";
+    s += &format!(
+        "echo '--- b stats'\nip netns exec b ipvsadm -Ln --stats -t {VIP}:{PORT}\n\
+         echo '--- echo'\ncat /tmp/echo\n\
+         echo '--- nc'\ncat /tmp/nc.err\n\
+         echo '--- a.log'\ncat /tmp/a.log\n\
+         echo '--- b.log'\ncat /tmp/b.log\n\
+         kill $b\n"
+    );
+    s
+}
+
+fn run(test: &str, sync: bool, death: Death) -> VmOutput {
+    let out = Vm::builder()
+        .file(appliance_tests::appliance_bin(), "/usr/bin/appliance")
+        .script(scenario(sync, death))
+        .timeout(Duration::from_secs(120))
+        .run()
+        .unwrap();
+    println!(
+        "{test}: boot to scenario {:.2?}, whole VM run {:.2?}",
+        out.boot, out.elapsed
+    );
+    out.assert_success();
+    out
+}
+
+/// The echoed numbers (which must count 1, 2, 3, ... with no gap: one
+/// TCP stream) and whether the client's `end` came back.
+fn echoed(out: &VmOutput) -> (u32, bool) {
+    let lines = section(&out.stdout, "echo");
+    let mut count = 0;
+    let mut ended = false;
+    for line in lines {
+        if line == "end" {
+            ended = true;
+            continue;
+        }
+        assert!(!ended, "nothing after end: {line}\n{out}");
+        let n: u32 = line
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}\n{out}"));
+        assert_eq!(n, count + 1, "the stream skipped\n{out}");
+        count = n;
+    }
+    (count, ended)
+}
+
+fn before(out: &VmOutput) -> u32 {
+    section(&out.stdout, "before")
+        .first()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no line count before the failover\n{out}"))
+}
+
+/// Whether B's `ipvsadm -Lnc` lists the client's connection to the VIP.
+fn b_had_the_connection(out: &VmOutput) -> bool {
+    section(&out.stdout, "b connections before")
+        .iter()
+        .any(|l| {
+            l.starts_with("TCP")
+                && l.contains(&format!(" {CLIENT}:"))
+                && l.contains(&format!(" {VIP}:{PORT} "))
+        })
+}
+
+/// The takeover kept the connection: B had it before, it carried lines
+/// after, through B, to the end.
+fn assert_survived(out: &VmOutput) {
+    assert!(
+        b_had_the_connection(out),
+        "B's IPVS had the synced connection before the failover\n{out}"
+    );
+    let (count, ended) = echoed(out);
+    let before = before(out);
+    assert!(
+        ended && count >= before + 20,
+        "the same connection went on after the takeover: {before} lines before, {count} in all, end {ended}\n{out}"
+    );
+    // Through B: its service counted the packets (DR: client to server).
+    let in_packets = section(&out.stdout, "b stats")
+        .iter()
+        .find(|l| l.starts_with("TCP"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok());
+    assert!(
+        in_packets.is_some_and(|p| p > 0),
+        "B forwarded the connection's packets: {in_packets:?}\n{out}"
+    );
+    // B's sync daemon switched to master with its instance; the config's
+    // timeout reached the kernel.
+    let daemons = section(&out.stdout, "b daemons after");
+    assert!(
+        daemons.len() == 1 && daemons[0].starts_with("master sync daemon (mcast=eth0, syncid=51"),
+        "{out}"
+    );
+    assert_eq!(
+        section(&out.stdout, "b timeouts"),
+        ["Timeout (tcp tcpfin udp): 600 120 300"],
+        "{out}"
+    );
+}
+
+#[test]
+fn with_the_sync_daemon_a_connection_survives_the_masters_sigkill() {
+    let out = run("sigkill", true, Death::Kill);
+    assert_survived(&out);
+}
+
+#[test]
+fn with_the_sync_daemon_a_connection_survives_the_masters_sigterm() {
+    let out = run("sigterm", true, Death::Term);
+    assert_survived(&out);
+    // As keepalived, a stopping director stops its sync daemon.
+    assert_eq!(
+        section(&out.stdout, "a daemons after"),
+        Vec::<&str>::new(),
+        "{out}"
+    );
+}
+
+#[test]
+fn without_the_sync_daemon_the_connection_breaks_on_failover() {
+    let out = run("no sync", false, Death::Kill);
+    assert!(
+        !b_had_the_connection(&out),
+        "without the sync daemon B knows nothing of the connection\n{out}"
+    );
+    let (count, ended) = echoed(&out);
+    assert!(
+        count >= before(&out) && !ended,
+        "the connection should break at the takeover, got {count} lines, end {ended}\n{out}"
+    );
+}
