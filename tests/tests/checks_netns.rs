@@ -5,7 +5,8 @@
 //! on rs1 takes it out of the rotation within the configured check time;
 //! starting it again brings round robin back; with every real server down
 //! the sorry server answers. `appliance status --json` and the timeline
-//! (snapshot of its order) witness each step.
+//! (snapshot of its order) witness each step. A reload with other virtual
+//! servers reprograms the dataplane and restarts the checker on them.
 
 use appliance::daemon::status::Status;
 use appliance::timeline::EventKind;
@@ -47,6 +48,10 @@ fn up_bound() -> Duration {
 }
 
 fn config() -> String {
+    config_with(&[RS1, RS2])
+}
+
+fn config_with(real_servers: &[&str]) -> String {
     format!(
         "[global]\nrouter_id = \"director\"\ndataplane = \"nftables\"\n\n\
          [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"BACKUP\"\ninterface = \"eth0\"\n\
@@ -54,9 +59,11 @@ fn config() -> String {
          [[vrrp_instance.virtual_ipaddress]]\naddress = \"{VIP}/24\"\n\n\
          [[virtual_server]]\ndelay_loop = \"1s\"\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\n\
          protocol = \"TCP\"\nmasquerade = true\nsorry_server = \"{SORRY}:80\"\n\n\
-         [virtual_server.service]\naddress = \"{VIP}:80\"\n\n{}{}",
-        real_server(RS1),
-        real_server(RS2),
+         [virtual_server.service]\naddress = \"{VIP}:80\"\n\n{}",
+        real_servers
+            .iter()
+            .map(|rs| real_server(rs))
+            .collect::<String>(),
     )
 }
 
@@ -152,9 +159,8 @@ fn real_server_event(address: SocketAddr, up: bool) -> impl Fn(&Entry) -> bool {
     }
 }
 
-#[test]
-fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_answers_when_all_are_down()
- {
+/// The LAN: a director, two real servers, a sorry server and a client.
+fn setup() -> Lan {
     let mut lan = Lan::new().expect("lan");
     lan.add_host("director", &["10.110.0.1/24"])
         .expect("director");
@@ -171,6 +177,14 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
             .sysctl(&format!("net.ipv4.conf.{conf}.send_redirects"), "0")
             .expect("send_redirects");
     }
+    lan
+}
+
+#[test]
+fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_answers_when_all_are_down()
+ {
+    let lan = setup();
+    let director = lan.host("director");
     let client = lan.host("client");
     let rs1 = Nginx::start(lan.host("rs1")).expect("nginx on rs1");
     let rs2 = Nginx::start(lan.host("rs2")).expect("nginx on rs2");
@@ -275,4 +289,44 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     daemon.stop().expect("stopping the daemon");
     let events = daemon.timeline().expect("timeline");
     insta::assert_snapshot!(timeline::render_order(&timeline::merge(&[&events, &marks])));
+}
+
+#[test]
+fn a_reload_with_other_virtual_servers_reprograms_and_checks_them() {
+    let lan = setup();
+    let director = lan.host("director");
+    let client = lan.host("client");
+    let _rs1 = Nginx::start(lan.host("rs1")).expect("nginx on rs1");
+    let _rs2 = Nginx::start(lan.host("rs2")).expect("nginx on rs2");
+    let mut daemon = Daemon::start_toml(director, &config()).expect("appliance run");
+    director
+        .wait_address(
+            VIP.parse::<IpAddr>().unwrap(),
+            true,
+            Duration::from_secs(10),
+        )
+        .expect("the VIP on the director");
+    let start = Instant::now();
+    wait_answers(
+        client,
+        start,
+        SLACK * 2,
+        "round robin at start",
+        alternating,
+    );
+
+    daemon.write_config(&config_with(&[RS1])).expect("config");
+    let reloaded = Instant::now();
+    daemon.signal("HUP").expect("SIGHUP");
+    wait_answers(client, reloaded, SLACK * 2, "rs1 alone after reload", |a| {
+        all_from(a, "rs1")
+    });
+    let status = status(director, &daemon);
+    let servers: Vec<SocketAddr> = status.virtual_servers[0]
+        .real_servers
+        .iter()
+        .map(|rs| rs.address)
+        .collect();
+    assert_eq!(servers, [addr(RS1)], "the checker runs on the new config");
+    assert!(daemon.running().expect("daemon state"), "still running");
 }
