@@ -168,8 +168,12 @@ enum Event {
         success: bool,
     },
     Link(LinkEvent),
-    /// A health checker's report.
-    Check(Report),
+    /// A health checker's report; `generation` tells which checker sent it
+    /// (a reload starts a new one while the old one's may still be queued).
+    Check {
+        generation: u64,
+        report: Report,
+    },
     /// A status client waits for this answer.
     Status(oneshot::Sender<status::Status>),
 }
@@ -227,6 +231,8 @@ struct Daemon {
     servers: Vec<VirtualServer>,
     pools: Option<Pools>,
     checker: Option<(runner::Handle, JoinHandle<()>)>,
+    /// Counts checkers started, so reports of a stopped one are ignored.
+    generation: u64,
     /// The status socket, once bound (removed on shutdown).
     status_socket: Option<PathBuf>,
 }
@@ -261,6 +267,7 @@ impl Daemon {
             servers: Vec::new(),
             pools: None,
             checker: None,
+            generation: 0,
             status_socket: None,
         })
     }
@@ -307,7 +314,12 @@ impl Daemon {
             ..runner::Options::default()
         };
         let (handle, reports) = runner::spawn(servers, options)?;
-        let forward = tokio::spawn(forward_reports(reports, self.sender.clone()));
+        self.generation += 1;
+        let forward = tokio::spawn(forward_reports(
+            reports,
+            self.generation,
+            self.sender.clone(),
+        ));
         self.checker = Some((handle, forward));
         info!(virtual_servers = servers.len(), "health checker started");
         Ok(())
@@ -342,10 +354,14 @@ impl Daemon {
 
     /// A health checker's report: a transition goes to the log and the
     /// timeline; a pool goes to the dataplane.
-    fn on_check(&mut self, report: Report) {
+    fn on_check(&mut self, generation: u64, report: Report) {
         let Some(pools) = &mut self.pools else {
             return;
         };
+        if generation != self.generation {
+            debug!(generation, "report of a stopped checker ignored");
+            return;
+        }
         let (vs, kind, detail, at) = match report {
             Report::Pool {
                 vs, destinations, ..
@@ -751,7 +767,7 @@ impl Daemon {
                     }
                 }
             }
-            Event::Check(report) => self.on_check(report),
+            Event::Check { generation, report } => self.on_check(generation, report),
             Event::Status(reply) => {
                 let _ = reply.send(self.status().await);
             }
@@ -1233,10 +1249,15 @@ async fn run_script(script: ScriptPlan, sender: mpsc::Sender<Event>) {
 
 async fn forward_reports(
     mut reports: mpsc::UnboundedReceiver<Report>,
+    generation: u64,
     sender: mpsc::Sender<Event>,
 ) {
     while let Some(report) = reports.recv().await {
-        if sender.send(Event::Check(report)).await.is_err() {
+        if sender
+            .send(Event::Check { generation, report })
+            .await
+            .is_err()
+        {
             return;
         }
     }
