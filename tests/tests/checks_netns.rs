@@ -142,6 +142,18 @@ fn status(director: &Host, daemon: &Daemon) -> Status {
     serde_json::from_slice(&out.stdout).expect("appliance status --json is a Status")
 }
 
+/// `appliance status` as text.
+fn status_text(director: &Host, daemon: &Daemon) -> String {
+    let socket = daemon.socket_path();
+    let out = director
+        .run(
+            appliance_bin(),
+            &["status", "--socket", socket.to_str().unwrap()],
+        )
+        .expect("appliance status");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Whether `ip`'s real server is alive, per `appliance status`.
 fn alive(status: &Status, ip: &str) -> bool {
     let vs = status.virtual_servers.first().expect("one virtual server");
@@ -232,6 +244,13 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
         .expect("the timeline has rs1 down");
     let down = status(director, &daemon);
     assert!(!alive(&down, RS1) && alive(&down, RS2), "{down:?}");
+    let text = status_text(director, &daemon);
+    assert!(
+        text.contains("VRRP VI_1  vrid 110  MASTER  priority 100 (base 100)")
+            && text.contains(&format!("{RS1}:80  DOWN  weight 1  TCP_CHECK down"))
+            && text.contains(&format!("{RS2}:80  UP  weight 1  TCP_CHECK up")),
+        "{text}"
+    );
     let rs1_check = &down.virtual_servers[0].real_servers[0].checks[0];
     assert_eq!(rs1_check.kind, "TCP_CHECK");
     assert!(!rs1_check.up, "{rs1_check:?}");
