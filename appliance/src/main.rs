@@ -26,6 +26,20 @@ enum Command {
         /// Directory of the dataplane's record of the services it created.
         #[arg(long, default_value = "/run/appliance")]
         state_dir: PathBuf,
+        /// The status socket (`appliance status`); STATE_DIR/appliance.sock
+        /// by default.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Show the running daemon's virtual servers, real servers and VRRP
+    /// instances.
+    Status {
+        /// The daemon's status socket.
+        #[arg(long, default_value = appliance::daemon::status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// As JSON instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a config file (appliance TOML or keepalived.conf, detected).
     /// Prints `FILE:LINE:COL: message` for each problem.
@@ -145,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             timeline,
             state_dir,
+            socket,
         } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -153,8 +168,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(appliance::daemon::run(appliance::daemon::Options {
                 config,
                 timeline,
+                socket: socket.unwrap_or_else(|| state_dir.join("appliance.sock")),
                 state_dir,
             }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { socket, json } => {
+            let status = appliance::daemon::status::query(&socket)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{status}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match appliance::config::load_file(&file) {

@@ -12,6 +12,7 @@ use crate::vrrp::machine::{Action, State};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+use std::net::SocketAddr;
 
 /// What kind of thing happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +39,24 @@ pub enum EventKind {
     },
     /// A fault or operator action injected by a test or scenario.
     Injected,
+    /// A real server went up or down, or its weight changed (the instance
+    /// field names the virtual service; the detail, the check's result).
+    RealServer {
+        address: SocketAddr,
+        alive: bool,
+        weight: u32,
+    },
+    /// A virtual server gained or lost its quorum: the live weight against
+    /// the threshold crossed.
+    Quorum {
+        up: bool,
+        weight_sum: u64,
+        threshold: i64,
+    },
+    /// A virtual server's sorry server entered or left its pool.
+    SorryServer {
+        active: bool,
+    },
 }
 
 impl fmt::Display for EventKind {
@@ -53,6 +72,25 @@ impl fmt::Display for EventKind {
             }
             EventKind::Priority { from, to } => write!(f, "priority {from} -> {to}"),
             EventKind::Injected => f.write_str("INJECT"),
+            EventKind::RealServer {
+                address,
+                alive,
+                weight,
+            } => {
+                let health = if *alive { "UP" } else { "DOWN" };
+                write!(f, "real server {address} {health} weight {weight}")
+            }
+            EventKind::Quorum {
+                up,
+                weight_sum,
+                threshold,
+            } => {
+                let (word, cmp) = if *up { ("UP", ">=") } else { ("DOWN", "<") };
+                write!(f, "quorum {word} (weight {weight_sum} {cmp} {threshold})")
+            }
+            EventKind::SorryServer { active } => {
+                write!(f, "sorry server {}", if *active { "ON" } else { "OFF" })
+            }
         }
     }
 }
@@ -320,6 +358,47 @@ mod tests {
         assert_eq!(text.lines().count(), 6);
         assert!(
             text.contains(r#""kind":"state","from":"BACKUP","to":"MASTER""#),
+            "{text}"
+        );
+        assert_eq!(Timeline::from_json_lines(&text).unwrap(), t);
+    }
+
+    #[test]
+    fn checker_events_render_and_round_trip() {
+        let mut t = Timeline::new();
+        let service = |kind, detail: &str| Event {
+            at: Instant::from_micros(1_500_000),
+            node: "d".into(),
+            instance: Some("TCP 10.0.1.100:80".into()),
+            kind,
+            detail: detail.into(),
+        };
+        t.push(service(
+            EventKind::RealServer {
+                address: "10.0.2.11:8080".parse().unwrap(),
+                alive: false,
+                weight: 0,
+            },
+            "connect failed: connection refused",
+        ));
+        t.push(service(
+            EventKind::Quorum {
+                up: false,
+                weight_sum: 0,
+                threshold: 1,
+            },
+            "",
+        ));
+        t.push(service(EventKind::SorryServer { active: true }, ""));
+        assert_eq!(
+            t.render(),
+            "  1.500000s  d  TCP 10.0.1.100:80  real server 10.0.2.11:8080 DOWN weight 0  (connect failed: connection refused)\n\
+             \x20 1.500000s  d  TCP 10.0.1.100:80  quorum DOWN (weight 0 < 1)\n\
+             \x20 1.500000s  d  TCP 10.0.1.100:80  sorry server ON\n"
+        );
+        let text = t.to_json_lines().unwrap();
+        assert!(
+            text.contains(r#""kind":"real_server","address":"10.0.2.11:8080","alive":false"#),
             "{text}"
         );
         assert_eq!(Timeline::from_json_lines(&text).unwrap(), t);

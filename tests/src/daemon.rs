@@ -24,6 +24,8 @@ pub struct Daemon {
     /// The host's name, in messages.
     host: String,
     dir: tempfile::TempDir,
+    /// The config's file name: its extension tells the format.
+    config_name: &'static str,
     process: Option<Process>,
 }
 
@@ -31,6 +33,15 @@ impl Daemon {
     /// Writes `config` (keepalived.conf text) and starts the daemon in
     /// `host`; returns once it has started its instances.
     pub fn start(host: &Host, config: &str) -> Result<Self> {
+        Self::start_as(host, config, "keepalived.conf")
+    }
+
+    /// [`Daemon::start`] with an appliance TOML config.
+    pub fn start_toml(host: &Host, config: &str) -> Result<Self> {
+        Self::start_as(host, config, "appliance.toml")
+    }
+
+    fn start_as(host: &Host, config: &str, config_name: &'static str) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("appliance-{}-", host.name()))
             .tempdir()
@@ -38,6 +49,7 @@ impl Daemon {
         let daemon = Self {
             host: host.name().to_string(),
             dir,
+            config_name,
             process: None,
         };
         daemon.write_config(config)?;
@@ -71,6 +83,10 @@ impl Daemon {
             .arg(self.config_path())
             .arg("--timeline")
             .arg(self.timeline_path())
+            // Its own dataplane record and status socket: daemons of
+            // several hosts share the file system.
+            .arg("--state-dir")
+            .arg(self.dir.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info,appliance=debug")
             .stdout(log.try_clone().map_err(io("sharing the log file"))?)
@@ -84,7 +100,12 @@ impl Daemon {
     }
 
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("keepalived.conf")
+        self.dir.path().join(self.config_name)
+    }
+
+    /// The status socket (`appliance status --socket`).
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("appliance.sock")
     }
 
     pub fn timeline_path(&self) -> PathBuf {

@@ -11,10 +11,11 @@ const NGINX: &str = "/usr/sbin/nginx";
 const CURL: &str = "/usr/bin/curl";
 const START: Duration = Duration::from_secs(10);
 
-/// One nginx, killed when dropped.
+/// One nginx, killed when dropped (its workers then live on until the
+/// host's namespace goes: [`Nginx::stop`] ends them too).
 pub struct Nginx {
     _dir: tempfile::TempDir,
-    _process: Process,
+    process: Process,
 }
 
 impl Nginx {
@@ -96,10 +97,15 @@ http {{
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self {
-            _dir: dir,
-            _process: process,
-        })
+        Ok(Self { _dir: dir, process })
+    }
+
+    /// Stops nginx as an operator would (SIGTERM: the master ends its
+    /// workers, then itself); returns once it has exited.
+    pub fn stop(mut self) -> Result<()> {
+        self.process.signal("TERM")?;
+        self.process.wait(START)?;
+        Ok(())
     }
 }
 

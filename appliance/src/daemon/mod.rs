@@ -15,13 +15,22 @@
 //! no dataplane work. The services stay in the kernel when the daemon stops:
 //! a restart reconciles instead of flushing live connections. The IPVS
 //! connection sync daemon follows its VRRP instance's state ([`lvs`]).
+//!
+//! The health checker runs for the virtual servers: each of its pool
+//! reports becomes the desired table ([`pools`]) and goes through the same
+//! reconcile; its transitions go to the timeline. `appliance status` asks
+//! over a local socket ([`status`]).
 
 mod lvs;
 pub mod plan;
+mod pools;
+pub mod status;
 mod timeline_log;
 
+use crate::check::runner::{self, Report};
 use crate::clock::Instant;
-use crate::config::{self, Diagnostics};
+use crate::config::model::VirtualServer;
+use crate::config::{self, Config, Diagnostics};
 use crate::dataplane::{self, Backend, Reconciler, Table};
 use crate::net::IfIndex;
 use crate::net::gratuitous::Announcer;
@@ -40,6 +49,7 @@ use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Version};
 use lvs::Lvs;
 use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
+use pools::Pools;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -47,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use timeline_log::TimelineLog;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
@@ -66,6 +76,8 @@ pub struct Options {
     /// created); `/run/appliance` by default, so it lasts as long as the
     /// kernel's tables.
     pub state_dir: PathBuf,
+    /// Where `appliance status` finds the daemon.
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +88,8 @@ pub enum Error {
     Plan(#[from] plan::Error),
     #[error(transparent)]
     Table(#[from] dataplane::BuildError),
+    #[error("health checker: {0}")]
+    Checker(#[from] runner::Error),
     #[error("dataplane: {0}")]
     Dataplane(#[from] dataplane::Error),
     #[error(transparent)]
@@ -105,8 +119,7 @@ pub enum Error {
 pub async fn run(options: Options) -> Result<(), Error> {
     let config = config::load_file(&options.config).map_err(Error::Config)?;
     let plan = plan::plan(&config, &hostname())?;
-    let table = dataplane::from_config(&config.virtual_server)?;
-    let choice = config.global.dataplane;
+    let pools = Pools::new(&config.virtual_server)?;
     let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
         what: "opening the timeline file".into(),
         source,
@@ -121,8 +134,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sigint = signals(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
-    let mut daemon = Daemon::new(options, plan, timeline)?;
-    daemon.program(table, choice)?;
+    let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
+    daemon.program(pools.configured().clone())?;
+    daemon.start_checks(&config.virtual_server, pools)?;
+    daemon.serve_status();
     daemon.start().await?;
     loop {
         let sleep = daemon.next_deadline();
@@ -156,6 +171,14 @@ enum Event {
         success: bool,
     },
     Link(LinkEvent),
+    /// A health checker's report; `generation` tells which checker sent it
+    /// (a reload starts a new one while the old one's may still be queued).
+    Check {
+        generation: u64,
+        report: Report,
+    },
+    /// A status client waits for this answer.
+    Status(oneshot::Sender<status::Status>),
 }
 
 /// One VRRP socket per interface and family.
@@ -205,10 +228,27 @@ struct Daemon {
     table: Table,
     /// The sync daemon and the IPVS timeouts.
     lvs: Lvs,
+    /// The config's `dataplane` choice, kept from start (changing it takes
+    /// a restart).
+    choice: Option<dataplane::Choice>,
+    /// The virtual servers checked, their pools, and the checker of them
+    /// (none without virtual servers).
+    servers: Vec<VirtualServer>,
+    pools: Option<Pools>,
+    checker: Option<(runner::Handle, JoinHandle<()>)>,
+    /// Counts checkers started, so reports of a stopped one are ignored.
+    generation: u64,
+    /// The status socket, once bound (removed on shutdown).
+    status_socket: Option<PathBuf>,
 }
 
 impl Daemon {
-    fn new(options: Options, plan: Plan, timeline: TimelineLog) -> Result<Self, Error> {
+    fn new(
+        options: Options,
+        plan: Plan,
+        timeline: TimelineLog,
+        choice: Option<dataplane::Choice>,
+    ) -> Result<Self, Error> {
         let (sender, events) = mpsc::channel(1024);
         Ok(Self {
             options,
@@ -229,6 +269,12 @@ impl Daemon {
             dataplane: None,
             table: Table::new(),
             lvs: Lvs::new(),
+            choice,
+            servers: Vec::new(),
+            pools: None,
+            checker: None,
+            generation: 0,
+            status_socket: None,
         })
     }
 
@@ -236,15 +282,15 @@ impl Daemon {
     /// is applied). A config without virtual servers opens no backend,
     /// unless an earlier run left services of ours to remove.
     /// The backend is chosen once, when first opened (IPVS when the kernel
-    /// has it, else nftables, unless `choice` forces one); changing
-    /// `dataplane` in the config takes a restart.
-    fn program(&mut self, table: Table, choice: Option<dataplane::Choice>) -> Result<(), Error> {
+    /// has it, else nftables, unless the config's `dataplane` forces one);
+    /// changing `dataplane` in the config takes a restart.
+    fn program(&mut self, table: Table) -> Result<(), Error> {
         let state = self.options.state_dir.join("dataplane.json");
         if self.dataplane.is_none() {
             if table.is_empty() && !state.exists() {
                 return Ok(());
             }
-            let backend = dataplane::open_backend(choice)?;
+            let backend = dataplane::open_backend(self.choice)?;
             info!(backend = backend.name(), "dataplane opened");
             self.dataplane = Some(Reconciler::new(backend, Some(state))?);
         }
@@ -258,6 +304,179 @@ impl Daemon {
 
     fn now(&self) -> Instant {
         Instant::from_duration(self.origin.elapsed())
+    }
+
+    /// Starts checking `servers` (whose table `pools` was built from); its
+    /// reports come to the event loop. Nothing runs without virtual
+    /// servers.
+    fn start_checks(&mut self, servers: &[VirtualServer], pools: Pools) -> Result<(), Error> {
+        self.servers = servers.to_vec();
+        self.pools = Some(pools);
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let options = runner::Options {
+            origin: self.origin,
+            ..runner::Options::default()
+        };
+        let (handle, reports) = runner::spawn(servers, options)?;
+        self.generation += 1;
+        let forward = tokio::spawn(forward_reports(
+            reports,
+            self.generation,
+            self.sender.clone(),
+        ));
+        self.checker = Some((handle, forward));
+        info!(virtual_servers = servers.len(), "health checker started");
+        Ok(())
+    }
+
+    /// Serves `appliance status`. Without the socket (no permission on its
+    /// directory, say) the daemon runs on: its real work needs none.
+    fn serve_status(&mut self) {
+        let path = self.options.socket.clone();
+        match status::bind(&path) {
+            Ok(listener) => {
+                let sender = self.sender.clone();
+                self.tasks
+                    .push(tokio::spawn(status::serve(listener, sender)));
+                info!(socket = %path.display(), "status socket ready");
+                self.status_socket = Some(path);
+            }
+            Err(e) => {
+                warn!(socket = %path.display(), error = %e, "no status socket: `appliance status` cannot reach this daemon");
+            }
+        }
+    }
+
+    /// Stops the checker, waiting for its `omega` notifiers.
+    async fn stop_checks(&mut self) {
+        if let Some((handle, forward)) = self.checker.take() {
+            forward.abort();
+            handle.shutdown().await;
+            info!("health checker stopped");
+        }
+    }
+
+    /// A health checker's report: a transition goes to the log and the
+    /// timeline; a pool goes to the dataplane.
+    fn on_check(&mut self, generation: u64, report: Report) {
+        let Some(pools) = &mut self.pools else {
+            return;
+        };
+        if generation != self.generation {
+            debug!(generation, "report of a stopped checker ignored");
+            return;
+        }
+        let (vs, kind, detail, at) = match report {
+            Report::Pool {
+                vs, destinations, ..
+            } => {
+                if pools.set(vs, destinations) {
+                    let table = pools.desired();
+                    if let Err(e) = self.program(table) {
+                        error!(error = %e, "dataplane: applying a health change failed");
+                    }
+                }
+                return;
+            }
+            Report::Server {
+                vs,
+                address,
+                alive,
+                weight,
+                cause,
+                at,
+                ..
+            } => (
+                vs,
+                EventKind::RealServer {
+                    address,
+                    alive,
+                    weight,
+                },
+                status::describe(&cause),
+                at,
+            ),
+            Report::Quorum {
+                vs,
+                up,
+                weight_sum,
+                threshold,
+                at,
+                ..
+            } => (
+                vs,
+                EventKind::Quorum {
+                    up,
+                    weight_sum,
+                    threshold,
+                },
+                String::new(),
+                at,
+            ),
+            Report::SorryServer { vs, active, at, .. } => {
+                (vs, EventKind::SorryServer { active }, String::new(), at)
+            }
+        };
+        let service = pools.key(vs).map(|key| key.to_string());
+        match &kind {
+            EventKind::RealServer {
+                address,
+                alive,
+                weight,
+            } => {
+                info!(service, %address, alive, weight, cause = %detail, "real server changed");
+            }
+            EventKind::Quorum {
+                up,
+                weight_sum,
+                threshold,
+            } => info!(service, up, weight_sum, threshold, "quorum changed"),
+            EventKind::SorryServer { active } => info!(service, active, "sorry server"),
+            _ => {}
+        }
+        let event = TimelineEvent {
+            at,
+            node: self.plan.node.clone(),
+            instance: service,
+            kind,
+            detail,
+        };
+        if let Err(e) = self.timeline.append(&event) {
+            warn!(error = %e, "writing the timeline failed");
+        }
+    }
+
+    /// The answer to `appliance status`.
+    async fn status(&self) -> status::Status {
+        let instances = self
+            .units
+            .iter()
+            .flat_map(|u| u.unit.machines())
+            .map(|m| status::InstanceStatus {
+                name: m.name().to_string(),
+                vrid: m.config().vrid.get(),
+                state: m.state(),
+                priority: m.priority(),
+                base_priority: m.config().priority,
+            })
+            .collect();
+        let checked = match &self.checker {
+            Some((handle, _)) => handle.status().await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let pools = self.pools.as_ref();
+        let virtual_servers = status::virtual_servers(checked, |vs| {
+            pools
+                .and_then(|p| p.key(vs.vs))
+                .map_or_else(|| format!("{:?}", vs.service), |key| key.to_string())
+        });
+        status::Status {
+            node: self.plan.node.clone(),
+            instances,
+            virtual_servers,
+        }
     }
 
     async fn start(&mut self) -> Result<(), Error> {
@@ -555,6 +774,10 @@ impl Daemon {
                     }
                 }
             }
+            Event::Check { generation, report } => self.on_check(generation, report),
+            Event::Status(reply) => {
+                let _ = reply.send(self.status().await);
+            }
         }
     }
 
@@ -773,17 +996,23 @@ impl Daemon {
     /// change is its priority gets the new priority; anything else that
     /// changed stops (resigning if master) and starts anew.
     async fn reload(&mut self) {
-        let loaded = config::load_file(&self.options.config);
-        let new = match loaded
+        // Everything the new config implies is built before anything is
+        // applied, so an invalid part rejects the whole reload.
+        let loaded = config::load_file(&self.options.config)
             .map_err(Error::Config)
-            .and_then(|c| Ok(plan::plan(&c, &hostname())?))
-        {
-            Ok(plan) => plan,
+            .and_then(|c| {
+                let plan = plan::plan(&c, &hostname())?;
+                let pools = Pools::new(&c.virtual_server)?;
+                Ok((c, plan, pools))
+            });
+        let (config, new, pools) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
                 error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
                 return;
             }
         };
+        self.reload_virtual_servers(&config, pools).await;
         if new == self.plan {
             info!("reload: config unchanged");
             return;
@@ -841,6 +1070,21 @@ impl Daemon {
         info!(units = self.units.len(), "reloaded");
     }
 
+    /// Reload of the virtual servers: when they changed, the configured
+    /// table is programmed and the checker starts anew on them.
+    async fn reload_virtual_servers(&mut self, config: &Config, pools: Pools) {
+        if config.virtual_server == self.servers {
+            return;
+        }
+        if let Err(e) = self.program(pools.configured().clone()) {
+            error!(error = %e, "reload: programming the dataplane failed");
+        }
+        self.stop_checks().await;
+        if let Err(e) = self.start_checks(&config.virtual_server, pools) {
+            error!(error = %e, "reload: the health checker could not start");
+        }
+    }
+
     async fn stop_unit(&mut self, index: usize) {
         let now = self.now();
         let Some(unit) = self.units.get_mut(index) else {
@@ -855,8 +1099,14 @@ impl Daemon {
         for index in 0..self.units.len() {
             self.stop_unit(index).await;
         }
+        self.stop_checks().await;
         for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
             task.abort();
+        }
+        if let Some(path) = self.status_socket.take()
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            debug!(socket = %path.display(), error = %e, "removing the status socket failed");
         }
         info!(drops = ?self.drops, "stopped");
     }
@@ -1006,6 +1256,22 @@ async fn run_script(script: ScriptPlan, sender: mpsc::Sender<Event>) {
             success: outcome.success(),
         };
         if sender.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn forward_reports(
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    generation: u64,
+    sender: mpsc::Sender<Event>,
+) {
+    while let Some(report) = reports.recv().await {
+        if sender
+            .send(Event::Check { generation, report })
+            .await
+            .is_err()
+        {
             return;
         }
     }

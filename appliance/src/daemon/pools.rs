@@ -1,0 +1,207 @@
+//! The table the dataplane should hold while health checks run: the
+//! configured table with each checked virtual server's destinations
+//! replaced by the checker's latest pool (a failed server is absent, or
+//! kept with weight 0 under `inhibit_on_failure`; the sorry server is in
+//! while active). Pure: the daemon feeds pools and programs the result.
+
+use crate::check::decision::{Destination as PoolEntry, VsId};
+use crate::config::model::VirtualServer;
+use crate::dataplane::{self, BuildError, Destination, Forwarding, ServiceKey, Table, Weight};
+use std::collections::BTreeMap;
+
+/// The configured table and the checker's pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pools {
+    configured: Table,
+    /// By [`VsId`] (config order): the kernel service and its forwarding
+    /// method (the sorry server's too, as keepalived's default).
+    services: Vec<(ServiceKey, Forwarding)>,
+    pools: BTreeMap<VsId, Vec<PoolEntry>>,
+}
+
+impl Pools {
+    pub fn new(servers: &[VirtualServer]) -> Result<Self, BuildError> {
+        let configured = dataplane::from_config(servers)?;
+        let mut services = Vec::with_capacity(servers.len());
+        for vs in servers {
+            // One block's table holds exactly its own service.
+            let one = dataplane::from_config(std::slice::from_ref(vs))?;
+            if let Some(key) = one.keys().next() {
+                services.push((*key, Forwarding::from(vs.lb_kind)));
+            }
+        }
+        Ok(Self {
+            configured,
+            services,
+            pools: BTreeMap::new(),
+        })
+    }
+
+    /// The configured table (every real server at its configured weight).
+    pub fn configured(&self) -> &Table {
+        &self.configured
+    }
+
+    /// The kernel service of a virtual server.
+    pub fn key(&self, vs: VsId) -> Option<ServiceKey> {
+        self.services.get(vs.0 as usize).map(|(key, _)| *key)
+    }
+
+    /// Records `vs`'s pool; false if it is the one already recorded.
+    pub fn set(&mut self, vs: VsId, mut pool: Vec<PoolEntry>) -> bool {
+        pool.sort();
+        if self.pools.get(&vs) == Some(&pool) {
+            return false;
+        }
+        self.pools.insert(vs, pool);
+        true
+    }
+
+    /// The table to program: the configured one with every recorded pool
+    /// in place of its virtual server's destinations. A pool member keeps
+    /// its configured thresholds; the sorry server (not configured as a real
+    /// server) has none.
+    pub fn desired(&self) -> Table {
+        let mut table = self.configured.clone();
+        for (vs, pool) in &self.pools {
+            let Some((key, forwarding)) = self.services.get(vs.0 as usize) else {
+                continue;
+            };
+            let Some(service) = table.get_mut(key) else {
+                continue;
+            };
+            let configured = std::mem::take(&mut service.destinations);
+            for entry in pool {
+                // Weights come from the config or misc_dynamic (0..=253),
+                // so they fit; clamp rather than drop a live server.
+                let Ok(weight) = Weight::new(entry.weight.min(Weight::MAX)) else {
+                    continue;
+                };
+                let destination = match configured.get(&entry.address) {
+                    Some(d) => Destination {
+                        weight,
+                        ..d.clone()
+                    },
+                    None => Destination {
+                        address: entry.address,
+                        weight,
+                        forwarding: *forwarding,
+                        upper_threshold: 0,
+                        lower_threshold: 0,
+                    },
+                };
+                service.destinations.insert(entry.address, destination);
+            }
+        }
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, load_str};
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    const CONF: &str = "virtual_server 10.0.1.100 80 {\n  lb_algo rr\n  lb_kind NAT\n  \
+        sorry_server 10.0.2.99 8080\n  \
+        real_server 10.0.2.11 8080 {\n    weight 3\n    uthreshold 100\n  }\n  \
+        real_server 10.0.2.12 8080 {\n    weight 1\n  }\n}\n\
+        virtual_server 10.0.1.101 80 {\n  real_server 10.0.2.21 80 {\n  }\n}\n";
+
+    fn pools() -> Pools {
+        let config = load_str(Path::new("k.conf"), CONF, Format::Keepalived).unwrap();
+        Pools::new(&config.virtual_server).unwrap()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn entry(address: &str, weight: u32) -> PoolEntry {
+        PoolEntry {
+            address: addr(address),
+            weight,
+        }
+    }
+
+    fn weights(table: &Table, vs: &str) -> Vec<(SocketAddr, u32)> {
+        let key = ServiceKey::Socket {
+            protocol: dataplane::Protocol::Tcp,
+            address: addr(vs),
+        };
+        table[&key]
+            .destinations
+            .values()
+            .map(|d| (d.address, d.weight.get()))
+            .collect()
+    }
+
+    #[test]
+    fn without_pools_the_configured_table_stands() {
+        let p = pools();
+        assert_eq!(p.desired(), *p.configured());
+        assert_eq!(
+            p.key(VsId(1)),
+            Some(ServiceKey::Socket {
+                protocol: dataplane::Protocol::Tcp,
+                address: addr("10.0.1.101:80"),
+            })
+        );
+        assert_eq!(p.key(VsId(2)), None);
+    }
+
+    #[test]
+    fn a_pool_replaces_its_virtual_servers_destinations_only() {
+        let mut p = pools();
+        assert!(p.set(VsId(0), vec![entry("10.0.2.12:8080", 1)]));
+        assert!(!p.set(VsId(0), vec![entry("10.0.2.12:8080", 1)]));
+        let table = p.desired();
+        assert_eq!(
+            weights(&table, "10.0.1.100:80"),
+            [(addr("10.0.2.12:8080"), 1)]
+        );
+        assert_eq!(
+            weights(&table, "10.0.1.101:80"),
+            [(addr("10.0.2.21:80"), 1)]
+        );
+    }
+
+    #[test]
+    fn inhibited_server_stays_with_weight_zero_and_its_thresholds() {
+        let mut p = pools();
+        p.set(
+            VsId(0),
+            vec![entry("10.0.2.12:8080", 1), entry("10.0.2.11:8080", 0)],
+        );
+        let table = p.desired();
+        assert_eq!(
+            weights(&table, "10.0.1.100:80"),
+            [(addr("10.0.2.11:8080"), 0), (addr("10.0.2.12:8080"), 1)]
+        );
+        let key = ServiceKey::Socket {
+            protocol: dataplane::Protocol::Tcp,
+            address: addr("10.0.1.100:80"),
+        };
+        assert_eq!(
+            table[&key].destinations[&addr("10.0.2.11:8080")].upper_threshold,
+            100
+        );
+    }
+
+    #[test]
+    fn sorry_server_gets_the_virtual_servers_forwarding() {
+        let mut p = pools();
+        p.set(VsId(0), vec![entry("10.0.2.99:8080", 1)]);
+        let table = p.desired();
+        let key = ServiceKey::Socket {
+            protocol: dataplane::Protocol::Tcp,
+            address: addr("10.0.1.100:80"),
+        };
+        let sorry = &table[&key].destinations[&addr("10.0.2.99:8080")];
+        assert_eq!(sorry.forwarding, Forwarding::Nat);
+        assert_eq!(sorry.upper_threshold, 0);
+        assert_eq!(table[&key].destinations.len(), 1);
+    }
+}

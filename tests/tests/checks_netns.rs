@@ -1,0 +1,351 @@
+//! Health checks driving the nftables dataplane, in network namespaces: a
+//! director running `appliance run` (one VRRP instance, master alone, and
+//! a masquerading round-robin virtual server) in front of two nginx real
+//! servers and a sorry server, and a client curling the VIP. Stopping nginx
+//! on rs1 takes it out of the rotation within the configured check time;
+//! starting it again brings round robin back; with every real server down
+//! the sorry server answers. `appliance status --json` and the timeline
+//! (snapshot of its order) witness each step. A reload with other virtual
+//! servers reprograms the dataplane and restarts the checker on them.
+
+use appliance::daemon::status::Status;
+use appliance::timeline::EventKind;
+use appliance::vrrp::machine::State;
+use appliance_tests::appliance_bin;
+use appliance_tests::daemon::Daemon;
+use appliance_tests::netns::{Host, Lan};
+use appliance_tests::timeline::{self, Entry};
+use appliance_tests::web::{Nginx, curl};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+const VIP: &str = "10.110.0.100";
+const RS1: &str = "10.110.0.11";
+const RS2: &str = "10.110.0.12";
+const SORRY: &str = "10.110.0.13";
+const URL: &str = "http://10.110.0.100/";
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The checks' timing as configured below: delay_loop 1s, connect_timeout
+/// 1s, retry 1, delay_before_retry 1s.
+const DELAY_LOOP: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+/// Scheduling, reconcile and curl latency on a loaded test machine.
+const SLACK: Duration = Duration::from_secs(2);
+
+/// Longest time from a real server failing to its removal: the next run
+/// is at most a delay_loop away, then each of 1 + retry attempts may take
+/// the connect timeout, with delay_before_retry between them.
+fn down_bound() -> Duration {
+    DELAY_LOOP + CONNECT_TIMEOUT * 2 + DELAY_BEFORE_RETRY + SLACK
+}
+
+/// Longest time from a real server recovering to its return: one passing
+/// run, at most a delay_loop away.
+fn up_bound() -> Duration {
+    DELAY_LOOP + CONNECT_TIMEOUT + SLACK
+}
+
+fn config() -> String {
+    config_with(&[RS1, RS2])
+}
+
+fn config_with(real_servers: &[&str]) -> String {
+    format!(
+        "[global]\nrouter_id = \"director\"\ndataplane = \"nftables\"\n\n\
+         [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"BACKUP\"\ninterface = \"eth0\"\n\
+         virtual_router_id = 110\npriority = 100\nadvert_int = \"1s\"\n\n\
+         [[vrrp_instance.virtual_ipaddress]]\naddress = \"{VIP}/24\"\n\n\
+         [[virtual_server]]\ndelay_loop = \"1s\"\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\n\
+         protocol = \"TCP\"\nmasquerade = true\nsorry_server = \"{SORRY}:80\"\n\n\
+         [virtual_server.service]\naddress = \"{VIP}:80\"\n\n{}",
+        real_servers
+            .iter()
+            .map(|rs| real_server(rs))
+            .collect::<String>(),
+    )
+}
+
+fn real_server(address: &str) -> String {
+    format!(
+        "[[virtual_server.real_server]]\naddress = \"{address}:80\"\nweight = 1\n\n\
+         [[virtual_server.real_server.check]]\ntype = \"TCP_CHECK\"\nconnect_timeout = \"1s\"\n\
+         retry = 1\ndelay_before_retry = \"1s\"\n\n"
+    )
+}
+
+fn addr(ip: &str) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), 80)
+}
+
+/// `n` answers through the VIP, one connection each (`None`: failed).
+fn answers(client: &Host, n: usize) -> Vec<Option<String>> {
+    (0..n)
+        .map(|_| {
+            curl(client, URL, REQUEST_TIMEOUT)
+                .expect("running curl")
+                .map(|body| body.trim().to_string())
+        })
+        .collect()
+}
+
+/// Polls the VIP until four answers in a row satisfy `ok`; returns how
+/// long that took from `since`, failing after `within`.
+fn wait_answers(
+    client: &Host,
+    since: Instant,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&[Option<String>]) -> bool,
+) -> Duration {
+    loop {
+        let got = answers(client, 4);
+        if ok(&got) {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < within,
+            "{what}: not within {within:?}; last answers {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn all_from(answers: &[Option<String>], name: &str) -> bool {
+    answers.iter().all(|a| a.as_deref() == Some(name))
+}
+
+/// Round robin over rs1 and rs2: every answer from one of them, each
+/// different from the one before.
+fn alternating(answers: &[Option<String>]) -> bool {
+    answers.iter().all(Option::is_some)
+        && answers.windows(2).all(|w| w[0] != w[1])
+        && answers
+            .iter()
+            .all(|a| matches!(a.as_deref(), Some("rs1" | "rs2")))
+}
+
+fn status(director: &Host, daemon: &Daemon) -> Status {
+    let socket = daemon.socket_path();
+    let out = director
+        .run(
+            appliance_bin(),
+            &["status", "--json", "--socket", socket.to_str().unwrap()],
+        )
+        .expect("appliance status");
+    assert!(
+        out.status.success(),
+        "appliance status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("appliance status --json is a Status")
+}
+
+/// `appliance status` as text.
+fn status_text(director: &Host, daemon: &Daemon) -> String {
+    let socket = daemon.socket_path();
+    let out = director
+        .run(
+            appliance_bin(),
+            &["status", "--socket", socket.to_str().unwrap()],
+        )
+        .expect("appliance status");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `ip`'s real server is alive, per `appliance status`.
+fn alive(status: &Status, ip: &str) -> bool {
+    let vs = status.virtual_servers.first().expect("one virtual server");
+    vs.real_servers
+        .iter()
+        .find(|rs| rs.address == addr(ip))
+        .unwrap_or_else(|| panic!("{ip} is not in {status:?}"))
+        .alive
+}
+
+fn real_server_event(address: SocketAddr, up: bool) -> impl Fn(&Entry) -> bool {
+    move |e| {
+        matches!(e.event.kind, EventKind::RealServer { address: a, alive, .. }
+            if a == address && alive == up)
+    }
+}
+
+/// The LAN: a director, two real servers, a sorry server and a client.
+fn setup() -> Lan {
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host("director", &["10.110.0.1/24"])
+        .expect("director");
+    for (name, ip) in [("rs1", RS1), ("rs2", RS2), ("sorry", SORRY)] {
+        lan.add_host(name, &[&format!("{ip}/24")]).expect(name);
+    }
+    lan.add_host("client", &["10.110.0.50/24"]).expect("client");
+    let director = lan.host("director");
+    director
+        .sysctl("net.ipv4.ip_forward", "1")
+        .expect("ip_forward");
+    for conf in ["all", "eth0"] {
+        director
+            .sysctl(&format!("net.ipv4.conf.{conf}.send_redirects"), "0")
+            .expect("send_redirects");
+    }
+    lan
+}
+
+#[test]
+fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_answers_when_all_are_down()
+ {
+    let lan = setup();
+    let director = lan.host("director");
+    let client = lan.host("client");
+    let rs1 = Nginx::start(lan.host("rs1")).expect("nginx on rs1");
+    let rs2 = Nginx::start(lan.host("rs2")).expect("nginx on rs2");
+    let _sorry = Nginx::start(lan.host("sorry")).expect("nginx on sorry");
+
+    let mut daemon = Daemon::start_toml(director, &config()).expect("appliance run");
+    daemon
+        .wait_event(
+            "the director becoming master",
+            Duration::from_secs(10),
+            |e| e.entered() == Some(State::Master),
+        )
+        .expect("master");
+    director
+        .wait_address(VIP.parse::<IpAddr>().unwrap(), true, Duration::from_secs(5))
+        .expect("the VIP on the director");
+    let mut marks = Vec::new();
+
+    let start = Instant::now();
+    wait_answers(
+        client,
+        start,
+        SLACK * 2,
+        "round robin at start",
+        alternating,
+    );
+    let before = status(director, &daemon);
+    assert!(alive(&before, RS1) && alive(&before, RS2), "{before:?}");
+    let instance = before.instances.first().expect("one VRRP instance");
+    assert_eq!(
+        (instance.name.as_str(), instance.state),
+        ("VI_1", State::Master)
+    );
+
+    // rs1 fails: out of the rotation within the check time.
+    marks.push(Entry::mark("stop nginx on rs1"));
+    let stopped = Instant::now();
+    rs1.stop().expect("stopping nginx on rs1");
+    let took = wait_answers(client, stopped, down_bound(), "rs2 alone", |a| {
+        all_from(a, "rs2")
+    });
+    assert!(took <= down_bound(), "rs1 removed after {took:?}");
+    daemon
+        .wait_event("rs1 down", SLACK, real_server_event(addr(RS1), false))
+        .expect("the timeline has rs1 down");
+    let down = status(director, &daemon);
+    assert!(!alive(&down, RS1) && alive(&down, RS2), "{down:?}");
+    let text = status_text(director, &daemon);
+    assert!(
+        text.contains("VRRP VI_1  vrid 110  MASTER  priority 100 (base 100)")
+            && text.contains(&format!("{RS1}:80  DOWN  weight 1  TCP_CHECK down"))
+            && text.contains(&format!("{RS2}:80  UP  weight 1  TCP_CHECK up")),
+        "{text}"
+    );
+    let rs1_check = &down.virtual_servers[0].real_servers[0].checks[0];
+    assert_eq!(rs1_check.kind, "TCP_CHECK");
+    assert!(!rs1_check.up, "{rs1_check:?}");
+    assert!(
+        rs1_check.last.as_ref().is_some_and(|l| !l.up),
+        "{rs1_check:?}"
+    );
+
+    // rs1 recovers: round robin again.
+    marks.push(Entry::mark("start nginx on rs1"));
+    let started = Instant::now();
+    let rs1 = Nginx::start(lan.host("rs1")).expect("nginx on rs1 again");
+    let took = wait_answers(client, started, up_bound(), "round robin back", alternating);
+    assert!(took <= up_bound(), "rs1 back after {took:?}");
+    let up = status(director, &daemon);
+    assert!(alive(&up, RS1) && alive(&up, RS2), "{up:?}");
+
+    // Every real server fails, one after the other: the sorry server.
+    marks.push(Entry::mark("stop nginx on rs1"));
+    rs1.stop().expect("stopping nginx on rs1");
+    daemon
+        .wait_event("rs1 down again", down_bound(), |e| {
+            real_server_event(addr(RS1), false)(e) && e.wall > marks[2].wall
+        })
+        .expect("rs1 down again");
+    marks.push(Entry::mark("stop nginx on rs2"));
+    let stopped = Instant::now();
+    rs2.stop().expect("stopping nginx on rs2");
+    let took = wait_answers(client, stopped, down_bound(), "the sorry server", |a| {
+        all_from(a, "sorry")
+    });
+    assert!(took <= down_bound(), "sorry server after {took:?}");
+    let sorry = status(director, &daemon);
+    let vs = &sorry.virtual_servers[0];
+    assert!(!vs.quorum_up && vs.sorry_server_active, "{sorry:?}");
+
+    // rs2 back: the quorum returns and the sorry server leaves.
+    marks.push(Entry::mark("start nginx on rs2"));
+    let started = Instant::now();
+    let _rs2 = Nginx::start(lan.host("rs2")).expect("nginx on rs2 again");
+    let took = wait_answers(
+        client,
+        started,
+        up_bound(),
+        "rs2 after the sorry server",
+        |a| all_from(a, "rs2"),
+    );
+    assert!(took <= up_bound(), "rs2 back after {took:?}");
+    daemon
+        .wait_event("sorry server off", SLACK, |e| {
+            matches!(e.event.kind, EventKind::SorryServer { active: false })
+        })
+        .expect("the sorry server leaves");
+
+    daemon.stop().expect("stopping the daemon");
+    let events = daemon.timeline().expect("timeline");
+    insta::assert_snapshot!(timeline::render_order(&timeline::merge(&[&events, &marks])));
+}
+
+#[test]
+fn a_reload_with_other_virtual_servers_reprograms_and_checks_them() {
+    let lan = setup();
+    let director = lan.host("director");
+    let client = lan.host("client");
+    let _rs1 = Nginx::start(lan.host("rs1")).expect("nginx on rs1");
+    let _rs2 = Nginx::start(lan.host("rs2")).expect("nginx on rs2");
+    let mut daemon = Daemon::start_toml(director, &config()).expect("appliance run");
+    director
+        .wait_address(
+            VIP.parse::<IpAddr>().unwrap(),
+            true,
+            Duration::from_secs(10),
+        )
+        .expect("the VIP on the director");
+    let start = Instant::now();
+    wait_answers(
+        client,
+        start,
+        SLACK * 2,
+        "round robin at start",
+        alternating,
+    );
+
+    daemon.write_config(&config_with(&[RS1])).expect("config");
+    let reloaded = Instant::now();
+    daemon.signal("HUP").expect("SIGHUP");
+    wait_answers(client, reloaded, SLACK * 2, "rs1 alone after reload", |a| {
+        all_from(a, "rs1")
+    });
+    let status = status(director, &daemon);
+    let servers: Vec<SocketAddr> = status.virtual_servers[0]
+        .real_servers
+        .iter()
+        .map(|rs| rs.address)
+        .collect();
+    assert_eq!(servers, [addr(RS1)], "the checker runs on the new config");
+    assert!(daemon.running().expect("daemon state"), "still running");
+}
