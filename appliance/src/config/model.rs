@@ -745,6 +745,13 @@ pub struct VirtualServer {
     /// dataplane (TOML only), off by default as in LVS-NAT.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub masquerade: bool,
+    /// Hold this virtual server in the kernel only while the named VRRP
+    /// instance is MASTER (removed on BACKUP and FAULT). By default (`None`)
+    /// both directors keep their services whatever their VRRP state, as
+    /// keepalived does, so a takeover needs no dataplane work. An appliance
+    /// extension (TOML only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_when_master: Option<String>,
     /// Real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub real_server: Vec<RealServer>,

@@ -25,6 +25,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.lvs(config);
     v.script_users(config);
     v.dataplane(config);
+    v.master_only(config);
     v.out
 }
 
@@ -417,6 +418,25 @@ impl Validator<'_> {
     /// What the chosen dataplane cannot do. With `dataplane = "nftables"`:
     /// everything the nftables backend refuses. Otherwise (IPVS, or the
     /// kernel's choice): the nftables-only extensions.
+    /// `only_when_master` must name a VRRP instance of this config.
+    fn master_only(&mut self, config: &Config) {
+        for (i, vs) in config.virtual_server.iter().enumerate() {
+            if let Some(instance) = &vs.only_when_master
+                && !config
+                    .vrrp_instance
+                    .iter()
+                    .any(|inst| &inst.name == instance)
+            {
+                self.report(
+                    &format!("virtual_server[{i}].only_when_master"),
+                    format!(
+                        "only_when_master names vrrp_instance '{instance}', which is not defined"
+                    ),
+                );
+            }
+        }
+    }
+
     fn dataplane(&mut self, config: &Config) {
         let nftables = config.global.dataplane == Some(Dataplane::Nftables);
         for (i, vs) in config.virtual_server.iter().enumerate() {
@@ -665,6 +685,15 @@ vrrp_instance VI_2 {
             Ok(_) => Vec::new(),
             Err(d) => d.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn only_when_master_must_name_an_instance() {
+        let text = "[[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nonly_when_master = \"VI_9\"\n";
+        assert_eq!(
+            toml_problems(text),
+            ["a.toml:3:1: only_when_master names vrrp_instance 'VI_9', which is not defined"]
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::check::runner::{self, Report};
 use crate::clock::Instant;
 use crate::config::model::VirtualServer;
 use crate::config::{self, Config, Diagnostics};
-use crate::dataplane::{self, Backend, Reconciler, Table};
+use crate::dataplane::{self, Backend, Reconciler, ServiceKey, Table};
 use crate::net::IfIndex;
 use crate::net::gratuitous::Announcer;
 use crate::net::link::{LinkEvent, LinkWatch};
@@ -50,7 +50,7 @@ use crate::vrrp::{Centiseconds, Version};
 use lvs::Lvs;
 use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
 use pools::Pools;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +135,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
+    daemon.servers = config.virtual_server.clone();
     daemon.program(pools.configured().clone())?;
     daemon.start_checks(&config.virtual_server, pools)?;
     daemon.serve_status();
@@ -294,12 +295,41 @@ impl Daemon {
             info!(backend = backend.name(), "dataplane opened");
             self.dataplane = Some(Reconciler::new(backend, Some(state))?);
         }
+        let withheld = self.withheld();
+        let kernel: Table = table
+            .iter()
+            .filter(|(key, _)| !withheld.contains(key))
+            .map(|(key, service)| (*key, service.clone()))
+            .collect();
         if let Some(reconciler) = &mut self.dataplane {
-            let report = reconciler.reconcile(&table)?;
-            info!(services = table.len(), %report, "dataplane reconciled");
+            let report = reconciler.reconcile(&kernel)?;
+            info!(services = kernel.len(), withheld = withheld.len(), %report, "dataplane reconciled");
         }
         self.table = table;
         Ok(())
+    }
+
+    /// The services of virtual servers held only while their VRRP instance
+    /// is MASTER (`only_when_master`) whose instance is not MASTER now.
+    fn withheld(&self) -> BTreeSet<ServiceKey> {
+        self.servers
+            .iter()
+            .filter_map(|vs| {
+                let instance = vs.only_when_master.as_ref()?;
+                let master = self
+                    .units
+                    .iter()
+                    .flat_map(|u| u.unit.machines())
+                    .any(|m| m.name() == instance && m.state() == State::Master);
+                if master {
+                    return None;
+                }
+                dataplane::from_config(std::slice::from_ref(vs))
+                    .ok()?
+                    .into_keys()
+                    .next()
+            })
+            .collect()
     }
 
     fn now(&self) -> Instant {
@@ -852,6 +882,9 @@ impl Daemon {
 
     /// Carries out a unit's actions, in order, and records them.
     async fn perform(&mut self, index: usize, now: Instant, actions: Vec<(String, Action)>) {
+        // An instance that gates `only_when_master` services changed state:
+        // the dataplane follows once the actions are done.
+        let mut gates_services = false;
         for (name, action) in actions {
             let Some(instance) = self
                 .units
@@ -913,6 +946,10 @@ impl Daemon {
                 Action::StateChanged { from, to, reason } => {
                     info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
                     self.lvs.state_changed(&name, *to);
+                    gates_services |= self
+                        .servers
+                        .iter()
+                        .any(|vs| vs.only_when_master.as_deref() == Some(name.as_str()));
                 }
                 Action::PriorityChanged { from, to } => {
                     info!(instance = %name, %from, %to, "effective priority changed");
@@ -929,6 +966,9 @@ impl Daemon {
             if let Err(e) = self.timeline.append(&event) {
                 warn!(error = %e, "writing the timeline failed");
             }
+        }
+        if gates_services && let Err(e) = self.program(self.table.clone()) {
+            error!(error = %e, "programming the dataplane for the new VRRP state failed");
         }
     }
 
@@ -1076,6 +1116,7 @@ impl Daemon {
         if config.virtual_server == self.servers {
             return;
         }
+        self.servers = config.virtual_server.clone();
         if let Err(e) = self.program(pools.configured().clone()) {
             error!(error = %e, "reload: programming the dataplane failed");
         }

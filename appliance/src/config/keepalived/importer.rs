@@ -952,6 +952,7 @@ impl Importer<'_> {
             ha_suspend: false,
             ops: false,
             masquerade: false,
+            only_when_master: None,
             real_server: Vec::new(),
         };
         for item in self.block(st) {
