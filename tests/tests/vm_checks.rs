@@ -142,10 +142,8 @@ fn scenario(config: &str, detection: Duration, recovery: Duration) -> String {
     s += "ip netns exec director appliance run --config /root/director.conf --state-dir /tmp/director \
           > /tmp/director.log 2>&1 &\n\
           director=$!\n";
-    s += &format!(
-        "wait_for 15 'the director to hold the VIP' holds_vip\n\
-         wait_for 10 'both real servers at weight 100' both_at_100\n"
-    );
+    s += "wait_for 15 'the director to hold the VIP' holds_vip\n\
+          wait_for 10 'both real servers at weight 100' both_at_100\n";
     // Both checks have passed once, so the checker is in its steady loop
     // and the bound below holds from the stop.
     let warmup = detection.as_secs() + 2;
@@ -281,7 +279,7 @@ fn assert_common(out: &VmOutput, timings: &Timings) {
         "every request goes to rs2 while rs1 is down\n{out}"
     );
     let down = status(out, "status down");
-    assert_eq!(health(&down, RS1, out).0, false, "rs1 is down\n{out}");
+    assert!(!health(&down, RS1, out).0, "rs1 is down\n{out}");
     assert_eq!(health(&down, RS2, out), (true, 100), "{out}");
 
     assert_within(out, "recovered ms", timings.recovery() + SLACK);
@@ -327,6 +325,4 @@ fn with_inhibit_on_failure_a_stopped_real_server_stays_at_weight_zero() {
     let down = section(&out.stdout, "down");
     assert!(lists(&down, RS1, 0), "rs1 stays, at weight 0\n{out}");
     assert!(lists(&down, RS2, 100), "{out}");
-    let status = status(&out, "status down");
-    assert_eq!(health(&status, RS1, &out).0, false, "{out}");
 }
