@@ -6,6 +6,7 @@
 //! failover tests snapshot the merged failover timeline of both directors
 //! (event order exact, times checked within bounds apart).
 
+use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
 use appliance_tests::containers::{
     Container, ExecOutput, HTTP_PORT, Images, Lab, Vrrp, images, is_mark, is_state,
@@ -71,6 +72,26 @@ fn pair(test: &str) -> Pair {
         .expect("backup");
     lab.wait_state(&backup, State::Backup, START)
         .expect("backup becomes BACKUP");
+    // One more advert of the master reaches the backup (and resolves its
+    // address): a resign right after is then sent at once, not queued
+    // behind an ARP request that the stopping container never sees
+    // answered.
+    let adverts = |lab: &Lab| {
+        lab.timeline(&master)
+            .expect("master timeline")
+            .iter()
+            .filter(|l| matches!(l.event.kind, EventKind::Advert { .. }))
+            .count()
+    };
+    let before = adverts(&lab);
+    let start = Instant::now();
+    while adverts(&lab) <= before {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the master sends no advert"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let pair = Pair {
         lab,
         images,
