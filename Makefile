@@ -17,7 +17,7 @@ deps:
 
 # The whole suite, on a fresh machine: installs what is missing, then runs
 # every test of the workspace under nextest.
-test: deps
+test: deps images
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --profile ci
 

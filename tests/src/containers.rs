@@ -50,7 +50,9 @@ const LABEL: &str = "appliance-tests.pid";
 /// Where the appliance image keeps its timeline (a volume in a lab).
 const TIMELINE_DIR: &str = "/var/lib/appliance";
 const TIMELINE_FILE: &str = "/var/lib/appliance/timeline.jsonl";
-const CONFIG_FILE: &str = "etc/appliance/keepalived.conf";
+/// Directors read TOML (as the demo's): `dataplane` and `masquerade` have no
+/// keepalived.conf spelling.
+const CONFIG_FILE: &str = "etc/appliance/appliance.toml";
 /// Labs take /24 subnets of 10.90.0.0/16 (the demo uses 10.89.0.0/24).
 const SUBNET_BASE: [u8; 2] = [10, 90];
 
@@ -202,6 +204,9 @@ pub struct Lab {
     marks: RefCell<Vec<(SystemTime, String)>>,
 }
 
+/// The port the directors balance on the VIP and the real servers serve.
+pub const HTTP_PORT: u16 = 80;
+
 /// A director's VRRP settings for [`Lab::director_config`].
 #[derive(Clone, Copy, Debug)]
 pub struct Vrrp {
@@ -262,29 +267,46 @@ impl Lab {
         &self.network
     }
 
-    /// A director config in keepalived.conf syntax, shaped like the demo's
-    /// (compose/master.conf): one instance, unicast to the peer.
-    pub fn director_config(&self, node: &str, vrrp: Vrrp) -> String {
+    /// A director config (TOML), shaped like the demo's (compose/master.toml):
+    /// one instance, unicast to the peer, and the VIP's HTTP port balanced
+    /// round robin over the hosts `real_servers` by nftables NAT with source
+    /// NAT (the hosts' kernel need not have IPVS; on one flat network the
+    /// real servers must answer the director, not the client directly).
+    pub fn director_config(&self, node: &str, vrrp: Vrrp, real_servers: &[u8]) -> String {
         let state = if vrrp.priority >= 150 {
             "MASTER"
         } else {
             "BACKUP"
         };
-        format!(
-            "global_defs {{\n    router_id {node}\n    vrrp_garp_master_delay 1\n}}\n\
-             vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n    \
-             virtual_router_id 51\n    priority {}\n    advert_int 1\n    \
-             unicast_src_ip {}\n    unicast_peer {{\n        {}\n    }}\n    \
-             virtual_ipaddress {{\n        {}/24\n    }}\n}}\n",
+        let mut config = format!(
+            "[global]\nrouter_id = \"{node}\"\nvrrp_garp_master_delay = \"1s\"\n\
+             dataplane = \"nftables\"\n\n\
+             [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{state}\"\ninterface = \"eth0\"\n\
+             virtual_router_id = 51\npriority = {}\nadvert_int = \"1s\"\n\
+             unicast_src_ip = \"{}\"\nunicast_peer = [\"{}\"]\n\
+             virtual_ipaddress = [{{ address = \"{}/24\" }}]\n\n\
+             [[virtual_server]]\nservice = {{ address = \"{}:{HTTP_PORT}\" }}\n\
+             protocol = \"TCP\"\ndelay_loop = \"1s\"\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\n\
+             masquerade = true\n",
             vrrp.priority,
             self.address(vrrp.host),
             self.address(vrrp.peer),
             self.address(vrrp.vip),
-        )
+            self.address(vrrp.vip),
+        );
+        for &rs in real_servers {
+            config.push_str(&format!(
+                "\n[[virtual_server.real_server]]\naddress = \"{}:{HTTP_PORT}\"\n\
+                 check = [{{ type = \"TCP_CHECK\", connect_timeout = \"1s\" }}]\n",
+                self.address(rs)
+            ));
+        }
+        config
     }
 
     /// Starts a director: the appliance image with only NET_ADMIN and
-    /// NET_RAW, `config` as its keepalived.conf, its timeline in a volume.
+    /// NET_RAW, forwarding on, `config` as its TOML config, its timeline in
+    /// a volume.
     pub fn director(
         &self,
         images: &Images,
@@ -304,6 +326,11 @@ impl Lab {
         let host_config = HostConfig {
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            // The director forwards what it balances (NAT both ways).
+            sysctls: Some(HashMap::from([(
+                "net.ipv4.ip_forward".to_string(),
+                "1".to_string(),
+            )])),
             mounts: Some(vec![Mount {
                 target: Some(TIMELINE_DIR.into()),
                 source: Some(volume),
@@ -317,6 +344,17 @@ impl Lab {
             host,
             ContainerCreateBody {
                 image: Some(images.appliance.clone()),
+                cmd: Some(
+                    [
+                        "run",
+                        "--config",
+                        &format!("/{CONFIG_FILE}"),
+                        "--timeline",
+                        TIMELINE_FILE,
+                    ]
+                    .map(str::to_string)
+                    .to_vec(),
+                ),
                 host_config: Some(host_config),
                 ..Default::default()
             },

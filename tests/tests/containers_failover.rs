@@ -1,15 +1,24 @@
-//! The VRRP pair in containers (the appliance image, as in the demo): the
-//! master holds the VIP; stopped, paused or cut off the network, the backup
-//! takes it over. Each test snapshots the merged failover timeline of both
-//! directors (event order exact, times checked within bounds apart).
+//! The VRRP pair in containers (the appliance image, as in the demo),
+//! balancing the VIP's HTTP port over two nginx real servers (nftables NAT
+//! with source NAT): the client's requests to the VIP go round robin to
+//! rs1 and rs2; the master holds the VIP; stopped, paused or cut off the
+//! network, the backup takes it over, and the answers keep coming. The
+//! failover tests snapshot the merged failover timeline of both directors
+//! (event order exact, times checked within bounds apart).
 
+use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
-use appliance_tests::containers::{Container, Images, Lab, Vrrp, images, is_mark, is_state};
+use appliance_tests::containers::{
+    Container, ExecOutput, HTTP_PORT, Images, Lab, Vrrp, images, is_mark, is_state,
+};
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MASTER: u8 = 2;
 const BACKUP: u8 = 3;
+const RS1: u8 = 11;
+const RS2: u8 = 12;
+const CLIENT: u8 = 20;
 const VIP: u8 = 100;
 /// Startup takes master_down_interval (3 adverts + skew) before MASTER.
 const START: Duration = Duration::from_secs(10);
@@ -19,13 +28,20 @@ struct Pair {
     images: &'static Images,
     master: Container,
     backup: Container,
+    rs1: Container,
+    rs2: Container,
+    client: Container,
 }
 
-/// Starts the master, waits until it holds the VIP, then the backup: the
-/// start of the timeline is the same every run.
+/// Starts the real servers and the client, then the master, waits until it
+/// holds the VIP, then the backup: the start of the timeline is the same
+/// every run.
 fn pair(test: &str) -> Pair {
     let images = images().expect("images");
     let lab = Lab::new(test).expect("lab");
+    let rs1 = lab.real_server(images, "rs1", RS1).expect("rs1");
+    let rs2 = lab.real_server(images, "rs2", RS2).expect("rs2");
+    let client = lab.client(images, CLIENT).expect("client");
     let master_conf = lab.director_config(
         "master",
         Vrrp {
@@ -34,6 +50,7 @@ fn pair(test: &str) -> Pair {
             peer: BACKUP,
             vip: VIP,
         },
+        &[RS1, RS2],
     );
     let backup_conf = lab.director_config(
         "backup",
@@ -43,6 +60,7 @@ fn pair(test: &str) -> Pair {
             peer: MASTER,
             vip: VIP,
         },
+        &[RS1, RS2],
     );
     let master = lab
         .director(images, "master", MASTER, &master_conf)
@@ -54,11 +72,34 @@ fn pair(test: &str) -> Pair {
         .expect("backup");
     lab.wait_state(&backup, State::Backup, START)
         .expect("backup becomes BACKUP");
+    // One more advert of the master reaches the backup (and resolves its
+    // address): a resign right after is then sent at once, not queued
+    // behind an ARP request that the stopping container never sees
+    // answered.
+    let adverts = |lab: &Lab| {
+        lab.timeline(&master)
+            .expect("master timeline")
+            .iter()
+            .filter(|l| matches!(l.event.kind, EventKind::Advert { .. }))
+            .count()
+    };
+    let before = adverts(&lab);
+    let start = Instant::now();
+    while adverts(&lab) <= before {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the master sends no advert"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let pair = Pair {
         lab,
         images,
         master,
         backup,
+        rs1,
+        rs2,
+        client,
     };
     pair.assert_holders(&["master"]);
     pair
@@ -81,11 +122,74 @@ impl Pair {
         assert_eq!(have, holders, "who holds the VIP {}", self.vip());
     }
 
+    fn url(&self) -> String {
+        format!("http://{}:{HTTP_PORT}/", self.vip())
+    }
+
+    /// What a real server's page says: "`role` `address`".
+    fn page(rs: &Container) -> String {
+        format!("{} {}", rs.role, rs.address)
+    }
+
+    /// `n` requests from the client to the VIP, one after the other: each
+    /// answer's page, or "FAIL" for a request that got none within `timeout`.
+    fn requests(&self, n: u32, timeout: &str) -> Vec<String> {
+        let out = self
+            .lab
+            .exec(
+                &self.client,
+                &["sh", "-c", &requests_script(n, timeout, "0", &self.url())],
+            )
+            .expect("curl");
+        assert_eq!(out.code, 0, "the request loop: {out:?}");
+        out.stdout.lines().map(str::to_string).collect()
+    }
+
+    /// Waits until the client's requests to the VIP reach both real
+    /// servers (the director has programmed its dataplane).
+    fn await_balancing(&self, within: Duration) {
+        let start = Instant::now();
+        let want = [Self::page(&self.rs1), Self::page(&self.rs2)];
+        loop {
+            let answers = self.requests(2, "1");
+            if want.iter().all(|w| answers.contains(w)) {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the VIP does not balance over both real servers within {within:?}: {answers:?}\n\
+                 master logs:\n{}",
+                self.lab.logs(&self.master).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn timeline(&self) -> appliance_tests::containers::Merged {
         self.lab
             .merged_timeline(&[&self.master, &self.backup])
             .expect("timelines")
     }
+}
+
+/// A shell loop (run in the client) of `n` curls to `url`, `pause` seconds
+/// apart, each printing the page or "FAIL".
+fn requests_script(n: u32, timeout: &str, pause: &str, url: &str) -> String {
+    format!(
+        "i=0; while [ $i -lt {n} ]; do \
+         curl -fsS --max-time {timeout} {url} 2>/dev/null || echo FAIL; \
+         i=$((i + 1)); sleep {pause}; done"
+    )
+}
+
+/// Whether `answers` alternate between two different pages.
+fn alternate(answers: &[String]) -> bool {
+    answers.len() >= 2
+        && answers[0] != answers[1]
+        && answers
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a == &answers[i % 2])
 }
 
 fn assert_within(what: &str, delay: Duration, min: Duration, max: Duration) {
@@ -194,4 +298,83 @@ fn disconnected_master_faults_and_backup_takes_over() {
         Duration::from_millis(4500),
     );
     insta::assert_snapshot!(t.render());
+}
+
+#[test]
+fn client_requests_to_the_vip_go_round_robin_over_the_real_servers() {
+    let p = pair("round-robin");
+    p.await_balancing(START);
+    let answers = p.requests(6, "2");
+    assert!(
+        alternate(&answers),
+        "answers through the VIP do not alternate: {answers:?}"
+    );
+    let pages = [Pair::page(&p.rs1), Pair::page(&p.rs2)];
+    assert!(
+        pages.iter().all(|page| answers.contains(page)),
+        "answers through the VIP are not from rs1 and rs2: {answers:?}"
+    );
+}
+
+#[test]
+fn answers_keep_coming_from_the_backup_across_a_master_stop() {
+    let p = pair("balance-stop");
+    p.await_balancing(START);
+    // About 8s of requests, one every 0.1s; each waits at most 1s.
+    let log = "/tmp/answers";
+    let script = format!(
+        "({}; echo DONE) >{log} 2>&1 &",
+        requests_script(80, "1", "0.1", &p.url())
+    );
+    let started = p
+        .lab
+        .exec(&p.client, &["sh", "-c", &script])
+        .expect("start the request loop");
+    assert_eq!(started.code, 0, "{started:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    p.lab.stop(&p.master).expect("stop");
+    p.lab
+        .wait_state(&p.backup, State::Master, Duration::from_secs(5))
+        .expect("backup takes over");
+    let start = Instant::now();
+    let answers: Vec<String> = loop {
+        let ExecOutput { stdout, .. } = p.lab.exec(&p.client, &["cat", log]).expect("cat");
+        if stdout.lines().last() == Some("DONE") {
+            let mut lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+            lines.pop();
+            break lines;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the request loop did not end: {stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(answers.len(), 80, "{answers:?}");
+    let pages = [Pair::page(&p.rs1), Pair::page(&p.rs2)];
+    let failed: Vec<usize> = (0..answers.len())
+        .filter(|&i| answers[i] == "FAIL")
+        .collect();
+    assert!(
+        answers.iter().all(|a| a == "FAIL" || pages.contains(a)),
+        "answers not from rs1 or rs2: {answers:?}"
+    );
+    // Only the takeover window may fail: the resigning master's skew time
+    // on the backup (under a second) and the client's ARP entry moving to
+    // the backup; each failed request waits its 1s timeout.
+    assert!(
+        failed.len() <= 3,
+        "{} requests failed across the takeover: {answers:?}",
+        failed.len()
+    );
+    if let (Some(first), Some(last)) = (failed.first(), failed.last()) {
+        assert!(last - first < 3, "failures are not one window: {answers:?}");
+    }
+    // The last 2s or so (the master was stopped at about 2s and the backup
+    // took over within 2s after): the backup balances them round robin.
+    let tail = &answers[60..];
+    assert!(
+        tail.iter().all(|a| a != "FAIL") && alternate(tail),
+        "the backup's answers do not alternate over rs1 and rs2: {answers:?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! alone, the real servers say who answered, the client reaches them over
 //! the internal network, and compose/ agrees with the workspace.
 
+use appliance::config::model::{Dataplane, LbKind};
 use appliance::vrrp::machine::State;
 use appliance_tests::containers::{Lab, Vrrp, engine_objects, images};
 use std::path::Path;
@@ -66,15 +67,25 @@ fn compose_env_names_the_workspace_version() {
 
 #[test]
 fn demo_director_configs_are_valid_and_peer_each_other() {
-    let master = appliance::config::load_file(&repo("compose/master.conf"))
-        .unwrap_or_else(|d| panic!("compose/master.conf:\n{d}"));
-    let backup = appliance::config::load_file(&repo("compose/backup.conf"))
-        .unwrap_or_else(|d| panic!("compose/backup.conf:\n{d}"));
+    let master = appliance::config::load_file(&repo("compose/master.toml"))
+        .unwrap_or_else(|d| panic!("compose/master.toml:\n{d}"));
+    let backup = appliance::config::load_file(&repo("compose/backup.toml"))
+        .unwrap_or_else(|d| panic!("compose/backup.toml:\n{d}"));
     let m = master.vrrp_instance.first().expect("master instance");
     let b = backup.vrrp_instance.first().expect("backup instance");
     assert_eq!(m.unicast_peer, vec![b.unicast_src_ip.expect("backup src")]);
     assert_eq!(b.unicast_peer, vec![m.unicast_src_ip.expect("master src")]);
     assert!(m.priority > b.priority, "the master outranks the backup");
+    // Both balance the VIP the same way, by nftables NAT with source NAT
+    // (README.md, "Demo layout").
+    for config in [&master, &backup] {
+        assert_eq!(config.global.dataplane, Some(Dataplane::Nftables));
+        let vs = config.virtual_server.first().expect("a virtual server");
+        assert_eq!(vs.lb_kind, LbKind::Nat);
+        assert!(vs.masquerade, "masquerade = true");
+        assert_eq!(vs.real_server.len(), 2, "rs1 and rs2");
+    }
+    assert_eq!(master.virtual_server, backup.virtual_server);
 }
 
 #[test]
@@ -91,6 +102,7 @@ fn a_lab_leaves_nothing_behind_even_when_its_test_panics() {
                 peer: 3,
                 vip: 100,
             },
+            &[],
         );
         let lone = lab.director(images, "lone", 2, &conf).expect("director");
         lab.client(images, 20).expect("client");
