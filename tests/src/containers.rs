@@ -799,13 +799,22 @@ pub struct Merged {
 }
 
 impl Merged {
-    /// The entries without adverts and gratuitous ARP repeats, whose count
-    /// depends on timing: state changes, VIPs, notifies, priorities, marks.
+    /// The VRRP failover's entries: state changes, VIPs, notifies,
+    /// priorities, marks. Left out: adverts and gratuitous ARP repeats,
+    /// whose count depends on timing, and the health checker's events, whose
+    /// order among real servers depends on when each check ran (the
+    /// checker's own tests cover them).
     pub fn significant(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(|e| {
             !matches!(
                 e.kind,
-                Some(EventKind::Advert { .. } | EventKind::Gratuitous { .. })
+                Some(
+                    EventKind::Advert { .. }
+                        | EventKind::Gratuitous { .. }
+                        | EventKind::RealServer { .. }
+                        | EventKind::Quorum { .. }
+                        | EventKind::SorryServer { .. }
+                )
             )
         })
     }
