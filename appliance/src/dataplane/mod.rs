@@ -17,6 +17,7 @@
 pub mod build;
 pub mod diff;
 pub mod ipvs;
+pub mod netlink;
 pub mod nftables;
 pub mod reconcile;
 

@@ -15,9 +15,7 @@ pub mod nla;
 use crate::dataplane::{Backend, Op, ServiceKey, Snapshot};
 use listing::{DaemonEntry, Listing, ServiceEntry};
 use message::{Command, IpvsMessage};
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_generic::GenlMessage;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
@@ -166,19 +164,8 @@ impl Ipvs {
         let mut answers = Vec::new();
         loop {
             let (data, _) = self.socket.recv_from_full().map_err(Error::Socket)?;
-            let mut rest = &data[..];
-            while !rest.is_empty() {
-                let len = NetlinkBuffer::new_checked(rest)
-                    .map_err(|e| decode(e.to_string()))?
-                    .length() as usize;
-                if len == 0 {
-                    return Err(decode("message of length 0".into()));
-                }
-                let one = rest
-                    .get(..len)
-                    .ok_or_else(|| decode("truncated message".into()))?;
-                // Messages in one datagram start 4-byte aligned.
-                rest = rest.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+            for one in crate::dataplane::netlink::messages(&data) {
+                let one = one.map_err(decode)?;
                 let message = NetlinkMessage::<GenlMessage<F>>::deserialize(one)
                     .map_err(|e| decode(e.to_string()))?;
                 if message.header.sequence_number != self.sequence {

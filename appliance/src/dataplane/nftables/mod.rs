@@ -20,7 +20,7 @@ pub mod ruleset;
 
 use crate::dataplane::{Backend, Op, ServiceKey, Snapshot, VirtualService};
 use message::{Body, NftMessage};
-use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 use netlink_sys::{Socket, SocketAddr};
 use nla::RuleAttr;
@@ -103,18 +103,8 @@ impl Nftables {
         let mut answers = Vec::new();
         loop {
             let (data, _) = self.socket.recv_from_full().map_err(Error::Socket)?;
-            let mut rest = &data[..];
-            while !rest.is_empty() {
-                let len = NetlinkBuffer::new_checked(rest)
-                    .map_err(|e| decode(e.to_string()))?
-                    .length() as usize;
-                if len == 0 {
-                    return Err(decode("message of length 0".into()));
-                }
-                let one = rest
-                    .get(..len)
-                    .ok_or_else(|| decode("truncated message".into()))?;
-                rest = rest.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+            for one in crate::dataplane::netlink::messages(&data) {
+                let one = one.map_err(decode)?;
                 let message = NetlinkMessage::<NftMessage>::deserialize(one)
                     .map_err(|e| decode(e.to_string()))?;
                 let seq = message.header.sequence_number;
