@@ -51,12 +51,10 @@ demo: images
 demo-down:
 	COMPOSE="$(COMPOSE)" compose/demo down
 
-# The failover benchmark (docs/benchmarks.md): the appliance and keepalived
-# side by side on a netns LAN; runs as root, ~15 min (TRIALS=2 for a quick
-# run). Rewrites docs/benchmarks.md.
-# The failover benchmark beside keepalived (writes docs/benchmarks.md), then
-# the checker against 10,000 real servers (prints the table kept in
-# docs/benchmarks-checker.md).
+# The failover benchmark: the appliance and keepalived side by side on a
+# netns LAN (runs as root, ~15 min; TRIALS=2 for a quick run; rewrites
+# docs/benchmarks.md), then the checker against 10,000 real servers (prints
+# the table kept in docs/benchmarks-checker.md).
 bench:
 	$(CARGO) build --release -p appliance
 	$(CARGO) run --release -p appliance-tests --bin failover_bench

@@ -50,8 +50,7 @@ const LABEL: &str = "appliance-tests.pid";
 /// Where the appliance image keeps its timeline (a volume in a lab).
 const TIMELINE_DIR: &str = "/var/lib/appliance";
 const TIMELINE_FILE: &str = "/var/lib/appliance/timeline.jsonl";
-/// Directors read TOML (as the demo's): `dataplane` and `masquerade` have no
-/// keepalived.conf spelling.
+/// Directors read the demo's TOML configs.
 const CONFIG_FILE: &str = "etc/appliance/appliance.toml";
 /// Labs take /24 subnets of 10.90.0.0/16 (the demo uses 10.89.0.0/24).
 const SUBNET_BASE: [u8; 2] = [10, 90];
@@ -207,17 +206,13 @@ pub struct Lab {
 /// The port the directors balance on the VIP and the real servers serve.
 pub const HTTP_PORT: u16 = 80;
 
-/// A director's VRRP settings for [`Lab::director_config`].
-#[derive(Clone, Copy, Debug)]
-pub struct Vrrp {
-    pub priority: u8,
-    /// Its own host number in the lab's subnet (also its advert source).
-    pub host: u8,
-    /// The peer's host number (adverts go to it by unicast).
-    pub peer: u8,
-    /// The VIP's host number.
-    pub vip: u8,
-}
+/// The demo's host numbers (compose/docker-compose.yml), which a lab keeps
+/// in its own subnet: the directors, and the VIP they hold.
+pub const MASTER: u8 = 2;
+pub const BACKUP: u8 = 3;
+pub const VIP: u8 = 100;
+/// The demo's subnet, `10.89.0.0/24`, as its addresses start.
+const DEMO_PREFIX: &str = "10.89.0.";
 
 impl Lab {
     /// A new lab for the test `test`, on a fresh internal network.
@@ -267,41 +262,15 @@ impl Lab {
         &self.network
     }
 
-    /// A director config (TOML), shaped like the demo's (compose/master.toml):
-    /// one instance, unicast to the peer, and the VIP's HTTP port balanced
-    /// round robin over the hosts `real_servers` by nftables NAT with source
-    /// NAT (the hosts' kernel need not have IPVS; on one flat network the
-    /// real servers must answer the director, not the client directly).
-    pub fn director_config(&self, node: &str, vrrp: Vrrp, real_servers: &[u8]) -> String {
-        let state = if vrrp.priority >= 150 {
-            "MASTER"
-        } else {
-            "BACKUP"
-        };
-        let mut config = format!(
-            "[global]\nrouter_id = \"{node}\"\nvrrp_garp_master_delay = \"1s\"\n\
-             dataplane = \"nftables\"\n\n\
-             [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{state}\"\ninterface = \"eth0\"\n\
-             virtual_router_id = 51\npriority = {}\nadvert_int = \"1s\"\n\
-             unicast_src_ip = \"{}\"\nunicast_peer = [\"{}\"]\n\
-             virtual_ipaddress = [{{ address = \"{}/24\" }}]\n\n\
-             [[virtual_server]]\nservice = {{ address = \"{}:{HTTP_PORT}\" }}\n\
-             protocol = \"TCP\"\ndelay_loop = \"1s\"\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\n\
-             masquerade = true\n",
-            vrrp.priority,
-            self.address(vrrp.host),
-            self.address(vrrp.peer),
-            self.address(vrrp.vip),
-            self.address(vrrp.vip),
-        );
-        for &rs in real_servers {
-            config.push_str(&format!(
-                "\n[[virtual_server.real_server]]\naddress = \"{}:{HTTP_PORT}\"\n\
-                 check = [{{ type = \"TCP_CHECK\", connect_timeout = \"1s\" }}]\n",
-                self.address(rs)
-            ));
-        }
-        config
+    /// The demo's config of director `node` (`compose/<node>.toml`: one
+    /// instance, unicast to the peer, the VIP's HTTP port balanced round
+    /// robin over rs1 and rs2 by LVS-NAT), moved to the lab's subnet.
+    pub fn demo_config(&self, node: &str) -> Result<String> {
+        let path = repo_root().join(format!("compose/{node}.toml"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error(format!("reading {}: {e}", path.display())))?;
+        let [a, b, c] = self.subnet;
+        Ok(text.replace(DEMO_PREFIX, &format!("{a}.{b}.{c}.")))
     }
 
     /// Starts a director: the appliance image with only NET_ADMIN and
@@ -326,11 +295,19 @@ impl Lab {
         let host_config = HostConfig {
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
-            // The director forwards what it balances (NAT both ways).
-            sysctls: Some(HashMap::from([(
-                "net.ipv4.ip_forward".to_string(),
-                "1".to_string(),
-            )])),
+            // As the demo's directors (compose/docker-compose.yml):
+            // forwarding what they balance, no ICMP redirects.
+            sysctls: Some(
+                [
+                    ("net.ipv4.ip_forward", "1"),
+                    ("net.ipv4.conf.all.send_redirects", "0"),
+                    ("net.ipv4.conf.default.send_redirects", "0"),
+                    ("net.ipv4.conf.eth0.send_redirects", "0"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
             mounts: Some(vec![Mount {
                 target: Some(TIMELINE_DIR.into()),
                 source: Some(volume),
@@ -362,8 +339,36 @@ impl Lab {
         )
     }
 
-    /// Starts an nginx real server answering "`role` `address`".
+    /// Starts an nginx real server answering "`role` `address`", its
+    /// replies routed back through the VIP as in the demo.
     pub fn real_server(&self, images: &Images, role: &str, host: u8) -> Result<Container> {
+        self.start_container(
+            role,
+            host,
+            ContainerCreateBody {
+                image: Some(images.nginx.clone()),
+                env: Some(vec![
+                    format!("GATEWAY={}", self.address(VIP)),
+                    format!("DIRECT={} {}", self.address(MASTER), self.address(BACKUP)),
+                ]),
+                host_config: Some(HostConfig {
+                    cap_add: Some(vec!["NET_ADMIN".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &[],
+        )
+    }
+
+    /// Starts an nginx real server answering "`role` `address`" to anyone
+    /// directly (no director in front of it).
+    pub fn standalone_real_server(
+        &self,
+        images: &Images,
+        role: &str,
+        host: u8,
+    ) -> Result<Container> {
         self.start_container(
             role,
             host,
@@ -750,13 +755,20 @@ impl Lab {
             });
         }
         entries.sort_by_key(|e| e.wall);
+        let nodes = std::iter::once("test".to_string())
+            .chain(directors.iter().map(|c| c.role.clone()))
+            .collect();
         let names = self
             .containers
             .borrow()
             .iter()
             .map(|c| (c.address.to_string(), c.role.clone()))
             .collect();
-        Ok(Merged { entries, names })
+        Ok(Merged {
+            entries,
+            names,
+            nodes,
+        })
     }
 }
 
@@ -796,7 +808,16 @@ pub struct Merged {
     pub entries: Vec<Entry>,
     /// Addresses to container roles, to name peers in details.
     names: HashMap<String, String>,
+    /// The order nodes are rendered in within a burst: the test's marks,
+    /// then the directors as [`Lab::merged_timeline`] was given them.
+    nodes: Vec<String>,
 }
+
+/// Entries on different nodes closer than this are concurrent: their wall
+/// clock order is a race (one advert makes the master add its VIPs and the
+/// backup step down in the same millisecond), while what the protocol
+/// orders is a timer (an advert interval, 1 s here) apart.
+const BURST: Duration = Duration::from_millis(300);
 
 impl Merged {
     /// The VRRP failover's entries: state changes, VIPs, notifies,
@@ -822,27 +843,59 @@ impl Merged {
     /// The significant entries as stable text: times left out (check them
     /// with [`Merged::delay`]), durations in details redacted, addresses
     /// replaced by the lab's role names.
+    ///
+    /// Order: bursts of entries (each within [`BURST`] of the one before)
+    /// in time order; within a burst, node by node in `nodes` order, each
+    /// node's entries in its own order, so that the text does not depend on
+    /// which of two concurrent events the wall clock saw first.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for e in self.significant() {
-            let what = match &e.kind {
-                Some(kind) => kind.to_string(),
-                None => "MARK".into(),
-            };
-            let line = format!(
-                "{:<7} {:<5} {what}{}",
-                e.node,
-                e.instance.as_deref().unwrap_or("-"),
-                if e.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!("  ({})", self.redact(&e.detail))
+        let significant: Vec<&Entry> = self.significant().collect();
+        let mut bursts: Vec<Vec<&Entry>> = Vec::new();
+        for e in significant {
+            match bursts.last_mut() {
+                Some(burst)
+                    if burst.last().is_some_and(|last| {
+                        e.wall.duration_since(last.wall).unwrap_or_default() < BURST
+                    }) =>
+                {
+                    burst.push(e)
                 }
-            );
-            out.push_str(line.trim_end());
-            out.push('\n');
+                _ => bursts.push(vec![e]),
+            }
+        }
+        let rank = |e: &&Entry| {
+            self.nodes
+                .iter()
+                .position(|n| *n == e.node)
+                .unwrap_or(self.nodes.len())
+        };
+        let mut out = String::new();
+        for mut burst in bursts {
+            // Stable: a node's entries keep their order.
+            burst.sort_by_key(rank);
+            for e in burst {
+                out.push_str(&self.render_entry(e));
+            }
         }
         out
+    }
+
+    fn render_entry(&self, e: &Entry) -> String {
+        let what = match &e.kind {
+            Some(kind) => kind.to_string(),
+            None => "MARK".into(),
+        };
+        let line = format!(
+            "{:<7} {:<5} {what}{}",
+            e.node,
+            e.instance.as_deref().unwrap_or("-"),
+            if e.detail.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", self.redact(&e.detail))
+            }
+        );
+        format!("{}\n", line.trim_end())
     }
 
     fn redact(&self, detail: &str) -> String {

@@ -1,6 +1,6 @@
-//! The VRRP pair in containers (the appliance image, as in the demo),
-//! balancing the VIP's HTTP port over two nginx real servers (nftables NAT
-//! with source NAT): the client's requests to the VIP go round robin to
+//! The VRRP pair in containers (the appliance image and the demo's
+//! configs), balancing the VIP's HTTP port over two nginx real servers
+//! (LVS-NAT, the real servers' replies routed back through the VIP): the client's requests to the VIP go round robin to
 //! rs1 and rs2; the master holds the VIP; stopped, paused or cut off the
 //! network, the backup takes it over, and the answers keep coming. The
 //! failover tests snapshot the merged failover timeline of both directors
@@ -9,17 +9,14 @@
 use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
 use appliance_tests::containers::{
-    Container, ExecOutput, HTTP_PORT, Images, Lab, Vrrp, images, is_mark, is_state,
+    BACKUP, Container, ExecOutput, HTTP_PORT, Images, Lab, MASTER, VIP, images, is_mark, is_state,
 };
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-const MASTER: u8 = 2;
-const BACKUP: u8 = 3;
 const RS1: u8 = 11;
 const RS2: u8 = 12;
 const CLIENT: u8 = 20;
-const VIP: u8 = 100;
 /// Startup takes master_down_interval (3 adverts + skew) before MASTER.
 const START: Duration = Duration::from_secs(10);
 
@@ -42,26 +39,8 @@ fn pair(test: &str) -> Pair {
     let rs1 = lab.real_server(images, "rs1", RS1).expect("rs1");
     let rs2 = lab.real_server(images, "rs2", RS2).expect("rs2");
     let client = lab.client(images, CLIENT).expect("client");
-    let master_conf = lab.director_config(
-        "master",
-        Vrrp {
-            priority: 150,
-            host: MASTER,
-            peer: BACKUP,
-            vip: VIP,
-        },
-        &[RS1, RS2],
-    );
-    let backup_conf = lab.director_config(
-        "backup",
-        Vrrp {
-            priority: 100,
-            host: BACKUP,
-            peer: MASTER,
-            vip: VIP,
-        },
-        &[RS1, RS2],
-    );
+    let master_conf = lab.demo_config("master").expect("master config");
+    let backup_conf = lab.demo_config("backup").expect("backup config");
     let master = lab
         .director(images, "master", MASTER, &master_conf)
         .expect("master");
@@ -314,6 +293,22 @@ fn client_requests_to_the_vip_go_round_robin_over_the_real_servers() {
         pages.iter().all(|page| answers.contains(page)),
         "answers through the VIP are not from rs1 and rs2: {answers:?}"
     );
+    // The director balances with IPVS when the host kernel has it (the
+    // probe loads ip_vs if the host has the module, which makes
+    // /proc/net/ip_vs appear) and with nftables otherwise, and says which.
+    let expected = if std::path::Path::new("/proc/net/ip_vs").exists() {
+        "ipvs"
+    } else {
+        "nftables"
+    };
+    let out = p
+        .lab
+        .exec(&p.master, &["appliance", "status", "--json"])
+        .expect("appliance status");
+    assert_eq!(out.code, 0, "{out:?}");
+    let status: appliance::daemon::status::Status =
+        serde_json::from_str(&out.stdout).expect("status JSON");
+    assert_eq!(status.dataplane.as_deref(), Some(expected), "{status:?}");
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! alone, the real servers say who answered, the client reaches them over
 //! the internal network, and compose/ agrees with the workspace.
 
-use appliance::config::model::{Dataplane, LbKind};
+use appliance::config::model::LbKind;
 use appliance::vrrp::machine::State;
-use appliance_tests::containers::{Lab, Vrrp, engine_objects, images};
+use appliance_tests::containers::{Lab, engine_objects, images};
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ fn appliance_image_runs_the_static_binary_alone() {
 fn real_servers_say_who_answered() {
     let images = images().expect("images");
     let lab = Lab::new("real-servers").expect("lab");
-    let rs1 = lab.real_server(images, "rs1", 11).expect("rs1");
-    let rs2 = lab.real_server(images, "rs2", 12).expect("rs2");
+    let rs1 = lab.standalone_real_server(images, "rs1", 11).expect("rs1");
+    let rs2 = lab.standalone_real_server(images, "rs2", 12).expect("rs2");
     let client = lab.client(images, 20).expect("client");
     for rs in [&rs1, &rs2] {
         let url = format!("http://{}/", rs.address);
@@ -76,13 +76,13 @@ fn demo_director_configs_are_valid_and_peer_each_other() {
     assert_eq!(m.unicast_peer, vec![b.unicast_src_ip.expect("backup src")]);
     assert_eq!(b.unicast_peer, vec![m.unicast_src_ip.expect("master src")]);
     assert!(m.priority > b.priority, "the master outranks the backup");
-    // Both balance the VIP the same way, by nftables NAT with source NAT
-    // (README.md, "Demo layout").
+    // Both balance the VIP the same way, by LVS-NAT on whichever dataplane
+    // the host has (README.md, "Demo layout").
     for config in [&master, &backup] {
-        assert_eq!(config.global.dataplane, Some(Dataplane::Nftables));
+        assert_eq!(config.global.dataplane, None, "IPVS or nftables, probed");
         let vs = config.virtual_server.first().expect("a virtual server");
         assert_eq!(vs.lb_kind, LbKind::Nat);
-        assert!(vs.masquerade, "masquerade = true");
+        assert!(!vs.masquerade, "the real servers route replies back");
         assert_eq!(vs.real_server.len(), 2, "rs1 and rs2");
     }
     assert_eq!(master.virtual_server, backup.virtual_server);
@@ -94,16 +94,7 @@ fn a_lab_leaves_nothing_behind_even_when_its_test_panics() {
     let before = engine_objects().expect("engine objects");
     let panicked = std::panic::catch_unwind(|| {
         let lab = Lab::new("teardown").expect("lab");
-        let conf = lab.director_config(
-            "lone",
-            Vrrp {
-                priority: 150,
-                host: 2,
-                peer: 3,
-                vip: 100,
-            },
-            &[],
-        );
+        let conf = lab.demo_config("master").expect("config");
         let lone = lab.director(images, "lone", 2, &conf).expect("director");
         lab.client(images, 20).expect("client");
         // A throwaway container of the appliance image (it declares a

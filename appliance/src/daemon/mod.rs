@@ -504,6 +504,10 @@ impl Daemon {
         });
         status::Status {
             node: self.plan.node.clone(),
+            dataplane: self
+                .dataplane
+                .as_ref()
+                .map(|r| r.backend().name().to_string()),
             instances,
             virtual_servers,
         }

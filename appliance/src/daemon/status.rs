@@ -46,6 +46,10 @@ pub enum Response {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub node: String,
+    /// The kernel load balancer programmed ("ipvs", "nftables"); none
+    /// until the config has a virtual server.
+    #[serde(default)]
+    pub dataplane: Option<String>,
     pub instances: Vec<InstanceStatus>,
     pub virtual_servers: Vec<VirtualServerStatus>,
 }
@@ -153,6 +157,9 @@ pub fn virtual_servers(
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "node {}", self.node)?;
+        if let Some(dataplane) = &self.dataplane {
+            writeln!(f, "dataplane {dataplane}")?;
+        }
         for i in &self.instances {
             writeln!(
                 f,
@@ -311,6 +318,7 @@ mod tests {
     fn sample() -> Status {
         Status {
             node: "director".into(),
+            dataplane: Some("ipvs".into()),
             instances: vec![InstanceStatus {
                 name: "VI_1".into(),
                 vrid: 51,
@@ -345,6 +353,7 @@ mod tests {
         assert_eq!(
             sample().to_string(),
             "node director\n\
+             dataplane ipvs\n\
              VRRP VI_1  vrid 51  MASTER  priority 100 (base 100)\n\
              TCP 10.0.0.100:80  quorum up\n\
              \x20 10.0.0.11:8080  DOWN  weight 1  TCP_CHECK down (at 3.000000s: timed out)\n"

@@ -86,6 +86,11 @@ impl<B: Backend> Reconciler<B> {
         &self.owned
     }
 
+    /// The backend, to name it.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     /// The backend, for operations outside the table (IPVS timeouts, sync
     /// daemon).
     pub fn backend_mut(&mut self) -> &mut B {
