@@ -311,15 +311,32 @@ fn client_requests_to_the_vip_go_round_robin_over_the_real_servers() {
     assert_eq!(status.dataplane.as_deref(), Some(expected), "{status:?}");
 }
 
-#[test]
-fn answers_keep_coming_from_the_backup_across_a_master_stop() {
-    let p = pair("balance-stop");
+/// How the master is taken away in [`answers_keep_coming`].
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Stopped: it resigns (priority 0) and the backup takes over after
+    /// its skew time, under a second.
+    Stop,
+    /// Frozen, still holding the VIP: the backup takes over after the
+    /// master down interval (3 x 1 s + skew) and its gratuitous ARP moves
+    /// the client and the real servers to it.
+    Pause,
+    /// Cut off the network: as a pause, seen from the others.
+    Disconnect,
+}
+
+/// Requests to the VIP every 0.1 s (each waiting at most 1 s) while the
+/// master is taken away after about 2 s: every answer is from rs1 or rs2,
+/// the failures are one window no longer than the takeover, and the
+/// backup then balances round robin.
+fn answers_keep_coming(test: &str, cut: Cut) {
+    let p = pair(test);
     p.await_balancing(START);
-    // About 8s of requests, one every 0.1s; each waits at most 1s.
+    const N: usize = 100;
     let log = "/tmp/answers";
     let script = format!(
         "({}; echo DONE) >{log} 2>&1 &",
-        requests_script(80, "1", "0.1", &p.url())
+        requests_script(N as u32, "1", "0.1", &p.url())
     );
     let started = p
         .lab
@@ -327,9 +344,24 @@ fn answers_keep_coming_from_the_backup_across_a_master_stop() {
         .expect("start the request loop");
     assert_eq!(started.code, 0, "{started:?}");
     std::thread::sleep(Duration::from_secs(2));
-    p.lab.stop(&p.master).expect("stop");
+    // Each failed request costs its 1 s timeout: the takeover window in
+    // seconds, plus one for the client's ARP entry moving to the backup.
+    let max_failures = match cut {
+        Cut::Stop => {
+            p.lab.stop(&p.master).expect("stop");
+            3
+        }
+        Cut::Pause => {
+            p.lab.pause(&p.master).expect("pause");
+            6
+        }
+        Cut::Disconnect => {
+            p.lab.disconnect(&p.master).expect("disconnect");
+            6
+        }
+    };
     p.lab
-        .wait_state(&p.backup, State::Master, Duration::from_secs(5))
+        .wait_state(&p.backup, State::Master, START)
         .expect("backup takes over");
     let start = Instant::now();
     let answers: Vec<String> = loop {
@@ -345,7 +377,10 @@ fn answers_keep_coming_from_the_backup_across_a_master_stop() {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert_eq!(answers.len(), 80, "{answers:?}");
+    if let Cut::Pause = cut {
+        p.lab.unpause(&p.master).expect("unpause");
+    }
+    assert_eq!(answers.len(), N, "{answers:?}");
     let pages = [Pair::page(&p.rs1), Pair::page(&p.rs2)];
     let failed: Vec<usize> = (0..answers.len())
         .filter(|&i| answers[i] == "FAIL")
@@ -354,22 +389,38 @@ fn answers_keep_coming_from_the_backup_across_a_master_stop() {
         answers.iter().all(|a| a == "FAIL" || pages.contains(a)),
         "answers not from rs1 or rs2: {answers:?}"
     );
-    // Only the takeover window may fail: the resigning master's skew time
-    // on the backup (under a second) and the client's ARP entry moving to
-    // the backup; each failed request waits its 1s timeout.
+    println!("{cut:?}: {} of {N} requests failed", failed.len());
     assert!(
-        failed.len() <= 3,
-        "{} requests failed across the takeover: {answers:?}",
+        failed.len() <= max_failures,
+        "{} requests failed across the takeover ({cut:?}, at most {max_failures}): {answers:?}",
         failed.len()
     );
     if let (Some(first), Some(last)) = (failed.first(), failed.last()) {
-        assert!(last - first < 3, "failures are not one window: {answers:?}");
+        assert!(
+            last - first < max_failures,
+            "failures are not one window: {answers:?}"
+        );
     }
-    // The last 2s or so (the master was stopped at about 2s and the backup
-    // took over within 2s after): the backup balances them round robin.
-    let tail = &answers[60..];
+    // The last 20 (2 s or more after the takeover): the backup balances
+    // them round robin.
+    let tail = &answers[N - 20..];
     assert!(
         tail.iter().all(|a| a != "FAIL") && alternate(tail),
         "the backup's answers do not alternate over rs1 and rs2: {answers:?}"
     );
+}
+
+#[test]
+fn answers_keep_coming_from_the_backup_across_a_master_stop() {
+    answers_keep_coming("balance-stop", Cut::Stop);
+}
+
+#[test]
+fn answers_keep_coming_from_the_backup_across_a_master_pause() {
+    answers_keep_coming("balance-pause", Cut::Pause);
+}
+
+#[test]
+fn answers_keep_coming_from_the_backup_across_a_master_disconnect() {
+    answers_keep_coming("balance-disconnect", Cut::Disconnect);
 }
