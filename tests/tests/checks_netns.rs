@@ -5,7 +5,8 @@
 //! on rs1 takes it out of the rotation within the configured check time;
 //! starting it again brings round robin back; with every real server down
 //! the sorry server answers. `appliance status --json` and the timeline
-//! (snapshot of its order) witness each step. A reload with other virtual
+//! (snapshot of its order) witness each step, and so does the Prometheus
+//! metrics endpoint, scraped from the client. A reload with other virtual
 //! servers reprograms the dataplane and restarts the checker on them.
 
 use appliance::daemon::status::Status;
@@ -25,6 +26,8 @@ const RS2: &str = "10.110.0.12";
 const SORRY: &str = "10.110.0.13";
 const URL: &str = "http://10.110.0.100/";
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// The director's metrics endpoint, on its LAN address.
+const METRICS: &str = "http://10.110.0.1:9650/metrics";
 
 /// The checks' timing as configured below: delay_loop 1s, connect_timeout
 /// 1s, retry 1, delay_before_retry 1s.
@@ -53,7 +56,8 @@ fn config() -> String {
 
 fn config_with(real_servers: &[&str]) -> String {
     format!(
-        "[global]\nrouter_id = \"director\"\ndataplane = \"nftables\"\n\n\
+        "[global]\nrouter_id = \"director\"\ndataplane = \"nftables\"\n\
+         metrics_listen = \"10.110.0.1:9650\"\n\n\
          [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"BACKUP\"\ninterface = \"eth0\"\n\
          virtual_router_id = 110\npriority = 100\nadvert_int = \"1s\"\n\n\
          [[vrrp_instance.virtual_ipaddress]]\naddress = \"{VIP}/24\"\n\n\
@@ -73,6 +77,63 @@ fn real_server(address: &str) -> String {
          [[virtual_server.real_server.check]]\ntype = \"TCP_CHECK\"\nconnect_timeout = \"1s\"\n\
          retry = 1\ndelay_before_retry = \"1s\"\n\n"
     )
+}
+
+/// The director's metrics, scraped from `client`.
+fn scrape(client: &Host) -> String {
+    curl(client, METRICS, Duration::from_secs(5))
+        .expect("running curl")
+        .expect("scraping the metrics endpoint")
+}
+
+/// The value of the series `name{labels}` in a scrape.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}{{{labels}}} in the scrape:\n{text}"))
+}
+
+/// A real server's `up` and `weight` series in a scrape.
+fn scraped_real_server(text: &str, ip: &str) -> (f64, f64) {
+    let labels = format!("service=\"TCP {VIP}:80\",real_server=\"{ip}:80\"");
+    (
+        sample(text, "appliance_real_server_up", &labels),
+        sample(text, "appliance_real_server_weight", &labels),
+    )
+}
+
+/// Sends the director, from `client`, a VRRPv2 advert for its VRID whose
+/// interval (3 s) is not the instance's (1 s): it must drop it.
+fn send_mismatched_advert(client: &Host) {
+    client
+        .enter(|| {
+            let vip: std::net::Ipv4Addr = VIP.parse().unwrap();
+            // v2 advertisement, VRID 110, priority 50, one address, no
+            // authentication, interval 3 s; checksum over the packet.
+            let mut packet = vec![0x21, 110, 50, 1, 0, 3, 0, 0];
+            packet.extend(vip.octets());
+            packet.extend([0; 8]);
+            let sum = packet
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum::<u32>();
+            let folded = (sum & 0xffff) + (sum >> 16);
+            let checksum = !(((folded & 0xffff) + (folded >> 16)) as u16);
+            packet[6..8].copy_from_slice(&checksum.to_be_bytes());
+            let socket = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(112)),
+            )?;
+            socket.set_multicast_ttl_v4(255)?;
+            socket.set_multicast_if_v4(&"10.110.0.50".parse().unwrap())?;
+            let group = SocketAddr::new("224.0.0.18".parse().unwrap(), 0);
+            socket.send_to(&packet, &group.into()).map(drop)
+        })
+        .expect("entering the client")
+        .expect("sending the advert");
 }
 
 fn addr(ip: &str) -> SocketAddr {
@@ -230,6 +291,75 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
         (instance.name.as_str(), instance.state),
         ("VI_1", State::Master)
     );
+    let metrics = scrape(client);
+    let vi = r#"instance="VI_1""#;
+    assert_eq!(
+        sample(
+            &metrics,
+            "appliance_vrrp_state",
+            r#"instance="VI_1",state="MASTER""#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "appliance_vrrp_state",
+            r#"instance="VI_1",state="BACKUP""#
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "appliance_vrrp_transitions_total",
+            r#"instance="VI_1",from="BACKUP",to="MASTER""#
+        ),
+        1.0
+    );
+    assert!(sample(&metrics, "appliance_vrrp_adverts_sent_total", vi) >= 1.0);
+    assert_eq!(sample(&metrics, "appliance_vrrp_priority", vi), 100.0);
+    assert_eq!(scraped_real_server(&metrics, RS1), (1.0, 1.0));
+    assert_eq!(scraped_real_server(&metrics, RS2), (1.0, 1.0));
+    assert!(
+        sample(
+            &metrics,
+            "appliance_check_duration_seconds_count",
+            r#"check="TCP_CHECK""#
+        ) >= 2.0
+    );
+    // The service, its two real servers (the sorry server joins later).
+    let ops = |text: &str, op: &str| {
+        sample(
+            text,
+            "appliance_dataplane_operations_total",
+            &format!("backend=\"nftables\",operation=\"{op}\""),
+        )
+    };
+    assert_eq!(ops(&metrics, "add_service"), 1.0);
+    assert_eq!(ops(&metrics, "add_destination"), 2.0);
+    // A foreign advert is dropped, and counted by why.
+    send_mismatched_advert(client);
+    let dropped = || {
+        let text = scrape(client);
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"appliance_vrrp_adverts_dropped_total{reason="interval_mismatch"} "#,
+                )
+            })
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let sent = Instant::now();
+    while dropped().is_none() {
+        assert!(
+            sent.elapsed() < SLACK,
+            "the mismatched advert is not counted:\n{}",
+            scrape(client)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(dropped(), Some(1.0));
 
     // rs1 fails: out of the rotation within the check time.
     marks.push(Entry::mark("stop nginx on rs1"));
@@ -251,6 +381,10 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
             && text.contains(&format!("{RS2}:80  UP  weight 1  TCP_CHECK up")),
         "{text}"
     );
+    let metrics = scrape(client);
+    assert_eq!(scraped_real_server(&metrics, RS1), (0.0, 1.0));
+    assert_eq!(scraped_real_server(&metrics, RS2), (1.0, 1.0));
+    assert!(ops(&metrics, "delete_destination") >= 1.0, "{metrics}");
     let rs1_check = &down.virtual_servers[0].real_servers[0].checks[0];
     assert_eq!(rs1_check.kind, "TCP_CHECK");
     assert!(!rs1_check.up, "{rs1_check:?}");
@@ -348,4 +482,47 @@ fn a_reload_with_other_virtual_servers_reprograms_and_checks_them() {
         .collect();
     assert_eq!(servers, [addr(RS1)], "the checker runs on the new config");
     assert!(daemon.running().expect("daemon state"), "still running");
+}
+
+#[test]
+fn a_metrics_address_that_cannot_be_bound_stops_the_start_with_nothing_applied() {
+    let lan = setup();
+    let director = lan.host("director");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("appliance.toml");
+    std::fs::write(
+        &path,
+        config().replace("10.110.0.1:9650", "10.110.0.99:9650"),
+    )
+    .expect("writing the config");
+    let out = director
+        .command(appliance_bin())
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path())
+        .arg("--socket")
+        .arg(dir.path().join("appliance.sock"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("appliance run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("metrics endpoint: binding 10.110.0.99:9650"),
+        "{stderr}"
+    );
+    // Neither the dataplane nor the VIP was touched.
+    let tables = director
+        .run("nft", &["list", "tables"])
+        .expect("nft list tables (Debian package nftables)");
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(!tables.contains("appliance"), "{tables}");
+    assert!(
+        !director
+            .has_address(VIP.parse().unwrap())
+            .expect("addresses"),
+        "the VIP was added"
+    );
 }

@@ -13,6 +13,7 @@ use super::http::{self, Endpoint, UrlCheck};
 use super::{misc, tcp};
 use crate::clock;
 use crate::config::model::{Check, Command, HttpCheck, RealServer, Service, VirtualServer};
+use crate::metrics::Metrics;
 use crate::script::{self, Program};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -26,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How the runner behaves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Most probes running at once (each holds a socket or a process);
     /// due probes beyond it wait their turn.
@@ -36,6 +37,8 @@ pub struct Options {
     /// Time zero of the [`clock::Instant`]s in reports (the daemon's
     /// timeline origin).
     pub origin: tokio::time::Instant,
+    /// Where each probe's duration is recorded, if anywhere.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             max_in_flight: 1024,
             notify_timeout: Duration::from_secs(30),
             origin: tokio::time::Instant::now(),
+            metrics: None,
         }
     }
 }
@@ -187,7 +191,17 @@ impl ProbeSpec {
         }
     }
 
+    /// The probe, timed: its outcome and how long it took.
     fn run(&self, id: ProbeId) -> ProbeFuture {
+        let probe = self.probe();
+        Box::pin(async move {
+            let start = tokio::time::Instant::now();
+            let outcome = probe.await;
+            (id, outcome, start.elapsed())
+        })
+    }
+
+    fn probe(&self) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
         match self {
             ProbeSpec::Tcp {
                 target,
@@ -195,11 +209,11 @@ impl ProbeSpec {
                 timeout,
             } => {
                 let (target, bind, timeout) = (*target, *bind, *timeout);
-                Box::pin(async move { (id, tcp::probe(target, bind, timeout).await) })
+                Box::pin(async move { tcp::probe(target, bind, timeout).await })
             }
             ProbeSpec::Http { endpoint, urls } => {
                 let (endpoint, urls) = (endpoint.clone(), urls.clone());
-                Box::pin(async move { (id, http::probe(&endpoint, &urls).await) })
+                Box::pin(async move { http::probe(&endpoint, &urls).await })
             }
             ProbeSpec::Misc {
                 program,
@@ -207,13 +221,13 @@ impl ProbeSpec {
                 dynamic,
             } => {
                 let (program, timeout, dynamic) = (program.clone(), *timeout, *dynamic);
-                Box::pin(async move { (id, misc::probe(&program, timeout, dynamic).await) })
+                Box::pin(async move { misc::probe(&program, timeout, dynamic).await })
             }
         }
     }
 }
 
-type ProbeFuture = Pin<Box<dyn Future<Output = (ProbeId, Outcome)> + Send>>;
+type ProbeFuture = Pin<Box<dyn Future<Output = (ProbeId, Outcome, Duration)> + Send>>;
 
 fn program(command: &Command) -> Program {
     Program {
@@ -387,13 +401,13 @@ impl Runner {
                         return;
                     }
                 },
-                Some((id, outcome)) = running.next(), if !running.is_empty() => {
+                Some((id, outcome, took)) = running.next(), if !running.is_empty() => {
                     let now = self.now();
-                    self.completed(id, outcome, now, &mut dirty);
+                    self.completed(id, outcome, took, now, &mut dirty);
                     // Take every other finished probe too, so one burst of
                     // changes makes one pool report per virtual server.
-                    while let Some(Some((id, outcome))) = running.next().now_or_never() {
-                        self.completed(id, outcome, now, &mut dirty);
+                    while let Some(Some((id, outcome, took))) = running.next().now_or_never() {
+                        self.completed(id, outcome, took, now, &mut dirty);
                     }
                     self.flush(&mut dirty, now);
                 }
@@ -415,9 +429,14 @@ impl Runner {
         &mut self,
         id: ProbeId,
         outcome: Outcome,
+        took: Duration,
         now: clock::Instant,
         dirty: &mut Vec<VsId>,
     ) {
+        if let (Some(metrics), Some(spec)) = (&self.options.metrics, self.specs.get(id.0 as usize))
+        {
+            metrics.check_done(spec.kind(), took);
+        }
         let actions = self.checker.probe_done(id, outcome, now);
         self.apply(actions, Some(outcome), now, dirty);
     }

@@ -101,6 +101,11 @@ pub struct Global {
     /// only); `None`: IPVS when the kernel has it, else nftables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataplane: Option<Dataplane>,
+    /// Where to serve Prometheus metrics (`GET /metrics`), as
+    /// `"address:port"` (an appliance extension, TOML only); `None`: no
+    /// metrics endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Which kernel load balancer programs the virtual servers.
@@ -133,6 +138,7 @@ impl Default for Global {
             lvs_sync_daemon: None,
             lvs_timeouts: LvsTimeouts::default(),
             dataplane: None,
+            metrics_listen: None,
         }
     }
 }

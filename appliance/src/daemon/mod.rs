@@ -32,6 +32,7 @@ use crate::clock::Instant;
 use crate::config::model::VirtualServer;
 use crate::config::{self, Config, Diagnostics};
 use crate::dataplane::{self, Backend, Reconciler, ServiceKey, Table};
+use crate::metrics::Metrics;
 use crate::net::IfIndex;
 use crate::net::gratuitous::Announcer;
 use crate::net::link::{LinkEvent, LinkWatch};
@@ -51,7 +52,7 @@ use lvs::Lvs;
 use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
 use pools::Pools;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +136,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
+    // Before anything touches the kernel: an address that cannot be bound
+    // stops the start with nothing applied.
+    daemon.serve_metrics(config.global.metrics_listen).await?;
     daemon.servers = config.virtual_server.clone();
     daemon.program(pools.configured().clone())?;
     daemon.start_checks(&config.virtual_server, pools)?;
@@ -221,8 +225,10 @@ struct Daemon {
     tasks: Vec<JoinHandle<()>>,
     script_tasks: Vec<JoinHandle<()>>,
     timeline: TimelineLog,
-    /// Dropped adverts by reason.
+    /// Dropped adverts by reason (logged at shutdown; also in `metrics`).
     drops: BTreeMap<&'static str, u64>,
+    /// Counters for the metrics endpoint, kept whether or not it is served.
+    metrics: Arc<Metrics>,
     /// The kernel's load balancer, opened once there is something to
     /// program, and the table last programmed.
     dataplane: Option<Reconciler<Box<dyn Backend>>>,
@@ -267,6 +273,7 @@ impl Daemon {
             script_tasks: Vec::new(),
             timeline,
             drops: BTreeMap::new(),
+            metrics: Arc::new(Metrics::new()),
             dataplane: None,
             table: Table::new(),
             lvs: Lvs::new(),
@@ -302,7 +309,14 @@ impl Daemon {
             .map(|(key, service)| (*key, service.clone()))
             .collect();
         if let Some(reconciler) = &mut self.dataplane {
-            let report = reconciler.reconcile(&kernel)?;
+            let report = match reconciler.reconcile(&kernel) {
+                Ok(report) => report,
+                Err(e) => {
+                    self.metrics.dataplane_error(reconciler.backend().name());
+                    return Err(e.into());
+                }
+            };
+            self.metrics.dataplane_applied(&report);
             info!(services = kernel.len(), withheld = withheld.len(), %report, "dataplane reconciled");
         }
         self.table = table;
@@ -347,6 +361,7 @@ impl Daemon {
         }
         let options = runner::Options {
             origin: self.origin,
+            metrics: Some(self.metrics.clone()),
             ..runner::Options::default()
         };
         let (handle, reports) = runner::spawn(servers, options)?;
@@ -358,6 +373,37 @@ impl Daemon {
         ));
         self.checker = Some((handle, forward));
         info!(virtual_servers = servers.len(), "health checker started");
+        Ok(())
+    }
+
+    /// Serves Prometheus metrics on `listen`, when the config sets it. A
+    /// listen address that cannot be bound stops the start: the operator
+    /// asked for it.
+    async fn serve_metrics(&mut self, listen: Option<SocketAddr>) -> Result<(), Error> {
+        let Some(listen) = listen else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| Error::Io {
+                what: format!("metrics endpoint: binding {listen}"),
+                source,
+            })?;
+        let sender = self.sender.clone();
+        let status = move || {
+            let sender = sender.clone();
+            async move {
+                let (tx, rx) = oneshot::channel();
+                sender.send(Event::Status(tx)).await.ok()?;
+                rx.await.ok()
+            }
+        };
+        self.tasks.push(tokio::spawn(crate::metrics::serve(
+            listener,
+            self.metrics.clone(),
+            status,
+        )));
+        info!(%listen, "metrics endpoint ready");
         Ok(())
     }
 
@@ -825,6 +871,7 @@ impl Daemon {
 
     fn drop_advert(&mut self, from: IpAddr, rejection: &Rejection) {
         *self.drops.entry(rejection.name()).or_default() += 1;
+        self.metrics.advert_dropped(rejection.name());
         debug!(%from, reason = rejection.name(), detail = %rejection, "advert dropped");
     }
 
@@ -862,6 +909,7 @@ impl Daemon {
             && !instance.plan.unicast_peers.contains(&received.src)
         {
             *self.drops.entry("unknown_peer").or_default() += 1;
+            self.metrics.advert_dropped("unknown_peer");
             debug!(from = %received.src, vrid = %repr.vrid, reason = "unknown_peer", "advert dropped");
             return;
         }
@@ -872,6 +920,7 @@ impl Daemon {
             Variant::V2 { adver_int, .. } => adver_int.to_centiseconds(),
             Variant::V3 { max_adver_int } => max_adver_int,
         };
+        self.metrics.advert_received(instance.plan.name());
         let advert = Advert {
             from: received.src,
             priority: repr.priority,
@@ -949,6 +998,7 @@ impl Daemon {
                 ),
                 Action::StateChanged { from, to, reason } => {
                     info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
+                    self.metrics.vrrp_transition(&name, *from, *to);
                     self.lvs.state_changed(&name, *to);
                     gates_services |= self
                         .servers
@@ -1029,8 +1079,11 @@ impl Daemon {
                 error!(instance = %plan.name(), error = %e, "building the advert failed");
                 return;
             }
-            if let Err(e) = socket.send(instance.src, dst, &buffer).await {
-                warn!(instance = %plan.name(), error = %e, "sending the advert failed");
+            match socket.send(instance.src, dst, &buffer).await {
+                Ok(()) => self.metrics.advert_sent(plan.name()),
+                Err(e) => {
+                    warn!(instance = %plan.name(), error = %e, "sending the advert failed");
+                }
             }
         }
     }

@@ -183,7 +183,7 @@ fn checker(config: &str, seconds: u64) -> Result<(), String> {
             max_in_flight: 4096,
             ..Options::default()
         };
-        let (handle, mut rx) = runner::spawn(&vss, options).map_err(|e| e.to_string())?;
+        let (handle, mut rx) = runner::spawn(&vss, options.clone()).map_err(|e| e.to_string())?;
         let mut changes = 0usize;
         let mut count = |report: Report| {
             if matches!(report, Report::Server { .. }) {

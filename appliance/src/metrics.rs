@@ -1,0 +1,533 @@
+//! The daemon's Prometheus metrics: the registry, the metric families, and
+//! the HTTP endpoint that serves them (`GET /metrics`, OpenMetrics text).
+//! Off unless `[global] metrics_listen` names an address.
+//!
+//! Counters and the check latency histogram are recorded as things happen
+//! (the daemon and the checker call [`Metrics`]); the gauges (VRRP state and
+//! priority, real-server health and weight) are read from the daemon's
+//! [`Status`] at each scrape, so they always agree with `appliance status`.
+//! Nothing here decides anything.
+
+use crate::daemon::status::Status;
+use crate::dataplane::{Op, reconcile::Report};
+use crate::vrrp::machine::State;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// What a scrape's answer is.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The longest a scraper may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    instance: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    instance: String,
+    from: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RealServerLabels {
+    service: String,
+    real_server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    backend: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Check latencies from 1 ms to about 33 s.
+fn check_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// The registry and handles on its families.
+pub struct Metrics {
+    registry: Registry,
+    /// One scrape at a time sets the gauges from its status and encodes.
+    scrape: Mutex<()>,
+    vrrp_state: Family<StateLabels, Gauge>,
+    vrrp_priority: Family<InstanceLabels, Gauge>,
+    transitions: Family<TransitionLabels, Counter>,
+    adverts_sent: Family<InstanceLabels, Counter>,
+    adverts_received: Family<InstanceLabels, Counter>,
+    adverts_dropped: Family<ReasonLabels, Counter>,
+    real_server_up: Family<RealServerLabels, Gauge>,
+    real_server_weight: Family<RealServerLabels, Gauge>,
+    check_duration: HistogramFamily<CheckLabels>,
+    dataplane_operations: Family<OperationLabels, Counter>,
+    dataplane_errors: Family<BackendLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("appliance");
+        let metrics = Self {
+            scrape: Mutex::new(()),
+            vrrp_state: Family::default(),
+            vrrp_priority: Family::default(),
+            transitions: Family::default(),
+            adverts_sent: Family::default(),
+            adverts_received: Family::default(),
+            adverts_dropped: Family::default(),
+            real_server_up: Family::default(),
+            real_server_weight: Family::default(),
+            check_duration: Family::new_with_constructor(check_histogram),
+            dataplane_operations: Family::default(),
+            dataplane_errors: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "vrrp_state",
+            "VRRP instance state: 1 for the state it is in, 0 for the others",
+            metrics.vrrp_state.clone(),
+        );
+        registry.register(
+            "vrrp_priority",
+            "VRRP instance effective priority (after tracking)",
+            metrics.vrrp_priority.clone(),
+        );
+        registry.register(
+            "vrrp_transitions",
+            "VRRP state transitions",
+            metrics.transitions.clone(),
+        );
+        registry.register(
+            "vrrp_adverts_sent",
+            "VRRP advertisements sent",
+            metrics.adverts_sent.clone(),
+        );
+        registry.register(
+            "vrrp_adverts_received",
+            "VRRP advertisements received and accepted",
+            metrics.adverts_received.clone(),
+        );
+        registry.register(
+            "vrrp_adverts_dropped",
+            "VRRP packets dropped, by reason",
+            metrics.adverts_dropped.clone(),
+        );
+        registry.register(
+            "real_server_up",
+            "Real server health: 1 up, 0 down",
+            metrics.real_server_up.clone(),
+        );
+        registry.register(
+            "real_server_weight",
+            "Real server weight as the checker sets it",
+            metrics.real_server_weight.clone(),
+        );
+        registry.register_with_unit(
+            "check_duration",
+            "Health check probe duration, by check type",
+            prometheus_client::registry::Unit::Seconds,
+            metrics.check_duration.clone(),
+        );
+        registry.register(
+            "dataplane_operations",
+            "Dataplane operations carried out, by backend and kind",
+            metrics.dataplane_operations.clone(),
+        );
+        registry.register(
+            "dataplane_errors",
+            "Dataplane reconciles that failed, by backend",
+            metrics.dataplane_errors.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub fn vrrp_transition(&self, instance: &str, from: State, to: State) {
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                instance: instance.to_owned(),
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn advert_sent(&self, instance: &str) {
+        self.adverts_sent
+            .get_or_create(&InstanceLabels {
+                instance: instance.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn advert_received(&self, instance: &str) {
+        self.adverts_received
+            .get_or_create(&InstanceLabels {
+                instance: instance.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A packet dropped for `reason` ([`crate::vrrp::packet::Rejection::name`],
+    /// or `unknown_peer`).
+    pub fn advert_dropped(&self, reason: &str) {
+        self.adverts_dropped
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A probe of type `check` (`TCP_CHECK`, `HTTP_GET`...) took `took`.
+    pub fn check_done(&self, check: &str, took: Duration) {
+        self.check_duration
+            .get_or_create(&CheckLabels {
+                check: check.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// A reconcile's operations.
+    pub fn dataplane_applied(&self, report: &Report) {
+        for op in &report.applied {
+            self.dataplane_operations
+                .get_or_create(&OperationLabels {
+                    backend: report.backend.to_owned(),
+                    operation: operation_name(op).to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// A reconcile on `backend` failed.
+    pub fn dataplane_error(&self, backend: &str) {
+        self.dataplane_errors
+            .get_or_create(&BackendLabels {
+                backend: backend.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The current values, as OpenMetrics text, the gauges set from
+    /// `status` (left out without one: the daemon did not answer).
+    pub fn scrape(&self, status: Option<&Status>) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.vrrp_state.clear();
+        self.vrrp_priority.clear();
+        self.real_server_up.clear();
+        self.real_server_weight.clear();
+        if let Some(status) = status {
+            self.set_gauges(status);
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn set_gauges(&self, status: &Status) {
+        for i in &status.instances {
+            // Every state gets its series, so that a query for MASTER finds
+            // 0 rather than nothing.
+            for s in [
+                State::Initialize,
+                State::Backup,
+                State::Master,
+                State::Fault,
+            ] {
+                self.vrrp_state
+                    .get_or_create(&StateLabels {
+                        instance: i.name.clone(),
+                        state: s.to_string(),
+                    })
+                    .set(i64::from(s == i.state));
+            }
+            self.vrrp_priority
+                .get_or_create(&InstanceLabels {
+                    instance: i.name.clone(),
+                })
+                .set(i64::from(i.priority.get()));
+        }
+        for vs in &status.virtual_servers {
+            for rs in &vs.real_servers {
+                let labels = RealServerLabels {
+                    service: vs.service.clone(),
+                    real_server: rs.address.to_string(),
+                };
+                self.real_server_up
+                    .get_or_create(&labels)
+                    .set(i64::from(rs.alive));
+                self.real_server_weight
+                    .get_or_create(&labels)
+                    .set(i64::from(rs.weight));
+            }
+        }
+    }
+}
+
+fn operation_name(op: &Op) -> &'static str {
+    match op {
+        Op::AddService(_) => "add_service",
+        Op::EditService(_) => "edit_service",
+        Op::DeleteService(_) => "delete_service",
+        Op::AddDestination { .. } => "add_destination",
+        Op::EditDestination { .. } => "edit_destination",
+        Op::DeleteDestination { .. } => "delete_destination",
+    }
+}
+
+/// Serves `metrics` on `listener` until the task is dropped: `GET
+/// /metrics` (and `HEAD`) answer the current values, with the gauges from
+/// what `status()` gives; other paths 404, other methods 405.
+pub async fn serve<F, Fut>(listener: TcpListener, metrics: Arc<Metrics>, status: F)
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<Status>> + Send,
+{
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let status = status.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let metrics = metrics.clone();
+                let status = status.clone();
+                async move {
+                    let wanted = request.uri().path() == "/metrics"
+                        && matches!(*request.method(), Method::GET | Method::HEAD);
+                    let snapshot = if wanted { status().await } else { None };
+                    Ok::<_, std::convert::Infallible>(answer(&request, &metrics, snapshot.as_ref()))
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "metrics endpoint: connection ended");
+            }
+        });
+    }
+}
+
+fn answer<B>(
+    request: &Request<B>,
+    metrics: &Metrics,
+    status: Option<&Status>,
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(value) = content_type.parse() {
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    if request.uri().path() != "/metrics" {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: the metrics are at /metrics\n".into(),
+        );
+    }
+    match *request.method() {
+        Method::GET | Method::HEAD => reply(StatusCode::OK, CONTENT_TYPE, metrics.scrape(status)),
+        _ => {
+            let mut response = reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "method not allowed: GET /metrics\n".into(),
+            );
+            if let Ok(value) = "GET, HEAD".parse() {
+                response.headers_mut().insert(hyper::header::ALLOW, value);
+            }
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+        let prefix = format!("{name}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn status() -> Status {
+        use crate::daemon::status::{InstanceStatus, RealServerStatus, VirtualServerStatus};
+        use crate::vrrp::Priority;
+        Status {
+            node: "director".into(),
+            dataplane: Some("ipvs".into()),
+            instances: vec![InstanceStatus {
+                name: "VI_1".into(),
+                vrid: 51,
+                state: State::Master,
+                priority: Priority::from_u8(90),
+                base_priority: Priority::from_u8(100),
+            }],
+            virtual_servers: vec![VirtualServerStatus {
+                service: "TCP 10.0.0.100:80".into(),
+                quorum_up: true,
+                sorry_server_active: false,
+                real_servers: vec![RealServerStatus {
+                    address: "10.0.0.11:80".parse().unwrap(),
+                    alive: false,
+                    weight: 0,
+                    checks: Vec::new(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn records_vrrp_checks_and_dataplane_and_encodes_them() {
+        let m = Metrics::new();
+        m.vrrp_transition("VI_1", State::Backup, State::Master);
+        m.advert_sent("VI_1");
+        m.advert_sent("VI_1");
+        m.advert_received("VI_1");
+        m.advert_dropped("auth_mismatch");
+        m.check_done("TCP_CHECK", Duration::from_millis(3));
+        m.dataplane_error("ipvs");
+        let text = m.scrape(Some(&status()));
+        let get = |name: &str, labels: &str| {
+            sample(&text, name, labels).unwrap_or_else(|| panic!("{name}{{{labels}}}\n{text}"))
+        };
+        assert_eq!(
+            get("appliance_vrrp_state", r#"instance="VI_1",state="MASTER""#),
+            1.0
+        );
+        assert_eq!(
+            get("appliance_vrrp_state", r#"instance="VI_1",state="BACKUP""#),
+            0.0
+        );
+        assert_eq!(get("appliance_vrrp_priority", r#"instance="VI_1""#), 90.0);
+        assert_eq!(
+            get(
+                "appliance_vrrp_transitions_total",
+                r#"instance="VI_1",from="BACKUP",to="MASTER""#
+            ),
+            1.0
+        );
+        assert_eq!(
+            get("appliance_vrrp_adverts_sent_total", r#"instance="VI_1""#),
+            2.0
+        );
+        assert_eq!(
+            get(
+                "appliance_vrrp_adverts_received_total",
+                r#"instance="VI_1""#
+            ),
+            1.0
+        );
+        assert_eq!(
+            get(
+                "appliance_vrrp_adverts_dropped_total",
+                r#"reason="auth_mismatch""#
+            ),
+            1.0
+        );
+        let rs = r#"service="TCP 10.0.0.100:80",real_server="10.0.0.11:80""#;
+        assert_eq!(get("appliance_real_server_up", rs), 0.0);
+        assert_eq!(get("appliance_real_server_weight", rs), 0.0);
+        assert_eq!(
+            get(
+                "appliance_check_duration_seconds_count",
+                r#"check="TCP_CHECK""#
+            ),
+            1.0
+        );
+        assert_eq!(
+            get("appliance_dataplane_errors_total", r#"backend="ipvs""#),
+            1.0
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // Without a status the gauges are left out, the counters are not.
+        let text = m.scrape(None);
+        assert!(!text.contains("appliance_vrrp_state{"), "{text}");
+        assert!(
+            text.contains("appliance_vrrp_adverts_sent_total{"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_get_and_head_of_metrics_are_answered() {
+        let m = Metrics::new();
+        let request = |method: Method, path: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap()
+        };
+        let ok = answer(&request(Method::GET, "/metrics"), &m, None);
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()[hyper::header::CONTENT_TYPE], CONTENT_TYPE);
+        assert_eq!(
+            answer(&request(Method::GET, "/"), &m, None).status(),
+            StatusCode::NOT_FOUND
+        );
+        let post = answer(&request(Method::POST, "/metrics"), &m, None);
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers()[hyper::header::ALLOW], "GET, HEAD");
+    }
+}
