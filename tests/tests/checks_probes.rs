@@ -108,6 +108,17 @@ fn url(path: &str, status: Option<u16>, digest: Option<&str>) -> UrlCheck {
         host: "www.example.test".into(),
         status,
         digest: digest.map(Into::into),
+        regex: None,
+    }
+}
+
+fn url_regex(pattern: &str, no_match: bool) -> UrlCheck {
+    UrlCheck {
+        regex: Some(http::BodyRegex {
+            regex: regex::bytes::Regex::new(pattern).unwrap(),
+            no_match,
+        }),
+        ..url("/", None, None)
     }
 }
 
@@ -162,6 +173,29 @@ async fn http_get_checks_status_digest_and_sends_the_host() {
         )
         .await,
         Outcome::Down(Failure::Digest)
+    );
+}
+
+#[tokio::test]
+async fn http_get_matches_the_body_against_a_regex_or_its_negation() {
+    let (addr, _) = http_server(HELLO).await;
+    let ep = endpoint(addr);
+    assert_eq!(
+        http::probe(&ep, &[url_regex("^h.l+o$", false)]).await,
+        Outcome::Up
+    );
+    assert_eq!(
+        http::probe(&ep, &[url_regex("goodbye", false)]).await,
+        Outcome::Down(Failure::Regex)
+    );
+    // regex_no_match: up when the body does not match.
+    assert_eq!(
+        http::probe(&ep, &[url_regex("error", true)]).await,
+        Outcome::Up
+    );
+    assert_eq!(
+        http::probe(&ep, &[url_regex("hel", true)]).await,
+        Outcome::Down(Failure::Regex)
     );
 }
 

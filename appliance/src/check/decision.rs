@@ -42,6 +42,9 @@ pub enum Failure {
     Status(u16),
     /// The body's MD5 differs from `digest`.
     Digest,
+    /// The body does not match `regex` (or matches it, with
+    /// `regex_no_match`).
+    Regex,
     /// The answer is not HTTP or was cut short.
     BadResponse,
     /// The check program exited with this code (1, or 2..=255 without
@@ -61,6 +64,7 @@ impl std::fmt::Display for Failure {
             Failure::Tls => f.write_str("TLS handshake failed"),
             Failure::Status(code) => write!(f, "unexpected status {code}"),
             Failure::Digest => f.write_str("body digest mismatch"),
+            Failure::Regex => f.write_str("body regex mismatch"),
             Failure::BadResponse => f.write_str("malformed or truncated answer"),
             Failure::Exit(code) => write!(f, "exited with {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),

@@ -23,6 +23,9 @@ use tokio_rustls::TlsConnector;
 
 /// Headers longer than this are refused as a bad answer.
 const MAX_HEADER: usize = 16 * 1024;
+/// A `regex` is matched against at most this much of the body: a check
+/// must not hold an unbounded answer in memory.
+pub const MAX_REGEX_BODY: usize = 1024 * 1024;
 
 /// One `url` block, resolved against its virtual server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,31 @@ pub struct UrlCheck {
     pub status: Option<u16>,
     /// Expected MD5 of the body, lowercase hex.
     pub digest: Option<String>,
+    /// A pattern the body (its first [`MAX_REGEX_BODY`] bytes) must match.
+    pub regex: Option<BodyRegex>,
+}
+
+/// `regex` and `regex_no_match` of a `url` block.
+#[derive(Clone, Debug)]
+pub struct BodyRegex {
+    pub regex: regex::bytes::Regex,
+    /// The body must not match.
+    pub no_match: bool,
+}
+
+impl PartialEq for BodyRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.regex.as_str() == other.regex.as_str() && self.no_match == other.no_match
+    }
+}
+
+impl Eq for BodyRegex {}
+
+impl BodyRegex {
+    /// Whether `body` passes.
+    pub fn passes(&self, body: &[u8]) -> bool {
+        self.regex.is_match(body) != self.no_match
+    }
 }
 
 /// How to reach the server.
@@ -163,6 +191,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut head = Vec::new();
     let mut hasher = Md5::new();
     let mut status = None;
+    // The body as far as the regex looks, only when there is one.
+    let mut body = Vec::new();
+    let keep = |chunk: &[u8], body: &mut Vec<u8>| {
+        if url.regex.is_some() {
+            let room = MAX_REGEX_BODY.saturating_sub(body.len());
+            body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        }
+    };
     loop {
         let n = match stream.read(&mut buf).await {
             Ok(n) => n,
@@ -176,12 +212,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if status.is_some() {
             hasher.update(chunk);
+            keep(chunk, &mut body);
             continue;
         }
         head.extend_from_slice(chunk);
         if let Some(end) = find(&head, b"\r\n\r\n") {
             status = Some(parse_status(&head)?);
-            hasher.update(head.get(end + 4..).unwrap_or_default());
+            let start = head.get(end + 4..).unwrap_or_default();
+            hasher.update(start);
+            keep(start, &mut body);
         } else if head.len() > MAX_HEADER {
             return Err(Failure::BadResponse);
         }
@@ -199,6 +238,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         if !got.eq_ignore_ascii_case(expected) {
             return Err(Failure::Digest);
         }
+    }
+    if let Some(regex) = &url.regex
+        && !regex.passes(&body)
+    {
+        return Err(Failure::Regex);
     }
     Ok(())
 }

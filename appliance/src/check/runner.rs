@@ -129,6 +129,10 @@ pub enum Error {
     TooMany(#[from] TooMany),
     #[error("cannot set up TLS for SSL_GET: {0}")]
     Tls(#[from] rustls::Error),
+    /// The config check compiles every regex first; this is a config that
+    /// skipped it.
+    #[error("url regex: {0}")]
+    Regex(#[from] regex::Error),
 }
 
 enum Cmd {
@@ -241,7 +245,7 @@ fn http_spec(
     vs: &VirtualServer,
     rs: &RealServer,
     tls: Option<tokio_rustls::TlsConnector>,
-) -> ProbeSpec {
+) -> Result<ProbeSpec, regex::Error> {
     let target = SocketAddr::new(
         check.connect_ip.unwrap_or(rs.address.ip()),
         check.connect_port.unwrap_or(rs.address.port()),
@@ -249,18 +253,31 @@ fn http_spec(
     let urls = check
         .url
         .iter()
-        .map(|url| UrlCheck {
-            path: url.path.clone(),
-            host: url
-                .virtualhost
-                .clone()
-                .or_else(|| vs.virtualhost.clone())
-                .unwrap_or_else(|| target.to_string()),
-            status: url.status_code,
-            digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+        .map(|url| {
+            let regex = url
+                .regex
+                .as_deref()
+                .map(|pattern| {
+                    regex::bytes::Regex::new(pattern).map(|regex| http::BodyRegex {
+                        regex,
+                        no_match: url.regex_no_match,
+                    })
+                })
+                .transpose()?;
+            Ok(UrlCheck {
+                path: url.path.clone(),
+                host: url
+                    .virtualhost
+                    .clone()
+                    .or_else(|| vs.virtualhost.clone())
+                    .unwrap_or_else(|| target.to_string()),
+                status: url.status_code,
+                digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+                regex,
+            })
         })
-        .collect();
-    ProbeSpec::Http {
+        .collect::<Result<_, regex::Error>>()?;
+    Ok(ProbeSpec::Http {
         endpoint: Endpoint {
             target,
             bind: check.bindto,
@@ -268,7 +285,7 @@ fn http_spec(
             tls,
         },
         urls,
-    }
+    })
 }
 
 fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
@@ -286,13 +303,13 @@ fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
                         bind: c.bindto,
                         timeout: c.connect_timeout,
                     },
-                    Check::HttpGet(c) => http_spec(c, vs, rs, None),
+                    Check::HttpGet(c) => http_spec(c, vs, rs, None)?,
                     Check::SslGet(c) => {
                         let connector = match &tls {
                             Some(connector) => connector,
                             None => tls.insert(http::tls_connector()?),
                         };
-                        http_spec(c, vs, rs, Some(connector.clone()))
+                        http_spec(c, vs, rs, Some(connector.clone()))?
                     }
                     Check::Misc(c) => ProbeSpec::Misc {
                         program: Arc::new(program(&c.misc_path)),

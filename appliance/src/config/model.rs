@@ -940,6 +940,13 @@ pub struct Url {
     /// Expected MD5 of the body, 32 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// A regular expression the body must match (Rust `regex` syntax,
+    /// which keepalived's PCRE2 patterns mostly share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// The body must *not* match `regex` (keepalived's `regex_no_match`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regex_no_match: bool,
     /// `Host:` header; default the virtual server's `virtualhost`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,

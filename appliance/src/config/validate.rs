@@ -400,6 +400,37 @@ impl Validator<'_> {
                         ),
                     );
                 }
+                for (k, check) in rs.check.iter().enumerate() {
+                    let (super::model::Check::HttpGet(http) | super::model::Check::SslGet(http)) =
+                        check
+                    else {
+                        continue;
+                    };
+                    for (u, url) in http.url.iter().enumerate() {
+                        let at = format!("{path}.check[{k}].url[{u}]");
+                        match &url.regex {
+                            Some(pattern) => {
+                                if let Err(e) = regex::bytes::Regex::new(pattern) {
+                                    self.report(
+                                        &format!("{at}.regex"),
+                                        format!(
+                                            "real_server {}: url {}: regex {pattern:?} is invalid: {e}",
+                                            rs.address, url.path
+                                        ),
+                                    );
+                                }
+                            }
+                            None if url.regex_no_match => self.report(
+                                &format!("{at}.regex_no_match"),
+                                format!(
+                                    "real_server {}: url {}: regex_no_match without a regex",
+                                    rs.address, url.path
+                                ),
+                            ),
+                            None => {}
+                        }
+                    }
+                }
                 if let (Some(low), Some(high)) = (rs.lthreshold, rs.uthreshold)
                     && low > high
                 {
@@ -773,6 +804,23 @@ vrrp_instance VI_2 {
                 "a.toml:3:18: lvs_timeouts tcp 1.5s is not whole seconds up to 31 days",
                 "a.toml:3:32: lvs_timeouts udp 2764800s is not whole seconds up to 31 days",
             ]
+        );
+    }
+
+    #[test]
+    fn an_invalid_url_regex_is_refused_where_it_is() {
+        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        regex \"(unclosed\"\n      }\n      url {\n        path /b\n        regex_no_match\n      }\n    }\n  }\n}\n";
+        let got = problems(text);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with(
+                "k.conf:6:9: real_server 10.0.1.1:80: url /: regex \"(unclosed\" is invalid:"
+            ),
+            "{got:?}"
+        );
+        assert_eq!(
+            got[1],
+            "k.conf:10:9: real_server 10.0.1.1:80: url /b: regex_no_match without a regex"
         );
     }
 

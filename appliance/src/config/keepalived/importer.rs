@@ -1222,6 +1222,8 @@ impl Importer<'_> {
             path: String::new(),
             status_code: None,
             digest: None,
+            regex: None,
+            regex_no_match: false,
             virtualhost: None,
         };
         for item in self.block(st) {
@@ -1242,6 +1244,11 @@ impl Importer<'_> {
                     } else {
                         self.bad(item, word, "an MD5 digest (32 hex digits)");
                     }
+                }
+                "regex" => url.regex = self.string(item),
+                "regex_no_match" => {
+                    self.at_most(item, 0);
+                    url.regex_no_match = true;
                 }
                 "virtualhost" => url.virtualhost = self.string(item),
                 _ => self.unknown(item, "in url"),
