@@ -844,19 +844,24 @@ impl Merged {
     /// with [`Merged::delay`]), durations in details redacted, addresses
     /// replaced by the lab's role names.
     ///
-    /// Order: bursts of entries (each within [`BURST`] of the one before)
-    /// in time order; within a burst, node by node in `nodes` order, each
-    /// node's entries in its own order, so that the text does not depend on
-    /// which of two concurrent events the wall clock saw first.
+    /// Order: bursts of directors' entries (each within [`BURST`] of the
+    /// one before; a test's mark always stands alone) in time order; within
+    /// a burst, node by node in `nodes` order, each node's entries in its
+    /// own order, so that the text does not depend on which of two
+    /// concurrent events the wall clock saw first.
     pub fn render(&self) -> String {
         let significant: Vec<&Entry> = self.significant().collect();
         let mut bursts: Vec<Vec<&Entry>> = Vec::new();
         for e in significant {
+            // A test's mark is a barrier: the test saw what came before it
+            // and caused what comes after.
             match bursts.last_mut() {
                 Some(burst)
-                    if burst.last().is_some_and(|last| {
-                        e.wall.duration_since(last.wall).unwrap_or_default() < BURST
-                    }) =>
+                    if e.kind.is_some()
+                        && burst.last().is_some_and(|last| {
+                            last.kind.is_some()
+                                && e.wall.duration_since(last.wall).unwrap_or_default() < BURST
+                        }) =>
                 {
                     burst.push(e)
                 }
