@@ -11,6 +11,7 @@ pub use crate::vrrp::machine::{InitialState, Weight as TrackWeight};
 use crate::vrrp::{Priority, RangeError, Version, Vrid};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -34,6 +35,57 @@ pub struct Config {
     /// `virtual_server` blocks: IPVS services with their real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_server: Vec<VirtualServer>,
+    /// The host's own network settings (an appliance extension, TOML only):
+    /// what a dedicated director would otherwise set with shell scripts.
+    #[serde(default, skip_serializing_if = "Network::is_empty")]
+    pub network: Network,
+}
+
+/// `[network]`: interfaces brought up with their addresses, routes and
+/// sysctls, applied by `appliance run` before anything else, and again on
+/// reload (additions only: what leaves the config stays until reboot).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Kernel parameters by their dotted name (`net.ipv4.ip_forward`),
+    /// written to /proc/sys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interface: Vec<NetworkInterface>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<NetworkRoute>,
+}
+
+impl Network {
+    pub fn is_empty(&self) -> bool {
+        self.sysctl.is_empty() && self.interface.is_empty() && self.route.is_empty()
+    }
+}
+
+/// An interface to bring up, with its own (not virtual) addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkInterface {
+    pub name: String,
+    /// Addresses with their prefix length (`10.0.0.2/24`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address: Vec<IpNet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// A static route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRoute {
+    /// The destination prefix; `0.0.0.0/0` or `::/0` for a default route.
+    pub destination: IpNet,
+    /// The next hop; none for a route straight out of `interface`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
 }
 
 /// Global settings (`global_defs`).

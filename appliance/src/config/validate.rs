@@ -26,7 +26,21 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.script_users(config);
     v.dataplane(config);
     v.master_only(config);
+    v.network(config);
     v.out
+}
+
+/// Whether `key` names a kernel parameter: dotted words of lowercase
+/// letters, digits, `_` and `-` (interface names may hold `-`), nothing
+/// that could leave /proc/sys.
+pub fn is_sysctl_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('.').all(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 struct Validator<'m> {
@@ -287,6 +301,69 @@ impl Validator<'_> {
                 } else {
                     member_of.insert(member, &group.name);
                 }
+            }
+        }
+    }
+
+    /// `[network]`: sysctl names, one entry per interface, routes whose
+    /// gateway is of the destination's family.
+    fn network(&mut self, config: &Config) {
+        let net = &config.network;
+        for key in net.sysctl.keys() {
+            if !is_sysctl_key(key) {
+                self.report(
+                    &format!("network.sysctl.{key}"),
+                    format!("sysctl '{key}' is not a kernel parameter name (dotted words: net.ipv4.ip_forward)"),
+                );
+            }
+        }
+        let mut seen = HashMap::new();
+        for (i, interface) in net.interface.iter().enumerate() {
+            let path = format!("network.interface[{i}]");
+            if interface.name.is_empty()
+                || interface.name.len() > 15
+                || interface.name.contains('/')
+            {
+                self.report(
+                    &path,
+                    format!(
+                        "interface name '{}' is not a Linux interface name",
+                        interface.name
+                    ),
+                );
+            }
+            if let Some(first) = seen.insert(interface.name.as_str(), i) {
+                let first_pos = self.map.lookup(&format!("network.interface[{first}]"));
+                self.report(
+                    &path,
+                    format!(
+                        "interface {} is listed twice (first at {first_pos})",
+                        interface.name
+                    ),
+                );
+            }
+        }
+        for (i, route) in net.route.iter().enumerate() {
+            let path = format!("network.route[{i}]");
+            if let Some(gateway) = route.gateway
+                && gateway.is_ipv4() != route.destination.addr().is_ipv4()
+            {
+                self.report(
+                    &path,
+                    format!(
+                        "route to {}: gateway {gateway} is of the other address family",
+                        route.destination
+                    ),
+                );
+            }
+            if route.gateway.is_none() && route.interface.is_none() {
+                self.report(
+                    &path,
+                    format!(
+                        "route to {} needs a gateway or an interface",
+                        route.destination
+                    ),
+                );
             }
         }
     }
@@ -821,6 +898,30 @@ vrrp_instance VI_2 {
         assert_eq!(
             got[1],
             "k.conf:10:9: real_server 10.0.1.1:80: url /b: regex_no_match without a regex"
+        );
+    }
+
+    #[test]
+    fn network_settings_are_checked() {
+        let text = "[network.sysctl]\n\"net.ipv4.ip_forward\" = \"1\"\n\"../../etc/x\" = \"1\"\n\n\
+                    [[network.interface]]\nname = \"eth0\"\naddress = [\"10.0.0.2/24\"]\n\n\
+                    [[network.interface]]\nname = \"eth0\"\n\n\
+                    [[network.route]]\ndestination = \"0.0.0.0/0\"\ngateway = \"fe80::1\"\n\n\
+                    [[network.route]]\ndestination = \"10.1.0.0/16\"\n";
+        let got = toml_problems(text);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(
+            got[0].contains("sysctl '../../etc/x' is not a kernel parameter name"),
+            "{got:?}"
+        );
+        assert!(got[1].contains("interface eth0 is listed twice"), "{got:?}");
+        assert!(
+            got[2].contains("gateway fe80::1 is of the other address family"),
+            "{got:?}"
+        );
+        assert!(
+            got[3].contains("route to 10.1.0.0/16 needs a gateway or an interface"),
+            "{got:?}"
         );
     }
 

@@ -95,6 +95,8 @@ pub enum Error {
     Dataplane(#[from] dataplane::Error),
     #[error(transparent)]
     Vip(#[from] vip::Error),
+    #[error("network: {0}")]
+    Network(#[from] crate::net::setup::Error),
     #[error(transparent)]
     Socket(#[from] socket::Error),
     #[error("interface {interface}: {source}")]
@@ -136,8 +138,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
-    // Before anything touches the kernel: an address that cannot be bound
-    // stops the start with nothing applied.
+    // The host's own addresses first: the metrics endpoint, the VRRP
+    // sockets and the dataplane may need them.
+    crate::net::setup::apply(&config.network).await?;
+    // Before the VRRP or the dataplane touch the kernel: an address that
+    // cannot be bound stops the start.
     daemon.serve_metrics(config.global.metrics_listen).await?;
     daemon.servers = config.virtual_server.clone();
     daemon.program(pools.configured().clone())?;
@@ -1109,6 +1114,9 @@ impl Daemon {
                 return;
             }
         };
+        if let Err(e) = crate::net::setup::apply(&config.network).await {
+            error!(error = %e, "reload: applying the network settings failed");
+        }
         self.reload_virtual_servers(&config, pools).await;
         if new == self.plan {
             info!("reload: config unchanged");

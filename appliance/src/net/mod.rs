@@ -1,10 +1,12 @@
-//! The network I/O the VRRP driver needs, and nothing else: virtual
-//! addresses over rtnetlink (`vip`), gratuitous ARP and unsolicited
-//! neighbour advertisements (`gratuitous`), raw VRRP sockets (`socket`) and
-//! link state (`link`). No protocol decisions live here.
+//! The network I/O the daemon needs, and nothing else: virtual addresses
+//! over rtnetlink (`vip`), gratuitous ARP and unsolicited neighbour
+//! advertisements (`gratuitous`), raw VRRP sockets (`socket`), link state
+//! (`link`), and the host's own settings from `[network]` (`setup`). No
+//! protocol decisions live here.
 
 pub mod gratuitous;
 pub mod link;
+pub mod setup;
 pub mod socket;
 pub mod vip;
 
