@@ -98,8 +98,21 @@ fn config_text(servers: usize) -> String {
     text
 }
 
-/// Serves the listeners and runs the checker child.
+/// Serves the listeners and runs the checker child, both in a network
+/// namespace of their own: the host's may track every loopback connection
+/// in conntrack (Docker's NAT rules load it), which would bill the checker
+/// for a hundred thousand conntrack entries that a director's checks
+/// against real servers do not make.
 fn parent(args: &Args) -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("a network namespace of its own (run as root): {e}"))?;
+    let lo = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .map_err(|e| format!("ip link set lo up (Debian package iproute2): {e}"))?;
+    if !lo.success() {
+        return Err(format!("ip link set lo up: {lo}"));
+    }
     loopback::raise_nofile_limit().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("checker.toml");
