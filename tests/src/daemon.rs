@@ -29,6 +29,33 @@ pub struct Daemon {
     process: Option<Process>,
 }
 
+/// Runs `appliance run` in `host` with the TOML `config`, which must make
+/// it refuse to start; returns what it said on stderr.
+pub fn refused_start(host: &Host, config: &str) -> Result<String> {
+    let dir = tempfile::tempdir().map_err(io("creating a directory for the daemon"))?;
+    let path = dir.path().join("appliance.toml");
+    std::fs::write(&path, config).map_err(io("writing the config"))?;
+    let out = host
+        .command(crate::appliance_bin())
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path())
+        .arg("--socket")
+        .arg(dir.path().join("appliance.sock"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(io("running appliance run"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        return Err(Error::Check(format!(
+            "appliance run started and ended cleanly instead of refusing:\n{stderr}"
+        )));
+    }
+    Ok(stderr)
+}
+
 impl Daemon {
     /// Writes `config` (keepalived.conf text) and starts the daemon in
     /// `host`; returns once it has started its instances.

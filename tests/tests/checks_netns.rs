@@ -13,7 +13,7 @@ use appliance::daemon::status::Status;
 use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
 use appliance_tests::appliance_bin;
-use appliance_tests::daemon::Daemon;
+use appliance_tests::daemon::{Daemon, refused_start};
 use appliance_tests::netns::{Host, Lan};
 use appliance_tests::timeline::{self, Entry};
 use appliance_tests::web::{Nginx, curl};
@@ -488,27 +488,11 @@ fn a_reload_with_other_virtual_servers_reprograms_and_checks_them() {
 fn a_metrics_address_that_cannot_be_bound_stops_the_start_with_nothing_applied() {
     let lan = setup();
     let director = lan.host("director");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("appliance.toml");
-    std::fs::write(
-        &path,
-        config().replace("10.110.0.1:9650", "10.110.0.99:9650"),
+    let stderr = refused_start(
+        director,
+        &config().replace("10.110.0.1:9650", "10.110.0.99:9650"),
     )
-    .expect("writing the config");
-    let out = director
-        .command(appliance_bin())
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .arg("--state-dir")
-        .arg(dir.path())
-        .arg("--socket")
-        .arg(dir.path().join("appliance.sock"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("appliance run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    .expect("appliance run refuses to start");
     assert!(
         stderr.contains("metrics endpoint: binding 10.110.0.99:9650"),
         "{stderr}"

@@ -5,8 +5,7 @@
 //! interface that does not exist stops the start, naming it.
 
 use appliance::vrrp::machine::State;
-use appliance_tests::appliance_bin;
-use appliance_tests::daemon::Daemon;
+use appliance_tests::daemon::{Daemon, refused_start};
 use appliance_tests::netns::{Host, Lan};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -101,21 +100,11 @@ fn an_interface_that_does_not_exist_stops_the_start_naming_it() {
     let mut lan = Lan::new().expect("lan");
     lan.add_host("director", &[]).expect("director");
     let director = lan.host("director");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("appliance.toml");
-    std::fs::write(&path, CONFIG.replace("name = \"eth0\"", "name = \"eth9\"")).expect("config");
-    let out = director
-        .command(appliance_bin())
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .arg("--state-dir")
-        .arg(dir.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("appliance run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = refused_start(
+        director,
+        &CONFIG.replace("name = \"eth0\"", "name = \"eth9\""),
+    )
+    .expect("appliance run refuses to start");
     assert!(
         stderr.contains("network: interface eth9: no such interface"),
         "{stderr}"

@@ -7,7 +7,7 @@
 //! and `appliance status --json` must agree.
 
 use appliance::daemon::status::Status;
-use appliance_tests::vm::{Vm, VmOutput};
+use appliance_tests::vm::{Vm, VmOutput, section};
 use std::time::Duration;
 
 const SEED: &str = include_str!("../fixtures/keepalived/seed-lvs-dr.conf");
@@ -62,15 +62,6 @@ impl Timings {
 
 /// Slack for the poll, the reconcile and the netlink round trip.
 const SLACK: Duration = Duration::from_secs(2);
-
-/// The lines of `out` between `--- name` and the next `--- ` line.
-fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .skip_while(|l| *l != format!("--- {name}"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("--- "))
-        .collect()
-}
 
 /// The scenario: bridge with director 10.0.0.1, client 10.0.0.2, rs1 and
 /// rs2 (LVS-DR real servers: VIP on `lo`, arp_ignore/arp_announce, httpd

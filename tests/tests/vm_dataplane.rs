@@ -3,20 +3,11 @@
 //! from a config through `appliance dataplane apply`, with ipvsadm only as
 //! the independent witness.
 
-use appliance_tests::vm::{Vm, VmOutput};
+use appliance_tests::vm::{Vm, VmOutput, section};
 use std::time::Duration;
 
 const VIP: &str = "10.0.1.100";
 const REAL_SERVERS: [(&str, &str); 2] = [("rs1", "10.0.2.11"), ("rs2", "10.0.2.12")];
-
-/// The lines of `out` between `--- name` and the next `--- ` line.
-fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .skip_while(|l| *l != format!("--- {name}"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("--- "))
-        .collect()
-}
 
 fn run(test: &str, script: String) -> VmOutput {
     let out = Vm::builder()

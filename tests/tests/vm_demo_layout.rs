@@ -9,7 +9,7 @@
 //! nftables, since this host's kernel has no IPVS.
 
 use appliance::daemon::status::Status;
-use appliance_tests::vm::{Vm, VmOutput};
+use appliance_tests::vm::{Vm, VmOutput, section};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,15 +18,6 @@ const SOCKET: &str = "/tmp/director/appliance.sock";
 
 fn repo(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-/// The lines of `out` between `--- name` and the next `--- ` line.
-fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .skip_while(|l| *l != format!("--- {name}"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("--- "))
-        .collect()
 }
 
 /// The compose file's hosts on a bridge: the master director (its peer,

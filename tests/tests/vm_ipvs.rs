@@ -2,17 +2,8 @@
 //! LVS-NAT service configured with ipvsadm alone balances HTTP requests
 //! across two real servers, the baseline the appliance will replace.
 
-use appliance_tests::vm::{Error, Vm, VmOutput};
+use appliance_tests::vm::{Error, Vm, VmOutput, section};
 use std::time::Duration;
-
-/// The lines of `out` between `--- name` and the next `--- ` line.
-fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .skip_while(|l| *l != format!("--- {name}"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("--- "))
-        .collect()
-}
 
 fn report(test: &str, out: &VmOutput) {
     println!(

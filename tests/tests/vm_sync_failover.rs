@@ -13,7 +13,7 @@
 //! has no entry for the connection, so B's own stack resets it. That the
 //! control breaks shows the test measures the sync, not something else.
 
-use appliance_tests::vm::{Vm, VmOutput};
+use appliance_tests::vm::{Vm, VmOutput, section};
 use std::time::Duration;
 
 const VIP: &str = "10.0.0.100";
@@ -29,15 +29,6 @@ enum Death {
     Kill,
     /// SIGTERM: the appliance resigns (priority 0) and removes the VIP.
     Term,
-}
-
-/// The lines of `out` between `--- name` and the next `--- ` line.
-fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
-    out.lines()
-        .skip_while(|l| *l != format!("--- {name}"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("--- "))
-        .collect()
 }
 
 fn config(router: &str, state: &str, priority: u8, sync: bool) -> String {

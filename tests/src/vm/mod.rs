@@ -115,6 +115,16 @@ impl VmOutput {
     }
 }
 
+/// The lines of a scenario's output `out` between its marker line
+/// `--- name` and the next `--- ` line: how scenarios hand results back.
+pub fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| *l != format!("--- {name}"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("--- "))
+        .collect()
+}
+
 impl fmt::Display for VmOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
