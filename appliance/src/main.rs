@@ -30,6 +30,9 @@ enum Command {
         /// by default.
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Also append the log to this file (it always goes to stderr).
+        #[arg(long)]
+        log_file: Option<PathBuf>,
     },
     /// Show the running daemon's virtual servers, real servers and VRRP
     /// instances.
@@ -137,20 +140,57 @@ enum DataplaneCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let log_file = match &cli.command {
+        Command::Run { log_file, .. } => log_file.clone(),
+        _ => None,
+    };
+    if let Err(e) = init_logging(log_file.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // With a log file the reason must reach it too (an appliance's
+            // console may be gone); the log's stderr copy says it once.
+            if log_file.is_some() {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, and also to `file` (appended, without colours) if given;
+/// `RUST_LOG` filters, `info` by default.
+fn init_logging(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let to_file = match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Arc::new(file)),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(to_file)
+        .init();
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -160,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeline,
             state_dir,
             socket,
+            log_file: _,
         } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -29,9 +29,17 @@ pub struct Daemon {
     process: Option<Process>,
 }
 
-/// Runs `appliance run` in `host` with the TOML `config`, which must make
-/// it refuse to start; returns what it said on stderr.
-pub fn refused_start(host: &Host, config: &str) -> Result<String> {
+/// Why `appliance run` refused to start.
+#[derive(Debug)]
+pub struct Refusal {
+    pub stderr: String,
+    /// Its `--log-file`.
+    pub log: String,
+}
+
+/// Runs `appliance run --log-file ...` in `host` with the TOML `config`,
+/// which must make it refuse to start; returns what it said.
+pub fn refused_start(host: &Host, config: &str) -> Result<Refusal> {
     let dir = tempfile::tempdir().map_err(io("creating a directory for the daemon"))?;
     let path = dir.path().join("appliance.toml");
     std::fs::write(&path, config).map_err(io("writing the config"))?;
@@ -44,6 +52,8 @@ pub fn refused_start(host: &Host, config: &str) -> Result<String> {
         .arg(dir.path())
         .arg("--socket")
         .arg(dir.path().join("appliance.sock"))
+        .arg("--log-file")
+        .arg(dir.path().join("appliance.log"))
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(io("running appliance run"))?;
@@ -53,7 +63,9 @@ pub fn refused_start(host: &Host, config: &str) -> Result<String> {
             "appliance run started and ended cleanly instead of refusing:\n{stderr}"
         )));
     }
-    Ok(stderr)
+    let log = std::fs::read_to_string(dir.path().join("appliance.log"))
+        .map_err(io("reading the log file"))?;
+    Ok(Refusal { stderr, log })
 }
 
 impl Daemon {

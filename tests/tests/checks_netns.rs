@@ -488,15 +488,18 @@ fn a_reload_with_other_virtual_servers_reprograms_and_checks_them() {
 fn a_metrics_address_that_cannot_be_bound_stops_the_start_with_nothing_applied() {
     let lan = setup();
     let director = lan.host("director");
-    let stderr = refused_start(
+    let refusal = refused_start(
         director,
         &config().replace("10.110.0.1:9650", "10.110.0.99:9650"),
     )
     .expect("appliance run refuses to start");
-    assert!(
-        stderr.contains("metrics endpoint: binding 10.110.0.99:9650"),
-        "{stderr}"
-    );
+    // On the console and in the log file alike.
+    for said in [&refusal.stderr, &refusal.log] {
+        assert!(
+            said.contains("metrics endpoint: binding 10.110.0.99:9650"),
+            "{refusal:?}"
+        );
+    }
     // Neither the dataplane nor the VIP was touched.
     let tables = director
         .run("nft", &["list", "tables"])

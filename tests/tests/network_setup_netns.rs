@@ -100,13 +100,15 @@ fn an_interface_that_does_not_exist_stops_the_start_naming_it() {
     let mut lan = Lan::new().expect("lan");
     lan.add_host("director", &[]).expect("director");
     let director = lan.host("director");
-    let stderr = refused_start(
+    let refusal = refused_start(
         director,
         &CONFIG.replace("name = \"eth0\"", "name = \"eth9\""),
     )
     .expect("appliance run refuses to start");
-    assert!(
-        stderr.contains("network: interface eth9: no such interface"),
-        "{stderr}"
-    );
+    for said in [&refusal.stderr, &refusal.log] {
+        assert!(
+            said.contains("network: interface eth9: no such interface"),
+            "{refusal:?}"
+        );
+    }
 }
