@@ -234,6 +234,9 @@ struct Daemon {
     drops: BTreeMap<&'static str, u64>,
     /// Counters for the metrics endpoint, kept whether or not it is served.
     metrics: Arc<Metrics>,
+    /// Where the metrics endpoint listens, from start (changing it takes a
+    /// restart).
+    metrics_listen: Option<SocketAddr>,
     /// The kernel's load balancer, opened once there is something to
     /// program, and the table last programmed.
     dataplane: Option<Reconciler<Box<dyn Backend>>>,
@@ -279,6 +282,7 @@ impl Daemon {
             timeline,
             drops: BTreeMap::new(),
             metrics: Arc::new(Metrics::new()),
+            metrics_listen: None,
             dataplane: None,
             table: Table::new(),
             lvs: Lvs::new(),
@@ -385,6 +389,7 @@ impl Daemon {
     /// listen address that cannot be bound stops the start: the operator
     /// asked for it.
     async fn serve_metrics(&mut self, listen: Option<SocketAddr>) -> Result<(), Error> {
+        self.metrics_listen = listen;
         let Some(listen) = listen else {
             return Ok(());
         };
@@ -1116,6 +1121,13 @@ impl Daemon {
         };
         if let Err(e) = crate::net::setup::apply(&config.network).await {
             error!(error = %e, "reload: applying the network settings failed");
+        }
+        if config.global.metrics_listen != self.metrics_listen {
+            warn!(
+                running = ?self.metrics_listen,
+                configured = ?config.global.metrics_listen,
+                "reload: metrics_listen changed; the endpoint moves at the next restart"
+            );
         }
         self.reload_virtual_servers(&config, pools).await;
         if new == self.plan {
