@@ -410,33 +410,6 @@ mod tests {
             .and_then(|v| v.parse().ok())
     }
 
-    fn status() -> Status {
-        use crate::daemon::status::{InstanceStatus, RealServerStatus, VirtualServerStatus};
-        use crate::vrrp::Priority;
-        Status {
-            node: "director".into(),
-            dataplane: Some("ipvs".into()),
-            instances: vec![InstanceStatus {
-                name: "VI_1".into(),
-                vrid: 51,
-                state: State::Master,
-                priority: Priority::from_u8(90),
-                base_priority: Priority::from_u8(100),
-            }],
-            virtual_servers: vec![VirtualServerStatus {
-                service: "TCP 10.0.0.100:80".into(),
-                quorum_up: true,
-                sorry_server_active: false,
-                real_servers: vec![RealServerStatus {
-                    address: "10.0.0.11:80".parse().unwrap(),
-                    alive: false,
-                    weight: 0,
-                    checks: Vec::new(),
-                }],
-            }],
-        }
-    }
-
     #[test]
     fn records_vrrp_checks_and_dataplane_and_encodes_them() {
         let m = Metrics::new();
@@ -447,7 +420,7 @@ mod tests {
         m.advert_dropped("auth_mismatch");
         m.check_done("TCP_CHECK", Duration::from_millis(3));
         m.dataplane_error("ipvs");
-        let text = m.scrape(Some(&status()));
+        let text = m.scrape(Some(&crate::daemon::status::tests::sample()));
         let get = |name: &str, labels: &str| {
             sample(&text, name, labels).unwrap_or_else(|| panic!("{name}{{{labels}}}\n{text}"))
         };
@@ -459,7 +432,7 @@ mod tests {
             get("appliance_vrrp_state", r#"instance="VI_1",state="BACKUP""#),
             0.0
         );
-        assert_eq!(get("appliance_vrrp_priority", r#"instance="VI_1""#), 90.0);
+        assert_eq!(get("appliance_vrrp_priority", r#"instance="VI_1""#), 100.0);
         assert_eq!(
             get(
                 "appliance_vrrp_transitions_total",
@@ -485,9 +458,9 @@ mod tests {
             ),
             1.0
         );
-        let rs = r#"service="TCP 10.0.0.100:80",real_server="10.0.0.11:80""#;
+        let rs = r#"service="TCP 10.0.0.100:80",real_server="10.0.0.11:8080""#;
         assert_eq!(get("appliance_real_server_up", rs), 0.0);
-        assert_eq!(get("appliance_real_server_weight", rs), 0.0);
+        assert_eq!(get("appliance_real_server_weight", rs), 1.0);
         assert_eq!(
             get(
                 "appliance_check_duration_seconds_count",

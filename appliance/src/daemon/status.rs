@@ -311,11 +311,12 @@ async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::check::decision::Failure;
 
-    fn sample() -> Status {
+    /// A master with one real server down (its TCP check timed out).
+    pub(crate) fn sample() -> Status {
         Status {
             node: "director".into(),
             dataplane: Some("ipvs".into()),
