@@ -108,8 +108,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("appliance");
-        let metrics = Self {
+        let mut metrics = Self {
             scrape: Mutex::new(()),
             vrrp_state: Family::default(),
             vrrp_priority: Family::default(),
@@ -122,68 +121,65 @@ impl Metrics {
             check_duration: Family::new_with_constructor(check_histogram),
             dataplane_operations: Family::default(),
             dataplane_errors: Family::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("appliance"),
         };
-        registry.register(
+        metrics.registry.register(
             "vrrp_state",
             "VRRP instance state: 1 for the state it is in, 0 for the others",
             metrics.vrrp_state.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "vrrp_priority",
             "VRRP instance effective priority (after tracking)",
             metrics.vrrp_priority.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "vrrp_transitions",
             "VRRP state transitions",
             metrics.transitions.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "vrrp_adverts_sent",
             "VRRP advertisements sent",
             metrics.adverts_sent.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "vrrp_adverts_received",
             "VRRP advertisements received and accepted",
             metrics.adverts_received.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "vrrp_adverts_dropped",
             "VRRP packets dropped, by reason",
             metrics.adverts_dropped.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "real_server_up",
             "Real server health: 1 up, 0 down",
             metrics.real_server_up.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "real_server_weight",
             "Real server weight as the checker sets it",
             metrics.real_server_weight.clone(),
         );
-        registry.register_with_unit(
+        metrics.registry.register_with_unit(
             "check_duration",
             "Health check probe duration, by check type",
             prometheus_client::registry::Unit::Seconds,
             metrics.check_duration.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "dataplane_operations",
             "Dataplane operations carried out, by backend and kind",
             metrics.dataplane_operations.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "dataplane_errors",
             "Dataplane reconciles that failed, by backend",
             metrics.dataplane_errors.clone(),
         );
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     pub fn vrrp_transition(&self, instance: &str, from: State, to: State) {

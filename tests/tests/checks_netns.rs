@@ -86,12 +86,17 @@ fn scrape(client: &Host) -> String {
         .expect("scraping the metrics endpoint")
 }
 
-/// The value of the series `name{labels}` in a scrape.
-fn sample(text: &str, name: &str, labels: &str) -> f64 {
+/// The value of the series `name{labels}` in a scrape, if it has one.
+fn find_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     let prefix = format!("{name}{{{labels}}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.parse().ok())
+}
+
+/// The value of the series `name{labels}` in a scrape.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    find_sample(text, name, labels)
         .unwrap_or_else(|| panic!("no {name}{{{labels}}} in the scrape:\n{text}"))
 }
 
@@ -341,14 +346,11 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     // A foreign advert is dropped, and counted by why.
     send_mismatched_advert(client);
     let dropped = || {
-        let text = scrape(client);
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(
-                    r#"appliance_vrrp_adverts_dropped_total{reason="interval_mismatch"} "#,
-                )
-            })
-            .and_then(|v| v.parse::<f64>().ok())
+        find_sample(
+            &scrape(client),
+            "appliance_vrrp_adverts_dropped_total",
+            r#"reason="interval_mismatch""#,
+        )
     };
     let sent = Instant::now();
     while dropped().is_none() {
