@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build release test unit lint fmt fuzz images demo demo-down bench deps
+.PHONY: all build release test unit lint fmt fuzz images image demo demo-down bench deps
 
 all: build
 
@@ -17,7 +17,7 @@ deps:
 
 # The whole suite, on a fresh machine: installs what is missing, then runs
 # every test of the workspace under nextest.
-test: deps images
+test: deps images image
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --profile ci
 
@@ -42,6 +42,11 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 # only when its inputs changed; the first build debootstraps a Debian base.
 images:
 	images/build
+
+# The flashable disk image: target/image/appliance.img (raw, GPT; BIOS and
+# UEFI) and appliance.qcow2, with their sizes and checksums.
+image:
+	images/disk/build
 
 # The demo cluster in containers: a VIP failing over between two directors.
 demo: images

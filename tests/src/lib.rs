@@ -1,12 +1,13 @@
 //! Harness for the appliance's integration tests: locating the built
 //! binary and the fixtures, network namespaces, qemu VMs with IPVS, the
-//! running daemon and its peers (keepalived, nginx, curl), and containers
-//! of the project's images.
+//! running daemon and its peers (keepalived, nginx, curl), containers of
+//! the project's images, and the flashable image booted from its disk.
 
 pub mod bench;
 pub mod containers;
 pub mod daemon;
 pub mod error;
+pub mod image;
 pub mod keepalived;
 pub mod loopback;
 pub mod netns;

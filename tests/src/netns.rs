@@ -172,6 +172,20 @@ impl Lan {
         Ok(host)
     }
 
+    /// Adds a tap device `name` on the bridge: a VM's NIC, for a qemu that
+    /// runs in [`Lan::switch_netns`] (it opens the tap by name there).
+    pub fn add_tap(&self, name: &str) -> Result<()> {
+        self.in_switch(&["tuntap", "add", "dev", name, "mode", "tap"])?;
+        self.in_switch(&["link", "set", name, "master", "br0"])?;
+        self.in_switch(&["link", "set", name, "up"])?;
+        Ok(())
+    }
+
+    /// The namespace holding the bridge (and the taps of [`Lan::add_tap`]).
+    pub fn switch_netns(&self) -> &str {
+        &self.switch
+    }
+
     /// The host called `name`.
     pub fn host(&self, name: &str) -> &Host {
         self.hosts
