@@ -223,31 +223,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => match appliance::config::load_file(&file) {
-            Ok(config) => {
-                // What the daemon derives from a valid config can still be
-                // refused: a service the kernel cannot hold, for one.
-                let derived = appliance::daemon::plan::plan(&config, "check-config")
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        appliance::dataplane::from_config(&config.virtual_server)
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    });
-                match derived {
-                    Ok(()) => {
-                        println!("{}: ok", file.display());
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Err(problem) => {
-                        eprintln!("{}: {problem}", file.display());
-                        Ok(ExitCode::FAILURE)
-                    }
-                }
+        Command::CheckConfig { file } => match appliance::daemon::check_config(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
             }
-            Err(diagnostics) => {
-                eprint!("{diagnostics}");
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
                 Ok(ExitCode::FAILURE)
             }
         },
