@@ -140,6 +140,12 @@ enum DataplaneCommand {
 }
 
 fn main() -> ExitCode {
+    // The kernel runs the initramfs's /init, a link to this binary, as
+    // PID 1; init mode never returns.
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    if argv0.as_deref().and_then(|p| p.file_name()) == Some(std::ffi::OsStr::new("init")) {
+        appliance::init::run();
+    }
     let cli = Cli::parse();
     let log_file = match &cli.command {
         Command::Run { log_file, .. } => log_file.clone(),
