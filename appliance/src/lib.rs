@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod init;
 pub mod metrics;
 pub mod net;
 pub mod script;

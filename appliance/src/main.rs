@@ -140,6 +140,12 @@ enum DataplaneCommand {
 }
 
 fn main() -> ExitCode {
+    // The kernel runs the initramfs's /init, a link to this binary, as
+    // PID 1; init mode never returns.
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    if argv0.as_deref().and_then(|p| p.file_name()) == Some(std::ffi::OsStr::new("init")) {
+        appliance::init::run();
+    }
     let cli = Cli::parse();
     let log_file = match &cli.command {
         Command::Run { log_file, .. } => log_file.clone(),
@@ -223,31 +229,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => match appliance::config::load_file(&file) {
-            Ok(config) => {
-                // What the daemon derives from a valid config can still be
-                // refused: a service the kernel cannot hold, for one.
-                let derived = appliance::daemon::plan::plan(&config, "check-config")
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        appliance::dataplane::from_config(&config.virtual_server)
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    });
-                match derived {
-                    Ok(()) => {
-                        println!("{}: ok", file.display());
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Err(problem) => {
-                        eprintln!("{}: {problem}", file.display());
-                        Ok(ExitCode::FAILURE)
-                    }
-                }
+        Command::CheckConfig { file } => match appliance::daemon::check_config(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
             }
-            Err(diagnostics) => {
-                eprint!("{diagnostics}");
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
                 Ok(ExitCode::FAILURE)
             }
         },

@@ -70,6 +70,24 @@ pub fn load_str(path: &Path, text: &str, format: Format) -> Result<Config, Diagn
     }
 }
 
+/// The `[network]` table of a TOML config (`text`, from `path`) on its own,
+/// parsed and validated as if the file held nothing else: init applies it
+/// to keep the box reachable at its address while the rest of the config
+/// is invalid. A file without the table gives empty settings; one that is
+/// not TOML at all, or whose table is invalid, gives the problems (their
+/// positions are in the table alone, not in the file).
+pub fn load_network(path: &Path, text: &str) -> Result<model::Network, Diagnostics> {
+    let problem = |message: String| Diagnostics::single(Position::start_of(path), message);
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| problem(e.message().trim().to_string()))?;
+    let mut alone = toml::Table::new();
+    if let Some(network) = table.get("network") {
+        alone.insert("network".into(), network.clone());
+    }
+    let alone = toml::to_string(&alone).map_err(|e| problem(e.to_string()))?;
+    load_str(path, &alone, Format::Toml).map(|config| config.network)
+}
+
 fn finish(
     config: Config,
     map: &SourceMap,
@@ -112,6 +130,34 @@ mod tests {
         let again = load_str(Path::new("converted.toml"), &text, Format::Toml)
             .unwrap_or_else(|d| panic!("{d}\n{text}"));
         assert_eq!(&again, config, "{text}");
+    }
+
+    #[test]
+    fn the_network_table_loads_alone_when_the_rest_is_invalid() {
+        let path = Path::new("/config/appliance.toml");
+        let text = "[[vrrp_instance]]\nname = \"VI_1\"\nbogus = 1\n\n\
+                    [[network.interface]]\nname = \"eth0\"\naddress = [\"10.0.0.2/24\"]\n\n\
+                    [[network.route]]\ndestination = \"0.0.0.0/0\"\ngateway = \"10.0.0.1\"\n";
+        assert!(load_str(path, text, Format::Toml).is_err());
+        let network = load_network(path, text).unwrap();
+        assert_eq!(network.interface.len(), 1);
+        assert_eq!(network.interface[0].name, "eth0");
+        assert_eq!(network.route.len(), 1);
+        // Without the table: nothing to apply.
+        assert!(
+            load_network(path, "[global]\nrouter_id = 3\n")
+                .unwrap()
+                .is_empty()
+        );
+        // Not TOML, or an invalid table: problems.
+        assert!(load_network(path, "vrrp_instance VI_1 {\n}\n").is_err());
+        let invalid = "[[network.route]]\ndestination = \"10.1.0.0/16\"\n";
+        let problems = load_network(path, invalid).unwrap_err().to_string();
+        assert!(
+            problems.contains("needs a gateway or an interface"),
+            "{problems}"
+        );
+        assert!(load_network(path, "[network]\nspeed = 1\n").is_err());
     }
 
     #[test]

@@ -53,7 +53,7 @@ use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
 use pools::Pools;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use timeline_log::TimelineLog;
@@ -116,6 +116,56 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why [`check_config`] refused a config.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Problems in the file, each at its position.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// The file is valid but the daemon cannot run it.
+    #[error("{}: {source}", file.display())]
+    Plan {
+        file: PathBuf,
+        #[source]
+        source: plan::Error,
+    },
+    /// The file is valid but the kernel's load balancer cannot hold its
+    /// virtual servers.
+    #[error("{}: {source}", file.display())]
+    Table {
+        file: PathBuf,
+        #[source]
+        source: dataplane::BuildError,
+    },
+}
+
+impl CheckError {
+    /// One line per problem, as `appliance check-config` prints them:
+    /// `FILE:LINE:COL: message`, or `FILE: problem`.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Invalid(diagnostics) => diagnostics.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// What `appliance check-config` and init check before a start: the file
+/// loads and validates, and what the daemon derives from it (its VRRP plan,
+/// the kernel's table) can be built.
+pub fn check_config(file: &Path) -> Result<Config, CheckError> {
+    let config = config::load_file(file).map_err(CheckError::Invalid)?;
+    plan::plan(&config, "check-config").map_err(|source| CheckError::Plan {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    dataplane::from_config(&config.virtual_server).map_err(|source| CheckError::Table {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    Ok(config)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.

@@ -8,6 +8,7 @@
 use crate::config::model::{Network, NetworkRoute};
 use futures::TryStreamExt;
 use ipnet::IpNet;
+use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -155,6 +156,58 @@ async fn add_route(handle: &rtnetlink::Handle, route: &NetworkRoute) -> Result<(
             destination: route.destination,
             source,
         })
+}
+
+/// Brings every link up, without addresses: what keeps a box reachable
+/// (IPv6 link-local at least) when it has no usable `[network]`. Returns
+/// each link's name, in index order, with how bringing it up went: one
+/// that fails does not keep the others down.
+pub async fn all_links_up() -> Result<Vec<(String, Result<(), Error>)>, Error> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Connect)?;
+    let task = tokio::spawn(connection);
+    let result = all_links_up_with(&handle).await;
+    task.abort();
+    result
+}
+
+async fn all_links_up_with(
+    handle: &rtnetlink::Handle,
+) -> Result<Vec<(String, Result<(), Error>)>, Error> {
+    let listed: Vec<_> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|source| Error::Interface {
+            interface: "*".into(),
+            what: "listing the links".into(),
+            source,
+        })?;
+    let mut links = Vec::new();
+    for message in listed {
+        let index = message.header.index;
+        let name = message
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::IfName(name) => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("#{index}"));
+        let up = handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|source| Error::Interface {
+                interface: name.clone(),
+                what: "bringing it up".into(),
+                source,
+            });
+        links.push((name, up));
+    }
+    Ok(links)
 }
 
 /// Writes `value` to the file of `key` under `root` (/proc/sys).

@@ -1,0 +1,97 @@
+//! The links init sets up itself, before and instead of the daemon: `lo`
+//! at boot, and, while the config is invalid or missing, the box's own
+//! addresses from the config's `[network]` (or at least every link up), so
+//! that an operator can still reach it to fix the config.
+
+use crate::config::model::{Network, NetworkInterface};
+use crate::config::{self, Format};
+use std::path::Path;
+use tracing::{info, warn};
+
+/// Runs `future` on a runtime of its own: init is synchronous, and these
+/// calls are rare.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}
+
+fn apply(network: &Network) -> Result<(), String> {
+    match block_on(crate::net::setup::apply(network)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("starting a runtime: {e}")),
+    }
+}
+
+/// Brings `lo` up (the kernel gives it 127.0.0.1 and ::1 then): the
+/// daemon's status socket and health checks of local services need it.
+pub fn loopback() {
+    let lo = Network {
+        interface: vec![NetworkInterface {
+            name: "lo".into(),
+            address: Vec::new(),
+            mtu: None,
+        }],
+        ..Network::default()
+    };
+    match apply(&lo) {
+        Ok(()) => info!("lo up"),
+        Err(e) => warn!(error = %e, "bringing lo up failed"),
+    }
+}
+
+fn all_links_up() {
+    match block_on(crate::net::setup::all_links_up()) {
+        Ok(Ok(links)) => {
+            let mut up = Vec::new();
+            for (name, result) in links {
+                match result {
+                    Ok(()) => up.push(name),
+                    Err(e) => warn!(error = %e, "bringing a link up failed"),
+                }
+            }
+            info!(links = %up.join(","), "every link up (no addresses)");
+        }
+        Ok(Err(e)) => warn!(error = %e, "bringing the links up failed"),
+        Err(e) => warn!(error = %e, "bringing the links up failed: no runtime"),
+    }
+}
+
+/// Keeps the network up while `file` (the config, if there is one) cannot
+/// run: its `[network]` if it is TOML and that table alone is valid, else
+/// every link up.
+pub fn fallback(file: Option<&Path>) {
+    let network = file
+        .filter(|file| Format::detect(file) == Format::Toml)
+        .and_then(|file| {
+            let text = std::fs::read_to_string(file).ok()?;
+            match config::load_network(file, &text) {
+                Ok(network) if !network.is_empty() => Some(network),
+                Ok(_) => None,
+                Err(problems) => {
+                    warn!(
+                        problems = problems.0.len(),
+                        "the config's [network] is invalid too"
+                    );
+                    None
+                }
+            }
+        });
+    let Some(network) = network else {
+        all_links_up();
+        return;
+    };
+    match apply(&network) {
+        Ok(()) => info!(
+            interfaces = network.interface.len(),
+            routes = network.route.len(),
+            "network: the config's [network] applied"
+        ),
+        Err(e) => {
+            warn!(error = %e, "network: applying the config's [network] failed");
+            all_links_up();
+        }
+    }
+}
