@@ -236,7 +236,7 @@ const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 impl Machine {
     /// Powers on a machine named `name` (for messages) with `disk`
     /// (`format`: raw or qcow2; writes go to a throw-away overlay when
-    /// `snapshot`), 256 MiB and `nic`, its serial console on a pipe.
+    /// `snapshot`), 512 MiB (OVMF and GRUB need more than 256) and `nic`, its serial console on a pipe.
     pub fn boot(
         name: &str,
         disk: &Path,
@@ -254,7 +254,7 @@ impl Machine {
             }
             None => Command::new("qemu-system-x86_64"),
         };
-        cmd.args(["-m", "256", "-display", "none", "-serial", "stdio"])
+        cmd.args(["-m", "512", "-display", "none", "-serial", "stdio"])
             .args(["-monitor", "none", "-no-reboot"])
             .arg("-drive")
             .arg(format!(
