@@ -13,6 +13,7 @@ pub mod dataplane;
 pub mod init;
 pub mod metrics;
 pub mod net;
+pub mod rotating;
 pub mod script;
 pub mod sim;
 pub mod timeline;

@@ -33,6 +33,10 @@ enum Command {
         /// Also append the log to this file (it always goes to stderr).
         #[arg(long)]
         log_file: Option<PathBuf>,
+        /// Keep the log file and the timeline under BYTES each: a full one
+        /// becomes FILE.1 (replacing the previous) and starts anew.
+        #[arg(long, value_name = "BYTES")]
+        max_file_size: Option<u64>,
     },
     /// Show the running daemon's virtual servers, real servers and VRRP
     /// instances.
@@ -147,11 +151,15 @@ fn main() -> ExitCode {
         appliance::init::run();
     }
     let cli = Cli::parse();
-    let log_file = match &cli.command {
-        Command::Run { log_file, .. } => log_file.clone(),
-        _ => None,
+    let (log_file, max_file_size) = match &cli.command {
+        Command::Run {
+            log_file,
+            max_file_size,
+            ..
+        } => (log_file.clone(), *max_file_size),
+        _ => (None, None),
     };
-    if let Err(e) = init_logging(log_file.as_deref()) {
+    if let Err(e) = init_logging(log_file.as_deref(), max_file_size) {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
@@ -170,23 +178,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, and also to `file` (appended, without colours) if given;
-/// `RUST_LOG` filters, `info` by default.
-fn init_logging(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// Logs to stderr, and also to `file` (appended, without colours, rotated
+/// at `max_size`) if given; `RUST_LOG` filters, `info` by default.
+fn init_logging(file: Option<&std::path::Path>, max_size: Option<u64>) -> anyhow::Result<()> {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let to_file = match file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let file = appliance::rotating::RotatingFile::open(path, max_size)
                 .with_context(|| format!("opening the log file {}", path.display()))?;
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
-                    .with_writer(std::sync::Arc::new(file)),
+                    .with_writer(std::sync::Mutex::new(file)),
             )
         }
         None => None,
@@ -207,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state_dir,
             socket,
             log_file: _,
+            max_file_size,
         } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -215,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(appliance::daemon::run(appliance::daemon::Options {
                 config,
                 timeline,
+                max_file_size,
                 socket: socket.unwrap_or_else(|| state_dir.join("appliance.sock")),
                 state_dir,
             }))?;

@@ -168,6 +168,20 @@ fn two_images_boot_from_disk_serve_the_vip_and_fail_over_when_the_master_powers_
         "{status}"
     );
 
+    // The log reaches the config partition within seconds (init shortens
+    // the kernel's writeback delay): what an operator finds on the disk of
+    // a director whose plug was pulled.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !master_disk
+        .read_config_file("log/appliance.log")
+        .is_ok_and(|log| log.contains("to=MASTER"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the master's log on its disk never showed MASTER"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     master.power_off();
     let from = backup.console().len();
     backup
@@ -180,6 +194,82 @@ fn two_images_boot_from_disk_serve_the_vip_and_fail_over_when_the_master_powers_
         .command("status", Duration::from_secs(20))
         .expect("status");
     assert!(status.contains("MASTER"), "{status}");
+
+    // What the master left on its config partition: its log and timeline,
+    // with its rise to MASTER.
+    let log = master_disk
+        .read_config_file("log/appliance.log")
+        .expect("the master's log");
+    assert!(log.contains("config valid"), "{log}");
+    assert!(log.contains("to=MASTER"), "{log}");
+    let timeline = master_disk
+        .read_config_file("log/timeline.jsonl")
+        .expect("the master's timeline");
+    assert!(
+        timeline
+            .lines()
+            .any(|l| l.contains("MASTER") && l.contains("\"wall\"")),
+        "{timeline}"
+    );
+}
+
+#[test]
+fn a_daemon_that_dies_is_started_again() {
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host("client", &["10.131.0.50/24"]).expect("client");
+    let disk = Disk::copy_of_image().expect("disk");
+    // The daemon dies as a crash or the OOM killer would end it (SIGKILL):
+    // its own notify_master kills it each time it becomes MASTER.
+    let config = director("master", MASTER, "MASTER", 150).replace(
+        "advert_int = \"1s\"",
+        "advert_int = \"1s\"\nnotify_master = { program = \"/bin/busybox\", args = [\"killall\", \"-9\", \"appliance\"] }",
+    );
+    disk.write_config("appliance.toml", &config)
+        .expect("config");
+
+    let vm = machine(&lan, "restart", &disk, "52:54:00:13:10:08");
+    let (_, first) = vm
+        .wait_for_from("to=MASTER", 0, BOOT)
+        .expect("MASTER the first time");
+    let (_, died) = vm
+        .wait_for_from(
+            "appliance exited exit=signal SIGKILL",
+            first,
+            Duration::from_secs(20),
+        )
+        .expect("init sees the daemon die");
+    let (_, restarted) = vm
+        .wait_for_from("appliance started", died, Duration::from_secs(20))
+        .expect("init starts it again");
+    vm.wait_for_from("to=MASTER", restarted, Duration::from_secs(30))
+        .expect("MASTER again");
+}
+
+#[test]
+fn the_rescue_boot_option_gives_a_shell_then_boots_on() {
+    let disk = Disk::copy_of_image().expect("disk");
+    let mut vm =
+        Machine::boot("rescue", disk.path(), "raw", Firmware::Bios, None, false).expect("qemu");
+    // syslinux's prompt waits a second for a choice.
+    vm.wait_for("boot: ", BOOT).expect("the boot prompt");
+    vm.send("rescue").expect("choose rescue");
+    vm.wait_for("rescue shell; exit it to boot on", BOOT)
+        .expect("the rescue shell starts");
+    std::thread::sleep(Duration::from_secs(1));
+    let from = vm.console().len();
+    vm.send("cat /proc/cmdline; /bin/appliance --version; ls /config; exit")
+        .expect("shell commands");
+    let (_, at) = vm
+        .wait_for_from("example.toml", from, Duration::from_secs(30))
+        .expect("the shell ran the commands");
+    let shown = vm.console()[from..at].to_string();
+    assert!(shown.contains("appliance.rescue"), "{shown}");
+    assert!(
+        shown.contains(concat!("appliance ", env!("CARGO_PKG_VERSION"))),
+        "{shown}"
+    );
+    vm.wait_for_from("appliance> ", at, BOOT)
+        .expect("the boot goes on after the shell");
 }
 
 #[test]

@@ -73,6 +73,8 @@ pub struct Options {
     pub config: PathBuf,
     /// Append the failover timeline here, as JSON lines.
     pub timeline: Option<PathBuf>,
+    /// Rotate the timeline file at this size (see [`crate::rotating`]).
+    pub max_file_size: Option<u64>,
     /// Where the dataplane's ownership record lives (services the appliance
     /// created); `/run/appliance` by default, so it lasts as long as the
     /// kernel's tables.
@@ -173,10 +175,12 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let config = config::load_file(&options.config).map_err(Error::Config)?;
     let plan = plan::plan(&config, &hostname())?;
     let pools = Pools::new(&config.virtual_server)?;
-    let timeline = TimelineLog::open(options.timeline.as_deref()).map_err(|source| Error::Io {
-        what: "opening the timeline file".into(),
-        source,
-    })?;
+    let timeline = TimelineLog::open(options.timeline.as_deref(), options.max_file_size).map_err(
+        |source| Error::Io {
+            what: "opening the timeline file".into(),
+            source,
+        },
+    )?;
     let signals = |kind: SignalKind, name: &str| {
         signal(kind).map_err(|source| Error::Io {
             what: format!("installing the {name} handler"),

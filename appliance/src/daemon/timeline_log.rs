@@ -4,9 +4,9 @@
 //! daemon started), so runs on several nodes can be merged by wall clock
 //! and measured by the monotonic clock.
 
+use crate::rotating::RotatingFile;
 use crate::timeline::Event;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
@@ -20,13 +20,14 @@ struct Line<'a> {
 
 /// Appends timeline events to a file, or drops them when none was given.
 pub struct TimelineLog {
-    file: Option<File>,
+    file: Option<RotatingFile>,
 }
 
 impl TimelineLog {
-    pub fn open(path: Option<&Path>) -> std::io::Result<Self> {
+    /// Appends to `path`, rotated at `max_size` bytes.
+    pub fn open(path: Option<&Path>, max_size: Option<u64>) -> std::io::Result<Self> {
         let file = match path {
-            Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
+            Some(path) => Some(RotatingFile::open(path, max_size)?),
             None => None,
         };
         Ok(Self { file })

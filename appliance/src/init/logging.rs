@@ -1,69 +1,71 @@
 //! Init's own log: short `init: ...` lines on the console (no time stamp,
 //! the console is read live), and the same events time-stamped in the
 //! appliance's log file on the config partition once it is mounted, beside
-//! the daemon's lines. The file can be closed and reopened: it is rotated
-//! before each daemon start and must be closed to unmount the partition.
+//! the daemon's lines. Each line opens the file, appends and closes it:
+//! the daemon rotates the file under init's feet, and the partition must
+//! be unmountable at any time.
 
-use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The log file, when one is open; a cheap handle shared by the tracing
+/// The log file, when there is one; a cheap handle shared by the tracing
 /// layer and init's code.
 #[derive(Clone, Default)]
-pub struct LogFile(Arc<Mutex<Option<File>>>);
+pub struct LogFile(Arc<Mutex<Option<PathBuf>>>);
 
 impl LogFile {
-    fn file(&self) -> std::sync::MutexGuard<'_, Option<File>> {
+    fn path(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends to `path` from now on (creating it), instead of any file
-    /// open before.
+    /// Appends to `path` from now on (creating it now, so that a file that
+    /// cannot be written is known at once), instead of any file before.
     pub fn open(&self, path: &Path) -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        *self.file() = Some(file);
+        append(path, b"")?;
+        *self.path() = Some(path.to_path_buf());
         Ok(())
     }
 
     pub fn close(&self) {
-        *self.file() = None;
+        *self.path() = None;
     }
 
     /// Writes `text` as it is to the console and to the file: lines that
     /// must read exactly as other tools print them (config problems).
     pub fn echo(&self, text: &str) {
         let _ = std::io::stderr().write_all(text.as_bytes());
-        if let Some(file) = self.file().as_mut() {
-            let _ = file.write_all(text.as_bytes());
+        if let Some(path) = self.path().as_deref() {
+            let _ = append(path, text.as_bytes());
         }
     }
 }
 
-/// A write to the log file; dropped when no file is open.
+fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(bytes)
+}
+
+/// A write to the log file; dropped when there is none.
 pub struct FileWriter(LogFile);
 
 impl Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.file().as_mut() {
-            Some(file) => file.write(buf),
-            None => Ok(buf.len()),
+        if let Some(path) = self.0.path().as_deref() {
+            append(path, buf)?;
         }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self.0.file().as_mut() {
-            Some(file) => file.flush(),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

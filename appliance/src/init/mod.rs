@@ -47,6 +47,9 @@ mod paths {
     pub const TIMELINE_FILE: &str = "/config/log/timeline.jsonl";
 }
 
+/// The host name: an initramfs has none, and the daemon takes its default
+/// router_id from it.
+const HOSTNAME: &str = "appliance";
 /// The kernel command line flag that runs the rescue shell.
 const RESCUE_FLAG: &str = "appliance.rescue";
 /// How long to wait for the config partition: USB disks show up late.
@@ -95,6 +98,14 @@ pub fn run() -> ! {
     }
     if let Err(e) = mounts::console() {
         error!(error = %e, "no console");
+    }
+    if let Err(e) = mounts::prompt_writeback() {
+        warn!(error = %e, "the kernel's writeback delays stay");
+    }
+    // The daemon's default router_id and the notify scripts' view of the
+    // host: an initramfs has no name of its own.
+    if let Err(e) = nix::unistd::sethostname(HOSTNAME) {
+        warn!(error = %e, "setting the host name failed");
     }
     let release = std::fs::read_to_string(paths::RELEASE)
         .map(|text| text.trim().to_string())

@@ -30,9 +30,10 @@ const CONFIG_POLL: Duration = Duration::from_secs(2);
 /// How long the daemon may take to resign and remove its addresses after
 /// SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
-/// Log and timeline files larger than this are rotated before a start, so
-/// that the small config partition never fills.
-const ROTATE_SIZE: u64 = 1024 * 1024;
+/// The daemon keeps its log and timeline files under this size each (plus
+/// one previous generation), so that the small config partition never
+/// fills.
+const MAX_FILE_SIZE: u64 = 1024 * 1024;
 
 /// The delay before restarting the daemon: 1 s after an exit, doubling
 /// with each quick exit up to 30 s; a run of a minute or more starts over.
@@ -64,22 +65,6 @@ impl Backoff {
     /// Starts over: a start the operator asked for is not a failure.
     pub fn reset(&mut self) {
         self.next = Self::FIRST;
-    }
-}
-
-/// Renames `path` to `path.1` (replacing an older one) if it is larger
-/// than `limit`. Returns whether it did.
-pub fn rotate(path: &Path, limit: u64) -> std::io::Result<bool> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > limit => {
-            let mut old = path.as_os_str().to_owned();
-            old.push(".1");
-            std::fs::rename(path, PathBuf::from(old))?;
-            Ok(true)
-        }
-        Ok(_) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
@@ -328,7 +313,6 @@ impl Supervisor {
             return;
         }
         info!(file = %file.display(), "config valid");
-        self.rotate_logs();
         let mut command = Command::new(
             std::env::current_exe().unwrap_or_else(|_| PathBuf::from(paths::APPLIANCE)),
         );
@@ -340,6 +324,8 @@ impl Supervisor {
             .arg(paths::LOG_FILE)
             .arg("--timeline")
             .arg(paths::TIMELINE_FILE)
+            .arg("--max-file-size")
+            .arg(MAX_FILE_SIZE.to_string())
             .env("PATH", "/bin")
             // Plain lines on the serial console: escapes help neither a
             // reader nor a grep.
@@ -379,20 +365,6 @@ impl Supervisor {
         self.phase = Phase::Backoff {
             until: Instant::now() + delay,
         };
-    }
-
-    fn rotate_logs(&self) {
-        for file in [paths::LOG_FILE, paths::TIMELINE_FILE] {
-            match rotate(Path::new(file), ROTATE_SIZE) {
-                Ok(true) => info!(file, "rotated"),
-                Ok(false) => {}
-                Err(e) => warn!(file, error = %e, "rotating failed"),
-            }
-        }
-        // Init's own lines follow the log to its new file.
-        if let Err(e) = self.log.open(Path::new(paths::LOG_FILE)) {
-            warn!(file = paths::LOG_FILE, error = %e, "opening the log file failed");
-        }
     }
 
     fn on_exit(&mut self, pid: Pid, exit: Exit) {
@@ -465,23 +437,6 @@ mod tests {
         assert_eq!(b.after_exit(secs(3)), secs(2));
         b.reset();
         assert_eq!(b.after_exit(Duration::ZERO), secs(1));
-    }
-
-    #[test]
-    fn only_a_file_over_the_limit_is_rotated_replacing_the_old_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("appliance.log");
-        assert!(!rotate(&log, 10).unwrap(), "a missing file is not an error");
-        std::fs::write(&log, "0123456789").unwrap();
-        assert!(!rotate(&log, 10).unwrap());
-        std::fs::write(dir.path().join("appliance.log.1"), "older").unwrap();
-        std::fs::write(&log, "0123456789ab").unwrap();
-        assert!(rotate(&log, 10).unwrap());
-        assert!(!log.exists());
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("appliance.log.1")).unwrap(),
-            "0123456789ab"
-        );
     }
 
     #[test]
