@@ -12,7 +12,8 @@
 #     -v ./keepalived.conf:/etc/appliance/keepalived.conf:ro appliance:VERSION
 #
 # NET_ADMIN adds and removes the VIPs (rtnetlink) and programs the dataplane;
-# NET_RAW opens the VRRP (IP protocol 112) and gratuitous ARP sockets.
+# NET_RAW opens the VRRP (IP protocol 112) and gratuitous ARP sockets, and
+# the raw TCP socket of half-open TCP_CHECKs.
 FROM scratch
 COPY appliance /usr/sbin/appliance
 # The timeline (JSON lines) goes to a volume so it outlives the container.

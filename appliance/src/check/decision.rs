@@ -52,7 +52,8 @@ pub enum Failure {
     Exit(i32),
     /// A signal ended the check program.
     Signal(i32),
-    /// The check program could not be started.
+    /// The check program could not be started (or, for a half-open
+    /// TCP_CHECK, the prober that sends its SYN is gone).
     NotStarted,
 }
 

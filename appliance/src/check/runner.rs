@@ -4,15 +4,19 @@
 //! thread per server), at most `max_in_flight` at once. Transitions go out
 //! on an unbounded channel as [`Report`]s (few: only changes), which the
 //! daemon turns into timeline events and dataplane reconciles; notify
-//! programs run here, each bounded by a timeout.
+//! programs run here, each bounded by a timeout. Half-open TCP checks share
+//! one more task, the [`syn`] prober, which the runner owns.
 
 use super::decision::{
     Action, Checker, Destination, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId, TooMany, VsId,
 };
 use super::http::{self, Endpoint, UrlCheck};
+use super::syn::{self, socket::Family};
 use super::{misc, tcp};
 use crate::clock;
-use crate::config::model::{Check, Command, HttpCheck, RealServer, Service, VirtualServer};
+use crate::config::model::{
+    Check, Command, HttpCheck, RealServer, Service, TcpCheck, VirtualServer,
+};
 use crate::metrics::Metrics;
 use crate::script::{self, Program};
 use futures::FutureExt;
@@ -133,6 +137,8 @@ pub enum Error {
     /// skipped it.
     #[error("url regex: {0}")]
     Regex(#[from] regex::Error),
+    #[error(transparent)]
+    HalfOpen(#[from] syn::Error),
 }
 
 enum Cmd {
@@ -174,6 +180,13 @@ enum ProbeSpec {
         bind: Option<IpAddr>,
         timeout: Duration,
     },
+    /// TCP_CHECK with `half_open`.
+    HalfOpen {
+        target: SocketAddr,
+        bind: Option<IpAddr>,
+        timeout: Duration,
+        prober: syn::Handle,
+    },
     Http {
         endpoint: Endpoint,
         urls: Arc<[UrlCheck]>,
@@ -188,7 +201,7 @@ enum ProbeSpec {
 impl ProbeSpec {
     fn kind(&self) -> &'static str {
         match self {
-            ProbeSpec::Tcp { .. } => "TCP_CHECK",
+            ProbeSpec::Tcp { .. } | ProbeSpec::HalfOpen { .. } => "TCP_CHECK",
             ProbeSpec::Http { endpoint, .. } if endpoint.tls.is_some() => "SSL_GET",
             ProbeSpec::Http { .. } => "HTTP_GET",
             ProbeSpec::Misc { .. } => "MISC_CHECK",
@@ -214,6 +227,15 @@ impl ProbeSpec {
             } => {
                 let (target, bind, timeout) = (*target, *bind, *timeout);
                 Box::pin(async move { tcp::probe(target, bind, timeout).await })
+            }
+            ProbeSpec::HalfOpen {
+                target,
+                bind,
+                timeout,
+                prober,
+            } => {
+                let (target, bind, timeout, prober) = (*target, *bind, *timeout, prober.clone());
+                Box::pin(async move { prober.probe(target, bind, timeout).await })
             }
             ProbeSpec::Http { endpoint, urls } => {
                 let (endpoint, urls) = (endpoint.clone(), urls.clone());
@@ -288,20 +310,52 @@ fn http_spec(
     })
 }
 
-fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
+fn tcp_target(check: &TcpCheck, rs: &RealServer) -> SocketAddr {
+    SocketAddr::new(
+        check.connect_ip.unwrap_or(rs.address.ip()),
+        check.connect_port.unwrap_or(rs.address.port()),
+    )
+}
+
+/// The address families of the half-open checks in `servers`.
+fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
+    let mut families = Vec::new();
+    for vs in servers {
+        for rs in &vs.real_server {
+            for check in &rs.check {
+                if let Check::Tcp(c) = check
+                    && c.half_open
+                {
+                    let family = Family::of(tcp_target(c, rs).ip());
+                    if !families.contains(&family) {
+                        families.push(family);
+                    }
+                }
+            }
+        }
+    }
+    families
+}
+
+fn specs(servers: &[VirtualServer], prober: Option<&syn::Handle>) -> Result<Vec<ProbeSpec>, Error> {
     let mut tls = None;
     let mut out = Vec::new();
     for vs in servers {
         for rs in &vs.real_server {
             for check in &rs.check {
                 out.push(match check {
-                    Check::Tcp(c) => ProbeSpec::Tcp {
-                        target: SocketAddr::new(
-                            c.connect_ip.unwrap_or(rs.address.ip()),
-                            c.connect_port.unwrap_or(rs.address.port()),
-                        ),
-                        bind: c.bindto,
-                        timeout: c.connect_timeout,
+                    Check::Tcp(c) => match prober.filter(|_| c.half_open) {
+                        Some(prober) => ProbeSpec::HalfOpen {
+                            target: tcp_target(c, rs),
+                            bind: c.bindto,
+                            timeout: c.connect_timeout,
+                            prober: prober.clone(),
+                        },
+                        None => ProbeSpec::Tcp {
+                            target: tcp_target(c, rs),
+                            bind: c.bindto,
+                            timeout: c.connect_timeout,
+                        },
                     },
                     Check::HttpGet(c) => http_spec(c, vs, rs, None)?,
                     Check::SslGet(c) => {
@@ -331,7 +385,14 @@ pub fn spawn(
     servers: &[VirtualServer],
     options: Options,
 ) -> Result<(Handle, mpsc::UnboundedReceiver<Report>), Error> {
-    let specs = specs(servers)?;
+    let families = half_open_families(servers);
+    let (prober, syn_handle) = if families.is_empty() {
+        (None, None)
+    } else {
+        let (prober, handle) = syn::Prober::start(&families)?;
+        (Some(prober), Some(handle))
+    };
+    let specs = specs(servers, syn_handle.as_ref())?;
     let now = clock_now(options.origin);
     let (checker, actions) = Checker::start(servers, now, |max| {
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
@@ -342,6 +403,7 @@ pub fn spawn(
     let mut runner = Runner {
         checker,
         specs,
+        prober,
         options,
         due: BinaryHeap::new(),
         reports,
@@ -361,6 +423,8 @@ fn clock_now(origin: tokio::time::Instant) -> clock::Instant {
 struct Runner {
     checker: Checker,
     specs: Vec<ProbeSpec>,
+    /// The half-open prober, if any check is half-open.
+    prober: Option<syn::Prober>,
     options: Options,
     due: BinaryHeap<Reverse<(clock::Instant, ProbeId)>>,
     reports: mpsc::UnboundedSender<Report>,
@@ -605,6 +669,9 @@ impl Runner {
     }
 
     async fn shutdown(&mut self) {
+        if let Some(prober) = self.prober.take() {
+            prober.stop().await;
+        }
         for action in self.checker.shutdown() {
             if let Action::Notify(target) = action {
                 self.notify(target);

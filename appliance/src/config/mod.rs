@@ -373,6 +373,45 @@ virtual_server fwmark 7 {
         round_trip(&config);
     }
 
+    #[test]
+    fn half_open_is_a_toml_only_tcp_check_option() {
+        let toml = "[[virtual_server]]\nservice = { address = \"192.0.2.10:80\" }\n\
+                    [[virtual_server.real_server]]\naddress = \"10.1.0.1:80\"\n\
+                    check = [{ type = \"TCP_CHECK\", half_open = true }, { type = \"TCP_CHECK\" }]\n";
+        let config =
+            load_str(Path::new("a.toml"), toml, Format::Toml).unwrap_or_else(|d| panic!("{d}"));
+        let half_open = |check: &model::Check| matches!(check, model::Check::Tcp(c) if c.half_open);
+        let checks = &config.virtual_server[0].real_server[0].check;
+        assert!(half_open(&checks[0]) && !half_open(&checks[1]));
+        round_trip(&config);
+
+        // keepalived.conf keeps keepalived's keywords: a full connect, and
+        // the option spelled there is refused.
+        let conf = |check: &str| {
+            format!(
+                "virtual_server 192.0.2.10 80 {{\n real_server 10.1.0.1 80 {{\n  TCP_CHECK {{\n{check}  }}\n }}\n}}\n"
+            )
+        };
+        let imported = load_str(
+            Path::new("a.conf"),
+            &conf("   connect_timeout 2\n"),
+            Format::Keepalived,
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert!(!half_open(
+            &imported.virtual_server[0].real_server[0].check[0]
+        ));
+        assert!(!imported.to_toml().unwrap().contains("half_open"));
+        let refused = load_str(
+            Path::new("a.conf"),
+            &conf("   half_open\n"),
+            Format::Keepalived,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("half_open"), "{refused}");
+    }
+
     fn toml_problems(text: &str) -> Vec<String> {
         match load_str(Path::new("a.toml"), text, Format::Toml) {
             Ok(_) => Vec::new(),

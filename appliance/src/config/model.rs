@@ -944,6 +944,13 @@ pub struct TcpCheck {
         with = "humantime_serde::option"
     )]
     pub warmup: Option<Duration>,
+    /// Appliance extension (keepalived has no such keyword): check with a
+    /// bare SYN instead of a connection. Up on the SYN-ACK (which the
+    /// kernel then resets), down on a RST or when nothing answers within
+    /// `connect_timeout`; the server never accepts a connection. Off by
+    /// default: a full connect, as keepalived.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub half_open: bool,
 }
 
 /// `HTTP_GET` / `SSL_GET`: GET requests whose answers must match.

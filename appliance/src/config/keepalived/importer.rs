@@ -1126,6 +1126,8 @@ impl Importer<'_> {
             },
             delay_before_retry: default_delay_before_retry(),
             warmup: None,
+            // Not a keepalived keyword: TOML only.
+            half_open: false,
         };
         let mut urls = Vec::new();
         let mut misc_path = None;
@@ -1180,6 +1182,7 @@ impl Importer<'_> {
             retry,
             delay_before_retry,
             warmup,
+            half_open: _,
         } = tcp;
         let http = |url| HttpCheck {
             connect_ip,

@@ -1,0 +1,400 @@
+//! The half-open prober's sockets, I/O only. Per address family:
+//!
+//! - one raw TCP socket (CAP_NET_RAW) that sends every SYN and receives,
+//!   through a classic BPF filter, only the SYN-ACKs and RSTs addressed to
+//!   the probe port: the kernel runs the filter on each TCP segment it
+//!   delivers locally, so the rest of the host's TCP traffic never wakes
+//!   the prober;
+//! - one ordinary TCP socket bound, never listening, to the probe port. It
+//!   keeps the port from every other connection of the host, and since no
+//!   socket owns the probe's connection, the kernel answers each SYN-ACK to
+//!   it with a RST: the server's half-open connection ends at once and
+//!   nothing is ever accepted.
+//!
+//! IPv4 raw sockets leave the TCP checksum to us, which needs the source
+//! address ([`route_source`] asks the kernel which one it would use); IPv6
+//! ones compute it themselves (`IPV6_CHECKSUM`), source included.
+
+use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage};
+use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use tokio::io::unix::AsyncFd;
+
+/// Offset of the checksum in a TCP header, for `IPV6_CHECKSUM`.
+const TCP_CHECKSUM_OFFSET: libc::c_int = 16;
+/// Large enough for any answer: an IPv4 header with options and a TCP
+/// header with options (60 + 60 bytes).
+pub const RECV_BUFFER: usize = 128;
+
+/// The address family a socket serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// The MSS a SYN announces: an Ethernet MTU's, less the headers.
+    pub fn mss(self) -> u16 {
+        match self {
+            Family::V4 => 1460,
+            Family::V6 => 1440,
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// The probe sockets of one family.
+pub struct ProbeSocket {
+    raw: AsyncFd<Socket>,
+    /// Holds the probe port: bound, never listening; closed with us.
+    _reserved: Socket,
+    port: u16,
+    family: Family,
+}
+
+impl ProbeSocket {
+    /// Reserves a probe port and opens the raw socket, filtered to that
+    /// port's answers. Needs CAP_NET_RAW and a tokio runtime.
+    pub fn open(family: Family) -> io::Result<Self> {
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
+        };
+        let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        let any = match family {
+            Family::V4 => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            Family::V6 => {
+                // The IPv4 port is the other socket's business.
+                reserved.set_only_v6(true)?;
+                SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+            }
+        };
+        reserved.bind(&any.into())?;
+        let port = reserved
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("the reserved socket has no port"))?;
+        let raw = Socket::new(domain, Type::RAW, Some(Protocol::TCP))?;
+        raw.set_nonblocking(true)?;
+        let program: Vec<SockFilter> = filter(family, port)
+            .iter()
+            .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+            .collect();
+        raw.attach_filter(&program)?;
+        if family == Family::V6 {
+            set_ipv6_checksum(&raw)?;
+        }
+        // SAFETY: the Socket owns its descriptor and keeps it open, unchanged,
+        // for as long as the AsyncFd that owns the Socket.
+        let raw = unsafe { AsyncFd::register(raw) }.map_err(io::Error::from)?;
+        Ok(Self {
+            raw,
+            _reserved: reserved,
+            port,
+            family,
+        })
+    }
+
+    /// The probe port: the source port of every SYN.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Waits until answers may be waiting. Readiness is cleared before the
+    /// caller reads: it must then [`recv`](Self::recv) until `WouldBlock`
+    /// (an answer arriving meanwhile makes the socket ready again).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.raw.readable().await?.clear_ready();
+        Ok(())
+    }
+
+    /// Waits until a send may succeed again, after one said `WouldBlock`.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.raw.writable().await?.clear_ready();
+        Ok(())
+    }
+
+    /// Sends one SYN (a TCP segment) to `target` from `source`, without
+    /// waiting. The kernel checks that `source` is ours (a `bindto` that
+    /// is not fails here); an unspecified IPv6 source is its choice.
+    pub fn send(&self, segment: &[u8], source: IpAddr, target: IpAddr) -> io::Result<()> {
+        let fd = self.raw.get_ref().as_raw_fd();
+        let iov = [IoSlice::new(segment)];
+        match (source, target) {
+            (IpAddr::V4(source), IpAddr::V4(target)) => {
+                let to = SockaddrIn::from(SocketAddrV4::new(target, 0));
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(source).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
+                nix::sys::socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to))?;
+            }
+            (IpAddr::V6(source), IpAddr::V6(target)) => {
+                let to = SockaddrIn6::from(SocketAddrV6::new(target, 0, 0, 0));
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: source.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                let with_source = [ControlMessage::Ipv6PacketInfo(&info)];
+                let cmsgs: &[ControlMessage] = if source.is_unspecified() {
+                    &[]
+                } else {
+                    &with_source
+                };
+                nix::sys::socket::sendmsg(fd, &iov, cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to))?;
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "source and target are of different address families",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives one answer without waiting: its sender and its TCP bytes
+    /// (within `buf`). `Ok(None)` is a packet that is no TCP segment to us
+    /// (an IPv4 header that does not hold together).
+    pub fn recv<'b>(&self, buf: &'b mut [u8]) -> io::Result<Option<(IpAddr, &'b [u8])>> {
+        let fd = self.raw.get_ref().as_raw_fd();
+        let (len, from) =
+            nix::sys::socket::recvfrom::<SockaddrStorage>(fd, buf).map_err(io::Error::from)?;
+        let data = buf.get(..len).unwrap_or_default();
+        Ok(match self.family {
+            // IPv4 raw sockets deliver the IP header with the segment.
+            Family::V4 => ipv4_payload(data).map(|(src, tcp)| (IpAddr::V4(src), tcp)),
+            Family::V6 => from
+                .as_ref()
+                .and_then(SockaddrStorage::as_sockaddr_in6)
+                .map(|a| (IpAddr::V6(a.ip()), data)),
+        })
+    }
+}
+
+fn set_ipv6_checksum(socket: &Socket) -> io::Result<()> {
+    let offset = TCP_CHECKSUM_OFFSET;
+    // SAFETY: setsockopt reads an int from the pointer given, which lives
+    // across the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_CHECKSUM,
+            (&raw const offset).cast(),
+            std::mem::size_of_val(&offset) as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The source address the kernel would use towards `target`: what a
+/// connect would pick (route, preferred source), asked of a UDP socket,
+/// which sends nothing.
+pub fn route_source(target: SocketAddr) -> io::Result<IpAddr> {
+    let udp = Socket::new(Domain::for_address(target), Type::DGRAM, None)?;
+    udp.connect(&SockAddr::from(target))?;
+    udp.local_addr()?
+        .as_socket()
+        .map(|a| a.ip())
+        .ok_or_else(|| io::Error::other("the routing socket has no address"))
+}
+
+/// The sender and payload of an IPv4 packet as a raw socket delivers it
+/// (reassembled), if the header holds together.
+fn ipv4_payload(data: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
+    let header = data.get(..20)?;
+    if header[0] >> 4 != 4 {
+        return None;
+    }
+    let header_len = usize::from(header[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let payload = data.get(header_len.max(20)..total_len.min(data.len()))?;
+    Some((
+        Ipv4Addr::new(header[12], header[13], header[14], header[15]),
+        payload,
+    ))
+}
+
+/// One classic BPF instruction (`struct sock_filter`), readable in tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Insn {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+const fn insn(code: u32, jt: u8, jf: u8, k: u32) -> Insn {
+    Insn {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// The filter: accept a TCP segment to `port` with SYN and ACK, or RST,
+/// set; drop everything else. An IPv4 raw socket's filter sees the IP
+/// header first (its length goes to X); an IPv6 one's sees the TCP header
+/// (X is 0).
+fn filter(family: Family, port: u16) -> [Insn; 9] {
+    use libc::{
+        BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K,
+        BPF_LD, BPF_LDX, BPF_MSH, BPF_RET, BPF_W,
+    };
+    let header_len = match family {
+        // X = 4 * (IP[0] & 0xf)
+        Family::V4 => insn(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0),
+        Family::V6 => insn(BPF_LDX | BPF_W | BPF_IMM, 0, 0, 0),
+    };
+    [
+        header_len,
+        // A = destination port
+        insn(BPF_LD | BPF_H | BPF_IND, 0, 0, 2),
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, u32::from(port)),
+        // A = flags
+        insn(BPF_LD | BPF_B | BPF_IND, 0, 0, 13),
+        insn(BPF_JMP | BPF_JSET | BPF_K, 2, 0, 0x04),
+        insn(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0x12),
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0x12),
+        // Keep the whole packet.
+        insn(BPF_RET | BPF_K, 0, 0, u32::MAX),
+        insn(BPF_RET | BPF_K, 0, 0, 0),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a filter over `packet` the way the kernel's classic BPF does,
+    /// for the instructions [`filter`] uses; returns how many bytes it
+    /// keeps.
+    fn run(program: &[Insn], packet: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let byte = |at: usize| packet.get(at).copied().map(u32::from);
+        loop {
+            let i = program[pc];
+            pc += 1;
+            let code = u32::from(i.code);
+            let at = x as usize + i.k as usize;
+            match code {
+                c if c == libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH => {
+                    let Some(b) = byte(i.k as usize) else {
+                        return 0;
+                    };
+                    x = 4 * (b & 0x0f);
+                }
+                c if c == libc::BPF_LDX | libc::BPF_W | libc::BPF_IMM => x = i.k,
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_IND => {
+                    let (Some(hi), Some(lo)) = (byte(at), byte(at + 1)) else {
+                        return 0;
+                    };
+                    a = hi << 8 | lo;
+                }
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_IND => {
+                    let Some(b) = byte(at) else { return 0 };
+                    a = b;
+                }
+                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => a &= i.k,
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == i.k { i.jt } else { i.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
+                    pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf });
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return i.k,
+                other => panic!("instruction {other:#x} not modelled"),
+            }
+        }
+    }
+
+    // The SYN-ACK of 127.0.0.1:8080 to our probe port 40000, as a raw IPv4
+    // socket received it on Linux 6.18 (see segment.rs for the capture).
+    static SYN_ACK_V4: [u8; 44] = [
+        0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x3c, 0xca, 0x7f, 0x00, 0x00,
+        0x01, 0x7f, 0x00, 0x00, 0x01, 0x1f, 0x90, 0x9c, 0x40, 0x2a, 0x0a, 0xba, 0xc4, 0x11, 0x22,
+        0x33, 0x45, 0x60, 0x12, 0xff, 0xd7, 0xfe, 0x20, 0x00, 0x00, 0x02, 0x04, 0xff, 0xd7,
+    ];
+    // The RST-ACK of the closed 127.0.0.1:8081.
+    static RST_V4: [u8; 40] = [
+        0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x3c, 0xce, 0x7f, 0x00, 0x00,
+        0x01, 0x7f, 0x00, 0x00, 0x01, 0x1f, 0x91, 0x9c, 0x40, 0x00, 0x00, 0x00, 0x00, 0x55, 0x66,
+        0x77, 0x89, 0x50, 0x14, 0x00, 0x00, 0x29, 0x0d, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn the_filter_keeps_syn_acks_and_resets_to_the_probe_port_only() {
+        let v4 = filter(Family::V4, 40000);
+        assert_eq!(run(&v4, &SYN_ACK_V4), u32::MAX);
+        assert_eq!(run(&v4, &RST_V4), u32::MAX);
+        assert_eq!(run(&filter(Family::V4, 40001), &SYN_ACK_V4), 0);
+        let mut other = SYN_ACK_V4;
+        for flags in [0x02, 0x10, 0x18, 0x11] {
+            other[33] = flags;
+            assert_eq!(run(&v4, &other), 0, "flags {flags:#x}");
+        }
+        // IP options move the TCP header: X follows the IHL.
+        let mut options = vec![0x46];
+        options.extend_from_slice(&SYN_ACK_V4[1..20]);
+        options.extend_from_slice(&[1, 1, 1, 0]);
+        options.extend_from_slice(&SYN_ACK_V4[20..]);
+        assert_eq!(run(&v4, &options), u32::MAX);
+        assert_eq!(run(&v4, &SYN_ACK_V4[..30]), 0);
+
+        // An IPv6 raw socket's filter sees the segment alone.
+        let v6 = filter(Family::V6, 40000);
+        assert_eq!(run(&v6, &SYN_ACK_V4[20..]), u32::MAX);
+        assert_eq!(run(&v6, &RST_V4[20..]), u32::MAX);
+        assert_eq!(run(&v6, &SYN_ACK_V4), 0);
+    }
+
+    #[test]
+    fn an_ipv4_packet_gives_its_sender_and_segment() {
+        let (from, tcp) = ipv4_payload(&SYN_ACK_V4).unwrap();
+        assert_eq!(from, Ipv4Addr::LOCALHOST);
+        assert_eq!(tcp, &SYN_ACK_V4[20..]);
+        // Link padding past the total length is not part of the segment.
+        let mut padded = RST_V4.to_vec();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(ipv4_payload(&padded).unwrap().1, &RST_V4[20..]);
+        assert_eq!(ipv4_payload(&RST_V4[..19]), None);
+        let mut v6 = RST_V4;
+        v6[0] = 0x65;
+        assert_eq!(ipv4_payload(&v6), None);
+    }
+}

@@ -1,0 +1,266 @@
+//! Half-open TCP checks (`half_open = true`) between two network
+//! namespaces on a bridge, a director and a real server, over IPv4 and
+//! IPv6: a listener is up, a closed port is refused, SYNs dropped by the
+//! server's nftables or sent to an address nobody holds time out, and
+//! `bindto` picks the source. The witnesses are on the server's side: its
+//! listener never accepts a connection and keeps no half-open one, and
+//! the director is left with no socket once the prober stops. Last, the
+//! runner drives half-open checks from a TOML config.
+
+use appliance::check::decision::{Failure, Outcome};
+use appliance::check::runner::{self, Options};
+use appliance::check::syn::Prober;
+use appliance::check::syn::socket::Family;
+use appliance::config::model::Config;
+use appliance_tests::netns::{Host, Lan};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_millis(1500);
+const REFUSED: Outcome = Outcome::Down(Failure::Connect(ErrorKind::ConnectionRefused));
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn lan() -> Lan {
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host(
+        "director",
+        &["10.121.0.1/24", "10.121.0.2/24", "fd00:121::1/64"],
+    )
+    .expect("director");
+    lan.add_host("rs", &["10.121.0.11/24", "fd00:121::11/64"])
+        .expect("real server");
+    lan
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// Listeners on the real server, which the test never accepts from.
+fn listeners(rs: &Host, addrs: &[&str]) -> Vec<TcpListener> {
+    let addrs: Vec<SocketAddr> = addrs.iter().map(|a| addr(a)).collect();
+    rs.enter(move || {
+        addrs
+            .iter()
+            .map(|a| {
+                let l = TcpListener::bind(a).expect("listen");
+                l.set_nonblocking(true).expect("nonblocking");
+                l
+            })
+            .collect()
+    })
+    .expect("entering the real server")
+}
+
+/// The TCP sockets of `host` in `state` (as `ss` names them).
+fn sockets(host: &Host, state: &str) -> String {
+    let out = host
+        .run("ss", &["-Htan", "state", state])
+        .expect("ss (Debian package iproute2)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The TCP and raw sockets of the namespace this thread is in.
+fn own_sockets() -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-Htwan"])
+        .output()
+        .expect("ss (Debian package iproute2)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+#[test]
+fn listening_is_up_closed_is_refused_and_nothing_is_accepted() {
+    let lan = lan();
+    let rs = lan.host("rs");
+    let held = listeners(rs, &["10.121.0.11:80", "[fd00:121::11]:80"]);
+    let (outcomes, open, fds_before, fds_after, left) = lan
+        .host("director")
+        .enter(|| {
+            block_on(async {
+                let before = open_fds();
+                let (prober, probe) = Prober::start(&[Family::V4, Family::V6]).expect("prober");
+                let open = own_sockets();
+                let mut outcomes = Vec::new();
+                for target in [
+                    "10.121.0.11:80",
+                    "10.121.0.11:81",
+                    "[fd00:121::11]:80",
+                    "[fd00:121::11]:81",
+                ] {
+                    outcomes.push(probe.probe(addr(target), None, TIMEOUT).await);
+                }
+                // Probed again at once: the server kept nothing from the
+                // first round that would get in the way.
+                outcomes.push(probe.probe(addr("10.121.0.11:80"), None, TIMEOUT).await);
+                prober.stop().await;
+                (outcomes, open, before, open_fds(), own_sockets())
+            })
+        })
+        .expect("entering the director");
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Up, REFUSED, Outcome::Up, REFUSED, Outcome::Up]
+    );
+    for listener in &held {
+        match listener.accept() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("the listener accepted something: {other:?}"),
+        }
+    }
+    // The director's kernel reset each half-open connection.
+    assert_eq!(sockets(rs, "syn-recv"), "");
+    assert_eq!(sockets(rs, "established"), "");
+    // One raw socket per family while it runs (the reserved ports, bound
+    // and not listening, do not show); nothing once it stopped.
+    assert_eq!(open.lines().count(), 2, "{open}");
+    assert_eq!(left, "");
+    assert_eq!(
+        fds_after, fds_before,
+        "the stopped prober left descriptors open"
+    );
+}
+
+#[test]
+fn dropped_or_unanswered_syns_time_out_and_bindto_picks_the_source() {
+    let lan = lan();
+    let rs = lan.host("rs");
+    let _held = listeners(rs, &["10.121.0.11:80", "10.121.0.11:82"]);
+    // The server drops every SYN to port 82, and those from 10.121.0.2.
+    let rules = "add table inet probe\n\
+                 add chain inet probe input { type filter hook input priority 0; }\n\
+                 add rule inet probe input tcp dport 82 drop\n\
+                 add rule inet probe input ip saddr 10.121.0.2 drop\n";
+    let script = std::env::temp_dir().join(format!("half-open-{}.nft", std::process::id()));
+    std::fs::write(&script, rules).expect("writing the nftables script");
+    rs.run("nft", &["-f", &script.to_string_lossy()])
+        .expect("nft (Debian package nftables)");
+    let _ = std::fs::remove_file(&script);
+
+    let results = lan
+        .host("director")
+        .enter(|| {
+            block_on(async {
+                let (prober, probe) = Prober::start(&[Family::V4]).expect("prober");
+                let timed = |target: &'static str, bind: Option<&'static str>| {
+                    let probe = probe.clone();
+                    async move {
+                        let start = Instant::now();
+                        let bind = bind.map(|b| b.parse().unwrap());
+                        let outcome = probe.probe(addr(target), bind, TIMEOUT).await;
+                        (target, bind, outcome, start.elapsed())
+                    }
+                };
+                let results = futures::future::join_all([
+                    // The route's source is 10.121.0.1: answered.
+                    timed("10.121.0.11:80", None),
+                    timed("10.121.0.11:80", Some("10.121.0.1")),
+                    timed("10.121.0.11:80", Some("10.121.0.2")),
+                    timed("10.121.0.11:82", None),
+                    // Nobody holds it: ARP fails, later than the timeout.
+                    timed("10.121.0.99:80", None),
+                    // Not an address of the director's.
+                    timed("10.121.0.11:80", Some("10.121.0.50")),
+                ])
+                .await;
+                prober.stop().await;
+                results
+            })
+        })
+        .expect("entering the director");
+    for (target, bind, outcome, took) in results {
+        let case = format!("{target} from {bind:?}: {outcome:?} after {took:?}");
+        match (target, bind.map(|b| b.to_string())) {
+            ("10.121.0.11:80", None) => assert_eq!(outcome, Outcome::Up, "{case}"),
+            ("10.121.0.11:80", Some(b)) if b == "10.121.0.1" => {
+                assert_eq!(outcome, Outcome::Up, "{case}")
+            }
+            ("10.121.0.11:80", Some(b)) if b == "10.121.0.50" => {
+                assert!(
+                    matches!(outcome, Outcome::Down(Failure::Connect(_))),
+                    "{case}"
+                );
+                assert!(took < TIMEOUT, "{case}");
+            }
+            _ => {
+                assert_eq!(outcome, Outcome::Down(Failure::Timeout), "{case}");
+                // The SYN went out again after 1 s; the timeout still holds.
+                assert!(took >= TIMEOUT && took < TIMEOUT * 2, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_runner_drives_half_open_checks_from_the_config() {
+    let lan = lan();
+    let rs = lan.host("rs");
+    let held = listeners(rs, &["10.121.0.11:80", "[fd00:121::11]:80"]);
+    let text = "[[virtual_server]]\nservice = { address = \"10.121.0.100:80\" }\ndelay_loop = \"1s\"\n\
+         [[virtual_server.real_server]]\naddress = \"10.121.0.11:80\"\n\
+         check = [{ type = \"TCP_CHECK\", connect_timeout = \"1s\", half_open = true, warmup = \"0s\" }]\n\
+         [[virtual_server.real_server]]\naddress = \"10.121.0.11:81\"\n\
+         check = [{ type = \"TCP_CHECK\", connect_timeout = \"1s\", half_open = true, warmup = \"0s\" }]\n\
+         [[virtual_server]]\nservice = { address = \"[fd00:121::100]:80\" }\ndelay_loop = \"1s\"\n\
+         [[virtual_server.real_server]]\naddress = \"[fd00:121::11]:80\"\n\
+         check = [{ type = \"TCP_CHECK\", connect_timeout = \"1s\", half_open = true, warmup = \"0s\" }]\n";
+    let servers = toml::from_str::<Config>(text).unwrap().virtual_server;
+    let (states, left) = lan
+        .host("director")
+        .enter(move || {
+            block_on(async move {
+                let (handle, _reports) =
+                    runner::spawn(&servers, Options::default()).expect("runner");
+                // Bootstrap (1 s), then a probe every second: a few runs.
+                tokio::time::sleep(Duration::from_millis(3500)).await;
+                let status = handle.status().await.expect("status");
+                handle.shutdown().await;
+                let states = status
+                    .iter()
+                    .flat_map(|vs| &vs.servers)
+                    .map(|rs| {
+                        let check = &rs.checks[0];
+                        (
+                            rs.address,
+                            check.kind,
+                            check.up,
+                            check.last.map(|l| l.outcome),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                (states, own_sockets())
+            })
+        })
+        .expect("entering the director");
+    assert_eq!(
+        states,
+        vec![
+            (addr("10.121.0.11:80"), "TCP_CHECK", true, Some(Outcome::Up)),
+            (addr("10.121.0.11:81"), "TCP_CHECK", false, Some(REFUSED)),
+            (
+                addr("[fd00:121::11]:80"),
+                "TCP_CHECK",
+                true,
+                Some(Outcome::Up)
+            ),
+        ]
+    );
+    for listener in &held {
+        assert!(listener.accept().is_err(), "a half-open check was accepted");
+    }
+    assert_eq!(left, "", "the stopped checker left sockets");
+}
