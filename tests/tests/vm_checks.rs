@@ -7,7 +7,7 @@
 //! and `appliance status --json` must agree.
 
 use appliance::daemon::status::Status;
-use appliance_tests::vm::{Vm, VmOutput, section};
+use appliance_tests::vm::{Vm, VmOutput, scenario, section};
 use std::time::Duration;
 
 const SEED: &str = include_str!("../fixtures/keepalived/seed-lvs-dr.conf");
@@ -68,23 +68,11 @@ const SLACK: Duration = Duration::from_secs(2);
 /// answering its name); the director runs `config`. Sections carry the
 /// tables, statuses, answers and the measured times in milliseconds.
 fn scenario(config: &str, detection: Duration, recovery: Duration) -> String {
-    let mut s = String::from(
-        "set -e\n\
-         # wait_for SECONDS WHAT COMMAND...: poll every 100 ms.\n\
-         wait_for() {\n\
-         \x20 t=$1; what=$2; shift 2; i=0\n\
-         \x20 while ! \"$@\" > /dev/null 2>&1; do\n\
-         \x20   i=$((i+1))\n\
-         \x20   if [ $i -gt $((t*10)) ]; then\n\
-         \x20     echo \"timed out after ${t}s waiting for $what\" >&2\n\
-         \x20     ip netns exec director ipvsadm -Ln >&2 || true\n\
-         \x20     cat /tmp/director.log >&2 || true\n\
-         \x20     exit 1\n\
-         \x20   fi\n\
-         \x20   sleep 0.1\n\
-         \x20 done\n\
-         }\n\
-         ms() { awk '{ printf \"%d\\n\", $1 * 1000 }' /proc/uptime; }\n\
+    let mut s = String::from("set -e\n");
+    s += &scenario::wait_for(
+        "ip netns exec director ipvsadm -Ln >&2 || true\ncat /tmp/director.log >&2 || true",
+    );
+    s += &"ms() { awk '{ printf \"%d\\n\", $1 * 1000 }' /proc/uptime; }\n\
          status() { ip netns exec director appliance status --json --socket $SOCKET; }\n\
          # lists ADDR WEIGHT: the director's table has ADDR as a Route with WEIGHT.\n\
          lists() { ip netns exec director ipvsadm -Ln | grep -Eq \"^ +-> $1:80 +Route +$2 \"; }\n\
@@ -92,37 +80,24 @@ fn scenario(config: &str, detection: Duration, recovery: Duration) -> String {
          both_at_100() { lists $RS1 100 && lists $RS2 100; }\n\
          holds_vip() { ip -n director -4 addr show eth0 | grep -q \" $VIP/32\"; }\n\
          rs1_down() { status | grep -q '\"alive\": false'; }\n\
-         passed() { [ $(status | grep -c '\"result\": \"check passed\"') = 2 ]; }\n\
-         ip link add br0 type bridge\n\
-         ip link set br0 up\n",
-    )
-    .replace("$SOCKET", SOCKET)
-    .replace("$RS1", RS1)
-    .replace("$RS2", RS2)
-    .replace("$VIP", VIP);
+         passed() { [ $(status | grep -c '\"result\": \"check passed\"') = 2 ]; }\n"
+        .replace("$SOCKET", SOCKET)
+        .replace("$RS1", RS1)
+        .replace("$RS2", RS2)
+        .replace("$VIP", VIP);
+    s += &scenario::bridge("br0");
     for (name, addr) in [
         ("director", "10.0.0.1"),
         ("client", "10.0.0.2"),
         ("rs1", RS1),
         ("rs2", RS2),
     ] {
-        s += &format!(
-            "ip netns add {name}\n\
-             ip -n {name} link set lo up\n\
-             ip link add p-{name} type veth peer name eth0 netns {name}\n\
-             ip link set p-{name} master br0 up\n\
-             ip -n {name} addr add {addr}/24 dev eth0\n\
-             ip -n {name} link set eth0 up\n"
-        );
+        s += &scenario::host("br0", name, addr);
     }
     for (name, addr) in [("rs1", RS1), ("rs2", RS2)] {
+        s += &scenario::dr_real_server(name, VIP);
         s += &format!(
-            "for c in all eth0; do\n\
-             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_ignore=1\n\
-             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_announce=2\n\
-             done\n\
-             ip -n {name} addr add {VIP}/32 dev lo\n\
-             mkdir -p /srv/{name}\n\
+            "mkdir -p /srv/{name}\n\
              echo {name} > /srv/{name}/index.html\n\
              ip netns exec {name} httpd -f -p 80 -h /srv/{name} &\n\
              {name}=$!\n\

@@ -3,7 +3,7 @@
 //! from a config through `appliance dataplane apply`, with ipvsadm only as
 //! the independent witness.
 
-use appliance_tests::vm::{Vm, VmOutput, section};
+use appliance_tests::vm::{Vm, VmOutput, scenario, section};
 use std::time::Duration;
 
 const VIP: &str = "10.0.1.100";
@@ -49,16 +49,13 @@ fn http_server(name: &str, addr: &str, from_ns: &str) -> String {
 /// 10.0.1.1 + VIP; back 10.0.2.1) --bridge-- rs1 10.0.2.11, rs2 10.0.2.12
 /// (httpd answering their name, default route via the director).
 fn nat_topology() -> String {
-    let mut script = String::from(
-        "set -e\n\
-         ip link add br-back type bridge\n\
-         ip link set br-back up\n\
-         for ns in client dir; do ip netns add $ns; ip -n $ns link set lo up; done\n\
+    let mut script = String::from("set -e\n");
+    script += &scenario::bridge("br-back");
+    script += "for ns in client dir; do ip netns add $ns; ip -n $ns link set lo up; done\n\
          ip link add eth0 netns client type veth peer name front netns dir\n\
          ip -n client addr add 10.0.1.2/24 dev eth0\n\
          ip -n client link set eth0 up\n\
-         ip -n dir addr add 10.0.1.1/24 dev front\n",
-    );
+         ip -n dir addr add 10.0.1.1/24 dev front\n";
     script += &format!("ip -n dir addr add {VIP}/32 dev front\n");
     script += "ip -n dir link set front up\n\
                ip link add p-dir type veth peer name back netns dir\n\
@@ -67,15 +64,8 @@ fn nat_topology() -> String {
                ip -n dir link set back up\n\
                ip netns exec dir sysctl -qw net.ipv4.ip_forward=1\n";
     for (name, addr) in REAL_SERVERS {
-        script += &format!(
-            "ip netns add {name}\n\
-             ip -n {name} link set lo up\n\
-             ip link add p-{name} type veth peer name eth0 netns {name}\n\
-             ip link set p-{name} master br-back up\n\
-             ip -n {name} addr add {addr}/24 dev eth0\n\
-             ip -n {name} link set eth0 up\n\
-             ip -n {name} route add default via 10.0.2.1\n"
-        );
+        script += &scenario::host("br-back", name, addr);
+        script += &format!("ip -n {name} route add default via 10.0.2.1\n");
         script += &http_server(name, addr, "dir");
     }
     script
@@ -331,35 +321,19 @@ fn lvs_dr_round_robin_through_the_vip() {
     // client, director and real servers on one bridge; the real servers
     // hold the VIP on lo and neither answer ARP for it nor announce it.
     let vip = "10.0.0.100";
-    let mut script = String::from(
-        "set -e\n\
-         ip link add br0 type bridge\n\
-         ip link set br0 up\n",
-    );
+    let mut script = String::from("set -e\n");
+    script += &scenario::bridge("br0");
     for (name, addr) in [
         ("client", "10.0.0.2"),
         ("dir", "10.0.0.1"),
         ("rs1", "10.0.0.11"),
         ("rs2", "10.0.0.12"),
     ] {
-        script += &format!(
-            "ip netns add {name}\n\
-             ip -n {name} link set lo up\n\
-             ip link add p-{name} type veth peer name eth0 netns {name}\n\
-             ip link set p-{name} master br0 up\n\
-             ip -n {name} addr add {addr}/24 dev eth0\n\
-             ip -n {name} link set eth0 up\n"
-        );
+        script += &scenario::host("br0", name, addr);
     }
     script += &format!("ip -n dir addr add {vip}/32 dev eth0\n");
     for (name, addr) in [("rs1", "10.0.0.11"), ("rs2", "10.0.0.12")] {
-        script += &format!(
-            "for c in all eth0; do\n\
-             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_ignore=1\n\
-             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_announce=2\n\
-             done\n\
-             ip -n {name} addr add {vip}/32 dev lo\n"
-        );
+        script += &scenario::dr_real_server(name, vip);
         script += &http_server(name, addr, "client");
     }
     let config = format!(

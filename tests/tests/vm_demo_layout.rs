@@ -9,7 +9,7 @@
 //! nftables, since this host's kernel has no IPVS.
 
 use appliance::daemon::status::Status;
-use appliance_tests::vm::{Vm, VmOutput, section};
+use appliance_tests::vm::{Vm, VmOutput, scenario, section};
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,40 +24,19 @@ fn repo(rel: &str) -> std::path::PathBuf {
 /// the backup, is left out: the master takes over alone), rs1 and rs2
 /// (busybox httpd saying its name), the client.
 fn scenario() -> String {
-    let mut s = String::from(
-        "set -e\n\
-         wait_for() {\n\
-         \x20 t=$1; what=$2; shift 2; i=0\n\
-         \x20 while ! \"$@\" > /dev/null 2>&1; do\n\
-         \x20   i=$((i+1))\n\
-         \x20   if [ $i -gt $((t*10)) ]; then\n\
-         \x20     echo \"timed out after ${t}s waiting for $what\" >&2\n\
-         \x20     cat /tmp/director.log >&2 || true\n\
-         \x20     exit 1\n\
-         \x20   fi\n\
-         \x20   sleep 0.1\n\
-         \x20 done\n\
-         }\n\
-         holds_vip() { ip -n master -4 addr show eth0 | grep -q \" $VIP/24\"; }\n\
-         both_listed() { [ $(ip netns exec master ipvsadm -Ln | grep -c ' Masq ') = 2 ]; }\n\
-         ip link add br0 type bridge\n\
-         ip link set br0 up\n",
-    )
-    .replace("$VIP", VIP);
+    let mut s = String::from("set -e\n");
+    s += &scenario::wait_for("cat /tmp/director.log >&2 || true");
+    s += &"holds_vip() { ip -n master -4 addr show eth0 | grep -q \" $VIP/24\"; }\n\
+         both_listed() { [ $(ip netns exec master ipvsadm -Ln | grep -c ' Masq ') = 2 ]; }\n"
+        .replace("$VIP", VIP);
+    s += &scenario::bridge("br0");
     for (name, addr) in [
         ("master", "10.89.0.2"),
         ("rs1", "10.89.0.11"),
         ("rs2", "10.89.0.12"),
         ("client", "10.89.0.20"),
     ] {
-        s += &format!(
-            "ip netns add {name}\n\
-             ip -n {name} link set lo up\n\
-             ip link add p-{name} type veth peer name eth0 netns {name}\n\
-             ip link set p-{name} master br0 up\n\
-             ip -n {name} addr add {addr}/24 dev eth0\n\
-             ip -n {name} link set eth0 up\n"
-        );
+        s += &scenario::host("br0", name, addr);
     }
     // compose/docker-compose.yml's sysctls and environment.
     s += "for k in net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \

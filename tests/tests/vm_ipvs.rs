@@ -2,7 +2,7 @@
 //! LVS-NAT service configured with ipvsadm alone balances HTTP requests
 //! across two real servers, the baseline the appliance will replace.
 
-use appliance_tests::vm::{Error, Vm, VmOutput, section};
+use appliance_tests::vm::{Error, Vm, VmOutput, scenario, section};
 use std::time::Duration;
 
 fn report(test: &str, out: &VmOutput) {
@@ -118,16 +118,13 @@ const VIP: &str = "10.0.1.100";
 /// --bridge-- rs1 10.0.2.11, rs2 10.0.2.12 (busybox httpd answering their
 /// own name, default route via the director).
 fn lvs_nat(scheduler: &str, weights: [u32; 2], requests: usize) -> VmOutput {
-    let mut script = String::from(
-        "set -e\n\
-         ip link add br-back type bridge\n\
-         ip link set br-back up\n\
-         for ns in client dir; do ip netns add $ns; ip -n $ns link set lo up; done\n\
+    let mut script = String::from("set -e\n");
+    script += &scenario::bridge("br-back");
+    script += "for ns in client dir; do ip netns add $ns; ip -n $ns link set lo up; done\n\
          ip link add eth0 netns client type veth peer name front netns dir\n\
          ip -n client addr add 10.0.1.2/24 dev eth0\n\
          ip -n client link set eth0 up\n\
-         ip -n dir addr add 10.0.1.1/24 dev front\n",
-    );
+         ip -n dir addr add 10.0.1.1/24 dev front\n";
     script += &format!("ip -n dir addr add {VIP}/32 dev front\n");
     script += "ip -n dir link set front up\n\
                ip link add p-dir type veth peer name back netns dir\n\
@@ -136,14 +133,9 @@ fn lvs_nat(scheduler: &str, weights: [u32; 2], requests: usize) -> VmOutput {
                ip -n dir link set back up\n\
                ip netns exec dir sysctl -qw net.ipv4.ip_forward=1\n";
     for (name, addr) in REAL_SERVERS {
+        script += &scenario::host("br-back", name, addr);
         script += &format!(
-            "ip netns add {name}\n\
-             ip -n {name} link set lo up\n\
-             ip link add p-{name} type veth peer name eth0 netns {name}\n\
-             ip link set p-{name} master br-back up\n\
-             ip -n {name} addr add {addr}/24 dev eth0\n\
-             ip -n {name} link set eth0 up\n\
-             ip -n {name} route add default via 10.0.2.1\n\
+            "ip -n {name} route add default via 10.0.2.1\n\
              mkdir -p /srv/{name}\n\
              echo {name} > /srv/{name}/index.html\n\
              ip netns exec {name} httpd -p 80 -h /srv/{name}\n\

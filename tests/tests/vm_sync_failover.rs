@@ -13,7 +13,7 @@
 //! has no entry for the connection, so B's own stack resets it. That the
 //! control breaks shows the test measures the sync, not something else.
 
-use appliance_tests::vm::{Vm, VmOutput, section};
+use appliance_tests::vm::{Vm, VmOutput, scenario, section};
 use std::time::Duration;
 
 const VIP: &str = "10.0.0.100";
@@ -49,27 +49,14 @@ fn config(router: &str, state: &str, priority: u8, sync: bool) -> String {
 /// The scenario as a busybox ash script; sections of its stdout carry
 /// what the test checks.
 fn scenario(sync: bool, death: Death) -> String {
-    let mut s = String::from(
-        "set -e\n\
-         # wait_for SECONDS WHAT COMMAND...: poll every 100 ms.\n\
-         wait_for() {\n\
-         \x20 t=$1; what=$2; shift 2; i=0\n\
-         \x20 while ! \"$@\" > /dev/null 2>&1; do\n\
-         \x20   i=$((i+1))\n\
-         \x20   if [ $i -gt $((t*10)) ]; then\n\
-         \x20     echo \"timed out after ${t}s waiting for $what\" >&2\n\
-         \x20     for f in /tmp/a.log /tmp/b.log; do echo \"== $f\" >&2; cat $f >&2 || true; done\n\
-         \x20     exit 1\n\
-         \x20   fi\n\
-         \x20   sleep 0.1\n\
-         \x20 done\n\
-         }\n\
-         holds_vip() { ip -n $1 -4 addr show eth0 | grep -q \" $VIP/32\"; }\n\
-         lines() { [ $(wc -l < /tmp/echo) -ge $1 ]; }\n\
-         ip link add br0 type bridge\n\
-         ip link set br0 up\n",
+    let mut s = String::from("set -e\n");
+    s += &scenario::wait_for(
+        "for f in /tmp/a.log /tmp/b.log; do echo \"== $f\" >&2; cat $f >&2 || true; done",
     );
-    s = s.replace("$VIP", VIP);
+    s += &"holds_vip() { ip -n $1 -4 addr show eth0 | grep -q \" $VIP/32\"; }\n\
+         lines() { [ $(wc -l < /tmp/echo) -ge $1 ]; }\n"
+        .replace("$VIP", VIP);
+    s += &scenario::bridge("br0");
     for (name, addr) in [
         ("client", CLIENT),
         ("a", "10.0.0.3"),
@@ -77,25 +64,14 @@ fn scenario(sync: bool, death: Death) -> String {
         ("rs1", "10.0.0.11"),
         ("rs2", "10.0.0.12"),
     ] {
-        s += &format!(
-            "ip netns add {name}\n\
-             ip -n {name} link set lo up\n\
-             ip link add p-{name} type veth peer name eth0 netns {name}\n\
-             ip link set p-{name} master br0 up\n\
-             ip -n {name} addr add {addr}/24 dev eth0\n\
-             ip -n {name} link set eth0 up\n"
-        );
+        s += &scenario::host("br0", name, addr);
     }
     // Real servers: the VIP on lo, never answered for nor announced; an
     // echo server per connection.
     for (name, addr) in [("rs1", "10.0.0.11"), ("rs2", "10.0.0.12")] {
+        s += &scenario::dr_real_server(name, VIP);
         s += &format!(
-            "for c in all eth0; do\n\
-             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_ignore=1\n\
-             \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_announce=2\n\
-             done\n\
-             ip -n {name} addr add {VIP}/32 dev lo\n\
-             ip netns exec {name} nc -ll -p {PORT} -e /bin/cat &\n\
+            "ip netns exec {name} nc -ll -p {PORT} -e /bin/cat &\n\
              wait_for 10 'the echo server of {name}' sh -c \
              \"echo ping | ip netns exec client timeout 2 nc {addr} {PORT} | grep -q ping\"\n"
         );

@@ -24,6 +24,7 @@
 mod cpio;
 mod initramfs;
 pub mod kernel;
+pub mod scenario;
 
 use std::fmt;
 use std::fs;
