@@ -6,6 +6,7 @@
 //! same cores with a virtual clock in tests.
 
 pub mod check;
+pub mod checksum;
 pub mod clock;
 pub mod config;
 pub mod daemon;

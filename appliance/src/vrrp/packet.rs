@@ -6,6 +6,7 @@
 //! the rules that depend on the local instance's configuration.
 
 use super::{Centiseconds, Priority, Version, Vrid};
+use crate::checksum::{self, fold, sum_words};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -124,43 +125,12 @@ impl IpContext {
     /// One's-complement sum of the RFC 5798 §5.2.8 pseudo-header for a VRRP
     /// message of `len` bytes.
     fn pseudo_header_sum(&self, len: usize) -> u64 {
-        // Both halves, so that the IPv6 32-bit length is right and an IPv4
-        // length (always < 64 KiB) is unchanged.
-        let len = len as u64;
-        let len_words = (len >> 16) + (len & 0xffff);
-        let protocol = u64::from(IP_PROTOCOL);
-        match self {
-            IpContext::V4 { src, dst, .. } => {
-                sum_words(0, &src.octets()) + sum_words(0, &dst.octets()) + protocol + len_words
-            }
-            IpContext::V6 { src, dst, .. } => {
-                sum_words(0, &src.octets()) + sum_words(0, &dst.octets()) + protocol + len_words
-            }
-        }
+        let (src, dst) = match *self {
+            IpContext::V4 { src, dst, .. } => (IpAddr::V4(src), IpAddr::V4(dst)),
+            IpContext::V6 { src, dst, .. } => (IpAddr::V6(src), IpAddr::V6(dst)),
+        };
+        checksum::pseudo_header_sum(src, dst, IP_PROTOCOL, len)
     }
-}
-
-/// Adds `data` as big-endian 16-bit words (a trailing odd byte is the high
-/// half of a last word) to `acc` (RFC 1071).
-fn sum_words(acc: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    let mut acc = acc;
-    for pair in &mut chunks {
-        if let [hi, lo] = pair {
-            acc += u64::from(u16::from_be_bytes([*hi, *lo]));
-        }
-    }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
 }
 
 /// Why received bytes are not a valid VRRP advertisement: the RFC receive

@@ -4,6 +4,7 @@
 //! Only what a probe needs: no payload, no option other than the MSS we
 //! announce.
 
+use crate::checksum::{fold, pseudo_header_sum, sum_words};
 use std::net::IpAddr;
 
 /// IP protocol number (IPv4) and next header (IPv6) of TCP.
@@ -138,7 +139,7 @@ impl<T: AsRef<[u8]>> Segment<T> {
         let before = &data[..field::CHECKSUM.start];
         let after = &data[field::CHECKSUM.end..];
         !fold(sum_words(
-            sum_words(pseudo_header_sum(src, dst, data.len()), before),
+            sum_words(pseudo_header_sum(src, dst, IP_PROTOCOL, data.len()), before),
             after,
         ))
     }
@@ -210,39 +211,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Segment<T> {
     fn write(&mut self, at: usize, bytes: &[u8]) {
         self.buffer.as_mut()[at..at + bytes.len()].copy_from_slice(bytes);
     }
-}
-
-/// Adds `data` as big-endian 16-bit words (a trailing odd byte is the high
-/// half of a last word) to `acc` (RFC 1071).
-fn sum_words(mut acc: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        if let [hi, lo] = pair {
-            acc += u64::from(u16::from_be_bytes([*hi, *lo]));
-        }
-    }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// The pseudo-header's sum: both addresses, the protocol and the TCP
-/// length (RFC 9293 §3.1, RFC 8200 §8.1).
-fn pseudo_header_sum(src: IpAddr, dst: IpAddr, len: usize) -> u64 {
-    let len = len as u64;
-    let addresses = |acc, ip: IpAddr| match ip {
-        IpAddr::V4(a) => sum_words(acc, &a.octets()),
-        IpAddr::V6(a) => sum_words(acc, &a.octets()),
-    };
-    addresses(addresses(0, src), dst) + u64::from(IP_PROTOCOL) + (len >> 16) + (len & 0xffff)
 }
 
 /// A probe: a bare SYN announcing an MSS, as any client's first segment.
