@@ -214,6 +214,53 @@ fn two_images_boot_from_disk_serve_the_vip_and_fail_over_when_the_master_powers_
 }
 
 #[test]
+fn a_keepalived_conf_runs_with_the_network_from_network_toml_beside_it() {
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host("client", &["10.131.0.50/24"]).expect("client");
+    let disk = Disk::copy_of_image().expect("disk");
+    disk.write_config(
+        "keepalived.conf",
+        &format!(
+            "vrrp_instance VI_1 {{\n\
+             \x20   state MASTER\n\
+             \x20   interface eth0\n\
+             \x20   virtual_router_id 133\n\
+             \x20   priority 150\n\
+             \x20   advert_int 1\n\
+             \x20   virtual_ipaddress {{\n\
+             \x20       {VIP}/24\n\
+             \x20   }}\n\
+             }}\n"
+        ),
+    )
+    .expect("keepalived.conf");
+    disk.write_config(
+        "network.toml",
+        &format!("[[network.interface]]\nname = \"eth0\"\naddress = [\"{MASTER}/24\"]\n"),
+    )
+    .expect("network.toml");
+
+    let vm = machine(&lan, "keepalived", &disk, "52:54:00:13:10:07");
+    vm.wait_for("network applied", BOOT)
+        .expect("network.toml applied");
+    vm.wait_for("to=MASTER", BOOT).expect("MASTER");
+    let client = lan.host("client");
+    for address in [MASTER, VIP] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client
+            .run("busybox", &["ping", "-c", "1", "-W", "1", address])
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no answer from {address}:\n{}",
+                vm.console()
+            );
+        }
+    }
+}
+
+#[test]
 fn a_daemon_that_dies_is_started_again() {
     let mut lan = Lan::new().expect("lan");
     lan.add_host("client", &["10.131.0.50/24"]).expect("client");

@@ -1,7 +1,8 @@
 //! The links init sets up itself, before and instead of the daemon: `lo`
-//! at boot, and, while the config is invalid or missing, the box's own
+//! at boot; while the config is invalid or missing, the box's own
 //! addresses from the config's `[network]` (or at least every link up), so
-//! that an operator can still reach it to fix the config.
+//! that an operator can still reach it to fix the config; and beside a
+//! keepalived.conf, which cannot say them, those of `network.toml`.
 
 use crate::config::model::{Network, NetworkInterface};
 use crate::config::{self, Format};
@@ -56,6 +57,24 @@ fn all_links_up() {
         }
         Ok(Err(e)) => warn!(error = %e, "bringing the links up failed"),
         Err(e) => warn!(error = %e, "bringing the links up failed: no runtime"),
+    }
+}
+
+/// Applies `network`, read from `source`, for a daemon that will not: its
+/// config is a keepalived.conf. A failure is logged and every link is
+/// brought up instead.
+pub fn apply_from(network: &Network, source: &Path) {
+    match apply(network) {
+        Ok(()) => info!(
+            file = %source.display(),
+            interfaces = network.interface.len(),
+            routes = network.route.len(),
+            "network applied"
+        ),
+        Err(e) => {
+            warn!(file = %source.display(), error = %e, "network: applying it failed");
+            all_links_up();
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 use super::logging::LogFile;
 use super::signals::Signals;
 use super::{Power, Request, State, paths};
+use crate::config::Format;
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -34,6 +35,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// one previous generation), so that the small config partition never
 /// fills.
 const MAX_FILE_SIZE: u64 = 1024 * 1024;
+/// Beside a keepalived.conf: the box's own `[network]`.
+const NETWORK_FILE: &str = "network.toml";
 
 /// The delay before restarting the daemon: 1 s after an exit, doubling
 /// with each quick exit up to 30 s; a run of a minute or more starts over.
@@ -313,6 +316,10 @@ impl Supervisor {
             return;
         }
         info!(file = %file.display(), "config valid");
+        if Format::detect(&file) == Format::Keepalived && !self.network_beside_keepalived(&dir) {
+            self.wait(&dir);
+            return;
+        }
         let mut command = Command::new(
             std::env::current_exe().unwrap_or_else(|_| PathBuf::from(paths::APPLIANCE)),
         );
@@ -344,6 +351,31 @@ impl Supervisor {
                 let delay = self.backoff.after_exit(Duration::ZERO);
                 error!(error = %e, restart_in = ?delay, "appliance did not start");
                 self.backoff_for(delay);
+            }
+        }
+    }
+
+    /// keepalived.conf has no syntax for the box's own addresses, routes
+    /// and sysctls: `network.toml` beside it holds them (`[network]`, as in
+    /// appliance.toml), applied before the daemon starts; without one every
+    /// link is brought up. False if network.toml is invalid (its problems
+    /// are printed as the config's are).
+    fn network_beside_keepalived(&self, dir: &Path) -> bool {
+        let file = dir.join(NETWORK_FILE);
+        if !file.exists() {
+            super::network::fallback(None);
+            return true;
+        }
+        match crate::config::load_file(&file) {
+            Ok(config) => {
+                super::network::apply_from(&config.network, &file);
+                true
+            }
+            Err(problems) => {
+                error!(file = %file.display(), problems = problems.0.len(), "config invalid");
+                self.log.echo(&problems.to_string());
+                super::network::fallback(None);
+                false
             }
         }
     }
