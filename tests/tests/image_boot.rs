@@ -294,9 +294,10 @@ fn a_daemon_that_dies_is_started_again() {
 
 #[test]
 fn the_rescue_boot_option_gives_a_shell_then_boots_on() {
+    let lan = Lan::new().expect("lan");
+    // No config at all: init still brings the NIC up.
     let disk = Disk::copy_of_image().expect("disk");
-    let mut vm =
-        Machine::boot("rescue", disk.path(), "raw", Firmware::Bios, None, false).expect("qemu");
+    let mut vm = machine(&lan, "rescue", &disk, "52:54:00:13:10:06");
     // syslinux's prompt waits a second for a choice.
     vm.wait_for("boot: ", BOOT).expect("the boot prompt");
     vm.send("rescue").expect("choose rescue");
@@ -304,13 +305,17 @@ fn the_rescue_boot_option_gives_a_shell_then_boots_on() {
         .expect("the rescue shell starts");
     std::thread::sleep(Duration::from_secs(1));
     let from = vm.console().len();
-    vm.send("cat /proc/cmdline; /bin/appliance --version; ls /config; exit")
-        .expect("shell commands");
+    vm.send(
+        "cat /proc/cmdline /sys/class/net/eth0/flags; /bin/appliance --version; ls /config; exit",
+    )
+    .expect("shell commands");
     let (_, at) = vm
         .wait_for_from("example.toml", from, Duration::from_secs(30))
         .expect("the shell ran the commands");
     let shown = vm.console()[from..at].to_string();
     assert!(shown.contains("appliance.rescue"), "{shown}");
+    // IFF_UP | IFF_BROADCAST | IFF_MULTICAST: eth0 is up.
+    assert!(shown.contains("0x1003"), "{shown}");
     assert!(
         shown.contains(concat!("appliance ", env!("CARGO_PKG_VERSION"))),
         "{shown}"

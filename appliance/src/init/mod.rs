@@ -117,7 +117,7 @@ pub fn run() -> ! {
     }
 
     let mut loader = load_modules();
-    network::loopback();
+    network::all_links_up();
     let config_dir = config_partition(loader.as_mut());
 
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();

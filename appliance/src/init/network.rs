@@ -1,10 +1,10 @@
-//! The links init sets up itself, before and instead of the daemon: `lo`
-//! at boot; while the config is invalid or missing, the box's own
+//! The links init sets up itself, before and instead of the daemon: every
+//! link up at boot; while the config is invalid or missing, the box's own
 //! addresses from the config's `[network]` (or at least every link up), so
 //! that an operator can still reach it to fix the config; and beside a
 //! keepalived.conf, which cannot say them, those of `network.toml`.
 
-use crate::config::model::{Network, NetworkInterface};
+use crate::config::model::Network;
 use crate::config::{self, Format};
 use std::path::Path;
 use tracing::{info, warn};
@@ -26,24 +26,11 @@ fn apply(network: &Network) -> Result<(), String> {
     }
 }
 
-/// Brings `lo` up (the kernel gives it 127.0.0.1 and ::1 then): the
-/// daemon's status socket and health checks of local services need it.
-pub fn loopback() {
-    let lo = Network {
-        interface: vec![NetworkInterface {
-            name: "lo".into(),
-            address: Vec::new(),
-            mtu: None,
-        }],
-        ..Network::default()
-    };
-    match apply(&lo) {
-        Ok(()) => info!("lo up"),
-        Err(e) => warn!(error = %e, "bringing lo up failed"),
-    }
-}
-
-fn all_links_up() {
+/// Brings every link up, `lo` included (the kernel gives it 127.0.0.1 and
+/// ::1 then: the status socket and checks of local services need it): at
+/// boot, so that a config naming an interface finds it up even without a
+/// `[network]` entry for it, and whenever init keeps the box reachable.
+pub fn all_links_up() {
     match block_on(crate::net::setup::all_links_up()) {
         Ok(Ok(links)) => {
             let mut up = Vec::new();
@@ -53,7 +40,7 @@ fn all_links_up() {
                     Err(e) => warn!(error = %e, "bringing a link up failed"),
                 }
             }
-            info!(links = %up.join(","), "every link up (no addresses)");
+            info!(links = %up.join(","), "links up");
         }
         Ok(Err(e)) => warn!(error = %e, "bringing the links up failed"),
         Err(e) => warn!(error = %e, "bringing the links up failed: no runtime"),
