@@ -60,10 +60,13 @@ demo-down:
 # netns LAN (runs as root, ~15 min; TRIALS=2 for a quick run; rewrites
 # docs/benchmarks.md), then the checker against 10,000 real servers (its
 # table appended to docs/benchmarks.md; docs/benchmarks-checker.md explains
-# it), then the disk image's size and boot time (appended too).
+# it), then the checker beside keepalived's against 500 in a qemu VM
+# (keepalived's needs IPVS; ~2 min; appended too), then the disk image's
+# size and boot time (appended too).
 bench:
 	$(CARGO) build --release -p appliance
 	$(CARGO) run --release -p appliance-tests --bin failover_bench
 	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md
 	images/disk/build
 	$(CARGO) run --release -p appliance-tests --bin image_bench -- --boots 5 --append docs/benchmarks.md

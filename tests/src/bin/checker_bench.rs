@@ -5,17 +5,24 @@
 //! the same listeners. The checker runs in a child process (this binary
 //! with `--checker`), so only its own CPU time and memory are measured:
 //! CPU share of one core over a steady-state window after the warmup, and
-//! peak RSS. Prints a markdown table (a row per probe kind), and with
-//! `--append FILE` adds it as a section to FILE (`make bench`:
+//! peak RSS. With `--keepalived PATH`, keepalived's checker (`-C`) then
+//! checks the same listeners, configured alike, and is measured the same
+//! way from /proc; it programs IPVS, so this needs a kernel with IPVS
+//! (checker_vm_bench runs it all in a VM). Each row also says how many
+//! checks a second the kernel counted and how idle the whole machine was,
+//! which shows whether the checker kept up and whether the machine was
+//! saturated. Prints a markdown table (a row per checker and probe kind),
+//! and with `--append FILE` adds it as a section to FILE (`make bench`:
 //! docs/benchmarks.md, which the failover benchmark has just written).
 //!
-//! `checker_bench [--servers N] [--seconds S] [--append FILE]`; build with
-//! `--release`.
+//! `checker_bench [--servers N] [--seconds S] [--keepalived PATH] [--append FILE]`;
+//! build with `--release`.
 
 use appliance::check::runner::{self, Options, Report};
 use appliance::config::model::{Config, VirtualServer};
 use appliance_tests::loopback::{self, Server};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,12 @@ const FIRST_PORT: u16 = 20_000;
 const PER_VS: usize = 100;
 /// Bootstrap (1 s) plus the longest warmup (delay_loop, 1 s), plus margin.
 const WARMUP: Duration = Duration::from_secs(4);
+/// How long keepalived may take to start and check every server once:
+/// in a VM under TCG it programs its IPVS destinations slowly.
+const KEEPALIVED_START: Duration = Duration::from_secs(120);
+/// How long keepalived may take to stop (its checker removes every
+/// destination from IPVS first).
+const KEEPALIVED_STOP: Duration = Duration::from_secs(60);
 /// The goal: under this share of one core (percent) and this peak RSS (MB).
 const GOAL_CPU: f64 = 5.0;
 const GOAL_RSS: f64 = 50.0;
@@ -32,7 +45,8 @@ struct Args {
     servers: usize,
     seconds: u64,
     checker: Option<String>,
-    append: Option<std::path::PathBuf>,
+    keepalived: Option<PathBuf>,
+    append: Option<PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
@@ -40,6 +54,7 @@ fn args() -> Result<Args, String> {
         servers: 10_000,
         seconds: 30,
         checker: None,
+        keepalived: None,
         append: None,
     };
     let mut it = std::env::args().skip(1);
@@ -49,6 +64,7 @@ fn args() -> Result<Args, String> {
             "--servers" => out.servers = value()?.parse().map_err(|e| format!("--servers: {e}"))?,
             "--seconds" => out.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--checker" => out.checker = Some(value()?),
+            "--keepalived" => out.keepalived = Some(value()?.into()),
             "--append" => out.append = Some(value()?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -82,6 +98,11 @@ fn server_address(i: usize) -> SocketAddr {
     SocketAddr::new(loopback::address(4, i / PORTS).into(), port)
 }
 
+/// The virtual server of real server `i`: 10.200.x.y, port 80.
+fn virtual_address(i: usize) -> String {
+    format!("10.200.{}.{}", i / PER_VS / 250, i / PER_VS % 250 + 1)
+}
+
 /// How the checks probe.
 #[derive(Clone, Copy)]
 enum Probe {
@@ -113,9 +134,8 @@ fn config_text(servers: usize, probe: Probe) -> String {
     for i in 0..servers {
         if i % PER_VS == 0 {
             text.push_str(&format!(
-                "[[virtual_server]]\nservice = {{ address = \"10.200.{}.{}:80\" }}\ndelay_loop = \"1s\"\n",
-                i / PER_VS / 250,
-                i / PER_VS % 250 + 1
+                "[[virtual_server]]\nservice = {{ address = \"{}:80\" }}\ndelay_loop = \"1s\"\n",
+                virtual_address(i)
             ));
         }
         text.push_str(&format!(
@@ -127,7 +147,61 @@ fn config_text(servers: usize, probe: Probe) -> String {
     text
 }
 
-/// Serves the listeners and runs the checker child, both in a network
+/// The same virtual and real servers and checks as [`config_text`], as
+/// keepalived.conf; NAT and rr because keepalived programs IPVS with them
+/// (ours, in this bench, only checks).
+fn keepalived_config(servers: usize) -> String {
+    let mut text = String::new();
+    for i in 0..servers {
+        if i % PER_VS == 0 {
+            if i > 0 {
+                text.push_str("}\n");
+            }
+            text.push_str(&format!(
+                "virtual_server {} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n",
+                virtual_address(i)
+            ));
+        }
+        let rs = server_address(i);
+        text.push_str(&format!(
+            "  real_server {} {} {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 2\n    }}\n  }}\n",
+            rs.ip(),
+            rs.port()
+        ));
+    }
+    if servers > 0 {
+        text.push_str("}\n");
+    }
+    text
+}
+
+/// One line of the table: a checker over the window.
+struct Row {
+    checker: String,
+    probe: &'static str,
+    /// Probes a second the kernel counted: connects, or for half-open
+    /// probes the resets our kernel sends to the servers' SYN-ACKs.
+    rate: f64,
+    /// Shares of one core: the total, in user space, in the kernel.
+    cpu: f64,
+    user: f64,
+    sys: f64,
+    /// Peak and final resident memory, MB.
+    peak_rss: f64,
+    rss: f64,
+    up: usize,
+    changes: usize,
+    /// Seconds since the least recently checked server's last check, when
+    /// the checker can say.
+    oldest: Option<f64>,
+    /// The whole machine's idle share (all CPUs) over the window.
+    idle: f64,
+    /// Sockets left in TIME_WAIT at the window's end: each holds kernel
+    /// memory until it expires (60 s).
+    time_wait: u64,
+}
+
+/// Serves the listeners and runs the checker children, all in a network
 /// namespace of their own: the host's may track every loopback connection
 /// in conntrack (Docker's NAT rules load it), which would bill the checker
 /// for a hundred thousand conntrack entries that a director's checks
@@ -144,9 +218,8 @@ fn parent(args: &Args) -> Result<(), String> {
     }
     loopback::raise_nofile_limit().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let rt = runtime()?;
-    let outputs = rt.block_on(async {
+    let rows = rt.block_on(async {
         let mut listeners = Vec::with_capacity(args.servers);
         for i in 0..args.servers {
             let server = Server::start(server_address(i))
@@ -154,58 +227,48 @@ fn parent(args: &Args) -> Result<(), String> {
                 .map_err(|e| format!("listen on {}: {e}", server_address(i)))?;
             listeners.push(server);
         }
-        let mut outputs = Vec::new();
+        let mut rows = Vec::new();
         for probe in Probe::ALL {
-            let config = dir.path().join(format!("checker-{}.toml", outputs.len()));
-            std::fs::write(&config, config_text(args.servers, probe)).map_err(|e| e.to_string())?;
-            let child = tokio::process::Command::new(&exe)
-                .arg("--checker")
-                .arg(&config)
-                .arg("--seconds")
-                .arg(args.seconds.to_string())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("start the checker: {e}"))?;
-            let output = child
-                .wait_with_output()
-                .await
-                .map_err(|e| format!("checker: {e}"))?;
-            outputs.push((probe, output));
+            rows.push(ours(args, probe, dir.path()).await?);
+        }
+        if let Some(keepalived) = &args.keepalived {
+            rows.push(keepalived_row(keepalived, args, dir.path()).await?);
         }
         drop(listeners);
-        Ok::<_, String>(outputs)
+        Ok::<_, String>(rows)
     })?;
-    let mut table = "| probe | real servers | interval | window | checker CPU (% of one core) | of which user | of which kernel | peak RSS (MB) | RSS at the end (MB) | checks up at the end | state changes | oldest last check |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    let mut table = "| checker | probe | real servers | interval | window | checks per s | checker CPU (% of one core) | of which user | of which kernel | CPU per check (µs) | peak RSS (MB) | RSS at the end (MB) | checks up at the end | state changes | oldest last check | TIME_WAIT at the end | machine idle (%) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         .to_owned();
-    // The best of the probe kinds, against the goal.
-    let mut best_cpu = f64::INFINITY;
-    let mut best_rss = f64::INFINITY;
-    for (probe, output) in outputs {
-        if !output.status.success() {
-            return Err(format!(
-                "the checker ({}) failed: {}",
-                probe.name(),
-                output.status
-            ));
-        }
-        let line = String::from_utf8_lossy(&output.stdout);
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [cpu, user, sys, rss, rss_now, up, changes, oldest] = fields.as_slice() else {
-            return Err(format!("unexpected checker output: {line}"));
-        };
-        best_cpu = best_cpu.min(cpu.parse().unwrap_or(f64::INFINITY));
-        best_rss = best_rss.min(rss.parse().unwrap_or(f64::INFINITY));
+    for row in &rows {
+        let oldest = row.oldest.map_or("n/a".to_owned(), |s| format!("{s:.2} s"));
         table.push_str(&format!(
-            "| {} | {} | 1 s | {} s | {cpu} | {user} | {sys} | {rss} | {rss_now} | {up}/{} | {changes} | {oldest} s |\n",
-            probe.name(),
+            "| {} | {} | {} | 1 s | {} s | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {}/{} | {} | {oldest} | {} | {:.1} |\n",
+            row.checker,
+            row.probe,
             args.servers,
             args.seconds,
-            args.servers
+            row.rate,
+            row.cpu,
+            row.user,
+            row.sys,
+            // (% of a second) / (checks a second) × 10⁴ = µs per check
+            row.cpu * 1e4 / row.rate.max(1.0),
+            row.peak_rss,
+            row.rss,
+            row.up,
+            args.servers,
+            row.changes,
+            row.time_wait,
+            row.idle,
         ));
     }
     print!("{table}");
     if let Some(path) = &args.append {
+        // The better of our probe kinds, against the goal.
+        let ours = rows.iter().filter(|r| r.checker == OURS);
+        let best_cpu = ours.clone().map(|r| r.cpu).fold(f64::INFINITY, f64::min);
+        let best_rss = ours.map(|r| r.peak_rss).fold(f64::INFINITY, f64::min);
         let verdict = |value: f64, goal: f64| if value < goal { "met" } else { "missed" };
         let section = format!(
             "\n## Health checker\n\n\
@@ -220,14 +283,386 @@ fn parent(args: &Args) -> Result<(), String> {
             verdict(best_cpu, GOAL_CPU),
             verdict(best_rss, GOAL_RSS),
         );
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(section.as_bytes()))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        append(path, &section)?;
     }
     Ok(())
+}
+
+/// The table's name for our checker.
+const OURS: &str = "appliance";
+
+fn append(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs our checker in a child (this binary with `--checker`) and reads
+/// its row from the child's output.
+async fn ours(args: &Args, probe: Probe, dir: &Path) -> Result<Row, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let config = dir.join(format!("checker-{}.toml", probe.name().replace(' ', "-")));
+    std::fs::write(&config, config_text(args.servers, probe)).map_err(|e| e.to_string())?;
+    let output = tokio::process::Command::new(&exe)
+        .arg("--checker")
+        .arg(&config)
+        .arg("--seconds")
+        .arg(args.seconds.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start the checker: {e}"))?
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("checker: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the checker ({}) failed: {}",
+            probe.name(),
+            output.status
+        ));
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    let bad = || format!("unexpected checker output: {line}");
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .map(|f| f.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [
+        cpu,
+        user,
+        sys,
+        peak_rss,
+        rss,
+        up,
+        changes,
+        oldest,
+        opens,
+        rsts,
+        idle,
+        time_wait,
+    ] = fields.as_slice()
+    else {
+        return Err(bad());
+    };
+    Ok(Row {
+        checker: OURS.to_owned(),
+        probe: probe.name(),
+        rate: match probe {
+            Probe::Connect => *opens,
+            Probe::HalfOpen => *rsts,
+        },
+        cpu: *cpu,
+        user: *user,
+        sys: *sys,
+        peak_rss: *peak_rss,
+        rss: *rss,
+        up: *up as usize,
+        changes: *changes as usize,
+        oldest: Some(*oldest),
+        idle: *idle,
+        time_wait: *time_wait as u64,
+    })
+}
+
+/// What the whole machine and this network namespace have counted so far.
+#[derive(Clone, Copy)]
+struct Counters {
+    at: Instant,
+    /// Clock ticks of all CPUs: idle (with iowait) and in all (/proc/stat).
+    idle: u64,
+    total: u64,
+    /// TCP connects started and resets sent in this network namespace
+    /// (/proc/net/snmp).
+    active_opens: u64,
+    out_rsts: u64,
+    /// Sockets in TIME_WAIT in this network namespace now
+    /// (/proc/net/sockstat).
+    time_wait: u64,
+}
+
+impl Counters {
+    fn read() -> Result<Self, String> {
+        let at = Instant::now();
+        let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .ok_or("/proc/stat: no cpu line")?
+            .split_whitespace()
+            .map(|t| t.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already counted in user).
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        let total = ticks.iter().take(8).sum();
+        let snmp = std::fs::read_to_string("/proc/net/snmp")
+            .map_err(|e| format!("/proc/net/snmp: {e}"))?;
+        // A `Tcp:` line of names, then one of values.
+        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = tcp
+            .next()
+            .zip(tcp.next())
+            .ok_or("/proc/net/snmp: no Tcp lines")?;
+        let counter = |name: &str| {
+            names
+                .split_whitespace()
+                .position(|n| n == name)
+                .and_then(|i| values.split_whitespace().nth(i))
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("/proc/net/snmp: no Tcp {name}"))
+        };
+        let sockstat = std::fs::read_to_string("/proc/net/sockstat")
+            .map_err(|e| format!("/proc/net/sockstat: {e}"))?;
+        // `TCP: inuse 5 orphan 0 tw 120 alloc 9 mem 1`
+        let time_wait = sockstat
+            .lines()
+            .find_map(|l| l.strip_prefix("TCP:"))
+            .and_then(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                let i = fields.iter().position(|f| *f == "tw")?;
+                fields.get(i + 1)?.parse().ok()
+            })
+            .ok_or("/proc/net/sockstat: no TCP tw")?;
+        Ok(Counters {
+            at,
+            idle,
+            total,
+            active_opens: counter("ActiveOpens")?,
+            out_rsts: counter("OutRsts")?,
+            time_wait,
+        })
+    }
+
+    /// The window from `start` to these counters.
+    fn since(&self, start: &Counters) -> Window {
+        let secs = (self.at - start.at).as_secs_f64();
+        Window {
+            secs,
+            opens: (self.active_opens - start.active_opens) as f64 / secs,
+            rsts: (self.out_rsts - start.out_rsts) as f64 / secs,
+            idle: 100.0 * (self.idle - start.idle) as f64
+                / (self.total - start.total).max(1) as f64,
+            time_wait: self.time_wait,
+        }
+    }
+}
+
+/// What [`Counters`] say of a window.
+struct Window {
+    secs: f64,
+    /// Connects and resets a second.
+    opens: f64,
+    rsts: f64,
+    /// The machine's idle share, percent.
+    idle: f64,
+    /// Sockets in TIME_WAIT at its end.
+    time_wait: u64,
+}
+
+/// Runs keepalived's checker against the listeners and measures its
+/// checker process (the child that `-c` names) from /proc, over the same
+/// window as ours after every server has been checked once and a warmup.
+async fn keepalived_row(binary: &Path, args: &Args, dir: &Path) -> Result<Row, String> {
+    let version = keepalived_version(binary)?;
+    let file = |name: &str| dir.join(name);
+    std::fs::write(file("keepalived.conf"), keepalived_config(args.servers))
+        .map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(file("keepalived.log")).map_err(|e| e.to_string())?;
+    let log_err = log.try_clone().map_err(|e| e.to_string())?;
+    let before = Counters::read()?;
+    // Foreground, log to the console, the checker only.
+    let mut keepalived = tokio::process::Command::new(binary)
+        .args(["-n", "-l", "-C", "-f"])
+        .arg(file("keepalived.conf"))
+        .arg("-p")
+        .arg(file("keepalived.pid"))
+        .arg("-c")
+        .arg(file("checkers.pid"))
+        .stdout(log)
+        .stderr(log_err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    // Its IPVS errors (which a line per real server shut down follows)
+    // and its last lines.
+    let log_tail = || {
+        let text = std::fs::read_to_string(file("keepalived.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let ipvs = lines.iter().filter(|l| l.contains("IPVS:"));
+        let tail = lines[lines.len().saturating_sub(10)..].iter();
+        ipvs.chain(tail).copied().collect::<Vec<_>>().join("\n")
+    };
+    // Its checker's pid, once every server has been probed about once.
+    let deadline = Instant::now() + KEEPALIVED_START;
+    let pid = loop {
+        if let Some(status) = keepalived.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!(
+                "keepalived exited ({status}); its checker needs a kernel with IPVS \
+                 (checker_vm_bench runs this in a VM). Its log:\n{}",
+                log_tail()
+            ));
+        }
+        let pid = std::fs::read_to_string(file("checkers.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let probed = Counters::read()?.active_opens - before.active_opens;
+        if let Some(pid) = pid.filter(|_| probed >= args.servers as u64) {
+            break pid;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "keepalived's checker did not probe every server within {KEEPALIVED_START:?} \
+                 ({probed} connects). Its log:\n{}",
+                log_tail()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(WARMUP).await;
+    let cpu0 = proc_cpu(pid)?;
+    let start = Counters::read()?;
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let cpu1 = proc_cpu(pid)?;
+    let end = Counters::read()?;
+    let (peak_rss, rss) = proc_memory(pid)?;
+    let up = ipvs_up()?;
+    let changes = std::fs::read_to_string(file("keepalived.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            [
+                "Adding service",
+                "Removing service",
+                "Enabling service",
+                "Disabling service",
+            ]
+            .iter()
+            .any(|m| l.contains(m))
+        })
+        .count();
+    stop(&mut keepalived).await?;
+    if up != args.servers {
+        return Err(format!(
+            "keepalived: only {up} of {} real servers up in IPVS. Its log:\n{}",
+            args.servers,
+            log_tail()
+        ));
+    }
+    let window = end.since(&start);
+    let share = |ticks: u64| 100.0 * ticks as f64 / clock_ticks() / window.secs;
+    Ok(Row {
+        checker: version,
+        probe: "connect",
+        rate: window.opens,
+        cpu: share(cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1),
+        user: share(cpu1.0 - cpu0.0),
+        sys: share(cpu1.1 - cpu0.1),
+        peak_rss,
+        rss,
+        up,
+        changes,
+        oldest: None,
+        idle: window.idle,
+        time_wait: window.time_wait,
+    })
+}
+
+/// "keepalived 2.2.7", from the first line of `--version` ("Keepalived
+/// v2.2.7 (01/16,2022)", on stderr).
+fn keepalived_version(binary: &Path) -> Result<String, String> {
+    let out = std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .map(|v| format!("keepalived {v}"))
+        .ok_or(format!("{} --version: {text}", binary.display()))
+}
+
+/// SIGTERM, then SIGKILL if it has not stopped in time.
+async fn stop(keepalived: &mut tokio::process::Child) -> Result<(), String> {
+    if let Some(pid) = keepalived.id() {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?);
+        // Already gone is the only error, and then there is nothing to stop.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    match tokio::time::timeout(KEEPALIVED_STOP, keepalived.wait()).await {
+        Ok(status) => status.map(drop).map_err(|e| e.to_string()),
+        Err(_) => keepalived.kill().await.map_err(|e| e.to_string()),
+    }
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// A process's user and kernel CPU time so far, in clock ticks (fields 14
+/// and 15 of /proc/PID/stat, counted after the parenthesised name).
+fn proc_cpu(pid: u32) -> Result<(u64, u64), String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or(format!("{path}: {stat}"))
+    };
+    // The rest starts at field 3 (the state).
+    Ok((field(14 - 3)?, field(15 - 3)?))
+}
+
+/// A process's peak and current resident memory, in MB (VmHWM and VmRSS).
+fn proc_memory(pid: u32) -> Result<(f64, f64), String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .ok_or(format!("{path}: no {key}"))
+    };
+    Ok((kb("VmHWM:")?, kb("VmRSS:")?))
+}
+
+/// Real servers in this namespace's IPVS table with a weight above zero,
+/// as `ipvsadm -Ln` lists them (`  -> 127.4.0.1:20000  Masq  1  0  0`).
+fn ipvs_up() -> Result<usize, String> {
+    let out = std::process::Command::new("ipvsadm")
+        .arg("-Ln")
+        .output()
+        .map_err(|e| format!("ipvsadm (Debian package ipvsadm): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ipvsadm -Ln: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 4
+                && f[0] == "->"
+                && f[1].starts_with("127.4.")
+                && f[3].parse::<u32>().is_ok_and(|w| w > 0)
+        })
+        .count())
 }
 
 /// CPU time in user space and in the kernel, and peak RSS in KiB.
@@ -260,7 +695,8 @@ fn current_rss_kb() -> Result<u64, String> {
 }
 
 /// The child: runs the checker, prints `cpu% user% sys% peak_rss_mb
-/// rss_mb up changes oldest_s`.
+/// rss_mb up changes oldest_s connects/s resets/s idle% time_wait` (peak
+/// RSS from `ru_maxrss`, which is what VmHWM says of a process).
 fn checker(config: &str, seconds: u64) -> Result<(), String> {
     loopback::raise_nofile_limit().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     let text = std::fs::read_to_string(config).map_err(|e| format!("{config}: {e}"))?;
@@ -286,14 +722,14 @@ fn checker(config: &str, seconds: u64) -> Result<(), String> {
             count(report);
         }
         let (user0, sys0, _) = rusage()?;
-        let wall0 = Instant::now();
+        let start = Counters::read()?;
         let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
         while let Ok(Some(report)) = tokio::time::timeout_at(end, rx.recv()).await {
             count(report);
         }
         let (user1, sys1, rss_kb) = rusage()?;
+        let window = Counters::read()?.since(&start);
         let now_kb = current_rss_kb()?;
-        let wall = wall0.elapsed();
         let status = handle.status().await.ok_or("the runner stopped")?;
         let now = appliance::clock::Instant::from_duration(options.origin.elapsed());
         let checks = status
@@ -306,19 +742,45 @@ fn checker(config: &str, seconds: u64) -> Result<(), String> {
             .max()
             .unwrap_or(Duration::MAX);
         handle.shutdown().await;
-        let share = |d: Duration| 100.0 * d.as_secs_f64() / wall.as_secs_f64();
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / window.secs;
         println!(
-            "{:.2} {:.2} {:.2} {:.1} {:.1} {up} {changes} {:.2}",
+            "{:.2} {:.2} {:.2} {:.1} {:.1} {up} {changes} {:.2} {:.1} {:.1} {:.1} {}",
             share(user1 - user0 + sys1 - sys0),
             share(user1 - user0),
             share(sys1 - sys0),
             rss_kb as f64 / 1024.0,
             now_kb as f64 / 1024.0,
-            oldest.as_secs_f64()
+            oldest.as_secs_f64(),
+            window.opens,
+            window.rsts,
+            window.idle,
+            window.time_wait,
         );
         if up != total {
             return Err(format!("only {up} of {total} checks up"));
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalived_gets_the_same_servers_as_ours() {
+        let toml = config_text(250, Probe::Connect);
+        let conf = keepalived_config(250);
+        assert_eq!(conf.matches("virtual_server ").count(), 3);
+        assert_eq!(conf.matches("TCP_CHECK").count(), 250);
+        assert_eq!(conf.matches('{').count(), conf.matches('}').count());
+        for i in [0, 99, 100, 249] {
+            let rs = server_address(i);
+            assert!(toml.contains(&format!("\"{rs}\"")));
+            assert!(conf.contains(&format!("real_server {} {} {{", rs.ip(), rs.port())));
+            let vs = virtual_address(i);
+            assert!(toml.contains(&format!("\"{vs}:80\"")));
+            assert!(conf.contains(&format!("virtual_server {vs} 80 {{")));
+        }
+    }
 }
