@@ -15,20 +15,6 @@ pub fn previous(path: &Path) -> PathBuf {
     PathBuf::from(old)
 }
 
-/// Renames `path` to `path.1` (replacing an older one) if it is larger
-/// than `limit`. Returns whether it did.
-pub fn rotate(path: &Path, limit: u64) -> std::io::Result<bool> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > limit => {
-            std::fs::rename(path, previous(path))?;
-            Ok(true)
-        }
-        Ok(_) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// A file opened for appending, rotated at `limit` bytes (never, without
 /// one). Each `write` lands whole in one generation, so a line written in
 /// one call is never split across the two files.
@@ -116,19 +102,5 @@ mod tests {
         }
         assert_eq!(read(&path).len(), 1100);
         assert!(!previous(&path).exists());
-    }
-
-    #[test]
-    fn only_a_file_over_the_limit_is_rotated_replacing_the_old_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("appliance.log");
-        assert!(!rotate(&log, 10).unwrap(), "a missing file is not an error");
-        std::fs::write(&log, "short").unwrap();
-        assert!(!rotate(&log, 10).unwrap());
-        std::fs::write(&log, "longer than ten").unwrap();
-        std::fs::write(previous(&log), "older").unwrap();
-        assert!(rotate(&log, 10).unwrap());
-        assert!(!log.exists());
-        assert_eq!(read(&previous(&log)), "longer than ten");
     }
 }

@@ -6,6 +6,7 @@
 //! it with its NIC on a [`Lan`](crate::netns::Lan)'s bridge, and talks to
 //! it over the serial console as an operator would.
 
+use crate::vm::tail;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -72,17 +73,11 @@ pub fn built(name: &str) -> Result<PathBuf> {
     }
 }
 
-fn require_tool(tool: &str, package: &str) -> Result<()> {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-        .unwrap_or(false);
-    if found {
-        Ok(())
-    } else {
-        Err(Error::Missing(format!(
-            "`{tool}` is missing: install the Debian package {package} (scripts/install-deps does)"
-        )))
-    }
+/// The VM harness's lookup, its error as this module's.
+fn require_tool(tool: &str, package: &'static str) -> Result<()> {
+    crate::vm::require_tool(tool, package)
+        .map(drop)
+        .map_err(|e| Error::Missing(e.to_string()))
 }
 
 fn run(cmd: &mut Command) -> Result<std::process::Output> {
@@ -424,12 +419,6 @@ pub fn plain(text: &str) -> String {
         }
     }
     out
-}
-
-fn tail(console: &str) -> String {
-    const LINES: usize = 60;
-    let lines: Vec<&str> = console.lines().collect();
-    lines[lines.len().saturating_sub(LINES)..].join("\n")
 }
 
 #[cfg(test)]

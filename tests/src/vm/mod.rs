@@ -139,7 +139,7 @@ impl fmt::Display for VmOutput {
 }
 
 /// The last lines of a console log, enough to show a failure's cause.
-fn tail(console: &str) -> String {
+pub(crate) fn tail(console: &str) -> String {
     const LINES: usize = 60;
     let lines: Vec<&str> = console.lines().collect();
     lines[lines.len().saturating_sub(LINES)..].join("\n")
@@ -351,7 +351,7 @@ fn read_lossy(path: &Path) -> String {
 
 /// The executable `tool` from PATH or the sbin directories (not on a
 /// non-root PATH), or an error naming the Debian package that ships it.
-fn require_tool(tool: &str, package: &'static str) -> Result<PathBuf> {
+pub(crate) fn require_tool(tool: &str, package: &'static str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
