@@ -66,7 +66,7 @@ demo-down:
 bench:
 	$(CARGO) build --release -p appliance
 	$(CARGO) run --release -p appliance-tests --bin failover_bench
-	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md
 	images/disk/build
 	$(CARGO) run --release -p appliance-tests --bin image_bench -- --boots 5 --append docs/benchmarks.md

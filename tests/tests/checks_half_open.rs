@@ -14,8 +14,8 @@ use appliance::check::syn::socket::Family;
 use appliance::config::model::Config;
 use appliance_tests::netns::{Host, Lan};
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 const REFUSED: Outcome = Outcome::Down(Failure::Connect(ErrorKind::ConnectionRefused));
@@ -26,6 +26,31 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(f)
+}
+
+/// Probes every `(target, bindto)` at once on `prober` and waits for all
+/// of them: each one's outcome and how long it took, in order.
+async fn probe_all(
+    prober: &mut Prober<usize>,
+    probes: &[(&str, Option<&str>)],
+) -> Vec<(Outcome, Duration)> {
+    let start = prober.now();
+    for (i, (target, bind)) in probes.iter().enumerate() {
+        let bind = bind.map(|b| b.parse().unwrap());
+        prober.start(start, i, addr(target), bind, TIMEOUT);
+    }
+    prober.flush();
+    let mut results = vec![None; probes.len()];
+    while results.iter().any(Option::is_none) {
+        let now = prober.now();
+        for done in prober.done() {
+            results[done.token] = Some((done.outcome, now.saturating_since(start)));
+        }
+        if results.iter().any(Option::is_none) {
+            prober.wait().await.expect("the prober's sockets");
+        }
+    }
+    results.into_iter().flatten().collect()
 }
 
 fn lan() -> Lan {
@@ -93,21 +118,25 @@ fn listening_is_up_closed_is_refused_and_nothing_is_accepted() {
         .enter(|| {
             block_on(async {
                 let before = open_fds();
-                let (prober, probe) = Prober::start(&[Family::V4, Family::V6]).expect("prober");
+                let mut prober =
+                    Prober::open(&[Family::V4, Family::V6], tokio::time::Instant::now())
+                        .expect("prober");
                 let open = own_sockets();
-                let mut outcomes = Vec::new();
-                for target in [
-                    "10.121.0.11:80",
-                    "10.121.0.11:81",
-                    "[fd00:121::11]:80",
-                    "[fd00:121::11]:81",
-                ] {
-                    outcomes.push(probe.probe(addr(target), None, TIMEOUT).await);
-                }
+                let mut outcomes = probe_all(
+                    &mut prober,
+                    &[
+                        ("10.121.0.11:80", None),
+                        ("10.121.0.11:81", None),
+                        ("[fd00:121::11]:80", None),
+                        ("[fd00:121::11]:81", None),
+                    ],
+                )
+                .await;
                 // Probed again at once: the server kept nothing from the
                 // first round that would get in the way.
-                outcomes.push(probe.probe(addr("10.121.0.11:80"), None, TIMEOUT).await);
-                prober.stop().await;
+                outcomes.extend(probe_all(&mut prober, &[("10.121.0.11:80", None)]).await);
+                drop(prober);
+                let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(o, _)| o).collect();
                 (outcomes, open, before, open_fds(), own_sockets())
             })
         })
@@ -155,30 +184,32 @@ fn dropped_or_unanswered_syns_time_out_and_bindto_picks_the_source() {
         .host("director")
         .enter(|| {
             block_on(async {
-                let (prober, probe) = Prober::start(&[Family::V4]).expect("prober");
-                let timed = |target: &'static str, bind: Option<&'static str>| {
-                    let probe = probe.clone();
-                    async move {
-                        let start = Instant::now();
-                        let bind = bind.map(|b| b.parse().unwrap());
-                        let outcome = probe.probe(addr(target), bind, TIMEOUT).await;
-                        (target, bind, outcome, start.elapsed())
-                    }
-                };
-                let results = futures::future::join_all([
+                let mut prober =
+                    Prober::open(&[Family::V4], tokio::time::Instant::now()).expect("prober");
+                let probes = [
                     // The route's source is 10.121.0.1: answered.
-                    timed("10.121.0.11:80", None),
-                    timed("10.121.0.11:80", Some("10.121.0.1")),
-                    timed("10.121.0.11:80", Some("10.121.0.2")),
-                    timed("10.121.0.11:82", None),
+                    ("10.121.0.11:80", None),
+                    ("10.121.0.11:80", Some("10.121.0.1")),
+                    ("10.121.0.11:80", Some("10.121.0.2")),
+                    ("10.121.0.11:82", None),
                     // Nobody holds it: ARP fails, later than the timeout.
-                    timed("10.121.0.99:80", None),
+                    ("10.121.0.99:80", None),
                     // Not an address of the director's.
-                    timed("10.121.0.11:80", Some("10.121.0.50")),
-                ])
-                .await;
-                prober.stop().await;
-                results
+                    ("10.121.0.11:80", Some("10.121.0.50")),
+                ];
+                let results = probe_all(&mut prober, &probes).await;
+                probes
+                    .into_iter()
+                    .zip(results)
+                    .map(|((target, bind), (outcome, took))| {
+                        (
+                            target,
+                            bind.map(|b| b.parse::<IpAddr>().unwrap()),
+                            outcome,
+                            took,
+                        )
+                    })
+                    .collect::<Vec<_>>()
             })
         })
         .expect("entering the director");

@@ -1,17 +1,22 @@
 //! The checker's driver: one tokio task runs every probe of a config
-//! against the decision core. Due probes wait in a binary heap of
-//! deadlines; running ones are futures polled by that same task (no task or
-//! thread per server), at most `max_in_flight` at once. Transitions go out
-//! on an unbounded channel as [`Report`]s (few: only changes), which the
-//! daemon turns into timeline events and dataplane reconciles; notify
-//! programs run here, each bounded by a timeout. Half-open TCP checks share
-//! one more task, the [`syn`] prober, which the runner owns.
+//! against the decision core. Due probes wait on a timing wheel
+//! ([`Due`]) and start on the checker's [`TICK`](super::TICK); running
+//! ones are futures polled by that same task (no task or thread per
+//! server), at most `max_in_flight` at once. Half-open TCP checks are no
+//! futures at all: the runner hands them to its [`syn::Prober`], which
+//! sends a tick's SYNs in one burst. Transitions go out on an unbounded
+//! channel as [`Report`]s (few: only changes), which the daemon turns into
+//! timeline events and dataplane reconciles; notify programs run here,
+//! each bounded by a timeout.
 
 use super::decision::{
-    Action, Checker, Destination, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId, TooMany, VsId,
+    Action, Checker, Destination, Failure, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId,
+    TooMany, VsId,
 };
+use super::due::Due;
 use super::http::{self, Endpoint, UrlCheck};
-use super::syn::{self, socket::Family};
+use super::syn::{self, Done, socket::Family};
+use super::tick_deadline;
 use super::{misc, tcp};
 use crate::clock;
 use crate::config::model::{
@@ -21,8 +26,6 @@ use crate::metrics::Metrics;
 use crate::script::{self, Program};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -180,12 +183,11 @@ enum ProbeSpec {
         bind: Option<IpAddr>,
         timeout: Duration,
     },
-    /// TCP_CHECK with `half_open`.
+    /// TCP_CHECK with `half_open`: the runner's prober runs it.
     HalfOpen {
         target: SocketAddr,
         bind: Option<IpAddr>,
         timeout: Duration,
-        prober: syn::Handle,
     },
     Http {
         endpoint: Endpoint,
@@ -208,18 +210,19 @@ impl ProbeSpec {
         }
     }
 
-    /// The probe, timed: its outcome and how long it took.
-    fn run(&self, id: ProbeId) -> ProbeFuture {
-        let probe = self.probe();
-        Box::pin(async move {
+    /// The probe, timed: its outcome and how long it took. `None` for a
+    /// half-open check, which the prober runs.
+    fn run(&self, id: ProbeId) -> Option<ProbeFuture> {
+        let probe = self.probe()?;
+        Some(Box::pin(async move {
             let start = tokio::time::Instant::now();
             let outcome = probe.await;
             (id, outcome, start.elapsed())
-        })
+        }))
     }
 
-    fn probe(&self) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
-        match self {
+    fn probe(&self) -> Option<Pin<Box<dyn Future<Output = Outcome> + Send>>> {
+        Some(match self {
             ProbeSpec::Tcp {
                 target,
                 bind,
@@ -228,15 +231,7 @@ impl ProbeSpec {
                 let (target, bind, timeout) = (*target, *bind, *timeout);
                 Box::pin(async move { tcp::probe(target, bind, timeout).await })
             }
-            ProbeSpec::HalfOpen {
-                target,
-                bind,
-                timeout,
-                prober,
-            } => {
-                let (target, bind, timeout, prober) = (*target, *bind, *timeout, prober.clone());
-                Box::pin(async move { prober.probe(target, bind, timeout).await })
-            }
+            ProbeSpec::HalfOpen { .. } => return None,
             ProbeSpec::Http { endpoint, urls } => {
                 let (endpoint, urls) = (endpoint.clone(), urls.clone());
                 Box::pin(async move { http::probe(&endpoint, &urls).await })
@@ -249,7 +244,7 @@ impl ProbeSpec {
                 let (program, timeout, dynamic) = (program.clone(), *timeout, *dynamic);
                 Box::pin(async move { misc::probe(&program, timeout, dynamic).await })
             }
-        }
+        })
     }
 }
 
@@ -337,25 +332,22 @@ fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
     families
 }
 
-fn specs(servers: &[VirtualServer], prober: Option<&syn::Handle>) -> Result<Vec<ProbeSpec>, Error> {
+fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
     let mut tls = None;
     let mut out = Vec::new();
     for vs in servers {
         for rs in &vs.real_server {
             for check in &rs.check {
                 out.push(match check {
-                    Check::Tcp(c) => match prober.filter(|_| c.half_open) {
-                        Some(prober) => ProbeSpec::HalfOpen {
-                            target: tcp_target(c, rs),
-                            bind: c.bindto,
-                            timeout: c.connect_timeout,
-                            prober: prober.clone(),
-                        },
-                        None => ProbeSpec::Tcp {
-                            target: tcp_target(c, rs),
-                            bind: c.bindto,
-                            timeout: c.connect_timeout,
-                        },
+                    Check::Tcp(c) if c.half_open => ProbeSpec::HalfOpen {
+                        target: tcp_target(c, rs),
+                        bind: c.bindto,
+                        timeout: c.connect_timeout,
+                    },
+                    Check::Tcp(c) => ProbeSpec::Tcp {
+                        target: tcp_target(c, rs),
+                        bind: c.bindto,
+                        timeout: c.connect_timeout,
                     },
                     Check::HttpGet(c) => http_spec(c, vs, rs, None)?,
                     Check::SslGet(c) => {
@@ -386,13 +378,12 @@ pub fn spawn(
     options: Options,
 ) -> Result<(Handle, mpsc::UnboundedReceiver<Report>), Error> {
     let families = half_open_families(servers);
-    let (prober, syn_handle) = if families.is_empty() {
-        (None, None)
+    let prober = if families.is_empty() {
+        None
     } else {
-        let (prober, handle) = syn::Prober::start(&families)?;
-        (Some(prober), Some(handle))
+        Some(syn::Prober::open(&families, options.origin)?)
     };
-    let specs = specs(servers, syn_handle.as_ref())?;
+    let specs = specs(servers)?;
     let now = clock_now(options.origin);
     let (checker, actions) = Checker::start(servers, now, |max| {
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
@@ -404,8 +395,9 @@ pub fn spawn(
         checker,
         specs,
         prober,
+        half_open_done: Vec::new(),
         options,
-        due: BinaryHeap::new(),
+        due: Due::new(),
         reports,
         notifies: tokio::task::JoinSet::new(),
     };
@@ -416,17 +408,31 @@ pub fn spawn(
     Ok((Handle { cmds, task }, rx))
 }
 
+/// Waits for the prober's next event and handles it; forever without one.
+async fn half_open(prober: Option<&mut syn::Prober<HalfOpenToken>>) -> std::io::Result<()> {
+    match prober {
+        Some(prober) => prober.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn clock_now(origin: tokio::time::Instant) -> clock::Instant {
     clock::Instant::from_duration(tokio::time::Instant::now().saturating_duration_since(origin))
 }
+
+/// A half-open probe in the prober: its check and when it started.
+type HalfOpenToken = (ProbeId, clock::Instant);
 
 struct Runner {
     checker: Checker,
     specs: Vec<ProbeSpec>,
     /// The half-open prober, if any check is half-open.
-    prober: Option<syn::Prober>,
+    prober: Option<syn::Prober<HalfOpenToken>>,
+    /// The prober's finished probes, taken each turn (kept for its
+    /// allocation).
+    half_open_done: Vec<Done<HalfOpenToken>>,
     options: Options,
-    due: BinaryHeap<Reverse<(clock::Instant, ProbeId)>>,
+    due: Due,
     reports: mpsc::UnboundedSender<Report>,
     notifies: tokio::task::JoinSet<()>,
 }
@@ -441,24 +447,15 @@ impl Runner {
         let mut armed = None;
         loop {
             let now = self.now();
-            while running.len() < self.options.max_in_flight {
-                match self.due.peek() {
-                    Some(Reverse((at, _))) if *at <= now => {}
-                    _ => break,
-                }
-                let Some(Reverse((_, id))) = self.due.pop() else {
-                    break;
-                };
-                if let Some(spec) = self.specs.get(id.0 as usize) {
-                    running.push(spec.run(id));
-                }
-            }
+            self.launch(now, &mut running);
+            self.take_half_open(now, &mut dirty);
+            self.flush(&mut dirty, now);
             let can_launch = running.len() < self.options.max_in_flight;
             let next = self
                 .due
-                .peek()
+                .next()
                 .filter(|_| can_launch)
-                .map(|Reverse((at, _))| self.deadline(*at));
+                .map(|at| tick_deadline(self.options.origin, at));
             if next != armed {
                 if let Some(deadline) = next {
                     sleep.as_mut().reset(deadline);
@@ -490,7 +487,13 @@ impl Runner {
                     while let Some(Some((id, outcome, took))) = running.next().now_or_never() {
                         self.completed(id, outcome, took, now, &mut dirty);
                     }
-                    self.flush(&mut dirty, now);
+                }
+                result = half_open(self.prober.as_mut()) => {
+                    if let Err(error) = result {
+                        // The reactor is going away: nothing more can be probed.
+                        tracing::error!(%error, "half-open prober stopped");
+                        self.prober = None;
+                    }
                 }
                 () = &mut sleep, if armed.is_some() => armed = None,
                 Some(_) = self.notifies.join_next(), if !self.notifies.is_empty() => {}
@@ -502,8 +505,55 @@ impl Runner {
         clock_now(self.options.origin)
     }
 
-    fn deadline(&self, at: clock::Instant) -> tokio::time::Instant {
-        self.options.origin + Duration::from_micros(at.as_micros())
+    /// Starts the probes due by `now`: futures in `running` (within
+    /// `max_in_flight`), half-open ones in the prober, whose SYNs then go
+    /// out together.
+    fn launch(&mut self, now: clock::Instant, running: &mut FuturesUnordered<ProbeFuture>) {
+        while running.len() < self.options.max_in_flight {
+            let Some(id) = self.due.pop(now) else {
+                break;
+            };
+            let Some(spec) = self.specs.get(id.0 as usize) else {
+                continue;
+            };
+            if let Some(future) = spec.run(id) {
+                running.push(future);
+            } else if let ProbeSpec::HalfOpen {
+                target,
+                bind,
+                timeout,
+            } = *spec
+            {
+                match &mut self.prober {
+                    Some(prober) => prober.start(now, (id, now), target, bind, timeout),
+                    None => self.half_open_done.push(Done {
+                        token: (id, now),
+                        target,
+                        outcome: Outcome::Down(Failure::NotStarted),
+                    }),
+                }
+            }
+        }
+        if let Some(prober) = &mut self.prober {
+            prober.flush();
+        }
+    }
+
+    /// Feeds the half-open probes that finished to the decision core.
+    fn take_half_open(&mut self, now: clock::Instant, dirty: &mut Vec<VsId>) {
+        let mut done = std::mem::take(&mut self.half_open_done);
+        if let Some(prober) = &mut self.prober {
+            done.extend(prober.done());
+        }
+        for Done {
+            token: (id, started),
+            outcome,
+            ..
+        } in done.drain(..)
+        {
+            self.completed(id, outcome, now.saturating_since(started), now, dirty);
+        }
+        self.half_open_done = done;
     }
 
     fn completed(
@@ -531,7 +581,7 @@ impl Runner {
     ) {
         for action in actions {
             match action {
-                Action::Schedule { probe, at } => self.due.push(Reverse((at, probe))),
+                Action::Schedule { probe, at } => self.due.push(at, probe),
                 Action::Pool { vs } => {
                     if !dirty.contains(&vs) {
                         dirty.push(vs);
@@ -669,9 +719,8 @@ impl Runner {
     }
 
     async fn shutdown(&mut self) {
-        if let Some(prober) = self.prober.take() {
-            prober.stop().await;
-        }
+        // Closes its sockets; its probes are dropped.
+        self.prober = None;
         for action in self.checker.shutdown() {
             if let Action::Notify(target) = action {
                 self.notify(target);

@@ -6,29 +6,33 @@
 //! director checking thousands of servers a second, that is most of a full
 //! connect's kernel work saved (docs/benchmarks-checker.md).
 //!
-//! One tokio task serves every half-open probe of the checker over one raw
-//! socket per address family: probes hand it requests over a channel and
-//! await their outcome; the task sends the SYNs, reads the answers and
-//! keeps time, the decisions being [`flights`]'s. What it reports is what a
-//! full connect reports: up, `connect failed: connection refused`, `timed
-//! out`, or the error sending the SYN (no route, a `bindto` address that
-//! is not ours). An ICMP unreachable is not listened for: it shows as a
-//! timeout.
+//! The [`Prober`] serves every half-open probe of the checker over one raw
+//! socket per address family. It is no task of its own: the runner starts
+//! probes on it as they come due, a tick's worth at a time, and awaits
+//! [`Prober::wait`] beside its other work, so a probe costs no future, no
+//! channel and no wake-up of its own, and its SYN goes out in one burst
+//! with the tick's others. The decisions (which answer is whose, when to
+//! send again, when to give up) are [`flights`]'s. What a probe reports is
+//! what a full connect reports: up, `connect failed: connection refused`,
+//! `timed out`, or the error sending the SYN (no route, a `bindto` address
+//! that is not ours). An ICMP unreachable is not listened for: it shows as
+//! a timeout.
 
 pub mod flights;
 pub mod segment;
 pub mod socket;
 
 use super::decision::{Failure, Outcome};
+use super::tick_deadline;
 use crate::clock;
-use flights::{Done, Flights, Transmit};
+pub use flights::Done;
+use flights::{Flights, Transmit};
 use segment::{Answer, SYN_LEN, Segment, Syn};
-use socket::{Family, ProbeSocket, RECV_BUFFER};
-use std::collections::{HashMap, VecDeque};
+use socket::{BATCH, Family, ProbeSocket};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 
 /// How long the source address looked up for a target is used before it
 /// is looked up again (it is also looked up again after any probe of that
@@ -36,10 +40,6 @@ use tokio::sync::{mpsc, oneshot};
 /// address no longer ours would go unanswered; asking on every probe costs
 /// a fifth of a half-open probe's kernel time.
 const SOURCE_MAX_AGE: Duration = Duration::from_secs(10);
-/// SYNs sent in a burst before the answers are read: on loopback and fast
-/// LANs answers arrive while a burst goes out, and the raw socket's
-/// receive buffer (about 200 kB by default) holds only a few hundred.
-const SENDS_PER_READ: usize = 64;
 
 /// The prober could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,55 +50,37 @@ pub struct Error {
     source: io::Error,
 }
 
-struct Request {
-    target: SocketAddr,
-    bind: Option<IpAddr>,
-    timeout: Duration,
-    reply: oneshot::Sender<Outcome>,
+/// The half-open probes in flight, each known by the caller's token `T`.
+/// Started probes' SYNs go out on [`flush`](Self::flush); finished probes
+/// collect in [`done`](Self::done) until the caller takes them.
+pub struct Prober<T> {
+    origin: tokio::time::Instant,
+    v4: Option<Lane<T>>,
+    v6: Option<Lane<T>>,
+    done: Vec<Done<T>>,
 }
 
-/// Starts half-open probes; one clone per check.
-#[derive(Clone)]
-pub struct Handle {
-    requests: mpsc::UnboundedSender<Request>,
+/// One family's socket and probes.
+struct Lane<T> {
+    socket: ProbeSocket,
+    flights: Flights<T>,
+    /// SYNs waiting to be sent: started since the last flush, or waiting
+    /// for room in the socket's send buffer.
+    pending: Vec<Transmit>,
+    /// IPv4: the source address for each target address, and when it was
+    /// looked up.
+    sources: HashMap<IpAddr, (IpAddr, clock::Instant)>,
 }
 
-impl Handle {
-    /// One half-open TCP_CHECK run of `target`, from `bind` if set, within
-    /// `timeout`.
-    pub async fn probe(
-        &self,
-        target: SocketAddr,
-        bind: Option<IpAddr>,
-        timeout: Duration,
-    ) -> Outcome {
-        let (reply, outcome) = oneshot::channel();
-        let request = Request {
-            target,
-            bind,
-            timeout,
-            reply,
-        };
-        if self.requests.send(request).is_err() {
-            return Outcome::Down(Failure::NotStarted);
-        }
-        outcome.await.unwrap_or(Outcome::Down(Failure::NotStarted))
-    }
-}
-
-/// The prober's task, owned by the checker.
-pub struct Prober {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Prober {
-    /// Opens the sockets of `families` and starts the task on the current
-    /// tokio runtime.
-    pub fn start(families: &[Family]) -> Result<(Prober, Handle), Error> {
-        let mut driver = Driver {
-            origin: tokio::time::Instant::now(),
+impl<T> Prober<T> {
+    /// Opens the sockets of `families` (on the current tokio runtime). Its
+    /// instants count from `origin`.
+    pub fn open(families: &[Family], origin: tokio::time::Instant) -> Result<Self, Error> {
+        let mut prober = Prober {
+            origin,
             v4: None,
             v6: None,
+            done: Vec::new(),
         };
         for &family in families {
             let socket = ProbeSocket::open(family).map_err(|source| Error { family, source })?;
@@ -106,132 +88,109 @@ impl Prober {
             let lane = Lane {
                 flights: Flights::new(socket.port(), Box::new(|| fastrand::u32(..))),
                 socket,
-                pending: VecDeque::new(),
+                pending: Vec::new(),
                 sources: HashMap::new(),
             };
             match family {
-                Family::V4 => driver.v4 = Some(lane),
-                Family::V6 => driver.v6 = Some(lane),
+                Family::V4 => prober.v4 = Some(lane),
+                Family::V6 => prober.v6 = Some(lane),
             }
         }
-        let (requests, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(driver.run(rx));
-        Ok((Prober { task }, Handle { requests }))
+        Ok(prober)
     }
 
-    /// Stops the task and closes its sockets; probes still running fail.
-    pub async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-struct Driver {
-    origin: tokio::time::Instant,
-    v4: Option<Lane>,
-    v6: Option<Lane>,
-}
-
-/// One family's socket and probes.
-struct Lane {
-    socket: ProbeSocket,
-    flights: Flights<oneshot::Sender<Outcome>>,
-    /// SYNs waiting for room in the socket's send buffer.
-    pending: VecDeque<Transmit>,
-    /// IPv4: the source address for each target address, and when it was
-    /// looked up.
-    sources: HashMap<IpAddr, (IpAddr, clock::Instant)>,
-}
-
-impl Driver {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
-        let sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(sleep);
-        let mut armed = None;
-        loop {
-            let next = [&mut self.v4, &mut self.v6]
-                .into_iter()
-                .flatten()
-                .filter_map(|lane| lane.flights.poll_timeout())
-                .min();
-            if next != armed {
-                if let Some(at) = next {
-                    sleep
-                        .as_mut()
-                        .reset(self.origin + Duration::from_micros(at.as_micros()));
-                }
-                armed = next;
-            }
-            let result = tokio::select! {
-                request = requests.recv() => {
-                    let Some(request) = request else {
-                        return;
-                    };
-                    let now = self.now();
-                    self.start(now, request);
-                    while let Ok(request) = requests.try_recv() {
-                        self.start(now, request);
-                    }
-                    self.each(Lane::flush);
-                    Ok(())
-                }
-                ready = readable(self.v4.as_ref().map(|l| &l.socket)) => ready.map(|()| {
-                    self.v4.iter_mut().for_each(Lane::receive);
-                }),
-                ready = readable(self.v6.as_ref().map(|l| &l.socket)) => ready.map(|()| {
-                    self.v6.iter_mut().for_each(Lane::receive);
-                }),
-                ready = writable(sending(&self.v4)) => ready.map(|()| {
-                    self.v4.iter_mut().for_each(Lane::flush);
-                }),
-                ready = writable(sending(&self.v6)) => ready.map(|()| {
-                    self.v6.iter_mut().for_each(Lane::flush);
-                }),
-                () = &mut sleep, if armed.is_some() => {
-                    armed = None;
-                    let now = self.now();
-                    self.each(|lane| lane.expire(now));
-                    Ok(())
-                }
-            };
-            if let Err(error) = result {
-                // The reactor is going away: nothing more can be probed.
-                tracing::error!(%error, "half-open prober stopped");
-                return;
-            }
-        }
-    }
-
-    fn now(&self) -> clock::Instant {
+    /// Now, counted from the origin.
+    pub fn now(&self) -> clock::Instant {
         clock::Instant::from_duration(
             tokio::time::Instant::now().saturating_duration_since(self.origin),
         )
     }
 
-    fn each(&mut self, mut f: impl FnMut(&mut Lane)) {
-        for lane in [&mut self.v4, &mut self.v6].into_iter().flatten() {
-            f(lane);
-        }
-    }
-
-    fn start(&mut self, now: clock::Instant, request: Request) {
-        let lane = match Family::of(request.target.ip()) {
+    /// Starts a half-open probe of `target`, from `bind` if set, that fails
+    /// after `timeout`. Its SYN waits for the next [`flush`](Self::flush).
+    pub fn start(
+        &mut self,
+        now: clock::Instant,
+        token: T,
+        target: SocketAddr,
+        bind: Option<IpAddr>,
+        timeout: Duration,
+    ) {
+        let lane = match Family::of(target.ip()) {
             Family::V4 => self.v4.as_mut(),
             Family::V6 => self.v6.as_mut(),
         };
         match lane {
-            Some(lane) => lane.start(now, request),
+            Some(lane) => lane.start(now, token, target, bind, timeout, &mut self.done),
             // The checker opens the families its config needs.
-            None => {
-                let _ = request
-                    .reply
-                    .send(Outcome::Down(Failure::Connect(io::ErrorKind::Unsupported)));
-            }
+            None => self.done.push(Done {
+                token,
+                target,
+                outcome: Outcome::Down(Failure::Connect(io::ErrorKind::Unsupported)),
+            }),
         }
+    }
+
+    /// Sends the SYNs waiting, as far as the sockets take them.
+    pub fn flush(&mut self) {
+        for lane in [&mut self.v4, &mut self.v6].into_iter().flatten() {
+            lane.flush(&mut self.done);
+        }
+    }
+
+    /// The probes finished since last asked.
+    pub fn done(&mut self) -> std::vec::Drain<'_, Done<T>> {
+        self.done.drain(..)
+    }
+
+    /// Waits until answers arrive, a full socket has room again or a probe
+    /// is due to be sent again or to fail (on the [`TICK`](super::TICK)),
+    /// and handles that. Cancel-safe: nothing is taken before the wait
+    /// ends. An error is the reactor's: the prober cannot go on.
+    pub async fn wait(&mut self) -> io::Result<()> {
+        let next = [&mut self.v4, &mut self.v6]
+            .into_iter()
+            .flatten()
+            .filter_map(|lane| lane.flights.poll_timeout())
+            .min();
+        let origin = self.origin;
+        let timer = async move {
+            match next {
+                Some(at) => tokio::time::sleep_until(tick_deadline(origin, at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Only the sockets are held across the wait (the rest is not Sync).
+        tokio::select! {
+            ready = readable(socket(&self.v4)) => ready?,
+            ready = readable(socket(&self.v6)) => ready?,
+            ready = writable(sending(&self.v4)) => ready?,
+            ready = writable(sending(&self.v6)) => ready?,
+            () = timer => {}
+        }
+        let now = self.now();
+        for lane in [&mut self.v4, &mut self.v6].into_iter().flatten() {
+            lane.receive(&mut self.done);
+            lane.expire(now, &mut self.done);
+            lane.flush(&mut self.done);
+        }
+        Ok(())
     }
 }
 
-/// Waits for answers on a lane's socket; forever without a lane.
+/// A lane's socket.
+fn socket<T>(lane: &Option<Lane<T>>) -> Option<&ProbeSocket> {
+    lane.as_ref().map(|lane| &lane.socket)
+}
+
+/// The socket of a lane with SYNs waiting to be sent.
+fn sending<T>(lane: &Option<Lane<T>>) -> Option<&ProbeSocket> {
+    lane.as_ref()
+        .filter(|lane| !lane.pending.is_empty())
+        .map(|lane| &lane.socket)
+}
+
+/// Waits for answers on a socket; forever without one.
 async fn readable(socket: Option<&ProbeSocket>) -> io::Result<()> {
     match socket {
         Some(socket) => socket.readable().await,
@@ -239,14 +198,7 @@ async fn readable(socket: Option<&ProbeSocket>) -> io::Result<()> {
     }
 }
 
-/// The socket of a lane with SYNs waiting to be sent.
-fn sending(lane: &Option<Lane>) -> Option<&ProbeSocket> {
-    lane.as_ref()
-        .filter(|lane| !lane.pending.is_empty())
-        .map(|lane| &lane.socket)
-}
-
-/// Waits for room to send; forever without a socket.
+/// Waits for room to send on a socket; forever without one.
 async fn writable(socket: Option<&ProbeSocket>) -> io::Result<()> {
     match socket {
         Some(socket) => socket.writable().await,
@@ -254,25 +206,31 @@ async fn writable(socket: Option<&ProbeSocket>) -> io::Result<()> {
     }
 }
 
-impl Lane {
-    fn start(&mut self, now: clock::Instant, request: Request) {
-        let source = match request.bind {
+impl<T> Lane<T> {
+    fn start(
+        &mut self,
+        now: clock::Instant,
+        token: T,
+        target: SocketAddr,
+        bind: Option<IpAddr>,
+        timeout: Duration,
+        done: &mut Vec<Done<T>>,
+    ) {
+        let source = match bind {
             Some(ip) => Ok(ip),
-            None => self.source(now, request.target),
+            None => self.source(now, target),
         };
         match source {
             Ok(source) => {
-                let syn =
-                    self.flights
-                        .start(now, request.reply, source, request.target, request.timeout);
+                let syn = self.flights.start(now, token, source, target, timeout);
                 self.pending.extend(syn);
             }
             // No route: what a connect would say.
-            Err(e) => {
-                let _ = request
-                    .reply
-                    .send(Outcome::Down(Failure::Connect(e.kind())));
-            }
+            Err(e) => done.push(Done {
+                token,
+                target,
+                outcome: Outcome::Down(Failure::Connect(e.kind())),
+            }),
         }
     }
 
@@ -292,30 +250,46 @@ impl Lane {
         Ok(source)
     }
 
-    /// Sends the pending SYNs until the socket's buffer is full, reading
-    /// answers between bursts.
-    fn flush(&mut self) {
-        let mut sent = 0;
-        while let Some(transmit) = self.pending.front().copied() {
-            match self.send(&transmit) {
-                Ok(()) => {
-                    self.pending.pop_front();
-                    sent += 1;
-                    if sent % SENDS_PER_READ == 0 {
-                        self.receive();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+    /// Sends the pending SYNs until the socket's buffer is full, a batch
+    /// of the same source at a time, reading answers after each batch.
+    fn flush(&mut self, done: &mut Vec<Done<T>>) {
+        let mut taken = 0;
+        let mut segments = [[0u8; SYN_LEN]; BATCH];
+        let mut targets = Vec::with_capacity(BATCH);
+        while let Some(first) = self.pending.get(taken) {
+            let source = first.source;
+            let batch: Vec<Transmit> = self.pending[taken..]
+                .iter()
+                .take(BATCH)
+                .take_while(|t| t.source == source)
+                .copied()
+                .collect();
+            targets.clear();
+            for (bytes, transmit) in segments.iter_mut().zip(&batch) {
+                self.emit(transmit, bytes);
+                targets.push(transmit.target.ip());
+            }
+            match self
+                .socket
+                .send_batch(source, &segments[..batch.len()], &targets)
+            {
+                // The kernel sends at least one or says why not; were it
+                // ever none, that SYN is lost and sent again on its RTO.
+                Ok(sent) => taken += sent.clamp(1, batch.len()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    self.pending.pop_front();
-                    let done = self.flights.failed(&transmit, Failure::Connect(e.kind()));
-                    self.finish(done);
+                    taken += 1;
+                    let failed = self.flights.failed(&batch[0], Failure::Connect(e.kind()));
+                    self.finish(failed, done);
                 }
             }
+            self.receive(done);
         }
+        self.pending.drain(..taken);
     }
 
-    fn send(&self, transmit: &Transmit) -> io::Result<()> {
+    /// Writes the SYN of `transmit` into `bytes`.
+    fn emit(&self, transmit: &Transmit, bytes: &mut [u8; SYN_LEN]) {
         let family = self.socket.family();
         let syn = Syn {
             src_port: self.socket.port(),
@@ -323,62 +297,58 @@ impl Lane {
             seq: transmit.seq,
             mss: family.mss(),
         };
-        let mut bytes = [0u8; SYN_LEN];
         let addresses = match family {
             Family::V4 => Some((transmit.source, transmit.target.ip())),
             Family::V6 => None,
         };
         syn.emit(&mut Segment::new_unchecked(&mut bytes[..]), addresses);
-        self.socket
-            .send(&bytes, transmit.source, transmit.target.ip())
     }
 
     /// Reads every answer waiting.
-    fn receive(&mut self) {
-        let mut buf = [0u8; RECV_BUFFER];
+    fn receive(&mut self, done: &mut Vec<Done<T>>) {
+        let mut answers = Vec::new();
         loop {
-            let answer = match self.socket.recv(&mut buf) {
-                Ok(Some((from, tcp))) => Segment::new_checked(tcp)
-                    .and_then(|segment| Answer::parse(&segment))
-                    .ok()
-                    .map(|answer| (from, answer)),
-                Ok(None) => None,
+            answers.clear();
+            let read = self.socket.recv_batch(|from, tcp| {
+                if let Ok(answer) = Segment::new_checked(tcp).and_then(|s| Answer::parse(&s)) {
+                    answers.push((from, answer));
+                }
+            });
+            for (from, answer) in &answers {
+                let answered = self.flights.answer(*from, answer);
+                self.finish(answered, done);
+            }
+            match read {
+                Ok(read) if read == BATCH => {}
+                Ok(_) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) => {
                     tracing::warn!(%error, family = %self.socket.family(), "half-open prober: receive failed");
                     return;
                 }
-            };
-            if let Some((from, answer)) = answer {
-                let done = self.flights.answer(from, &answer);
-                self.finish(done);
             }
         }
     }
 
-    fn expire(&mut self, now: clock::Instant) {
-        let (done, transmits) = self.flights.expire(now);
-        self.finish(done);
+    /// Fails the probes whose timeout has passed and queues the SYNs due
+    /// again.
+    fn expire(&mut self, now: clock::Instant, done: &mut Vec<Done<T>>) {
+        let (expired, transmits) = self.flights.expire(now);
+        self.finish(expired, done);
         self.pending.extend(transmits);
-        self.flush();
     }
 
-    fn finish(&mut self, done: Vec<Done<oneshot::Sender<Outcome>>>) {
-        for Done {
-            token,
-            target,
-            outcome,
-        } in done
-        {
+    fn finish(&mut self, finished: Vec<Done<T>>, done: &mut Vec<Done<T>>) {
+        for probe in &finished {
             let answered = matches!(
-                outcome,
+                probe.outcome,
                 Outcome::Up | Outcome::Down(Failure::Connect(io::ErrorKind::ConnectionRefused))
             );
             // No answer: the source may be stale, look it up again next time.
             if !answered {
-                self.sources.remove(&target.ip());
+                self.sources.remove(&probe.target.ip());
             }
-            let _ = token.send(outcome);
         }
+        done.extend(finished);
     }
 }

@@ -15,9 +15,12 @@
 //! address ([`route_source`] asks the kernel which one it would use); IPv6
 //! ones compute it themselves (`IPV6_CHECKSUM`), source included.
 
-use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage};
+use super::segment::SYN_LEN;
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrStorage,
+};
 use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use tokio::io::unix::AsyncFd;
@@ -27,6 +30,10 @@ const TCP_CHECKSUM_OFFSET: libc::c_int = 16;
 /// Large enough for any answer: an IPv4 header with options and a TCP
 /// header with options (60 + 60 bytes).
 pub const RECV_BUFFER: usize = 128;
+/// Most packets one system call sends or receives (`sendmmsg`,
+/// `recvmmsg`): a tick's SYNs and their answers cost a few system calls
+/// rather than one each.
+pub const BATCH: usize = 64;
 
 /// The address family a socket serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,8 +107,22 @@ impl ProbeSocket {
             .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
             .collect();
         raw.attach_filter(&program)?;
-        if family == Family::V6 {
-            set_ipv6_checksum(&raw)?;
+        match family {
+            // Don't fragment, so the kernel need not pick an IP ID for each
+            // SYN (a hash of the addresses, a fifth of the send's cost);
+            // a SYN is far below any MTU.
+            Family::V4 => set_int(
+                &raw,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_DO,
+            )?,
+            Family::V6 => set_int(
+                &raw,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_CHECKSUM,
+                TCP_CHECKSUM_OFFSET,
+            )?,
         }
         // SAFETY: the Socket owns its descriptor and keeps it open, unchanged,
         // for as long as the AsyncFd that owns the Socket.
@@ -137,15 +158,34 @@ impl ProbeSocket {
         Ok(())
     }
 
-    /// Sends one SYN (a TCP segment) to `target` from `source`, without
-    /// waiting. The kernel checks that `source` is ours (a `bindto` that
-    /// is not fails here); an unspecified IPv6 source is its choice.
-    pub fn send(&self, segment: &[u8], source: IpAddr, target: IpAddr) -> io::Result<()> {
+    /// Sends SYNs (TCP segments), each to its target address, all from
+    /// `source`, without waiting: how many went out (from the first on),
+    /// or the error of the first if none did. The kernel checks that
+    /// `source` is ours (a `bindto` that is not fails here); an unspecified
+    /// IPv6 source is its choice.
+    pub fn send_batch(
+        &self,
+        source: IpAddr,
+        segments: &[[u8; SYN_LEN]],
+        targets: &[IpAddr],
+    ) -> io::Result<usize> {
         let fd = self.raw.get_ref().as_raw_fd();
-        let iov = [IoSlice::new(segment)];
-        match (source, target) {
-            (IpAddr::V4(source), IpAddr::V4(target)) => {
-                let to = SockaddrIn::from(SocketAddrV4::new(target, 0));
+        let count = segments.len().min(targets.len());
+        let slices: Vec<[IoSlice; 1]> = segments[..count]
+            .iter()
+            .map(|segment| [IoSlice::new(segment)])
+            .collect();
+        let sent = match source {
+            IpAddr::V4(source) => {
+                let to: Vec<Option<SockaddrIn>> = targets[..count]
+                    .iter()
+                    .map(|target| match target {
+                        IpAddr::V4(target) => {
+                            Ok(Some(SockaddrIn::from(SocketAddrV4::new(*target, 0))))
+                        }
+                        IpAddr::V6(_) => Err(mixed_families()),
+                    })
+                    .collect::<io::Result<_>>()?;
                 let info = libc::in_pktinfo {
                     ipi_ifindex: 0,
                     ipi_spec_dst: libc::in_addr {
@@ -154,10 +194,29 @@ impl ProbeSocket {
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
                 let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
-                nix::sys::socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to))?;
+                // The buffer given is each message's control buffer.
+                let space = nix::cmsg_space!(libc::in_pktinfo);
+                let mut headers = MultiHeaders::preallocate(count, Some(space));
+                nix::sys::socket::sendmmsg(
+                    fd,
+                    &mut headers,
+                    &slices,
+                    &to,
+                    cmsgs,
+                    MsgFlags::MSG_DONTWAIT,
+                )?
+                .count()
             }
-            (IpAddr::V6(source), IpAddr::V6(target)) => {
-                let to = SockaddrIn6::from(SocketAddrV6::new(target, 0, 0, 0));
+            IpAddr::V6(source) => {
+                let to: Vec<Option<SockaddrIn6>> = targets[..count]
+                    .iter()
+                    .map(|target| match target {
+                        IpAddr::V6(target) => {
+                            Ok(Some(SockaddrIn6::from(SocketAddrV6::new(*target, 0, 0, 0))))
+                        }
+                        IpAddr::V4(_) => Err(mixed_families()),
+                    })
+                    .collect::<io::Result<_>>()?;
                 let info = libc::in6_pktinfo {
                     ipi6_addr: libc::in6_addr {
                         s6_addr: source.octets(),
@@ -170,48 +229,87 @@ impl ProbeSocket {
                 } else {
                     &with_source
                 };
-                nix::sys::socket::sendmsg(fd, &iov, cmsgs, MsgFlags::MSG_DONTWAIT, Some(&to))?;
+                let space = (!cmsgs.is_empty()).then(|| nix::cmsg_space!(libc::in6_pktinfo));
+                let mut headers = MultiHeaders::preallocate(count, space);
+                nix::sys::socket::sendmmsg(
+                    fd,
+                    &mut headers,
+                    &slices,
+                    &to,
+                    cmsgs,
+                    MsgFlags::MSG_DONTWAIT,
+                )?
+                .count()
             }
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "source and target are of different address families",
-                ));
-            }
-        }
-        Ok(())
+        };
+        Ok(sent)
     }
 
-    /// Receives one answer without waiting: its sender and its TCP bytes
-    /// (within `buf`). `Ok(None)` is a packet that is no TCP segment to us
-    /// (an IPv4 header that does not hold together).
-    pub fn recv<'b>(&self, buf: &'b mut [u8]) -> io::Result<Option<(IpAddr, &'b [u8])>> {
+    /// Receives up to [`BATCH`] answers without waiting and hands each to
+    /// `each`: its sender and its TCP bytes. Packets that are no TCP
+    /// segment to us (an IPv4 header that does not hold together) are
+    /// skipped. Returns how many packets were read; `WouldBlock` when none
+    /// was waiting.
+    pub fn recv_batch(&self, mut each: impl FnMut(IpAddr, &[u8])) -> io::Result<usize> {
         let fd = self.raw.get_ref().as_raw_fd();
-        let (len, from) =
-            nix::sys::socket::recvfrom::<SockaddrStorage>(fd, buf).map_err(io::Error::from)?;
-        let data = buf.get(..len).unwrap_or_default();
-        Ok(match self.family {
-            // IPv4 raw sockets deliver the IP header with the segment.
-            Family::V4 => ipv4_payload(data).map(|(src, tcp)| (IpAddr::V4(src), tcp)),
-            Family::V6 => from
-                .as_ref()
-                .and_then(SockaddrStorage::as_sockaddr_in6)
-                .map(|a| (IpAddr::V6(a.ip()), data)),
-        })
+        let mut buffers = [[0u8; RECV_BUFFER]; BATCH];
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let received: Vec<(usize, Option<SockaddrStorage>)> = {
+            let mut slices: Vec<[IoSliceMut; 1]> = buffers
+                .iter_mut()
+                .map(|buffer| [IoSliceMut::new(buffer)])
+                .collect();
+            nix::sys::socket::recvmmsg(
+                fd,
+                &mut headers,
+                slices.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )?
+            .map(|message| (message.bytes, message.address))
+            .collect()
+        };
+        for (buffer, (len, from)) in buffers.iter().zip(&received) {
+            let data = buffer.get(..*len).unwrap_or_default();
+            let answer = match self.family {
+                // IPv4 raw sockets deliver the IP header with the segment.
+                Family::V4 => ipv4_payload(data).map(|(src, tcp)| (IpAddr::V4(src), tcp)),
+                Family::V6 => from
+                    .as_ref()
+                    .and_then(SockaddrStorage::as_sockaddr_in6)
+                    .map(|a| (IpAddr::V6(a.ip()), data)),
+            };
+            if let Some((from, tcp)) = answer {
+                each(from, tcp);
+            }
+        }
+        Ok(received.len())
     }
 }
 
-fn set_ipv6_checksum(socket: &Socket) -> io::Result<()> {
-    let offset = TCP_CHECKSUM_OFFSET;
+fn mixed_families() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "source and target are of different address families",
+    )
+}
+
+/// Sets an integer socket option socket2 has no method for.
+fn set_int(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt reads an int from the pointer given, which lives
     // across the call.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_CHECKSUM,
-            (&raw const offset).cast(),
-            std::mem::size_of_val(&offset) as libc::socklen_t,
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of_val(&value) as libc::socklen_t,
         )
     };
     if rc == 0 {
