@@ -17,7 +17,7 @@
 
 use super::segment::SYN_LEN;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrStorage,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, SockaddrStorage,
 };
 use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -194,18 +194,8 @@ impl ProbeSocket {
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
                 let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
-                // The buffer given is each message's control buffer.
                 let space = nix::cmsg_space!(libc::in_pktinfo);
-                let mut headers = MultiHeaders::preallocate(count, Some(space));
-                nix::sys::socket::sendmmsg(
-                    fd,
-                    &mut headers,
-                    &slices,
-                    &to,
-                    cmsgs,
-                    MsgFlags::MSG_DONTWAIT,
-                )?
-                .count()
+                send_mmsg(fd, &slices, &to, &cmsgs, Some(space))?
             }
             IpAddr::V6(source) => {
                 let to: Vec<Option<SockaddrIn6>> = targets[..count]
@@ -230,16 +220,7 @@ impl ProbeSocket {
                     &with_source
                 };
                 let space = (!cmsgs.is_empty()).then(|| nix::cmsg_space!(libc::in6_pktinfo));
-                let mut headers = MultiHeaders::preallocate(count, space);
-                nix::sys::socket::sendmmsg(
-                    fd,
-                    &mut headers,
-                    &slices,
-                    &to,
-                    cmsgs,
-                    MsgFlags::MSG_DONTWAIT,
-                )?
-                .count()
+                send_mmsg(fd, &slices, &to, cmsgs, space)?
             }
         };
         Ok(sent)
@@ -285,6 +266,21 @@ impl ProbeSocket {
         }
         Ok(received.len())
     }
+}
+
+/// One `sendmmsg` of `slices`, each to its address in `to` with the control
+/// messages `cmsgs`; `space` is one message's control buffer.
+fn send_mmsg<S: SockaddrLike + Copy>(
+    fd: std::os::fd::RawFd,
+    slices: &[[IoSlice; 1]],
+    to: &[Option<S>],
+    cmsgs: &[ControlMessage],
+    space: Option<Vec<u8>>,
+) -> io::Result<usize> {
+    let mut headers = MultiHeaders::preallocate(to.len(), space);
+    let sent =
+        nix::sys::socket::sendmmsg(fd, &mut headers, slices, to, cmsgs, MsgFlags::MSG_DONTWAIT)?;
+    Ok(sent.count())
 }
 
 fn mixed_families() -> io::Error {
