@@ -20,8 +20,10 @@
 use super::segment::{Answer, Verdict};
 use crate::check::decision::{Failure, Outcome};
 use crate::clock::Instant;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -53,13 +55,20 @@ pub struct Flights<T> {
     /// Initial sequence numbers: random in the daemon, so that a reply
     /// cannot be forged without seeing the SYN.
     isn: Box<dyn FnMut() -> u32 + Send>,
-    targets: HashMap<SocketAddr, Vec<Flight<T>>>,
+    /// A target has one flight per source, nearly always just one: kept
+    /// inline, so a flight costs no allocation of its own. The keys are
+    /// configured targets (answers only look up), so a fast hash that an
+    /// attacker could collide is safe here.
+    targets: FxHashMap<SocketAddr, SmallVec<[Flight<T>; 1]>>,
     /// When each flight has work next. A flight has one live entry, the one
     /// at its [`Flight::next`]; the others (superseded, or of a flight
     /// answered since) are dropped when they come up. So a probe answered
     /// at once costs one entry, kept until its first retransmission would
     /// have been due.
     timers: BinaryHeap<Reverse<Timer>>,
+    /// Orders timers due at the same instant (all a tick's probes are):
+    /// by when they were set, so the heap compares no addresses.
+    timers_set: u64,
 }
 
 /// One SYN's wait for an answer, and the probes waiting on it.
@@ -68,7 +77,7 @@ struct Flight<T> {
     seq: u32,
     rto: Duration,
     retransmit_at: Instant,
-    probes: Vec<Probe<T>>,
+    probes: SmallVec<[Probe<T>; 1]>,
 }
 
 impl<T> Flight<T> {
@@ -86,11 +95,32 @@ struct Probe<T> {
     token: T,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug)]
 struct Timer {
     at: Instant,
+    set: u64,
     target: SocketAddr,
     seq: u32,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.set).cmp(&(other.at, other.set))
+    }
 }
 
 impl<T> Flights<T> {
@@ -99,9 +129,20 @@ impl<T> Flights<T> {
         Self {
             port,
             isn,
-            targets: HashMap::new(),
+            targets: FxHashMap::default(),
             timers: BinaryHeap::new(),
+            timers_set: 0,
         }
+    }
+
+    fn set_timer(&mut self, at: Instant, target: SocketAddr, seq: u32) {
+        self.timers_set += 1;
+        self.timers.push(Reverse(Timer {
+            at,
+            set: self.timers_set,
+            target,
+            seq,
+        }));
     }
 
     /// Starts a probe of `target` from `source` that fails after `timeout`.
@@ -123,12 +164,9 @@ impl<T> Flights<T> {
         if let Some(flight) = flights.iter_mut().find(|f| f.source == source) {
             let before = flight.next();
             flight.probes.push(probe);
-            if flight.next() < before {
-                self.timers.push(Reverse(Timer {
-                    at: flight.next(),
-                    target,
-                    seq: flight.seq,
-                }));
+            let (next, seq) = (flight.next(), flight.seq);
+            if next < before {
+                self.set_timer(next, target, seq);
             }
             return None;
         }
@@ -138,14 +176,11 @@ impl<T> Flights<T> {
             seq,
             rto: INITIAL_RTO,
             retransmit_at: now + INITIAL_RTO,
-            probes: vec![probe],
+            probes: smallvec::smallvec![probe],
         };
-        self.timers.push(Reverse(Timer {
-            at: flight.next(),
-            target,
-            seq,
-        }));
+        let next = flight.next();
         flights.push(flight);
+        self.set_timer(next, target, seq);
         Some(Transmit {
             source,
             target,
@@ -153,10 +188,10 @@ impl<T> Flights<T> {
         })
     }
 
-    /// A reply from `from`: the probes it answers, if any.
-    pub fn answer(&mut self, from: IpAddr, answer: &Answer) -> Vec<Done<T>> {
+    /// A reply from `from`: the probes it answers, if any, go to `done`.
+    pub fn answer(&mut self, from: IpAddr, answer: &Answer, done: &mut Vec<Done<T>>) {
         if answer.dst_port != self.port {
-            return Vec::new();
+            return;
         }
         let target = SocketAddr::new(from, answer.src_port);
         let outcome = match answer.verdict {
@@ -165,34 +200,31 @@ impl<T> Flights<T> {
                 Outcome::Down(Failure::Connect(std::io::ErrorKind::ConnectionRefused))
             }
         };
-        self.finish(target, answer.ack.wrapping_sub(1), outcome)
+        self.finish(target, answer.ack.wrapping_sub(1), outcome, done);
     }
 
-    /// `transmit` could not be sent: its probes fail with `failure`.
-    pub fn failed(&mut self, transmit: &Transmit, failure: Failure) -> Vec<Done<T>> {
-        self.finish(transmit.target, transmit.seq, Outcome::Down(failure))
+    /// `transmit` could not be sent: its probes fail with `failure`, to
+    /// `done`.
+    pub fn failed(&mut self, transmit: &Transmit, failure: Failure, done: &mut Vec<Done<T>>) {
+        self.finish(transmit.target, transmit.seq, Outcome::Down(failure), done);
     }
 
-    fn finish(&mut self, target: SocketAddr, seq: u32, outcome: Outcome) -> Vec<Done<T>> {
+    fn finish(&mut self, target: SocketAddr, seq: u32, outcome: Outcome, done: &mut Vec<Done<T>>) {
         let Some(flights) = self.targets.get_mut(&target) else {
-            return Vec::new();
+            return;
         };
         let Some(index) = flights.iter().position(|f| f.seq == seq) else {
-            return Vec::new();
+            return;
         };
         let flight = flights.swap_remove(index);
         if flights.is_empty() {
             self.targets.remove(&target);
         }
-        flight
-            .probes
-            .into_iter()
-            .map(|p| Done {
-                token: p.token,
-                target,
-                outcome,
-            })
-            .collect()
+        done.extend(flight.probes.into_iter().map(|p| Done {
+            token: p.token,
+            target,
+            outcome,
+        }));
     }
 
     /// When [`Flights::expire`] has work next, if ever.
@@ -270,15 +302,12 @@ impl<T> Flights<T> {
                 continue;
             }
             let flight = &flights[index];
-            self.timers.push(Reverse(Timer {
-                at: flight.next(),
-                target,
-                seq: flight.seq,
-            }));
+            let (next, source, seq) = (flight.next(), flight.source, flight.seq);
+            self.set_timer(next, target, seq);
             transmits.push(Transmit {
-                source: flight.source,
+                source,
                 target,
-                seq: flight.seq,
+                seq,
             });
         }
         (done, transmits)
@@ -336,6 +365,26 @@ mod tests {
         }
     }
 
+    fn answered(
+        f: &mut Flights<&'static str>,
+        from: IpAddr,
+        answer: &Answer,
+    ) -> Vec<Done<&'static str>> {
+        let mut done = Vec::new();
+        f.answer(from, answer, &mut done);
+        done
+    }
+
+    fn failed(
+        f: &mut Flights<&'static str>,
+        transmit: &Transmit,
+        failure: Failure,
+    ) -> Vec<Done<&'static str>> {
+        let mut done = Vec::new();
+        f.failed(transmit, failure, &mut done);
+        done
+    }
+
     fn done(token: &'static str, outcome: Outcome) -> Done<&'static str> {
         Done {
             token,
@@ -357,7 +406,7 @@ mod tests {
             })
         );
         assert_eq!(
-            f.answer(target().ip(), &answer(1000, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(1000, Verdict::Listening)),
             vec![done("a", Outcome::Up)]
         );
         // Nothing left to wait for: no timer comes up.
@@ -365,7 +414,7 @@ mod tests {
 
         f.start(at(10), "b", source(), target(), Duration::from_secs(2));
         assert_eq!(
-            f.answer(target().ip(), &answer(2000, Verdict::Refused)),
+            answered(&mut f, target().ip(), &answer(2000, Verdict::Refused)),
             vec![done(
                 "b",
                 Outcome::Down(Failure::Connect(ErrorKind::ConnectionRefused))
@@ -390,15 +439,18 @@ mod tests {
                 ..right
             },
         ] {
-            assert_eq!(f.answer(target().ip(), &wrong), vec![]);
+            assert_eq!(answered(&mut f, target().ip(), &wrong), vec![]);
         }
-        assert_eq!(f.answer(IpAddr::from([10, 0, 0, 12]), &right), vec![]);
         assert_eq!(
-            f.answer(target().ip(), &right),
+            answered(&mut f, IpAddr::from([10, 0, 0, 12]), &right),
+            vec![]
+        );
+        assert_eq!(
+            answered(&mut f, target().ip(), &right),
             vec![done("a", Outcome::Up)]
         );
         // A duplicate (the server sending its SYN-ACK again) finds nothing.
-        assert_eq!(f.answer(target().ip(), &right), vec![]);
+        assert_eq!(answered(&mut f, target().ip(), &right), vec![]);
     }
 
     #[test]
@@ -424,7 +476,7 @@ mod tests {
         assert_eq!(f.poll_timeout(), None);
         // A late answer finds nothing.
         assert_eq!(
-            f.answer(target().ip(), &answer(1000, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(1000, Verdict::Listening)),
             vec![]
         );
     }
@@ -435,7 +487,7 @@ mod tests {
         f.start(at(0), "a", source(), target(), Duration::from_secs(2));
         f.expire(at(1000));
         assert_eq!(
-            f.answer(target().ip(), &answer(1000, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(1000, Verdict::Listening)),
             vec![done("a", Outcome::Up)]
         );
         assert_eq!(f.poll_timeout(), None);
@@ -453,7 +505,7 @@ mod tests {
             None
         );
         assert_eq!(
-            f.answer(target().ip(), &answer(1000, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(1000, Verdict::Listening)),
             vec![done("a", Outcome::Up), done("b", Outcome::Up)]
         );
         assert_eq!(f.poll_timeout(), None);
@@ -477,11 +529,11 @@ mod tests {
         );
         // An answer to the old SYN no longer counts; the new one's does.
         assert_eq!(
-            f.answer(target().ip(), &answer(1000, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(1000, Verdict::Listening)),
             vec![]
         );
         assert_eq!(
-            f.answer(target().ip(), &answer(2000, Verdict::Refused)),
+            answered(&mut f, target().ip(), &answer(2000, Verdict::Refused)),
             vec![done(
                 "b",
                 Outcome::Down(Failure::Connect(ErrorKind::ConnectionRefused))
@@ -502,11 +554,11 @@ mod tests {
         assert_eq!(first.map(|t| t.seq), Some(7));
         assert_eq!(second.map(|t| (t.source, t.seq)), Some((other, 9)));
         assert_eq!(
-            f.answer(target().ip(), &answer(9, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(9, Verdict::Listening)),
             vec![done("b", Outcome::Up)]
         );
         assert_eq!(
-            f.answer(target().ip(), &answer(7, Verdict::Listening)),
+            answered(&mut f, target().ip(), &answer(7, Verdict::Listening)),
             vec![done("a", Outcome::Up)]
         );
     }
@@ -520,7 +572,7 @@ mod tests {
         f.start(at(0), "b", source(), target(), Duration::from_secs(2));
         let failure = Failure::Connect(ErrorKind::NetworkUnreachable);
         assert_eq!(
-            f.failed(&syn, failure),
+            failed(&mut f, &syn, failure),
             vec![
                 done("a", Outcome::Down(failure)),
                 done("b", Outcome::Down(failure))

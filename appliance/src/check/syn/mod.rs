@@ -27,11 +27,11 @@ use super::tick_deadline;
 use crate::clock;
 pub use flights::Done;
 use flights::{Flights, Transmit};
+use rustc_hash::FxHashMap;
 use segment::{Answer, SYN_LEN, Segment, Syn};
 use socket::{BATCH, Family, ProbeSocket};
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// How long the source address looked up for a target is used before it
@@ -69,7 +69,7 @@ struct Lane<T> {
     pending: Vec<Transmit>,
     /// IPv4: the source address for each target address, and when it was
     /// looked up.
-    sources: HashMap<IpAddr, (IpAddr, clock::Instant)>,
+    sources: FxHashMap<IpAddr, (IpAddr, clock::Instant)>,
 }
 
 impl<T> Prober<T> {
@@ -89,7 +89,7 @@ impl<T> Prober<T> {
                 flights: Flights::new(socket.port(), Box::new(|| fastrand::u32(..))),
                 socket,
                 pending: Vec::new(),
-                sources: HashMap::new(),
+                sources: FxHashMap::default(),
             };
             match family {
                 Family::V4 => prober.v4 = Some(lane),
@@ -255,32 +255,34 @@ impl<T> Lane<T> {
     fn flush(&mut self, done: &mut Vec<Done<T>>) {
         let mut taken = 0;
         let mut segments = [[0u8; SYN_LEN]; BATCH];
-        let mut targets = Vec::with_capacity(BATCH);
+        let mut targets = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); BATCH];
         while let Some(first) = self.pending.get(taken) {
             let source = first.source;
-            let batch: Vec<Transmit> = self.pending[taken..]
+            let batch = &self.pending[taken..];
+            let len = batch
                 .iter()
                 .take(BATCH)
                 .take_while(|t| t.source == source)
-                .copied()
-                .collect();
-            targets.clear();
-            for (bytes, transmit) in segments.iter_mut().zip(&batch) {
+                .count();
+            for ((bytes, target), transmit) in segments.iter_mut().zip(&mut targets).zip(batch) {
                 self.emit(transmit, bytes);
-                targets.push(transmit.target.ip());
+                *target = transmit.target.ip();
             }
             match self
                 .socket
-                .send_batch(source, &segments[..batch.len()], &targets)
+                .send_batch(source, &segments[..len], &targets[..len])
             {
                 // The kernel sends at least one or says why not; were it
                 // ever none, that SYN is lost and sent again on its RTO.
-                Ok(sent) => taken += sent.clamp(1, batch.len()),
+                Ok(sent) => taken += sent.clamp(1, len),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    let first = self.pending[taken];
                     taken += 1;
-                    let failed = self.flights.failed(&batch[0], Failure::Connect(e.kind()));
-                    self.finish(failed, done);
+                    let from = done.len();
+                    self.flights
+                        .failed(&first, Failure::Connect(e.kind()), done);
+                    self.forget_sources(&done[from..]);
                 }
             }
             self.receive(done);
@@ -306,18 +308,13 @@ impl<T> Lane<T> {
 
     /// Reads every answer waiting.
     fn receive(&mut self, done: &mut Vec<Done<T>>) {
-        let mut answers = Vec::new();
+        let flights = &mut self.flights;
         loop {
-            answers.clear();
             let read = self.socket.recv_batch(|from, tcp| {
                 if let Ok(answer) = Segment::new_checked(tcp).and_then(|s| Answer::parse(&s)) {
-                    answers.push((from, answer));
+                    flights.answer(from, &answer, done);
                 }
             });
-            for (from, answer) in &answers {
-                let answered = self.flights.answer(*from, answer);
-                self.finish(answered, done);
-            }
             match read {
                 Ok(read) if read == BATCH => {}
                 Ok(_) => return,
@@ -334,21 +331,22 @@ impl<T> Lane<T> {
     /// again.
     fn expire(&mut self, now: clock::Instant, done: &mut Vec<Done<T>>) {
         let (expired, transmits) = self.flights.expire(now);
-        self.finish(expired, done);
+        self.forget_sources(&expired);
+        done.extend(expired);
         self.pending.extend(transmits);
     }
 
-    fn finish(&mut self, finished: Vec<Done<T>>, done: &mut Vec<Done<T>>) {
-        for probe in &finished {
+    /// Forgets the source looked up for the targets of `finished` probes
+    /// that got no answer: it may be stale, look it up again next time.
+    fn forget_sources(&mut self, finished: &[Done<T>]) {
+        for probe in finished {
             let answered = matches!(
                 probe.outcome,
                 Outcome::Up | Outcome::Down(Failure::Connect(io::ErrorKind::ConnectionRefused))
             );
-            // No answer: the source may be stale, look it up again next time.
             if !answered {
                 self.sources.remove(&probe.target.ip());
             }
         }
-        done.extend(finished);
     }
 }

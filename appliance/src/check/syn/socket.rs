@@ -16,12 +16,9 @@
 //! ones compute it themselves (`IPV6_CHECKSUM`), source included.
 
 use super::segment::SYN_LEN;
-use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, SockaddrStorage,
-};
 use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use tokio::io::unix::AsyncFd;
 
@@ -73,6 +70,8 @@ pub struct ProbeSocket {
     raw: AsyncFd<Socket>,
     /// Holds the probe port: bound, never listening; closed with us.
     _reserved: Socket,
+    /// Kept between reads: no allocation per read.
+    buffers: Box<Buffers>,
     port: u16,
     family: Family,
 }
@@ -130,6 +129,8 @@ impl ProbeSocket {
         Ok(Self {
             raw,
             _reserved: reserved,
+            // SAFETY: byte arrays and sockaddr_in6 are valid all zero.
+            buffers: Box::new(unsafe { std::mem::zeroed() }),
             port,
             family,
         })
@@ -162,125 +163,203 @@ impl ProbeSocket {
     /// `source`, without waiting: how many went out (from the first on),
     /// or the error of the first if none did. The kernel checks that
     /// `source` is ours (a `bindto` that is not fails here); an unspecified
-    /// IPv6 source is its choice.
+    /// IPv6 source is its choice. One `sendmmsg`, its headers on the stack:
+    /// at most [`BATCH`] are sent.
     pub fn send_batch(
         &self,
         source: IpAddr,
         segments: &[[u8; SYN_LEN]],
         targets: &[IpAddr],
     ) -> io::Result<usize> {
-        let fd = self.raw.get_ref().as_raw_fd();
-        let count = segments.len().min(targets.len());
-        let slices: Vec<[IoSlice; 1]> = segments[..count]
-            .iter()
-            .map(|segment| [IoSlice::new(segment)])
-            .collect();
-        let sent = match source {
-            IpAddr::V4(source) => {
-                let to: Vec<Option<SockaddrIn>> = targets[..count]
-                    .iter()
-                    .map(|target| match target {
-                        IpAddr::V4(target) => {
-                            Ok(Some(SockaddrIn::from(SocketAddrV4::new(*target, 0))))
-                        }
-                        IpAddr::V6(_) => Err(mixed_families()),
-                    })
-                    .collect::<io::Result<_>>()?;
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(source).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
-                let space = nix::cmsg_space!(libc::in_pktinfo);
-                send_mmsg(fd, &slices, &to, &cmsgs, Some(space))?
-            }
-            IpAddr::V6(source) => {
-                let to: Vec<Option<SockaddrIn6>> = targets[..count]
-                    .iter()
-                    .map(|target| match target {
-                        IpAddr::V6(target) => {
-                            Ok(Some(SockaddrIn6::from(SocketAddrV6::new(*target, 0, 0, 0))))
-                        }
-                        IpAddr::V4(_) => Err(mixed_families()),
-                    })
-                    .collect::<io::Result<_>>()?;
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: source.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
-                let with_source = [ControlMessage::Ipv6PacketInfo(&info)];
-                let cmsgs: &[ControlMessage] = if source.is_unspecified() {
-                    &[]
-                } else {
-                    &with_source
-                };
-                let space = (!cmsgs.is_empty()).then(|| nix::cmsg_space!(libc::in6_pktinfo));
-                send_mmsg(fd, &slices, &to, cmsgs, space)?
-            }
+        let count = segments.len().min(targets.len()).min(BATCH);
+        // SAFETY (all zeroed values here): these are plain C structs for
+        // which all-zero bytes are valid.
+        let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        // Addresses of either family fit a sockaddr_in6.
+        let mut names: [libc::sockaddr_in6; BATCH] = unsafe { std::mem::zeroed() };
+        // Every message of the batch has the same source: one control
+        // message serves them all (the kernel only reads it).
+        let mut control = Control::new(source);
+        for (i, (segment, target)) in segments.iter().zip(targets).take(count).enumerate() {
+            let namelen = match (source, target) {
+                (IpAddr::V4(_), IpAddr::V4(target)) => {
+                    // SAFETY: a sockaddr_in fits in, and is less aligned
+                    // than, a sockaddr_in6.
+                    let name = unsafe { &mut *(&raw mut names[i]).cast::<libc::sockaddr_in>() };
+                    name.sin_family = libc::AF_INET as libc::sa_family_t;
+                    name.sin_addr.s_addr = u32::from(*target).to_be();
+                    std::mem::size_of::<libc::sockaddr_in>()
+                }
+                (IpAddr::V6(_), IpAddr::V6(target)) => {
+                    names[i].sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                    names[i].sin6_addr.s6_addr = target.octets();
+                    std::mem::size_of::<libc::sockaddr_in6>()
+                }
+                _ => return Err(mixed_families()),
+            };
+            iovecs[i] = libc::iovec {
+                iov_base: segment.as_ptr().cast_mut().cast(),
+                iov_len: segment.len(),
+            };
+            let header = &mut headers[i].msg_hdr;
+            header.msg_name = (&raw mut names[i]).cast();
+            header.msg_namelen = namelen as libc::socklen_t;
+            header.msg_iov = &raw mut iovecs[i];
+            header.msg_iovlen = 1;
+            let (control, len) = control.raw();
+            header.msg_control = control;
+            // size_t in glibc, socklen_t in musl.
+            header.msg_controllen = len as _;
+        }
+        // SAFETY: the first `count` headers point at names, iovecs, segments
+        // and the control message, all alive and unmoved across the call;
+        // the kernel writes only the headers' msg_len.
+        let sent = unsafe {
+            libc::sendmmsg(
+                self.raw.get_ref().as_raw_fd(),
+                headers.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
         };
-        Ok(sent)
+        usize::try_from(sent).map_err(|_| io::Error::last_os_error())
     }
 
     /// Receives up to [`BATCH`] answers without waiting and hands each to
     /// `each`: its sender and its TCP bytes. Packets that are no TCP
     /// segment to us (an IPv4 header that does not hold together) are
     /// skipped. Returns how many packets were read; `WouldBlock` when none
-    /// was waiting.
-    pub fn recv_batch(&self, mut each: impl FnMut(IpAddr, &[u8])) -> io::Result<usize> {
-        let fd = self.raw.get_ref().as_raw_fd();
-        let mut buffers = [[0u8; RECV_BUFFER]; BATCH];
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-        let received: Vec<(usize, Option<SockaddrStorage>)> = {
-            let mut slices: Vec<[IoSliceMut; 1]> = buffers
-                .iter_mut()
-                .map(|buffer| [IoSliceMut::new(buffer)])
-                .collect();
-            nix::sys::socket::recvmmsg(
-                fd,
-                &mut headers,
-                slices.iter_mut(),
-                MsgFlags::MSG_DONTWAIT,
-                None,
-            )?
-            .map(|message| (message.bytes, message.address))
-            .collect()
+    /// was waiting. One `recvmmsg` into buffers kept with the socket.
+    pub fn recv_batch(&mut self, mut each: impl FnMut(IpAddr, &[u8])) -> io::Result<usize> {
+        let buffers = &mut *self.buffers;
+        // SAFETY: plain C structs, valid all zero.
+        let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (i, (data, from)) in buffers.data.iter_mut().zip(&mut buffers.from).enumerate() {
+            iovecs[i] = libc::iovec {
+                iov_base: data.as_mut_ptr().cast(),
+                iov_len: data.len(),
+            };
+            let header = &mut headers[i].msg_hdr;
+            header.msg_name = std::ptr::from_mut(from).cast();
+            header.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            header.msg_iov = &raw mut iovecs[i];
+            header.msg_iovlen = 1;
+        }
+        // SAFETY: each header points at its own buffer and address, kept
+        // in `self` and not otherwise borrowed across the call, and at an
+        // iovec on this stack frame.
+        let received = unsafe {
+            libc::recvmmsg(
+                self.raw.get_ref().as_raw_fd(),
+                headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
-        for (buffer, (len, from)) in buffers.iter().zip(&received) {
-            let data = buffer.get(..*len).unwrap_or_default();
+        let received = usize::try_from(received).map_err(|_| io::Error::last_os_error())?;
+        for (header, (data, from)) in headers
+            .iter()
+            .zip(buffers.data.iter().zip(&buffers.from))
+            .take(received)
+        {
+            // A longer packet was cut to the buffer: its headers are there.
+            let data = data.get(..header.msg_len as usize).unwrap_or(data);
             let answer = match self.family {
                 // IPv4 raw sockets deliver the IP header with the segment.
                 Family::V4 => ipv4_payload(data).map(|(src, tcp)| (IpAddr::V4(src), tcp)),
-                Family::V6 => from
-                    .as_ref()
-                    .and_then(SockaddrStorage::as_sockaddr_in6)
-                    .map(|a| (IpAddr::V6(a.ip()), data)),
+                Family::V6 => (from.sin6_family == libc::AF_INET6 as libc::sa_family_t)
+                    .then(|| (IpAddr::V6(Ipv6Addr::from(from.sin6_addr.s6_addr)), data)),
             };
             if let Some((from, tcp)) = answer {
                 each(from, tcp);
             }
         }
-        Ok(received.len())
+        Ok(received)
     }
 }
 
-/// One `sendmmsg` of `slices`, each to its address in `to` with the control
-/// messages `cmsgs`; `space` is one message's control buffer.
-fn send_mmsg<S: SockaddrLike + Copy>(
-    fd: std::os::fd::RawFd,
-    slices: &[[IoSlice; 1]],
-    to: &[Option<S>],
-    cmsgs: &[ControlMessage],
-    space: Option<Vec<u8>>,
-) -> io::Result<usize> {
-    let mut headers = MultiHeaders::preallocate(to.len(), space);
-    let sent =
-        nix::sys::socket::sendmmsg(fd, &mut headers, slices, to, cmsgs, MsgFlags::MSG_DONTWAIT)?;
-    Ok(sent.count())
+/// What one `recvmmsg` reads into: each packet's bytes and sender.
+struct Buffers {
+    data: [[u8; RECV_BUFFER]; BATCH],
+    from: [libc::sockaddr_in6; BATCH],
+}
+
+/// The one control message of a batch of SYNs: the source address
+/// (`IP_PKTINFO` / `IPV6_PKTINFO`), none for an unspecified IPv6 source.
+enum Control {
+    V4(Cmsg<libc::in_pktinfo>),
+    V6(Cmsg<libc::in6_pktinfo>),
+    None,
+}
+
+/// A control message as the kernel reads it: the header, then the data,
+/// padded to the header's alignment (`CMSG_SPACE`).
+#[repr(C)]
+struct Cmsg<D> {
+    header: libc::cmsghdr,
+    data: D,
+}
+
+impl<D> Cmsg<D> {
+    fn new(level: libc::c_int, kind: libc::c_int, data: D) -> Self {
+        // SAFETY: CMSG_LEN only computes a length.
+        let len = unsafe { libc::CMSG_LEN(std::mem::size_of::<D>() as libc::c_uint) };
+        // SAFETY: a cmsghdr is a plain C struct, valid all zero.
+        let mut header: libc::cmsghdr = unsafe { std::mem::zeroed() };
+        header.cmsg_len = len as _;
+        header.cmsg_level = level;
+        header.cmsg_type = kind;
+        Self { header, data }
+    }
+
+    /// Its address and length (`CMSG_SPACE`, which the struct spans).
+    fn raw(&mut self) -> (*mut libc::c_void, usize) {
+        // SAFETY: CMSG_SPACE only computes a length.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<D>() as libc::c_uint) } as usize;
+        debug_assert!(space <= std::mem::size_of::<Self>());
+        (std::ptr::from_mut(self).cast(), space)
+    }
+}
+
+impl Control {
+    fn new(source: IpAddr) -> Self {
+        match source {
+            IpAddr::V4(source) => Control::V4(Cmsg::new(
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(source).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                },
+            )),
+            IpAddr::V6(source) if source.is_unspecified() => Control::None,
+            IpAddr::V6(source) => Control::V6(Cmsg::new(
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: source.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                },
+            )),
+        }
+    }
+
+    /// `msg_control` and `msg_controllen` for it.
+    fn raw(&mut self) -> (*mut libc::c_void, usize) {
+        match self {
+            Control::V4(cmsg) => cmsg.raw(),
+            Control::V6(cmsg) => cmsg.raw(),
+            Control::None => (std::ptr::null_mut(), 0),
+        }
+    }
 }
 
 fn mixed_families() -> io::Error {
