@@ -34,10 +34,19 @@ async fn probe_all(
     prober: &mut Prober<usize>,
     probes: &[(&str, Option<&str>)],
 ) -> Vec<(Outcome, Duration)> {
+    probe_all_within(prober, probes, TIMEOUT).await
+}
+
+/// [`probe_all`] with its own timeout.
+async fn probe_all_within(
+    prober: &mut Prober<usize>,
+    probes: &[(&str, Option<&str>)],
+    timeout: Duration,
+) -> Vec<(Outcome, Duration)> {
     let start = prober.now();
     for (i, (target, bind)) in probes.iter().enumerate() {
         let bind = bind.map(|b| b.parse().unwrap());
-        prober.start(start, i, addr(target), bind, TIMEOUT);
+        prober.start(start, i, addr(target), bind, timeout);
     }
     prober.flush();
     let mut results = vec![None; probes.len()];
@@ -234,6 +243,88 @@ fn dropped_or_unanswered_syns_time_out_and_bindto_picks_the_source() {
             }
         }
     }
+}
+
+/// More SYNs than the raw socket's send buffer holds while a slow link
+/// (a token bucket on the director's `eth0`) drains them: the prober sends
+/// what the buffer takes (the kernel says ENOBUFS for the rest), holds the
+/// rest back and sends it on later ticks. Answered probes all come back up
+/// before any retransmission; probes whose SYNs the server drops all get
+/// their SYN onto the wire before they time out, though no answer wakes
+/// the prober to send them.
+#[test]
+fn syns_a_full_send_buffer_holds_back_go_out_on_later_ticks() {
+    const PROBES: u16 = 1000;
+    let lan = lan();
+    let rs = lan.host("rs");
+    let answered: Vec<String> = (0..PROBES)
+        .map(|i| format!("10.121.0.11:{}", 30_000 + i))
+        .collect();
+    let answered_refs: Vec<&str> = answered.iter().map(String::as_str).collect();
+    let _held = listeners(rs, &answered_refs);
+    let dropped: Vec<String> = (0..PROBES)
+        .map(|i| format!("10.121.0.11:{}", 40_000 + i))
+        .collect();
+    let rules = "add table inet probe\n\
+                 add chain inet probe input { type filter hook input priority 0; }\n\
+                 add counter inet probe dropped\n\
+                 add rule inet probe input tcp dport 40000-40999 counter name dropped drop\n";
+    let script = std::env::temp_dir().join(format!("half-open-full-{}.nft", std::process::id()));
+    std::fs::write(&script, rules).expect("writing the nftables script");
+    rs.run("nft", &["-f", &script.to_string_lossy()])
+        .expect("nft (Debian package nftables)");
+    let _ = std::fs::remove_file(&script);
+    let director = lan.host("director");
+    // 2 Mbit/s: 1,000 SYNs (74 bytes on the wire each) take 0.3 s to
+    // leave, while the buffer holds a few hundred.
+    director
+        .run(
+            "tc",
+            &[
+                "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "2mbit", "burst", "4kb",
+                "latency", "2s",
+            ],
+        )
+        .expect("tc (Debian package iproute2)");
+    // Less than the first retransmission: each SYN goes out once.
+    let short = Duration::from_millis(800);
+    let (up, down) = director
+        .enter(move || {
+            block_on(async {
+                let mut prober =
+                    Prober::open(&[Family::V4], tokio::time::Instant::now()).expect("prober");
+                let probes: Vec<(&str, Option<&str>)> =
+                    answered.iter().map(|t| (t.as_str(), None)).collect();
+                let up = probe_all_within(&mut prober, &probes, short).await;
+                let probes: Vec<(&str, Option<&str>)> =
+                    dropped.iter().map(|t| (t.as_str(), None)).collect();
+                let down = probe_all_within(&mut prober, &probes, short).await;
+                (up, down)
+            })
+        })
+        .expect("entering the director");
+    let not_up = up.iter().find(|(outcome, _)| *outcome != Outcome::Up);
+    assert_eq!(not_up, None, "of {PROBES} answered probes");
+    let not_timed_out = down
+        .iter()
+        .find(|(outcome, _)| *outcome != Outcome::Down(Failure::Timeout));
+    assert_eq!(not_timed_out, None, "of {PROBES} dropped probes");
+    let out = rs
+        .run("nft", &["list", "counter", "inet", "probe", "dropped"])
+        .expect("nft (Debian package nftables)");
+    let counter = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        counter.contains(&format!("packets {PROBES} ")),
+        "every dropped probe's SYN, once, reached the server: {counter}"
+    );
+    let stats = director
+        .run("tc", &["-s", "qdisc", "show", "dev", "eth0"])
+        .expect("tc (Debian package iproute2)");
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        stats.contains("dropped 0"),
+        "the link dropped SYNs: {stats}"
+    );
 }
 
 #[test]

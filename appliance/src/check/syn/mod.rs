@@ -143,15 +143,23 @@ impl<T> Prober<T> {
         self.done.drain(..)
     }
 
-    /// Waits until answers arrive, a full socket has room again or a probe
-    /// is due to be sent again or to fail (on the [`TICK`](super::TICK)),
-    /// and handles that. Cancel-safe: nothing is taken before the wait
-    /// ends. An error is the reactor's: the prober cannot go on.
+    /// Waits until answers arrive or a probe is due to be sent again or to
+    /// fail (on the [`TICK`](super::TICK)), and handles that. SYNs a full
+    /// send buffer held back are sent again on the next tick (a socket
+    /// waited on for room would have the kernel wake epoll for every SYN
+    /// sent). Cancel-safe: nothing is taken before the wait ends. An error
+    /// is the reactor's: the prober cannot go on.
     pub async fn wait(&mut self) -> io::Result<()> {
+        let held_back = [&self.v4, &self.v6]
+            .into_iter()
+            .flatten()
+            .any(|lane| !lane.pending.is_empty());
+        let next_tick = held_back.then(|| self.now() + Duration::from_micros(1));
         let next = [&mut self.v4, &mut self.v6]
             .into_iter()
             .flatten()
             .filter_map(|lane| lane.flights.poll_timeout())
+            .chain(next_tick)
             .min();
         let origin = self.origin;
         let timer = async move {
@@ -164,8 +172,6 @@ impl<T> Prober<T> {
         tokio::select! {
             ready = readable(socket(&self.v4)) => ready?,
             ready = readable(socket(&self.v6)) => ready?,
-            ready = writable(sending(&self.v4)) => ready?,
-            ready = writable(sending(&self.v6)) => ready?,
             () = timer => {}
         }
         let now = self.now();
@@ -183,25 +189,10 @@ fn socket<T>(lane: &Option<Lane<T>>) -> Option<&ProbeSocket> {
     lane.as_ref().map(|lane| &lane.socket)
 }
 
-/// The socket of a lane with SYNs waiting to be sent.
-fn sending<T>(lane: &Option<Lane<T>>) -> Option<&ProbeSocket> {
-    lane.as_ref()
-        .filter(|lane| !lane.pending.is_empty())
-        .map(|lane| &lane.socket)
-}
-
 /// Waits for answers on a socket; forever without one.
 async fn readable(socket: Option<&ProbeSocket>) -> io::Result<()> {
     match socket {
         Some(socket) => socket.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for room to send on a socket; forever without one.
-async fn writable(socket: Option<&ProbeSocket>) -> io::Result<()> {
-    match socket {
-        Some(socket) => socket.writable().await,
         None => std::future::pending().await,
     }
 }
@@ -275,7 +266,14 @@ impl<T> Lane<T> {
                 // The kernel sends at least one or says why not; were it
                 // ever none, that SYN is lost and sent again on its RTO.
                 Ok(sent) => taken += sent.clamp(1, len),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A full send buffer: raw sockets say ENOBUFS rather than
+                // EAGAIN. The rest goes on the next tick.
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    break;
+                }
                 Err(e) => {
                     let first = self.pending[taken];
                     taken += 1;
