@@ -255,7 +255,9 @@ impl<T> Lane<T> {
                 .take(BATCH)
                 .take_while(|t| t.source == source)
                 .count();
-            for ((bytes, target), transmit) in segments.iter_mut().zip(&mut targets).zip(batch) {
+            for ((bytes, target), transmit) in
+                segments.iter_mut().zip(&mut targets).zip(&batch[..len])
+            {
                 self.emit(transmit, bytes);
                 *target = transmit.target.ip();
             }

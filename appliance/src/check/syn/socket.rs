@@ -124,10 +124,10 @@ impl ProbeSocket {
                 TCP_CHECKSUM_OFFSET,
             )?,
         }
-        // Registered for reading only: the kernel then skips waking epoll
-        // each time a sent SYN leaves the send buffer (a third of the
-        // send's kernel time on loopback); a full buffer is retried on the
-        // next tick instead (see [`Prober::wait`](super::Prober::wait)).
+        // Registered for reading only, so that the kernel need not run the
+        // epoll callback each time a sent SYN leaves the send buffer; SYNs
+        // a full buffer held back go on the next tick instead (see
+        // [`Prober::wait`](super::Prober::wait)).
         // SAFETY: the Socket owns its descriptor and keeps it open, unchanged,
         // for as long as the AsyncFd that owns the Socket.
         let raw = unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE) }
