@@ -2,7 +2,8 @@
 //! namespaces on a bridge, a director and a real server, over IPv4 and
 //! IPv6: a listener is up, a closed port is refused, SYNs dropped by the
 //! server's nftables or sent to an address nobody holds time out, and
-//! `bindto` picks the source. The witnesses are on the server's side: its
+//! `bindto` picks the source, and ICMP unreachables fail a probe as they
+//! fail a connect. The witnesses are on the server's side: its
 //! listener never accepts a connection and keeps no half-open one, and
 //! the director is left with no socket once the prober stops. Last, the
 //! runner drives half-open checks from a TOML config.
@@ -242,6 +243,85 @@ fn dropped_or_unanswered_syns_time_out_and_bindto_picks_the_source() {
                 assert!(took >= TIMEOUT && took < TIMEOUT * 2, "{case}");
             }
         }
+    }
+}
+
+/// The server's firewall rejects SYNs with ICMP errors (host unreachable,
+/// port unreachable; over IPv4 and IPv6): each half-open probe fails at
+/// once with the error a full connect from the same director meets, not
+/// after its timeout.
+#[test]
+fn icmp_unreachables_fail_a_probe_as_they_fail_a_connect() {
+    let lan = lan();
+    let rs = lan.host("rs");
+    let _held = listeners(
+        rs,
+        &[
+            "10.121.0.11:83",
+            "10.121.0.11:84",
+            "[fd00:121::11]:83",
+            "[fd00:121::11]:84",
+        ],
+    );
+    let rules = "add table inet probe\n\
+                 add chain inet probe input { type filter hook input priority 0; }\n\
+                 add rule inet probe input meta nfproto ipv4 tcp dport 83 reject with icmp type host-unreachable\n\
+                 add rule inet probe input meta nfproto ipv6 tcp dport 83 reject with icmpv6 type addr-unreachable\n\
+                 add rule inet probe input tcp dport 84 reject with icmpx type port-unreachable\n";
+    let script = std::env::temp_dir().join(format!("half-open-icmp-{}.nft", std::process::id()));
+    std::fs::write(&script, rules).expect("writing the nftables script");
+    rs.run("nft", &["-f", &script.to_string_lossy()])
+        .expect("nft (Debian package nftables)");
+    let _ = std::fs::remove_file(&script);
+    let targets = [
+        "10.121.0.11:83",
+        "10.121.0.11:84",
+        "[fd00:121::11]:83",
+        "[fd00:121::11]:84",
+    ];
+    let (probed, connects) = lan
+        .host("director")
+        .enter(move || {
+            let connects: Vec<ErrorKind> = targets
+                .iter()
+                .map(|t| {
+                    std::net::TcpStream::connect_timeout(&addr(t), TIMEOUT)
+                        .map(|_| ErrorKind::Other)
+                        .unwrap_or_else(|e| e.kind())
+                })
+                .collect();
+            let probed = block_on(async {
+                let mut prober =
+                    Prober::open(&[Family::V4, Family::V6], tokio::time::Instant::now())
+                        .expect("prober");
+                let probes: Vec<(&str, Option<&str>)> =
+                    targets.iter().map(|t| (*t, None)).collect();
+                probe_all(&mut prober, &probes).await
+            });
+            (probed, connects)
+        })
+        .expect("entering the director");
+    assert_eq!(
+        connects,
+        vec![
+            ErrorKind::HostUnreachable,
+            ErrorKind::ConnectionRefused,
+            ErrorKind::HostUnreachable,
+            ErrorKind::ConnectionRefused,
+        ],
+        "what a full connect meets"
+    );
+    for ((target, (outcome, took)), connect) in targets.iter().zip(&probed).zip(&connects) {
+        assert_eq!(
+            *outcome,
+            Outcome::Down(Failure::Connect(*connect)),
+            "{target}"
+        );
+        // Well before the first retransmission, let alone the timeout.
+        assert!(
+            *took < Duration::from_millis(500),
+            "{target}: after {took:?}"
+        );
     }
 }
 

@@ -203,6 +203,19 @@ impl<T> Flights<T> {
         self.finish(target, answer.ack.wrapping_sub(1), outcome, done);
     }
 
+    /// An ICMP error quoting our SYN to `target` with sequence number
+    /// `seq`: that flight's probes fail as a connect would, with `error`,
+    /// to `done`. A quote that matches no flight is ignored.
+    pub fn unreachable(
+        &mut self,
+        target: SocketAddr,
+        seq: u32,
+        error: std::io::ErrorKind,
+        done: &mut Vec<Done<T>>,
+    ) {
+        self.finish(target, seq, Outcome::Down(Failure::Connect(error)), done);
+    }
+
     /// `transmit` could not be sent: its probes fail with `failure`, to
     /// `done`.
     pub fn failed(&mut self, transmit: &Transmit, failure: Failure, done: &mut Vec<Done<T>>) {
@@ -579,5 +592,36 @@ mod tests {
             ]
         );
         assert_eq!(f.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_icmp_error_quoting_a_syn_fails_that_flight_only() {
+        let mut f = flights();
+        let syn = f
+            .start(at(0), "a", source(), target(), Duration::from_secs(2))
+            .unwrap();
+        let other = SocketAddr::from(([10, 0, 0, 12], 80));
+        f.start(at(0), "b", source(), other, Duration::from_secs(2));
+        let mut done_now = Vec::new();
+        // A quote of another sequence number, or of a target we never
+        // probed, fails nothing.
+        f.unreachable(
+            target(),
+            syn.seq + 1,
+            ErrorKind::HostUnreachable,
+            &mut done_now,
+        );
+        f.unreachable(
+            SocketAddr::from(([10, 0, 0, 13], 80)),
+            syn.seq,
+            ErrorKind::HostUnreachable,
+            &mut done_now,
+        );
+        assert_eq!(done_now, vec![]);
+        f.unreachable(target(), syn.seq, ErrorKind::HostUnreachable, &mut done_now);
+        let failure = Failure::Connect(ErrorKind::HostUnreachable);
+        assert_eq!(done_now, vec![done("a", Outcome::Down(failure))]);
+        // b still waits for its answer.
+        assert_eq!(f.poll_timeout(), Some(at(1000)));
     }
 }

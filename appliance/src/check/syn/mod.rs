@@ -14,9 +14,9 @@
 //! with the tick's others. The decisions (which answer is whose, when to
 //! send again, when to give up) are [`flights`]'s. What a probe reports is
 //! what a full connect reports: up, `connect failed: connection refused`,
-//! `timed out`, or the error sending the SYN (no route, a `bindto` address
-//! that is not ours). An ICMP unreachable is not listened for: it shows as
-//! a timeout.
+//! `timed out`, the error an ICMP unreachable quoting the SYN carries (no
+//! route to host, refused), or the error sending the SYN (no route, a
+//! `bindto` address that is not ours).
 
 pub mod flights;
 pub mod segment;
@@ -306,10 +306,15 @@ impl<T> Lane<T> {
         syn.emit(&mut Segment::new_unchecked(&mut bytes[..]), addresses);
     }
 
-    /// Reads every answer waiting.
+    /// Reads every answer and ICMP error waiting.
     fn receive(&mut self, done: &mut Vec<Done<T>>) {
-        let flights = &mut self.flights;
+        self.receive_errors(done);
+        // A raw socket reports an ICMP error once more as the socket's
+        // pending error, which the next read returns: the error queue has
+        // it in full. Bounded, should some other error persist.
+        let mut pending_errors = 0;
         loop {
+            let flights = &mut self.flights;
             let read = self.socket.recv_batch(|from, tcp| {
                 if let Ok(answer) = Segment::new_checked(tcp).and_then(|s| Answer::parse(&s)) {
                     flights.answer(from, &answer, done);
@@ -319,11 +324,34 @@ impl<T> Lane<T> {
                 Ok(read) if read == BATCH => {}
                 Ok(_) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) if pending_errors < BATCH => {
+                    pending_errors += 1;
+                    self.receive_errors(done);
+                }
                 Err(error) => {
                     tracing::warn!(%error, family = %self.socket.family(), "half-open prober: receive failed");
                     return;
                 }
             }
+        }
+    }
+
+    /// Fails the probes whose SYNs an ICMP error says cannot arrive.
+    fn receive_errors(&mut self, done: &mut Vec<Done<T>>) {
+        let (flights, port) = (&mut self.flights, self.socket.port());
+        let read = self.socket.recv_errors(|target, quoted, error| {
+            // The quoted TCP header: source and destination ports, then
+            // the sequence number.
+            let Some(&[s0, s1, d0, d1, q0, q1, q2, q3]) = quoted.first_chunk::<8>() else {
+                return;
+            };
+            if u16::from_be_bytes([s0, s1]) == port {
+                let target = SocketAddr::new(target, u16::from_be_bytes([d0, d1]));
+                flights.unreachable(target, u32::from_be_bytes([q0, q1, q2, q3]), error, done);
+            }
+        });
+        if let Err(error) = read {
+            tracing::warn!(%error, family = %self.socket.family(), "half-open prober: reading ICMP errors failed");
         }
     }
 

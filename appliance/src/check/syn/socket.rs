@@ -11,6 +11,11 @@
 //!   it with a RST: the server's half-open connection ends at once and
 //!   nothing is ever accepted.
 //!
+//! The raw socket also asks for ICMP errors (`IP_RECVERR`): an unreachable
+//! that quotes one of our SYNs lands on its error queue, so a half-open
+//! probe fails as a connect would (no route to host, refused) rather than
+//! timing out.
+//!
 //! IPv4 raw sockets leave the TCP checksum to us, which needs the source
 //! address ([`route_source`] asks the kernel which one it would use); IPv6
 //! ones compute it themselves (`IPV6_CHECKSUM`), source included.
@@ -108,21 +113,27 @@ impl ProbeSocket {
             .collect();
         raw.attach_filter(&program)?;
         match family {
-            // Don't fragment, so the kernel need not pick an IP ID for each
-            // SYN (a hash of the addresses, a fifth of the send's cost);
-            // a SYN is far below any MTU.
-            Family::V4 => set_int(
-                &raw,
-                libc::IPPROTO_IP,
-                libc::IP_MTU_DISCOVER,
-                libc::IP_PMTUDISC_DO,
-            )?,
-            Family::V6 => set_int(
-                &raw,
-                libc::IPPROTO_IPV6,
-                libc::IPV6_CHECKSUM,
-                TCP_CHECKSUM_OFFSET,
-            )?,
+            Family::V4 => {
+                // Don't fragment, so the kernel need not pick an IP ID for
+                // each SYN (a hash of the addresses, a fifth of the send's
+                // cost); a SYN is far below any MTU.
+                set_int(
+                    &raw,
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    libc::IP_PMTUDISC_DO,
+                )?;
+                set_int(&raw, libc::IPPROTO_IP, libc::IP_RECVERR, 1)?;
+            }
+            Family::V6 => {
+                set_int(
+                    &raw,
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_CHECKSUM,
+                    TCP_CHECKSUM_OFFSET,
+                )?;
+                set_int(&raw, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
+            }
         }
         // Registered for reading only, so that the kernel need not run the
         // epoll callback each time a sent SYN leaves the send buffer; SYNs
@@ -130,8 +141,9 @@ impl ProbeSocket {
         // [`Prober::wait`](super::Prober::wait)).
         // SAFETY: the Socket owns its descriptor and keeps it open, unchanged,
         // for as long as the AsyncFd that owns the Socket.
-        let raw = unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE) }
-            .map_err(io::Error::from)?;
+        let raw =
+            unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE | Interest::ERROR) }
+                .map_err(io::Error::from)?;
         Ok(Self {
             raw,
             _reserved: reserved,
@@ -151,12 +163,106 @@ impl ProbeSocket {
         self.family
     }
 
-    /// Waits until answers may be waiting. Readiness is cleared before the
-    /// caller reads: it must then [`recv`](Self::recv) until `WouldBlock`
-    /// (an answer arriving meanwhile makes the socket ready again).
+    /// Waits until answers or ICMP errors may be waiting. Readiness is
+    /// cleared before the caller reads: it must then
+    /// [`recv_batch`](Self::recv_batch) until `WouldBlock`, and
+    /// [`recv_errors`](Self::recv_errors) (an answer arriving meanwhile
+    /// makes the socket ready again).
     pub async fn readable(&self) -> io::Result<()> {
-        self.raw.readable().await?.clear_ready();
+        self.raw
+            .ready(Interest::READABLE | Interest::ERROR)
+            .await?
+            .clear_ready();
         Ok(())
+    }
+
+    /// Takes every ICMP error waiting on the socket's error queue and hands
+    /// each to `each`: where the packet it quotes was going, the quoted
+    /// packet's TCP bytes (at least its ports and sequence number), and the
+    /// error a connect would have met. Returns how many were taken.
+    pub fn recv_errors(
+        &mut self,
+        mut each: impl FnMut(IpAddr, &[u8], io::ErrorKind),
+    ) -> io::Result<usize> {
+        let mut taken = 0;
+        loop {
+            let mut data = [0u8; RECV_BUFFER];
+            // SAFETY: plain C structs, valid all zero.
+            let mut name: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            let mut iovec = libc::iovec {
+                iov_base: data.as_mut_ptr().cast(),
+                iov_len: data.len(),
+            };
+            // Room for the extended error and the offender's address,
+            // aligned for cmsghdr.
+            let mut control = [0u64; 16];
+            // SAFETY: as above.
+            let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+            message.msg_name = (&raw mut name).cast();
+            message.msg_namelen = std::mem::size_of_val(&name) as libc::socklen_t;
+            message.msg_iov = &raw mut iovec;
+            message.msg_iovlen = 1;
+            message.msg_control = control.as_mut_ptr().cast();
+            message.msg_controllen = std::mem::size_of_val(&control) as _;
+            // SAFETY: the message points at `data`, `name` and `control`, all
+            // alive across the call and sized as it says.
+            let read = unsafe {
+                libc::recvmsg(
+                    self.raw.get_ref().as_raw_fd(),
+                    &mut message,
+                    libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+                )
+            };
+            let Ok(read) = usize::try_from(read) else {
+                let error = io::Error::last_os_error();
+                return match error.kind() {
+                    io::ErrorKind::WouldBlock => Ok(taken),
+                    _ => Err(error),
+                };
+            };
+            taken += 1;
+            let mut error = None;
+            // SAFETY: CMSG_FIRSTHDR and CMSG_NXTHDR walk the control buffer
+            // the kernel filled, within the length it set; each header they
+            // return is whole, and IP(V6)_RECVERR data is a
+            // sock_extended_err, read unaligned.
+            unsafe {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&message);
+                while let Some(header) = cmsg.as_ref() {
+                    let recverr = (header.cmsg_level, header.cmsg_type)
+                        == (libc::IPPROTO_IP, libc::IP_RECVERR)
+                        || (header.cmsg_level, header.cmsg_type)
+                            == (libc::IPPROTO_IPV6, libc::IPV6_RECVERR);
+                    if recverr {
+                        let extended: libc::sock_extended_err =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                        if matches!(
+                            extended.ee_origin,
+                            libc::SO_EE_ORIGIN_ICMP | libc::SO_EE_ORIGIN_ICMP6
+                        ) {
+                            error = i32::try_from(extended.ee_errno)
+                                .ok()
+                                .map(|errno| io::Error::from_raw_os_error(errno).kind());
+                        }
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&message, cmsg);
+                }
+            }
+            // The destination of the packet the ICMP error quotes.
+            let target = match i32::from(name.sin6_family) {
+                libc::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(name.sin6_addr.s6_addr))),
+                libc::AF_INET => {
+                    // SAFETY: the kernel wrote a sockaddr_in, which fits in
+                    // and is less aligned than a sockaddr_in6.
+                    let v4 = unsafe { &*(&raw const name).cast::<libc::sockaddr_in>() };
+                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+                }
+                _ => None,
+            };
+            if let (Some(target), Some(error)) = (target, error) {
+                each(target, data.get(..read).unwrap_or(&data), error);
+            }
+        }
     }
 
     /// Sends SYNs (TCP segments), each to its target address, all from
