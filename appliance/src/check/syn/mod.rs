@@ -308,10 +308,10 @@ impl<T> Lane<T> {
 
     /// Reads every answer and ICMP error waiting.
     fn receive(&mut self, done: &mut Vec<Done<T>>) {
-        self.receive_errors(done);
-        // A raw socket reports an ICMP error once more as the socket's
-        // pending error, which the next read returns: the error queue has
-        // it in full. Bounded, should some other error persist.
+        // Each ICMP error queued on the socket also sets the socket's
+        // pending error, which the next read returns: that is when the
+        // error queue is read (not on every read, a system call each).
+        // Bounded, should some other error persist.
         let mut pending_errors = 0;
         loop {
             let flights = &mut self.flights;
