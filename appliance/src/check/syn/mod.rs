@@ -268,14 +268,8 @@ impl<T> Lane<T> {
                 // The kernel sends at least one or says why not; were it
                 // ever none, that SYN is lost and sent again on its RTO.
                 Ok(sent) => taken += sent.clamp(1, len),
-                // A full send buffer: raw sockets say ENOBUFS rather than
-                // EAGAIN. The rest goes on the next tick.
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    break;
-                }
+                // A full send buffer: the rest goes on the next tick.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     let first = self.pending[taken];
                     taken += 1;

@@ -269,8 +269,9 @@ impl ProbeSocket {
     /// `source`, without waiting: how many went out (from the first on),
     /// or the error of the first if none did. The kernel checks that
     /// `source` is ours (a `bindto` that is not fails here); an unspecified
-    /// IPv6 source is its choice. One `sendmmsg`, its headers on the stack:
-    /// at most [`BATCH`] are sent.
+    /// IPv6 source is its choice. `WouldBlock` when the send buffer is full.
+    /// One `sendmmsg`, its headers on the stack: at most [`BATCH`] are
+    /// sent.
     pub fn send_batch(
         &self,
         source: IpAddr,
@@ -329,7 +330,12 @@ impl ProbeSocket {
                 libc::MSG_DONTWAIT,
             )
         };
-        usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+        usize::try_from(sent).map_err(|_| match io::Error::last_os_error() {
+            // A raw socket with a full send buffer says ENOBUFS where others
+            // say EAGAIN: callers see one `WouldBlock` for both.
+            e if e.raw_os_error() == Some(libc::ENOBUFS) => io::ErrorKind::WouldBlock.into(),
+            e => e,
+        })
     }
 
     /// Receives up to [`BATCH`] answers without waiting and hands each to
