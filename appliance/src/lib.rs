@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod checksum;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
