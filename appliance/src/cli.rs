@@ -1,15 +1,35 @@
 //! The `appliance` command line: its commands and flags, shared by the
 //! binary and by what is generated from them (man pages, completions).
 
+pub mod docs;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "appliance", version, about = "Highly available LVS director")]
+#[command(
+    name = "appliance",
+    version,
+    about = "Highly available LVS director",
+    long_about = DESCRIPTION
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// What `appliance --help` and appliance(8) say the program is.
+const DESCRIPTION: &str = "\
+Highly available LVS director: holds virtual IPs with VRRP (v2 and v3, IPv4 \
+and IPv6, multicast and unicast), programs the kernel's IPVS load balancer \
+(or nftables where the kernel has no IPVS) with the configured virtual \
+servers, and health-checks their real servers (TCP, HTTP, HTTPS, scripts), \
+taking a failed one out of the pool and back. It reads its own TOML config \
+or an existing keepalived.conf.
+
+'appliance run' is the daemon, which the systemd unit appliance.service \
+runs; the other commands check and convert configs, ask the running daemon \
+for its state and show or set the kernel's IPVS tables.";
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -48,11 +68,20 @@ pub enum Command {
     },
     /// Check a config file (appliance TOML or keepalived.conf, detected).
     /// Prints `FILE:LINE:COL: message` for each problem.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
     /// Print a config file (TOML or keepalived.conf) as the appliance's TOML.
-    Convert { file: PathBuf },
+    Convert {
+        /// The config file.
+        file: PathBuf,
+    },
     /// Print each VRRP packet in a pcap file as one JSON object per line.
-    Decode { file: PathBuf },
+    Decode {
+        /// A capture, `tcpdump -w FILE vrrp` say.
+        file: PathBuf,
+    },
     /// The kernel's IPVS table, timeouts and sync daemons.
     Ipvs {
         #[command(subcommand)]
@@ -63,6 +92,31 @@ pub enum Command {
         #[command(subcommand)]
         command: DataplaneCommand,
     },
+    /// Print the shell completion script for bash, zsh or fish.
+    ///
+    /// Load it into the running shell with
+    /// `source <(appliance completions bash)`, or save it where the shell
+    /// looks for completions (`make install` and the Debian package do).
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages: appliance.8 and one per command (`make install`
+    /// runs it).
+    #[command(hide = true)]
+    Man {
+        /// Directory to write them into (made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// A shell `appliance completions` writes a script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand)]
@@ -75,10 +129,13 @@ pub enum IpvsCommand {
     },
     /// Print the connection timeouts, or set those given.
     Timeout {
+        /// Seconds an established TCP connection may stay idle.
         #[arg(long)]
         tcp: Option<u32>,
+        /// Seconds a TCP connection is kept after its FIN.
         #[arg(long)]
         tcpfin: Option<u32>,
+        /// Seconds a UDP flow may stay idle.
         #[arg(long)]
         udp: Option<u32>,
     },
@@ -95,6 +152,7 @@ pub enum SyncCommand {
     List,
     /// Start a daemon.
     Start {
+        /// A master sends its connections, a backup receives them.
         #[arg(long, value_enum)]
         role: Role,
         /// Interface the sync messages use.
@@ -106,6 +164,7 @@ pub enum SyncCommand {
     },
     /// Stop the daemon of a role.
     Stop {
+        /// The role whose daemon stops.
         #[arg(long, value_enum)]
         role: Role,
     },

@@ -139,6 +139,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ipvs { command } => ipvs(command),
+        Command::Completions { shell } => {
+            let script = appliance::cli::docs::completions(shell);
+            std::io::stdout().lock().write_all(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            let date = appliance::cli::docs::source_date()?;
+            for path in appliance::cli::docs::write_man_pages(&out, &date)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dataplane {
             command: DataplaneCommand::Apply { config, state },
         } => {
