@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build release test unit lint fmt fuzz images image demo demo-down bench deps
+.PHONY: all build release test unit lint fmt fuzz images image demo demo-down bench deps install uninstall
 
 all: build
 
@@ -20,6 +20,70 @@ deps:
 test: deps images image
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --profile ci
+
+# Where `make install` puts each part (the GNU names). DESTDIR stages the
+# tree under another root, without root rights (the Debian package does);
+# BINARY=PATH installs that appliance binary instead of building the static
+# release one with images/build.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/appliance
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+BINARY ?=
+# The man pages' date: the last commit's day, so the same commit gives the
+# same pages.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+# The examples installed into $(DOCDIR)/examples, as appliance.toml and
+# keepalived.conf: the demo's master director (LVS-NAT, VRRP by unicast)
+# and an LVS-DR director in keepalived's syntax.
+EXAMPLE_TOML = compose/master.toml
+EXAMPLE_KEEPALIVED = tests/fixtures/keepalived/seed-lvs-dr.conf
+
+# The static binary, its systemd unit (appliance/systemd/appliance.service.in
+# with the paths filled in), the man pages (section 8, written by the binary
+# itself, gzipped), bash, zsh and fish completions, README.md, docs/config.md
+# and the examples. The config, $(SYSCONFDIR)/appliance/appliance.toml, is the
+# admin's to write: nothing is installed under $(SYSCONFDIR).
+install:
+	@set -eu; \
+	bin='$(BINARY)'; \
+	[ -n "$$bin" ] || bin=$$(images/build --static-binary); \
+	gen=$$(mktemp -d); trap 'rm -rf "$$gen"' EXIT; \
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  appliance/systemd/appliance.service.in >"$$gen/appliance.service"; \
+	if grep -n '@[A-Z_]*@' "$$gen/appliance.service"; then \
+	  echo "make install: placeholders left in appliance.service" >&2; exit 1; \
+	fi; \
+	SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' "$$bin" man --out "$$gen/man" >/dev/null; \
+	gzip -9n "$$gen"/man/*.8; \
+	for shell in bash zsh fish; do "$$bin" completions $$shell >"$$gen/$$shell"; done; \
+	install -v -D -m 755 "$$bin" '$(DESTDIR)$(SBINDIR)/appliance'; \
+	install -v -D -m 644 "$$gen/appliance.service" '$(DESTDIR)$(UNITDIR)/appliance.service'; \
+	install -v -d -m 755 '$(DESTDIR)$(MANDIR)/man8'; \
+	install -v -m 644 "$$gen"/man/*.8.gz '$(DESTDIR)$(MANDIR)/man8/'; \
+	install -v -D -m 644 "$$gen/bash" '$(DESTDIR)$(BASHCOMPDIR)/appliance'; \
+	install -v -D -m 644 "$$gen/zsh" '$(DESTDIR)$(ZSHCOMPDIR)/_appliance'; \
+	install -v -D -m 644 "$$gen/fish" '$(DESTDIR)$(FISHCOMPDIR)/appliance.fish'; \
+	install -v -D -m 644 README.md '$(DESTDIR)$(DOCDIR)/README.md'; \
+	install -v -D -m 644 docs/config.md '$(DESTDIR)$(DOCDIR)/config.md'; \
+	install -v -D -m 644 $(EXAMPLE_TOML) '$(DESTDIR)$(DOCDIR)/examples/appliance.toml'; \
+	install -v -D -m 644 $(EXAMPLE_KEEPALIVED) '$(DESTDIR)$(DOCDIR)/examples/keepalived.conf'
+
+# Removes what `make install` put there (same variables).
+uninstall:
+	rm -f '$(DESTDIR)$(SBINDIR)/appliance' '$(DESTDIR)$(UNITDIR)/appliance.service' \
+	  '$(DESTDIR)$(MANDIR)'/man8/appliance.8.gz '$(DESTDIR)$(MANDIR)'/man8/appliance-*.8.gz \
+	  '$(DESTDIR)$(BASHCOMPDIR)/appliance' '$(DESTDIR)$(ZSHCOMPDIR)/_appliance' \
+	  '$(DESTDIR)$(FISHCOMPDIR)/appliance.fish' \
+	  '$(DESTDIR)$(DOCDIR)/README.md' '$(DESTDIR)$(DOCDIR)/config.md' \
+	  '$(DESTDIR)$(DOCDIR)/examples/appliance.toml' '$(DESTDIR)$(DOCDIR)/examples/keepalived.conf'
+	rmdir --ignore-fail-on-non-empty '$(DESTDIR)$(DOCDIR)/examples' '$(DESTDIR)$(DOCDIR)' 2>/dev/null || true
 
 lint:
 	$(CARGO) fmt --all -- --check

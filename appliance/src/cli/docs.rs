@@ -247,11 +247,12 @@ pub fn write_man_pages(dir: &Path, date: &str) -> Result<Vec<PathBuf>, Error> {
 }
 
 /// The date for the pages' headers: `SOURCE_DATE_EPOCH`'s day (UTC) as
-/// `YYYY-MM-DD` when the variable is set, or empty.
+/// `YYYY-MM-DD` when the variable is set, or empty (also when it is set
+/// empty, as `make install` outside a git checkout does).
 pub fn source_date() -> Result<String, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => date_of_epoch(&value),
-        Err(_) => Ok(String::new()),
+        Ok(value) if !value.trim().is_empty() => date_of_epoch(&value),
+        _ => Ok(String::new()),
     }
 }
 
