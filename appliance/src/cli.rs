@@ -53,11 +53,16 @@ pub enum Command {
         log_file: Option<PathBuf>,
         /// Keep the log file and the timeline under BYTES each: a full one
         /// becomes FILE.1 (replacing the previous) and starts anew.
-        #[arg(long, value_name = "BYTES")]
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
         max_file_size: Option<u64>,
+        /// How log lines are written: `text` for people (plain under
+        /// journald and in pipes, coloured on a terminal) or `json`, one
+        /// object per event, for log collectors.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: crate::logging::LogFormat,
     },
-    /// Show the running daemon's virtual servers, real servers and VRRP
-    /// instances.
+    /// Show the running daemon's VRRP instances (state, VIPs, time in
+    /// state, last transition and why), virtual servers and real servers.
     Status {
         /// The daemon's status socket.
         #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
@@ -65,6 +70,17 @@ pub enum Command {
         /// As JSON instead.
         #[arg(long)]
         json: bool,
+    },
+    /// Make the running daemon read its config again and wait until it is
+    /// applied; exit 1 with the reason when the daemon rejects it (it then
+    /// keeps the running config). As SIGHUP, but synchronous; root only.
+    Reload {
+        /// The daemon's status socket.
+        #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// How long to wait for the outcome.
+        #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Check a config file (appliance TOML or keepalived.conf, detected).
     /// Prints `FILE:LINE:COL: message` for each problem.
@@ -198,4 +214,48 @@ pub enum DataplaneCommand {
         #[arg(long, default_value = crate::dataplane::reconcile::DEFAULT_STATE_PATH)]
         state: PathBuf,
     },
+}
+
+/// A size in bytes, with an optional binary suffix: `1048576`, `512K`,
+/// `16M`, `1G`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        other => return Err(format!("unknown unit '{other}': use K, M or G")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (bytes, or a number with K, M or G)"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("'{text}' is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("16T").unwrap_err().contains("'T'"));
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(
+            parse_size("99999999999G")
+                .unwrap_err()
+                .contains("out of range")
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod init;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod rotating;

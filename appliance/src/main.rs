@@ -15,57 +15,34 @@ fn main() -> ExitCode {
         appliance::init::run();
     }
     let cli = Cli::parse();
-    let (log_file, max_file_size) = match &cli.command {
+    let (daemon, log_file, max_file_size, log_format) = match &cli.command {
         Command::Run {
             log_file,
             max_file_size,
+            log_format,
             ..
-        } => (log_file.clone(), *max_file_size),
-        _ => (None, None),
+        } => (true, log_file.clone(), *max_file_size, *log_format),
+        _ => (false, None, None, appliance::logging::LogFormat::Text),
     };
-    if let Err(e) = init_logging(log_file.as_deref(), max_file_size) {
-        eprintln!("error: {e:#}");
+    if let Err(e) = appliance::logging::init(log_format, log_file.as_deref(), max_file_size) {
+        appliance::logging::eprint_error(&appliance::logging::chain(&e));
         return ExitCode::FAILURE;
     }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // With a log file the reason must reach it too (an appliance's
-            // console may be gone); the log's stderr copy says it once.
-            if log_file.is_some() {
-                tracing::error!("{e:#}");
+            let message = appliance::logging::chain(e.as_ref());
+            // The daemon's reason to stop is a log event like the others
+            // (its log file, the journal's priority, JSON for collectors);
+            // a command's is a line for the person who typed it.
+            if daemon {
+                tracing::error!("{message}");
             } else {
-                eprintln!("error: {e:#}");
+                appliance::logging::eprint_error(&message);
             }
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr, and also to `file` (appended, without colours, rotated
-/// at `max_size`) if given; `RUST_LOG` filters, `info` by default.
-fn init_logging(file: Option<&std::path::Path>, max_size: Option<u64>) -> anyhow::Result<()> {
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let to_file = match file {
-        Some(path) => {
-            let file = appliance::rotating::RotatingFile::open(path, max_size)
-                .with_context(|| format!("opening the log file {}", path.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(file)),
-            )
-        }
-        None => None,
-    };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(to_file)
-        .init();
-    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -77,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             socket,
             log_file: _,
             max_file_size,
+            log_format: _,
         } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -92,12 +70,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { socket, json } => {
-            let status = appliance::daemon::status::query(&socket)?;
+            use appliance::daemon::status::{Error, query};
+            let status = match query(&socket) {
+                Err(e @ Error::NotRunning { .. }) => {
+                    anyhow::bail!(
+                        "{e}\nstart it with `systemctl start appliance` or `appliance run --config FILE`"
+                    )
+                }
+                other => other?,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{status}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reload { socket, timeout } => {
+            let summary = appliance::daemon::status::reload(&socket, timeout)?;
+            println!("reloaded: {summary}");
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match appliance::daemon::check_config(&file) {

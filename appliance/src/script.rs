@@ -57,6 +57,11 @@ pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) ->
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // systemd's notify socket and watchdog are the daemon's: a script
+        // must not report for it.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         // Its own process group, so a timeout kills what it started too.
         .process_group(0)
         .kill_on_drop(true);

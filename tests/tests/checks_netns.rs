@@ -378,7 +378,8 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     assert!(!alive(&down, RS1) && alive(&down, RS2), "{down:?}");
     let text = status_text(director, &daemon);
     assert!(
-        text.contains("VRRP VI_1  vrid 110  MASTER  priority 100 (base 100)")
+        text.contains("VRRP VI_1  vrid 110  MASTER for ")
+            && text.contains("  priority 100 (base 100)")
             && text.contains(&format!("{RS1}:80  DOWN  weight 1  TCP_CHECK down"))
             && text.contains(&format!("{RS2}:80  UP  weight 1  TCP_CHECK up")),
         "{text}"

@@ -47,7 +47,7 @@ pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Diagnostics::single(
                     Position::start_of(path),
-                    format!("cannot read {}: {e}", path.display()),
+                    format!("cannot read the file: {e}"),
                 )
             })?;
             load_str(path, &text, Format::Toml)
@@ -478,13 +478,13 @@ virtual_server fwmark 7 {
         let err = load_file(Path::new("/nonexistent/x.toml")).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("/nonexistent/x.toml:1:1: cannot read /nonexistent/x.toml"),
+                .starts_with("/nonexistent/x.toml:1:1: cannot read the file: "),
             "{err}"
         );
         let err = load_file(Path::new("/nonexistent/keepalived.conf")).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("/nonexistent/keepalived.conf:1:1: cannot read"),
+                .starts_with("/nonexistent/keepalived.conf:1:1: cannot read the file: "),
             "{err}"
         );
     }

@@ -19,12 +19,15 @@
 //! The health checker runs for the virtual servers: each of its pool
 //! reports becomes the desired table ([`pools`]) and goes through the same
 //! reconcile; its transitions go to the timeline. `appliance status` asks
-//! over a local socket ([`status`]).
+//! over a local socket ([`status`]), where `appliance reload` asks for a
+//! reload too. Under systemd the loop reports readiness, its state and
+//! reloads, and feeds the watchdog ([`systemd`]).
 
 mod lvs;
 pub mod plan;
 mod pools;
 pub mod status;
+pub mod systemd;
 mod timeline_log;
 
 use crate::check::runner::{self, Report};
@@ -118,6 +121,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A reload whose config was valid but some of which failed to apply.
+    #[error("reload applied in part: {0}")]
+    PartialReload(String),
 }
 
 /// Why [`check_config`] refused a config.
@@ -191,6 +197,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sigint = signals(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
+    raise_file_limit();
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
@@ -202,19 +209,63 @@ pub async fn run(options: Options) -> Result<(), Error> {
     daemon.program(pools.configured().clone())?;
     daemon.start_checks(&config.virtual_server, pools)?;
     daemon.serve_status();
-    daemon.start().await?;
+    if let Err(e) = daemon.start().await {
+        // Nothing half-started stays: VIPs of the units that did start,
+        // the checker, the status socket.
+        daemon.shutdown().await;
+        return Err(e);
+    }
+    let status = daemon.status_line();
+    daemon.systemd.ready(status);
+    let mut watchdog = systemd::Notifier::watchdog_interval().map(|every| {
+        info!(every = ?every, "feeding the service manager's watchdog");
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
     loop {
         let sleep = daemon.next_deadline();
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            _ = sighup.recv() => daemon.reload().await,
+            _ = sighup.recv() => {
+                // Logged, and kept for `appliance status`, by reload itself.
+                let _ = daemon.reload().await;
+            }
             Some(event) = daemon.events.recv() => daemon.on_event(event).await,
             () = sleep => daemon.on_timers().await,
+            () = tick(&mut watchdog) => daemon.systemd.watchdog(),
         }
     }
+    daemon.systemd.stopping();
     daemon.shutdown().await;
     Ok(())
+}
+
+/// The next tick of `interval`, or never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: each running
+/// full-connect health check holds a socket, and the default soft limit
+/// (1024) is far below what thousands of real servers need. The hard limit
+/// is the administrator's (systemd's `LimitNOFILE=`).
+fn raise_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => warn!(soft, hard, error = %e, "raising the open files limit failed"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "reading the open files limit failed"),
+    }
 }
 
 fn hostname() -> String {
@@ -243,6 +294,9 @@ enum Event {
     },
     /// A status client waits for this answer.
     Status(oneshot::Sender<status::Status>),
+    /// A client asks for a reload and waits for its outcome: what changed,
+    /// or why the config was rejected.
+    Reload(oneshot::Sender<Result<String, String>>),
 }
 
 /// One VRRP socket per interface and family.
@@ -309,6 +363,24 @@ struct Daemon {
     generation: u64,
     /// The status socket, once bound (removed on shutdown).
     status_socket: Option<PathBuf>,
+    /// The service manager, when there is one.
+    systemd: systemd::Notifier,
+    /// Each instance's last state change, for `appliance status`.
+    transitions: HashMap<String, Transition>,
+    /// When the daemon started (wall clock, RFC 3339), and how the last
+    /// reload ended.
+    started: String,
+    last_reload: Option<status::ReloadStatus>,
+}
+
+/// An instance's last state change.
+struct Transition {
+    from: State,
+    to: State,
+    reason: String,
+    /// Wall clock, RFC 3339, and the daemon's clock.
+    wall: String,
+    at: Instant,
 }
 
 impl Daemon {
@@ -346,6 +418,10 @@ impl Daemon {
             checker: None,
             generation: 0,
             status_socket: None,
+            systemd: systemd::Notifier::default(),
+            transitions: HashMap::new(),
+            started: status::wall_now(),
+            last_reload: None,
         })
     }
 
@@ -590,16 +666,34 @@ impl Daemon {
 
     /// The answer to `appliance status`.
     async fn status(&self) -> status::Status {
+        let now = self.now();
         let instances = self
             .units
             .iter()
-            .flat_map(|u| u.unit.machines())
-            .map(|m| status::InstanceStatus {
-                name: m.name().to_string(),
-                vrid: m.config().vrid.get(),
-                state: m.state(),
-                priority: m.priority(),
-                base_priority: m.config().priority,
+            .flat_map(|u| u.unit.machines().iter().zip(&u.instances))
+            .map(|(m, running)| {
+                let transition = self.transitions.get(m.name());
+                status::InstanceStatus {
+                    name: m.name().to_string(),
+                    vrid: m.config().vrid.get(),
+                    state: m.state(),
+                    priority: m.priority(),
+                    base_priority: m.config().priority,
+                    interface: running.plan.interface.clone(),
+                    vips: running
+                        .plan
+                        .all_vips()
+                        .map(|(dev, vip)| format!("{}/{} dev {dev}", vip.addr, vip.prefix_len))
+                        .collect(),
+                    in_state_ms: transition
+                        .map(|t| now.as_micros().saturating_sub(t.at.as_micros()) / 1000),
+                    last_transition: transition.map(|t| status::TransitionStatus {
+                        from: t.from,
+                        to: t.to,
+                        reason: t.reason.clone(),
+                        at: t.wall.clone(),
+                    }),
+                }
             })
             .collect();
         let checked = match &self.checker {
@@ -607,13 +701,23 @@ impl Daemon {
             None => Vec::new(),
         };
         let pools = self.pools.as_ref();
-        let virtual_servers = status::virtual_servers(checked, |vs| {
-            pools
-                .and_then(|p| p.key(vs.vs))
-                .map_or_else(|| format!("{:?}", vs.service), |key| key.to_string())
-        });
+        let started = std::time::SystemTime::now() - self.origin.elapsed();
+        let virtual_servers = status::virtual_servers(
+            checked,
+            |vs| {
+                pools
+                    .and_then(|p| p.key(vs.vs))
+                    .map_or_else(|| format!("{:?}", vs.service), |key| key.to_string())
+            },
+            |at| status::wall(started + Duration::from_micros(at.as_micros())),
+        );
         status::Status {
             node: self.plan.node.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            config: self.options.config.clone(),
+            started: self.started.clone(),
+            last_reload: self.last_reload.clone(),
             dataplane: self
                 .dataplane
                 .as_ref()
@@ -621,6 +725,17 @@ impl Daemon {
             instances,
             virtual_servers,
         }
+    }
+
+    /// The service manager's status line.
+    fn status_line(&self) -> String {
+        systemd::status_line(
+            self.units
+                .iter()
+                .flat_map(|u| u.unit.machines())
+                .map(|m| (m.name(), m.state())),
+            self.dataplane.as_ref().map(|r| r.backend().name()),
+        )
     }
 
     async fn start(&mut self) -> Result<(), Error> {
@@ -922,6 +1037,10 @@ impl Daemon {
             Event::Status(reply) => {
                 let _ = reply.send(self.status().await);
             }
+            Event::Reload(reply) => {
+                let outcome = self.reload().await.map_err(|e| e.to_string());
+                let _ = reply.send(outcome);
+            }
         }
     }
 
@@ -1002,6 +1121,7 @@ impl Daemon {
         // An instance that gates `only_when_master` services changed state:
         // the dataplane follows once the actions are done.
         let mut gates_services = false;
+        let mut state_changed = false;
         for (name, action) in actions {
             let Some(instance) = self
                 .units
@@ -1062,6 +1182,17 @@ impl Daemon {
                 ),
                 Action::StateChanged { from, to, reason } => {
                     info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
+                    self.transitions.insert(
+                        name.clone(),
+                        Transition {
+                            from: *from,
+                            to: *to,
+                            reason: reason.to_string(),
+                            wall: status::wall_now(),
+                            at: now,
+                        },
+                    );
+                    state_changed = true;
                     self.metrics.vrrp_transition(&name, *from, *to);
                     self.lvs.state_changed(&name, *to);
                     gates_services |= self
@@ -1087,6 +1218,10 @@ impl Daemon {
         }
         if gates_services && let Err(e) = self.program(self.table.clone()) {
             error!(error = %e, "programming the dataplane for the new VRRP state failed");
+        }
+        if state_changed {
+            let status = self.status_line();
+            self.systemd.status(status);
         }
     }
 
@@ -1152,11 +1287,31 @@ impl Daemon {
         }
     }
 
-    /// SIGHUP: load the config again; apply it if it is valid. Units whose
-    /// plan is unchanged keep running untouched; a lone instance whose only
-    /// change is its priority gets the new priority; anything else that
-    /// changed stops (resigning if master) and starts anew.
-    async fn reload(&mut self) {
+    /// SIGHUP or `appliance reload`: [`Self::apply_reload`], told to the
+    /// service manager and kept for `appliance status`.
+    async fn reload(&mut self) -> Result<String, Error> {
+        self.systemd.reloading();
+        let outcome = self.apply_reload().await;
+        self.last_reload = Some(status::ReloadStatus {
+            at: status::wall_now(),
+            applied: outcome.is_ok(),
+            message: match &outcome {
+                Ok(summary) => summary.clone(),
+                Err(e) => e.to_string(),
+            },
+        });
+        let status = self.status_line();
+        self.systemd.ready(status);
+        outcome
+    }
+
+    /// Loads the config again and applies it if it is valid, returning
+    /// what changed. Units whose plan is unchanged keep running untouched;
+    /// a lone instance whose only change is its priority gets the new
+    /// priority; anything else that changed stops (resigning if master) and
+    /// starts anew. A part that fails to apply is logged and the rest goes
+    /// on; the reload then reports each failed part.
+    async fn apply_reload(&mut self) -> Result<String, Error> {
         // Everything the new config implies is built before anything is
         // applied, so an invalid part rejects the whole reload.
         let loaded = config::load_file(&self.options.config)
@@ -1170,11 +1325,13 @@ impl Daemon {
             Ok(loaded) => loaded,
             Err(e) => {
                 error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
-                return;
+                return Err(e);
             }
         };
+        let mut failed = Vec::new();
         if let Err(e) = crate::net::setup::apply(&config.network).await {
             error!(error = %e, "reload: applying the network settings failed");
+            failed.push(format!("network: {e}"));
         }
         if config.global.metrics_listen != self.metrics_listen {
             warn!(
@@ -1183,11 +1340,49 @@ impl Daemon {
                 "reload: metrics_listen changed; the endpoint moves at the next restart"
             );
         }
-        self.reload_virtual_servers(&config, pools).await;
-        if new == self.plan {
-            info!("reload: config unchanged");
-            return;
+        let mut changed = Vec::new();
+        if config.virtual_server != self.servers {
+            changed.push(format!(
+                "virtual servers reloaded ({})",
+                config.virtual_server.len()
+            ));
+            failed.extend(self.reload_virtual_servers(&config, pools).await);
         }
+        if new == self.plan {
+            info!("reload: VRRP unchanged");
+        } else {
+            let (restarted, reprioritised, started, errors) = self.reload_units(new).await;
+            failed.extend(errors);
+            for (count, what) in [
+                (reprioritised, "given a new priority"),
+                (restarted, "stopped"),
+                (started, "started"),
+            ] {
+                if count > 0 {
+                    changed.push(format!("{count} VRRP unit(s) {what}"));
+                }
+            }
+            if changed.is_empty() {
+                changed.push("VRRP settings changed".into());
+            }
+        }
+        info!(units = self.units.len(), "reloaded");
+        if failed.is_empty() {
+            Ok(if changed.is_empty() {
+                "config unchanged".into()
+            } else {
+                changed.join(", ")
+            })
+        } else {
+            Err(Error::PartialReload(failed.join("; ")))
+        }
+    }
+
+    /// Moves the VRRP units to the plan `new`. Returns how many units were
+    /// stopped, given a new priority and started, and what failed.
+    async fn reload_units(&mut self, new: Plan) -> (usize, usize, usize, Vec<String>) {
+        let (mut stopped, mut reprioritised, mut started) = (0, 0, 0);
+        let mut failed = Vec::new();
         let mut index = 0;
         while index < self.units.len() {
             let current = &self.units[index].plan;
@@ -1203,10 +1398,12 @@ impl Daemon {
                 unit.plan = UnitPlan::Solo(Box::new(changed));
                 let actions = unit.unit.handle_all(now, &Input::SetPriority(priority));
                 self.perform(index, now, actions).await;
+                reprioritised += 1;
                 index += 1;
             } else {
                 self.stop_unit(index).await;
                 self.units.remove(index);
+                stopped += 1;
             }
         }
         let scripts_changed = new.scripts != self.plan.scripts;
@@ -1226,8 +1423,12 @@ impl Daemon {
                 Ok(unit) => {
                     self.units.push(unit);
                     self.start_unit(self.units.len() - 1).await;
+                    started += 1;
                 }
-                Err(e) => error!(error = %e, "reload: a unit could not start"),
+                Err(e) => {
+                    error!(error = %e, "reload: a unit could not start");
+                    failed.push(format!("a VRRP unit could not start: {e}"));
+                }
             }
         }
         let state = self.plan.lvs.sync_daemon.as_ref().and_then(|sync| {
@@ -1238,23 +1439,25 @@ impl Daemon {
                 .map(Machine::state)
         });
         self.lvs.configure(self.plan.lvs.clone(), state);
-        info!(units = self.units.len(), "reloaded");
+        (stopped, reprioritised, started, failed)
     }
 
-    /// Reload of the virtual servers: when they changed, the configured
-    /// table is programmed and the checker starts anew on them.
-    async fn reload_virtual_servers(&mut self, config: &Config, pools: Pools) {
-        if config.virtual_server == self.servers {
-            return;
-        }
+    /// Reload of changed virtual servers: the configured table is
+    /// programmed and the checker starts anew on them. Returns what
+    /// failed.
+    async fn reload_virtual_servers(&mut self, config: &Config, pools: Pools) -> Vec<String> {
+        let mut failed = Vec::new();
         self.servers = config.virtual_server.clone();
         if let Err(e) = self.program(pools.configured().clone()) {
             error!(error = %e, "reload: programming the dataplane failed");
+            failed.push(e.to_string());
         }
         self.stop_checks().await;
         if let Err(e) = self.start_checks(&config.virtual_server, pools) {
             error!(error = %e, "reload: the health checker could not start");
+            failed.push(e.to_string());
         }
+        failed
     }
 
     async fn stop_unit(&mut self, index: usize) {

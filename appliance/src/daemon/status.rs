@@ -32,13 +32,18 @@ const MAX_REQUEST: u64 = 4096;
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// Read the config again and apply it (as SIGHUP does), answering when
+    /// it is applied or why it was rejected. Only root or the daemon's own
+    /// user may ask.
+    Reload,
 }
 
 /// What the daemon answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
-    Status(Status),
+    Status(Box<Status>),
+    Reloaded { summary: String },
     Error { message: String },
 }
 
@@ -46,12 +51,35 @@ pub enum Response {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub node: String,
+    /// The daemon's version, process id, config file, and when it started
+    /// (wall clock, RFC 3339, UTC).
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub config: PathBuf,
+    #[serde(default)]
+    pub started: String,
+    /// The last reload (SIGHUP or `appliance reload`), if any.
+    #[serde(default)]
+    pub last_reload: Option<ReloadStatus>,
     /// The kernel load balancer programmed ("ipvs", "nftables"); none
     /// until the config has a virtual server.
     #[serde(default)]
     pub dataplane: Option<String>,
     pub instances: Vec<InstanceStatus>,
     pub virtual_servers: Vec<VirtualServerStatus>,
+}
+
+/// How a reload ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Wall clock, RFC 3339.
+    pub at: String,
+    pub applied: bool,
+    /// What changed, or why the new config was rejected.
+    pub message: String,
 }
 
 /// A VRRP instance.
@@ -64,6 +92,29 @@ pub struct InstanceStatus {
     pub priority: Priority,
     /// Configured priority.
     pub base_priority: Priority,
+    /// The interface its adverts go out on.
+    #[serde(default)]
+    pub interface: String,
+    /// Its VIPs as `ADDRESS/LEN dev IFACE` (virtual_ipaddress and
+    /// virtual_ipaddress_excluded).
+    #[serde(default)]
+    pub vips: Vec<String>,
+    /// The transition into the current state.
+    #[serde(default)]
+    pub last_transition: Option<TransitionStatus>,
+    /// How long it has been in its state, in milliseconds.
+    #[serde(default)]
+    pub in_state_ms: Option<u64>,
+}
+
+/// A state change of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionStatus {
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+    /// Wall clock, RFC 3339.
+    pub at: String,
 }
 
 /// A virtual server and its real servers as the checker sees them.
@@ -97,6 +148,9 @@ pub struct CheckStatus {
 pub struct LastCheck {
     /// Microseconds since the daemon started.
     pub at: Instant,
+    /// The same, as wall clock (RFC 3339).
+    #[serde(default)]
+    pub wall: String,
     pub up: bool,
     pub result: String,
 }
@@ -112,9 +166,11 @@ pub fn describe(outcome: &Outcome) -> String {
 }
 
 /// The status view of the checker's virtual servers; `service` names each.
+/// `wall` turns a check's time (since the daemon started) into wall clock.
 pub fn virtual_servers(
     checker: Vec<VsStatus>,
     service: impl Fn(&VsStatus) -> String,
+    wall: impl Fn(Instant) -> String,
 ) -> Vec<VirtualServerStatus> {
     checker
         .into_iter()
@@ -137,6 +193,7 @@ pub fn virtual_servers(
                             up: c.up,
                             last: c.last.map(|l| LastCheck {
                                 at: l.at,
+                                wall: wall(l.at),
                                 up: l.outcome.is_up(),
                                 result: describe(&l.outcome),
                             }),
@@ -149,23 +206,72 @@ pub fn virtual_servers(
 }
 
 /// ```text
-/// node director
-/// VRRP VI_1  vrid 51  MASTER  priority 100 (base 100)
+/// node director  appliance 0.1.0  pid 812  up since 2026-12-04 17:06:18 UTC
+/// config /etc/appliance/appliance.toml
+/// last reload 2026-12-04 17:10:02 UTC: applied (config unchanged)
+/// dataplane ipvs
+/// VRRP VI_1  vrid 51  MASTER for 3m 12s  priority 100 (base 100)
+///   interface eth0  VIPs 10.0.0.100/24 dev eth0
+///   since 2026-12-04 17:06:21 UTC: BACKUP -> MASTER (master down: no advert for 3.414967s)
 /// TCP 10.0.0.100:80  quorum up
-///   10.0.0.11:8080  UP  weight 1  TCP_CHECK up (at 3.000123s: check passed)
+///   10.0.0.11:8080  UP  weight 1  TCP_CHECK up (at 2026-12-04 17:06:20 UTC: check passed)
 /// ```
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "node {}", self.node)?;
+        write!(f, "node {}", self.node)?;
+        if !self.version.is_empty() {
+            write!(f, "  appliance {}  pid {}", self.version, self.pid)?;
+        }
+        if !self.started.is_empty() {
+            write!(f, "  up since {}", readable(&self.started))?;
+        }
+        writeln!(f)?;
+        if !self.config.as_os_str().is_empty() {
+            writeln!(f, "config {}", self.config.display())?;
+        }
+        if let Some(reload) = &self.last_reload {
+            let outcome = if reload.applied {
+                "applied"
+            } else {
+                "REJECTED"
+            };
+            writeln!(
+                f,
+                "last reload {}: {outcome} ({})",
+                readable(&reload.at),
+                reload
+                    .message
+                    .trim_end()
+                    .replace(":\n", ": ")
+                    .replace('\n', "; ")
+            )?;
+        }
         if let Some(dataplane) = &self.dataplane {
             writeln!(f, "dataplane {dataplane}")?;
         }
         for i in &self.instances {
-            writeln!(
-                f,
-                "VRRP {}  vrid {}  {}  priority {} (base {})",
-                i.name, i.vrid, i.state, i.priority, i.base_priority
-            )?;
+            write!(f, "VRRP {}  vrid {}  {}", i.name, i.vrid, i.state)?;
+            if let Some(ms) = i.in_state_ms {
+                write!(f, " for {}", span(ms))?;
+            }
+            writeln!(f, "  priority {} (base {})", i.priority, i.base_priority)?;
+            if !i.interface.is_empty() {
+                write!(f, "  interface {}", i.interface)?;
+                if !i.vips.is_empty() {
+                    write!(f, "  VIPs {}", i.vips.join(", "))?;
+                }
+                writeln!(f)?;
+            }
+            if let Some(t) = &i.last_transition {
+                writeln!(
+                    f,
+                    "  since {}: {} -> {} ({})",
+                    readable(&t.at),
+                    t.from,
+                    t.to,
+                    t.reason
+                )?;
+            }
         }
         for vs in &self.virtual_servers {
             write!(
@@ -184,6 +290,9 @@ impl fmt::Display for Status {
                 for c in &rs.checks {
                     write!(f, "  {} {}", c.kind, if c.up { "up" } else { "down" })?;
                     match &c.last {
+                        Some(last) if !last.wall.is_empty() => {
+                            write!(f, " (at {}: {})", readable(&last.wall), last.result)?;
+                        }
                         Some(last) => write!(f, " (at {}: {})", last.at, last.result)?,
                         None => f.write_str(" (not run yet)")?,
                     }
@@ -195,9 +304,51 @@ impl fmt::Display for Status {
     }
 }
 
+/// An RFC 3339 time as people read it: `2026-12-04 17:06:18 UTC`.
+fn readable(rfc3339: &str) -> String {
+    match humantime::parse_rfc3339(rfc3339) {
+        Ok(time) => format!(
+            "{} UTC",
+            humantime::format_rfc3339_seconds(time)
+                .to_string()
+                .trim_end_matches('Z')
+                .replacen('T', " ", 1)
+        ),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
+/// A duration in whole units: `45s`, `3m 12s`, `2h 5m`, `4d 1h`.
+fn span(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{}s", s % 60),
+        (0, 0, m) => format!("{m}m {}s", s % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// The wall clock now, as the status and the timeline write it.
+pub fn wall_now() -> String {
+    wall(std::time::SystemTime::now())
+}
+
+/// `time` as RFC 3339 in UTC, to the microsecond.
+pub fn wall(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_micros(time).to_string()
+}
+
 /// Asking the daemon failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Nothing listens on the socket: no daemon runs, or it runs with
+    /// another `--socket`.
+    #[error("no appliance daemon answers at {path} (is it running?)")]
+    NotRunning { path: PathBuf },
+    #[error("status socket {path}: permission denied (it is root's: ask as root)")]
+    PermissionDenied { path: PathBuf },
     #[error("status socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -210,40 +361,71 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    #[error("status socket {path}: the daemon says: {message}")]
-    Refused { path: PathBuf, message: String },
+    #[error("{message}")]
+    Refused { message: String },
 }
 
 /// Asks the daemon listening on `path` for its status.
 pub fn query(path: &Path) -> Result<Status, Error> {
-    let io = |source| Error::Io {
+    match ask(path, &Request::Status, TIMEOUT)? {
+        Response::Status(status) => Ok(*status),
+        other => Err(unexpected(path, other)),
+    }
+}
+
+/// Asks the daemon listening on `path` to reload its config and waits, up
+/// to `timeout`, for the outcome: what changed, or why the config was
+/// rejected ([`Error::Refused`]).
+pub fn reload(path: &Path, timeout: Duration) -> Result<String, Error> {
+    match ask(path, &Request::Reload, timeout)? {
+        Response::Reloaded { summary } => Ok(summary),
+        other => Err(unexpected(path, other)),
+    }
+}
+
+fn unexpected(path: &Path, response: Response) -> Error {
+    match response {
+        Response::Error { message } => Error::Refused { message },
+        other => Error::Refused {
+            message: format!(
+                "status socket {}: unexpected answer {other:?}",
+                path.display()
+            ),
+        },
+    }
+}
+
+fn ask(path: &Path, request: &Request, timeout: Duration) -> Result<Response, Error> {
+    let io = |source: std::io::Error| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io)?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    let mut request = serde_json::to_string(&Request::Status).map_err(|source| Error::Format {
+    let format = |source| Error::Format {
         path: path.to_path_buf(),
         source,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused => Error::NotRunning {
+                path: path.to_path_buf(),
+            },
+            ErrorKind::PermissionDenied => Error::PermissionDenied {
+                path: path.to_path_buf(),
+            },
+            _ => io(e),
+        }
     })?;
-    request.push('\n');
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    let mut line = String::new();
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    let mut line = serde_json::to_string(request).map_err(format)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
     BufReader::new(stream.take(64 << 20))
-        .read_line(&mut line)
+        .read_line(&mut answer)
         .map_err(io)?;
-    match serde_json::from_str(&line) {
-        Ok(Response::Status(status)) => Ok(status),
-        Ok(Response::Error { message }) => Err(Error::Refused {
-            path: path.to_path_buf(),
-            message,
-        }),
-        Err(source) => Err(Error::Format {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    serde_json::from_str(&answer).map_err(format)
 }
 
 /// Binds the daemon's socket, replacing a stale one left by a daemon that
@@ -276,6 +458,12 @@ pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>) {
 }
 
 async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>) {
+    // Who asks: reading needs no more than reaching the socket, a change
+    // needs root or the daemon's own user.
+    let may_change = stream.peer_cred().is_ok_and(|cred| {
+        let uid = cred.uid();
+        uid == 0 || uid == nix::unistd::geteuid().as_raw()
+    });
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
@@ -287,7 +475,21 @@ async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>) {
                     return;
                 }
                 match rx.await {
-                    Ok(status) => Response::Status(status),
+                    Ok(status) => Response::Status(Box::new(status)),
+                    Err(_) => return,
+                }
+            }
+            Ok(Request::Reload) if !may_change => Response::Error {
+                message: "reload refused: only root or the daemon's user may ask".into(),
+            },
+            Ok(Request::Reload) => {
+                let (tx, rx) = oneshot::channel();
+                if sender.send(Event::Reload(tx)).await.is_err() {
+                    return;
+                }
+                match rx.await {
+                    Ok(Ok(summary)) => Response::Reloaded { summary },
+                    Ok(Err(message)) => Response::Error { message },
                     Err(_) => return,
                 }
             }
@@ -319,6 +521,15 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> Status {
         Status {
             node: "director".into(),
+            version: "0.1.0".into(),
+            pid: 812,
+            config: PathBuf::from("/etc/appliance/appliance.toml"),
+            started: "2026-12-04T17:06:18.000000Z".into(),
+            last_reload: Some(ReloadStatus {
+                at: "2026-12-04T17:10:02.500000Z".into(),
+                applied: false,
+                message: "invalid config:\nx.toml:3:1: unknown field `prio`\n".into(),
+            }),
             dataplane: Some("ipvs".into()),
             instances: vec![InstanceStatus {
                 name: "VI_1".into(),
@@ -326,6 +537,15 @@ pub(crate) mod tests {
                 state: State::Master,
                 priority: Priority::from_u8(100),
                 base_priority: Priority::from_u8(100),
+                interface: "eth0".into(),
+                vips: vec!["10.0.0.100/24 dev eth0".into()],
+                last_transition: Some(TransitionStatus {
+                    from: State::Backup,
+                    to: State::Master,
+                    reason: "master down: no advert for 3.414967s".into(),
+                    at: "2026-12-04T17:06:21.414967Z".into(),
+                }),
+                in_state_ms: Some(192_400),
             }],
             virtual_servers: vec![VirtualServerStatus {
                 service: "TCP 10.0.0.100:80".into(),
@@ -340,6 +560,7 @@ pub(crate) mod tests {
                         up: false,
                         last: Some(LastCheck {
                             at: Instant::from_micros(3_000_000),
+                            wall: "2026-12-04T17:06:21.000000Z".into(),
                             up: false,
                             result: describe(&Outcome::Down(Failure::Timeout)),
                         }),
@@ -353,12 +574,25 @@ pub(crate) mod tests {
     fn renders_as_text() {
         assert_eq!(
             sample().to_string(),
-            "node director\n\
+            "node director  appliance 0.1.0  pid 812  up since 2026-12-04 17:06:18 UTC\n\
+             config /etc/appliance/appliance.toml\n\
+             last reload 2026-12-04 17:10:02 UTC: REJECTED (invalid config: x.toml:3:1: unknown field `prio`)\n\
              dataplane ipvs\n\
-             VRRP VI_1  vrid 51  MASTER  priority 100 (base 100)\n\
+             VRRP VI_1  vrid 51  MASTER for 3m 12s  priority 100 (base 100)\n\
+             \x20 interface eth0  VIPs 10.0.0.100/24 dev eth0\n\
+             \x20 since 2026-12-04 17:06:21 UTC: BACKUP -> MASTER (master down: no advert for 3.414967s)\n\
              TCP 10.0.0.100:80  quorum up\n\
-             \x20 10.0.0.11:8080  DOWN  weight 1  TCP_CHECK down (at 3.000000s: timed out)\n"
+             \x20 10.0.0.11:8080  DOWN  weight 1  TCP_CHECK down (at 2026-12-04 17:06:21 UTC: timed out)\n"
         );
+    }
+
+    #[test]
+    fn spans_read_in_whole_units() {
+        assert_eq!(span(999), "0s");
+        assert_eq!(span(45_000), "45s");
+        assert_eq!(span(192_400), "3m 12s");
+        assert_eq!(span(7_500_000), "2h 5m");
+        assert_eq!(span(90_000_000), "1d 1h");
     }
 
     #[test]
@@ -367,7 +601,11 @@ pub(crate) mod tests {
             serde_json::to_string(&Request::Status).unwrap(),
             r#"{"request":"status"}"#
         );
-        let response = Response::Status(sample());
+        assert_eq!(
+            serde_json::to_string(&Request::Reload).unwrap(),
+            r#"{"request":"reload"}"#
+        );
+        let response = Response::Status(Box::new(sample()));
         let text = serde_json::to_string(&response).unwrap();
         assert!(!text.contains('\n'));
         assert!(
@@ -377,30 +615,72 @@ pub(crate) mod tests {
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), response);
     }
 
+    /// A daemon's half: answers status with [`sample`] and reloads with
+    /// `reload`'s outcome.
+    async fn serve_sample(path: &Path, reload: Result<String, String>) {
+        let listener = bind(path).unwrap();
+        let (sender, mut events) = mpsc::channel(4);
+        tokio::spawn(serve(listener, sender));
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    Event::Status(reply) => {
+                        let _ = reply.send(sample());
+                    }
+                    Event::Reload(reply) => {
+                        let _ = reply.send(reload.clone());
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
     #[tokio::test]
     async fn serves_a_client_over_the_socket() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/appliance.sock");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "stale").unwrap();
-        let listener = bind(&path).unwrap();
-        let (sender, mut events) = mpsc::channel(4);
-        tokio::spawn(serve(listener, sender));
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if let Event::Status(reply) = event {
-                    let _ = reply.send(sample());
-                }
-            }
-        });
+        serve_sample(&path, Ok("config unchanged".into())).await;
         let query_path = path.clone();
         let got = tokio::task::spawn_blocking(move || query(&query_path))
             .await
             .unwrap()
             .unwrap();
         assert_eq!(got, sample());
+        let reloaded = tokio::task::spawn_blocking(move || reload(&path, TIMEOUT))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reloaded, "config unchanged");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_reload_comes_back_as_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appliance.sock");
+        serve_sample(&path, Err("invalid config: x.toml:1:1: bad".into())).await;
+        let err = tokio::task::spawn_blocking(move || reload(&path, TIMEOUT))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "invalid config: x.toml:1:1: bad");
+    }
+
+    #[test]
+    fn no_daemon_is_said_so_naming_the_socket_once() {
+        let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.sock");
-        let err = query(&missing).unwrap_err().to_string();
-        assert!(err.contains("none.sock"), "{err}");
+        let err = query(&missing).unwrap_err();
+        assert!(matches!(err, Error::NotRunning { .. }), "{err:?}");
+        let text = crate::logging::chain(&err);
+        assert_eq!(text.matches("none.sock").count(), 1, "{text}");
+        assert!(text.contains("is it running?"), "{text}");
+        // A socket file nobody listens on (a daemon that was killed).
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(matches!(query(&stale), Err(Error::NotRunning { .. })));
     }
 }

@@ -86,9 +86,14 @@ fn load(
             expand(path, &text, stack, tokens, errors);
             stack.pop();
         }
+        // An include names the file it cannot read; the top file is the
+        // diagnostic's own.
         Err(e) => errors.push(Diagnostic::new(
             at(),
-            format!("cannot read {}: {e}", path.display()),
+            match included_at {
+                Some(_) => format!("cannot read {}: {e}", path.display()),
+                None => format!("cannot read the file: {e}"),
+            },
         )),
     }
 }
