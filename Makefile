@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build release test unit lint fmt fuzz images image demo demo-down bench deps install uninstall
+.PHONY: all build release test unit lint fmt fuzz images image demo demo-down bench deps install uninstall deb
 
 all: build
 
@@ -74,6 +74,13 @@ install:
 	install -v -D -m 644 docs/config.md '$(DESTDIR)$(DOCDIR)/config.md'; \
 	install -v -D -m 644 $(EXAMPLE_TOML) '$(DESTDIR)$(DOCDIR)/examples/appliance.toml'; \
 	install -v -D -m 644 $(EXAMPLE_KEEPALIVED) '$(DESTDIR)$(DOCDIR)/examples/keepalived.conf'
+
+# The Debian package (bookworm): target/debian/appliance_<version>_amd64.deb,
+# `make install` under /usr with the unit enabled and nothing in /etc
+# (scripts/build-deb says what is in it); prints its path, size and SHA-256.
+# BINARY=PATH packs that binary instead of building the static one.
+deb:
+	scripts/build-deb $(if $(BINARY),--binary '$(BINARY)')
 
 # Removes what `make install` put there (same variables).
 uninstall:
