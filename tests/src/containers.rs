@@ -82,6 +82,8 @@ pub struct Images {
     pub appliance: String,
     pub nginx: String,
     pub client: String,
+    /// A Debian host with systemd as PID 1.
+    pub systemd: String,
 }
 
 /// The images, built by `images/build` where missing or stale (once per
@@ -145,6 +147,7 @@ fn build_images() -> Result<Images> {
         appliance: tag("appliance")?,
         nginx: tag("nginx")?,
         client: tag("client")?,
+        systemd: tag("systemd")?,
     })
 }
 
@@ -393,6 +396,72 @@ impl Lab {
         )
     }
 
+    /// Starts a Debian host with systemd as PID 1 (the systemd image) and
+    /// waits until systemd has finished booting it. It gets what systemd
+    /// needs in a container (CAP_SYS_ADMIN for its mounts and the units'
+    /// sandboxes, tmpfs on /run and /tmp, the cgroups read-only) and what
+    /// the appliance needs (NET_ADMIN, NET_RAW, forwarding).
+    pub fn systemd_host(&self, images: &Images, role: &str, host: u8) -> Result<Container> {
+        let tmpfs = ["/run", "/run/lock", "/tmp"]
+            .map(|dir| (dir.to_string(), String::new()))
+            .into_iter()
+            .collect();
+        let container = self.start_container(
+            role,
+            host,
+            ContainerCreateBody {
+                image: Some(images.systemd.clone()),
+                host_config: Some(HostConfig {
+                    cap_add: Some(vec![
+                        "SYS_ADMIN".into(),
+                        "NET_ADMIN".into(),
+                        "NET_RAW".into(),
+                    ]),
+                    tmpfs: Some(tmpfs),
+                    binds: Some(vec!["/sys/fs/cgroup:/sys/fs/cgroup:ro".into()]),
+                    sysctls: Some(HashMap::from([(
+                        "net.ipv4.ip_forward".to_string(),
+                        "1".to_string(),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &[],
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.exec(&container, &["systemctl", "is-system-running", "--wait"])?;
+            match out.stdout.trim() {
+                "running" | "degraded" => return Ok(container),
+                state if Instant::now() >= deadline => {
+                    return Err(Error(format!(
+                        "systemd in {} did not finish booting within 60 s (state {state:?}):
+{}",
+                        container.name,
+                        self.exec(&container, &["systemctl", "--failed", "--no-pager"])?
+                            .stdout
+                    )));
+                }
+                _ => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+    }
+
+    /// Puts `files` (paths relative to /, mode 0644) into `c`. Not into a
+    /// tmpfs of it: the engine writes under its mounts.
+    pub fn upload(&self, c: &Container, files: &[(&str, &[u8])]) -> Result<()> {
+        let archive = tar_of(files)?;
+        let options = UploadToContainerOptionsBuilder::new().path("/").build();
+        self.runtime
+            .block_on(self.docker.upload_to_container(
+                &c.name,
+                Some(options),
+                bollard::body_full(archive.into()),
+            ))
+            .map_err(step(format!("copying files into {}", c.name)))
+    }
+
     /// Creates `role` at host number `host` from `body`, puts `files`
     /// (paths relative to /) in it, and starts it.
     fn start_container(
@@ -432,15 +501,7 @@ impl Lab {
         };
         self.containers.borrow_mut().push(container.clone());
         if !files.is_empty() {
-            let archive = tar_of(files)?;
-            let options = UploadToContainerOptionsBuilder::new().path("/").build();
-            self.runtime
-                .block_on(self.docker.upload_to_container(
-                    &name,
-                    Some(options),
-                    bollard::body_full(archive.into()),
-                ))
-                .map_err(step(format!("copying files into {name}")))?;
+            self.upload(&container, files)?;
         }
         self.start(&container)?;
         Ok(container)
