@@ -15,9 +15,10 @@ release:
 deps:
 	scripts/install-deps
 
-# The whole suite, on a fresh machine: installs what is missing, then runs
-# every test of the workspace under nextest.
-test: deps images image
+# The whole suite, on a fresh machine: installs what is missing, builds the
+# images and the Debian package the tests read, then runs every test of the
+# workspace under nextest.
+test: deps images image deb
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --profile ci
 

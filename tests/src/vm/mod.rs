@@ -351,7 +351,7 @@ fn read_lossy(path: &Path) -> String {
 
 /// The executable `tool` from PATH or the sbin directories (not on a
 /// non-root PATH), or an error naming the Debian package that ships it.
-pub(crate) fn require_tool(tool: &str, package: &'static str) -> Result<PathBuf> {
+pub fn require_tool(tool: &str, package: &'static str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
