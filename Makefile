@@ -34,17 +34,17 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/appliance
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
-ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+# zsh's own default place; the Debian package uses Debian's vendor one.
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 BINARY ?=
 # The man pages' date: the last commit's day, so the same commit gives the
 # same pages.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
-# The examples installed into $(DOCDIR)/examples, as appliance.toml and
-# keepalived.conf: the demo's master director (LVS-NAT, VRRP by unicast)
-# and an LVS-DR director in keepalived's syntax.
-EXAMPLE_TOML = compose/master.toml
-EXAMPLE_KEEPALIVED = tests/fixtures/keepalived/seed-lvs-dr.conf
+# The examples installed into $(DOCDIR)/examples: one LVS-NAT director in
+# the appliance's TOML and in keepalived's syntax.
+EXAMPLE_TOML = appliance/examples/appliance.toml
+EXAMPLE_KEEPALIVED = appliance/examples/keepalived.conf
 
 # The static binary, its systemd unit (appliance/systemd/appliance.service.in
 # with the paths filled in), the man pages (section 8, written by the binary
@@ -121,7 +121,8 @@ image:
 	images/disk/build
 
 # The demo cluster in containers: a VIP failing over between two directors.
-demo: images
+# Installs what it needs first, as `make test` does (scripts/install-deps).
+demo: deps images
 	COMPOSE="$(COMPOSE)" compose/demo up
 
 # Removes every container, network and volume `make demo` made.
@@ -135,7 +136,7 @@ demo-down:
 # it), then the checker beside keepalived's against 500 in a qemu VM
 # (keepalived's needs IPVS; ~2 min; appended too), then the disk image's
 # size and boot time (appended too).
-bench:
+bench: deps
 	$(CARGO) build --release -p appliance
 	$(CARGO) run --release -p appliance-tests --bin failover_bench
 	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md

@@ -79,13 +79,13 @@ fn man_page_files() -> Vec<String> {
 }
 
 /// Every file `make install` puts under `prefix` (the unit under
-/// `unit_dir`), by absolute path.
-fn installed_files(prefix: &str, unit_dir: &str) -> BTreeSet<String> {
+/// `unit_dir`, the zsh completion in `zsh_dir`), by absolute path.
+fn installed_files(prefix: &str, unit_dir: &str, zsh_dir: &str) -> BTreeSet<String> {
     let mut files: BTreeSet<String> = [
         format!("{prefix}/sbin/appliance"),
         format!("{unit_dir}/appliance.service"),
         format!("{prefix}/share/bash-completion/completions/appliance"),
-        format!("{prefix}/share/zsh/vendor-completions/_appliance"),
+        format!("{zsh_dir}/_appliance"),
         format!("{prefix}/share/fish/vendor_completions.d/appliance.fish"),
         format!("{prefix}/share/doc/appliance/README.md"),
         format!("{prefix}/share/doc/appliance/config.md"),
@@ -196,7 +196,11 @@ fn make_install_puts_every_file_in_its_place_and_uninstall_removes_them() {
 
     assert_eq!(
         files_under(dest.path()),
-        installed_files("/usr/local", "/usr/local/lib/systemd/system"),
+        installed_files(
+            "/usr/local",
+            "/usr/local/lib/systemd/system",
+            "/usr/local/share/zsh/site-functions",
+        ),
         "make install with the default PREFIX"
     );
     for file in files_under(dest.path()) {
@@ -244,7 +248,7 @@ fn make_install_puts_every_file_in_its_place_and_uninstall_removes_them() {
     check_bash_completion(&at(
         "/usr/local/share/bash-completion/completions/appliance",
     ));
-    let zsh = std::fs::read_to_string(at("/usr/local/share/zsh/vendor-completions/_appliance"))
+    let zsh = std::fs::read_to_string(at("/usr/local/share/zsh/site-functions/_appliance"))
         .expect("read the zsh completion");
     assert!(zsh.starts_with("#compdef appliance\n"), "{zsh}");
     let fish = std::fs::read_to_string(at(
@@ -288,7 +292,11 @@ fn make_install_fills_in_the_directories_it_is_given() {
     );
     assert_eq!(
         files_under(dest.path()),
-        installed_files("/opt/lb", "/etc/systemd/system")
+        installed_files(
+            "/opt/lb",
+            "/etc/systemd/system",
+            "/opt/lb/share/zsh/site-functions"
+        )
     );
     let unit = std::fs::read_to_string(dest.path().join("etc/systemd/system/appliance.service"))
         .expect("read the unit");
@@ -383,7 +391,11 @@ fn the_deb_has_the_control_fields_and_files_a_bookworm_system_expects() {
         .filter(|(_, (perms, _, _))| perms.starts_with('-'))
         .map(|(path, _)| path.clone())
         .collect();
-    let mut expected = installed_files("/usr", "/lib/systemd/system");
+    let mut expected = installed_files(
+        "/usr",
+        "/lib/systemd/system",
+        "/usr/share/zsh/vendor-completions",
+    );
     expected.extend([
         "/usr/share/doc/appliance/copyright".to_string(),
         "/usr/share/doc/appliance/changelog.gz".to_string(),
