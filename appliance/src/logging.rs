@@ -19,7 +19,7 @@ use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
 /// How events are written.
@@ -114,6 +114,25 @@ where
     }
 }
 
+/// The layer that writes [`JournalLines`] to `writer`.
+fn journal_layer<S, W>(
+    writer: W,
+) -> tracing_subscriber::fmt::Layer<S, DefaultFields, JournalLines, W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .event_format(JournalLines {
+            inner: tracing_subscriber::fmt::format()
+                .without_time()
+                .with_level(false),
+        })
+        .fmt_fields(DefaultFields::new())
+        .with_writer(writer)
+}
+
 /// Installs the global subscriber: stderr as [`Stderr::detect`] finds it,
 /// and `file` (rotated at `max_size`) when given. `RUST_LOG` filters,
 /// `info` by default.
@@ -147,16 +166,7 @@ pub fn init(format: LogFormat, file: Option<&Path>, max_size: Option<u64>) -> Re
         ),
         LogFormat::Text => {
             let stderr = match Stderr::detect() {
-                Stderr::Journal => tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .event_format(JournalLines {
-                        inner: tracing_subscriber::fmt::format()
-                            .without_time()
-                            .with_level(false),
-                    })
-                    .fmt_fields(DefaultFields::new())
-                    .with_writer(std::io::stderr)
-                    .boxed(),
+                Stderr::Journal => journal_layer(std::io::stderr).boxed(),
                 Stderr::Terminal => tracing_subscriber::fmt::layer()
                     .with_ansi(true)
                     .with_writer(std::io::stderr)
@@ -265,15 +275,7 @@ mod tests {
         use tracing_subscriber::prelude::*;
         let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let sink = out.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .event_format(JournalLines {
-                inner: tracing_subscriber::fmt::format()
-                    .without_time()
-                    .with_level(false),
-            })
-            .fmt_fields(DefaultFields::new())
-            .with_writer(move || SharedBuf(sink.clone()));
+        let layer = journal_layer(move || SharedBuf(sink.clone()));
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(error = %"line one\nline two", "reload rejected");
