@@ -57,6 +57,10 @@ pub enum EventKind {
     SorryServer {
         active: bool,
     },
+    /// A received advert failed a receive rule (the detail says which).
+    Dropped {
+        reason: String,
+    },
 }
 
 impl fmt::Display for EventKind {
@@ -91,6 +95,7 @@ impl fmt::Display for EventKind {
             EventKind::SorryServer { active } => {
                 write!(f, "sorry server {}", if *active { "ON" } else { "OFF" })
             }
+            EventKind::Dropped { reason } => write!(f, "advert dropped: {reason}"),
         }
     }
 }

@@ -176,3 +176,34 @@ fn timeline_serialises_as_json_lines() {
     let text = t.to_json_lines().expect("serialisable");
     assert_eq!(Timeline::from_json_lines(&text).expect("parses back"), t);
 }
+
+#[test]
+fn forged_adverts_from_off_the_link_leave_the_master_in_place() {
+    let t = run("forged_off_link");
+    let dropped: Vec<&str> = t
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            appliance::timeline::EventKind::Dropped { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, ["not_to_group", "not_to_group", "bad_ttl"]);
+    // Only the advert a neighbour could send (to the group, TTL 255) at 8 s
+    // moves a.
+    assert_eq!(
+        entered(&t, "a", "VI_1", State::Backup),
+        [at(0), at(8_000_000)]
+    );
+}
+
+#[test]
+fn forged_intervals_are_not_learned() {
+    let t = run("forged_intervals");
+    // a's last advert before its 8 s crash went out at 7.414062 s; b's
+    // Master_Down_Interval is still 3 x 1 s + skew, not 3 x 40.95 s.
+    assert_eq!(
+        entered(&t, "b", "VI_1", State::Master),
+        [at(7_414_062 + 3_609_375)]
+    );
+}

@@ -44,11 +44,12 @@ use crate::net::vip::{self, Addresses, Link};
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::group::SyncGroup;
-use crate::vrrp::machine::{Action, Advert, Input, Machine, State, TrackName};
+use crate::vrrp::machine::{Action, Input, Machine, State, TrackName};
 use crate::vrrp::packet::{
     self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
     Repr, Seconds, Variant,
 };
+use crate::vrrp::receive::{self, Delivery, Listener};
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Version};
 use lvs::Lvs;
@@ -312,7 +313,8 @@ struct RunningInstance {
     socket: SocketKey,
     /// Our address on the interface: the adverts' source and tie-breaker.
     src: IpAddr,
-    expected: Expected,
+    /// What it accepts from the wire.
+    listener: Listener<SocketKey>,
 }
 
 struct RunningUnit {
@@ -807,7 +809,7 @@ impl Daemon {
             self.announcer(&link)?;
         }
         let running = RunningInstance {
-            expected: expected(instance),
+            listener: listener(instance, key.clone()),
             plan: instance.clone(),
             socket: key,
             src,
@@ -1072,47 +1074,24 @@ impl Daemon {
             },
             _ => return,
         };
-        let parsed =
-            Packet::new_checked(received.payload.as_slice()).and_then(|p| Repr::parse(&p, &ctx));
-        let repr = match parsed {
-            Ok(repr) => repr,
-            Err(e) => return self.drop_advert(received.src, &e.into()),
-        };
-        let target = self.units.iter().enumerate().find_map(|(u, unit)| {
+        let listeners = self.units.iter().enumerate().flat_map(|(u, unit)| {
             unit.instances
                 .iter()
-                .position(|i| i.socket == *key && i.expected.vrid == repr.vrid)
-                .map(|m| (u, m))
+                .enumerate()
+                .map(move |(m, i)| ((u, m), &i.listener))
         });
-        let Some((index, member)) = target else {
-            return self.drop_advert(received.src, &Rejection::UnknownVrid(repr.vrid));
+        let accepted = match receive::receive(listeners, key, &ctx, &received.payload) {
+            Ok(accepted) => accepted,
+            Err(rejection) => return self.drop_advert(received.src, &rejection),
         };
-        let instance = &self.units[index].instances[member];
-        if !instance.plan.unicast_peers.is_empty()
-            && !instance.plan.unicast_peers.contains(&received.src)
-        {
-            *self.drops.entry("unknown_peer").or_default() += 1;
-            self.metrics.advert_dropped("unknown_peer");
-            debug!(from = %received.src, vrid = %repr.vrid, reason = "unknown_peer", "advert dropped");
-            return;
-        }
-        if let Err(rejection) = packet::validate(&repr, &instance.expected) {
-            return self.drop_advert(received.src, &rejection);
-        }
-        let adver_int = match repr.variant {
-            Variant::V2 { adver_int, .. } => adver_int.to_centiseconds(),
-            Variant::V3 { max_adver_int } => max_adver_int,
-        };
-        self.metrics.advert_received(instance.plan.name());
-        let advert = Advert {
-            from: received.src,
-            priority: repr.priority,
-            adver_int,
-        };
+        let (index, member) = accepted.to;
+        self.metrics
+            .advert_received(self.units[index].instances[member].plan.name());
         let now = self.now();
-        let actions = self.units[index]
-            .unit
-            .handle_instance(now, member, Input::Advert(advert));
+        let actions =
+            self.units[index]
+                .unit
+                .handle_instance(now, member, Input::Advert(accepted.advert));
         self.perform(index, now, actions).await;
     }
 
@@ -1537,6 +1516,22 @@ fn advertised(plan: &InstancePlan) -> PacketAddresses {
 }
 
 /// What an instance accepts (RFC 3768 §7.1, RFC 5798 §7.1).
+fn listener(plan: &InstancePlan, socket: SocketKey) -> Listener<SocketKey> {
+    let delivery = if plan.unicast_peers.is_empty() {
+        Delivery::Multicast
+    } else {
+        Delivery::Unicast {
+            peers: plan.unicast_peers.clone(),
+        }
+    };
+    Listener {
+        socket,
+        delivery,
+        expected: expected(plan),
+        adver_int: plan.machine.adver_int,
+    }
+}
+
 fn expected(plan: &InstancePlan) -> Expected {
     let protocol = match plan.version() {
         Version::V2 => ExpectedVersion::V2 {

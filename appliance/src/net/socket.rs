@@ -20,10 +20,7 @@ use tokio::io::unix::AsyncFd;
 
 /// IANA protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
-/// RFC 5798 §5.1.1.2: the IPv4 multicast group.
-pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// RFC 5798 §5.1.2.2: the IPv6 multicast group.
-pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+pub use crate::vrrp::packet::{MULTICAST_V4, MULTICAST_V6};
 /// Large enough for any VRRP packet on an Ethernet MTU.
 const RECV_BUFFER: usize = 2048;
 

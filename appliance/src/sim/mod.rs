@@ -10,9 +10,14 @@ pub mod scenario;
 use crate::clock::Instant;
 use crate::timeline::{Event, EventKind, Timeline};
 use crate::vrrp::group::SyncGroup;
-use crate::vrrp::machine::{Action, Advert, Input, Machine, TrackName};
+use crate::vrrp::machine::{Action, Input, Machine, TrackName};
+use crate::vrrp::packet::{
+    Addresses, Auth, Expected, ExpectedVersion, IpContext, MULTICAST_V4, MULTICAST_V6, Packet,
+    Rejection, Repr, Seconds, Variant,
+};
+use crate::vrrp::receive::{self, Delivery, Listener};
 use crate::vrrp::unit::Unit;
-use crate::vrrp::{Centiseconds, Priority, Vrid};
+use crate::vrrp::{Centiseconds, Priority, Version, Vrid};
 use scenario::{Fault, NodeSpec, Scenario, ScenarioError};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -91,13 +96,18 @@ enum Happening {
         script: usize,
         generation: u64,
     },
+    /// A datagram on the wire reaches `node`: from another node (which
+    /// must still be heard), or forged (`from` is `None`).
     Deliver {
         node: usize,
-        from: usize,
-        vrid: Vrid,
-        advert: Advert,
+        from: Option<usize>,
+        ctx: IpContext,
+        bytes: Vec<u8>,
     },
 }
+
+/// An instance of a node: its unit and its index in the unit.
+type Member = (usize, usize);
 
 /// The simulator state; [`run`] is the usual entry point.
 #[derive(Debug)]
@@ -107,7 +117,9 @@ pub struct Simulator {
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     pending: BTreeMap<u64, Happening>,
     nodes: Vec<Node>,
-    vrids: Vec<Vec<(usize, usize, Vrid)>>,
+    /// Each node's instances as the receive path sees them, by (unit,
+    /// member).
+    listeners: Vec<Vec<(Member, Listener<()>)>>,
     default_delay: Duration,
     delays: BTreeMap<(usize, usize), Duration>,
     partition: Option<Vec<usize>>,
@@ -126,7 +138,7 @@ impl Simulator {
             queue: BinaryHeap::new(),
             pending: BTreeMap::new(),
             nodes: Vec::new(),
-            vrids: Vec::new(),
+            listeners: Vec::new(),
             default_delay: scenario.network.delay.0,
             delays: BTreeMap::new(),
             partition: None,
@@ -269,32 +281,57 @@ impl Simulator {
             Happening::Deliver {
                 node,
                 from,
-                vrid,
-                advert,
+                ctx,
+                bytes,
             } => {
-                if !self.hears(from, node) {
-                    return;
-                }
-                let targets: Vec<(usize, usize)> = self
-                    .vrids
-                    .get(node)
-                    .map(|v| {
-                        v.iter()
-                            .filter(|t| t.2 == vrid)
-                            .map(|t| (t.0, t.1))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for (unit, index) in targets {
-                    let actions = match self.nodes.get_mut(node).and_then(|n| n.units.get_mut(unit))
-                    {
-                        Some(u) => u.handle_instance(self.now, index, Input::Advert(advert)),
-                        None => Vec::new(),
-                    };
-                    self.perform(node, actions);
+                let heard = match from {
+                    Some(from) => self.hears(from, node),
+                    None => self.nodes.get(node).is_some_and(|n| n.running && n.link_up),
+                };
+                if heard {
+                    self.receive(node, &ctx, &bytes);
                 }
             }
         }
+    }
+
+    /// The node's receive path: the same rules as the daemon's.
+    fn receive(&mut self, node: usize, ctx: &IpContext, bytes: &[u8]) {
+        let listeners = self
+            .listeners
+            .get(node)
+            .map(|l| l.iter().map(|(id, l)| (*id, l)))
+            .into_iter()
+            .flatten();
+        let accepted = match receive::receive(listeners, &(), ctx, bytes) {
+            Ok(accepted) => accepted,
+            // Adverts of other virtual routers are not for us: the LAN
+            // carries them to everyone.
+            Err(Rejection::UnknownVrid(_)) => return,
+            Err(rejection) => {
+                let node_name = self
+                    .nodes
+                    .get(node)
+                    .map(|n| n.spec.name.clone())
+                    .unwrap_or_default();
+                self.timeline.push(Event {
+                    at: self.now,
+                    node: node_name,
+                    instance: None,
+                    kind: EventKind::Dropped {
+                        reason: rejection.name().to_owned(),
+                    },
+                    detail: format!("from {}: {rejection}", ctx.src()),
+                });
+                return;
+            }
+        };
+        let (unit, member) = accepted.to;
+        let actions = match self.nodes.get_mut(node).and_then(|n| n.units.get_mut(unit)) {
+            Some(u) => u.handle_instance(self.now, member, Input::Advert(accepted.advert)),
+            None => Vec::new(),
+        };
+        self.perform(node, actions);
     }
 
     fn inject(&mut self, fault: Fault) {
@@ -407,6 +444,34 @@ impl Simulator {
                     self.drops.insert((f, t), count);
                 }
             }
+            (
+                Fault::Forge {
+                    from,
+                    dst,
+                    ttl,
+                    vrid,
+                    version,
+                    priority,
+                    advert_int,
+                    ..
+                },
+                Some(n),
+            ) => {
+                let Some(ctx) = context(from, dst.unwrap_or_else(|| group(from)), ttl) else {
+                    return;
+                };
+                let centis = u16::try_from(advert_int.0.as_micros() / 10_000).unwrap_or(u16::MAX);
+                let bytes = wire(vrid, version, priority, Centiseconds(centis), &ctx);
+                self.schedule(
+                    self.now,
+                    Happening::Deliver {
+                        node: n,
+                        from: None,
+                        ctx,
+                        bytes,
+                    },
+                );
+            }
             _ => {}
         }
     }
@@ -433,7 +498,7 @@ impl Simulator {
             return;
         }
         let generation = node.generation;
-        let vrids = node
+        let listeners = node
             .units
             .iter()
             .enumerate()
@@ -441,14 +506,14 @@ impl Simulator {
                 unit.machines()
                     .iter()
                     .enumerate()
-                    .map(move |(i, m)| (u, i, m.config().vrid))
+                    .map(move |(i, m)| ((u, i), listener(m)))
             })
             .collect();
-        if self.vrids.len() <= index {
-            self.vrids.resize(index + 1, Vec::new());
+        if self.listeners.len() <= index {
+            self.listeners.resize(index + 1, Vec::new());
         }
-        if let Some(slot) = self.vrids.get_mut(index) {
-            *slot = vrids;
+        if let Some(slot) = self.listeners.get_mut(index) {
+            *slot = listeners;
         }
         let mut inputs = Vec::new();
         if !node.link_up {
@@ -555,20 +620,19 @@ impl Simulator {
             return false;
         }
         let address: IpAddr = sender.spec.address;
-        let Some(vrid) = sender
+        let Some((vrid, version)) = sender
             .units
             .iter()
             .flat_map(Unit::machines)
             .find(|m| m.name() == instance)
-            .map(|m| m.config().vrid)
+            .map(|m| (m.config().vrid, m.config().version))
         else {
             return false;
         };
-        let advert = Advert {
-            from: address,
-            priority,
-            adver_int,
+        let Some(ctx) = context(address, group(address), 255) else {
+            return false;
         };
+        let bytes = wire(vrid, version, priority, adver_int, &ctx);
         for to in (0..self.nodes.len()).filter(|t| *t != from) {
             if !self.hears(from, to) || self.lost(from, to) {
                 continue;
@@ -582,9 +646,9 @@ impl Simulator {
                 self.now + delay,
                 Happening::Deliver {
                     node: to,
-                    from,
-                    vrid,
-                    advert,
+                    from: Some(from),
+                    ctx,
+                    bytes: bytes.clone(),
                 },
             );
         }
@@ -613,6 +677,99 @@ impl Simulator {
             Some(rate) => self.rng.f64() < *rate,
             None => false,
         }
+    }
+}
+
+/// The VRRP group of `addr`'s family.
+fn group(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => MULTICAST_V4.into(),
+        IpAddr::V6(_) => MULTICAST_V6.into(),
+    }
+}
+
+/// The IP header around an advert; `None` for addresses of two families
+/// (scenario validation refuses them).
+fn context(src: IpAddr, dst: IpAddr, ttl: u8) -> Option<IpContext> {
+    match (src, dst) {
+        (IpAddr::V6(src), IpAddr::V6(dst)) => Some(IpContext::V6 {
+            src,
+            dst,
+            hop_limit: ttl,
+        }),
+        (IpAddr::V4(src), IpAddr::V4(dst)) => Some(IpContext::V4 { src, dst, ttl }),
+        _ => None,
+    }
+}
+
+/// Simulated routers carry no virtual addresses: adverts list none.
+fn no_addresses(ctx: &IpContext) -> Addresses {
+    match ctx {
+        IpContext::V4 { .. } => Addresses::V4(Vec::new()),
+        IpContext::V6 { .. } => Addresses::V6(Vec::new()),
+    }
+}
+
+/// The advert as it goes on the wire.
+fn wire(
+    vrid: Vrid,
+    version: Version,
+    priority: Priority,
+    adver_int: Centiseconds,
+    ctx: &IpContext,
+) -> Vec<u8> {
+    let variant = match version {
+        Version::V2 => Variant::V2 {
+            adver_int: Seconds(u8::try_from(adver_int.0 / 100).unwrap_or(u8::MAX)),
+            auth: Auth::None,
+        },
+        Version::V3 => Variant::V3 {
+            max_adver_int: adver_int,
+        },
+    };
+    let repr = Repr {
+        vrid,
+        priority,
+        variant,
+        addresses: no_addresses(ctx),
+    };
+    let mut bytes = vec![0; repr.buffer_len()];
+    // Only a version 2 advert over IPv6 cannot be written, and scenario
+    // validation refuses one; were it sent, the receiver would count an
+    // empty datagram as truncated.
+    if repr
+        .emit(&mut Packet::new_unchecked(&mut bytes[..]), ctx)
+        .is_err()
+    {
+        bytes.clear();
+    }
+    bytes
+}
+
+/// What one simulated instance accepts: multicast adverts of its VRID and
+/// version, without addresses.
+fn listener(machine: &Machine) -> Listener<()> {
+    let cfg = machine.config();
+    let protocol = match cfg.version {
+        Version::V2 => ExpectedVersion::V2 {
+            adver_int: Seconds(u8::try_from(cfg.adver_int.0 / 100).unwrap_or(u8::MAX)),
+            auth: Auth::None,
+        },
+        Version::V3 => ExpectedVersion::V3,
+    };
+    let addresses = match cfg.primary_address {
+        IpAddr::V4(_) => Addresses::V4(Vec::new()),
+        IpAddr::V6(_) => Addresses::V6(Vec::new()),
+    };
+    Listener {
+        socket: (),
+        delivery: Delivery::Multicast,
+        expected: Expected {
+            vrid: cfg.vrid,
+            protocol,
+            addresses: Some(addresses),
+        },
+        adver_int: cfg.adver_int,
     }
 }
 

@@ -211,6 +211,27 @@ pub enum Fault {
         script: String,
         ok: bool,
     },
+    /// A forged advert reaches `node` now, as a host that is not a router
+    /// of the scenario would send it: from `from` to `dst` (the VRRP group
+    /// when absent) with TTL / hop limit `ttl`.
+    Forge {
+        node: String,
+        from: IpAddr,
+        #[serde(default)]
+        dst: Option<IpAddr>,
+        #[serde(default = "max_ttl")]
+        ttl: u8,
+        vrid: Vrid,
+        #[serde(default = "default_version")]
+        version: Version,
+        priority: Priority,
+        #[serde(default = "default_advert_int")]
+        advert_int: Span,
+    },
+}
+
+fn max_ttl() -> u8 {
+    255
 }
 
 impl Fault {
@@ -247,6 +268,19 @@ impl Fault {
             Fault::Script { script, ok, .. } => {
                 format!("script {script} {}", if *ok { "succeeds" } else { "fails" })
             }
+            Fault::Forge {
+                from,
+                dst,
+                ttl,
+                vrid,
+                version,
+                priority,
+                advert_int,
+                ..
+            } => format!(
+                "forged v{version} advert from {from} to {} ttl {ttl}: vrid {vrid} priority {priority} interval {advert_int}",
+                dst.map_or_else(|| "the group".to_owned(), |d| d.to_string())
+            ),
         }
     }
 
@@ -260,7 +294,8 @@ impl Fault {
             | Fault::LinkUp { node }
             | Fault::Interface { node, .. }
             | Fault::Priority { node, .. }
-            | Fault::Script { node, .. } => Some(node),
+            | Fault::Script { node, .. }
+            | Fault::Forge { node, .. } => Some(node),
             Fault::Partition { .. } | Fault::Heal | Fault::Loss { .. } | Fault::Drop { .. } => None,
         }
     }
@@ -377,6 +412,31 @@ impl Scenario {
                 Fault::Drop { from, to, .. } => {
                     known(&place, from)?;
                     known(&place, to)?;
+                }
+                Fault::Forge {
+                    from,
+                    dst,
+                    version,
+                    advert_int,
+                    ..
+                } => {
+                    let bad = |problem: String| ScenarioError::BadEvent { index, problem };
+                    if let Some(d) = dst.filter(|d| d.is_ipv4() != from.is_ipv4()) {
+                        return Err(bad(format!("dst {d} is not of {from}'s family")));
+                    }
+                    if *version == Version::V2 && from.is_ipv6() {
+                        return Err(bad("VRRP version 2 runs over IPv4 only".to_owned()));
+                    }
+                    let micros = advert_int.0.as_micros();
+                    let fits = match version {
+                        Version::V2 => micros.is_multiple_of(1_000_000) && micros <= 255_000_000,
+                        Version::V3 => micros.is_multiple_of(10_000) && micros <= 40_950_000,
+                    };
+                    if !fits {
+                        return Err(bad(format!(
+                            "advert_int {advert_int} does not fit a version {version} advert"
+                        )));
+                    }
                 }
                 _ => {}
             }

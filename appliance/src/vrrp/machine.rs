@@ -471,6 +471,8 @@ pub struct Machine {
     last_heard: Instant,
     /// Last discarded lower-priority advert, newer than `last_heard`.
     last_ignored: Option<(Instant, Priority, IpAddr)>,
+    /// When a master last answered a lower-priority advert.
+    last_reply: Option<Instant>,
     /// The timer is at Skew_Time because the master resigned.
     resigned: bool,
     link_up: bool,
@@ -506,6 +508,7 @@ impl Machine {
             preempt_until: None,
             last_heard: Instant::ZERO,
             last_ignored: None,
+            last_reply: None,
             resigned: false,
             link_up: true,
             tracks,
@@ -730,7 +733,17 @@ impl Machine {
         } else if advert.from != ours && !self.cfg.lower_prio_no_advert {
             // keepalived (RFC: discard): answer a lower-priority master at
             // once so it steps down without waiting for our next advert.
-            self.send_advert(now, out);
+            // Once per interval at most, outside the advert timer: a flood
+            // of lower-priority adverts neither makes us a reflector nor
+            // moves our regular adverts.
+            let interval = Duration::from_micros(self.cfg.adver_int.as_micros());
+            if self.last_reply.is_none_or(|at| now >= at + interval) {
+                self.last_reply = Some(now);
+                out.push(Action::SendAdvert {
+                    priority: self.effective,
+                    adver_int: self.cfg.adver_int,
+                });
+            }
         }
     }
 
@@ -1292,6 +1305,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_flood_of_lower_priority_adverts_gets_one_answer_per_interval() {
+        let mut m = started(cfg(100));
+        fire(&mut m);
+        let next = m.poll_timeout();
+        let answers = (0..1000)
+            .map(|i| m.handle(secs(5) + Duration::from_millis(i), advert(A, 50, 100)))
+            .filter(|a| !a.is_empty())
+            .count();
+        assert_eq!(answers, 1);
+        assert_eq!(
+            m.poll_timeout(),
+            next,
+            "answers leave the advert timer alone"
+        );
+        assert_eq!(m.handle(secs(6), advert(A, 50, 100)).len(), 1);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! VRRP (RFC 3768 version 2, RFC 5798 version 3): the protocol's value
-//! types, the wire format (`packet`), the sans-IO state machine (`machine`)
-//! and sync groups (`group`).
+//! types, the wire format (`packet`), the receive rules (`receive`), the
+//! sans-IO state machine (`machine`) and sync groups (`group`).
 
 pub mod capture;
 pub mod group;
 pub mod machine;
 pub mod packet;
+pub mod receive;
 pub mod unit;
 
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const IP_PROTOCOL: u8 = 112;
 /// TTL / hop limit VRRP sends with, and the only one a receiver accepts.
 pub const TTL: u8 = 255;
+/// RFC 5798 §5.1.1.2: the IPv4 multicast group.
+pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// RFC 5798 §5.1.2.2: the IPv6 multicast group.
+pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 /// The only message type VRRP defines.
 pub const TYPE_ADVERTISEMENT: u8 = 1;
 /// Length of the fixed header, before the addresses.
@@ -810,6 +814,20 @@ pub enum Rejection {
     AddressCountMismatch { got: usize, expected: usize },
     #[error("address {missing} of this instance is not in the advertisement")]
     AddressMismatch { missing: IpAddr },
+    #[error("sent to {dst}, not to the VRRP group: a multicast instance takes only the group")]
+    NotToGroup { dst: IpAddr },
+    #[error("sent to the group {dst}: a unicast instance takes only adverts to its address")]
+    NotUnicast { dst: IpAddr },
+    #[error("{from} is not one of this instance's unicast peers")]
+    UnknownPeer { from: IpAddr },
+    #[error("advertisement interval 0")]
+    ZeroInterval,
+    #[error("advertisement interval {} cs, outside {}..={} cs", got.0, min.0, max.0)]
+    IntervalOutOfRange {
+        got: Centiseconds,
+        min: Centiseconds,
+        max: Centiseconds,
+    },
 }
 
 impl Rejection {
@@ -833,6 +851,11 @@ impl Rejection {
             Rejection::IntervalMismatch { .. } => "interval_mismatch",
             Rejection::AddressCountMismatch { .. } => "address_count_mismatch",
             Rejection::AddressMismatch { .. } => "address_mismatch",
+            Rejection::NotToGroup { .. } => "not_to_group",
+            Rejection::NotUnicast { .. } => "not_unicast",
+            Rejection::UnknownPeer { .. } => "unknown_peer",
+            Rejection::ZeroInterval => "zero_interval",
+            Rejection::IntervalOutOfRange { .. } => "interval_out_of_range",
         }
     }
 }
