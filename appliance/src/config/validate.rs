@@ -24,6 +24,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.virtual_servers(config);
     v.lvs(config);
     v.script_users(config);
+    v.periods(config);
     v.dataplane(config);
     v.master_only(config);
     v.network(config);
@@ -48,6 +49,19 @@ struct Validator<'m> {
     out: Vec<Diagnostic>,
 }
 
+/// How messages name a virtual server: "TCP 10.0.0.1:80", "fwmark 1".
+fn service_name(vs: &super::model::VirtualServer) -> String {
+    match vs.service {
+        Service::Address(a) => {
+            format!(
+                "{} {a}",
+                crate::dataplane::Protocol::from(vs.protocol).name()
+            )
+        }
+        Service::Fwmark(m) => format!("fwmark {m}"),
+    }
+}
+
 fn family(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
@@ -56,6 +70,33 @@ impl Validator<'_> {
     fn report(&mut self, path: &str, message: impl Into<String>) {
         let pos = self.map.lookup(path);
         self.out.push(Diagnostic::new(pos, message));
+    }
+
+    /// What runs periodically needs a period: a zero one would spin (and
+    /// tokio's interval panics on it).
+    fn periods(&mut self, config: &Config) {
+        for (i, script) in config.vrrp_script.iter().enumerate() {
+            if script.interval.is_zero() {
+                self.report(
+                    &format!("vrrp_script[{i}].interval"),
+                    format!(
+                        "vrrp_script '{}': interval must be more than 0",
+                        script.name
+                    ),
+                );
+            }
+        }
+        for (i, vs) in config.virtual_server.iter().enumerate() {
+            if vs.delay_loop.is_zero() && !vs.real_server.is_empty() {
+                self.report(
+                    &format!("virtual_server[{i}].delay_loop"),
+                    format!(
+                        "virtual_server {}: delay_loop must be more than 0",
+                        service_name(vs)
+                    ),
+                );
+            }
+        }
     }
 
     /// keepalived can run scripts as another user; the appliance holds only
@@ -549,15 +590,7 @@ impl Validator<'_> {
         let nftables = config.global.dataplane == Some(Dataplane::Nftables);
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
-            let name = match vs.service {
-                Service::Address(a) => {
-                    format!(
-                        "{} {a}",
-                        crate::dataplane::Protocol::from(vs.protocol).name()
-                    )
-                }
-                Service::Fwmark(m) => format!("fwmark {m}"),
-            };
+            let name = service_name(vs);
             if !nftables {
                 if vs.lb_algo == LbAlgo::Random {
                     self.report(
@@ -793,6 +826,20 @@ vrrp_instance VI_2 {
             Ok(_) => Vec::new(),
             Err(d) => d.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn zero_periods_are_refused() {
+        let text = "[[vrrp_script]]\nname = \"chk\"\nscript = { program = \"/bin/true\" }\ninterval = \"0s\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\ndelay_loop = \"0s\"\n\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.1.1:80\"\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:4:1: vrrp_script 'chk': interval must be more than 0",
+                "a.toml:8:1: virtual_server TCP 10.0.0.1:80: delay_loop must be more than 0",
+            ]
+        );
     }
 
     #[test]

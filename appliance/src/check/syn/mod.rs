@@ -86,7 +86,7 @@ impl<T> Prober<T> {
             let socket = ProbeSocket::open(family).map_err(|source| Error { family, source })?;
             tracing::info!(%family, port = socket.port(), "half-open probe port reserved");
             let lane = Lane {
-                flights: Flights::new(socket.port(), Box::new(|| fastrand::u32(..))),
+                flights: Flights::new(socket.port(), isn_source()),
                 socket,
                 pending: Vec::new(),
                 sources: FxHashMap::default(),
@@ -370,5 +370,46 @@ impl<T> Lane<T> {
                 self.sources.remove(&probe.target.ip());
             }
         }
+    }
+}
+
+/// Initial sequence numbers an off-path host cannot predict (RFC 6528's
+/// concern): from the kernel's CSPRNG, drawn 256 at a time so 10,000
+/// probes a second cost 40 getrandom(2) calls, not 10,000.
+fn isn_source() -> Box<dyn FnMut() -> u32 + Send> {
+    let mut pool = [0u8; 1024];
+    let mut next = pool.len();
+    Box::new(move || {
+        if next == pool.len() {
+            // getrandom(2) fails only before the kernel's pool is
+            // initialised, which a running director is past; the probe
+            // still works with the weaker generator.
+            if getrandom::fill(&mut pool).is_err() {
+                fastrand::fill(&mut pool);
+            }
+            next = 0;
+        }
+        let word = [pool[next], pool[next + 1], pool[next + 2], pool[next + 3]];
+        next += 4;
+        u32::from_ne_bytes(word)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::isn_source;
+
+    #[test]
+    fn sequence_numbers_do_not_follow_the_seeded_generator() {
+        // fastrand's generator is fast, not secret: whoever learns its
+        // state (it is seeded once per thread) predicts every number.
+        fastrand::seed(7);
+        let mut isn = isn_source();
+        let ours: Vec<u32> = (0..600).map(|_| isn()).collect();
+        let mut known = fastrand::Rng::with_seed(7);
+        let predicted: Vec<u32> = (0..600).map(|_| known.u32(..)).collect();
+        assert_ne!(ours, predicted);
+        let distinct: std::collections::HashSet<_> = ours.iter().collect();
+        assert!(distinct.len() > 590, "{} distinct of 600", distinct.len());
     }
 }
