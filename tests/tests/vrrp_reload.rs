@@ -120,3 +120,33 @@ fn an_invalid_config_is_rejected_and_the_running_one_kept() {
     p.wait_holder(Side::B, SLACK).expect("the VIP on b");
     insta::assert_snapshot!(p.render_order().unwrap());
 }
+
+#[test]
+fn a_config_including_a_fifo_is_rejected_without_blocking_the_daemon() {
+    let mut p = pair(Net(106), 106);
+    let dir = p.m.config_path().parent().unwrap().to_path_buf();
+    let fifo = dir.join("fifo.conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // Reading a FIFO no one writes to blocks: read on the daemon's loop,
+    // it would stop the adverts and b would take over.
+    p.m.write_config(&format!(
+        "{}include {}\n",
+        p.m_conf.render(),
+        fifo.display()
+    ))
+    .unwrap();
+    p.mark("config includes a FIFO, SIGHUP m");
+    p.m.signal("HUP").unwrap();
+    p.m.wait_log("reload rejected; the running config stays", SLACK)
+        .expect("m rejects the config at once");
+    assert!(
+        p.m.log().contains("not a regular file (a FIFO)"),
+        "the log says why:\n{}",
+        p.m.log()
+    );
+    p.hold(
+        Side::M,
+        p.b_conf.master_down_interval() + Duration::from_secs(1),
+    )
+    .expect("m keeps the VIP");
+}

@@ -6,6 +6,7 @@
 //! read as keepalived.conf.
 
 pub mod diag;
+pub mod file;
 pub mod keepalived;
 pub mod model;
 mod toml_load;
@@ -44,7 +45,7 @@ pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
             finish(config, &map, errors)
         }
         Format::Toml => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let text = file::read(path).map_err(|e| {
                 Diagnostics::single(
                     Position::start_of(path),
                     format!("cannot read the file: {e}"),

@@ -10,11 +10,44 @@
 //! read in sorted order, directories are skipped. A pattern with wildcards
 //! that matches nothing is accepted (keepalived only logs it); a plain path
 //! that does not exist is an error here.
+//!
+//! Includes are bounded, so no file can make a reload hang or fill memory:
+//! [`MAX_DEPTH`] levels, [`MAX_FILES`] files and [`MAX_TOTAL_BYTES`] in all,
+//! [`MAX_ALTERNATIVES`] per brace pattern, each file read as
+//! [`crate::config::file::read`] allows. A snippet with no includes of its
+//! own may be included in several places (settings shared by instances);
+//! a file that includes others and is reached twice (a loop, or a diamond,
+//! which doubles at each level) is refused rather than expanded again.
 
 use super::lexer::{Token, TokenKind, lex};
 use crate::config::diag::{Diagnostic, Position};
+use crate::config::file;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// How deep includes nest below the top file.
+pub const MAX_DEPTH: usize = 8;
+/// Files read in all, the top one included (a conf.d of one file per
+/// virtual server stays well inside).
+pub const MAX_FILES: usize = 10_000;
+/// Bytes read in all.
+pub const MAX_TOTAL_BYTES: u64 = file::MAX_FILE_BYTES;
+/// Paths one brace pattern expands to (`{a,b}{c,d}` is 4).
+pub const MAX_ALTERNATIVES: usize = 1024;
+
+/// What the includes read so far used of the bounds.
+#[derive(Default)]
+struct Includes {
+    /// The files being expanded, outermost first.
+    stack: Vec<PathBuf>,
+    /// Every file read, by canonical path: where it was first included
+    /// and whether it includes others.
+    seen: HashMap<PathBuf, (Option<Position>, bool)>,
+    /// Files read, repeats counted.
+    reads: usize,
+    bytes: u64,
+}
 
 /// A word of the file with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +68,13 @@ pub struct Statement {
 pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut tokens = Vec::new();
-    load(path, None, &mut Vec::new(), &mut tokens, &mut errors);
+    load(
+        path,
+        None,
+        &mut Includes::default(),
+        &mut tokens,
+        &mut errors,
+    );
     let mut parser = Parser {
         tokens,
         next: 0,
@@ -50,7 +89,12 @@ pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
 pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut tokens = Vec::new();
-    expand(file, text, &mut Vec::new(), &mut tokens, &mut errors);
+    let mut includes = Includes::default();
+    let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    includes.seen.insert(canonical.clone(), (None, true));
+    includes.reads = 1;
+    includes.stack.push(canonical);
+    expand(file, text, &mut includes, &mut tokens, &mut errors);
     let mut parser = Parser {
         tokens,
         next: 0,
@@ -63,7 +107,7 @@ pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
 fn load(
     path: &Path,
     included_at: Option<&Position>,
-    stack: &mut Vec<PathBuf>,
+    includes: &mut Includes,
     tokens: &mut Vec<Token>,
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -72,54 +116,110 @@ fn load(
             .cloned()
             .unwrap_or_else(|| Position::start_of(path))
     };
+    let refuse = |errors: &mut Vec<Diagnostic>, message: String| {
+        errors.push(Diagnostic::new(at(), message));
+    };
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    if stack.contains(&canonical) {
-        errors.push(Diagnostic::new(
-            at(),
+    if includes.stack.contains(&canonical) {
+        return refuse(
+            errors,
             format!("include loop: {} includes itself", path.display()),
-        ));
-        return;
+        );
     }
-    match std::fs::read_to_string(path) {
+    if let Some((first, true)) = includes.seen.get(&canonical) {
+        let first = first
+            .as_ref()
+            .map_or_else(|| "as the top file".to_owned(), |p| format!("first at {p}"));
+        return refuse(
+            errors,
+            format!(
+                "include: {} is included a second time ({first}) and includes files itself: \
+                 only a file without includes may be included twice",
+                path.display()
+            ),
+        );
+    }
+    if includes.stack.len() > MAX_DEPTH {
+        return refuse(
+            errors,
+            format!(
+                "include: {} is nested more than {MAX_DEPTH} includes deep",
+                path.display()
+            ),
+        );
+    }
+    if includes.reads >= MAX_FILES {
+        return refuse(
+            errors,
+            format!(
+                "include: {} would be file {}, more than the {MAX_FILES} a config may read",
+                path.display(),
+                MAX_FILES + 1
+            ),
+        );
+    }
+    includes.reads += 1;
+    includes
+        .seen
+        .entry(canonical.clone())
+        .or_insert_with(|| (included_at.cloned(), false));
+    match file::read(path) {
         Ok(text) => {
-            stack.push(canonical);
-            expand(path, &text, stack, tokens, errors);
-            stack.pop();
+            includes.bytes += u64::try_from(text.len()).unwrap_or(u64::MAX);
+            if includes.bytes > MAX_TOTAL_BYTES {
+                return refuse(
+                    errors,
+                    format!(
+                        "include: {} brings the config past {MAX_TOTAL_BYTES} bytes in all",
+                        path.display()
+                    ),
+                );
+            }
+            includes.stack.push(canonical.clone());
+            let nests = expand(path, &text, includes, tokens, errors);
+            includes.stack.pop();
+            if let Some(entry) = includes.seen.get_mut(&canonical) {
+                entry.1 |= nests;
+            }
         }
         // An include names the file it cannot read; the top file is the
         // diagnostic's own.
-        Err(e) => errors.push(Diagnostic::new(
-            at(),
+        Err(e) => refuse(
+            errors,
             match included_at {
                 Some(_) => format!("cannot read {}: {e}", path.display()),
                 None => format!("cannot read the file: {e}"),
             },
-        )),
+        ),
     }
 }
 
-/// Lexes `text` and splices in the files its `include` lines name.
+/// Lexes `text` and splices in the files its `include` lines name;
+/// whether it has any.
 fn expand(
     path: &Path,
     text: &str,
-    stack: &mut Vec<PathBuf>,
+    includes: &mut Includes,
     out: &mut Vec<Token>,
     errors: &mut Vec<Diagnostic>,
-) {
+) -> bool {
     let file: Arc<Path> = Arc::from(path);
     let (tokens, lex_errors) = lex(&file, text);
     errors.extend(lex_errors);
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut nests = false;
     for token in tokens {
         match token.kind {
             TokenKind::Include(pattern) => {
+                nests = true;
                 for file in resolve_include(&dir, &pattern, &token.pos, errors) {
-                    load(&file, Some(&token.pos), stack, out, errors);
+                    load(&file, Some(&token.pos), includes, out, errors);
                 }
             }
             _ => out.push(token),
         }
     }
+    nests
 }
 
 fn resolve_include(
@@ -129,7 +229,15 @@ fn resolve_include(
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for alternative in expand_braces(pattern) {
+    let mut alternatives = Vec::new();
+    if expand_braces(pattern, &mut alternatives).is_err() {
+        errors.push(Diagnostic::new(
+            pos.clone(),
+            format!("include: '{pattern}' expands to more than {MAX_ALTERNATIVES} paths"),
+        ));
+        return files;
+    }
+    for alternative in alternatives {
         let full = dir.join(&alternative);
         let has_wildcards = alternative.contains(['*', '?', '[']);
         if !has_wildcards {
@@ -173,9 +281,18 @@ fn resolve_include(
 
 /// csh-style brace expansion, as glob(3) with GLOB_BRACE: `a{b,c}d` ->
 /// `abd`, `acd`; nested braces allowed; unbalanced braces are literal.
-fn expand_braces(pattern: &str) -> Vec<String> {
+/// Appends to `out`; `Err` once it would pass [`MAX_ALTERNATIVES`] (each
+/// brace multiplies, so a short pattern can ask for millions).
+fn expand_braces(pattern: &str, out: &mut Vec<String>) -> Result<(), ()> {
+    let literal = |out: &mut Vec<String>| {
+        if out.len() >= MAX_ALTERNATIVES {
+            return Err(());
+        }
+        out.push(pattern.to_string());
+        Ok(())
+    };
     let Some(open) = pattern.find('{') else {
-        return vec![pattern.to_string()];
+        return literal(out);
     };
     let mut depth = 0usize;
     let mut commas = Vec::new();
@@ -195,23 +312,22 @@ fn expand_braces(pattern: &str) -> Vec<String> {
         }
     }
     let Some(close) = close else {
-        return vec![pattern.to_string()];
+        return literal(out);
     };
     let (Some(prefix), Some(suffix)) = (pattern.get(..open), pattern.get(close + 1..)) else {
-        return vec![pattern.to_string()];
+        return literal(out);
     };
     let mut bounds = vec![open];
     bounds.extend(commas);
     bounds.push(close);
-    let mut out = Vec::new();
     for pair in bounds.windows(2) {
         if let [start, end] = pair
             && let Some(middle) = pattern.get(start + 1..*end)
         {
-            out.extend(expand_braces(&format!("{prefix}{middle}{suffix}")));
+            expand_braces(&format!("{prefix}{middle}{suffix}"), out)?;
         }
     }
-    out
+    Ok(())
 }
 
 struct Parser {
@@ -368,9 +484,113 @@ mod tests {
 
     #[test]
     fn brace_expansion() {
-        assert_eq!(expand_braces("a{b,c}d"), ["abd", "acd"]);
-        assert_eq!(expand_braces("{x/{,y},z}"), ["x/", "x/y", "z"]);
-        assert_eq!(expand_braces("plain{"), ["plain{"]);
+        let expand = |p: &str| {
+            let mut out = Vec::new();
+            expand_braces(p, &mut out).unwrap();
+            out
+        };
+        assert_eq!(expand("a{b,c}d"), ["abd", "acd"]);
+        assert_eq!(expand("{x/{,y},z}"), ["x/", "x/y", "z"]);
+        assert_eq!(expand("plain{"), ["plain{"]);
+    }
+
+    #[test]
+    fn brace_expansion_stops_at_its_bound() {
+        // 2^40 paths asked for; refused after MAX_ALTERNATIVES.
+        let pattern = "{a,b}".repeat(40);
+        let mut out = Vec::new();
+        assert!(expand_braces(&pattern, &mut out).is_err());
+        assert_eq!(out.len(), MAX_ALTERNATIVES);
+        let (_, errors) = parse_str(
+            Path::new("/nonexistent/k.conf"),
+            &format!("include {pattern}\n"),
+        );
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [format!(
+                "/nonexistent/k.conf:1:1: include: '{pattern}' expands to more than {MAX_ALTERNATIVES} paths"
+            )]
+        );
+    }
+
+    fn messages(errors: &[Diagnostic]) -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_diamond_of_includes_is_refused_not_expanded_again() {
+        // main includes a and b, both include c, which includes d. Doubling
+        // at each level, 20 such levels would be a million copies. d, a
+        // snippet without includes, may be shared.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("main.conf"), "include a.inc\ninclude b.inc\n").unwrap();
+        std::fs::write(d.join("a.inc"), "include c.inc\ninclude d.inc\n").unwrap();
+        std::fs::write(d.join("b.inc"), "include c.inc\n").unwrap();
+        std::fs::write(d.join("c.inc"), "include d.inc\n").unwrap();
+        std::fs::write(d.join("d.inc"), "word 1\n").unwrap();
+        let (statements, errors) = parse_file(&d.join("main.conf"));
+        assert_eq!(render(&statements), "word@1:1 1; word@1:1 1");
+        assert_eq!(
+            messages(&errors),
+            [format!(
+                "{}:1:1: include: {} is included a second time (first at {}:1:1) and includes files itself: only a file without includes may be included twice",
+                d.join("b.inc").display(),
+                d.join("c.inc").display(),
+                d.join("a.inc").display()
+            )]
+        );
+    }
+
+    #[test]
+    fn includes_nest_at_most_max_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for level in 0..=MAX_DEPTH + 1 {
+            std::fs::write(
+                d.join(format!("{level}.conf")),
+                format!("level {level}\ninclude {}.conf\n", level + 1),
+            )
+            .unwrap();
+        }
+        let (_, errors) = parse_file(&d.join("0.conf"));
+        let deepest = MAX_DEPTH + 1;
+        assert_eq!(
+            messages(&errors),
+            [format!(
+                "{}:2:1: include: {} is nested more than {MAX_DEPTH} includes deep",
+                d.join(format!("{}.conf", deepest - 1)).display(),
+                d.join(format!("{deepest}.conf")).display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        nix::unistd::mkfifo(&d.join("fifo.conf"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::write(
+            d.join("main.conf"),
+            "include fifo.conf\ninclude /dev/zero\n",
+        )
+        .unwrap();
+        let (_, errors) = parse_file(&d.join("main.conf"));
+        let main = d.join("main.conf");
+        assert_eq!(
+            messages(&errors),
+            [
+                format!(
+                    "{}:1:1: cannot read {}: not a regular file (a FIFO): configs are read from files only",
+                    main.display(),
+                    d.join("fifo.conf").display()
+                ),
+                format!(
+                    "{}:2:1: cannot read /dev/zero: not a regular file (a character device): configs are read from files only",
+                    main.display()
+                ),
+            ]
+        );
     }
 
     #[test]
