@@ -3,6 +3,7 @@
 //! running daemon and its peers (keepalived, nginx, curl), containers of
 //! the project's images, and the flashable image booted from its disk.
 
+pub mod adverts;
 pub mod bench;
 pub mod containers;
 pub mod daemon;

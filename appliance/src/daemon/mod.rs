@@ -1,27 +1,23 @@
-//! The tokio driver: wires the sans-IO VRRP units to raw sockets, VIPs,
-//! gratuitous ARP / NA, track scripts, link events, signals and the
-//! timeline. It makes no protocol decision: every input goes to a machine
-//! and every action the machine returns is carried out here, in order.
+//! The daemon: [`run`] loads the config, starts each concern on its own
+//! loop and waits for signals.
 //!
-//! One task owns all state and runs the event loop; socket readers, track
-//! scripts and the link watch are tasks that feed it through a channel.
+//! - VRRP ([`vrrp`]) runs on a thread of its own, so nothing below can
+//!   delay an advert; it feeds the service manager's watchdog.
+//! - This loop (the control loop) owns the rest: the kernel's load balancer
+//!   through the dataplane's reconcile, at start, on every pool change and
+//!   when an instance gating `only_when_master` services changes state;
+//!   the health checker's reports ([`pools`]) and transitions; the IPVS
+//!   connection sync daemon, which follows its VRRP instance ([`lvs`]);
+//!   `appliance status` and `appliance reload` over a local socket
+//!   ([`status`]); the metrics endpoint; readiness, reloads and the status
+//!   line for systemd ([`systemd`]).
+//!
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
-//! SIGHUP reloads the config, keeping the running one if the new one is
-//! invalid.
-//!
-//! The virtual servers go to the kernel's load balancer through the
-//! dataplane's reconcile, at start and on every reload; both directors keep
-//! them whatever their VRRP state (as keepalived does), so a takeover needs
-//! no dataplane work. The services stay in the kernel when the daemon stops:
-//! a restart reconciles instead of flushing live connections. The IPVS
-//! connection sync daemon follows its VRRP instance's state ([`lvs`]).
-//!
-//! The health checker runs for the virtual servers: each of its pool
-//! reports becomes the desired table ([`pools`]) and goes through the same
-//! reconcile; its transitions go to the timeline. `appliance status` asks
-//! over a local socket ([`status`]), where `appliance reload` asks for a
-//! reload too. Under systemd the loop reports readiness, its state and
-//! reloads, and feeds the watchdog ([`systemd`]).
+//! SIGHUP reloads the config (read off the loop), keeping the running one
+//! if the new one is invalid. Both directors keep the virtual servers
+//! whatever their VRRP state (as keepalived does), so a takeover needs no
+//! dataplane work; the services stay in the kernel when the daemon stops,
+//! so a restart reconciles instead of flushing live connections.
 
 mod lvs;
 pub mod plan;
@@ -29,6 +25,7 @@ mod pools;
 pub mod status;
 pub mod systemd;
 mod timeline_log;
+mod vrrp;
 
 use crate::check::runner::{self, Report};
 use crate::clock::Instant;
@@ -36,29 +33,16 @@ use crate::config::model::VirtualServer;
 use crate::config::{self, Config, Diagnostics};
 use crate::dataplane::{self, Backend, Reconciler, ServiceKey, Table};
 use crate::metrics::Metrics;
-use crate::net::IfIndex;
-use crate::net::gratuitous::Announcer;
-use crate::net::link::{LinkEvent, LinkWatch};
-use crate::net::socket::{self, Received, VrrpSocket};
-use crate::net::vip::{self, Addresses, Link};
-use crate::script::{self, Program};
+use crate::net::{socket, vip};
 use crate::timeline::{Event as TimelineEvent, EventKind};
-use crate::vrrp::group::SyncGroup;
-use crate::vrrp::machine::{Action, Input, Machine, State, TrackName};
-use crate::vrrp::packet::{
-    self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
-    Repr, Seconds, Variant,
-};
-use crate::vrrp::receive::{self, Delivery, Listener};
-use crate::vrrp::unit::Unit;
-use crate::vrrp::{Centiseconds, Version};
+use crate::vrrp::machine::State;
 use lvs::Lvs;
-use plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
+use plan::Plan;
 use pools::Pools;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use timeline_log::TimelineLog;
 use tokio::signal::unix::{SignalKind, signal};
@@ -66,9 +50,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-/// How long a notify program may run before it is killed.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause after a socket error, so a broken socket cannot spin the loop.
+/// Pause after a socket error, so a broken socket cannot spin a loop.
 const SOCKET_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What `appliance run` was asked to do.
@@ -199,7 +181,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
     raise_file_limit();
-    let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
+    let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane);
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
     crate::net::setup::apply(&config.network).await?;
@@ -210,22 +192,18 @@ pub async fn run(options: Options) -> Result<(), Error> {
     daemon.program(pools.configured().clone())?;
     daemon.start_checks(&config.virtual_server, pools)?;
     daemon.serve_status();
-    if let Err(e) = daemon.start().await {
-        // Nothing half-started stays: VIPs of the units that did start,
-        // the checker, the status socket.
-        daemon.shutdown().await;
-        return Err(e);
-    }
+    let mut reports = match daemon.start_vrrp().await {
+        Ok(reports) => reports,
+        Err(e) => {
+            // Nothing half-started stays: the checker, the status socket
+            // (VRPP removed what it had started itself).
+            daemon.shutdown(None).await;
+            return Err(e);
+        }
+    };
     let status = daemon.status_line();
     daemon.systemd.ready(status);
-    let mut watchdog = systemd::Notifier::watchdog_interval().map(|every| {
-        info!(every = ?every, "feeding the service manager's watchdog");
-        let mut interval = tokio::time::interval(every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval
-    });
     loop {
-        let sleep = daemon.next_deadline();
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -234,12 +212,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 let _ = daemon.reload().await;
             }
             Some(event) = daemon.events.recv() => daemon.on_event(event).await,
-            () = sleep => daemon.on_timers().await,
-            () = tick(&mut watchdog) => daemon.systemd.watchdog(),
+            Some(report) = reports.recv() => daemon.on_vrrp(report),
         }
     }
     daemon.systemd.stopping();
-    daemon.shutdown().await;
+    daemon.shutdown(Some(&mut reports)).await;
     Ok(())
 }
 
@@ -276,23 +253,11 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// What the feeder tasks tell the event loop.
+/// What the feeder tasks tell the control loop.
 enum Event {
-    Packet {
-        socket: SocketKey,
-        received: Received,
-    },
-    Script {
-        name: String,
-        success: bool,
-    },
-    Link(LinkEvent),
     /// A health checker's report; `generation` tells which checker sent it
     /// (a reload starts a new one while the old one's may still be queued).
-    Check {
-        generation: u64,
-        report: Report,
-    },
+    Check { generation: u64, report: Report },
     /// A status client waits for this answer.
     Status(oneshot::Sender<status::Status>),
     /// A client asks for a reload and waits for its outcome: what changed,
@@ -300,48 +265,18 @@ enum Event {
     Reload(oneshot::Sender<Result<String, String>>),
 }
 
-/// One VRRP socket per interface and family.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct SocketKey {
-    interface: String,
-    ipv6: bool,
-}
-
-/// An instance as it runs: its plan and what the system told us about it.
-struct RunningInstance {
-    plan: InstancePlan,
-    socket: SocketKey,
-    /// Our address on the interface: the adverts' source and tie-breaker.
-    src: IpAddr,
-    /// What it accepts from the wire.
-    listener: Listener<SocketKey>,
-}
-
-struct RunningUnit {
-    plan: UnitPlan,
-    unit: Unit,
-    instances: Vec<RunningInstance>,
-}
-
 struct Daemon {
     options: Options,
     plan: Plan,
     origin: tokio::time::Instant,
-    addresses: Addresses,
-    units: Vec<RunningUnit>,
-    sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
-    /// Interface facts by name, looked up once (index, MAC).
-    links: HashMap<String, Link>,
-    announcers: HashMap<String, Announcer>,
-    /// Last known state of each interface, to forward changes only.
-    link_up: HashMap<String, bool>,
+    /// The VRRP driver, once started.
+    vrrp: Option<vrrp::Handle>,
+    /// Each instance's state as the VRRP driver last reported it.
+    states: HashMap<String, State>,
     events: mpsc::Receiver<Event>,
     sender: mpsc::Sender<Event>,
     tasks: Vec<JoinHandle<()>>,
-    script_tasks: Vec<JoinHandle<()>>,
-    timeline: TimelineLog,
-    /// Dropped adverts by reason (logged at shutdown; also in `metrics`).
-    drops: BTreeMap<&'static str, u64>,
+    timeline: Arc<Mutex<TimelineLog>>,
     /// Counters for the metrics endpoint, kept whether or not it is served.
     metrics: Arc<Metrics>,
     /// Where the metrics endpoint listens, from start (changing it takes a
@@ -367,22 +302,10 @@ struct Daemon {
     status_socket: Option<PathBuf>,
     /// The service manager, when there is one.
     systemd: systemd::Notifier,
-    /// Each instance's last state change, for `appliance status`.
-    transitions: HashMap<String, Transition>,
     /// When the daemon started (wall clock, RFC 3339), and how the last
     /// reload ended.
     started: String,
     last_reload: Option<status::ReloadStatus>,
-}
-
-/// An instance's last state change.
-struct Transition {
-    from: State,
-    to: State,
-    reason: String,
-    /// Wall clock, RFC 3339, and the daemon's clock.
-    wall: String,
-    at: Instant,
 }
 
 impl Daemon {
@@ -391,24 +314,18 @@ impl Daemon {
         plan: Plan,
         timeline: TimelineLog,
         choice: Option<dataplane::Choice>,
-    ) -> Result<Self, Error> {
+    ) -> Self {
         let (sender, events) = mpsc::channel(1024);
-        Ok(Self {
+        Self {
             options,
             plan,
             origin: tokio::time::Instant::now(),
-            addresses: Addresses::connect()?,
-            units: Vec::new(),
-            sockets: HashMap::new(),
-            links: HashMap::new(),
-            announcers: HashMap::new(),
-            link_up: HashMap::new(),
+            vrrp: None,
+            states: HashMap::new(),
             events,
             sender,
             tasks: Vec::new(),
-            script_tasks: Vec::new(),
-            timeline,
-            drops: BTreeMap::new(),
+            timeline: Arc::new(Mutex::new(timeline)),
             metrics: Arc::new(Metrics::new()),
             metrics_listen: None,
             dataplane: None,
@@ -421,10 +338,9 @@ impl Daemon {
             generation: 0,
             status_socket: None,
             systemd: systemd::Notifier::default(),
-            transitions: HashMap::new(),
             started: status::wall_now(),
             last_reload: None,
-        })
+        }
     }
 
     /// Makes the kernel's load balancer hold `table` (only the difference
@@ -471,12 +387,7 @@ impl Daemon {
             .iter()
             .filter_map(|vs| {
                 let instance = vs.only_when_master.as_ref()?;
-                let master = self
-                    .units
-                    .iter()
-                    .flat_map(|u| u.unit.machines())
-                    .any(|m| m.name() == instance && m.state() == State::Master);
-                if master {
+                if self.states.get(instance) == Some(&State::Master) {
                     return None;
                 }
                 dataplane::from_config(std::slice::from_ref(vs))
@@ -661,41 +572,74 @@ impl Daemon {
             kind,
             detail,
         };
-        if let Err(e) = self.timeline.append(&event) {
-            warn!(error = %e, "writing the timeline failed");
+        vrrp::append(&self.timeline, &event);
+    }
+
+    /// A VRRP state change: the sync daemon follows its instance, the
+    /// services gated on the instance enter or leave the kernel, and the
+    /// service manager's status line changes.
+    fn on_vrrp(&mut self, report: vrrp::Report) {
+        let vrrp::Report::StateChanged { instance, to } = report;
+        self.states.insert(instance.clone(), to);
+        self.lvs.state_changed(&instance, to);
+        let gates = self
+            .servers
+            .iter()
+            .any(|vs| vs.only_when_master.as_deref() == Some(instance.as_str()));
+        if gates && let Err(e) = self.program(self.table.clone()) {
+            error!(error = %e, "programming the dataplane for the new VRRP state failed");
         }
+        let status = self.status_line();
+        self.systemd.status(status);
+    }
+
+    /// Starts the VRRP driver on its thread; its reports come on the
+    /// receiver.
+    async fn start_vrrp(&mut self) -> Result<mpsc::UnboundedReceiver<vrrp::Report>, Error> {
+        self.lvs.configure(self.plan.lvs.clone(), None);
+        let (handle, reports) = vrrp::Handle::start(vrrp::Setup {
+            plan: self.plan.clone(),
+            origin: self.origin,
+            timeline: self.timeline.clone(),
+            metrics: self.metrics.clone(),
+        })
+        .await?;
+        self.vrrp = Some(handle);
+        Ok(reports)
+    }
+
+    /// The instances as the VRRP driver last published them.
+    fn instances(&self) -> Vec<vrrp::InstanceView> {
+        self.vrrp
+            .as_ref()
+            .map(|v| v.snapshot().instances)
+            .unwrap_or_default()
     }
 
     /// The answer to `appliance status`.
     async fn status(&self) -> status::Status {
         let now = self.now();
         let instances = self
-            .units
-            .iter()
-            .flat_map(|u| u.unit.machines().iter().zip(&u.instances))
-            .map(|(m, running)| {
-                let transition = self.transitions.get(m.name());
-                status::InstanceStatus {
-                    name: m.name().to_string(),
-                    vrid: m.config().vrid.get(),
-                    state: m.state(),
-                    priority: m.priority(),
-                    base_priority: m.config().priority,
-                    interface: running.plan.interface.clone(),
-                    vips: running
-                        .plan
-                        .all_vips()
-                        .map(|(dev, vip)| format!("{}/{} dev {dev}", vip.addr, vip.prefix_len))
-                        .collect(),
-                    in_state_ms: transition
-                        .map(|t| now.as_micros().saturating_sub(t.at.as_micros()) / 1000),
-                    last_transition: transition.map(|t| status::TransitionStatus {
-                        from: t.from,
-                        to: t.to,
-                        reason: t.reason.clone(),
-                        at: t.wall.clone(),
-                    }),
-                }
+            .instances()
+            .into_iter()
+            .map(|view| status::InstanceStatus {
+                in_state_ms: view
+                    .transition
+                    .as_ref()
+                    .map(|t| now.as_micros().saturating_sub(t.at.as_micros()) / 1000),
+                last_transition: view.transition.map(|t| status::TransitionStatus {
+                    from: t.from,
+                    to: t.to,
+                    reason: t.reason,
+                    at: t.wall,
+                }),
+                name: view.name,
+                vrid: view.vrid,
+                state: view.state,
+                priority: view.priority,
+                base_priority: view.base_priority,
+                interface: view.interface,
+                vips: view.vips,
             })
             .collect();
         let checked = match &self.checker {
@@ -731,310 +675,15 @@ impl Daemon {
 
     /// The service manager's status line.
     fn status_line(&self) -> String {
+        let instances = self.instances();
         systemd::status_line(
-            self.units
-                .iter()
-                .flat_map(|u| u.unit.machines())
-                .map(|m| (m.name(), m.state())),
+            instances.iter().map(|i| (i.name.as_str(), i.state)),
             self.dataplane.as_ref().map(|r| r.backend().name()),
         )
     }
 
-    async fn start(&mut self) -> Result<(), Error> {
-        let watch = LinkWatch::subscribe().map_err(|source| Error::Io {
-            what: "subscribing to link events".into(),
-            source,
-        })?;
-        let sender = self.sender.clone();
-        self.tasks.push(tokio::spawn(forward_links(watch, sender)));
-        self.spawn_scripts();
-        self.lvs.configure(self.plan.lvs.clone(), None);
-        let plans = self.plan.units.clone();
-        for plan in plans {
-            let unit = self.build_unit(plan).await?;
-            self.units.push(unit);
-        }
-        info!(node = %self.plan.node, units = self.units.len(), "started");
-        for index in 0..self.units.len() {
-            self.start_unit(index).await;
-        }
-        Ok(())
-    }
-
-    /// Resolves a unit's interfaces and addresses and opens what it needs.
-    async fn build_unit(&mut self, plan: UnitPlan) -> Result<RunningUnit, Error> {
-        let (unit, instances) = match &plan {
-            UnitPlan::Solo(instance) => {
-                let (running, machine) = self.build_instance(instance).await?;
-                (Unit::Solo(Box::new(machine)), vec![running])
-            }
-            UnitPlan::Group { name, members } => {
-                let mut instances = Vec::new();
-                let mut machines = Vec::new();
-                for instance in members {
-                    let (running, machine) = self.build_instance(instance).await?;
-                    instances.push(running);
-                    machines.push(machine);
-                }
-                (
-                    Unit::Group(SyncGroup::new(name.clone(), machines)),
-                    instances,
-                )
-            }
-        };
-        Ok(RunningUnit {
-            plan,
-            unit,
-            instances,
-        })
-    }
-
-    async fn build_instance(
-        &mut self,
-        instance: &InstancePlan,
-    ) -> Result<(RunningInstance, Machine), Error> {
-        let link = self.link(&instance.interface).await?;
-        let src = match instance.unicast_src {
-            Some(src) => src,
-            None => self.primary_address(&link, instance.ipv6).await?,
-        };
-        let key = SocketKey {
-            interface: instance.interface.clone(),
-            ipv6: instance.ipv6,
-        };
-        let unicast = !instance.unicast_peers.is_empty();
-        self.open_socket(&key, link.index, src, unicast)?;
-        for (dev, _) in instance.all_vips() {
-            let link = self.link(dev).await?;
-            self.announcer(&link)?;
-        }
-        let running = RunningInstance {
-            listener: listener(instance, key.clone()),
-            plan: instance.clone(),
-            socket: key,
-            src,
-        };
-        Ok((running, Machine::new(instance.resolve(src))))
-    }
-
-    /// Removes the unit's VIPs left on the system (by a daemon that was
-    /// killed, or by hand), as keepalived does at startup ("removing
-    /// VIPs"): a machine starting as backup must not answer for them. An
-    /// address owner's VIPs are its own addresses, and stay.
-    async fn remove_leftover_vips(&self, index: usize) {
-        let Some(unit) = self.units.get(index) else {
-            return;
-        };
-        let owner = |i: &&RunningInstance| i.plan.machine.priority == crate::vrrp::Priority::OWNER;
-        for instance in unit.instances.iter().filter(|i| !owner(i)) {
-            for (dev, vip) in instance.plan.all_vips() {
-                let Some(link) = self.links.get(dev) else {
-                    continue;
-                };
-                if let Err(e) = self.addresses.remove(link.index, vip).await {
-                    warn!(instance = %instance.plan.name(), vip = %vip.addr, error = %e, "removing a leftover VIP failed");
-                }
-            }
-        }
-    }
-
-    /// Starts a unit's machines, then tells them about interfaces that are
-    /// down and tracked interfaces as they are now.
-    async fn start_unit(&mut self, index: usize) {
-        self.remove_leftover_vips(index).await;
-        let now = self.now();
-        let Some(unit) = self.units.get_mut(index) else {
-            return;
-        };
-        let actions = unit.unit.handle_all(now, &Input::Startup);
-        self.perform(index, now, actions).await;
-        let Some(unit) = self.units.get(index) else {
-            return;
-        };
-        let mut inputs = Vec::new();
-        for (member, instance) in unit.instances.iter().enumerate() {
-            inputs.push((Some(member), instance.plan.interface.clone(), false));
-            for track in &instance.plan.machine.tracks {
-                if matches!(track.kind, crate::vrrp::machine::TrackKind::Interface) {
-                    inputs.push((None, track.name.0.clone(), true));
-                }
-            }
-        }
-        for (member, interface, tracked) in inputs {
-            let up = match self.addresses.link(&interface).await {
-                Ok(link) => link.up,
-                Err(e) => {
-                    warn!(interface, error = %e, "interface state unknown; taking it as down");
-                    false
-                }
-            };
-            self.link_up.insert(interface.clone(), up);
-            let input = if tracked {
-                Input::Interface {
-                    name: TrackName(interface),
-                    up,
-                }
-            } else if up {
-                continue;
-            } else {
-                Input::Link { up }
-            };
-            let now = self.now();
-            let Some(unit) = self.units.get_mut(index) else {
-                return;
-            };
-            let actions = match member {
-                Some(m) => unit.unit.handle_instance(now, m, input),
-                None => unit.unit.handle_all(now, &input),
-            };
-            self.perform(index, now, actions).await;
-        }
-    }
-
-    async fn link(&mut self, name: &str) -> Result<Link, Error> {
-        if let Some(link) = self.links.get(name) {
-            return Ok(link.clone());
-        }
-        let link = self.addresses.link(name).await?;
-        self.links.insert(name.to_string(), link.clone());
-        Ok(link)
-    }
-
-    /// The interface's first IPv4 address, or its IPv6 link-local address
-    /// (RFC 5798 §5.1.2.1: v3 over IPv6 is sent from the link-local).
-    async fn primary_address(&self, link: &Link, ipv6: bool) -> Result<IpAddr, Error> {
-        let addresses = self.addresses.list(link.index).await?;
-        addresses
-            .into_iter()
-            .map(|(addr, _)| addr)
-            .find(|addr| match addr {
-                IpAddr::V4(_) => !ipv6,
-                IpAddr::V6(a) => ipv6 && a.is_unicast_link_local(),
-            })
-            .ok_or_else(|| Error::NoAddress {
-                interface: link.name.clone(),
-                family: if ipv6 { "IPv6 link-local" } else { "IPv4" },
-            })
-    }
-
-    fn open_socket(
-        &mut self,
-        key: &SocketKey,
-        ifindex: IfIndex,
-        src: IpAddr,
-        unicast: bool,
-    ) -> Result<(), Error> {
-        if self.sockets.contains_key(key) {
-            return Ok(());
-        }
-        let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, unicast)?);
-        self.sockets.insert(key.clone(), socket.clone());
-        self.tasks.push(tokio::spawn(read_socket(
-            socket,
-            key.clone(),
-            self.sender.clone(),
-        )));
-        Ok(())
-    }
-
-    fn announcer(&mut self, link: &Link) -> Result<(), Error> {
-        if self.announcers.contains_key(&link.name) {
-            return Ok(());
-        }
-        let Some(mac) = link
-            .mac
-            .as_deref()
-            .and_then(|m| <[u8; 6]>::try_from(m).ok())
-        else {
-            warn!(interface = %link.name, "no Ethernet address: VIPs on it are not announced");
-            return Ok(());
-        };
-        let announcer = Announcer::new(link.index, mac).map_err(|source| Error::Announcer {
-            interface: link.name.clone(),
-            source,
-        })?;
-        self.announcers.insert(link.name.clone(), announcer);
-        Ok(())
-    }
-
-    fn spawn_scripts(&mut self) {
-        for task in self.script_tasks.drain(..) {
-            task.abort();
-        }
-        for script in self.plan.scripts.clone() {
-            self.script_tasks
-                .push(tokio::spawn(run_script(script, self.sender.clone())));
-        }
-    }
-
-    /// Sleeps until the earliest machine timer.
-    fn next_deadline(&self) -> tokio::time::Sleep {
-        let next = self
-            .units
-            .iter()
-            .filter_map(|u| u.unit.poll_timeout())
-            .min();
-        let at = match next {
-            Some(at) => self.origin + Duration::from_micros(at.as_micros()),
-            // Nothing armed: wake up only for events.
-            None => tokio::time::Instant::now() + Duration::from_secs(3600),
-        };
-        tokio::time::sleep_until(at)
-    }
-
-    async fn on_timers(&mut self) {
-        let now = self.now();
-        for index in 0..self.units.len() {
-            let Some(unit) = self.units.get_mut(index) else {
-                continue;
-            };
-            if unit.unit.poll_timeout().is_some_and(|at| at <= now) {
-                let actions = unit.unit.handle_timeout(now);
-                self.perform(index, now, actions).await;
-            }
-        }
-    }
-
     async fn on_event(&mut self, event: Event) {
         match event {
-            Event::Packet { socket, received } => self.on_packet(&socket, received).await,
-            Event::Script { name, success } => {
-                debug!(script = %name, success, "track script result");
-                self.broadcast(Input::Script {
-                    name: TrackName(name),
-                    success,
-                })
-                .await;
-            }
-            Event::Link(link) => {
-                if self.link_up.insert(link.name.clone(), link.up) == Some(link.up) {
-                    return;
-                }
-                info!(interface = %link.name, up = link.up, "link changed");
-                self.broadcast(Input::Interface {
-                    name: TrackName(link.name.clone()),
-                    up: link.up,
-                })
-                .await;
-                for index in 0..self.units.len() {
-                    let members: Vec<usize> = self.units[index]
-                        .instances
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, i)| i.plan.interface == link.name)
-                        .map(|(m, _)| m)
-                        .collect();
-                    for member in members {
-                        let now = self.now();
-                        let actions = self.units[index].unit.handle_instance(
-                            now,
-                            member,
-                            Input::Link { up: link.up },
-                        );
-                        self.perform(index, now, actions).await;
-                    }
-                }
-            }
             Event::Check { generation, report } => self.on_check(generation, report),
             Event::Status(reply) => {
                 let _ = reply.send(self.status().await);
@@ -1042,226 +691,6 @@ impl Daemon {
             Event::Reload(reply) => {
                 let outcome = self.reload().await.map_err(|e| e.to_string());
                 let _ = reply.send(outcome);
-            }
-        }
-    }
-
-    async fn broadcast(&mut self, input: Input) {
-        for index in 0..self.units.len() {
-            let now = self.now();
-            let actions = self.units[index].unit.handle_all(now, &input);
-            self.perform(index, now, actions).await;
-        }
-    }
-
-    fn drop_advert(&mut self, from: IpAddr, rejection: &Rejection) {
-        *self.drops.entry(rejection.name()).or_default() += 1;
-        self.metrics.advert_dropped(rejection.name());
-        debug!(%from, reason = rejection.name(), detail = %rejection, "advert dropped");
-    }
-
-    async fn on_packet(&mut self, key: &SocketKey, received: Received) {
-        let ctx = match (received.src, received.dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => IpContext::V4 {
-                src,
-                dst,
-                ttl: received.ttl,
-            },
-            (IpAddr::V6(src), IpAddr::V6(dst)) => IpContext::V6 {
-                src,
-                dst,
-                hop_limit: received.ttl,
-            },
-            _ => return,
-        };
-        let listeners = self.units.iter().enumerate().flat_map(|(u, unit)| {
-            unit.instances
-                .iter()
-                .enumerate()
-                .map(move |(m, i)| ((u, m), &i.listener))
-        });
-        let accepted = match receive::receive(listeners, key, &ctx, &received.payload) {
-            Ok(accepted) => accepted,
-            Err(rejection) => return self.drop_advert(received.src, &rejection),
-        };
-        let (index, member) = accepted.to;
-        self.metrics
-            .advert_received(self.units[index].instances[member].plan.name());
-        let now = self.now();
-        let actions =
-            self.units[index]
-                .unit
-                .handle_instance(now, member, Input::Advert(accepted.advert));
-        self.perform(index, now, actions).await;
-    }
-
-    /// Carries out a unit's actions, in order, and records them.
-    async fn perform(&mut self, index: usize, now: Instant, actions: Vec<(String, Action)>) {
-        // An instance that gates `only_when_master` services changed state:
-        // the dataplane follows once the actions are done.
-        let mut gates_services = false;
-        let mut state_changed = false;
-        for (name, action) in actions {
-            let Some(instance) = self
-                .units
-                .get(index)
-                .and_then(|u| u.instances.iter().find(|i| i.plan.name() == name))
-            else {
-                continue;
-            };
-            match &action {
-                Action::SendAdvert {
-                    priority,
-                    adver_int,
-                } => {
-                    self.send_advert(instance, *priority, *adver_int).await;
-                }
-                Action::AddVips => {
-                    for (dev, vip) in instance.plan.all_vips() {
-                        let result = match self.links.get(dev) {
-                            Some(link) => self.addresses.add(link.index, vip).await,
-                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
-                        };
-                        if let Err(e) = result {
-                            error!(instance = %name, vip = %vip.addr, error = %e, "adding VIP failed");
-                        }
-                    }
-                }
-                Action::RemoveVips => {
-                    for (dev, vip) in instance.plan.all_vips() {
-                        let result = match self.links.get(dev) {
-                            Some(link) => self.addresses.remove(link.index, vip).await,
-                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
-                        };
-                        if let Err(e) = result {
-                            error!(instance = %name, vip = %vip.addr, error = %e, "removing VIP failed");
-                        }
-                    }
-                }
-                Action::SendGratuitous { repeat, .. } => {
-                    for (dev, vip) in instance.plan.all_vips() {
-                        let Some(announcer) = self.announcers.get(dev) else {
-                            continue;
-                        };
-                        for _ in 0..*repeat {
-                            let sent = match vip.addr {
-                                IpAddr::V4(a) => announcer.arp(a),
-                                IpAddr::V6(a) => announcer.neighbour_advertisement(a),
-                            };
-                            if let Err(e) = sent {
-                                warn!(instance = %name, error = %e, "announcing VIP failed");
-                            }
-                        }
-                    }
-                }
-                Action::Notify { state } => notify(
-                    &instance.plan,
-                    *state,
-                    current_priority(&self.units[index], &name),
-                ),
-                Action::StateChanged { from, to, reason } => {
-                    info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
-                    self.transitions.insert(
-                        name.clone(),
-                        Transition {
-                            from: *from,
-                            to: *to,
-                            reason: reason.to_string(),
-                            wall: status::wall_now(),
-                            at: now,
-                        },
-                    );
-                    state_changed = true;
-                    self.metrics.vrrp_transition(&name, *from, *to);
-                    self.lvs.state_changed(&name, *to);
-                    gates_services |= self
-                        .servers
-                        .iter()
-                        .any(|vs| vs.only_when_master.as_deref() == Some(name.as_str()));
-                }
-                Action::PriorityChanged { from, to } => {
-                    info!(instance = %name, %from, %to, "effective priority changed");
-                }
-            }
-            let (kind, detail) = EventKind::of_action(&action);
-            let event = TimelineEvent {
-                at: now,
-                node: self.plan.node.clone(),
-                instance: Some(name),
-                kind,
-                detail,
-            };
-            if let Err(e) = self.timeline.append(&event) {
-                warn!(error = %e, "writing the timeline failed");
-            }
-        }
-        if gates_services && let Err(e) = self.program(self.table.clone()) {
-            error!(error = %e, "programming the dataplane for the new VRRP state failed");
-        }
-        if state_changed {
-            let status = self.status_line();
-            self.systemd.status(status);
-        }
-    }
-
-    async fn send_advert(
-        &self,
-        instance: &RunningInstance,
-        priority: crate::vrrp::Priority,
-        adver_int: Centiseconds,
-    ) {
-        let Some(socket) = self.sockets.get(&instance.socket) else {
-            return;
-        };
-        let plan = &instance.plan;
-        let variant = match plan.version() {
-            // v2 carries whole seconds; the config check keeps v2 intervals whole.
-            Version::V2 => Variant::V2 {
-                adver_int: Seconds(u8::try_from(adver_int.0 / 100).unwrap_or(u8::MAX)),
-                auth: plan.auth,
-            },
-            Version::V3 => Variant::V3 {
-                max_adver_int: adver_int,
-            },
-        };
-        let repr = Repr {
-            vrid: plan.machine.vrid,
-            priority,
-            variant,
-            addresses: advertised(plan),
-        };
-        let destinations: Vec<IpAddr> = if plan.unicast_peers.is_empty() {
-            vec![socket::multicast_group(instance.src)]
-        } else {
-            plan.unicast_peers.clone()
-        };
-        for dst in destinations {
-            let ctx = match (instance.src, dst) {
-                (IpAddr::V4(src), IpAddr::V4(dst)) => IpContext::V4 {
-                    src,
-                    dst,
-                    ttl: packet::TTL,
-                },
-                (IpAddr::V6(src), IpAddr::V6(dst)) => IpContext::V6 {
-                    src,
-                    dst,
-                    hop_limit: packet::TTL,
-                },
-                _ => {
-                    error!(instance = %plan.name(), %dst, "peer of the other address family");
-                    continue;
-                }
-            };
-            let mut buffer = vec![0u8; repr.buffer_len()];
-            if let Err(e) = repr.emit(&mut Packet::new_unchecked(&mut buffer[..]), &ctx) {
-                error!(instance = %plan.name(), error = %e, "building the advert failed");
-                return;
-            }
-            match socket.send(instance.src, dst, &buffer).await {
-                Ok(()) => self.metrics.advert_sent(plan.name()),
-                Err(e) => {
-                    warn!(instance = %plan.name(), error = %e, "sending the advert failed");
-                }
             }
         }
     }
@@ -1292,14 +721,22 @@ impl Daemon {
     /// on; the reload then reports each failed part.
     async fn apply_reload(&mut self) -> Result<String, Error> {
         // Everything the new config implies is built before anything is
-        // applied, so an invalid part rejects the whole reload.
-        let loaded = config::load_file(&self.options.config)
-            .map_err(Error::Config)
-            .and_then(|c| {
-                let plan = plan::plan(&c, &hostname())?;
-                let pools = Pools::new(&c.virtual_server)?;
-                Ok((c, plan, pools))
-            });
+        // applied, so an invalid part rejects the whole reload. Off this
+        // loop: a large config takes a while to read.
+        let path = self.options.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let c = config::load_file(&path).map_err(Error::Config)?;
+            let plan = plan::plan(&c, &hostname())?;
+            let pools = Pools::new(&c.virtual_server)?;
+            Ok((c, plan, pools))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Error::Io {
+                what: "reading the config".into(),
+                source: std::io::Error::other(e),
+            })
+        });
         let (config, new, pools) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -1330,12 +767,23 @@ impl Daemon {
         if new == self.plan {
             info!("reload: VRRP unchanged");
         } else {
-            let (restarted, reprioritised, started, errors) = self.reload_units(new).await;
-            failed.extend(errors);
+            let outcome = match &self.vrrp {
+                Some(vrrp) => vrrp.reload(new.clone()).await,
+                None => vrrp::ReloadOutcome::default(),
+            };
+            self.plan = new;
+            let state = self.plan.lvs.sync_daemon.as_ref().and_then(|sync| {
+                self.instances()
+                    .into_iter()
+                    .find(|i| i.name == sync.instance)
+                    .map(|i| i.state)
+            });
+            self.lvs.configure(self.plan.lvs.clone(), state);
+            failed.extend(outcome.failed);
             for (count, what) in [
-                (reprioritised, "given a new priority"),
-                (restarted, "stopped"),
-                (started, "started"),
+                (outcome.reprioritised, "given a new priority"),
+                (outcome.stopped, "stopped"),
+                (outcome.started, "started"),
             ] {
                 if count > 0 {
                     changed.push(format!("{count} VRRP unit(s) {what}"));
@@ -1345,80 +793,18 @@ impl Daemon {
                 changed.push("VRRP settings changed".into());
             }
         }
-        info!(units = self.units.len(), "reloaded");
         if failed.is_empty() {
-            Ok(if changed.is_empty() {
+            let summary = if changed.is_empty() {
                 "config unchanged".into()
             } else {
                 changed.join(", ")
-            })
+            };
+            info!(instances = self.instances().len(), %summary, "reloaded");
+            Ok(summary)
         } else {
+            warn!(instances = self.instances().len(), failed = %failed.join("; "), "reloaded in part");
             Err(Error::PartialReload(failed.join("; ")))
         }
-    }
-
-    /// Moves the VRRP units to the plan `new`. Returns how many units were
-    /// stopped, given a new priority and started, and what failed.
-    async fn reload_units(&mut self, new: Plan) -> (usize, usize, usize, Vec<String>) {
-        let (mut stopped, mut reprioritised, mut started) = (0, 0, 0);
-        let mut failed = Vec::new();
-        let mut index = 0;
-        while index < self.units.len() {
-            let current = &self.units[index].plan;
-            if new.units.contains(current) {
-                index += 1;
-            } else if let Some(changed) = priority_only_change(current, &new.units) {
-                let now = self.now();
-                let unit = &mut self.units[index];
-                let priority = changed.machine.priority;
-                if let Some(instance) = unit.instances.first_mut() {
-                    instance.plan = changed.clone();
-                }
-                unit.plan = UnitPlan::Solo(Box::new(changed));
-                let actions = unit.unit.handle_all(now, &Input::SetPriority(priority));
-                self.perform(index, now, actions).await;
-                reprioritised += 1;
-                index += 1;
-            } else {
-                self.stop_unit(index).await;
-                self.units.remove(index);
-                stopped += 1;
-            }
-        }
-        let scripts_changed = new.scripts != self.plan.scripts;
-        self.plan = new;
-        if scripts_changed {
-            self.spawn_scripts();
-        }
-        let added: Vec<UnitPlan> = self
-            .plan
-            .units
-            .iter()
-            .filter(|p| !self.units.iter().any(|u| u.plan == **p))
-            .cloned()
-            .collect();
-        for plan in added {
-            match self.build_unit(plan).await {
-                Ok(unit) => {
-                    self.units.push(unit);
-                    self.start_unit(self.units.len() - 1).await;
-                    started += 1;
-                }
-                Err(e) => {
-                    error!(error = %e, "reload: a unit could not start");
-                    failed.push(format!("a VRRP unit could not start: {e}"));
-                }
-            }
-        }
-        let state = self.plan.lvs.sync_daemon.as_ref().and_then(|sync| {
-            self.units
-                .iter()
-                .flat_map(|u| u.unit.machines())
-                .find(|m| m.name() == sync.instance)
-                .map(Machine::state)
-        });
-        self.lvs.configure(self.plan.lvs.clone(), state);
-        (stopped, reprioritised, started, failed)
     }
 
     /// Reload of changed virtual servers: the configured table is
@@ -1439,22 +825,20 @@ impl Daemon {
         failed
     }
 
-    async fn stop_unit(&mut self, index: usize) {
-        let now = self.now();
-        let Some(unit) = self.units.get_mut(index) else {
-            return;
-        };
-        let actions = unit.unit.handle_all(now, &Input::Shutdown);
-        self.perform(index, now, actions).await;
-    }
-
-    async fn shutdown(&mut self) {
+    /// Stops everything; the VRRP driver's last `reports` (its instances
+    /// stopping) are acted on, so gated services leave the kernel.
+    async fn shutdown(&mut self, reports: Option<&mut mpsc::UnboundedReceiver<vrrp::Report>>) {
         info!("shutting down");
-        for index in 0..self.units.len() {
-            self.stop_unit(index).await;
+        if let Some(vrrp) = self.vrrp.take() {
+            vrrp.shutdown().await;
+        }
+        if let Some(reports) = reports {
+            while let Ok(report) = reports.try_recv() {
+                self.on_vrrp(report);
+            }
         }
         self.stop_checks().await;
-        for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
+        for task in self.tasks.drain(..) {
             task.abort();
         }
         if let Some(path) = self.status_socket.take()
@@ -1462,172 +846,7 @@ impl Daemon {
         {
             debug!(socket = %path.display(), error = %e, "removing the status socket failed");
         }
-        info!(drops = ?self.drops, "stopped");
-    }
-}
-
-/// The new plan of a lone instance whose only change is its priority.
-fn priority_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan> {
-    let UnitPlan::Solo(old) = old else {
-        return None;
-    };
-    new.iter().find_map(|p| match p {
-        UnitPlan::Solo(n) if n.name() == old.name() => {
-            let mut same = InstancePlan::clone(n);
-            same.machine.priority = old.machine.priority;
-            (same == **old).then(|| InstancePlan::clone(n))
-        }
-        _ => None,
-    })
-}
-
-fn current_priority(unit: &RunningUnit, name: &str) -> crate::vrrp::Priority {
-    unit.unit
-        .machines()
-        .iter()
-        .find(|m| m.name() == name)
-        .map_or(crate::vrrp::Priority::DEFAULT, Machine::priority)
-}
-
-/// The addresses an advert lists: the advertised VIPs of the instance's
-/// family.
-fn advertised(plan: &InstancePlan) -> PacketAddresses {
-    if plan.ipv6 {
-        PacketAddresses::V6(
-            plan.vips
-                .iter()
-                .filter_map(|(_, v)| match v.addr {
-                    IpAddr::V6(a) => Some(a),
-                    IpAddr::V4(_) => None,
-                })
-                .collect(),
-        )
-    } else {
-        PacketAddresses::V4(
-            plan.vips
-                .iter()
-                .filter_map(|(_, v)| match v.addr {
-                    IpAddr::V4(a) => Some(a),
-                    IpAddr::V6(_) => None,
-                })
-                .collect(),
-        )
-    }
-}
-
-/// What an instance accepts (RFC 3768 §7.1, RFC 5798 §7.1).
-fn listener(plan: &InstancePlan, socket: SocketKey) -> Listener<SocketKey> {
-    let delivery = if plan.unicast_peers.is_empty() {
-        Delivery::Multicast
-    } else {
-        Delivery::Unicast {
-            peers: plan.unicast_peers.clone(),
-        }
-    };
-    Listener {
-        socket,
-        delivery,
-        expected: expected(plan),
-        adver_int: plan.machine.adver_int,
-    }
-}
-
-fn expected(plan: &InstancePlan) -> Expected {
-    let protocol = match plan.version() {
-        Version::V2 => ExpectedVersion::V2 {
-            adver_int: Seconds(u8::try_from(plan.machine.adver_int.0 / 100).unwrap_or(u8::MAX)),
-            auth: plan.auth,
-        },
-        Version::V3 => ExpectedVersion::V3,
-    };
-    Expected {
-        vrid: plan.machine.vrid,
-        protocol,
-        addresses: Some(advertised(plan)),
-    }
-}
-
-/// Runs the notify programs for a new state, without waiting for them
-/// (keepalived's arguments: `notify` gets `INSTANCE <name> <STATE>
-/// <priority>`, the per-state ones nothing extra).
-fn notify(plan: &InstancePlan, state: State, priority: crate::vrrp::Priority) {
-    let specific = match state {
-        State::Master => &plan.notify.master,
-        State::Backup => &plan.notify.backup,
-        State::Fault => &plan.notify.fault,
-        State::Initialize => &plan.notify.stop,
-    };
-    let state_word = match state {
-        State::Initialize => "STOP".to_string(),
-        other => other.to_string(),
-    };
-    let runs: Vec<(Program, Vec<String>)> = specific
-        .iter()
-        .map(|p| (p.clone(), Vec::new()))
-        .chain(plan.notify.any.iter().map(|p| {
-            (
-                p.clone(),
-                vec![
-                    "INSTANCE".into(),
-                    plan.name().to_string(),
-                    state_word.clone(),
-                    priority.to_string(),
-                ],
-            )
-        }))
-        .collect();
-    for (program, args) in runs {
-        let instance = plan.name().to_string();
-        tokio::spawn(async move {
-            let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
-            if outcome.success() {
-                debug!(instance, program = %program.path.display(), "notify ran");
-            } else {
-                warn!(instance, program = %program.path.display(), %outcome, "notify failed");
-            }
-        });
-    }
-}
-
-async fn read_socket(socket: Arc<VrrpSocket>, key: SocketKey, sender: mpsc::Sender<Event>) {
-    loop {
-        match socket.recv().await {
-            Ok(received) => {
-                if sender
-                    .send(Event::Packet {
-                        socket: key.clone(),
-                        received,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Err(e) => {
-                debug!(interface = %key.interface, error = %e, "receive failed");
-                tokio::time::sleep(SOCKET_ERROR_BACKOFF).await;
-            }
-        }
-    }
-}
-
-async fn run_script(script: ScriptPlan, sender: mpsc::Sender<Event>) {
-    let mut interval = tokio::time::interval(script.interval);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let outcome = script::run(&script.program, &[], script.timeout).await;
-        if !outcome.success() {
-            debug!(script = %script.name, %outcome, "track script failed");
-        }
-        let event = Event::Script {
-            name: script.name.clone(),
-            success: outcome.success(),
-        };
-        if sender.send(event).await.is_err() {
-            return;
-        }
+        info!("stopped");
     }
 }
 
@@ -1645,13 +864,4 @@ async fn forward_reports(
             return;
         }
     }
-}
-
-async fn forward_links(mut watch: LinkWatch, sender: mpsc::Sender<Event>) {
-    while let Some(event) = watch.next().await {
-        if sender.send(Event::Link(event)).await.is_err() {
-            return;
-        }
-    }
-    error!("the link watch ended: interface changes are no longer seen");
 }

@@ -1,0 +1,1185 @@
+//! The VRRP driver: the sans-IO units wired to raw sockets, VIPs,
+//! gratuitous ARP / NA, track scripts, notify programs and link events. It
+//! makes no protocol decision: every datagram goes through the receive
+//! rules ([`crate::vrrp::receive`]) to a machine, and every action a
+//! machine returns is carried out here, in order.
+//!
+//! It runs on a thread of its own with its own event loop, so nothing else
+//! the daemon does (programming the kernel's table, parsing a reload,
+//! waiting for notifiers, health checks, status and metrics) can delay an
+//! advert: a stall longer than 3 x advert_int would make two masters. It
+//! feeds the service manager's watchdog, so a stall of its own is seen.
+//! The rest of the daemon talks to it through [`Handle`]: commands in
+//! (reload a plan, shut down), state changes out, and a [`Snapshot`] of
+//! the instances that status reads without asking.
+
+use super::Error;
+use super::plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
+use super::status;
+use super::systemd;
+use super::timeline_log::TimelineLog;
+use crate::clock::Instant;
+use crate::metrics::Metrics;
+use crate::net::IfIndex;
+use crate::net::gratuitous::Announcer;
+use crate::net::link::{LinkEvent, LinkWatch};
+use crate::net::socket::{self, Received, VrrpSocket};
+use crate::net::vip::{self, Addresses, Link};
+use crate::script::{self, Program};
+use crate::timeline::{Event as TimelineEvent, EventKind};
+use crate::vrrp::group::SyncGroup;
+use crate::vrrp::machine::{Action, Input, Machine, State, TrackName};
+use crate::vrrp::packet::{
+    self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
+    Repr, Seconds, Variant,
+};
+use crate::vrrp::receive::{self, Delivery, Listener};
+use crate::vrrp::unit::Unit;
+use crate::vrrp::{Centiseconds, Priority, Version};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+/// How long a notify program may run before it is killed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Notify programs running at once; more wait for a slot, so a flapping
+/// instance cannot fork without limit.
+const NOTIFY_SLOTS: usize = 16;
+
+/// What the rest of the daemon asks of the VRRP driver.
+pub enum Command {
+    /// Move the units to a new plan; the answer says what changed.
+    Reload {
+        plan: Plan,
+        reply: oneshot::Sender<ReloadOutcome>,
+    },
+    /// Resign, remove the VIPs and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What a reload of the units did.
+#[derive(Debug, Default)]
+pub struct ReloadOutcome {
+    pub stopped: usize,
+    pub reprioritised: usize,
+    pub started: usize,
+    pub failed: Vec<String>,
+}
+
+/// What the VRRP driver tells the rest of the daemon.
+#[derive(Debug)]
+pub enum Report {
+    /// An instance changed state (the dataplane and the sync daemon
+    /// follow some instances).
+    StateChanged { instance: String, to: State },
+}
+
+/// The instances as they are, for status and the service manager.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub instances: Vec<InstanceView>,
+}
+
+/// One instance in a [`Snapshot`].
+#[derive(Debug, Clone)]
+pub struct InstanceView {
+    pub name: String,
+    pub vrid: u8,
+    pub state: State,
+    pub priority: Priority,
+    pub base_priority: Priority,
+    pub interface: String,
+    pub vips: Vec<String>,
+    pub transition: Option<Transition>,
+}
+
+/// An instance's last state change.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+    /// Wall clock, RFC 3339, and the daemon's clock.
+    pub wall: String,
+    pub at: Instant,
+}
+
+/// The rest of the daemon's end of the VRRP driver (its reports come on
+/// the receiver [`Handle::start`] returns beside it).
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the driver is started with.
+pub struct Setup {
+    pub plan: Plan,
+    /// The daemon's clock origin, shared so timeline times agree.
+    pub origin: tokio::time::Instant,
+    pub timeline: Arc<Mutex<TimelineLog>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Handle {
+    /// Starts the driver on its own thread and waits until its units have
+    /// started (or failed to: nothing of them is left then).
+    pub async fn start(setup: Setup) -> Result<(Self, mpsc::UnboundedReceiver<Report>), Error> {
+        let (commands_tx, commands) = mpsc::channel(16);
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let (started_tx, started) = oneshot::channel();
+        let shared = snapshot.clone();
+        let thread = std::thread::Builder::new()
+            .name("vrrp".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(source) => {
+                        let _ = started_tx.send(Err(Error::Io {
+                            what: "starting the VRRP event loop".into(),
+                            source,
+                        }));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let mut driver = match Driver::new(setup, commands, reports_tx, shared) {
+                        Ok(driver) => driver,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    if let Err(e) = driver.start().await {
+                        driver.shutdown().await;
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                    let _ = started_tx.send(Ok(()));
+                    driver.run().await;
+                });
+            })
+            .map_err(|source| Error::Io {
+                what: "starting the VRRP thread".into(),
+                source,
+            })?;
+        let outcome = started.await.unwrap_or_else(|_| {
+            Err(Error::Io {
+                what: "starting VRRP".into(),
+                source: std::io::Error::other("the VRRP thread ended"),
+            })
+        });
+        let mut handle = Self {
+            commands: commands_tx,
+            snapshot,
+            thread: Some(thread),
+        };
+        match outcome {
+            Ok(()) => Ok((handle, reports)),
+            Err(e) => {
+                handle.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// The instances as they are now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Moves the units to `plan`.
+    pub async fn reload(&self, plan: Plan) -> ReloadOutcome {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Reload { plan, reply })
+            .await
+            .is_err()
+        {
+            return ReloadOutcome {
+                failed: vec!["the VRRP driver is not running".into()],
+                ..ReloadOutcome::default()
+            };
+        }
+        answer.await.unwrap_or_else(|_| ReloadOutcome {
+            failed: vec!["the VRRP driver stopped during the reload".into()],
+            ..ReloadOutcome::default()
+        })
+    }
+
+    /// Resigns every master, removes the VIPs and ends the thread.
+    pub async fn shutdown(mut self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("the VRRP thread panicked");
+        }
+    }
+}
+
+/// What the feeder tasks tell the driver's loop.
+enum Event {
+    Packet {
+        socket: SocketKey,
+        received: Received,
+    },
+    Script {
+        name: String,
+        success: bool,
+    },
+    Link(LinkEvent),
+}
+
+/// One VRRP socket per interface and family.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SocketKey {
+    interface: String,
+    ipv6: bool,
+}
+
+/// An instance as it runs: its plan and what the system told us about it.
+struct RunningInstance {
+    plan: InstancePlan,
+    socket: SocketKey,
+    /// Our address on the interface: the adverts' source and tie-breaker.
+    src: IpAddr,
+    /// What it accepts from the wire.
+    listener: Listener<SocketKey>,
+}
+
+struct RunningUnit {
+    plan: UnitPlan,
+    unit: Unit,
+    instances: Vec<RunningInstance>,
+}
+
+struct Driver {
+    plan: Plan,
+    origin: tokio::time::Instant,
+    addresses: Addresses,
+    units: Vec<RunningUnit>,
+    sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
+    /// Interface facts by name, looked up once (index, MAC).
+    links: HashMap<String, Link>,
+    announcers: HashMap<String, Announcer>,
+    /// Last known state of each interface, to forward changes only.
+    link_up: HashMap<String, bool>,
+    events: mpsc::Receiver<Event>,
+    sender: mpsc::Sender<Event>,
+    commands: mpsc::Receiver<Command>,
+    reports: mpsc::UnboundedSender<Report>,
+    tasks: Vec<JoinHandle<()>>,
+    script_tasks: Vec<JoinHandle<()>>,
+    timeline: Arc<Mutex<TimelineLog>>,
+    drops: BTreeMap<&'static str, u64>,
+    metrics: Arc<Metrics>,
+    /// Each instance's last state change.
+    transitions: HashMap<String, Transition>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    notifiers: Arc<Semaphore>,
+    systemd: systemd::Notifier,
+}
+
+impl Driver {
+    fn new(
+        setup: Setup,
+        commands: mpsc::Receiver<Command>,
+        reports: mpsc::UnboundedSender<Report>,
+        snapshot: Arc<Mutex<Snapshot>>,
+    ) -> Result<Self, Error> {
+        let (sender, events) = mpsc::channel(1024);
+        Ok(Self {
+            plan: setup.plan,
+            origin: setup.origin,
+            addresses: Addresses::connect()?,
+            units: Vec::new(),
+            sockets: HashMap::new(),
+            links: HashMap::new(),
+            announcers: HashMap::new(),
+            link_up: HashMap::new(),
+            events,
+            sender,
+            commands,
+            reports,
+            tasks: Vec::new(),
+            script_tasks: Vec::new(),
+            timeline: setup.timeline,
+            drops: BTreeMap::new(),
+            metrics: setup.metrics,
+            transitions: HashMap::new(),
+            snapshot,
+            notifiers: Arc::new(Semaphore::new(NOTIFY_SLOTS)),
+            systemd: systemd::Notifier::default(),
+        })
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.origin.elapsed())
+    }
+
+    async fn start(&mut self) -> Result<(), Error> {
+        let watch = LinkWatch::subscribe().map_err(|source| Error::Io {
+            what: "subscribing to link events".into(),
+            source,
+        })?;
+        let sender = self.sender.clone();
+        self.tasks.push(tokio::spawn(forward_links(watch, sender)));
+        self.spawn_scripts();
+        let plans = self.plan.units.clone();
+        for plan in plans {
+            let unit = self.build_unit(plan).await?;
+            self.units.push(unit);
+        }
+        info!(node = %self.plan.node, units = self.units.len(), "started");
+        for index in 0..self.units.len() {
+            self.start_unit(index).await;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// The loop: packets, timers, scripts, link changes and commands, and
+    /// the service manager's watchdog, until a shutdown.
+    async fn run(&mut self) {
+        let mut watchdog = systemd::Notifier::watchdog_interval().map(|every| {
+            info!(every = ?every, "feeding the service manager's watchdog");
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
+        loop {
+            let sleep = self.next_deadline();
+            tokio::select! {
+                Some(event) = self.events.recv() => self.on_event(event).await,
+                () = sleep => self.on_timers().await,
+                () = super::tick(&mut watchdog) => self.systemd.watchdog(),
+                command = self.commands.recv() => match command {
+                    Some(Command::Reload { plan, reply }) => {
+                        let outcome = self.reload_units(plan).await;
+                        self.publish();
+                        let _ = reply.send(outcome);
+                    }
+                    Some(Command::Shutdown(reply)) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Puts the instances as they are now where status reads them.
+    fn publish(&self) {
+        let instances = self
+            .units
+            .iter()
+            .flat_map(|u| u.unit.machines().iter().zip(&u.instances))
+            .map(|(m, running)| InstanceView {
+                name: m.name().to_string(),
+                vrid: m.config().vrid.get(),
+                state: m.state(),
+                priority: m.priority(),
+                base_priority: m.config().priority,
+                interface: running.plan.interface.clone(),
+                vips: running
+                    .plan
+                    .all_vips()
+                    .map(|(dev, vip)| format!("{}/{} dev {dev}", vip.addr, vip.prefix_len))
+                    .collect(),
+                transition: self.transitions.get(m.name()).cloned(),
+            })
+            .collect();
+        let snapshot = Snapshot { instances };
+        match self.snapshot.lock() {
+            Ok(mut shared) => *shared = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        for index in 0..self.units.len() {
+            self.stop_unit(index).await;
+        }
+        for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
+            task.abort();
+        }
+        self.publish();
+        info!(drops = ?self.drops, "VRRP stopped");
+    }
+
+    /// Resolves a unit's interfaces and addresses and opens what it needs.
+    async fn build_unit(&mut self, plan: UnitPlan) -> Result<RunningUnit, Error> {
+        let (unit, instances) = match &plan {
+            UnitPlan::Solo(instance) => {
+                let (running, machine) = self.build_instance(instance).await?;
+                (Unit::Solo(Box::new(machine)), vec![running])
+            }
+            UnitPlan::Group { name, members } => {
+                let mut instances = Vec::new();
+                let mut machines = Vec::new();
+                for instance in members {
+                    let (running, machine) = self.build_instance(instance).await?;
+                    instances.push(running);
+                    machines.push(machine);
+                }
+                (
+                    Unit::Group(SyncGroup::new(name.clone(), machines)),
+                    instances,
+                )
+            }
+        };
+        Ok(RunningUnit {
+            plan,
+            unit,
+            instances,
+        })
+    }
+
+    async fn build_instance(
+        &mut self,
+        instance: &InstancePlan,
+    ) -> Result<(RunningInstance, Machine), Error> {
+        let link = self.link(&instance.interface).await?;
+        let src = match instance.unicast_src {
+            Some(src) => src,
+            None => self.primary_address(&link, instance.ipv6).await?,
+        };
+        let key = SocketKey {
+            interface: instance.interface.clone(),
+            ipv6: instance.ipv6,
+        };
+        let unicast = !instance.unicast_peers.is_empty();
+        self.open_socket(&key, link.index, src, unicast)?;
+        for (dev, _) in instance.all_vips() {
+            let link = self.link(dev).await?;
+            self.announcer(&link)?;
+        }
+        let running = RunningInstance {
+            listener: listener(instance, key.clone()),
+            plan: instance.clone(),
+            socket: key,
+            src,
+        };
+        Ok((running, Machine::new(instance.resolve(src))))
+    }
+
+    /// Removes the unit's VIPs left on the system (by a daemon that was
+    /// killed, or by hand), as keepalived does at startup ("removing
+    /// VIPs"): a machine starting as backup must not answer for them. An
+    /// address owner's VIPs are its own addresses, and stay.
+    async fn remove_leftover_vips(&self, index: usize) {
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let owner = |i: &&RunningInstance| i.plan.machine.priority == Priority::OWNER;
+        for instance in unit.instances.iter().filter(|i| !owner(i)) {
+            for (dev, vip) in instance.plan.all_vips() {
+                let Some(link) = self.links.get(dev) else {
+                    continue;
+                };
+                if let Err(e) = self.addresses.remove(link.index, vip).await {
+                    warn!(instance = %instance.plan.name(), vip = %vip.addr, error = %e, "removing a leftover VIP failed");
+                }
+            }
+        }
+    }
+
+    /// Starts a unit's machines, then tells them about interfaces that are
+    /// down and tracked interfaces as they are now.
+    async fn start_unit(&mut self, index: usize) {
+        self.remove_leftover_vips(index).await;
+        let now = self.now();
+        let Some(unit) = self.units.get_mut(index) else {
+            return;
+        };
+        let actions = unit.unit.handle_all(now, &Input::Startup);
+        self.perform(index, now, actions).await;
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let mut inputs = Vec::new();
+        for (member, instance) in unit.instances.iter().enumerate() {
+            inputs.push((Some(member), instance.plan.interface.clone(), false));
+            for track in &instance.plan.machine.tracks {
+                if matches!(track.kind, crate::vrrp::machine::TrackKind::Interface) {
+                    inputs.push((None, track.name.0.clone(), true));
+                }
+            }
+        }
+        for (member, interface, tracked) in inputs {
+            let up = match self.addresses.link(&interface).await {
+                Ok(link) => link.up,
+                Err(e) => {
+                    warn!(interface, error = %e, "interface state unknown; taking it as down");
+                    false
+                }
+            };
+            self.link_up.insert(interface.clone(), up);
+            let input = if tracked {
+                Input::Interface {
+                    name: TrackName(interface),
+                    up,
+                }
+            } else if up {
+                continue;
+            } else {
+                Input::Link { up }
+            };
+            let now = self.now();
+            let Some(unit) = self.units.get_mut(index) else {
+                return;
+            };
+            let actions = match member {
+                Some(m) => unit.unit.handle_instance(now, m, input),
+                None => unit.unit.handle_all(now, &input),
+            };
+            self.perform(index, now, actions).await;
+        }
+    }
+
+    async fn link(&mut self, name: &str) -> Result<Link, Error> {
+        if let Some(link) = self.links.get(name) {
+            return Ok(link.clone());
+        }
+        let link = self.addresses.link(name).await?;
+        self.links.insert(name.to_string(), link.clone());
+        Ok(link)
+    }
+
+    /// The interface's first IPv4 address, or its IPv6 link-local address
+    /// (RFC 5798 §5.1.2.1: v3 over IPv6 is sent from the link-local).
+    async fn primary_address(&self, link: &Link, ipv6: bool) -> Result<IpAddr, Error> {
+        let addresses = self.addresses.list(link.index).await?;
+        addresses
+            .into_iter()
+            .map(|(addr, _)| addr)
+            .find(|addr| match addr {
+                IpAddr::V4(_) => !ipv6,
+                IpAddr::V6(a) => ipv6 && a.is_unicast_link_local(),
+            })
+            .ok_or_else(|| Error::NoAddress {
+                interface: link.name.clone(),
+                family: if ipv6 { "IPv6 link-local" } else { "IPv4" },
+            })
+    }
+
+    fn open_socket(
+        &mut self,
+        key: &SocketKey,
+        ifindex: IfIndex,
+        src: IpAddr,
+        unicast: bool,
+    ) -> Result<(), Error> {
+        if self.sockets.contains_key(key) {
+            return Ok(());
+        }
+        let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, unicast)?);
+        self.sockets.insert(key.clone(), socket.clone());
+        self.tasks.push(tokio::spawn(read_socket(
+            socket,
+            key.clone(),
+            self.sender.clone(),
+        )));
+        Ok(())
+    }
+
+    fn announcer(&mut self, link: &Link) -> Result<(), Error> {
+        if self.announcers.contains_key(&link.name) {
+            return Ok(());
+        }
+        let Some(mac) = link
+            .mac
+            .as_deref()
+            .and_then(|m| <[u8; 6]>::try_from(m).ok())
+        else {
+            warn!(interface = %link.name, "no Ethernet address: VIPs on it are not announced");
+            return Ok(());
+        };
+        let announcer = Announcer::new(link.index, mac).map_err(|source| Error::Announcer {
+            interface: link.name.clone(),
+            source,
+        })?;
+        self.announcers.insert(link.name.clone(), announcer);
+        Ok(())
+    }
+
+    fn spawn_scripts(&mut self) {
+        for task in self.script_tasks.drain(..) {
+            task.abort();
+        }
+        for script in self.plan.scripts.clone() {
+            self.script_tasks
+                .push(tokio::spawn(run_script(script, self.sender.clone())));
+        }
+    }
+
+    /// Sleeps until the earliest machine timer.
+    fn next_deadline(&self) -> tokio::time::Sleep {
+        let next = self
+            .units
+            .iter()
+            .filter_map(|u| u.unit.poll_timeout())
+            .min();
+        let at = match next {
+            Some(at) => self.origin + Duration::from_micros(at.as_micros()),
+            // Nothing armed: wake up only for events.
+            None => tokio::time::Instant::now() + Duration::from_secs(3600),
+        };
+        tokio::time::sleep_until(at)
+    }
+
+    async fn on_timers(&mut self) {
+        let now = self.now();
+        for index in 0..self.units.len() {
+            let Some(unit) = self.units.get_mut(index) else {
+                continue;
+            };
+            if unit.unit.poll_timeout().is_some_and(|at| at <= now) {
+                let actions = unit.unit.handle_timeout(now);
+                self.perform(index, now, actions).await;
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Packet { socket, received } => self.on_packet(&socket, received).await,
+            Event::Script { name, success } => {
+                debug!(script = %name, success, "track script result");
+                self.broadcast(Input::Script {
+                    name: TrackName(name),
+                    success,
+                })
+                .await;
+            }
+            Event::Link(link) => {
+                if self.link_up.insert(link.name.clone(), link.up) == Some(link.up) {
+                    return;
+                }
+                info!(interface = %link.name, up = link.up, "link changed");
+                self.broadcast(Input::Interface {
+                    name: TrackName(link.name.clone()),
+                    up: link.up,
+                })
+                .await;
+                for index in 0..self.units.len() {
+                    let members: Vec<usize> = self.units[index]
+                        .instances
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.plan.interface == link.name)
+                        .map(|(m, _)| m)
+                        .collect();
+                    for member in members {
+                        let now = self.now();
+                        let actions = self.units[index].unit.handle_instance(
+                            now,
+                            member,
+                            Input::Link { up: link.up },
+                        );
+                        self.perform(index, now, actions).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn broadcast(&mut self, input: Input) {
+        for index in 0..self.units.len() {
+            let now = self.now();
+            let actions = self.units[index].unit.handle_all(now, &input);
+            self.perform(index, now, actions).await;
+        }
+    }
+
+    fn drop_advert(&mut self, from: IpAddr, rejection: &Rejection) {
+        *self.drops.entry(rejection.name()).or_default() += 1;
+        self.metrics.advert_dropped(rejection.name());
+        debug!(%from, reason = rejection.name(), detail = %rejection, "advert dropped");
+    }
+
+    async fn on_packet(&mut self, key: &SocketKey, received: Received) {
+        let ctx = match (received.src, received.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => IpContext::V4 {
+                src,
+                dst,
+                ttl: received.ttl,
+            },
+            (IpAddr::V6(src), IpAddr::V6(dst)) => IpContext::V6 {
+                src,
+                dst,
+                hop_limit: received.ttl,
+            },
+            _ => return,
+        };
+        let listeners = self.units.iter().enumerate().flat_map(|(u, unit)| {
+            unit.instances
+                .iter()
+                .enumerate()
+                .map(move |(m, i)| ((u, m), &i.listener))
+        });
+        let accepted = match receive::receive(listeners, key, &ctx, &received.payload) {
+            Ok(accepted) => accepted,
+            Err(rejection) => return self.drop_advert(received.src, &rejection),
+        };
+        let (index, member) = accepted.to;
+        self.metrics
+            .advert_received(self.units[index].instances[member].plan.name());
+        let now = self.now();
+        let actions =
+            self.units[index]
+                .unit
+                .handle_instance(now, member, Input::Advert(accepted.advert));
+        self.perform(index, now, actions).await;
+    }
+
+    /// Carries out a unit's actions, in order, and records them.
+    async fn perform(&mut self, index: usize, now: Instant, actions: Vec<(String, Action)>) {
+        let mut changed = false;
+        for (name, action) in actions {
+            let Some(instance) = self
+                .units
+                .get(index)
+                .and_then(|u| u.instances.iter().find(|i| i.plan.name() == name))
+            else {
+                continue;
+            };
+            match &action {
+                Action::SendAdvert {
+                    priority,
+                    adver_int,
+                } => {
+                    self.send_advert(instance, *priority, *adver_int).await;
+                }
+                Action::AddVips => {
+                    for (dev, vip) in instance.plan.all_vips() {
+                        let result = match self.links.get(dev) {
+                            Some(link) => self.addresses.add(link.index, vip).await,
+                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
+                        };
+                        if let Err(e) = result {
+                            error!(instance = %name, vip = %vip.addr, error = %e, "adding VIP failed");
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    for (dev, vip) in instance.plan.all_vips() {
+                        let result = match self.links.get(dev) {
+                            Some(link) => self.addresses.remove(link.index, vip).await,
+                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
+                        };
+                        if let Err(e) = result {
+                            error!(instance = %name, vip = %vip.addr, error = %e, "removing VIP failed");
+                        }
+                    }
+                }
+                Action::SendGratuitous { repeat, .. } => {
+                    for (dev, vip) in instance.plan.all_vips() {
+                        let Some(announcer) = self.announcers.get(dev) else {
+                            continue;
+                        };
+                        for _ in 0..*repeat {
+                            let sent = match vip.addr {
+                                IpAddr::V4(a) => announcer.arp(a),
+                                IpAddr::V6(a) => announcer.neighbour_advertisement(a),
+                            };
+                            if let Err(e) = sent {
+                                warn!(instance = %name, error = %e, "announcing VIP failed");
+                            }
+                        }
+                    }
+                }
+                Action::Notify { state } => notify(
+                    &instance.plan,
+                    *state,
+                    current_priority(&self.units[index], &name),
+                    &self.notifiers,
+                ),
+                Action::StateChanged { from, to, reason } => {
+                    info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
+                    self.transitions.insert(
+                        name.clone(),
+                        Transition {
+                            from: *from,
+                            to: *to,
+                            reason: reason.to_string(),
+                            wall: status::wall_now(),
+                            at: now,
+                        },
+                    );
+                    changed = true;
+                    self.metrics.vrrp_transition(&name, *from, *to);
+                    let _ = self.reports.send(Report::StateChanged {
+                        instance: name.clone(),
+                        to: *to,
+                    });
+                }
+                Action::PriorityChanged { from, to } => {
+                    changed = true;
+                    info!(instance = %name, %from, %to, "effective priority changed");
+                }
+            }
+            let (kind, detail) = EventKind::of_action(&action);
+            let event = TimelineEvent {
+                at: now,
+                node: self.plan.node.clone(),
+                instance: Some(name),
+                kind,
+                detail,
+            };
+            append(&self.timeline, &event);
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    async fn send_advert(
+        &self,
+        instance: &RunningInstance,
+        priority: Priority,
+        adver_int: Centiseconds,
+    ) {
+        let Some(socket) = self.sockets.get(&instance.socket) else {
+            return;
+        };
+        let plan = &instance.plan;
+        let variant = match plan.version() {
+            // v2 carries whole seconds; the config check keeps v2 intervals whole.
+            Version::V2 => Variant::V2 {
+                adver_int: Seconds(u8::try_from(adver_int.0 / 100).unwrap_or(u8::MAX)),
+                auth: plan.auth,
+            },
+            Version::V3 => Variant::V3 {
+                max_adver_int: adver_int,
+            },
+        };
+        let repr = Repr {
+            vrid: plan.machine.vrid,
+            priority,
+            variant,
+            addresses: advertised(plan),
+        };
+        let destinations: Vec<IpAddr> = if plan.unicast_peers.is_empty() {
+            vec![socket::multicast_group(instance.src)]
+        } else {
+            plan.unicast_peers.clone()
+        };
+        for dst in destinations {
+            let ctx = match (instance.src, dst) {
+                (IpAddr::V4(src), IpAddr::V4(dst)) => IpContext::V4 {
+                    src,
+                    dst,
+                    ttl: packet::TTL,
+                },
+                (IpAddr::V6(src), IpAddr::V6(dst)) => IpContext::V6 {
+                    src,
+                    dst,
+                    hop_limit: packet::TTL,
+                },
+                _ => {
+                    error!(instance = %plan.name(), %dst, "peer of the other address family");
+                    continue;
+                }
+            };
+            let mut buffer = vec![0u8; repr.buffer_len()];
+            if let Err(e) = repr.emit(&mut Packet::new_unchecked(&mut buffer[..]), &ctx) {
+                error!(instance = %plan.name(), error = %e, "building the advert failed");
+                return;
+            }
+            match socket.send(instance.src, dst, &buffer).await {
+                Ok(()) => self.metrics.advert_sent(plan.name()),
+                Err(e) => {
+                    warn!(instance = %plan.name(), error = %e, "sending the advert failed");
+                }
+            }
+        }
+    }
+
+    /// Moves the VRRP units to the plan `new`: unchanged units keep
+    /// running untouched, a lone instance whose only change is its priority
+    /// gets the new priority, anything else that changed stops (resigning
+    /// if master) and starts anew.
+    async fn reload_units(&mut self, new: Plan) -> ReloadOutcome {
+        let (mut stopped, mut reprioritised, mut started) = (0, 0, 0);
+        let mut failed = Vec::new();
+        let mut index = 0;
+        while index < self.units.len() {
+            let current = &self.units[index].plan;
+            if new.units.contains(current) {
+                index += 1;
+            } else if let Some(changed) = priority_only_change(current, &new.units) {
+                let now = self.now();
+                let unit = &mut self.units[index];
+                let priority = changed.machine.priority;
+                if let Some(instance) = unit.instances.first_mut() {
+                    instance.plan = changed.clone();
+                }
+                unit.plan = UnitPlan::Solo(Box::new(changed));
+                let actions = unit.unit.handle_all(now, &Input::SetPriority(priority));
+                self.perform(index, now, actions).await;
+                reprioritised += 1;
+                index += 1;
+            } else {
+                self.stop_unit(index).await;
+                self.units.remove(index);
+                stopped += 1;
+            }
+        }
+        let scripts_changed = new.scripts != self.plan.scripts;
+        self.plan = new;
+        if scripts_changed {
+            self.spawn_scripts();
+        }
+        let added: Vec<UnitPlan> = self
+            .plan
+            .units
+            .iter()
+            .filter(|p| !self.units.iter().any(|u| u.plan == **p))
+            .cloned()
+            .collect();
+        for plan in added {
+            match self.build_unit(plan).await {
+                Ok(unit) => {
+                    self.units.push(unit);
+                    self.start_unit(self.units.len() - 1).await;
+                    started += 1;
+                }
+                Err(e) => {
+                    error!(error = %e, "reload: a unit could not start");
+                    failed.push(format!("a VRRP unit could not start: {e}"));
+                }
+            }
+        }
+        ReloadOutcome {
+            stopped,
+            reprioritised,
+            started,
+            failed,
+        }
+    }
+
+    async fn stop_unit(&mut self, index: usize) {
+        let now = self.now();
+        let Some(unit) = self.units.get_mut(index) else {
+            return;
+        };
+        let actions = unit.unit.handle_all(now, &Input::Shutdown);
+        self.perform(index, now, actions).await;
+    }
+}
+
+/// The new plan of a lone instance whose only change is its priority.
+fn priority_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan> {
+    let UnitPlan::Solo(old) = old else {
+        return None;
+    };
+    new.iter().find_map(|p| match p {
+        UnitPlan::Solo(n) if n.name() == old.name() => {
+            let mut same = InstancePlan::clone(n);
+            same.machine.priority = old.machine.priority;
+            (same == **old).then(|| InstancePlan::clone(n))
+        }
+        _ => None,
+    })
+}
+
+fn current_priority(unit: &RunningUnit, name: &str) -> Priority {
+    unit.unit
+        .machines()
+        .iter()
+        .find(|m| m.name() == name)
+        .map_or(Priority::DEFAULT, Machine::priority)
+}
+
+/// The addresses an advert lists: the advertised VIPs of the instance's
+/// family.
+fn advertised(plan: &InstancePlan) -> PacketAddresses {
+    if plan.ipv6 {
+        PacketAddresses::V6(
+            plan.vips
+                .iter()
+                .filter_map(|(_, v)| match v.addr {
+                    IpAddr::V6(a) => Some(a),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
+        )
+    } else {
+        PacketAddresses::V4(
+            plan.vips
+                .iter()
+                .filter_map(|(_, v)| match v.addr {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// What an instance accepts (RFC 3768 §7.1, RFC 5798 §7.1).
+fn listener(plan: &InstancePlan, socket: SocketKey) -> Listener<SocketKey> {
+    let delivery = if plan.unicast_peers.is_empty() {
+        Delivery::Multicast
+    } else {
+        Delivery::Unicast {
+            peers: plan.unicast_peers.clone(),
+        }
+    };
+    Listener {
+        socket,
+        delivery,
+        expected: expected(plan),
+        adver_int: plan.machine.adver_int,
+    }
+}
+
+fn expected(plan: &InstancePlan) -> Expected {
+    let protocol = match plan.version() {
+        Version::V2 => ExpectedVersion::V2 {
+            adver_int: Seconds(u8::try_from(plan.machine.adver_int.0 / 100).unwrap_or(u8::MAX)),
+            auth: plan.auth,
+        },
+        Version::V3 => ExpectedVersion::V3,
+    };
+    Expected {
+        vrid: plan.machine.vrid,
+        protocol,
+        addresses: Some(advertised(plan)),
+    }
+}
+
+/// Runs the notify programs for a new state, without waiting for them
+/// (keepalived's arguments: `notify` gets `INSTANCE <name> <STATE>
+/// <priority>`, the per-state ones nothing extra).
+fn notify(plan: &InstancePlan, state: State, priority: Priority, slots: &Arc<Semaphore>) {
+    let specific = match state {
+        State::Master => &plan.notify.master,
+        State::Backup => &plan.notify.backup,
+        State::Fault => &plan.notify.fault,
+        State::Initialize => &plan.notify.stop,
+    };
+    let state_word = match state {
+        State::Initialize => "STOP".to_string(),
+        other => other.to_string(),
+    };
+    let runs: Vec<(Program, Vec<String>)> = specific
+        .iter()
+        .map(|p| (p.clone(), Vec::new()))
+        .chain(plan.notify.any.iter().map(|p| {
+            (
+                p.clone(),
+                vec![
+                    "INSTANCE".into(),
+                    plan.name().to_string(),
+                    state_word.clone(),
+                    priority.to_string(),
+                ],
+            )
+        }))
+        .collect();
+    for (program, args) in runs {
+        let instance = plan.name().to_string();
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            // Closed never: the driver owns the semaphore.
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
+            let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
+            if outcome.success() {
+                debug!(instance, program = %program.path.display(), "notify ran");
+            } else {
+                warn!(instance, program = %program.path.display(), %outcome, "notify failed");
+            }
+        });
+    }
+}
+
+async fn read_socket(socket: Arc<VrrpSocket>, key: SocketKey, sender: mpsc::Sender<Event>) {
+    loop {
+        match socket.recv().await {
+            Ok(received) => {
+                if sender
+                    .send(Event::Packet {
+                        socket: key.clone(),
+                        received,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!(interface = %key.interface, error = %e, "receive failed");
+                tokio::time::sleep(super::SOCKET_ERROR_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn run_script(script: ScriptPlan, sender: mpsc::Sender<Event>) {
+    let mut interval = tokio::time::interval(script.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let outcome = script::run(&script.program, &[], script.timeout).await;
+        if !outcome.success() {
+            debug!(script = %script.name, %outcome, "track script failed");
+        }
+        let event = Event::Script {
+            name: script.name.clone(),
+            success: outcome.success(),
+        };
+        if sender.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Appends to the timeline file shared with the rest of the daemon.
+pub fn append(timeline: &Mutex<TimelineLog>, event: &TimelineEvent) {
+    let written = match timeline.lock() {
+        Ok(mut log) => log.append(event),
+        Err(poisoned) => poisoned.into_inner().append(event),
+    };
+    if let Err(e) = written {
+        warn!(error = %e, "writing the timeline failed");
+    }
+}
+
+async fn forward_links(mut watch: LinkWatch, sender: mpsc::Sender<Event>) {
+    while let Some(event) = watch.next().await {
+        if sender.send(Event::Link(event)).await.is_err() {
+            return;
+        }
+    }
+    error!("the link watch ended: interface changes are no longer seen");
+}
