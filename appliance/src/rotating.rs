@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// `path` with `.1` appended: the previous generation.
@@ -27,8 +28,15 @@ pub struct RotatingFile {
 }
 
 impl RotatingFile {
+    /// Opens `path` for appending; a symlink there is refused (ELOOP), so
+    /// a link planted in a shared directory cannot make the daemon append
+    /// to another file.
     pub fn open(path: &Path, limit: Option<u64>) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
         let len = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
@@ -64,6 +72,18 @@ mod tests {
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("appliance.log");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let e = RotatingFile::open(&path, None).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(read(&victim), "keep");
     }
 
     #[test]

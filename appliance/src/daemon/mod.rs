@@ -19,6 +19,7 @@
 //! dataplane work; the services stay in the kernel when the daemon stops,
 //! so a restart reconciles instead of flushing live connections.
 
+mod lock;
 mod lvs;
 pub mod plan;
 mod pools;
@@ -104,6 +105,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] lock::Error),
     /// A reload whose config was valid but some of which failed to apply.
     #[error("reload applied in part: {0}")]
     PartialReload(String),
@@ -180,6 +183,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sigint = signals(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
 
+    // Before anything touches the system: a second daemon on the same
+    // state would undo the first's work.
+    let _lock = lock::acquire(&options.state_dir)?;
     raise_file_limit();
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane);
     // The host's own addresses first: the metrics endpoint, the VRRP

@@ -20,6 +20,8 @@ use super::{Backend, Error, Op, ServiceKey, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where the daemon keeps its ownership record.
@@ -174,7 +176,10 @@ fn load(path: &Path) -> Result<BTreeSet<ServiceKey>, Error> {
     }
 }
 
-/// Writes the record atomically (a temporary file renamed over it).
+/// Writes the record atomically: a new temporary file (never one already
+/// there, nor through a symlink planted in its place), synced, renamed
+/// over the record, the directory synced, so a crash leaves the old record
+/// or the new one and never half of one.
 fn save(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
     let io_err = |source| Error::State {
         path: path.to_path_buf(),
@@ -190,15 +195,66 @@ fn save(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(io_err)?;
-    std::fs::rename(&tmp, path).map_err(io_err)
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    // A leftover of this pid's earlier life (a crash between write and
+    // rename) is ours to remove; anything else there is refused below.
+    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+        std::fs::remove_file(&tmp).map_err(io_err)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io_err)?;
+    file.write_all(&text)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io_err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dataplane::diff::apply;
+
+    #[test]
+    fn the_record_is_never_written_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let record = dir.path().join("dataplane.json");
+        for planted in [
+            "dataplane.json.tmp".to_owned(),
+            format!("dataplane.json.{}.tmp", std::process::id()),
+        ] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(planted)).unwrap();
+        }
+        let _ = save(&record, &BTreeSet::new());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[test]
+    fn the_record_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("dataplane.json");
+        save(&record, &BTreeSet::new()).unwrap();
+        save(&record, &BTreeSet::new()).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["dataplane.json"], "no temporary file stays");
+        assert!(std::fs::read_to_string(&record).unwrap().contains("owned"));
+    }
     use crate::dataplane::{
         Destination, Forwarding, Protocol, SchedFlags, Scheduler, Snapshot, VirtualService, Weight,
     };

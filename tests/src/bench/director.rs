@@ -39,7 +39,13 @@ impl Implementation {
         match self {
             Implementation::Appliance(bin) => {
                 let mut cmd = host.command(bin);
-                cmd.arg("run").arg("--config").arg(config);
+                // Two daemons on one machine: each its own state
+                // directory (and status socket in it).
+                cmd.arg("run")
+                    .arg("--config")
+                    .arg(config)
+                    .arg("--state-dir")
+                    .arg(run_dir.join(host.name()));
                 cmd.env("RUST_LOG", "info");
                 cmd
             }
