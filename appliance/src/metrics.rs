@@ -29,6 +29,11 @@ use tokio::net::TcpListener;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The longest a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection may stay open, keep-alive included (a scraper
+/// connects again).
+const CONNECTION_TIME: Duration = Duration::from_secs(30);
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 32;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
@@ -96,6 +101,7 @@ pub struct Metrics {
     real_server_up: Family<RealServerLabels, Gauge>,
     real_server_weight: Family<RealServerLabels, Gauge>,
     check_duration: HistogramFamily<CheckLabels>,
+    check_local_faults: Family<ReasonLabels, Counter>,
     dataplane_operations: Family<OperationLabels, Counter>,
     dataplane_errors: Family<BackendLabels, Counter>,
 }
@@ -119,6 +125,7 @@ impl Metrics {
             real_server_up: Family::default(),
             real_server_weight: Family::default(),
             check_duration: Family::new_with_constructor(check_histogram),
+            check_local_faults: Family::default(),
             dataplane_operations: Family::default(),
             dataplane_errors: Family::default(),
             registry: Registry::with_prefix("appliance"),
@@ -168,6 +175,11 @@ impl Metrics {
             "Health check probe duration, by check type",
             prometheus_client::registry::Unit::Seconds,
             metrics.check_duration.clone(),
+        );
+        metrics.registry.register(
+            "check_local_faults",
+            "Health checks the director could not run (out of descriptors, memory, processes or ports), by reason; the real server's state stays",
+            metrics.check_local_faults.clone(),
         );
         metrics.registry.register(
             "dataplane_operations",
@@ -225,6 +237,16 @@ impl Metrics {
                 check: check.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// A check not run for a lack of the director's own (a
+    /// [`crate::check::decision::LocalFault`] name).
+    pub fn check_local_fault(&self, reason: &str) {
+        self.check_local_faults
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// A reconcile's operations.
@@ -319,11 +341,17 @@ fn operation_name(op: &Op) -> &'static str {
 /// Serves `metrics` on `listener` until the task is dropped: `GET
 /// /metrics` (and `HEAD`) answer the current values, with the gauges from
 /// what `status()` gives; other paths 404, other methods 405.
+///
+/// At most [`MAX_CLIENTS`] connections at once (one more is closed at
+/// once), each closed after [`CONNECTION_TIME`]: idle or slow clients by
+/// the thousand must neither hold the descriptors the health checks need
+/// nor memory.
 pub async fn serve<F, Fut>(listener: TcpListener, metrics: Arc<Metrics>, status: F)
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Option<Status>> + Send,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -333,9 +361,14 @@ where
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, max = MAX_CLIENTS, "metrics endpoint: client refused, too many at once");
+            continue;
+        };
         let metrics = metrics.clone();
         let status = status.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |request| {
                 let metrics = metrics.clone();
                 let status = status.clone();
@@ -350,8 +383,14 @@ where
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "metrics endpoint: connection ended");
+            match tokio::time::timeout(CONNECTION_TIME, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "metrics endpoint: connection ended");
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "metrics endpoint: connection closed after its time")
+                }
             }
         });
     }

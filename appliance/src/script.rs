@@ -26,11 +26,19 @@ pub enum Outcome {
     Signalled(i32),
     /// It ran past its timeout and was killed.
     TimedOut,
-    /// It could not be started (missing, not executable...).
-    NotStarted(String),
+    /// It could not be started (missing, not executable, no process or
+    /// descriptor left...); `errno` says which when the system did.
+    NotStarted { why: String, errno: Option<i32> },
 }
 
 impl Outcome {
+    fn not_started(e: &std::io::Error) -> Self {
+        Outcome::NotStarted {
+            why: e.to_string(),
+            errno: e.raw_os_error(),
+        }
+    }
+
     pub fn success(&self) -> bool {
         matches!(self, Outcome::Exited(0))
     }
@@ -42,7 +50,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Exited(code) => write!(f, "exited with {code}"),
             Outcome::Signalled(sig) => write!(f, "killed by signal {sig}"),
             Outcome::TimedOut => write!(f, "timed out"),
-            Outcome::NotStarted(why) => write!(f, "could not start: {why}"),
+            Outcome::NotStarted { why, .. } => write!(f, "could not start: {why}"),
         }
     }
 }
@@ -67,7 +75,7 @@ pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) ->
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(e) => return Outcome::NotStarted(e.to_string()),
+        Err(e) => return Outcome::not_started(&e),
     };
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => match (status.code(), status.signal()) {
@@ -75,7 +83,7 @@ pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) ->
             (None, Some(sig)) => Outcome::Signalled(sig),
             (None, None) => Outcome::Exited(-1),
         },
-        Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
+        Ok(Err(e)) => Outcome::not_started(&e),
         Err(_elapsed) => {
             if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
                 let _ = nix::sys::signal::killpg(
@@ -161,7 +169,7 @@ mod tests {
         };
         assert!(matches!(
             block_on(run(&p, &[], Duration::from_secs(1))),
-            Outcome::NotStarted(_)
+            Outcome::NotStarted { .. }
         ));
     }
 }

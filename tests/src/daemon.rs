@@ -160,6 +160,11 @@ impl Daemon {
         std::fs::write(self.config_path(), text).map_err(io("writing the daemon's config"))
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> Result<u32> {
+        Ok(self.process()?.id())
+    }
+
     fn process(&self) -> Result<&Process> {
         self.process.as_ref().ok_or_else(|| {
             Error::Check(format!(

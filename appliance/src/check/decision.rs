@@ -55,6 +55,48 @@ pub enum Failure {
     /// The check program could not be started (or, for a half-open
     /// TCP_CHECK, the prober that sends its SYN is gone).
     NotStarted,
+    /// The director could not run the check: its own resources ran out.
+    /// Says nothing of the real server, so it changes nothing (see
+    /// [`Checker::probe_done`]).
+    Local(LocalFault),
+}
+
+/// A resource of the director's that a check needed and did not get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalFault {
+    /// No file descriptor (EMFILE, ENFILE).
+    Descriptors,
+    /// No memory or buffer space (ENOMEM, ENOBUFS).
+    Memory,
+    /// No process or local port (EAGAIN: fork's limit, or every
+    /// ephemeral port in use).
+    Exhausted,
+}
+
+impl LocalFault {
+    /// The fault an errno stands for, if it is the director's.
+    pub fn of_errno(errno: i32) -> Option<Self> {
+        match errno {
+            libc::EMFILE | libc::ENFILE => Some(Self::Descriptors),
+            libc::ENOMEM | libc::ENOBUFS => Some(Self::Memory),
+            libc::EAGAIN => Some(Self::Exhausted),
+            _ => None,
+        }
+    }
+
+    /// The fault an I/O error stands for, if it is the director's.
+    pub fn of(error: &std::io::Error) -> Option<Self> {
+        error.raw_os_error().and_then(Self::of_errno)
+    }
+
+    /// A stable short name, to count by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Descriptors => "descriptors",
+            Self::Memory => "memory",
+            Self::Exhausted => "exhausted",
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -70,6 +112,15 @@ impl std::fmt::Display for Failure {
             Failure::Exit(code) => write!(f, "exited with {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
             Failure::NotStarted => f.write_str("could not start"),
+            Failure::Local(fault) => write!(
+                f,
+                "not run: the director is out of {} (its fault, not the real server's)",
+                match fault {
+                    LocalFault::Descriptors => "file descriptors",
+                    LocalFault::Memory => "memory",
+                    LocalFault::Exhausted => "processes or local ports",
+                }
+            ),
         }
     }
 }
@@ -112,7 +163,11 @@ pub fn misc_outcome(outcome: &crate::script::Outcome, dynamic: bool) -> Outcome 
         S::Exited(code) => Outcome::Down(Failure::Exit(code)),
         S::Signalled(sig) => Outcome::Down(Failure::Signal(sig)),
         S::TimedOut => Outcome::Down(Failure::Timeout),
-        S::NotStarted(_) => Outcome::Down(Failure::NotStarted),
+        S::NotStarted { errno, .. } => Outcome::Down(
+            errno
+                .and_then(LocalFault::of_errno)
+                .map_or(Failure::NotStarted, Failure::Local),
+        ),
     }
 }
 
@@ -535,6 +590,15 @@ impl Checker {
         let rs = p.rs;
         let timing = p.timing;
         let started = p.due;
+        if let Outcome::Down(Failure::Local(_)) = outcome {
+            // The director's fault: neither a failure nor a success of the
+            // real server. Its state and retry count stay; try again at the
+            // next period.
+            p.due = (now + timing.delay_loop).max(now);
+            let at = p.due;
+            out.push(Action::Schedule { probe, at });
+            return actions;
+        }
 
         if let Outcome::UpWeighted(dynamic) = outcome {
             self.set_weight(rs, dynamic, &mut out);

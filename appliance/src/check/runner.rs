@@ -10,8 +10,8 @@
 //! each bounded by a timeout.
 
 use super::decision::{
-    Action, Checker, Destination, Failure, LastOutcome, NotifyTarget, Outcome, ProbeId, RsId,
-    TooMany, VsId,
+    Action, Checker, Destination, Failure, LastOutcome, LocalFault, NotifyTarget, Outcome, ProbeId,
+    RsId, TooMany, VsId,
 };
 use super::due::Due;
 use super::http::{self, Endpoint, UrlCheck};
@@ -400,6 +400,7 @@ pub fn spawn(
         due: Due::new(),
         reports,
         notifies: tokio::task::JoinSet::new(),
+        fault_logged: None,
     };
     let mut dirty = Vec::new();
     runner.apply(actions, None, now, &mut dirty);
@@ -435,9 +436,35 @@ struct Runner {
     due: Due,
     reports: mpsc::UnboundedSender<Report>,
     notifies: tokio::task::JoinSet<()>,
+    /// When a local fault was last logged: one warning per period, not one
+    /// per probe (thousands of probes hit the same limit together).
+    fault_logged: Option<std::time::Instant>,
 }
 
+/// How often a run of local faults is logged.
+const FAULT_LOG_PERIOD: Duration = Duration::from_secs(10);
+
 impl Runner {
+    /// A check the director could not run: counted, logged now and then;
+    /// the real server's state is untouched (the decision core's rule).
+    fn local_fault(&mut self, fault: LocalFault) {
+        if let Some(metrics) = &self.options.metrics {
+            metrics.check_local_fault(fault.name());
+        }
+        let now = std::time::Instant::now();
+        if self
+            .fault_logged
+            .is_none_or(|at| now.duration_since(at) >= FAULT_LOG_PERIOD)
+        {
+            self.fault_logged = Some(now);
+            tracing::warn!(
+                reason = fault.name(),
+                detail = %Failure::Local(fault),
+                "a health check could not run; real servers keep their state"
+            );
+        }
+    }
+
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
         let mut running: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
         let mut dirty = Vec::new();
@@ -567,6 +594,9 @@ impl Runner {
         if let (Some(metrics), Some(spec)) = (&self.options.metrics, self.specs.get(id.0 as usize))
         {
             metrics.check_done(spec.kind(), took);
+        }
+        if let Outcome::Down(Failure::Local(fault)) = outcome {
+            self.local_fault(fault);
         }
         let actions = self.checker.probe_done(id, outcome, now);
         self.apply(actions, Some(outcome), now, dirty);

@@ -3,7 +3,7 @@
 //! `bindto` source address if set. Also the connect step of HTTP_GET and
 //! SSL_GET. Non-blocking sockets on the tokio reactor: no thread per probe.
 
-use super::decision::{Failure, Outcome};
+use super::decision::{Failure, LocalFault, Outcome};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -26,7 +26,8 @@ pub async fn connect(
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(Failure::Connect(e.kind())),
+        // No descriptor, memory or port here is the director's fault.
+        Ok(Err(e)) => Err(LocalFault::of(&e).map_or(Failure::Connect(e.kind()), Failure::Local)),
         Err(_elapsed) => Err(Failure::Timeout),
     }
 }
@@ -45,5 +46,34 @@ pub async fn probe(target: SocketAddr, bind: Option<IpAddr>, timeout: Duration) 
             Outcome::Up
         }
         Err(failure) => Outcome::Down(failure),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// nextest runs each test in a process of its own, so lowering this
+    /// process's descriptor limit touches no other test.
+    #[test]
+    fn no_descriptor_left_is_the_directors_fault() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = listener.local_addr().unwrap();
+        // A new descriptor takes the lowest free number; one below the
+        // limit is needed, so a limit at that number leaves none.
+        let lowest_free = std::fs::File::open("/dev/null").unwrap();
+        let limit = std::os::fd::AsRawFd::as_raw_fd(&lowest_free) as u64;
+        drop(lowest_free);
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit)
+            .unwrap();
+        let outcome = runtime.block_on(probe(target, None, Duration::from_secs(1)));
+        assert_eq!(
+            outcome,
+            Outcome::Down(Failure::Local(LocalFault::Descriptors))
+        );
     }
 }

@@ -14,6 +14,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -441,14 +442,32 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
+/// Clients served at once; one more is closed at once. Each holds a
+/// descriptor, and idle ones by the thousand must not take those the
+/// health checks need.
+pub const MAX_CLIENTS: usize = 32;
+
 /// Accepts clients; each one's request goes to the event loop as
-/// [`Event::Status`] and its answer back to the client.
+/// [`Event::Status`] and its answer back to the client. At most
+/// [`MAX_CLIENTS`] at once, each given [`TIMEOUT`] to ask and to take
+/// the answer.
 pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(answer(stream, sender.clone()));
-            }
+            Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let sender = sender.clone();
+                    tokio::spawn(async move {
+                        answer(stream, sender).await;
+                        drop(slot);
+                    });
+                }
+                Err(_) => debug!(
+                    max = MAX_CLIENTS,
+                    "status socket: client refused, too many at once"
+                ),
+            },
             Err(e) => {
                 warn!(error = %e, "status socket: accept failed");
                 tokio::time::sleep(super::SOCKET_ERROR_BACKOFF).await;
@@ -507,8 +526,10 @@ async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>) {
         return;
     };
     text.push('\n');
-    if let Err(e) = write.write_all(text.as_bytes()).await {
-        debug!(error = %e, "status socket: write failed");
+    match tokio::time::timeout(TIMEOUT, write.write_all(text.as_bytes())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(error = %e, "status socket: write failed"),
+        Err(_) => debug!("status socket: the client does not read its answer"),
     }
 }
 

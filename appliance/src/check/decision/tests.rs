@@ -482,3 +482,45 @@ address = "10.0.1.1:80"
     assert_eq!(c.pool(VsId(0)), vec![dest("10.0.1.1:80", 1)]);
     assert_eq!(actions, vec![Action::Pool { vs: VsId(0) }]);
 }
+
+#[test]
+fn a_local_fault_changes_no_real_server_and_uses_no_retry() {
+    let (mut c, _) = start(ONE);
+    let local = Outcome::Down(Failure::Local(LocalFault::Descriptors));
+    assert_eq!(c.probe_done(P0, Outcome::Up, t(1010)), vec![sched(0, 6010)]);
+    // However many: the server stays in, at the normal period.
+    for i in 0..10 {
+        let now = 6010 + i * 5000;
+        assert_eq!(c.probe_done(P0, local, t(now)), vec![sched(0, now + 5000)]);
+    }
+    assert_eq!(c.pool(VsId(0)), vec![dest("10.0.1.1:80", 3)]);
+    // The retry count is untouched: three real failures still take it out.
+    assert_eq!(c.probe_done(P0, FAIL, t(60_000)), vec![sched(0, 61_000)]);
+    assert_eq!(c.probe_done(P0, local, t(61_000)), vec![sched(0, 66_000)]);
+    assert_eq!(c.probe_done(P0, FAIL, t(66_000)), vec![sched(0, 67_000)]);
+    assert!(
+        c.probe_done(P0, FAIL, t(67_000))
+            .contains(&Action::Pool { vs: VsId(0) })
+    );
+    assert!(c.pool(VsId(0)).is_empty());
+}
+
+#[test]
+fn a_script_that_cannot_fork_is_a_local_fault() {
+    let out_of_processes = Script::NotStarted {
+        why: "Resource temporarily unavailable".into(),
+        errno: Some(libc::EAGAIN),
+    };
+    assert_eq!(
+        misc_outcome(&out_of_processes, false),
+        Outcome::Down(Failure::Local(LocalFault::Exhausted))
+    );
+    let missing = Script::NotStarted {
+        why: "No such file or directory".into(),
+        errno: Some(libc::ENOENT),
+    };
+    assert_eq!(
+        misc_outcome(&missing, false),
+        Outcome::Down(Failure::NotStarted)
+    );
+}

@@ -22,7 +22,7 @@ pub mod flights;
 pub mod segment;
 pub mod socket;
 
-use super::decision::{Failure, Outcome};
+use super::decision::{Failure, LocalFault, Outcome};
 use super::tick_deadline;
 use crate::clock;
 pub use flights::Done;
@@ -220,7 +220,7 @@ impl<T> Lane<T> {
             Err(e) => done.push(Done {
                 token,
                 target,
-                outcome: Outcome::Down(Failure::Connect(e.kind())),
+                outcome: Outcome::Down(failure(&e)),
             }),
         }
     }
@@ -274,8 +274,7 @@ impl<T> Lane<T> {
                     let first = self.pending[taken];
                     taken += 1;
                     let from = done.len();
-                    self.flights
-                        .failed(&first, Failure::Connect(e.kind()), done);
+                    self.flights.failed(&first, failure(&e), done);
                     self.forget_sources(&done[from..]);
                 }
             }
@@ -371,6 +370,12 @@ impl<T> Lane<T> {
             }
         }
     }
+}
+
+/// What a send error means: the director's own lack (no buffer space),
+/// or what a connect would have said.
+fn failure(e: &io::Error) -> Failure {
+    LocalFault::of(e).map_or(Failure::Connect(e.kind()), Failure::Local)
 }
 
 /// Initial sequence numbers an off-path host cannot predict (RFC 6528's
