@@ -31,9 +31,23 @@ fn runs_as_nobody_with_only_net_admin_and_net_raw() {
     lan.add_host("m", &["10.99.0.1/24"]).expect("host");
     let host = lan.host("m");
     let config = fixture("keepalived/netns-master-v2.conf");
+    // A state directory nobody may write: the daemon's lock lives there
+    // (as under systemd's RuntimeDirectory= with User=).
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod the state dir");
     let mut cmd = as_nobody(
         host,
-        &["run".as_ref(), "--config".as_ref(), config.as_os_str()],
+        &[
+            "run".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--state-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
     );
     let mut daemon = host
         .spawn(&mut cmd)

@@ -761,6 +761,7 @@ impl Driver {
     /// Carries out a unit's actions, in order, and records them.
     async fn perform(&mut self, index: usize, now: Instant, actions: Vec<(String, Action)>) {
         let mut changed = false;
+        let mut reports = Vec::new();
         for (name, action) in actions {
             let Some(instance) = self
                 .units
@@ -834,7 +835,7 @@ impl Driver {
                     );
                     changed = true;
                     self.metrics.vrrp_transition(&name, *from, *to);
-                    let _ = self.reports.send(Report::StateChanged {
+                    reports.push(Report::StateChanged {
                         instance: name.clone(),
                         to: *to,
                     });
@@ -854,8 +855,12 @@ impl Driver {
             };
             append(&self.timeline, &event);
         }
+        // The snapshot first: whoever acts on a report reads it.
         if changed {
             self.publish();
+        }
+        for report in reports {
+            let _ = self.reports.send(report);
         }
     }
 
