@@ -23,6 +23,7 @@ mod lock;
 mod lvs;
 pub mod plan;
 mod pools;
+mod retry;
 pub mod status;
 pub mod systemd;
 mod timeline_log;
@@ -40,6 +41,7 @@ use crate::vrrp::machine::State;
 use lvs::Lvs;
 use plan::Plan;
 use pools::Pools;
+use retry::Backoff;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -210,6 +212,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let status = daemon.status_line();
     daemon.systemd.ready(status);
     loop {
+        let repair = daemon.repair.clone();
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -219,6 +222,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
             }
             Some(event) = daemon.events.recv() => daemon.on_event(event).await,
             Some(report) = reports.recv() => daemon.on_vrrp(report),
+            () = repair.wait() => daemon.repair().await,
         }
     }
     daemon.systemd.stopping();
@@ -289,9 +293,16 @@ struct Daemon {
     /// restart).
     metrics_listen: Option<SocketAddr>,
     /// The kernel's load balancer, opened once there is something to
-    /// program, and the table last programmed.
+    /// program, and the table it should hold (the configured services with
+    /// their healthy servers).
     dataplane: Option<Reconciler<Box<dyn Backend>>>,
     table: Table,
+    /// Why the kernel does not hold `table` (the last programming failed),
+    /// and why the checker is not running though virtual servers are
+    /// configured; both are retried on `repair`'s schedule.
+    dataplane_fault: Option<String>,
+    checker_fault: Option<String>,
+    repair: Backoff,
     /// The sync daemon and the IPVS timeouts.
     lvs: Lvs,
     /// The config's `dataplane` choice, kept from start (changing it takes
@@ -336,6 +347,9 @@ impl Daemon {
             metrics_listen: None,
             dataplane: None,
             table: Table::new(),
+            dataplane_fault: None,
+            checker_fault: None,
+            repair: Backoff::default(),
             lvs: Lvs::new(),
             choice,
             servers: Vec::new(),
@@ -356,9 +370,18 @@ impl Daemon {
     /// has it, else nftables, unless the config's `dataplane` forces one);
     /// changing `dataplane` in the config takes a restart.
     fn program(&mut self, table: Table) -> Result<(), Error> {
+        self.table = table;
+        let outcome = self.reconcile();
+        self.dataplane_fault = outcome.as_ref().err().map(ToString::to_string);
+        self.schedule_repair();
+        outcome
+    }
+
+    /// Makes the kernel hold `self.table`, less the withheld services.
+    fn reconcile(&mut self) -> Result<(), Error> {
         let state = self.options.state_dir.join("dataplane.json");
         if self.dataplane.is_none() {
-            if table.is_empty() && !state.exists() {
+            if self.table.is_empty() && !state.exists() {
                 return Ok(());
             }
             let backend = dataplane::open_backend(self.choice)?;
@@ -366,7 +389,8 @@ impl Daemon {
             self.dataplane = Some(Reconciler::new(backend, Some(state))?);
         }
         let withheld = self.withheld();
-        let kernel: Table = table
+        let kernel: Table = self
+            .table
             .iter()
             .filter(|(key, _)| !withheld.contains(key))
             .map(|(key, service)| (*key, service.clone()))
@@ -382,8 +406,57 @@ impl Daemon {
             self.metrics.dataplane_applied(&report);
             info!(services = kernel.len(), withheld = withheld.len(), %report, "dataplane reconciled");
         }
-        self.table = table;
         Ok(())
+    }
+
+    /// Arms the repair timer while a part is down, disarms it otherwise.
+    fn schedule_repair(&mut self) {
+        if self.dataplane_fault.is_none() && self.checker_fault.is_none() {
+            self.repair.succeeded();
+        } else if self
+            .repair
+            .due()
+            .is_none_or(|at| at <= tokio::time::Instant::now())
+        {
+            self.repair.failed(tokio::time::Instant::now());
+        }
+    }
+
+    /// Tries again what failed: the dataplane's table, the checker.
+    async fn repair(&mut self) {
+        if self.dataplane_fault.is_some() {
+            match self.reconcile() {
+                Ok(()) => {
+                    info!(failures = self.repair.failures(), "dataplane repaired");
+                    self.dataplane_fault = None;
+                }
+                Err(e) => {
+                    warn!(failures = self.repair.failures(), error = %e, "dataplane still failing; retrying");
+                    self.dataplane_fault = Some(e.to_string());
+                }
+            }
+        }
+        if self.checker_fault.is_some() {
+            match self.restart_checks() {
+                Ok(()) => {
+                    info!(
+                        failures = self.repair.failures(),
+                        "health checker started on retry"
+                    );
+                    self.checker_fault = None;
+                }
+                Err(e) => {
+                    warn!(failures = self.repair.failures(), error = %e, "health checker still cannot start; retrying");
+                    self.checker_fault = Some(e.to_string());
+                }
+            }
+        }
+        // Each failed round waits longer.
+        if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
+            self.repair.failed(tokio::time::Instant::now());
+        } else {
+            self.repair.succeeded();
+        }
     }
 
     /// The services of virtual servers held only while their VRRP instance
@@ -414,7 +487,15 @@ impl Daemon {
     fn start_checks(&mut self, servers: &[VirtualServer], pools: Pools) -> Result<(), Error> {
         self.servers = servers.to_vec();
         self.pools = Some(pools);
-        if servers.is_empty() {
+        let outcome = self.restart_checks();
+        self.checker_fault = outcome.as_ref().err().map(ToString::to_string);
+        self.schedule_repair();
+        outcome
+    }
+
+    /// Starts the checker on `self.servers`.
+    fn restart_checks(&mut self) -> Result<(), Error> {
+        if self.servers.is_empty() {
             return Ok(());
         }
         let options = runner::Options {
@@ -422,7 +503,7 @@ impl Daemon {
             metrics: Some(self.metrics.clone()),
             ..runner::Options::default()
         };
-        let (handle, reports) = runner::spawn(servers, options)?;
+        let (handle, reports) = runner::spawn(&self.servers, options)?;
         self.generation += 1;
         let forward = tokio::spawn(forward_reports(
             reports,
@@ -430,7 +511,10 @@ impl Daemon {
             self.sender.clone(),
         ));
         self.checker = Some((handle, forward));
-        info!(virtual_servers = servers.len(), "health checker started");
+        info!(
+            virtual_servers = self.servers.len(),
+            "health checker started"
+        );
         Ok(())
     }
 
@@ -674,9 +758,38 @@ impl Daemon {
                 .dataplane
                 .as_ref()
                 .map(|r| r.backend().name().to_string()),
+            faults: self.faults(),
             instances,
             virtual_servers,
         }
+    }
+
+    /// What is not running and retried: VRRP units, the dataplane, the
+    /// checker.
+    fn faults(&self) -> Vec<status::FaultStatus> {
+        let pending = self
+            .vrrp
+            .as_ref()
+            .map(|v| v.snapshot().pending)
+            .unwrap_or_default();
+        let units = pending.into_iter().map(|p| status::FaultStatus {
+            part: format!("VRRP unit {}", p.name),
+            error: p.error,
+            failures: p.failures,
+        });
+        let local = [
+            ("dataplane", &self.dataplane_fault),
+            ("health checker", &self.checker_fault),
+        ]
+        .into_iter()
+        .filter_map(|(part, fault)| {
+            fault.as_ref().map(|error| status::FaultStatus {
+                part: part.into(),
+                error: error.clone(),
+                failures: self.repair.failures(),
+            })
+        });
+        units.chain(local).collect()
     }
 
     /// The service manager's status line.
@@ -769,8 +882,26 @@ impl Daemon {
                 config.virtual_server.len()
             ));
             failed.extend(self.reload_virtual_servers(&config, pools).await);
+        } else if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
+            // Unchanged, but not all running: a reload is a retry.
+            self.repair().await;
+            failed.extend(
+                self.dataplane_fault
+                    .iter()
+                    .map(|e| format!("dataplane: {e}")),
+            );
+            failed.extend(
+                self.checker_fault
+                    .iter()
+                    .map(|e| format!("health checker: {e}")),
+            );
         }
-        if new == self.plan {
+        let vrrp_pending = self
+            .vrrp
+            .as_ref()
+            .is_some_and(|v| !v.snapshot().pending.is_empty());
+        let vrrp_changed = new != self.plan;
+        if !vrrp_changed && !vrrp_pending {
             info!("reload: VRRP unchanged");
         } else {
             let outcome = match &self.vrrp {
@@ -785,7 +916,7 @@ impl Daemon {
                     .map(|i| i.state)
             });
             self.lvs.configure(self.plan.lvs.clone(), state);
-            failed.extend(outcome.failed);
+            failed.extend(outcome.failed.iter().cloned());
             for (count, what) in [
                 (outcome.reprioritised, "given a new priority"),
                 (outcome.stopped, "stopped"),
@@ -795,7 +926,7 @@ impl Daemon {
                     changed.push(format!("{count} VRRP unit(s) {what}"));
                 }
             }
-            if changed.is_empty() {
+            if changed.is_empty() && vrrp_changed {
                 changed.push("VRRP settings changed".into());
             }
         }

@@ -80,6 +80,14 @@ pub enum UnitPlan {
 }
 
 impl UnitPlan {
+    /// The instance's name, or the sync group's.
+    pub fn name(&self) -> &str {
+        match self {
+            UnitPlan::Solo(i) => i.name(),
+            UnitPlan::Group { name, .. } => name,
+        }
+    }
+
     pub fn instances(&self) -> &[InstancePlan] {
         match self {
             UnitPlan::Solo(i) => std::slice::from_ref(i),

@@ -69,8 +69,23 @@ pub struct Status {
     /// until the config has a virtual server.
     #[serde(default)]
     pub dataplane: Option<String>,
+    /// Parts of the config that are not running (a VRRP unit that could
+    /// not start, a failed dataplane programming, a checker that could not
+    /// start), retried until they do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultStatus>,
     pub instances: Vec<InstanceStatus>,
     pub virtual_servers: Vec<VirtualServerStatus>,
+}
+
+/// A part of the config that is not running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultStatus {
+    /// What: `VRRP unit VI_2`, `dataplane`, `health checker`.
+    pub part: String,
+    pub error: String,
+    /// Failed attempts in a row.
+    pub failures: u32,
 }
 
 /// How a reload ended.
@@ -249,6 +264,13 @@ impl fmt::Display for Status {
         }
         if let Some(dataplane) = &self.dataplane {
             writeln!(f, "dataplane {dataplane}")?;
+        }
+        for fault in &self.faults {
+            writeln!(
+                f,
+                "NOT RUNNING {}: {} (failed {} time(s), retrying)",
+                fault.part, fault.error, fault.failures
+            )?;
         }
         for i in &self.instances {
             write!(f, "VRRP {}  vrid {}  {}", i.name, i.vrid, i.state)?;
@@ -552,6 +574,11 @@ pub(crate) mod tests {
                 message: "invalid config:\nx.toml:3:1: unknown field `prio`\n".into(),
             }),
             dataplane: Some("ipvs".into()),
+            faults: vec![FaultStatus {
+                part: "VRRP unit VI_2".into(),
+                error: "no interface named eth9".into(),
+                failures: 3,
+            }],
             instances: vec![InstanceStatus {
                 name: "VI_1".into(),
                 vrid: 51,
@@ -599,6 +626,7 @@ pub(crate) mod tests {
              config /etc/appliance/appliance.toml\n\
              last reload 2026-12-04 17:10:02 UTC: REJECTED (invalid config: x.toml:3:1: unknown field `prio`)\n\
              dataplane ipvs\n\
+             NOT RUNNING VRRP unit VI_2: no interface named eth9 (failed 3 time(s), retrying)\n\
              VRRP VI_1  vrid 51  MASTER for 3m 12s  priority 100 (base 100)\n\
              \x20 interface eth0  VIPs 10.0.0.100/24 dev eth0\n\
              \x20 since 2026-12-04 17:06:21 UTC: BACKUP -> MASTER (master down: no advert for 3.414967s)\n\

@@ -15,6 +15,7 @@
 
 use super::Error;
 use super::plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
+use super::retry::Backoff;
 use super::status;
 use super::systemd;
 use super::timeline_log::TimelineLog;
@@ -82,6 +83,16 @@ pub enum Report {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub instances: Vec<InstanceView>,
+    /// Units of the plan that could not start, retried until they do.
+    pub pending: Vec<PendingUnit>,
+}
+
+/// A unit of the plan that is not running: why, and how often it failed.
+#[derive(Debug, Clone)]
+pub struct PendingUnit {
+    pub name: String,
+    pub error: String,
+    pub failures: u32,
 }
 
 /// One instance in a [`Snapshot`].
@@ -298,6 +309,10 @@ struct Driver {
     snapshot: Arc<Mutex<Snapshot>>,
     notifiers: Arc<Semaphore>,
     systemd: systemd::Notifier,
+    /// Units of the plan that could not start (by name: why), and when
+    /// to try them again.
+    pending: BTreeMap<String, String>,
+    retry: Backoff,
 }
 
 impl Driver {
@@ -330,6 +345,8 @@ impl Driver {
             snapshot,
             notifiers: Arc::new(Semaphore::new(NOTIFY_SLOTS)),
             systemd: systemd::Notifier::default(),
+            pending: BTreeMap::new(),
+            retry: Backoff::default(),
         })
     }
 
@@ -369,9 +386,11 @@ impl Driver {
         });
         loop {
             let sleep = self.next_deadline();
+            let retry = self.retry.clone();
             tokio::select! {
                 Some(event) = self.events.recv() => self.on_event(event).await,
                 () = sleep => self.on_timers().await,
+                () = retry.wait() => self.retry_pending().await,
                 () = super::tick(&mut watchdog) => self.systemd.watchdog(),
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { plan, reply }) => {
@@ -414,7 +433,16 @@ impl Driver {
                 transition: self.transitions.get(m.name()).cloned(),
             })
             .collect();
-        let snapshot = Snapshot { instances };
+        let pending = self
+            .pending
+            .iter()
+            .map(|(name, error)| PendingUnit {
+                name: name.clone(),
+                error: error.clone(),
+                failures: self.retry.failures(),
+            })
+            .collect();
+        let snapshot = Snapshot { instances, pending };
         match self.snapshot.lock() {
             Ok(mut shared) => *shared = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -678,6 +706,21 @@ impl Driver {
                 .await;
             }
             Event::Link(link) => {
+                // An interface deleted and made again has a new index.
+                if self
+                    .links
+                    .get(&link.name)
+                    .is_some_and(|cached| cached.index != link.index)
+                {
+                    self.links.remove(&link.name);
+                }
+                let wanted = self.plan.units.iter().any(|p| {
+                    self.pending.contains_key(p.name())
+                        && p.instances().iter().any(|i| i.interface == link.name)
+                });
+                if wanted {
+                    self.retry.hurry(tokio::time::Instant::now());
+                }
                 if self.link_up.insert(link.name.clone(), link.up) == Some(link.up) {
                     return;
                 }
@@ -931,8 +974,7 @@ impl Driver {
     /// gets the new priority, anything else that changed stops (resigning
     /// if master) and starts anew.
     async fn reload_units(&mut self, new: Plan) -> ReloadOutcome {
-        let (mut stopped, mut reprioritised, mut started) = (0, 0, 0);
-        let mut failed = Vec::new();
+        let (mut stopped, mut reprioritised) = (0, 0);
         let mut index = 0;
         while index < self.units.len() {
             let current = &self.units[index].plan;
@@ -961,14 +1003,30 @@ impl Driver {
         if scripts_changed {
             self.spawn_scripts();
         }
-        let added: Vec<UnitPlan> = self
+        let (started, failed) = self.start_pending().await;
+        ReloadOutcome {
+            stopped,
+            reprioritised,
+            started,
+            failed,
+        }
+    }
+
+    /// Starts the plan's units that are not running (new in a reload, or
+    /// failed before); returns how many started and why the others could
+    /// not. Those stay pending and are retried with backoff.
+    async fn start_pending(&mut self) -> (usize, Vec<String>) {
+        let plans: Vec<UnitPlan> = self
             .plan
             .units
             .iter()
             .filter(|p| !self.units.iter().any(|u| u.plan == **p))
             .cloned()
             .collect();
-        for plan in added {
+        self.pending.clear();
+        let (mut started, mut failed) = (0, Vec::new());
+        for plan in plans {
+            let name = plan.name().to_string();
             match self.build_unit(plan).await {
                 Ok(unit) => {
                     self.units.push(unit);
@@ -976,17 +1034,33 @@ impl Driver {
                     started += 1;
                 }
                 Err(e) => {
-                    error!(error = %e, "reload: a unit could not start");
-                    failed.push(format!("a VRRP unit could not start: {e}"));
+                    failed.push(format!("VRRP unit {name} could not start: {e}"));
+                    self.pending.insert(name, e.to_string());
                 }
             }
         }
-        ReloadOutcome {
-            stopped,
-            reprioritised,
-            started,
-            failed,
+        if failed.is_empty() {
+            self.retry.succeeded();
+        } else {
+            self.retry.failed(tokio::time::Instant::now());
         }
+        (started, failed)
+    }
+
+    /// The retry of units that could not start.
+    async fn retry_pending(&mut self) {
+        let (started, failed) = self.start_pending().await;
+        if started > 0 {
+            info!(started, "VRRP units started on retry");
+        }
+        if !failed.is_empty() {
+            let wait = self
+                .retry
+                .due()
+                .map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+            warn!(failures = self.retry.failures(), retry_in = ?wait, failed = %failed.join("; "), "VRRP units still cannot start");
+        }
+        self.publish();
     }
 
     async fn stop_unit(&mut self, index: usize) {
