@@ -197,6 +197,27 @@ pub fn init(format: LogFormat, file: Option<&Path>, max_size: Option<u64>) -> Re
 /// here name their cause in their own message (so a log's `error = %e` is
 /// whole) and also return it as their `source()` (so it can be inspected),
 /// so a cause already in the text is not repeated.
+/// Makes a panic a log event (in the log file and the journal, with the
+/// thread and place), not only a line on stderr. The task or thread that
+/// panicked ends; whoever supervises it decides what follows.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location = %info.location().map(ToString::to_string).unwrap_or_default(),
+            %what,
+            "panicked"
+        );
+    }));
+}
+
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();

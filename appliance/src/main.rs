@@ -28,6 +28,12 @@ fn main() -> ExitCode {
         appliance::logging::eprint_error(&appliance::logging::chain(&e));
         return ExitCode::FAILURE;
     }
+    if daemon {
+        appliance::logging::log_panics();
+    }
+    // Armed only by tests, through FAILPOINTS, in builds with the feature.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

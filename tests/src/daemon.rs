@@ -26,6 +26,8 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     /// The config's file name: its extension tells the format.
     config_name: &'static str,
+    /// Extra environment of the daemon (FAILPOINTS, say).
+    env: Vec<(String, String)>,
     process: Option<Process>,
 }
 
@@ -72,15 +74,25 @@ impl Daemon {
     /// Writes `config` (keepalived.conf text) and starts the daemon in
     /// `host`; returns once it has started its instances.
     pub fn start(host: &Host, config: &str) -> Result<Self> {
-        Self::start_as(host, config, "keepalived.conf")
+        Self::start_as(host, config, "keepalived.conf", &[])
     }
 
     /// [`Daemon::start`] with an appliance TOML config.
     pub fn start_toml(host: &Host, config: &str) -> Result<Self> {
-        Self::start_as(host, config, "appliance.toml")
+        Self::start_as(host, config, "appliance.toml", &[])
     }
 
-    fn start_as(host: &Host, config: &str, config_name: &'static str) -> Result<Self> {
+    /// [`Daemon::start_toml`] with extra environment variables.
+    pub fn start_toml_env(host: &Host, config: &str, env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_as(host, config, "appliance.toml", env)
+    }
+
+    fn start_as(
+        host: &Host,
+        config: &str,
+        config_name: &'static str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("appliance-{}-", host.name()))
             .tempdir()
@@ -89,6 +101,10 @@ impl Daemon {
             host: host.name().to_string(),
             dir,
             config_name,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
             process: None,
         };
         daemon.write_config(config)?;
@@ -128,6 +144,7 @@ impl Daemon {
             .arg(self.dir.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info,appliance=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().map_err(io("sharing the log file"))?)
             .stderr(log);
         self.process = Some(host.spawn(&mut cmd)?);
@@ -192,7 +209,8 @@ impl Daemon {
         self.wait_exit()
     }
 
-    fn wait_exit(&mut self) -> Result<ExitStatus> {
+    /// Waits for the daemon to exit by itself (START_STOP at most).
+    pub fn wait_exit(&mut self) -> Result<ExitStatus> {
         let host = self.host.clone();
         let process = self.process.as_mut().ok_or_else(|| {
             Error::Check(format!(

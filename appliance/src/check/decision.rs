@@ -71,6 +71,9 @@ pub enum LocalFault {
     /// No process or local port (EAGAIN: fork's limit, or every
     /// ephemeral port in use).
     Exhausted,
+    /// The probe's own code panicked: a bug of the director's, logged
+    /// with where it happened.
+    Panicked,
 }
 
 impl LocalFault {
@@ -95,6 +98,7 @@ impl LocalFault {
             Self::Descriptors => "descriptors",
             Self::Memory => "memory",
             Self::Exhausted => "exhausted",
+            Self::Panicked => "panic",
         }
     }
 }
@@ -112,13 +116,16 @@ impl std::fmt::Display for Failure {
             Failure::Exit(code) => write!(f, "exited with {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
             Failure::NotStarted => f.write_str("could not start"),
+            Failure::Local(LocalFault::Panicked) => f.write_str(
+                "not run: the check panicked (the director's fault, not the real server's)",
+            ),
             Failure::Local(fault) => write!(
                 f,
                 "not run: the director is out of {} (its fault, not the real server's)",
                 match fault {
                     LocalFault::Descriptors => "file descriptors",
                     LocalFault::Memory => "memory",
-                    LocalFault::Exhausted => "processes or local ports",
+                    LocalFault::Exhausted | LocalFault::Panicked => "processes or local ports",
                 }
             ),
         }

@@ -216,7 +216,16 @@ impl ProbeSpec {
         let probe = self.probe()?;
         Some(Box::pin(async move {
             let start = tokio::time::Instant::now();
-            let outcome = probe.await;
+            // A probe that panics is the director's bug: its real server
+            // keeps its state and the other probes, which share this task,
+            // go on.
+            let outcome = std::panic::AssertUnwindSafe(async move {
+                fail::fail_point!("check-probe");
+                probe.await
+            })
+            .catch_unwind()
+            .await
+            .unwrap_or(Outcome::Down(Failure::Local(LocalFault::Panicked)));
             (id, outcome, start.elapsed())
         }))
     }
@@ -473,6 +482,7 @@ impl Runner {
         tokio::pin!(sleep);
         let mut armed = None;
         loop {
+            fail::fail_point!("check-runner");
             let now = self.now();
             self.launch(now, &mut running);
             self.take_half_open(now, &mut dirty);

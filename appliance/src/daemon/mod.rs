@@ -112,6 +112,11 @@ pub enum Error {
     /// A reload whose config was valid but some of which failed to apply.
     #[error("reload applied in part: {0}")]
     PartialReload(String),
+    /// The VRRP thread ended while the daemon ran (it panicked): the
+    /// daemon stops, so the service manager restarts it and the peer takes
+    /// the VIPs meanwhile, rather than run on with no one advertising.
+    #[error("VRRP stopped unexpectedly; the daemon stops (its service manager restarts it)")]
+    VrrpStopped,
 }
 
 /// Why [`check_config`] refused a config.
@@ -221,7 +226,15 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 let _ = daemon.reload().await;
             }
             Some(event) = daemon.events.recv() => daemon.on_event(event).await,
-            Some(report) = reports.recv() => daemon.on_vrrp(report),
+            report = reports.recv() => match report {
+                Some(report) => daemon.on_vrrp(report),
+                None => {
+                    daemon.systemd.stopping();
+                    daemon.shutdown(None).await;
+                    vrrp::release_vips(&daemon.plan).await;
+                    return Err(Error::VrrpStopped);
+                }
+            },
             () = repair.wait() => daemon.repair().await,
         }
     }
@@ -273,6 +286,8 @@ enum Event {
     /// A client asks for a reload and waits for its outcome: what changed,
     /// or why the config was rejected.
     Reload(oneshot::Sender<Result<String, String>>),
+    /// A checker's reports ended (it panicked, or was stopped).
+    CheckerEnded { generation: u64 },
 }
 
 struct Daemon {
@@ -577,6 +592,19 @@ impl Daemon {
         }
     }
 
+    /// The current checker ended on its own (a stopped one is no longer
+    /// current): it panicked. It is started again on the repair timer;
+    /// the kernel keeps the pools as they were meanwhile.
+    fn on_checker_ended(&mut self, generation: u64) {
+        if generation != self.generation || self.checker.is_none() {
+            return;
+        }
+        self.checker = None;
+        error!("the health checker stopped unexpectedly; restarting it");
+        self.checker_fault = Some("the health checker stopped unexpectedly".into());
+        self.schedule_repair();
+    }
+
     /// A health checker's report: a transition goes to the log and the
     /// timeline; a pool goes to the dataplane.
     fn on_check(&mut self, generation: u64, report: Report) {
@@ -811,6 +839,7 @@ impl Daemon {
                 let outcome = self.reload().await.map_err(|e| e.to_string());
                 let _ = reply.send(outcome);
             }
+            Event::CheckerEnded { generation } => self.on_checker_ended(generation),
         }
     }
 
@@ -1001,4 +1030,5 @@ async fn forward_reports(
             return;
         }
     }
+    let _ = sender.send(Event::CheckerEnded { generation }).await;
 }

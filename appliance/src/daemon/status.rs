@@ -499,6 +499,7 @@ pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>) {
 }
 
 async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>) {
+    fail::fail_point!("status-connection");
     // Who asks: reading needs no more than reaching the socket, a change
     // needs root or the daemon's own user.
     let may_change = stream.peer_cred().is_ok_and(|cred| {

@@ -248,6 +248,38 @@ impl Handle {
     }
 }
 
+/// Removes every VIP of `plan` (but an address owner's), from outside the
+/// driver: when its thread died, a master's VIPs would otherwise stay up
+/// with no one advertising them, beside the peer that takes them over.
+pub async fn release_vips(plan: &Plan) {
+    let addresses = match Addresses::connect() {
+        Ok(addresses) => addresses,
+        Err(e) => {
+            error!(error = %e, "cannot release the VIPs");
+            return;
+        }
+    };
+    let instances = plan
+        .units
+        .iter()
+        .flat_map(UnitPlan::instances)
+        .filter(|i| i.machine.priority != Priority::OWNER);
+    for instance in instances {
+        for (dev, vip) in instance.all_vips() {
+            let removed = match addresses.link(dev).await {
+                Ok(link) => addresses.remove(link.index, vip).await,
+                Err(e) => Err(e),
+            };
+            match removed {
+                Ok(()) => info!(instance = %instance.name(), vip = %vip.addr, "VIP released"),
+                Err(e) => {
+                    warn!(instance = %instance.name(), vip = %vip.addr, error = %e, "releasing a VIP failed")
+                }
+            }
+        }
+    }
+}
+
 /// What the feeder tasks tell the driver's loop.
 enum Event {
     Packet {
@@ -916,6 +948,7 @@ impl Driver {
         let Some(socket) = self.sockets.get(&instance.socket) else {
             return;
         };
+        fail::fail_point!("vrrp-advert");
         let plan = &instance.plan;
         let variant = match plan.version() {
             // v2 carries whole seconds; the config check keeps v2 intervals whole.
