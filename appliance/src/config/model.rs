@@ -158,6 +158,11 @@ pub struct Global {
     /// metrics endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// A group whose members may read `appliance status` (an appliance
+    /// extension, TOML only); `None`: only root and the daemon's user may
+    /// use the status socket (mode 0600). Reloads stay theirs either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_group: Option<String>,
 }
 
 /// Which kernel load balancer programs the virtual servers.
@@ -191,6 +196,7 @@ impl Default for Global {
             lvs_timeouts: LvsTimeouts::default(),
             dataplane: None,
             metrics_listen: None,
+            status_group: None,
         }
     }
 }

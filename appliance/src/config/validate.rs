@@ -26,6 +26,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.script_users(config);
     v.periods(config);
     v.dataplane(config);
+    v.status_group(config);
     v.master_only(config);
     v.network(config);
     v.out
@@ -583,6 +584,25 @@ impl Validator<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// The status socket's group must exist here: the daemon gives the
+    /// socket to it at start.
+    fn status_group(&mut self, config: &Config) {
+        let Some(name) = &config.global.status_group else {
+            return;
+        };
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(_)) => {}
+            Ok(None) => self.report(
+                "global.status_group",
+                format!("status_group '{name}': no such group on this host"),
+            ),
+            Err(e) => self.report(
+                "global.status_group",
+                format!("status_group '{name}': cannot look the group up: {e}"),
+            ),
         }
     }
 

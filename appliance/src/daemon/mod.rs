@@ -204,7 +204,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     daemon.servers = config.virtual_server.clone();
     daemon.program(pools.configured().clone())?;
     daemon.start_checks(&config.virtual_server, pools)?;
-    daemon.serve_status();
+    daemon.serve_status(config.global.status_group.as_deref())?;
     let mut reports = match daemon.start_vrrp().await {
         Ok(reports) => reports,
         Err(e) => {
@@ -567,20 +567,46 @@ impl Daemon {
 
     /// Serves `appliance status`. Without the socket (no permission on its
     /// directory, say) the daemon runs on: its real work needs none.
-    fn serve_status(&mut self) {
+    /// Serves `appliance status` on the socket, to root and the daemon's
+    /// user, and for reading to `status_group`'s members. A group that
+    /// does not exist stops the start (validation names it first).
+    fn serve_status(&mut self, status_group: Option<&str>) -> Result<(), Error> {
+        let group = match status_group {
+            None => None,
+            Some(name) => match nix::unistd::Group::from_name(name) {
+                Ok(Some(group)) => Some(group.gid),
+                Ok(None) => {
+                    return Err(Error::Io {
+                        what: format!("status_group '{name}'"),
+                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such group"),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Io {
+                        what: format!("looking up status_group '{name}'"),
+                        source: e.into(),
+                    });
+                }
+            },
+        };
+        let access = status::Access {
+            owner: nix::unistd::geteuid().as_raw(),
+            group: group.map(nix::unistd::Gid::as_raw),
+        };
         let path = self.options.socket.clone();
-        match status::bind(&path) {
+        match status::bind(&path, group) {
             Ok(listener) => {
                 let sender = self.sender.clone();
                 self.tasks
-                    .push(tokio::spawn(status::serve(listener, sender)));
-                info!(socket = %path.display(), "status socket ready");
+                    .push(tokio::spawn(status::serve(listener, sender, access)));
+                info!(socket = %path.display(), group = status_group, "status socket ready");
                 self.status_socket = Some(path);
             }
             Err(e) => {
                 warn!(socket = %path.display(), error = %e, "no status socket: `appliance status` cannot reach this daemon");
             }
         }
+        Ok(())
     }
 
     /// Stops the checker, waiting for its `omega` notifiers.

@@ -370,7 +370,9 @@ pub enum Error {
     /// another `--socket`.
     #[error("no appliance daemon answers at {path} (is it running?)")]
     NotRunning { path: PathBuf },
-    #[error("status socket {path}: permission denied (it is root's: ask as root)")]
+    #[error(
+        "status socket {path}: permission denied (ask as root, the daemon's user or a member of its status_group)"
+    )]
     PermissionDenied { path: PathBuf },
     #[error("status socket {path}: {source}")]
     Io {
@@ -452,8 +454,11 @@ fn ask(path: &Path, request: &Request, timeout: Duration) -> Result<Response, Er
 }
 
 /// Binds the daemon's socket, replacing a stale one left by a daemon that
-/// died, and creating its directory.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+/// died, and creating its directory. The socket is the daemon's alone
+/// (0600), or its group's too (0660) when `group` is given: the status
+/// tells the config's paths, addresses and real servers.
+pub fn bind(path: &Path, group: Option<nix::unistd::Gid>) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -461,7 +466,61 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    UnixListener::bind(path)
+    let listener = UnixListener::bind(path)?;
+    // Whatever the umask made of it; clients are also checked one by one
+    // (`Access`), so the moment before this is no opening.
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if let Some(gid) = group {
+        nix::unistd::chown(path, None, Some(gid)).map_err(std::io::Error::from)?;
+    }
+    Ok(listener)
+}
+
+/// Who may do what over the status socket, by the peer's credentials:
+/// root and the daemon's own user everything, members of the status group
+/// (if any) read the status, anyone else nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    pub owner: u32,
+    pub group: Option<u32>,
+}
+
+/// What a peer may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Allowed {
+    Everything,
+    Read,
+    Nothing,
+}
+
+impl Access {
+    fn of(&self, uid: u32, gid: u32, pid: Option<i32>) -> Allowed {
+        if uid == 0 || uid == self.owner {
+            return Allowed::Everything;
+        }
+        match self.group {
+            Some(group) if gid == group || pid.is_some_and(|p| supplementary(p, group)) => {
+                Allowed::Read
+            }
+            _ => Allowed::Nothing,
+        }
+    }
+}
+
+/// Whether process `pid` has `gid` among its supplementary groups (the
+/// socket's credentials carry only the primary one).
+fn supplementary(pid: i32, gid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .is_some_and(|groups| {
+                groups
+                    .split_whitespace()
+                    .any(|g| g.parse::<u32>() == Ok(gid))
+            })
+    })
 }
 
 /// Clients served at once; one more is closed at once. Each holds a
@@ -473,7 +532,7 @@ pub const MAX_CLIENTS: usize = 32;
 /// [`Event::Status`] and its answer back to the client. At most
 /// [`MAX_CLIENTS`] at once, each given [`TIMEOUT`] to ask and to take
 /// the answer.
-pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>) {
+pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>, access: Access) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         match listener.accept().await {
@@ -481,7 +540,7 @@ pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>) {
                 Ok(slot) => {
                     let sender = sender.clone();
                     tokio::spawn(async move {
-                        answer(stream, sender).await;
+                        answer(stream, sender, access).await;
                         drop(slot);
                     });
                 }
@@ -498,19 +557,22 @@ pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>) {
     }
 }
 
-async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>) {
+async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>, access: Access) {
     fail::fail_point!("status-connection");
-    // Who asks: reading needs no more than reaching the socket, a change
-    // needs root or the daemon's own user.
-    let may_change = stream.peer_cred().is_ok_and(|cred| {
-        let uid = cred.uid();
-        uid == 0 || uid == nix::unistd::geteuid().as_raw()
-    });
+    let allowed = stream
+        .peer_cred()
+        .map_or(Allowed::Nothing, |c| access.of(c.uid(), c.gid(), c.pid()));
+    let may_change = allowed == Allowed::Everything;
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
     let response = match tokio::time::timeout(TIMEOUT, reader.read_line(&mut line)).await {
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(_) if allowed == Allowed::Nothing => Response::Error {
+                message:
+                    "permission denied: only root, the daemon's user and its status_group may ask"
+                        .into(),
+            },
             Ok(Request::Status) => {
                 let (tx, rx) = oneshot::channel();
                 if sender.send(Event::Status(tx)).await.is_err() {
@@ -668,9 +730,13 @@ pub(crate) mod tests {
     /// A daemon's half: answers status with [`sample`] and reloads with
     /// `reload`'s outcome.
     async fn serve_sample(path: &Path, reload: Result<String, String>) {
-        let listener = bind(path).unwrap();
+        let listener = bind(path, None).unwrap();
         let (sender, mut events) = mpsc::channel(4);
-        tokio::spawn(serve(listener, sender));
+        let access = Access {
+            owner: nix::unistd::geteuid().as_raw(),
+            group: None,
+        };
+        tokio::spawn(serve(listener, sender, access));
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
@@ -684,6 +750,54 @@ pub(crate) mod tests {
                 }
             }
         });
+    }
+
+    #[test]
+    fn peers_get_what_their_credentials_allow() {
+        let access = Access {
+            owner: 998,
+            group: Some(4),
+        };
+        assert_eq!(access.of(0, 0, None), Allowed::Everything);
+        assert_eq!(access.of(998, 998, None), Allowed::Everything);
+        assert_eq!(access.of(1000, 4, None), Allowed::Read);
+        assert_eq!(access.of(1000, 1000, None), Allowed::Nothing);
+        let alone = Access {
+            owner: 998,
+            group: None,
+        };
+        assert_eq!(alone.of(1000, 4, None), Allowed::Nothing);
+        // Supplementary groups come from /proc: this process's own.
+        let me = std::process::id() as i32;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let groups = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .unwrap_or_default();
+        if let Some(gid) = groups.split_whitespace().next() {
+            let gid: u32 = gid.parse().unwrap();
+            let access = Access {
+                owner: 998,
+                group: Some(gid),
+            };
+            assert_eq!(access.of(1000, 1000, Some(me)), Allowed::Read);
+        }
+        assert!(!supplementary(me, 4_000_000));
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_the_daemons_alone_or_its_groups() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appliance.sock");
+        let _alone = bind(&path, None).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let gid = nix::unistd::getegid();
+        let _shared = bind(&path, Some(gid)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), gid.as_raw());
     }
 
     #[tokio::test]
