@@ -193,7 +193,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // Before anything touches the system: a second daemon on the same
     // state would undo the first's work.
     let _lock = lock::acquire(&options.state_dir)?;
-    raise_file_limit();
+    raise_file_limit(descriptors_needed(&config));
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane);
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
@@ -253,19 +253,65 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Raises the soft limit on open files to the hard one: each running
-/// full-connect health check holds a socket, and the default soft limit
-/// (1024) is far below what thousands of real servers need. The hard limit
-/// is the administrator's (systemd's `LimitNOFILE=`).
-fn raise_file_limit() {
+/// Descriptors the daemon needs besides its checks: VRRP and netlink
+/// sockets, status and metrics clients (32 each), log files, notifiers.
+const BASE_DESCRIPTORS: u64 = 256;
+
+/// The open files `config`'s checks need at once: one socket per
+/// full-connect or HTTP check in flight (at most the runner's
+/// `max_in_flight`), three pipes' worth per MISC_CHECK, plus the base.
+fn descriptors_needed(config: &Config) -> u64 {
+    let checks: u64 = config
+        .virtual_server
+        .iter()
+        .flat_map(|vs| &vs.real_server)
+        .map(|rs| rs.check.len() as u64)
+        .sum();
+    let in_flight = checks.min(runner::Options::default().max_in_flight as u64);
+    BASE_DESCRIPTORS + in_flight * 3
+}
+
+/// The limit to set, if any: the soft limit up to the hard one, and the
+/// hard one too when it is below `need` (which takes CAP_SYS_RESOURCE).
+fn file_limit(soft: u64, hard: u64, need: u64) -> Option<(u64, u64)> {
+    let hard = hard.max(need);
+    (soft < hard).then_some((hard, hard))
+}
+
+/// Raises the open files limit to what the configured checks need, and
+/// the soft limit to the hard one anyway: the default soft limit (1024) is
+/// far below what thousands of real servers need. Raising the hard limit
+/// takes CAP_SYS_RESOURCE; without it the administrator's (systemd's
+/// `LimitNOFILE=`) stays, and a warning says it is too low.
+fn raise_file_limit(need: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => debug!(from = soft, to = hard, "raised the open files limit"),
-            Err(e) => warn!(soft, hard, error = %e, "raising the open files limit failed"),
-        },
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "reading the open files limit failed"),
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            warn!(error = %e, "reading the open files limit failed");
+            return;
+        }
+    };
+    let Some((to_soft, to_hard)) = file_limit(soft, hard, need) else {
+        return;
+    };
+    match setrlimit(Resource::RLIMIT_NOFILE, to_soft, to_hard) {
+        Ok(()) => debug!(
+            from = soft,
+            to = to_soft,
+            need,
+            "raised the open files limit"
+        ),
+        Err(e) if to_hard > hard => {
+            let raised = setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok();
+            warn!(
+                limit = if raised { hard } else { soft },
+                need,
+                error = %e,
+                "the open files limit is below what the checks need (raise LimitNOFILE=)"
+            );
+        }
+        Err(e) => warn!(soft, hard, error = %e, "raising the open files limit failed"),
     }
 }
 
@@ -1057,4 +1103,33 @@ async fn forward_reports(
         }
     }
     let _ = sender.send(Event::CheckerEnded { generation }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_limit_rises_to_what_the_checks_need() {
+        // Soft below hard: up to hard.
+        assert_eq!(file_limit(1024, 524_288, 3_328), Some((524_288, 524_288)));
+        // Hard below the need: both to the need.
+        assert_eq!(file_limit(1024, 2048, 3_328), Some((3_328, 3_328)));
+        // Already enough and equal: nothing to do.
+        assert_eq!(file_limit(4096, 4096, 3_328), None);
+    }
+
+    #[test]
+    fn checks_in_flight_are_bounded_by_the_runner() {
+        let mut config = Config::default();
+        assert_eq!(descriptors_needed(&config), BASE_DESCRIPTORS);
+        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n";
+        let (one, _, diagnostics) = crate::config::keepalived::load_str(Path::new("k.conf"), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        config.virtual_server = one.virtual_server;
+        assert_eq!(descriptors_needed(&config), BASE_DESCRIPTORS + 3);
+        let server = config.virtual_server[0].real_server[0].clone();
+        config.virtual_server[0].real_server = vec![server; 5_000];
+        assert_eq!(descriptors_needed(&config), BASE_DESCRIPTORS + 1024 * 3);
+    }
 }
