@@ -77,6 +77,8 @@ pub enum UnitPlan {
     Group {
         name: String,
         members: Vec<InstancePlan>,
+        /// The group's own notify programs, run when its state changes.
+        notify: Box<Notify>,
     },
 }
 
@@ -132,14 +134,15 @@ impl InstancePlan {
     }
 }
 
-/// keepalived's notify programs of an instance.
+/// keepalived's notify programs of an instance or a sync group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notify {
     pub master: Option<Program>,
     pub backup: Option<Program>,
     pub fault: Option<Program>,
     pub stop: Option<Program>,
-    /// `notify`: run on every change with `INSTANCE <name> <STATE> <priority>`.
+    /// `notify`: run on every change with `INSTANCE <name> <STATE>
+    /// <priority>` (`GROUP <name> <STATE> 0` for a group).
     pub any: Option<Program>,
 }
 
@@ -366,6 +369,16 @@ pub fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result<Plan, 
         units.push(UnitPlan::Group {
             name: group.name.clone(),
             members,
+            notify: Box::new(notify(
+                scripts,
+                [
+                    &group.notify_master,
+                    &group.notify_backup,
+                    &group.notify_fault,
+                    &group.notify_stop,
+                    &group.notify,
+                ],
+            )?),
         });
     }
     units.extend(instances.into_iter().map(|i| UnitPlan::Solo(Box::new(i))));
@@ -448,17 +461,35 @@ mod tests {
     fn sync_groups_take_their_members_and_weights_override_the_script() {
         let config = load(
             "vrrp_script chk { script \"/bin/true\"\n weight -20\n }
-             vrrp_sync_group G { group { A\n B } }
+             vrrp_sync_group G { group { A\n B }\n notify_master \"/bin/g master\"\n notify /bin/g-any }
              vrrp_instance A { interface eth0\n virtual_router_id 1\n advert_int 0.1\n version 3\n virtual_ipaddress { 10.0.0.1/24 dev eth1 label eth1:a }\n track_script { chk weight -30 } }
              vrrp_instance B { interface eth0\n virtual_router_id 2\n version 3\n virtual_ipaddress { fd00::1/64 } }
              vrrp_instance C { interface eth0\n virtual_router_id 3\n unicast_peer { 10.0.0.9 }\n virtual_ipaddress { 10.0.0.3 } }",
         );
         let plan = plan(&config, &Scripts::default(), "host").unwrap();
         assert_eq!(plan.node, "host");
-        let [UnitPlan::Group { name, members }, UnitPlan::Solo(c)] = plan.units.as_slice() else {
+        let [
+            UnitPlan::Group {
+                name,
+                members,
+                notify,
+            },
+            UnitPlan::Solo(c),
+        ] = plan.units.as_slice()
+        else {
             panic!("a group and a lone instance: {:?}", plan.units)
         };
         assert_eq!(name, "G");
+        let master = notify.master.as_ref().unwrap();
+        assert_eq!(
+            (master.path.to_str(), master.args.as_slice()),
+            (Some("/bin/g"), ["master".to_string()].as_slice())
+        );
+        assert_eq!(
+            notify.any.as_ref().map(|p| p.path.clone()),
+            Some("/bin/g-any".into())
+        );
+        assert_eq!(notify.backup, None);
         assert_eq!(
             members.iter().map(InstancePlan::name).collect::<Vec<_>>(),
             ["A", "B"]
