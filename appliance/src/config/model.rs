@@ -154,9 +154,9 @@ pub struct Global {
     /// the daemon's own (root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_user: Option<ScriptUser>,
-    /// Refuse a script that someone other than its user (or root) could
-    /// change, and one with no user to run as but root's default
-    /// (keepalived's default: no, such scripts only draw a warning).
+    /// Refuse a script that someone other than root or its user could
+    /// change, and one with no user but the daemon's own to fall back on
+    /// (keepalived's default: off; an unsafe script only draws a warning).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_script_security: bool,
     /// The kernel load balancer to program (an appliance extension, TOML

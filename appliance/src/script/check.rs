@@ -134,7 +134,7 @@ pub struct Checked {
 }
 
 /// The default user as the config and the system give it.
-enum Default {
+enum DefaultUser {
     /// `script_user`, or `keepalived_script`.
     User(RunAs),
     /// Neither: the daemon's own user.
@@ -166,7 +166,7 @@ pub fn check(config: &Config, map: &SourceMap, host: &impl Host) -> Result<Check
         warned_root: false,
     };
     let default = c.default_user(config);
-    if let Default::User(run_as) = &default {
+    if let DefaultUser::User(run_as) = &default {
         c.scripts.default = run_as.clone();
     }
     for site in commands(config) {
@@ -227,26 +227,26 @@ impl<H: Host> Checker<'_, H> {
         }
     }
 
-    fn default_user(&mut self, config: &Config) -> Default {
+    fn default_user(&mut self, config: &Config) -> DefaultUser {
         if let Some(su) = &config.global.script_user {
             return match self
                 .identity(&su.user, su.group.as_deref())
                 .and_then(|id| self.run_as(id))
             {
-                Ok(run_as) => Default::User(run_as),
+                Ok(run_as) => DefaultUser::User(run_as),
                 Err(why) => {
                     let pos = self.map.lookup("global.script_user");
                     self.problems
                         .push(Diagnostic::new(pos, format!("script_user: {why}")));
-                    Default::Broken
+                    DefaultUser::Broken
                 }
             };
         }
         let Ok(identity) = self.identity(DEFAULT_USER, None) else {
-            return Default::Fallback;
+            return DefaultUser::Fallback;
         };
         match self.run_as(identity) {
-            Ok(run_as) => Default::User(run_as),
+            Ok(run_as) => DefaultUser::User(run_as),
             Err(why) => {
                 self.warnings.push(Diagnostic::new(
                     self.map.lookup("global"),
@@ -254,12 +254,12 @@ impl<H: Host> Checker<'_, H> {
                         "{DEFAULT_USER} is not used as the scripts' default user: {why}; scripts without a user run as the daemon's"
                     ),
                 ));
-                Default::Fallback
+                DefaultUser::Fallback
             }
         }
     }
 
-    fn site(&mut self, site: &CommandSite<'_>, default: &Default) {
+    fn site(&mut self, site: &CommandSite<'_>, default: &DefaultUser) {
         let command = site.command;
         let run_as = match &command.user {
             Some(user) => {
@@ -288,9 +288,9 @@ impl<H: Host> Checker<'_, H> {
                 }
             }
             None => match default {
-                Default::User(run_as) => run_as.clone(),
-                Default::Broken => return,
-                Default::Fallback if self.security => {
+                DefaultUser::User(run_as) => run_as.clone(),
+                DefaultUser::Broken => return,
+                DefaultUser::Fallback if self.security => {
                     self.problems.push(Diagnostic::new(
                         self.map.lookup(&site.path),
                         format!(
@@ -300,7 +300,7 @@ impl<H: Host> Checker<'_, H> {
                     ));
                     return;
                 }
-                Default::Fallback => {
+                DefaultUser::Fallback => {
                     if self.host.privileges().uid == 0 && !self.warned_root {
                         self.warned_root = true;
                         self.warnings.push(Diagnostic::new(

@@ -2,7 +2,7 @@
 //! whether it may become someone else.
 
 /// A user a script runs as, resolved from the user and group tables.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// The user's name, for logs.
     pub name: String,
@@ -14,7 +14,7 @@ pub struct Identity {
 }
 
 /// Whom a script runs as.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum RunAs {
     /// The daemon's own user and groups, unchanged: the daemon cannot
     /// switch users, and the script's user is the daemon's.
