@@ -34,6 +34,10 @@ fn main() -> ExitCode {
     // Armed only by tests, through FAILPOINTS, in builds with the feature.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    #[cfg(not(feature = "failpoints"))]
+    if std::env::var_os("FAILPOINTS").is_some() {
+        tracing::warn!("FAILPOINTS is set but this build has no fail points (feature failpoints)");
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -7,7 +7,7 @@
 use appliance::check::decision::{DynamicWeight, Failure, Outcome};
 use appliance::check::http::{self, Endpoint, UrlCheck};
 use appliance::check::{misc, tcp};
-use appliance::script::Program;
+use appliance::script::{Program, RunAs};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -286,6 +286,7 @@ fn sh(script: &str) -> Program {
     Program {
         path: "/bin/sh".into(),
         args: vec!["-c".into(), script.into()],
+        run_as: RunAs::Daemon,
     }
 }
 

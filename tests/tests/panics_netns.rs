@@ -81,6 +81,11 @@ fn lab(net: u8, failpoints: &str) -> Lab {
         &[("FAILPOINTS", failpoints)],
     )
     .expect("m starts");
+    assert!(
+        !m.log().contains("this build has no fail points"),
+        "target/debug/appliance was built without its fail points (a build of the \
+         appliance crate alone): build it with `cargo build --workspace --bins`"
+    );
     let b = Daemon::start_toml(
         lan.host("b"),
         &config(net, "b", 100, "BACKUP")

@@ -19,10 +19,9 @@ use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
 use super::{misc, tcp};
 use crate::clock;
-use crate::config::model::{
-    Check, Command, HttpCheck, RealServer, Service, TcpCheck, VirtualServer,
-};
+use crate::config::model::{Check, HttpCheck, RealServer, Service, TcpCheck, VirtualServer};
 use crate::metrics::Metrics;
+use crate::script::check::{Scripts, Unchecked};
 use crate::script::{self, Program};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -46,6 +45,8 @@ pub struct Options {
     pub origin: tokio::time::Instant,
     /// Where each probe's duration is recorded, if anywhere.
     pub metrics: Option<Arc<Metrics>>,
+    /// How MISC_CHECK and notify programs run (their users, their paths).
+    pub scripts: Arc<Scripts>,
 }
 
 impl Default for Options {
@@ -55,6 +56,7 @@ impl Default for Options {
             notify_timeout: Duration::from_secs(30),
             origin: tokio::time::Instant::now(),
             metrics: None,
+            scripts: Arc::default(),
         }
     }
 }
@@ -142,6 +144,8 @@ pub enum Error {
     Regex(#[from] regex::Error),
     #[error(transparent)]
     HalfOpen(#[from] syn::Error),
+    #[error(transparent)]
+    Script(#[from] Unchecked),
 }
 
 enum Cmd {
@@ -259,13 +263,6 @@ impl ProbeSpec {
 
 type ProbeFuture = Pin<Box<dyn Future<Output = (ProbeId, Outcome, Duration)> + Send>>;
 
-fn program(command: &Command) -> Program {
-    Program {
-        path: command.program.clone().into(),
-        args: command.args.clone(),
-    }
-}
-
 fn http_spec(
     check: &HttpCheck,
     vs: &VirtualServer,
@@ -341,7 +338,7 @@ fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
     families
 }
 
-fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
+fn specs(servers: &[VirtualServer], scripts: &Scripts) -> Result<Vec<ProbeSpec>, Error> {
     let mut tls = None;
     let mut out = Vec::new();
     for vs in servers {
@@ -367,7 +364,7 @@ fn specs(servers: &[VirtualServer]) -> Result<Vec<ProbeSpec>, Error> {
                         http_spec(c, vs, rs, Some(connector.clone()))?
                     }
                     Check::Misc(c) => ProbeSpec::Misc {
-                        program: Arc::new(program(&c.misc_path)),
+                        program: Arc::new(scripts.program(&c.misc_path)?),
                         // keepalived: no misc_timeout means the delay_loop.
                         timeout: c.misc_timeout.unwrap_or(vs.delay_loop),
                         dynamic: c.misc_dynamic,
@@ -392,7 +389,7 @@ pub fn spawn(
     } else {
         Some(syn::Prober::open(&families, options.origin)?)
     };
-    let specs = specs(servers)?;
+    let specs = specs(servers, &options.scripts)?;
     let now = clock_now(options.origin);
     let (checker, actions) = Checker::start(servers, now, |max| {
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
@@ -694,7 +691,13 @@ impl Runner {
         let Some(command) = self.checker.notify_command(target) else {
             return;
         };
-        let program = program(command);
+        let program = match self.options.scripts.program(command) {
+            Ok(program) => program,
+            Err(e) => {
+                tracing::error!(error = %e, "notify program not run");
+                return;
+            }
+        };
         let timeout = self.options.notify_timeout;
         self.notifies.spawn(async move {
             let outcome = script::run(&program, &[], timeout).await;

@@ -146,6 +146,17 @@ impl SourceMap {
             }
         }
     }
+
+    /// The position of the first of `paths` recorded exactly, else
+    /// [`SourceMap::lookup`] of the last: a field the two syntaxes place
+    /// differently (keepalived's `user` keyword beside `script`, TOML's
+    /// `user` key inside it).
+    pub fn lookup_first(&self, paths: &[&str]) -> Position {
+        paths
+            .iter()
+            .find_map(|p| self.positions.get(*p).cloned())
+            .unwrap_or_else(|| self.lookup(paths.last().copied().unwrap_or_default()))
+    }
 }
 
 /// `a.b[2].c` -> `a.b[2]` -> `a.b` -> `a` -> None.

@@ -39,10 +39,16 @@ impl Format {
 /// Loads, parses and validates a config file in either format. On failure
 /// the diagnostics list every problem found, in file order.
 pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
+    load_file_mapped(path).map(|(config, _)| config)
+}
+
+/// [`load_file`], with where each part of the config came from (for
+/// checks after validation to point at).
+pub fn load_file_mapped(path: &Path) -> Result<(Config, SourceMap), Diagnostics> {
     match Format::detect(path) {
         Format::Keepalived => {
             let (config, map, errors) = keepalived::load(path);
-            finish(config, &map, errors)
+            finish(config, map, errors)
         }
         Format::Toml => {
             let text = file::read(path).map_err(|e| {
@@ -51,7 +57,7 @@ pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
                     format!("cannot read the file: {e}"),
                 )
             })?;
-            load_str(path, &text, Format::Toml)
+            load_str_mapped(path, &text, Format::Toml)
         }
     }
 }
@@ -59,14 +65,23 @@ pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
 /// As [`load_file`] for `text` said to come from `path` (keepalived
 /// includes are resolved relative to `path`'s directory).
 pub fn load_str(path: &Path, text: &str, format: Format) -> Result<Config, Diagnostics> {
+    load_str_mapped(path, text, format).map(|(config, _)| config)
+}
+
+/// [`load_str`] with the source map, as [`load_file_mapped`].
+pub fn load_str_mapped(
+    path: &Path,
+    text: &str,
+    format: Format,
+) -> Result<(Config, SourceMap), Diagnostics> {
     match format {
         Format::Keepalived => {
             let (config, map, errors) = keepalived::load_str(path, text);
-            finish(config, &map, errors)
+            finish(config, map, errors)
         }
         Format::Toml => {
             let (config, map) = toml_load::load(path, text).map_err(Diagnostics::sorted)?;
-            finish(config, &map, Vec::new())
+            finish(config, map, Vec::new())
         }
     }
 }
@@ -91,12 +106,12 @@ pub fn load_network(path: &Path, text: &str) -> Result<model::Network, Diagnosti
 
 fn finish(
     config: Config,
-    map: &SourceMap,
+    map: SourceMap,
     mut errors: Vec<Diagnostic>,
-) -> Result<Config, Diagnostics> {
-    errors.extend(validate::validate(&config, map));
+) -> Result<(Config, SourceMap), Diagnostics> {
+    errors.extend(validate::validate(&config, &map));
     if errors.is_empty() {
-        Ok(config)
+        Ok((config, map))
     } else {
         Err(Diagnostics::sorted(errors))
     }
@@ -206,6 +221,8 @@ global_defs {
     vrrp_garp_lower_prio_repeat 6
     vrrp_garp_interval 0.001
     vrrp_gna_interval 0.000002
+    script_user keepalived_script :wheel
+    enable_script_security
 }
 vrrp_script chk_web {
     script "/usr/local/bin/check web --fast"
@@ -371,6 +388,14 @@ virtual_server fwmark 7 {
             config.global.vrrp_gna_interval,
             std::time::Duration::from_micros(2)
         );
+        assert_eq!(
+            config.global.script_user,
+            Some(model::ScriptUser {
+                user: "keepalived_script".into(),
+                group: Some(":wheel".into())
+            })
+        );
+        assert!(config.global.enable_script_security);
         round_trip(&config);
     }
 

@@ -149,6 +149,16 @@ pub struct Global {
     /// IPVS connection timeouts; unset ones stay as the kernel has them.
     #[serde(default, skip_serializing_if = "LvsTimeouts::is_unset")]
     pub lvs_timeouts: LvsTimeouts,
+    /// The user scripts without a `user` of their own run as; keepalived's
+    /// default without it: `keepalived_script` if that user exists, else
+    /// the daemon's own (root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_user: Option<ScriptUser>,
+    /// Refuse a script that someone other than root or its user could
+    /// change, and one with no user but the daemon's own to fall back on
+    /// (keepalived's default: off; an unsafe script only draws a warning).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_script_security: bool,
     /// The kernel load balancer to program (an appliance extension, TOML
     /// only); `None`: IPVS when the kernel has it, else nftables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,11 +204,25 @@ impl Default for Global {
             vrrp_gna_interval: default_garp_interval(),
             lvs_sync_daemon: None,
             lvs_timeouts: LvsTimeouts::default(),
+            script_user: None,
+            enable_script_security: false,
             dataplane: None,
             metrics_listen: None,
             status_group: None,
         }
     }
+}
+
+/// `script_user USER [GROUP]`: the default user of scripts. A GROUP
+/// starting with `:` also gives the scripts the user's supplementary groups
+/// (`:` alone: its primary group and those).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptUser {
+    pub user: String,
+    /// The user's primary group when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// `lvs_sync_daemon`: IPVS's connection sync daemon, run in the role the
@@ -292,11 +316,11 @@ pub struct Command {
     /// Its arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// User to run it as; keepalived defaults to `keepalived_script` if that
-    /// user exists, else root.
+    /// User to run it as; `global.script_user` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Group to run it as; defaults to the user's group.
+    /// Group to run it as (with `user` only); defaults to the user's
+    /// group. A leading `:` adds the user's supplementary groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
 }

@@ -51,7 +51,7 @@ struct Validator<'m> {
 }
 
 /// How messages name a virtual server: "TCP 10.0.0.1:80", "fwmark 1".
-fn service_name(vs: &super::model::VirtualServer) -> String {
+pub(crate) fn service_name(vs: &super::model::VirtualServer) -> String {
     match vs.service {
         Service::Address(a) => {
             format!(
@@ -61,6 +61,119 @@ fn service_name(vs: &super::model::VirtualServer) -> String {
         }
         Service::Fwmark(m) => format!("fwmark {m}"),
     }
+}
+
+/// A program of a config: what runs it and where it is.
+pub(crate) struct CommandSite<'c> {
+    pub command: &'c Command,
+    /// What it is, for messages: "vrrp_instance 'VI_1' notify_master".
+    pub owner: String,
+    /// Its model path (`vrrp_instance[0].notify_master`).
+    pub path: String,
+    /// Where keepalived.conf gives its user when not on the same line
+    /// (`user` in `vrrp_script` and `MISC_CHECK`).
+    pub user_path: Option<String>,
+}
+
+/// Every program of `config`, in file order within each kind.
+pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
+    let mut out = Vec::new();
+    for (i, script) in config.vrrp_script.iter().enumerate() {
+        out.push(CommandSite {
+            command: &script.script,
+            owner: format!("vrrp_script '{}'", script.name),
+            path: format!("vrrp_script[{i}].script"),
+            user_path: Some(format!("vrrp_script[{i}].user")),
+        });
+    }
+    fn notifies<'c>(
+        kind: &str,
+        i: usize,
+        name: &str,
+        list: [(&str, &'c Option<Command>); 5],
+    ) -> Vec<CommandSite<'c>> {
+        list.into_iter()
+            .filter_map(|(keyword, command)| {
+                Some(CommandSite {
+                    command: command.as_ref()?,
+                    owner: format!("{kind} '{name}' {keyword}"),
+                    path: format!("{kind}[{i}].{keyword}"),
+                    user_path: None,
+                })
+            })
+            .collect()
+    }
+    for (i, group) in config.vrrp_sync_group.iter().enumerate() {
+        out.extend(notifies(
+            "vrrp_sync_group",
+            i,
+            &group.name,
+            [
+                ("notify_master", &group.notify_master),
+                ("notify_backup", &group.notify_backup),
+                ("notify_fault", &group.notify_fault),
+                ("notify_stop", &group.notify_stop),
+                ("notify", &group.notify),
+            ],
+        ));
+    }
+    for (i, inst) in config.vrrp_instance.iter().enumerate() {
+        out.extend(notifies(
+            "vrrp_instance",
+            i,
+            &inst.name,
+            [
+                ("notify_master", &inst.notify_master),
+                ("notify_backup", &inst.notify_backup),
+                ("notify_fault", &inst.notify_fault),
+                ("notify_stop", &inst.notify_stop),
+                ("notify", &inst.notify),
+            ],
+        ));
+    }
+    for (i, vs) in config.virtual_server.iter().enumerate() {
+        let name = service_name(vs);
+        for (keyword, command) in [
+            ("quorum_up", &vs.quorum_up),
+            ("quorum_down", &vs.quorum_down),
+        ] {
+            if let Some(command) = command {
+                out.push(CommandSite {
+                    command,
+                    owner: format!("virtual_server {name} {keyword}"),
+                    path: format!("virtual_server[{i}].{keyword}"),
+                    user_path: None,
+                });
+            }
+        }
+        for (j, rs) in vs.real_server.iter().enumerate() {
+            let base = format!("virtual_server[{i}].real_server[{j}]");
+            for (keyword, command) in [
+                ("notify_up", &rs.notify_up),
+                ("notify_down", &rs.notify_down),
+            ] {
+                if let Some(command) = command {
+                    out.push(CommandSite {
+                        command,
+                        owner: format!("real_server {} {keyword}", rs.address),
+                        path: format!("{base}.{keyword}"),
+                        user_path: None,
+                    });
+                }
+            }
+            for (k, check) in rs.check.iter().enumerate() {
+                if let super::model::Check::Misc(misc) = check {
+                    out.push(CommandSite {
+                        command: &misc.misc_path,
+                        owner: format!("real_server {} MISC_CHECK", rs.address),
+                        path: format!("{base}.check[{k}].misc_path"),
+                        user_path: Some(format!("{base}.check[{k}].user")),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 fn family(ip: IpAddr) -> &'static str {
@@ -100,36 +213,15 @@ impl Validator<'_> {
         }
     }
 
-    /// keepalived can run scripts as another user; the appliance holds only
-    /// CAP_NET_ADMIN and CAP_NET_RAW, so it cannot switch users and says so
-    /// rather than running the script as itself.
+    /// A group goes with a user, as in keepalived's `USER [GROUP]`: a TOML
+    /// command with a group alone is refused rather than guessed at.
     fn script_users(&mut self, config: &Config) {
-        let mut commands: Vec<(String, &Command)> = Vec::new();
-        for (i, script) in config.vrrp_script.iter().enumerate() {
-            commands.push((format!("vrrp_script[{i}].user"), &script.script));
-        }
-        for (i, inst) in config.vrrp_instance.iter().enumerate() {
-            let notifies = [
-                ("notify_master", &inst.notify_master),
-                ("notify_backup", &inst.notify_backup),
-                ("notify_fault", &inst.notify_fault),
-                ("notify_stop", &inst.notify_stop),
-                ("notify", &inst.notify),
-            ];
-            for (keyword, command) in notifies {
-                if let Some(command) = command {
-                    commands.push((format!("vrrp_instance[{i}].{keyword}"), command));
-                }
-            }
-        }
-        for (path, command) in commands {
-            if let Some(user) = command.user.as_ref().or(command.group.as_ref()) {
+        for site in commands(config) {
+            if let (None, Some(group)) = (&site.command.user, &site.command.group) {
+                let at = format!("{}.group", site.path);
                 self.report(
-                    &path,
-                    format!(
-                        "running '{}' as user or group '{user}' is not supported: the appliance runs scripts as itself",
-                        command.program
-                    ),
+                    &at,
+                    format!("{}: group '{group}' needs a user to go with it", site.owner),
                 );
             }
         }
@@ -683,14 +775,15 @@ vrrp_instance VI_2 {
 ";
 
     #[test]
-    fn scripts_run_as_another_user_are_refused() {
-        let text = "vrrp_script chk {\n    script \"/bin/true\"\n    user nobody\n}\n";
+    fn a_group_needs_a_user() {
+        let text = "[[vrrp_script]]\nname = \"chk\"\nscript = { program = \"/bin/true\", group = \"nogroup\" }\n";
         assert_eq!(
-            problems(text),
-            [
-                "k.conf:3:5: running '/bin/true' as user or group 'nobody' is not supported: the appliance runs scripts as itself"
-            ]
+            toml_problems(text),
+            ["a.toml:3:35: vrrp_script 'chk': group 'nogroup' needs a user to go with it"]
         );
+        // A user alone is the script check's to resolve.
+        let text = "vrrp_script chk {\n    script \"/bin/true\"\n    user nobody\n}\n";
+        assert_eq!(problems(text), Vec::<String>::new());
     }
 
     #[test]

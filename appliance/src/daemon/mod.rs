@@ -36,6 +36,7 @@ use crate::config::{self, Config, Diagnostics};
 use crate::dataplane::{self, Backend, Reconciler, ServiceKey, Table};
 use crate::metrics::Metrics;
 use crate::net::{socket, vip};
+use crate::script::check::{self as script_check, Scripts};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::machine::State;
 use lvs::Lvs;
@@ -153,12 +154,25 @@ impl CheckError {
     }
 }
 
+/// Loads and validates `file`, then checks its programs against this
+/// system ([`script_check`]: their users, whether the daemon can become
+/// them, who could change them), as this process would run them. The
+/// check's warnings are logged.
+fn load(file: &Path) -> Result<(Config, Scripts), Diagnostics> {
+    let (config, map) = config::load_file_mapped(file)?;
+    let checked = script_check::check(&config, &map, &script_check::System::read())?;
+    for warning in &checked.warnings {
+        warn!(at = %warning.pos, warning = %warning.message, "script");
+    }
+    Ok((config, checked.scripts))
+}
+
 /// What `appliance check-config` and init check before a start: the file
-/// loads and validates, and what the daemon derives from it (its VRRP plan,
-/// the kernel's table) can be built.
+/// loads and validates, its programs can run as configured, and what the
+/// daemon derives from it (its VRRP plan, the kernel's table) can be built.
 pub fn check_config(file: &Path) -> Result<Config, CheckError> {
-    let config = config::load_file(file).map_err(CheckError::Invalid)?;
-    plan::plan(&config, "check-config").map_err(|source| CheckError::Plan {
+    let (config, scripts) = load(file).map_err(CheckError::Invalid)?;
+    plan::plan(&config, &scripts, "check-config").map_err(|source| CheckError::Plan {
         file: file.to_path_buf(),
         source,
     })?;
@@ -171,8 +185,8 @@ pub fn check_config(file: &Path) -> Result<Config, CheckError> {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> Result<(), Error> {
-    let config = config::load_file(&options.config).map_err(Error::Config)?;
-    let plan = plan::plan(&config, &hostname())?;
+    let (config, scripts) = load(&options.config).map_err(Error::Config)?;
+    let plan = plan::plan(&config, &scripts, &hostname())?;
     let pools = Pools::new(&config.virtual_server)?;
     let timeline = TimelineLog::open(options.timeline.as_deref(), options.max_file_size).map_err(
         |source| Error::Io {
@@ -195,6 +209,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let _lock = lock::acquire(&options.state_dir)?;
     raise_file_limit(descriptors_needed(&config));
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane);
+    daemon.scripts = Arc::new(scripts);
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
     crate::net::setup::apply(&config.network).await?;
@@ -374,6 +389,9 @@ struct Daemon {
     servers: Vec<VirtualServer>,
     pools: Option<Pools>,
     checker: Option<(runner::Handle, JoinHandle<()>)>,
+    /// How the checker's programs run (MISC_CHECK, notify_up/down,
+    /// quorum_up/down).
+    scripts: Arc<Scripts>,
     /// Counts checkers started, so reports of a stopped one are ignored.
     generation: u64,
     /// The status socket, once bound (removed on shutdown).
@@ -416,6 +434,7 @@ impl Daemon {
             servers: Vec::new(),
             pools: None,
             checker: None,
+            scripts: Arc::default(),
             generation: 0,
             status_socket: None,
             systemd: systemd::Notifier::default(),
@@ -562,6 +581,7 @@ impl Daemon {
         let options = runner::Options {
             origin: self.origin,
             metrics: Some(self.metrics.clone()),
+            scripts: self.scripts.clone(),
             ..runner::Options::default()
         };
         let (handle, reports) = runner::spawn(&self.servers, options)?;
@@ -945,10 +965,10 @@ impl Daemon {
         // loop: a large config takes a while to read.
         let path = self.options.config.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let c = config::load_file(&path).map_err(Error::Config)?;
-            let plan = plan::plan(&c, &hostname())?;
+            let (c, scripts) = load(&path).map_err(Error::Config)?;
+            let plan = plan::plan(&c, &scripts, &hostname())?;
             let pools = Pools::new(&c.virtual_server)?;
-            Ok((c, plan, pools))
+            Ok((c, scripts, plan, pools))
         })
         .await
         .unwrap_or_else(|e| {
@@ -957,7 +977,7 @@ impl Daemon {
                 source: std::io::Error::other(e),
             })
         });
-        let (config, new, pools) = match loaded {
+        let (config, scripts, new, pools) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
@@ -977,7 +997,10 @@ impl Daemon {
             );
         }
         let mut changed = Vec::new();
-        if config.virtual_server != self.servers {
+        // A program's user is part of the checker's work as much as the
+        // servers are.
+        if config.virtual_server != self.servers || scripts != *self.scripts {
+            self.scripts = Arc::new(scripts);
             changed.push(format!(
                 "virtual servers reloaded ({})",
                 config.virtual_server.len()

@@ -9,6 +9,7 @@ use crate::config::model::{Command, Config, VirtualAddress, VrrpInstance};
 use crate::dataplane::ipvs::{SyncDaemon, SyncRole, Timeouts};
 use crate::net::vip::Vip;
 use crate::script::Program;
+use crate::script::check::{Scripts, Unchecked};
 use crate::vrrp::machine::{InstanceConfig, Track, TrackKind, TrackName, Weight};
 use crate::vrrp::packet::{Auth, Password};
 use crate::vrrp::{Centiseconds, Version};
@@ -76,6 +77,8 @@ pub enum UnitPlan {
     Group {
         name: String,
         members: Vec<InstancePlan>,
+        /// The group's own notify programs, run when its state changes.
+        notify: Box<Notify>,
     },
 }
 
@@ -139,14 +142,15 @@ impl InstancePlan {
     }
 }
 
-/// keepalived's notify programs of an instance.
+/// keepalived's notify programs of an instance or a sync group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notify {
     pub master: Option<Program>,
     pub backup: Option<Program>,
     pub fault: Option<Program>,
     pub stop: Option<Program>,
-    /// `notify`: run on every change with `INSTANCE <name> <STATE> <priority>`.
+    /// `notify`: run on every change with `INSTANCE <name> <STATE>
+    /// <priority>` (`GROUP <name> <STATE> 0` for a group).
     pub any: Option<Program>,
 }
 
@@ -173,6 +177,8 @@ pub enum Error {
     UnknownScript { instance: String, script: String },
     #[error("lvs_sync_daemon: vrrp_instance '{0}' is not defined")]
     UnknownSyncInstance(String),
+    #[error(transparent)]
+    Script(#[from] Unchecked),
 }
 
 /// keepalived treats a zero timeout as unset.
@@ -214,11 +220,21 @@ fn lvs_plan(config: &Config) -> Result<LvsPlan, Error> {
     })
 }
 
-fn program(command: &Command) -> Program {
-    Program {
-        path: command.program.clone().into(),
-        args: command.args.clone(),
-    }
+/// keepalived's notify programs, as `scripts` runs them.
+fn notify(scripts: &Scripts, commands: [&Option<Command>; 5]) -> Result<Notify, Error> {
+    let [master, backup, fault, stop, any] = commands.map(|c| {
+        c.as_ref()
+            .map(|c| scripts.program(c))
+            .transpose()
+            .map_err(Error::from)
+    });
+    Ok(Notify {
+        master: master?,
+        backup: backup?,
+        fault: fault?,
+        stop: stop?,
+        any: any?,
+    })
 }
 
 fn vip(instance: &VrrpInstance, address: &VirtualAddress) -> (String, Vip) {
@@ -248,7 +264,11 @@ fn centiseconds(instance: &VrrpInstance) -> Result<Centiseconds, Error> {
     }
 }
 
-fn instance_plan(config: &Config, instance: &VrrpInstance) -> Result<InstancePlan, Error> {
+fn instance_plan(
+    config: &Config,
+    scripts: &Scripts,
+    instance: &VrrpInstance,
+) -> Result<InstancePlan, Error> {
     let global = &config.global;
     let ipv6 = instance.is_ipv6();
     let placeholder = if ipv6 {
@@ -325,23 +345,26 @@ fn instance_plan(config: &Config, instance: &VrrpInstance) -> Result<InstancePla
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
         auth,
-        notify: Notify {
-            master: instance.notify_master.as_ref().map(program),
-            backup: instance.notify_backup.as_ref().map(program),
-            fault: instance.notify_fault.as_ref().map(program),
-            stop: instance.notify_stop.as_ref().map(program),
-            any: instance.notify.as_ref().map(program),
-        },
+        notify: notify(
+            scripts,
+            [
+                &instance.notify_master,
+                &instance.notify_backup,
+                &instance.notify_fault,
+                &instance.notify_stop,
+                &instance.notify,
+            ],
+        )?,
     })
 }
 
-/// The plan for `config`; `hostname` names the node when `router_id` is
-/// not set.
-pub fn plan(config: &Config, hostname: &str) -> Result<Plan, Error> {
+/// The plan for `config`, its programs run as `scripts` says; `hostname`
+/// names the node when `router_id` is not set.
+pub fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result<Plan, Error> {
     let mut instances = config
         .vrrp_instance
         .iter()
-        .map(|i| instance_plan(config, i))
+        .map(|i| instance_plan(config, scripts, i))
         .collect::<Result<Vec<_>, _>>()?;
     let mut units = Vec::new();
     for group in &config.vrrp_sync_group {
@@ -354,21 +377,33 @@ pub fn plan(config: &Config, hostname: &str) -> Result<Plan, Error> {
         units.push(UnitPlan::Group {
             name: group.name.clone(),
             members,
+            notify: Box::new(notify(
+                scripts,
+                [
+                    &group.notify_master,
+                    &group.notify_backup,
+                    &group.notify_fault,
+                    &group.notify_stop,
+                    &group.notify,
+                ],
+            )?),
         });
     }
     units.extend(instances.into_iter().map(|i| UnitPlan::Solo(Box::new(i))));
-    let scripts = config
+    let tracked = config
         .vrrp_script
         .iter()
-        .map(|s| ScriptPlan {
-            name: s.name.clone(),
-            program: program(&s.script),
-            interval: s.interval,
-            timeout: s
-                .timeout
-                .unwrap_or_else(|| default_script_timeout(s.interval)),
+        .map(|s| {
+            Ok(ScriptPlan {
+                name: s.name.clone(),
+                program: scripts.program(&s.script)?,
+                interval: s.interval,
+                timeout: s
+                    .timeout
+                    .unwrap_or_else(|| default_script_timeout(s.interval)),
+            })
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     Ok(Plan {
         node: config
             .global
@@ -376,7 +411,7 @@ pub fn plan(config: &Config, hostname: &str) -> Result<Plan, Error> {
             .clone()
             .unwrap_or_else(|| hostname.to_string()),
         units,
-        scripts,
+        scripts: tracked,
         lvs: lvs_plan(config)?,
     })
 }
@@ -396,7 +431,7 @@ mod tests {
         let config = load(include_str!(
             "../../../tests/fixtures/keepalived/seed-master.conf"
         ));
-        let plan = plan(&config, "host").unwrap();
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
         assert_eq!(plan.node, "LVS_DEVEL");
         let [UnitPlan::Solo(i)] = plan.units.as_slice() else {
             panic!("one lone instance: {:?}", plan.units)
@@ -434,17 +469,35 @@ mod tests {
     fn sync_groups_take_their_members_and_weights_override_the_script() {
         let config = load(
             "vrrp_script chk { script \"/bin/true\"\n weight -20\n }
-             vrrp_sync_group G { group { A\n B } }
+             vrrp_sync_group G { group { A\n B }\n notify_master \"/bin/g master\"\n notify /bin/g-any }
              vrrp_instance A { interface eth0\n virtual_router_id 1\n advert_int 0.1\n version 3\n virtual_ipaddress { 10.0.0.1/24 dev eth1 label eth1:a }\n track_script { chk weight -30 } }
              vrrp_instance B { interface eth0\n virtual_router_id 2\n version 3\n virtual_ipaddress { fd00::1/64 } }
              vrrp_instance C { interface eth0\n virtual_router_id 3\n unicast_peer { 10.0.0.9 }\n virtual_ipaddress { 10.0.0.3 } }",
         );
-        let plan = plan(&config, "host").unwrap();
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
         assert_eq!(plan.node, "host");
-        let [UnitPlan::Group { name, members }, UnitPlan::Solo(c)] = plan.units.as_slice() else {
+        let [
+            UnitPlan::Group {
+                name,
+                members,
+                notify,
+            },
+            UnitPlan::Solo(c),
+        ] = plan.units.as_slice()
+        else {
             panic!("a group and a lone instance: {:?}", plan.units)
         };
         assert_eq!(name, "G");
+        let master = notify.master.as_ref().unwrap();
+        assert_eq!(
+            (master.path.to_str(), master.args.as_slice()),
+            (Some("/bin/g"), ["master".to_string()].as_slice())
+        );
+        assert_eq!(
+            notify.any.as_ref().map(|p| p.path.clone()),
+            Some("/bin/g-any".into())
+        );
+        assert_eq!(notify.backup, None);
         assert_eq!(
             members.iter().map(InstancePlan::name).collect::<Vec<_>>(),
             ["A", "B"]
@@ -464,7 +517,7 @@ mod tests {
             "global_defs { lvs_sync_daemon eth1 VI_1 port 8849\n lvs_timeouts tcp 900 tcpfin 0 }
              vrrp_instance VI_1 { interface eth0\n virtual_router_id 51 }",
         );
-        let lvs = plan(&config, "host").unwrap().lvs;
+        let lvs = plan(&config, &Scripts::default(), "host").unwrap().lvs;
         let sync = lvs.sync_daemon.unwrap();
         assert_eq!(
             sync.daemon(SyncRole::Backup),

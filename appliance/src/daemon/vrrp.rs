@@ -14,7 +14,7 @@
 //! the instances that status reads without asking.
 
 use super::Error;
-use super::plan::{InstancePlan, Plan, ScriptPlan, UnitPlan};
+use super::plan::{InstancePlan, Notify, Plan, ScriptPlan, UnitPlan};
 use super::retry::Backoff;
 use super::status;
 use super::systemd;
@@ -499,7 +499,7 @@ impl Driver {
                 let (running, machine) = self.build_instance(instance).await?;
                 (Unit::Solo(Box::new(machine)), vec![running])
             }
-            UnitPlan::Group { name, members } => {
+            UnitPlan::Group { name, members, .. } => {
                 let mut instances = Vec::new();
                 let mut machines = Vec::new();
                 for instance in members {
@@ -891,9 +891,11 @@ impl Driver {
                     }
                 }
                 Action::Notify { state } => notify(
-                    &instance.plan,
+                    Notified::Instance,
+                    &name,
+                    &instance.plan.notify,
                     *state,
-                    current_priority(&self.units[index], &name),
+                    current_priority(&self.units[index], &name).get(),
                     &self.notifiers,
                 ),
                 Action::StateChanged { from, to, reason } => {
@@ -929,6 +931,25 @@ impl Driver {
                 detail,
             };
             append(&self.timeline, &event);
+        }
+        // After its members' own: the group's notifies, through the same
+        // bounded path.
+        if let Some(unit) = self.units.get_mut(index)
+            && let UnitPlan::Group {
+                notify: programs, ..
+            } = &unit.plan
+            && let Some((group, state)) = unit.unit.poll_group_state()
+        {
+            info!(group, %state, "sync group state changed");
+            notify(
+                Notified::Group,
+                group,
+                programs,
+                state,
+                // keepalived gives a group's priority as 0.
+                0,
+                &self.notifiers,
+            );
         }
         // The snapshot first: whoever acts on a report reads it.
         if changed {
@@ -1187,37 +1208,66 @@ fn expected(plan: &InstancePlan) -> Expected {
     }
 }
 
-/// Runs the notify programs for a new state, without waiting for them
-/// (keepalived's arguments: `notify` gets `INSTANCE <name> <STATE>
-/// <priority>`, the per-state ones nothing extra).
-fn notify(plan: &InstancePlan, state: State, priority: Priority, slots: &Arc<Semaphore>) {
+/// What a notify is about: the first of `notify`'s arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Notified {
+    Instance,
+    Group,
+}
+
+/// The programs to run, with their extra arguments, when `name` enters
+/// `state` (keepalived's `vrrp_notify.c`): the state's own program with
+/// none, and `notify` with `INSTANCE|GROUP <name> <STATE> <priority>`.
+fn notify_runs(
+    kind: Notified,
+    name: &str,
+    programs: &Notify,
+    state: State,
+    priority: u8,
+) -> Vec<(Program, Vec<String>)> {
     let specific = match state {
-        State::Master => &plan.notify.master,
-        State::Backup => &plan.notify.backup,
-        State::Fault => &plan.notify.fault,
-        State::Initialize => &plan.notify.stop,
+        State::Master => &programs.master,
+        State::Backup => &programs.backup,
+        State::Fault => &programs.fault,
+        State::Initialize => &programs.stop,
     };
     let state_word = match state {
         State::Initialize => "STOP".to_string(),
         other => other.to_string(),
     };
-    let runs: Vec<(Program, Vec<String>)> = specific
+    let kind = match kind {
+        Notified::Instance => "INSTANCE",
+        Notified::Group => "GROUP",
+    };
+    specific
         .iter()
         .map(|p| (p.clone(), Vec::new()))
-        .chain(plan.notify.any.iter().map(|p| {
+        .chain(programs.any.iter().map(|p| {
             (
                 p.clone(),
                 vec![
-                    "INSTANCE".into(),
-                    plan.name().to_string(),
+                    kind.into(),
+                    name.to_string(),
                     state_word.clone(),
                     priority.to_string(),
                 ],
             )
         }))
-        .collect();
-    for (program, args) in runs {
-        let instance = plan.name().to_string();
+        .collect()
+}
+
+/// Runs the notify programs of `name` for its new state, without waiting
+/// for them, at most [`NOTIFY_SLOTS`] at once.
+fn notify(
+    kind: Notified,
+    name: &str,
+    programs: &Notify,
+    state: State,
+    priority: u8,
+    slots: &Arc<Semaphore>,
+) {
+    for (program, args) in notify_runs(kind, name, programs, state, priority) {
+        let name = name.to_string();
         let slots = slots.clone();
         tokio::spawn(async move {
             // Closed never: the driver owns the semaphore.
@@ -1226,9 +1276,9 @@ fn notify(plan: &InstancePlan, state: State, priority: Priority, slots: &Arc<Sem
             };
             let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
             if outcome.success() {
-                debug!(instance, program = %program.path.display(), "notify ran");
+                debug!(?kind, name, program = %program.path.display(), "notify ran");
             } else {
-                warn!(instance, program = %program.path.display(), %outcome, "notify failed");
+                warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
             }
         });
     }
@@ -1294,4 +1344,76 @@ async fn forward_links(mut watch: LinkWatch, sender: mpsc::Sender<Event>) {
         }
     }
     error!("the link watch ended: interface changes are no longer seen");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::RunAs;
+
+    fn program(path: &str, args: &[&str]) -> Program {
+        Program {
+            path: path.into(),
+            args: args.iter().map(ToString::to_string).collect(),
+            run_as: RunAs::Daemon,
+        }
+    }
+
+    fn argv(runs: &[(Program, Vec<String>)]) -> Vec<Vec<String>> {
+        runs.iter()
+            .map(|(p, extra)| {
+                std::iter::once(p.path.display().to_string())
+                    .chain(p.args.iter().cloned())
+                    .chain(extra.iter().cloned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_groups_notify_gets_group_name_state_and_priority_zero() {
+        let programs = Notify {
+            master: Some(program("/bin/g", &["master"])),
+            stop: Some(program("/bin/g-stop", &[])),
+            any: Some(program("/bin/g-any", &["x"])),
+            ..Notify::default()
+        };
+        assert_eq!(
+            argv(&notify_runs(
+                Notified::Group,
+                "VG_1",
+                &programs,
+                State::Master,
+                0
+            )),
+            [
+                vec!["/bin/g", "master"],
+                vec!["/bin/g-any", "x", "GROUP", "VG_1", "MASTER", "0"],
+            ]
+        );
+        assert_eq!(
+            argv(&notify_runs(
+                Notified::Group,
+                "VG_1",
+                &programs,
+                State::Initialize,
+                0
+            )),
+            [
+                vec!["/bin/g-stop"],
+                vec!["/bin/g-any", "x", "GROUP", "VG_1", "STOP", "0"],
+            ]
+        );
+        // No backup program: `notify` alone.
+        assert_eq!(
+            argv(&notify_runs(
+                Notified::Instance,
+                "VI_1",
+                &programs,
+                State::Backup,
+                100
+            )),
+            [vec!["/bin/g-any", "x", "INSTANCE", "VI_1", "BACKUP", "100"]]
+        );
+    }
 }

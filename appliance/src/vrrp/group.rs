@@ -13,8 +13,12 @@
 //! - BACKUP: a member that leaves MASTER for BACKUP (a better master
 //!   appeared) takes the other masters with it, without a priority 0.
 //!
-//! Group notify scripts (`notify_master` on the group) are not modelled:
-//! each member still emits its own [`Action::Notify`].
+//! The group has a state of its own, which its notify programs
+//! (`notify_master` on the group...) follow: FAULT while any member is
+//! faulty, MASTER once every member is master, STOP once every member has
+//! stopped, BACKUP otherwise. The driver asks for its changes with
+//! [`SyncGroup::poll_state`]; each member still emits its own
+//! [`Action::Notify`].
 
 use crate::clock::Instant;
 use crate::vrrp::machine::{Action, GroupCommand, Input, Machine, State};
@@ -24,6 +28,8 @@ use crate::vrrp::machine::{Action, GroupCommand, Input, Machine, State};
 pub struct SyncGroup {
     name: String,
     members: Vec<Machine>,
+    /// The group state last given out by [`SyncGroup::poll_state`].
+    reported: State,
 }
 
 /// An action of one member (its index in [`SyncGroup::members`]).
@@ -46,6 +52,7 @@ impl SyncGroup {
         Self {
             name: name.into(),
             members,
+            reported: State::Initialize,
         }
     }
 
@@ -55,6 +62,31 @@ impl SyncGroup {
 
     pub fn members(&self) -> &[Machine] {
         &self.members
+    }
+
+    /// The group's state, from its members' (keepalived's
+    /// `vrrp_sync.c`): `Initialize` stands for stopped.
+    pub fn state(&self) -> State {
+        let all = |state| self.members.iter().all(|m| m.state() == state);
+        if self.members.iter().any(|m| m.state() == State::Fault) {
+            State::Fault
+        } else if all(State::Master) {
+            State::Master
+        } else if all(State::Initialize) {
+            State::Initialize
+        } else {
+            State::Backup
+        }
+    }
+
+    /// The group's new state, once per change since the last call (none
+    /// before the first start: the group begins stopped).
+    pub fn poll_state(&mut self) -> Option<State> {
+        let state = self.state();
+        (state != self.reported).then(|| {
+            self.reported = state;
+            state
+        })
     }
 
     /// The earliest timer of any member.
@@ -293,6 +325,39 @@ mod tests {
         g.handle(Instant::from_micros(6_000_000), 0, script(true))
             .unwrap();
         assert_eq!(states(&g), vec![State::Backup, State::Backup]);
+    }
+
+    fn polled(g: &mut SyncGroup) -> Option<State> {
+        let state = g.poll_state();
+        assert_eq!(g.poll_state(), None, "a change is given out once");
+        state
+    }
+
+    #[test]
+    fn the_group_state_changes_once_its_members_agree() {
+        let mut g = SyncGroup::new("G1", vec![member("VI_1", 1), member("VI_2", 2)]);
+        assert_eq!(g.poll_state(), None);
+        g.handle_all(Instant::ZERO, &Input::Startup);
+        assert_eq!(polled(&mut g), Some(State::Backup));
+        // VI_1 alone wants master: still backup.
+        let t1 = Instant::from_micros(3_000_000);
+        g.handle(t1, 1, advert(150)).unwrap();
+        g.handle_timeout(Instant::from_micros(3_609_375));
+        assert_eq!(g.poll_state(), None);
+        g.handle_timeout(g.poll_timeout().unwrap());
+        assert_eq!(polled(&mut g), Some(State::Master));
+        let script = |success| Input::Script {
+            name: TrackName("chk_VI_2".into()),
+            success,
+        };
+        g.handle(Instant::from_micros(8_000_000), 1, script(false))
+            .unwrap();
+        assert_eq!(polled(&mut g), Some(State::Fault));
+        g.handle(Instant::from_micros(9_000_000), 1, script(true))
+            .unwrap();
+        assert_eq!(polled(&mut g), Some(State::Backup));
+        g.handle_all(Instant::from_micros(10_000_000), &Input::Shutdown);
+        assert_eq!(polled(&mut g), Some(State::Initialize));
     }
 
     #[test]

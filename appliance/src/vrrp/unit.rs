@@ -5,7 +5,7 @@
 
 use crate::clock::Instant;
 use crate::vrrp::group::SyncGroup;
-use crate::vrrp::machine::{Action, Input, Machine};
+use crate::vrrp::machine::{Action, Input, Machine, State};
 
 /// A lone instance or a sync group.
 #[derive(Debug)]
@@ -19,6 +19,18 @@ impl Unit {
         match self {
             Unit::Solo(m) => std::slice::from_ref(m.as_ref()),
             Unit::Group(g) => g.members(),
+        }
+    }
+
+    /// A sync group's new state and its name, once per change
+    /// ([`SyncGroup::poll_state`]); never for a lone instance.
+    pub fn poll_group_state(&mut self) -> Option<(&str, State)> {
+        match self {
+            Unit::Solo(_) => None,
+            Unit::Group(g) => {
+                let state = g.poll_state()?;
+                Some((g.name(), state))
+            }
         }
     }
 

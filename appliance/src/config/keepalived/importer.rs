@@ -337,6 +337,8 @@ impl Importer<'_> {
                     }
                 }
                 "lvs_timeouts" => self.lvs_timeouts(item, &mut g.lvs_timeouts),
+                "script_user" => g.script_user = self.script_user(item),
+                "enable_script_security" => g.enable_script_security = self.bare(item),
                 _ => self.unknown(item, "in global_defs"),
             }
         }
@@ -462,6 +464,20 @@ impl Importer<'_> {
         self.record("global.lvs_sync_daemon.vrrp_instance".into(), &instance.pos);
         sync.vrrp_instance = instance.text.clone();
         Some(sync)
+    }
+
+    /// `script_user USER [GROUP]`.
+    fn script_user(&mut self, st: &Statement) -> Option<ScriptUser> {
+        self.no_block(st);
+        self.at_most(st, 2);
+        let Some(user) = st.args.first() else {
+            self.err(&st.keyword.pos, "'script_user' needs a user name");
+            return None;
+        };
+        Some(ScriptUser {
+            user: user.text.clone(),
+            group: st.args.get(1).map(|w| w.text.clone()),
+        })
     }
 
     /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`, whole seconds.
@@ -1510,8 +1526,8 @@ mod tests {
         let text = format!(
             "vrrp_script chk {{\n  script \"/bin/check --port 80 'a b'\"\n  user nobody nogroup\n  weight -20\n  timeout 2\n}}\n{INSTANCE}  notify_master \"/usr/bin/notify.sh master\" root\n  track_script {{\n    chk weight 10\n  }}\n}}\n"
         );
-        // Imported faithfully; validation then refuses the users (the
-        // appliance cannot switch users), which its own test covers.
+        // Imported faithfully; whether they can run as those users is the
+        // script check's (script::check).
         let config = import_only(&text);
         let script = &config.vrrp_script[0];
         assert_eq!(script.script.program, "/bin/check");

@@ -1,20 +1,108 @@
 //! Running external programs from config: track scripts (`vrrp_script`),
-//! notify scripts and, later, `MISC_CHECK`. A program is an argv vector
-//! taken from config and never handed to a shell, so nothing in a config
-//! value is ever interpreted as shell syntax. A run that outlives its
-//! timeout is killed (its whole process group, so children go too) and
-//! counts as a failure: a hung script costs its timeout, never a stuck
-//! daemon.
+//! notify scripts and `MISC_CHECK`. A program is an argv vector taken from
+//! config and never handed to a shell, so nothing in a config value is ever
+//! interpreted as shell syntax. A run that outlives its timeout is killed
+//! (its whole process group, so children go too) and counts as a failure:
+//! a hung script costs its timeout, never a stuck daemon.
+//!
+//! A script gets nothing of the daemon's but what is written here: it runs
+//! as its user ([`RunAs`]; see [`check`] for how that is chosen), with no
+//! ambient capabilities (the daemon's CAP_NET_ADMIN and CAP_NET_RAW under
+//! systemd would otherwise pass to it), and with the environment of
+//! [`environment`] only.
 
+pub mod accounts;
+pub mod check;
+pub mod secure;
+pub mod user;
+
+pub use user::{Identity, Privileges, RunAs};
+
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-/// A program and its arguments.
+/// A program, its arguments and its user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Program {
     pub path: PathBuf,
     pub args: Vec<String>,
+    pub run_as: RunAs,
+}
+
+/// Every script's `PATH`, whatever the daemon's: a bare program name is
+/// looked up in it (at load, see [`check`]), and a script's own commands
+/// find the system's tools in it.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The daemon's variables a script gets when the daemon has them: the
+/// language and time zone its tools print in. Nothing else passes (not
+/// systemd's notify socket, not `LD_PRELOAD`, not credentials).
+pub const PASSED: [&str; 3] = ["LANG", "LC_ALL", "TZ"];
+
+/// A script's whole environment: `PATH` fixed to [`PATH`], and each of
+/// [`PASSED`] that `daemon` (the daemon's environment) has.
+pub fn environment(daemon: impl Fn(&str) -> Option<OsString>) -> Vec<(OsString, OsString)> {
+    let mut env = vec![(OsString::from("PATH"), OsString::from(PATH))];
+    for name in PASSED {
+        if let Some(value) = daemon(name) {
+            env.push((name.into(), value));
+        }
+    }
+    env
+}
+
+/// A user to become in the child, in the types the system calls take
+/// (built before the fork: the child of a threaded process may not
+/// allocate).
+struct Switch {
+    groups: Vec<nix::unistd::Gid>,
+    gid: nix::unistd::Gid,
+    uid: nix::unistd::Uid,
+}
+
+impl Switch {
+    fn to(run_as: &RunAs) -> Option<Self> {
+        match run_as {
+            RunAs::Daemon => None,
+            RunAs::User(identity) => Some(Self {
+                groups: identity
+                    .groups
+                    .iter()
+                    .map(|&g| nix::unistd::Gid::from_raw(g))
+                    .collect(),
+                gid: nix::unistd::Gid::from_raw(identity.gid),
+                uid: nix::unistd::Uid::from_raw(identity.uid),
+            }),
+        }
+    }
+}
+
+/// In the child, before it runs the program: the user's groups, group and
+/// user (in that order: setting the user drops the right to set the
+/// others), then no ambient capabilities. System calls only.
+fn become_script(switch: Option<&Switch>) -> std::io::Result<()> {
+    if let Some(switch) = switch {
+        nix::unistd::setgroups(&switch.groups)?;
+        nix::unistd::setgid(switch.gid)?;
+        nix::unistd::setuid(switch.uid)?;
+    }
+    // SAFETY: prctl with integer arguments only.
+    let cleared = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    // EINVAL: a kernel older than 4.3 has no ambient set to clear.
+    if cleared != 0 && nix::errno::Errno::last() != nix::errno::Errno::EINVAL {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// How one run ended.
@@ -65,14 +153,17 @@ pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) ->
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        // systemd's notify socket and watchdog are the daemon's: a script
-        // must not report for it.
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
+        .env_clear()
+        .envs(environment(|name| std::env::var_os(name)))
         // Its own process group, so a timeout kills what it started too.
         .process_group(0)
         .kill_on_drop(true);
+    let switch = Switch::to(&program.run_as);
+    // SAFETY: the closure makes system calls only, on data built before
+    // the fork.
+    unsafe {
+        cmd.pre_exec(move || become_script(switch.as_ref()));
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => return Outcome::not_started(&e),
@@ -105,6 +196,7 @@ mod tests {
         Program {
             path: "/bin/sh".into(),
             args: vec!["-c".into(), script.into()],
+            run_as: RunAs::Daemon,
         }
     }
 
@@ -166,10 +258,40 @@ mod tests {
         let p = Program {
             path: "/nonexistent/check".into(),
             args: vec![],
+            run_as: RunAs::Daemon,
         };
         assert!(matches!(
             block_on(run(&p, &[], Duration::from_secs(1))),
             Outcome::NotStarted { .. }
         ));
+    }
+
+    #[test]
+    fn the_environment_is_a_fixed_path_and_the_passed_variables() {
+        let daemon = |name: &str| match name {
+            "LANG" => Some(OsString::from("C.UTF-8")),
+            "HOME" | "NOTIFY_SOCKET" | "LD_PRELOAD" => Some(OsString::from("x")),
+            _ => None,
+        };
+        assert_eq!(
+            environment(daemon),
+            [
+                ("PATH".into(), PATH.into()),
+                ("LANG".into(), "C.UTF-8".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_script_gets_none_of_the_daemons_other_variables() {
+        // Every test process has a HOME and a PATH of its own.
+        assert!(std::env::var_os("HOME").is_some());
+        let p = sh(&format!(
+            r#"[ -z "${{HOME+set}}" ] && [ "$PATH" = '{PATH}' ]"#
+        ));
+        assert_eq!(
+            block_on(run(&p, &[], Duration::from_secs(5))),
+            Outcome::Exited(0)
+        );
     }
 }
