@@ -131,14 +131,16 @@ demo-down:
 
 # The failover benchmark: the appliance and keepalived side by side on a
 # netns LAN (runs as root, ~15 min; TRIALS=2 for a quick run; rewrites
-# docs/benchmarks.md), then the checker against 10,000 real servers (its
-# table appended to docs/benchmarks.md; docs/benchmarks-checker.md explains
-# it), then the checker beside keepalived's against 500 in a qemu VM
+# docs/benchmarks.md), then the master's advert timing under a VRRP flood
+# and a large reload, side by side too (~4 min; appended), then the checker
+# against 10,000 real servers (its table appended to docs/benchmarks.md;
+# docs/benchmarks-checker.md explains it), then the checker beside keepalived's against 500 in a qemu VM
 # (keepalived's needs IPVS; ~2 min; appended too), then the disk image's
 # size and boot time (appended too).
 bench: deps
 	$(CARGO) build --release -p appliance
 	$(CARGO) run --release -p appliance-tests --bin failover_bench
+	$(CARGO) run --release -p appliance-tests --bin jitter_bench -- --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md
 	images/disk/build

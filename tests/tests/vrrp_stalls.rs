@@ -114,3 +114,62 @@ fn adverts_keep_their_interval_while_a_reload_waits_for_hanging_notifiers() {
     std::thread::sleep(Duration::from_millis(500));
     assert_on_time(&p, log, &since, "reload waiting 5 s for notifiers");
 }
+
+#[test]
+fn adverts_keep_their_interval_while_10000_checks_run() {
+    let p = pair(Net(117), 117);
+    // The real servers: ports 10000-19999 of c, all led to one listener
+    // that accepts and closes.
+    let c = p.lan.host("c");
+    c.run(
+        "nft",
+        &[
+            "add table ip rs; add chain ip rs pre { type nat hook prerouting priority -100; }; \
+           add rule ip rs pre tcp dport 10000-19999 redirect to :8080",
+        ],
+    )
+    .expect("nft (Debian package nftables)");
+    let listener = c
+        .enter(|| std::net::TcpListener::bind("10.117.0.10:8080"))
+        .unwrap()
+        .expect("the real servers' listener");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    // 100 real servers with 100 checks each: 10,000 checks, every 2 s,
+    // while the kernel's table stays small.
+    let mut config = p.m_conf.render();
+    config.push_str(
+        "virtual_server 10.117.1.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  delay_loop 2\n",
+    );
+    for server in 0..100 {
+        let _ = writeln!(config, "  real_server 10.117.0.10 {} {{", 10_000 + server);
+        for check in 0..100 {
+            let _ = writeln!(
+                config,
+                "    TCP_CHECK {{\n      connect_port {}\n      connect_timeout 1\n    }}",
+                10_000 + server * 100 + check
+            );
+        }
+        config.push_str("  }\n");
+    }
+    config.push_str("}\n");
+    p.m.write_config(&config).unwrap();
+    reload(&p.m, Duration::from_secs(60));
+    let log = AdvertLog::start(p.host(Side::B), Net(117).m().parse().unwrap()).expect("capture");
+    let since = p.mark("10,000 checks running");
+    std::thread::sleep(Duration::from_secs(6));
+    let status = appliance::daemon::status::query(&p.m.socket_path()).expect("m's status");
+    let passed = status
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| &vs.real_servers)
+        .flat_map(|rs| &rs.checks)
+        .filter(|c| c.last.as_ref().is_some_and(|last| last.up))
+        .count();
+    eprintln!("MEASURED checks run and passed: {passed} of 10,000");
+    assert!(passed > 9_000, "the checks run: {passed} of 10,000 passed");
+    assert_on_time(&p, log, &since, "10,000 checks running");
+}

@@ -748,10 +748,20 @@ impl Machine {
     }
 
     fn timers(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.timer.is_some_and(|at| at <= now) {
+        if let Some(due) = self.timer.filter(|at| *at <= now) {
             match self.state {
                 State::Backup => self.master_down(now, out),
-                State::Master => self.send_advert(now, out),
+                State::Master => {
+                    self.send_advert(now, out);
+                    // The next advert is due an interval after this one
+                    // was, not after the late wake-up that sent it: timers
+                    // fire a little late, and the lateness must not add up
+                    // into a longer interval.
+                    let next = due + Duration::from_micros(self.cfg.adver_int.as_micros());
+                    if next > now {
+                        self.timer = Some(next);
+                    }
+                }
                 State::Initialize | State::Fault => self.timer = None,
             }
         }
@@ -1067,6 +1077,35 @@ mod tests {
     fn fire(m: &mut Machine) -> (Instant, Vec<Action>) {
         let at = m.poll_timeout().expect("a timer is armed");
         (at, m.handle(at, Input::Timer))
+    }
+
+    #[test]
+    fn late_wake_ups_do_not_stretch_the_advert_interval() {
+        let mut m = started(cfg(255));
+        let (at, actions) = fire(&mut m);
+        assert_eq!(became(&actions), None);
+        assert_eq!(
+            m.state(),
+            State::Master,
+            "the owner starts as master at {at:?}"
+        );
+        let first = m.poll_timeout().unwrap();
+        // Woken 3 ms late, each time: the adverts stay on their 1 s grid.
+        for k in 0..5u64 {
+            let due = first + Duration::from_secs(k);
+            assert_eq!(m.poll_timeout(), Some(due));
+            let actions = m.handle(due + Duration::from_millis(3), Input::Timer);
+            assert!(
+                actions
+                    .iter()
+                    .any(|a| matches!(a, Action::SendAdvert { .. }))
+            );
+        }
+        // More than an interval late: the next is an interval from now.
+        let due = m.poll_timeout().unwrap();
+        let late = due + Duration::from_millis(1_500);
+        m.handle(late, Input::Timer);
+        assert_eq!(m.poll_timeout(), Some(late + Duration::from_secs(1)));
     }
 
     #[test]

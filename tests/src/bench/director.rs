@@ -152,6 +152,8 @@ fn strip_ansi(line: &str) -> String {
 #[derive(Default)]
 struct Log {
     state: Option<State>,
+    /// State changes reported so far.
+    changes: usize,
     tail: VecDeque<String>,
 }
 
@@ -193,6 +195,30 @@ impl Daemon {
             .state
     }
 
+    /// State changes the log reported so far (the start's included).
+    pub fn changes(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .changes
+    }
+
+    /// The state the log last reported.
+    pub fn current(&self) -> Option<State> {
+        self.state()
+    }
+
+    /// Sends SIGHUP (reload the config).
+    pub fn reload(&self) -> Result<(), Error> {
+        let pid = i32::try_from(self.process.id())
+            .map_err(|_| self.failure("pid out of range".into()))?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .map_err(|e| self.failure(format!("SIGHUP: {e}")))
+    }
+
     /// Waits until the log says the instance entered `state`.
     pub fn wait_state(&self, state: State, within: Duration) -> Result<(), Error> {
         let start = Instant::now();
@@ -214,6 +240,15 @@ impl Daemon {
             nix::sys::signal::Signal::SIGTERM,
         )
         .map_err(|e| self.failure(format!("SIGTERM: {e}")))
+    }
+
+    /// SIGKILL, and waits for the daemon to exit.
+    pub fn kill(mut self) -> Result<(), Error> {
+        self.process.signal("KILL")?;
+        match self.process.wait(Duration::from_secs(10)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.failure(e.to_string())),
+        }
     }
 
     /// Stops the daemon cleanly and waits for it to exit.
@@ -246,6 +281,7 @@ fn follow(output: impl Read + Send + 'static, log: Arc<Mutex<Log>>) {
             let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(state) = state_in(&line) {
                 log.state = Some(state);
+                log.changes += 1;
             }
             if log.tail.len() == TAIL_LINES {
                 log.tail.pop_front();

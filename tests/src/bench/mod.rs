@@ -6,6 +6,7 @@
 //! (load, frequency) weighs on both alike.
 
 pub mod director;
+pub mod jitter;
 pub mod probe;
 pub mod report;
 
