@@ -117,6 +117,38 @@ pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
     (statements, parser.errors)
 }
 
+/// Parses `text` as the contents of `file` without reading any file: an
+/// `include` is refused with a diagnostic (its braces still expanded, so a
+/// pattern past [`MAX_ALTERNATIVES`] says so). For text that must not
+/// reach the file system, such as the fuzz harness's.
+pub fn parse_text(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
+    let (lexed, mut errors) = lex(&Arc::from(file), text);
+    let mut tokens = Vec::with_capacity(lexed.len());
+    for token in lexed {
+        match token.kind {
+            TokenKind::Include(pattern) => {
+                if alternatives(&pattern, &token.pos, &mut errors).is_some() {
+                    errors.push(Diagnostic::new(
+                        token.pos,
+                        format!(
+                            "include: '{pattern}' not read: this config has no files to include"
+                        ),
+                    ));
+                }
+            }
+            _ => tokens.push(token),
+        }
+    }
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        errors,
+        depth: 0,
+    };
+    let statements = parser.items(None);
+    (statements, parser.errors)
+}
+
 fn load(
     path: &Path,
     included_at: Option<&Position>,
@@ -552,6 +584,24 @@ mod tests {
             [
                 "k.conf:1:1: unexpected '}'",
                 "k.conf:2:1: unexpected '{' (no keyword before it)"
+            ]
+        );
+    }
+
+    #[test]
+    fn text_alone_refuses_includes_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.conf"), "b 2\n").unwrap();
+        let label = dir.path().join("k.conf");
+        let text = "a 1\ninclude b.conf\nc {\n include {x,y}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}\n}\n";
+        let (items, errors) = parse_text(&label, text);
+        assert_eq!(render(&items), "a@1:1 1; c@3:1 {}");
+        let lines: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(
+            lines,
+            [
+                "include: 'b.conf' not read: this config has no files to include",
+                "include: '{x,y}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}' expands to more than 1024 paths",
             ]
         );
     }
