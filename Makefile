@@ -100,12 +100,31 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# Fuzz the VRRP packet parser for a minute with cargo-fuzz (libFuzzer). The
-# sanitizer flags it needs are nightly-only; RUSTC_BOOTSTRAP lets the stable
-# toolchain accept them.
+# Fuzz every parser of outside input with cargo-fuzz (libFuzzer), one
+# target after the other (fuzz/README.md): each for FUZZ_RUNS executions,
+# or FUZZ_TIME seconds when set (`make fuzz FUZZ_TIME=60`); FUZZ_TARGETS
+# picks some. A run starts from fuzz/seeds/TARGET/ and fuzz/corpus/TARGET/
+# and grows the corpus; cmin then shrinks it to a smallest set of inputs
+# covering the same code (set cover, hit counts ignored: the corpus lives
+# in the repository and stays small). A crash, an input slower than
+# FUZZ_TIMEOUT seconds or one allocating past libFuzzer's 2 GB stops the
+# run, its input in fuzz/artifacts/TARGET/. The sanitizer flags cargo-fuzz
+# needs are nightly-only; RUSTC_BOOTSTRAP lets the stable toolchain accept
+# them.
+FUZZ_RUNS ?= 10000000
+FUZZ_TIME ?=
+FUZZ_TIMEOUT ?= 10
+FUZZ_TARGETS ?= $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+FUZZ = RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+
 fuzz:
 	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --target-dir target vrrp_packet -- -max_total_time=60
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	  $(FUZZ) run --target-dir target $$target corpus/$$target seeds/$$target -- \
+	    -timeout=$(FUZZ_TIMEOUT) \
+	    $(if $(FUZZ_TIME),-max_total_time=$(FUZZ_TIME),-runs=$(FUZZ_RUNS)) && \
+	  $(FUZZ) cmin --target-dir target $$target -- -set_cover_merge=1 -use_counters=0 || exit 1; \
+	done
 
 # Docker's compose command: the v2 plugin if there, else docker-compose v1.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)

@@ -169,8 +169,9 @@ async fn fetch(endpoint: &Endpoint, url: &UrlCheck) -> Result<(), Failure> {
 }
 
 /// Sends the GET and judges the answer, read to its end (HTTP/1.0 with
-/// `Connection: close`: the server closes when done).
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+/// `Connection: close`: the server closes when done). Public for the fuzz
+/// harness, which answers from a scripted stream.
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     url: &UrlCheck,
 ) -> Result<(), Failure> {

@@ -86,6 +86,18 @@ pub fn load_str_mapped(
     }
 }
 
+/// As [`load_str`], without reaching the file system: keepalived includes
+/// are refused rather than read. `path` only labels the diagnostics.
+pub fn load_text(path: &Path, text: &str, format: Format) -> Result<Config, Diagnostics> {
+    match format {
+        Format::Keepalived => {
+            let (config, map, errors) = keepalived::load_text(path, text);
+            finish(config, &map, errors)
+        }
+        Format::Toml => load_str(path, text, Format::Toml),
+    }
+}
+
 /// The `[network]` table of a TOML config (`text`, from `path`) on its own,
 /// parsed and validated as if the file held nothing else: init applies it
 /// to keep the box reachable at its address while the rest of the config

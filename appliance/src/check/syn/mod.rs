@@ -28,7 +28,7 @@ use crate::clock;
 pub use flights::Done;
 use flights::{Flights, Transmit};
 use rustc_hash::FxHashMap;
-use segment::{Answer, SYN_LEN, Segment, Syn};
+use segment::{Answer, Quote, SYN_LEN, Segment, Syn};
 use socket::{BATCH, Family, ProbeSocket};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -333,14 +333,11 @@ impl<T> Lane<T> {
     fn receive_errors(&mut self, done: &mut Vec<Done<T>>) {
         let (flights, port) = (&mut self.flights, self.socket.port());
         let read = self.socket.recv_errors(|target, quoted, error| {
-            // The quoted TCP header: source and destination ports, then
-            // the sequence number.
-            let Some(&[s0, s1, d0, d1, q0, q1, q2, q3]) = quoted.first_chunk::<8>() else {
-                return;
-            };
-            if u16::from_be_bytes([s0, s1]) == port {
-                let target = SocketAddr::new(target, u16::from_be_bytes([d0, d1]));
-                flights.unreachable(target, u32::from_be_bytes([q0, q1, q2, q3]), error, done);
+            if let Some(quote) = Quote::parse(quoted)
+                && quote.src_port == port
+            {
+                let target = SocketAddr::new(target, quote.dst_port);
+                flights.unreachable(target, quote.seq, error, done);
             }
         });
         if let Err(error) = read {

@@ -1,7 +1,7 @@
 //! The TCP segments of a half-open probe, in smoltcp's style: `Segment` is a
 //! zero-copy view of a TCP header with one accessor per field, [`Syn`] is
-//! the probe we send and [`Answer`] what a server's reply to it means.
-//! Only what a probe needs: no payload, no option other than the MSS we
+//! the probe we send, [`Answer`] what a server's reply to it means and
+//! [`Quote`] which probe an ICMP error is about. Only what a probe needs: no payload, no option other than the MSS we
 //! announce.
 
 use crate::checksum::{fold, pseudo_header_sum, sum_words};
@@ -292,6 +292,27 @@ impl Answer {
     }
 }
 
+/// Our SYN as an ICMP error quotes it: RFC 792 quotes at least the first
+/// 8 bytes of the datagram's payload, the ports and the sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quote {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+}
+
+impl Quote {
+    /// Reads the quoted TCP bytes; `None` if fewer than 8.
+    pub fn parse(quoted: &[u8]) -> Option<Quote> {
+        let &[s0, s1, d0, d1, q0, q1, q2, q3] = quoted.first_chunk::<8>()?;
+        Some(Quote {
+            src_port: u16::from_be_bytes([s0, s1]),
+            dst_port: u16::from_be_bytes([d0, d1]),
+            seq: u32::from_be_bytes([q0, q1, q2, q3]),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +445,18 @@ mod tests {
             Segment::new_checked(&bytes[..]).unwrap_err(),
             Error::BadDataOffset(4)
         );
+    }
+
+    #[test]
+    fn an_icmp_quote_names_the_probe_by_its_first_eight_bytes() {
+        assert_eq!(
+            Quote::parse(&SYN_V4[..8]),
+            Some(Quote {
+                src_port: 40000,
+                dst_port: 8080,
+                seq: 0x1122_3344
+            })
+        );
+        assert_eq!(Quote::parse(&SYN_V4[..7]), None);
     }
 }

@@ -520,7 +520,7 @@ pub fn route_source(target: SocketAddr) -> io::Result<IpAddr> {
 
 /// The sender and payload of an IPv4 packet as a raw socket delivers it
 /// (reassembled), if the header holds together.
-fn ipv4_payload(data: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
+pub fn ipv4_payload(data: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
     let header = data.get(..20)?;
     if header[0] >> 4 != 4 {
         return None;

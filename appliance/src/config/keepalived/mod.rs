@@ -23,6 +23,13 @@ pub fn load_str(path: &Path, text: &str) -> (Config, SourceMap, Vec<Diagnostic>)
     finish(path, &statements, &mut errors)
 }
 
+/// As [`load_str`], reading no file: includes are refused (see
+/// [`parser::parse_text`]).
+pub fn load_text(path: &Path, text: &str) -> (Config, SourceMap, Vec<Diagnostic>) {
+    let (statements, mut errors) = parser::parse_text(path, text);
+    finish(path, &statements, &mut errors)
+}
+
 fn finish(
     path: &Path,
     statements: &[parser::Statement],

@@ -18,6 +18,8 @@
 //! own may be included in several places (settings shared by instances);
 //! a file that includes others and is reached twice (a loop, or a diamond,
 //! which doubles at each level) is refused rather than expanded again.
+//! Blocks nest at most [`MAX_NESTING`] deep and a brace pattern holds at
+//! most [`MAX_BRACES`] braces, so that no line can overflow the stack.
 
 use super::lexer::{Token, TokenKind, lex};
 use crate::config::diag::{Diagnostic, Position};
@@ -35,6 +37,15 @@ pub const MAX_FILES: usize = 10_000;
 pub const MAX_TOTAL_BYTES: u64 = file::MAX_FILE_BYTES;
 /// Paths one brace pattern expands to (`{a,b}{c,d}` is 4).
 pub const MAX_ALTERNATIVES: usize = 1024;
+
+/// How deep blocks may nest; keepalived's own go 4 deep (virtual_server,
+/// real_server, HTTP_GET, url). The parse and the tree it builds recurse
+/// once per level, so deeper blocks are refused and skipped: a file of
+/// nothing but `{` would otherwise overflow the stack.
+pub const MAX_NESTING: usize = 16;
+/// Braces one include pattern may hold: its expansion recurses once per
+/// pair, copying the pattern each time.
+pub const MAX_BRACES: usize = 64;
 
 /// What the includes read so far used of the bounds.
 #[derive(Default)]
@@ -79,6 +90,7 @@ pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
         tokens,
         next: 0,
         errors,
+        depth: 0,
     };
     let statements = parser.items(None);
     (statements, parser.errors)
@@ -99,6 +111,39 @@ pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
         tokens,
         next: 0,
         errors,
+        depth: 0,
+    };
+    let statements = parser.items(None);
+    (statements, parser.errors)
+}
+
+/// Parses `text` as the contents of `file` without reading any file: an
+/// `include` is refused with a diagnostic (its braces still expanded, so a
+/// pattern past [`MAX_ALTERNATIVES`] says so). For text that must not
+/// reach the file system, such as the fuzz harness's.
+pub fn parse_text(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
+    let (lexed, mut errors) = lex(&Arc::from(file), text);
+    let mut tokens = Vec::with_capacity(lexed.len());
+    for token in lexed {
+        match token.kind {
+            TokenKind::Include(pattern) => {
+                if alternatives(&pattern, &token.pos, &mut errors).is_some() {
+                    errors.push(Diagnostic::new(
+                        token.pos,
+                        format!(
+                            "include: '{pattern}' not read: this config has no files to include"
+                        ),
+                    ));
+                }
+            }
+            _ => tokens.push(token),
+        }
+    }
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        errors,
+        depth: 0,
     };
     let statements = parser.items(None);
     (statements, parser.errors)
@@ -229,14 +274,9 @@ fn resolve_include(
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut alternatives = Vec::new();
-    if expand_braces(pattern, &mut alternatives).is_err() {
-        errors.push(Diagnostic::new(
-            pos.clone(),
-            format!("include: '{pattern}' expands to more than {MAX_ALTERNATIVES} paths"),
-        ));
+    let Some(alternatives) = alternatives(pattern, pos, errors) else {
         return files;
-    }
+    };
     for alternative in alternatives {
         let full = dir.join(&alternative);
         let has_wildcards = alternative.contains(['*', '?', '[']);
@@ -279,14 +319,43 @@ fn resolve_include(
     files
 }
 
+/// The paths `pattern` expands to, or `None` with the problem reported.
+fn alternatives(
+    pattern: &str,
+    pos: &Position,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Vec<String>> {
+    let mut alternatives = Vec::new();
+    if let Err(too_many) = expand_braces(pattern, &mut alternatives) {
+        let problem = match too_many {
+            TooMany::Paths => format!("expands to more than {MAX_ALTERNATIVES} paths"),
+            TooMany::Braces => format!("holds more than {MAX_BRACES} braces"),
+        };
+        errors.push(Diagnostic::new(
+            pos.clone(),
+            format!("include: '{pattern}' {problem}"),
+        ));
+        return None;
+    }
+    Some(alternatives)
+}
+
+/// Why a brace pattern is not expanded.
+#[derive(Debug, PartialEq, Eq)]
+enum TooMany {
+    Paths,
+    Braces,
+}
+
 /// csh-style brace expansion, as glob(3) with GLOB_BRACE: `a{b,c}d` ->
 /// `abd`, `acd`; nested braces allowed; unbalanced braces are literal.
 /// Appends to `out`; `Err` once it would pass [`MAX_ALTERNATIVES`] (each
-/// brace multiplies, so a short pattern can ask for millions).
-fn expand_braces(pattern: &str, out: &mut Vec<String>) -> Result<(), ()> {
+/// brace multiplies, so a short pattern can ask for millions), or for a
+/// pattern of more than [`MAX_BRACES`] braces.
+fn expand_braces(pattern: &str, out: &mut Vec<String>) -> Result<(), TooMany> {
     let literal = |out: &mut Vec<String>| {
         if out.len() >= MAX_ALTERNATIVES {
-            return Err(());
+            return Err(TooMany::Paths);
         }
         out.push(pattern.to_string());
         Ok(())
@@ -294,6 +363,9 @@ fn expand_braces(pattern: &str, out: &mut Vec<String>) -> Result<(), ()> {
     let Some(open) = pattern.find('{') else {
         return literal(out);
     };
+    if pattern.matches('{').count() > MAX_BRACES {
+        return Err(TooMany::Braces);
+    }
     let mut depth = 0usize;
     let mut commas = Vec::new();
     let mut close = None;
@@ -334,6 +406,8 @@ struct Parser {
     tokens: Vec<Token>,
     next: usize,
     errors: Vec<Diagnostic>,
+    /// Blocks open around the next token.
+    depth: usize,
 }
 
 impl Parser {
@@ -367,7 +441,7 @@ impl Parser {
                         text: "{".into(),
                         pos: token.pos,
                     };
-                    self.items(Some(&anonymous));
+                    self.block(&anonymous);
                 }
                 TokenKind::Word { text, .. } => {
                     let keyword = Word {
@@ -385,6 +459,38 @@ impl Parser {
             ));
         }
         items
+    }
+
+    /// The statements of the block `opener` opened (its `{` consumed), or
+    /// none if it is nested too deep: then it is skipped to its `}`.
+    fn block(&mut self, opener: &Word) -> Vec<Statement> {
+        if self.depth < MAX_NESTING {
+            self.depth += 1;
+            let items = self.items(Some(opener));
+            self.depth -= 1;
+            return items;
+        }
+        self.errors.push(Diagnostic::new(
+            opener.pos.clone(),
+            format!(
+                "'{}': blocks nested more than {MAX_NESTING} deep",
+                opener.text
+            ),
+        ));
+        let mut open = 1usize;
+        while let Some(token) = self.bump() {
+            match token.kind {
+                TokenKind::Open => open += 1,
+                TokenKind::Close if open == 1 => return Vec::new(),
+                TokenKind::Close => open -= 1,
+                _ => {}
+            }
+        }
+        self.errors.push(Diagnostic::new(
+            opener.pos.clone(),
+            format!("missing '}}' to close the block of '{}'", opener.text),
+        ));
+        Vec::new()
     }
 
     fn statement(&mut self, keyword: Word) -> Statement {
@@ -414,7 +520,7 @@ impl Parser {
             .is_some_and(|t| t.kind == TokenKind::Open)
         {
             self.next = ahead + 1;
-            Some(self.items(Some(&keyword)))
+            Some(self.block(&keyword))
         } else {
             None
         };
@@ -480,6 +586,65 @@ mod tests {
                 "k.conf:2:1: unexpected '{' (no keyword before it)"
             ]
         );
+    }
+
+    #[test]
+    fn text_alone_refuses_includes_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.conf"), "b 2\n").unwrap();
+        let label = dir.path().join("k.conf");
+        let text = "a 1\ninclude b.conf\nc {\n include {x,y}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}\n}\n";
+        let (items, errors) = parse_text(&label, text);
+        assert_eq!(render(&items), "a@1:1 1; c@3:1 {}");
+        let lines: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(
+            lines,
+            [
+                "include: 'b.conf' not read: this config has no files to include",
+                "include: '{x,y}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}{1,2,3,4}' expands to more than 1024 paths",
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_nested_past_the_limit_are_refused_not_recursed_into() {
+        // Recursing once per level, this overflowed the stack (parsing,
+        // then dropping the tree) long before the file size limit.
+        let depth = 100_000;
+        let text = format!("{}{}\nafter 1\n", "a {".repeat(depth), "}".repeat(depth));
+        let (items, errors) = parse_str(Path::new("k.conf"), &text);
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "k.conf:1:{}: 'a': blocks nested more than {MAX_NESTING} deep",
+                3 * MAX_NESTING + 1
+            )]
+        );
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].keyword.text, "after");
+        // Unclosed, and through anonymous blocks too: each of the first
+        // levels has no keyword and no '}', the next is skipped.
+        let (_, errors) = parse_str(Path::new("k.conf"), &"{".repeat(depth));
+        assert_eq!(errors.len(), 2 * (MAX_NESTING + 1) + 1);
+        assert_eq!(
+            errors[MAX_NESTING + 1].message,
+            format!("'{{': blocks nested more than {MAX_NESTING} deep")
+        );
+    }
+
+    #[test]
+    fn a_pattern_of_many_braces_is_refused_not_recursed_into() {
+        // Each brace pair was one level of recursion and one copy of the
+        // pattern: a long include line overflowed the stack.
+        let pattern = "{}".repeat(100_000);
+        assert_eq!(
+            expand_braces(&pattern, &mut Vec::new()),
+            Err(TooMany::Braces)
+        );
+        let mut out = Vec::new();
+        expand_braces(&"{a}".repeat(MAX_BRACES), &mut out).unwrap();
+        assert_eq!(out, ["a".repeat(MAX_BRACES)]);
     }
 
     #[test]
