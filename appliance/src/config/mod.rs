@@ -92,7 +92,7 @@ pub fn load_text(path: &Path, text: &str, format: Format) -> Result<Config, Diag
     match format {
         Format::Keepalived => {
             let (config, map, errors) = keepalived::load_text(path, text);
-            finish(config, &map, errors)
+            finish(config, map, errors).map(|(config, _)| config)
         }
         Format::Toml => load_str(path, text, Format::Toml),
     }
