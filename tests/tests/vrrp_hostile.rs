@@ -74,3 +74,63 @@ fn a_multicast_master_ignores_priority_255_sent_to_its_unicast_address() {
         p.m.log()
     );
 }
+
+/// A flood reaches the daemon only where it could matter: the kernel's
+/// socket filter keeps VRRP adverts of the instances' VRIDs alone, so
+/// garbage and other routers' adverts never wake the daemon nor fill its
+/// socket's buffer. Adverts of m's VRID still arrive (these have a bad
+/// checksum, which m counts).
+#[test]
+fn the_kernel_drops_packets_of_other_vrids_and_garbage() {
+    let net = Net(118);
+    let vip = Net::cidr(&net.vip());
+    let m = Instance::new("m", 118, 150, &vip).initial_master();
+    let b = Instance::new("b", 118, 100, &vip);
+    let mut p = Pair::start(net, m, b, &net.vip()).expect("m and b elect m");
+    let flooder: Ipv4Addr = "10.118.0.10".parse().unwrap();
+    let group = Ipv4Addr::new(224, 0, 0, 18);
+    let vip: Ipv4Addr = net.vip().parse().unwrap();
+    let sender = p
+        .lan
+        .host("c")
+        .enter_background(move || {
+            let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))
+                .expect("raw VRRP socket");
+            socket.set_multicast_ttl_v4(255).expect("TTL 255");
+            socket
+                .set_multicast_if_v4(&flooder)
+                .expect("multicast interface");
+            let to = SocketAddrV4::new(group, 0).into();
+            let mut bad_checksum = forged(118, vip, flooder, group, 255);
+            bad_checksum[6] ^= 0xff;
+            for i in 0..200u8 {
+                let other = forged(119 + i % 100, vip, flooder, group, 255);
+                let garbage = [i, 0xff, 0, 0, 1, 2, 3, 4];
+                for packet in [&other[..], &garbage[..]] {
+                    socket.send_to(packet, &to).expect("send");
+                }
+                if i % 20 == 0 {
+                    socket.send_to(&bad_checksum, &to).expect("send");
+                }
+            }
+        })
+        .unwrap();
+    sender.join().unwrap().unwrap();
+    p.m.wait_log("reason=\"bad_checksum\"", Duration::from_secs(5))
+        .expect("m's own VRID reaches it");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = p.m.log();
+    let count = |reason: &str| log.matches(&format!("reason=\"{reason}\"")).count();
+    assert_eq!(
+        count("bad_checksum"),
+        10,
+        "every advert of m's VRID arrived"
+    );
+    for filtered in ["unknown_vrid", "bad_version", "bad_type", "truncated"] {
+        assert_eq!(
+            count(filtered),
+            0,
+            "{filtered}: the kernel should have dropped these\n{log}"
+        );
+    }
+}

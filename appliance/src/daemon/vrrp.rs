@@ -403,6 +403,7 @@ impl Driver {
         for index in 0..self.units.len() {
             self.start_unit(index).await;
         }
+        self.refilter();
         self.publish();
         Ok(())
     }
@@ -1098,7 +1099,31 @@ impl Driver {
         } else {
             self.retry.failed(tokio::time::Instant::now());
         }
+        self.refilter();
         (started, failed)
+    }
+
+    /// Tells each socket's kernel filter the VRIDs its instances use.
+    fn refilter(&self) {
+        for (key, socket) in &self.sockets {
+            let mut vrids: Vec<u8> = self
+                .units
+                .iter()
+                .flat_map(|u| &u.instances)
+                .filter(|i| i.socket == *key)
+                .map(|i| i.plan.machine.vrid.get())
+                .collect();
+            vrids.sort_unstable();
+            vrids.dedup();
+            match socket.only_vrids(&vrids) {
+                Ok(()) => {
+                    debug!(interface = %key.interface, ipv6 = key.ipv6, ?vrids, "socket filter set")
+                }
+                Err(e) => {
+                    warn!(interface = %key.interface, error = %e, "setting the socket's VRID filter failed; every VRRP packet reaches the daemon")
+                }
+            }
+        }
     }
 
     /// The retry of units that could not start.

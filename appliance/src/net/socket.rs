@@ -23,6 +23,52 @@ pub const IPPROTO_VRRP: i32 = 112;
 pub use crate::vrrp::packet::{MULTICAST_V4, MULTICAST_V6};
 /// Large enough for any VRRP packet on an Ethernet MTU.
 const RECV_BUFFER: usize = 2048;
+/// More VRIDs than a classic BPF jump reaches: the filter then checks the
+/// version alone.
+const MAX_FILTERED_VRIDS: usize = 200;
+
+/// The classic BPF program of [`VrrpSocket::only_vrids`], as (code, jt, jf,
+/// k). An IPv4 raw socket's packets start at the IP header (its length in
+/// the first byte); an IPv6 one's at the VRRP header.
+fn vrid_filter(ipv6: bool, vrids: &[u8]) -> Vec<(u16, u8, u8, u32)> {
+    const LDX_MSH: u16 = (libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH) as u16;
+    const LDX_IMM: u16 = (libc::BPF_LDX | libc::BPF_W | libc::BPF_IMM) as u16;
+    const LDB_IND: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_IND) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let vrids: &[u8] = if vrids.len() > MAX_FILTERED_VRIDS {
+        &[]
+    } else {
+        vrids
+    };
+    let n = u8::try_from(vrids.len()).unwrap_or(u8::MAX);
+    let mut program = vec![
+        // X: where the VRRP header starts.
+        if ipv6 {
+            (LDX_IMM, 0, 0, 0)
+        } else {
+            (LDX_MSH, 0, 0, 0)
+        },
+        // Version and type: a v2 or v3 advertisement.
+        (LDB_IND, 0, 0, 0),
+        (JEQ, 1, 0, 0x21),
+        (JEQ, 0, n + 1, 0x31),
+    ];
+    if vrids.is_empty() {
+        program.push((JA, 0, 0, 1));
+    } else {
+        program.push((LDB_IND, 0, 0, 1));
+    }
+    // Each VRID jumps to accept; the last falls through to reject.
+    for (i, vrid) in vrids.iter().enumerate() {
+        let to_accept = n - u8::try_from(i).unwrap_or(u8::MAX);
+        program.push((JEQ, to_accept, 0, u32::from(*vrid)));
+    }
+    program.push((RET, 0, 0, 0));
+    program.push((RET, 0, 0, u32::MAX));
+    program
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -131,6 +177,26 @@ impl VrrpSocket {
             ifname: ifname.to_string(),
             ifindex,
         })
+    }
+
+    /// Keeps only VRRP adverts (version 2 or 3) of `vrids` on this socket,
+    /// filtered in the kernel: a flood of garbage or of other routers'
+    /// adverts then never wakes the daemon, nor fills the socket's buffer
+    /// ahead of the adverts that count. Replaces the previous filter (a
+    /// reload changes the VRIDs).
+    pub fn only_vrids(&self, vrids: &[u8]) -> Result<(), Error> {
+        let ipv6 = self.io.get_ref().domain().is_ok_and(|d| d == Domain::IPV6);
+        let program: Vec<socket2::SockFilter> = vrid_filter(ipv6, vrids)
+            .into_iter()
+            .map(|(code, jt, jf, k)| socket2::SockFilter::new(code, jt, jf, k))
+            .collect();
+        self.io
+            .get_ref()
+            .attach_filter(&program)
+            .map_err(|source| Error::Setup {
+                ifname: self.ifname.clone(),
+                source,
+            })
     }
 
     /// Receives the next packet.
@@ -302,6 +368,71 @@ pub fn multicast_group(family_of: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a program of [`vrid_filter`]'s instructions over `packet`:
+    /// how many bytes the kernel would keep (0: dropped).
+    fn run_filter(program: &[(u16, u8, u8, u32)], packet: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let byte = |at: u32| packet.get(at as usize).copied().map(u32::from);
+        loop {
+            let (code, jt, jf, k) = program[pc];
+            pc += 1;
+            match u32::from(code) {
+                c if c == libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH => {
+                    x = 4 * (byte(k).unwrap_or(0) & 0xf);
+                }
+                c if c == libc::BPF_LDX | libc::BPF_W | libc::BPF_IMM => x = k,
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_IND => match byte(x + k) {
+                    Some(b) => a = b,
+                    // Past the end: the kernel drops the packet.
+                    None => return 0,
+                },
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == k { jt } else { jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc += k as usize,
+                c if c == libc::BPF_RET | libc::BPF_K => return k,
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_keeps_adverts_of_our_vrids_only() {
+        let ipv4 = |payload: &[u8]| {
+            let mut packet = vec![
+                0x45, 0, 0, 0, 0, 0, 0, 0, 255, 112, 0, 0, 10, 0, 0, 1, 224, 0, 0, 18,
+            ];
+            packet.extend_from_slice(payload);
+            packet
+        };
+        let v4 = vrid_filter(false, &[51, 52]);
+        assert_ne!(run_filter(&v4, &ipv4(&[0x31, 51, 100, 0])), 0);
+        assert_ne!(run_filter(&v4, &ipv4(&[0x21, 52, 100, 0])), 0);
+        assert_eq!(
+            run_filter(&v4, &ipv4(&[0x31, 53, 100, 0])),
+            0,
+            "another VRID"
+        );
+        assert_eq!(
+            run_filter(&v4, &ipv4(&[0x32, 51, 100, 0])),
+            0,
+            "not an advert"
+        );
+        assert_eq!(run_filter(&v4, &ipv4(&[0x41, 51, 100, 0])), 0, "version 4");
+        assert_eq!(run_filter(&v4, &ipv4(&[])), 0, "no VRRP header");
+        // IPv6 raw sockets hand over the VRRP header first.
+        let v6 = vrid_filter(true, &[7]);
+        assert_ne!(run_filter(&v6, &[0x31, 7, 100, 0]), 0);
+        assert_eq!(run_filter(&v6, &[0x31, 8, 100, 0]), 0);
+        // Too many VRIDs for the jumps: the version alone is checked.
+        let all: Vec<u8> = (1..=255).collect();
+        let wide = vrid_filter(false, &all);
+        assert_ne!(run_filter(&wide, &ipv4(&[0x31, 200, 100, 0])), 0);
+        assert_eq!(run_filter(&wide, &ipv4(&[0x11, 200, 100, 0])), 0);
+        let none = vrid_filter(false, &[]);
+        assert_ne!(run_filter(&none, &ipv4(&[0x31, 9, 100, 0])), 0);
+    }
 
     #[test]
     fn ipv4_header_gives_addresses_ttl_and_payload() {
