@@ -1,7 +1,8 @@
 //! The master's advert timing under pressure (`make bench`, jitter_bench):
 //! the appliance and keepalived side by side as master of a VRRPv3 pair
-//! advertising every 100 ms, their adverts timed by tcpdump on the backup
-//! while
+//! advertising every 100 ms, their adverts timed by tcpdump as they leave
+//! the master's interface (the kernel's timestamps: what the master did,
+//! not the queueing a flood causes on the way), while
 //! - nothing else happens (the baseline);
 //! - a third host floods the LAN with VRRP packets, 100,000 a second by
 //!   default: garbage, bad checksums and other VRIDs (`flood`), and the
@@ -81,7 +82,7 @@ impl Scenario {
     }
 }
 
-/// The master's adverts in one scenario, as the backup saw them.
+/// The master's adverts in one scenario, as they left its interface.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timing {
     pub adverts: usize,
@@ -304,7 +305,7 @@ fn trial(
         scenario: scenario.name().into(),
         what: e.to_string(),
     };
-    let capture = AdvertLog::start(lan.host("b"), IpAddr::V4(MASTER_IP)).map_err(failed)?;
+    let capture = AdvertLog::start(lan.host("m"), IpAddr::V4(MASTER_IP)).map_err(failed)?;
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (flooder, load) = match scenario {
@@ -380,14 +381,17 @@ pub fn table(options: &Options, rows: &[Row]) -> String {
         out,
         "## Advert timing under pressure\n\n\
          `jitter_bench`: the master of a VRRPv3 pair advertising every 100 ms, \
-         its adverts timed by tcpdump on the backup for {} s per row; `flood`: a \
+         its adverts timed by tcpdump as they leave its interface for {} s per \
+         row (transitions: of either director); `flood`: a \
          third host sends {} VRRP packets/s (garbage, bad checksums, other VRIDs), \
          `flood, lower priority` adds adverts of the master's VRID at priority 1 \
          (each answered by an advert, at most one per interval here); `reload`: \
          SIGHUP with {} virtual servers added (the appliance parses them and \
          programs nftables, whose netlink answers are slow at that size; \
          keepalived has no IPVS in this kernel). keepalived logs every invalid \
-         packet it receives (here to its console, read by the bench). Goal: \
+         packet it receives, here to its console, which the bench reads through \
+         a pipe to follow its state: at a flood's rate those writes can hold it \
+         up, where syslog would drop lines instead. Goal: \
          every interval within ± 20 ms, no transition (with lower priorities: \
          no gap over 120 ms).\n",
         options.window.as_secs(),
