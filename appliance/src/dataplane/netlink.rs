@@ -1,8 +1,54 @@
 //! What both netlink backends (IPVS over generic netlink, nftables over
-//! nf_tables) share: cutting a received datagram into its messages. The
-//! kernel packs several messages in one datagram, each 4-byte aligned.
+//! nf_tables) share: a socket to the kernel whose reads give up, and
+//! cutting a received datagram into its messages. The kernel packs several
+//! messages in one datagram, each 4-byte aligned.
 
 use netlink_packet_core::NetlinkBuffer;
+use netlink_sys::{Socket, SocketAddr};
+use std::io;
+use std::time::Duration;
+
+/// How long the kernel may stay silent while a request's answers are
+/// read; past it the request fails, and the daemon tries it again later,
+/// rather than wait for a kernel that does not answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A netlink socket of `protocol`, bound and connected to the kernel,
+/// whose reads give up after `timeout`.
+pub fn open(protocol: isize, timeout: Duration) -> io::Result<Socket> {
+    let mut socket = Socket::new(protocol)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let micros = libc::suseconds_t::from(timeout.subsec_micros());
+    let seconds = libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX);
+    nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(seconds, micros),
+    )?;
+    Ok(socket)
+}
+
+/// The next datagram from the kernel; a read that times out is an error
+/// saying so (answers that come later are told apart by their sequence
+/// numbers and skipped).
+pub fn receive(socket: &mut Socket, timeout: Duration) -> io::Result<Vec<u8>> {
+    match socket.recv_from_full() {
+        Ok((data, _)) => Ok(data),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the kernel did not answer within {timeout:?}"),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
 
 /// The messages of one datagram, in order; a malformed length (shorter
 /// than a header, or past the datagram's end) ends the walk with an error
@@ -39,6 +85,18 @@ mod tests {
         m[..4].copy_from_slice(&len.to_ne_bytes());
         m[4..6].copy_from_slice(&3u16.to_ne_bytes());
         m
+    }
+
+    #[test]
+    fn a_kernel_that_does_not_answer_is_a_timeout() {
+        let timeout = Duration::from_millis(50);
+        let mut socket = open(netlink_sys::protocols::NETLINK_GENERIC, timeout).unwrap();
+        let start = std::time::Instant::now();
+        // Nothing asked: nothing will come.
+        let e = receive(&mut socket, timeout).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("did not answer within 50ms"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod listing;
 pub mod message;
 pub mod nla;
 
+use crate::dataplane::netlink;
 use crate::dataplane::{Backend, Op, ServiceKey, Snapshot};
 use listing::{DaemonEntry, Listing, ServiceEntry};
 use message::{Command, IpvsMessage};
@@ -19,8 +20,8 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, 
 use netlink_packet_generic::GenlMessage;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_sys::Socket;
 use netlink_sys::protocols::NETLINK_GENERIC;
-use netlink_sys::{Socket, SocketAddr};
 use nla::{CmdAttr, DaemonAttr, InfoAttr};
 use serde::Serialize;
 use std::io;
@@ -98,11 +99,8 @@ pub struct Ipvs {
 impl Ipvs {
     /// Opens a netlink socket and looks up the IPVS family.
     pub fn open() -> Result<Self, Error> {
-        let mut socket = Socket::new(NETLINK_GENERIC).map_err(Error::Socket)?;
-        socket.bind_auto().map_err(Error::Socket)?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(Error::Socket)?;
+        let socket =
+            netlink::open(NETLINK_GENERIC, netlink::ANSWER_TIMEOUT).map_err(Error::Socket)?;
         let mut ipvs = Self {
             socket,
             family_id: 0,
@@ -163,7 +161,8 @@ impl Ipvs {
         };
         let mut answers = Vec::new();
         loop {
-            let (data, _) = self.socket.recv_from_full().map_err(Error::Socket)?;
+            let data = netlink::receive(&mut self.socket, netlink::ANSWER_TIMEOUT)
+                .map_err(Error::Socket)?;
             for one in crate::dataplane::netlink::messages(&data) {
                 let one = one.map_err(decode)?;
                 let message = NetlinkMessage::<GenlMessage<F>>::deserialize(one)

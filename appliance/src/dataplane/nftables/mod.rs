@@ -18,11 +18,12 @@ pub mod message;
 pub mod nla;
 pub mod ruleset;
 
+use crate::dataplane::netlink;
 use crate::dataplane::{Backend, Op, ServiceKey, Snapshot, VirtualService};
 use message::{Body, NftMessage};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_sys::Socket;
 use netlink_sys::protocols::NETLINK_NETFILTER;
-use netlink_sys::{Socket, SocketAddr};
 use nla::RuleAttr;
 use ruleset::{Installed, InstalledService, PlanError, Request};
 use std::collections::BTreeMap;
@@ -63,11 +64,8 @@ enum Expect {
 impl Nftables {
     /// Opens a netfilter netlink socket and checks that nf_tables answers.
     pub fn open() -> Result<Self, Error> {
-        let mut socket = Socket::new(NETLINK_NETFILTER).map_err(Error::Socket)?;
-        socket.bind_auto().map_err(Error::Socket)?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(Error::Socket)?;
+        let socket =
+            netlink::open(NETLINK_NETFILTER, netlink::ANSWER_TIMEOUT).map_err(Error::Socket)?;
         let mut nft = Self {
             socket,
             sequence: 0,
@@ -102,7 +100,8 @@ impl Nftables {
         };
         let mut answers = Vec::new();
         loop {
-            let (data, _) = self.socket.recv_from_full().map_err(Error::Socket)?;
+            let data = netlink::receive(&mut self.socket, netlink::ANSWER_TIMEOUT)
+                .map_err(Error::Socket)?;
             for one in crate::dataplane::netlink::messages(&data) {
                 let one = one.map_err(decode)?;
                 let message = NetlinkMessage::<NftMessage>::deserialize(one)
