@@ -263,7 +263,8 @@ fn parse_status(head: &[u8]) -> Result<u16, Failure> {
         return Err(Failure::BadResponse);
     }
     let code = words.next().ok_or(Failure::BadResponse)?;
-    if code.len() != 3 {
+    // Three digits (RFC 9112 §4): `parse` alone would take "+20" as 20.
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Failure::BadResponse);
     }
     code.parse().map_err(|_| Failure::BadResponse)
@@ -279,6 +280,18 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_status_code_is_three_digits() {
+        assert_eq!(super::parse_status(b"HTTP/1.1 200 OK\r\n"), Ok(200));
+        for bad in [
+            &b"HTTP/1.1 +20 x\r\n"[..],
+            b"HTTP/1.1 -20 x\r\n",
+            b"HTTP/1.1 20 x\r\n",
+        ] {
+            assert_eq!(super::parse_status(bad), Err(super::Failure::BadResponse));
+        }
+    }
+
     use super::*;
 
     #[test]
