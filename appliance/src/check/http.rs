@@ -216,8 +216,13 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             keep(chunk, &mut body);
             continue;
         }
+        // Only the new bytes (and the three before, where a terminator may
+        // have begun) are searched: a server sending a byte at a time must
+        // not make each read scan the whole header again.
+        let from = head.len().saturating_sub(3);
         head.extend_from_slice(chunk);
-        if let Some(end) = find(&head, b"\r\n\r\n") {
+        let terminator = find(head.get(from..).unwrap_or_default(), b"\r\n\r\n");
+        if let Some(end) = terminator.map(|at| from + at) {
             status = Some(parse_status(&head)?);
             let start = head.get(end + 4..).unwrap_or_default();
             hasher.update(start);
@@ -280,6 +285,57 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A server that answers `answer` a byte per read.
+    async fn byte_by_byte(
+        answer: &'static [u8],
+        url: &super::UrlCheck,
+    ) -> Result<(), super::Failure> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(1);
+        let (mut from_client, mut to_client) = tokio::io::split(server);
+        // The request is read and ignored.
+        let drain = tokio::spawn(async move {
+            let mut sink = [0u8; 64];
+            while from_client.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        let serve = tokio::spawn(async move {
+            for byte in answer {
+                if to_client
+                    .write_all(std::slice::from_ref(byte))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // The answer's end: the check reads to the end of the stream.
+            let _ = to_client.shutdown().await;
+        });
+        let outcome = super::exchange(client, url).await;
+        serve.abort();
+        drain.abort();
+        outcome
+    }
+
+    #[tokio::test]
+    async fn a_header_sent_a_byte_at_a_time_is_read_whole() {
+        let url = super::UrlCheck {
+            path: "/".into(),
+            host: "rs".into(),
+            status: Some(204),
+            digest: None,
+            regex: None,
+        };
+        assert_eq!(
+            byte_by_byte(b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n", &url).await,
+            Ok(())
+        );
+        assert_eq!(
+            byte_by_byte(b"HTTP/1.1 500 Oops\r\nServer: x\r\n\r\nbody", &url).await,
+            Err(super::Failure::Status(500))
+        );
+    }
+
     #[test]
     fn a_status_code_is_three_digits() {
         assert_eq!(super::parse_status(b"HTTP/1.1 200 OK\r\n"), Ok(200));
