@@ -12,6 +12,8 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 pub mod init;
 pub mod logging;
 pub mod metrics;
@@ -21,3 +23,13 @@ pub mod script;
 pub mod sim;
 pub mod timeline;
 pub mod vrrp;
+
+/// Marks a fail point named `$name` (src/failpoint.rs in the tests' build,
+/// nothing otherwise).
+#[macro_export]
+macro_rules! fail_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        $crate::failpoint::hit($name);
+    };
+}

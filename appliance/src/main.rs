@@ -32,8 +32,6 @@ fn main() -> ExitCode {
         appliance::logging::log_panics();
     }
     // Armed only by tests, through FAILPOINTS, in builds with the feature.
-    #[cfg(feature = "failpoints")]
-    let _failpoints = fail::FailScenario::setup();
     #[cfg(not(feature = "failpoints"))]
     if std::env::var_os("FAILPOINTS").is_some() {
         tracing::warn!("FAILPOINTS is set but this build has no fail points (feature failpoints)");

@@ -373,7 +373,7 @@ where
                 let metrics = metrics.clone();
                 let status = status.clone();
                 async move {
-                    fail::fail_point!("metrics-request");
+                    crate::fail_point!("metrics-request");
                     let wanted = request.uri().path() == "/metrics"
                         && matches!(*request.method(), Method::GET | Method::HEAD);
                     let snapshot = if wanted { status().await } else { None };

@@ -223,8 +223,12 @@ impl ProbeSpec {
             // A probe that panics is the director's bug: its real server
             // keeps its state and the other probes, which share this task,
             // go on.
+            #[allow(
+                clippy::redundant_async_block,
+                reason = "the block holds a fail point in the tests' build"
+            )]
             let outcome = std::panic::AssertUnwindSafe(async move {
-                fail::fail_point!("check-probe");
+                crate::fail_point!("check-probe");
                 probe.await
             })
             .catch_unwind()
@@ -479,7 +483,7 @@ impl Runner {
         tokio::pin!(sleep);
         let mut armed = None;
         loop {
-            fail::fail_point!("check-runner");
+            crate::fail_point!("check-runner");
             let now = self.now();
             self.launch(now, &mut running);
             self.take_half_open(now, &mut dirty);

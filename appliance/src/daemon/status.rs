@@ -558,7 +558,7 @@ pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>, a
 }
 
 async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>, access: Access) {
-    fail::fail_point!("status-connection");
+    crate::fail_point!("status-connection");
     let allowed = stream
         .peer_cred()
         .map_or(Allowed::Nothing, |c| access.of(c.uid(), c.gid(), c.pid()));

@@ -970,7 +970,7 @@ impl Driver {
         let Some(socket) = self.sockets.get(&instance.socket) else {
             return;
         };
-        fail::fail_point!("vrrp-advert");
+        crate::fail_point!("vrrp-advert");
         let plan = &instance.plan;
         let variant = match plan.version() {
             // v2 carries whole seconds; the config check keeps v2 intervals whole.
