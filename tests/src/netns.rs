@@ -289,6 +289,34 @@ impl Host {
         cmd
     }
 
+    /// A command that runs inside the namespace as `user` with primary
+    /// group `group` and no other, through setpriv (Debian package
+    /// util-linux); with `caps` (setpriv's syntax, "-all,+net_raw") it holds
+    /// those capabilities only, ambient so they survive the change of user.
+    pub fn command_as(
+        &self,
+        user: &str,
+        group: &str,
+        caps: Option<&str>,
+        program: impl AsRef<OsStr>,
+    ) -> Command {
+        let mut cmd = self.command("setpriv");
+        cmd.args([
+            format!("--reuid={user}"),
+            format!("--regid={group}"),
+            "--clear-groups".into(),
+        ]);
+        if let Some(caps) = caps {
+            cmd.args([
+                format!("--inh-caps={caps}"),
+                format!("--ambient-caps={caps}"),
+                format!("--bounding-set={caps}"),
+            ]);
+        }
+        cmd.arg(program);
+        cmd
+    }
+
     /// Runs a command inside the namespace to completion; non-zero exit is
     /// an error.
     pub fn run(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Result<Output> {

@@ -13,15 +13,8 @@ const CAPS: &str = "-all,+net_admin,+net_raw";
 
 /// `appliance` as `nobody`, holding only NET_ADMIN and NET_RAW.
 fn as_nobody(host: &Host, args: &[&std::ffi::OsStr]) -> Command {
-    let mut cmd = host.command("setpriv");
-    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .args([
-            format!("--inh-caps={CAPS}"),
-            format!("--ambient-caps={CAPS}"),
-            format!("--bounding-set={CAPS}"),
-        ])
-        .arg(appliance_bin())
-        .args(args);
+    let mut cmd = host.command_as("nobody", "nogroup", Some(CAPS), appliance_bin());
+    cmd.args(args);
     cmd
 }
 

@@ -1,4 +1,4 @@
-//! A panic is contained where it happens. Fail points (the `fail` crate,
+//! A panic is contained where it happens. Fail points (failpoint.rs,
 //! armed through FAILPOINTS in the test build) make a health check, a
 //! status request, a metrics request or the whole checker panic on the
 //! master `m` of a pair: the master keeps its VIP (its backup `b` never

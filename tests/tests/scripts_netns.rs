@@ -177,15 +177,10 @@ fn a_daemon_with_ambient_capabilities_does_not_pass_them_to_its_scripts() {
     let config = state.path().join("keepalived.conf");
     std::fs::write(&config, instance(&scripts.script())).expect("write config");
     chmod(&config, 0o644);
-    let mut cmd = lan.host("m").command("setpriv");
-    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .args([
-            format!("--inh-caps={CAPS}"),
-            format!("--ambient-caps={CAPS}"),
-            format!("--bounding-set={CAPS}"),
-        ])
-        .arg(appliance_bin())
-        .arg("run")
+    let mut cmd = lan
+        .host("m")
+        .command_as("nobody", "nogroup", Some(CAPS), appliance_bin());
+    cmd.arg("run")
         .arg("--config")
         .arg(&config)
         .arg("--state-dir")

@@ -34,13 +34,7 @@ address = "10.115.0.100/24"
 /// `group` and no other.
 fn as_nobody(host: &Host, group: &str, daemon: &Daemon, command: &str) -> Output {
     let socket = daemon.socket_path();
-    host.command("setpriv")
-        .args([
-            "--reuid=nobody",
-            &format!("--regid={group}"),
-            "--clear-groups",
-        ])
-        .arg(appliance_bin())
+    host.command_as("nobody", group, None, appliance_bin())
         .args([command, "--socket", socket.to_str().expect("utf-8 path")])
         .output()
         .expect("setpriv (Debian package util-linux)")

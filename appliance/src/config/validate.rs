@@ -685,16 +685,14 @@ impl Validator<'_> {
         let Some(name) = &config.global.status_group else {
             return;
         };
-        match nix::unistd::Group::from_name(name) {
-            Ok(Some(_)) => {}
-            Ok(None) => self.report(
+        if crate::script::accounts::Accounts::read()
+            .group(name)
+            .is_none()
+        {
+            self.report(
                 "global.status_group",
                 format!("status_group '{name}': no such group on this host"),
-            ),
-            Err(e) => self.report(
-                "global.status_group",
-                format!("status_group '{name}': cannot look the group up: {e}"),
-            ),
+            );
         }
     }
 

@@ -639,28 +639,22 @@ impl Daemon {
     fn serve_status(&mut self, status_group: Option<&str>) -> Result<(), Error> {
         let group = match status_group {
             None => None,
-            Some(name) => match nix::unistd::Group::from_name(name) {
-                Ok(Some(group)) => Some(group.gid),
-                Ok(None) => {
+            Some(name) => match crate::script::accounts::Accounts::read().group(name) {
+                Some(gid) => Some(gid),
+                None => {
                     return Err(Error::Io {
                         what: format!("status_group '{name}'"),
                         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such group"),
-                    });
-                }
-                Err(e) => {
-                    return Err(Error::Io {
-                        what: format!("looking up status_group '{name}'"),
-                        source: e.into(),
                     });
                 }
             },
         };
         let access = status::Access {
             owner: nix::unistd::geteuid().as_raw(),
-            group: group.map(nix::unistd::Gid::as_raw),
+            group,
         };
         let path = self.options.socket.clone();
-        match status::bind(&path, group) {
+        match status::bind(&path, group.map(nix::unistd::Gid::from_raw)) {
             Ok(listener) => {
                 let sender = self.sender.clone();
                 self.tasks

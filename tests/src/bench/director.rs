@@ -188,7 +188,8 @@ impl Daemon {
         })
     }
 
-    fn state(&self) -> Option<State> {
+    /// The state the log last reported.
+    pub fn state(&self) -> Option<State> {
         self.log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -201,11 +202,6 @@ impl Daemon {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .changes
-    }
-
-    /// The state the log last reported.
-    pub fn current(&self) -> Option<State> {
-        self.state()
     }
 
     /// Sends SIGHUP (reload the config).

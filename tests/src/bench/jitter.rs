@@ -336,13 +336,13 @@ fn trial(
         None => load,
     };
     let transitions = (m.changes() - changes.0) + (b.changes() - changes.1);
-    if m.current() != Some(State::Master) || b.current() != Some(State::Backup) {
+    if m.state() != Some(State::Master) || b.state() != Some(State::Backup) {
         eprintln!(
             "{} {}: the pair did not hold: m {:?}, b {:?}\n{}\n{}",
             implementation.name(),
             scenario.name(),
-            m.current(),
-            b.current(),
+            m.state(),
+            b.state(),
             m.failure("master".into()),
             b.failure("backup".into())
         );
