@@ -151,12 +151,15 @@ demo-down:
 # The failover benchmark: the appliance and keepalived side by side on a
 # netns LAN (runs as root, ~15 min; TRIALS=2 for a quick run; rewrites
 # docs/benchmarks.md), then the master's advert timing under a VRRP flood
-# and a large reload, side by side too (~4 min; appended), then the checker
+# and a large reload, side by side too, and under a stalled netlink (the
+# appliance built with its fail points; ~5 min; appended), then the checker
 # against 10,000 real servers (its table appended to docs/benchmarks.md;
 # docs/benchmarks-checker.md explains it), then the checker beside keepalived's against 500 in a qemu VM
 # (keepalived's needs IPVS; ~2 min; appended too), then the disk image's
 # size and boot time (appended too).
 bench: deps
+	$(CARGO) build --release -p appliance --features failpoints
+	cp target/release/appliance target/release/appliance-failpoints
 	$(CARGO) build --release -p appliance
 	$(CARGO) run --release -p appliance-tests --bin failover_bench
 	$(CARGO) run --release -p appliance-tests --bin jitter_bench -- --append docs/benchmarks.md

@@ -3,18 +3,20 @@
 //!
 //! - VRRP ([`vrrp`]) runs on a thread of its own, so nothing below can
 //!   delay an advert; it feeds the service manager's watchdog.
-//! - This loop (the control loop) owns the rest: the kernel's load balancer
-//!   through the dataplane's reconcile, at start, on every pool change and
-//!   when an instance gating `only_when_master` services changes state;
-//!   the health checker's reports ([`pools`]) and transitions; the IPVS
+//! - The kernel's load balancer is programmed on a thread of its own
+//!   ([`programmer`]), given the table to hold at start, on every pool
+//!   change and when an instance gating `only_when_master` services
+//!   changes state: a kernel slow to answer delays nothing else.
+//! - This loop (the control loop) owns the rest: the health checker's
+//!   reports ([`pools`]) and transitions; the IPVS
 //!   connection sync daemon, which follows its VRRP instance ([`lvs`]);
 //!   `appliance status` and `appliance reload` over a local socket
-//!   ([`status`]); the metrics endpoint; readiness, reloads and the status
+//!   ([`status`], [`reload`]); the metrics endpoint; readiness, reloads and the status
 //!   line for systemd ([`systemd`]).
 //!
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
-//! SIGHUP reloads the config (read off the loop), keeping the running one
-//! if the new one is invalid. Both directors keep the virtual servers
+//! SIGHUP reloads the config ([`reload`]), keeping the running one if the
+//! new one is invalid. Both directors keep the virtual servers
 //! whatever their VRRP state (as keepalived does), so a takeover needs no
 //! dataplane work; the services stay in the kernel when the daemon stops,
 //! so a restart reconciles instead of flushing live connections.
@@ -23,6 +25,8 @@ mod lock;
 mod lvs;
 pub mod plan;
 mod pools;
+mod programmer;
+mod reload;
 mod retry;
 pub mod status;
 pub mod systemd;
@@ -33,7 +37,7 @@ use crate::check::runner::{self, Report};
 use crate::clock::Instant;
 use crate::config::model::VirtualServer;
 use crate::config::{self, Config, Diagnostics};
-use crate::dataplane::{self, Backend, Reconciler, ServiceKey, Table};
+use crate::dataplane::{self, ServiceKey, Table};
 use crate::metrics::Metrics;
 use crate::net::{socket, vip};
 use crate::script::check::{self as script_check, Scripts};
@@ -42,6 +46,8 @@ use crate::vrrp::machine::State;
 use lvs::Lvs;
 use plan::Plan;
 use pools::Pools;
+use programmer::Programmer;
+use reload::PendingReload;
 use retry::Backoff;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -208,7 +214,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // state would undo the first's work.
     let _lock = lock::acquire(&options.state_dir)?;
     raise_file_limit(descriptors_needed(&config));
-    let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane);
+    let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
     daemon.scripts = Arc::new(scripts);
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
@@ -217,7 +223,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // cannot be bound stops the start.
     daemon.serve_metrics(config.global.metrics_listen).await?;
     daemon.servers = config.virtual_server.clone();
-    daemon.program(pools.configured().clone())?;
+    // The start waits for the first table: a kernel that cannot hold it
+    // stops the start.
+    daemon.program(pools.configured().clone());
+    daemon.programmed().await?;
     daemon.start_checks(&config.virtual_server, pools)?;
     daemon.serve_status(config.global.status_group.as_deref())?;
     let mut reports = match daemon.start_vrrp().await {
@@ -238,19 +247,25 @@ pub async fn run(options: Options) -> Result<(), Error> {
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 // Logged, and kept for `appliance status`, by reload itself.
-                let _ = daemon.reload().await;
+                daemon.reload(None).await;
             }
             Some(event) = daemon.events.recv() => daemon.on_event(event).await,
+            Some(outcome) = daemon.outcomes.recv() => {
+                daemon.on_programmed(outcome);
+            }
             report = reports.recv() => match report {
                 Some(report) => daemon.on_vrrp(report),
                 None => {
                     daemon.systemd.stopping();
-                    daemon.shutdown(None).await;
+                    // The VIPs first: the rest may wait on the kernel.
                     vrrp::release_vips(&daemon.plan).await;
+                    daemon.shutdown(None).await;
                     return Err(Error::VrrpStopped);
                 }
             },
-            () = repair.wait() => daemon.repair().await,
+            () = repair.wait() => {
+                daemon.repair();
+            }
         }
     }
     daemon.systemd.stopping();
@@ -368,11 +383,13 @@ struct Daemon {
     /// Where the metrics endpoint listens, from start (changing it takes a
     /// restart).
     metrics_listen: Option<SocketAddr>,
-    /// The kernel's load balancer, opened once there is something to
-    /// program, and the table it should hold (the configured services with
-    /// their healthy servers).
-    dataplane: Option<Reconciler<Box<dyn Backend>>>,
+    /// The thread that programs the kernel's load balancer, its outcomes,
+    /// the table the kernel should hold (the configured services with
+    /// their healthy servers), and the backend that holds it once open.
+    programmer: Option<Programmer>,
+    outcomes: mpsc::UnboundedReceiver<programmer::Outcome>,
     table: Table,
+    backend: Option<&'static str>,
     /// Why the kernel does not hold `table` (the last programming failed),
     /// and why the checker is not running though virtual servers are
     /// configured; both are retried on `repair`'s schedule.
@@ -381,9 +398,6 @@ struct Daemon {
     repair: Backoff,
     /// The sync daemon and the IPVS timeouts.
     lvs: Lvs,
-    /// The config's `dataplane` choice, kept from start (changing it takes
-    /// a restart).
-    choice: Option<dataplane::Choice>,
     /// The virtual servers checked, their pools, and the checker of them
     /// (none without virtual servers).
     servers: Vec<VirtualServer>,
@@ -402,17 +416,32 @@ struct Daemon {
     /// reload ended.
     started: String,
     last_reload: Option<status::ReloadStatus>,
+    /// Reloads whose answer waits for the dataplane to apply their table.
+    reloads: Vec<PendingReload>,
 }
 
 impl Daemon {
+    /// The daemon, its dataplane thread started (the backend is chosen
+    /// once, when it first has work: changing `dataplane` in the config
+    /// takes a restart).
     fn new(
         options: Options,
         plan: Plan,
         timeline: TimelineLog,
         choice: Option<dataplane::Choice>,
-    ) -> Self {
+    ) -> Result<Self, Error> {
         let (sender, events) = mpsc::channel(1024);
-        Self {
+        let metrics = Arc::new(Metrics::new());
+        let (programmer, outcomes) = Programmer::start(
+            choice,
+            options.state_dir.join("dataplane.json"),
+            metrics.clone(),
+        )
+        .map_err(|source| Error::Io {
+            what: "starting the dataplane thread".into(),
+            source,
+        })?;
+        Ok(Self {
             options,
             plan,
             origin: tokio::time::Instant::now(),
@@ -422,15 +451,16 @@ impl Daemon {
             sender,
             tasks: Vec::new(),
             timeline: Arc::new(Mutex::new(timeline)),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             metrics_listen: None,
-            dataplane: None,
+            programmer: Some(programmer),
+            outcomes,
             table: Table::new(),
+            backend: None,
             dataplane_fault: None,
             checker_fault: None,
             repair: Backoff::default(),
             lvs: Lvs::new(),
-            choice,
             servers: Vec::new(),
             pools: None,
             checker: None,
@@ -440,53 +470,78 @@ impl Daemon {
             systemd: systemd::Notifier::default(),
             started: status::wall_now(),
             last_reload: None,
-        }
+            reloads: Vec::new(),
+        })
     }
 
     /// Makes the kernel's load balancer hold `table` (only the difference
-    /// is applied). A config without virtual servers opens no backend,
-    /// unless an earlier run left services of ours to remove.
-    /// The backend is chosen once, when first opened (IPVS when the kernel
-    /// has it, else nftables, unless the config's `dataplane` forces one);
-    /// changing `dataplane` in the config takes a restart.
-    fn program(&mut self, table: Table) -> Result<(), Error> {
+    /// is applied), on the dataplane thread; returns the submission's
+    /// generation, whose outcome comes to [`Self::on_programmed`].
+    fn program(&mut self, table: Table) -> u64 {
         self.table = table;
-        let outcome = self.reconcile();
-        self.dataplane_fault = outcome.as_ref().err().map(ToString::to_string);
-        self.schedule_repair();
-        outcome
+        self.submit()
     }
 
-    /// Makes the kernel hold `self.table`, less the withheld services.
-    fn reconcile(&mut self) -> Result<(), Error> {
-        let state = self.options.state_dir.join("dataplane.json");
-        if self.dataplane.is_none() {
-            if self.table.is_empty() && !state.exists() {
-                return Ok(());
-            }
-            let backend = dataplane::open_backend(self.choice)?;
-            info!(backend = backend.name(), "dataplane opened");
-            self.dataplane = Some(Reconciler::new(backend, Some(state))?);
-        }
+    /// Hands `self.table`, less the withheld services, to the dataplane
+    /// thread.
+    fn submit(&mut self) -> u64 {
         let withheld = self.withheld();
-        let kernel: Table = self
+        let table: Table = self
             .table
             .iter()
             .filter(|(key, _)| !withheld.contains(key))
             .map(|(key, service)| (*key, service.clone()))
             .collect();
-        if let Some(reconciler) = &mut self.dataplane {
-            let report = match reconciler.reconcile(&kernel) {
-                Ok(report) => report,
-                Err(e) => {
-                    self.metrics.dataplane_error(reconciler.backend().name());
-                    return Err(e.into());
-                }
-            };
-            self.metrics.dataplane_applied(&report);
-            info!(services = kernel.len(), withheld = withheld.len(), %report, "dataplane reconciled");
+        let job = programmer::Job {
+            table,
+            withheld: withheld.len(),
+        };
+        self.programmer.as_mut().map_or(0, |p| p.submit(job))
+    }
+
+    /// Waits for the outcome of the last submission (acting on every
+    /// outcome on the way), and returns it.
+    async fn programmed(&mut self) -> Result<(), Error> {
+        let awaited = self.programmer.as_ref().map_or(0, Programmer::submitted);
+        while let Some(outcome) = self.outcomes.recv().await {
+            let generation = outcome.generation;
+            let error = self.on_programmed(outcome);
+            if generation >= awaited {
+                return error.map_or(Ok(()), |e| Err(e.into()));
+            }
         }
-        Ok(())
+        Err(Error::Io {
+            what: "dataplane".into(),
+            source: std::io::Error::other("the dataplane thread stopped"),
+        })
+    }
+
+    /// The dataplane thread applied a submission (and the ones it replaced
+    /// before their turn): its fault, if any, is kept and retried, and the
+    /// reloads waiting for it are answered. Returns the failure, if any.
+    fn on_programmed(&mut self, outcome: programmer::Outcome) -> Option<dataplane::Error> {
+        if outcome.backend.is_some() {
+            self.backend = outcome.backend;
+        }
+        let latest = self
+            .programmer
+            .as_ref()
+            .is_none_or(|p| outcome.generation >= p.submitted());
+        let failure = outcome.result.err();
+        let error = failure.as_ref().map(ToString::to_string);
+        // A failure of a table since replaced is still the kernel's state
+        // until the newer one is applied; a success only clears the fault
+        // once the latest table is in.
+        match &error {
+            Some(e) => self.dataplane_fault = Some(e.clone()),
+            None if latest && self.dataplane_fault.take().is_some() => {
+                info!(failures = self.repair.failures(), "dataplane repaired");
+            }
+            None => {}
+        }
+        self.schedule_repair();
+        self.answer_reloads(outcome.generation, error.as_deref());
+        failure
     }
 
     /// Arms the repair timer while a part is down, disarms it otherwise.
@@ -502,20 +557,16 @@ impl Daemon {
         }
     }
 
-    /// Tries again what failed: the dataplane's table, the checker.
-    async fn repair(&mut self) {
-        if self.dataplane_fault.is_some() {
-            match self.reconcile() {
-                Ok(()) => {
-                    info!(failures = self.repair.failures(), "dataplane repaired");
-                    self.dataplane_fault = None;
-                }
-                Err(e) => {
-                    warn!(failures = self.repair.failures(), error = %e, "dataplane still failing; retrying");
-                    self.dataplane_fault = Some(e.to_string());
-                }
+    /// Tries again what failed: the dataplane's table (its outcome comes
+    /// later), the checker. Returns the dataplane submission made, if any.
+    fn repair(&mut self) -> Option<u64> {
+        let submitted = match &self.dataplane_fault {
+            Some(e) => {
+                warn!(failures = self.repair.failures(), error = %e, "dataplane failing; applying the table again");
+                Some(self.submit())
             }
-        }
+            None => None,
+        };
         if self.checker_fault.is_some() {
             match self.restart_checks() {
                 Ok(()) => {
@@ -531,12 +582,14 @@ impl Daemon {
                 }
             }
         }
-        // Each failed round waits longer.
+        // Each failed round waits longer (a dataplane fault stands until
+        // the thread reports its new outcome).
         if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
             self.repair.failed(tokio::time::Instant::now());
         } else {
             self.repair.succeeded();
         }
+        submitted
     }
 
     /// The services of virtual servers held only while their VRRP instance
@@ -707,9 +760,7 @@ impl Daemon {
             } => {
                 if pools.set(vs, destinations) {
                     let table = pools.desired();
-                    if let Err(e) = self.program(table) {
-                        error!(error = %e, "dataplane: applying a health change failed");
-                    }
+                    self.program(table);
                 }
                 return;
             }
@@ -790,8 +841,8 @@ impl Daemon {
             .servers
             .iter()
             .any(|vs| vs.only_when_master.as_deref() == Some(instance.as_str()));
-        if gates && let Err(e) = self.program(self.table.clone()) {
-            error!(error = %e, "programming the dataplane for the new VRRP state failed");
+        if gates {
+            self.submit();
         }
         let status = self.status_line();
         self.systemd.status(status);
@@ -868,10 +919,7 @@ impl Daemon {
             config: self.options.config.clone(),
             started: self.started.clone(),
             last_reload: self.last_reload.clone(),
-            dataplane: self
-                .dataplane
-                .as_ref()
-                .map(|r| r.backend().name().to_string()),
+            dataplane: self.backend.map(str::to_string),
             faults: self.faults(),
             instances,
             virtual_servers,
@@ -911,7 +959,7 @@ impl Daemon {
         let instances = self.instances();
         systemd::status_line(
             instances.iter().map(|i| (i.name.as_str(), i.state)),
-            self.dataplane.as_ref().map(|r| r.backend().name()),
+            self.backend,
         )
     }
 
@@ -921,163 +969,9 @@ impl Daemon {
             Event::Status(reply) => {
                 let _ = reply.send(self.status().await);
             }
-            Event::Reload(reply) => {
-                let outcome = self.reload().await.map_err(|e| e.to_string());
-                let _ = reply.send(outcome);
-            }
+            Event::Reload(reply) => self.reload(Some(reply)).await,
             Event::CheckerEnded { generation } => self.on_checker_ended(generation),
         }
-    }
-
-    /// SIGHUP or `appliance reload`: [`Self::apply_reload`], told to the
-    /// service manager and kept for `appliance status`.
-    async fn reload(&mut self) -> Result<String, Error> {
-        self.systemd.reloading();
-        let outcome = self.apply_reload().await;
-        self.last_reload = Some(status::ReloadStatus {
-            at: status::wall_now(),
-            applied: outcome.is_ok(),
-            message: match &outcome {
-                Ok(summary) => summary.clone(),
-                Err(e) => e.to_string(),
-            },
-        });
-        let status = self.status_line();
-        self.systemd.ready(status);
-        outcome
-    }
-
-    /// Loads the config again and applies it if it is valid, returning
-    /// what changed. Units whose plan is unchanged keep running untouched;
-    /// a lone instance whose only change is its priority gets the new
-    /// priority; anything else that changed stops (resigning if master) and
-    /// starts anew. A part that fails to apply is logged and the rest goes
-    /// on; the reload then reports each failed part.
-    async fn apply_reload(&mut self) -> Result<String, Error> {
-        // Everything the new config implies is built before anything is
-        // applied, so an invalid part rejects the whole reload. Off this
-        // loop: a large config takes a while to read.
-        let path = self.options.config.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let (c, scripts) = load(&path).map_err(Error::Config)?;
-            let plan = plan::plan(&c, &scripts, &hostname())?;
-            let pools = Pools::new(&c.virtual_server)?;
-            Ok((c, scripts, plan, pools))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(Error::Io {
-                what: "reading the config".into(),
-                source: std::io::Error::other(e),
-            })
-        });
-        let (config, scripts, new, pools) = match loaded {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
-                return Err(e);
-            }
-        };
-        let mut failed = Vec::new();
-        if let Err(e) = crate::net::setup::apply(&config.network).await {
-            error!(error = %e, "reload: applying the network settings failed");
-            failed.push(format!("network: {e}"));
-        }
-        if config.global.metrics_listen != self.metrics_listen {
-            warn!(
-                running = ?self.metrics_listen,
-                configured = ?config.global.metrics_listen,
-                "reload: metrics_listen changed; the endpoint moves at the next restart"
-            );
-        }
-        let mut changed = Vec::new();
-        // A program's user is part of the checker's work as much as the
-        // servers are.
-        if config.virtual_server != self.servers || scripts != *self.scripts {
-            self.scripts = Arc::new(scripts);
-            changed.push(format!(
-                "virtual servers reloaded ({})",
-                config.virtual_server.len()
-            ));
-            failed.extend(self.reload_virtual_servers(&config, pools).await);
-        } else if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
-            // Unchanged, but not all running: a reload is a retry.
-            self.repair().await;
-            failed.extend(
-                self.dataplane_fault
-                    .iter()
-                    .map(|e| format!("dataplane: {e}")),
-            );
-            failed.extend(
-                self.checker_fault
-                    .iter()
-                    .map(|e| format!("health checker: {e}")),
-            );
-        }
-        let vrrp_pending = self
-            .vrrp
-            .as_ref()
-            .is_some_and(|v| !v.snapshot().pending.is_empty());
-        let vrrp_changed = new != self.plan;
-        if !vrrp_changed && !vrrp_pending {
-            info!("reload: VRRP unchanged");
-        } else {
-            let outcome = match &self.vrrp {
-                Some(vrrp) => vrrp.reload(new.clone()).await,
-                None => vrrp::ReloadOutcome::default(),
-            };
-            self.plan = new;
-            let state = self.plan.lvs.sync_daemon.as_ref().and_then(|sync| {
-                self.instances()
-                    .into_iter()
-                    .find(|i| i.name == sync.instance)
-                    .map(|i| i.state)
-            });
-            self.lvs.configure(self.plan.lvs.clone(), state);
-            failed.extend(outcome.failed.iter().cloned());
-            for (count, what) in [
-                (outcome.reprioritised, "given a new priority"),
-                (outcome.stopped, "stopped"),
-                (outcome.started, "started"),
-            ] {
-                if count > 0 {
-                    changed.push(format!("{count} VRRP unit(s) {what}"));
-                }
-            }
-            if changed.is_empty() && vrrp_changed {
-                changed.push("VRRP settings changed".into());
-            }
-        }
-        if failed.is_empty() {
-            let summary = if changed.is_empty() {
-                "config unchanged".into()
-            } else {
-                changed.join(", ")
-            };
-            info!(instances = self.instances().len(), %summary, "reloaded");
-            Ok(summary)
-        } else {
-            warn!(instances = self.instances().len(), failed = %failed.join("; "), "reloaded in part");
-            Err(Error::PartialReload(failed.join("; ")))
-        }
-    }
-
-    /// Reload of changed virtual servers: the configured table is
-    /// programmed and the checker starts anew on them. Returns what
-    /// failed.
-    async fn reload_virtual_servers(&mut self, config: &Config, pools: Pools) -> Vec<String> {
-        let mut failed = Vec::new();
-        self.servers = config.virtual_server.clone();
-        if let Err(e) = self.program(pools.configured().clone()) {
-            error!(error = %e, "reload: programming the dataplane failed");
-            failed.push(e.to_string());
-        }
-        self.stop_checks().await;
-        if let Err(e) = self.start_checks(&config.virtual_server, pools) {
-            error!(error = %e, "reload: the health checker could not start");
-            failed.push(e.to_string());
-        }
-        failed
     }
 
     /// Stops everything; the VRRP driver's last `reports` (its instances
@@ -1093,6 +987,10 @@ impl Daemon {
             }
         }
         self.stop_checks().await;
+        // The last table (gated services out) is applied before the end.
+        if let Some(programmer) = self.programmer.take() {
+            programmer.shutdown().await;
+        }
         for task in self.tasks.drain(..) {
             task.abort();
         }

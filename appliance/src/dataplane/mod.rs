@@ -324,6 +324,8 @@ pub enum Error {
     Unreadable { key: ServiceKey, reason: String },
     #[error("{op}: {source}")]
     Apply { op: Op, source: Box<Error> },
+    #[error("programming panicked (the log says where); the backend is opened anew next time")]
+    Panicked,
 }
 
 impl From<nftables::Error> for Error {

@@ -33,6 +33,8 @@ pub fn open(protocol: isize, timeout: Duration) -> io::Result<Socket> {
 /// saying so (answers that come later are told apart by their sequence
 /// numbers and skipped).
 pub fn receive(socket: &mut Socket, timeout: Duration) -> io::Result<Vec<u8>> {
+    // Tests hold here to play a kernel slow to answer.
+    crate::fail_point!("dataplane-netlink");
     match socket.recv_from_full() {
         Ok((data, _)) => Ok(data),
         Err(e)

@@ -171,7 +171,19 @@ impl Daemon {
         config: &Path,
         run_dir: &Path,
     ) -> Result<Self, Error> {
+        Self::start_env(implementation, host, config, run_dir, &[])
+    }
+
+    /// [`Self::start`] with `env` added to the daemon's environment.
+    pub fn start_env(
+        implementation: &Implementation,
+        host: &Host,
+        config: &Path,
+        run_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, Error> {
         let mut cmd = implementation.command(host, config, run_dir);
+        cmd.envs(env.iter().copied());
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut process = host.spawn(&mut cmd)?;
         let log = Arc::new(Mutex::new(Log::default()));

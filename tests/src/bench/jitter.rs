@@ -12,7 +12,12 @@
 //! - the master reloads a config of many virtual servers: parsing it, and
 //!   programming the kernel's table over netlink, whose answers are slow
 //!   at that size (the appliance's nftables dataplane; keepalived has no
-//!   IPVS to program in this kernel, so its reload is the parse alone).
+//!   IPVS to program in this kernel, so its reload is the parse alone);
+//! - the kernel does not answer netlink at all while a reload's table
+//!   waits to be programmed (`stalled netlink`): the appliance built with
+//!   its fail points, whose netlink reads hold for the whole window. Only
+//!   the appliance: keepalived's netlink cannot be held from outside (its
+//!   IPVS work runs in a checker process apart from VRRP anyway).
 //!
 //! Goal: every interval within ± 20 ms of 100 ms and no transition; with
 //! lower-priority adverts, whose answers add adverts between the timed
@@ -51,6 +56,9 @@ pub struct Options {
     pub pps: u64,
     /// Virtual servers in the reloaded config.
     pub services: usize,
+    /// The appliance built with its fail points (`--features
+    /// failpoints`), for the stalled-netlink row.
+    pub stalling: PathBuf,
     /// Whether keepalived runs beside the appliance.
     pub keepalived: bool,
 }
@@ -62,14 +70,16 @@ pub enum Scenario {
     Flood,
     FloodLower,
     Reload,
+    StalledNetlink,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Idle,
         Scenario::Flood,
         Scenario::FloodLower,
         Scenario::Reload,
+        Scenario::StalledNetlink,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +88,7 @@ impl Scenario {
             Scenario::Flood => "flood",
             Scenario::FloodLower => "flood, lower priority",
             Scenario::Reload => "reload",
+            Scenario::StalledNetlink => "stalled netlink",
         }
     }
 }
@@ -251,14 +262,22 @@ pub fn run(options: &Options) -> Result<Vec<Row>, Error> {
     if !options.appliance.exists() {
         return Err(Error::NoAppliance(options.appliance.clone()));
     }
+    if !options.stalling.exists() {
+        return Err(Error::NoStallingAppliance(options.stalling.clone()));
+    }
     let mut implementations = vec![Implementation::Appliance(options.appliance.clone())];
     if options.keepalived {
         super::which("keepalived").ok_or(Error::NoKeepalived)?;
         implementations.push(Implementation::Keepalived);
     }
     let mut rows = Vec::new();
+    let stalling = [Implementation::Appliance(options.stalling.clone())];
     for scenario in Scenario::ALL {
-        for implementation in &implementations {
+        let implementations = match scenario {
+            Scenario::StalledNetlink => &stalling[..],
+            _ => &implementations[..],
+        };
+        for implementation in implementations {
             let row = trial(options, implementation, scenario)?;
             eprintln!(
                 "{} {}: {:?}, {} transition(s), {}",
@@ -287,10 +306,20 @@ fn trial(
         what: "a directory for the configs".into(),
         source,
     })?;
+    // Armed only in the stalled-netlink row (and read only by the build
+    // with fail points): m's netlink reads hold while this file exists.
+    let stall = dir.path().join("stall");
+    let failpoints = format!("dataplane-netlink=hold({})", stall.display());
     let start = |host: &Host, text: String| -> Result<Daemon, Error> {
         let path = dir.path().join(format!("{}.conf", host.name()));
         write(&path, &text)?;
-        Daemon::start(implementation, host, &path, dir.path())
+        Daemon::start_env(
+            implementation,
+            host,
+            &path,
+            dir.path(),
+            &[("FAILPOINTS", &failpoints)],
+        )
     };
     let conf = |role| director::keepalived_conf(role, Version::V3, ADVERT, VIP);
     let m = start(lan.host("m"), conf(MASTER))?;
@@ -321,11 +350,40 @@ fn trial(
             m.reload()?;
             (None, format!("{} virtual servers", options.services))
         }
+        Scenario::StalledNetlink => {
+            write(&stall, "")?;
+            let path = dir.path().join("m.conf");
+            write(&path, &(conf(MASTER) + &services(options.services)))?;
+            m.reload()?;
+            (
+                None,
+                format!(
+                    "{} virtual servers, kernel silent for the window",
+                    options.services
+                ),
+            )
+        }
     };
     std::thread::sleep(options.window);
     stop.store(true, Ordering::Relaxed);
     let times = capture.stop().map_err(failed)?;
     let elapsed = started.elapsed();
+    if stall.exists() {
+        // The row counts only if the kernel's table really waited.
+        let rules = lan
+            .host("m")
+            .run("nft", &["list", "ruleset"])
+            .map_err(|e| m.failure(format!("nft list ruleset: {e}")))?;
+        if String::from_utf8_lossy(&rules.stdout).contains("10.1.0.1") {
+            return Err(m.failure(
+                "the reloaded services reached the kernel: the stall did not hold".into(),
+            ));
+        }
+        std::fs::remove_file(&stall).map_err(|source| Error::Io {
+            what: format!("removing {}", stall.display()),
+            source,
+        })?;
+    }
     let load = match flooder {
         Some(handle) => {
             let sent = handle
@@ -388,7 +446,11 @@ pub fn table(options: &Options, rows: &[Row]) -> String {
          (each answered by an advert, at most one per interval here); `reload`: \
          SIGHUP with {} virtual servers added (the appliance parses them and \
          programs nftables, whose netlink answers are slow at that size; \
-         keepalived has no IPVS in this kernel). keepalived logs every invalid \
+         keepalived has no IPVS in this kernel); `stalled netlink`: the same \
+         reload while the kernel does not answer netlink for the whole window \
+         (the appliance built with its fail points holds every netlink read; \
+         keepalived's cannot be held from outside, so it has no row). \
+         keepalived logs every invalid \
          packet it receives, here to its console, which the bench reads through \
          a pipe to follow its state: at a flood's rate those writes can hold it \
          up, where syslog would drop lines instead. Goal: \

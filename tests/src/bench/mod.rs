@@ -55,6 +55,9 @@ pub enum Error {
     NoKeepalived,
     #[error("{} is missing: build it with `cargo build --release -p appliance` (make bench does)", .0.display())]
     NoAppliance(PathBuf),
+    #[error("{} is missing: the appliance built with its fail points, for the stalled-netlink row: \
+             `cargo build --release -p appliance --features failpoints` and copy it there (make bench does)", .0.display())]
+    NoStallingAppliance(PathBuf),
     #[error("{implementation}, {scenario}: {what}")]
     Trial {
         implementation: &'static str,

@@ -4,7 +4,10 @@
 //! and, with `--append FILE`, adds it to FILE as a section.
 //!
 //! Usage: `jitter_bench [--seconds N] [--pps N] [--services N]
-//! [--no-keepalived] [--append FILE]`. Runs as root.
+//! [--stalling APPLIANCE] [--no-keepalived] [--append FILE]`. Runs as
+//! root. `--stalling` names the appliance built with its fail points (by
+//! default `appliance-failpoints` beside this executable; make bench
+//! builds it).
 
 use appliance_tests::bench::jitter::{self, Options};
 use std::io::Write;
@@ -29,6 +32,7 @@ fn run() -> Result<(), String> {
         window: Duration::from_secs(20),
         pps: 100_000,
         services: 300,
+        stalling: exe.with_file_name("appliance-failpoints"),
         keepalived: true,
     };
     let mut append: Option<PathBuf> = None;
@@ -48,6 +52,7 @@ fn run() -> Result<(), String> {
             "--services" => {
                 options.services = usize::try_from(number(value()?)?).map_err(|e| e.to_string())?;
             }
+            "--stalling" => options.stalling = value()?.into(),
             "--no-keepalived" => options.keepalived = false,
             "--append" => append = Some(value()?.into()),
             other => return Err(format!("unknown argument {other}")),

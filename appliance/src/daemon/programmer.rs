@@ -1,0 +1,210 @@
+//! The dataplane programmer: a thread of its own that makes the kernel's
+//! load balancer hold the latest table the control loop gave it.
+//!
+//! The kernel can be slow to answer netlink (nftables at thousands of
+//! services, a busy or wedged kernel; each read gives up after
+//! [`ANSWER_TIMEOUT`](crate::dataplane::netlink::ANSWER_TIMEOUT)), so the
+//! control loop never waits for it: it submits a table and goes on serving
+//! checks, status and reloads. Tables submitted while one is being applied
+//! replace each other (only the latest is applied: each is the whole
+//! desired state), and every applied table's outcome comes back on a
+//! channel, tagged with the submission it answers.
+
+use crate::dataplane::{self, Backend, Reconciler, Table};
+use crate::metrics::Metrics;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+/// How long a stop waits for the last table: one netlink answer's timeout,
+/// and a little.
+const SHUTDOWN_WAIT: Duration =
+    Duration::from_secs(dataplane::netlink::ANSWER_TIMEOUT.as_secs() + 5);
+
+/// A table to apply.
+pub struct Job {
+    /// The services the kernel should hold.
+    pub table: Table,
+    /// How many configured services are left out of `table` (their VRRP
+    /// instance is not MASTER), for the log.
+    pub withheld: usize,
+}
+
+/// How applying a submission went.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The submission applied; the ones before it that were replaced
+    /// before their turn are answered by this one too.
+    pub generation: u64,
+    /// The backend that holds the table, once one is open.
+    pub backend: Option<&'static str>,
+    pub result: Result<(), dataplane::Error>,
+}
+
+/// What the thread is given: the latest submission not yet taken, and
+/// whether to stop once it is applied.
+#[derive(Default)]
+struct Inbox {
+    latest: Option<(u64, Job)>,
+    closing: bool,
+}
+
+type Shared = Arc<(Mutex<Inbox>, Condvar)>;
+
+/// The control loop's side of the thread.
+pub struct Programmer {
+    shared: Shared,
+    /// Closed when the thread ends (not joined: a stop does not wait for a
+    /// kernel that never answers).
+    ended: oneshot::Receiver<()>,
+    submitted: u64,
+}
+
+impl Programmer {
+    /// Starts the thread. The backend is chosen when it first has work
+    /// (IPVS when the kernel has it, else nftables, unless `choice` forces
+    /// one); the ownership record lives at `state`.
+    pub fn start(
+        choice: Option<dataplane::Choice>,
+        state: PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<(Self, mpsc::UnboundedReceiver<Outcome>)> {
+        let shared: Shared = Arc::default();
+        let (outcomes, receiver) = mpsc::unbounded_channel();
+        let inbox = shared.clone();
+        let (end, ended) = oneshot::channel();
+        // The backend is made on the thread that uses it, and never leaves.
+        std::thread::Builder::new()
+            .name("dataplane".into())
+            .spawn(move || {
+                let worker = Worker {
+                    choice,
+                    state,
+                    metrics,
+                    reconciler: None,
+                };
+                worker.run(&inbox, &outcomes);
+                drop(end);
+            })?;
+        Ok((
+            Self {
+                shared,
+                ended,
+                submitted: 0,
+            },
+            receiver,
+        ))
+    }
+
+    /// Hands `job` to the thread, replacing any submission it has not
+    /// taken yet; returns the submission's generation.
+    pub fn submit(&mut self, job: Job) -> u64 {
+        self.submitted += 1;
+        let (inbox, ready) = &*self.shared;
+        inbox.lock().unwrap_or_else(PoisonError::into_inner).latest = Some((self.submitted, job));
+        ready.notify_one();
+        self.submitted
+    }
+
+    /// The generation of the last submission.
+    pub fn submitted(&self) -> u64 {
+        self.submitted
+    }
+
+    /// Lets the thread apply what it was last given, then waits for it to
+    /// end, but no longer than a kernel that does not answer is waited for
+    /// (the kernel then keeps what it holds).
+    pub async fn shutdown(self) {
+        {
+            let (inbox, ready) = &*self.shared;
+            inbox.lock().unwrap_or_else(PoisonError::into_inner).closing = true;
+            ready.notify_one();
+        }
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.ended)
+            .await
+            .is_err()
+        {
+            warn!(
+                waited = ?SHUTDOWN_WAIT,
+                "the dataplane was still being programmed at exit; the kernel keeps what it holds"
+            );
+        }
+    }
+}
+
+/// The thread's side: the reconciler, opened on first use.
+struct Worker {
+    choice: Option<dataplane::Choice>,
+    state: PathBuf,
+    metrics: Arc<Metrics>,
+    reconciler: Option<Reconciler<Box<dyn Backend>>>,
+}
+
+impl Worker {
+    fn run(mut self, shared: &Shared, outcomes: &mpsc::UnboundedSender<Outcome>) {
+        let (inbox, ready) = &**shared;
+        loop {
+            let (generation, job) = {
+                let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(latest) = inbox.latest.take() {
+                        break latest;
+                    }
+                    if inbox.closing {
+                        return;
+                    }
+                    inbox = ready.wait(inbox).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            // A panic in a backend is this table's failure, not the
+            // thread's end: the backend is opened afresh next time.
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.apply(&job)))
+                .unwrap_or_else(|_| {
+                    self.reconciler = None;
+                    Err(dataplane::Error::Panicked)
+                });
+            if let Err(e) = &result {
+                error!(generation, error = %e, "dataplane: applying the table failed");
+            }
+            let outcome = Outcome {
+                generation,
+                backend: self.reconciler.as_ref().map(|r| r.backend().name()),
+                result,
+            };
+            if outcomes.send(outcome).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Makes the kernel hold `job`'s table. A daemon without virtual
+    /// servers opens no backend, unless an earlier run left services of
+    /// ours to remove.
+    fn apply(&mut self, job: &Job) -> Result<(), dataplane::Error> {
+        if self.reconciler.is_none() {
+            if job.table.is_empty() && !self.state.exists() {
+                return Ok(());
+            }
+            let backend = dataplane::open_backend(self.choice)?;
+            info!(backend = backend.name(), "dataplane opened");
+            self.reconciler = Some(Reconciler::new(backend, Some(self.state.clone()))?);
+        }
+        let Some(reconciler) = &mut self.reconciler else {
+            return Ok(());
+        };
+        match reconciler.reconcile(&job.table) {
+            Ok(report) => {
+                self.metrics.dataplane_applied(&report);
+                info!(services = job.table.len(), withheld = job.withheld, %report, "dataplane reconciled");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.dataplane_error(reconciler.backend().name());
+                Err(e)
+            }
+        }
+    }
+}

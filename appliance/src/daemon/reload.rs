@@ -1,0 +1,221 @@
+//! Reloads: SIGHUP or `appliance reload` reads the config again off the
+//! control loop, applies what changed (VRRP units, virtual servers and
+//! their checks, network settings) and answers with what changed and what
+//! failed. A reload that changed the kernel's table is answered once the
+//! dataplane thread has applied it; the control loop goes on meanwhile.
+
+use super::{Daemon, Error, Pools, hostname, load, plan, status, vrrp};
+use crate::config::Config;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+/// What a reload applied, what failed, and the dataplane submission whose
+/// outcome it waits for.
+pub(super) struct Applied {
+    changed: Vec<String>,
+    failed: Vec<String>,
+    waits: Option<u64>,
+}
+
+/// A reload applied but for its table, which the dataplane thread has not
+/// applied yet: its answer waits for the outcome of `generation`.
+pub(super) struct PendingReload {
+    generation: u64,
+    changed: Vec<String>,
+    failed: Vec<String>,
+    reply: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+impl Daemon {
+    /// SIGHUP or `appliance reload`: [`Self::apply_reload`], told to the
+    /// service manager and kept for `appliance status`. A reload that
+    /// changed the table is answered once the dataplane thread has applied
+    /// it; the loop goes on meanwhile.
+    pub(super) async fn reload(&mut self, reply: Option<oneshot::Sender<Result<String, String>>>) {
+        self.systemd.reloading();
+        match self.apply_reload().await {
+            Err(e) => {
+                error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
+                self.finish_reload(Err(e), reply);
+            }
+            Ok(applied) => match applied.waits {
+                Some(generation) => self.reloads.push(PendingReload {
+                    generation,
+                    changed: applied.changed,
+                    failed: applied.failed,
+                    reply,
+                }),
+                None => self.finish_reload(Ok((applied.changed, applied.failed)), reply),
+            },
+        }
+    }
+
+    /// Answers the reloads waiting for a dataplane submission up to
+    /// `generation`, which the dataplane thread applied (or failed to, for
+    /// `error`).
+    pub(super) fn answer_reloads(&mut self, generation: u64, error: Option<&str>) {
+        let (answered, waiting) = std::mem::take(&mut self.reloads)
+            .into_iter()
+            .partition(|r| r.generation <= generation);
+        self.reloads = waiting;
+        for mut reload in answered {
+            reload
+                .failed
+                .extend(error.map(|e| format!("dataplane: {e}")));
+            self.finish_reload(Ok((reload.changed, reload.failed)), reload.reply);
+        }
+    }
+
+    /// Ends a reload: what changed and what failed to apply (or why the
+    /// config was rejected) goes to the log, `appliance status`, the
+    /// service manager and the client that asked.
+    fn finish_reload(
+        &mut self,
+        outcome: Result<(Vec<String>, Vec<String>), Error>,
+        reply: Option<oneshot::Sender<Result<String, String>>>,
+    ) {
+        let outcome = outcome.and_then(|(changed, failed)| {
+            if failed.is_empty() {
+                let summary = if changed.is_empty() {
+                    "config unchanged".into()
+                } else {
+                    changed.join(", ")
+                };
+                info!(instances = self.instances().len(), %summary, "reloaded");
+                Ok(summary)
+            } else {
+                warn!(instances = self.instances().len(), failed = %failed.join("; "), "reloaded in part");
+                Err(Error::PartialReload(failed.join("; ")))
+            }
+        });
+        let outcome = outcome.map_err(|e| e.to_string());
+        self.last_reload = Some(status::ReloadStatus {
+            at: status::wall_now(),
+            applied: outcome.is_ok(),
+            message: match &outcome {
+                Ok(summary) | Err(summary) => summary.clone(),
+            },
+        });
+        // The service manager hears the reload is over once none waits.
+        if self.reloads.is_empty() {
+            let status = self.status_line();
+            self.systemd.ready(status);
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Loads the config again and applies it if it is valid, returning
+    /// what changed. Units whose plan is unchanged keep running untouched;
+    /// a lone instance whose only change is its priority gets the new
+    /// priority; anything else that changed stops (resigning if master) and
+    /// starts anew. A part that fails to apply is logged and the rest goes
+    /// on; the reload then reports each failed part.
+    async fn apply_reload(&mut self) -> Result<Applied, Error> {
+        // Everything the new config implies is built before anything is
+        // applied, so an invalid part rejects the whole reload. Off this
+        // loop: a large config takes a while to read.
+        let path = self.options.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (c, scripts) = load(&path).map_err(Error::Config)?;
+            let plan = plan::plan(&c, &scripts, &hostname())?;
+            let pools = Pools::new(&c.virtual_server)?;
+            Ok((c, scripts, plan, pools))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Error::Io {
+                what: "reading the config".into(),
+                source: std::io::Error::other(e),
+            })
+        });
+        let (config, scripts, new, pools) = loaded?;
+        let mut failed = Vec::new();
+        let mut waits = None;
+        if let Err(e) = crate::net::setup::apply(&config.network).await {
+            error!(error = %e, "reload: applying the network settings failed");
+            failed.push(format!("network: {e}"));
+        }
+        if config.global.metrics_listen != self.metrics_listen {
+            warn!(
+                running = ?self.metrics_listen,
+                configured = ?config.global.metrics_listen,
+                "reload: metrics_listen changed; the endpoint moves at the next restart"
+            );
+        }
+        let mut changed = Vec::new();
+        // A program's user is part of the checker's work as much as the
+        // servers are.
+        if config.virtual_server != self.servers || scripts != *self.scripts {
+            self.scripts = Arc::new(scripts);
+            changed.push(format!(
+                "virtual servers reloaded ({})",
+                config.virtual_server.len()
+            ));
+            self.servers = config.virtual_server.clone();
+            waits = Some(self.program(pools.configured().clone()));
+            failed.extend(self.reload_checks(&config, pools).await);
+        } else if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
+            // Unchanged, but not all running: a reload is a retry.
+            waits = self.repair();
+            failed.extend(
+                self.checker_fault
+                    .iter()
+                    .map(|e| format!("health checker: {e}")),
+            );
+        }
+        let vrrp_pending = self
+            .vrrp
+            .as_ref()
+            .is_some_and(|v| !v.snapshot().pending.is_empty());
+        let vrrp_changed = new != self.plan;
+        if !vrrp_changed && !vrrp_pending {
+            info!("reload: VRRP unchanged");
+        } else {
+            let outcome = match &self.vrrp {
+                Some(vrrp) => vrrp.reload(new.clone()).await,
+                None => vrrp::ReloadOutcome::default(),
+            };
+            self.plan = new;
+            let state = self.plan.lvs.sync_daemon.as_ref().and_then(|sync| {
+                self.instances()
+                    .into_iter()
+                    .find(|i| i.name == sync.instance)
+                    .map(|i| i.state)
+            });
+            self.lvs.configure(self.plan.lvs.clone(), state);
+            failed.extend(outcome.failed.iter().cloned());
+            for (count, what) in [
+                (outcome.reprioritised, "given a new priority"),
+                (outcome.stopped, "stopped"),
+                (outcome.started, "started"),
+            ] {
+                if count > 0 {
+                    changed.push(format!("{count} VRRP unit(s) {what}"));
+                }
+            }
+            if changed.is_empty() && vrrp_changed {
+                changed.push("VRRP settings changed".into());
+            }
+        }
+        Ok(Applied {
+            changed,
+            failed,
+            waits,
+        })
+    }
+
+    /// Reload of changed virtual servers: the checker starts anew on them
+    /// (their table was submitted). Returns what failed.
+    async fn reload_checks(&mut self, config: &Config, pools: Pools) -> Vec<String> {
+        let mut failed = Vec::new();
+        self.stop_checks().await;
+        if let Err(e) = self.start_checks(&config.virtual_server, pools) {
+            error!(error = %e, "reload: the health checker could not start");
+            failed.push(e.to_string());
+        }
+        failed
+    }
+}
