@@ -357,13 +357,16 @@ enum Event {
     /// A health checker's report; `generation` tells which checker sent it
     /// (a reload starts a new one while the old one's may still be queued).
     Check { generation: u64, report: Report },
-    /// A status client waits for this answer.
-    Status(oneshot::Sender<status::Status>),
-    /// A client asks for a reload and waits for its outcome: what changed,
-    /// or why the config was rejected.
-    Reload(oneshot::Sender<Result<String, String>>),
+    /// A status or metrics client waits for an answer.
+    Client(status::Ask),
     /// A checker's reports ended (it panicked, or was stopped).
     CheckerEnded { generation: u64 },
+}
+
+impl From<status::Ask> for Event {
+    fn from(ask: status::Ask) -> Self {
+        Event::Client(ask)
+    }
 }
 
 struct Daemon {
@@ -671,7 +674,10 @@ impl Daemon {
             let sender = sender.clone();
             async move {
                 let (tx, rx) = oneshot::channel();
-                sender.send(Event::Status(tx)).await.ok()?;
+                sender
+                    .send(Event::Client(status::Ask::Status(tx)))
+                    .await
+                    .ok()?;
                 rx.await.ok()
             }
         };
@@ -903,7 +909,7 @@ impl Daemon {
         };
         let pools = self.pools.as_ref();
         let started = std::time::SystemTime::now() - self.origin.elapsed();
-        let virtual_servers = status::virtual_servers(
+        let virtual_servers = virtual_servers(
             checked,
             |vs| {
                 pools
@@ -966,10 +972,10 @@ impl Daemon {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::Check { generation, report } => self.on_check(generation, report),
-            Event::Status(reply) => {
+            Event::Client(status::Ask::Status(reply)) => {
                 let _ = reply.send(self.status().await);
             }
-            Event::Reload(reply) => self.reload(Some(reply)).await,
+            Event::Client(status::Ask::Reload(reply)) => self.reload(Some(reply)).await,
             Event::CheckerEnded { generation } => self.on_checker_ended(generation),
         }
     }
@@ -1001,6 +1007,46 @@ impl Daemon {
         }
         info!("stopped");
     }
+}
+
+/// The status view of the checker's virtual servers; `service` names each.
+/// `wall` turns a check's time (since the daemon started) into wall clock.
+fn virtual_servers(
+    checker: Vec<runner::VsStatus>,
+    service: impl Fn(&runner::VsStatus) -> String,
+    wall: impl Fn(Instant) -> String,
+) -> Vec<status::VirtualServerStatus> {
+    checker
+        .into_iter()
+        .map(|vs| status::VirtualServerStatus {
+            service: service(&vs),
+            quorum_up: vs.quorum_up,
+            sorry_server_active: vs.sorry_active,
+            real_servers: vs
+                .servers
+                .into_iter()
+                .map(|rs| status::RealServerStatus {
+                    address: rs.address,
+                    alive: rs.alive,
+                    weight: rs.weight,
+                    checks: rs
+                        .checks
+                        .into_iter()
+                        .map(|c| status::CheckStatus {
+                            kind: c.kind.to_string(),
+                            up: c.up,
+                            last: c.last.map(|l| status::LastCheck {
+                                at: l.at,
+                                wall: wall(l.at),
+                                up: l.outcome.is_up(),
+                                result: status::describe(&l.outcome),
+                            }),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 async fn forward_reports(

@@ -3,9 +3,7 @@
 //! line and one JSON response line per connection, typed by the structs
 //! here (shared by the daemon and the command).
 
-use super::Event;
 use crate::check::decision::{DynamicWeight, Outcome};
-use crate::check::runner::VsStatus;
 use crate::clock::Instant;
 use crate::vrrp::Priority;
 use crate::vrrp::machine::State;
@@ -179,46 +177,6 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::UpWeighted(DynamicWeight::Set(w)) => format!("check passed, weight {w}"),
         Outcome::Down(failure) => failure.to_string(),
     }
-}
-
-/// The status view of the checker's virtual servers; `service` names each.
-/// `wall` turns a check's time (since the daemon started) into wall clock.
-pub fn virtual_servers(
-    checker: Vec<VsStatus>,
-    service: impl Fn(&VsStatus) -> String,
-    wall: impl Fn(Instant) -> String,
-) -> Vec<VirtualServerStatus> {
-    checker
-        .into_iter()
-        .map(|vs| VirtualServerStatus {
-            service: service(&vs),
-            quorum_up: vs.quorum_up,
-            sorry_server_active: vs.sorry_active,
-            real_servers: vs
-                .servers
-                .into_iter()
-                .map(|rs| RealServerStatus {
-                    address: rs.address,
-                    alive: rs.alive,
-                    weight: rs.weight,
-                    checks: rs
-                        .checks
-                        .into_iter()
-                        .map(|c| CheckStatus {
-                            kind: c.kind.to_string(),
-                            up: c.up,
-                            last: c.last.map(|l| LastCheck {
-                                at: l.at,
-                                wall: wall(l.at),
-                                up: l.outcome.is_up(),
-                                result: describe(&l.outcome),
-                            }),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 /// ```text
@@ -528,11 +486,27 @@ fn supplementary(pid: i32, gid: u32) -> bool {
 /// health checks need.
 pub const MAX_CLIENTS: usize = 32;
 
-/// Accepts clients; each one's request goes to the event loop as
-/// [`Event::Status`] and its answer back to the client. At most
-/// [`MAX_CLIENTS`] at once, each given [`TIMEOUT`] to ask and to take
-/// the answer.
-pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>, access: Access) {
+/// Pause after a failed accept (out of descriptors, say), so it cannot
+/// spin the loop.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a client asks of the daemon's control loop, with where the
+/// answer goes.
+#[derive(Debug)]
+pub enum Ask {
+    Status(oneshot::Sender<Status>),
+    /// What changed, or why the config was rejected.
+    Reload(oneshot::Sender<Result<String, String>>),
+}
+
+/// Accepts clients; each one's request goes to the control loop as an
+/// [`Ask`] and its answer back to the client. At most [`MAX_CLIENTS`] at
+/// once, each given [`TIMEOUT`] to ask and to take the answer.
+pub(super) async fn serve<E: From<Ask> + Send + 'static>(
+    listener: UnixListener,
+    sender: mpsc::Sender<E>,
+    access: Access,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         match listener.accept().await {
@@ -551,13 +525,13 @@ pub(super) async fn serve(listener: UnixListener, sender: mpsc::Sender<Event>, a
             },
             Err(e) => {
                 warn!(error = %e, "status socket: accept failed");
-                tokio::time::sleep(super::SOCKET_ERROR_BACKOFF).await;
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
         }
     }
 }
 
-async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>, access: Access) {
+async fn answer<E: From<Ask>>(stream: UnixStream, sender: mpsc::Sender<E>, access: Access) {
     crate::fail_point!("status-connection");
     let allowed = stream
         .peer_cred()
@@ -575,7 +549,7 @@ async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>, access: Access)
             },
             Ok(Request::Status) => {
                 let (tx, rx) = oneshot::channel();
-                if sender.send(Event::Status(tx)).await.is_err() {
+                if sender.send(Ask::Status(tx).into()).await.is_err() {
                     return;
                 }
                 match rx.await {
@@ -588,7 +562,7 @@ async fn answer(stream: UnixStream, sender: mpsc::Sender<Event>, access: Access)
             },
             Ok(Request::Reload) => {
                 let (tx, rx) = oneshot::channel();
-                if sender.send(Event::Reload(tx)).await.is_err() {
+                if sender.send(Ask::Reload(tx).into()).await.is_err() {
                     return;
                 }
                 match rx.await {
@@ -740,13 +714,12 @@ pub(crate) mod tests {
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    Event::Status(reply) => {
+                    Ask::Status(reply) => {
                         let _ = reply.send(sample());
                     }
-                    Event::Reload(reply) => {
+                    Ask::Reload(reply) => {
                         let _ = reply.send(reload.clone());
                     }
-                    _ => {}
                 }
             }
         });
