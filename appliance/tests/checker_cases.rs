@@ -1,0 +1,171 @@
+//! The health checker's decisions as data: each case in `tests/checker/`
+//! gives virtual servers (keepalived.conf, as users write them) and the
+//! outcomes its checks report, in time order; its snapshot is every
+//! action the sans-IO checker ([`Checker`]) returns: when each check runs
+//! next, real servers going up and down with their weights, quorum and
+//! sorry-server changes, the pools the dataplane gets and the notify
+//! programs run. The case's leading comment says what it shows and is kept
+//! in the snapshot. Adding a case is adding a file.
+
+use appliance::check::decision::{
+    Action, Checker, DynamicWeight, Failure, LocalFault, NotifyTarget, Outcome, ProbeId,
+};
+use appliance::clock::Instant;
+use appliance::config::model::Service;
+use appliance::config::{self, Format};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    /// keepalived.conf text with the virtual servers.
+    config: String,
+    #[serde(default)]
+    outcome: Vec<Report>,
+}
+
+/// One check's outcome: `check` counts the config's checks from 0, in
+/// order; `result` is `up`, `up weight N`, `down timeout`, `down refused`,
+/// `down status N`, `down exit N` or `down local` (the director's own
+/// fault).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    #[serde(with = "humantime_serde")]
+    at: Duration,
+    check: u32,
+    result: String,
+}
+
+fn outcome(text: &str) -> Result<Outcome, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let number = |w: &str| w.parse::<i64>().map_err(|e| format!("{text}: {e}"));
+    Ok(match words.as_slice() {
+        ["up"] => Outcome::Up,
+        ["up", "weight", n] => Outcome::UpWeighted(DynamicWeight::Set(
+            u32::try_from(number(n)?).map_err(|e| e.to_string())?,
+        )),
+        ["down", "timeout"] => Outcome::Down(Failure::Timeout),
+        ["down", "refused"] => {
+            Outcome::Down(Failure::Connect(std::io::ErrorKind::ConnectionRefused))
+        }
+        ["down", "status", n] => Outcome::Down(Failure::Status(
+            u16::try_from(number(n)?).map_err(|e| e.to_string())?,
+        )),
+        ["down", "exit", n] => Outcome::Down(Failure::Exit(
+            i32::try_from(number(n)?).map_err(|e| e.to_string())?,
+        )),
+        ["down", "local"] => Outcome::Down(Failure::Local(LocalFault::Descriptors)),
+        _ => return Err(format!("unknown result {text:?}")),
+    })
+}
+
+fn service(s: Option<Service>) -> String {
+    match s {
+        Some(Service::Address(a)) => a.to_string(),
+        Some(Service::Fwmark(m)) => format!("fwmark {m}"),
+        None => "?".into(),
+    }
+}
+
+fn render(checker: &Checker, actions: &[Action], out: &mut String) {
+    for action in actions {
+        let server = |rs| {
+            checker
+                .server_address(rs)
+                .map_or_else(|| "?".into(), |a| a.to_string())
+        };
+        let line = match action {
+            Action::Schedule { probe, at } => format!("check {} runs at {at}", probe.0),
+            Action::Server { rs, alive, weight } => format!(
+                "real server {} {} (weight {weight})",
+                server(*rs),
+                if *alive { "UP" } else { "DOWN" }
+            ),
+            Action::Quorum {
+                vs,
+                up,
+                weight_sum,
+                threshold,
+            } => format!(
+                "quorum of {} {} (live weight {weight_sum} against {threshold})",
+                service(checker.service(*vs)),
+                if *up { "up" } else { "down" }
+            ),
+            Action::SorryServer { vs, active } => format!(
+                "sorry server of {} {}",
+                service(checker.service(*vs)),
+                if *active { "in" } else { "out" }
+            ),
+            Action::Pool { vs } => {
+                let pool: Vec<String> = checker
+                    .pool(*vs)
+                    .iter()
+                    .map(|d| format!("{} w{}", d.address, d.weight))
+                    .collect();
+                format!(
+                    "pool of {}: [{}]",
+                    service(checker.service(*vs)),
+                    pool.join(", ")
+                )
+            }
+            Action::Notify(target) => match target {
+                NotifyTarget::RsUp(rs) => format!("notify_up of {}", server(*rs)),
+                NotifyTarget::RsDown(rs) => format!("notify_down of {}", server(*rs)),
+                NotifyTarget::QuorumUp(vs) => {
+                    format!("quorum_up of {}", service(checker.service(*vs)))
+                }
+                NotifyTarget::QuorumDown(vs) => {
+                    format!("quorum_down of {}", service(checker.service(*vs)))
+                }
+            },
+        };
+        let _ = writeln!(out, "  {line}");
+    }
+    if actions.is_empty() {
+        let _ = writeln!(out, "  (nothing)");
+    }
+}
+
+fn run(path: &Path) -> String {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let case: Case = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let what: Vec<&str> = text
+        .lines()
+        .map_while(|l| l.strip_prefix('#'))
+        .map(str::trim)
+        .collect();
+    assert!(
+        !what.is_empty(),
+        "{}: a case starts with a comment saying what it shows",
+        path.display()
+    );
+    let config = config::load_text(path, &case.config, Format::Keepalived)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // No warmup drawn: the first runs are at the bootstrap delay.
+    let (mut checker, actions) =
+        Checker::start(&config.virtual_server, Instant::ZERO, |_| Duration::ZERO)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = format!("{}\n\nstart\n", what.join(" "));
+    render(&checker, &actions, &mut out);
+    for report in case.outcome {
+        let now = Instant::ZERO + report.at;
+        let result = outcome(&report.result)
+            .unwrap_or_else(|e| panic!("{}: check {}: {e}", path.display(), report.check));
+        let _ = writeln!(out, "{now}: check {} {}", report.check, report.result);
+        let actions = checker.probe_done(ProbeId(report.check), result, now);
+        render(&checker, &actions, &mut out);
+    }
+    out
+}
+
+#[test]
+fn checker_cases() {
+    insta::glob!("checker/*.toml", |path| {
+        insta::assert_snapshot!(run(path));
+    });
+}
