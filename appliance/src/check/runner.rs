@@ -5,9 +5,9 @@
 //! server), at most `max_in_flight` at once. Half-open TCP checks are no
 //! futures at all: the runner hands them to its [`syn::Prober`], which
 //! sends a tick's SYNs in one burst. Transitions go out on an unbounded
-//! channel as [`Report`]s (few: only changes), which the daemon turns into
-//! timeline events and dataplane reconciles; notify programs run here,
-//! each bounded by a timeout.
+//! channel as [`Report`]s (few: only changes), which the daemon logs (once)
+//! and turns into timeline events and dataplane reconciles; notify programs
+//! run here, each bounded by a timeout.
 
 use super::decision::{
     Action, Checker, Destination, Failure, LastOutcome, LocalFault, NotifyTarget, Outcome, ProbeId,
@@ -640,7 +640,6 @@ impl Runner {
                     threshold,
                 } => {
                     if let Some(service) = self.checker.service(vs) {
-                        tracing::info!(?service, up, weight_sum, threshold, "quorum changed");
                         let _ = self.reports.send(Report::Quorum {
                             vs,
                             service,
@@ -653,7 +652,6 @@ impl Runner {
                 }
                 Action::SorryServer { vs, active } => {
                     if let Some(service) = self.checker.service(vs) {
-                        tracing::info!(?service, active, "sorry server");
                         let _ = self.reports.send(Report::SorryServer {
                             vs,
                             service,
@@ -679,7 +677,6 @@ impl Runner {
         let service = self.checker.service(vs)?;
         let address = self.checker.server_address(rs)?;
         let cause = cause?;
-        tracing::info!(?service, %address, alive, weight, ?cause, "real server changed");
         Some(Report::Server {
             vs,
             service,

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 /// How long a notify program may run before it is killed.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -308,6 +308,8 @@ struct RunningInstance {
     src: IpAddr,
     /// What it accepts from the wire.
     listener: Listener<SocketKey>,
+    /// Its events happen in this span (`vrrp{instance vrid}`).
+    span: tracing::Span,
 }
 
 struct RunningUnit {
@@ -542,6 +544,7 @@ impl Driver {
         }
         let running = RunningInstance {
             listener: listener(instance, key.clone()),
+            span: tracing::info_span!("vrrp", instance = %instance.name(), vrid = %instance.machine.vrid),
             plan: instance.clone(),
             socket: key,
             src,
@@ -834,95 +837,24 @@ impl Driver {
         self.perform(index, now, actions).await;
     }
 
-    /// Carries out a unit's actions, in order, and records them.
+    /// Carries out a unit's actions, in order, each in its instance's span,
+    /// and records them.
     async fn perform(&mut self, index: usize, now: Instant, actions: Vec<(String, Action)>) {
         let mut changed = false;
         let mut reports = Vec::new();
         for (name, action) in actions {
-            let Some(instance) = self
+            let Some(span) = self
                 .units
                 .get(index)
                 .and_then(|u| u.instances.iter().find(|i| i.plan.name() == name))
+                .map(|i| i.span.clone())
             else {
                 continue;
             };
-            match &action {
-                Action::SendAdvert {
-                    priority,
-                    adver_int,
-                } => {
-                    self.send_advert(instance, *priority, *adver_int).await;
-                }
-                Action::AddVips => {
-                    for (dev, vip) in instance.plan.all_vips() {
-                        let result = match self.links.get(dev) {
-                            Some(link) => self.addresses.add(link.index, vip).await,
-                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
-                        };
-                        if let Err(e) = result {
-                            error!(instance = %name, vip = %vip.addr, error = %e, "adding VIP failed");
-                        }
-                    }
-                }
-                Action::RemoveVips => {
-                    for (dev, vip) in instance.plan.all_vips() {
-                        let result = match self.links.get(dev) {
-                            Some(link) => self.addresses.remove(link.index, vip).await,
-                            None => Err(vip::Error::NoSuchInterface(dev.clone())),
-                        };
-                        if let Err(e) = result {
-                            error!(instance = %name, vip = %vip.addr, error = %e, "removing VIP failed");
-                        }
-                    }
-                }
-                Action::SendGratuitous { repeat, .. } => {
-                    for (dev, vip) in instance.plan.all_vips() {
-                        let Some(announcer) = self.announcers.get(dev) else {
-                            continue;
-                        };
-                        for _ in 0..*repeat {
-                            let sent = match vip.addr {
-                                IpAddr::V4(a) => announcer.arp(a),
-                                IpAddr::V6(a) => announcer.neighbour_advertisement(a),
-                            };
-                            if let Err(e) = sent {
-                                warn!(instance = %name, error = %e, "announcing VIP failed");
-                            }
-                        }
-                    }
-                }
-                Action::Notify { state } => notify(
-                    Notified::Instance,
-                    &name,
-                    &instance.plan.notify,
-                    *state,
-                    current_priority(&self.units[index], &name).get(),
-                    &self.notifiers,
-                ),
-                Action::StateChanged { from, to, reason } => {
-                    info!(instance = %name, vrid = %instance.plan.machine.vrid, %from, %to, %reason, "state changed");
-                    self.transitions.insert(
-                        name.clone(),
-                        Transition {
-                            from: *from,
-                            to: *to,
-                            reason: reason.to_string(),
-                            wall: status::wall_now(),
-                            at: now,
-                        },
-                    );
-                    changed = true;
-                    self.metrics.vrrp_transition(&name, *from, *to);
-                    reports.push(Report::StateChanged {
-                        instance: name.clone(),
-                        to: *to,
-                    });
-                }
-                Action::PriorityChanged { from, to } => {
-                    changed = true;
-                    info!(instance = %name, %from, %to, "effective priority changed");
-                }
-            }
+            changed |= self
+                .perform_one(index, now, &name, &action, &mut reports)
+                .instrument(span)
+                .await;
             let (kind, detail) = EventKind::of_action(&action);
             let event = TimelineEvent {
                 at: now,
@@ -959,6 +891,104 @@ impl Driver {
         for report in reports {
             let _ = self.reports.send(report);
         }
+    }
+
+    /// Carries out one action of the instance `name`; whether it changed
+    /// what the snapshot shows.
+    async fn perform_one(
+        &mut self,
+        index: usize,
+        now: Instant,
+        name: &str,
+        action: &Action,
+        reports: &mut Vec<Report>,
+    ) -> bool {
+        let Some(instance) = self
+            .units
+            .get(index)
+            .and_then(|u| u.instances.iter().find(|i| i.plan.name() == name))
+        else {
+            return false;
+        };
+        let mut changed = false;
+        match action {
+            Action::SendAdvert {
+                priority,
+                adver_int,
+            } => {
+                self.send_advert(instance, *priority, *adver_int).await;
+            }
+            Action::AddVips => {
+                for (dev, vip) in instance.plan.all_vips() {
+                    let result = match self.links.get(dev) {
+                        Some(link) => self.addresses.add(link.index, vip).await,
+                        None => Err(vip::Error::NoSuchInterface(dev.clone())),
+                    };
+                    if let Err(e) = result {
+                        error!(vip = %vip.addr, error = %e, "adding VIP failed");
+                    }
+                }
+            }
+            Action::RemoveVips => {
+                for (dev, vip) in instance.plan.all_vips() {
+                    let result = match self.links.get(dev) {
+                        Some(link) => self.addresses.remove(link.index, vip).await,
+                        None => Err(vip::Error::NoSuchInterface(dev.clone())),
+                    };
+                    if let Err(e) = result {
+                        error!(vip = %vip.addr, error = %e, "removing VIP failed");
+                    }
+                }
+            }
+            Action::SendGratuitous { repeat, .. } => {
+                for (dev, vip) in instance.plan.all_vips() {
+                    let Some(announcer) = self.announcers.get(dev) else {
+                        continue;
+                    };
+                    for _ in 0..*repeat {
+                        let sent = match vip.addr {
+                            IpAddr::V4(a) => announcer.arp(a),
+                            IpAddr::V6(a) => announcer.neighbour_advertisement(a),
+                        };
+                        if let Err(e) = sent {
+                            warn!(error = %e, "announcing VIP failed");
+                        }
+                    }
+                }
+            }
+            Action::Notify { state } => notify(
+                Notified::Instance,
+                name,
+                &instance.plan.notify,
+                *state,
+                current_priority(&self.units[index], name).get(),
+                &self.notifiers,
+            ),
+            Action::StateChanged { from, to, reason } => {
+                info!(%from, %to, %reason, "state changed");
+                self.transitions.insert(
+                    name.to_string(),
+                    Transition {
+                        from: *from,
+                        to: *to,
+                        reason: reason.to_string(),
+                        wall: status::wall_now(),
+                        at: now,
+                    },
+                );
+                changed = true;
+                self.metrics.vrrp_transition(name, *from, *to);
+                reports.push(Report::StateChanged {
+                    instance: name.to_string(),
+                    to: *to,
+                });
+            }
+            Action::PriorityChanged { from, to } => {
+                changed = true;
+                info!(%from, %to, "effective priority changed");
+            }
+        }
+        changed
     }
 
     async fn send_advert(
@@ -1006,19 +1036,19 @@ impl Driver {
                     hop_limit: packet::TTL,
                 },
                 _ => {
-                    error!(instance = %plan.name(), %dst, "peer of the other address family");
+                    error!(%dst, "peer of the other address family");
                     continue;
                 }
             };
             let mut buffer = vec![0u8; repr.buffer_len()];
             if let Err(e) = repr.emit(&mut Packet::new_unchecked(&mut buffer[..]), &ctx) {
-                error!(instance = %plan.name(), error = %e, "building the advert failed");
+                error!(error = %e, "building the advert failed");
                 return;
             }
             match socket.send(instance.src, dst, &buffer).await {
                 Ok(()) => self.metrics.advert_sent(plan.name()),
                 Err(e) => {
-                    warn!(instance = %plan.name(), error = %e, "sending the advert failed");
+                    warn!(error = %e, "sending the advert failed");
                 }
             }
         }

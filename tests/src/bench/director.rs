@@ -305,10 +305,15 @@ mod tests {
 
     #[test]
     fn reads_the_appliance_state_event() {
-        let line = "\x1b[2m2025-01-01T00:00:00Z\x1b[0m \x1b[32m INFO\x1b[0m appliance::daemon: \
-                    state changed \x1b[3minstance\x1b[0m\x1b[2m=\x1b[0mVI_BENCH \
+        let line = "\x1b[2m2025-01-01T00:00:00Z\x1b[0m \x1b[32m INFO\x1b[0m \
+                    \x1b[1mvrrp\x1b[0m\x1b[1m{\x1b[0m\x1b[3minstance\x1b[0m\x1b[2m=\x1b[0mVI_BENCH \
+                    \x1b[3mvrid\x1b[0m\x1b[2m=\x1b[0m51\x1b[1m}\x1b[0m\x1b[2m:\x1b[0m \
+                    appliance::daemon::vrrp: state changed \
                     \x1b[3mfrom\x1b[0m\x1b[2m=\x1b[0mBACKUP \x1b[3mto\x1b[0m\x1b[2m=\x1b[0mMASTER";
         assert_eq!(state_in(&strip_ansi(line)), Some(State::Master));
+        let plain = "2025-01-01T00:00:00.000000Z  INFO vrrp{instance=VI_BENCH vrid=51}: \
+                     appliance::daemon::vrrp: state changed from=BACKUP to=MASTER reason=priority 0";
+        assert_eq!(state_in(plain), Some(State::Master));
     }
 
     #[test]
