@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, SourceMap};
 use super::model::{
-    Command, Config, Dataplane, LbAlgo, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
+    Command, Config, Dataplane, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
 };
 use crate::vrrp::Version;
 use ipnet::IpNet;
@@ -657,9 +657,6 @@ impl Validator<'_> {
         }
     }
 
-    /// What the chosen dataplane cannot do. With `dataplane = "nftables"`:
-    /// everything the nftables backend refuses. Otherwise (IPVS, or the
-    /// kernel's choice): the nftables-only extensions.
     /// `only_when_master` must name a VRRP instance of this config.
     fn master_only(&mut self, config: &Config) {
         for (i, vs) in config.virtual_server.iter().enumerate() {
@@ -696,36 +693,21 @@ impl Validator<'_> {
         }
     }
 
+    /// What the chosen dataplane cannot do ([`crate::dataplane::capability`]):
+    /// with `dataplane = "nftables"` everything the nftables backend
+    /// refuses; otherwise (IPVS, or the kernel's choice) the nftables-only
+    /// extensions.
     fn dataplane(&mut self, config: &Config) {
-        let nftables = config.global.dataplane == Some(Dataplane::Nftables);
+        let backend = config.global.dataplane.unwrap_or(Dataplane::Ipvs);
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
             let name = service_name(vs);
-            if !nftables {
-                if vs.lb_algo == LbAlgo::Random {
-                    self.report(
-                        &format!("{base}.lb_algo"),
-                        format!(
-                            "virtual_server {name}: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)"
-                        ),
-                    );
-                }
-                if vs.masquerade {
-                    self.report(
-                        &format!("{base}.masquerade"),
-                        format!(
-                            "virtual_server {name}: masquerade needs dataplane = \"nftables\" in [global]"
-                        ),
-                    );
-                }
-                continue;
-            }
             // A block the model refuses gets its error when it is applied.
             let Ok(table) = crate::dataplane::from_config(std::slice::from_ref(vs)) else {
                 continue;
             };
             for service in table.values() {
-                for refusal in crate::dataplane::nftables::ruleset::refusals(service) {
+                for refusal in crate::dataplane::capability::refusals(backend, service) {
                     let server = refusal
                         .real_server
                         .and_then(|a| vs.real_server.iter().position(|rs| rs.address == a));

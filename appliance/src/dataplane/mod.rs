@@ -15,6 +15,7 @@
 //! `docs/dataplane.md` describes the model and the ownership rule.
 
 pub mod build;
+pub mod capability;
 pub mod diff;
 pub mod ipvs;
 pub mod netlink;
@@ -336,23 +337,23 @@ impl From<nftables::Error> for Error {
 
 /// A kernel load balancer the reconcile can program.
 ///
-/// Calls block briefly (one netlink round trip each for IPVS); the async
-/// daemon calls them from `spawn_blocking` or accepts the short stall.
+/// Calls block on the kernel's answers (each read gives up after
+/// [`netlink::ANSWER_TIMEOUT`]); the daemon makes them on its dataplane
+/// thread, never on a loop that anything else waits for.
 pub trait Backend {
     /// Short name for logs: "ipvs", "nftables".
     fn name(&self) -> &'static str;
+    /// What this backend can hold ([`capability`]).
+    fn capability(&self) -> Choice;
     /// Why this backend cannot hold `service` exactly, if it cannot; the
     /// reconcile refuses a table with such a service before touching the
-    /// kernel. The default is IPVS's: everything but the nftables
-    /// dataplane's extensions.
+    /// kernel.
     fn refuse(&self, service: &VirtualService) -> Option<String> {
-        if service.scheduler == Scheduler::Random {
-            Some("IPVS has no scheduler random (an nftables dataplane extension)".into())
-        } else if service.masquerade {
-            Some("masquerade is an nftables dataplane extension".into())
-        } else {
-            None
-        }
+        let reasons: Vec<String> = capability::refusals(self.capability(), service)
+            .into_iter()
+            .map(|r| r.reason)
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
     /// The kernel's current table.
     fn read(&mut self) -> Result<Snapshot, Error>;
@@ -364,8 +365,8 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
-    fn refuse(&self, service: &VirtualService) -> Option<String> {
-        (**self).refuse(service)
+    fn capability(&self) -> Choice {
+        (**self).capability()
     }
     fn read(&mut self) -> Result<Snapshot, Error> {
         (**self).read()

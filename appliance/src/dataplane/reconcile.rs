@@ -271,6 +271,9 @@ mod tests {
         fn name(&self) -> &'static str {
             "fake"
         }
+        fn capability(&self) -> crate::dataplane::Choice {
+            crate::dataplane::Choice::Ipvs
+        }
         fn read(&mut self) -> Result<Snapshot, Error> {
             Ok(Snapshot {
                 table: self.table.clone(),
@@ -370,7 +373,7 @@ mod tests {
         let err = r.reconcile(&table(&[svc(81), random])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "TCP 10.0.1.100:80: the fake dataplane cannot do it: IPVS has no scheduler random (an nftables dataplane extension)"
+            "TCP 10.0.1.100:80: the fake dataplane cannot do it: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)"
         );
         assert!(r.backend.table.is_empty());
         assert!(r.owned().is_empty());

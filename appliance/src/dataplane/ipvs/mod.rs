@@ -348,6 +348,10 @@ impl Backend for Ipvs {
         "ipvs"
     }
 
+    fn capability(&self) -> crate::dataplane::Choice {
+        crate::dataplane::Choice::Ipvs
+    }
+
     fn read(&mut self) -> Result<Snapshot, crate::dataplane::Error> {
         let mut snapshot = Snapshot::default();
         for entry in self.services()? {

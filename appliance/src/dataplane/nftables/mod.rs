@@ -19,7 +19,7 @@ pub mod nla;
 pub mod ruleset;
 
 use crate::dataplane::netlink;
-use crate::dataplane::{Backend, Op, ServiceKey, Snapshot, VirtualService};
+use crate::dataplane::{Backend, Op, ServiceKey, Snapshot};
 use message::{Body, NftMessage};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_sys::Socket;
@@ -299,12 +299,8 @@ impl Backend for Nftables {
         "nftables"
     }
 
-    fn refuse(&self, service: &VirtualService) -> Option<String> {
-        let reasons: Vec<String> = ruleset::refusals(service)
-            .into_iter()
-            .map(|r| r.reason)
-            .collect();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
+    fn capability(&self) -> crate::dataplane::Choice {
+        crate::dataplane::Choice::Nftables
     }
 
     fn read(&mut self) -> Result<Snapshot, crate::dataplane::Error> {

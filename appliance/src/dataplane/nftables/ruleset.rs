@@ -31,8 +31,10 @@
 //! the new one, and established ones keep their conntrack NAT binding.
 
 use super::nla::{CtKey, Expr, Hook, MetaKey, NumgenType, PayloadBase, Reg, Verdict, set_flags};
+use crate::dataplane::capability;
 use crate::dataplane::{
-    Destination, Family, Forwarding, Op, Protocol, Scheduler, ServiceKey, VirtualService, Weight,
+    Choice, Destination, Family, Forwarding, Op, Protocol, Scheduler, ServiceKey, VirtualService,
+    Weight,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -242,108 +244,6 @@ fn wrr_sequence(active: &[(SocketAddr, u32)]) -> Vec<SocketAddr> {
                 .map(|(a, _)| *a)
         })
         .collect()
-}
-
-/// Why the nftables dataplane cannot hold `service` as configured: each
-/// problem with the config keyword it comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The `virtual_server` field at fault (`lb_algo`, `lb_kind`, ...), or
-    /// `real_server` with its address.
-    pub field: &'static str,
-    pub real_server: Option<SocketAddr>,
-    pub reason: String,
-}
-
-/// Every reason the nftables dataplane refuses `service`; empty when it can
-/// do it exactly.
-pub fn refusals(service: &VirtualService) -> Vec<Refusal> {
-    let mut out = Vec::new();
-    let mut refuse = |field, real_server, reason: String| {
-        out.push(Refusal {
-            field,
-            real_server,
-            reason,
-        })
-    };
-    if let ServiceKey::Fwmark { .. } = service.key {
-        refuse(
-            "service",
-            None,
-            "fwmark services are not available with the nftables dataplane: write an address and port".into(),
-        );
-    }
-    if let Err(reason) = pick(service) {
-        let field = if matches!(
-            service.scheduler,
-            Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random
-        ) {
-            "real_server"
-        } else {
-            "lb_algo"
-        };
-        refuse(field, None, reason);
-    }
-    if service.persistence.is_some() {
-        refuse(
-            "persistence_timeout",
-            None,
-            "persistence is not available with the nftables dataplane".into(),
-        );
-    }
-    if service.one_packet {
-        refuse(
-            "ops",
-            None,
-            "one-packet scheduling (ops) is not available with the nftables dataplane".into(),
-        );
-    }
-    if service.sched_flags.any() {
-        refuse(
-            "lb_algo",
-            None,
-            "scheduler flags (sh-fallback, sh-port) are not available with the nftables dataplane"
-                .into(),
-        );
-    }
-    for d in service.destinations.values() {
-        if d.forwarding != Forwarding::Nat {
-            refuse(
-                "lb_kind",
-                Some(d.address),
-                format!(
-                    "lb_kind {} is not available with the nftables dataplane (NAT only)",
-                    match d.forwarding {
-                        Forwarding::DirectRoute => "DR",
-                        Forwarding::Tunnel => "TUN",
-                        Forwarding::Nat | Forwarding::Local => "LOCAL",
-                    }
-                ),
-            );
-        }
-        if d.upper_threshold != 0 || d.lower_threshold != 0 {
-            refuse(
-                "real_server",
-                Some(d.address),
-                format!(
-                    "real_server {}: uthreshold/lthreshold are not available with the nftables dataplane",
-                    d.address
-                ),
-            );
-        }
-        if Family::of(d.address.ip()) != service.key.family() {
-            refuse(
-                "real_server",
-                Some(d.address),
-                format!(
-                    "real_server {} is not of the virtual server's family",
-                    d.address
-                ),
-            );
-        }
-    }
-    out.dedup_by(|a, b| a.field == b.field && a.reason == b.reason);
-    out
 }
 
 /// nft's rule comment as userdata: TLV type 0, length with the NUL.
@@ -671,7 +571,10 @@ fn target_type(family: Family) -> u32 {
 /// The service's rule (with its pick map) and its masquerade rule.
 fn service_rules(service: &VirtualService) -> Result<Vec<Request>, PlanError> {
     let refused = |reason: String| PlanError::Refused(service.key, reason);
-    if let Some(first) = refusals(service).into_iter().next() {
+    if let Some(first) = capability::refusals(Choice::Nftables, service)
+        .into_iter()
+        .next()
+    {
         return Err(refused(first.reason));
     }
     let ServiceKey::Socket { protocol, address } = service.key else {
@@ -1049,7 +952,10 @@ mod tests {
             d.forwarding = Forwarding::DirectRoute;
             d.upper_threshold = 5;
         }
-        let fields: Vec<&str> = refusals(&svc).iter().map(|r| r.field).collect();
+        let fields: Vec<&str> = capability::refusals(Choice::Nftables, &svc)
+            .iter()
+            .map(|r| r.field)
+            .collect();
         assert_eq!(
             fields,
             ["lb_algo", "persistence_timeout", "lb_kind", "real_server"]
@@ -1061,8 +967,14 @@ mod tests {
             },
             ..service(Scheduler::Rr, &[])
         };
-        assert_eq!(refusals(&fwmark)[0].field, "service");
-        assert!(refusals(&service(Scheduler::Sh, &[dest(11, 1)])).is_empty());
+        assert_eq!(
+            capability::refusals(Choice::Nftables, &fwmark)[0].field,
+            "service"
+        );
+        assert!(
+            capability::refusals(Choice::Nftables, &service(Scheduler::Sh, &[dest(11, 1)]))
+                .is_empty()
+        );
     }
 
     #[test]
