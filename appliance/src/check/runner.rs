@@ -31,6 +31,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// How the runner behaves.
 #[derive(Clone)]
@@ -692,20 +693,44 @@ impl Runner {
         let Some(command) = self.checker.notify_command(target) else {
             return;
         };
+        let span = self.notify_span(target);
         let program = match self.options.scripts.program(command) {
             Ok(program) => program,
             Err(e) => {
-                tracing::error!(error = %e, "notify program not run");
+                span.in_scope(|| tracing::error!(error = %e, "notify program not run"));
                 return;
             }
         };
         let timeout = self.options.notify_timeout;
-        self.notifies.spawn(async move {
-            let outcome = script::run(&program, &[], timeout).await;
-            if !outcome.success() {
-                tracing::warn!(program = %program.path.display(), %outcome, "notify program failed");
+        self.notifies.spawn(
+            async move {
+                let outcome = script::run(&program, &[], timeout).await;
+                if !outcome.success() {
+                    tracing::warn!(program = %program.path.display(), %outcome, "notify program failed");
+                }
             }
-        });
+            .instrument(span),
+        );
+    }
+
+    /// The span a notify program's events happen in: its virtual server,
+    /// its real server if it has one, and which notify it is.
+    fn notify_span(&self, target: NotifyTarget) -> tracing::Span {
+        let (vs, rs, kind) = match target {
+            NotifyTarget::RsUp(rs) => (self.checker.server_vs(rs), Some(rs), "notify_up"),
+            NotifyTarget::RsDown(rs) => (self.checker.server_vs(rs), Some(rs), "notify_down"),
+            NotifyTarget::QuorumUp(vs) => (Some(vs), None, "quorum_up"),
+            NotifyTarget::QuorumDown(vs) => (Some(vs), None, "quorum_down"),
+        };
+        let service = match vs.and_then(|vs| self.checker.service(vs)) {
+            Some(Service::Address(address)) => address.to_string(),
+            Some(Service::Fwmark(mark)) => format!("fwmark {mark}"),
+            None => String::new(),
+        };
+        let real_server = rs
+            .and_then(|rs| self.checker.server_address(rs))
+            .map(|a| a.to_string());
+        tracing::info_span!("virtual_server", %service, real_server, notify = kind)
     }
 
     fn flush(&mut self, dirty: &mut Vec<VsId>, at: clock::Instant) {
