@@ -498,6 +498,7 @@ impl Simulator {
             return;
         }
         let generation = node.generation;
+        let specs = &node.spec.instances;
         let listeners = node
             .units
             .iter()
@@ -506,7 +507,7 @@ impl Simulator {
                 unit.machines()
                     .iter()
                     .enumerate()
-                    .map(move |(i, m)| ((u, i), listener(m)))
+                    .map(move |(i, m)| ((u, i), listener(m, peers(specs, m.name()))))
             })
             .collect();
         if self.listeners.len() <= index {
@@ -629,14 +630,29 @@ impl Simulator {
         else {
             return false;
         };
-        let Some(ctx) = context(address, group(address), 255) else {
-            return false;
-        };
-        let bytes = wire(vrid, version, priority, adver_int, &ctx);
+        // To the group, which every node hears, or to each unicast peer
+        // that is a node of the scenario.
+        let peers = peers(&sender.spec.instances, instance);
+        let mut sends = Vec::new();
         for to in (0..self.nodes.len()).filter(|t| *t != from) {
+            let dst = if peers.is_empty() {
+                group(address)
+            } else {
+                match self.nodes.get(to).map(|n| n.spec.address) {
+                    Some(a) if peers.contains(&a) => a,
+                    _ => continue,
+                }
+            };
+            let Some(ctx) = context(address, dst, 255) else {
+                continue;
+            };
+            sends.push((to, ctx));
+        }
+        for (to, ctx) in sends {
             if !self.hears(from, to) || self.lost(from, to) {
                 continue;
             }
+            let bytes = wire(vrid, version, priority, adver_int, &ctx);
             let delay = self
                 .delays
                 .get(&(from, to))
@@ -648,7 +664,7 @@ impl Simulator {
                     node: to,
                     from: Some(from),
                     ctx,
-                    bytes: bytes.clone(),
+                    bytes,
                 },
             );
         }
@@ -746,9 +762,18 @@ fn wire(
     bytes
 }
 
-/// What one simulated instance accepts: multicast adverts of its VRID and
-/// version, without addresses.
-fn listener(machine: &Machine) -> Listener<()> {
+/// The unicast peers of the node's instance `name` (none: multicast).
+fn peers(specs: &[scenario::InstanceSpec], name: &str) -> Vec<IpAddr> {
+    specs
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.unicast_peer.clone())
+        .unwrap_or_default()
+}
+
+/// What one simulated instance accepts: adverts of its VRID and version,
+/// without addresses, to the group or, with `peers`, from them to us.
+fn listener(machine: &Machine, peers: Vec<IpAddr>) -> Listener<()> {
     let cfg = machine.config();
     let protocol = match cfg.version {
         Version::V2 => ExpectedVersion::V2 {
@@ -763,7 +788,11 @@ fn listener(machine: &Machine) -> Listener<()> {
     };
     Listener {
         socket: (),
-        delivery: Delivery::Multicast,
+        delivery: if peers.is_empty() {
+            Delivery::Multicast
+        } else {
+            Delivery::Unicast { peers }
+        },
         expected: Expected {
             vrid: cfg.vrid,
             protocol,

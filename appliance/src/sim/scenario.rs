@@ -112,6 +112,10 @@ pub struct InstanceSpec {
     pub track_script: Vec<TrackScriptSpec>,
     #[serde(default)]
     pub track_interface: Vec<TrackInterfaceSpec>,
+    /// keepalived's `unicast_peer`: adverts go to these addresses instead
+    /// of the group, and only theirs are taken.
+    #[serde(default)]
+    pub unicast_peer: Vec<IpAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -494,6 +498,15 @@ impl NodeSpec {
             instance: inst.name.clone(),
             problem,
         };
+        if let Some(peer) = inst
+            .unicast_peer
+            .iter()
+            .find(|p| p.is_ipv4() != self.address.is_ipv4())
+        {
+            return Err(bad(format!(
+                "unicast_peer {peer} is not of the node's address family"
+            )));
+        }
         let micros = inst.advert_int.0.as_micros();
         let unit = if inst.version == Version::V2 {
             1_000_000
@@ -628,6 +641,19 @@ mod tests {
         let text = PAIR.replace("priority = 150", "priority = 150\nadvert_int = \"100ms\"");
         let err = Scenario::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("advert_int") && err.contains("\"a\""), "{err}");
+    }
+
+    #[test]
+    fn a_unicast_peer_of_the_other_family_is_refused() {
+        let text = PAIR.replace(
+            "priority = 150",
+            "priority = 150\nunicast_peer = [\"2001:db8::2\"]",
+        );
+        let err = Scenario::from_toml(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("unicast_peer 2001:db8::2") && err.contains("\"a\""),
+            "{err}"
+        );
     }
 
     #[test]
