@@ -71,6 +71,10 @@ impl fmt::Display for EventKind {
             EventKind::VipsAdded => f.write_str("VIPs added"),
             EventKind::VipsRemoved => f.write_str("VIPs removed"),
             EventKind::Gratuitous { repeat } => write!(f, "gratuitous x{repeat}"),
+            // keepalived's word for the programs run as an instance stops.
+            EventKind::Notify {
+                state: State::Initialize,
+            } => f.write_str("notify stop"),
             EventKind::Notify { state } => {
                 write!(f, "notify {}", format!("{state}").to_lowercase())
             }

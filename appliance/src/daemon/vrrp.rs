@@ -42,7 +42,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{Instrument, debug, error, info, warn};
 
 /// How long a notify program may run before it is killed.
@@ -341,7 +341,7 @@ struct Driver {
     /// Each instance's last state change.
     transitions: HashMap<String, Transition>,
     snapshot: Arc<Mutex<Snapshot>>,
-    notifiers: Arc<Semaphore>,
+    notifiers: Notifiers,
     systemd: systemd::Notifier,
     /// Units of the plan that could not start (by name: why), and when
     /// to try them again.
@@ -377,7 +377,7 @@ impl Driver {
             metrics: setup.metrics,
             transitions: HashMap::new(),
             snapshot,
-            notifiers: Arc::new(Semaphore::new(NOTIFY_SLOTS)),
+            notifiers: Notifiers::default(),
             systemd: systemd::Notifier::default(),
             pending: BTreeMap::new(),
             retry: Backoff::default(),
@@ -427,6 +427,7 @@ impl Driver {
                 () = sleep => self.on_timers().await,
                 () = retry.wait() => self.retry_pending().await,
                 () = super::tick(&mut watchdog) => self.systemd.watchdog(),
+                () = self.notifiers.ended() => {}
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { plan, reply }) => {
                         let outcome = self.reload_units(plan).await;
@@ -492,6 +493,7 @@ impl Driver {
             task.abort();
         }
         self.publish();
+        self.notifiers.finish().await;
         info!(drops = ?self.drops, "VRRP stopped");
     }
 
@@ -874,14 +876,13 @@ impl Driver {
             && let Some((group, state)) = unit.unit.poll_group_state()
         {
             info!(group, %state, "sync group state changed");
-            notify(
+            self.notifiers.start(
                 Notified::Group,
                 group,
                 programs,
                 state,
                 // keepalived gives a group's priority as 0.
                 0,
-                &self.notifiers,
             );
         }
         // The snapshot first: whoever acts on a report reads it.
@@ -956,13 +957,12 @@ impl Driver {
                     }
                 }
             }
-            Action::Notify { state } => notify(
+            Action::Notify { state } => self.notifiers.start(
                 Notified::Instance,
                 name,
                 &instance.plan.notify,
                 *state,
                 current_priority(&self.units[index], name).get(),
-                &self.notifiers,
             ),
             Action::StateChanged { from, to, reason } => {
                 info!(%from, %to, %reason, "state changed");
@@ -1311,31 +1311,70 @@ fn notify_runs(
         .collect()
 }
 
-/// Runs the notify programs of `name` for its new state, without waiting
-/// for them, at most [`NOTIFY_SLOTS`] at once.
-fn notify(
-    kind: Notified,
-    name: &str,
-    programs: &Notify,
-    state: State,
-    priority: u8,
-    slots: &Arc<Semaphore>,
-) {
-    for (program, args) in notify_runs(kind, name, programs, state, priority) {
-        let name = name.to_string();
-        let slots = slots.clone();
-        tokio::spawn(async move {
-            // Closed never: the driver owns the semaphore.
-            let Ok(_slot) = slots.acquire().await else {
-                return;
-            };
-            let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
-            if outcome.success() {
-                debug!(?kind, name, program = %program.path.display(), "notify ran");
-            } else {
-                warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
-            }
-        });
+/// The notify programs running: at most [`NOTIFY_SLOTS`] at once, each
+/// bounded by [`NOTIFY_TIMEOUT`], and kept so a stop lets them finish.
+struct Notifiers {
+    slots: Arc<Semaphore>,
+    running: JoinSet<()>,
+}
+
+impl Default for Notifiers {
+    fn default() -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(NOTIFY_SLOTS)),
+            running: JoinSet::new(),
+        }
+    }
+}
+
+impl Notifiers {
+    /// Runs the notify programs of `name` for its new state, without
+    /// waiting for them.
+    fn start(
+        &mut self,
+        kind: Notified,
+        name: &str,
+        programs: &Notify,
+        state: State,
+        priority: u8,
+    ) {
+        for (program, args) in notify_runs(kind, name, programs, state, priority) {
+            let name = name.to_string();
+            let slots = self.slots.clone();
+            self.running.spawn(async move {
+                // Closed never: the driver owns the semaphore.
+                let Ok(_slot) = slots.acquire().await else {
+                    return;
+                };
+                let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
+                if outcome.success() {
+                    debug!(?kind, name, program = %program.path.display(), "notify ran");
+                } else {
+                    warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
+                }
+            });
+        }
+    }
+
+    /// The next notify program to end (never, with none running), so the
+    /// loop forgets those that ended.
+    async fn ended(&mut self) {
+        if self.running.join_next().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Waits for the running programs (a stop's `notify_stop` among them)
+    /// to end, as keepalived's run on after it: the end of this thread's
+    /// runtime would kill them. Their own timeout bounds the wait.
+    async fn finish(&mut self) {
+        let all = async { while self.running.join_next().await.is_some() {} };
+        if tokio::time::timeout(NOTIFY_TIMEOUT + Duration::from_secs(1), all)
+            .await
+            .is_err()
+        {
+            warn!("notify programs still running at the stop were ended");
+        }
     }
 }
 

@@ -655,6 +655,10 @@ impl Machine {
         }
         if self.state != State::Initialize {
             self.transition(State::Initialize, Reason::Shutdown, out);
+            // keepalived's notify_stop, and STOP to `notify`.
+            out.push(Action::Notify {
+                state: State::Initialize,
+            });
         }
         self.clear_timers();
         self.wants_master = false;
