@@ -1330,14 +1330,7 @@ impl Default for Notifiers {
 impl Notifiers {
     /// Runs the notify programs of `name` for its new state, without
     /// waiting for them.
-    fn start(
-        &mut self,
-        kind: Notified,
-        name: &str,
-        programs: &Notify,
-        state: State,
-        priority: u8,
-    ) {
+    fn start(&mut self, kind: Notified, name: &str, programs: &Notify, state: State, priority: u8) {
         for (program, args) in notify_runs(kind, name, programs, state, priority) {
             let name = name.to_string();
             let slots = self.slots.clone();
