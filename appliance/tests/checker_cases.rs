@@ -13,6 +13,8 @@ use appliance::check::decision::{
 use appliance::clock::Instant;
 use appliance::config::model::Service;
 use appliance::config::{self, Format};
+mod case;
+
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -131,26 +133,14 @@ fn render(checker: &Checker, actions: &[Action], out: &mut String) {
 }
 
 fn run(path: &Path) -> String {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let case: Case = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let what: Vec<&str> = text
-        .lines()
-        .map_while(|l| l.strip_prefix('#'))
-        .map(str::trim)
-        .collect();
-    assert!(
-        !what.is_empty(),
-        "{}: a case starts with a comment saying what it shows",
-        path.display()
-    );
+    let (case, what): (Case, String) = case::read(path);
     let config = config::load_text(path, &case.config, Format::Keepalived)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // No warmup drawn: the first runs are at the bootstrap delay.
     let (mut checker, actions) =
         Checker::start(&config.virtual_server, Instant::ZERO, |_| Duration::ZERO)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = format!("{}\n\nstart\n", what.join(" "));
+    let mut out = format!("{what}\n\nstart\n");
     render(&checker, &actions, &mut out);
     for report in case.outcome {
         let now = Instant::ZERO + report.at;

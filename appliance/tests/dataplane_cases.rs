@@ -7,6 +7,8 @@
 
 use appliance::dataplane::diff::diff;
 use appliance::dataplane::{ServiceKey, Table, VirtualService};
+mod case;
+
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -37,19 +39,7 @@ fn table(services: Vec<VirtualService>, path: &Path) -> Table {
 
 /// The case's operations, and what it says it shows.
 fn run(path: &Path) -> String {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let case: Case = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let what: Vec<&str> = text
-        .lines()
-        .map_while(|l| l.strip_prefix('#'))
-        .map(str::trim)
-        .collect();
-    assert!(
-        !what.is_empty(),
-        "{}: a case starts with a comment saying what it shows",
-        path.display()
-    );
+    let (case, what): (Case, String) = case::read(path);
     let owned: BTreeSet<ServiceKey> = case.owned.into_iter().collect();
     let kernel = table(case.kernel, path);
     let desired = table(case.desired, path);
@@ -59,7 +49,7 @@ fn run(path: &Path) -> String {
         .filter(|k| !desired.contains_key(k) && !owned.contains(k))
         .map(ToString::to_string)
         .collect();
-    let mut out = format!("{}\n\n", what.join(" "));
+    let mut out = format!("{what}\n\n");
     if ops.is_empty() {
         out.push_str("(no operation)\n");
     }

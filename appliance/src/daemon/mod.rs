@@ -535,12 +535,11 @@ impl Daemon {
         // A failure of a table since replaced is still the kernel's state
         // until the newer one is applied; a success only clears the fault
         // once the latest table is in.
-        match &error {
-            Some(e) => self.dataplane_fault = Some(e.clone()),
-            None if latest && self.dataplane_fault.take().is_some() => {
-                info!(failures = self.repair.failures(), "dataplane repaired");
-            }
-            None => {}
+        if let Some(e) = &error {
+            self.dataplane_fault = Some(e.clone());
+        } else if latest && self.dataplane_fault.is_some() {
+            self.dataplane_fault = None;
+            info!(failures = self.repair.failures(), "dataplane repaired");
         }
         self.schedule_repair();
         self.answer_reloads(outcome.generation, error.as_deref());

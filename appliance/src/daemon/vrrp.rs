@@ -919,25 +919,17 @@ impl Driver {
             } => {
                 self.send_advert(instance, *priority, *adver_int).await;
             }
-            Action::AddVips => {
+            Action::AddVips | Action::RemoveVips => {
+                let add = matches!(action, Action::AddVips);
                 for (dev, vip) in instance.plan.all_vips() {
                     let result = match self.links.get(dev) {
-                        Some(link) => self.addresses.add(link.index, vip).await,
-                        None => Err(vip::Error::NoSuchInterface(dev.clone())),
-                    };
-                    if let Err(e) = result {
-                        error!(vip = %vip.addr, error = %e, "adding VIP failed");
-                    }
-                }
-            }
-            Action::RemoveVips => {
-                for (dev, vip) in instance.plan.all_vips() {
-                    let result = match self.links.get(dev) {
+                        Some(link) if add => self.addresses.add(link.index, vip).await,
                         Some(link) => self.addresses.remove(link.index, vip).await,
                         None => Err(vip::Error::NoSuchInterface(dev.clone())),
                     };
                     if let Err(e) = result {
-                        error!(vip = %vip.addr, error = %e, "removing VIP failed");
+                        let what = if add { "adding" } else { "removing" };
+                        error!(vip = %vip.addr, error = %e, "{what} VIP failed");
                     }
                 }
             }
