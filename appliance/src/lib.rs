@@ -5,10 +5,12 @@
 //! daemon drives them with real sockets and clocks; the simulator drives the
 //! same cores with a virtual clock in tests.
 
+// The sans-IO cores live in their own crate (appliance/core), which cannot
+// reach tokio, nix or libc; they keep their paths here.
+pub use appliance_core::{checksum, clock, timeline, vrrp};
+
 pub mod check;
-pub mod checksum;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
@@ -21,8 +23,6 @@ pub mod net;
 pub mod rotating;
 pub mod script;
 pub mod sim;
-pub mod timeline;
-pub mod vrrp;
 
 /// Marks a fail point named `$name` (src/failpoint.rs in the tests' build,
 /// nothing otherwise).

@@ -305,7 +305,7 @@ mod tests {
 
     fn fixture(name: &str) -> std::fs::File {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/pcap")
+            .join("../../tests/fixtures/pcap")
             .join(name);
         std::fs::File::open(path).unwrap()
     }

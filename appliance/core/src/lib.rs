@@ -1,0 +1,15 @@
+//! The appliance's sans-IO cores: pure functions of (state, input, now)
+//! that return actions. Nothing here opens a socket, reads a clock or
+//! spawns a task; the daemon (`appliance`) drives these cores with real
+//! sockets and clocks, and the simulator drives them with a virtual clock.
+//!
+//! - [`vrrp`]: the VRRP wire format, the receive rules, the state machine,
+//!   sync groups and the units that tie them together;
+//! - [`clock`]: the instant type every core reasons in;
+//! - [`checksum`]: the Internet checksum;
+//! - [`timeline`]: the failover timeline the cores' actions are recorded in.
+
+pub mod checksum;
+pub mod clock;
+pub mod timeline;
+pub mod vrrp;
