@@ -11,5 +11,7 @@
 
 pub mod checksum;
 pub mod clock;
+pub mod dataplane;
+pub mod range;
 pub mod timeline;
 pub mod vrrp;

@@ -8,11 +8,11 @@
 
 /// Track weights and the initial state are the state machine's own types.
 pub use crate::vrrp::machine::{InitialState, Weight as TrackWeight};
-use crate::vrrp::{Priority, RangeError, Version, Vrid};
+use crate::vrrp::{Priority, Version, Vrid};
+pub use appliance_core::dataplane::{Choice, Scheduler, Weight};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -162,7 +162,7 @@ pub struct Global {
     /// The kernel load balancer to program (an appliance extension, TOML
     /// only); `None`: IPVS when the kernel has it, else nftables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataplane: Option<Dataplane>,
+    pub dataplane: Option<Choice>,
     /// Where to serve Prometheus metrics (`GET /metrics`), as
     /// `"address:port"` (an appliance extension, TOML only); `None`: no
     /// metrics endpoint.
@@ -173,16 +173,6 @@ pub struct Global {
     /// use the status socket (mode 0600). Reloads stay theirs either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_group: Option<String>,
-}
-
-/// Which kernel load balancer programs the virtual servers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dataplane {
-    /// IPVS over generic netlink: every scheduler and forwarding method.
-    Ipvs,
-    /// nf_tables NAT rules: NAT only; rr, wrr, sh, dh and random.
-    Nftables,
 }
 
 impl Default for Global {
@@ -638,76 +628,6 @@ pub struct SyncGroup {
     pub smtp_alert: bool,
 }
 
-/// Scheduler (`lb_algo` / `lvs_sched`): the kernel's IPVS schedulers, and
-/// `random`, an appliance extension of the nftables dataplane (TOML only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LbAlgo {
-    Rr,
-    Wrr,
-    Lc,
-    Wlc,
-    Lblc,
-    Lblcr,
-    Dh,
-    Sh,
-    Sed,
-    Nq,
-    Mh,
-    Fo,
-    Ovf,
-    Twos,
-    /// Weighted random (nftables dataplane only): each new connection goes
-    /// to a server drawn with probability proportional to its weight.
-    Random,
-}
-
-impl LbAlgo {
-    /// The kernel's IPVS schedulers: the names keepalived.conf accepts.
-    pub const ALL: [LbAlgo; 14] = [
-        Self::Rr,
-        Self::Wrr,
-        Self::Lc,
-        Self::Wlc,
-        Self::Lblc,
-        Self::Lblcr,
-        Self::Dh,
-        Self::Sh,
-        Self::Sed,
-        Self::Nq,
-        Self::Mh,
-        Self::Fo,
-        Self::Ovf,
-        Self::Twos,
-    ];
-
-    /// The kernel's scheduler name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Rr => "rr",
-            Self::Wrr => "wrr",
-            Self::Lc => "lc",
-            Self::Wlc => "wlc",
-            Self::Lblc => "lblc",
-            Self::Lblcr => "lblcr",
-            Self::Dh => "dh",
-            Self::Sh => "sh",
-            Self::Sed => "sed",
-            Self::Nq => "nq",
-            Self::Mh => "mh",
-            Self::Fo => "fo",
-            Self::Ovf => "ovf",
-            Self::Twos => "twos",
-            Self::Random => "random",
-        }
-    }
-
-    /// One of [`LbAlgo::ALL`] by its kernel name (`random` is not one).
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name() == s)
-    }
-}
-
 /// IPVS forwarding method (`lb_kind` / `lvs_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LbKind {
@@ -779,7 +699,7 @@ pub struct VirtualServer {
     pub delay_loop: Duration,
     /// Scheduler.
     #[serde(default = "default_lb_algo")]
-    pub lb_algo: LbAlgo,
+    pub lb_algo: Scheduler,
     /// Forwarding method.
     #[serde(default)]
     pub lb_kind: LbKind,
@@ -872,58 +792,6 @@ pub struct RealServer {
     /// Health checks; all must pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub check: Vec<Check>,
-}
-
-/// IPVS weight of a real server: 0..=65535, keepalived's default 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct Weight(u32);
-
-impl Weight {
-    pub const MAX: u32 = 65535;
-
-    pub fn new(value: u32) -> Result<Self, RangeError> {
-        if value <= Self::MAX {
-            Ok(Self(value))
-        } else {
-            Err(RangeError {
-                what: "weight",
-                value,
-                min: 0,
-                max: Self::MAX,
-            })
-        }
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-/// keepalived's real server weight default: 1.
-impl Default for Weight {
-    fn default() -> Self {
-        Self(1)
-    }
-}
-
-impl TryFrom<u32> for Weight {
-    type Error = RangeError;
-    fn try_from(value: u32) -> Result<Self, RangeError> {
-        Self::new(value)
-    }
-}
-
-impl From<Weight> for u32 {
-    fn from(w: Weight) -> u32 {
-        w.0
-    }
-}
-
-impl fmt::Display for Weight {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
 }
 
 /// A health check of a real server.
@@ -1144,8 +1012,8 @@ pub fn default_delay_loop() -> Duration {
 }
 
 /// keepalived's scheduler when `lb_algo` is absent: wlc (IPVS_DEF_SCHED).
-pub fn default_lb_algo() -> LbAlgo {
-    LbAlgo::Wlc
+pub fn default_lb_algo() -> Scheduler {
+    Scheduler::KEEPALIVED_DEFAULT
 }
 
 /// keepalived `quorum` default: 1.

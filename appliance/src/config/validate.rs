@@ -3,9 +3,7 @@
 //! reported at the position of the offending keyword.
 
 use super::diag::{Diagnostic, SourceMap};
-use super::model::{
-    Command, Config, Dataplane, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
-};
+use super::model::{Choice, Command, Config, LvsTimeouts, Service, VirtualAddress, VrrpInstance};
 use crate::vrrp::Version;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -552,7 +550,7 @@ impl Validator<'_> {
             }
         }
         // Both are IPVS's own; nftables has nothing that could stand in.
-        if global.dataplane == Some(Dataplane::Nftables) {
+        if global.dataplane == Some(Choice::Nftables) {
             for (keyword, set) in [
                 ("lvs_sync_daemon", global.lvs_sync_daemon.is_some()),
                 ("lvs_timeouts", !global.lvs_timeouts.is_unset()),
@@ -698,7 +696,7 @@ impl Validator<'_> {
     /// refuses; otherwise (IPVS, or the kernel's choice) the nftables-only
     /// extensions.
     fn dataplane(&mut self, config: &Config) {
-        let backend = config.global.dataplane.unwrap_or(Dataplane::Ipvs);
+        let backend = config.global.dataplane.unwrap_or(Choice::Ipvs);
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
             let name = service_name(vs);

@@ -165,6 +165,30 @@ fn fwmark_family(vs: &VirtualServer) -> Result<Family, String> {
     }
 }
 
+// The config's words for protocol and forwarding method become the
+// model's: the config is data, the model the cores' own input.
+impl From<crate::config::model::Protocol> for Protocol {
+    fn from(p: crate::config::model::Protocol) -> Self {
+        use crate::config::model::Protocol as P;
+        match p {
+            P::Tcp => Self::Tcp,
+            P::Udp => Self::Udp,
+            P::Sctp => Self::Sctp,
+        }
+    }
+}
+
+impl From<crate::config::model::LbKind> for Forwarding {
+    fn from(k: crate::config::model::LbKind) -> Self {
+        use crate::config::model::LbKind as K;
+        match k {
+            K::Nat => Self::Nat,
+            K::Dr => Self::DirectRoute,
+            K::Tun => Self::Tunnel,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

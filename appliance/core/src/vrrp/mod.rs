@@ -12,15 +12,7 @@ pub mod unit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A value outside the range the protocol allows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value} is out of range {min}..={max}")]
-pub struct RangeError {
-    pub what: &'static str,
-    pub value: u32,
-    pub min: u32,
-    pub max: u32,
-}
+pub use crate::range::RangeError;
 
 /// Virtual router identifier: 1..=255 (RFC 5798 §5.2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

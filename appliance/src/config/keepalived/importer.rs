@@ -990,7 +990,7 @@ impl Importer<'_> {
                     let Some(word) = self.value(item) else {
                         continue;
                     };
-                    match LbAlgo::parse(&word.text) {
+                    match Scheduler::parse(&word.text) {
                         Some(a) => vs.lb_algo = a,
                         None => self.bad(
                             item,
@@ -1554,7 +1554,7 @@ mod tests {
         assert_eq!(vs.service, Service::Fwmark(5));
         assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(360)));
         assert_eq!(vs.persistence_granularity, Some(24));
-        assert_eq!((vs.lb_algo, vs.lb_kind), (LbAlgo::Sh, LbKind::Tun));
+        assert_eq!((vs.lb_algo, vs.lb_kind), (Scheduler::Sh, LbKind::Tun));
         let rs = &vs.real_server[0];
         assert_eq!(rs.weight.get(), 0);
         let Check::Misc(misc) = &rs.check[0] else {

@@ -3,7 +3,7 @@
 //! and the nftables rule builder all ask [`refusals`], so a config that
 //! validates is one its backend takes.
 
-use super::nftables::ruleset;
+use super::pick;
 use super::{Choice, Family, Forwarding, Scheduler, ServiceKey, VirtualService};
 use std::net::SocketAddr;
 
@@ -65,7 +65,7 @@ fn nftables(service: &VirtualService) -> Vec<Refusal> {
             "fwmark services are not available with the nftables dataplane: write an address and port".into(),
         );
     }
-    if let Err(reason) = ruleset::pick(service) {
+    if let Err(reason) = pick::pick(service) {
         let field = if matches!(
             service.scheduler,
             Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random
