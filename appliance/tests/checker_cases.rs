@@ -8,10 +8,11 @@
 //! in the snapshot. Adding a case is adding a file.
 
 use appliance::check::decision::{
-    Action, Checker, DynamicWeight, Failure, LocalFault, NotifyTarget, Outcome, ProbeId,
+    Action, Checker, DynamicWeight, Failure, LocalFault, NotifyTarget, Outcome, ProbeId, VsId,
 };
+use appliance::check::plan::plan;
 use appliance::clock::Instant;
-use appliance::config::model::Service;
+use appliance::config::model::{Service, VirtualServer};
 use appliance::config::{self, Format};
 mod case;
 
@@ -65,15 +66,16 @@ fn outcome(text: &str) -> Result<Outcome, String> {
     })
 }
 
-fn service(s: Option<Service>) -> String {
-    match s {
+/// The service of virtual server `vs`: its index in the config.
+fn service(servers: &[VirtualServer], vs: VsId) -> String {
+    match servers.get(vs.0 as usize).map(|v| v.service) {
         Some(Service::Address(a)) => a.to_string(),
         Some(Service::Fwmark(m)) => format!("fwmark {m}"),
         None => "?".into(),
     }
 }
 
-fn render(checker: &Checker, actions: &[Action], out: &mut String) {
+fn render(checker: &Checker, servers: &[VirtualServer], actions: &[Action], out: &mut String) {
     for action in actions {
         let server = |rs| {
             checker
@@ -94,12 +96,12 @@ fn render(checker: &Checker, actions: &[Action], out: &mut String) {
                 threshold,
             } => format!(
                 "quorum of {} {} (live weight {weight_sum} against {threshold})",
-                service(checker.service(*vs)),
+                service(servers, *vs),
                 if *up { "up" } else { "down" }
             ),
             Action::SorryServer { vs, active } => format!(
                 "sorry server of {} {}",
-                service(checker.service(*vs)),
+                service(servers, *vs),
                 if *active { "in" } else { "out" }
             ),
             Action::Pool { vs } => {
@@ -108,20 +110,16 @@ fn render(checker: &Checker, actions: &[Action], out: &mut String) {
                     .iter()
                     .map(|d| format!("{} w{}", d.address, d.weight))
                     .collect();
-                format!(
-                    "pool of {}: [{}]",
-                    service(checker.service(*vs)),
-                    pool.join(", ")
-                )
+                format!("pool of {}: [{}]", service(servers, *vs), pool.join(", "))
             }
             Action::Notify(target) => match target {
                 NotifyTarget::RsUp(rs) => format!("notify_up of {}", server(*rs)),
                 NotifyTarget::RsDown(rs) => format!("notify_down of {}", server(*rs)),
                 NotifyTarget::QuorumUp(vs) => {
-                    format!("quorum_up of {}", service(checker.service(*vs)))
+                    format!("quorum_up of {}", service(servers, *vs))
                 }
                 NotifyTarget::QuorumDown(vs) => {
-                    format!("quorum_down of {}", service(checker.service(*vs)))
+                    format!("quorum_down of {}", service(servers, *vs))
                 }
             },
         };
@@ -138,17 +136,19 @@ fn run(path: &Path) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // No warmup drawn: the first runs are at the bootstrap delay.
     let (mut checker, actions) =
-        Checker::start(&config.virtual_server, Instant::ZERO, |_| Duration::ZERO)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Checker::start(&plan(&config.virtual_server), Instant::ZERO, |_| {
+            Duration::ZERO
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = format!("{what}\n\nstart\n");
-    render(&checker, &actions, &mut out);
+    render(&checker, &config.virtual_server, &actions, &mut out);
     for report in case.outcome {
         let now = Instant::ZERO + report.at;
         let result = outcome(&report.result)
             .unwrap_or_else(|e| panic!("{}: check {}: {e}", path.display(), report.check));
         let _ = writeln!(out, "{now}: check {} {}", report.check, report.result);
         let actions = checker.probe_done(ProbeId(report.check), result, now);
-        render(&checker, &actions, &mut out);
+        render(&checker, &config.virtual_server, &actions, &mut out);
     }
     out
 }

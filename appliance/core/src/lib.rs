@@ -5,10 +5,16 @@
 //!
 //! - [`vrrp`]: the VRRP wire format, the receive rules, the state machine,
 //!   sync groups and the units that tie them together;
+//! - [`check`]: the health checker's decisions (up, down, weight, quorum,
+//!   sorry server) and the probes' schedule;
+//! - [`dataplane`]: the model of the kernel's load balancer, its diff and
+//!   what each backend can hold;
 //! - [`clock`]: the instant type every core reasons in;
 //! - [`checksum`]: the Internet checksum;
+//! - [`range`]: the error of a value newtype out of its range;
 //! - [`timeline`]: the failover timeline the cores' actions are recorded in.
 
+pub mod check;
 pub mod checksum;
 pub mod clock;
 pub mod dataplane;

@@ -1,26 +1,39 @@
 //! Real-server health checks, keepalived's checker: the sans-IO decision
-//! core ([`decision`]), the async probes ([`tcp`], [`http`], [`misc`], and
+//! core and schedule (`appliance_core::check`, re-exported here as
+//! [`decision`] and [`due`]), the planner that feeds the core from the
+//! config ([`plan`]), the async probes ([`tcp`], [`http`], [`misc`], and
 //! [`syn`] for half-open TCP checks) and the runner that drives them for
-//! every real server of a config on one tokio task ([`runner`]), on the
-//! schedule [`due`] keeps.
+//! every real server of a config on one tokio task ([`runner`]).
 
-pub mod decision;
-pub mod due;
 pub mod http;
 pub mod misc;
+pub mod plan;
 pub mod runner;
 pub mod syn;
 pub mod tcp;
 
+pub use appliance_core::check::{TICK, decision, due};
+
 use crate::clock;
+use decision::LocalFault;
 use std::time::Duration;
 
-/// The checker's timers fire on this tick: probes due within one tick
-/// start together and their SYNs go out in one burst, so 10,000 checks a
-/// second cost a hundred wake-ups rather than thousands. A probe starts at
-/// most one tick late, which no `delay_loop` (whole seconds, or at least
-/// tens of milliseconds) notices.
-pub const TICK: Duration = Duration::from_millis(10);
+/// The director's own fault an errno stands for (out of descriptors,
+/// memory or processes), if it is one: the check then says nothing about
+/// the real server.
+pub fn local_fault_of_errno(errno: i32) -> Option<LocalFault> {
+    match errno {
+        libc::EMFILE | libc::ENFILE => Some(LocalFault::Descriptors),
+        libc::ENOMEM | libc::ENOBUFS => Some(LocalFault::Memory),
+        libc::EAGAIN => Some(LocalFault::Exhausted),
+        _ => None,
+    }
+}
+
+/// The director's own fault an I/O error stands for, if it is one.
+pub fn local_fault(error: &std::io::Error) -> Option<LocalFault> {
+    error.raw_os_error().and_then(local_fault_of_errno)
+}
 
 /// When a timer for `at` (counted from `origin`) fires: `at` rounded up to
 /// the next [`TICK`].

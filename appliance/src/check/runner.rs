@@ -17,7 +17,7 @@ use super::due::Due;
 use super::http::{self, Endpoint, UrlCheck};
 use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
-use super::{misc, tcp};
+use super::{misc, plan, tcp};
 use crate::clock;
 use crate::config::model::{Check, HttpCheck, RealServer, Service, TcpCheck, VirtualServer};
 use crate::metrics::Metrics;
@@ -396,7 +396,7 @@ pub fn spawn(
     };
     let specs = specs(servers, &options.scripts)?;
     let now = clock_now(options.origin);
-    let (checker, actions) = Checker::start(servers, now, |max| {
+    let (checker, actions) = Checker::start(&plan::plan(servers), now, |max| {
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(fastrand::u64(0..=micros))
     })?;
@@ -404,6 +404,8 @@ pub fn spawn(
     let (cmds, cmd_rx) = mpsc::channel(8);
     let mut runner = Runner {
         checker,
+        programs: plan::Programs::of(servers),
+        services: servers.iter().map(|vs| vs.service).collect(),
         specs,
         prober,
         half_open_done: Vec::new(),
@@ -437,6 +439,10 @@ type HalfOpenToken = (ProbeId, clock::Instant);
 
 struct Runner {
     checker: Checker,
+    /// The notify programs the checker's actions name.
+    programs: plan::Programs,
+    /// Each virtual server's service, in `VsId` order.
+    services: Vec<Service>,
     specs: Vec<ProbeSpec>,
     /// The half-open prober, if any check is half-open.
     prober: Option<syn::Prober<HalfOpenToken>>,
@@ -456,6 +462,11 @@ struct Runner {
 const FAULT_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 impl Runner {
+    /// A virtual server's service.
+    fn service(&self, vs: VsId) -> Option<Service> {
+        self.services.get(vs.0 as usize).copied()
+    }
+
     /// A check the director could not run: counted, logged now and then;
     /// the real server's state is untouched (the decision core's rule).
     fn local_fault(&mut self, fault: LocalFault) {
@@ -640,7 +651,7 @@ impl Runner {
                     weight_sum,
                     threshold,
                 } => {
-                    if let Some(service) = self.checker.service(vs) {
+                    if let Some(service) = self.service(vs) {
                         let _ = self.reports.send(Report::Quorum {
                             vs,
                             service,
@@ -652,7 +663,7 @@ impl Runner {
                     }
                 }
                 Action::SorryServer { vs, active } => {
-                    if let Some(service) = self.checker.service(vs) {
+                    if let Some(service) = self.service(vs) {
                         let _ = self.reports.send(Report::SorryServer {
                             vs,
                             service,
@@ -675,7 +686,7 @@ impl Runner {
         at: clock::Instant,
     ) -> Option<Report> {
         let vs = self.checker.server_vs(rs)?;
-        let service = self.checker.service(vs)?;
+        let service = self.service(vs)?;
         let address = self.checker.server_address(rs)?;
         let cause = cause?;
         Some(Report::Server {
@@ -690,7 +701,7 @@ impl Runner {
     }
 
     fn notify(&mut self, target: NotifyTarget) {
-        let Some(command) = self.checker.notify_command(target) else {
+        let Some(command) = self.programs.get(target) else {
             return;
         };
         let span = self.notify_span(target);
@@ -722,7 +733,7 @@ impl Runner {
             NotifyTarget::QuorumUp(vs) => (Some(vs), None, "quorum_up"),
             NotifyTarget::QuorumDown(vs) => (Some(vs), None, "quorum_down"),
         };
-        let service = match vs.and_then(|vs| self.checker.service(vs)) {
+        let service = match vs.and_then(|vs| self.service(vs)) {
             Some(Service::Address(address)) => address.to_string(),
             Some(Service::Fwmark(mark)) => format!("fwmark {mark}"),
             None => String::new(),
@@ -735,7 +746,7 @@ impl Runner {
 
     fn flush(&mut self, dirty: &mut Vec<VsId>, at: clock::Instant) {
         for vs in dirty.drain(..) {
-            if let Some(service) = self.checker.service(vs) {
+            if let Some(service) = self.service(vs) {
                 let _ = self.reports.send(Report::Pool {
                     vs,
                     service,
@@ -753,7 +764,7 @@ impl Runner {
                 let (quorum_up, sorry_active) = self.checker.quorum_state(vs)?;
                 Some(VsStatus {
                     vs,
-                    service: self.checker.service(vs)?,
+                    service: self.service(vs)?,
                     quorum_up,
                     sorry_active,
                     servers: self

@@ -3,7 +3,7 @@
 //! `bindto` source address if set. Also the connect step of HTTP_GET and
 //! SSL_GET. Non-blocking sockets on the tokio reactor: no thread per probe.
 
-use super::decision::{Failure, LocalFault, Outcome};
+use super::decision::{Failure, Outcome};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -27,7 +27,9 @@ pub async fn connect(
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(stream)) => Ok(stream),
         // No descriptor, memory or port here is the director's fault.
-        Ok(Err(e)) => Err(LocalFault::of(&e).map_or(Failure::Connect(e.kind()), Failure::Local)),
+        Ok(Err(e)) => {
+            Err(super::local_fault(&e).map_or(Failure::Connect(e.kind()), Failure::Local))
+        }
         Err(_elapsed) => Err(Failure::Timeout),
     }
 }
@@ -52,6 +54,7 @@ pub async fn probe(target: SocketAddr, bind: Option<IpAddr>, timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::decision::LocalFault;
 
     /// nextest runs each test in a process of its own, so lowering this
     /// process's descriptor limit touches no other test.

@@ -22,7 +22,7 @@ pub mod flights;
 pub mod segment;
 pub mod socket;
 
-use super::decision::{Failure, LocalFault, Outcome};
+use super::decision::{Failure, Outcome};
 use super::tick_deadline;
 use crate::clock;
 pub use flights::Done;
@@ -372,7 +372,7 @@ impl<T> Lane<T> {
 /// What a send error means: the director's own lack (no buffer space),
 /// or what a connect would have said.
 fn failure(e: &io::Error) -> Failure {
-    LocalFault::of(e).map_or(Failure::Connect(e.kind()), Failure::Local)
+    crate::check::local_fault(e).map_or(Failure::Connect(e.kind()), Failure::Local)
 }
 
 /// Initial sequence numbers an off-path host cannot predict (RFC 6528's

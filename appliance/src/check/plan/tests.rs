@@ -1,6 +1,14 @@
+//! The decision core's rules, driven from config text through the
+//! planner: what each probe's outcome does to its real server, quorum and
+//! sorry server, as keepalived does it.
+
 use super::*;
+use crate::check::decision::*;
+use crate::check::misc::misc_outcome;
+use crate::clock::Instant;
 use crate::config::model::Config;
 use crate::script::Outcome as Script;
+use std::time::Duration;
 
 fn t(ms: u64) -> Instant {
     Instant::from_micros(ms * 1000)
@@ -11,7 +19,7 @@ fn vss(toml_text: &str) -> Vec<VirtualServer> {
 }
 
 fn start(toml_text: &str) -> (Checker, Vec<Action>) {
-    Checker::start(&vss(toml_text), t(0), |_| Duration::ZERO).unwrap()
+    Checker::start(&plan(&vss(toml_text)), t(0), |_| Duration::ZERO).unwrap()
 }
 
 const FAIL: Outcome = Outcome::Down(Failure::Timeout);
@@ -46,7 +54,7 @@ check = [{ type = "TCP_CHECK", retry = 2, delay_before_retry = "1s" }]
 fn start_puts_servers_in_and_schedules_after_bootstrap_and_warmup() {
     let servers = vss(ONE);
     let mut asked = Vec::new();
-    let (checker, actions) = Checker::start(&servers, t(0), |max| {
+    let (checker, actions) = Checker::start(&plan(&servers), t(0), |max| {
         asked.push(max);
         Duration::from_millis(1500)
     })
@@ -221,7 +229,8 @@ fn alpha_starts_down_with_the_sorry_server_and_announces_a_first_failure() {
     let up = c.probe_done(P0, Outcome::Up, t(3000));
     assert!(up.contains(&Action::Notify(NotifyTarget::RsUp(RsId(0)))));
     assert_eq!(
-        c.notify_command(NotifyTarget::RsUp(RsId(0)))
+        Programs::of(&vss(ALPHA))
+            .get(NotifyTarget::RsUp(RsId(0)))
             .map(|c| c.program.as_str()),
         Some("/bin/up")
     );

@@ -4,9 +4,12 @@
 //! outcomes with `now` and gets [`Action`]s back; no clock, socket or
 //! thread here. Every rule follows keepalived's checker (check_api.c,
 //! check_data.c, check_tcp.c, check_misc.c, ipwrapper.c) and says so.
+//!
+//! Its input is its own ([`VirtualPlan`], [`RealPlan`], [`Timing`]): the
+//! daemon's planner (`appliance::check::plan`) builds them from the config
+//! and keeps the notify programs, which the core only names.
 
 use crate::clock::Instant;
-use crate::config::model::{Check, Command, RealServer, Service, VirtualServer};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -77,21 +80,6 @@ pub enum LocalFault {
 }
 
 impl LocalFault {
-    /// The fault an errno stands for, if it is the director's.
-    pub fn of_errno(errno: i32) -> Option<Self> {
-        match errno {
-            libc::EMFILE | libc::ENFILE => Some(Self::Descriptors),
-            libc::ENOMEM | libc::ENOBUFS => Some(Self::Memory),
-            libc::EAGAIN => Some(Self::Exhausted),
-            _ => None,
-        }
-    }
-
-    /// The fault an I/O error stands for, if it is the director's.
-    pub fn of(error: &std::io::Error) -> Option<Self> {
-        error.raw_os_error().and_then(Self::of_errno)
-    }
-
     /// A stable short name, to count by.
     pub fn name(self) -> &'static str {
         match self {
@@ -156,28 +144,6 @@ impl Outcome {
     }
 }
 
-/// keepalived's MISC_CHECK exit codes (check_misc.c): 0 is up; with
-/// `misc_dynamic`, 2..=255 is up with weight `code - 2` and 0 restores the
-/// configured weight; anything else (1, a signal, a timeout) is down.
-pub fn misc_outcome(outcome: &crate::script::Outcome, dynamic: bool) -> Outcome {
-    use crate::script::Outcome as S;
-    match *outcome {
-        S::Exited(0) if dynamic => Outcome::UpWeighted(DynamicWeight::Configured),
-        S::Exited(0) => Outcome::Up,
-        S::Exited(code @ 2..=255) if dynamic => {
-            Outcome::UpWeighted(DynamicWeight::Set(code.unsigned_abs() - 2))
-        }
-        S::Exited(code) => Outcome::Down(Failure::Exit(code)),
-        S::Signalled(sig) => Outcome::Down(Failure::Signal(sig)),
-        S::TimedOut => Outcome::Down(Failure::Timeout),
-        S::NotStarted { errno, .. } => Outcome::Down(
-            errno
-                .and_then(LocalFault::of_errno)
-                .map_or(Failure::NotStarted, Failure::Local),
-        ),
-    }
-}
-
 /// Something a `notify_*` / `quorum_*` program is run for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotifyTarget {
@@ -212,7 +178,7 @@ pub enum Action {
     /// The virtual server's destinations changed: read [`Checker::pool`].
     /// At most one per virtual server per call.
     Pool { vs: VsId },
-    /// Run this notify program ([`Checker::notify_command`] gives it).
+    /// Run this notify program (the planner keeps the programs).
     Notify(NotifyTarget),
 }
 
@@ -241,25 +207,39 @@ pub struct Timing {
     pub from_start: bool,
 }
 
-impl Timing {
-    /// The timing of `check` in virtual server `vs`, with keepalived's
-    /// defaults: `warmup` unset means up to `delay_loop`.
-    pub fn of(check: &Check, vs: &VirtualServer) -> Self {
-        let (retry, delay_before_retry, warmup, from_start) = match check {
-            Check::Tcp(c) => (c.retry, c.delay_before_retry, c.warmup, false),
-            Check::HttpGet(c) | Check::SslGet(c) => {
-                (c.retry, c.delay_before_retry, c.warmup, false)
-            }
-            Check::Misc(c) => (c.retry, c.delay_before_retry, c.warmup, true),
-        };
-        Self {
-            delay_loop: vs.delay_loop,
-            retry,
-            delay_before_retry,
-            warmup: warmup.unwrap_or(vs.delay_loop),
-            from_start,
-        }
-    }
+/// A virtual server as the checker sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualPlan {
+    /// keepalived's `quorum`: the live weight the pool needs.
+    pub quorum: u32,
+    /// keepalived's `hysteresis` around the quorum.
+    pub hysteresis: u32,
+    pub sorry_server: Option<SocketAddr>,
+    /// Checks start failed: no real server is in until its checks pass.
+    pub alpha: bool,
+    /// The notifies run at shutdown as if every server went down.
+    pub omega: bool,
+    /// Whether a `quorum_up` program is configured.
+    pub quorum_up: bool,
+    /// Whether a `quorum_down` program is configured.
+    pub quorum_down: bool,
+    pub real_servers: Vec<RealPlan>,
+}
+
+/// A real server as the checker sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealPlan {
+    pub address: SocketAddr,
+    /// The configured weight.
+    pub weight: u32,
+    /// `inhibit_on_failure`: a failed server stays in with weight 0.
+    pub inhibit: bool,
+    /// Whether a `notify_up` program is configured.
+    pub notify_up: bool,
+    /// Whether a `notify_down` program is configured.
+    pub notify_down: bool,
+    /// Each check's timing, in config order.
+    pub checks: Vec<Timing>,
 }
 
 /// The last outcome of a probe, for status views.
@@ -296,21 +276,20 @@ struct RsState {
     alive: bool,
     /// keepalived's `num_failed_checkers`.
     failed: u32,
-    notify_up: Option<Command>,
-    notify_down: Option<Command>,
+    notify_up: bool,
+    notify_down: bool,
     probes: std::ops::Range<u32>,
 }
 
 #[derive(Clone, Debug)]
 struct VsState {
-    service: Service,
     quorum: u32,
     hysteresis: u32,
     sorry_server: Option<SocketAddr>,
     alpha: bool,
     omega: bool,
-    quorum_up_cmd: Option<Command>,
-    quorum_down_cmd: Option<Command>,
+    notify_quorum_up: bool,
+    notify_quorum_down: bool,
     quorum_up: bool,
     sorry_active: bool,
     servers: std::ops::Range<u32>,
@@ -372,7 +351,7 @@ impl Checker {
     /// - each probe first runs after [`BOOTSTRAP_DELAY`] plus a random part
     ///   of its `warmup`, so checks of many servers do not start together.
     pub fn start(
-        servers: &[VirtualServer],
+        servers: &[VirtualPlan],
         now: Instant,
         mut draw: impl FnMut(Duration) -> Duration,
     ) -> Result<(Self, Vec<Action>), TooMany> {
@@ -382,11 +361,10 @@ impl Checker {
         for (vs_index, vs) in servers.iter().enumerate() {
             let vs_id = VsId(index("virtual servers", vs_index)?);
             let first_rs = index("real servers", rss.len())?;
-            for rs in &vs.real_server {
+            for rs in &vs.real_servers {
                 let rs_id = RsId(index("real servers", rss.len())?);
                 let first_probe = index("checks", probes.len())?;
-                for check in &rs.check {
-                    let timing = Timing::of(check, vs);
+                for &timing in &rs.checks {
                     probes.push(ProbeState {
                         rs: rs_id,
                         timing,
@@ -402,14 +380,13 @@ impl Checker {
             }
             let last_rs = index("real servers", rss.len())?;
             vss.push(VsState {
-                service: vs.service,
                 quorum: vs.quorum,
                 hysteresis: vs.hysteresis,
                 sorry_server: vs.sorry_server,
                 alpha: vs.alpha,
                 omega: vs.omega,
-                quorum_up_cmd: vs.quorum_up.clone(),
-                quorum_down_cmd: vs.quorum_down.clone(),
+                notify_quorum_up: vs.quorum_up,
+                notify_quorum_down: vs.quorum_down,
                 quorum_up: false,
                 sorry_active: false,
                 servers: first_rs..last_rs,
@@ -461,11 +438,6 @@ impl Checker {
         self.rss.get(rs.0 as usize).map(|r| r.address)
     }
 
-    /// A virtual server's service.
-    pub fn service(&self, vs: VsId) -> Option<Service> {
-        self.vss.get(vs.0 as usize).map(|v| v.service)
-    }
-
     /// The probes (checks) of a real server.
     pub fn server_probes(&self, rs: RsId) -> impl Iterator<Item = ProbeId> + use<> {
         let range = self
@@ -510,16 +482,6 @@ impl Checker {
         self.vss
             .get(vs.0 as usize)
             .map(|v| (v.quorum_up, v.sorry_active))
-    }
-
-    /// The program to run for a notify target, if one is configured.
-    pub fn notify_command(&self, target: NotifyTarget) -> Option<&Command> {
-        match target {
-            NotifyTarget::RsUp(rs) => self.rss.get(rs.0 as usize)?.notify_up.as_ref(),
-            NotifyTarget::RsDown(rs) => self.rss.get(rs.0 as usize)?.notify_down.as_ref(),
-            NotifyTarget::QuorumUp(vs) => self.vss.get(vs.0 as usize)?.quorum_up_cmd.as_ref(),
-            NotifyTarget::QuorumDown(vs) => self.vss.get(vs.0 as usize)?.quorum_down_cmd.as_ref(),
-        }
     }
 
     /// The destinations the dataplane should hold for `vs` (ipwrapper.c
@@ -659,7 +621,7 @@ impl Checker {
                 continue;
             };
             let omega = vs.omega;
-            let has_quorum_down = vs.quorum_down_cmd.is_some();
+            let has_quorum_down = vs.notify_quorum_down;
             let range = vs.servers.clone();
             for rs_index in range {
                 let Some(rs) = self.rss.get_mut(rs_index as usize) else {
@@ -667,7 +629,7 @@ impl Checker {
                 };
                 if rs.alive {
                     rs.alive = false;
-                    if omega && rs.notify_down.is_some() {
+                    if omega && rs.notify_down {
                         actions.push(Action::Notify(NotifyTarget::RsDown(RsId(rs_index))));
                     }
                 }
@@ -786,12 +748,12 @@ impl Checker {
         let Some(rs) = self.rss.get(rs_id.0 as usize) else {
             return;
         };
-        let (target, cmd) = if rs.alive {
-            (NotifyTarget::RsUp(rs_id), &rs.notify_up)
+        let (target, configured) = if rs.alive {
+            (NotifyTarget::RsUp(rs_id), rs.notify_up)
         } else {
-            (NotifyTarget::RsDown(rs_id), &rs.notify_down)
+            (NotifyTarget::RsDown(rs_id), rs.notify_down)
         };
-        if cmd.is_some() {
+        if configured {
             out.push(Action::Notify(target));
         }
     }
@@ -834,7 +796,7 @@ impl Checker {
                 weight_sum: sum,
                 threshold,
             });
-            if vs.quorum_up_cmd.is_some() {
+            if vs.notify_quorum_up {
                 out.push(Action::Notify(NotifyTarget::QuorumUp(vs_id)));
             }
         } else if (vs.quorum_up && (sum == 0 || weight < threshold))
@@ -855,19 +817,14 @@ impl Checker {
                 weight_sum: sum,
                 threshold,
             });
-            if vs.quorum_down_cmd.is_some() {
+            if vs.notify_quorum_down {
                 out.push(Action::Notify(NotifyTarget::QuorumDown(vs_id)));
             }
         }
     }
 }
 
-fn rs_state(
-    vs_id: VsId,
-    vs: &VirtualServer,
-    rs: &RealServer,
-    probes: std::ops::Range<u32>,
-) -> RsState {
+fn rs_state(vs_id: VsId, vs: &VirtualPlan, rs: &RealPlan, probes: std::ops::Range<u32>) -> RsState {
     let failed = if vs.alpha {
         probes.end - probes.start
     } else {
@@ -876,16 +833,13 @@ fn rs_state(
     RsState {
         vs: vs_id,
         address: rs.address,
-        configured_weight: rs.weight.get(),
-        weight: rs.weight.get(),
-        inhibit: rs.inhibit_on_failure,
+        configured_weight: rs.weight,
+        weight: rs.weight,
+        inhibit: rs.inhibit,
         alive: failed == 0,
         failed,
-        notify_up: rs.notify_up.clone(),
-        notify_down: rs.notify_down.clone(),
+        notify_up: rs.notify_up,
+        notify_down: rs.notify_down,
         probes,
     }
 }
-
-#[cfg(test)]
-mod tests;
