@@ -2,8 +2,9 @@
 //! the kernel's own ranges (any scheduler name, any weight), their
 //! conversion into the dataplane model, and `ipvsadm -Ln`'s text layout.
 
+use super::message::{af_family, ip_of};
 use super::message::{forwarding_from_number, netmask_prefix};
-use super::nla::{DaemonAttr, DestAttr, SvcAttr, af_family, flags};
+use super::nla::{DaemonAttr, DestAttr, SvcAttr, flags};
 use crate::dataplane::{
     Destination, Family, Forwarding, Persistence, Protocol, SchedFlags, Scheduler, ServiceKey,
     VirtualService, Weight,
@@ -128,7 +129,7 @@ pub fn service_entry(attrs: &[SvcAttr]) -> Result<ServiceEntry, String> {
         (Some(mark), ..) if mark != 0 => ServiceKey::Fwmark { family, mark },
         (_, Some(p), Some(addr), Some(port)) => ServiceKey::Socket {
             protocol: Protocol::from_number(p).ok_or_else(|| format!("service of protocol {p}"))?,
-            address: SocketAddr::new(addr.to_ip(family), port),
+            address: SocketAddr::new(ip_of(addr, family), port),
         },
         _ => return Err("service with neither fwmark nor address".into()),
     };
@@ -184,7 +185,7 @@ pub fn dest_entry(attrs: &[DestAttr], family: Family) -> Result<DestEntry, Strin
     let (Some(addr), Some(port)) = (addr, port) else {
         return Err("destination without address or port".into());
     };
-    entry.address = SocketAddr::new(addr.to_ip(family), port);
+    entry.address = SocketAddr::new(ip_of(addr, family), port);
     let fwd = fwd.ok_or_else(|| format!("destination {}: no forwarding method", entry.address))?;
     entry.forwarding = forwarding_from_number(fwd)
         .ok_or_else(|| format!("destination {}: forwarding method {fwd}", entry.address))?;

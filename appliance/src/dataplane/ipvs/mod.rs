@@ -2,15 +2,17 @@
 //! directly (no ipvsadm): services and destinations (list, add, edit,
 //! delete), timeouts, and the connection sync daemon.
 //!
-//! - [`nla`]: the attributes; [`message`]: the messages and the requests
-//!   built from the model; [`listing`]: what the kernel answers, and
-//!   `ipvsadm -Ln`'s layout;
+//! - [`nla`]: the attributes and [`message::IpvsMessage`], from the
+//!   `netlink-packet-ipvs` crate; [`message`]: the requests built from the
+//!   model; [`listing`]: what the kernel answers, and `ipvsadm -Ln`'s
+//!   layout;
 //! - this module: [`Ipvs`], a blocking netlink client in the calling
 //!   thread's network namespace, and its [`Backend`] implementation.
 
 pub mod listing;
 pub mod message;
-pub mod nla;
+
+pub use netlink_packet_ipvs::nla;
 
 use crate::dataplane::netlink;
 use crate::dataplane::{Backend, Op, ServiceKey, Snapshot};
@@ -113,7 +115,9 @@ impl Ipvs {
     fn resolve_family(&mut self) -> Result<u16, Error> {
         let genl = GenlMessage::from_payload(GenlCtrl {
             cmd: GenlCtrlCmd::GetFamily,
-            nlas: vec![GenlCtrlAttrs::FamilyName(message::FAMILY_NAME.to_owned())],
+            nlas: vec![GenlCtrlAttrs::FamilyName(
+                netlink_packet_ipvs::FAMILY_NAME.to_owned(),
+            )],
         });
         let answers = match self.exchange(genl, NLM_F_REQUEST | NLM_F_ACK, "family lookup") {
             Err(Error::Kernel { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {

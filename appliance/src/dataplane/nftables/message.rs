@@ -1,212 +1,17 @@
-//! nf_tables netlink messages: the `nfgenmsg` header and the attributes of
-//! [`super::nla`], the requests of [`super::ruleset`] as messages, and the
-//! batch that makes them one transaction (`NFNL_MSG_BATCH_BEGIN` ...
-//! `NFNL_MSG_BATCH_END`).
+//! The nf_tables requests of [`super::ruleset`] as messages of
+//! `netlink_packet_nftables`, and the batch that makes them one
+//! transaction.
 
 use super::nla::{
     ChainAttr, ElemAttr, ElemListAttr, Element, HookAttr, RuleAttr, SetAttr, TableAttr, Verdict,
 };
 use super::ruleset::{FAMILY_INET, Request, TABLE};
-use netlink_packet_core::{
-    DecodeError, Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST,
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
-    NlaBuffer, NlasIterator, Parseable,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+pub use netlink_packet_nftables::message::{Body, Command, DUMP, GET, Kind, NftMessage, frame};
 
-/// `NFNL_SUBSYS_NFTABLES`: the high byte of an nf_tables message type.
-const SUBSYS_NFTABLES: u16 = 10;
-/// `NFNL_MSG_BATCH_BEGIN` / `_END`.
-const BATCH_BEGIN: u16 = 16;
-const BATCH_END: u16 = 17;
-/// `NFNETLINK_V0`.
-const NFNETLINK_V0: u8 = 0;
-
-/// `NFT_MSG_*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    NewTable = 0,
-    GetTable = 1,
-    DelTable = 2,
-    NewChain = 3,
-    NewRule = 6,
-    GetRule = 7,
-    DelRule = 8,
-    NewSet = 9,
-    DelSet = 11,
-    NewSetElem = 12,
-    GetSetElem = 13,
-    DelSetElem = 14,
-}
-
-impl Command {
-    const ALL: [Command; 12] = [
-        Self::NewTable,
-        Self::GetTable,
-        Self::DelTable,
-        Self::NewChain,
-        Self::NewRule,
-        Self::GetRule,
-        Self::DelRule,
-        Self::NewSet,
-        Self::DelSet,
-        Self::NewSetElem,
-        Self::GetSetElem,
-        Self::DelSetElem,
-    ];
-
-    fn from_number(n: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| *c as u8 == n)
-    }
-}
-
-/// A message's attributes, by object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
-    None,
-    Table(Vec<TableAttr>),
-    Chain(Vec<ChainAttr>),
-    Rule(Vec<RuleAttr>),
-    Set(Vec<SetAttr>),
-    Elements(Vec<ElemListAttr>),
-    /// An answer the appliance does not read.
-    Other(Vec<u8>),
-}
-
-/// What a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    BatchBegin,
-    BatchEnd,
-    Nft(Command),
-    Other(u16),
-}
-
-/// One nfnetlink message: `nfgenmsg` (family, version, resource id) and
-/// attributes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NftMessage {
-    pub kind: Kind,
-    /// `NFPROTO_*` of the table (`AF_UNSPEC` for batch markers).
-    pub family: u8,
-    /// Big-endian on the wire; the subsystem for batch markers.
-    pub res_id: u16,
-    pub body: Body,
-}
-
-impl NftMessage {
-    pub fn new(command: Command, body: Body) -> Self {
-        Self {
-            kind: Kind::Nft(command),
-            family: FAMILY_INET,
-            res_id: 0,
-            body,
-        }
-    }
-
-    fn batch(kind: Kind) -> Self {
-        Self {
-            kind,
-            family: 0,
-            res_id: SUBSYS_NFTABLES,
-            body: Body::None,
-        }
-    }
-}
-
-impl Emitable for Body {
-    fn buffer_len(&self) -> usize {
-        match self {
-            Self::None => 0,
-            Self::Table(a) => a.as_slice().buffer_len(),
-            Self::Chain(a) => a.as_slice().buffer_len(),
-            Self::Rule(a) => a.as_slice().buffer_len(),
-            Self::Set(a) => a.as_slice().buffer_len(),
-            Self::Elements(a) => a.as_slice().buffer_len(),
-            Self::Other(b) => b.len(),
-        }
-    }
-
-    fn emit(&self, buffer: &mut [u8]) {
-        match self {
-            Self::None => {}
-            Self::Table(a) => a.as_slice().emit(buffer),
-            Self::Chain(a) => a.as_slice().emit(buffer),
-            Self::Rule(a) => a.as_slice().emit(buffer),
-            Self::Set(a) => a.as_slice().emit(buffer),
-            Self::Elements(a) => a.as_slice().emit(buffer),
-            Self::Other(b) => buffer.copy_from_slice(b),
-        }
-    }
-}
-
-impl NetlinkSerializable for NftMessage {
-    fn message_type(&self) -> u16 {
-        match self.kind {
-            Kind::BatchBegin => BATCH_BEGIN,
-            Kind::BatchEnd => BATCH_END,
-            Kind::Nft(c) => (SUBSYS_NFTABLES << 8) | c as u16,
-            Kind::Other(t) => t,
-        }
-    }
-
-    fn buffer_len(&self) -> usize {
-        4 + self.body.buffer_len()
-    }
-
-    fn serialize(&self, buffer: &mut [u8]) {
-        let (header, rest) = buffer.split_at_mut(4);
-        header[0] = self.family;
-        header[1] = NFNETLINK_V0;
-        header[2..4].copy_from_slice(&self.res_id.to_be_bytes());
-        self.body.emit(rest);
-    }
-}
-
-fn parse_attrs<T>(payload: &[u8]) -> Result<Vec<T>, DecodeError>
-where
-    T: for<'a> Parseable<NlaBuffer<&'a [u8]>>,
-{
-    NlasIterator::new(payload)
-        .map(|nla| T::parse(&nla?))
-        .collect()
-}
-
-impl NetlinkDeserializable for NftMessage {
-    type Error = DecodeError;
-
-    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
-        let (nfgen, attrs) = payload
-            .split_at_checked(4)
-            .ok_or_else(|| DecodeError::from("nfnetlink message shorter than its header"))?;
-        let family = nfgen.first().copied().unwrap_or(0);
-        let res_id = u16::from_be_bytes([
-            nfgen.get(2).copied().unwrap_or(0),
-            nfgen.get(3).copied().unwrap_or(0),
-        ]);
-        let t = header.message_type;
-        let command = (t >> 8 == SUBSYS_NFTABLES)
-            .then(|| Command::from_number((t & 0xff) as u8))
-            .flatten();
-        let (kind, body) = match command {
-            Some(c @ (Command::NewTable | Command::GetTable | Command::DelTable)) => {
-                (Kind::Nft(c), Body::Table(parse_attrs(attrs)?))
-            }
-            Some(c @ (Command::NewRule | Command::GetRule | Command::DelRule)) => {
-                (Kind::Nft(c), Body::Rule(parse_attrs(attrs)?))
-            }
-            Some(c @ (Command::NewSetElem | Command::GetSetElem | Command::DelSetElem)) => {
-                (Kind::Nft(c), Body::Elements(parse_attrs(attrs)?))
-            }
-            Some(c) => (Kind::Nft(c), Body::Other(attrs.to_vec())),
-            None => (Kind::Other(t), Body::Other(attrs.to_vec())),
-        };
-        Ok(Self {
-            kind,
-            family,
-            res_id,
-            body,
-        })
-    }
+/// A message about the appliance's table (of the `inet` family).
+fn message(command: Command, body: Body) -> NftMessage {
+    NftMessage::new(FAMILY_INET, command, body)
 }
 
 /// A request message with its flags.
@@ -216,21 +21,21 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
     let del = NLM_F_REQUEST | NLM_F_ACK;
     match request {
         Request::NewTable => (
-            NftMessage::new(
+            message(
                 Command::NewTable,
                 Body::Table(vec![TableAttr::Name(table()), TableAttr::Flags(0)]),
             ),
             new,
         ),
         Request::DelTable => (
-            NftMessage::new(
+            message(
                 Command::DelTable,
                 Body::Table(vec![TableAttr::Name(table())]),
             ),
             del,
         ),
         Request::NewBaseChain(chain) => (
-            NftMessage::new(
+            message(
                 Command::NewChain,
                 Body::Chain(vec![
                     ChainAttr::Table(table()),
@@ -246,7 +51,7 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
             new,
         ),
         Request::NewChain(name) => (
-            NftMessage::new(
+            message(
                 Command::NewChain,
                 Body::Chain(vec![
                     ChainAttr::Table(table()),
@@ -271,12 +76,12 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
                     .map(|c| RuleAttr::UserData(super::ruleset::comment_userdata(c))),
             );
             (
-                NftMessage::new(Command::NewRule, Body::Rule(attrs)),
+                message(Command::NewRule, Body::Rule(attrs)),
                 new | NLM_F_APPEND,
             )
         }
         Request::DelRule { chain, handle } => (
-            NftMessage::new(
+            message(
                 Command::DelRule,
                 Body::Rule(vec![
                     RuleAttr::Table(table()),
@@ -300,10 +105,10 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
             if !spec.userdata.is_empty() {
                 attrs.push(SetAttr::UserData(spec.userdata.clone()));
             }
-            (NftMessage::new(Command::NewSet, Body::Set(attrs)), new)
+            (message(Command::NewSet, Body::Set(attrs)), new)
         }
         Request::DelSet(name) => (
-            NftMessage::new(
+            message(
                 Command::DelSet,
                 Body::Set(vec![SetAttr::Table(table()), SetAttr::Name(name.clone())]),
             ),
@@ -324,13 +129,10 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
                     })
                     .collect(),
             ));
-            (
-                NftMessage::new(Command::NewSetElem, Body::Elements(attrs)),
-                new,
-            )
+            (message(Command::NewSetElem, Body::Elements(attrs)), new)
         }
         Request::DelElements { set, keys } => (
-            NftMessage::new(
+            message(
                 Command::DelSetElem,
                 Body::Elements(vec![
                     ElemListAttr::Table(table()),
@@ -349,7 +151,7 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
 
 /// The request to look the appliance's table up.
 pub fn get_table() -> NftMessage {
-    NftMessage::new(
+    message(
         Command::GetTable,
         Body::Table(vec![TableAttr::Name(TABLE.to_owned())]),
     )
@@ -357,7 +159,7 @@ pub fn get_table() -> NftMessage {
 
 /// The dump request of the table's rules.
 pub fn dump_rules() -> NftMessage {
-    NftMessage::new(
+    message(
         Command::GetRule,
         Body::Rule(vec![RuleAttr::Table(TABLE.to_owned())]),
     )
@@ -365,32 +167,13 @@ pub fn dump_rules() -> NftMessage {
 
 /// The dump request of a set's elements.
 pub fn dump_elements(set: &str) -> NftMessage {
-    NftMessage::new(
+    message(
         Command::GetSetElem,
         Body::Elements(vec![
             ElemListAttr::Table(TABLE.to_owned()),
             ElemListAttr::Set(set.to_owned()),
         ]),
     )
-}
-
-/// Flags of a dump.
-pub const DUMP: u16 = NLM_F_REQUEST | NLM_F_DUMP;
-/// Flags of a lookup.
-pub const GET: u16 = NLM_F_REQUEST | NLM_F_ACK;
-
-/// One netlink message's bytes.
-pub fn frame(message: NftMessage, flags: u16, sequence: u32) -> Vec<u8> {
-    let mut m = NetlinkMessage::new(
-        NetlinkHeader::default(),
-        NetlinkPayload::InnerMessage(message),
-    );
-    m.header.flags = flags;
-    m.header.sequence_number = sequence;
-    m.finalize();
-    let mut buf = vec![0; m.buffer_len()];
-    m.serialize(&mut buf);
-    buf
 }
 
 /// The requests as one transaction: the batch markers around them, message
@@ -420,6 +203,7 @@ mod tests {
         Destination, Forwarding, Op, Protocol, SchedFlags, Scheduler, ServiceKey, VirtualService,
         Weight,
     };
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 
     /// Hex, 16 bytes a line.
     fn hex(bytes: &[u8]) -> String {
@@ -555,7 +339,7 @@ mod tests {
 
     #[test]
     fn rules_and_elements_decode_what_the_appliance_reads() {
-        let rule = NftMessage::new(
+        let rule = message(
             Command::NewRule,
             Body::Rule(vec![
                 RuleAttr::Table("appliance".into()),
@@ -582,7 +366,7 @@ mod tests {
         assert!(matches!(attrs[3], RuleAttr::Other(_)));
         assert_eq!(attrs[4], RuleAttr::UserData(vec![0, 2, b'x', 0]));
 
-        let elements = NftMessage::new(
+        let elements = message(
             Command::NewSetElem,
             Body::Elements(vec![
                 ElemListAttr::Table("appliance".into()),

@@ -2,7 +2,9 @@
 //! services as nf_tables rules in the appliance's own table (`inet
 //! appliance`), spoken over netlink directly (no `nft` binary).
 //!
-//! - [`nla`]: the attributes; [`message`]: the messages and batches;
+//! - [`nla`]: the attributes, from the `netlink-packet-nftables` crate
+//!   (as are the messages); [`message`]: the requests as messages, and
+//!   their batches;
 //! - [`ruleset`]: the model as rules, schedulers as number generators and
 //!   hashes over pick maps, and the requests of each operation (pure);
 //! - this module: [`Nftables`], a blocking netlink client in the calling
@@ -15,8 +17,9 @@
 //! reconcile.
 
 pub mod message;
-pub mod nla;
 pub mod ruleset;
+
+pub use netlink_packet_nftables::nla;
 
 use crate::dataplane::netlink;
 use crate::dataplane::{Backend, Op, ServiceKey, Snapshot};

@@ -22,8 +22,6 @@ use netlink_packet_core::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::dataplane::Family;
-
 const SVC_AF: u16 = 1;
 const SVC_PROTOCOL: u16 = 2;
 const SVC_ADDR: u16 = 3;
@@ -87,13 +85,15 @@ impl InetAddr {
         Self(bytes)
     }
 
-    /// The address, read as `family`.
-    pub fn to_ip(self, family: Family) -> IpAddr {
+    /// The address read as IPv4: its first 4 bytes.
+    pub fn ipv4(self) -> Ipv4Addr {
         let b = self.0;
-        match family {
-            Family::Ipv4 => IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
-            Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(b)),
-        }
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    /// The address read as IPv6.
+    pub fn ipv6(self) -> Ipv6Addr {
+        Ipv6Addr::from(self.0)
     }
 
     fn parse(value: &[u8]) -> Result<Self, DecodeError> {
@@ -106,23 +106,6 @@ impl InetAddr {
             *slot = *b;
         }
         Ok(Self(bytes))
-    }
-}
-
-/// The kernel's number for a family.
-pub fn af_number(family: Family) -> u16 {
-    match family {
-        Family::Ipv4 => AF_INET,
-        Family::Ipv6 => AF_INET6,
-    }
-}
-
-/// The family for a kernel number.
-pub fn af_family(number: u16) -> Option<Family> {
-    match number {
-        AF_INET => Some(Family::Ipv4),
-        AF_INET6 => Some(Family::Ipv6),
-        _ => None,
     }
 }
 
@@ -585,10 +568,7 @@ mod tests {
     #[test]
     fn a_4_byte_address_decodes_too() {
         let a = InetAddr::parse(&[192, 0, 2, 1]).unwrap();
-        assert_eq!(
-            a.to_ip(Family::Ipv4),
-            "192.0.2.1".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(IpAddr::V4(a.ipv4()), "192.0.2.1".parse::<IpAddr>().unwrap());
         assert!(InetAddr::parse(&[0; 17]).is_err());
     }
 
