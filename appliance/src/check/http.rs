@@ -9,7 +9,9 @@
 //! identity.
 
 use super::decision::{Failure, Outcome};
+use super::probe::{Probe, Start};
 use super::tcp;
+use crate::config::model::{HttpCheck, RealServer, VirtualServer};
 use md5::{Digest, Md5};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -73,6 +75,78 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// `Some` for SSL_GET.
     pub tls: Option<TlsConnector>,
+}
+
+/// An HTTP_GET or SSL_GET: every `url` fetched in turn.
+pub struct HttpProbe {
+    endpoint: Endpoint,
+    urls: Arc<[UrlCheck]>,
+}
+
+impl HttpProbe {
+    /// The probe of `check`; `tls` for SSL_GET.
+    pub fn new(
+        check: &HttpCheck,
+        vs: &VirtualServer,
+        rs: &RealServer,
+        tls: Option<TlsConnector>,
+    ) -> Result<Self, regex::Error> {
+        let target = SocketAddr::new(
+            check.connect_ip.unwrap_or(rs.address.ip()),
+            check.connect_port.unwrap_or(rs.address.port()),
+        );
+        let urls = check
+            .url
+            .iter()
+            .map(|url| {
+                let regex = url
+                    .regex
+                    .as_deref()
+                    .map(|pattern| {
+                        regex::bytes::Regex::new(pattern).map(|regex| BodyRegex {
+                            regex,
+                            no_match: url.regex_no_match,
+                        })
+                    })
+                    .transpose()?;
+                Ok(UrlCheck {
+                    path: url.path.clone(),
+                    host: url
+                        .virtualhost
+                        .clone()
+                        .or_else(|| vs.virtualhost.clone())
+                        .unwrap_or_else(|| target.to_string()),
+                    status: url.status_code,
+                    digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+                    regex,
+                })
+            })
+            .collect::<Result<_, regex::Error>>()?;
+        Ok(Self {
+            endpoint: Endpoint {
+                target,
+                bind: check.bindto,
+                timeout: check.connect_timeout,
+                tls,
+            },
+            urls,
+        })
+    }
+}
+
+impl Probe for HttpProbe {
+    fn kind(&self) -> &'static str {
+        if self.endpoint.tls.is_some() {
+            "SSL_GET"
+        } else {
+            "HTTP_GET"
+        }
+    }
+
+    fn start(&self) -> Start {
+        let (endpoint, urls) = (self.endpoint.clone(), self.urls.clone());
+        Start::Future(Box::pin(async move { probe(&endpoint, &urls).await }))
+    }
 }
 
 /// A TLS client that accepts any certificate (keepalived's SSL_GET does

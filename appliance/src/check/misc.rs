@@ -3,8 +3,47 @@
 //! verdict ([`misc_outcome`]).
 
 use super::decision::{DynamicWeight, Failure, Outcome};
+use super::probe::{Probe, Start};
+use crate::config::model::{MiscCheck, VirtualServer};
+use crate::script::check::{Scripts, Unchecked};
 use crate::script::{self, Program};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A MISC_CHECK.
+pub struct MiscProbe {
+    program: Arc<Program>,
+    timeout: Duration,
+    dynamic: bool,
+}
+
+impl MiscProbe {
+    pub fn new(
+        check: &MiscCheck,
+        vs: &VirtualServer,
+        scripts: &Scripts,
+    ) -> Result<Self, Unchecked> {
+        Ok(Self {
+            program: Arc::new(scripts.program(&check.misc_path)?),
+            // keepalived: no misc_timeout means the delay_loop.
+            timeout: check.misc_timeout.unwrap_or(vs.delay_loop),
+            dynamic: check.misc_dynamic,
+        })
+    }
+}
+
+impl Probe for MiscProbe {
+    fn kind(&self) -> &'static str {
+        "MISC_CHECK"
+    }
+
+    fn start(&self) -> Start {
+        let (program, timeout, dynamic) = (self.program.clone(), self.timeout, self.dynamic);
+        Start::Future(Box::pin(
+            async move { probe(&program, timeout, dynamic).await },
+        ))
+    }
+}
 
 /// One MISC_CHECK run.
 pub async fn probe(program: &Program, timeout: Duration, dynamic: bool) -> Outcome {

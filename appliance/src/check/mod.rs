@@ -1,13 +1,15 @@
 //! Real-server health checks, keepalived's checker: the sans-IO decision
 //! core and schedule (`appliance_core::check`, re-exported here as
 //! [`decision`] and [`due`]), the planner that feeds the core from the
-//! config ([`plan`]), the async probes ([`tcp`], [`http`], [`misc`], and
-//! [`syn`] for half-open TCP checks) and the runner that drives them for
-//! every real server of a config on one tokio task ([`runner`]).
+//! config ([`plan`]), the probes behind one trait ([`probe`]: [`tcp`],
+//! [`http`], [`misc`], with [`syn`] sending half-open TCP checks) and the
+//! runner that drives them for every real server of a config on one tokio
+//! task ([`runner`]).
 
 pub mod http;
 pub mod misc;
 pub mod plan;
+pub mod probe;
 pub mod runner;
 pub mod syn;
 pub mod tcp;

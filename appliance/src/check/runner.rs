@@ -14,19 +14,20 @@ use super::decision::{
     RsId, TooMany, VsId,
 };
 use super::due::Due;
-use super::http::{self, Endpoint, UrlCheck};
+
+use super::probe::{self, Probe, Start};
 use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
-use super::{misc, plan, tcp};
+use super::{plan, tcp};
 use crate::clock;
-use crate::config::model::{Check, HttpCheck, RealServer, Service, TcpCheck, VirtualServer};
+use crate::config::model::{Check, Service, VirtualServer};
 use crate::metrics::Metrics;
+use crate::script;
 use crate::script::check::{Scripts, Unchecked};
-use crate::script::{self, Program};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,147 +182,28 @@ impl Handle {
     }
 }
 
-/// What one probe does, resolved from its check block.
-enum ProbeSpec {
-    Tcp {
-        target: SocketAddr,
-        bind: Option<IpAddr>,
-        timeout: Duration,
-    },
-    /// TCP_CHECK with `half_open`: the runner's prober runs it.
-    HalfOpen {
-        target: SocketAddr,
-        bind: Option<IpAddr>,
-        timeout: Duration,
-    },
-    Http {
-        endpoint: Endpoint,
-        urls: Arc<[UrlCheck]>,
-    },
-    Misc {
-        program: Arc<Program>,
-        timeout: Duration,
-        dynamic: bool,
-    },
-}
-
-impl ProbeSpec {
-    fn kind(&self) -> &'static str {
-        match self {
-            ProbeSpec::Tcp { .. } | ProbeSpec::HalfOpen { .. } => "TCP_CHECK",
-            ProbeSpec::Http { endpoint, .. } if endpoint.tls.is_some() => "SSL_GET",
-            ProbeSpec::Http { .. } => "HTTP_GET",
-            ProbeSpec::Misc { .. } => "MISC_CHECK",
-        }
-    }
-
-    /// The probe, timed: its outcome and how long it took. `None` for a
-    /// half-open check, which the prober runs.
-    fn run(&self, id: ProbeId) -> Option<ProbeFuture> {
-        let probe = self.probe()?;
-        Some(Box::pin(async move {
-            let start = tokio::time::Instant::now();
-            // A probe that panics is the director's bug: its real server
-            // keeps its state and the other probes, which share this task,
-            // go on.
-            #[allow(
-                clippy::redundant_async_block,
-                reason = "the block holds a fail point in the tests' build"
-            )]
-            let outcome = std::panic::AssertUnwindSafe(async move {
-                crate::fail_point!("check-probe");
-                probe.await
-            })
-            .catch_unwind()
-            .await
-            .unwrap_or(Outcome::Down(Failure::Local(LocalFault::Panicked)));
-            (id, outcome, start.elapsed())
-        }))
-    }
-
-    fn probe(&self) -> Option<Pin<Box<dyn Future<Output = Outcome> + Send>>> {
-        Some(match self {
-            ProbeSpec::Tcp {
-                target,
-                bind,
-                timeout,
-            } => {
-                let (target, bind, timeout) = (*target, *bind, *timeout);
-                Box::pin(async move { tcp::probe(target, bind, timeout).await })
-            }
-            ProbeSpec::HalfOpen { .. } => return None,
-            ProbeSpec::Http { endpoint, urls } => {
-                let (endpoint, urls) = (endpoint.clone(), urls.clone());
-                Box::pin(async move { http::probe(&endpoint, &urls).await })
-            }
-            ProbeSpec::Misc {
-                program,
-                timeout,
-                dynamic,
-            } => {
-                let (program, timeout, dynamic) = (program.clone(), *timeout, *dynamic);
-                Box::pin(async move { misc::probe(&program, timeout, dynamic).await })
-            }
+/// A probe's run as a future: its id, outcome and how long it took. A
+/// probe that panics is the director's bug: its real server keeps its
+/// state and the other probes, which share the runner's task, go on.
+fn timed(id: ProbeId, probe: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> ProbeFuture {
+    Box::pin(async move {
+        let start = tokio::time::Instant::now();
+        #[allow(
+            clippy::redundant_async_block,
+            reason = "the block holds a fail point in the tests' build"
+        )]
+        let outcome = std::panic::AssertUnwindSafe(async move {
+            crate::fail_point!("check-probe");
+            probe.await
         })
-    }
-}
-
-type ProbeFuture = Pin<Box<dyn Future<Output = (ProbeId, Outcome, Duration)> + Send>>;
-
-fn http_spec(
-    check: &HttpCheck,
-    vs: &VirtualServer,
-    rs: &RealServer,
-    tls: Option<tokio_rustls::TlsConnector>,
-) -> Result<ProbeSpec, regex::Error> {
-    let target = SocketAddr::new(
-        check.connect_ip.unwrap_or(rs.address.ip()),
-        check.connect_port.unwrap_or(rs.address.port()),
-    );
-    let urls = check
-        .url
-        .iter()
-        .map(|url| {
-            let regex = url
-                .regex
-                .as_deref()
-                .map(|pattern| {
-                    regex::bytes::Regex::new(pattern).map(|regex| http::BodyRegex {
-                        regex,
-                        no_match: url.regex_no_match,
-                    })
-                })
-                .transpose()?;
-            Ok(UrlCheck {
-                path: url.path.clone(),
-                host: url
-                    .virtualhost
-                    .clone()
-                    .or_else(|| vs.virtualhost.clone())
-                    .unwrap_or_else(|| target.to_string()),
-                status: url.status_code,
-                digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
-                regex,
-            })
-        })
-        .collect::<Result<_, regex::Error>>()?;
-    Ok(ProbeSpec::Http {
-        endpoint: Endpoint {
-            target,
-            bind: check.bindto,
-            timeout: check.connect_timeout,
-            tls,
-        },
-        urls,
+        .catch_unwind()
+        .await
+        .unwrap_or(Outcome::Down(Failure::Local(LocalFault::Panicked)));
+        (id, outcome, start.elapsed())
     })
 }
 
-fn tcp_target(check: &TcpCheck, rs: &RealServer) -> SocketAddr {
-    SocketAddr::new(
-        check.connect_ip.unwrap_or(rs.address.ip()),
-        check.connect_port.unwrap_or(rs.address.port()),
-    )
-}
+type ProbeFuture = Pin<Box<dyn Future<Output = (ProbeId, Outcome, Duration)> + Send>>;
 
 /// The address families of the half-open checks in `servers`.
 fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
@@ -332,7 +214,7 @@ fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
                 if let Check::Tcp(c) = check
                     && c.half_open
                 {
-                    let family = Family::of(tcp_target(c, rs).ip());
+                    let family = Family::of(tcp::target(c, rs).ip());
                     if !families.contains(&family) {
                         families.push(family);
                     }
@@ -343,38 +225,13 @@ fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
     families
 }
 
-fn specs(servers: &[VirtualServer], scripts: &Scripts) -> Result<Vec<ProbeSpec>, Error> {
-    let mut tls = None;
+fn probes(servers: &[VirtualServer], scripts: &Scripts) -> Result<Vec<Box<dyn Probe>>, Error> {
+    let mut context = probe::Context::new(scripts);
     let mut out = Vec::new();
     for vs in servers {
         for rs in &vs.real_server {
             for check in &rs.check {
-                out.push(match check {
-                    Check::Tcp(c) if c.half_open => ProbeSpec::HalfOpen {
-                        target: tcp_target(c, rs),
-                        bind: c.bindto,
-                        timeout: c.connect_timeout,
-                    },
-                    Check::Tcp(c) => ProbeSpec::Tcp {
-                        target: tcp_target(c, rs),
-                        bind: c.bindto,
-                        timeout: c.connect_timeout,
-                    },
-                    Check::HttpGet(c) => http_spec(c, vs, rs, None)?,
-                    Check::SslGet(c) => {
-                        let connector = match &tls {
-                            Some(connector) => connector,
-                            None => tls.insert(http::tls_connector()?),
-                        };
-                        http_spec(c, vs, rs, Some(connector.clone()))?
-                    }
-                    Check::Misc(c) => ProbeSpec::Misc {
-                        program: Arc::new(scripts.program(&c.misc_path)?),
-                        // keepalived: no misc_timeout means the delay_loop.
-                        timeout: c.misc_timeout.unwrap_or(vs.delay_loop),
-                        dynamic: c.misc_dynamic,
-                    },
-                });
+                out.push(probe::build(check, vs, rs, &mut context)?);
             }
         }
     }
@@ -394,7 +251,7 @@ pub fn spawn(
     } else {
         Some(syn::Prober::open(&families, options.origin)?)
     };
-    let specs = specs(servers, &options.scripts)?;
+    let probes = probes(servers, &options.scripts)?;
     let now = clock_now(options.origin);
     let (checker, actions) = Checker::start(&plan::plan(servers), now, |max| {
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
@@ -406,7 +263,7 @@ pub fn spawn(
         checker,
         programs: plan::Programs::of(servers),
         services: servers.iter().map(|vs| vs.service).collect(),
-        specs,
+        probes,
         prober,
         half_open_done: Vec::new(),
         options,
@@ -443,7 +300,7 @@ struct Runner {
     programs: plan::Programs,
     /// Each virtual server's service, in `VsId` order.
     services: Vec<Service>,
-    specs: Vec<ProbeSpec>,
+    probes: Vec<Box<dyn Probe>>,
     /// The half-open prober, if any check is half-open.
     prober: Option<syn::Prober<HalfOpenToken>>,
     /// The prober's finished probes, taken each turn (kept for its
@@ -563,25 +420,23 @@ impl Runner {
             let Some(id) = self.due.pop(now) else {
                 break;
             };
-            let Some(spec) = self.specs.get(id.0 as usize) else {
+            let Some(probe) = self.probes.get(id.0 as usize) else {
                 continue;
             };
-            if let Some(future) = spec.run(id) {
-                running.push(future);
-            } else if let ProbeSpec::HalfOpen {
-                target,
-                bind,
-                timeout,
-            } = *spec
-            {
-                match &mut self.prober {
+            match probe.start() {
+                Start::Future(future) => running.push(timed(id, future)),
+                Start::Syn {
+                    target,
+                    bind,
+                    timeout,
+                } => match &mut self.prober {
                     Some(prober) => prober.start(now, (id, now), target, bind, timeout),
                     None => self.half_open_done.push(Done {
                         token: (id, now),
                         target,
                         outcome: Outcome::Down(Failure::NotStarted),
                     }),
-                }
+                },
             }
         }
         if let Some(prober) = &mut self.prober {
@@ -614,9 +469,10 @@ impl Runner {
         now: clock::Instant,
         dirty: &mut Vec<VsId>,
     ) {
-        if let (Some(metrics), Some(spec)) = (&self.options.metrics, self.specs.get(id.0 as usize))
+        if let (Some(metrics), Some(probe)) =
+            (&self.options.metrics, self.probes.get(id.0 as usize))
         {
-            metrics.check_done(spec.kind(), took);
+            metrics.check_done(probe.kind(), took);
         }
         if let Outcome::Down(Failure::Local(fault)) = outcome {
             self.local_fault(fault);
@@ -789,7 +645,7 @@ impl Runner {
                 .filter_map(|probe| {
                     let (up, last) = self.checker.probe_state(probe)?;
                     Some(CheckStatus {
-                        kind: self.specs.get(probe.0 as usize)?.kind(),
+                        kind: self.probes.get(probe.0 as usize)?.kind(),
                         up,
                         last,
                     })

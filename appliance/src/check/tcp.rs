@@ -4,9 +4,58 @@
 //! SSL_GET. Non-blocking sockets on the tokio reactor: no thread per probe.
 
 use super::decision::{Failure, Outcome};
+use super::probe::{Probe, Start};
+use crate::config::model::{RealServer, TcpCheck};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP_CHECK: a full connect, or with `half_open` a SYN answered.
+pub struct TcpProbe {
+    target: SocketAddr,
+    bind: Option<IpAddr>,
+    timeout: Duration,
+    half_open: bool,
+}
+
+impl TcpProbe {
+    pub fn new(check: &TcpCheck, rs: &RealServer) -> Self {
+        Self {
+            target: target(check, rs),
+            bind: check.bindto,
+            timeout: check.connect_timeout,
+            half_open: check.half_open,
+        }
+    }
+}
+
+impl Probe for TcpProbe {
+    fn kind(&self) -> &'static str {
+        "TCP_CHECK"
+    }
+
+    fn start(&self) -> Start {
+        let (target, bind, timeout) = (self.target, self.bind, self.timeout);
+        if self.half_open {
+            Start::Syn {
+                target,
+                bind,
+                timeout,
+            }
+        } else {
+            Start::Future(Box::pin(probe(target, bind, timeout)))
+        }
+    }
+}
+
+/// Where a TCP_CHECK connects: the real server, or `connect_ip` /
+/// `connect_port`.
+pub fn target(check: &TcpCheck, rs: &RealServer) -> SocketAddr {
+    SocketAddr::new(
+        check.connect_ip.unwrap_or(rs.address.ip()),
+        check.connect_port.unwrap_or(rs.address.port()),
+    )
+}
 
 /// Connects to `target` within `timeout`, bound to `bind` if given.
 pub async fn connect(
