@@ -15,10 +15,10 @@ use super::decision::{
 };
 use super::due::Due;
 
-use super::probe::{self, Probe, Start};
+use super::probe::{Probe, Start};
 use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
-use super::{plan, tcp};
+use super::{http, misc, plan, tcp};
 use crate::clock;
 use crate::config::model::{Check, Service, VirtualServer};
 use crate::metrics::Metrics;
@@ -225,13 +225,26 @@ fn half_open_families(servers: &[VirtualServer]) -> Vec<Family> {
     families
 }
 
+/// Every check's probe, in config order (a probe's `ProbeId` is its index
+/// here). SSL_GET probes share one TLS client.
 fn probes(servers: &[VirtualServer], scripts: &Scripts) -> Result<Vec<Box<dyn Probe>>, Error> {
-    let mut context = probe::Context::new(scripts);
-    let mut out = Vec::new();
+    let mut tls = None;
+    let mut out: Vec<Box<dyn Probe>> = Vec::new();
     for vs in servers {
         for rs in &vs.real_server {
             for check in &rs.check {
-                out.push(probe::build(check, vs, rs, &mut context)?);
+                out.push(match check {
+                    Check::Tcp(c) => Box::new(tcp::TcpProbe::new(c, rs)),
+                    Check::HttpGet(c) => Box::new(http::HttpProbe::new(c, vs, rs, None)?),
+                    Check::SslGet(c) => {
+                        let connector = match &tls {
+                            Some(connector) => connector,
+                            None => tls.insert(http::tls_connector()?),
+                        };
+                        Box::new(http::HttpProbe::new(c, vs, rs, Some(connector.clone()))?)
+                    }
+                    Check::Misc(c) => Box::new(misc::MiscProbe::new(c, vs, scripts)?),
+                });
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Link state: whether an interface can carry traffic now, and a stream of
+//! Link state: an interface as the kernel reports it ([`Link`]), whether
+//! it can carry traffic now, and a stream of
 //! changes from rtnetlink's link multicast group (what `ip monitor link`
 //! shows), so tracked interfaces and our own interface drive FAULT.
 
@@ -8,7 +9,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use rtnetlink::MulticastGroup;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::link::{LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
 /// A change in an interface's ability to carry traffic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +18,17 @@ pub struct LinkEvent {
     pub name: String,
     /// Administratively up and with carrier (IFF_UP and IFF_LOWER_UP);
     /// false also when the interface was deleted.
+    pub up: bool,
+}
+
+/// An interface as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: IfIndex,
+    pub name: String,
+    /// The hardware address (6 bytes on Ethernet), if the link has one.
+    pub mac: Option<Vec<u8>>,
+    /// Up with carrier, as [`is_up`] says.
     pub up: bool,
 }
 
@@ -55,12 +67,31 @@ impl LinkWatch {
                 RouteNetlinkMessage::DelLink(m) => (m, true),
                 _ => continue,
             };
-            let link = super::vip::link_from(&msg);
+            let link = link_from(&msg);
             return Some(LinkEvent {
                 index: link.index,
                 name: link.name,
                 up: !deleted && is_up(&msg),
             });
         }
+    }
+}
+
+/// The interface a link message describes.
+pub(crate) fn link_from(msg: &LinkMessage) -> Link {
+    let mut name = String::new();
+    let mut mac = None;
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Address(a) => mac = Some(a.clone()),
+            _ => {}
+        }
+    }
+    Link {
+        index: IfIndex(msg.header.index),
+        name,
+        mac,
+        up: is_up(msg),
     }
 }

@@ -7,9 +7,9 @@
 //! failed master must answer at once, not after DAD.
 
 use super::IfIndex;
+use super::link::{Link, link_from};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use std::net::IpAddr;
 
 /// A VIP as configured: address, prefix length, optional IPv4 label
@@ -54,17 +54,6 @@ pub enum Error {
         #[source]
         source: rtnetlink::Error,
     },
-}
-
-/// An interface as the kernel reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
-    pub index: IfIndex,
-    pub name: String,
-    /// The hardware address (6 bytes on Ethernet), if the link has one.
-    pub mac: Option<Vec<u8>>,
-    /// Up with carrier, as [`crate::net::link::is_up`] says.
-    pub up: bool,
 }
 
 /// A handle on the kernel's address tables. Cheap to clone.
@@ -206,22 +195,4 @@ fn address_of(msg: &AddressMessage) -> Option<IpAddr> {
             _ => None,
         })
     })
-}
-
-pub(crate) fn link_from(msg: &LinkMessage) -> Link {
-    let mut name = String::new();
-    let mut mac = None;
-    for attr in &msg.attributes {
-        match attr {
-            LinkAttribute::IfName(n) => name = n.clone(),
-            LinkAttribute::Address(a) => mac = Some(a.clone()),
-            _ => {}
-        }
-    }
-    Link {
-        index: IfIndex(msg.header.index),
-        name,
-        mac,
-        up: super::link::is_up(msg),
-    }
 }
