@@ -264,23 +264,17 @@ fn centiseconds(instance: &VrrpInstance) -> Result<Centiseconds, Error> {
     }
 }
 
-fn instance_plan(
+/// The state machine's parameters for `instance` of `config`, with
+/// `primary` as our address on its interface: the one translation from
+/// the config to the VRRP core, which the daemon and the simulator share.
+pub fn machine(
     config: &Config,
-    scripts: &Scripts,
     instance: &VrrpInstance,
-) -> Result<InstancePlan, Error> {
+    primary: IpAddr,
+) -> Result<InstanceConfig, Error> {
     let global = &config.global;
-    let ipv6 = instance.is_ipv6();
-    let placeholder = if ipv6 {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    };
-    let mut machine = InstanceConfig::new(
-        instance.name.clone(),
-        instance.virtual_router_id,
-        placeholder,
-    );
+    let mut machine =
+        InstanceConfig::new(instance.name.clone(), instance.virtual_router_id, primary);
     machine.version = instance.effective_version(global);
     machine.priority = instance.priority;
     machine.adver_int = centiseconds(instance)?;
@@ -324,6 +318,21 @@ fn instance_plan(
             weight: track.weight.unwrap_or(Weight::default()),
         });
     }
+    Ok(machine)
+}
+
+fn instance_plan(
+    config: &Config,
+    scripts: &Scripts,
+    instance: &VrrpInstance,
+) -> Result<InstancePlan, Error> {
+    let ipv6 = instance.is_ipv6();
+    let placeholder = if ipv6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let machine = machine(config, instance, placeholder)?;
     let auth = match &instance.authentication {
         Some(a) => Auth::Pass(Password(a.wire_password())),
         None => Auth::None,

@@ -8,6 +8,7 @@
 pub mod scenario;
 
 use crate::clock::Instant;
+use crate::config::model::VrrpInstance;
 use crate::timeline::{Event, EventKind, Timeline};
 use crate::vrrp::group::SyncGroup;
 use crate::vrrp::machine::{Action, Input, Machine, TrackName};
@@ -55,10 +56,10 @@ impl Node {
         let spec = &self.spec;
         let mut grouped: Vec<&str> = Vec::new();
         let mut units = Vec::new();
-        for group in &spec.sync_groups {
+        for group in &spec.config.vrrp_sync_group {
             let mut members = Vec::new();
-            for name in &group.members {
-                if let Some(inst) = spec.instances.iter().find(|i| &i.name == name) {
+            for name in &group.group {
+                if let Some(inst) = spec.config.vrrp_instance.iter().find(|i| &i.name == name) {
                     members.push(Machine::new(spec.instance_config(inst)?));
                     grouped.push(name);
                 }
@@ -66,7 +67,8 @@ impl Node {
             units.push(Unit::Group(SyncGroup::new(group.name.clone(), members)));
         }
         for inst in spec
-            .instances
+            .config
+            .vrrp_instance
             .iter()
             .filter(|i| !grouped.contains(&i.name.as_str()))
         {
@@ -161,12 +163,14 @@ impl Simulator {
                 units: Vec::new(),
                 scheduled: Vec::new(),
                 scripts_ok: spec
-                    .scripts
+                    .config
+                    .vrrp_script
                     .iter()
-                    .map(|s| (s.name.clone(), s.ok))
+                    .map(|s| (s.name.clone(), true))
                     .collect(),
                 interfaces_up: spec
-                    .instances
+                    .config
+                    .vrrp_instance
                     .iter()
                     .flat_map(|i| i.track_interface.iter().map(|t| (t.name.clone(), true)))
                     .collect(),
@@ -255,10 +259,10 @@ impl Simulator {
                 if !n.running || n.generation != generation {
                     return;
                 }
-                let Some(spec) = n.spec.scripts.get(script) else {
+                let Some(spec) = n.spec.config.vrrp_script.get(script) else {
                     return;
                 };
-                let (name, interval) = (spec.name.clone(), spec.interval.0);
+                let (name, interval) = (spec.name.clone(), spec.interval);
                 let success = n.scripts_ok.get(&name).copied().unwrap_or(true);
                 self.deliver_to_node(
                     node,
@@ -498,7 +502,7 @@ impl Simulator {
             return;
         }
         let generation = node.generation;
-        let specs = &node.spec.instances;
+        let specs = &node.spec.config.vrrp_instance;
         let listeners = node
             .units
             .iter()
@@ -527,7 +531,7 @@ impl Simulator {
             });
         }
         inputs.push(Input::Startup);
-        let scripts = node.spec.scripts.len();
+        let scripts = node.spec.config.vrrp_script.len();
         for input in inputs {
             self.deliver_to_node(index, &input);
         }
@@ -632,7 +636,7 @@ impl Simulator {
         };
         // To the group, which every node hears, or to each unicast peer
         // that is a node of the scenario.
-        let peers = peers(&sender.spec.instances, instance);
+        let peers = peers(&sender.spec.config.vrrp_instance, instance);
         let mut sends = Vec::new();
         for to in (0..self.nodes.len()).filter(|t| *t != from) {
             let dst = if peers.is_empty() {
@@ -763,7 +767,7 @@ fn wire(
 }
 
 /// The unicast peers of the node's instance `name` (none: multicast).
-fn peers(specs: &[scenario::InstanceSpec], name: &str) -> Vec<IpAddr> {
+fn peers(specs: &[VrrpInstance], name: &str) -> Vec<IpAddr> {
     specs
         .iter()
         .find(|s| s.name == name)
@@ -813,16 +817,18 @@ mod tests {
         [[node]]
         name = "a"
         address = "10.0.0.1"
-        [[node.instance]]
+        [[node.config.vrrp_instance]]
         name = "VI_1"
-        vrid = 51
+        interface = "eth0"
+        virtual_router_id = 51
         priority = 150
         [[node]]
         name = "b"
         address = "10.0.0.2"
-        [[node.instance]]
+        [[node.config.vrrp_instance]]
         name = "VI_1"
-        vrid = 51
+        interface = "eth0"
+        virtual_router_id = 51
     "#;
 
     #[test]

@@ -4,11 +4,15 @@
 //! scenario fails with an error naming the culprit.
 
 use crate::clock::Span;
-use crate::vrrp::machine::{InitialState, InstanceConfig, Track, TrackKind, TrackName, Weight};
-use crate::vrrp::{Centiseconds, Priority, Version, Vrid};
+use crate::config::model::{Config, VrrpInstance};
+use crate::config::{self, Format};
+use crate::daemon::plan;
+use crate::vrrp::machine::InstanceConfig;
+use crate::vrrp::{Priority, Version, Vrid};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 /// A whole scenario.
@@ -61,88 +65,12 @@ pub struct NodeSpec {
     /// When the node boots; `None` (key absent) means at 0 s.
     #[serde(default)]
     pub start: Option<Span>,
-    #[serde(default, rename = "script")]
-    pub scripts: Vec<ScriptSpec>,
-    #[serde(default, rename = "instance")]
-    pub instances: Vec<InstanceSpec>,
-    #[serde(default, rename = "sync_group")]
-    pub sync_groups: Vec<SyncGroupSpec>,
-}
-
-/// A check script the node runs every `interval`; its outcome is `ok`
-/// until a `script` event changes it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptSpec {
-    pub name: String,
-    pub interval: Span,
-    #[serde(default = "yes")]
-    pub ok: bool,
-}
-
-/// One VRRP instance (keepalived's `vrrp_instance`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstanceSpec {
-    pub name: String,
-    pub vrid: Vrid,
-    #[serde(default = "default_version")]
-    pub version: Version,
-    #[serde(default = "default_priority")]
-    pub priority: Priority,
-    #[serde(default = "default_advert_int")]
-    pub advert_int: Span,
+    /// The node's config in the appliance's own TOML format (`[node.config]`):
+    /// its `vrrp_instance`, `vrrp_script` and `vrrp_sync_group` blocks go
+    /// through the daemon's validation and planner. Scripts are not run:
+    /// each succeeds until a `script` event says otherwise.
     #[serde(default)]
-    pub state: InitialState,
-    #[serde(default)]
-    pub nopreempt: bool,
-    #[serde(default)]
-    pub preempt_delay: Span,
-    #[serde(default = "default_garp_delay")]
-    pub garp_master_delay: Span,
-    #[serde(default = "default_garp_repeat")]
-    pub garp_master_repeat: u32,
-    #[serde(default)]
-    pub garp_master_refresh: Span,
-    #[serde(default = "default_refresh_repeat")]
-    pub garp_master_refresh_repeat: u32,
-    #[serde(default)]
-    pub lower_prio_no_advert: bool,
-    #[serde(default)]
-    pub track_script: Vec<TrackScriptSpec>,
-    #[serde(default)]
-    pub track_interface: Vec<TrackInterfaceSpec>,
-    /// keepalived's `unicast_peer`: adverts go to these addresses instead
-    /// of the group, and only theirs are taken.
-    #[serde(default)]
-    pub unicast_peer: Vec<IpAddr>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrackScriptSpec {
-    pub name: String,
-    #[serde(default)]
-    pub weight: Weight,
-    #[serde(default = "one")]
-    pub rise: u32,
-    #[serde(default = "one")]
-    pub fall: u32,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrackInterfaceSpec {
-    pub name: String,
-    #[serde(default)]
-    pub weight: Weight,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyncGroupSpec {
-    pub name: String,
-    pub members: Vec<String>,
+    pub config: Config,
 }
 
 /// A fault or operator action at a given time.
@@ -312,8 +240,6 @@ pub enum ScenarioError {
     Toml(#[from] toml::de::Error),
     #[error("node {0:?} is defined twice")]
     DuplicateNode(String),
-    #[error("node {node:?}: instance {instance:?} is defined twice")]
-    DuplicateInstance { node: String, instance: String },
     #[error("{place}: unknown node {node:?}")]
     UnknownNode { place: String, node: String },
     #[error("{place}: node {node:?} has no instance {instance:?}")]
@@ -328,8 +254,6 @@ pub enum ScenarioError {
         node: String,
         script: String,
     },
-    #[error("node {node:?}: instance {instance:?} is in more than one sync group")]
-    TwoGroups { node: String, instance: String },
     #[error("node {node:?} instance {instance:?}: {problem}")]
     BadInstance {
         node: String,
@@ -338,6 +262,8 @@ pub enum ScenarioError {
     },
     #[error("event #{index}: {problem}")]
     BadEvent { index: usize, problem: String },
+    #[error("node {node:?}: config: {problem}")]
+    Config { node: String, problem: String },
 }
 
 impl Scenario {
@@ -376,7 +302,11 @@ impl Scenario {
                 let node = known(&place, name)?;
                 match &event.action {
                     Fault::Priority { instance, .. }
-                        if !node.instances.iter().any(|i| &i.name == instance) =>
+                        if !node
+                            .config
+                            .vrrp_instance
+                            .iter()
+                            .any(|i| &i.name == instance) =>
                     {
                         return Err(ScenarioError::UnknownInstance {
                             place,
@@ -385,7 +315,7 @@ impl Scenario {
                         });
                     }
                     Fault::Script { script, .. }
-                        if !node.scripts.iter().any(|s| &s.name == script) =>
+                        if !node.config.vrrp_script.iter().any(|s| &s.name == script) =>
                     {
                         return Err(ScenarioError::UnknownScript {
                             place,
@@ -451,53 +381,35 @@ impl Scenario {
 
 impl NodeSpec {
     fn validate(&self) -> Result<(), ScenarioError> {
-        let mut names = BTreeSet::new();
-        for inst in &self.instances {
-            if !names.insert(inst.name.as_str()) {
-                return Err(ScenarioError::DuplicateInstance {
-                    node: self.name.clone(),
-                    instance: inst.name.clone(),
-                });
+        // The daemon's own checks, on the config as the daemon would read
+        // it (written out as TOML, so a problem is named by its line).
+        let text = self.config.to_toml().map_err(|e| ScenarioError::Config {
+            node: self.name.clone(),
+            problem: e.to_string(),
+        })?;
+        let path = format!("node {:?} config", self.name);
+        config::load_text(Path::new(&path), &text, Format::Toml).map_err(|d| {
+            ScenarioError::Config {
+                node: self.name.clone(),
+                problem: format!("{d}\n{text}"),
             }
+        })?;
+        for inst in &self.config.vrrp_instance {
             self.instance_config(inst)?;
-            for t in &inst.track_script {
-                if !self.scripts.iter().any(|s| s.name == t.name) {
-                    return Err(ScenarioError::UnknownScript {
-                        place: format!("instance {:?} track_script", inst.name),
-                        node: self.name.clone(),
-                        script: t.name.clone(),
-                    });
-                }
-            }
-        }
-        let mut grouped = BTreeSet::new();
-        for group in &self.sync_groups {
-            for member in &group.members {
-                if !names.contains(member.as_str()) {
-                    return Err(ScenarioError::UnknownInstance {
-                        place: format!("sync group {:?}", group.name),
-                        node: self.name.clone(),
-                        instance: member.clone(),
-                    });
-                }
-                if !grouped.insert(member.as_str()) {
-                    return Err(ScenarioError::TwoGroups {
-                        node: self.name.clone(),
-                        instance: member.clone(),
-                    });
-                }
-            }
         }
         Ok(())
     }
 
-    /// The machine configuration of one of this node's instances.
-    pub fn instance_config(&self, inst: &InstanceSpec) -> Result<InstanceConfig, ScenarioError> {
+    /// The machine configuration of one of this node's instances, through
+    /// the daemon's planner.
+    pub fn instance_config(&self, inst: &VrrpInstance) -> Result<InstanceConfig, ScenarioError> {
         let bad = |problem: String| ScenarioError::BadInstance {
             node: self.name.clone(),
             instance: inst.name.clone(),
             problem,
         };
+        // The daemon learns its address from the interface; a node has one
+        // address, of one family.
         if let Some(peer) = inst
             .unicast_peer
             .iter()
@@ -507,59 +419,7 @@ impl NodeSpec {
                 "unicast_peer {peer} is not of the node's address family"
             )));
         }
-        let micros = inst.advert_int.0.as_micros();
-        let unit = if inst.version == Version::V2 {
-            1_000_000
-        } else {
-            10_000
-        };
-        let centis = u16::try_from(micros / 10_000).unwrap_or(u16::MAX);
-        if !micros.is_multiple_of(unit) || centis == 0 || centis > 4095 {
-            return Err(bad(format!(
-                "advert_int {} must be a whole number of {} between {} and 40.95s",
-                inst.advert_int,
-                if inst.version == Version::V2 {
-                    "seconds"
-                } else {
-                    "centiseconds"
-                },
-                if inst.version == Version::V2 {
-                    "1s"
-                } else {
-                    "0.01s"
-                },
-            )));
-        }
-        let mut cfg = InstanceConfig::new(inst.name.clone(), inst.vrid, self.address);
-        cfg.version = inst.version;
-        cfg.priority = inst.priority;
-        cfg.adver_int = Centiseconds(centis);
-        cfg.initial_state = inst.state;
-        cfg.preempt = !inst.nopreempt;
-        cfg.preempt_delay = inst.preempt_delay.0;
-        cfg.garp_master_delay = inst.garp_master_delay.0;
-        cfg.garp_master_repeat = inst.garp_master_repeat;
-        cfg.garp_master_refresh = inst.garp_master_refresh.0;
-        cfg.garp_master_refresh_repeat = inst.garp_master_refresh_repeat;
-        cfg.lower_prio_no_advert = inst.lower_prio_no_advert;
-        cfg.tracks = inst
-            .track_script
-            .iter()
-            .map(|t| Track {
-                name: TrackName(t.name.clone()),
-                kind: TrackKind::Script {
-                    rise: t.rise,
-                    fall: t.fall,
-                },
-                weight: t.weight,
-            })
-            .chain(inst.track_interface.iter().map(|t| Track {
-                name: TrackName(t.name.clone()),
-                kind: TrackKind::Interface,
-                weight: t.weight,
-            }))
-            .collect();
-        Ok(cfg)
+        plan::machine(&self.config, inst, self.address).map_err(|e| bad(e.to_string()))
     }
 
     pub fn start_time(&self) -> Duration {
@@ -567,34 +427,17 @@ impl NodeSpec {
     }
 }
 
-fn yes() -> bool {
-    true
-}
-fn one() -> u32 {
-    1
-}
 fn default_version() -> Version {
     Version::V2
 }
-fn default_priority() -> Priority {
-    Priority::DEFAULT
-}
 fn default_advert_int() -> Span {
     Span(Duration::from_secs(1))
-}
-fn default_garp_delay() -> Span {
-    Span(Duration::from_secs(5))
-}
-fn default_garp_repeat() -> u32 {
-    5
-}
-fn default_refresh_repeat() -> u32 {
-    1
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vrrp::Centiseconds;
 
     const PAIR: &str = r#"
         name = "pair"
@@ -602,23 +445,25 @@ mod tests {
         [[node]]
         name = "a"
         address = "10.0.0.1"
-        [[node.instance]]
+        [[node.config.vrrp_instance]]
         name = "VI_1"
-        vrid = 51
+        interface = "eth0"
+        virtual_router_id = 51
         priority = 150
         [[node]]
         name = "b"
         address = "10.0.0.2"
-        [[node.instance]]
+        [[node.config.vrrp_instance]]
         name = "VI_1"
-        vrid = 51
+        interface = "eth0"
+        virtual_router_id = 51
     "#;
 
     #[test]
     fn parses_with_keepalived_defaults() {
         let s = Scenario::from_toml(PAIR).unwrap();
         let b = s.node("b").unwrap();
-        let cfg = b.instance_config(&b.instances[0]).unwrap();
+        let cfg = b.instance_config(&b.config.vrrp_instance[0]).unwrap();
         assert_eq!(cfg.priority, Priority::DEFAULT);
         assert_eq!(cfg.adver_int, Centiseconds(100));
         assert_eq!(cfg.version, Version::V2);
@@ -652,6 +497,28 @@ mod tests {
         let err = Scenario::from_toml(&text).unwrap_err().to_string();
         assert!(
             err.contains("unicast_peer 2001:db8::2") && err.contains("\"a\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_daemons_config_checks_apply_to_each_node() {
+        let twice = PAIR.replace(
+            "priority = 150",
+            "priority = 150\n[[node.config.vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 52",
+        );
+        let err = Scenario::from_toml(&twice).unwrap_err().to_string();
+        assert!(
+            err.contains("node \"a\": config") && err.contains("VI_1"),
+            "{err}"
+        );
+        let untracked = PAIR.replace(
+            "priority = 150",
+            "priority = 150\ntrack_script = [{ name = \"nowhere\" }]",
+        );
+        let err = Scenario::from_toml(&untracked).unwrap_err().to_string();
+        assert!(
+            err.contains("node \"a\": config") && err.contains("nowhere"),
             "{err}"
         );
     }
