@@ -73,7 +73,7 @@ fn parse(spec: &str) -> HashMap<String, Plan> {
 
 /// Passes through the point `name`, panicking or holding if its plan says
 /// so.
-pub fn hit(name: &str) {
+pub(crate) fn hit(name: &str) {
     static POINTS: OnceLock<Mutex<HashMap<String, Plan>>> = OnceLock::new();
     let points =
         POINTS.get_or_init(|| Mutex::new(parse(&std::env::var("FAILPOINTS").unwrap_or_default())));

@@ -5,6 +5,10 @@
 //! daemon drives them with real sockets and clocks; the simulator drives the
 //! same cores with a virtual clock in tests.
 
+// What is not used outside the crate is pub(crate): `make lint` denies a
+// `pub` item that no other crate can reach.
+#![warn(unreachable_pub)]
+
 // The sans-IO cores live in their own crate (appliance/core), which cannot
 // reach tokio, nix or libc; they keep their paths here.
 pub use appliance_core::{checksum, clock, timeline, vrrp};
@@ -15,12 +19,12 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 #[cfg(feature = "failpoints")]
-pub mod failpoint;
+pub(crate) mod failpoint;
 pub mod init;
 pub mod logging;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod net;
-pub mod rotating;
+pub(crate) mod rotating;
 pub mod script;
 pub mod sim;
 

@@ -33,7 +33,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// connects again).
 const CONNECTION_TIME: Duration = Duration::from_secs(30);
 /// Connections served at once.
-pub const MAX_CLIENTS: usize = 32;
+pub(crate) const MAX_CLIENTS: usize = 32;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
@@ -346,7 +346,7 @@ fn operation_name(op: &Op) -> &'static str {
 /// once), each closed after [`CONNECTION_TIME`]: idle or slow clients by
 /// the thousand must neither hold the descriptors the health checks need
 /// nor memory.
-pub async fn serve<F, Fut>(listener: TcpListener, metrics: Arc<Metrics>, status: F)
+pub(crate) async fn serve<F, Fut>(listener: TcpListener, metrics: Arc<Metrics>, status: F)
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Option<Status>> + Send,

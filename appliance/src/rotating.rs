@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// `path` with `.1` appended: the previous generation.
-pub fn previous(path: &Path) -> PathBuf {
+pub(crate) fn previous(path: &Path) -> PathBuf {
     let mut old = path.as_os_str().to_owned();
     old.push(".1");
     PathBuf::from(old)
@@ -20,7 +20,7 @@ pub fn previous(path: &Path) -> PathBuf {
 /// one). Each `write` lands whole in one generation, so a line written in
 /// one call is never split across the two files.
 #[derive(Debug)]
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     limit: Option<u64>,
     file: File,
@@ -31,7 +31,7 @@ impl RotatingFile {
     /// Opens `path` for appending; a symlink there is refused (ELOOP), so
     /// a link planted in a shared directory cannot make the daemon append
     /// to another file.
-    pub fn open(path: &Path, limit: Option<u64>) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &Path, limit: Option<u64>) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)

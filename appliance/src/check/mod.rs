@@ -9,12 +9,13 @@
 pub mod http;
 pub mod misc;
 pub mod plan;
-pub mod probe;
+pub(crate) mod probe;
 pub mod runner;
 pub mod syn;
 pub mod tcp;
 
-pub use appliance_core::check::{TICK, decision, due};
+pub(crate) use appliance_core::check::due;
+pub use appliance_core::check::{TICK, decision};
 
 use crate::clock;
 use decision::LocalFault;

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 /// One run of a probe, as the runner drives it.
-pub enum Start {
+pub(crate) enum Start {
     /// A future on the runner's task, with the outcome.
     Future(Pin<Box<dyn Future<Output = Outcome> + Send>>),
     /// A half-open TCP check: no future at all, the runner's SYN prober
@@ -25,7 +25,7 @@ pub enum Start {
 }
 
 /// A check of one real server, built from its check block.
-pub trait Probe: Send + Sync {
+pub(crate) trait Probe: Send + Sync {
     /// keepalived's name of the check (`TCP_CHECK`, `SSL_GET`...), which
     /// the metrics count by.
     fn kind(&self) -> &'static str;

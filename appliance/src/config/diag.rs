@@ -33,7 +33,7 @@ impl Position {
 /// rescanning the text for each: a TOML config has a position per key, and
 /// counting lines from the top for every key made a 2,000-service config
 /// take half a minute to load.
-pub struct Lines<'t> {
+pub(crate) struct Lines<'t> {
     file: Arc<Path>,
     text: &'t str,
     /// Byte offset of each line's first byte.
@@ -46,7 +46,7 @@ pub struct Lines<'t> {
 }
 
 impl<'t> Lines<'t> {
-    pub fn new(file: Arc<Path>, text: &'t str) -> Self {
+    pub(crate) fn new(file: Arc<Path>, text: &'t str) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -60,7 +60,7 @@ impl<'t> Lines<'t> {
 
     /// Position of byte `offset` (of the text's end if `offset` is past it
     /// or inside a character).
-    pub fn position(&mut self, offset: usize) -> Position {
+    pub(crate) fn position(&mut self, offset: usize) -> Position {
         let offset = if self.text.is_char_boundary(offset) {
             offset
         } else {

@@ -10,11 +10,11 @@ use std::path::Path;
 
 /// The largest config file read: ten times a keepalived.conf of 10,000
 /// virtual servers with 4 real servers each.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Why a config file was not read.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("not a regular file (a {0}): configs are read from files only")]
@@ -28,7 +28,7 @@ pub enum Error {
 /// Reads `path` as a config file. The open does not block (a FIFO with no
 /// writer would) and the type is checked on the opened file, so nothing
 /// can swap it between the check and the read.
-pub fn read(path: &Path) -> Result<String, Error> {
+pub(crate) fn read(path: &Path) -> Result<String, Error> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)

@@ -5,12 +5,12 @@
 //! TOML format; anything else (`keepalived.conf`, `*.conf`, no extension) is
 //! read as keepalived.conf.
 
-pub mod diag;
-pub mod file;
-pub mod keepalived;
+pub(crate) mod diag;
+pub(crate) mod file;
+pub(crate) mod keepalived;
 pub mod model;
 mod toml_load;
-pub mod validate;
+pub(crate) mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Position, SourceMap};
 pub use model::Config;

@@ -431,11 +431,11 @@ mod prefixed {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
     use std::net::IpAddr;
 
-    pub fn serialize<S: Serializer>(net: &IpNet, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(net: &IpNet, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(net)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text)
             .ok_or_else(|| D::Error::custom(format!("bad address '{text}': expected IP[/PREFIX]")))

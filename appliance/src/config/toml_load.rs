@@ -11,7 +11,7 @@ use toml::de::{DeTable, DeValue};
 /// Parses `text` (the contents of `path`). A syntax or type error stops the
 /// parse (serde reports the first one); its position comes from the TOML
 /// parser's span.
-pub fn load(path: &Path, text: &str) -> Result<(Config, SourceMap), Vec<Diagnostic>> {
+pub(super) fn load(path: &Path, text: &str) -> Result<(Config, SourceMap), Vec<Diagnostic>> {
     let file: Arc<Path> = Arc::from(path);
     let error = |e: toml::de::Error| {
         let pos = match e.span() {

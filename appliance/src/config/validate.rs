@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// Every problem found in `config`; `map` locates them.
-pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
+pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     let mut v = Validator {
         map,
         out: Vec::new(),
@@ -33,7 +33,7 @@ pub fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
 /// Whether `key` names a kernel parameter: dotted words of lowercase
 /// letters, digits, `_` and `-` (interface names may hold `-`), nothing
 /// that could leave /proc/sys.
-pub fn is_sysctl_key(key: &str) -> bool {
+pub(crate) fn is_sysctl_key(key: &str) -> bool {
     !key.is_empty()
         && key.split('.').all(|word| {
             !word.is_empty()

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Held while the daemon runs.
 #[derive(Debug)]
-pub struct StateLock {
+pub(super) struct StateLock {
     _file: Flock<File>,
 }
 
@@ -35,7 +35,7 @@ pub enum Error {
 }
 
 /// Takes the lock of `dir` (created if missing) for this process.
-pub fn acquire(dir: &Path) -> Result<StateLock, Error> {
+pub(super) fn acquire(dir: &Path) -> Result<StateLock, Error> {
     let path = dir.join("lock");
     let io = |source| Error::Io {
         path: path.clone(),

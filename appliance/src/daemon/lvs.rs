@@ -10,7 +10,7 @@ use crate::dataplane::ipvs::{Ipvs, SyncRole, Timeouts};
 use crate::vrrp::machine::State;
 use tracing::{debug, error, info};
 
-pub struct Lvs {
+pub(super) struct Lvs {
     plan: LvsPlan,
     /// Opened on first use, so that a config without these settings needs
     /// no IPVS.
@@ -40,7 +40,7 @@ fn open(ipvs: &mut Option<Ipvs>) -> Option<&mut Ipvs> {
 }
 
 impl Lvs {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             plan: LvsPlan::default(),
             ipvs: None,
@@ -51,7 +51,7 @@ impl Lvs {
     /// Applies `plan` (at start, and after a reload) where it differs from
     /// the last one. A changed sync daemon restarts in the role `state`,
     /// the instance's current state, asks for.
-    pub fn configure(&mut self, plan: LvsPlan, state: Option<State>) {
+    pub(super) fn configure(&mut self, plan: LvsPlan, state: Option<State>) {
         if plan.timeouts != self.plan.timeouts
             && plan.timeouts != Timeouts::default()
             && let Some(ipvs) = open(&mut self.ipvs)
@@ -76,7 +76,7 @@ impl Lvs {
     }
 
     /// VRRP instance `instance` entered `state`.
-    pub fn state_changed(&mut self, instance: &str, state: State) {
+    pub(super) fn state_changed(&mut self, instance: &str, state: State) {
         if self
             .plan
             .sync_daemon

@@ -23,13 +23,13 @@
 
 mod lock;
 mod lvs;
-pub mod plan;
+pub(crate) mod plan;
 mod pools;
 mod programmer;
 mod reload;
 mod retry;
 pub mod status;
-pub mod systemd;
+pub(crate) mod systemd;
 mod timeline_log;
 mod vrrp;
 

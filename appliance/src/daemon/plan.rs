@@ -24,7 +24,7 @@ fn default_script_timeout(interval: Duration) -> Duration {
 
 /// Everything the daemon runs for one config.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// This router's name in logs and the timeline (`router_id`, else the
     /// host name).
     pub node: String,
@@ -35,7 +35,7 @@ pub struct Plan {
 
 /// IPVS settings beside the service table.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LvsPlan {
+pub(crate) struct LvsPlan {
     pub sync_daemon: Option<SyncPlan>,
     /// `lvs_timeouts` in seconds; `None` leaves the kernel's value.
     pub timeouts: Timeouts,
@@ -44,7 +44,7 @@ pub struct LvsPlan {
 /// `lvs_sync_daemon`: the connection sync daemon and the instance whose
 /// state picks its role.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncPlan {
+pub(crate) struct SyncPlan {
     pub instance: String,
     pub interface: String,
     /// `id`, else the instance's virtual router id (keepalived's default).
@@ -57,7 +57,7 @@ pub struct SyncPlan {
 
 impl SyncPlan {
     /// The daemon to run in `role`.
-    pub fn daemon(&self, role: SyncRole) -> SyncDaemon {
+    pub(crate) fn daemon(&self, role: SyncRole) -> SyncDaemon {
         SyncDaemon {
             role,
             interface: self.interface.clone(),
@@ -72,7 +72,7 @@ impl SyncPlan {
 
 /// A lone instance or a sync group's members.
 #[derive(Clone, Debug, PartialEq)]
-pub enum UnitPlan {
+pub(crate) enum UnitPlan {
     Solo(Box<InstancePlan>),
     Group {
         name: String,
@@ -84,14 +84,14 @@ pub enum UnitPlan {
 
 impl UnitPlan {
     /// The instance's name, or the sync group's.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             UnitPlan::Solo(i) => i.name(),
             UnitPlan::Group { name, .. } => name,
         }
     }
 
-    pub fn instances(&self) -> &[InstancePlan] {
+    pub(crate) fn instances(&self) -> &[InstancePlan] {
         match self {
             UnitPlan::Solo(i) => std::slice::from_ref(i),
             UnitPlan::Group { members, .. } => members,
@@ -101,7 +101,7 @@ impl UnitPlan {
 
 /// One VRRP instance.
 #[derive(Clone, Debug, PartialEq)]
-pub struct InstancePlan {
+pub(crate) struct InstancePlan {
     /// The machine's parameters. `primary_address` is a placeholder until
     /// the daemon reads the interface's address ([`InstancePlan::resolve`]).
     pub machine: InstanceConfig,
@@ -120,16 +120,16 @@ pub struct InstancePlan {
 }
 
 impl InstancePlan {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.machine.name
     }
 
-    pub fn version(&self) -> Version {
+    pub(crate) fn version(&self) -> Version {
         self.machine.version
     }
 
     /// The machine's config with our primary address on the interface.
-    pub fn resolve(&self, primary: IpAddr) -> InstanceConfig {
+    pub(crate) fn resolve(&self, primary: IpAddr) -> InstanceConfig {
         InstanceConfig {
             primary_address: primary,
             ..self.machine.clone()
@@ -137,14 +137,14 @@ impl InstancePlan {
     }
 
     /// Every VIP the instance holds as master.
-    pub fn all_vips(&self) -> impl Iterator<Item = &(String, Vip)> {
+    pub(crate) fn all_vips(&self) -> impl Iterator<Item = &(String, Vip)> {
         self.vips.iter().chain(&self.excluded)
     }
 }
 
 /// keepalived's notify programs of an instance or a sync group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Notify {
+pub(crate) struct Notify {
     pub master: Option<Program>,
     pub backup: Option<Program>,
     pub fault: Option<Program>,
@@ -156,7 +156,7 @@ pub struct Notify {
 
 /// A `vrrp_script` the daemon runs on its interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScriptPlan {
+pub(crate) struct ScriptPlan {
     pub name: String,
     pub program: Program,
     pub interval: Duration,
@@ -267,7 +267,7 @@ fn centiseconds(instance: &VrrpInstance) -> Result<Centiseconds, Error> {
 /// The state machine's parameters for `instance` of `config`, with
 /// `primary` as our address on its interface: the one translation from
 /// the config to the VRRP core, which the daemon and the simulator share.
-pub fn machine(
+pub(crate) fn machine(
     config: &Config,
     instance: &VrrpInstance,
     primary: IpAddr,
@@ -369,7 +369,7 @@ fn instance_plan(
 
 /// The plan for `config`, its programs run as `scripts` says; `hostname`
 /// names the node when `router_id` is not set.
-pub fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result<Plan, Error> {
+pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result<Plan, Error> {
     let mut instances = config
         .vrrp_instance
         .iter()

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// The configured table and the checker's pools.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pools {
+pub(super) struct Pools {
     configured: Table,
     /// By [`VsId`] (config order): the kernel service and its forwarding
     /// method (the sorry server's too, as keepalived's default).
@@ -20,7 +20,7 @@ pub struct Pools {
 }
 
 impl Pools {
-    pub fn new(servers: &[VirtualServer]) -> Result<Self, BuildError> {
+    pub(super) fn new(servers: &[VirtualServer]) -> Result<Self, BuildError> {
         let configured = dataplane::from_config(servers)?;
         let mut services = Vec::with_capacity(servers.len());
         for vs in servers {
@@ -38,17 +38,17 @@ impl Pools {
     }
 
     /// The configured table (every real server at its configured weight).
-    pub fn configured(&self) -> &Table {
+    pub(super) fn configured(&self) -> &Table {
         &self.configured
     }
 
     /// The kernel service of a virtual server.
-    pub fn key(&self, vs: VsId) -> Option<ServiceKey> {
+    pub(super) fn key(&self, vs: VsId) -> Option<ServiceKey> {
         self.services.get(vs.0 as usize).map(|(key, _)| *key)
     }
 
     /// Records `vs`'s pool; false if it is the one already recorded.
-    pub fn set(&mut self, vs: VsId, mut pool: Vec<PoolEntry>) -> bool {
+    pub(super) fn set(&mut self, vs: VsId, mut pool: Vec<PoolEntry>) -> bool {
         pool.sort();
         if self.pools.get(&vs) == Some(&pool) {
             return false;
@@ -61,7 +61,7 @@ impl Pools {
     /// in place of its virtual server's destinations. A pool member keeps
     /// its configured thresholds; the sorry server (not configured as a real
     /// server) has none.
-    pub fn desired(&self) -> Table {
+    pub(super) fn desired(&self) -> Table {
         let mut table = self.configured.clone();
         for (vs, pool) in &self.pools {
             let Some((key, forwarding)) = self.services.get(vs.0 as usize) else {

@@ -25,7 +25,7 @@ const SHUTDOWN_WAIT: Duration =
     Duration::from_secs(dataplane::netlink::ANSWER_TIMEOUT.as_secs() + 5);
 
 /// A table to apply.
-pub struct Job {
+pub(super) struct Job {
     /// The services the kernel should hold.
     pub table: Table,
     /// How many configured services are left out of `table` (their VRRP
@@ -35,7 +35,7 @@ pub struct Job {
 
 /// How applying a submission went.
 #[derive(Debug)]
-pub struct Outcome {
+pub(super) struct Outcome {
     /// The submission applied; the ones before it that were replaced
     /// before their turn are answered by this one too.
     pub generation: u64,
@@ -55,7 +55,7 @@ struct Inbox {
 type Shared = Arc<(Mutex<Inbox>, Condvar)>;
 
 /// The control loop's side of the thread.
-pub struct Programmer {
+pub(super) struct Programmer {
     shared: Shared,
     /// Closed when the thread ends (not joined: a stop does not wait for a
     /// kernel that never answers).
@@ -67,7 +67,7 @@ impl Programmer {
     /// Starts the thread. The backend is chosen when it first has work
     /// (IPVS when the kernel has it, else nftables, unless `choice` forces
     /// one); the ownership record lives at `state`.
-    pub fn start(
+    pub(super) fn start(
         choice: Option<dataplane::Choice>,
         state: PathBuf,
         metrics: Arc<Metrics>,
@@ -101,7 +101,7 @@ impl Programmer {
 
     /// Hands `job` to the thread, replacing any submission it has not
     /// taken yet; returns the submission's generation.
-    pub fn submit(&mut self, job: Job) -> u64 {
+    pub(super) fn submit(&mut self, job: Job) -> u64 {
         self.submitted += 1;
         let (inbox, ready) = &*self.shared;
         inbox.lock().unwrap_or_else(PoisonError::into_inner).latest = Some((self.submitted, job));
@@ -110,14 +110,14 @@ impl Programmer {
     }
 
     /// The generation of the last submission.
-    pub fn submitted(&self) -> u64 {
+    pub(super) fn submitted(&self) -> u64 {
         self.submitted
     }
 
     /// Lets the thread apply what it was last given, then waits for it to
     /// end, but no longer than a kernel that does not answer is waited for
     /// (the kernel then keeps what it holds).
-    pub async fn shutdown(self) {
+    pub(super) async fn shutdown(self) {
         {
             let (inbox, ready) = &*self.shared;
             inbox.lock().unwrap_or_else(PoisonError::into_inner).closing = true;

@@ -12,12 +12,12 @@ use tokio::time::Instant;
 const FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between attempts: short enough that a part fixed by
 /// hand comes back soon, long enough that a lasting failure logs little.
-pub const CEILING: Duration = Duration::from_secs(10);
+pub(super) const CEILING: Duration = Duration::from_secs(10);
 
 /// A failing part's attempts and the next one's time; idle when nothing
 /// fails.
 #[derive(Debug, Default, Clone)]
-pub struct Backoff {
+pub(super) struct Backoff {
     failures: u32,
     due: Option<Instant>,
 }
@@ -25,7 +25,7 @@ pub struct Backoff {
 impl Backoff {
     /// An attempt failed at `now`: the next is due after the current wait,
     /// which then doubles.
-    pub fn failed(&mut self, now: Instant) {
+    pub(super) fn failed(&mut self, now: Instant) {
         let wait = FIRST
             .saturating_mul(1 << self.failures.min(16))
             .min(CEILING);
@@ -34,29 +34,29 @@ impl Backoff {
     }
 
     /// It applied: nothing is due.
-    pub fn succeeded(&mut self) {
+    pub(super) fn succeeded(&mut self) {
         *self = Self::default();
     }
 
     /// Something that may have fixed it happened: try at `now`.
-    pub fn hurry(&mut self, now: Instant) {
+    pub(super) fn hurry(&mut self, now: Instant) {
         if self.due.is_some() {
             self.due = Some(now);
         }
     }
 
     /// When the next attempt is due, if one is.
-    pub fn due(&self) -> Option<Instant> {
+    pub(super) fn due(&self) -> Option<Instant> {
         self.due
     }
 
     /// Failed attempts in a row.
-    pub fn failures(&self) -> u32 {
+    pub(super) fn failures(&self) -> u32 {
         self.failures
     }
 
     /// Sleeps until the next attempt, or forever when none is due.
-    pub async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         match self.due {
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 /// The daemon's side of the notify protocol.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     /// The status line last sent, so an unchanged one is not sent again.
     status: String,
     /// Whether a send has failed already (logged once).
@@ -23,14 +23,14 @@ impl Notifier {
     /// How often the watchdog must be fed: half its timeout, as
     /// sd_watchdog_enabled(3) advises; none when systemd runs no watchdog
     /// for this process.
-    pub fn watchdog_interval() -> Option<Duration> {
+    pub(crate) fn watchdog_interval() -> Option<Duration> {
         sd_notify::watchdog_enabled()
             .filter(|timeout| !timeout.is_zero())
             .map(|timeout| timeout / 2)
     }
 
     /// Startup, or a reload, is done.
-    pub fn ready(&mut self, status: String) {
+    pub(crate) fn ready(&mut self, status: String) {
         self.status = status;
         let status = self.status.clone();
         self.send(&[NotifyState::Ready, NotifyState::Status(&status)]);
@@ -38,7 +38,7 @@ impl Notifier {
 
     /// A reload begins. `MONOTONIC_USEC` tells systemd which reload this
     /// is (it ignores a `READY=1` older than its own request).
-    pub fn reloading(&mut self) {
+    pub(crate) fn reloading(&mut self) {
         let mut states = vec![NotifyState::Reloading];
         if let Ok(now) = NotifyState::monotonic_usec_now() {
             states.push(now);
@@ -47,7 +47,7 @@ impl Notifier {
     }
 
     /// The instances' states changed: a new status line, if it differs.
-    pub fn status(&mut self, status: String) {
+    pub(crate) fn status(&mut self, status: String) {
         if status != self.status {
             self.status = status;
             let status = self.status.clone();
@@ -55,11 +55,11 @@ impl Notifier {
         }
     }
 
-    pub fn stopping(&mut self) {
+    pub(crate) fn stopping(&mut self) {
         self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }
 
-    pub fn watchdog(&mut self) {
+    pub(crate) fn watchdog(&mut self) {
         self.send(&[NotifyState::Watchdog]);
     }
 
@@ -77,7 +77,7 @@ impl Notifier {
 
 /// The status line: each instance's state, and the dataplane.
 /// `VI_1 MASTER, VI_2 BACKUP; dataplane ipvs`.
-pub fn status_line<'a>(
+pub(crate) fn status_line<'a>(
     instances: impl IntoIterator<Item = (&'a str, State)>,
     dataplane: Option<&str>,
 ) -> String {

@@ -19,13 +19,13 @@ struct Line<'a> {
 }
 
 /// Appends timeline events to a file, or drops them when none was given.
-pub struct TimelineLog {
+pub(super) struct TimelineLog {
     file: Option<RotatingFile>,
 }
 
 impl TimelineLog {
     /// Appends to `path`, rotated at `max_size` bytes.
-    pub fn open(path: Option<&Path>, max_size: Option<u64>) -> std::io::Result<Self> {
+    pub(super) fn open(path: Option<&Path>, max_size: Option<u64>) -> std::io::Result<Self> {
         let file = match path {
             Some(path) => Some(RotatingFile::open(path, max_size)?),
             None => None,
@@ -35,7 +35,7 @@ impl TimelineLog {
 
     /// Writes one event as a line; each line is one `write` so concurrent
     /// readers never see half an event.
-    pub fn append(&mut self, event: &Event) -> std::io::Result<()> {
+    pub(super) fn append(&mut self, event: &Event) -> std::io::Result<()> {
         let Some(file) = &mut self.file else {
             return Ok(());
         };

@@ -53,7 +53,7 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 const NOTIFY_SLOTS: usize = 16;
 
 /// What the rest of the daemon asks of the VRRP driver.
-pub enum Command {
+pub(super) enum Command {
     /// Move the units to a new plan; the answer says what changed.
     Reload {
         plan: Plan,
@@ -65,7 +65,7 @@ pub enum Command {
 
 /// What a reload of the units did.
 #[derive(Debug, Default)]
-pub struct ReloadOutcome {
+pub(super) struct ReloadOutcome {
     pub stopped: usize,
     pub reprioritised: usize,
     pub started: usize,
@@ -74,7 +74,7 @@ pub struct ReloadOutcome {
 
 /// What the VRRP driver tells the rest of the daemon.
 #[derive(Debug)]
-pub enum Report {
+pub(super) enum Report {
     /// An instance changed state (the dataplane and the sync daemon
     /// follow some instances).
     StateChanged { instance: String, to: State },
@@ -82,7 +82,7 @@ pub enum Report {
 
 /// The instances as they are, for status and the service manager.
 #[derive(Debug, Default, Clone)]
-pub struct Snapshot {
+pub(super) struct Snapshot {
     pub instances: Vec<InstanceView>,
     /// Units of the plan that could not start, retried until they do.
     pub pending: Vec<PendingUnit>,
@@ -90,7 +90,7 @@ pub struct Snapshot {
 
 /// A unit of the plan that is not running: why, and how often it failed.
 #[derive(Debug, Clone)]
-pub struct PendingUnit {
+pub(super) struct PendingUnit {
     pub name: String,
     pub error: String,
     pub failures: u32,
@@ -98,7 +98,7 @@ pub struct PendingUnit {
 
 /// One instance in a [`Snapshot`].
 #[derive(Debug, Clone)]
-pub struct InstanceView {
+pub(super) struct InstanceView {
     pub name: String,
     pub vrid: u8,
     pub state: State,
@@ -111,7 +111,7 @@ pub struct InstanceView {
 
 /// An instance's last state change.
 #[derive(Debug, Clone)]
-pub struct Transition {
+pub(super) struct Transition {
     pub from: State,
     pub to: State,
     pub reason: String,
@@ -122,14 +122,14 @@ pub struct Transition {
 
 /// The rest of the daemon's end of the VRRP driver (its reports come on
 /// the receiver [`Handle::start`] returns beside it).
-pub struct Handle {
+pub(super) struct Handle {
     commands: mpsc::Sender<Command>,
     snapshot: Arc<Mutex<Snapshot>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the driver is started with.
-pub struct Setup {
+pub(super) struct Setup {
     pub plan: Plan,
     /// The daemon's clock origin, shared so timeline times agree.
     pub origin: tokio::time::Instant,
@@ -140,7 +140,9 @@ pub struct Setup {
 impl Handle {
     /// Starts the driver on its own thread and waits until its units have
     /// started (or failed to: nothing of them is left then).
-    pub async fn start(setup: Setup) -> Result<(Self, mpsc::UnboundedReceiver<Report>), Error> {
+    pub(super) async fn start(
+        setup: Setup,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Report>), Error> {
         let (commands_tx, commands) = mpsc::channel(16);
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
@@ -204,7 +206,7 @@ impl Handle {
     }
 
     /// The instances as they are now.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> Snapshot {
         self.snapshot
             .lock()
             .map(|s| s.clone())
@@ -212,7 +214,7 @@ impl Handle {
     }
 
     /// Moves the units to `plan`.
-    pub async fn reload(&self, plan: Plan) -> ReloadOutcome {
+    pub(super) async fn reload(&self, plan: Plan) -> ReloadOutcome {
         let (reply, answer) = oneshot::channel();
         if self
             .commands
@@ -232,7 +234,7 @@ impl Handle {
     }
 
     /// Resigns every master, removes the VIPs and ends the thread.
-    pub async fn shutdown(mut self) {
+    pub(super) async fn shutdown(mut self) {
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Shutdown(reply)).await.is_ok() {
             let _ = done.await;
@@ -252,7 +254,7 @@ impl Handle {
 /// Removes every VIP of `plan` (but an address owner's), from outside the
 /// driver: when its thread died, a master's VIPs would otherwise stay up
 /// with no one advertising them, beside the peer that takes them over.
-pub async fn release_vips(plan: &Plan) {
+pub(super) async fn release_vips(plan: &Plan) {
     let addresses = match Addresses::connect() {
         Ok(addresses) => addresses,
         Err(e) => {
@@ -1407,7 +1409,7 @@ async fn run_script(script: ScriptPlan, sender: mpsc::Sender<Event>) {
 }
 
 /// Appends to the timeline file shared with the rest of the daemon.
-pub fn append(timeline: &Mutex<TimelineLog>, event: &TimelineEvent) {
+pub(super) fn append(timeline: &Mutex<TimelineLog>, event: &TimelineEvent) {
     let written = match timeline.lock() {
         Ok(mut log) => log.append(event),
         Err(poisoned) => poisoned.into_inner().append(event),

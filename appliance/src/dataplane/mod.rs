@@ -13,11 +13,11 @@
 //!
 //! `docs/dataplane.md` describes the model and the ownership rule.
 
-pub mod build;
+pub(crate) mod build;
 pub mod ipvs;
 pub mod netlink;
 pub mod nftables;
-pub mod reconcile;
+pub(crate) mod reconcile;
 
 pub use appliance_core::dataplane::*;
 pub use build::{BuildError, from_config};

@@ -25,7 +25,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where the daemon keeps its ownership record.
-pub const DEFAULT_STATE_PATH: &str = "/run/appliance/dataplane.json";
+pub(crate) const DEFAULT_STATE_PATH: &str = "/run/appliance/dataplane.json";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StateFile {

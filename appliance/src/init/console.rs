@@ -10,7 +10,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 use tracing::{info, warn};
 
-pub const PROMPT: &str = "appliance> ";
+pub(super) const PROMPT: &str = "appliance> ";
 /// Lines `log` and `timeline` show by default.
 const DEFAULT_LINES: usize = 20;
 /// `log` and `timeline` read at most this much of a file's end.
@@ -30,7 +30,7 @@ reboot           stop the appliance and reboot
 
 /// A console command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
+pub(super) enum Command {
     /// A blank line: just the prompt again.
     Nothing,
     Help,
@@ -52,7 +52,7 @@ pub enum Command {
 
 /// Why a line is not a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
+pub(super) enum ParseError {
     #[error("unknown command '{0}'")]
     Unknown(String),
     #[error("{command}: unexpected '{argument}'")]
@@ -60,7 +60,7 @@ pub enum ParseError {
 }
 
 /// Parses one console line.
-pub fn parse(line: &str) -> Result<Command, ParseError> {
+pub(super) fn parse(line: &str) -> Result<Command, ParseError> {
     let mut words = line.split_whitespace();
     let Some(command) = words.next() else {
         return Ok(Command::Nothing);
@@ -99,7 +99,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
 
 /// The last `n` lines of `text` (a final newline does not make an empty
 /// last line).
-pub fn last_lines(text: &str, n: usize) -> &str {
+pub(super) fn last_lines(text: &str, n: usize) -> &str {
     if n == 0 {
         return "";
     }
@@ -212,7 +212,7 @@ impl Console {
 
 /// Starts the prompt on standard input and output (the console). The
 /// thread ends at the end of input (no console).
-pub fn spawn(state: Arc<Mutex<State>>, requests: Sender<Request>) {
+pub(super) fn spawn(state: Arc<Mutex<State>>, requests: Sender<Request>) {
     let console = Console { state, requests };
     let started = std::thread::Builder::new()
         .name("console".into())

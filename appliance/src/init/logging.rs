@@ -16,7 +16,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// The log file, when there is one; a cheap handle shared by the tracing
 /// layer and init's code.
 #[derive(Clone, Default)]
-pub struct LogFile(Arc<Mutex<Option<PathBuf>>>);
+pub(super) struct LogFile(Arc<Mutex<Option<PathBuf>>>);
 
 impl LogFile {
     fn path(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
@@ -25,19 +25,19 @@ impl LogFile {
 
     /// Appends to `path` from now on (creating it now, so that a file that
     /// cannot be written is known at once), instead of any file before.
-    pub fn open(&self, path: &Path) -> std::io::Result<()> {
+    pub(super) fn open(&self, path: &Path) -> std::io::Result<()> {
         append(path, b"")?;
         *self.path() = Some(path.to_path_buf());
         Ok(())
     }
 
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         *self.path() = None;
     }
 
     /// Writes `text` as it is to the console and to the file: lines that
     /// must read exactly as other tools print them (config problems).
-    pub fn echo(&self, text: &str) {
+    pub(super) fn echo(&self, text: &str) {
         let _ = std::io::stderr().write_all(text.as_bytes());
         if let Some(path) = self.path().as_deref() {
             let _ = append(path, text.as_bytes());
@@ -54,7 +54,7 @@ fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// A write to the log file; dropped when there is none.
-pub struct FileWriter(LogFile);
+pub(super) struct FileWriter(LogFile);
 
 impl Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -105,7 +105,7 @@ where
 /// Installs init's subscriber: the console lines on stderr, and the log
 /// file's. `RUST_LOG` filters (the kernel passes `RUST_LOG=debug` from its
 /// command line to init's environment); `info` by default.
-pub fn install(file: &LogFile) {
+pub(super) fn install(file: &LogFile) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

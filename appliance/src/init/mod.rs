@@ -31,20 +31,20 @@ use tracing::{error, info, warn};
 
 /// The image's layout, as its build script makes it.
 mod paths {
-    pub const APPLIANCE: &str = "/bin/appliance";
-    pub const SHELL: &str = "/bin/sh";
-    pub const MODULES_ROOT: &str = "/lib/modules";
+    pub(super) const APPLIANCE: &str = "/bin/appliance";
+    pub(super) const SHELL: &str = "/bin/sh";
+    pub(super) const MODULES_ROOT: &str = "/lib/modules";
     /// Modules loaded at every boot, one name per line.
-    pub const MODULES_LIST: &str = "/etc/appliance/modules";
+    pub(super) const MODULES_LIST: &str = "/etc/appliance/modules";
     /// One line naming the image, for the boot banner.
-    pub const RELEASE: &str = "/etc/appliance/release";
-    pub const SYS: &str = "/sys";
+    pub(super) const RELEASE: &str = "/etc/appliance/release";
+    pub(super) const SYS: &str = "/sys";
     /// The GPT partition name of the config partition.
-    pub const PARTITION_NAME: &str = "appliance-config";
-    pub const CONFIG_DIR: &str = "/config";
-    pub const LOG_DIR: &str = "/config/log";
-    pub const LOG_FILE: &str = "/config/log/appliance.log";
-    pub const TIMELINE_FILE: &str = "/config/log/timeline.jsonl";
+    pub(super) const PARTITION_NAME: &str = "appliance-config";
+    pub(super) const CONFIG_DIR: &str = "/config";
+    pub(super) const LOG_DIR: &str = "/config/log";
+    pub(super) const LOG_FILE: &str = "/config/log/appliance.log";
+    pub(super) const TIMELINE_FILE: &str = "/config/log/timeline.jsonl";
 }
 
 /// The host name: an initramfs has none, and the daemon takes its default

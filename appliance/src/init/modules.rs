@@ -19,7 +19,7 @@ const MAX_ROUNDS: usize = 8;
 
 /// What went wrong reading the module index.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(super) enum Error {
     #[error("reading {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -31,7 +31,7 @@ pub enum Error {
 /// A module's file and the files of everything it needs, as one line of
 /// `modules.dep` lists them (paths relative to the modules directory).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(super) struct Entry {
     pub path: PathBuf,
     pub deps: Vec<PathBuf>,
 }
@@ -39,7 +39,7 @@ pub struct Entry {
 /// The name the kernel knows a module by: its file name without the
 /// `.ko` suffix (or a compressed one's), with `-` read as `_` as modprobe
 /// does.
-pub fn module_name(path: &Path) -> String {
+pub(super) fn module_name(path: &Path) -> String {
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy())
@@ -52,13 +52,13 @@ pub fn module_name(path: &Path) -> String {
 }
 
 /// `-` and `_` are the same in module names.
-pub fn normalize(name: &str) -> String {
+pub(super) fn normalize(name: &str) -> String {
     name.replace('-', "_")
 }
 
 /// Parses `modules.dep`: `path: dep dep ...` per line, keyed by module name.
 /// Lines without a colon are skipped.
-pub fn parse_dep(text: &str) -> HashMap<String, Entry> {
+pub(super) fn parse_dep(text: &str) -> HashMap<String, Entry> {
     text.lines()
         .filter_map(|line| {
             let (path, deps) = line.split_once(':')?;
@@ -74,14 +74,14 @@ pub fn parse_dep(text: &str) -> HashMap<String, Entry> {
 
 /// One `alias PATTERN MODULE` line of `modules.alias`.
 #[derive(Debug, Clone)]
-pub struct Alias {
+pub(super) struct Alias {
     pub pattern: Pattern,
     pub module: String,
 }
 
 /// Parses `modules.alias`. Returns the aliases and the lines whose pattern
 /// is not a valid glob (they cannot match anything, but are worth saying).
-pub fn parse_alias(text: &str) -> (Vec<Alias>, Vec<String>) {
+pub(super) fn parse_alias(text: &str) -> (Vec<Alias>, Vec<String>) {
     let mut aliases = Vec::new();
     let mut invalid = Vec::new();
     for line in text.lines() {
@@ -110,7 +110,7 @@ pub fn parse_alias(text: &str) -> (Vec<Alias>, Vec<String>) {
 
 /// The modules whose alias matches a device's `modalias`, each once, in
 /// name order.
-pub fn matching(aliases: &[Alias], modalias: &str) -> BTreeSet<String> {
+pub(super) fn matching(aliases: &[Alias], modalias: &str) -> BTreeSet<String> {
     aliases
         .iter()
         .filter(|a| a.pattern.matches(modalias))
@@ -122,7 +122,10 @@ pub fn matching(aliases: &[Alias], modalias: &str) -> BTreeSet<String> {
 /// first (modules.dep lists a chain from the module outwards), then the
 /// module itself. `None` when modules.dep does not know the module (it may
 /// be built into the kernel).
-pub fn load_order<'a>(deps: &'a HashMap<String, Entry>, name: &str) -> Option<Vec<&'a Path>> {
+pub(super) fn load_order<'a>(
+    deps: &'a HashMap<String, Entry>,
+    name: &str,
+) -> Option<Vec<&'a Path>> {
     let entry = deps.get(&normalize(name))?;
     let mut order: Vec<&Path> = entry.deps.iter().rev().map(PathBuf::as_path).collect();
     order.push(&entry.path);
@@ -131,7 +134,7 @@ pub fn load_order<'a>(deps: &'a HashMap<String, Entry>, name: &str) -> Option<Ve
 
 /// The lines of `/etc/appliance/modules`: a module name and optional
 /// parameters (`ip_vs conn_tab_bits=20`) per line, `#` comments.
-pub fn parse_list(text: &str) -> Vec<(String, String)> {
+pub(super) fn parse_list(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(|line| line.split('#').next().unwrap_or_default().trim())
         .filter(|line| !line.is_empty())
@@ -145,7 +148,7 @@ pub fn parse_list(text: &str) -> Vec<(String, String)> {
 /// Every distinct `modalias` of a device on a bus under `sys`
 /// (`bus/*/devices/*/modalias`). Unreadable entries are skipped: devices
 /// come and go while this runs.
-pub fn modaliases(sys: &Path) -> BTreeSet<String> {
+pub(super) fn modaliases(sys: &Path) -> BTreeSet<String> {
     let entries = |dir: PathBuf| {
         std::fs::read_dir(dir)
             .into_iter()
@@ -162,10 +165,10 @@ pub fn modaliases(sys: &Path) -> BTreeSet<String> {
 }
 
 /// The system call that loads one module file with its parameters.
-pub type Insert<'a> = dyn FnMut(&Path, &str) -> std::io::Result<()> + 'a;
+pub(super) type Insert<'a> = dyn FnMut(&Path, &str) -> std::io::Result<()> + 'a;
 
 /// Loads a module file into the kernel with `finit_module(2)`.
-pub fn finit(path: &Path, params: &str) -> std::io::Result<()> {
+pub(super) fn finit(path: &Path, params: &str) -> std::io::Result<()> {
     let file = std::fs::File::open(path)?;
     let params = CString::new(params)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -175,7 +178,7 @@ pub fn finit(path: &Path, params: &str) -> std::io::Result<()> {
 
 /// What one pass (the boot list, or a coldplug) did.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Report {
+pub(super) struct Report {
     /// Modules loaded now, dependencies included, in load order.
     pub loaded: Vec<String>,
     /// Modules that failed to load, with the kernel's reason.
@@ -194,7 +197,7 @@ enum Outcome {
 }
 
 /// The module index of one kernel and what was loaded from it.
-pub struct Loader {
+pub(super) struct Loader {
     dir: PathBuf,
     deps: HashMap<String, Entry>,
     aliases: Vec<Alias>,
@@ -205,7 +208,7 @@ impl Loader {
     /// Reads `modules.dep` (required) and `modules.alias` (without it,
     /// coldplug matches nothing) from `dir`, `/lib/modules/<release>`.
     /// Returns the loader and the alias lines that could not be parsed.
-    pub fn open(dir: &Path) -> Result<(Self, Vec<String>), Error> {
+    pub(super) fn open(dir: &Path) -> Result<(Self, Vec<String>), Error> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
@@ -221,7 +224,7 @@ impl Loader {
         Ok((Self::new(dir, deps, aliases), invalid))
     }
 
-    pub fn new(dir: &Path, deps: HashMap<String, Entry>, aliases: Vec<Alias>) -> Self {
+    pub(super) fn new(dir: &Path, deps: HashMap<String, Entry>, aliases: Vec<Alias>) -> Self {
         Self {
             dir: dir.to_path_buf(),
             deps,
@@ -234,7 +237,13 @@ impl Loader {
     /// once per boot: an earlier failure is not retried. A dependency that
     /// fails stops the chain, as modprobe does; `EEXIST` means the kernel
     /// already has the module, which is what was wanted.
-    pub fn load(&mut self, name: &str, params: &str, insert: &mut Insert<'_>, report: &mut Report) {
+    pub(super) fn load(
+        &mut self,
+        name: &str,
+        params: &str,
+        insert: &mut Insert<'_>,
+        report: &mut Report,
+    ) {
         let Some(order) = load_order(&self.deps, name) else {
             let name = normalize(name);
             if !self.state.contains_key(&name) {
@@ -274,7 +283,7 @@ impl Loader {
 
     /// Loads the drivers of the devices under `sys` until a round finds
     /// no module it has not tried.
-    pub fn coldplug(&mut self, sys: &Path, insert: &mut Insert<'_>) -> Report {
+    pub(super) fn coldplug(&mut self, sys: &Path, insert: &mut Insert<'_>) -> Report {
         let mut report = Report::default();
         for _ in 0..MAX_ROUNDS {
             let wanted: BTreeSet<String> = modaliases(sys)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// What went wrong, naming the mount point.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(super) enum Error {
     #[error("creating {}: {source}", path.display())]
     Create {
         path: PathBuf,
@@ -108,7 +108,7 @@ fn mount(
 /// Mounts proc, sysfs, devtmpfs and the tmpfs. One that fails does not
 /// stop the others; one already mounted (the kernel may mount devtmpfs
 /// itself) is fine.
-pub fn early() -> Vec<Error> {
+pub(super) fn early() -> Vec<Error> {
     early_mounts()
         .iter()
         .filter_map(|m| {
@@ -141,7 +141,7 @@ fn needs_console(fd: i32) -> bool {
 /// Opens /dev/console on whichever standard stream lacks it (the kernel
 /// gives PID 1 the console only if the initramfs has the device node).
 /// Needs /proc and /dev.
-pub fn console() -> Result<(), Error> {
+pub(super) fn console() -> Result<(), Error> {
     let missing: Vec<i32> = (0..=2).filter(|&fd| needs_console(fd)).collect();
     if missing.is_empty() {
         return Ok(());
@@ -165,14 +165,14 @@ pub fn console() -> Result<(), Error> {
 /// Mounts the config partition (FAT) at `target`. `flush` writes each
 /// file out when it is closed, so that a power cut loses less of a log or
 /// an edited config.
-pub fn config(device: &Path, target: &Path) -> Result<(), Error> {
+pub(super) fn config(device: &Path, target: &Path) -> Result<(), Error> {
     let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount("vfat", device, target, flags, Some("flush"))
 }
 
 /// Unmounts `target`; if something still holds it, remounts it read-only
 /// so that at least nothing is left half written.
-pub fn unmount(target: &Path) -> Result<(), Error> {
+pub(super) fn unmount(target: &Path) -> Result<(), Error> {
     match nix::mount::umount(target) {
         Ok(()) => Ok(()),
         Err(Errno::EBUSY) => nix::mount::mount(
@@ -195,7 +195,7 @@ pub fn unmount(target: &Path) -> Result<(), Error> {
 /// Dirty pages reach the disk within about two seconds instead of the
 /// kernel's thirty: the only writes are the logs on the config partition,
 /// and an appliance is often switched off at the plug.
-pub fn prompt_writeback() -> std::io::Result<()> {
+pub(super) fn prompt_writeback() -> std::io::Result<()> {
     std::fs::write("/proc/sys/vm/dirty_expire_centisecs", "100")?;
     std::fs::write("/proc/sys/vm/dirty_writeback_centisecs", "100")
 }

@@ -30,7 +30,7 @@ fn apply(network: &Network) -> Result<(), String> {
 /// ::1 then: the status socket and checks of local services need it): at
 /// boot, so that a config naming an interface finds it up even without a
 /// `[network]` entry for it, and whenever init keeps the box reachable.
-pub fn all_links_up() {
+pub(super) fn all_links_up() {
     match block_on(crate::net::setup::all_links_up()) {
         Ok(Ok(links)) => {
             let mut up = Vec::new();
@@ -50,7 +50,7 @@ pub fn all_links_up() {
 /// Applies `network`, read from `source`, for a daemon that will not: its
 /// config is a keepalived.conf. A failure is logged and every link is
 /// brought up instead.
-pub fn apply_from(network: &Network, source: &Path) {
+pub(super) fn apply_from(network: &Network, source: &Path) {
     match apply(network) {
         Ok(()) => info!(
             file = %source.display(),
@@ -68,7 +68,7 @@ pub fn apply_from(network: &Network, source: &Path) {
 /// Keeps the network up while `file` (the config, if there is one) cannot
 /// run: its `[network]` if it is TOML and that table alone is valid, else
 /// every link up.
-pub fn fallback(file: Option<&Path>) {
+pub(super) fn fallback(file: Option<&Path>) {
     let network = file
         .filter(|file| Format::detect(file) == Format::Toml)
         .and_then(|file| {

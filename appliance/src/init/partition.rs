@@ -16,7 +16,7 @@ fn uevent_field<'a>(uevent: &'a str, key: &str) -> Option<&'a str> {
 /// The device nodes (`/dev/vda2`) of the block devices under `sys` whose
 /// partition name is `name`, in device name order. A device that vanishes
 /// while this looks is skipped.
-pub fn find(sys: &Path, name: &str) -> Vec<PathBuf> {
+pub(super) fn find(sys: &Path, name: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(sys.join("class/block")) else {
         return Vec::new();
     };

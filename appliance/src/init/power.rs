@@ -41,7 +41,12 @@ fn wait_all(timeout: Duration) {
 }
 
 /// Stops everything and powers off or reboots.
-pub fn shutdown(power: Power, daemon: Option<Pid>, log: &LogFile, config_dir: Option<&Path>) -> ! {
+pub(super) fn shutdown(
+    power: Power,
+    daemon: Option<Pid>,
+    log: &LogFile,
+    config_dir: Option<&Path>,
+) -> ! {
     info!(action = %power, "shutting down");
     if let Some(pid) = daemon {
         match supervise::stop(pid, STOP_GRACE) {

@@ -16,12 +16,12 @@ use tracing::error;
 
 /// The signalfd; without one (the kernel refused it) init still runs, and
 /// the console's `poweroff` and `reboot` still work.
-pub struct Signals(Option<SignalFd>);
+pub(super) struct Signals(Option<SignalFd>);
 
 impl Signals {
     /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and opens a
     /// non-blocking signalfd for them.
-    pub fn block() -> Self {
+    pub(super) fn block() -> Self {
         let open = || -> Result<SignalFd, Errno> {
             let mut mask = SigSet::empty();
             for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
@@ -40,7 +40,7 @@ impl Signals {
     }
 
     /// The request of the next pending signal, if any.
-    pub fn poll(&self) -> Option<Request> {
+    pub(super) fn poll(&self) -> Option<Request> {
         let fd = self.0.as_ref()?;
         loop {
             let info = fd.read_signal().ok()??;

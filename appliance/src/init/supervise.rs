@@ -30,7 +30,7 @@ const TICK: Duration = Duration::from_millis(100);
 const CONFIG_POLL: Duration = Duration::from_secs(2);
 /// How long the daemon may take to resign and remove its addresses after
 /// SIGTERM before it is killed.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The daemon keeps its log and timeline files under this size each (plus
 /// one previous generation), so that the small config partition never
 /// fills.
@@ -41,7 +41,7 @@ const NETWORK_FILE: &str = "network.toml";
 /// The delay before restarting the daemon: 1 s after an exit, doubling
 /// with each quick exit up to 30 s; a run of a minute or more starts over.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoff {
+pub(super) struct Backoff {
     next: Duration,
 }
 
@@ -51,12 +51,12 @@ impl Backoff {
     /// A run this long was a success: the next failure is a new one.
     const STABLE: Duration = Duration::from_secs(60);
 
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { next: Self::FIRST }
     }
 
     /// The delay before the next start, after a run that lasted `ran`.
-    pub fn after_exit(&mut self, ran: Duration) -> Duration {
+    pub(super) fn after_exit(&mut self, ran: Duration) -> Duration {
         if ran >= Self::STABLE {
             self.next = Self::FIRST;
         }
@@ -66,7 +66,7 @@ impl Backoff {
     }
 
     /// Starts over: a start the operator asked for is not a failure.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.next = Self::FIRST;
     }
 }
@@ -75,7 +75,7 @@ impl Backoff {
 /// it reads from its signalfd, and a mask survives exec); with `session`,
 /// in a new session whose controlling terminal is its standard input, so
 /// that a shell has job control and Ctrl-C.
-pub fn spawn(mut command: Command, session: bool) -> std::io::Result<Pid> {
+pub(super) fn spawn(mut command: Command, session: bool) -> std::io::Result<Pid> {
     // SAFETY: between fork and exec the closure makes only async-signal-
     // safe system calls (sigprocmask, setsid, ioctl) and allocates nothing.
     unsafe {
@@ -97,7 +97,7 @@ pub fn spawn(mut command: Command, session: bool) -> std::io::Result<Pid> {
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(super) enum Exit {
     Status(i32),
     Signal(Signal),
 }
@@ -112,7 +112,7 @@ impl std::fmt::Display for Exit {
 }
 
 /// Collects every child that has ended, without waiting.
-pub fn reap() -> Vec<(Pid, Exit)> {
+pub(super) fn reap() -> Vec<(Pid, Exit)> {
     let mut ended = Vec::new();
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -147,7 +147,7 @@ fn wait_for(pid: Pid, timeout: Duration) -> Option<Exit> {
 
 /// Asks `pid` to stop (SIGTERM), kills it after `grace`, and returns how it
 /// ended (`None` if even SIGKILL did not end it within a second).
-pub fn stop(pid: Pid, grace: Duration) -> Option<Exit> {
+pub(super) fn stop(pid: Pid, grace: Duration) -> Option<Exit> {
     if let Err(e) = kill(pid, Signal::SIGTERM) {
         debug!(pid = pid.as_raw(), error = %e, "SIGTERM not delivered");
     }
@@ -162,7 +162,7 @@ pub fn stop(pid: Pid, grace: Duration) -> Option<Exit> {
 /// Runs `shell` on the console until it exits, reaping what else ends.
 /// Returns the power request if one came meanwhile (the shell is then
 /// left to the shutdown, which ends every process).
-pub fn rescue(shell: &Path, signals: &Signals) -> Option<Power> {
+pub(super) fn rescue(shell: &Path, signals: &Signals) -> Option<Power> {
     let mut command = Command::new(shell);
     command.env("PATH", "/bin").env("HOME", "/");
     let pid = match spawn(command, true) {
@@ -187,7 +187,7 @@ pub fn rescue(shell: &Path, signals: &Signals) -> Option<Power> {
 }
 
 /// The config file in `dir`: `appliance.toml`, else `keepalived.conf`.
-pub fn config_file(dir: &Path) -> Option<PathBuf> {
+pub(super) fn config_file(dir: &Path) -> Option<PathBuf> {
     ["appliance.toml", "keepalived.conf"]
         .iter()
         .map(|name| dir.join(name))
@@ -221,7 +221,7 @@ enum Phase {
 }
 
 /// The main loop once the system is up.
-pub struct Supervisor {
+pub(super) struct Supervisor {
     /// Where the config partition is mounted; `None` without one.
     config_dir: Option<PathBuf>,
     log: LogFile,
@@ -231,7 +231,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config_dir: Option<PathBuf>, log: LogFile, state: Arc<Mutex<State>>) -> Self {
+    pub(super) fn new(config_dir: Option<PathBuf>, log: LogFile, state: Arc<Mutex<State>>) -> Self {
         Self {
             config_dir,
             log,
@@ -242,7 +242,7 @@ impl Supervisor {
     }
 
     /// The running daemon, for the shutdown to stop.
-    pub fn daemon(&self) -> Option<Pid> {
+    pub(super) fn daemon(&self) -> Option<Pid> {
         match self.phase {
             Phase::Running { pid, .. } => Some(pid),
             _ => None,
@@ -251,7 +251,7 @@ impl Supervisor {
 
     /// Keeps the daemon running (once [`Self::start`]ed) until a power
     /// request, which it returns.
-    pub fn run(&mut self, signals: &Signals, requests: &Receiver<Request>) -> Power {
+    pub(super) fn run(&mut self, signals: &Signals, requests: &Receiver<Request>) -> Power {
         loop {
             let pending = signals.poll().or_else(|| requests.try_recv().ok());
             if let Some(request) = pending {
@@ -294,7 +294,7 @@ impl Supervisor {
     }
 
     /// Checks the config and starts the daemon with it, or waits.
-    pub fn start(&mut self) {
+    pub(super) fn start(&mut self) {
         let Some(dir) = self.config_dir.clone() else {
             self.set_state("not running: no config partition".into());
             super::network::fallback(None);

@@ -6,7 +6,7 @@
 
 pub mod gratuitous;
 pub mod link;
-pub mod setup;
+pub(crate) mod setup;
 pub mod socket;
 pub mod vip;
 

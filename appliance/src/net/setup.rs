@@ -45,7 +45,7 @@ pub enum Error {
 
 /// Applies `network` in the current network namespace, in order: links
 /// up, addresses, routes (which need both), sysctls (some name links).
-pub async fn apply(network: &Network) -> Result<(), Error> {
+pub(crate) async fn apply(network: &Network) -> Result<(), Error> {
     if network.is_empty() {
         return Ok(());
     }
@@ -162,7 +162,7 @@ async fn add_route(handle: &rtnetlink::Handle, route: &NetworkRoute) -> Result<(
 /// (IPv6 link-local at least) when it has no usable `[network]`. Returns
 /// each link's name, in index order, with how bringing it up went: one
 /// that fails does not keep the others down.
-pub async fn all_links_up() -> Result<Vec<(String, Result<(), Error>)>, Error> {
+pub(crate) async fn all_links_up() -> Result<Vec<(String, Result<(), Error>)>, Error> {
     let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Connect)?;
     let task = tokio::spawn(connection);
     let result = all_links_up_with(&handle).await;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// A user of /etc/passwd.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
+pub(crate) struct User {
     pub name: String,
     pub uid: u32,
     /// Its primary group.
@@ -23,7 +23,7 @@ struct Group {
 
 /// The user and group tables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Accounts {
+pub(crate) struct Accounts {
     users: Vec<User>,
     groups: Vec<Group>,
 }
@@ -31,7 +31,7 @@ pub struct Accounts {
 impl Accounts {
     /// /etc/passwd and /etc/group; a file that cannot be read holds no
     /// one (a scratch image has neither).
-    pub fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let read = |path: &str| std::fs::read_to_string(Path::new(path)).unwrap_or_default();
         Self::parse(&read("/etc/passwd"), &read("/etc/group"))
     }
@@ -39,7 +39,7 @@ impl Accounts {
     /// The tables from the files' text. Lines that are not entries
     /// (comments, NIS `+` lines, a bad number) are skipped, as getpwent(3)
     /// skips them.
-    pub fn parse(passwd: &str, group: &str) -> Self {
+    pub(crate) fn parse(passwd: &str, group: &str) -> Self {
         let users = passwd
             .lines()
             .filter_map(|line| {
@@ -80,18 +80,18 @@ impl Accounts {
     }
 
     /// The first entry named `name`, as getpwnam(3) returns it.
-    pub fn user(&self, name: &str) -> Option<&User> {
+    pub(crate) fn user(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)
     }
 
     /// The id of the first group named `name`.
-    pub fn group(&self, name: &str) -> Option<u32> {
+    pub(crate) fn group(&self, name: &str) -> Option<u32> {
         self.groups.iter().find(|g| g.name == name).map(|g| g.gid)
     }
 
     /// The user's groups as getgrouplist(3) gives them: its primary group,
     /// then every group that lists it as a member, each once.
-    pub fn groups_of(&self, user: &User) -> Vec<u32> {
+    pub(crate) fn groups_of(&self, user: &User) -> Vec<u32> {
         let mut out = vec![user.gid];
         for group in &self.groups {
             if group.members.contains(&user.name) && !out.contains(&group.gid) {

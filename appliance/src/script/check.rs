@@ -33,22 +33,22 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The default user when it exists and `script_user` is not set.
-pub const DEFAULT_USER: &str = "keepalived_script";
+pub(crate) const DEFAULT_USER: &str = "keepalived_script";
 
 /// What the checks ask of the system.
-pub trait Host: Fs {
+pub(crate) trait Host: Fs {
     fn privileges(&self) -> &Privileges;
     fn accounts(&self) -> &Accounts;
 }
 
 /// This machine, as it is when asked.
-pub struct System {
+pub(crate) struct System {
     privileges: Privileges,
     accounts: Accounts,
 }
 
 impl System {
-    pub fn read() -> Self {
+    pub(crate) fn read() -> Self {
         Self {
             privileges: Privileges::current(),
             accounts: Accounts::read(),
@@ -128,7 +128,7 @@ impl Scripts {
 
 /// A checked config's scripts, and what it is warned about.
 #[derive(Debug)]
-pub struct Checked {
+pub(crate) struct Checked {
     pub scripts: Scripts,
     pub warnings: Vec<Diagnostic>,
 }
@@ -155,7 +155,11 @@ struct Checker<'a, H> {
 }
 
 /// Resolves and checks every program of `config` (valid, from `map`).
-pub fn check(config: &Config, map: &SourceMap, host: &impl Host) -> Result<Checked, Diagnostics> {
+pub(crate) fn check(
+    config: &Config,
+    map: &SourceMap,
+    host: &impl Host,
+) -> Result<Checked, Diagnostics> {
     let mut c = Checker {
         host,
         map,

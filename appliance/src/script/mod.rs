@@ -11,10 +11,10 @@
 //! systemd would otherwise pass to it), and with the environment of
 //! [`environment`] only.
 
-pub mod accounts;
-pub mod check;
-pub mod secure;
-pub mod user;
+pub(crate) mod accounts;
+pub(crate) mod check;
+pub(crate) mod secure;
+pub(crate) mod user;
 
 pub use user::{Identity, Privileges, RunAs};
 

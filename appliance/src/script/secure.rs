@@ -21,7 +21,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// What a walk needs to know of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub kind: Kind,
     pub uid: u32,
     pub gid: u32,
@@ -30,7 +30,7 @@ pub struct Meta {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Dir,
     File,
     Symlink,
@@ -50,7 +50,7 @@ const ANY_EXEC: u32 = 0o111;
 const MAX_LINKS: usize = 40;
 
 /// The file system as the checks see it.
-pub trait Fs {
+pub(crate) trait Fs {
     /// The entry itself (a link is not followed).
     fn lstat(&self, path: &Path) -> io::Result<Meta>;
     /// What the entry leads to (links followed).
@@ -59,7 +59,7 @@ pub trait Fs {
 }
 
 /// The machine's file system.
-pub struct RealFs;
+pub(crate) struct RealFs;
 
 fn meta(m: &std::fs::Metadata) -> Meta {
     use std::os::unix::fs::MetadataExt;
@@ -96,7 +96,7 @@ impl Fs for RealFs {
 
 /// Why an entry lets someone else change the script.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// Owned by neither root nor the script's user.
     Owner(u32),
     /// Writable by this group (not root's).
@@ -117,7 +117,7 @@ impl std::fmt::Display for Why {
 
 /// Why a script failed the check.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Problem {
+pub(crate) enum Problem {
     #[error("{} is {why}", component.display())]
     Insecure { component: PathBuf, why: Why },
     #[error("{}: {error}", component.display())]
@@ -154,7 +154,7 @@ fn judge(meta: &Meta, user: u32) -> Option<Why> {
 
 /// Whether the file gives whoever runs it root's user or group (set-id
 /// root): keepalived protects such a script as one run as root.
-pub fn raises_to_root(file: &Meta) -> bool {
+pub(crate) fn raises_to_root(file: &Meta) -> bool {
     (file.uid == 0 && file.mode & SET_UID != 0 && file.mode & USER_EXEC != 0)
         || (file.gid == 0 && file.mode & SET_GID != 0 && file.mode & GROUP_EXEC != 0)
 }
@@ -174,7 +174,7 @@ fn steps(path: &Path) -> impl Iterator<Item = Step> + '_ {
 
 /// Walks `path` as the kernel resolves it, judging every entry for a
 /// script run as `user`; the first problem stops the walk.
-pub fn check(path: &Path, user: u32, fs: &impl Fs) -> Result<(), Problem> {
+pub(crate) fn check(path: &Path, user: u32, fs: &impl Fs) -> Result<(), Problem> {
     if !path.is_absolute() {
         return Err(Problem::Relative {
             path: path.to_path_buf(),
@@ -238,7 +238,7 @@ pub fn check(path: &Path, user: u32, fs: &impl Fs) -> Result<(), Problem> {
 
 /// The first executable regular file named `name` in the directories of
 /// `path` (a `PATH` value), as execvp(3) would run it.
-pub fn search(name: &str, path: &str, fs: &impl Fs) -> Option<PathBuf> {
+pub(crate) fn search(name: &str, path: &str, fs: &impl Fs) -> Option<PathBuf> {
     path.split(':')
         .filter(|dir| dir.starts_with('/'))
         .map(|dir| Path::new(dir).join(name))

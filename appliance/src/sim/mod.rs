@@ -5,7 +5,7 @@
 //! Scenarios are data ([`scenario::Scenario`]); `docs/simulator.md`
 //! describes the file format.
 
-pub mod scenario;
+pub(crate) mod scenario;
 
 use crate::clock::Instant;
 use crate::config::model::VrrpInstance;

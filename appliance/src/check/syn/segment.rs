@@ -22,17 +22,17 @@ pub mod flags {
 mod field {
     use std::ops::Range;
 
-    pub const SRC_PORT: Range<usize> = 0..2;
-    pub const DST_PORT: Range<usize> = 2..4;
-    pub const SEQ: Range<usize> = 4..8;
-    pub const ACK: Range<usize> = 8..12;
+    pub(super) const SRC_PORT: Range<usize> = 0..2;
+    pub(super) const DST_PORT: Range<usize> = 2..4;
+    pub(super) const SEQ: Range<usize> = 4..8;
+    pub(super) const ACK: Range<usize> = 8..12;
     /// Data offset (header length in 32-bit words) in the high nibble.
-    pub const DATA_OFFSET: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WINDOW: Range<usize> = 14..16;
-    pub const CHECKSUM: Range<usize> = 16..18;
-    pub const URGENT: Range<usize> = 18..20;
-    pub const OPTIONS: usize = 20;
+    pub(super) const DATA_OFFSET: usize = 12;
+    pub(super) const FLAGS: usize = 13;
+    pub(super) const WINDOW: Range<usize> = 14..16;
+    pub(super) const CHECKSUM: Range<usize> = 16..18;
+    pub(super) const URGENT: Range<usize> = 18..20;
+    pub(super) const OPTIONS: usize = 20;
 }
 
 /// Option kind of the maximum segment size (RFC 9293 §3.2), and its length.

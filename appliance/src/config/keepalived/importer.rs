@@ -17,7 +17,7 @@ fn default_persistence_timeout() -> Duration {
 }
 
 /// Builds the model from `statements`; problems go to the returned list.
-pub fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, Vec<Diagnostic>) {
+pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, Vec<Diagnostic>) {
     let mut im = Importer {
         config: Config::default(),
         map,

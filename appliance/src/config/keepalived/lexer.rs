@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenKind {
+pub(crate) enum TokenKind {
     /// A word; `quoted` if it was written as `"..."`.
     Word {
         text: String,
@@ -27,14 +27,14 @@ pub enum TokenKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
+pub(crate) struct Token {
     pub kind: TokenKind,
     pub pos: Position,
 }
 
 /// Splits `text` (the contents of `file`) into tokens. Problems (an
 /// unterminated quote) are reported and the rest of the line is skipped.
-pub fn lex(file: &Arc<Path>, text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
+pub(crate) fn lex(file: &Arc<Path>, text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
     let mut tokens = Vec::new();
     let mut errors = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -164,7 +164,7 @@ fn lex_line(
 /// (alloc_strvec_quoted_escaped): white space separates words, `"..."` and
 /// `'...'` quote, and backslash escapes (`\n`, `\t`, `\x41`, `\101`, `\cX`,
 /// `\"`, ...) are decoded.
-pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_command(s: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut chars = s.chars().peekable();
     loop {

@@ -1,9 +1,9 @@
 //! keepalived.conf import: the lexer (tokens), the parser (statements,
 //! blocks, includes) and the importer (statements to the native model).
 
-pub mod importer;
-pub mod lexer;
-pub mod parser;
+pub(crate) mod importer;
+pub(crate) mod lexer;
+pub(crate) mod parser;
 
 use super::diag::{Diagnostic, SourceMap};
 use super::model::Config;
@@ -12,20 +12,20 @@ use std::path::Path;
 /// Reads keepalived.conf `path` (and its includes) into the model. The
 /// model is complete even when problems were found, so that validation can
 /// report its own findings alongside.
-pub fn load(path: &Path) -> (Config, SourceMap, Vec<Diagnostic>) {
+pub(crate) fn load(path: &Path) -> (Config, SourceMap, Vec<Diagnostic>) {
     let (statements, mut errors) = parser::parse_file(path);
     finish(path, &statements, &mut errors)
 }
 
 /// As [`load`], for keepalived.conf text said to come from `path`.
-pub fn load_str(path: &Path, text: &str) -> (Config, SourceMap, Vec<Diagnostic>) {
+pub(crate) fn load_str(path: &Path, text: &str) -> (Config, SourceMap, Vec<Diagnostic>) {
     let (statements, mut errors) = parser::parse_str(path, text);
     finish(path, &statements, &mut errors)
 }
 
 /// As [`load_str`], reading no file: includes are refused (see
 /// [`parser::parse_text`]).
-pub fn load_text(path: &Path, text: &str) -> (Config, SourceMap, Vec<Diagnostic>) {
+pub(crate) fn load_text(path: &Path, text: &str) -> (Config, SourceMap, Vec<Diagnostic>) {
     let (statements, mut errors) = parser::parse_text(path, text);
     finish(path, &statements, &mut errors)
 }

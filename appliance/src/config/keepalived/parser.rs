@@ -29,23 +29,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How deep includes nest below the top file.
-pub const MAX_DEPTH: usize = 8;
+pub(crate) const MAX_DEPTH: usize = 8;
 /// Files read in all, the top one included (a conf.d of one file per
 /// virtual server stays well inside).
-pub const MAX_FILES: usize = 10_000;
+pub(crate) const MAX_FILES: usize = 10_000;
 /// Bytes read in all.
-pub const MAX_TOTAL_BYTES: u64 = file::MAX_FILE_BYTES;
+pub(crate) const MAX_TOTAL_BYTES: u64 = file::MAX_FILE_BYTES;
 /// Paths one brace pattern expands to (`{a,b}{c,d}` is 4).
-pub const MAX_ALTERNATIVES: usize = 1024;
+pub(crate) const MAX_ALTERNATIVES: usize = 1024;
 
 /// How deep blocks may nest; keepalived's own go 4 deep (virtual_server,
 /// real_server, HTTP_GET, url). The parse and the tree it builds recurse
 /// once per level, so deeper blocks are refused and skipped: a file of
 /// nothing but `{` would otherwise overflow the stack.
-pub const MAX_NESTING: usize = 16;
+pub(crate) const MAX_NESTING: usize = 16;
 /// Braces one include pattern may hold: its expansion recurses once per
 /// pair, copying the pattern each time.
-pub const MAX_BRACES: usize = 64;
+pub(crate) const MAX_BRACES: usize = 64;
 
 /// What the includes read so far used of the bounds.
 #[derive(Default)]
@@ -62,21 +62,21 @@ struct Includes {
 
 /// A word of the file with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Word {
+pub(crate) struct Word {
     pub text: String,
     pub pos: Position,
 }
 
 /// `keyword args...` with an optional block.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
+pub(crate) struct Statement {
     pub keyword: Word,
     pub args: Vec<Word>,
     pub block: Option<Vec<Statement>>,
 }
 
 /// Reads `path` (with its includes) and parses it into statements.
-pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
+pub(crate) fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut tokens = Vec::new();
     load(
@@ -98,7 +98,7 @@ pub fn parse_file(path: &Path) -> (Vec<Statement>, Vec<Diagnostic>) {
 
 /// Parses `text` as the contents of `file`, resolving includes relative to
 /// the file's directory.
-pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
+pub(crate) fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut tokens = Vec::new();
     let mut includes = Includes::default();
@@ -121,7 +121,7 @@ pub fn parse_str(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
 /// `include` is refused with a diagnostic (its braces still expanded, so a
 /// pattern past [`MAX_ALTERNATIVES`] says so). For text that must not
 /// reach the file system, such as the fuzz harness's.
-pub fn parse_text(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
+pub(crate) fn parse_text(file: &Path, text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
     let (lexed, mut errors) = lex(&Arc::from(file), text);
     let mut tokens = Vec::with_capacity(lexed.len());
     for token in lexed {

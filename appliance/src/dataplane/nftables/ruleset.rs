@@ -61,13 +61,13 @@ const ANONYMOUS_MAP: &str = "__map%d";
 
 /// nft's data type numbers, for `nft list` to print the maps.
 mod datatype {
-    pub const INTEGER: u32 = 4;
-    pub const IPADDR: u32 = 7;
-    pub const IP6ADDR: u32 = 8;
-    pub const INET_SERVICE: u32 = 13;
-    pub const MARK: u32 = 19;
+    pub(super) const INTEGER: u32 = 4;
+    pub(super) const IPADDR: u32 = 7;
+    pub(super) const IP6ADDR: u32 = 8;
+    pub(super) const INET_SERVICE: u32 = 13;
+    pub(super) const MARK: u32 = 19;
     /// A concatenation: each type shifted by nft's `TYPE_BITS` (6).
-    pub fn concat(a: u32, b: u32) -> u32 {
+    pub(super) fn concat(a: u32, b: u32) -> u32 {
         (a << 6) | b
     }
 }
