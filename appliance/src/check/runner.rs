@@ -153,6 +153,10 @@ pub enum Error {
 enum Cmd {
     Status(oneshot::Sender<Vec<VsStatus>>),
     Shutdown(oneshot::Sender<()>),
+    HandOver {
+        kept: Vec<bool>,
+        reply: oneshot::Sender<Checker>,
+    },
 }
 
 /// Controls a running checker.
@@ -180,6 +184,26 @@ impl Handle {
         }
         let _ = self.task.await;
     }
+
+    /// Stops the checker for a reload and returns its decision core, for
+    /// [`spawn_resumed`]: as [`Handle::shutdown`], but the virtual servers
+    /// whose `kept[i]` is true are handed over as they are (no notifies).
+    /// `None` if the runner is gone.
+    pub async fn hand_over(self, kept: Vec<bool>) -> Option<Checker> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.cmds.send(Cmd::HandOver { kept, reply }).await.is_ok();
+        let checker = if sent { rx.await.ok() } else { None };
+        let _ = self.task.await;
+        checker
+    }
+}
+
+/// What a reload hands the next checker: the previous decision core, and
+/// for each new virtual server the previous one it continues, if its
+/// config did not change ([`Checker::resume`]).
+pub struct Resume {
+    pub checker: Checker,
+    pub carry: Vec<Option<VsId>>,
 }
 
 /// A probe's run as a future: its id, outcome and how long it took. A
@@ -258,6 +282,16 @@ pub fn spawn(
     servers: &[VirtualServer],
     options: Options,
 ) -> Result<(Handle, mpsc::UnboundedReceiver<Report>), Error> {
+    spawn_resumed(servers, options, None)
+}
+
+/// [`spawn`] after a reload: the virtual servers `resume` carries keep the
+/// previous checker's state ([`Checker::resume`]).
+pub fn spawn_resumed(
+    servers: &[VirtualServer],
+    options: Options,
+    resume: Option<Resume>,
+) -> Result<(Handle, mpsc::UnboundedReceiver<Report>), Error> {
     let families = half_open_families(servers);
     let prober = if families.is_empty() {
         None
@@ -266,10 +300,15 @@ pub fn spawn(
     };
     let probes = probes(servers, &options.scripts)?;
     let now = clock_now(options.origin);
-    let (checker, actions) = Checker::start(&plan::plan(servers), now, |max| {
+    let draw = |max: Duration| {
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(fastrand::u64(0..=micros))
-    })?;
+    };
+    let plans = plan::plan(servers);
+    let (checker, actions) = match &resume {
+        Some(resume) => Checker::resume(&plans, &resume.checker, &resume.carry, now, draw)?,
+        None => Checker::start(&plans, now, draw)?,
+    };
     let (reports, rx) = mpsc::unbounded_channel();
     let (cmds, cmd_rx) = mpsc::channel(8);
     let mut runner = Runner {
@@ -389,13 +428,19 @@ impl Runner {
                     }
                     Some(Cmd::Shutdown(tx)) => {
                         drop(running);
-                        self.shutdown().await;
+                        self.shutdown(&[]).await;
                         let _ = tx.send(());
+                        return;
+                    }
+                    Some(Cmd::HandOver { kept, reply }) => {
+                        drop(running);
+                        self.shutdown(&kept).await;
+                        let _ = reply.send(self.checker);
                         return;
                     }
                     None => {
                         drop(running);
-                        self.shutdown().await;
+                        self.shutdown(&[]).await;
                         return;
                     }
                 },
@@ -667,10 +712,12 @@ impl Runner {
         })
     }
 
-    async fn shutdown(&mut self) {
+    /// Stops probing; runs the notifies of a shutdown for the virtual
+    /// servers not `kept` and waits for every notify.
+    async fn shutdown(&mut self, kept: &[bool]) {
         // Closes its sockets; its probes are dropped.
         self.prober = None;
-        for action in self.checker.shutdown() {
+        for action in self.checker.shutdown_except(kept) {
             if let Action::Notify(target) = action {
                 self.notify(target);
             }

@@ -227,7 +227,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // stops the start.
     daemon.program(pools.configured().clone());
     daemon.programmed().await?;
-    daemon.start_checks(&config.virtual_server, pools)?;
+    daemon.start_checks(&config.virtual_server, pools, None)?;
     daemon.serve_status(config.global.status_group.as_deref())?;
     let mut reports = match daemon.start_vrrp().await {
         Ok(reports) => reports,
@@ -570,7 +570,7 @@ impl Daemon {
             None => None,
         };
         if self.checker_fault.is_some() {
-            match self.restart_checks() {
+            match self.restart_checks(None) {
                 Ok(()) => {
                     info!(
                         failures = self.repair.failures(),
@@ -619,17 +619,23 @@ impl Daemon {
     /// Starts checking `servers` (whose table `pools` was built from); its
     /// reports come to the event loop. Nothing runs without virtual
     /// servers.
-    fn start_checks(&mut self, servers: &[VirtualServer], pools: Pools) -> Result<(), Error> {
+    fn start_checks(
+        &mut self,
+        servers: &[VirtualServer],
+        pools: Pools,
+        resume: Option<runner::Resume>,
+    ) -> Result<(), Error> {
         self.servers = servers.to_vec();
         self.pools = Some(pools);
-        let outcome = self.restart_checks();
+        let outcome = self.restart_checks(resume);
         self.checker_fault = outcome.as_ref().err().map(ToString::to_string);
         self.schedule_repair();
         outcome
     }
 
-    /// Starts the checker on `self.servers`.
-    fn restart_checks(&mut self) -> Result<(), Error> {
+    /// Starts the checker on `self.servers`, continuing what `resume`
+    /// carries over a reload.
+    fn restart_checks(&mut self, resume: Option<runner::Resume>) -> Result<(), Error> {
         if self.servers.is_empty() {
             return Ok(());
         }
@@ -639,7 +645,7 @@ impl Daemon {
             scripts: self.scripts.clone(),
             ..runner::Options::default()
         };
-        let (handle, reports) = runner::spawn(&self.servers, options)?;
+        let (handle, reports) = runner::spawn_resumed(&self.servers, options, resume)?;
         self.generation += 1;
         let forward = tokio::spawn(forward_reports(
             reports,
@@ -734,6 +740,19 @@ impl Daemon {
             handle.shutdown().await;
             info!("health checker stopped");
         }
+    }
+
+    /// Stops the checker for a reload, handing over the virtual servers
+    /// whose `kept[i]` is true; its decision core, if it was running.
+    async fn hand_over_checks(
+        &mut self,
+        kept: Vec<bool>,
+    ) -> Option<crate::check::decision::Checker> {
+        let (handle, forward) = self.checker.take()?;
+        forward.abort();
+        let checker = handle.hand_over(kept).await;
+        info!("health checker stopped for the reload");
+        checker
     }
 
     /// The current checker ended on its own (a stopped one is no longer

@@ -47,6 +47,20 @@ impl Pools {
         self.services.get(vs.0 as usize).map(|(key, _)| *key)
     }
 
+    /// Takes over the pools `previous` recorded for the virtual servers a
+    /// reload carries: `carry[i]` is the previous virtual server that the
+    /// new `i` continues.
+    pub(super) fn carry(&mut self, previous: &Pools, carry: &[Option<VsId>]) {
+        for (index, from) in carry.iter().enumerate() {
+            let (Some(from), Ok(index)) = (from, u32::try_from(index)) else {
+                continue;
+            };
+            if let Some(pool) = previous.pools.get(from) {
+                self.pools.insert(VsId(index), pool.clone());
+            }
+        }
+    }
+
     /// Records `vs`'s pool; false if it is the one already recorded.
     pub(super) fn set(&mut self, vs: VsId, mut pool: Vec<PoolEntry>) -> bool {
         pool.sort();

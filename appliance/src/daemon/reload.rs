@@ -5,7 +5,10 @@
 //! dataplane thread has applied it; the control loop goes on meanwhile.
 
 use super::{Daemon, Error, Pools, hostname, load, plan, status, vrrp};
+use crate::check::decision::VsId;
+use crate::check::runner;
 use crate::config::Config;
+use crate::config::model::VirtualServer;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -149,14 +152,27 @@ impl Daemon {
         // A program's user is part of the checker's work as much as the
         // servers are.
         if config.virtual_server != self.servers || scripts != *self.scripts {
+            // A virtual server whose block did not change keeps its checks'
+            // state and its pool: no check restarts, no failed server back
+            // in. Changed programs' users change every check's work.
+            let carry = if scripts == *self.scripts {
+                carried(&self.servers, &config.virtual_server)
+            } else {
+                vec![None; config.virtual_server.len()]
+            };
+            let mut pools = pools;
+            if let Some(previous) = &self.pools {
+                pools.carry(previous, &carry);
+            }
             self.scripts = Arc::new(scripts);
+            let kept = carry.iter().filter(|c| c.is_some()).count();
             changed.push(format!(
-                "virtual servers reloaded ({})",
+                "virtual servers reloaded ({}, {kept} unchanged kept their checks)",
                 config.virtual_server.len()
             ));
             self.servers = config.virtual_server.clone();
-            waits = Some(self.program(pools.configured().clone()));
-            failed.extend(self.reload_checks(&config, pools).await);
+            waits = Some(self.program(pools.desired()));
+            failed.extend(self.reload_checks(&config, pools, carry).await);
         } else if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
             // Unchanged, but not all running: a reload is a retry.
             waits = self.repair();
@@ -208,14 +224,47 @@ impl Daemon {
     }
 
     /// Reload of changed virtual servers: the checker starts anew on them
-    /// (their table was submitted). Returns what failed.
-    async fn reload_checks(&mut self, config: &Config, pools: Pools) -> Vec<String> {
+    /// (their table was submitted) and continues the `carry`ed ones.
+    /// Returns what failed.
+    async fn reload_checks(
+        &mut self,
+        config: &Config,
+        pools: Pools,
+        carry: Vec<Option<VsId>>,
+    ) -> Vec<String> {
         let mut failed = Vec::new();
-        self.stop_checks().await;
-        if let Err(e) = self.start_checks(&config.virtual_server, pools) {
+        let mut kept = Vec::new();
+        for from in carry.iter().flatten() {
+            let index = from.0 as usize;
+            if kept.len() <= index {
+                kept.resize(index + 1, false);
+            }
+            kept[index] = true;
+        }
+        let resume = self
+            .hand_over_checks(kept)
+            .await
+            .map(|checker| runner::Resume { checker, carry });
+        if let Err(e) = self.start_checks(&config.virtual_server, pools, resume) {
             error!(error = %e, "reload: the health checker could not start");
             failed.push(e.to_string());
         }
         failed
     }
+}
+
+/// For each of the `new` virtual servers, the one of `old` it continues:
+/// the first not yet taken whose block is the same.
+fn carried(old: &[VirtualServer], new: &[VirtualServer]) -> Vec<Option<VsId>> {
+    let mut taken = vec![false; old.len()];
+    new.iter()
+        .map(|vs| {
+            let index = old
+                .iter()
+                .zip(taken.iter())
+                .position(|(o, taken)| !taken && o == vs)?;
+            taken[index] = true;
+            Some(VsId(u32::try_from(index).ok()?))
+        })
+        .collect()
 }

@@ -353,8 +353,114 @@ impl Checker {
     pub fn start(
         servers: &[VirtualPlan],
         now: Instant,
-        mut draw: impl FnMut(Duration) -> Duration,
+        draw: impl FnMut(Duration) -> Duration,
     ) -> Result<(Self, Vec<Action>), TooMany> {
+        let mut checker = Self::build(servers, now, draw)?;
+        let carried = vec![false; checker.vss.len()];
+        let actions = checker.initial_actions(&carried, now)?;
+        Ok((checker, actions))
+    }
+
+    /// The checker for `servers` after a reload: a virtual server `i` for
+    /// which `carry[i]` names one of `previous` with the same plan keeps
+    /// that one's state (its servers' health and weights, its quorum and
+    /// sorry server, its probes' verdicts, retries and schedule: a probe
+    /// overdue, or cut short by the reload, runs at `now`), and nothing
+    /// is announced for it but its pool. The others start as
+    /// [`Checker::start`] starts them. A reload that leaves a virtual
+    /// server alone thus neither restarts its checks nor puts a failed
+    /// server back in its pool.
+    pub fn resume(
+        servers: &[VirtualPlan],
+        previous: &Checker,
+        carry: &[Option<VsId>],
+        now: Instant,
+        draw: impl FnMut(Duration) -> Duration,
+    ) -> Result<(Self, Vec<Action>), TooMany> {
+        let mut checker = Self::build(servers, now, draw)?;
+        let mut carried = vec![false; checker.vss.len()];
+        for (index, from) in carry.iter().enumerate().take(checker.vss.len()) {
+            if let Some(from) = from {
+                carried[index] = checker.carry(index, previous, *from);
+            }
+        }
+        let actions = checker.initial_actions(&carried, now)?;
+        Ok((checker, actions))
+    }
+
+    /// Takes over the state of `previous`'s virtual server `from` for
+    /// virtual server `index`, if their shapes (servers, addresses, checks
+    /// and their timings) are the same; whether it did.
+    fn carry(&mut self, index: usize, previous: &Checker, from: VsId) -> bool {
+        let (Some(new), Some(old)) = (self.vss.get(index), previous.vss.get(from.0 as usize))
+        else {
+            return false;
+        };
+        let (new_rs, old_rs) = (new.servers.clone(), old.servers.clone());
+        if new_rs.len() != old_rs.len() {
+            return false;
+        }
+        let same_shape = new_rs.clone().zip(old_rs.clone()).all(|(n, o)| {
+            match (self.rss.get(n as usize), previous.rss.get(o as usize)) {
+                (Some(n), Some(o)) => {
+                    n.address == o.address
+                        && n.configured_weight == o.configured_weight
+                        && n.probes.len() == o.probes.len()
+                        && n.probes.clone().zip(o.probes.clone()).all(|(np, op)| {
+                            match (
+                                self.probes.get(np as usize),
+                                previous.probes.get(op as usize),
+                            ) {
+                                (Some(np), Some(op)) => np.timing == op.timing,
+                                _ => false,
+                            }
+                        })
+                }
+                _ => false,
+            }
+        });
+        if !same_shape {
+            return false;
+        }
+        for (n, o) in new_rs.zip(old_rs) {
+            let (Some(old), Some(new)) =
+                (previous.rss.get(o as usize), self.rss.get_mut(n as usize))
+            else {
+                continue;
+            };
+            new.weight = old.weight;
+            new.alive = old.alive;
+            new.failed = old.failed;
+            let (new_probes, old_probes) = (new.probes.clone(), old.probes.clone());
+            for (np, op) in new_probes.zip(old_probes) {
+                let (Some(old), Some(new)) = (
+                    previous.probes.get(op as usize),
+                    self.probes.get_mut(np as usize),
+                ) else {
+                    continue;
+                };
+                new.is_up = old.is_up;
+                new.has_run = old.has_run;
+                new.retry_it = old.retry_it;
+                new.due = old.due;
+                new.last = old.last;
+            }
+        }
+        if let (Some(new), Some(old)) = (self.vss.get_mut(index), previous.vss.get(from.0 as usize))
+        {
+            new.quorum_up = old.quorum_up;
+            new.sorry_active = old.sorry_active;
+        }
+        true
+    }
+
+    /// Every server and probe of `servers` in its initial state (see
+    /// [`Checker::start`]), nothing announced yet.
+    fn build(
+        servers: &[VirtualPlan],
+        now: Instant,
+        mut draw: impl FnMut(Duration) -> Duration,
+    ) -> Result<Self, TooMany> {
         let mut vss = Vec::with_capacity(servers.len());
         let mut rss = Vec::new();
         let mut probes = Vec::new();
@@ -392,30 +498,38 @@ impl Checker {
                 servers: first_rs..last_rs,
             });
         }
-        let mut checker = Self { vss, rss, probes };
+        Ok(Self { vss, rss, probes })
+    }
+
+    /// The actions that announce a checker just built: each virtual
+    /// server's quorum (not for a `carried` one, whose quorum was
+    /// announced before) and pool, and every probe's first run.
+    fn initial_actions(&mut self, carried: &[bool], now: Instant) -> Result<Vec<Action>, TooMany> {
         let mut actions = Vec::new();
         let mut out = Out {
             actions: &mut actions,
         };
-        for i in 0..checker.vss.len() {
+        for i in 0..self.vss.len() {
             let vs = VsId(index("virtual servers", i)?);
-            let (sum, _) = checker.weight_sum(vs);
-            let Some(state) = checker.vss.get_mut(i) else {
-                continue;
-            };
-            // ipwrapper.c set_quorum_states().
-            state.quorum_up = i64::try_from(sum).unwrap_or(i64::MAX)
-                >= i64::from(state.quorum) + i64::from(state.hysteresis);
-            checker.update_quorum(vs, true, &mut out);
+            if !carried.get(i).copied().unwrap_or(false) {
+                let (sum, _) = self.weight_sum(vs);
+                let Some(state) = self.vss.get_mut(i) else {
+                    continue;
+                };
+                // ipwrapper.c set_quorum_states().
+                state.quorum_up = i64::try_from(sum).unwrap_or(i64::MAX)
+                    >= i64::from(state.quorum) + i64::from(state.hysteresis);
+                self.update_quorum(vs, true, &mut out);
+            }
             out.push(Action::Pool { vs });
         }
-        for (i, probe) in checker.probes.iter().enumerate() {
+        for (i, probe) in self.probes.iter().enumerate() {
             out.push(Action::Schedule {
                 probe: ProbeId(index("checks", i)?),
-                at: probe.due,
+                at: probe.due.max(now),
             });
         }
-        Ok((checker, actions))
+        Ok(actions)
     }
 
     /// Number of probes (ids are `0..probe_count()`).
@@ -615,8 +729,18 @@ impl Checker {
     /// servers count as down afterwards; the dataplane's own teardown is
     /// the daemon's business.
     pub fn shutdown(&mut self) -> Vec<Action> {
+        self.shutdown_except(&[])
+    }
+
+    /// [`Checker::shutdown`] but for the virtual servers whose `kept[i]` is
+    /// true: a reload hands those to the next checker
+    /// ([`Checker::resume`]), so they neither run notifies nor change.
+    pub fn shutdown_except(&mut self, kept: &[bool]) -> Vec<Action> {
         let mut actions = Vec::new();
         for vs_index in 0..self.vss.len() {
+            if kept.get(vs_index).copied().unwrap_or(false) {
+                continue;
+            }
             let Some(vs) = self.vss.get(vs_index) else {
                 continue;
             };

@@ -533,3 +533,90 @@ fn a_script_that_cannot_fork_is_a_local_fault() {
         Outcome::Down(Failure::NotStarted)
     );
 }
+
+/// Two virtual servers, each with one TCP-checked real server.
+const TWO: &str = r#"
+[[virtual_server]]
+service = { address = "10.0.0.1:80" }
+delay_loop = "5s"
+omega = true
+[[virtual_server.real_server]]
+address = "10.0.1.1:80"
+weight = 3
+notify_down = { program = "/bin/down" }
+check = [{ type = "TCP_CHECK", retry = 0 }]
+
+[[virtual_server]]
+service = { address = "10.0.0.2:80" }
+delay_loop = "5s"
+[[virtual_server.real_server]]
+address = "10.0.2.1:80"
+check = [{ type = "TCP_CHECK", retry = 0 }]
+"#;
+
+#[test]
+fn a_resumed_virtual_server_keeps_its_state_and_announces_only_its_pool() {
+    let plans = plan(&vss(TWO));
+    let (mut previous, _) = Checker::start(&plans, t(0), |_| Duration::ZERO).unwrap();
+    let failed = previous.probe_done(P0, FAIL, t(1000));
+    assert!(failed.contains(&sched(0, 6000)));
+    assert!(previous.pool(VsId(0)).is_empty());
+    // The first virtual server is carried, the second starts anew.
+    let (resumed, actions) =
+        Checker::resume(&plans, &previous, &[Some(VsId(0)), None], t(2000), |_| {
+            Duration::ZERO
+        })
+        .unwrap();
+    assert!(
+        resumed.pool(VsId(0)).is_empty(),
+        "the failed server stays out"
+    );
+    assert_eq!(resumed.server_state(RsId(0)), Some((false, 3)));
+    assert_eq!(
+        actions,
+        vec![
+            Action::Pool { vs: VsId(0) },
+            Action::Pool { vs: VsId(1) },
+            // Its schedule goes on; the new one's first run is after the
+            // bootstrap delay.
+            sched(0, 6000),
+            sched(1, 3000),
+        ]
+    );
+    // Its next outcome is not a first one: a success after a failure
+    // brings it back, as it would have without the reload.
+    let mut resumed = resumed;
+    let up = resumed.probe_done(P0, Outcome::Up, t(6000));
+    assert!(up.contains(&Action::Server {
+        rs: RsId(0),
+        alive: true,
+        weight: 3
+    }));
+}
+
+#[test]
+fn a_changed_virtual_server_is_not_carried() {
+    let plans = plan(&vss(TWO));
+    let (mut previous, _) = Checker::start(&plans, t(0), |_| Duration::ZERO).unwrap();
+    previous.probe_done(P0, FAIL, t(1000));
+    // Another weight: not the same virtual server any more.
+    let changed = plan(&vss(&TWO.replace("weight = 3", "weight = 4")));
+    let (resumed, _) =
+        Checker::resume(&changed, &previous, &[Some(VsId(0)), None], t(2000), |_| {
+            Duration::ZERO
+        })
+        .unwrap();
+    assert_eq!(resumed.server_state(RsId(0)), Some((true, 4)));
+    assert_eq!(resumed.pool(VsId(0)), vec![dest("10.0.1.1:80", 4)]);
+}
+
+#[test]
+fn a_kept_virtual_server_runs_no_notifies_when_handed_over() {
+    let (mut c, _) = start(TWO);
+    assert_eq!(c.shutdown_except(&[true]), vec![]);
+    let (mut c, _) = start(TWO);
+    assert_eq!(
+        c.shutdown_except(&[false]),
+        vec![Action::Notify(NotifyTarget::RsDown(RsId(0)))]
+    );
+}
