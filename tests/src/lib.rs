@@ -14,6 +14,7 @@ pub mod loopback;
 pub mod netns;
 pub mod pair;
 pub mod timeline;
+pub mod toml_conf;
 pub mod vm;
 pub mod vrrp_conf;
 pub mod web;

@@ -5,6 +5,7 @@
 
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::Lan;
+use appliance_tests::toml_conf::{Director, virtual_server};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -21,37 +22,18 @@ fn a_failing_notify_down_is_logged_with_its_virtual_and_real_server() {
         .unwrap()
         .expect("real server listens");
     let config = format!(
-        r#"
-[global]
-router_id = "d"
-dataplane = "nftables"
-
-[[vrrp_instance]]
-name = "VI_1"
-state = "BACKUP"
-interface = "eth0"
-virtual_router_id = {NET}
-priority = 100
-advert_int = "1s"
-
-[[vrrp_instance.virtual_ipaddress]]
-address = "10.{NET}.0.100/24"
-
-[[virtual_server]]
-lb_algo = "rr"
-lb_kind = "NAT"
-protocol = "TCP"
-delay_loop = "1s"
-
-[virtual_server.service]
-address = "10.{NET}.0.100:80"
-
-[[virtual_server.real_server]]
-address = "10.{NET}.0.1:8080"
-weight = 1
-notify_down = {{ program = "/bin/false" }}
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }}]
-"#
+        "{}{}",
+        Director::new("d", NET).render(),
+        virtual_server(
+            &format!("10.{NET}.0.100:80"),
+            "rr",
+            &[(
+                &format!("10.{NET}.0.1:8080"),
+                r#"weight = 1
+notify_down = { program = "/bin/false" }
+check = [{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }]"#
+            )]
+        )
     );
     let d = Daemon::start_toml(host, &config).expect("d starts");
     std::thread::sleep(Duration::from_secs(2));

@@ -12,6 +12,7 @@ use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::{Host, Lan};
+use appliance_tests::toml_conf::{Director, virtual_server};
 use std::net::{IpAddr, TcpListener};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,43 +20,20 @@ use std::time::{Duration, Instant};
 const SLACK: Duration = Duration::from_secs(10);
 const NET: u8 = 121;
 
-fn config(name: &str, priority: u8, state: &str) -> String {
+fn config(name: &str, priority: u8, state: &'static str) -> String {
+    const CHECKED: &str = r#"weight = 1
+check = [{ type = "TCP_CHECK", connect_timeout = "1s" }]"#;
     format!(
-        r#"
-[global]
-router_id = "{name}"
-dataplane = "nftables"
-
-[[vrrp_instance]]
-name = "VI_1"
-state = "{state}"
-interface = "eth0"
-virtual_router_id = {NET}
-priority = {priority}
-advert_int = "1s"
-
-[[vrrp_instance.virtual_ipaddress]]
-address = "10.{NET}.0.100/24"
-
-[[virtual_server]]
-lb_algo = "rr"
-lb_kind = "NAT"
-protocol = "TCP"
-delay_loop = "1s"
-
-[virtual_server.service]
-address = "10.{NET}.0.100:80"
-
-[[virtual_server.real_server]]
-address = "10.{NET}.0.1:8080"
-weight = 1
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s" }}]
-
-[[virtual_server.real_server]]
-address = "10.{NET}.0.1:8081"
-weight = 1
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s" }}]
-"#
+        "{}{}",
+        Director::new(name, NET).with(state, priority).render(),
+        virtual_server(
+            &format!("10.{NET}.0.100:80"),
+            "rr",
+            &[
+                (&format!("10.{NET}.0.1:8080"), CHECKED),
+                (&format!("10.{NET}.0.1:8081"), CHECKED)
+            ]
+        )
     )
 }
 

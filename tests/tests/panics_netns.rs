@@ -11,45 +11,30 @@ use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::Lan;
+use appliance_tests::toml_conf::{Director, virtual_server};
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 const SLACK: Duration = Duration::from_secs(10);
 
-fn config(net: u8, name: &str, priority: u8, state: &str) -> String {
+fn config(net: u8, name: &str, priority: u8, state: &'static str) -> String {
+    let mut director = Director::new(name, net).with(state, priority);
+    director
+        .global
+        .push(format!("metrics_listen = \"10.{net}.0.1:9100\""));
     format!(
-        r#"
-[global]
-router_id = "{name}"
-dataplane = "nftables"
-metrics_listen = "10.{net}.0.1:9100"
-
-[[vrrp_instance]]
-name = "VI_1"
-state = "{state}"
-interface = "eth0"
-virtual_router_id = {net}
-priority = {priority}
-advert_int = "1s"
-
-[[vrrp_instance.virtual_ipaddress]]
-address = "10.{net}.0.100/24"
-
-[[virtual_server]]
-lb_algo = "rr"
-lb_kind = "NAT"
-protocol = "TCP"
-delay_loop = "1s"
-
-[virtual_server.service]
-address = "10.{net}.0.100:80"
-
-[[virtual_server.real_server]]
-address = "10.{net}.0.1:8080"
-weight = 1
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s" }}]
-"#
+        "{}{}",
+        director.render(),
+        virtual_server(
+            &format!("10.{net}.0.100:80"),
+            "rr",
+            &[(
+                &format!("10.{net}.0.1:8080"),
+                r#"weight = 1
+check = [{ type = "TCP_CHECK", connect_timeout = "1s" }]"#
+            )]
+        )
     )
 }
 

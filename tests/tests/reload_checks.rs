@@ -8,60 +8,27 @@
 use appliance_tests::appliance_bin;
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::{Host, Lan};
+use appliance_tests::toml_conf::{Director, virtual_server};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 const NET: u8 = 124;
 
+const CHECK: &str = r#"check = [{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }]"#;
+
 fn config(weight_c: u32) -> String {
+    let real_server = |port: u16| format!("10.{NET}.0.1:{port}");
+    let (a, b, c) = (real_server(8081), real_server(8082), real_server(8083));
+    let weighted = format!("weight = {weight_c}\n{CHECK}");
     format!(
-        r#"
-[global]
-router_id = "d"
-dataplane = "nftables"
-
-[[vrrp_instance]]
-name = "VI_1"
-state = "BACKUP"
-interface = "eth0"
-virtual_router_id = {NET}
-priority = 100
-advert_int = "1s"
-
-[[vrrp_instance.virtual_ipaddress]]
-address = "10.{NET}.0.100/24"
-
-[[virtual_server]]
-lb_algo = "rr"
-lb_kind = "NAT"
-protocol = "TCP"
-delay_loop = "1s"
-
-[virtual_server.service]
-address = "10.{NET}.0.100:80"
-
-[[virtual_server.real_server]]
-address = "10.{NET}.0.1:8081"
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }}]
-
-[[virtual_server.real_server]]
-address = "10.{NET}.0.1:8082"
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }}]
-
-[[virtual_server]]
-lb_algo = "wrr"
-lb_kind = "NAT"
-protocol = "TCP"
-delay_loop = "1s"
-
-[virtual_server.service]
-address = "10.{NET}.0.100:81"
-
-[[virtual_server.real_server]]
-address = "10.{NET}.0.1:8083"
-weight = {weight_c}
-check = [{{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }}]
-"#
+        "{}{}{}",
+        Director::new("d", NET).render(),
+        virtual_server(
+            &format!("10.{NET}.0.100:80"),
+            "rr",
+            &[(&a, CHECK), (&b, CHECK)]
+        ),
+        virtual_server(&format!("10.{NET}.0.100:81"), "wrr", &[(&c, &weighted)]),
     )
 }
 

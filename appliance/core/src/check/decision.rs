@@ -295,6 +295,14 @@ struct VsState {
     servers: std::ops::Range<u32>,
 }
 
+/// Indexes of a reload's real servers and probes, each with the one of the
+/// previous checker it continues.
+#[derive(Default)]
+struct Pairs {
+    servers: Vec<(usize, usize)>,
+    probes: Vec<(usize, usize)>,
+}
+
 /// The checker of every real server of a config.
 #[derive(Clone, Debug)]
 pub struct Checker {
@@ -392,59 +400,26 @@ impl Checker {
     /// virtual server `index`, if their shapes (servers, addresses, checks
     /// and their timings) are the same; whether it did.
     fn carry(&mut self, index: usize, previous: &Checker, from: VsId) -> bool {
-        let (Some(new), Some(old)) = (self.vss.get(index), previous.vss.get(from.0 as usize))
-        else {
+        let Some(pairs) = self.pairs(index, previous, from) else {
             return false;
         };
-        let (new_rs, old_rs) = (new.servers.clone(), old.servers.clone());
-        if new_rs.len() != old_rs.len() {
-            return false;
-        }
-        let same_shape = new_rs.clone().zip(old_rs.clone()).all(|(n, o)| {
-            match (self.rss.get(n as usize), previous.rss.get(o as usize)) {
-                (Some(n), Some(o)) => {
-                    n.address == o.address
-                        && n.configured_weight == o.configured_weight
-                        && n.probes.len() == o.probes.len()
-                        && n.probes.clone().zip(o.probes.clone()).all(|(np, op)| {
-                            match (
-                                self.probes.get(np as usize),
-                                previous.probes.get(op as usize),
-                            ) {
-                                (Some(np), Some(op)) => np.timing == op.timing,
-                                _ => false,
-                            }
-                        })
-                }
-                _ => false,
-            }
-        });
-        if !same_shape {
-            return false;
-        }
-        for (n, o) in new_rs.zip(old_rs) {
-            let (Some(old), Some(new)) =
-                (previous.rss.get(o as usize), self.rss.get_mut(n as usize))
-            else {
+        for (n, o) in pairs.servers {
+            let (Some(old), Some(new)) = (previous.rss.get(o), self.rss.get_mut(n)) else {
                 continue;
             };
             new.weight = old.weight;
             new.alive = old.alive;
             new.failed = old.failed;
-            let (new_probes, old_probes) = (new.probes.clone(), old.probes.clone());
-            for (np, op) in new_probes.zip(old_probes) {
-                let (Some(old), Some(new)) = (
-                    previous.probes.get(op as usize),
-                    self.probes.get_mut(np as usize),
-                ) else {
-                    continue;
-                };
-                new.is_up = old.is_up;
-                new.has_run = old.has_run;
-                new.retry_it = old.retry_it;
-                new.due = old.due;
-                new.last = old.last;
-            }
+        }
+        for (n, o) in pairs.probes {
+            let (Some(old), Some(new)) = (previous.probes.get(o), self.probes.get_mut(n)) else {
+                continue;
+            };
+            new.is_up = old.is_up;
+            new.has_run = old.has_run;
+            new.retry_it = old.retry_it;
+            new.due = old.due;
+            new.last = old.last;
         }
         if let (Some(new), Some(old)) = (self.vss.get_mut(index), previous.vss.get(from.0 as usize))
         {
@@ -452,6 +427,38 @@ impl Checker {
             new.sorry_active = old.sorry_active;
         }
         true
+    }
+
+    /// Each real server and probe of virtual server `index` with its
+    /// counterpart in `previous`'s `from`, if the two have the same shape:
+    /// the same servers (address, configured weight) with the same checks
+    /// (timings), in the same order.
+    fn pairs(&self, index: usize, previous: &Checker, from: VsId) -> Option<Pairs> {
+        let new = self.vss.get(index)?;
+        let old = previous.vss.get(from.0 as usize)?;
+        if new.servers.len() != old.servers.len() {
+            return None;
+        }
+        let mut pairs = Pairs::default();
+        for (n, o) in new.servers.clone().zip(old.servers.clone()) {
+            let (new_rs, old_rs) = (self.rss.get(n as usize)?, previous.rss.get(o as usize)?);
+            if new_rs.address != old_rs.address
+                || new_rs.configured_weight != old_rs.configured_weight
+                || new_rs.probes.len() != old_rs.probes.len()
+            {
+                return None;
+            }
+            for (np, op) in new_rs.probes.clone().zip(old_rs.probes.clone()) {
+                let same = self.probes.get(np as usize)?.timing
+                    == previous.probes.get(op as usize)?.timing;
+                if !same {
+                    return None;
+                }
+                pairs.probes.push((np as usize, op as usize));
+            }
+            pairs.servers.push((n as usize, o as usize));
+        }
+        Some(pairs)
     }
 
     /// Every server and probe of `servers` in its initial state (see
