@@ -35,7 +35,8 @@ use crate::vrrp::packet::{
     self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
     Repr, Seconds, Variant,
 };
-use crate::vrrp::receive::{self, Delivery, Listener};
+use crate::vrrp::receive::{Delivery, Listener};
+use crate::vrrp::router::Router;
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Priority, Version};
 use std::collections::{BTreeMap, HashMap};
@@ -309,15 +310,15 @@ struct RunningInstance {
     socket: SocketKey,
     /// Our address on the interface: the adverts' source and tie-breaker.
     src: IpAddr,
-    /// What it accepts from the wire.
-    listener: Listener<SocketKey>,
     /// Its events happen in this span (`vrrp{instance vrid}`).
     span: tracing::Span,
 }
 
+/// A unit's plan and its instances as they run; the unit itself (its
+/// machines) and what they accept from the wire are in the driver's
+/// [`Router`], at the same index.
 struct RunningUnit {
     plan: UnitPlan,
-    unit: Unit,
     instances: Vec<RunningInstance>,
 }
 
@@ -326,6 +327,8 @@ struct Driver {
     origin: tokio::time::Instant,
     addresses: Addresses,
     units: Vec<RunningUnit>,
+    /// The units' machines and listeners, index for index with `units`.
+    router: Router<SocketKey>,
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
@@ -365,6 +368,7 @@ impl Driver {
             origin: setup.origin,
             addresses: Addresses::connect()?,
             units: Vec::new(),
+            router: Router::default(),
             sockets: HashMap::new(),
             links: HashMap::new(),
             announcers: HashMap::new(),
@@ -401,8 +405,9 @@ impl Driver {
         self.spawn_scripts();
         let plans = self.plan.units.clone();
         for plan in plans {
-            let unit = self.build_unit(plan).await?;
-            self.units.push(unit);
+            let (running, unit, listeners) = self.build_unit(plan).await?;
+            self.units.push(running);
+            self.router.push(unit, listeners);
         }
         info!(node = %self.plan.node, units = self.units.len(), "started");
         for index in 0..self.units.len() {
@@ -454,9 +459,11 @@ impl Driver {
     /// Puts the instances as they are now where status reads them.
     fn publish(&self) {
         let instances = self
-            .units
+            .router
+            .units()
             .iter()
-            .flat_map(|u| u.unit.machines().iter().zip(&u.instances))
+            .zip(&self.units)
+            .flat_map(|(unit, u)| unit.machines().iter().zip(&u.instances))
             .map(|(m, running)| InstanceView {
                 name: m.name().to_string(),
                 vrid: m.config().vrid.get(),
@@ -501,7 +508,10 @@ impl Driver {
     }
 
     /// Resolves a unit's interfaces and addresses and opens what it needs.
-    async fn build_unit(&mut self, plan: UnitPlan) -> Result<RunningUnit, Error> {
+    async fn build_unit(
+        &mut self,
+        plan: UnitPlan,
+    ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
         let (unit, instances) = match &plan {
             UnitPlan::Solo(instance) => {
                 let (running, machine) = self.build_instance(instance).await?;
@@ -521,11 +531,11 @@ impl Driver {
                 )
             }
         };
-        Ok(RunningUnit {
-            plan,
-            unit,
-            instances,
-        })
+        let listeners = instances
+            .iter()
+            .map(|i| listener(&i.plan, i.socket.clone()))
+            .collect();
+        Ok((RunningUnit { plan, instances }, unit, listeners))
     }
 
     async fn build_instance(
@@ -548,7 +558,6 @@ impl Driver {
             self.announcer(&link)?;
         }
         let running = RunningInstance {
-            listener: listener(instance, key.clone()),
             span: tracing::info_span!("vrrp", instance = %instance.name(), vrid = %instance.machine.vrid),
             plan: instance.clone(),
             socket: key,
@@ -583,10 +592,10 @@ impl Driver {
     async fn start_unit(&mut self, index: usize) {
         self.remove_leftover_vips(index).await;
         let now = self.now();
-        let Some(unit) = self.units.get_mut(index) else {
+        let Some(unit) = self.router.units_mut().get_mut(index) else {
             return;
         };
-        let actions = unit.unit.handle_all(now, &Input::Startup);
+        let actions = unit.handle_all(now, &Input::Startup);
         self.perform(index, now, actions).await;
         let Some(unit) = self.units.get(index) else {
             return;
@@ -620,12 +629,12 @@ impl Driver {
                 Input::Link { up }
             };
             let now = self.now();
-            let Some(unit) = self.units.get_mut(index) else {
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
                 return;
             };
             let actions = match member {
-                Some(m) => unit.unit.handle_instance(now, m, input),
-                None => unit.unit.handle_all(now, &input),
+                Some(m) => unit.handle_instance(now, m, input),
+                None => unit.handle_all(now, &input),
             };
             self.perform(index, now, actions).await;
         }
@@ -710,9 +719,10 @@ impl Driver {
     /// Sleeps until the earliest machine timer.
     fn next_deadline(&self) -> tokio::time::Sleep {
         let next = self
-            .units
+            .router
+            .units()
             .iter()
-            .filter_map(|u| u.unit.poll_timeout())
+            .filter_map(Unit::poll_timeout)
             .min();
         let at = match next {
             Some(at) => self.origin + Duration::from_micros(at.as_micros()),
@@ -725,11 +735,11 @@ impl Driver {
     async fn on_timers(&mut self) {
         let now = self.now();
         for index in 0..self.units.len() {
-            let Some(unit) = self.units.get_mut(index) else {
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
                 continue;
             };
-            if unit.unit.poll_timeout().is_some_and(|at| at <= now) {
-                let actions = unit.unit.handle_timeout(now);
+            if unit.poll_timeout().is_some_and(|at| at <= now) {
+                let actions = unit.handle_timeout(now);
                 self.perform(index, now, actions).await;
             }
         }
@@ -781,11 +791,11 @@ impl Driver {
                         .collect();
                     for member in members {
                         let now = self.now();
-                        let actions = self.units[index].unit.handle_instance(
-                            now,
-                            member,
-                            Input::Link { up: link.up },
-                        );
+                        let Some(unit) = self.router.units_mut().get_mut(index) else {
+                            continue;
+                        };
+                        let actions =
+                            unit.handle_instance(now, member, Input::Link { up: link.up });
                         self.perform(index, now, actions).await;
                     }
                 }
@@ -796,7 +806,10 @@ impl Driver {
     async fn broadcast(&mut self, input: Input) {
         for index in 0..self.units.len() {
             let now = self.now();
-            let actions = self.units[index].unit.handle_all(now, &input);
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
+                continue;
+            };
+            let actions = unit.handle_all(now, &input);
             self.perform(index, now, actions).await;
         }
     }
@@ -821,25 +834,19 @@ impl Driver {
             },
             _ => return,
         };
-        let listeners = self.units.iter().enumerate().flat_map(|(u, unit)| {
-            unit.instances
-                .iter()
-                .enumerate()
-                .map(move |(m, i)| ((u, m), &i.listener))
-        });
-        let accepted = match receive::receive(listeners, key, &ctx, &received.payload) {
-            Ok(accepted) => accepted,
+        let now = self.now();
+        let delivered = match self.router.receive(key, &ctx, &received.payload, now) {
+            Ok(delivered) => delivered,
             Err(rejection) => return self.drop_advert(received.src, &rejection),
         };
-        let (index, member) = accepted.to;
-        self.metrics
-            .advert_received(self.units[index].instances[member].plan.name());
-        let now = self.now();
-        let actions =
-            self.units[index]
-                .unit
-                .handle_instance(now, member, Input::Advert(accepted.advert));
-        self.perform(index, now, actions).await;
+        if let Some(instance) = self
+            .units
+            .get(delivered.unit)
+            .and_then(|u| u.instances.get(delivered.member))
+        {
+            self.metrics.advert_received(instance.plan.name());
+        }
+        self.perform(delivered.unit, now, delivered.actions).await;
     }
 
     /// Carries out a unit's actions, in order, each in its instance's span,
@@ -872,11 +879,15 @@ impl Driver {
         }
         // After its members' own: the group's notifies, through the same
         // bounded path.
-        if let Some(unit) = self.units.get_mut(index)
+        if let Some(unit) = self.units.get(index)
             && let UnitPlan::Group {
                 notify: programs, ..
             } = &unit.plan
-            && let Some((group, state)) = unit.unit.poll_group_state()
+            && let Some((group, state)) = self
+                .router
+                .units_mut()
+                .get_mut(index)
+                .and_then(Unit::poll_group_state)
         {
             info!(group, %state, "sync group state changed");
             self.notifiers.start(
@@ -957,7 +968,7 @@ impl Driver {
                 name,
                 &instance.plan.notify,
                 *state,
-                current_priority(&self.units[index], name).get(),
+                current_priority(self.router.units().get(index), name).get(),
             ),
             Action::StateChanged { from, to, reason } => {
                 info!(%from, %to, %reason, "state changed");
@@ -1068,13 +1079,16 @@ impl Driver {
                     instance.plan = changed.clone();
                 }
                 unit.plan = UnitPlan::Solo(Box::new(changed));
-                let actions = unit.unit.handle_all(now, &Input::SetPriority(priority));
-                self.perform(index, now, actions).await;
+                if let Some(machines) = self.router.units_mut().get_mut(index) {
+                    let actions = machines.handle_all(now, &Input::SetPriority(priority));
+                    self.perform(index, now, actions).await;
+                }
                 reprioritised += 1;
                 index += 1;
             } else {
                 self.stop_unit(index).await;
                 self.units.remove(index);
+                self.router.remove(index);
                 stopped += 1;
             }
         }
@@ -1108,8 +1122,9 @@ impl Driver {
         for plan in plans {
             let name = plan.name().to_string();
             match self.build_unit(plan).await {
-                Ok(unit) => {
-                    self.units.push(unit);
+                Ok((running, unit, listeners)) => {
+                    self.units.push(running);
+                    self.router.push(unit, listeners);
                     self.start_unit(self.units.len() - 1).await;
                     started += 1;
                 }
@@ -1169,10 +1184,10 @@ impl Driver {
 
     async fn stop_unit(&mut self, index: usize) {
         let now = self.now();
-        let Some(unit) = self.units.get_mut(index) else {
+        let Some(unit) = self.router.units_mut().get_mut(index) else {
             return;
         };
-        let actions = unit.unit.handle_all(now, &Input::Shutdown);
+        let actions = unit.handle_all(now, &Input::Shutdown);
         self.perform(index, now, actions).await;
     }
 }
@@ -1192,10 +1207,9 @@ fn priority_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan
     })
 }
 
-fn current_priority(unit: &RunningUnit, name: &str) -> Priority {
-    unit.unit
-        .machines()
-        .iter()
+fn current_priority(unit: Option<&Unit>, name: &str) -> Priority {
+    unit.into_iter()
+        .flat_map(Unit::machines)
         .find(|m| m.name() == name)
         .map_or(Priority::DEFAULT, Machine::priority)
 }

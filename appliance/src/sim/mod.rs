@@ -16,7 +16,8 @@ use crate::vrrp::packet::{
     Addresses, Auth, Expected, ExpectedVersion, IpContext, MULTICAST_V4, MULTICAST_V6, Packet,
     Rejection, Repr, Seconds, Variant,
 };
-use crate::vrrp::receive::{self, Delivery, Listener};
+use crate::vrrp::receive::{Delivery, Listener};
+use crate::vrrp::router::Router;
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Priority, Version, Vrid};
 use scenario::{Fault, NodeSpec, Scenario, ScenarioError};
@@ -44,7 +45,9 @@ struct Node {
     link_up: bool,
     /// Bumped on crash/shutdown/restart so stale queued events are ignored.
     generation: u64,
-    units: Vec<Unit>,
+    /// Its units and what their instances accept: the same receive path
+    /// as the daemon's.
+    router: Router<()>,
     /// The timer event queued for each unit, to skip superseded ones.
     scheduled: Vec<Option<Instant>>,
     scripts_ok: BTreeMap<String, bool>,
@@ -54,6 +57,7 @@ struct Node {
 impl Node {
     fn build_units(&mut self) -> Result<(), ScenarioError> {
         let spec = &self.spec;
+        let specs = &spec.config.vrrp_instance;
         let mut grouped: Vec<&str> = Vec::new();
         let mut units = Vec::new();
         for group in &spec.config.vrrp_sync_group {
@@ -77,7 +81,16 @@ impl Node {
             ))));
         }
         self.scheduled = vec![None; units.len()];
-        self.units = units;
+        let mut router = Router::default();
+        for unit in units {
+            let listeners = unit
+                .machines()
+                .iter()
+                .map(|m| listener(m, peers(specs, m.name())))
+                .collect();
+            router.push(unit, listeners);
+        }
+        self.router = router;
         Ok(())
     }
 }
@@ -108,9 +121,6 @@ enum Happening {
     },
 }
 
-/// An instance of a node: its unit and its index in the unit.
-type Member = (usize, usize);
-
 /// The simulator state; [`run`] is the usual entry point.
 #[derive(Debug)]
 pub struct Simulator {
@@ -119,9 +129,6 @@ pub struct Simulator {
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     pending: BTreeMap<u64, Happening>,
     nodes: Vec<Node>,
-    /// Each node's instances as the receive path sees them, by (unit,
-    /// member).
-    listeners: Vec<Vec<(Member, Listener<()>)>>,
     default_delay: Duration,
     delays: BTreeMap<(usize, usize), Duration>,
     partition: Option<Vec<usize>>,
@@ -140,7 +147,6 @@ impl Simulator {
             queue: BinaryHeap::new(),
             pending: BTreeMap::new(),
             nodes: Vec::new(),
-            listeners: Vec::new(),
             default_delay: scenario.network.delay.0,
             delays: BTreeMap::new(),
             partition: None,
@@ -160,7 +166,7 @@ impl Simulator {
                 running: false,
                 link_up: true,
                 generation: 0,
-                units: Vec::new(),
+                router: Router::default(),
                 scheduled: Vec::new(),
                 scripts_ok: spec
                     .config
@@ -242,7 +248,7 @@ impl Simulator {
                 if let Some(slot) = n.scheduled.get_mut(unit) {
                     *slot = None;
                 }
-                let actions = match n.units.get_mut(unit) {
+                let actions = match n.router.units_mut().get_mut(unit) {
                     Some(u) => u.handle_timeout(self.now),
                     None => Vec::new(),
                 };
@@ -301,14 +307,12 @@ impl Simulator {
 
     /// The node's receive path: the same rules as the daemon's.
     fn receive(&mut self, node: usize, ctx: &IpContext, bytes: &[u8]) {
-        let listeners = self
-            .listeners
-            .get(node)
-            .map(|l| l.iter().map(|(id, l)| (*id, l)))
-            .into_iter()
-            .flatten();
-        let accepted = match receive::receive(listeners, &(), ctx, bytes) {
-            Ok(accepted) => accepted,
+        let now = self.now;
+        let Some(router) = self.nodes.get_mut(node).map(|n| &mut n.router) else {
+            return;
+        };
+        let delivered = match router.receive(&(), ctx, bytes, now) {
+            Ok(delivered) => delivered,
             // Adverts of other virtual routers are not for us: the LAN
             // carries them to everyone.
             Err(Rejection::UnknownVrid(_)) => return,
@@ -330,12 +334,7 @@ impl Simulator {
                 return;
             }
         };
-        let (unit, member) = accepted.to;
-        let actions = match self.nodes.get_mut(node).and_then(|n| n.units.get_mut(unit)) {
-            Some(u) => u.handle_instance(self.now, member, Input::Advert(accepted.advert)),
-            None => Vec::new(),
-        };
-        self.perform(node, actions);
+        self.perform(node, delivered.actions);
     }
 
     fn inject(&mut self, fault: Fault) {
@@ -397,7 +396,7 @@ impl Simulator {
                 let now = self.now;
                 let mut actions = Vec::new();
                 if let Some(node) = self.nodes.get_mut(n).filter(|x| x.running) {
-                    for unit in &mut node.units {
+                    for unit in node.router.units_mut() {
                         if let Some(i) = unit.machines().iter().position(|m| m.name() == instance) {
                             actions.extend(unit.handle_instance(
                                 now,
@@ -502,24 +501,6 @@ impl Simulator {
             return;
         }
         let generation = node.generation;
-        let specs = &node.spec.config.vrrp_instance;
-        let listeners = node
-            .units
-            .iter()
-            .enumerate()
-            .flat_map(|(u, unit)| {
-                unit.machines()
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, m)| ((u, i), listener(m, peers(specs, m.name()))))
-            })
-            .collect();
-        if self.listeners.len() <= index {
-            self.listeners.resize(index + 1, Vec::new());
-        }
-        if let Some(slot) = self.listeners.get_mut(index) {
-            *slot = listeners;
-        }
         let mut inputs = Vec::new();
         if !node.link_up {
             inputs.push(Input::Link { up: false });
@@ -551,7 +532,7 @@ impl Simulator {
         let now = self.now;
         let mut actions = Vec::new();
         if let Some(n) = self.nodes.get_mut(node) {
-            for unit in &mut n.units {
+            for unit in n.router.units_mut() {
                 actions.extend(unit.handle_all(now, input));
             }
         }
@@ -587,7 +568,13 @@ impl Simulator {
     fn arm(&mut self, node: usize) {
         let mut wanted = Vec::new();
         if let Some(n) = self.nodes.get_mut(node).filter(|n| n.running) {
-            for (unit, (u, slot)) in n.units.iter().zip(n.scheduled.iter_mut()).enumerate() {
+            for (unit, (u, slot)) in n
+                .router
+                .units()
+                .iter()
+                .zip(n.scheduled.iter_mut())
+                .enumerate()
+            {
                 let next = u.poll_timeout();
                 if next.is_some() && next != *slot {
                     *slot = next;
@@ -626,7 +613,8 @@ impl Simulator {
         }
         let address: IpAddr = sender.spec.address;
         let Some((vrid, version)) = sender
-            .units
+            .router
+            .units()
             .iter()
             .flat_map(Unit::machines)
             .find(|m| m.name() == instance)

@@ -7,6 +7,7 @@ pub mod group;
 pub mod machine;
 pub mod packet;
 pub mod receive;
+pub mod router;
 pub mod unit;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,204 @@
+//! A VRRP router: its units (lone instances and sync groups) and what each
+//! instance accepts from the wire. It takes a datagram as a socket handed
+//! it over (the socket, the IP context, the bytes), applies every receive
+//! rule ([`receive`](super::receive)), hands the advert to its instance's
+//! machine and returns the machine's actions tagged with the instance, or
+//! the [`Rejection`] to count. The daemon and the simulator each drive one
+//! router per node, so they demultiplex and judge adverts the same way.
+
+use super::machine::{Action, Input};
+use super::packet::{IpContext, Rejection};
+use super::receive::{self, Listener};
+use super::unit::Unit;
+use crate::clock::Instant;
+
+/// The units of one router and their instances' listeners.
+#[derive(Debug)]
+pub struct Router<K> {
+    units: Vec<Unit>,
+    /// By unit, then by member, in the unit's member order.
+    listeners: Vec<Vec<Listener<K>>>,
+}
+
+/// An advert a router took: the unit and member it went to, and what its
+/// machine (or sync group) made of it.
+#[derive(Debug)]
+pub struct Delivered {
+    pub unit: usize,
+    pub member: usize,
+    /// Tagged with the instance's name.
+    pub actions: Vec<(String, Action)>,
+}
+
+impl<K> Default for Router<K> {
+    fn default() -> Self {
+        Self {
+            units: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq> Router<K> {
+    /// Adds a unit with one listener per member, in member order; its
+    /// index is the number of units before it.
+    pub fn push(&mut self, unit: Unit, listeners: Vec<Listener<K>>) {
+        self.units.push(unit);
+        self.listeners.push(listeners);
+    }
+
+    /// Removes the unit at `index` (later ones move down by one).
+    pub fn remove(&mut self, index: usize) -> Option<Unit> {
+        if index >= self.units.len() {
+            return None;
+        }
+        self.listeners.remove(index);
+        Some(self.units.remove(index))
+    }
+
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    pub fn units_mut(&mut self) -> &mut [Unit] {
+        &mut self.units
+    }
+
+    /// The datagram `bytes` that `socket` received in `ctx`, at `now`: the
+    /// actions of the instance it is for, or why no instance takes it.
+    pub fn receive(
+        &mut self,
+        socket: &K,
+        ctx: &IpContext,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<Delivered, Rejection> {
+        let listeners = self.listeners.iter().enumerate().flat_map(|(u, members)| {
+            members
+                .iter()
+                .enumerate()
+                .map(move |(m, listener)| ((u, m), listener))
+        });
+        let accepted = receive::receive(listeners, socket, ctx, bytes)?;
+        let (unit, member) = accepted.to;
+        let actions = match self.units.get_mut(unit) {
+            Some(u) => u.handle_instance(now, member, Input::Advert(accepted.advert)),
+            None => Vec::new(),
+        };
+        Ok(Delivered {
+            unit,
+            member,
+            actions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::machine::{InstanceConfig, Machine, State};
+    use crate::vrrp::packet::{
+        Addresses, Auth, Expected, ExpectedVersion, MULTICAST_V4, Packet, Repr, Seconds, TTL,
+        Variant,
+    };
+    use crate::vrrp::receive::Delivery;
+    use crate::vrrp::{Centiseconds, Priority, Vrid};
+    use std::net::Ipv4Addr;
+
+    const OURS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn vrid(n: u32) -> Vrid {
+        Vrid::new(n).unwrap()
+    }
+
+    fn router(vrids: &[u32]) -> Router<&'static str> {
+        let mut router = Router::default();
+        for &n in vrids {
+            let config = InstanceConfig::new(format!("VI_{n}"), vrid(n), OURS.into());
+            let listener = Listener {
+                socket: "eth0",
+                delivery: Delivery::Multicast,
+                expected: Expected {
+                    vrid: vrid(n),
+                    protocol: ExpectedVersion::V2 {
+                        adver_int: Seconds(1),
+                        auth: Auth::None,
+                    },
+                    addresses: None,
+                },
+                adver_int: Centiseconds(100),
+            };
+            let mut unit = Unit::Solo(Box::new(Machine::new(config)));
+            unit.handle_all(Instant::ZERO, &Input::Startup);
+            router.push(unit, vec![listener]);
+        }
+        router
+    }
+
+    fn advert(n: u32, priority: u8) -> (IpContext, Vec<u8>) {
+        let ctx = IpContext::V4 {
+            src: PEER,
+            dst: MULTICAST_V4,
+            ttl: TTL,
+        };
+        let repr = Repr {
+            vrid: vrid(n),
+            priority: Priority::from_u8(priority),
+            variant: Variant::V2 {
+                adver_int: Seconds(1),
+                auth: Auth::None,
+            },
+            addresses: Addresses::V4(vec![Ipv4Addr::new(10, 0, 0, 100)]),
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), &ctx)
+            .unwrap();
+        (ctx, bytes)
+    }
+
+    #[test]
+    fn an_advert_goes_to_the_instance_of_its_vrid_and_socket() {
+        let mut r = router(&[51, 52]);
+        let (ctx, bytes) = advert(52, 200);
+        let delivered = r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).unwrap();
+        assert_eq!((delivered.unit, delivered.member), (1, 0));
+        assert!(
+            delivered.actions.iter().all(|(name, _)| name == "VI_52"),
+            "{:?}",
+            delivered.actions
+        );
+        assert_eq!(r.units()[1].machines()[0].state(), State::Backup);
+    }
+
+    #[test]
+    fn what_no_instance_takes_is_a_rejection() {
+        let mut r = router(&[51]);
+        let (ctx, bytes) = advert(99, 200);
+        assert!(matches!(
+            r.receive(&"eth0", &ctx, &bytes, Instant::ZERO),
+            Err(Rejection::UnknownVrid(_))
+        ));
+        let (ctx, bytes) = advert(51, 200);
+        assert!(matches!(
+            r.receive(&"eth1", &ctx, &bytes, Instant::ZERO),
+            Err(Rejection::UnknownVrid(_))
+        ));
+        assert!(
+            r.receive(&"eth0", &ctx, &bytes[..4], Instant::ZERO)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_removed_unit_takes_its_listeners_with_it() {
+        let mut r = router(&[51, 52]);
+        assert!(r.remove(0).is_some());
+        let (ctx, bytes) = advert(51, 200);
+        assert!(r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).is_err());
+        let (ctx, bytes) = advert(52, 200);
+        let delivered = r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).unwrap();
+        assert_eq!(delivered.unit, 0);
+        assert!(r.remove(5).is_none());
+    }
+}
