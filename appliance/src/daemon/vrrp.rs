@@ -342,7 +342,6 @@ struct Driver {
     tasks: Vec<JoinHandle<()>>,
     script_tasks: Vec<JoinHandle<()>>,
     timeline: Arc<Mutex<TimelineLog>>,
-    drops: BTreeMap<&'static str, u64>,
     metrics: Arc<Metrics>,
     /// Each instance's last state change.
     transitions: HashMap<String, Transition>,
@@ -380,7 +379,6 @@ impl Driver {
             tasks: Vec::new(),
             script_tasks: Vec::new(),
             timeline: setup.timeline,
-            drops: BTreeMap::new(),
             metrics: setup.metrics,
             transitions: HashMap::new(),
             snapshot,
@@ -504,7 +502,7 @@ impl Driver {
         }
         self.publish();
         self.notifiers.finish().await;
-        info!(drops = ?self.drops, "VRRP stopped");
+        info!(drops = ?self.router.drops(), "VRRP stopped");
     }
 
     /// Resolves a unit's interfaces and addresses and opens what it needs.
@@ -815,7 +813,6 @@ impl Driver {
     }
 
     fn drop_advert(&mut self, from: IpAddr, rejection: &Rejection) {
-        *self.drops.entry(rejection.name()).or_default() += 1;
         self.metrics.advert_dropped(rejection.name());
         debug!(%from, reason = rejection.name(), detail = %rejection, "advert dropped");
     }

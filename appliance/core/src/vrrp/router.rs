@@ -11,6 +11,7 @@ use super::packet::{IpContext, Rejection};
 use super::receive::{self, Listener};
 use super::unit::Unit;
 use crate::clock::Instant;
+use std::collections::BTreeMap;
 
 /// The units of one router and their instances' listeners.
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub struct Router<K> {
     units: Vec<Unit>,
     /// By unit, then by member, in the unit's member order.
     listeners: Vec<Vec<Listener<K>>>,
+    /// Datagrams no instance took, by [`Rejection::name`].
+    drops: BTreeMap<&'static str, u64>,
 }
 
 /// An advert a router took: the unit and member it went to, and what its
@@ -35,6 +38,7 @@ impl<K> Default for Router<K> {
         Self {
             units: Vec::new(),
             listeners: Vec::new(),
+            drops: BTreeMap::new(),
         }
     }
 }
@@ -64,8 +68,14 @@ impl<K: PartialEq> Router<K> {
         &mut self.units
     }
 
+    /// The datagrams no instance took so far, by reason.
+    pub fn drops(&self) -> &BTreeMap<&'static str, u64> {
+        &self.drops
+    }
+
     /// The datagram `bytes` that `socket` received in `ctx`, at `now`: the
-    /// actions of the instance it is for, or why no instance takes it.
+    /// actions of the instance it is for, or why no instance takes it
+    /// (counted in [`Router::drops`]).
     pub fn receive(
         &mut self,
         socket: &K,
@@ -79,7 +89,13 @@ impl<K: PartialEq> Router<K> {
                 .enumerate()
                 .map(move |(m, listener)| ((u, m), listener))
         });
-        let accepted = receive::receive(listeners, socket, ctx, bytes)?;
+        let accepted = match receive::receive(listeners, socket, ctx, bytes) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                *self.drops.entry(rejection.name()).or_default() += 1;
+                return Err(rejection);
+            }
+        };
         let (unit, member) = accepted.to;
         let actions = match self.units.get_mut(unit) {
             Some(u) => u.handle_instance(now, member, Input::Advert(accepted.advert)),
