@@ -155,8 +155,10 @@ demo-down:
 # appliance built with its fail points; ~5 min; appended), then the checker
 # against 10,000 real servers (its table appended to docs/benchmarks.md;
 # docs/benchmarks-checker.md explains it), then the checker beside keepalived's against 500 in a qemu VM
-# (keepalived's needs IPVS; ~2 min; appended too), then the disk image's
-# size and boot time (appended too).
+# (keepalived's needs IPVS; ~2 min; appended too), then 1,000 to 10,000
+# services loaded into IPVS in a qemu VM by ipvsadm -R and by the appliance
+# (up to ~30 min; appended too), then the disk image's size and boot time
+# (appended too).
 bench: deps
 	$(CARGO) build --release -p appliance --features failpoints
 	cp target/release/appliance target/release/appliance-failpoints
@@ -165,5 +167,6 @@ bench: deps
 	$(CARGO) run --release -p appliance-tests --bin jitter_bench -- --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin ipvs_bench -- --services 1000,2000,5000,10000 --append docs/benchmarks.md
 	images/disk/build
 	$(CARGO) run --release -p appliance-tests --bin image_bench -- --boots 5 --append docs/benchmarks.md

@@ -1,0 +1,240 @@
+//! Loading a large table into IPVS: `ipvsadm -R` beside the appliance, on
+//! one kernel. The host's kernel has no IPVS, so this boots Debian's kernel
+//! under qemu (TCG, one vCPU, [`vm`]) and, for each size N, loads N virtual
+//! services × 4 real servers (NAT, wlc, as a keepalived.conf without
+//! checks would have them) three ways, each from an empty table:
+//!
+//! - `ipvsadm -R` reading the rules a saved table would hold;
+//! - `appliance dataplane apply`: the appliance's reconcile alone;
+//! - `appliance run` until the kernel holds every service: the daemon as
+//!   an operator starts it, config parsing and planning included.
+//!
+//! Times come from the guest's /proc/uptime (10 ms steps). Prints the
+//! table, and with `--append FILE` adds it as a section to FILE.
+//!
+//! `ipvs_bench [--services N,N,...] [--append FILE]`; build the release
+//! appliance first (`cargo build --release -p appliance`).
+
+use appliance_tests::vm::{self, Vm, section};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const REAL_SERVERS: usize = 4;
+/// Guest memory: the configs and the appliance's copy of each table.
+const MEMORY_MB: u32 = 1024;
+/// How long `appliance run` may take to load one table.
+const RUN_LIMIT_S: u32 = 600;
+
+struct Args {
+    services: Vec<usize>,
+    append: Option<PathBuf>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut out = Args {
+        services: vec![1000, 2000, 5000, 10_000],
+        append: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--services" => {
+                out.services = value()?
+                    .split(',')
+                    .map(|n| n.parse().map_err(|e| format!("--services {n}: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--append" => out.append = Some(value()?.into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if out.services.is_empty() || out.services.iter().any(|n| *n == 0 || *n > 60_000) {
+        return Err("--services: sizes between 1 and 60000".into());
+    }
+    Ok(out)
+}
+
+/// The release appliance beside this binary's target directory.
+fn appliance() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.parent()
+        .map(|dir| dir.join("appliance"))
+        .filter(|bin| bin.is_file())
+        .ok_or(format!(
+            "no appliance beside {}: build it with `cargo build --release -p appliance`",
+            exe.display()
+        ))
+}
+
+/// Service `i`'s virtual address and its real servers' addresses.
+fn addresses(i: usize) -> (String, Vec<String>) {
+    let (hi, lo) = (i / 250, i % 250 + 1);
+    let vip = format!("10.1.{hi}.{lo}:80");
+    let servers = (0..REAL_SERVERS)
+        .map(|r| format!("10.{}.{hi}.{lo}:8080", 2 + r))
+        .collect();
+    (vip, servers)
+}
+
+/// The table as keepalived.conf, and as `ipvsadm -R` rules.
+fn tables(n: usize) -> (String, String) {
+    let (mut conf, mut rules) = (String::new(), String::new());
+    for i in 0..n {
+        let (vip, servers) = addresses(i);
+        let (ip, port) = vip.split_once(':').unwrap_or((&vip, "80"));
+        let _ = write!(
+            conf,
+            "virtual_server {ip} {port} {{\n  lb_algo wlc\n  lb_kind NAT\n  protocol TCP\n"
+        );
+        let _ = writeln!(rules, "-A -t {vip} -s wlc");
+        for server in &servers {
+            let (rip, rport) = server.split_once(':').unwrap_or((server, "8080"));
+            let _ = write!(conf, "  real_server {rip} {rport} {{\n    weight 1\n  }}\n");
+            let _ = writeln!(rules, "-a -t {vip} -r {server} -m -w 1");
+        }
+        conf.push_str("}\n");
+    }
+    (conf, rules)
+}
+
+/// The guest script: each way for each size, from an empty table, timed.
+fn script(sizes: &[usize]) -> String {
+    let mut s = String::from(
+        "set -e\n\
+         mkdir -p /tmp /run\n\
+         now() { read up _ < /proc/uptime; echo \"$up\"; }\n\
+         services() { ipvsadm -Ln | grep -c '^TCP' || true; }\n\
+         elapsed() { awk -v a=\"$1\" -v b=\"$2\" 'BEGIN { printf \"%.2f\", b - a }'; }\n\
+         echo '--- table'\n",
+    );
+    for n in sizes {
+        let _ = write!(
+            s,
+            "ipvsadm -C\n\
+             t0=$(now); ipvsadm -R < /bench/rules.{n}; t1=$(now)\n\
+             [ \"$(services)\" -eq {n} ] || {{ echo \"ipvsadm -R loaded $(services) of {n}\"; exit 1; }}\n\
+             echo \"{n} ipvsadm $(elapsed $t0 $t1)\"\n\
+             ipvsadm -C\n\
+             t0=$(now); appliance dataplane apply --config /bench/conf.{n} --state /tmp/apply.{n}.json > /dev/null; t1=$(now)\n\
+             [ \"$(services)\" -eq {n} ] || {{ echo \"dataplane apply loaded $(services) of {n}\"; exit 1; }}\n\
+             echo \"{n} apply $(elapsed $t0 $t1)\"\n\
+             ipvsadm -C\n\
+             mkdir -p /run/appliance.{n}\n\
+             t0=$(now)\n\
+             appliance run --config /bench/conf.{n} --state-dir /run/appliance.{n} > /tmp/run.{n}.log 2>&1 &\n\
+             pid=$!\n\
+             while [ \"$(services)\" -lt {n} ]; do\n\
+               t1=$(now)\n\
+               if [ \"$(elapsed $t0 $t1 | cut -d. -f1)\" -ge {RUN_LIMIT_S} ]; then break; fi\n\
+               sleep 0.2\n\
+             done\n\
+             t1=$(now)\n\
+             if [ \"$(services)\" -eq {n} ]; then echo \"{n} run $(elapsed $t0 $t1)\"; \
+             else echo \"{n} run >{RUN_LIMIT_S} ($(services) loaded)\"; fi\n\
+             kill $pid; wait $pid || true\n"
+        );
+    }
+    s.push_str("ipvsadm -C\n");
+    s
+}
+
+/// The guest's lines (`N way seconds`) as a Markdown table.
+fn render(lines: &[&str], sizes: &[usize]) -> String {
+    let cell = |n: usize, way: &str| {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(&n.to_string()) && w.next() == Some(way))
+                    .then(|| w.collect::<Vec<_>>().join(" "))
+            })
+            .next()
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = String::from(
+        "| services × 4 real servers | `ipvsadm -R` | `appliance dataplane apply` | `appliance run` | apply ÷ ipvsadm |\n\
+         |---|---|---|---|---|\n",
+    );
+    for &n in sizes {
+        let (ipvsadm, apply, run) = (cell(n, "ipvsadm"), cell(n, "apply"), cell(n, "run"));
+        let ratio = match (ipvsadm.parse::<f64>(), apply.parse::<f64>()) {
+            (Ok(i), Ok(a)) if i > 0.0 => format!("{:.2}", a / i),
+            _ => "-".into(),
+        };
+        let _ = writeln!(out, "| {n} | {ipvsadm} s | {apply} s | {run} s | {ratio} |");
+    }
+    out
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let kernel = vm::kernel::kernel().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut builder = Vm::builder().file(appliance()?, "/usr/sbin/appliance");
+    for &n in &args.services {
+        let (conf, rules) = tables(n);
+        let (conf_path, rules_path) = (
+            dir.path().join(format!("conf.{n}")),
+            dir.path().join(format!("rules.{n}")),
+        );
+        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        std::fs::write(&rules_path, rules).map_err(|e| e.to_string())?;
+        builder = builder
+            .file(conf_path, format!("/bench/conf.{n}"))
+            .file(rules_path, format!("/bench/rules.{n}"));
+    }
+    let limit: u64 = args
+        .services
+        .iter()
+        .map(|n| 120 + u64::from(RUN_LIMIT_S) + (*n as u64) / 50)
+        .sum();
+    let out = builder
+        .script(script(&args.services))
+        .memory_mb(MEMORY_MB)
+        .timeout(Duration::from_secs(300 + limit))
+        .run()
+        .map_err(|e| e.to_string())?;
+    if out.exit_code != 0 {
+        return Err(format!("the VM scenario exited {}\n{out}", out.exit_code));
+    }
+    let table = render(&section(&out.stdout, "table"), &args.services);
+    let times = format!(
+        "boot {:.1} s, whole VM run {:.1} s",
+        out.boot.as_secs_f64(),
+        out.elapsed.as_secs_f64()
+    );
+    print!("{table}");
+    println!("{times}");
+    if let Some(path) = &args.append {
+        let text = format!(
+            "\n## Loading IPVS (in a VM)\n\n\
+             Generated by `make bench` (tests/src/bin/ipvs_bench.rs): N virtual \
+             services × {REAL_SERVERS} real servers (NAT, wlc, no checks) loaded \
+             into an empty IPVS table by `ipvsadm -R`, by `appliance dataplane \
+             apply` and by `appliance run` (until the kernel holds every \
+             service), one after the other, in one VM: Debian's kernel {} under \
+             qemu TCG, one vCPU, {MEMORY_MB} MiB ({times}). Goal: the appliance \
+             at least 2× faster than `ipvsadm -R` at 10,000 services.\n\n{table}",
+            kernel.release
+        );
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match args().and_then(|args| run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipvs_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
