@@ -85,6 +85,15 @@ pub trait Backend {
     fn read(&mut self) -> Result<Snapshot, Error>;
     /// Carry out one operation.
     fn apply(&mut self, op: &Op) -> Result<(), Error>;
+    /// Carry out `ops` in order, stopping at the first that fails (its
+    /// index and error). A backend may send them without waiting for each
+    /// answer; this one waits.
+    fn apply_all(&mut self, ops: &[Op]) -> Result<(), (usize, Error)> {
+        for (i, op) in ops.iter().enumerate() {
+            self.apply(op).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -99,6 +108,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn apply(&mut self, op: &Op) -> Result<(), Error> {
         (**self).apply(op)
+    }
+    fn apply_all(&mut self, ops: &[Op]) -> Result<(), (usize, Error)> {
+        (**self).apply_all(ops)
     }
 }
 

@@ -130,14 +130,20 @@ impl<B: Backend> Reconciler<B> {
         let claimed: BTreeSet<ServiceKey> =
             self.owned.iter().chain(desired.keys()).copied().collect();
         self.record(claimed)?;
-        for (i, op) in ops.iter().enumerate() {
-            if let Err(e) = self.backend.apply(op) {
-                tracing::warn!(backend = self.backend.name(), applied = i, %op, error = %e, "dataplane operation failed");
-                return Err(Error::Apply {
-                    op: op.clone(),
-                    source: Box::new(e),
-                });
+        if let Err((i, e)) = self.backend.apply_all(&ops) {
+            let Some(op) = ops.get(i).cloned() else {
+                return Err(e);
+            };
+            for done in ops.iter().take(i) {
+                tracing::info!(backend = self.backend.name(), op = %done, "dataplane");
             }
+            tracing::warn!(backend = self.backend.name(), applied = i, %op, error = %e, "dataplane operation failed");
+            return Err(Error::Apply {
+                op,
+                source: Box::new(e),
+            });
+        }
+        for op in &ops {
             tracing::info!(backend = self.backend.name(), %op, "dataplane");
         }
         self.record(desired.keys().copied().collect())?;

@@ -118,7 +118,7 @@ fn script(sizes: &[usize]) -> String {
              [ \"$(services)\" -eq {n} ] || {{ echo \"ipvsadm -R loaded $(services) of {n}\"; exit 1; }}\n\
              echo \"{n} ipvsadm $(elapsed $t0 $t1)\"\n\
              ipvsadm -C\n\
-             t0=$(now); appliance dataplane apply --config /bench/conf.{n} --state /tmp/apply.{n}.json > /dev/null; t1=$(now)\n\
+             t0=$(now); appliance dataplane apply --config /bench/conf.{n} --state /tmp/apply.{n}.json > /tmp/apply.{n}.log 2>&1; t1=$(now)\n\
              [ \"$(services)\" -eq {n} ] || {{ echo \"dataplane apply loaded $(services) of {n}\"; exit 1; }}\n\
              echo \"{n} apply $(elapsed $t0 $t1)\"\n\
              ipvsadm -C\n\

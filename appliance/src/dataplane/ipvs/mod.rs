@@ -28,6 +28,93 @@ use nla::{CmdAttr, DaemonAttr, InfoAttr};
 use serde::Serialize;
 use std::io;
 
+/// Requests in flight at most while a table is applied: their answers
+/// (an acknowledgement each, or an error with the request quoted) fit the
+/// socket's receive buffer many times over.
+const WINDOW: usize = 128;
+
+/// The requests of one [`Ipvs::pipeline`]: how many were sent and
+/// answered, and the first that failed. Sequence numbers count up from
+/// `first`, one per operation.
+struct Window {
+    len: usize,
+    first: u32,
+    sent: usize,
+    answered: usize,
+    failed: Option<(usize, i32)>,
+}
+
+impl Window {
+    fn new(len: usize, first: u32) -> Self {
+        Self {
+            len,
+            first,
+            sent: 0,
+            answered: 0,
+            failed: None,
+        }
+    }
+
+    /// The operation to send next, if one may go now: none once one has
+    /// failed, nor while [`WINDOW`] are unanswered.
+    fn next_to_send(&self) -> Option<usize> {
+        (self.sent < self.len && self.sent - self.answered < WINDOW && self.failed.is_none())
+            .then_some(self.sent)
+    }
+
+    fn sent(&mut self) {
+        self.sent += 1;
+    }
+
+    /// The first operation not answered yet.
+    fn pending(&self) -> usize {
+        self.answered
+    }
+
+    /// The kernel's answer to `sequence`: an acknowledgement, or `errno`.
+    /// Answers to nothing this window sent are ignored.
+    fn answered(&mut self, sequence: u32, errno: Option<i32>) {
+        let index = sequence.wrapping_sub(self.first) as usize;
+        if index >= self.sent {
+            return;
+        }
+        self.answered += 1;
+        if let Some(errno) = errno
+            && self.failed.is_none_or(|(first, _)| index < first)
+        {
+            self.failed = Some((index, errno));
+        }
+    }
+
+    /// Every request sent is answered, and nothing more will be sent.
+    fn done(&self) -> bool {
+        self.answered == self.sent && self.next_to_send().is_none()
+    }
+
+    /// The first failure: its operation's index and errno.
+    fn outcome(&self) -> Result<(), (usize, i32)> {
+        self.failed.map_or(Ok(()), Err)
+    }
+}
+
+/// The request that carries out `op`.
+fn operation(op: &Op) -> IpvsMessage {
+    match op {
+        Op::AddService(s) => message::set_service(Command::NewService, s),
+        Op::EditService(s) => message::set_service(Command::SetService, s),
+        Op::DeleteService(k) => message::del_service(k),
+        Op::AddDestination {
+            service,
+            destination,
+        } => message::set_dest(Command::NewDest, service, destination),
+        Op::EditDestination {
+            service,
+            destination,
+        } => message::set_dest(Command::SetDest, service, destination),
+        Op::DeleteDestination { service, address } => message::del_dest(service, *address),
+    }
+}
+
 /// An IPVS failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -190,6 +277,84 @@ impl Ipvs {
                 }
             }
         }
+    }
+
+    /// Carries out `ops` in order with up to [`WINDOW`] requests in
+    /// flight: the kernel handles one socket's requests in the order sent,
+    /// so sending the next before the last is acknowledged changes nothing
+    /// but the round trips. On a failure, the index of the first operation
+    /// that failed (those after it that were already sent stay applied;
+    /// the next reconcile reads them back).
+    fn pipeline(&mut self, ops: &[Op]) -> Result<(), (usize, Error)> {
+        let mut window = Window::new(ops.len(), self.sequence.wrapping_add(1));
+        self.send_ready(ops, &mut window)?;
+        while !window.done() {
+            self.read_answers(ops, &mut window)?;
+            self.send_ready(ops, &mut window)?;
+        }
+        window.outcome().map_err(|(index, errno)| {
+            (
+                index,
+                Error::Kernel {
+                    what: ops.get(index).map(ToString::to_string).unwrap_or_default(),
+                    source: io::Error::from_raw_os_error(errno),
+                },
+            )
+        })
+    }
+
+    /// Sends what the window lets go now.
+    fn send_ready(&mut self, ops: &[Op], window: &mut Window) -> Result<(), (usize, Error)> {
+        while let Some(next) = window.next_to_send() {
+            let Some(op) = ops.get(next) else {
+                break;
+            };
+            self.sequence = self.sequence.wrapping_add(1);
+            let mut genl = GenlMessage::from_payload(operation(op));
+            genl.set_resolved_family_id(self.family_id);
+            let mut request = NetlinkMessage::from(genl);
+            request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+            request.header.sequence_number = self.sequence;
+            request.finalize();
+            let mut buf = vec![0; request.buffer_len()];
+            request.serialize(&mut buf);
+            self.socket
+                .send(&buf, 0)
+                .map_err(|e| (next, Error::Socket(e)))?;
+            window.sent();
+        }
+        Ok(())
+    }
+
+    /// Reads one datagram of answers to the window's requests.
+    fn read_answers(&mut self, ops: &[Op], window: &mut Window) -> Result<(), (usize, Error)> {
+        let pending = window.pending();
+        let decode = |reason: String| {
+            (
+                pending,
+                Error::Decode {
+                    what: ops
+                        .get(pending)
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    reason,
+                },
+            )
+        };
+        let data = netlink::receive(&mut self.socket, netlink::ANSWER_TIMEOUT)
+            .map_err(|e| (pending, Error::Socket(e)))?;
+        for one in netlink::messages(&data) {
+            let message =
+                NetlinkMessage::<GenlMessage<IpvsMessage>>::deserialize(one.map_err(decode)?)
+                    .map_err(|e| decode(e.to_string()))?;
+            if let NetlinkPayload::Error(e) = message.payload {
+                window.answered(
+                    message.header.sequence_number,
+                    e.code.map(|code| -code.get()),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn request(&mut self, msg: IpvsMessage, what: &str) -> Result<Vec<IpvsMessage>, Error> {
@@ -372,22 +537,56 @@ impl Backend for Ipvs {
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), crate::dataplane::Error> {
-        let what = op.to_string();
-        let msg = match op {
-            Op::AddService(s) => message::set_service(Command::NewService, s),
-            Op::EditService(s) => message::set_service(Command::SetService, s),
-            Op::DeleteService(k) => message::del_service(k),
-            Op::AddDestination {
-                service,
-                destination,
-            } => message::set_dest(Command::NewDest, service, destination),
-            Op::EditDestination {
-                service,
-                destination,
-            } => message::set_dest(Command::SetDest, service, destination),
-            Op::DeleteDestination { service, address } => message::del_dest(service, *address),
-        };
-        self.request(msg, &what)?;
+        self.request(operation(op), &op.to_string())?;
         Ok(())
+    }
+
+    fn apply_all(&mut self, ops: &[Op]) -> Result<(), (usize, crate::dataplane::Error)> {
+        self.pipeline(ops).map_err(|(i, e)| (i, e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_keeps_at_most_its_size_in_flight_and_ends_answered() {
+        let mut w = Window::new(WINDOW + 2, 7);
+        let mut sent = 0;
+        while w.next_to_send().is_some() {
+            w.sent();
+            sent += 1;
+        }
+        assert_eq!(sent, WINDOW);
+        assert!(!w.done());
+        w.answered(7, None);
+        assert_eq!(w.next_to_send(), Some(WINDOW));
+        w.sent();
+        w.sent();
+        // An answer to something never sent is not ours.
+        w.answered(7 + 500, None);
+        for seq in 8..7 + WINDOW as u32 + 2 {
+            w.answered(seq, None);
+        }
+        assert!(w.done());
+        assert_eq!(w.outcome(), Ok(()));
+    }
+
+    #[test]
+    fn a_window_reports_the_first_failure_and_sends_no_more() {
+        let mut w = Window::new(10, u32::MAX - 1);
+        for _ in 0..4 {
+            w.sent();
+        }
+        // Sequence numbers wrap: the third operation is sequence 0.
+        w.answered(0, Some(libc::EEXIST));
+        assert_eq!(w.next_to_send(), None, "nothing more after a failure");
+        w.answered(1, Some(libc::ENOENT));
+        assert!(!w.done());
+        w.answered(u32::MAX - 1, None);
+        w.answered(u32::MAX, None);
+        assert!(w.done());
+        assert_eq!(w.outcome(), Err((2, libc::EEXIST)));
     }
 }
