@@ -426,6 +426,17 @@ pub fn machine(options: &Options) -> Machine {
     }
 }
 
+/// Adds `text` at the end of `path` (`make bench`'s docs/benchmarks.md),
+/// which must exist.
+pub fn append(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

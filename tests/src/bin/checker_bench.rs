@@ -466,22 +466,13 @@ fn parent(args: &Args) -> Result<(), String> {
             cpu_verdicts.join("; "),
             verdict(best_rss, GOAL_RSS),
         );
-        append(path, &section)?;
+        appliance_tests::bench::append(path, &section)?;
     }
     Ok(())
 }
 
 /// The table's name for our checker.
 const OURS: &str = "appliance";
-
-fn append(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
 
 /// What a measured child runs.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -124,12 +124,7 @@ fn run(args: &Args) -> Result<(), String> {
              means.\n\n{table}",
             kernel.release, args.servers, args.seconds
         );
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        appliance_tests::bench::append(path, &text)?;
     }
     Ok(())
 }

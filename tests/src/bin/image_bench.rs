@@ -105,12 +105,7 @@ fn run() -> Result<String, String> {
         median(to_master).as_secs_f64()
     ));
     if let Some(path) = append {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("{path}: {e}"))?;
+        appliance_tests::bench::append(std::path::Path::new(&path), &text)?;
     }
     Ok(text)
 }

@@ -219,12 +219,7 @@ fn run(args: &Args) -> Result<(), String> {
              at least 2× faster than `ipvsadm -R` at 10,000 services.\n\n{table}",
             kernel.release
         );
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        appliance_tests::bench::append(path, &text)?;
     }
     Ok(())
 }
