@@ -82,6 +82,38 @@ pub enum Command {
         #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Put a real server back in its pools (while its checks pass), ending
+    /// a drain or a disable; an operator's weight stays. Root only.
+    Enable {
+        #[command(flatten)]
+        target: RealServerArgs,
+    },
+    /// Take a real server out of its pools at once, whatever its checks
+    /// find (they go on). Held across reloads until the config changes the
+    /// server, and across restarts. Root only.
+    Disable {
+        #[command(flatten)]
+        target: RealServerArgs,
+    },
+    /// Drain a real server: weight 0 (no new connections, its own go on),
+    /// then out of its pools once it has no active connection left, or
+    /// when TIMEOUT runs out. Waits for the end. Root only.
+    Drain {
+        #[command(flatten)]
+        target: RealServerArgs,
+        /// The longest a drain waits for the connections to end.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Give a real server a weight in place of the configured one, or
+    /// `configured` to go back to it. Root only.
+    Weight {
+        #[command(flatten)]
+        target: RealServerArgs,
+        /// The weight (0 sends it no new connections), or `configured`.
+        #[arg(value_parser = parse_weight)]
+        weight: WeightArg,
+    },
     /// Check a config file (appliance TOML or keepalived.conf, detected).
     /// Prints `FILE:LINE:COL: message` for each problem.
     CheckConfig {
@@ -125,6 +157,34 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// The real server an operator's command names.
+#[derive(clap::Args)]
+pub struct RealServerArgs {
+    /// The real server, `ADDRESS:PORT` (`[ADDRESS]:PORT` for IPv6), in
+    /// every virtual server that has it.
+    pub real_server: std::net::SocketAddr,
+    /// Only in this virtual server: `TCP 10.0.0.100:80`, `10.0.0.100:80`
+    /// or `fwmark 5`.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The daemon's status socket.
+    #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// A weight an operator sets: a number, or the configured one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightArg(pub Option<u32>);
+
+fn parse_weight(text: &str) -> Result<WeightArg, String> {
+    if text == "configured" {
+        return Ok(WeightArg(None));
+    }
+    text.parse::<u32>()
+        .map(|w| WeightArg(Some(w)))
+        .map_err(|_| format!("{text:?} is neither a weight (0 or more) nor `configured`"))
 }
 
 /// A shell `appliance completions` writes a script for.

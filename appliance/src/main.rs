@@ -1,7 +1,8 @@
 //! The `appliance` command line.
 
 use anyhow::Context;
-use appliance::cli::{Cli, Command, DataplaneCommand, IpvsCommand, SyncCommand};
+use appliance::cli::{Cli, Command, DataplaneCommand, IpvsCommand, RealServerArgs, SyncCommand};
+use appliance::daemon::status::Change;
 use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
@@ -99,6 +100,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("reloaded: {summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Enable { target } => operator(target, Change::Enable, None),
+        Command::Disable { target } => operator(target, Change::Disable, None),
+        Command::Drain { target, timeout } => {
+            let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            operator(target, Change::Drain { timeout_ms }, Some(timeout))
+        }
+        Command::Weight { target, weight } => {
+            operator(target, Change::Weight { weight: weight.0 }, None)
+        }
         Command::CheckConfig { file } => match appliance::daemon::check_config(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -167,6 +177,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `appliance enable|disable|drain|weight`: asks the daemon, prints what
+/// it did. A drain's answer comes when it ends, so the wait is its timeout
+/// and a little.
+fn operator(
+    target: RealServerArgs,
+    change: Change,
+    drain: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
+    let wait = drain.unwrap_or_default() + std::time::Duration::from_secs(90);
+    let summary = appliance::daemon::status::admin(
+        &target.socket,
+        target.real_server,
+        target.service,
+        change,
+        wait,
+    )?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ipvs(command: IpvsCommand) -> anyhow::Result<ExitCode> {

@@ -8,6 +8,7 @@
 //! [`Status`] at each scrape, so they always agree with `appliance status`.
 //! Nothing here decides anything.
 
+use crate::check::decision::Mode;
 use crate::daemon::status::Status;
 use crate::dataplane::{Op, reconcile::Report};
 use crate::vrrp::machine::State;
@@ -65,6 +66,13 @@ struct RealServerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdminLabels {
+    service: String,
+    real_server: String,
+    admin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabels {
     check: String,
 }
@@ -100,6 +108,7 @@ pub struct Metrics {
     adverts_dropped: Family<ReasonLabels, Counter>,
     real_server_up: Family<RealServerLabels, Gauge>,
     real_server_weight: Family<RealServerLabels, Gauge>,
+    real_server_admin: Family<AdminLabels, Gauge>,
     check_duration: HistogramFamily<CheckLabels>,
     check_local_faults: Family<ReasonLabels, Counter>,
     dataplane_operations: Family<OperationLabels, Counter>,
@@ -124,6 +133,7 @@ impl Metrics {
             adverts_dropped: Family::default(),
             real_server_up: Family::default(),
             real_server_weight: Family::default(),
+            real_server_admin: Family::default(),
             check_duration: Family::new_with_constructor(check_histogram),
             check_local_faults: Family::default(),
             dataplane_operations: Family::default(),
@@ -169,6 +179,11 @@ impl Metrics {
             "real_server_weight",
             "Real server weight as the checker sets it",
             metrics.real_server_weight.clone(),
+        );
+        metrics.registry.register(
+            "real_server_admin",
+            "What the operator set for a real server (appliance enable, disable, drain): 1 for its setting, 0 for the others",
+            metrics.real_server_admin.clone(),
         );
         metrics.registry.register_with_unit(
             "check_duration",
@@ -278,6 +293,7 @@ impl Metrics {
         self.vrrp_priority.clear();
         self.real_server_up.clear();
         self.real_server_weight.clear();
+        self.real_server_admin.clear();
         if let Some(status) = status {
             self.set_gauges(status);
         }
@@ -322,6 +338,16 @@ impl Metrics {
                 self.real_server_weight
                     .get_or_create(&labels)
                     .set(i64::from(rs.weight));
+                // Every setting gets its series, as the VRRP states do.
+                for admin in [Mode::Enabled, Mode::Draining, Mode::Disabled] {
+                    self.real_server_admin
+                        .get_or_create(&AdminLabels {
+                            service: vs.service.clone(),
+                            real_server: rs.address.to_string(),
+                            admin: admin.name().into(),
+                        })
+                        .set(i64::from(rs.admin == admin.name()));
+                }
             }
         }
     }
@@ -497,6 +523,9 @@ mod tests {
         let rs = r#"service="TCP 10.0.0.100:80",real_server="10.0.0.11:8080""#;
         assert_eq!(get("appliance_real_server_up", rs), 0.0);
         assert_eq!(get("appliance_real_server_weight", rs), 1.0);
+        let admin = |setting| format!("{rs},admin=\"{setting}\"");
+        assert_eq!(get("appliance_real_server_admin", &admin("enabled")), 1.0);
+        assert_eq!(get("appliance_real_server_admin", &admin("disabled")), 0.0);
         assert_eq!(
             get(
                 "appliance_check_duration_seconds_count",

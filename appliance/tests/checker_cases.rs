@@ -4,11 +4,13 @@
 //! action the sans-IO checker ([`Checker`]) returns: when each check runs
 //! next, real servers going up and down with their weights, quorum and
 //! sorry-server changes, the pools the dataplane gets and the notify
-//! programs run. The case's leading comment says what it shows and is kept
+//! programs run. Operator's changes (`appliance disable` and the like) may
+//! come between the outcomes. The case's leading comment says what it shows and is kept
 //! in the snapshot. Adding a case is adding a file.
 
 use appliance::check::decision::{
-    Action, Checker, DynamicWeight, Failure, LocalFault, NotifyTarget, Outcome, ProbeId, VsId,
+    Action, Admin, Checker, DynamicWeight, Failure, LocalFault, Mode, NotifyTarget, Outcome,
+    ProbeId, RsId, VsId,
 };
 use appliance::check::plan::plan;
 use appliance::clock::Instant;
@@ -28,6 +30,47 @@ struct Case {
     config: String,
     #[serde(default)]
     outcome: Vec<Report>,
+    #[serde(default)]
+    operator: Vec<Operator>,
+}
+
+/// An operator's change at `at` (after the outcomes of the same moment):
+/// `server` counts the config's real servers from 0, in order; `set` is
+/// `enable`, `disable`, `drain`, `weight N` or `weight configured`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Operator {
+    #[serde(with = "humantime_serde")]
+    at: Duration,
+    server: u32,
+    set: String,
+}
+
+fn admin(before: Admin, text: &str) -> Result<Admin, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    Ok(match words.as_slice() {
+        ["enable"] => Admin {
+            mode: Mode::Enabled,
+            ..before
+        },
+        ["disable"] => Admin {
+            mode: Mode::Disabled,
+            ..before
+        },
+        ["drain"] => Admin {
+            mode: Mode::Draining,
+            ..before
+        },
+        ["weight", "configured"] => Admin {
+            weight: None,
+            ..before
+        },
+        ["weight", n] => Admin {
+            weight: Some(n.parse().map_err(|e| format!("{text}: {e}"))?),
+            ..before
+        },
+        _ => return Err(format!("unknown setting {text:?}")),
+    })
 }
 
 /// One check's outcome: `check` counts the config's checks from 0, in
@@ -84,6 +127,19 @@ fn render(checker: &Checker, servers: &[VirtualServer], actions: &[Action], out:
         };
         let line = match action {
             Action::Schedule { probe, at } => format!("check {} runs at {at}", probe.0),
+            Action::Admin { rs, admin, weight } => format!(
+                "real server {} {}{} ({})",
+                server(*rs),
+                admin.mode.name(),
+                admin
+                    .weight
+                    .map_or_else(String::new, |w| format!(", operator's weight {w}")),
+                if admin.mode == Mode::Disabled {
+                    "out of its pool".to_string()
+                } else {
+                    format!("weight {weight}")
+                }
+            ),
             Action::Server { rs, alive, weight } => format!(
                 "real server {} {} (weight {weight})",
                 server(*rs),
@@ -142,12 +198,38 @@ fn run(path: &Path) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = format!("{what}\n\nstart\n");
     render(&checker, &config.virtual_server, &actions, &mut out);
-    for report in case.outcome {
-        let now = Instant::ZERO + report.at;
-        let result = outcome(&report.result)
-            .unwrap_or_else(|e| panic!("{}: check {}: {e}", path.display(), report.check));
-        let _ = writeln!(out, "{now}: check {} {}", report.check, report.result);
-        let actions = checker.probe_done(ProbeId(report.check), result, now);
+    let mut events: Vec<(Duration, Result<Report, Operator>)> = case
+        .outcome
+        .into_iter()
+        .map(|r| (r.at, Ok(r)))
+        .chain(case.operator.into_iter().map(|o| (o.at, Err(o))))
+        .collect();
+    // Stable: at the same moment, outcomes (listed first) come first.
+    events.sort_by_key(|(at, _)| *at);
+    for (at, event) in events {
+        let now = Instant::ZERO + at;
+        let actions = match event {
+            Ok(report) => {
+                let result = outcome(&report.result)
+                    .unwrap_or_else(|e| panic!("{}: check {}: {e}", path.display(), report.check));
+                let _ = writeln!(out, "{now}: check {} {}", report.check, report.result);
+                checker.probe_done(ProbeId(report.check), result, now)
+            }
+            Err(op) => {
+                let rs = RsId(op.server);
+                let before = checker
+                    .admin(rs)
+                    .unwrap_or_else(|| panic!("{}: no real server {}", path.display(), op.server));
+                let after = admin(before, &op.set)
+                    .unwrap_or_else(|e| panic!("{}: server {}: {e}", path.display(), op.server));
+                let _ = writeln!(
+                    out,
+                    "{now}: operator sets real server {} {}",
+                    op.server, op.set
+                );
+                checker.set_admin(rs, after)
+            }
+        };
         render(&checker, &config.virtual_server, &actions, &mut out);
     }
     out

@@ -100,6 +100,29 @@ fn the_status_group_reads_the_status_and_no_one_else_does() {
         "{}",
         text(&reload)
     );
+    // Nor may it change a real server (refused before the daemon looks
+    // for it).
+    let socket = daemon.socket_path();
+    let disable = host
+        .command_as("nobody", "nogroup", None, appliance_bin())
+        .args([
+            "disable",
+            "10.116.0.11:8080",
+            "--socket",
+            socket.to_str().expect("utf-8 path"),
+        ])
+        .output()
+        .expect("setpriv (Debian package util-linux)");
+    assert!(
+        !disable.status.success(),
+        "the group changed a real server: {}",
+        text(&disable)
+    );
+    assert!(
+        text(&disable).contains("change refused: only root or the daemon's user may ask"),
+        "{}",
+        text(&disable)
+    );
     let other = as_nobody(host, "daemon", &daemon, "status");
     assert!(
         !other.status.success(),

@@ -3,7 +3,7 @@
 //! the decision core takes them ([`VirtualPlan`]), and the notify programs
 //! that the core's actions only name ([`Programs`]).
 
-use super::decision::{NotifyTarget, RealPlan, Timing, VirtualPlan};
+use super::decision::{Admin, NotifyTarget, RealPlan, Timing, VirtualPlan};
 use crate::config::model::{Check, Command, VirtualServer};
 
 /// The decision core's view of `servers`, in config order (a virtual
@@ -29,6 +29,7 @@ pub fn plan(servers: &[VirtualServer]) -> Vec<VirtualPlan> {
                     notify_up: rs.notify_up.is_some(),
                     notify_down: rs.notify_down.is_some(),
                     checks: rs.check.iter().map(|check| timing(check, vs)).collect(),
+                    admin: Admin::default(),
                 })
                 .collect(),
         })

@@ -10,8 +10,8 @@
 //! run here, each bounded by a timeout.
 
 use super::decision::{
-    Action, Checker, Destination, Failure, LastOutcome, LocalFault, NotifyTarget, Outcome, ProbeId,
-    RsId, TooMany, VsId,
+    Action, Admin, Checker, Destination, Failure, LastOutcome, LocalFault, Mode, NotifyTarget,
+    Outcome, ProbeId, RsId, TooMany, VsId,
 };
 use super::due::Due;
 
@@ -49,6 +49,10 @@ pub struct Options {
     pub metrics: Option<Arc<Metrics>>,
     /// How MISC_CHECK and notify programs run (their users, their paths).
     pub scripts: Arc<Scripts>,
+    /// What the operator set for real servers (by virtual server and
+    /// address), in force from the start: a disabled server is never in
+    /// a pool, not even the first one.
+    pub admin: Vec<(VsId, SocketAddr, Admin)>,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             origin: tokio::time::Instant::now(),
             metrics: None,
             scripts: Arc::default(),
+            admin: Vec::new(),
         }
     }
 }
@@ -84,6 +89,18 @@ pub enum Report {
         up: bool,
         weight_sum: u64,
         threshold: i64,
+        at: clock::Instant,
+    },
+    /// The operator changed a real server's [`Admin`]; `weight` is what it
+    /// now weighs in its pool.
+    Admin {
+        vs: VsId,
+        service: Service,
+        address: SocketAddr,
+        /// In the pool: its checks pass and it is not disabled.
+        alive: bool,
+        admin: Admin,
+        weight: u32,
         at: clock::Instant,
     },
     /// The sorry server entered or left the pool.
@@ -121,6 +138,7 @@ pub struct RsStatus {
     pub address: SocketAddr,
     pub alive: bool,
     pub weight: u32,
+    pub admin: Admin,
     pub checks: Vec<CheckStatus>,
 }
 
@@ -157,6 +175,12 @@ enum Cmd {
         kept: Vec<bool>,
         reply: oneshot::Sender<Checker>,
     },
+    Admin {
+        vs: VsId,
+        address: SocketAddr,
+        admin: Admin,
+        reply: oneshot::Sender<Option<Vec<Destination>>>,
+    },
 }
 
 /// Controls a running checker.
@@ -183,6 +207,29 @@ impl Handle {
             let _ = rx.await;
         }
         let _ = self.task.await;
+    }
+
+    /// Sets what the operator wants of the real server at `address` in
+    /// virtual server `vs` ([`Checker::set_admin`]); its pool and quorum
+    /// follow, reported as any change is. The virtual server's pool after
+    /// the change, if it has such a server; `None` if the runner is gone.
+    pub async fn admin(
+        &self,
+        vs: VsId,
+        address: SocketAddr,
+        admin: Admin,
+    ) -> Option<Option<Vec<Destination>>> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Admin {
+                vs,
+                address,
+                admin,
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
     }
 
     /// Stops the checker for a reload and returns its decision core, for
@@ -304,7 +351,15 @@ pub fn spawn_resumed(
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(fastrand::u64(0..=micros))
     };
-    let plans = plan::plan(servers);
+    let mut plans = plan::plan(servers);
+    for (vs, address, admin) in &options.admin {
+        let servers = plans
+            .get_mut(vs.0 as usize)
+            .map_or(&mut [][..], |p| &mut p.real_servers[..]);
+        for rs in servers.iter_mut().filter(|rs| rs.address == *address) {
+            rs.admin = *admin;
+        }
+    }
     let (checker, actions) = match &resume {
         Some(resume) => Checker::resume(&plans, &resume.checker, &resume.carry, now, draw)?,
         None => Checker::start(&plans, now, draw)?,
@@ -432,6 +487,10 @@ impl Runner {
                         let _ = tx.send(());
                         return;
                     }
+                    Some(Cmd::Admin { vs, address, admin, reply }) => {
+                        let found = self.set_admin(vs, address, admin, &mut dirty);
+                        let _ = reply.send(found.then(|| self.checker.pool(vs)));
+                    }
                     Some(Cmd::HandOver { kept, reply }) => {
                         drop(running);
                         self.shutdown(&kept).await;
@@ -519,6 +578,28 @@ impl Runner {
         self.half_open_done = done;
     }
 
+    /// The operator's change of one real server, applied at once.
+    fn set_admin(
+        &mut self,
+        vs: VsId,
+        address: SocketAddr,
+        admin: Admin,
+        dirty: &mut Vec<VsId>,
+    ) -> bool {
+        let now = self.now();
+        let servers: Vec<RsId> = self
+            .checker
+            .vs_servers(vs)
+            .filter(|rs| self.checker.server_address(*rs) == Some(address))
+            .collect();
+        for rs in &servers {
+            let actions = self.checker.set_admin(*rs, admin);
+            self.apply(actions, None, now, dirty);
+        }
+        self.flush(dirty, now);
+        !servers.is_empty()
+    }
+
     fn completed(
         &mut self,
         id: ProbeId,
@@ -582,6 +663,26 @@ impl Runner {
                             vs,
                             service,
                             active,
+                            at,
+                        });
+                    }
+                }
+                Action::Admin { rs, admin, weight } => {
+                    let vs = self.checker.server_vs(rs);
+                    let service = vs.and_then(|vs| self.service(vs));
+                    let address = self.checker.server_address(rs);
+                    let healthy = self
+                        .checker
+                        .server_state(rs)
+                        .is_some_and(|(alive, _)| alive);
+                    if let (Some(vs), Some(service), Some(address)) = (vs, service, address) {
+                        let _ = self.reports.send(Report::Admin {
+                            vs,
+                            service,
+                            address,
+                            alive: healthy && admin.mode != Mode::Disabled,
+                            admin,
+                            weight,
                             at,
                         });
                     }
@@ -697,6 +798,7 @@ impl Runner {
             address: self.checker.server_address(rs)?,
             alive,
             weight,
+            admin: self.checker.admin(rs)?,
             checks: self
                 .checker
                 .server_probes(rs)

@@ -62,7 +62,8 @@ const FILES: [(&str, &str); 4] = [
         "The running daemon's status socket, which appliance status asks. \
          /run/appliance also keeps the dataplane's record of the virtual \
          services it made, so a restart reconciles them instead of flushing \
-         live connections.",
+         live connections, and real-servers.json, what the operator set \
+         with appliance enable, disable, drain and weight.",
     ),
     (
         "/var/log/appliance/timeline.jsonl",

@@ -11,7 +11,8 @@
 //!   reports ([`pools`]) and transitions; the IPVS
 //!   connection sync daemon, which follows its VRRP instance ([`lvs`]);
 //!   `appliance status` and `appliance reload` over a local socket
-//!   ([`status`], [`reload`]); the metrics endpoint; readiness, reloads and the status
+//!   ([`status`], [`reload`]); the operator's real-server settings and
+//!   drains ([`admin`], [`operator`]); the metrics endpoint; readiness, reloads and the status
 //!   line for systemd ([`systemd`]).
 //!
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
@@ -21,8 +22,10 @@
 //! dataplane work; the services stay in the kernel when the daemon stops,
 //! so a restart reconciles instead of flushing live connections.
 
+mod admin;
 mod lock;
 mod lvs;
+mod operator;
 pub(crate) mod plan;
 mod pools;
 mod programmer;
@@ -223,9 +226,19 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // cannot be bound stops the start.
     daemon.serve_metrics(config.global.metrics_listen).await?;
     daemon.servers = config.virtual_server.clone();
+    // What the operator set before a restart holds from the first table
+    // on (for the real servers the config still has).
+    let mut pools = pools;
+    if let Err(e) = daemon
+        .settings
+        .forget_unknown(&config.virtual_server, &pools)
+    {
+        warn!(error = %e, "the operator's settings could not be recorded");
+    }
+    pools.set_admin(daemon.settings.overlay());
     // The start waits for the first table: a kernel that cannot hold it
     // stops the start.
-    daemon.program(pools.configured().clone());
+    daemon.program(pools.desired());
     daemon.programmed().await?;
     daemon.start_checks(&config.virtual_server, pools, None)?;
     daemon.serve_status(config.global.status_group.as_deref())?;
@@ -266,6 +279,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
             () = repair.wait() => {
                 daemon.repair();
             }
+            () = tick(&mut daemon.drain_poll) => daemon.count_drained(),
         }
     }
     daemon.systemd.stopping();
@@ -361,6 +375,12 @@ enum Event {
     Client(status::Ask),
     /// A checker's reports ended (it panicked, or was stopped).
     CheckerEnded { generation: u64 },
+    /// The connections of draining real servers, counted by the dataplane
+    /// thread.
+    Counted {
+        wanted: Vec<admin::Target>,
+        result: Result<Vec<dataplane::Connections>, String>,
+    },
 }
 
 impl From<status::Ask> for Event {
@@ -421,6 +441,14 @@ struct Daemon {
     last_reload: Option<status::ReloadStatus>,
     /// Reloads whose answer waits for the dataplane to apply their table.
     reloads: Vec<PendingReload>,
+    /// What the operator set for real servers; the changes waiting for the
+    /// dataplane, the drains in progress, their poll, and whether a count
+    /// of their connections is under way.
+    settings: admin::Settings,
+    changes: Vec<operator::PendingChange>,
+    drains: Vec<operator::Drain>,
+    drain_poll: Option<tokio::time::Interval>,
+    counting: bool,
 }
 
 impl Daemon {
@@ -444,6 +472,7 @@ impl Daemon {
             what: "starting the dataplane thread".into(),
             source,
         })?;
+        let settings = admin::Settings::load(options.state_dir.join("real-servers.json"));
         Ok(Self {
             options,
             plan,
@@ -474,6 +503,11 @@ impl Daemon {
             started: status::wall_now(),
             last_reload: None,
             reloads: Vec::new(),
+            settings,
+            changes: Vec::new(),
+            drains: Vec::new(),
+            drain_poll: None,
+            counting: false,
         })
     }
 
@@ -543,6 +577,7 @@ impl Daemon {
         }
         self.schedule_repair();
         self.answer_reloads(outcome.generation, error.as_deref());
+        self.answer_changes(outcome.generation, error.as_deref());
         failure
     }
 
@@ -639,10 +674,16 @@ impl Daemon {
         if self.servers.is_empty() {
             return Ok(());
         }
+        let admin = self
+            .pools
+            .as_ref()
+            .map(|pools| self.settings.for_checker(&self.servers, pools))
+            .unwrap_or_default();
         let options = runner::Options {
             origin: self.origin,
             metrics: Some(self.metrics.clone()),
             scripts: self.scripts.clone(),
+            admin,
             ..runner::Options::default()
         };
         let (handle, reports) = runner::spawn_resumed(&self.servers, options, resume)?;
@@ -826,6 +867,26 @@ impl Daemon {
             Report::SorryServer { vs, active, at, .. } => {
                 (vs, EventKind::SorryServer { active }, String::new(), at)
             }
+            // Logged when the operator asked; the timeline gets it here,
+            // where the checker applied it.
+            Report::Admin {
+                vs,
+                address,
+                alive,
+                admin,
+                weight,
+                at,
+                ..
+            } => (
+                vs,
+                EventKind::RealServer {
+                    address,
+                    alive,
+                    weight,
+                },
+                format!("operator: {}", admin::describe(admin)),
+                at,
+            ),
         };
         let service = pools.key(vs).map(|key| key.to_string());
         match &kind {
@@ -994,7 +1055,14 @@ impl Daemon {
                 let _ = reply.send(self.status().await);
             }
             Event::Client(status::Ask::Reload(reply)) => self.reload(Some(reply)).await,
+            Event::Client(status::Ask::Admin {
+                real_server,
+                service,
+                change,
+                reply,
+            }) => self.operator(real_server, service, change, reply).await,
             Event::CheckerEnded { generation } => self.on_checker_ended(generation),
+            Event::Counted { wanted, result } => self.on_counted(wanted, result).await,
         }
     }
 
@@ -1047,6 +1115,8 @@ fn virtual_servers(
                     address: rs.address,
                     alive: rs.alive,
                     weight: rs.weight,
+                    admin: rs.admin.mode.name().to_string(),
+                    operator_weight: rs.admin.weight,
                     checks: rs
                         .checks
                         .into_iter()

@@ -2,9 +2,12 @@
 //! configured table with each checked virtual server's destinations
 //! replaced by the checker's latest pool (a failed server is absent, or
 //! kept with weight 0 under `inhibit_on_failure`; the sorry server is in
-//! while active). Pure: the daemon feeds pools and programs the result.
+//! while active). Until the checker has given a virtual server's pool, the
+//! operator's settings apply to its configured destinations (the checker's
+//! pools apply them themselves). Pure: the daemon feeds pools and programs
+//! the result.
 
-use crate::check::decision::{Destination as PoolEntry, VsId};
+use crate::check::decision::{Admin, Destination as PoolEntry, Mode, VsId};
 use crate::config::model::VirtualServer;
 use crate::dataplane::{self, BuildError, Destination, Forwarding, ServiceKey, Table, Weight};
 use std::collections::BTreeMap;
@@ -17,6 +20,8 @@ pub(super) struct Pools {
     /// method (the sorry server's too, as keepalived's default).
     services: Vec<(ServiceKey, Forwarding)>,
     pools: BTreeMap<VsId, Vec<PoolEntry>>,
+    /// The operator's settings, by service and real server.
+    admin: BTreeMap<(ServiceKey, std::net::SocketAddr), Admin>,
 }
 
 impl Pools {
@@ -34,12 +39,8 @@ impl Pools {
             configured,
             services,
             pools: BTreeMap::new(),
+            admin: BTreeMap::new(),
         })
-    }
-
-    /// The configured table (every real server at its configured weight).
-    pub(super) fn configured(&self) -> &Table {
-        &self.configured
     }
 
     /// The kernel service of a virtual server.
@@ -59,6 +60,17 @@ impl Pools {
                 self.pools.insert(VsId(index), pool.clone());
             }
         }
+    }
+
+    /// The operator's settings, for the virtual servers without a pool yet.
+    pub(super) fn set_admin(
+        &mut self,
+        admin: impl IntoIterator<Item = (ServiceKey, std::net::SocketAddr, Admin)>,
+    ) {
+        self.admin = admin
+            .into_iter()
+            .map(|(key, address, admin)| ((key, address), admin))
+            .collect();
     }
 
     /// Records `vs`'s pool; false if it is the one already recorded.
@@ -105,6 +117,25 @@ impl Pools {
                     },
                 };
                 service.destinations.insert(entry.address, destination);
+            }
+        }
+        let pooled: Vec<ServiceKey> = self.pools.keys().filter_map(|vs| self.key(*vs)).collect();
+        for ((key, address), admin) in &self.admin {
+            if pooled.contains(key) {
+                continue;
+            }
+            let Some(service) = table.get_mut(key) else {
+                continue;
+            };
+            if admin.mode == Mode::Disabled {
+                service.destinations.remove(address);
+            } else if let Some(destination) = service.destinations.get_mut(address) {
+                let weight = match admin.mode {
+                    Mode::Draining => 0,
+                    _ => admin.weight.unwrap_or(destination.weight.get()),
+                };
+                destination.weight =
+                    Weight::new(weight.min(Weight::MAX)).unwrap_or(destination.weight);
             }
         }
         table
@@ -155,7 +186,11 @@ mod tests {
     #[test]
     fn without_pools_the_configured_table_stands() {
         let p = pools();
-        assert_eq!(p.desired(), *p.configured());
+        let config = load_str(Path::new("k.conf"), CONF, Format::Keepalived).unwrap();
+        assert_eq!(
+            p.desired(),
+            dataplane::from_config(&config.virtual_server).unwrap()
+        );
         assert_eq!(
             p.key(VsId(1)),
             Some(ServiceKey::Socket {
@@ -201,6 +236,35 @@ mod tests {
         assert_eq!(
             table[&key].destinations[&addr("10.0.2.11:8080")].upper_threshold,
             100
+        );
+    }
+
+    #[test]
+    fn operator_settings_hold_until_the_checker_gives_a_pool() {
+        let mut p = pools();
+        let key = ServiceKey::Socket {
+            protocol: dataplane::Protocol::Tcp,
+            address: addr("10.0.1.100:80"),
+        };
+        let set = |mode, weight| Admin { mode, weight };
+        p.set_admin([
+            (key, addr("10.0.2.11:8080"), set(Mode::Disabled, None)),
+            (key, addr("10.0.2.12:8080"), set(Mode::Enabled, Some(9))),
+        ]);
+        assert_eq!(
+            weights(&p.desired(), "10.0.1.100:80"),
+            [(addr("10.0.2.12:8080"), 9)]
+        );
+        p.set_admin([(key, addr("10.0.2.12:8080"), set(Mode::Draining, Some(9)))]);
+        assert_eq!(
+            weights(&p.desired(), "10.0.1.100:80"),
+            [(addr("10.0.2.11:8080"), 3), (addr("10.0.2.12:8080"), 0)]
+        );
+        // The checker's pool, which applies the settings itself, stands.
+        p.set(VsId(0), vec![entry("10.0.2.11:8080", 3)]);
+        assert_eq!(
+            weights(&p.desired(), "10.0.1.100:80"),
+            [(addr("10.0.2.11:8080"), 3)]
         );
     }
 

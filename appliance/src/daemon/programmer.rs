@@ -8,10 +8,13 @@
 //! checks, status and reloads. Tables submitted while one is being applied
 //! replace each other (only the latest is applied: each is the whole
 //! desired state), and every applied table's outcome comes back on a
-//! channel, tagged with the submission it answers.
+//! channel, tagged with the submission it answers. Between tables it
+//! answers questions of the kernel's state (the connections a drain waits
+//! on).
 
-use crate::dataplane::{self, Backend, Reconciler, Table};
+use crate::dataplane::{self, Backend, Connections, Reconciler, ServiceKey, Table};
 use crate::metrics::Metrics;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -44,11 +47,19 @@ pub(super) struct Outcome {
     pub result: Result<(), dataplane::Error>,
 }
 
-/// What the thread is given: the latest submission not yet taken, and
-/// whether to stop once it is applied.
+/// The connections to each of `wanted` (a service and a destination).
+struct Query {
+    wanted: Vec<(ServiceKey, SocketAddr)>,
+    reply: oneshot::Sender<Result<Vec<Connections>, String>>,
+}
+
+/// What the thread is given: the latest submission not yet taken, the
+/// questions not yet answered, and whether to stop once the submission
+/// is applied.
 #[derive(Default)]
 struct Inbox {
     latest: Option<(u64, Job)>,
+    queries: Vec<Query>,
     closing: bool,
 }
 
@@ -109,6 +120,24 @@ impl Programmer {
         self.submitted
     }
 
+    /// Asks the thread for the connections the kernel holds to each of
+    /// `wanted`; the answer comes on the receiver (an error if no backend
+    /// is open yet, or the kernel could not tell).
+    pub(super) fn connections(
+        &self,
+        wanted: Vec<(ServiceKey, SocketAddr)>,
+    ) -> oneshot::Receiver<Result<Vec<Connections>, String>> {
+        let (reply, answer) = oneshot::channel();
+        let (inbox, ready) = &*self.shared;
+        inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .queries
+            .push(Query { wanted, reply });
+        ready.notify_one();
+        answer
+    }
+
     /// The generation of the last submission.
     pub(super) fn submitted(&self) -> u64 {
         self.submitted
@@ -147,17 +176,24 @@ impl Worker {
     fn run(mut self, shared: &Shared, outcomes: &mpsc::UnboundedSender<Outcome>) {
         let (inbox, ready) = &**shared;
         loop {
-            let (generation, job) = {
+            let (latest, queries) = {
                 let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
                 loop {
-                    if let Some(latest) = inbox.latest.take() {
-                        break latest;
+                    if inbox.latest.is_some() || !inbox.queries.is_empty() {
+                        break (inbox.latest.take(), std::mem::take(&mut inbox.queries));
                     }
                     if inbox.closing {
                         return;
                     }
                     inbox = ready.wait(inbox).unwrap_or_else(PoisonError::into_inner);
                 }
+            };
+            for query in queries {
+                let answer = self.connections(&query.wanted);
+                let _ = query.reply.send(answer);
+            }
+            let Some((generation, job)) = latest else {
+                continue;
             };
             // A panic in a backend is this table's failure, not the
             // thread's end: the backend is opened afresh next time.
@@ -178,6 +214,21 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// The connections to each of `wanted`, from the open backend.
+    fn connections(
+        &mut self,
+        wanted: &[(ServiceKey, SocketAddr)],
+    ) -> Result<Vec<Connections>, String> {
+        let Some(reconciler) = &mut self.reconciler else {
+            return Err("the dataplane holds no table yet".into());
+        };
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            reconciler.backend_mut().connections(wanted)
+        }))
+        .unwrap_or(Err(dataplane::Error::Panicked))
+        .map_err(|e| e.to_string())
     }
 
     /// Makes the kernel hold `job`'s table. A daemon without virtual

@@ -163,7 +163,14 @@ impl Daemon {
             let mut pools = pools;
             if let Some(previous) = &self.pools {
                 pools.carry(previous, &carry);
+                // The operator's settings of servers the config changed
+                // give way to it.
+                let old = (self.servers.as_slice(), previous);
+                if let Err(e) = self.settings.keep(old, (&config.virtual_server, &pools)) {
+                    failed.push(format!("operator's settings: {e}"));
+                }
             }
+            pools.set_admin(self.settings.overlay());
             self.scripts = Arc::new(scripts);
             let kept = carry.iter().filter(|c| c.is_some()).count();
             changed.push(format!(

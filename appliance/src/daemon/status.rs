@@ -35,6 +35,34 @@ pub enum Request {
     /// it is applied or why it was rejected. Only root or the daemon's own
     /// user may ask.
     Reload,
+    /// Change what the operator sets for a real server (`appliance enable
+    /// |disable|drain|weight`): in every virtual server that has it, or in
+    /// the one `service` names. Answered once the kernel holds the change
+    /// (a drain: once its connections ended or its time ran out). Only
+    /// root or the daemon's user may ask.
+    Admin {
+        real_server: SocketAddr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+        change: Change,
+    },
+}
+
+/// What an operator changes of a real server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Back in its pool while its checks pass (ends a drain, keeps an
+    /// operator's weight).
+    Enable,
+    /// Out of its pool at once.
+    Disable,
+    /// Weight 0 (no new connections), then out once its active
+    /// connections ended, or after `timeout_ms`.
+    Drain { timeout_ms: u64 },
+    /// This weight in place of the configured one; none: the configured
+    /// one again.
+    Weight { weight: Option<u32> },
 }
 
 /// What the daemon answers.
@@ -42,8 +70,16 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     Status(Box<Status>),
-    Reloaded { summary: String },
-    Error { message: String },
+    Reloaded {
+        summary: String,
+    },
+    /// What an operator's change did.
+    Changed {
+        summary: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// The daemon's state.
@@ -146,6 +182,12 @@ pub struct RealServerStatus {
     pub address: SocketAddr,
     pub alive: bool,
     pub weight: u32,
+    /// What the operator set: `enabled`, `draining`, `disabled`.
+    #[serde(default = "enabled")]
+    pub admin: String,
+    /// The weight the operator set in place of the configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_weight: Option<u32>,
     pub checks: Vec<CheckStatus>,
 }
 
@@ -167,6 +209,10 @@ pub struct LastCheck {
     pub wall: String,
     pub up: bool,
     pub result: String,
+}
+
+fn enabled() -> String {
+    "enabled".into()
 }
 
 /// A check's result in words, for the status and the timeline.
@@ -268,6 +314,12 @@ impl fmt::Display for Status {
             for rs in &vs.real_servers {
                 let health = if rs.alive { "UP" } else { "DOWN" };
                 write!(f, "  {}  {health}  weight {}", rs.address, rs.weight)?;
+                if let Some(weight) = rs.operator_weight {
+                    write!(f, " (operator's {weight})")?;
+                }
+                if rs.admin != "enabled" {
+                    write!(f, "  {}", rs.admin.to_uppercase())?;
+                }
                 for c in &rs.checks {
                     write!(f, "  {} {}", c.kind, if c.up { "up" } else { "down" })?;
                     match &c.last {
@@ -362,6 +414,27 @@ pub fn query(path: &Path) -> Result<Status, Error> {
 pub fn reload(path: &Path, timeout: Duration) -> Result<String, Error> {
     match ask(path, &Request::Reload, timeout)? {
         Response::Reloaded { summary } => Ok(summary),
+        other => Err(unexpected(path, other)),
+    }
+}
+
+/// Asks the daemon listening on `path` to change what the operator sets
+/// for `real_server` (in `service`, or wherever it is), waiting up to
+/// `timeout` for the answer: what changed, or why it was refused.
+pub fn admin(
+    path: &Path,
+    real_server: SocketAddr,
+    service: Option<String>,
+    change: Change,
+    timeout: Duration,
+) -> Result<String, Error> {
+    let request = Request::Admin {
+        real_server,
+        service,
+        change,
+    };
+    match ask(path, &request, timeout)? {
+        Response::Changed { summary } => Ok(summary),
         other => Err(unexpected(path, other)),
     }
 }
@@ -497,6 +570,13 @@ pub enum Ask {
     Status(oneshot::Sender<Status>),
     /// What changed, or why the config was rejected.
     Reload(oneshot::Sender<Result<String, String>>),
+    /// An operator's change of a real server: what it did, or why not.
+    Admin {
+        real_server: SocketAddr,
+        service: Option<String>,
+        change: Change,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// Accepts clients; each one's request goes to the control loop as an
@@ -536,44 +616,13 @@ async fn answer<E: From<Ask>>(stream: UnixStream, sender: mpsc::Sender<E>, acces
     let allowed = stream
         .peer_cred()
         .map_or(Allowed::Nothing, |c| access.of(c.uid(), c.gid(), c.pid()));
-    let may_change = allowed == Allowed::Everything;
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
     let response = match tokio::time::timeout(TIMEOUT, reader.read_line(&mut line)).await {
-        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-            Ok(_) if allowed == Allowed::Nothing => Response::Error {
-                message:
-                    "permission denied: only root, the daemon's user and its status_group may ask"
-                        .into(),
-            },
-            Ok(Request::Status) => {
-                let (tx, rx) = oneshot::channel();
-                if sender.send(Ask::Status(tx).into()).await.is_err() {
-                    return;
-                }
-                match rx.await {
-                    Ok(status) => Response::Status(Box::new(status)),
-                    Err(_) => return,
-                }
-            }
-            Ok(Request::Reload) if !may_change => Response::Error {
-                message: "reload refused: only root or the daemon's user may ask".into(),
-            },
-            Ok(Request::Reload) => {
-                let (tx, rx) = oneshot::channel();
-                if sender.send(Ask::Reload(tx).into()).await.is_err() {
-                    return;
-                }
-                match rx.await {
-                    Ok(Ok(summary)) => Response::Reloaded { summary },
-                    Ok(Err(message)) => Response::Error { message },
-                    Err(_) => return,
-                }
-            }
-            Err(e) => Response::Error {
-                message: format!("bad request: {e}"),
-            },
+        Ok(Ok(_)) => match respond(&line, allowed, &sender).await {
+            Some(response) => response,
+            None => return,
         },
         Ok(Err(e)) => {
             debug!(error = %e, "status socket: read failed");
@@ -590,6 +639,63 @@ async fn answer<E: From<Ask>>(stream: UnixStream, sender: mpsc::Sender<E>, acces
         Ok(Err(e)) => debug!(error = %e, "status socket: write failed"),
         Err(_) => debug!("status socket: the client does not read its answer"),
     }
+}
+
+/// The answer to a request `line` from a peer `allowed` so much, asking
+/// the control loop through `sender`; none if the loop is gone.
+async fn respond<E: From<Ask>>(
+    line: &str,
+    allowed: Allowed,
+    sender: &mpsc::Sender<E>,
+) -> Option<Response> {
+    let may_change = allowed == Allowed::Everything;
+    let asked = |ask: Ask| async move { sender.send(ask.into()).await.ok() };
+    Some(match serde_json::from_str::<Request>(line) {
+        Ok(_) if allowed == Allowed::Nothing => Response::Error {
+            message: "permission denied: only root, the daemon's user and its status_group may ask"
+                .into(),
+        },
+        Ok(Request::Status) => {
+            let (tx, rx) = oneshot::channel();
+            asked(Ask::Status(tx)).await?;
+            Response::Status(Box::new(rx.await.ok()?))
+        }
+        Ok(Request::Reload) if !may_change => Response::Error {
+            message: "reload refused: only root or the daemon's user may ask".into(),
+        },
+        Ok(Request::Reload) => {
+            let (tx, rx) = oneshot::channel();
+            asked(Ask::Reload(tx)).await?;
+            match rx.await.ok()? {
+                Ok(summary) => Response::Reloaded { summary },
+                Err(message) => Response::Error { message },
+            }
+        }
+        Ok(Request::Admin { .. }) if !may_change => Response::Error {
+            message: "change refused: only root or the daemon's user may ask".into(),
+        },
+        Ok(Request::Admin {
+            real_server,
+            service,
+            change,
+        }) => {
+            let (reply, rx) = oneshot::channel();
+            asked(Ask::Admin {
+                real_server,
+                service,
+                change,
+                reply,
+            })
+            .await?;
+            match rx.await.ok()? {
+                Ok(summary) => Response::Changed { summary },
+                Err(message) => Response::Error { message },
+            }
+        }
+        Err(e) => Response::Error {
+            message: format!("bad request: {e}"),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -640,6 +746,8 @@ pub(crate) mod tests {
                     address: "10.0.0.11:8080".parse().unwrap(),
                     alive: false,
                     weight: 1,
+                    admin: "enabled".into(),
+                    operator_weight: None,
                     checks: vec![CheckStatus {
                         kind: "TCP_CHECK".into(),
                         up: false,
@@ -720,6 +828,14 @@ pub(crate) mod tests {
                     Ask::Reload(reply) => {
                         let _ = reply.send(reload.clone());
                     }
+                    Ask::Admin {
+                        real_server,
+                        service,
+                        change,
+                        reply,
+                    } => {
+                        let _ = reply.send(Ok(format!("{real_server} {service:?} {change:?}")));
+                    }
                 }
             }
         });
@@ -791,6 +907,74 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(reloaded, "config unchanged");
+    }
+
+    #[tokio::test]
+    async fn an_operators_change_goes_to_the_daemon_and_its_answer_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appliance.sock");
+        serve_sample(&path, Ok(String::new())).await;
+        let rs: SocketAddr = "10.0.0.11:8080".parse().unwrap();
+        let answer = tokio::task::spawn_blocking(move || {
+            admin(
+                &path,
+                rs,
+                Some("TCP 10.0.0.100:80".into()),
+                Change::Drain { timeout_ms: 1500 },
+                TIMEOUT,
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            answer,
+            "10.0.0.11:8080 Some(\"TCP 10.0.0.100:80\") Drain { timeout_ms: 1500 }"
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Admin {
+                real_server: rs,
+                service: None,
+                change: Change::Weight { weight: Some(3) },
+            })
+            .unwrap(),
+            r#"{"request":"admin","real_server":"10.0.0.11:8080","change":{"weight":{"weight":3}}}"#
+        );
+    }
+
+    /// Only root and the daemon's user change anything: a member of the
+    /// status group reads the status, and is refused a change (or a
+    /// reload) with the reason, without the daemon hearing of it.
+    #[tokio::test]
+    async fn a_reader_is_refused_a_change() {
+        let (sender, mut events) = mpsc::channel::<Ask>(4);
+        let request = serde_json::to_string(&Request::Admin {
+            real_server: "10.0.0.11:8080".parse().unwrap(),
+            service: None,
+            change: Change::Disable,
+        })
+        .unwrap();
+        for (allowed, message) in [
+            (
+                Allowed::Read,
+                "change refused: only root or the daemon's user may ask",
+            ),
+            (
+                Allowed::Nothing,
+                "permission denied: only root, the daemon's user and its status_group may ask",
+            ),
+        ] {
+            let refused = respond(&request, allowed, &sender).await;
+            assert_eq!(
+                refused,
+                Some(Response::Error {
+                    message: message.into()
+                })
+            );
+        }
+        let reload = respond(r#"{"request":"reload"}"#, Allowed::Read, &sender).await;
+        assert!(matches!(reload, Some(Response::Error { .. })), "{reload:?}");
+        assert!(events.try_recv().is_err(), "the daemon heard of it");
     }
 
     #[tokio::test]

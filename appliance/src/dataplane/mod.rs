@@ -22,6 +22,7 @@ pub(crate) mod reconcile;
 pub use appliance_core::dataplane::*;
 pub use build::{BuildError, from_config};
 pub use reconcile::{Reconciler, Report};
+use std::net::SocketAddr;
 
 /// A dataplane failure: a backend's error, or the ownership record.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,15 @@ impl From<nftables::Error> for Error {
     }
 }
 
+/// The connections to one destination, as IPVS counts them: `active` are
+/// established TCP connections, `inactive` the rest (opening, closing,
+/// UDP).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Connections {
+    pub active: u32,
+    pub inactive: u32,
+}
+
 /// A kernel load balancer the reconcile can program.
 ///
 /// Calls block on the kernel's answers (each read gives up after
@@ -85,6 +95,12 @@ pub trait Backend {
     fn read(&mut self) -> Result<Snapshot, Error>;
     /// Carry out one operation.
     fn apply(&mut self, op: &Op) -> Result<(), Error>;
+    /// The connections the kernel holds to each of `wanted` (a service and
+    /// one of its destinations), in the same order: what a drain waits on.
+    fn connections(
+        &mut self,
+        wanted: &[(ServiceKey, SocketAddr)],
+    ) -> Result<Vec<Connections>, Error>;
     /// Carry out `ops` in order, stopping at the first that fails (its
     /// index and error). A backend may send them without waiting for each
     /// answer; this one waits.
@@ -108,6 +124,12 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn apply(&mut self, op: &Op) -> Result<(), Error> {
         (**self).apply(op)
+    }
+    fn connections(
+        &mut self,
+        wanted: &[(ServiceKey, SocketAddr)],
+    ) -> Result<Vec<Connections>, Error> {
+        (**self).connections(wanted)
     }
     fn apply_all(&mut self, ops: &[Op]) -> Result<(), (usize, Error)> {
         (**self).apply_all(ops)

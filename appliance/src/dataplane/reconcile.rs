@@ -20,8 +20,6 @@ use super::{Backend, Error, Op, ServiceKey, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where the daemon keeps its ownership record.
@@ -187,13 +185,6 @@ fn load(path: &Path) -> Result<BTreeSet<ServiceKey>, Error> {
 /// over the record, the directory synced, so a crash leaves the old record
 /// or the new one and never half of one.
 fn save(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
-    let io_err = |source| Error::State {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-    }
     let text = serde_json::to_vec_pretty(&StateFile {
         owned: owned.clone(),
     })
@@ -201,30 +192,10 @@ fn save(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    // A leftover of this pid's earlier life (a crash between write and
-    // rename) is ours to remove; anything else there is refused below.
-    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
-        std::fs::remove_file(&tmp).map_err(io_err)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(io_err)?;
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io_err)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
-    }
-    Ok(())
+    crate::state_file::write(path, &text).map_err(|source| Error::State {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -285,6 +256,12 @@ mod tests {
                 table: self.table.clone(),
                 unreadable: Default::default(),
             })
+        }
+        fn connections(
+            &mut self,
+            wanted: &[(ServiceKey, std::net::SocketAddr)],
+        ) -> Result<Vec<crate::dataplane::Connections>, Error> {
+            Ok(vec![crate::dataplane::Connections::default(); wanted.len()])
         }
         fn apply(&mut self, op: &Op) -> Result<(), Error> {
             if self.fail_at == Some(self.applied) {

@@ -10,6 +10,7 @@
 //! and keeps the notify programs, which the core only names.
 
 use crate::clock::Instant;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -144,6 +145,44 @@ impl Outcome {
     }
 }
 
+/// What the operator set for a real server, over what its checks find
+/// (`appliance enable|disable|drain|weight`). The checks go on whatever it
+/// is, so the status still tells the server's health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Admin {
+    #[serde(default)]
+    pub mode: Mode,
+    /// A weight in place of the configured (or `misc_dynamic`) one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// Whether the operator lets a real server take connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// In the pool while its checks pass.
+    #[default]
+    Enabled,
+    /// Kept in the pool with weight 0 (as `inhibit_on_failure` keeps a
+    /// failed server): its connections go on, no new ones come. The driver
+    /// disables it once they have ended.
+    Draining,
+    /// Out of the pool, whatever its checks find.
+    Disabled,
+}
+
+impl Mode {
+    /// A stable word, for the status and the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Draining => "draining",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
 /// Something a `notify_*` / `quorum_*` program is run for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotifyTarget {
@@ -165,6 +204,9 @@ pub enum Action {
     Schedule { probe: ProbeId, at: Instant },
     /// A real server's health or effective weight changed.
     Server { rs: RsId, alive: bool, weight: u32 },
+    /// The operator changed a real server's [`Admin`]; `weight` is what it
+    /// now weighs in its pool (0 while draining, down or out).
+    Admin { rs: RsId, admin: Admin, weight: u32 },
     /// The virtual server gained or lost its quorum: the summed weight of
     /// its live real servers against the threshold that was crossed.
     Quorum {
@@ -240,6 +282,8 @@ pub struct RealPlan {
     pub notify_down: bool,
     /// Each check's timing, in config order.
     pub checks: Vec<Timing>,
+    /// What the operator set (kept by the driver across reloads).
+    pub admin: Admin,
 }
 
 /// The last outcome of a probe, for status views.
@@ -274,6 +318,7 @@ struct RsState {
     weight: u32,
     inhibit: bool,
     alive: bool,
+    admin: Admin,
     /// keepalived's `num_failed_checkers`.
     failed: u32,
     notify_up: bool,
@@ -592,6 +637,53 @@ impl Checker {
         self.rss.get(rs.0 as usize).map(|r| (r.alive, r.weight))
     }
 
+    /// What the operator set for a real server.
+    pub fn admin(&self, rs: RsId) -> Option<Admin> {
+        self.rss.get(rs.0 as usize).map(|r| r.admin)
+    }
+
+    /// The real servers at `address`, in every virtual server.
+    pub fn servers_at(&self, address: SocketAddr) -> impl Iterator<Item = RsId> + '_ {
+        self.rss
+            .iter()
+            .enumerate()
+            .filter(move |(_, rs)| rs.address == address)
+            .filter_map(|(i, _)| u32::try_from(i).ok().map(RsId))
+    }
+
+    /// The operator sets `rs`'s [`Admin`]: its pool and quorum follow at
+    /// once (a disabled server is out and not live; a draining one stays
+    /// in with weight 0; an operator's weight replaces the configured
+    /// one), its checks go on, and no notify runs (they tell health, which
+    /// did not change). Nothing happens if it is already so.
+    pub fn set_admin(&mut self, rs_id: RsId, admin: Admin) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut out = Out {
+            actions: &mut actions,
+        };
+        let Some(rs) = self.rss.get_mut(rs_id.0 as usize) else {
+            return actions;
+        };
+        if rs.admin == admin {
+            return actions;
+        }
+        rs.admin = admin;
+        let vs = rs.vs;
+        let weight = if admin.mode == Mode::Disabled || !rs.alive {
+            0
+        } else {
+            rs.serving_weight()
+        };
+        out.push(Action::Admin {
+            rs: rs_id,
+            admin,
+            weight,
+        });
+        out.push(Action::Pool { vs });
+        self.update_quorum(vs, false, &mut out);
+        actions
+    }
+
     /// A probe's current verdict (keepalived's `is_up`) and last outcome.
     pub fn probe_state(&self, probe: ProbeId) -> Option<(bool, Option<LastOutcome>)> {
         self.probes.get(probe.0 as usize).map(|p| (p.is_up, p.last))
@@ -609,7 +701,9 @@ impl Checker {
     /// `perform_svr_state`, `perform_quorum_state`):
     /// - a live real server, with its effective weight, unless the sorry
     ///   server is in (keepalived then takes live servers out and leaves
-    ///   real-server changes unapplied until the quorum is back);
+    ///   real-server changes unapplied until the quorum is back); the
+    ///   operator's weight replaces it, a draining server weighs 0, a
+    ///   disabled one is out whatever else holds;
     /// - a real server that is not in that way but has
     ///   `inhibit_on_failure`, with weight 0 (kept, no new connections);
     /// - the sorry server while active, with weight 1 (keepalived's default
@@ -621,10 +715,12 @@ impl Checker {
         let mut out: Vec<Destination> = self
             .servers_of(state)
             .filter_map(|rs| {
-                if rs.alive && !state.sorry_active {
+                if rs.admin.mode == Mode::Disabled {
+                    None
+                } else if rs.alive && !state.sorry_active {
                     Some(Destination {
                         address: rs.address,
-                        weight: rs.weight,
+                        weight: rs.serving_weight(),
                     })
                 } else if rs.inhibit {
                     Some(Destination {
@@ -783,14 +879,17 @@ impl Checker {
     }
 
     /// keepalived's `weigh_live_realservers`: the summed effective weight
-    /// of the live real servers. Also returns how many are live.
+    /// of the live real servers (a disabled one is not live, a draining
+    /// one weighs 0). Also returns how many are live.
     fn weight_sum(&self, vs: VsId) -> (u64, usize) {
         let Some(state) = self.vss.get(vs.0 as usize) else {
             return (0, 0);
         };
         self.servers_of(state)
-            .filter(|rs| rs.alive)
-            .fold((0, 0), |(sum, n), rs| (sum + u64::from(rs.weight), n + 1))
+            .filter(|rs| rs.alive && rs.admin.mode != Mode::Disabled)
+            .fold((0, 0), |(sum, n), rs| {
+                (sum + u64::from(rs.serving_weight()), n + 1)
+            })
     }
 
     /// keepalived's `update_svr_checker_state` and `set_checker_state`.
@@ -839,7 +938,7 @@ impl Checker {
             return;
         }
         rs.alive = alive;
-        let (vs, weight) = (rs.vs, rs.weight);
+        let (vs, weight) = (rs.vs, rs.serving_weight());
         out.push(Action::Server {
             rs: rs_id,
             alive,
@@ -955,6 +1054,17 @@ impl Checker {
     }
 }
 
+impl RsState {
+    /// What the server weighs in its pool while it is in: the operator's
+    /// weight if set, else the effective one; 0 while draining.
+    fn serving_weight(&self) -> u32 {
+        match self.admin.mode {
+            Mode::Draining => 0,
+            Mode::Enabled | Mode::Disabled => self.admin.weight.unwrap_or(self.weight),
+        }
+    }
+}
+
 fn rs_state(vs_id: VsId, vs: &VirtualPlan, rs: &RealPlan, probes: std::ops::Range<u32>) -> RsState {
     let failed = if vs.alpha {
         probes.end - probes.start
@@ -968,6 +1078,7 @@ fn rs_state(vs_id: VsId, vs: &VirtualPlan, rs: &RealPlan, probes: std::ops::Rang
         weight: rs.weight,
         inhibit: rs.inhibit,
         alive: failed == 0,
+        admin: rs.admin,
         failed,
         notify_up: rs.notify_up,
         notify_down: rs.notify_down,

@@ -544,6 +544,33 @@ impl Backend for Ipvs {
     fn apply_all(&mut self, ops: &[Op]) -> Result<(), (usize, crate::dataplane::Error)> {
         self.pipeline(ops).map_err(|(i, e)| (i, e.into()))
     }
+
+    /// IPVS counts them itself, per destination: one dump per service.
+    fn connections(
+        &mut self,
+        wanted: &[(ServiceKey, std::net::SocketAddr)],
+    ) -> Result<Vec<crate::dataplane::Connections>, crate::dataplane::Error> {
+        let mut dumped: std::collections::BTreeMap<ServiceKey, Vec<listing::DestEntry>> =
+            std::collections::BTreeMap::new();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (key, address) in wanted {
+            let dests = match dumped.entry(*key) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(self.destinations(key)?),
+            };
+            out.push(
+                dests
+                    .iter()
+                    .find(|d| d.address == *address)
+                    .map(|d| crate::dataplane::Connections {
+                        active: d.active_conns,
+                        inactive: d.inactive_conns,
+                    })
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

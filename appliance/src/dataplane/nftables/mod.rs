@@ -7,6 +7,7 @@
 //!   their batches;
 //! - [`ruleset`]: the model as rules, schedulers as number generators and
 //!   hashes over pick maps, and the requests of each operation (pure);
+//! - [`conntrack`]: the connections to each real server, from conntrack;
 //! - this module: [`Nftables`], a blocking netlink client in the calling
 //!   thread's network namespace, and its [`Backend`] implementation.
 //!
@@ -16,6 +17,7 @@
 //! the config says `dataplane = "nftables"`, and before any change at
 //! reconcile.
 
+pub mod conntrack;
 pub mod message;
 pub mod ruleset;
 
@@ -323,5 +325,13 @@ impl Backend for Nftables {
         let requests = ruleset::plan(op, &installed).map_err(Error::from)?;
         self.transact(&requests, &op.to_string())?;
         Ok(())
+    }
+
+    /// From conntrack: one dump counts every wanted destination.
+    fn connections(
+        &mut self,
+        wanted: &[(ServiceKey, std::net::SocketAddr)],
+    ) -> Result<Vec<crate::dataplane::Connections>, crate::dataplane::Error> {
+        Ok(conntrack::count(&conntrack::dump()?, wanted))
     }
 }

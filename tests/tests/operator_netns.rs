@@ -1,0 +1,385 @@
+//! The operator's commands on a running director (`appliance disable`,
+//! `enable`, `weight`, `drain`), in network namespaces with the nftables
+//! dataplane: a director holding the VIP, two real servers (busybox httpd
+//! answering their own name) and a client on one LAN; the virtual server
+//! masquerades, so the real servers answer through the director. What the
+//! client gets through the VIP, `nft list ruleset` and `appliance status`
+//! are the witnesses; conntrack is what a drain counts.
+
+use appliance_tests::appliance_bin;
+use appliance_tests::daemon::Daemon;
+use appliance_tests::netns::{Host, Lan, Process};
+use appliance_tests::toml_conf::Director;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NET: u8 = 125;
+const RS1: &str = "10.125.0.11:8080";
+const RS2: &str = "10.125.0.12:8080";
+
+struct Setup {
+    lan: Lan,
+    _dir: tempfile::TempDir,
+    _servers: Vec<Process>,
+}
+
+/// The director's config: wrr over the two real servers with `weights`
+/// (each checked by TCP_CHECK).
+fn config(weights: (u32, u32)) -> String {
+    let check = r#"check = [{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }]"#;
+    format!(
+        "{}\n[[virtual_server]]\nlb_algo = \"wrr\"\nlb_kind = \"NAT\"\nprotocol = \"TCP\"\n\
+         delay_loop = \"1s\"\nmasquerade = true\n\n[virtual_server.service]\naddress = \"10.{NET}.0.100:80\"\n\n\
+         [[virtual_server.real_server]]\naddress = \"{RS1}\"\nweight = {}\n{check}\n\n\
+         [[virtual_server.real_server]]\naddress = \"{RS2}\"\nweight = {}\n{check}\n",
+        Director::new("d", NET).with("MASTER", 150).render(),
+        weights.0,
+        weights.1,
+    )
+}
+
+fn setup() -> Setup {
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host("d", &[&format!("10.{NET}.0.1/24")])
+        .expect("director");
+    lan.add_host("rs1", &[&format!("10.{NET}.0.11/24")])
+        .expect("rs1");
+    lan.add_host("rs2", &[&format!("10.{NET}.0.12/24")])
+        .expect("rs2");
+    lan.add_host("client", &[&format!("10.{NET}.0.50/24")])
+        .expect("client");
+    let director = lan.host("d");
+    director
+        .sysctl("net.ipv4.ip_forward", "1")
+        .expect("ip_forward");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut servers = Vec::new();
+    for name in ["rs1", "rs2"] {
+        let root = dir.path().join(name);
+        std::fs::create_dir(&root).expect("web root");
+        std::fs::write(root.join("index.html"), format!("{name}\n")).expect("index.html");
+        let host = lan.host(name);
+        servers.push(
+            host.spawn(host.command("busybox").args([
+                "httpd",
+                "-f",
+                "-p",
+                "8080",
+                "-h",
+                root.to_str().expect("utf-8 path"),
+            ]))
+            .expect("busybox httpd (Debian package busybox)"),
+        );
+        wait_listening(host);
+    }
+    Setup {
+        lan,
+        _dir: dir,
+        _servers: servers,
+    }
+}
+
+/// Waits until `host` has a TCP listener on 8080.
+fn wait_listening(host: &Host) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = host
+            .run("ss", &["-Htln", "sport = :8080"])
+            .expect("ss (Debian package iproute2)");
+        if !out.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: nothing listens on 8080",
+            host.name()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Setup {
+    fn host(&self, name: &str) -> &Host {
+        self.lan.host(name)
+    }
+
+    /// Starts the director and waits until it holds the VIP and both real
+    /// servers answer through it.
+    fn start(&self, weights: (u32, u32)) -> Daemon {
+        let d = Daemon::start_toml(self.host("d"), &config(weights)).expect("the director starts");
+        self.host("d")
+            .wait_address(
+                format!("10.{NET}.0.100").parse().unwrap(),
+                true,
+                Duration::from_secs(10),
+            )
+            .expect("the director takes the VIP");
+        self.wait_answers(&["rs1", "rs2"], "both real servers answer");
+        d
+    }
+
+    /// The bodies of `n` successive `GET /` through the VIP.
+    fn get(&self, n: usize) -> Vec<String> {
+        self.host("client")
+            .enter(move || (0..n).map(|_| body(request(connect()))).collect::<Vec<_>>())
+            .expect("enter client")
+    }
+
+    /// Waits until the answers through the VIP come from exactly `names`.
+    fn wait_answers(&self, names: &[&str], what: &str) {
+        let start = Instant::now();
+        loop {
+            let mut got = self.get(4);
+            got.sort();
+            got.dedup();
+            if got == names {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{what}: answers from {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn ruleset(&self) -> String {
+        let out = self
+            .host("d")
+            .run("nft", &["list", "ruleset"])
+            .expect("nft (Debian package nftables)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A connection to the VIP with half a request sent: established, its
+    /// answer held back until [`finish`].
+    fn hold(&self) -> TcpStream {
+        self.host("client")
+            .enter(|| {
+                let mut stream = connect();
+                stream
+                    .write_all(b"GET / HTTP/1.0\r\n")
+                    .expect("half a request");
+                stream
+            })
+            .expect("enter client")
+    }
+}
+
+/// `appliance ARGS --socket SOCKET` on the director.
+fn appliance(host: &Host, d: &Daemon, args: &[&str]) -> Output {
+    let socket = d.socket_path();
+    host.command(appliance_bin())
+        .args(args)
+        .args(["--socket", socket.to_str().expect("utf-8 path")])
+        .output()
+        .expect("appliance")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `appliance ARGS` and returns what it printed; it must succeed.
+fn ok(host: &Host, d: &Daemon, args: &[&str]) -> String {
+    let out = appliance(host, d, args);
+    assert!(out.status.success(), "appliance {args:?}: {}", text(&out));
+    text(&out)
+}
+
+/// The `admin` field of `address` in `appliance status --json`.
+fn admin_of(host: &Host, d: &Daemon, address: &str) -> String {
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(host, d, &["status", "--json"])).expect("status JSON");
+    status["virtual_servers"][0]["real_servers"]
+        .as_array()
+        .expect("real servers")
+        .iter()
+        .find(|rs| rs["address"] == address)
+        .map(|rs| rs["admin"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| panic!("{address} not in the status: {status}"))
+}
+
+fn connect() -> TcpStream {
+    let vip: SocketAddr = format!("10.{NET}.0.100:80").parse().unwrap();
+    let stream = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).expect("connect VIP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+fn request(mut stream: TcpStream) -> TcpStream {
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .expect("send request");
+    stream
+}
+
+/// Ends a held request and returns its answer's body.
+fn finish(host: &Host, mut stream: TcpStream) -> String {
+    host.enter(move || {
+        stream.write_all(b"\r\n").expect("rest of the request");
+        body(stream)
+    })
+    .expect("enter client")
+}
+
+fn body(mut stream: TcpStream) -> String {
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.trim().to_owned())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+}
+
+#[test]
+fn disable_enable_and_weight_hold_across_a_reload_and_a_restart() {
+    let s = setup();
+    let d_host = s.host("d");
+    let mut d = s.start((1, 1));
+
+    let said = ok(d_host, &d, &["disable", RS2]);
+    assert!(
+        said.contains(&format!("{RS2} of TCP 10.{NET}.0.100:80: disabled")),
+        "{said}"
+    );
+    // Answered once the kernel holds it: no wait needed.
+    assert_eq!(s.get(4), ["rs1"; 4]);
+    assert!(!s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+    assert_eq!(admin_of(d_host, &d, RS2), "disabled");
+    let timeline = d.timeline().expect("timeline");
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.event.detail == "operator: disabled"),
+        "the timeline has the operator's change"
+    );
+    // Asked again: nothing to do, said so.
+    assert!(ok(d_host, &d, &["disable", RS2]).contains("1 already so"));
+
+    // A reload that leaves rs2's block alone keeps it out.
+    assert!(ok(d_host, &d, &["reload"]).contains("reloaded"));
+    assert_eq!(s.get(4), ["rs1"; 4]);
+
+    // So does a restart, even one without a clean stop: the setting is
+    // recorded, and the first table the new daemon programs has it.
+    d.kill().expect("kill -9");
+    d.restart(d_host).expect("restart");
+    assert!(!s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+    assert_eq!(admin_of(d_host, &d, RS2), "disabled");
+    assert_eq!(s.get(4), ["rs1"; 4]);
+
+    ok(d_host, &d, &["enable", RS2]);
+    assert_eq!(admin_of(d_host, &d, RS2), "enabled");
+    s.wait_answers(&["rs1", "rs2"], "rs2 is back");
+
+    // An operator's weight: wrr 3:1.
+    ok(d_host, &d, &["weight", RS1, "3"]);
+    let mut got = s.get(8);
+    got.sort();
+    assert_eq!(got.iter().filter(|b| *b == "rs1").count(), 6, "{got:?}");
+    // A config that changes rs1's block drops the operator's weight: the
+    // config speaks last (1:1 again).
+    d.write_config(&config((2, 2))).expect("config");
+    ok(d_host, &d, &["reload"]);
+    let got = s.get(8);
+    assert_eq!(got.iter().filter(|b| *b == "rs1").count(), 4, "{got:?}");
+
+    // A real server the config does not have is refused, naming those it
+    // has; a weight out of range too.
+    let out = appliance(d_host, &d, &["disable", "10.125.0.99:8080"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no real server 10.125.0.99:8080 in the config; it has"),
+        "{}",
+        text(&out)
+    );
+    let out = appliance(d_host, &d, &["weight", RS1, "70000"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("out of range"), "{}", text(&out));
+}
+
+#[test]
+fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
+    let s = setup();
+    let d_host = s.host("d");
+    let client = s.host("client");
+    let d = s.start((1, 1));
+
+    // A connection held open on rs2 (rs1 out while it is made).
+    let held_on_rs2 = |s: &Setup| {
+        ok(d_host, &d, &["disable", RS1]);
+        let held = s.hold();
+        ok(d_host, &d, &["enable", RS1]);
+        held
+    };
+
+    // A drain whose connection does not end in time: out at the timeout.
+    let held = held_on_rs2(&s);
+    let said = ok(d_host, &d, &["drain", RS2, "--timeout", "3s"]);
+    assert!(
+        said.contains("drain timed out after") && said.contains("with 1 active connection(s)"),
+        "{said}"
+    );
+    assert_eq!(admin_of(d_host, &d, RS2), "disabled");
+    // Taken out of the table, the server still finishes what it had.
+    assert_eq!(finish(client, held), "rs2");
+    ok(d_host, &d, &["enable", RS2]);
+    s.wait_answers(&["rs1", "rs2"], "rs2 is back");
+
+    // A drain that ends with its connection.
+    let held = held_on_rs2(&s);
+    let socket = d.socket_path();
+    let mut drain = d_host
+        .spawn(
+            d_host
+                .command(appliance_bin())
+                .args([
+                    "drain",
+                    RS2,
+                    "--timeout",
+                    "60s",
+                    "--socket",
+                    socket.to_str().expect("utf-8 path"),
+                ])
+                .stdout(Stdio::piped()),
+        )
+        .expect("appliance drain");
+    // While it drains, new connections go to rs1 only, and rs2 keeps its
+    // place in the table (weight 0).
+    let start = Instant::now();
+    while admin_of(d_host, &d, RS2) != "draining" {
+        assert!(start.elapsed() < Duration::from_secs(5), "never draining");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.get(4), ["rs1"; 4]);
+    assert!(s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        drain.try_wait().expect("drain").is_none(),
+        "the drain ended with a connection open"
+    );
+    assert_eq!(finish(client, held), "rs2");
+    let status = drain.wait(Duration::from_secs(10)).expect("the drain ends");
+    let mut out = String::new();
+    drain
+        .take_stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("drained in") && out.contains("no active connection left; now disabled"),
+        "{out}"
+    );
+    assert_eq!(admin_of(d_host, &d, RS2), "disabled");
+    assert!(!s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+}
