@@ -28,16 +28,26 @@ struct Setup {
 /// The director's config: wrr over the two real servers with `weights`
 /// (each checked by TCP_CHECK).
 fn config(weights: (u32, u32)) -> String {
+    config_with(&[], &[(RS1, weights.0), (RS2, weights.1)])
+}
+
+/// The director's config with more `[global]` lines and these real
+/// servers and weights.
+fn config_with(global: &[&str], real_servers: &[(&str, u32)]) -> String {
     let check = r#"check = [{ type = "TCP_CHECK", connect_timeout = "1s", retry = 0 }]"#;
-    format!(
+    let mut director = Director::new("d", NET).with("MASTER", 150);
+    director.global = global.iter().map(ToString::to_string).collect();
+    let mut text = format!(
         "{}\n[[virtual_server]]\nlb_algo = \"wrr\"\nlb_kind = \"NAT\"\nprotocol = \"TCP\"\n\
-         delay_loop = \"1s\"\nmasquerade = true\n\n[virtual_server.service]\naddress = \"10.{NET}.0.100:80\"\n\n\
-         [[virtual_server.real_server]]\naddress = \"{RS1}\"\nweight = {}\n{check}\n\n\
-         [[virtual_server.real_server]]\naddress = \"{RS2}\"\nweight = {}\n{check}\n",
-        Director::new("d", NET).with("MASTER", 150).render(),
-        weights.0,
-        weights.1,
-    )
+         delay_loop = \"1s\"\nmasquerade = true\n\n[virtual_server.service]\naddress = \"10.{NET}.0.100:80\"\n",
+        director.render()
+    );
+    for (address, weight) in real_servers {
+        text += &format!(
+            "\n[[virtual_server.real_server]]\naddress = \"{address}\"\nweight = {weight}\n{check}\n"
+        );
+    }
+    text
 }
 
 fn setup() -> Setup {
@@ -105,10 +115,10 @@ impl Setup {
         self.lan.host(name)
     }
 
-    /// Starts the director and waits until it holds the VIP and both real
-    /// servers answer through it.
-    fn start(&self, weights: (u32, u32)) -> Daemon {
-        let d = Daemon::start_toml(self.host("d"), &config(weights)).expect("the director starts");
+    /// Starts the director on `config` and waits until it holds the VIP
+    /// and both real servers answer through it.
+    fn start(&self, config: &str) -> Daemon {
+        let d = Daemon::start_toml(self.host("d"), config).expect("the director starts");
         self.host("d")
             .wait_address(
                 format!("10.{NET}.0.100").parse().unwrap(),
@@ -244,7 +254,7 @@ fn body(mut stream: TcpStream) -> String {
 fn disable_enable_and_weight_hold_across_a_reload_and_a_restart() {
     let s = setup();
     let d_host = s.host("d");
-    let mut d = s.start((1, 1));
+    let mut d = s.start(&config((1, 1)));
 
     let said = ok(d_host, &d, &["disable", RS2]);
     assert!(
@@ -312,18 +322,10 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
     let s = setup();
     let d_host = s.host("d");
     let client = s.host("client");
-    let d = s.start((1, 1));
-
-    // A connection held open on rs2 (rs1 out while it is made).
-    let held_on_rs2 = |s: &Setup| {
-        ok(d_host, &d, &["disable", RS1]);
-        let held = s.hold();
-        ok(d_host, &d, &["enable", RS1]);
-        held
-    };
+    let d = s.start(&config((1, 1)));
 
     // A drain whose connection does not end in time: out at the timeout.
-    let held = held_on_rs2(&s);
+    let held = held_on_rs2(&s, &d);
     let said = ok(d_host, &d, &["drain", RS2, "--timeout", "3s"]);
     assert!(
         said.contains("drain timed out after") && said.contains("with 1 active connection(s)"),
@@ -336,7 +338,7 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
     s.wait_answers(&["rs1", "rs2"], "rs2 is back");
 
     // A drain that ends with its connection.
-    let held = held_on_rs2(&s);
+    let held = held_on_rs2(&s, &d);
     let socket = d.socket_path();
     let mut drain = d_host
         .spawn(
@@ -382,4 +384,68 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
     );
     assert_eq!(admin_of(d_host, &d, RS2), "disabled");
     assert!(!s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+}
+
+/// A connection held open on rs2: rs1 is out while it is made.
+fn held_on_rs2(s: &Setup, d: &Daemon) -> TcpStream {
+    let d_host = s.host("d");
+    ok(d_host, d, &["disable", RS1]);
+    let held = s.hold();
+    ok(d_host, d, &["enable", RS1]);
+    held
+}
+
+#[test]
+fn with_graceful_remove_a_reload_drains_a_removed_real_server_first() {
+    let s = setup();
+    let d_host = s.host("d");
+    let graceful = ["graceful_remove = \"60s\""];
+    let d = s.start(&config_with(&graceful, &[(RS1, 1), (RS2, 1)]));
+    let held = held_on_rs2(&s, &d);
+
+    // rs2 leaves the config: it stays in the table at weight 0 while its
+    // connection lasts, and new connections go to rs1.
+    d.write_config(&config_with(&graceful, &[(RS1, 1)]))
+        .expect("config");
+    let said = ok(d_host, &d, &["reload"]);
+    assert!(
+        said.contains("1 removed real server(s) drain first (graceful_remove)"),
+        "{said}"
+    );
+    assert_eq!(s.get(4), ["rs1"; 4]);
+    std::thread::sleep(Duration::from_secs(2));
+    let ruleset = s.ruleset();
+    assert!(
+        ruleset.contains("10.125.0.12 . 8080 : 0x00000000"),
+        "{ruleset}"
+    );
+    assert_eq!(finish(s.host("client"), held), "rs2");
+
+    // Its connection over, it goes.
+    let start = Instant::now();
+    while s.ruleset().contains("10.125.0.12") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the drained real server stays:\n{}\n{}",
+            s.ruleset(),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(d.log().contains("drain ended"), "{}", d.log());
+}
+
+#[test]
+fn without_graceful_remove_a_reload_removes_a_real_server_at_once() {
+    let s = setup();
+    let d_host = s.host("d");
+    let d = s.start(&config((1, 1)));
+    let held = held_on_rs2(&s, &d);
+    d.write_config(&config_with(&[], &[(RS1, 1)]))
+        .expect("config");
+    let said = ok(d_host, &d, &["reload"]);
+    assert!(!said.contains("graceful_remove"), "{said}");
+    assert!(!s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+    // conntrack keeps the connection's translation: it still ends well.
+    assert_eq!(finish(s.host("client"), held), "rs2");
 }

@@ -173,6 +173,16 @@ pub struct Global {
     /// use the status socket (mode 0600). Reloads stay theirs either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_group: Option<String>,
+    /// A real server a reload removes from a virtual server that stays is
+    /// drained first (an appliance extension, TOML only): kept at weight
+    /// 0 until it has no active connection, at most this long, then
+    /// removed. `None`: removed at once, as keepalived does.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub graceful_remove: Option<Duration>,
 }
 
 impl Default for Global {
@@ -199,6 +209,7 @@ impl Default for Global {
             dataplane: None,
             metrics_listen: None,
             status_group: None,
+            graceful_remove: None,
         }
     }
 }

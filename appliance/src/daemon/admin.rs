@@ -212,6 +212,16 @@ pub(super) fn locate(servers: &[VirtualServer], pools: &Pools, target: &Target) 
         .map(|(vs, _)| vs)
 }
 
+/// Whether `target` is one of `servers`' real servers, or the sorry server
+/// of its virtual server.
+pub(super) fn known(servers: &[VirtualServer], pools: &Pools, target: &Target) -> bool {
+    locate(servers, pools, target).is_some()
+        || servers.iter().enumerate().any(|(index, vs)| {
+            let id = VsId(u32::try_from(index).unwrap_or(u32::MAX));
+            pools.key(id) == Some(target.service) && vs.sorry_server == Some(target.address)
+        })
+}
+
 /// Each target's real-server block, as the config writes it.
 fn blocks<'a>(
     servers: &'a [VirtualServer],

@@ -28,9 +28,11 @@ pub(super) struct PendingChange {
     reply: Option<Reply>,
 }
 
-/// A drain in progress.
+/// A drain in progress: of real servers the operator drains, or of ones a
+/// reload removed (`leaving`, `graceful_remove`).
 pub(super) struct Drain {
     targets: Vec<Target>,
+    leaving: bool,
     started: tokio::time::Instant,
     deadline: tokio::time::Instant,
     reply: Option<Reply>,
@@ -81,6 +83,7 @@ impl Daemon {
                     let started = tokio::time::Instant::now();
                     self.drains.push(Drain {
                         targets,
+                        leaving: false,
                         started,
                         deadline: started + Duration::from_millis(timeout_ms),
                         reply: Some(reply),
@@ -203,6 +206,50 @@ impl Daemon {
         }
     }
 
+    /// Starts draining `targets`, which a reload removed, for at most
+    /// `timeout` (the pools keep them at weight 0 meanwhile).
+    pub(super) fn drain_leaving(&mut self, targets: Vec<Target>, timeout: Duration) {
+        if targets.is_empty() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        self.drains.push(Drain {
+            targets,
+            leaving: true,
+            started,
+            deadline: started + timeout,
+            reply: None,
+        });
+        self.drain_poll
+            .get_or_insert_with(|| tokio::time::interval(DRAIN_POLL));
+    }
+
+    /// Whether `target` of `drain` is still being drained: the operator's
+    /// setting is still `draining`, or the removed server is still kept.
+    fn still_draining(&self, drain: &Drain, target: &Target) -> bool {
+        if drain.leaving {
+            self.pools
+                .as_ref()
+                .is_some_and(|p| p.is_leaving(target.service, target.address))
+        } else {
+            self.settings.get(target).mode == Mode::Draining
+        }
+    }
+
+    /// Removed real servers whose drain ended leave the table.
+    fn let_go(&mut self, targets: &[Target]) {
+        let Some(pools) = &mut self.pools else {
+            return;
+        };
+        for target in targets {
+            pools.remove_leaving(target.service, target.address);
+        }
+        let table = pools.desired();
+        if table != self.table {
+            self.program(table);
+        }
+    }
+
     /// Each drain poll: counts the connections of every draining server on
     /// the dataplane thread (the answer comes as [`Event::Counted`]).
     pub(super) fn count_drained(&mut self) {
@@ -246,7 +293,7 @@ impl Daemon {
             let draining: Vec<Target> = drain
                 .targets
                 .iter()
-                .filter(|t| self.settings.get(t).mode == Mode::Draining)
+                .filter(|t| self.still_draining(&drain, t))
                 .copied()
                 .collect();
             if draining.is_empty() {
@@ -289,6 +336,10 @@ impl Daemon {
                 }
             };
             info!(real_servers = %names(&draining), outcome, "drain ended");
+            if drain.leaving {
+                self.let_go(&draining);
+                continue;
+            }
             let updates: Vec<(Target, Admin)> = draining
                 .iter()
                 .map(|t| (*t, changed(self.settings.get(t), &Change::Disable)))

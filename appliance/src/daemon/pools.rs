@@ -22,6 +22,9 @@ pub(super) struct Pools {
     pools: BTreeMap<VsId, Vec<PoolEntry>>,
     /// The operator's settings, by service and real server.
     admin: BTreeMap<(ServiceKey, std::net::SocketAddr), Admin>,
+    /// Real servers a reload removed, kept at weight 0 while they drain
+    /// (`graceful_remove`), as the kernel held them.
+    leaving: BTreeMap<(ServiceKey, std::net::SocketAddr), Destination>,
 }
 
 impl Pools {
@@ -40,6 +43,7 @@ impl Pools {
             services,
             pools: BTreeMap::new(),
             admin: BTreeMap::new(),
+            leaving: BTreeMap::new(),
         })
     }
 
@@ -71,6 +75,38 @@ impl Pools {
             .into_iter()
             .map(|(key, address, admin)| ((key, address), admin))
             .collect();
+    }
+
+    /// Whether the config has virtual server `key`.
+    pub(super) fn serves(&self, key: &ServiceKey) -> bool {
+        self.configured.contains_key(key)
+    }
+
+    /// Keeps `destination` of `service` at weight 0 until
+    /// [`Pools::remove_leaving`], though the config no longer has it.
+    pub(super) fn add_leaving(&mut self, service: ServiceKey, destination: Destination) {
+        self.leaving.insert(
+            (service, destination.address),
+            Destination {
+                weight: Weight::ZERO,
+                ..destination
+            },
+        );
+    }
+
+    /// Whether `service` still keeps its removed `address`.
+    pub(super) fn is_leaving(&self, service: ServiceKey, address: std::net::SocketAddr) -> bool {
+        self.leaving.contains_key(&(service, address))
+    }
+
+    /// Lets a removed real server go.
+    pub(super) fn remove_leaving(&mut self, service: ServiceKey, address: std::net::SocketAddr) {
+        self.leaving.remove(&(service, address));
+    }
+
+    /// The removed real servers still kept.
+    pub(super) fn leaving(&self) -> impl Iterator<Item = (ServiceKey, &Destination)> {
+        self.leaving.iter().map(|((key, _), d)| (*key, d))
     }
 
     /// Records `vs`'s pool; false if it is the one already recorded.
@@ -136,6 +172,14 @@ impl Pools {
                 };
                 destination.weight =
                     Weight::new(weight.min(Weight::MAX)).unwrap_or(destination.weight);
+            }
+        }
+        for ((key, address), destination) in &self.leaving {
+            if let Some(service) = table.get_mut(key) {
+                service
+                    .destinations
+                    .entry(*address)
+                    .or_insert_with(|| destination.clone());
             }
         }
         table
@@ -265,6 +309,37 @@ mod tests {
         assert_eq!(
             weights(&p.desired(), "10.0.1.100:80"),
             [(addr("10.0.2.11:8080"), 3)]
+        );
+    }
+
+    #[test]
+    fn a_removed_server_is_kept_at_weight_zero_until_let_go() {
+        let mut p = pools();
+        let key = ServiceKey::Socket {
+            protocol: dataplane::Protocol::Tcp,
+            address: addr("10.0.1.101:80"),
+        };
+        let gone = Destination {
+            address: addr("10.0.2.22:80"),
+            weight: Weight::new(7).unwrap(),
+            forwarding: Forwarding::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        };
+        assert!(p.serves(&key));
+        p.add_leaving(key, gone.clone());
+        assert!(p.is_leaving(key, gone.address));
+        assert_eq!(
+            weights(&p.desired(), "10.0.1.101:80"),
+            [(addr("10.0.2.21:80"), 1), (addr("10.0.2.22:80"), 0)]
+        );
+        // Under a checker's pool too.
+        p.set(VsId(1), vec![entry("10.0.2.21:80", 1)]);
+        assert_eq!(weights(&p.desired(), "10.0.1.101:80").len(), 2);
+        p.remove_leaving(key, gone.address);
+        assert_eq!(
+            weights(&p.desired(), "10.0.1.101:80"),
+            [(addr("10.0.2.21:80"), 1)]
         );
     }
 

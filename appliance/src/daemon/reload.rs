@@ -4,6 +4,7 @@
 //! failed. A reload that changed the kernel's table is answered once the
 //! dataplane thread has applied it; the control loop goes on meanwhile.
 
+use super::admin::{self, Target};
 use super::{Daemon, Error, Pools, hostname, load, plan, status, vrrp};
 use crate::check::decision::VsId;
 use crate::check::runner;
@@ -171,6 +172,13 @@ impl Daemon {
                 }
             }
             pools.set_admin(self.settings.overlay());
+            let leaving = self.leaving(&config, &mut pools);
+            if !leaving.is_empty() {
+                changed.push(format!(
+                    "{} removed real server(s) drain first (graceful_remove)",
+                    leaving.len()
+                ));
+            }
             self.scripts = Arc::new(scripts);
             let kept = carry.iter().filter(|c| c.is_some()).count();
             changed.push(format!(
@@ -179,6 +187,9 @@ impl Daemon {
             ));
             self.servers = config.virtual_server.clone();
             waits = Some(self.program(pools.desired()));
+            if let Some(timeout) = config.global.graceful_remove {
+                self.drain_leaving(leaving, timeout);
+            }
             failed.extend(self.reload_checks(&config, pools, carry).await);
         } else if self.dataplane_fault.is_some() || self.checker_fault.is_some() {
             // Unchanged, but not all running: a reload is a retry.
@@ -228,6 +239,43 @@ impl Daemon {
             failed,
             waits,
         })
+    }
+
+    /// With `graceful_remove`, the real servers the kernel holds (or a
+    /// previous reload's drain still keeps) that `config` removed from a
+    /// virtual server it keeps: `pools` keeps them at weight 0, and the
+    /// ones new to draining are returned. Without it, none.
+    fn leaving(&self, config: &Config, pools: &mut Pools) -> Vec<Target> {
+        if config.global.graceful_remove.is_none() {
+            return Vec::new();
+        }
+        let held = self
+            .table
+            .iter()
+            .flat_map(|(key, service)| service.destinations.values().map(move |d| (*key, d)));
+        let kept = self.pools.iter().flat_map(|p| p.leaving());
+        let mut new = Vec::new();
+        for (key, destination) in held.chain(kept) {
+            let target = Target {
+                service: key,
+                address: destination.address,
+            };
+            if !pools.serves(&key)
+                || admin::known(&config.virtual_server, pools, &target)
+                || pools.is_leaving(key, destination.address)
+            {
+                continue;
+            }
+            let draining_already = self
+                .pools
+                .as_ref()
+                .is_some_and(|p| p.is_leaving(key, destination.address));
+            pools.add_leaving(key, destination.clone());
+            if !draining_already {
+                new.push(target);
+            }
+        }
+        new
     }
 
     /// Reload of changed virtual servers: the checker starts anew on them

@@ -356,6 +356,8 @@ pub struct Weight(u32);
 
 impl Weight {
     pub const MAX: u32 = 65535;
+    /// No new connections.
+    pub const ZERO: Weight = Weight(0);
 
     pub fn new(value: u32) -> Result<Self, RangeError> {
         if value <= Self::MAX {
