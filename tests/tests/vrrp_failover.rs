@@ -148,6 +148,52 @@ fn a_killed_master_fails_over_within_master_down_interval_and_preempts_when_rest
 }
 
 #[test]
+fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_takes_over() {
+    let mut p = pair(Net(126), 126);
+    p.m.next_advert(SLACK).expect("m advertises");
+    let kill = p.mark("kill -9 m, restart m");
+    p.m.kill().unwrap();
+    let m_host = p.lan.host("m");
+    p.m.restart(m_host).unwrap();
+    let resumed =
+        p.m.wait_event("m resuming as master", SLACK, |e| {
+            e.after(&kill) && e.entered() == Some(State::Master)
+        })
+        .expect("m resumes");
+    assert!(
+        resumed.event.detail.starts_with("resumed"),
+        "m resumed rather than won an election: {:?}",
+        resumed.event.detail
+    );
+    // Well past b's Master_Down_Interval from the kill: b stayed backup and
+    // the VIP never left m.
+    p.hold(
+        Side::M,
+        p.b_conf.master_down_interval() + Duration::from_secs(1),
+    )
+    .expect("m holds the VIP throughout");
+    let b_master =
+        p.b.timeline()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.after(&kill) && e.entered() == Some(State::Master));
+    assert!(b_master.is_none(), "b took over: {b_master:?}");
+    // A clean stop resigns and leaves nothing to resume: the next start
+    // is an ordinary one.
+    p.m.stop().unwrap();
+    p.host(Side::B)
+        .wait_address(p.vip, true, SLACK)
+        .expect("b takes the VIP");
+    let again = p.mark("start m after a clean stop");
+    p.m.restart(m_host).unwrap();
+    p.m.wait_event("m starting as backup", SLACK, |e| {
+        e.after(&again) && e.entered() == Some(State::Backup)
+    })
+    .expect("m starts as backup");
+    insta::assert_snapshot!(p.render_order().unwrap());
+}
+
+#[test]
 fn a_stopped_master_resigns_and_the_backup_takes_over_after_skew_time() {
     let mut p = pair(Net(93), 93);
     p.mark("SIGTERM m");

@@ -62,8 +62,10 @@ const FILES: [(&str, &str); 4] = [
         "The running daemon's status socket, which appliance status asks. \
          /run/appliance also keeps the dataplane's record of the virtual \
          services it made, so a restart reconciles them instead of flushing \
-         live connections, and real-servers.json, what the operator set \
-         with appliance enable, disable, drain and weight.",
+         live connections; real-servers.json, what the operator set \
+         with appliance enable, disable, drain and weight; and vrrp.json, \
+         the instances that are MASTER, so that a master restarted within \
+         its Master_Down_Interval resumes as master.",
     ),
     (
         "/var/log/appliance/timeline.jsonl",

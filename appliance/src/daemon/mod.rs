@@ -30,6 +30,7 @@ pub(crate) mod plan;
 mod pools;
 mod programmer;
 mod reload;
+mod resume;
 mod retry;
 pub mod status;
 pub(crate) mod systemd;
@@ -253,6 +254,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     };
     let status = daemon.status_line();
     daemon.systemd.ready(status);
+    let mut alive = tokio::time::interval(resume::PERIOD);
     loop {
         let repair = daemon.repair.clone();
         tokio::select! {
@@ -280,6 +282,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 daemon.repair();
             }
             () = tick(&mut daemon.drain_poll) => daemon.count_drained(),
+            _ = alive.tick() => daemon.record_masters(),
         }
     }
     daemon.systemd.stopping();
@@ -449,6 +452,8 @@ struct Daemon {
     drains: Vec<operator::Drain>,
     drain_poll: Option<tokio::time::Interval>,
     counting: bool,
+    /// Whether the record of masters ([`resume`]) names any.
+    masters_recorded: bool,
 }
 
 impl Daemon {
@@ -508,6 +513,7 @@ impl Daemon {
             drains: Vec::new(),
             drain_poll: None,
             counting: false,
+            masters_recorded: false,
         })
     }
 
@@ -921,6 +927,7 @@ impl Daemon {
     fn on_vrrp(&mut self, report: vrrp::Report) {
         let vrrp::Report::StateChanged { instance, to } = report;
         self.states.insert(instance.clone(), to);
+        self.record_masters();
         self.lvs.state_changed(&instance, to);
         let gates = self
             .servers
@@ -933,12 +940,30 @@ impl Daemon {
         self.systemd.status(status);
     }
 
+    /// Records the instances that are MASTER now ([`resume`]).
+    fn record_masters(&mut self) {
+        let masters: Vec<String> = self
+            .states
+            .iter()
+            .filter(|(_, state)| **state == State::Master)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if masters.is_empty() && !self.masters_recorded {
+            return;
+        }
+        resume::record(&resume::path(&self.options.state_dir), &masters);
+        self.masters_recorded = !masters.is_empty();
+    }
+
     /// Starts the VRRP driver on its thread; its reports come on the
     /// receiver.
     async fn start_vrrp(&mut self) -> Result<mpsc::UnboundedReceiver<vrrp::Report>, Error> {
         self.lvs.configure(self.plan.lvs.clone(), None);
+        // A master back from a restart within its Master_Down_Interval
+        // resumes as master (only this start: reloads compare the plan).
+        let record = resume::path(&self.options.state_dir);
         let (handle, reports) = vrrp::Handle::start(vrrp::Setup {
-            plan: self.plan.clone(),
+            plan: resume::apply(&self.plan, &record, std::time::SystemTime::now()),
             origin: self.origin,
             timeline: self.timeline.clone(),
             metrics: self.metrics.clone(),
@@ -1078,6 +1103,8 @@ impl Daemon {
                 self.on_vrrp(report);
             }
         }
+        // Resigned: a clean stop leaves nothing to resume.
+        resume::record(&resume::path(&self.options.state_dir), &[]);
         self.stop_checks().await;
         // The last table (gated services out) is applied before the end.
         if let Some(programmer) = self.programmer.take() {

@@ -567,13 +567,16 @@ impl Driver {
     /// Removes the unit's VIPs left on the system (by a daemon that was
     /// killed, or by hand), as keepalived does at startup ("removing
     /// VIPs"): a machine starting as backup must not answer for them. An
-    /// address owner's VIPs are its own addresses, and stay.
+    /// address owner's VIPs are its own addresses, and stay; so do those of
+    /// a master resuming after a restart, which never stopped answering.
     async fn remove_leftover_vips(&self, index: usize) {
         let Some(unit) = self.units.get(index) else {
             return;
         };
-        let owner = |i: &&RunningInstance| i.plan.machine.priority == Priority::OWNER;
-        for instance in unit.instances.iter().filter(|i| !owner(i)) {
+        let keeps = |i: &&RunningInstance| {
+            i.plan.machine.priority == Priority::OWNER || i.plan.machine.resume_master
+        };
+        for instance in unit.instances.iter().filter(|i| !keeps(i)) {
             for (dev, vip) in instance.plan.all_vips() {
                 let Some(link) = self.links.get(dev) else {
                     continue;

@@ -177,6 +177,12 @@ pub struct InstanceConfig {
     /// master answers a lower-priority advert with an advert of its own.
     pub lower_prio_no_advert: bool,
     pub tracks: Vec<Track>,
+    /// This router was MASTER until a restart less than its
+    /// Master_Down_Interval ago (keepalived keeps a master's state across
+    /// a reload; the appliance across a restart too): it resumes as MASTER
+    /// at once, before any backup's timer runs out, so the VIP never moves.
+    /// A better router's advert sends it back to BACKUP as usual.
+    pub resume_master: bool,
 }
 
 impl InstanceConfig {
@@ -198,6 +204,7 @@ impl InstanceConfig {
             garp_master_refresh_repeat: 1,
             lower_prio_no_advert: false,
             tracks: Vec::new(),
+            resume_master: false,
         }
     }
 }
@@ -292,6 +299,8 @@ pub enum Reason {
     },
     SyncGroup,
     Shutdown,
+    /// It was master until a restart within its Master_Down_Interval.
+    Resumed,
 }
 
 impl fmt::Display for Reason {
@@ -327,6 +336,10 @@ impl fmt::Display for Reason {
             Reason::TrackRecovered { name } => write!(f, "track {name} recovered"),
             Reason::SyncGroup => write!(f, "sync group"),
             Reason::Shutdown => write!(f, "shutdown"),
+            Reason::Resumed => write!(
+                f,
+                "resumed: master until a restart within its master down interval"
+            ),
         }
     }
 }
@@ -640,6 +653,8 @@ impl Machine {
             });
         } else if self.cfg.priority == Priority::OWNER {
             self.become_master(now, Reason::AddressOwner, out);
+        } else if self.cfg.resume_master && !self.sync_member {
+            self.become_master(now, Reason::Resumed, out);
         } else {
             self.enter_backup(now, Reason::Startup, out);
         }
@@ -1463,6 +1478,29 @@ mod tests {
             },
         );
         assert_eq!(m.priority(), Priority::OWNER);
+    }
+
+    #[test]
+    fn a_master_back_from_a_restart_resumes_at_once_and_yields_to_a_better_one() {
+        let mut c = cfg(100);
+        c.resume_master = true;
+        let mut m = Machine::new(c);
+        let actions = m.handle(Instant::ZERO, Input::Startup);
+        assert_eq!(
+            actions.first(),
+            Some(&Action::StateChanged {
+                from: State::Initialize,
+                to: State::Master,
+                reason: Reason::Resumed
+            })
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::SendAdvert { .. }))
+        );
+        m.handle(secs(1), advert(A, 150, 100));
+        assert_eq!(m.state(), State::Backup);
     }
 
     #[test]
