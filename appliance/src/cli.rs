@@ -82,6 +82,18 @@ pub enum Command {
         #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Hand this director's MASTER instances (or INSTANCE, or the sync
+    /// group of that name) over to their backups without a lost packet:
+    /// they resign but keep the VIPs until a new master advertises, then
+    /// step down (and do not preempt it back). Works with any VRRP peer,
+    /// keepalived included. Waits for the outcome; root only.
+    Switchover {
+        /// A VRRP instance or sync group; all MASTER ones without it.
+        instance: Option<String>,
+        /// The daemon's status socket.
+        #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Put a real server back in its pools (while its checks pass), ending
     /// a drain or a disable; an operator's weight stays. Root only.
     Enable {

@@ -100,6 +100,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("reloaded: {summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Switchover { instance, socket } => {
+            let summary = appliance::daemon::status::switchover(
+                &socket,
+                instance,
+                std::time::Duration::from_secs(60),
+            )?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Enable { target } => operator(target, Change::Enable, None),
         Command::Disable { target } => operator(target, Change::Disable, None),
         Command::Drain { target, timeout } => {

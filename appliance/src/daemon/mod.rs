@@ -12,7 +12,8 @@
 //!   connection sync daemon, which follows its VRRP instance ([`lvs`]);
 //!   `appliance status` and `appliance reload` over a local socket
 //!   ([`status`], [`reload`]); the operator's real-server settings and
-//!   drains ([`admin`], [`operator`]); the metrics endpoint; readiness, reloads and the status
+//!   drains ([`admin`], [`operator`]); planned handovers ([`switchover`]);
+//!   the metrics endpoint; readiness, reloads and the status
 //!   line for systemd ([`systemd`]).
 //!
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
@@ -33,6 +34,7 @@ mod reload;
 mod resume;
 mod retry;
 pub mod status;
+mod switchover;
 pub(crate) mod systemd;
 mod timeline_log;
 mod vrrp;
@@ -282,7 +284,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 daemon.repair();
             }
             () = tick(&mut daemon.drain_poll) => daemon.count_drained(),
-            _ = alive.tick() => daemon.record_masters(),
+            _ = alive.tick() => {
+                daemon.record_masters();
+                daemon.answer_switchovers(true);
+            }
         }
     }
     daemon.systemd.stopping();
@@ -454,6 +459,8 @@ struct Daemon {
     counting: bool,
     /// Whether the record of masters ([`resume`]) names any.
     masters_recorded: bool,
+    /// Switchovers waiting for their instances to step down.
+    switchovers: Vec<switchover::PendingSwitchover>,
 }
 
 impl Daemon {
@@ -514,6 +521,7 @@ impl Daemon {
             drain_poll: None,
             counting: false,
             masters_recorded: false,
+            switchovers: Vec::new(),
         })
     }
 
@@ -928,6 +936,7 @@ impl Daemon {
         let vrrp::Report::StateChanged { instance, to } = report;
         self.states.insert(instance.clone(), to);
         self.record_masters();
+        self.switched(&instance, to);
         self.lvs.state_changed(&instance, to);
         let gates = self
             .servers
@@ -1086,6 +1095,9 @@ impl Daemon {
                 change,
                 reply,
             }) => self.operator(real_server, service, change, reply).await,
+            Event::Client(status::Ask::Switchover { instance, reply }) => {
+                self.switchover(instance, reply).await;
+            }
             Event::CheckerEnded { generation } => self.on_checker_ended(generation),
             Event::Counted { wanted, result } => self.on_counted(wanted, result).await,
         }

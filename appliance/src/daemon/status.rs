@@ -46,6 +46,14 @@ pub enum Request {
         service: Option<String>,
         change: Change,
     },
+    /// A planned, make-before-break handover of this director's MASTER
+    /// instances (all, or `instance` or the sync group of that name) to
+    /// their backups, answered when each has handed over (or no router
+    /// took it). Only root or the daemon's user may ask.
+    Switchover {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
 }
 
 /// What an operator changes of a real server.
@@ -439,6 +447,19 @@ pub fn admin(
     }
 }
 
+/// Asks the daemon listening on `path` to hand its MASTER instances (or
+/// `instance`) over, waiting up to `timeout` for the outcome.
+pub fn switchover(
+    path: &Path,
+    instance: Option<String>,
+    timeout: Duration,
+) -> Result<String, Error> {
+    match ask(path, &Request::Switchover { instance }, timeout)? {
+        Response::Changed { summary } => Ok(summary),
+        other => Err(unexpected(path, other)),
+    }
+}
+
 fn unexpected(path: &Path, response: Response) -> Error {
     match response {
         Response::Error { message } => Error::Refused { message },
@@ -570,6 +591,11 @@ pub enum Ask {
     Status(oneshot::Sender<Status>),
     /// What changed, or why the config was rejected.
     Reload(oneshot::Sender<Result<String, String>>),
+    /// A switchover: what it did, or why not.
+    Switchover {
+        instance: Option<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// An operator's change of a real server: what it did, or why not.
     Admin {
         real_server: SocketAddr,
@@ -668,6 +694,17 @@ async fn respond<E: From<Ask>>(
             asked(Ask::Reload(tx)).await?;
             match rx.await.ok()? {
                 Ok(summary) => Response::Reloaded { summary },
+                Err(message) => Response::Error { message },
+            }
+        }
+        Ok(Request::Switchover { .. }) if !may_change => Response::Error {
+            message: "switchover refused: only root or the daemon's user may ask".into(),
+        },
+        Ok(Request::Switchover { instance }) => {
+            let (reply, rx) = oneshot::channel();
+            asked(Ask::Switchover { instance, reply }).await?;
+            match rx.await.ok()? {
+                Ok(summary) => Response::Changed { summary },
                 Err(message) => Response::Error { message },
             }
         }
@@ -836,6 +873,9 @@ pub(crate) mod tests {
                     } => {
                         let _ = reply.send(Ok(format!("{real_server} {service:?} {change:?}")));
                     }
+                    Ask::Switchover { instance, reply } => {
+                        let _ = reply.send(Err(format!("{instance:?} is not MASTER")));
+                    }
                 }
             }
         });
@@ -972,8 +1012,13 @@ pub(crate) mod tests {
                 })
             );
         }
-        let reload = respond(r#"{"request":"reload"}"#, Allowed::Read, &sender).await;
-        assert!(matches!(reload, Some(Response::Error { .. })), "{reload:?}");
+        for request in [r#"{"request":"reload"}"#, r#"{"request":"switchover"}"#] {
+            let refused = respond(request, Allowed::Read, &sender).await;
+            assert!(
+                matches!(refused, Some(Response::Error { .. })),
+                "{refused:?}"
+            );
+        }
         assert!(events.try_recv().is_err(), "the daemon heard of it");
     }
 

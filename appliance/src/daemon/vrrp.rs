@@ -60,6 +60,12 @@ pub(super) enum Command {
         plan: Plan,
         reply: oneshot::Sender<ReloadOutcome>,
     },
+    /// Hand the MASTER instances over (all, or `instance` or the sync
+    /// group of that name): the answer names those now handing over.
+    Switchover {
+        instance: Option<String>,
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
     /// Resign, remove the VIPs and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -232,6 +238,19 @@ impl Handle {
             failed: vec!["the VRRP driver stopped during the reload".into()],
             ..ReloadOutcome::default()
         })
+    }
+
+    /// Starts a switchover of the MASTER instances (all, or `instance`):
+    /// the names of those now handing over, or why none is.
+    pub(super) async fn switchover(&self, instance: Option<String>) -> Result<Vec<String>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Switchover { instance, reply })
+            .await
+            .map_err(|_| "the VRRP driver is not running".to_string())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the VRRP driver stopped".into()))
     }
 
     /// Resigns every master, removes the VIPs and ends the thread.
@@ -440,6 +459,10 @@ impl Driver {
                         self.publish();
                         let _ = reply.send(outcome);
                     }
+                    Some(Command::Switchover { instance, reply }) => {
+                        let outcome = self.switchover(instance.as_deref()).await;
+                        let _ = reply.send(outcome);
+                    }
                     Some(Command::Shutdown(reply)) => {
                         self.shutdown().await;
                         let _ = reply.send(());
@@ -452,6 +475,67 @@ impl Driver {
                 },
             }
         }
+    }
+
+    /// Hands over the MASTER instances of the units `instance` names (its
+    /// own unit, or the sync group of that name; every unit without one).
+    async fn switchover(&mut self, instance: Option<&str>) -> Result<Vec<String>, String> {
+        let named = |unit: &RunningUnit| {
+            instance.is_none_or(|name| {
+                unit.plan.name() == name || unit.instances.iter().any(|i| i.plan.name() == name)
+            })
+        };
+        let units: Vec<usize> = self
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(_, unit)| named(unit))
+            .map(|(index, _)| index)
+            .collect();
+        if let (Some(name), true) = (instance, units.is_empty()) {
+            let known: Vec<&str> = self
+                .router
+                .units()
+                .iter()
+                .flat_map(|u| u.machines())
+                .map(|m| m.name())
+                .collect();
+            return Err(format!(
+                "no VRRP instance or sync group {name}; the instances are {}",
+                known.join(", ")
+            ));
+        }
+        let now = self.now();
+        let mut handing = Vec::new();
+        for index in units {
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
+                continue;
+            };
+            let masters: Vec<String> = unit
+                .machines()
+                .iter()
+                .filter(|m| m.state() == State::Master)
+                .map(|m| m.name().to_string())
+                .collect();
+            if masters.is_empty() {
+                continue;
+            }
+            let actions = unit.handle_all(now, &Input::Switchover);
+            self.perform(index, now, actions).await;
+            handing.extend(masters);
+        }
+        if handing.is_empty() {
+            return Err(match instance {
+                Some(name) => {
+                    format!("{name} is not MASTER here: a switchover hands over from the master")
+                }
+                None => {
+                    "no instance is MASTER here: a switchover hands over from the master".into()
+                }
+            });
+        }
+        info!(instances = ?handing, "switchover: resigned, keeping the VIPs until a new master advertises");
+        Ok(handing)
     }
 
     /// Puts the instances as they are now where status reads them.

@@ -256,6 +256,13 @@ pub enum Input {
     /// A new configured priority (e.g. a reload).
     SetPriority(Priority),
     Group(GroupCommand),
+    /// A planned handover (`appliance switchover`), make-before-break: a
+    /// master resigns (priority 0 adverts, each interval) but keeps its
+    /// VIPs and goes on forwarding until another router's advert shows it
+    /// has taken over, and only then steps down to BACKUP; it then lets the
+    /// new master be (no preemption) until it is master again. No taker
+    /// within three intervals: it goes on as master. Ignored unless MASTER.
+    Switchover,
 }
 
 /// Why a state changed; rendered in the failover timeline.
@@ -301,6 +308,10 @@ pub enum Reason {
     Shutdown,
     /// It was master until a restart within its Master_Down_Interval.
     Resumed,
+    /// A planned handover: `to` advertised after we resigned.
+    Switchover {
+        to: IpAddr,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -336,6 +347,7 @@ impl fmt::Display for Reason {
             Reason::TrackRecovered { name } => write!(f, "track {name} recovered"),
             Reason::SyncGroup => write!(f, "sync group"),
             Reason::Shutdown => write!(f, "shutdown"),
+            Reason::Switchover { to } => write!(f, "switchover: {to} took over"),
             Reason::Resumed => write!(
                 f,
                 "resumed: master until a restart within its master down interval"
@@ -493,6 +505,10 @@ pub struct Machine {
     sync_member: bool,
     group_fault: bool,
     wants_master: bool,
+    /// A switchover is under way until then.
+    handover_until: Option<Instant>,
+    /// Handed over: no preemption until master again.
+    yielded: bool,
 }
 
 impl Machine {
@@ -528,6 +544,8 @@ impl Machine {
             sync_member: false,
             group_fault: false,
             wants_master: false,
+            handover_until: None,
+            yielded: false,
         };
         machine.effective = machine.computed_priority();
         machine
@@ -636,8 +654,27 @@ impl Machine {
                 self.update_priority(&mut out);
             }
             Input::Group(cmd) => self.group(now, cmd, &mut out),
+            Input::Switchover => self.switchover(now, &mut out),
         }
         out
+    }
+
+    /// Whether a switchover is under way.
+    pub fn handing_over(&self) -> bool {
+        self.handover_until.is_some()
+    }
+
+    fn switchover(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Master || self.handover_until.is_some() {
+            return;
+        }
+        let interval = Duration::from_micros(self.cfg.adver_int.as_micros());
+        self.handover_until = Some(now + interval * 3);
+        out.push(Action::SendAdvert {
+            priority: Priority::RESIGN,
+            adver_int: self.cfg.adver_int,
+        });
+        self.timer = Some(now + interval);
     }
 
     fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -700,7 +737,7 @@ impl Machine {
         }
         let delaying =
             !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|until| until > now);
-        if !self.cfg.preempt || advert.priority >= self.effective || delaying {
+        if !self.cfg.preempt || self.yielded || advert.priority >= self.effective || delaying {
             if self.cfg.version == Version::V3 {
                 self.master_adver_int = advert.adver_int;
             }
@@ -725,6 +762,23 @@ impl Machine {
 
     /// RFC 5798 §6.4.3 / RFC 3768 §6.4.3.
     fn master_advert(&mut self, now: Instant, advert: Advert, out: &mut Vec<Action>) {
+        if self.handover_until.is_some()
+            && advert.priority != Priority::RESIGN
+            && advert.from != self.cfg.primary_address
+        {
+            if self.cfg.version == Version::V3 {
+                self.master_adver_int = advert.adver_int;
+            }
+            self.leave_master(
+                now,
+                State::Backup,
+                Reason::Switchover { to: advert.from },
+                out,
+            );
+            self.last_heard = now;
+            self.yielded = true;
+            return;
+        }
         if advert.priority == Priority::RESIGN {
             self.send_advert(now, out);
             return;
@@ -770,7 +824,18 @@ impl Machine {
         if let Some(due) = self.timer.filter(|at| *at <= now) {
             match self.state {
                 State::Backup => self.master_down(now, out),
+                State::Master if self.handover_until.is_some_and(|until| now < until) => {
+                    // Still handing over: resign again, in case the last
+                    // one was lost.
+                    out.push(Action::SendAdvert {
+                        priority: Priority::RESIGN,
+                        adver_int: self.cfg.adver_int,
+                    });
+                    self.timer = Some(now + Duration::from_micros(self.cfg.adver_int.as_micros()));
+                }
                 State::Master => {
+                    // A switchover no one took: go on as master.
+                    self.handover_until = None;
                     self.send_advert(now, out);
                     // The next advert is due an interval after this one
                     // was, not after the late wake-up that sent it: timers
@@ -963,6 +1028,8 @@ impl Machine {
         self.transition(State::Master, reason, out);
         self.master_adver_int = self.cfg.adver_int;
         self.wants_master = false;
+        self.yielded = false;
+        self.handover_until = None;
         self.resigned = false;
         self.last_ignored = None;
         // keepalived sends the advert before the gratuitous ARPs so the old
@@ -984,6 +1051,7 @@ impl Machine {
 
     fn leave_master(&mut self, now: Instant, to: State, reason: Reason, out: &mut Vec<Action>) {
         self.transition(to, reason, out);
+        self.handover_until = None;
         if to == State::Fault {
             // keepalived resigns when going to FAULT, to speed up takeover.
             out.push(Action::SendAdvert {
@@ -1501,6 +1569,92 @@ mod tests {
         );
         m.handle(secs(1), advert(A, 150, 100));
         assert_eq!(m.state(), State::Backup);
+    }
+
+    /// A master of priority 150 (our address is B), after its first
+    /// advert; no second gratuitous burst to time.
+    fn master_150() -> Machine {
+        let mut c = cfg(150);
+        c.garp_master_delay = Duration::ZERO;
+        let mut m = started(c);
+        let (_, actions) = fire(&mut m);
+        assert_eq!(became(&actions), Some(State::Master));
+        m
+    }
+
+    #[test]
+    fn a_switchover_keeps_the_vips_until_the_new_master_advertises() {
+        let mut m = master_150();
+        let t = secs(10);
+        let actions = m.handle(t, Input::Switchover);
+        assert_eq!(
+            actions,
+            [Action::SendAdvert {
+                priority: Priority::RESIGN,
+                adver_int: Centiseconds(100)
+            }]
+        );
+        assert_eq!(m.state(), State::Master);
+        assert!(m.handing_over());
+        // Asked again while under way: nothing more.
+        assert!(m.handle(t, Input::Switchover).is_empty());
+        // The backup's own adverts (lower priority) are its claim.
+        let actions = m.handle(t + Duration::from_millis(610), advert(A, 100, 100));
+        assert_eq!(
+            actions.first(),
+            Some(&Action::StateChanged {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::Switchover { to: A }
+            })
+        );
+        assert!(actions.contains(&Action::RemoveVips));
+        // Handed over, it lets the lower-priority master be.
+        for n in 1..=10 {
+            m.handle(t + Duration::from_secs(n), advert(A, 100, 100));
+            assert_eq!(m.state(), State::Backup);
+            assert!(m.poll_timeout().unwrap() > t + Duration::from_secs(n + 3));
+        }
+        // ...but takes over if that one goes silent, and is itself again.
+        let (_, actions) = fire(&mut m);
+        assert_eq!(became(&actions), Some(State::Master));
+        m.handle(secs(40), advert(A, 100, 100));
+        assert_eq!(m.state(), State::Master, "no longer yielding");
+    }
+
+    #[test]
+    fn a_switchover_no_one_takes_resumes_as_master() {
+        let mut m = master_150();
+        let t = secs(10);
+        m.handle(t, Input::Switchover);
+        // Resigning again each interval, as long as it is under way.
+        let (at, actions) = fire(&mut m);
+        assert_eq!(at, t + Duration::from_secs(1));
+        assert_eq!(
+            actions,
+            [Action::SendAdvert {
+                priority: Priority::RESIGN,
+                adver_int: Centiseconds(100)
+            }]
+        );
+        fire(&mut m);
+        let (at, actions) = fire(&mut m);
+        assert_eq!(at, t + Duration::from_secs(3));
+        assert_eq!(
+            actions,
+            [Action::SendAdvert {
+                priority: Priority::from_u8(150),
+                adver_int: Centiseconds(100)
+            }]
+        );
+        assert_eq!(m.state(), State::Master);
+        assert!(!m.handing_over());
+    }
+
+    #[test]
+    fn a_backup_ignores_a_switchover() {
+        let mut m = started(cfg(100));
+        assert!(m.handle(secs(1), Input::Switchover).is_empty());
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! `appliance switchover`: a planned handover of this director's MASTER
+//! instances, make-before-break. The VRRP driver resigns them (priority 0
+//! adverts) while they keep their VIPs and go on forwarding; each steps
+//! down only when another router's advert shows it has taken over
+//! ([`Input::Switchover`](crate::vrrp::machine::Input)). This works with
+//! any VRRP peer, keepalived too: a priority 0 advert is how every router
+//! is asked to take over at once (after its Skew_Time). The answer waits
+//! for each instance to have handed over, or for the time a taker had.
+
+use super::Daemon;
+use crate::vrrp::machine::State;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+type Reply = oneshot::Sender<Result<String, String>>;
+
+/// A switchover waiting for its instances to step down.
+pub(super) struct PendingSwitchover {
+    waiting: Vec<String>,
+    done: Vec<String>,
+    deadline: tokio::time::Instant,
+    reply: Option<Reply>,
+}
+
+impl Daemon {
+    /// Starts a switchover of the MASTER instances (all, or `instance`).
+    pub(super) async fn switchover(&mut self, instance: Option<String>, reply: Reply) {
+        let Some(vrrp) = &self.vrrp else {
+            let _ = reply.send(Err("VRRP is not running".into()));
+            return;
+        };
+        match vrrp.switchover(instance).await {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+            Ok(names) => {
+                // A taker has three of the instance's intervals (the
+                // machine's own bound), and a second for the reports.
+                let longest = self
+                    .plan
+                    .units
+                    .iter()
+                    .flat_map(|u| u.instances())
+                    .filter(|i| names.iter().any(|n| n == i.name()))
+                    .map(|i| Duration::from_micros(i.machine.adver_int.as_micros()))
+                    .max()
+                    .unwrap_or(Duration::from_secs(1));
+                self.switchovers.push(PendingSwitchover {
+                    waiting: names,
+                    done: Vec::new(),
+                    deadline: tokio::time::Instant::now() + longest * 3 + Duration::from_secs(1),
+                    reply: Some(reply),
+                });
+            }
+        }
+    }
+
+    /// An instance's state changed: a switchover waiting for it to step
+    /// down is answered once all of its instances have.
+    pub(super) fn switched(&mut self, instance: &str, to: State) {
+        if to == State::Master {
+            return;
+        }
+        let reason = self
+            .instances()
+            .into_iter()
+            .find(|i| i.name == instance)
+            .and_then(|i| i.transition)
+            .map(|t| t.reason)
+            .unwrap_or_default();
+        for pending in &mut self.switchovers {
+            if let Some(index) = pending.waiting.iter().position(|n| n == instance) {
+                pending.waiting.remove(index);
+                pending.done.push(format!("{instance} {to} ({reason})"));
+            }
+        }
+        self.answer_switchovers(false);
+    }
+
+    /// Answers the switchovers that are complete, or (`expired`) past
+    /// their deadline.
+    pub(super) fn answer_switchovers(&mut self, expired: bool) {
+        let now = tokio::time::Instant::now();
+        for mut pending in std::mem::take(&mut self.switchovers) {
+            let late = expired && now >= pending.deadline;
+            if !pending.waiting.is_empty() && !late {
+                self.switchovers.push(pending);
+                continue;
+            }
+            let answer = if pending.waiting.is_empty() {
+                Ok(pending.done.join("; "))
+            } else {
+                let message = format!(
+                    "no router took over {} in time; still MASTER{}",
+                    pending.waiting.join(", "),
+                    if pending.done.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (handed over: {})", pending.done.join("; "))
+                    }
+                );
+                warn!(instances = ?pending.waiting, "switchover: no router took over; going on as master");
+                Err(message)
+            };
+            if let Some(reply) = pending.reply.take() {
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
