@@ -256,7 +256,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     };
     let status = daemon.status_line();
     daemon.systemd.ready(status);
-    let mut alive = tokio::time::interval(resume::PERIOD);
+    let mut alive = tokio::time::interval(resume::period(&daemon.plan));
     loop {
         let repair = daemon.repair.clone();
         tokio::select! {

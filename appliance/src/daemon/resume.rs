@@ -2,7 +2,8 @@
 //! to a new binary) before its backups' Master_Down_Interval ran out
 //! resumes as MASTER at once, so the VIP never moves and no backup flaps.
 //! The control loop records which instances are MASTER, and that it is
-//! alive, once a second in the state directory (`vrrp.json`); a clean stop
+//! alive, once a second (or each advert interval, if shorter) in the state
+//! directory (`vrrp.json`); a clean stop
 //! (which resigns) removes the record. At start, an instance recorded
 //! MASTER less than its Master_Down_Interval ago resumes
 //! ([`InstanceConfig::resume_master`](crate::vrrp::machine::InstanceConfig)).
@@ -15,8 +16,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
-/// How often the record says the daemon is alive.
-pub(super) const PERIOD: Duration = Duration::from_secs(1);
+/// How often the record says the daemon is alive: every second, or every
+/// advert interval if one is shorter (a 100 ms instance's backups wait
+/// only 360 ms).
+pub(super) fn period(plan: &Plan) -> Duration {
+    plan.units
+        .iter()
+        .flat_map(|u| u.instances())
+        .map(|i| Duration::from_micros(i.machine.adver_int.as_micros()))
+        .fold(Duration::from_secs(1), Duration::min)
+}
 
 /// The record.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -134,6 +143,18 @@ mod tests {
         // A clean stop (no master left) removes the record.
         record(&path, &[]);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_record_is_kept_fresh_at_the_shortest_advert_interval() {
+        assert_eq!(period(&plan()), Duration::from_secs(1));
+        let fast = format!(
+            "global_defs {{\n  vrrp_version 3\n}}\n{}",
+            CONF.replacen("advert_int 1", "advert_int 0.1", 1)
+        );
+        let config = load_str(Path::new("k.conf"), &fast, Format::Keepalived).unwrap();
+        let plan = super::super::plan::plan(&config, &Default::default(), "d").unwrap();
+        assert_eq!(period(&plan), Duration::from_millis(100));
     }
 
     #[test]

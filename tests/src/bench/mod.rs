@@ -7,6 +7,7 @@
 
 pub mod director;
 pub mod jitter;
+pub mod operations;
 pub mod probe;
 pub mod report;
 
@@ -107,7 +108,7 @@ impl Protocol {
         advert: Centiseconds(10),
     };
 
-    fn name(self) -> String {
+    pub(super) fn name(self) -> String {
         let version = match self.version {
             Version::V2 => "v2",
             Version::V3 => "v3",
@@ -115,7 +116,7 @@ impl Protocol {
         format!("{version}, {}", ms_text(self.advert_duration()))
     }
 
-    fn advert_duration(self) -> Duration {
+    pub(super) fn advert_duration(self) -> Duration {
         Duration::from_micros(self.advert.as_micros())
     }
 
@@ -145,14 +146,14 @@ fn ms_text(d: Duration) -> String {
 }
 
 /// The LAN, the client's instruments and the configs, kept for the run.
-struct Bench {
+pub(super) struct Bench {
     lan: Lan,
     adverts: AdvertWatch,
-    dir: tempfile::TempDir,
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Bench {
-    fn new() -> Result<Self, Error> {
+    pub(super) fn new() -> Result<Self, Error> {
         let mut lan = Lan::new()?;
         lan.add_host("master", &[&format!("{MASTER_IP}/24")])?;
         lan.add_host("backup", &[&format!("{BACKUP_IP}/24")])?;
@@ -174,11 +175,15 @@ impl Bench {
         Ok(Self { lan, adverts, dir })
     }
 
-    fn host(&self, name: &str) -> &Host {
+    pub(super) fn host(&self, name: &str) -> &Host {
         self.lan.host(name)
     }
 
-    fn write_conf(&self, role: director::Role, protocol: Protocol) -> Result<PathBuf, Error> {
+    pub(super) fn write_conf(
+        &self,
+        role: director::Role,
+        protocol: Protocol,
+    ) -> Result<PathBuf, Error> {
         let path = self.dir.path().join(format!(
             "{}-{}.conf",
             role.state.to_lowercase(),
@@ -194,7 +199,7 @@ impl Bench {
 
     /// Puts the topology back as a trial expects it, whatever the last one
     /// left: link up, no VIP, no daemon, an empty ARP cache on the client.
-    fn reset(&self) -> Result<(), Error> {
+    pub(super) fn reset(&self) -> Result<(), Error> {
         let master = self.host("master");
         master.restore_link()?;
         for host in [master, self.host("backup")] {
@@ -206,18 +211,28 @@ impl Bench {
         self.host("client")
             .ip(&["neigh", "flush", "dev", "eth0"])
             .map(drop)?;
+        // A killed appliance's record of its masters would make the next
+        // trial's master resume rather than be elected.
+        for name in ["master", "backup"] {
+            let record = self.dir.path().join(name).join("vrrp.json");
+            if record.exists() {
+                std::fs::remove_file(&record).map_err(|source| Error::Io {
+                    what: format!("removing {}", record.display()),
+                    source,
+                })?;
+            }
+        }
         Ok(())
     }
 
-    /// One trial: returns the outage, or `None` if the new master never
-    /// answered.
-    fn trial(
+    /// A master and a backup of `implementation`, elected, the backup
+    /// hearing the master.
+    pub(super) fn start_pair(
         &self,
         implementation: &Implementation,
         protocol: Protocol,
-        fault: Fault,
         confs: &(PathBuf, PathBuf),
-    ) -> Result<Option<Duration>, Error> {
+    ) -> Result<(Daemon, Daemon), Error> {
         self.reset()?;
         let advert = protocol.advert_duration();
         let (master_host, backup_host) = (self.host("master"), self.host("backup"));
@@ -238,6 +253,21 @@ impl Bench {
         if backup_host.has_address(IpAddr::V4(VIP))? {
             return Err(backup.failure("holds the VIP while BACKUP".into()));
         }
+        Ok((master, backup))
+    }
+
+    /// One trial: returns the outage, or `None` if the new master never
+    /// answered.
+    fn trial(
+        &self,
+        implementation: &Implementation,
+        protocol: Protocol,
+        fault: Fault,
+        confs: &(PathBuf, PathBuf),
+    ) -> Result<Option<Duration>, Error> {
+        let (master, backup) = self.start_pair(implementation, protocol, confs)?;
+        let advert = protocol.advert_duration();
+        let master_host = self.host("master");
         let trial_error = |what: String| Error::Trial {
             implementation: implementation.name(),
             scenario: format!("{}, {}", protocol.name(), fault.name()),
@@ -289,25 +319,39 @@ impl Bench {
 }
 
 /// Kills every process left in a director's namespace (a daemon that did
-/// not stop, keepalived's children), never this process.
-fn kill_all_in(host: &Host) -> Result<(), Error> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", host.netns()])
-        .output()
-        .map_err(|source| Error::Io {
-            what: "ip netns pids".into(),
-            source,
-        })?;
+/// not stop, keepalived's children), never this process, and waits until
+/// they are gone (a daemon started next would find their lock or pid file).
+pub(super) fn kill_all_in(host: &Host) -> Result<(), Error> {
     let me = std::process::id();
-    for pid in String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .filter(|&p| u32::try_from(p).is_ok_and(|p| p != me))
-    {
+    let others = || -> Result<Vec<i32>, Error> {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "pids", host.netns()])
+            .output()
+            .map_err(|source| Error::Io {
+                what: "ip netns pids".into(),
+                source,
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .filter(|&p| u32::try_from(p).is_ok_and(|p| p != me))
+            .collect())
+    };
+    for pid in others()? {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+    let start = Instant::now();
+    while !others()?.is_empty() {
+        if start.elapsed() > Duration::from_secs(5) {
+            return Err(Error::Io {
+                what: format!("killing the processes in {}", host.name()),
+                source: std::io::Error::other("still there after 5 s"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
 }
@@ -369,7 +413,7 @@ pub fn run(options: &Options) -> Result<Vec<Row>, Error> {
     Ok(rows)
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub(super) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
