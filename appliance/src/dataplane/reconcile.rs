@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// How long the table a reconcile left is trusted instead of reading the
 /// kernel again.
-pub const REREAD: Duration = Duration::from_secs(60);
+pub(crate) const REREAD: Duration = Duration::from_secs(60);
 
 /// Where the daemon keeps its ownership record.
 pub(crate) const DEFAULT_STATE_PATH: &str = "/run/appliance/dataplane.json";
