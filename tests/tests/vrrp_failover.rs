@@ -193,6 +193,52 @@ fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_t
     insta::assert_snapshot!(p.render_order().unwrap());
 }
 
+/// An upgrade: SIGQUIT stops the master without resigning and leaves its
+/// VIP; the new binary, started at once, resumes. The VIP never leaves m,
+/// b never takes over.
+#[test]
+fn a_master_stopped_for_a_restart_keeps_its_vip_and_resumes() {
+    let mut p = pair(Net(130), 130);
+    p.m.next_advert(SLACK).expect("m advertises");
+    let quit = p.mark("SIGQUIT m, start m");
+    p.m.signal("QUIT").unwrap();
+    let status = p.m.wait_exit().unwrap();
+    assert!(status.success(), "SIGQUIT is a clean exit: {status:?}");
+    assert!(
+        p.host(Side::M).has_address(p.vip).unwrap(),
+        "m keeps its VIP across the restart"
+    );
+    let m_host = p.lan.host("m");
+    p.m.restart(m_host).unwrap();
+    let resumed =
+        p.m.wait_event("m resuming as master", SLACK, |e| {
+            e.after(&quit) && e.entered() == Some(State::Master)
+        })
+        .expect("m resumes");
+    assert!(
+        resumed.event.detail.starts_with("resumed"),
+        "{:?}",
+        resumed.event.detail
+    );
+    p.hold(
+        Side::M,
+        p.b_conf.master_down_interval() + Duration::from_secs(1),
+    )
+    .expect("m holds the VIP throughout");
+    let b_master =
+        p.b.timeline()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.after(&quit) && e.entered() == Some(State::Master));
+    assert!(b_master.is_none(), "b took over: {b_master:?}");
+    let m_resigned =
+        p.m.timeline()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.after(&quit) && e.advert().is_some_and(|p| p.get() == 0));
+    assert!(m_resigned.is_none(), "m resigned: {m_resigned:?}");
+}
+
 #[test]
 fn a_stopped_master_resigns_and_the_backup_takes_over_after_skew_time() {
     let mut p = pair(Net(93), 93);

@@ -77,7 +77,7 @@ const FILES: [(&str, &str); 4] = [
 
 /// The signals `appliance run` acts on, for appliance(8) and
 /// appliance-run(8).
-const SIGNALS: [(&str, &str); 2] = [
+const SIGNALS: [(&str, &str); 3] = [
     (
         "SIGHUP",
         "Reload: read the config again and apply it if it is valid; an \
@@ -90,6 +90,13 @@ const SIGNALS: [(&str, &str); 2] = [
          once, remove the VIPs and exit 0 (systemctl stop appliance). The \
          kernel's virtual servers stay, so a restart does not cut \
          connections.",
+    ),
+    (
+        "SIGQUIT",
+        "Stop for a restart (an upgrade to a new binary): no resignation, \
+         the VIPs and the kernel's table stay, exit 0. Started again \
+         within its Master_Down_Interval, a master resumes at once and its \
+         backups never take over.",
     ),
 ];
 

@@ -215,6 +215,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let mut sigterm = signals(SignalKind::terminate(), "SIGTERM")?;
     let mut sigint = signals(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = signals(SignalKind::hangup(), "SIGHUP")?;
+    let mut sigquit = signals(SignalKind::quit(), "SIGQUIT")?;
 
     // Before anything touches the system: a second daemon on the same
     // state would undo the first's work.
@@ -262,6 +263,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sigquit.recv() => {
+                daemon.systemd.stopping();
+                daemon.leave_for_restart().await;
+                return Ok(());
+            }
             _ = sighup.recv() => {
                 // Logged, and kept for `appliance status`, by reload itself.
                 daemon.reload(None).await;
@@ -1103,6 +1109,21 @@ impl Daemon {
         }
     }
 
+    /// SIGQUIT: stops as for a restart (an upgrade to a new binary): the
+    /// masters neither resign nor remove their VIPs, the kernel's table
+    /// stays, and the record says they were master just now, so a start
+    /// within their Master_Down_Interval resumes and the backups never
+    /// notice.
+    async fn leave_for_restart(&mut self) {
+        info!("stopping for a restart: the VIPs and the kernel's table stay");
+        if let Some(vrrp) = self.vrrp.take() {
+            vrrp.detach().await;
+        }
+        self.record_masters();
+        self.stop_checks().await;
+        self.finish().await;
+    }
+
     /// Stops everything; the VRRP driver's last `reports` (its instances
     /// stopping) are acted on, so gated services leave the kernel.
     async fn shutdown(&mut self, reports: Option<&mut mpsc::UnboundedReceiver<vrrp::Report>>) {
@@ -1118,6 +1139,12 @@ impl Daemon {
         // Resigned: a clean stop leaves nothing to resume.
         resume::record(&resume::path(&self.options.state_dir), &[]);
         self.stop_checks().await;
+        self.finish().await;
+    }
+
+    /// The end of a stop: the last table applied, the tasks and the status
+    /// socket gone.
+    async fn finish(&mut self) {
         // The last table (gated services out) is applied before the end.
         if let Some(programmer) = self.programmer.take() {
             programmer.shutdown().await;

@@ -68,6 +68,9 @@ pub(super) enum Command {
     },
     /// Resign, remove the VIPs and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Stop as for a restart: no resignation, the VIPs stay, so that the
+    /// next start resumes (`resume`).
+    Detach(oneshot::Sender<()>),
 }
 
 /// What a reload of the units did.
@@ -257,6 +260,16 @@ impl Handle {
     pub(super) async fn shutdown(mut self) {
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Shutdown(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        self.join();
+    }
+
+    /// Ends the thread as for a restart: masters neither resign nor
+    /// remove their VIPs.
+    pub(super) async fn detach(mut self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Detach(reply)).await.is_ok() {
             let _ = done.await;
         }
         self.join();
@@ -465,6 +478,14 @@ impl Driver {
                     }
                     Some(Command::Shutdown(reply)) => {
                         self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(Command::Detach(reply)) => {
+                        for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
+                            task.abort();
+                        }
+                        info!("VRRP stopped for a restart: no resignation, the VIPs stay");
                         let _ = reply.send(());
                         return;
                     }

@@ -509,6 +509,10 @@ pub struct Machine {
     handover_until: Option<Instant>,
     /// Handed over: no preemption until master again.
     yielded: bool,
+    /// Handed over: the VIPs go then, an advert interval after the new
+    /// master's advert, so that a client's packet sent before its
+    /// gratuitous ARP arrived still finds them.
+    release_at: Option<Instant>,
 }
 
 impl Machine {
@@ -546,6 +550,7 @@ impl Machine {
             wants_master: false,
             handover_until: None,
             yielded: false,
+            release_at: None,
         };
         machine.effective = machine.computed_priority();
         machine
@@ -592,10 +597,15 @@ impl Machine {
 
     /// When to deliver [`Input::Timer`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timer, self.garp_delay_at, self.garp_refresh_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timer,
+            self.garp_delay_at,
+            self.garp_refresh_at,
+            self.release_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// RFC Skew_Time for our current priority.
@@ -704,6 +714,8 @@ impl Machine {
                 adver_int: self.cfg.adver_int,
             });
             out.push(Action::RemoveVips);
+        } else if self.release_at.take().is_some() {
+            out.push(Action::RemoveVips);
         }
         if self.state != State::Initialize {
             self.transition(State::Initialize, Reason::Shutdown, out);
@@ -769,14 +781,18 @@ impl Machine {
             if self.cfg.version == Version::V3 {
                 self.master_adver_int = advert.adver_int;
             }
-            self.leave_master(
-                now,
-                State::Backup,
-                Reason::Switchover { to: advert.from },
-                out,
-            );
+            self.transition(State::Backup, Reason::Switchover { to: advert.from }, out);
+            self.handover_until = None;
+            self.clear_timers();
+            self.preempt_until = None;
             self.last_heard = now;
+            self.last_ignored = None;
+            self.timer = Some(now + self.master_down_interval());
+            self.release_at = Some(now + Duration::from_micros(self.cfg.adver_int.as_micros()));
             self.yielded = true;
+            out.push(Action::Notify {
+                state: State::Backup,
+            });
             return;
         }
         if advert.priority == Priority::RESIGN {
@@ -821,6 +837,12 @@ impl Machine {
     }
 
     fn timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.release_at.is_some_and(|at| at <= now) {
+            self.release_at = None;
+            if self.state != State::Master {
+                out.push(Action::RemoveVips);
+            }
+        }
         if let Some(due) = self.timer.filter(|at| *at <= now) {
             match self.state {
                 State::Backup => self.master_down(now, out),
@@ -1030,6 +1052,7 @@ impl Machine {
         self.wants_master = false;
         self.yielded = false;
         self.handover_until = None;
+        self.release_at = None;
         self.resigned = false;
         self.last_ignored = None;
         // keepalived sends the advert before the gratuitous ARPs so the old
@@ -1608,7 +1631,12 @@ mod tests {
                 reason: Reason::Switchover { to: A }
             })
         );
-        assert!(actions.contains(&Action::RemoveVips));
+        // The VIPs stay an advert interval more, for packets sent before
+        // the new master's gratuitous ARP arrived.
+        assert!(!actions.contains(&Action::RemoveVips));
+        let (at, actions) = fire(&mut m);
+        assert_eq!(at, t + Duration::from_millis(1610));
+        assert_eq!(actions, [Action::RemoveVips]);
         // Handed over, it lets the lower-priority master be.
         for n in 1..=10 {
             m.handle(t + Duration::from_secs(n), advert(A, 100, 100));
