@@ -1,6 +1,7 @@
-//! Web service behind a VIP: nginx in a netns host serving a page that
-//! names the host (config, pid, logs and temp files in a temporary
-//! directory of its own), and curl fetching a URL from a client host.
+//! Web service behind a VIP: nginx (or busybox httpd, lighter) in a netns
+//! host serving a page that names the host (config, pid, logs and temp
+//! files in a temporary directory of its own), and curl fetching a URL
+//! from a client host.
 
 use crate::error::{Error, Result, io};
 use crate::netns::{Host, Process};
@@ -65,38 +66,10 @@ http {{
                 .arg("-c")
                 .arg(&conf),
         )?;
-        let start = Instant::now();
-        loop {
-            let up = host.enter(|| {
-                TcpStream::connect_timeout(
-                    &SocketAddr::from((Ipv4Addr::LOCALHOST, 80)),
-                    Duration::from_millis(200),
-                )
-                .is_ok()
-            })?;
-            if up {
-                break;
-            }
-            let output =
-                || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-            if let Some(status) = process.try_wait()? {
-                return Err(Error::Exited {
-                    service: format!("nginx in {}", host.name()),
-                    what: "starting".into(),
-                    status,
-                    output: output(),
-                });
-            }
-            if start.elapsed() > START {
-                return Err(Error::Timeout {
-                    service: format!("nginx in {}", host.name()),
-                    what: "listening on port 80".into(),
-                    within: START,
-                    output: output(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = dir.path().join("error.log");
+        wait_accepting(host, 80, &mut process, "nginx", &|| {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })?;
         Ok(Self { _dir: dir, process })
     }
 
@@ -107,6 +80,96 @@ http {{
         self.process.wait(START)?;
         Ok(())
     }
+}
+
+/// Waits until `process`, serving in `host`, accepts connections on
+/// `port` (at most [`START`]); `output` tells what it said if it does not.
+fn wait_accepting(
+    host: &Host,
+    port: u16,
+    process: &mut Process,
+    service: &str,
+    output: &dyn Fn() -> String,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let up = host.enter(move || {
+            TcpStream::connect_timeout(
+                &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+        })?;
+        if up {
+            return Ok(());
+        }
+        if let Some(status) = process.try_wait()? {
+            return Err(Error::Exited {
+                service: format!("{service} in {}", host.name()),
+                what: "starting".into(),
+                status,
+                output: output(),
+            });
+        }
+        if start.elapsed() > START {
+            return Err(Error::Timeout {
+                service: format!("{service} in {}", host.name()),
+                what: format!("listening on port {port}"),
+                within: START,
+                output: output(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// busybox httpd: a real server light enough to start by the dozen,
+/// answering `GET /` with `<host name>\n`; killed when dropped.
+pub struct Httpd {
+    _dir: tempfile::TempDir,
+    _process: Process,
+}
+
+impl Httpd {
+    /// Starts it in `host` on 0.0.0.0:`port`; returns once it accepts
+    /// connections.
+    pub fn start(host: &Host, port: u16) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("httpd-{}-", host.name()))
+            .tempdir()
+            .map_err(io("creating httpd's directory"))?;
+        std::fs::write(dir.path().join("index.html"), format!("{}\n", host.name()))
+            .map_err(io("writing index.html"))?;
+        let root = dir.path().to_string_lossy().into_owned();
+        let mut process = host
+            .spawn(host.command("busybox").args([
+                "httpd",
+                "-f",
+                "-p",
+                &port.to_string(),
+                "-h",
+                &root,
+            ]))
+            .map_err(|e| Error::Check(format!("{e} (busybox: Debian package busybox)")))?;
+        wait_accepting(host, port, &mut process, "busybox httpd", &String::new)?;
+        Ok(Self {
+            _dir: dir,
+            _process: process,
+        })
+    }
+}
+
+/// The body of the HTTP answer on `stream`, read to its end.
+pub fn body(mut stream: TcpStream) -> Result<String> {
+    use std::io::Read as _;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(io("reading an HTTP answer"))?;
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.trim().to_owned())
+        .ok_or_else(|| Error::Check(format!("not an HTTP answer: {answer:?}")))
 }
 
 /// Fetches `url` with curl from `client`, giving up after `timeout`:

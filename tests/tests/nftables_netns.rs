@@ -6,11 +6,12 @@
 //! the independent witness of what the kernel holds.
 
 use appliance_tests::appliance_bin;
-use appliance_tests::netns::{Host, Lan, Process};
-use std::io::{Read, Write};
+use appliance_tests::netns::{Host, Lan};
+use appliance_tests::web::{self, Httpd};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const VIP: &str = "10.97.0.100";
 const RS1: &str = "10.97.0.11";
@@ -19,7 +20,7 @@ const RS2: &str = "10.97.0.12";
 struct Setup {
     lan: Lan,
     dir: tempfile::TempDir,
-    _servers: Vec<Process>,
+    _servers: Vec<Httpd>,
 }
 
 fn setup() -> Setup {
@@ -41,48 +42,13 @@ fn setup() -> Setup {
             .expect("send_redirects");
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut servers = Vec::new();
-    for name in ["rs1", "rs2"] {
-        let root = dir.path().join(name);
-        std::fs::create_dir(&root).expect("web root");
-        std::fs::write(root.join("index.html"), format!("{name}\n")).expect("index.html");
-        let host = lan.host(name);
-        let process = host
-            .spawn(host.command("busybox").args([
-                "httpd",
-                "-f",
-                "-p",
-                "8080",
-                "-h",
-                root.to_str().expect("utf-8 path"),
-            ]))
-            .expect("busybox httpd (Debian package busybox)");
-        servers.push(process);
-        wait_listening(host, "8080");
-    }
+    let servers = ["rs1", "rs2"]
+        .map(|name| Httpd::start(lan.host(name), 8080).expect("busybox httpd"))
+        .into();
     Setup {
         lan,
         dir,
         _servers: servers,
-    }
-}
-
-/// Waits until `host` has a TCP listener on `port`.
-fn wait_listening(host: &Host, port: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = host
-            .run("ss", &["-Htln", &format!("sport = :{port}")])
-            .expect("ss (Debian package iproute2)");
-        if !out.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: nothing listens on {port}",
-            host.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -147,22 +113,12 @@ fn connect() -> TcpStream {
     stream
 }
 
-/// The body of the answer on `stream`.
-fn body(mut stream: TcpStream) -> String {
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.trim().to_owned())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
-}
-
 fn http_get() -> String {
     let mut stream = connect();
     stream
         .write_all(b"GET / HTTP/1.0\r\n\r\n")
         .expect("send request");
-    body(stream)
+    web::body(stream).expect("an HTTP answer")
 }
 
 fn config(lb_algo: &str, weights: (u32, u32)) -> String {
@@ -229,7 +185,7 @@ fn round_robin_weights_live_changes_and_removal() {
         .enter(move || {
             let mut stream = held;
             stream.write_all(b"\r\n").expect("rest of the request");
-            body(stream)
+            web::body(stream).expect("an HTTP answer")
         })
         .expect("enter client");
     assert_eq!(finished, "rs1");

@@ -8,8 +8,9 @@
 
 use appliance_tests::appliance_bin;
 use appliance_tests::daemon::Daemon;
-use appliance_tests::netns::{Host, Lan, Process};
+use appliance_tests::netns::{Host, Lan};
 use appliance_tests::toml_conf::Director;
+use appliance_tests::web::{self, Httpd};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Output, Stdio};
@@ -21,8 +22,7 @@ const RS2: &str = "10.125.0.12:8080";
 
 struct Setup {
     lan: Lan,
-    _dir: tempfile::TempDir,
-    _servers: Vec<Process>,
+    _servers: Vec<Httpd>,
 }
 
 /// The director's config: wrr over the two real servers with `weights`
@@ -64,49 +64,12 @@ fn setup() -> Setup {
     director
         .sysctl("net.ipv4.ip_forward", "1")
         .expect("ip_forward");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut servers = Vec::new();
-    for name in ["rs1", "rs2"] {
-        let root = dir.path().join(name);
-        std::fs::create_dir(&root).expect("web root");
-        std::fs::write(root.join("index.html"), format!("{name}\n")).expect("index.html");
-        let host = lan.host(name);
-        servers.push(
-            host.spawn(host.command("busybox").args([
-                "httpd",
-                "-f",
-                "-p",
-                "8080",
-                "-h",
-                root.to_str().expect("utf-8 path"),
-            ]))
-            .expect("busybox httpd (Debian package busybox)"),
-        );
-        wait_listening(host);
-    }
+    let servers = ["rs1", "rs2"]
+        .map(|name| Httpd::start(lan.host(name), 8080).expect("busybox httpd"))
+        .into();
     Setup {
         lan,
-        _dir: dir,
         _servers: servers,
-    }
-}
-
-/// Waits until `host` has a TCP listener on 8080.
-fn wait_listening(host: &Host) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = host
-            .run("ss", &["-Htln", "sport = :8080"])
-            .expect("ss (Debian package iproute2)");
-        if !out.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: nothing listens on 8080",
-            host.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -133,7 +96,11 @@ impl Setup {
     /// The bodies of `n` successive `GET /` through the VIP.
     fn get(&self, n: usize) -> Vec<String> {
         self.host("client")
-            .enter(move || (0..n).map(|_| body(request(connect()))).collect::<Vec<_>>())
+            .enter(move || {
+                (0..n)
+                    .map(|_| web::body(request(connect())).expect("an HTTP answer"))
+                    .collect::<Vec<_>>()
+            })
             .expect("enter client")
     }
 
@@ -236,18 +203,9 @@ fn request(mut stream: TcpStream) -> TcpStream {
 fn finish(host: &Host, mut stream: TcpStream) -> String {
     host.enter(move || {
         stream.write_all(b"\r\n").expect("rest of the request");
-        body(stream)
+        web::body(stream).expect("an HTTP answer")
     })
     .expect("enter client")
-}
-
-fn body(mut stream: TcpStream) -> String {
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.trim().to_owned())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
 }
 
 #[test]

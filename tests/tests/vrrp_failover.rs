@@ -147,17 +147,13 @@ fn a_killed_master_fails_over_within_master_down_interval_and_preempts_when_rest
     insta::assert_snapshot!(p.render_order().unwrap());
 }
 
-#[test]
-fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_takes_over() {
-    let mut p = pair(Net(126), 126);
-    p.m.next_advert(SLACK).expect("m advertises");
-    let kill = p.mark("kill -9 m, restart m");
-    p.m.kill().unwrap();
-    let m_host = p.lan.host("m");
-    p.m.restart(m_host).unwrap();
+/// `m`, started again after `since`, resumes as master (no election)
+/// and holds the VIP well past b's Master_Down_Interval; b never took
+/// over.
+fn resumes_and_keeps_the_vip(p: &mut Pair, since: &appliance_tests::timeline::Entry) {
     let resumed =
         p.m.wait_event("m resuming as master", SLACK, |e| {
-            e.after(&kill) && e.entered() == Some(State::Master)
+            e.after(since) && e.entered() == Some(State::Master)
         })
         .expect("m resumes");
     assert!(
@@ -165,8 +161,6 @@ fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_t
         "m resumed rather than won an election: {:?}",
         resumed.event.detail
     );
-    // Well past b's Master_Down_Interval from the kill: b stayed backup and
-    // the VIP never left m.
     p.hold(
         Side::M,
         p.b_conf.master_down_interval() + Duration::from_secs(1),
@@ -176,8 +170,18 @@ fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_t
         p.b.timeline()
             .unwrap()
             .into_iter()
-            .find(|e| e.after(&kill) && e.entered() == Some(State::Master));
+            .find(|e| e.after(since) && e.entered() == Some(State::Master));
     assert!(b_master.is_none(), "b took over: {b_master:?}");
+}
+
+#[test]
+fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_takes_over() {
+    let mut p = pair(Net(126), 126);
+    p.m.next_advert(SLACK).expect("m advertises");
+    let kill = p.mark("kill -9 m, restart m");
+    p.m.kill().unwrap();
+    p.m.restart(p.lan.host("m")).unwrap();
+    resumes_and_keeps_the_vip(&mut p, &kill);
     // A clean stop resigns and leaves nothing to resume: the next start
     // is an ordinary one.
     p.m.stop().unwrap();
@@ -185,7 +189,7 @@ fn a_master_restarted_within_master_down_interval_resumes_and_the_backup_never_t
         .wait_address(p.vip, true, SLACK)
         .expect("b takes the VIP");
     let again = p.mark("start m after a clean stop");
-    p.m.restart(m_host).unwrap();
+    p.m.restart(p.lan.host("m")).unwrap();
     p.m.wait_event("m starting as backup", SLACK, |e| {
         e.after(&again) && e.entered() == Some(State::Backup)
     })
@@ -208,29 +212,8 @@ fn a_master_stopped_for_a_restart_keeps_its_vip_and_resumes() {
         p.host(Side::M).has_address(p.vip).unwrap(),
         "m keeps its VIP across the restart"
     );
-    let m_host = p.lan.host("m");
-    p.m.restart(m_host).unwrap();
-    let resumed =
-        p.m.wait_event("m resuming as master", SLACK, |e| {
-            e.after(&quit) && e.entered() == Some(State::Master)
-        })
-        .expect("m resumes");
-    assert!(
-        resumed.event.detail.starts_with("resumed"),
-        "{:?}",
-        resumed.event.detail
-    );
-    p.hold(
-        Side::M,
-        p.b_conf.master_down_interval() + Duration::from_secs(1),
-    )
-    .expect("m holds the VIP throughout");
-    let b_master =
-        p.b.timeline()
-            .unwrap()
-            .into_iter()
-            .find(|e| e.after(&quit) && e.entered() == Some(State::Master));
-    assert!(b_master.is_none(), "b took over: {b_master:?}");
+    p.m.restart(p.lan.host("m")).unwrap();
+    resumes_and_keeps_the_vip(&mut p, &quit);
     let m_resigned =
         p.m.timeline()
             .unwrap()

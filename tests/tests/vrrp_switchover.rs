@@ -13,7 +13,7 @@ use appliance_tests::daemon::Daemon;
 use appliance_tests::keepalived::Keepalived;
 use appliance_tests::netns::{Host, Lan};
 use appliance_tests::pair::{ELECTION, Net};
-use appliance_tests::timeline::Entry;
+use appliance_tests::timeline::{self, Entry};
 use appliance_tests::vrrp_conf::Instance;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -175,12 +175,15 @@ fn hand_over(lab: &Lab, m: &Daemon) -> String {
 fn a_switchover_hands_the_vip_over_without_a_lost_connection() {
     let lab = lab(Net(127));
     let (m_host, b_host) = (lab.lan.host("m"), lab.lan.host("b"));
+    let mut marks = vec![Entry::mark("start m")];
     let mut m = Daemon::start(m_host, &lab.m_conf.render()).expect("m starts");
-    let b = Daemon::start(b_host, &lab.b_conf.render()).expect("b starts");
     m_host
         .wait_address(lab.vip, true, ELECTION)
         .expect("m becomes master");
+    marks.push(Entry::mark("start b"));
+    let b = Daemon::start(b_host, &lab.b_conf.render()).expect("b starts");
     let mark = Entry::mark("switchover");
+    marks.push(mark.clone());
     let said = hand_over(&lab, &m);
     assert!(
         said.contains("VI_A BACKUP (switchover: 10.127.0.2 took over)"),
@@ -217,12 +220,18 @@ fn a_switchover_hands_the_vip_over_without_a_lost_connection() {
         String::from_utf8_lossy(&out.stderr).contains("no instance is MASTER here"),
         "{out:?}"
     );
+    marks.push(Entry::mark("restart m"));
     // A restart makes m itself again: it preempts.
     m.stop().expect("m stops");
     m.restart(m_host).expect("m restarts");
     m_host
         .wait_address(lab.vip, true, ELECTION)
         .expect("m preempts after a restart");
+    b_host
+        .wait_address(lab.vip, false, ELECTION)
+        .expect("b steps down");
+    let merged = timeline::merge(&[&m.timeline().unwrap(), &b.timeline().unwrap(), &marks]);
+    insta::assert_snapshot!(timeline::render_order(&merged));
 }
 
 #[test]
