@@ -96,13 +96,7 @@ fn scenario(config: &str, detection: Duration, recovery: Duration) -> String {
     }
     for (name, addr) in [("rs1", RS1), ("rs2", RS2)] {
         s += &scenario::dr_real_server(name, VIP);
-        s += &format!(
-            "mkdir -p /srv/{name}\n\
-             echo {name} > /srv/{name}/index.html\n\
-             ip netns exec {name} httpd -f -p 80 -h /srv/{name} &\n\
-             {name}=$!\n\
-             wait_for 10 'httpd on {name}' ip netns exec client timeout 2 wget -qO /dev/null http://{addr}/\n"
-        );
+        s += &scenario::httpd(name, addr, "client");
     }
     s += &format!("cat > /root/director.conf <<'EOF'\n{config}EOF\n");
     s += "ip netns exec director appliance run --config /root/director.conf --state-dir /tmp/director \

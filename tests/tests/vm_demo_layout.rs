@@ -44,13 +44,8 @@ fn scenario() -> String {
           \x20 ip netns exec master sysctl -qw $k\n\
           done\n";
     for (name, addr) in [("rs1", "10.89.0.11"), ("rs2", "10.89.0.12")] {
-        s += &format!(
-            "ip netns exec {name} sh /usr/bin/route-replies {VIP} 10.89.0.2 10.89.0.3\n\
-             mkdir -p /srv/{name}\n\
-             echo {name} > /srv/{name}/index.html\n\
-             ip netns exec {name} httpd -f -p 80 -h /srv/{name} &\n\
-             wait_for 10 'httpd on {name}' ip netns exec master timeout 2 wget -qO /dev/null http://{addr}/\n"
-        );
+        s += &format!("ip netns exec {name} sh /usr/bin/route-replies {VIP} 10.89.0.2 10.89.0.3\n");
+        s += &scenario::httpd(name, addr, "master");
     }
     s += &format!(
         "ip netns exec master appliance run --config /root/master.toml --state-dir /tmp/director \

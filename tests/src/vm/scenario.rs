@@ -58,6 +58,19 @@ pub fn dr_real_server(name: &str, vip: &str) -> String {
     )
 }
 
+/// busybox httpd in namespace `name` on port 80, serving `name\n`, its pid
+/// in shell variable `$name`; waits (with `wait_for`) until `from` fetches
+/// it at `addr`.
+pub fn httpd(name: &str, addr: &str, from: &str) -> String {
+    format!(
+        "mkdir -p /srv/{name}\n\
+         echo {name} > /srv/{name}/index.html\n\
+         ip netns exec {name} httpd -f -p 80 -h /srv/{name} &\n\
+         {name}=$!\n\
+         wait_for 10 'httpd on {name}' ip netns exec {from} timeout 2 wget -qO /dev/null http://{addr}/\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
