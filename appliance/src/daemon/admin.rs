@@ -50,14 +50,11 @@ impl Settings {
     /// stands as written, which is what the daemon did before the operator
     /// changed anything.
     pub(super) fn load(record: PathBuf) -> Self {
-        let map = match std::fs::read(&record) {
-            Ok(bytes) => match serde_json::from_slice::<Vec<Entry>>(&bytes) {
-                Ok(entries) => entries.into_iter().map(|e| (e.target, e.admin)).collect(),
-                Err(e) => {
-                    warn!(record = %record.display(), error = %e, "operator settings unreadable; the config stands as written");
-                    BTreeMap::new()
-                }
-            },
+        let read = std::fs::read(&record).and_then(|bytes| {
+            serde_json::from_slice::<Vec<Entry>>(&bytes).map_err(std::io::Error::other)
+        });
+        let map = match read {
+            Ok(entries) => entries.into_iter().map(|e| (e.target, e.admin)).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
                 warn!(record = %record.display(), error = %e, "operator settings unreadable; the config stands as written");

@@ -509,9 +509,7 @@ pub struct Machine {
     handover_until: Option<Instant>,
     /// Handed over: no preemption until master again.
     yielded: bool,
-    /// Handed over: the VIPs go then, an advert interval after the new
-    /// master's advert, so that a client's packet sent before its
-    /// gratuitous ARP arrived still finds them.
+    /// Handed over: the VIPs go then (see `leave_master`).
     release_at: Option<Instant>,
 }
 
@@ -781,18 +779,13 @@ impl Machine {
             if self.cfg.version == Version::V3 {
                 self.master_adver_int = advert.adver_int;
             }
-            self.transition(State::Backup, Reason::Switchover { to: advert.from }, out);
-            self.handover_until = None;
-            self.clear_timers();
-            self.preempt_until = None;
-            self.last_heard = now;
-            self.last_ignored = None;
-            self.timer = Some(now + self.master_down_interval());
-            self.release_at = Some(now + Duration::from_micros(self.cfg.adver_int.as_micros()));
+            self.leave_master(
+                now,
+                State::Backup,
+                Reason::Switchover { to: advert.from },
+                out,
+            );
             self.yielded = true;
-            out.push(Action::Notify {
-                state: State::Backup,
-            });
             return;
         }
         if advert.priority == Priority::RESIGN {
@@ -1072,9 +1065,12 @@ impl Machine {
         });
     }
 
+    /// Master no more. The VIPs go at once, but for a handover to another
+    /// router (a switchover), which keeps them an advert interval more for
+    /// packets sent before the new master's gratuitous ARP arrived.
     fn leave_master(&mut self, now: Instant, to: State, reason: Reason, out: &mut Vec<Action>) {
         self.transition(to, reason, out);
-        self.handover_until = None;
+        let handed_over = self.handover_until.take().is_some() && to == State::Backup;
         if to == State::Fault {
             // keepalived resigns when going to FAULT, to speed up takeover.
             out.push(Action::SendAdvert {
@@ -1082,7 +1078,11 @@ impl Machine {
                 adver_int: self.cfg.adver_int,
             });
         }
-        out.push(Action::RemoveVips);
+        if handed_over {
+            self.release_at = Some(now + Duration::from_micros(self.cfg.adver_int.as_micros()));
+        } else {
+            out.push(Action::RemoveVips);
+        }
         self.clear_timers();
         if to == State::Backup {
             self.preempt_until = None;
