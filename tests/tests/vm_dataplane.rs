@@ -361,3 +361,71 @@ fn lvs_dr_round_robin_through_the_vip() {
     assert!(lists(&table, "10.0.0.11:80", "Route", 1), "{out}");
     assert!(lists(&table, "10.0.0.12:80", "Route", 1), "{out}");
 }
+
+/// `count` virtual services × 4 real servers (NAT, rr), and a fifth real
+/// server 10.9.0.N in services `extra`.
+fn large_config(count: usize, extra: std::ops::Range<usize>) -> String {
+    let mut conf = String::new();
+    for i in 0..count {
+        let (hi, lo) = (i / 250, i % 250 + 1);
+        conf += &format!(
+            "virtual_server 10.1.{hi}.{lo} 80 {{\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+        );
+        for r in 0..4 {
+            conf += &format!("  real_server 10.{}.{hi}.{lo} 8080 {{\n  }}\n", 2 + r);
+        }
+        if extra.contains(&i) {
+            conf += &format!("  real_server 10.9.{hi}.{lo} 8080 {{\n  }}\n");
+        }
+        conf += "}\n";
+    }
+    conf
+}
+
+/// A table of many datagrams' worth of operations goes in whole; an
+/// operation the kernel refuses in the middle of one (a real server added
+/// by hand behind the daemon's back, so the reload's add finds it there)
+/// fails the reload's dataplane naming that operation, and the repair
+/// reads the kernel again and completes the table.
+#[test]
+fn a_large_table_goes_in_batches_and_a_refused_operation_is_named_then_repaired() {
+    const SERVICES: usize = 300;
+    let mut script = String::from("set -e\nmkdir -p /run/a /etc/appliance\nip link set lo up\n");
+    script += &write_file("/etc/appliance/a.conf", &large_config(SERVICES, 0..0));
+    script += &write_file("/etc/appliance/b.conf", &large_config(SERVICES, 100..200));
+    script += "cp /etc/appliance/a.conf /etc/appliance/keepalived.conf\n\
+        appliance run --config /etc/appliance/keepalived.conf --state-dir /run/a > /tmp/run.log 2>&1 &\n\
+        for i in $(seq 300); do grep -q 'dataplane reconciled' /tmp/run.log && break; sleep 0.1; done\n\
+        echo '--- loaded'\n\
+        ipvsadm -Ln | grep -c '^TCP'\n\
+        ipvsadm -Ln | grep -c Masq\n\
+        ipvsadm -a -t 10.1.0.150:80 -r 10.9.0.150:8080 -m\n\
+        cp /etc/appliance/b.conf /etc/appliance/keepalived.conf\n\
+        echo '--- reload'\n\
+        appliance reload --socket /run/a/appliance.sock 2>&1 || echo \"exit $?\"\n\
+        for i in $(seq 300); do grep -q 'dataplane repaired' /tmp/run.log && break; sleep 0.1; done\n\
+        echo '--- repaired'\n\
+        ipvsadm -Ln | grep -c Masq\n\
+        ipvsadm -Ln | grep -c ' 10.9.'\n\
+        echo '--- log'\n\
+        grep -o 'dataplane operation failed.*' /tmp/run.log\n\
+        grep -c 'dataplane repaired' /tmp/run.log\n";
+    let out = run(
+        "a_large_table_goes_in_batches_and_a_refused_operation_is_named_then_repaired",
+        script,
+    );
+    // 300 × 5 operations: 1,500, six datagrams of at most 256.
+    assert_eq!(section(&out.stdout, "loaded"), ["300", "1200"], "{out}");
+    let reload = section(&out.stdout, "reload").join("\n");
+    assert!(
+        reload.contains("add 10.9.0.150:8080 to TCP 10.1.0.150:80") && reload.contains("exists"),
+        "the reload names the refused operation: {reload}\n{out}"
+    );
+    assert_eq!(section(&out.stdout, "repaired"), ["1300", "100"], "{out}");
+    let log = section(&out.stdout, "log").join("\n");
+    assert!(
+        log.contains("op=add 10.9.0.150:8080 to TCP 10.1.0.150:80"),
+        "{log}"
+    );
+    assert!(log.ends_with("\n1"), "repaired once: {log}");
+}

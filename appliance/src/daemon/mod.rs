@@ -272,7 +272,17 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 // Logged, and kept for `appliance status`, by reload itself.
                 daemon.reload(None).await;
             }
-            Some(event) = daemon.events.recv() => daemon.on_event(event).await,
+            Some(event) = daemon.events.recv() => {
+                daemon.on_event(event).await;
+                // What is already queued, before the kernel is told.
+                for _ in 0..EVENT_BATCH {
+                    let Ok(event) = daemon.events.try_recv() else {
+                        break;
+                    };
+                    daemon.on_event(event).await;
+                }
+                daemon.program_pools();
+            }
             Some(outcome) = daemon.outcomes.recv() => {
                 daemon.on_programmed(outcome);
             }
@@ -300,6 +310,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
     daemon.shutdown(Some(&mut reports)).await;
     Ok(())
 }
+
+/// Events handled at most after the one that woke the control loop, before
+/// the pools they changed are programmed.
+const EVENT_BATCH: usize = 1024;
 
 /// The next tick of `interval`, or never without one.
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
@@ -467,6 +481,8 @@ struct Daemon {
     masters_recorded: bool,
     /// Switchovers waiting for their instances to step down.
     switchovers: Vec<switchover::PendingSwitchover>,
+    /// The checker changed a pool since the last table was programmed.
+    pools_changed: bool,
 }
 
 impl Daemon {
@@ -528,6 +544,7 @@ impl Daemon {
             counting: false,
             masters_recorded: false,
             switchovers: Vec::new(),
+            pools_changed: false,
         })
     }
 
@@ -536,7 +553,22 @@ impl Daemon {
     /// generation, whose outcome comes to [`Self::on_programmed`].
     fn program(&mut self, table: Table) -> u64 {
         self.table = table;
+        self.pools_changed = false;
         self.submit()
+    }
+
+    /// Programs the pools the checker changed since the last table, once
+    /// for however many changed, and only if the table changed (a start's
+    /// first pools are mostly the configured destinations).
+    fn program_pools(&mut self) {
+        if !std::mem::take(&mut self.pools_changed) {
+            return;
+        }
+        if let Some(table) = self.pools.as_ref().map(Pools::desired)
+            && table != self.table
+        {
+            self.program(table);
+        }
     }
 
     /// Hands `self.table`, less the withheld services, to the dataplane
@@ -843,10 +875,10 @@ impl Daemon {
             Report::Pool {
                 vs, destinations, ..
             } => {
-                if pools.set(vs, destinations) {
-                    let table = pools.desired();
-                    self.program(table);
-                }
+                // Programmed once the reports already queued are in
+                // (program_pools): a start or a reload reports every
+                // virtual server's pool at once.
+                self.pools_changed |= pools.set(vs, destinations);
                 return;
             }
             Report::Server {

@@ -10,17 +10,18 @@
 //! desired state), and every applied table's outcome comes back on a
 //! channel, tagged with the submission it answers. Between tables it
 //! answers questions of the kernel's state (the connections a drain waits
-//! on).
+//! on), and, idle for long enough, applies the last table again against a
+//! fresh read of the kernel (an outcome of the same generation).
 
 use crate::dataplane::{self, Backend, Connections, Reconciler, ServiceKey, Table};
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How long a stop waits for the last table: one netlink answer's timeout,
 /// and a little.
@@ -92,10 +93,14 @@ impl Programmer {
             .name("dataplane".into())
             .spawn(move || {
                 let worker = Worker {
-                    choice,
+                    open: Box::new(move |state: &Path| {
+                        Reconciler::new(dataplane::open_backend(choice)?, Some(state.to_path_buf()))
+                    }),
                     state,
                     metrics,
                     reconciler: None,
+                    last: None,
+                    refreshing: false,
                 };
                 worker.run(&inbox, &outcomes);
                 drop(end);
@@ -165,11 +170,20 @@ impl Programmer {
 }
 
 /// The thread's side: the reconciler, opened on first use.
+/// Opens the backend and its reconciler, given the ownership record.
+type Open = Box<dyn FnMut(&Path) -> Result<Reconciler<Box<dyn Backend>>, dataplane::Error> + Send>;
+
 struct Worker {
-    choice: Option<dataplane::Choice>,
+    open: Open,
     state: PathBuf,
     metrics: Arc<Metrics>,
     reconciler: Option<Reconciler<Box<dyn Backend>>>,
+    /// The last table applied, applied again when idle once the kernel's
+    /// table it was diffed against is [`REREAD`](dataplane::reconcile::REREAD) old, so
+    /// that a reload never waits for a whole read of a large table.
+    last: Option<(u64, Job)>,
+    /// The table being applied is `last` again, not a submission.
+    refreshing: bool,
 }
 
 impl Worker {
@@ -185,7 +199,27 @@ impl Worker {
                     if inbox.closing {
                         return;
                     }
-                    inbox = ready.wait(inbox).unwrap_or_else(PoisonError::into_inner);
+                    let refresh = self
+                        .last
+                        .as_ref()
+                        .and(self.reconciler.as_ref())
+                        .and_then(Reconciler::stale_in);
+                    match refresh {
+                        // Idle and the last table's view of the kernel is
+                        // old: apply that table again, which reads the
+                        // kernel whole and repairs what was changed by hand.
+                        Some(wait) if wait.is_zero() => {
+                            self.refreshing = true;
+                            break (self.last.take(), Vec::new());
+                        }
+                        Some(wait) => {
+                            inbox = ready
+                                .wait_timeout(inbox, wait)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
+                        }
+                        None => inbox = ready.wait(inbox).unwrap_or_else(PoisonError::into_inner),
+                    }
                 }
             };
             for query in queries {
@@ -205,6 +239,8 @@ impl Worker {
             if let Err(e) = &result {
                 error!(generation, error = %e, "dataplane: applying the table failed");
             }
+            self.last = Some((generation, job));
+            self.refreshing = false;
             let outcome = Outcome {
                 generation,
                 backend: self.reconciler.as_ref().map(|r| r.backend().name()),
@@ -239,17 +275,43 @@ impl Worker {
             if job.table.is_empty() && !self.state.exists() {
                 return Ok(());
             }
-            let backend = dataplane::open_backend(self.choice)?;
-            info!(backend = backend.name(), "dataplane opened");
-            self.reconciler = Some(Reconciler::new(backend, Some(self.state.clone()))?);
+            let reconciler = (self.open)(&self.state)?;
+            info!(backend = reconciler.backend().name(), "dataplane opened");
+            self.reconciler = Some(reconciler);
         }
         let Some(reconciler) = &mut self.reconciler else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
         match reconciler.reconcile(&job.table) {
             Ok(report) => {
                 self.metrics.dataplane_applied(&report);
-                info!(services = job.table.len(), withheld = job.withheld, %report, "dataplane reconciled");
+                let took = started.elapsed();
+                let changes = report.applied.len();
+                if !self.refreshing {
+                    info!(
+                        backend = report.backend,
+                        services = job.table.len(),
+                        withheld = job.withheld,
+                        changes,
+                        foreign = report.foreign,
+                        ?took,
+                        "dataplane reconciled"
+                    );
+                } else if changes > 0 {
+                    warn!(
+                        backend = report.backend,
+                        changes,
+                        ?took,
+                        "dataplane: the kernel's table had been changed outside the appliance; put back"
+                    );
+                } else {
+                    debug!(
+                        backend = report.backend,
+                        ?took,
+                        "dataplane: the kernel's table read again, in sync"
+                    );
+                }
                 Ok(())
             }
             Err(e) => {
@@ -257,5 +319,134 @@ impl Worker {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::diff::apply;
+    use crate::dataplane::{
+        Destination, Forwarding, Op, Protocol, SchedFlags, Scheduler, Snapshot, VirtualService,
+        Weight,
+    };
+
+    /// A kernel table others can change behind the reconciler's back.
+    struct Kernel(Arc<Mutex<Table>>);
+
+    impl Backend for Kernel {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn capability(&self) -> dataplane::Choice {
+            dataplane::Choice::Ipvs
+        }
+        fn read(&mut self) -> Result<Snapshot, dataplane::Error> {
+            Ok(Snapshot {
+                table: self.0.lock().unwrap().clone(),
+                unreadable: Default::default(),
+            })
+        }
+        fn apply(&mut self, op: &Op) -> Result<(), dataplane::Error> {
+            apply(&mut self.0.lock().unwrap(), op).map_err(|reason| dataplane::Error::Unreadable {
+                key: ServiceKey::Fwmark {
+                    family: dataplane::Family::Ipv4,
+                    mark: 0,
+                },
+                reason,
+            })
+        }
+        fn connections(
+            &mut self,
+            wanted: &[(ServiceKey, SocketAddr)],
+        ) -> Result<Vec<Connections>, dataplane::Error> {
+            Ok(vec![Connections::default(); wanted.len()])
+        }
+    }
+
+    fn service() -> VirtualService {
+        let d = Destination {
+            address: "10.0.2.11:80".parse().unwrap(),
+            weight: Weight::new(1).unwrap(),
+            forwarding: Forwarding::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        };
+        VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Tcp,
+                address: SocketAddr::from(([10, 0, 1, 100], 80)),
+            },
+            scheduler: Scheduler::Rr,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            one_packet: false,
+            masquerade: false,
+            destinations: [(d.address, d)].into(),
+        }
+    }
+
+    /// The next outcome, within a time that fails the test rather than hang.
+    fn next(receiver: &mut mpsc::UnboundedReceiver<Outcome>) -> Outcome {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(outcome) = receiver.try_recv() {
+                return outcome;
+            }
+            assert!(std::time::Instant::now() < deadline, "no outcome in 10 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn an_idle_worker_reads_the_kernel_again_and_puts_back_what_was_changed() {
+        let kernel = Arc::new(Mutex::new(Table::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let shared: Shared = Arc::default();
+        let (outcomes, mut receiver) = mpsc::unbounded_channel();
+        let behind = kernel.clone();
+        let state = dir.path().join("dataplane.json");
+        let inbox = shared.clone();
+        // The backend is made on the thread that uses it, as in start().
+        let thread = std::thread::spawn(move || {
+            let worker = Worker {
+                open: Box::new(move |state: &Path| {
+                    let backend: Box<dyn Backend> = Box::new(Kernel(behind.clone()));
+                    Ok(Reconciler::new(backend, Some(state.to_path_buf()))?
+                        .reread_after(Duration::from_millis(200)))
+                }),
+                state,
+                metrics: Arc::new(Metrics::new()),
+                reconciler: None,
+                last: None,
+                refreshing: false,
+            };
+            worker.run(&inbox, &outcomes);
+        });
+        let want: Table = [(service().key, service())].into();
+        {
+            let (inbox, ready) = &*shared;
+            inbox.lock().unwrap().latest = Some((
+                1,
+                Job {
+                    table: want.clone(),
+                    withheld: 0,
+                },
+            ));
+            ready.notify_one();
+        }
+        let first = next(&mut receiver);
+        assert_eq!((first.generation, first.result.is_ok()), (1, true));
+        assert_eq!(*kernel.lock().unwrap(), want);
+
+        // Someone removes the service by hand; nothing is submitted.
+        kernel.lock().unwrap().clear();
+        let again = next(&mut receiver);
+        assert_eq!((again.generation, again.result.is_ok()), (1, true));
+        assert_eq!(*kernel.lock().unwrap(), want, "put back on the re-read");
+
+        shared.0.lock().unwrap().closing = true;
+        shared.1.notify_one();
+        thread.join().unwrap();
     }
 }

@@ -21,7 +21,7 @@
 //! one applied cleanly and less than [`REREAD`] ago; a failure, or age,
 //! reads the kernel again (which also undoes changes made by hand then).
 
-use super::diff::diff;
+use super::diff::{diff, side_by_side};
 use super::{Backend, Error, Op, ServiceKey, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -78,6 +78,8 @@ pub struct Reconciler<B> {
     /// The kernel's table as the last clean reconcile left it, and when
     /// it was last read whole.
     known: Option<(super::Snapshot, Instant)>,
+    /// How long that table is trusted: [`REREAD`] but in tests.
+    reread: Duration,
 }
 
 impl<B: Backend> Reconciler<B> {
@@ -93,12 +95,30 @@ impl<B: Backend> Reconciler<B> {
             state_path,
             owned,
             known: None,
+            reread: REREAD,
         })
+    }
+
+    /// Trusts the table a reconcile left for `reread` instead of
+    /// [`REREAD`], for tests that cannot wait a minute.
+    #[cfg(test)]
+    pub(crate) fn reread_after(mut self, reread: Duration) -> Self {
+        self.reread = reread;
+        self
     }
 
     /// The services the appliance currently owns.
     pub fn owned(&self) -> &BTreeSet<ServiceKey> {
         &self.owned
+    }
+
+    /// How long the table the last reconcile left is still trusted; zero
+    /// once the next reconcile will read the kernel whole, `None` when
+    /// nothing is known (the next reconcile reads it anyway).
+    pub fn stale_in(&self) -> Option<Duration> {
+        self.known
+            .as_ref()
+            .map(|(_, read_at)| self.reread.saturating_sub(read_at.elapsed()))
     }
 
     /// The backend, to name it.
@@ -125,11 +145,11 @@ impl<B: Backend> Reconciler<B> {
             }
         }
         let (snapshot, read_at) = match self.known.take() {
-            Some((snapshot, at)) if at.elapsed() < REREAD => (snapshot, at),
+            Some((snapshot, at)) if at.elapsed() < self.reread => (snapshot, at),
             _ => (self.backend.read()?, Instant::now()),
         };
-        for key in desired.keys().chain(&self.owned) {
-            if let Some(reason) = snapshot.unreadable.get(key) {
+        for (key, reason) in &snapshot.unreadable {
+            if desired.contains_key(key) || self.owned.contains(key) {
                 return Err(Error::Unreadable {
                     key: *key,
                     reason: reason.clone(),
@@ -137,31 +157,35 @@ impl<B: Backend> Reconciler<B> {
             }
         }
         let ops = diff(desired, &snapshot.table, &self.owned);
-        let foreign = snapshot
-            .table
-            .keys()
+        // Walked side by side: one lookup per kernel service not desired.
+        let foreign = side_by_side(&snapshot.table, desired)
+            .filter_map(|(key, kernel, want)| (kernel.is_some() && want.is_none()).then_some(key))
             .chain(snapshot.unreadable.keys())
-            .filter(|k| !desired.contains_key(k) && !self.owned.contains(k))
+            .filter(|k| !self.owned.contains(k))
             .count();
-        let claimed: BTreeSet<ServiceKey> =
-            self.owned.iter().chain(desired.keys()).copied().collect();
-        self.record(claimed)?;
+        // Usually nothing new is claimed: no set is built then (checked
+        // by walking both in order).
+        let mut owned = self.owned.iter().peekable();
+        let claims_none = desired.keys().all(|key| {
+            while owned.next_if(|o| *o < key).is_some() {}
+            owned.next_if_eq(&key).is_some()
+        });
+        if !claims_none {
+            let claimed = self.owned.iter().chain(desired.keys()).copied().collect();
+            self.record(claimed)?;
+        }
         if let Err((i, e)) = self.backend.apply_all(&ops) {
             let Some(op) = ops.get(i).cloned() else {
                 return Err(e);
             };
-            for done in ops.iter().take(i) {
-                tracing::info!(backend = self.backend.name(), op = %done, "dataplane");
-            }
+            log_ops(self.backend.name(), &ops[..i]);
             tracing::warn!(backend = self.backend.name(), applied = i, %op, error = %e, "dataplane operation failed");
             return Err(Error::Apply {
                 op,
                 source: Box::new(e),
             });
         }
-        for op in &ops {
-            tracing::info!(backend = self.backend.name(), %op, "dataplane");
-        }
+        log_ops(self.backend.name(), &ops);
         // What the kernel holds now, if every operation did what it says.
         let mut after = snapshot;
         if ops
@@ -170,7 +194,9 @@ impl<B: Backend> Reconciler<B> {
         {
             self.known = Some((after, read_at));
         }
-        self.record(desired.keys().copied().collect())?;
+        if !self.owned.iter().eq(desired.keys()) || !self.recorded() {
+            self.record(desired.keys().copied().collect())?;
+        }
         Ok(Report {
             backend: self.backend.name(),
             applied: ops,
@@ -178,8 +204,13 @@ impl<B: Backend> Reconciler<B> {
         })
     }
 
+    /// Whether the record exists, if there is to be one.
+    fn recorded(&self) -> bool {
+        self.state_path.as_deref().is_none_or(Path::exists)
+    }
+
     fn record(&mut self, owned: BTreeSet<ServiceKey>) -> Result<(), Error> {
-        if owned == self.owned && self.state_path.as_deref().is_none_or(Path::exists) {
+        if owned == self.owned && self.recorded() {
             return Ok(());
         }
         if let Some(path) = &self.state_path {
@@ -187,6 +218,28 @@ impl<B: Backend> Reconciler<B> {
         }
         self.owned = owned;
         Ok(())
+    }
+}
+
+/// Operations logged one event each at info level; those past it (a
+/// large table's first load is tens of thousands) at debug level, with
+/// one info event counting them.
+const LOGGED_OPS: usize = 100;
+
+/// One event per operation carried out.
+fn log_ops(backend: &str, ops: &[Op]) {
+    for op in ops.iter().take(LOGGED_OPS) {
+        tracing::info!(backend, %op, "dataplane");
+    }
+    if let Some(rest) = ops.get(LOGGED_OPS..).filter(|rest| !rest.is_empty()) {
+        tracing::info!(
+            backend,
+            more = rest.len(),
+            "dataplane: further operations logged at debug level"
+        );
+        for op in rest {
+            tracing::debug!(backend, %op, "dataplane");
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! goes away is one delete (the kernel removes its destinations with it).
 
 use super::{Destination, ServiceKey, Table, VirtualService};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -64,46 +64,73 @@ impl fmt::Display for Op {
 /// those in `desired` and those in `owned`. Deletions of services come
 /// first, then each desired service in key order: its add or edit, then
 /// its destinations' deletions, edits and additions.
+///
+/// Both tables are walked once, side by side in key order (no lookups),
+/// since a reload diffs every service of a large table to find one change.
 pub fn diff(desired: &Table, actual: &Table, owned: &BTreeSet<ServiceKey>) -> Vec<Op> {
-    let mut ops: Vec<Op> = actual
-        .keys()
-        .filter(|k| owned.contains(k) && !desired.contains_key(k))
-        .map(|k| Op::DeleteService(*k))
-        .collect();
-    for (key, want) in desired {
-        let have = actual.get(key);
+    let mut deletions = Vec::new();
+    let mut ops = Vec::new();
+    for (key, want, have) in side_by_side(desired, actual) {
+        let Some(want) = want else {
+            if owned.contains(key) {
+                deletions.push(Op::DeleteService(*key));
+            }
+            continue;
+        };
         match have {
             None => ops.push(Op::AddService(want.settings())),
             Some(have) if !have.same_settings(want) => ops.push(Op::EditService(want.settings())),
             Some(_) => {}
         }
-        let have_dests = have.map(|h| &h.destinations);
-        if let Some(have_dests) = have_dests {
-            ops.extend(
-                have_dests
-                    .keys()
-                    .filter(|a| !want.destinations.contains_key(a))
-                    .map(|a| Op::DeleteDestination {
+        let empty = BTreeMap::new();
+        let have_dests = have.map_or(&empty, |h| &h.destinations);
+        let mut changes = Vec::new();
+        for (address, want, have) in side_by_side(&want.destinations, have_dests) {
+            match (want, have) {
+                (None, _) => ops.push(Op::DeleteDestination {
+                    service: *key,
+                    address: *address,
+                }),
+                (Some(dest), None) => changes.push(Op::AddDestination {
+                    service: *key,
+                    destination: dest.clone(),
+                }),
+                (Some(dest), Some(current)) if !current.satisfies(dest) => {
+                    changes.push(Op::EditDestination {
                         service: *key,
-                        address: *a,
-                    }),
-            );
-        }
-        for (address, dest) in &want.destinations {
-            match have_dests.and_then(|d| d.get(address)) {
-                None => ops.push(Op::AddDestination {
-                    service: *key,
-                    destination: dest.clone(),
-                }),
-                Some(current) if !current.satisfies(dest) => ops.push(Op::EditDestination {
-                    service: *key,
-                    destination: dest.clone(),
-                }),
-                Some(_) => {}
+                        destination: dest.clone(),
+                    })
+                }
+                (Some(_), Some(_)) => {}
             }
         }
+        ops.append(&mut changes);
     }
-    ops
+    deletions.append(&mut ops);
+    deletions
+}
+
+/// The keys of two maps in order, each with its value in either: a merge
+/// of the two, with no lookups.
+pub fn side_by_side<'a, K: Ord, V>(
+    left: &'a BTreeMap<K, V>,
+    right: &'a BTreeMap<K, V>,
+) -> impl Iterator<Item = (&'a K, Option<&'a V>, Option<&'a V>)> {
+    let (mut left, mut right) = (left.iter().peekable(), right.iter().peekable());
+    std::iter::from_fn(move || match (left.peek(), right.peek()) {
+        (None, None) => None,
+        (Some(_), None) => left.next().map(|(k, l)| (k, Some(l), None)),
+        (None, Some(_)) => right.next().map(|(k, r)| (k, None, Some(r))),
+        (Some((lk, _)), Some((rk, _))) => match lk.cmp(rk) {
+            std::cmp::Ordering::Less => left.next().map(|(k, l)| (k, Some(l), None)),
+            std::cmp::Ordering::Greater => right.next().map(|(k, r)| (k, None, Some(r))),
+            std::cmp::Ordering::Equal => {
+                let (k, l) = left.next()?;
+                let (_, r) = right.next()?;
+                Some((k, Some(l), Some(r)))
+            }
+        },
+    })
 }
 
 /// What the kernel does with `op` on `table`: the model of the backends

@@ -26,20 +26,32 @@ use netlink_sys::Socket;
 use netlink_sys::protocols::NETLINK_GENERIC;
 use nla::{CmdAttr, DaemonAttr, InfoAttr};
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::io;
 
-/// Requests in flight at most while a table is applied: their answers
-/// (an acknowledgement each, or an error with the request quoted) fit the
-/// socket's receive buffer many times over.
-const WINDOW: usize = 128;
+/// Bytes of requests sent in one datagram at most. The kernel carries out
+/// a datagram's messages in order and answers only those that ask for an
+/// acknowledgement, or fail; only each datagram's last message asks, so a
+/// table costs a system call per datagram rather than two per operation.
+const BATCH_BYTES: usize = 32 * 1024;
+/// Operations in one datagram at most: if every one failed, the errors of
+/// [`BATCHES_IN_FLIGHT`] datagrams (each quoting its request) must still
+/// fit the socket's receive buffer.
+const BATCH_OPS: usize = 256;
+/// Datagrams sent and not yet acknowledged at most: one being carried out
+/// while the next waits, so the kernel never waits for us.
+const BATCHES_IN_FLIGHT: usize = 2;
 
-/// The requests of one [`Ipvs::pipeline`]: how many were sent and
-/// answered, and the first that failed. Sequence numbers count up from
-/// `first`, one per operation.
+/// The requests of one [`Ipvs::pipeline`]: how many were sent, how many
+/// are known done, and the first that failed. Sequence numbers count up
+/// from `first`, one per operation.
 struct Window {
     len: usize,
     first: u32,
     sent: usize,
+    /// The last operation of each datagram in flight, oldest first: its
+    /// acknowledgement says the datagram's operations are all done.
+    ends: VecDeque<usize>,
     answered: usize,
     failed: Option<(usize, i32)>,
 }
@@ -50,23 +62,26 @@ impl Window {
             len,
             first,
             sent: 0,
+            ends: VecDeque::new(),
             answered: 0,
             failed: None,
         }
     }
 
-    /// The operation to send next, if one may go now: none once one has
-    /// failed, nor while [`WINDOW`] are unanswered.
+    /// The first operation of the next datagram, if one may go now: none
+    /// once one has failed, nor while [`BATCHES_IN_FLIGHT`] are unanswered.
     fn next_to_send(&self) -> Option<usize> {
-        (self.sent < self.len && self.sent - self.answered < WINDOW && self.failed.is_none())
+        (self.sent < self.len && self.ends.len() < BATCHES_IN_FLIGHT && self.failed.is_none())
             .then_some(self.sent)
     }
 
-    fn sent(&mut self) {
-        self.sent += 1;
+    /// A datagram went with the operations up to `last`.
+    fn sent(&mut self, last: usize) {
+        self.sent = last + 1;
+        self.ends.push_back(last);
     }
 
-    /// The first operation not answered yet.
+    /// The first operation not known done yet.
     fn pending(&self) -> usize {
         self.answered
     }
@@ -78,17 +93,20 @@ impl Window {
         if index >= self.sent {
             return;
         }
-        self.answered += 1;
         if let Some(errno) = errno
             && self.failed.is_none_or(|(first, _)| index < first)
         {
             self.failed = Some((index, errno));
         }
+        if let Some(at) = self.ends.iter().position(|end| *end == index) {
+            self.ends.drain(..=at);
+            self.answered = index + 1;
+        }
     }
 
-    /// Every request sent is answered, and nothing more will be sent.
+    /// Every datagram sent is answered, and nothing more will be sent.
     fn done(&self) -> bool {
-        self.answered == self.sent && self.next_to_send().is_none()
+        self.ends.is_empty() && self.next_to_send().is_none()
     }
 
     /// The first failure: its operation's index and errno.
@@ -96,6 +114,9 @@ impl Window {
         self.failed.map_or(Ok(()), Err)
     }
 }
+
+/// Where a netlink header holds its flags (after the length and type).
+const FLAGS_OFFSET: usize = 6;
 
 /// The request that carries out `op`.
 fn operation(op: &Op) -> IpvsMessage {
@@ -279,10 +300,10 @@ impl Ipvs {
         }
     }
 
-    /// Carries out `ops` in order with up to [`WINDOW`] requests in
-    /// flight: the kernel handles one socket's requests in the order sent,
-    /// so sending the next before the last is acknowledged changes nothing
-    /// but the round trips. On a failure, the index of the first operation
+    /// Carries out `ops` in order, [`BATCH_OPS`] to a datagram and
+    /// [`BATCHES_IN_FLIGHT`] datagrams in flight: the kernel handles one
+    /// socket's requests in the order sent, so sending the next before the
+    /// last is acknowledged changes nothing but the round trips. On a failure, the index of the first operation
     /// that failed (those after it that were already sent stay applied;
     /// the next reconcile reads them back).
     fn pipeline(&mut self, ops: &[Op]) -> Result<(), (usize, Error)> {
@@ -303,25 +324,41 @@ impl Ipvs {
         })
     }
 
-    /// Sends what the window lets go now.
+    /// Sends the datagrams the window lets go now.
     fn send_ready(&mut self, ops: &[Op], window: &mut Window) -> Result<(), (usize, Error)> {
-        while let Some(next) = window.next_to_send() {
-            let Some(op) = ops.get(next) else {
+        let mut datagram = Vec::with_capacity(BATCH_BYTES);
+        while let Some(first) = window.next_to_send() {
+            datagram.clear();
+            let mut last = None;
+            for (index, op) in ops.iter().enumerate().skip(first).take(BATCH_OPS) {
+                let mut genl = GenlMessage::from_payload(operation(op));
+                genl.set_resolved_family_id(self.family_id);
+                let mut request = NetlinkMessage::from(genl);
+                request.header.flags = NLM_F_REQUEST;
+                request.header.sequence_number = window.first.wrapping_add(index as u32);
+                request.finalize();
+                let len = request.buffer_len();
+                if last.is_some() && datagram.len() + len > BATCH_BYTES {
+                    break;
+                }
+                let start = datagram.len();
+                datagram.resize(start + len, 0);
+                request.serialize(&mut datagram[start..]);
+                datagram.resize(datagram.len().next_multiple_of(4), 0);
+                last = Some((index, start));
+            }
+            let Some((last, start)) = last else {
                 break;
             };
-            self.sequence = self.sequence.wrapping_add(1);
-            let mut genl = GenlMessage::from_payload(operation(op));
-            genl.set_resolved_family_id(self.family_id);
-            let mut request = NetlinkMessage::from(genl);
-            request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-            request.header.sequence_number = self.sequence;
-            request.finalize();
-            let mut buf = vec![0; request.buffer_len()];
-            request.serialize(&mut buf);
+            // The datagram's last request asks to be acknowledged.
+            let flags = NLM_F_REQUEST | NLM_F_ACK;
+            datagram[start + FLAGS_OFFSET..start + FLAGS_OFFSET + 2]
+                .copy_from_slice(&flags.to_ne_bytes());
             self.socket
-                .send(&buf, 0)
-                .map_err(|e| (next, Error::Socket(e)))?;
-            window.sent();
+                .send(&datagram, 0)
+                .map_err(|e| (first, Error::Socket(e)))?;
+            self.sequence = window.first.wrapping_add(last as u32);
+            window.sent(last);
         }
         Ok(())
     }
@@ -578,24 +615,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_keeps_at_most_its_size_in_flight_and_ends_answered() {
-        let mut w = Window::new(WINDOW + 2, 7);
-        let mut sent = 0;
-        while w.next_to_send().is_some() {
-            w.sent();
-            sent += 1;
-        }
-        assert_eq!(sent, WINDOW);
-        assert!(!w.done());
-        w.answered(7, None);
-        assert_eq!(w.next_to_send(), Some(WINDOW));
-        w.sent();
-        w.sent();
+    fn a_window_keeps_its_datagrams_in_flight_and_ends_when_each_is_acknowledged() {
+        let mut w = Window::new(10, 7);
+        assert_eq!(w.next_to_send(), Some(0));
+        w.sent(3);
+        assert_eq!(w.next_to_send(), Some(4));
+        w.sent(7);
+        assert_eq!(w.next_to_send(), None, "{BATCHES_IN_FLIGHT} in flight");
         // An answer to something never sent is not ours.
         w.answered(7 + 500, None);
-        for seq in 8..7 + WINDOW as u32 + 2 {
-            w.answered(seq, None);
-        }
+        assert_eq!(w.next_to_send(), None);
+        // The first datagram's last request is acknowledged: all of it is done.
+        w.answered(7 + 3, None);
+        assert_eq!(w.pending(), 4);
+        assert_eq!(w.next_to_send(), Some(8));
+        w.sent(9);
+        w.answered(7 + 7, None);
+        assert!(!w.done());
+        w.answered(7 + 9, None);
         assert!(w.done());
         assert_eq!(w.outcome(), Ok(()));
     }
@@ -603,17 +640,14 @@ mod tests {
     #[test]
     fn a_window_reports_the_first_failure_and_sends_no_more() {
         let mut w = Window::new(10, u32::MAX - 1);
-        for _ in 0..4 {
-            w.sent();
-        }
-        // Sequence numbers wrap: the third operation is sequence 0.
+        w.sent(3);
+        // Sequence numbers wrap: the third operation is sequence 0. A failure
+        // in the middle of a datagram is answered on its own.
         w.answered(0, Some(libc::EEXIST));
         assert_eq!(w.next_to_send(), None, "nothing more after a failure");
+        assert!(!w.done(), "the rest of the datagram is still carried out");
         w.answered(1, Some(libc::ENOENT));
-        assert!(!w.done());
-        w.answered(u32::MAX - 1, None);
-        w.answered(u32::MAX, None);
-        assert!(w.done());
+        assert!(w.done(), "the last one's answer, an error here, ends it");
         assert_eq!(w.outcome(), Err((2, libc::EEXIST)));
     }
 }
