@@ -9,6 +9,11 @@
 //! real server, so any break shows as missing lines. Then the master dies
 //! and B takes over: the SAME connection must go on.
 //!
+//! The planned operations keep it too: `appliance switchover` hands the
+//! VIP to B (A forwards until B advertises), and a restart of A (`kill -9`
+//! and start again within Master_Down_Interval) resumes as MASTER, so B
+//! never takes over and the connection stays on A.
+//!
 //! The negative control runs the same without `lvs_sync_daemon`: B's IPVS
 //! has no entry for the connection, so B's own stack resets it. That the
 //! control breaks shows the test measures the sync, not something else.
@@ -29,6 +34,18 @@ enum Death {
     Kill,
     /// SIGTERM: the appliance resigns (priority 0) and removes the VIP.
     Term,
+    /// Not a death: `appliance switchover`, make-before-break.
+    Switchover,
+    /// Not a death either: SIGKILL and a start again at once, which
+    /// resumes as MASTER.
+    Restart,
+}
+
+impl Death {
+    /// Whether B ends up holding the VIP.
+    fn moves(self) -> bool {
+        !matches!(self, Self::Restart)
+    }
 }
 
 fn config(router: &str, state: &str, priority: u8, sync: bool) -> String {
@@ -123,9 +140,22 @@ fn scenario(sync: bool, death: Death) -> String {
     s += match death {
         Death::Kill => "kill -9 $a\nip -n a link set eth0 down\n",
         Death::Term => "kill -TERM $a\nwait $a || echo \"A exited $?\"\n",
+        Death::Switchover => {
+            "echo '--- switchover'\nip netns exec a appliance switchover --socket /run/a/appliance.sock\n"
+        }
+        Death::Restart => {
+            "kill -9 $a\nwait $a || true\n\
+             ip netns exec a appliance run --config /root/a.conf --state-dir /run/a >> /tmp/a.log 2>&1 &\n\
+             a=$!\n"
+        }
     };
-    s += "wait_for 15 'B to take the VIP' holds_vip b\n\
-          echo '--- b daemons after'\nip netns exec b ipvsadm -L --daemon\n\
+    s += if death.moves() {
+        "wait_for 15 'B to take the VIP' holds_vip b\n"
+    } else {
+        // Longer than B's Master_Down_Interval (3 × 1 s + skew).
+        "sleep 5\nholds_vip a\n! holds_vip b\n"
+    };
+    s += "echo '--- b daemons after'\nip netns exec b ipvsadm -L --daemon\n\
           echo '--- a daemons after'\nip netns exec a ipvsadm -L --daemon\n";
     // Data must go on flowing after the takeover (TCP's retransmission
     // backoff may take a few seconds to try again); a broken connection
@@ -145,7 +175,7 @@ fn scenario(sync: bool, death: Death) -> String {
          echo '--- nc'\ncat /tmp/nc.err\n\
          echo '--- a.log'\ncat /tmp/a.log\n\
          echo '--- b.log'\ncat /tmp/b.log\n\
-         kill $b\n"
+         kill $a $b 2> /dev/null || true\n"
     );
     s
 }
@@ -256,6 +286,47 @@ fn with_the_sync_daemon_a_connection_survives_the_masters_sigterm() {
         Vec::<&str>::new(),
         "{out}"
     );
+}
+
+#[test]
+fn with_the_sync_daemon_a_connection_survives_a_switchover() {
+    let out = run("switchover", true, Death::Switchover);
+    assert_survived(&out);
+    let said = section(&out.stdout, "switchover").join("\n");
+    assert!(
+        said.contains("VI_1 BACKUP (switchover: 10.0.0.4 took over)"),
+        "{out}"
+    );
+    // A kept forwarding until B advertised, then stepped down; its sync
+    // daemon follows its instance into backup.
+    let daemons = section(&out.stdout, "a daemons after");
+    assert!(
+        daemons.len() == 1 && daemons[0].starts_with("backup sync daemon (mcast=eth0, syncid=51"),
+        "{out}"
+    );
+}
+
+/// A restart within Master_Down_Interval: A resumes as MASTER with the
+/// kernel's table and connections as it left them, B never takes over,
+/// and the connection carries on through A.
+#[test]
+fn a_connection_survives_a_restart_of_the_master() {
+    let out = run("restart", true, Death::Restart);
+    let (count, ended) = echoed(&out);
+    let before = before(&out);
+    assert!(
+        ended && count >= before + 20,
+        "the connection went on across A's restart: {before} lines before, {count} in all, end {ended}\n{out}"
+    );
+    // B was master once, alone before A started; never again.
+    let b_log = section(&out.stdout, "b.log").join("\n");
+    assert_eq!(
+        b_log.matches("to=MASTER").count(),
+        1,
+        "B never took over across the restart\n{out}"
+    );
+    let a_log = section(&out.stdout, "a.log").join("\n");
+    assert!(a_log.contains("resumed"), "A resumed as master\n{out}");
 }
 
 #[test]

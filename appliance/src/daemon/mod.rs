@@ -1121,6 +1121,11 @@ impl Daemon {
     }
 
     async fn on_event(&mut self, event: Event) {
+        // A client is answered only after the pools reported before it
+        // went to the dataplane: what it is told is what is programmed.
+        if !matches!(event, Event::Check { .. }) {
+            self.program_pools();
+        }
         match event {
             Event::Check { generation, report } => self.on_check(generation, report),
             Event::Client(status::Ask::Status(reply)) => {
