@@ -169,10 +169,10 @@ impl Programmer {
     }
 }
 
-/// The thread's side: the reconciler, opened on first use.
 /// Opens the backend and its reconciler, given the ownership record.
 type Open = Box<dyn FnMut(&Path) -> Result<Reconciler<Box<dyn Backend>>, dataplane::Error> + Send>;
 
+/// The thread's side: the reconciler, opened on first use.
 struct Worker {
     open: Open,
     state: PathBuf,
