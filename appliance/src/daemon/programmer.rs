@@ -325,66 +325,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::diff::apply;
-    use crate::dataplane::{
-        Destination, Forwarding, Op, Protocol, SchedFlags, Scheduler, Snapshot, VirtualService,
-        Weight,
-    };
-
-    /// A kernel table others can change behind the reconciler's back.
-    struct Kernel(Arc<Mutex<Table>>);
-
-    impl Backend for Kernel {
-        fn name(&self) -> &'static str {
-            "fake"
-        }
-        fn capability(&self) -> dataplane::Choice {
-            dataplane::Choice::Ipvs
-        }
-        fn read(&mut self) -> Result<Snapshot, dataplane::Error> {
-            Ok(Snapshot {
-                table: self.0.lock().unwrap().clone(),
-                unreadable: Default::default(),
-            })
-        }
-        fn apply(&mut self, op: &Op) -> Result<(), dataplane::Error> {
-            apply(&mut self.0.lock().unwrap(), op).map_err(|reason| dataplane::Error::Unreadable {
-                key: ServiceKey::Fwmark {
-                    family: dataplane::Family::Ipv4,
-                    mark: 0,
-                },
-                reason,
-            })
-        }
-        fn connections(
-            &mut self,
-            wanted: &[(ServiceKey, SocketAddr)],
-        ) -> Result<Vec<Connections>, dataplane::Error> {
-            Ok(vec![Connections::default(); wanted.len()])
-        }
-    }
-
-    fn service() -> VirtualService {
-        let d = Destination {
-            address: "10.0.2.11:80".parse().unwrap(),
-            weight: Weight::new(1).unwrap(),
-            forwarding: Forwarding::Nat,
-            upper_threshold: 0,
-            lower_threshold: 0,
-        };
-        VirtualService {
-            key: ServiceKey::Socket {
-                protocol: Protocol::Tcp,
-                address: SocketAddr::from(([10, 0, 1, 100], 80)),
-            },
-            scheduler: Scheduler::Rr,
-            sched_flags: SchedFlags::default(),
-            persistence: None,
-            one_packet: false,
-            masquerade: false,
-            destinations: [(d.address, d)].into(),
-        }
-    }
+    use crate::dataplane::fake::{Fake, service};
 
     /// The next outcome, within a time that fails the test rather than hang.
     fn next(receiver: &mut mpsc::UnboundedReceiver<Outcome>) -> Outcome {
@@ -411,7 +352,7 @@ mod tests {
         let thread = std::thread::spawn(move || {
             let worker = Worker {
                 open: Box::new(move |state: &Path| {
-                    let backend: Box<dyn Backend> = Box::new(Kernel(behind.clone()));
+                    let backend: Box<dyn Backend> = Box::new(Fake::sharing(behind.clone()));
                     Ok(Reconciler::new(backend, Some(state.to_path_buf()))?
                         .reread_after(Duration::from_millis(200)))
                 }),
@@ -423,7 +364,7 @@ mod tests {
             };
             worker.run(&inbox, &outcomes);
         });
-        let want: Table = [(service().key, service())].into();
+        let want: Table = [(service(80).key, service(80))].into();
         {
             let (inbox, ready) = &*shared;
             inbox.lock().unwrap().latest = Some((

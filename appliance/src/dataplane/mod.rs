@@ -14,6 +14,8 @@
 //! `docs/dataplane.md` describes the model and the ownership rule.
 
 pub(crate) mod build;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod ipvs;
 pub mod netlink;
 pub mod nftables;

@@ -280,7 +280,8 @@ fn save(path: &Path, owned: &BTreeSet<ServiceKey>) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::diff::apply;
+    use crate::dataplane::fake::{Fake, service as svc};
+    use crate::dataplane::{Scheduler, VirtualService};
 
     #[test]
     fn the_record_is_never_written_through_a_planted_symlink() {
@@ -311,89 +312,9 @@ mod tests {
         assert_eq!(left, ["dataplane.json"], "no temporary file stays");
         assert!(std::fs::read_to_string(&record).unwrap().contains("owned"));
     }
-    use crate::dataplane::{
-        Destination, Forwarding, Protocol, SchedFlags, Scheduler, Snapshot, VirtualService, Weight,
-    };
-
-    /// A backend over an in-memory table that behaves as the kernel does,
-    /// optionally failing the n-th operation.
-    struct Fake {
-        table: Table,
-        fail_at: Option<usize>,
-        applied: usize,
-        reads: usize,
-    }
-
-    impl Backend for Fake {
-        fn name(&self) -> &'static str {
-            "fake"
-        }
-        fn capability(&self) -> crate::dataplane::Choice {
-            crate::dataplane::Choice::Ipvs
-        }
-        fn read(&mut self) -> Result<Snapshot, Error> {
-            self.reads += 1;
-            Ok(Snapshot {
-                table: self.table.clone(),
-                unreadable: Default::default(),
-            })
-        }
-        fn connections(
-            &mut self,
-            wanted: &[(ServiceKey, std::net::SocketAddr)],
-        ) -> Result<Vec<crate::dataplane::Connections>, Error> {
-            Ok(vec![crate::dataplane::Connections::default(); wanted.len()])
-        }
-        fn apply(&mut self, op: &Op) -> Result<(), Error> {
-            if self.fail_at == Some(self.applied) {
-                return Err(Error::Unreadable {
-                    key: ServiceKey::Fwmark {
-                        family: crate::dataplane::Family::Ipv4,
-                        mark: 0,
-                    },
-                    reason: "injected".into(),
-                });
-            }
-            self.applied += 1;
-            apply(&mut self.table, op).map_err(|reason| Error::Unreadable {
-                key: ServiceKey::Fwmark {
-                    family: crate::dataplane::Family::Ipv4,
-                    mark: 0,
-                },
-                reason,
-            })
-        }
-    }
 
     fn fake(table: Table) -> Fake {
-        Fake {
-            table,
-            fail_at: None,
-            applied: 0,
-            reads: 0,
-        }
-    }
-
-    fn svc(port: u16) -> VirtualService {
-        let d = Destination {
-            address: "10.0.2.11:80".parse().unwrap(),
-            weight: Weight::new(1).unwrap(),
-            forwarding: Forwarding::Nat,
-            upper_threshold: 0,
-            lower_threshold: 0,
-        };
-        VirtualService {
-            key: ServiceKey::Socket {
-                protocol: Protocol::Tcp,
-                address: std::net::SocketAddr::from(([10, 0, 1, 100], port)),
-            },
-            scheduler: Scheduler::Rr,
-            sched_flags: SchedFlags::default(),
-            persistence: None,
-            one_packet: false,
-            masquerade: false,
-            destinations: [(d.address, d)].into(),
-        }
+        Fake::new(table)
     }
 
     fn table(services: &[VirtualService]) -> Table {
@@ -408,14 +329,14 @@ mod tests {
         let report = r.reconcile(&table(&[svc(81)])).unwrap();
         assert_eq!(report.applied.len(), 1, "{report}");
         assert_eq!(r.backend().reads, 1);
-        assert_eq!(r.backend().table, table(&[svc(81)]));
+        assert_eq!(r.backend().table(), table(&[svc(81)]));
         // A failed operation: the next reconcile reads the kernel again.
         r.backend_mut().fail_at = Some(r.backend().applied);
         assert!(r.reconcile(&table(&[svc(82)])).is_err());
         r.backend_mut().fail_at = None;
         r.reconcile(&table(&[svc(82)])).unwrap();
         assert_eq!(r.backend().reads, 2);
-        assert_eq!(r.backend().table, table(&[svc(82)]));
+        assert_eq!(r.backend().table(), table(&[svc(82)]));
     }
 
     #[test]
@@ -431,19 +352,19 @@ mod tests {
         let report = r.reconcile(&table(&[svc(80), svc(81)])).unwrap();
         assert_eq!(report.applied.len(), 4);
         assert_eq!(report.foreign, 1);
-        let kernel = r.backend.table.clone();
+        let kernel = r.backend.table();
 
         // A restarted daemon with a config without port 81.
         let mut r = Reconciler::new(fake(kernel), Some(path.clone())).unwrap();
         assert_eq!(r.owned().len(), 2);
         let report = r.reconcile(&table(&[svc(80)])).unwrap();
         assert_eq!(report.applied, [Op::DeleteService(svc(81).key)]);
-        assert_eq!(r.backend.table, table(&[svc(80), by_hand.clone()]));
+        assert_eq!(r.backend.table(), table(&[svc(80), by_hand.clone()]));
 
         // Stopping everything removes ours only.
         let report = r.reconcile(&Table::new()).unwrap();
         assert_eq!(report.applied, [Op::DeleteService(svc(80).key)]);
-        assert_eq!(r.backend.table, table(&[by_hand]));
+        assert_eq!(r.backend.table(), table(&[by_hand]));
         let saved: StateFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert!(saved.owned.is_empty());
     }
@@ -458,7 +379,7 @@ mod tests {
             err.to_string(),
             "TCP 10.0.1.100:80: the fake dataplane cannot do it: lb_algo random needs dataplane = \"nftables\" in [global] (IPVS has no weighted random scheduler)"
         );
-        assert!(r.backend.table.is_empty());
+        assert!(r.backend.table().is_empty());
         assert!(r.owned().is_empty());
     }
 
@@ -485,8 +406,8 @@ mod tests {
             "{err}"
         );
         // The service was created; the record says it is ours.
-        assert_eq!(r.backend.table.len(), 1);
-        let mut r = Reconciler::new(fake(r.backend.table.clone()), Some(path)).unwrap();
+        assert_eq!(r.backend.table().len(), 1);
+        let mut r = Reconciler::new(fake(r.backend.table()), Some(path)).unwrap();
         let report = r.reconcile(&Table::new()).unwrap();
         assert_eq!(report.applied, [Op::DeleteService(svc(80).key)]);
     }
