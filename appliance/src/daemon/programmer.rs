@@ -100,7 +100,6 @@ impl Programmer {
                     metrics,
                     reconciler: None,
                     last: None,
-                    refreshing: false,
                 };
                 worker.run(&inbox, &outcomes);
                 drop(end);
@@ -182,19 +181,21 @@ struct Worker {
     /// table it was diffed against is [`REREAD`](dataplane::reconcile::REREAD) old, so
     /// that a reload never waits for a whole read of a large table.
     last: Option<(u64, Job)>,
-    /// The table being applied is `last` again, not a submission.
-    refreshing: bool,
 }
 
 impl Worker {
     fn run(mut self, shared: &Shared, outcomes: &mpsc::UnboundedSender<Outcome>) {
         let (inbox, ready) = &**shared;
         loop {
-            let (latest, queries) = {
+            let (latest, queries, refreshing) = {
                 let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
                 loop {
                     if inbox.latest.is_some() || !inbox.queries.is_empty() {
-                        break (inbox.latest.take(), std::mem::take(&mut inbox.queries));
+                        break (
+                            inbox.latest.take(),
+                            std::mem::take(&mut inbox.queries),
+                            false,
+                        );
                     }
                     if inbox.closing {
                         return;
@@ -208,10 +209,7 @@ impl Worker {
                         // Idle and the last table's view of the kernel is
                         // old: apply that table again, which reads the
                         // kernel whole and repairs what was changed by hand.
-                        Some(wait) if wait.is_zero() => {
-                            self.refreshing = true;
-                            break (self.last.take(), Vec::new());
-                        }
+                        Some(wait) if wait.is_zero() => break (self.last.take(), Vec::new(), true),
                         Some(wait) => {
                             inbox = ready
                                 .wait_timeout(inbox, wait)
@@ -231,16 +229,16 @@ impl Worker {
             };
             // A panic in a backend is this table's failure, not the
             // thread's end: the backend is opened afresh next time.
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.apply(&job)))
-                .unwrap_or_else(|_| {
-                    self.reconciler = None;
-                    Err(dataplane::Error::Panicked)
-                });
+            let result =
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.apply(&job, refreshing)))
+                    .unwrap_or_else(|_| {
+                        self.reconciler = None;
+                        Err(dataplane::Error::Panicked)
+                    });
             if let Err(e) = &result {
                 error!(generation, error = %e, "dataplane: applying the table failed");
             }
             self.last = Some((generation, job));
-            self.refreshing = false;
             let outcome = Outcome {
                 generation,
                 backend: self.reconciler.as_ref().map(|r| r.backend().name()),
@@ -269,8 +267,10 @@ impl Worker {
 
     /// Makes the kernel hold `job`'s table. A daemon without virtual
     /// servers opens no backend, unless an earlier run left services of
-    /// ours to remove.
-    fn apply(&mut self, job: &Job) -> Result<(), dataplane::Error> {
+    /// ours to remove. `refreshing`: the table is the last one again, to
+    /// compare with a fresh read of the kernel, so only a difference is
+    /// news.
+    fn apply(&mut self, job: &Job, refreshing: bool) -> Result<(), dataplane::Error> {
         if self.reconciler.is_none() {
             if job.table.is_empty() && !self.state.exists() {
                 return Ok(());
@@ -288,7 +288,7 @@ impl Worker {
                 self.metrics.dataplane_applied(&report);
                 let took = started.elapsed();
                 let changes = report.applied.len();
-                if !self.refreshing {
+                if !refreshing {
                     info!(
                         backend = report.backend,
                         services = job.table.len(),
@@ -360,7 +360,6 @@ mod tests {
                 metrics: Arc::new(Metrics::new()),
                 reconciler: None,
                 last: None,
-                refreshing: false,
             };
             worker.run(&inbox, &outcomes);
         });
