@@ -313,15 +313,20 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
                 .stdout(Stdio::piped()),
         )
         .expect("appliance drain");
-    // While it drains, new connections go to rs1 only, and rs2 keeps its
-    // place in the table (weight 0).
+    // While it drains, rs2 keeps its place in the table at weight 0 and new
+    // connections go to rs1 only. The status says "draining" as soon as the
+    // setting is recorded; the table is the witness of it being applied.
     let start = Instant::now();
-    while admin_of(d_host, &d, RS2) != "draining" {
-        assert!(start.elapsed() < Duration::from_secs(5), "never draining");
+    while !s.ruleset().contains("10.125.0.12 . 8080 : 0x00000000") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "rs2 never at weight 0: {}",
+            s.ruleset()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(admin_of(d_host, &d, RS2), "draining");
     assert_eq!(s.get(4), ["rs1"; 4]);
-    assert!(s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         drain.try_wait().expect("drain").is_none(),
