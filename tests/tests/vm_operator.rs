@@ -4,7 +4,12 @@
 //! `enable` and `drain` change its real servers, with `ipvsadm -Ln` as the
 //! witness of the kernel's table and its connection counts, and the
 //! client's requests as the proof. A drain waits for a connection held open
-//! on the drained server (IPVS's ActiveConn), then takes the server out.
+//! on the drained server (IPVS's ActiveConn), then takes the server out of
+//! scheduling; it stays in the kernel at weight 0 until IPVS forgets its
+//! closed connections too (their FIN_WAIT timeout, 30 s here): deleted
+//! sooner, it would make IPVS drop a new connection from a client port one
+//! of them used, which the test makes (`curl --local-port`) and which must
+//! be answered.
 
 use appliance_tests::vm::{Vm, VmOutput, scenario, section};
 use std::time::Duration;
@@ -32,7 +37,9 @@ fn scenario() -> String {
          both_at_100() { lists $RS1 100 && lists $RS2 100; }\n\
          holds_vip() { ip -n director -4 addr show eth0 | grep -q \" $VIP/32\"; }\n\
          draining() { status | grep -q '\"admin\": \"draining\"'; }\n\
-         requests() { for i in 1 2 3 4; do ip netns exec client timeout 5 wget -qO- http://$VIP/; done; }\n"
+         requests() { for i in 1 2 3 4; do ip netns exec client timeout 5 wget -qO- http://$VIP/; done; }\n\
+         # from_port PORT: a request from the client's port PORT.\n\
+         from_port() { ip netns exec client curl -sS --max-time 5 --local-port $1 http://$VIP/; }\n"
         .replace("$SOCKET", SOCKET)
         .replace("$VIP", VIP)
         .replace("$RS1", RS1)
@@ -51,6 +58,8 @@ fn scenario() -> String {
         s += &scenario::httpd(name, addr, "client");
     }
     s += &format!("cat > /root/director.conf <<'EOF'\n{config}EOF\n");
+    // Closed connections tracked for 30 s rather than 2 min.
+    s += "ip netns exec director ipvsadm --set 900 30 300\n";
     s += "ip netns exec director appliance run --config /root/director.conf --state-dir /tmp/director \
           > /tmp/director.log 2>&1 &\n\
           wait_for 15 'the director to hold the VIP' holds_vip\n";
@@ -61,6 +70,7 @@ fn scenario() -> String {
          echo '--- disable'\nop disable {RS1}:80\n\
          echo '--- table disabled'\nip netns exec director ipvsadm -Ln\n\
          echo '--- requests disabled'\nrequests\n\
+         echo '--- from port 40000 disabled'\nfrom_port 40000\n\
          # A connection held open on rs2 (rs1 is out): no request sent, so\n\
          # httpd waits for one.\n\
          sleep 120 | ip netns exec client nc {VIP} 80 &\n\
@@ -79,6 +89,10 @@ fn scenario() -> String {
          wait $drain\n\
          echo '--- drained'\ncat /tmp/drain.out\n\
          echo '--- table drained'\nip netns exec director ipvsadm -Ln\n\
+         echo '--- connections drained'\nip netns exec director ipvsadm -Lnc\n\
+         echo '--- from port 40000 drained'\nfrom_port 40000 || true\n\
+         wait_for 60 'rs2 out of the kernel once IPVS forgot its connections' sh -c \"! ip netns exec director ipvsadm -Ln | grep -q '{RS2}:80'\"\n\
+         echo '--- table forgotten'\nip netns exec director ipvsadm -Ln\n\
          echo '--- log'\ncat /tmp/director.log\n"
     );
     s
@@ -110,6 +124,10 @@ fn listed(table: &[&str], addr: &str) -> bool {
 fn weight_disable_enable_and_drain_change_the_kernels_ipvs_table() {
     let out: VmOutput = Vm::builder()
         .file(appliance_tests::appliance_bin(), "/usr/bin/appliance")
+        .file(
+            appliance_tests::vm::require_tool("curl", "curl").unwrap(),
+            "/usr/bin/curl",
+        )
         .script(scenario())
         .timeout(Duration::from_secs(240))
         .run()
@@ -135,6 +153,11 @@ fn weight_disable_enable_and_drain_change_the_kernels_ipvs_table() {
     let table = section(stdout, "table disabled");
     assert!(!listed(&table, RS1), "rs1 is out\n{out}");
     assert_eq!(section(stdout, "requests disabled"), ["rs2"; 4], "{out}");
+    assert_eq!(
+        section(stdout, "from port 40000 disabled"),
+        ["rs2"],
+        "{out}"
+    );
 
     // Draining: rs2 stays at weight 0 with its held connection; rs1 is
     // back (at the operator's weight) and takes every new request.
@@ -153,7 +176,17 @@ fn weight_disable_enable_and_drain_change_the_kernels_ipvs_table() {
             && drained.contains("no active connection left; now disabled"),
         "{out}"
     );
+    // Out of scheduling, still in the kernel for the connections IPVS
+    // tracks: a new connection from a port one of them used reaches rs2.
     let table = section(stdout, "table drained");
-    assert!(!listed(&table, RS2), "rs2 is out once drained\n{out}");
+    assert!(lists(&table, RS2, 0, Some(0)), "{out}");
+    assert!(lists(&table, RS1, 5, None), "{out}");
+    assert_eq!(
+        section(stdout, "from port 40000 drained"),
+        ["rs2"],
+        "a reused client port must not be dropped\n{out}"
+    );
+    let table = section(stdout, "table forgotten");
+    assert!(!listed(&table, RS2), "rs2 is out once forgotten\n{out}");
     assert!(lists(&table, RS1, 5, None), "{out}");
 }

@@ -5,6 +5,14 @@
 //! the real server in with weight 0, asks the dataplane thread each second
 //! how many connections it still has, and takes it out once none is active
 //! (or its time ran out).
+//!
+//! Out of scheduling is not yet out of IPVS: a destination deleted while
+//! the kernel still tracks connections to it (closed ones linger for the
+//! FIN_WAIT/TIME_WAIT timeouts, 2 minutes by default) makes IPVS drop the
+//! packets of those connections, and the SYN of a new connection from a
+//! client port one of them used. So on IPVS a drained server stays in at
+//! weight 0 until the kernel has forgotten its last connection
+//! ([`Purpose::Linger`]), then goes.
 
 use super::admin::{self, Target};
 use super::{Daemon, Event, status::Change};
@@ -18,6 +26,9 @@ use tracing::{info, warn};
 
 /// How often a drain counts its server's connections.
 pub(super) const DRAIN_POLL: Duration = Duration::from_secs(1);
+/// The longest a drained server stays in IPVS for the connections the
+/// kernel still tracks: beyond its default FIN_WAIT and TIME_WAIT (2 min).
+const LINGER: Duration = Duration::from_secs(180);
 
 type Reply = oneshot::Sender<Result<String, String>>;
 
@@ -28,11 +39,23 @@ pub(super) struct PendingChange {
     reply: Option<Reply>,
 }
 
-/// A drain in progress: of real servers the operator drains, or of ones a
-/// reload removed (`leaving`, `graceful_remove`).
+/// What a drain is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// The operator's: disabled once no connection is active.
+    Operator,
+    /// Real servers a reload removed (`graceful_remove`): out once no
+    /// connection is active.
+    Leaving,
+    /// Drained servers, out of scheduling, kept in IPVS at weight 0 until
+    /// it tracks no connection to them at all.
+    Linger,
+}
+
+/// A drain in progress.
 pub(super) struct Drain {
     targets: Vec<Target>,
-    leaving: bool,
+    purpose: Purpose,
     started: tokio::time::Instant,
     deadline: tokio::time::Instant,
     reply: Option<Reply>,
@@ -83,7 +106,7 @@ impl Daemon {
                     let started = tokio::time::Instant::now();
                     self.drains.push(Drain {
                         targets,
-                        leaving: false,
+                        purpose: Purpose::Operator,
                         started,
                         deadline: started + Duration::from_millis(timeout_ms),
                         reply: Some(reply),
@@ -209,13 +232,18 @@ impl Daemon {
     /// Starts draining `targets`, which a reload removed, for at most
     /// `timeout` (the pools keep them at weight 0 meanwhile).
     pub(super) fn drain_leaving(&mut self, targets: Vec<Target>, timeout: Duration) {
+        self.start_drain(targets, Purpose::Leaving, timeout);
+    }
+
+    /// Starts a drain without a client waiting for it.
+    fn start_drain(&mut self, targets: Vec<Target>, purpose: Purpose, timeout: Duration) {
         if targets.is_empty() {
             return;
         }
         let started = tokio::time::Instant::now();
         self.drains.push(Drain {
             targets,
-            leaving: true,
+            purpose,
             started,
             deadline: started + timeout,
             reply: None,
@@ -225,15 +253,51 @@ impl Daemon {
     }
 
     /// Whether `target` of `drain` is still being drained: the operator's
-    /// setting is still `draining`, or the removed server is still kept.
+    /// setting is still `draining`, or the server is still kept.
     fn still_draining(&self, drain: &Drain, target: &Target) -> bool {
-        if drain.leaving {
-            self.pools
+        match drain.purpose {
+            Purpose::Operator => self.settings.get(target).mode == Mode::Draining,
+            Purpose::Leaving | Purpose::Linger => self
+                .pools
                 .as_ref()
-                .is_some_and(|p| p.is_leaving(target.service, target.address))
-        } else {
-            self.settings.get(target).mode == Mode::Draining
+                .is_some_and(|p| p.is_leaving(target.service, target.address)),
         }
+    }
+
+    /// Of `targets`, whose drain ended, the ones IPVS still tracks
+    /// connections to: kept in at weight 0 ([`Purpose::Linger`]) rather
+    /// than deleted, which would drop their packets. Returns the others.
+    fn linger(
+        &mut self,
+        targets: Vec<Target>,
+        counts: &BTreeMap<Target, Connections>,
+    ) -> Vec<Target> {
+        if self.backend != Some("ipvs") {
+            return targets;
+        }
+        let (tracked, gone): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| {
+            counts
+                .get(t)
+                .is_some_and(|c| c.active > 0 || c.inactive > 0)
+        });
+        let mut kept = Vec::new();
+        if let Some(pools) = &mut self.pools {
+            for target in tracked {
+                let destination = self
+                    .table
+                    .get(&target.service)
+                    .and_then(|s| s.destinations.get(&target.address));
+                if let Some(destination) = destination {
+                    pools.add_leaving(target.service, destination.clone());
+                    kept.push(target);
+                }
+            }
+        }
+        if !kept.is_empty() {
+            info!(real_servers = %names(&kept), "kept in IPVS at weight 0 until it tracks none of their connections");
+        }
+        self.start_drain(kept, Purpose::Linger, LINGER);
+        gone
     }
 
     /// Removed real servers whose drain ended leave the table.
@@ -305,14 +369,31 @@ impl Daemon {
                 }
                 continue;
             }
+            // A lingering server waits for every connection, closed ones
+            // too; the others for the active ones.
+            let linger = drain.purpose == Purpose::Linger;
             let active: Option<u64> = if error.is_some() {
                 None
             } else {
                 draining
                     .iter()
-                    .map(|t| counts.get(t).map(|c| u64::from(c.active)))
+                    .map(|t| {
+                        counts.get(t).map(|c| {
+                            u64::from(c.active) + if linger { u64::from(c.inactive) } else { 0 }
+                        })
+                    })
                     .sum()
             };
+            if linger {
+                if active == Some(0) || now >= drain.deadline {
+                    info!(real_servers = %names(&draining), took = ?took, "out of IPVS, which tracks none of their connections or kept them long enough");
+                    self.let_go(&draining);
+                } else {
+                    drain.targets = draining;
+                    self.drains.push(drain);
+                }
+                continue;
+            }
             let outcome = match active {
                 Some(0) => format!(
                     "{} drained in {took:.1?}: no active connection left; now disabled",
@@ -336,8 +417,9 @@ impl Daemon {
                 }
             };
             info!(real_servers = %names(&draining), outcome, "drain ended");
-            if drain.leaving {
-                self.let_go(&draining);
+            let gone = self.linger(draining.clone(), &counts);
+            if drain.purpose == Purpose::Leaving {
+                self.let_go(&gone);
                 continue;
             }
             let updates: Vec<(Target, Admin)> = draining
