@@ -154,7 +154,9 @@ demo-down:
 # and a large reload, side by side too, and under a stalled netlink (the
 # appliance built with its fail points; ~5 min; appended), then the probes
 # a client loses to a planned switchover and a restart of the master, side
-# by side (~10 min; appended), then the checker
+# by side (~10 min; appended), then the probes and long-lived connections
+# lost to a drain, a reload and a restart over IPVS in a qemu VM, side by
+# side (~3 min; appended), then the checker
 # against 10,000 real servers (its table appended to docs/benchmarks.md;
 # docs/benchmarks-checker.md explains it), then the checker beside keepalived's against 500 in a qemu VM
 # (keepalived's needs IPVS; ~2 min; appended too), then 1,000 to 10,000
@@ -168,6 +170,7 @@ bench: deps
 	$(CARGO) run --release -p appliance-tests --bin failover_bench
 	$(CARGO) run --release -p appliance-tests --bin jitter_bench -- --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin operations_bench -- --trials 5 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin operations_bench -- --vm --trials 5 --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin ipvs_bench -- --services 1000,2000,5000,10000 --append docs/benchmarks.md

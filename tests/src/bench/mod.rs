@@ -8,6 +8,7 @@
 pub mod director;
 pub mod jitter;
 pub mod operations;
+pub mod pool;
 pub mod probe;
 pub mod report;
 
@@ -54,6 +55,8 @@ pub enum Error {
         "keepalived: not found; install the Debian package keepalived (scripts/install-deps does)"
     )]
     NoKeepalived,
+    #[error("ipvsadm: not found; install the Debian package ipvsadm (scripts/install-deps does)")]
+    NoIpvsadm,
     #[error("{} is missing: build it with `cargo build --release -p appliance` (make bench does)", .0.display())]
     NoAppliance(PathBuf),
     #[error("{} is missing: the appliance built with its fail points, for the stalled-netlink row: \

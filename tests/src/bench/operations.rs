@@ -12,7 +12,8 @@
 //! probes the VIP), for VRRPv2 at 1 s and VRRPv3 at 100 ms. Goal: no
 //! probe lost by the appliance; keepalived's losses beside it. (Drain and
 //! reload of real servers need a load balancer, which keepalived has only
-//! with IPVS: this kernel has none, so they are the netns tests'.)
+//! with IPVS: this kernel has none, so they are [`super::pool`]'s, in a
+//! VM.)
 
 use super::director::{BACKUP, Daemon, Implementation, MASTER};
 use super::probe::{self, PROBE_INTERVAL, Prober};
