@@ -24,7 +24,7 @@ use super::probe::{PROBE_INTERVAL, Probe, Prober};
 use super::{Error, kill_all_in};
 use crate::netns::{Host, Lan};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const DIRECTOR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
-const PORT: u16 = 80;
+/// The port the real servers serve on, the VIP's too.
+const PORT: u16 = super::probe::PORT;
 /// The real servers: name (what they answer), address.
 const SERVERS: [(u8, Ipv4Addr); 3] = [
     (b'1', Ipv4Addr::new(10, 0, 0, 11)),
@@ -236,50 +237,23 @@ fn destinations_in(text: &str) -> Vec<(Ipv4Addr, u32)> {
 }
 
 /// A real server in `host` on 0.0.0.0:[`PORT`]: each connection gets
-/// `name` (one byte), then its own lines echoed until it closes.
+/// `name` (one byte), then its own lines echoed until it closes, on a
+/// thread of its own (which inherits the listener's namespace).
 fn serve(host: &Host, name: u8) -> Result<(), Error> {
-    let (bound, bound_rx) = mpsc::channel();
-    // The thread runs until the process exits, as the LAN does; the
-    // connections' threads inherit its namespace.
-    drop(host.enter_background(move || {
-        let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)) {
-            Ok(l) => {
-                let _ = bound.send(Ok(()));
-                l
-            }
-            Err(e) => {
-                let _ = bound.send(Err(e));
+    super::probe::serve(host, move |mut stream| {
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if stream.write_all(&[name]).is_err() {
                 return;
             }
-        };
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut stream = stream;
-                if stream.write_all(&[name]).is_err() {
+            let mut buf = [0u8; 512];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                if stream.write_all(&buf[..n]).is_err() {
                     return;
                 }
-                let mut buf = [0u8; 512];
-                while let Ok(n @ 1..) = stream.read(&mut buf) {
-                    if stream.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    })?);
-    let what = || format!("listening on 0.0.0.0:{PORT} in {}", host.name());
-    match bound_rx.recv_timeout(Duration::from_secs(5)) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(source)) => Err(Error::Io {
-            what: what(),
-            source,
-        }),
-        Err(_) => Err(Error::Io {
-            what: what(),
-            source: std::io::Error::other("the listener thread did not start"),
-        }),
-    }
+            }
+        });
+    })
 }
 
 /// The client's long-lived connections: open, each carrying a numbered

@@ -5,7 +5,7 @@
 use super::Error;
 use crate::netns::Host;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,9 +28,17 @@ const VRRP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// `host`, for as long as the process runs, so whichever director holds
 /// the VIP answers and the answer says which one it was.
 pub fn serve_name(host: &Host, name: u8) -> Result<(), Error> {
+    serve(host, move |mut stream| {
+        // A client that gave up already is no concern of the server.
+        let _ = stream.write_all(&[name]);
+    })
+}
+
+/// Listens on 0.0.0.0:[`PORT`] in `host` and hands each connection to
+/// `handle`, on the listener's thread, for as long as the process runs (a
+/// bench keeps its LAN for the whole run); returns once it listens.
+pub fn serve(host: &Host, handle: impl Fn(TcpStream) + Send + 'static) -> Result<(), Error> {
     let (bound, bound_rx) = mpsc::channel();
-    // The thread runs until the process exits: the bench keeps its LAN
-    // for the whole run.
     drop(host.enter_background(move || {
         let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)) {
             Ok(l) => {
@@ -42,9 +50,8 @@ pub fn serve_name(host: &Host, name: u8) -> Result<(), Error> {
                 return;
             }
         };
-        for mut stream in listener.incoming().flatten() {
-            // A client that gave up already is no concern of the server.
-            let _ = stream.write_all(&[name]);
+        for stream in listener.incoming().flatten() {
+            handle(stream);
         }
     })?);
     let what = || format!("listening on 0.0.0.0:{PORT} in {}", host.name());
