@@ -54,6 +54,21 @@ impl Entry {
         }
     }
 
+    /// A mark of something the test did after every entry of `before`
+    /// was written (and before any written later): stamped just after the
+    /// latest of them, for a scenario whose clock the test cannot read.
+    pub fn mark_after(what: &str, before: &[Entry]) -> Self {
+        let latest = before
+            .iter()
+            .map(|e| e.wall)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Self {
+            wall: latest + Duration::from_nanos(1),
+            ..Self::mark(what)
+        }
+    }
+
     pub fn node(&self) -> &str {
         &self.event.node
     }
@@ -96,6 +111,12 @@ pub fn read(path: &Path) -> Result<Vec<Entry>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(crate::error::io(format!("reading {}", path.display()))(e)),
     };
+    parse(&text, path)
+}
+
+/// Timeline lines as [`read`] takes them, from `text` (a VM scenario's
+/// copy of the file at `path`, which errors name).
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Entry>> {
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     complete
         .lines()
@@ -117,6 +138,35 @@ pub fn read(path: &Path) -> Result<Vec<Entry>> {
                 wall,
                 event: line.event,
             })
+        })
+        .collect()
+}
+
+/// The marks a VM scenario wrote ([`crate::vm::scenario::mark`]), one per
+/// line, `WHAT N1 N2 …`: what the test did after the first N1 lines of
+/// `timelines[0]` were written, N2 of `timelines[1]`, and so on. A line
+/// not of that form is an error naming it.
+pub fn marks(text: &str, timelines: &[&[Entry]]) -> std::result::Result<Vec<Entry>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let what = fields.next().ok_or_else(|| format!("mark {line:?}"))?;
+            let counts: Vec<usize> = fields
+                .map(|n| {
+                    n.parse()
+                        .map_err(|_| format!("mark {line:?}: {n} is no count"))
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            if counts.len() != timelines.len() {
+                return Err(format!("mark {line:?}: {} timelines", timelines.len()));
+            }
+            let written: Vec<Entry> = timelines
+                .iter()
+                .zip(counts)
+                .flat_map(|(t, n)| t[..n.min(t.len())].iter().cloned())
+                .collect();
+            Ok(Entry::mark_after(what, &written))
         })
         .collect()
 }
@@ -241,6 +291,34 @@ mod tests {
 
     fn state(from: State, to: State) -> EventKind {
         EventKind::State { from, to }
+    }
+
+    #[test]
+    fn a_mark_comes_after_what_was_written_before_it_and_before_the_rest() {
+        let a = vec![
+            at(100, "a", state(State::Backup, State::Master), "x"),
+            at(900, "a", state(State::Master, State::Backup), "y"),
+        ];
+        let b = vec![at(300, "b", state(State::Backup, State::Master), "z")];
+        let placed = marks("start 1 1\nlater 2 1\n", &[&a, &b]).unwrap();
+        let merged = merge(&[&a, &b, &placed]);
+        let order: Vec<&str> = merged
+            .iter()
+            .map(|e| match e.node() {
+                TEST_NODE => e.event.detail.as_str(),
+                node => node,
+            })
+            .collect();
+        assert_eq!(order, ["a", "b", "start", "a", "later"]);
+        assert_eq!(
+            marks("start 1\n", &[&a, &b]).unwrap_err(),
+            "mark \"start 1\": 2 timelines"
+        );
+        assert!(
+            marks("start x 1\n", &[&a, &b])
+                .unwrap_err()
+                .contains("x is no count")
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! of them used, which the test makes (`curl --local-port`) and which must
 //! be answered.
 
+use appliance_tests::timeline;
 use appliance_tests::vm::{Vm, VmOutput, scenario, section};
+use std::path::Path;
 use std::time::Duration;
 
 const SEED: &str = include_str!("../fixtures/keepalived/seed-lvs-dr.conf");
@@ -19,6 +21,7 @@ const VIP: &str = "10.0.0.200";
 const RS1: &str = "10.0.0.129";
 const RS2: &str = "10.0.0.137";
 const SOCKET: &str = "/tmp/director/appliance.sock";
+const TIMELINE: &str = "/tmp/director.tl";
 
 fn scenario() -> String {
     let config = SEED
@@ -44,6 +47,7 @@ fn scenario() -> String {
         .replace("$VIP", VIP)
         .replace("$RS1", RS1)
         .replace("$RS2", RS2);
+    s += &scenario::mark(&[TIMELINE]);
     s += &scenario::bridge("br0");
     for (name, addr) in [
         ("director", "10.0.0.1"),
@@ -60,13 +64,17 @@ fn scenario() -> String {
     s += &format!("cat > /root/director.conf <<'EOF'\n{config}EOF\n");
     // Closed connections tracked for 30 s rather than 2 min.
     s += "ip netns exec director ipvsadm --set 900 30 300\n";
-    s += "ip netns exec director appliance run --config /root/director.conf --state-dir /tmp/director \
-          > /tmp/director.log 2>&1 &\n\
-          wait_for 15 'the director to hold the VIP' holds_vip\n";
+    s += &format!(
+        "ip netns exec director appliance run --config /root/director.conf --state-dir /tmp/director \
+         --timeline {TIMELINE} > /tmp/director.log 2>&1 &\n\
+         wait_for 15 'the director to hold the VIP' holds_vip\n"
+    );
     s += &format!(
         "wait_for 10 'both real servers at weight 100' both_at_100\n\
+         mark weight\n\
          echo '--- weight'\nop weight {RS1}:80 5\n\
          echo '--- table weight'\nip netns exec director ipvsadm -Ln\n\
+         mark disable\n\
          echo '--- disable'\nop disable {RS1}:80\n\
          echo '--- table disabled'\nip netns exec director ipvsadm -Ln\n\
          echo '--- requests disabled'\nrequests\n\
@@ -76,7 +84,9 @@ fn scenario() -> String {
          sleep 120 | ip netns exec client nc {VIP} 80 &\n\
          held=$!\n\
          wait_for 5 'the held connection' sh -c \"ip netns exec director ipvsadm -Ln | grep -Eq '^ +-> {RS2}:80 +Route +100 +1 '\"\n\
+         mark enable\n\
          op enable {RS1}:80 > /dev/null\n\
+         mark drain\n\
          op drain {RS2}:80 --timeout 60s > /tmp/drain.out 2>&1 &\n\
          drain=$!\n\
          wait_for 5 'the drain to start' draining\n\
@@ -85,6 +95,7 @@ fn scenario() -> String {
          sleep 2\n\
          echo '--- still draining'\n\
          if kill -0 $drain 2>/dev/null; then echo yes; else echo no; fi\n\
+         mark close\n\
          kill $held\n\
          wait $drain\n\
          echo '--- drained'\ncat /tmp/drain.out\n\
@@ -93,6 +104,8 @@ fn scenario() -> String {
          echo '--- from port 40000 drained'\nfrom_port 40000 || true\n\
          wait_for 60 'rs2 out of the kernel once IPVS forgot its connections' sh -c \"! ip netns exec director ipvsadm -Ln | grep -q '{RS2}:80'\"\n\
          echo '--- table forgotten'\nip netns exec director ipvsadm -Ln\n\
+         echo '--- timeline'\ncat {TIMELINE}\n\
+         echo '--- marks'\ncat /tmp/marks\n\
          echo '--- log'\ncat /tmp/director.log\n"
     );
     s
@@ -189,4 +202,13 @@ fn weight_disable_enable_and_drain_change_the_kernels_ipvs_table() {
     let table = section(stdout, "table forgotten");
     assert!(!listed(&table, RS2), "rs2 is out once forgotten\n{out}");
     assert!(lists(&table, RS1, 5, None), "{out}");
+
+    let events = timeline::parse(
+        &(section(stdout, "timeline").join("\n") + "\n"),
+        Path::new(TIMELINE),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let marks = timeline::marks(&section(stdout, "marks").join("\n"), &[&events])
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    insta::assert_snapshot!(timeline::render_order(&timeline::merge(&[&events, &marks])));
 }

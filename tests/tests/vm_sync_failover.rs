@@ -18,7 +18,9 @@
 //! has no entry for the connection, so B's own stack resets it. That the
 //! control breaks shows the test measures the sync, not something else.
 
+use appliance_tests::timeline;
 use appliance_tests::vm::{Vm, VmOutput, scenario, section};
+use std::path::Path;
 use std::time::Duration;
 
 const VIP: &str = "10.0.0.100";
@@ -73,6 +75,7 @@ fn scenario(sync: bool, death: Death) -> String {
     s += &"holds_vip() { ip -n $1 -4 addr show eth0 | grep -q \" $VIP/32\"; }\n\
          lines() { [ $(wc -l < /tmp/echo) -ge $1 ]; }\n"
         .replace("$VIP", VIP);
+    s += &scenario::mark(&["/tmp/a.tl", "/tmp/b.tl"]);
     s += &scenario::bridge("br0");
     for (name, addr) in [
         ("client", CLIENT),
@@ -100,7 +103,8 @@ fn scenario(sync: bool, death: Death) -> String {
         config("B", "BACKUP", 100, sync)
     );
     // B first, so it is a backup (receiving) before A has connections.
-    s += "ip netns exec b appliance run --config /root/b.conf --state-dir /run/b > /tmp/b.log 2>&1 &\n\
+    s += "mark start-b\n\
+          ip netns exec b appliance run --config /root/b.conf --state-dir /run/b --timeline /tmp/b.tl > /tmp/b.log 2>&1 &\n\
           b=$!\n";
     s += &format!(
         "wait_for 10 \"B's IPVS service\" sh -c \"ip netns exec b ipvsadm -Ln | grep -q ':{PORT} '\"\n"
@@ -108,7 +112,11 @@ fn scenario(sync: bool, death: Death) -> String {
     if sync {
         s += "wait_for 10 \"B's backup sync daemon\" sh -c \"ip netns exec b ipvsadm -L --daemon | grep -q '^backup'\"\n";
     }
-    s += "ip netns exec a appliance run --config /root/a.conf --state-dir /run/a > /tmp/a.log 2>&1 &\n\
+    // B alone becomes master first (then A, of higher priority, preempts
+    // it): one order of events, whatever the machine's speed.
+    s += "wait_for 15 'B to hold the VIP alone' holds_vip b\n\
+          mark start-a\n\
+          ip netns exec a appliance run --config /root/a.conf --state-dir /run/a --timeline /tmp/a.tl > /tmp/a.log 2>&1 &\n\
           a=$!\n\
           wait_for 15 'A to hold the VIP' holds_vip a\n";
     if sync {
@@ -138,14 +146,16 @@ fn scenario(sync: bool, death: Death) -> String {
           before=$(wc -l < /tmp/echo)\n\
           echo \"--- before\"\necho $before\n";
     s += match death {
-        Death::Kill => "kill -9 $a\nip -n a link set eth0 down\n",
-        Death::Term => "kill -TERM $a\nwait $a || echo \"A exited $?\"\n",
+        Death::Kill => "mark kill-a\nkill -9 $a\nip -n a link set eth0 down\n",
+        Death::Term => "mark stop-a\nkill -TERM $a\nwait $a || echo \"A exited $?\"\n",
         Death::Switchover => {
-            "echo '--- switchover'\nip netns exec a appliance switchover --socket /run/a/appliance.sock\n"
+            "mark switchover\n\
+             echo '--- switchover'\nip netns exec a appliance switchover --socket /run/a/appliance.sock\n"
         }
         Death::Restart => {
-            "kill -9 $a\nwait $a || true\n\
-             ip netns exec a appliance run --config /root/a.conf --state-dir /run/a >> /tmp/a.log 2>&1 &\n\
+            "mark kill-a\nkill -9 $a\nwait $a || true\n\
+             mark start-a\n\
+             ip netns exec a appliance run --config /root/a.conf --state-dir /run/a --timeline /tmp/a.tl >> /tmp/a.log 2>&1 &\n\
              a=$!\n"
         }
     };
@@ -173,6 +183,9 @@ fn scenario(sync: bool, death: Death) -> String {
         "echo '--- b stats'\nip netns exec b ipvsadm -Ln --stats -t {VIP}:{PORT}\n\
          echo '--- echo'\ncat /tmp/echo\n\
          echo '--- nc'\ncat /tmp/nc.err\n\
+         echo '--- a timeline'\ncat /tmp/a.tl\n\
+         echo '--- b timeline'\ncat /tmp/b.tl\n\
+         echo '--- marks'\ncat /tmp/marks\n\
          echo '--- a.log'\ncat /tmp/a.log\n\
          echo '--- b.log'\ncat /tmp/b.log\n\
          kill $a $b 2> /dev/null || true\n"
@@ -214,6 +227,20 @@ fn echoed(out: &VmOutput) -> (u32, bool) {
         count = n;
     }
     (count, ended)
+}
+
+/// The directors' merged timeline with the test's marks, in the order
+/// [`timeline::render_order`] snapshots.
+fn merged_order(out: &VmOutput) -> String {
+    let parse = |name: &str| {
+        let text = section(&out.stdout, &format!("{name} timeline")).join("\n") + "\n";
+        timeline::parse(&text, Path::new(&format!("/tmp/{name}.tl")))
+            .unwrap_or_else(|e| panic!("{e}\n{out}"))
+    };
+    let (a, b) = (parse("a"), parse("b"));
+    let marks = timeline::marks(&section(&out.stdout, "marks").join("\n"), &[&a, &b])
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    timeline::render_order(&timeline::merge(&[&a, &b, &marks]))
 }
 
 fn before(out: &VmOutput) -> u32 {
@@ -304,6 +331,7 @@ fn with_the_sync_daemon_a_connection_survives_a_switchover() {
         daemons.len() == 1 && daemons[0].starts_with("backup sync daemon (mcast=eth0, syncid=51"),
         "{out}"
     );
+    insta::assert_snapshot!(merged_order(&out));
 }
 
 /// A restart within Master_Down_Interval: A resumes as MASTER with the
@@ -327,6 +355,7 @@ fn a_connection_survives_a_restart_of_the_master() {
     );
     let a_log = section(&out.stdout, "a.log").join("\n");
     assert!(a_log.contains("resumed"), "A resumed as master\n{out}");
+    insta::assert_snapshot!(merged_order(&out));
 }
 
 #[test]

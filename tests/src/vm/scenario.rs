@@ -28,6 +28,23 @@ pub fn wait_for(on_timeout: &str) -> String {
     )
 }
 
+/// Defines `mark WHAT`: appends `WHAT N1 N2 …` to /tmp/marks, the lines
+/// each of the `timelines` files holds so far
+/// ([`crate::timeline::marks`] reads it back). The guest's busybox `date`
+/// has no sub-second time, so a mark is placed by what was written before
+/// it, not by its clock.
+pub fn mark(timelines: &[&str]) -> String {
+    let counts: Vec<String> = timelines
+        .iter()
+        .map(|t| format!("$(if [ -e {t} ]; then wc -l < {t}; else echo 0; fi)"))
+        .collect();
+    format!(
+        "# mark WHAT: what the test did, after the timelines' lines so far.\n\
+         mark() {{ echo \"$1 {}\" >> /tmp/marks; }}\n",
+        counts.join(" ")
+    )
+}
+
 /// A bridge, up: the LAN the hosts of [`host`] plug into.
 pub fn bridge(name: &str) -> String {
     format!("ip link add {name} type bridge\nip link set {name} up\n")
