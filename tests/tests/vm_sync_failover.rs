@@ -12,7 +12,9 @@
 //! The planned operations keep it too: `appliance switchover` hands the
 //! VIP to B (A forwards until B advertises), and a restart of A (`kill -9`
 //! and start again within Master_Down_Interval) resumes as MASTER, so B
-//! never takes over and the connection stays on A.
+//! never takes over and the connection stays on A; so does a reload of A
+//! that changes a real server's weight (a diff: the instance untouched).
+//! Each snapshots the directors' merged timeline.
 //!
 //! The negative control runs the same without `lvs_sync_daemon`: B's IPVS
 //! has no entry for the connection, so B's own stack resets it. That the
@@ -41,12 +43,15 @@ enum Death {
     /// Not a death either: SIGKILL and a start again at once, which
     /// resumes as MASTER.
     Restart,
+    /// Nor this: a reload of A's config with a real server's weight
+    /// changed, applied as a diff (the VRRP instance untouched).
+    Reload,
 }
 
 impl Death {
     /// Whether B ends up holding the VIP.
     fn moves(self) -> bool {
-        !matches!(self, Self::Restart)
+        !matches!(self, Self::Restart | Self::Reload)
     }
 }
 
@@ -151,6 +156,13 @@ fn scenario(sync: bool, death: Death) -> String {
         Death::Switchover => {
             "mark switchover\n\
              echo '--- switchover'\nip netns exec a appliance switchover --socket /run/a/appliance.sock\n"
+        }
+        Death::Reload => {
+            "mark reload-a\n\
+             sed 's/real_server 10.0.0.12 \\([0-9]*\\)$/real_server 10.0.0.12 \\1 {\\n    weight 2\\n  }/' /root/a.conf > /root/a2.conf\n\
+             mv /root/a2.conf /root/a.conf\n\
+             echo '--- reload'\nip netns exec a appliance reload --socket /run/a/appliance.sock\n\
+             echo '--- a table after reload'\nip netns exec a ipvsadm -Ln\n"
         }
         Death::Restart => {
             "mark kill-a\nkill -9 $a\nwait $a || true\n\
@@ -370,4 +382,35 @@ fn without_the_sync_daemon_the_connection_breaks_on_failover() {
         count >= before(&out) && !ended,
         "the connection should break at the takeover, got {count} lines, end {ended}\n{out}"
     );
+}
+
+/// A reload that changes a real server's weight, on the master with its
+/// connection flowing: applied as a diff, the instance untouched (no state
+/// change, no advert gap B would take over in), the connection on.
+#[test]
+fn a_connection_survives_a_reload_of_the_master() {
+    let out = run("reload", true, Death::Reload);
+    let said = section(&out.stdout, "reload").join("\n");
+    assert!(said.contains("reloaded"), "{said}\n{out}");
+    let table = section(&out.stdout, "a table after reload");
+    assert!(
+        table.iter().any(|l| {
+            let fields: Vec<&str> = l.split_whitespace().take(4).collect();
+            fields == ["->", &format!("10.0.0.12:{PORT}"), "Route", "2"]
+        }),
+        "the new weight is in A's table\n{out}"
+    );
+    let (count, ended) = echoed(&out);
+    let before = before(&out);
+    assert!(
+        ended && count >= before + 20,
+        "the connection went on across A's reload: {before} lines before, {count} in all, end {ended}\n{out}"
+    );
+    let b_log = section(&out.stdout, "b.log").join("\n");
+    assert_eq!(
+        b_log.matches("to=MASTER").count(),
+        1,
+        "B never took over across the reload\n{out}"
+    );
+    insta::assert_snapshot!(merged_order(&out));
 }
