@@ -90,6 +90,11 @@ pub enum Command {
     Switchover {
         /// A VRRP instance or sync group; all MASTER ones without it.
         instance: Option<String>,
+        /// Hand over to this peer among several backups: the resignations
+        /// go to it alone (it must be a `unicast_peer` of each instance),
+        /// and another router taking over is an error.
+        #[arg(long, value_name = "PEER")]
+        to: Option<std::net::IpAddr>,
         /// The daemon's status socket.
         #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
         socket: PathBuf,

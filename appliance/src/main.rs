@@ -100,10 +100,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("reloaded: {summary}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Switchover { instance, socket } => {
+        Command::Switchover {
+            instance,
+            to,
+            socket,
+        } => {
             let summary = appliance::daemon::status::switchover(
                 &socket,
                 instance,
+                to,
                 std::time::Duration::from_secs(60),
             )?;
             println!("{summary}");

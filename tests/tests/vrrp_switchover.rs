@@ -94,14 +94,19 @@ fn unheld(a: &Host, b: &Host, vip: IpAddr, period: Duration) -> Duration {
 
 /// `appliance switchover` against `d`'s socket, in `host`.
 fn switchover(host: &Host, d: &Daemon) -> String {
+    let (ok, text) = switchover_with(host, d, &[]);
+    assert!(ok, "switchover: {text}");
+    text
+}
+
+/// `appliance switchover ARGS…`: whether it succeeded, and what it said.
+fn switchover_with(host: &Host, d: &Daemon, args: &[&str]) -> (bool, String) {
     let socket = d.socket_path();
     let out = host
         .command(appliance_bin())
-        .args([
-            "switchover",
-            "--socket",
-            socket.to_str().expect("utf-8 path"),
-        ])
+        .arg("switchover")
+        .args(args)
+        .args(["--socket", socket.to_str().expect("utf-8 path")])
         .output()
         .expect("appliance switchover");
     let text = format!(
@@ -109,8 +114,7 @@ fn switchover(host: &Host, d: &Daemon) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "switchover: {text}");
-    text
+    (out.status.success(), text)
 }
 
 struct Lab {
@@ -182,6 +186,19 @@ fn a_switchover_hands_the_vip_over_without_a_lost_connection() {
         .expect("m becomes master");
     marks.push(Entry::mark("start b"));
     let b = Daemon::start(b_host, &lab.b_conf.render()).expect("b starts");
+    // On the multicast group every backup hears a resignation: a chosen
+    // peer is refused, saying why, and nothing changes.
+    let (ok, said) = switchover_with(m_host, &m, &["--to", "10.127.0.2"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("VI_A advertises to the multicast group")
+            && said.contains("needs unicast_peer"),
+        "{said}"
+    );
+    assert!(
+        m_host.has_address(lab.vip).unwrap(),
+        "m still holds the VIP"
+    );
     let mark = Entry::mark("switchover");
     marks.push(mark.clone());
     let said = hand_over(&lab, &m);
@@ -272,4 +289,93 @@ fn a_plain_stop_leaves_the_vip_unheld_for_the_backups_skew_time() {
         gap >= skew / 2,
         "held by neither for {gap:?} only, against a skew time of {skew:?}"
     );
+}
+
+/// Two backups of the same priority: a resignation to both would go to
+/// the one of the higher address (the tie's winner). `--to` the other
+/// sends the resignations to it alone; it takes over, and the first, which
+/// hears it advertise at its own priority, stays backup. A peer that is
+/// not one of the instance's is refused, naming those it has.
+#[test]
+fn a_switchover_goes_to_the_chosen_one_of_two_backups() {
+    let net = Net(132);
+    let (m_ip, b1_ip, b2_ip): (IpAddr, IpAddr, IpAddr) = (
+        net.m().parse().unwrap(),
+        net.b().parse().unwrap(),
+        "10.132.0.3".parse().unwrap(),
+    );
+    let vip: IpAddr = net.vip().parse().unwrap();
+    let vip_cidr = Net::cidr(&net.vip());
+    let conf = |name: &str, priority: u8, me: IpAddr| {
+        let peers: Vec<IpAddr> = [m_ip, b1_ip, b2_ip]
+            .into_iter()
+            .filter(|p| *p != me)
+            .collect();
+        Instance::new(name, net.0, priority, &vip_cidr)
+            .auth_pass("handover")
+            .unicast(me, &peers)
+    };
+    let mut lan = Lan::new().expect("lan");
+    for (name, ip) in [("m", m_ip), ("b1", b1_ip), ("b2", b2_ip)] {
+        lan.add_host(name, &[&Net::cidr(&ip.to_string())])
+            .expect("host");
+    }
+    let (m_host, b1_host, b2_host) = (lan.host("m"), lan.host("b1"), lan.host("b2"));
+    let mut m =
+        Daemon::start(m_host, &conf("m", 150, m_ip).initial_master().render()).expect("m starts");
+    m_host
+        .wait_address(vip, true, ELECTION)
+        .expect("m becomes master");
+    let _b1 = Daemon::start(b1_host, &conf("b1", 100, b1_ip).render()).expect("b1 starts");
+    let b2 = Daemon::start(b2_host, &conf("b2", 100, b2_ip).render()).expect("b2 starts");
+    std::thread::sleep(Duration::from_secs(2));
+
+    let (ok, said) = switchover_with(m_host, &m, &["--to", "10.132.0.9"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(
+            "10.132.0.9 is not a unicast peer of VI_A; its peers are 10.132.0.2, 10.132.0.3"
+        ),
+        "{said}"
+    );
+
+    let (ok, said) = switchover_with(m_host, &m, &["--to", "10.132.0.2"]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("VI_A BACKUP (switchover: 10.132.0.2 took over)"),
+        "{said}"
+    );
+    b1_host
+        .wait_address(vip, true, ELECTION)
+        .expect("b1 takes over");
+    // Well past every Master_Down_Interval: b1 holds it, b2 never did.
+    std::thread::sleep(conf("b2", 100, b2_ip).master_down_interval() + Duration::from_secs(1));
+    assert!(b1_host.has_address(vip).unwrap(), "b1 keeps the VIP");
+    assert!(!m_host.has_address(vip).unwrap(), "m let it go");
+    let b2_masters = b2
+        .timeline()
+        .unwrap()
+        .iter()
+        .filter(|e| e.entered() == Some(State::Master))
+        .count();
+    assert_eq!(b2_masters, 0, "b2 stayed backup");
+
+    // The control: m again, then a switchover to every router, which the
+    // tie's winner, b2, takes.
+    m.stop().expect("m stops");
+    m.restart(m_host).expect("m restarts");
+    m_host
+        .wait_address(vip, true, ELECTION)
+        .expect("m preempts after a restart");
+    b1_host
+        .wait_address(vip, false, ELECTION)
+        .expect("b1 steps down");
+    let said = switchover(m_host, &m);
+    assert!(said.contains("took over"), "{said}");
+    b2_host
+        .wait_address(vip, true, ELECTION)
+        .expect("b2, of the higher address, wins the tie");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(b2_host.has_address(vip).unwrap(), "b2 keeps the VIP");
+    assert!(!b1_host.has_address(vip).unwrap(), "b1 does not");
 }

@@ -114,6 +114,12 @@ impl EventKind {
                 },
                 String::new(),
             ),
+            Action::ResignTo { to, .. } => (
+                EventKind::Advert {
+                    priority: Priority::RESIGN,
+                },
+                format!("to {to}"),
+            ),
             Action::AddVips => (EventKind::VipsAdded, String::new()),
             Action::RemoveVips => (EventKind::VipsRemoved, String::new()),
             Action::SendGratuitous { repeat, reason } => (

@@ -971,10 +971,14 @@ impl Daemon {
     /// services gated on the instance enter or leave the kernel, and the
     /// service manager's status line changes.
     fn on_vrrp(&mut self, report: vrrp::Report) {
-        let vrrp::Report::StateChanged { instance, to } = report;
+        let vrrp::Report::StateChanged {
+            instance,
+            to,
+            taker,
+        } = report;
         self.states.insert(instance.clone(), to);
         self.record_masters();
-        self.switched(&instance, to);
+        self.switched(&instance, to, taker);
         self.lvs.state_changed(&instance, to);
         let gates = self
             .servers
@@ -1138,8 +1142,12 @@ impl Daemon {
                 change,
                 reply,
             }) => self.operator(real_server, service, change, reply).await,
-            Event::Client(status::Ask::Switchover { instance, reply }) => {
-                self.switchover(instance, reply).await;
+            Event::Client(status::Ask::Switchover {
+                instance,
+                to,
+                reply,
+            }) => {
+                self.switchover(instance, to, reply).await;
             }
             Event::CheckerEnded { generation } => self.on_checker_ended(generation),
             Event::Counted { wanted, result } => self.on_counted(wanted, result).await,

@@ -10,7 +10,7 @@ use crate::vrrp::machine::State;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,9 @@ pub enum Request {
     Switchover {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<String>,
+        /// The peer to hand over to, among several backups.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<IpAddr>,
     },
 }
 
@@ -448,13 +451,15 @@ pub fn admin(
 }
 
 /// Asks the daemon listening on `path` to hand its MASTER instances (or
-/// `instance`) over, waiting up to `timeout` for the outcome.
+/// `instance`) over (to peer `to`, if given), waiting up to `timeout` for
+/// the outcome.
 pub fn switchover(
     path: &Path,
     instance: Option<String>,
+    to: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<String, Error> {
-    match ask(path, &Request::Switchover { instance }, timeout)? {
+    match ask(path, &Request::Switchover { instance, to }, timeout)? {
         Response::Changed { summary } => Ok(summary),
         other => Err(unexpected(path, other)),
     }
@@ -594,6 +599,7 @@ pub enum Ask {
     /// A switchover: what it did, or why not.
     Switchover {
         instance: Option<String>,
+        to: Option<IpAddr>,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// An operator's change of a real server: what it did, or why not.
@@ -700,9 +706,14 @@ async fn respond<E: From<Ask>>(
         Ok(Request::Switchover { .. }) if !may_change => Response::Error {
             message: "switchover refused: only root or the daemon's user may ask".into(),
         },
-        Ok(Request::Switchover { instance }) => {
+        Ok(Request::Switchover { instance, to }) => {
             let (reply, rx) = oneshot::channel();
-            asked(Ask::Switchover { instance, reply }).await?;
+            asked(Ask::Switchover {
+                instance,
+                to,
+                reply,
+            })
+            .await?;
             match rx.await.ok()? {
                 Ok(summary) => Response::Changed { summary },
                 Err(message) => Response::Error { message },
@@ -873,7 +884,9 @@ pub(crate) mod tests {
                     } => {
                         let _ = reply.send(Ok(format!("{real_server} {service:?} {change:?}")));
                     }
-                    Ask::Switchover { instance, reply } => {
+                    Ask::Switchover {
+                        instance, reply, ..
+                    } => {
                         let _ = reply.send(Err(format!("{instance:?} is not MASTER")));
                     }
                 }

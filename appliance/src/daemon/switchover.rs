@@ -6,9 +6,14 @@
 //! any VRRP peer, keepalived too: a priority 0 advert is how every router
 //! is asked to take over at once (after its Skew_Time). The answer waits
 //! for each instance to have handed over, or for the time a taker had.
+//!
+//! `--to PEER` chooses the taker among several backups: the resignations
+//! go to PEER alone (a unicast peer; on the multicast group every backup
+//! hears them), and the answer is an error if another router took over.
 
 use super::Daemon;
 use crate::vrrp::machine::State;
+use std::net::IpAddr;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::warn;
@@ -17,20 +22,30 @@ type Reply = oneshot::Sender<Result<String, String>>;
 
 /// A switchover waiting for its instances to step down.
 pub(super) struct PendingSwitchover {
+    /// The peer chosen to take over, if one was.
+    to: Option<IpAddr>,
     waiting: Vec<String>,
     done: Vec<String>,
+    /// Instances another router than the chosen one took.
+    taken_by_another: Vec<String>,
     deadline: tokio::time::Instant,
     reply: Option<Reply>,
 }
 
 impl Daemon {
-    /// Starts a switchover of the MASTER instances (all, or `instance`).
-    pub(super) async fn switchover(&mut self, instance: Option<String>, reply: Reply) {
+    /// Starts a switchover of the MASTER instances (all, or `instance`),
+    /// to peer `to` if given.
+    pub(super) async fn switchover(
+        &mut self,
+        instance: Option<String>,
+        to: Option<IpAddr>,
+        reply: Reply,
+    ) {
         let Some(vrrp) = &self.vrrp else {
             let _ = reply.send(Err("VRRP is not running".into()));
             return;
         };
-        match vrrp.switchover(instance).await {
+        match vrrp.switchover(instance, to).await {
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -47,8 +62,10 @@ impl Daemon {
                     .max()
                     .unwrap_or(Duration::from_secs(1));
                 self.switchovers.push(PendingSwitchover {
+                    to,
                     waiting: names,
                     done: Vec::new(),
+                    taken_by_another: Vec::new(),
                     deadline: tokio::time::Instant::now() + longest * 3 + Duration::from_secs(1),
                     reply: Some(reply),
                 });
@@ -58,7 +75,7 @@ impl Daemon {
 
     /// An instance's state changed: a switchover waiting for it to step
     /// down is answered once all of its instances have.
-    pub(super) fn switched(&mut self, instance: &str, to: State) {
+    pub(super) fn switched(&mut self, instance: &str, to: State, taker: Option<IpAddr>) {
         if to == State::Master {
             return;
         }
@@ -73,6 +90,13 @@ impl Daemon {
             if let Some(index) = pending.waiting.iter().position(|n| n == instance) {
                 pending.waiting.remove(index);
                 pending.done.push(format!("{instance} {to} ({reason})"));
+                if let (Some(chosen), Some(taker)) = (pending.to, taker)
+                    && taker != chosen
+                {
+                    pending
+                        .taken_by_another
+                        .push(format!("{instance}: {taker} took over, not {chosen}"));
+                }
             }
         }
         self.answer_switchovers(false);
@@ -88,7 +112,13 @@ impl Daemon {
                 self.switchovers.push(pending);
                 continue;
             }
-            let answer = if pending.waiting.is_empty() {
+            let answer = if !pending.taken_by_another.is_empty() && pending.waiting.is_empty() {
+                warn!(instances = ?pending.taken_by_another, "switchover: another router than the chosen one took over");
+                Err(format!(
+                    "{} (a backup of higher priority that preempts takes over from the chosen one)",
+                    pending.taken_by_another.join("; ")
+                ))
+            } else if pending.waiting.is_empty() {
                 Ok(pending.done.join("; "))
             } else {
                 let message = format!(

@@ -64,6 +64,7 @@ pub(super) enum Command {
     /// group of that name): the answer names those now handing over.
     Switchover {
         instance: Option<String>,
+        to: Option<IpAddr>,
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// Resign, remove the VIPs and stop.
@@ -87,7 +88,12 @@ pub(super) struct ReloadOutcome {
 pub(super) enum Report {
     /// An instance changed state (the dataplane and the sync daemon
     /// follow some instances).
-    StateChanged { instance: String, to: State },
+    StateChanged {
+        instance: String,
+        to: State,
+        /// The router a switchover handed over to.
+        taker: Option<IpAddr>,
+    },
 }
 
 /// The instances as they are, for status and the service manager.
@@ -243,12 +249,21 @@ impl Handle {
         })
     }
 
-    /// Starts a switchover of the MASTER instances (all, or `instance`):
-    /// the names of those now handing over, or why none is.
-    pub(super) async fn switchover(&self, instance: Option<String>) -> Result<Vec<String>, String> {
+    /// Starts a switchover of the MASTER instances (all, or `instance`),
+    /// to peer `to` if given: the names of those now handing over, or why
+    /// none is.
+    pub(super) async fn switchover(
+        &self,
+        instance: Option<String>,
+        to: Option<IpAddr>,
+    ) -> Result<Vec<String>, String> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Switchover { instance, reply })
+            .send(Command::Switchover {
+                instance,
+                to,
+                reply,
+            })
             .await
             .map_err(|_| "the VRRP driver is not running".to_string())?;
         answer
@@ -472,8 +487,12 @@ impl Driver {
                         self.publish();
                         let _ = reply.send(outcome);
                     }
-                    Some(Command::Switchover { instance, reply }) => {
-                        let outcome = self.switchover(instance.as_deref()).await;
+                    Some(Command::Switchover {
+                        instance,
+                        to,
+                        reply,
+                    }) => {
+                        let outcome = self.switchover(instance.as_deref(), to).await;
                         let _ = reply.send(outcome);
                     }
                     Some(Command::Shutdown(reply)) => {
@@ -499,8 +518,13 @@ impl Driver {
     }
 
     /// Hands over the MASTER instances of the units `instance` names (its
-    /// own unit, or the sync group of that name; every unit without one).
-    async fn switchover(&mut self, instance: Option<&str>) -> Result<Vec<String>, String> {
+    /// own unit, or the sync group of that name; every unit without one),
+    /// to peer `to` if given: each must have it as a unicast peer.
+    async fn switchover(
+        &mut self,
+        instance: Option<&str>,
+        to: Option<IpAddr>,
+    ) -> Result<Vec<String>, String> {
         let named = |unit: &RunningUnit| {
             instance.is_none_or(|name| {
                 unit.plan.name() == name || unit.instances.iter().any(|i| i.plan.name() == name)
@@ -526,6 +550,13 @@ impl Driver {
                 known.join(", ")
             ));
         }
+        if let Some(to) = to {
+            for index in &units {
+                for running in &self.units[*index].instances {
+                    peer_of(&running.plan, to)?;
+                }
+            }
+        }
         let now = self.now();
         let mut handing = Vec::new();
         for index in units {
@@ -541,7 +572,7 @@ impl Driver {
             if masters.is_empty() {
                 continue;
             }
-            let actions = unit.handle_all(now, &Input::Switchover);
+            let actions = unit.handle_all(now, &Input::Switchover { to });
             self.perform(index, now, actions).await;
             handing.extend(masters);
         }
@@ -1036,7 +1067,12 @@ impl Driver {
                 priority,
                 adver_int,
             } => {
-                self.send_advert(instance, *priority, *adver_int).await;
+                self.send_advert(instance, *priority, *adver_int, None)
+                    .await;
+            }
+            Action::ResignTo { adver_int, to } => {
+                self.send_advert(instance, Priority::RESIGN, *adver_int, Some(*to))
+                    .await;
             }
             Action::AddVips | Action::RemoveVips => {
                 let add = matches!(action, Action::AddVips);
@@ -1092,6 +1128,10 @@ impl Driver {
                 reports.push(Report::StateChanged {
                     instance: name.to_string(),
                     to: *to,
+                    taker: match reason {
+                        crate::vrrp::machine::Reason::Switchover { to } => Some(*to),
+                        _ => None,
+                    },
                 });
             }
             Action::PriorityChanged { from, to } => {
@@ -1102,11 +1142,14 @@ impl Driver {
         changed
     }
 
+    /// Sends an advert to the instance's group or unicast peers, or to
+    /// `only` that peer.
     async fn send_advert(
         &self,
         instance: &RunningInstance,
         priority: Priority,
         adver_int: Centiseconds,
+        only: Option<IpAddr>,
     ) {
         let Some(socket) = self.sockets.get(&instance.socket) else {
             return;
@@ -1129,10 +1172,10 @@ impl Driver {
             variant,
             addresses: advertised(plan),
         };
-        let destinations: Vec<IpAddr> = if plan.unicast_peers.is_empty() {
-            vec![socket::multicast_group(instance.src)]
-        } else {
-            plan.unicast_peers.clone()
+        let destinations: Vec<IpAddr> = match only {
+            Some(peer) => vec![peer],
+            None if plan.unicast_peers.is_empty() => vec![socket::multicast_group(instance.src)],
+            None => plan.unicast_peers.clone(),
         };
         for dst in destinations {
             let ctx = match (instance.src, dst) {
@@ -1343,6 +1386,29 @@ fn advertised(plan: &InstancePlan) -> PacketAddresses {
                 .collect(),
         )
     }
+}
+
+/// Whether a switchover of `plan`'s instance can go to `to` alone: only
+/// to one of its unicast peers. On the multicast group a resignation
+/// reaches every backup, and an advert addressed to one router is refused
+/// there (so that no routed host can claim the VIPs).
+fn peer_of(plan: &InstancePlan, to: IpAddr) -> Result<(), String> {
+    let name = plan.name();
+    if plan.unicast_peers.is_empty() {
+        return Err(format!(
+            "{name} advertises to the multicast group, where a resignation reaches every \
+             backup and the highest priority takes over: a switchover to {to} needs \
+             unicast_peer, or {to} given the highest priority of the backups"
+        ));
+    }
+    if !plan.unicast_peers.contains(&to) {
+        let peers: Vec<String> = plan.unicast_peers.iter().map(ToString::to_string).collect();
+        return Err(format!(
+            "{to} is not a unicast peer of {name}; its peers are {}",
+            peers.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// What an instance accepts (RFC 3768 §7.1, RFC 5798 §7.1).

@@ -546,12 +546,17 @@ impl Simulator {
         };
         for (instance, action) in actions {
             let (kind, mut detail) = EventKind::of_action(&action);
-            if let Action::SendAdvert {
-                priority,
-                adver_int,
-            } = &action
-                && !self.send(node, &instance, *priority, *adver_int)
-            {
+            let sent = match &action {
+                Action::SendAdvert {
+                    priority,
+                    adver_int,
+                } => Some(self.send(node, &instance, *priority, *adver_int, None)),
+                Action::ResignTo { adver_int, to } => {
+                    Some(self.send(node, &instance, Priority::RESIGN, *adver_int, Some(*to)))
+                }
+                _ => None,
+            };
+            if sent == Some(false) {
                 detail = "not sent: link down".to_owned();
             }
             self.timeline.push(Event {
@@ -598,12 +603,15 @@ impl Simulator {
 
     /// Queues the advert for every node that hears it; false if our own
     /// link is down so nothing leaves.
+    /// Sends an advert of `instance` from node `from` to every node that
+    /// hears it, or to the node at `only` alone.
     fn send(
         &mut self,
         from: usize,
         instance: &str,
         priority: Priority,
         adver_int: Centiseconds,
+        only: Option<IpAddr>,
     ) -> bool {
         let Some(sender) = self.nodes.get(from) else {
             return false;
@@ -627,7 +635,13 @@ impl Simulator {
         let peers = peers(&sender.spec.config.vrrp_instance, instance);
         let mut sends = Vec::new();
         for to in (0..self.nodes.len()).filter(|t| *t != from) {
-            let dst = if peers.is_empty() {
+            let node_address = self.nodes.get(to).map(|n| n.spec.address);
+            let dst = if let Some(only) = only {
+                match node_address {
+                    Some(a) if a == only => a,
+                    _ => continue,
+                }
+            } else if peers.is_empty() {
                 group(address)
             } else {
                 match self.nodes.get(to).map(|n| n.spec.address) {

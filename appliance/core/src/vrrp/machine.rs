@@ -262,7 +262,11 @@ pub enum Input {
     /// has taken over, and only then steps down to BACKUP; it then lets the
     /// new master be (no preemption) until it is master again. No taker
     /// within three intervals: it goes on as master. Ignored unless MASTER.
-    Switchover,
+    /// With `to`, the resignations go to that router alone (a unicast
+    /// peer), so that it, and no other backup, takes over.
+    Switchover {
+        to: Option<IpAddr>,
+    },
 }
 
 /// Why a state changed; rendered in the failover timeline.
@@ -384,6 +388,11 @@ pub enum Action {
     SendAdvert {
         priority: Priority,
         adver_int: Centiseconds,
+    },
+    /// A priority 0 advert to `to` alone: a switchover to a chosen peer.
+    ResignTo {
+        adver_int: Centiseconds,
+        to: IpAddr,
     },
     AddVips,
     RemoveVips,
@@ -507,6 +516,8 @@ pub struct Machine {
     wants_master: bool,
     /// A switchover is under way until then.
     handover_until: Option<Instant>,
+    /// The router a switchover resigns to, if one was chosen.
+    handover_to: Option<IpAddr>,
     /// Handed over: no preemption until master again.
     yielded: bool,
     /// Handed over: the VIPs go then (see `leave_master`).
@@ -547,6 +558,7 @@ impl Machine {
             group_fault: false,
             wants_master: false,
             handover_until: None,
+            handover_to: None,
             yielded: false,
             release_at: None,
         };
@@ -662,7 +674,7 @@ impl Machine {
                 self.update_priority(&mut out);
             }
             Input::Group(cmd) => self.group(now, cmd, &mut out),
-            Input::Switchover => self.switchover(now, &mut out),
+            Input::Switchover { to } => self.switchover(now, to, &mut out),
         }
         out
     }
@@ -672,17 +684,30 @@ impl Machine {
         self.handover_until.is_some()
     }
 
-    fn switchover(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn switchover(&mut self, now: Instant, to: Option<IpAddr>, out: &mut Vec<Action>) {
         if self.state != State::Master || self.handover_until.is_some() {
             return;
         }
         let interval = Duration::from_micros(self.cfg.adver_int.as_micros());
         self.handover_until = Some(now + interval * 3);
-        out.push(Action::SendAdvert {
-            priority: Priority::RESIGN,
-            adver_int: self.cfg.adver_int,
-        });
+        self.handover_to = to;
+        out.push(self.handover_resignation());
         self.timer = Some(now + interval);
+    }
+
+    /// A switchover's priority 0 advert: to every router, or to the one
+    /// chosen.
+    fn handover_resignation(&self) -> Action {
+        match self.handover_to {
+            Some(to) => Action::ResignTo {
+                adver_int: self.cfg.adver_int,
+                to,
+            },
+            None => Action::SendAdvert {
+                priority: Priority::RESIGN,
+                adver_int: self.cfg.adver_int,
+            },
+        }
     }
 
     fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -842,10 +867,7 @@ impl Machine {
                 State::Master if self.handover_until.is_some_and(|until| now < until) => {
                     // Still handing over: resign again, in case the last
                     // one was lost.
-                    out.push(Action::SendAdvert {
-                        priority: Priority::RESIGN,
-                        adver_int: self.cfg.adver_int,
-                    });
+                    out.push(self.handover_resignation());
                     self.timer = Some(now + Duration::from_micros(self.cfg.adver_int.as_micros()));
                 }
                 State::Master => {
@@ -1609,7 +1631,7 @@ mod tests {
     fn a_switchover_keeps_the_vips_until_the_new_master_advertises() {
         let mut m = master_150();
         let t = secs(10);
-        let actions = m.handle(t, Input::Switchover);
+        let actions = m.handle(t, Input::Switchover { to: None });
         assert_eq!(
             actions,
             [Action::SendAdvert {
@@ -1620,7 +1642,7 @@ mod tests {
         assert_eq!(m.state(), State::Master);
         assert!(m.handing_over());
         // Asked again while under way: nothing more.
-        assert!(m.handle(t, Input::Switchover).is_empty());
+        assert!(m.handle(t, Input::Switchover { to: None }).is_empty());
         // The backup's own adverts (lower priority) are its claim.
         let actions = m.handle(t + Duration::from_millis(610), advert(A, 100, 100));
         assert_eq!(
@@ -1651,10 +1673,47 @@ mod tests {
     }
 
     #[test]
+    fn a_switchover_to_a_chosen_peer_resigns_to_it_alone_and_then_again() {
+        let mut m = master_150();
+        let t = secs(10);
+        let to_a = Action::ResignTo {
+            adver_int: Centiseconds(100),
+            to: A,
+        };
+        assert_eq!(
+            m.handle(t, Input::Switchover { to: Some(A) }),
+            std::slice::from_ref(&to_a)
+        );
+        // Resent each interval while under way, to the same peer.
+        let (_, actions) = fire(&mut m);
+        assert_eq!(actions, [to_a]);
+        let actions = m.handle(t + Duration::from_millis(1610), advert(A, 100, 100));
+        assert_eq!(
+            actions.first(),
+            Some(&Action::StateChanged {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::Switchover { to: A }
+            })
+        );
+        let (_, actions) = fire(&mut m);
+        assert_eq!(actions, [Action::RemoveVips]);
+        // With no peer chosen, a master resigns to every router.
+        let mut m = master_150();
+        assert_eq!(
+            m.handle(secs(40), Input::Switchover { to: None }),
+            [Action::SendAdvert {
+                priority: Priority::RESIGN,
+                adver_int: Centiseconds(100)
+            }]
+        );
+    }
+
+    #[test]
     fn a_switchover_no_one_takes_resumes_as_master() {
         let mut m = master_150();
         let t = secs(10);
-        m.handle(t, Input::Switchover);
+        m.handle(t, Input::Switchover { to: None });
         // Resigning again each interval, as long as it is under way.
         let (at, actions) = fire(&mut m);
         assert_eq!(at, t + Duration::from_secs(1));
@@ -1682,7 +1741,7 @@ mod tests {
     #[test]
     fn a_backup_ignores_a_switchover() {
         let mut m = started(cfg(100));
-        assert!(m.handle(secs(1), Input::Switchover).is_empty());
+        assert!(m.handle(secs(1), Input::Switchover { to: None }).is_empty());
     }
 
     #[test]
