@@ -244,15 +244,11 @@ pub fn table(options: &Options, rows: &[Row]) -> String {
     );
     let appliance = Implementation::Appliance(options.appliance.clone());
     for row in rows {
-        let median = |values: Vec<usize>| {
-            let mut sorted = values;
-            sorted.sort_unstable();
-            let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-            (median, sorted.last().copied().unwrap_or_default())
-        };
         let cells = |seen: &[Seen]| {
-            let (lost, worst) = median(seen.iter().map(|s| s.lost).collect());
-            let (moves, _) = median(seen.iter().map(|s| s.moves).collect());
+            let (lost, worst) =
+                super::report::median_and_worst(seen.iter().map(|s| s.lost).collect());
+            let (moves, _) =
+                super::report::median_and_worst(seen.iter().map(|s| s.moves).collect());
             format!("{lost} ({worst}) | {moves}")
         };
         let _ = writeln!(

@@ -17,14 +17,18 @@
 //!   and a reload (keepalived has no drain);
 //! - reload with `rs1`'s weight changed from 1 to 3: SIGHUP under both;
 //! - restart of the director: `kill -9` and a start at once (a crash, or
-//!   an upgrade), under both, over the table the killed one left.
+//!   an upgrade), under both, over the table the killed one left;
+//! - switchover to a second director (VRRP, the connection sync daemon
+//!   warm): `appliance switchover` beside keepalived's way, a clean stop
+//!   (priority 0). The others run on the first director alone, the VIP
+//!   added by hand.
 
-use super::director::{Daemon, Implementation};
+use super::director::{self, Daemon, Implementation, Role};
 use super::probe::{PROBE_INTERVAL, Probe, Prober};
 use super::{Error, kill_all_in};
 use crate::netns::{Host, Lan};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -32,6 +36,8 @@ use std::time::{Duration, Instant};
 
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const DIRECTOR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+/// The second director, for the switchover.
+const BACKUP_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 4);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 /// The port the real servers serve on, the VIP's too.
 const PORT: u16 = super::probe::PORT;
@@ -61,16 +67,23 @@ pub enum Operation {
     Drain,
     Reweight,
     Restart,
+    Switchover,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 3] = [Operation::Drain, Operation::Reweight, Operation::Restart];
+    pub const ALL: [Operation; 4] = [
+        Operation::Drain,
+        Operation::Reweight,
+        Operation::Restart,
+        Operation::Switchover,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Operation::Drain => "drain of a real server",
             Operation::Reweight => "reload with a changed weight",
             Operation::Restart => "restart of the director",
+            Operation::Switchover => "switchover to the other director",
         }
     }
 
@@ -81,6 +94,8 @@ impl Operation {
             (Operation::Drain, Implementation::Keepalived) => "removed from the config, SIGHUP",
             (Operation::Reweight, _) => "SIGHUP",
             (Operation::Restart, _) => "kill -9, start",
+            (Operation::Switchover, Implementation::Appliance(_)) => "appliance switchover",
+            (Operation::Switchover, Implementation::Keepalived) => "stop (priority 0)",
         }
     }
 
@@ -104,9 +119,25 @@ impl Operation {
 /// The keepalived.conf of the director, under both implementations: the
 /// VIP's LVS-DR service over `servers` (address, weight).
 pub fn conf(servers: &[(Ipv4Addr, u32)]) -> String {
+    "global_defs {\n  router_id pool-bench\n}\n".to_string() + &virtual_server(servers)
+}
+
+/// The keepalived.conf of a director of the pair: VRRP holds the VIP, the
+/// connection sync daemon follows the instance.
+pub fn pair_conf(role: Role, servers: &[(Ipv4Addr, u32)]) -> String {
+    format!(
+        "global_defs {{\n  router_id pool-{state}\n  lvs_sync_daemon eth0 VI_1\n}}\n\
+         vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {priority}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/32\n  }}\n}}\n",
+        state = role.state,
+        priority = role.priority,
+    ) + &virtual_server(servers)
+}
+
+/// The VIP's LVS-DR service over `servers` (address, weight).
+fn virtual_server(servers: &[(Ipv4Addr, u32)]) -> String {
     let mut text = format!(
-        "global_defs {{\n  router_id pool-bench\n}}\n\
-         virtual_server {VIP} {PORT} {{\n  delay_loop 1\n  lb_algo wrr\n  \
+        "virtual_server {VIP} {PORT} {{\n  delay_loop 1\n  lb_algo wrr\n  \
          lb_kind DR\n  protocol TCP\n"
     );
     for (ip, weight) in servers {
@@ -154,6 +185,7 @@ impl Pool {
         let mut lan = Lan::new()?;
         lan.add_host("client", &[&format!("{CLIENT_IP}/24")])?;
         lan.add_host("director", &[&format!("{DIRECTOR_IP}/24")])?;
+        lan.add_host("backup", &[&format!("{BACKUP_IP}/24")])?;
         for (name, ip) in SERVERS {
             let host = lan.add_host(&format!("rs{}", char::from(name)), &[&format!("{ip}/24")])?;
             // LVS-DR: the VIP on lo, neither answered for in ARP nor used
@@ -165,8 +197,6 @@ impl Pool {
             host.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
             serve(host, name)?;
         }
-        lan.host("director")
-            .ip(&["addr", "add", &format!("{VIP}/32"), "dev", "eth0"])?;
         let dir = tempfile::tempdir().map_err(|source| Error::Io {
             what: "creating a temporary directory".into(),
             source,
@@ -178,24 +208,115 @@ impl Pool {
         self.lan.host("director")
     }
 
+    fn backup(&self) -> &Host {
+        self.lan.host("backup")
+    }
+
     fn conf_path(&self) -> PathBuf {
         self.dir.path().join("keepalived.conf")
     }
 
     fn write_conf(&self, servers: &[(Ipv4Addr, u32)]) -> Result<(), Error> {
-        let path = self.conf_path();
-        std::fs::write(&path, conf(servers)).map_err(|source| Error::Io {
+        self.write(&self.conf_path(), &conf(servers))
+    }
+
+    fn write(&self, path: &std::path::Path, text: &str) -> Result<(), Error> {
+        std::fs::write(path, text).map_err(|source| Error::Io {
             what: format!("writing {}", path.display()),
             source,
         })
     }
 
-    /// The director's IPVS destinations, with their weights, as `ipvsadm
-    /// -Ln` shows them.
-    fn destinations(&self) -> Result<Vec<(Ipv4Addr, u32)>, Error> {
+    /// Both directors as a trial expects them: no daemon, no table, no
+    /// VIP, no state of the appliance's last run (a drained server stays
+    /// disabled in it).
+    fn reset(&self) -> Result<(), Error> {
+        for host in [self.director(), self.backup()] {
+            kill_all_in(host)?;
+            host.run("ipvsadm", &["-C"])?;
+            if host.has_address(IpAddr::V4(VIP))? {
+                host.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "eth0"])?;
+            }
+            let state = self.dir.path().join(host.name());
+            if state.exists() {
+                std::fs::remove_dir_all(&state).map_err(|source| Error::Io {
+                    what: format!("removing {}", state.display()),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The two directors under `implementation`, the first MASTER (it
+    /// preempted the second, which was master alone first), each with the
+    /// table and its sync daemon in the role of its instance.
+    fn start_pair(
+        &self,
+        implementation: &Implementation,
+        servers: &[(Ipv4Addr, u32)],
+    ) -> Result<(Daemon, Daemon), Error> {
+        let run_dir = self.dir.path();
+        let (master_conf, backup_conf) = (run_dir.join("master.conf"), run_dir.join("backup.conf"));
+        self.write(&master_conf, &pair_conf(director::MASTER, servers))?;
+        self.write(&backup_conf, &pair_conf(director::BACKUP, servers))?;
+        let backup = Daemon::start(implementation, self.backup(), &backup_conf, run_dir)?;
+        self.backup()
+            .wait_address(IpAddr::V4(VIP), true, Duration::from_secs(15))
+            .map_err(|e| backup.failure(e.to_string()))?;
+        let master = Daemon::start(implementation, self.director(), &master_conf, run_dir)?;
+        self.director()
+            .wait_address(IpAddr::V4(VIP), true, Duration::from_secs(15))
+            .map_err(|e| master.failure(e.to_string()))?;
+        self.backup()
+            .wait_address(IpAddr::V4(VIP), false, Duration::from_secs(5))
+            .map_err(|e| backup.failure(e.to_string()))?;
+        for (host, daemon, role) in [
+            (self.director(), &master, "master"),
+            (self.backup(), &backup, "backup"),
+        ] {
+            self.wait_table_in(host, servers, daemon)?;
+            let start = Instant::now();
+            while !String::from_utf8_lossy(&host.run("ipvsadm", &["-L", "--daemon"])?.stdout)
+                .contains(&format!("{role} sync daemon"))
+            {
+                if start.elapsed() > Duration::from_secs(10) {
+                    return Err(daemon.failure(format!("no {role} sync daemon after 10 s")));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok((master, backup))
+    }
+
+    /// Waits until the backup's IPVS holds `count` established connections
+    /// to the VIP, synced from the master.
+    fn wait_synced(&self, count: usize, daemon: &Daemon) -> Result<(), Error> {
+        let start = Instant::now();
+        loop {
+            let out = self.backup().run("ipvsadm", &["-Lnc"])?;
+            let synced = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains("ESTABLISHED") && l.contains(&format!(" {VIP}:{PORT} ")))
+                .count();
+            if synced >= count {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(daemon.failure(format!(
+                    "{synced} of {count} connections synced to the backup after 10 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `host`'s IPVS destinations, with their weights, as `ipvsadm -Ln`
+    /// shows them.
+    fn destinations(&self, host: &Host) -> Result<Vec<(Ipv4Addr, u32)>, Error> {
         // The whole table (the only service is the VIP's): the service
         // alone is an error while it is not there yet.
-        let out = self.director().run("ipvsadm", &["-Ln"])?;
+        let out = host.run("ipvsadm", &["-Ln"])?;
         Ok(destinations_in(&String::from_utf8_lossy(&out.stdout)))
     }
 
@@ -203,11 +324,21 @@ impl Pool {
     /// server the appliance keeps at weight 0 (while IPVS tracks its
     /// connections) is out.
     fn wait_table(&self, servers: &[(Ipv4Addr, u32)], daemon: &Daemon) -> Result<(), Error> {
+        self.wait_table_in(self.director(), servers, daemon)
+    }
+
+    /// [`Self::wait_table`] on `host`.
+    fn wait_table_in(
+        &self,
+        host: &Host,
+        servers: &[(Ipv4Addr, u32)],
+        daemon: &Daemon,
+    ) -> Result<(), Error> {
         let start = Instant::now();
         let mut want = servers.to_vec();
         want.sort();
         loop {
-            let mut have = self.destinations()?;
+            let mut have = self.destinations(host)?;
             have.retain(|(_, weight)| *weight > 0);
             have.sort();
             if have == want {
@@ -451,22 +582,19 @@ fn trial_of(
     operation: Operation,
 ) -> Result<Seen, Error> {
     let director = pool.director();
-    kill_all_in(director)?;
-    director.run("ipvsadm", &["-C"])?;
+    pool.reset()?;
     let before: Vec<(Ipv4Addr, u32)> = SERVERS.iter().map(|(_, ip)| (*ip, 1)).collect();
-    pool.write_conf(&before)?;
     let run_dir = pool.dir.path();
-    // A fresh start: the operator's settings of the last trial (a drained
-    // server stays disabled) are kept in the appliance's state directory.
-    let state = run_dir.join(director.name());
-    if state.exists() {
-        std::fs::remove_dir_all(&state).map_err(|source| Error::Io {
-            what: format!("removing {}", state.display()),
-            source,
-        })?;
-    }
-    let mut daemon = Daemon::start(implementation, director, &pool.conf_path(), run_dir)?;
-    pool.wait_table(&before, &daemon)?;
+    let (mut daemon, other) = if operation == Operation::Switchover {
+        let (master, backup) = pool.start_pair(implementation, &before)?;
+        (master, Some(backup))
+    } else {
+        director.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "eth0"])?;
+        pool.write_conf(&before)?;
+        let daemon = Daemon::start(implementation, director, &pool.conf_path(), run_dir)?;
+        pool.wait_table(&before, &daemon)?;
+        (daemon, None)
+    };
     let trial_error = |what: String| Error::Trial {
         implementation: implementation.name(),
         scenario: operation.name().into(),
@@ -482,6 +610,9 @@ fn trial_of(
         )));
     }
     let held = LongLived::open(pool.lan.host("client"), LONG_LIVED)?;
+    if operation == Operation::Switchover {
+        pool.wait_synced(LONG_LIVED, &daemon)?;
+    }
     let start = Instant::now();
     let after = operation.weights();
     let drain = match (operation, implementation) {
@@ -498,6 +629,31 @@ fn trial_of(
                 what: "appliance drain".into(),
                 source,
             })?)
+        }
+        (Operation::Switchover, Implementation::Appliance(bin)) => {
+            let socket = run_dir.join(director.name()).join("appliance.sock");
+            let out = director
+                .command(bin)
+                .arg("switchover")
+                .arg("--socket")
+                .arg(&socket)
+                .output()
+                .map_err(|source| Error::Io {
+                    what: "appliance switchover".into(),
+                    source,
+                })?;
+            if !out.status.success() {
+                let _ = prober.stop();
+                return Err(daemon.failure(format!(
+                    "appliance switchover: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            None
+        }
+        (Operation::Switchover, Implementation::Keepalived) => {
+            daemon.terminate()?;
+            None
         }
         (Operation::Restart, _) => {
             // Reaped, and keepalived's children gone, before the new one
@@ -530,6 +686,11 @@ fn trial_of(
             // Drained: out of scheduling, as keepalived's reload left it.
             pool.wait_table(&after, &daemon)?;
         }
+        None if operation == Operation::Switchover => pool
+            .backup()
+            .wait_address(IpAddr::V4(VIP), true, Duration::from_secs(5))
+            .map(drop)
+            .map_err(|e| daemon.failure(e.to_string()))?,
         None => pool.wait_table(&after, &daemon)?,
     }
     // The probes of the settled table too.
@@ -537,6 +698,9 @@ fn trial_of(
     let probes = prober.snapshot();
     prober.stop()?;
     daemon.stop()?;
+    if let Some(other) = other {
+        other.stop()?;
+    }
     let lost: Vec<String> = probes
         .iter()
         .filter(|p| p.sent >= start && p.answer.is_none())
@@ -610,8 +774,10 @@ pub fn table(options: &Options, rows: &[Row], vm: &str) -> String {
          A director holds the VIP (LVS-DR, wrr, a TCP check per real server) over three \
          real servers; the client connects to the VIP every {} ms and holds {LONG_LIVED} \
          long-lived connections, each carrying a line every {} ms that its real server \
-         echoes. The operator drains the first real server, changes its weight, or \
-         restarts the director; {} s later the long-lived \
+         echoes. The operator drains the first real server, changes its weight, \
+         restarts the director, or hands the VIP over to a second director (VRRPv2 at \
+         1 s, `lvs_sync_daemon` on both, the connections synced before the \
+         switchover); {} s later the long-lived \
          connections end cleanly. Each cell is the median (and the worst) over {} trials \
          of the probes lost from the operation on (no answer within 100 ms) and of the \
          long-lived connections broken (no echo within {} s). Goal: 0 and 0 for the \
@@ -626,10 +792,8 @@ pub fn table(options: &Options, rows: &[Row], vm: &str) -> String {
     );
     let appliance = Implementation::Appliance(options.appliance.clone());
     let cell = |values: Vec<usize>| {
-        let mut sorted = values;
-        sorted.sort_unstable();
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-        format!("{median} ({})", sorted.last().copied().unwrap_or_default())
+        let (median, worst) = super::report::median_and_worst(values);
+        format!("{median} ({worst})")
     };
     for row in rows {
         let cells = |seen: &[Seen]| {
@@ -683,15 +847,23 @@ mod tests {
             Operation::Reweight.weights(),
             [(SERVERS[0].1, 3), (SERVERS[1].1, 1), (SERVERS[2].1, 1)]
         );
-        assert_eq!(Operation::Restart.weights(), SERVERS.map(|(_, ip)| (ip, 1)));
+        for operation in [Operation::Restart, Operation::Switchover] {
+            assert_eq!(operation.weights(), SERVERS.map(|(_, ip)| (ip, 1)));
+        }
     }
 
     #[test]
     fn the_appliance_accepts_the_pool_conf() {
         let dir = tempfile::tempdir().unwrap();
-        for operation in Operation::ALL {
+        let texts = Operation::ALL
+            .iter()
+            .map(|operation| conf(&operation.weights()))
+            .chain(
+                [director::MASTER, director::BACKUP]
+                    .map(|role| pair_conf(role, &Operation::Switchover.weights())),
+            );
+        for text in texts {
             let path = dir.path().join("keepalived.conf");
-            let text = conf(&operation.weights());
             std::fs::write(&path, &text).unwrap();
             if let Err(e) = appliance::config::load_file(&path) {
                 panic!("{text}\n{e}");

@@ -20,6 +20,14 @@ pub fn median(samples: &[Duration]) -> Option<Duration> {
     }
 }
 
+/// The median and the worst of `values` (0 and 0 for none): a bench
+/// cell's "median (worst)".
+pub fn median_and_worst(mut values: Vec<usize>) -> (usize, usize) {
+    values.sort_unstable();
+    let median = values.get(values.len() / 2).copied().unwrap_or_default();
+    (median, values.last().copied().unwrap_or_default())
+}
+
 /// The 95th percentile by nearest rank: the smallest sample with at least
 /// 95 % of the samples at or below it (the maximum for fewer than 20).
 pub fn p95(samples: &[Duration]) -> Option<Duration> {
@@ -350,6 +358,12 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_cell_is_the_median_and_the_worst() {
+        assert_eq!(median_and_worst(vec![3, 0, 122, 0, 1]), (1, 122));
+        assert_eq!(median_and_worst(Vec::new()), (0, 0));
     }
 
     #[test]
