@@ -9,6 +9,7 @@
 use appliance_tests::appliance_bin;
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::{Host, Lan};
+use appliance_tests::timeline::{self, Entry};
 use appliance_tests::toml_conf::Director;
 use appliance_tests::web::{self, Httpd};
 use std::io::{Read, Write};
@@ -280,9 +281,11 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
     let s = setup();
     let d_host = s.host("d");
     let client = s.host("client");
+    let mut marks = vec![Entry::mark("started")];
     let d = s.start(&config((1, 1)));
 
     // A drain whose connection does not end in time: out at the timeout.
+    marks.push(Entry::mark("hold a connection on rs2, drain it for 3 s"));
     let held = held_on_rs2(&s, &d);
     let said = ok(d_host, &d, &["drain", RS2, "--timeout", "3s"]);
     assert!(
@@ -292,10 +295,12 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
     assert_eq!(admin_of(d_host, &d, RS2), "disabled");
     // Taken out of the table, the server still finishes what it had.
     assert_eq!(finish(client, held), "rs2");
+    marks.push(Entry::mark("enable rs2"));
     ok(d_host, &d, &["enable", RS2]);
     s.wait_answers(&["rs1", "rs2"], "rs2 is back");
 
     // A drain that ends with its connection.
+    marks.push(Entry::mark("hold a connection on rs2, drain it for 60 s"));
     let held = held_on_rs2(&s, &d);
     let socket = d.socket_path();
     let mut drain = d_host
@@ -332,6 +337,7 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
         drain.try_wait().expect("drain").is_none(),
         "the drain ended with a connection open"
     );
+    marks.push(Entry::mark("the connection ends"));
     assert_eq!(finish(client, held), "rs2");
     let status = drain.wait(Duration::from_secs(10)).expect("the drain ends");
     let mut out = String::new();
@@ -347,6 +353,8 @@ fn a_drain_waits_for_the_open_connection_then_takes_the_server_out() {
     );
     assert_eq!(admin_of(d_host, &d, RS2), "disabled");
     assert!(!s.ruleset().contains("10.125.0.12"), "{}", s.ruleset());
+    let merged = timeline::merge(&[&d.timeline().expect("timeline"), &marks]);
+    insta::assert_snapshot!(timeline::render_order(&merged));
 }
 
 /// A connection held open on rs2: rs1 is out while it is made.
@@ -363,13 +371,16 @@ fn with_graceful_remove_a_reload_drains_a_removed_real_server_first() {
     let s = setup();
     let d_host = s.host("d");
     let graceful = ["graceful_remove = \"60s\""];
+    let mut marks = vec![Entry::mark("started")];
     let d = s.start(&config_with(&graceful, &[(RS1, 1), (RS2, 1)]));
+    marks.push(Entry::mark("hold a connection on rs2"));
     let held = held_on_rs2(&s, &d);
 
     // rs2 leaves the config: it stays in the table at weight 0 while its
     // connection lasts, and new connections go to rs1.
     d.write_config(&config_with(&graceful, &[(RS1, 1)]))
         .expect("config");
+    marks.push(Entry::mark("reload without rs2"));
     let said = ok(d_host, &d, &["reload"]);
     assert!(
         said.contains("1 removed real server(s) drain first (graceful_remove)"),
@@ -382,6 +393,7 @@ fn with_graceful_remove_a_reload_drains_a_removed_real_server_first() {
         ruleset.contains("10.125.0.12 . 8080 : 0x00000000"),
         "{ruleset}"
     );
+    marks.push(Entry::mark("the connection ends"));
     assert_eq!(finish(s.host("client"), held), "rs2");
 
     // Its connection over, it goes.
@@ -396,6 +408,8 @@ fn with_graceful_remove_a_reload_drains_a_removed_real_server_first() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(d.log().contains("drain ended"), "{}", d.log());
+    let merged = timeline::merge(&[&d.timeline().expect("timeline"), &marks]);
+    insta::assert_snapshot!(timeline::render_order(&merged));
 }
 
 #[test]
