@@ -769,6 +769,20 @@ impl Importer<'_> {
         if let Some(i) = interface {
             inst.interface = i;
         }
+        // keepalived's defaults (vrrp_complete_instance): without a
+        // priority, state MASTER is the address owner (255); without a
+        // state, priority 255 starts as MASTER.
+        let has = |keyword: &str| {
+            st.block
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|s| s.keyword.text == keyword))
+        };
+        if !has("priority") && inst.state == InitialState::Master {
+            inst.priority = Priority::OWNER;
+        }
+        if !has("state") && inst.priority == Priority::OWNER {
+            inst.state = InitialState::Master;
+        }
         match vrid {
             Some(v) => inst.virtual_router_id = v,
             None if !st
@@ -1351,6 +1365,33 @@ mod tests {
     }
 
     const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n";
+
+    /// keepalived v2.2.7's `vrrp_complete_instance`: a missing priority
+    /// comes from the state, a missing state from the priority.
+    #[test]
+    fn priority_and_state_default_from_each_other_as_keepalived_does() {
+        let cases = [
+            ("  state MASTER\n", Priority::OWNER, InitialState::Master),
+            ("  state BACKUP\n", Priority::DEFAULT, InitialState::Backup),
+            ("", Priority::DEFAULT, InitialState::Backup),
+            ("  priority 255\n", Priority::OWNER, InitialState::Master),
+            (
+                "  state MASTER\n  priority 150\n",
+                Priority::from_u8(150),
+                InitialState::Master,
+            ),
+            (
+                "  state BACKUP\n  priority 255\n",
+                Priority::OWNER,
+                InitialState::Backup,
+            ),
+        ];
+        for (lines, priority, state) in cases {
+            let config = import_only(&format!("{INSTANCE}{lines}}}\n"));
+            let inst = &config.vrrp_instance[0];
+            assert_eq!((inst.priority, inst.state), (priority, state), "{lines:?}");
+        }
+    }
 
     #[test]
     fn odd_layouts_of_the_netns_fixtures() {
