@@ -346,25 +346,31 @@ fn with_the_sync_daemon_a_connection_survives_a_switchover() {
     insta::assert_snapshot!(merged_order(&out));
 }
 
+/// A's `operation` kept A master and the connection on: it carried 20
+/// lines more to its end, and B was master once only, alone before A
+/// started.
+fn assert_stayed_on_a(out: &VmOutput, operation: &str) {
+    let (count, ended) = echoed(out);
+    let before = before(out);
+    assert!(
+        ended && count >= before + 20,
+        "the connection went on across A's {operation}: {before} lines before, {count} in all, end {ended}\n{out}"
+    );
+    let b_log = section(&out.stdout, "b.log").join("\n");
+    assert_eq!(
+        b_log.matches("to=MASTER").count(),
+        1,
+        "B never took over across A's {operation}\n{out}"
+    );
+}
+
 /// A restart within Master_Down_Interval: A resumes as MASTER with the
 /// kernel's table and connections as it left them, B never takes over,
 /// and the connection carries on through A.
 #[test]
 fn a_connection_survives_a_restart_of_the_master() {
     let out = run("restart", true, Death::Restart);
-    let (count, ended) = echoed(&out);
-    let before = before(&out);
-    assert!(
-        ended && count >= before + 20,
-        "the connection went on across A's restart: {before} lines before, {count} in all, end {ended}\n{out}"
-    );
-    // B was master once, alone before A started; never again.
-    let b_log = section(&out.stdout, "b.log").join("\n");
-    assert_eq!(
-        b_log.matches("to=MASTER").count(),
-        1,
-        "B never took over across the restart\n{out}"
-    );
+    assert_stayed_on_a(&out, "restart");
     let a_log = section(&out.stdout, "a.log").join("\n");
     assert!(a_log.contains("resumed"), "A resumed as master\n{out}");
     insta::assert_snapshot!(merged_order(&out));
@@ -400,17 +406,6 @@ fn a_connection_survives_a_reload_of_the_master() {
         }),
         "the new weight is in A's table\n{out}"
     );
-    let (count, ended) = echoed(&out);
-    let before = before(&out);
-    assert!(
-        ended && count >= before + 20,
-        "the connection went on across A's reload: {before} lines before, {count} in all, end {ended}\n{out}"
-    );
-    let b_log = section(&out.stdout, "b.log").join("\n");
-    assert_eq!(
-        b_log.matches("to=MASTER").count(),
-        1,
-        "B never took over across the reload\n{out}"
-    );
+    assert_stayed_on_a(&out, "reload");
     insta::assert_snapshot!(merged_order(&out));
 }

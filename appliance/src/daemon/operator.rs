@@ -264,22 +264,17 @@ impl Daemon {
         }
     }
 
-    /// Of `targets`, whose drain ended, the ones IPVS still tracks
-    /// connections to: kept in at weight 0 ([`Purpose::Linger`]) rather
-    /// than deleted, which would drop their packets. Returns the others.
+    /// Of `targets`, whose drain ended, the ones with connections the
+    /// kernel would drop if they left the table ([`Connections::pinned`]):
+    /// kept in at weight 0 ([`Purpose::Linger`]). Returns the others.
     fn linger(
         &mut self,
         targets: Vec<Target>,
         counts: &BTreeMap<Target, Connections>,
     ) -> Vec<Target> {
-        if self.backend != Some("ipvs") {
-            return targets;
-        }
-        let (tracked, gone): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| {
-            counts
-                .get(t)
-                .is_some_and(|c| c.active > 0 || c.inactive > 0)
-        });
+        let (tracked, gone): (Vec<Target>, Vec<Target>) = targets
+            .into_iter()
+            .partition(|t| counts.get(t).is_some_and(|c| c.pinned > 0));
         let mut kept = Vec::new();
         if let Some(pools) = &mut self.pools {
             for target in tracked {
@@ -369,8 +364,8 @@ impl Daemon {
                 }
                 continue;
             }
-            // A lingering server waits for every connection, closed ones
-            // too; the others for the active ones.
+            // A lingering server waits for every connection the kernel
+            // would drop without it; the others for the active ones.
             let linger = drain.purpose == Purpose::Linger;
             let active: Option<u64> = if error.is_some() {
                 None
@@ -378,9 +373,9 @@ impl Daemon {
                 draining
                     .iter()
                     .map(|t| {
-                        counts.get(t).map(|c| {
-                            u64::from(c.active) + if linger { u64::from(c.inactive) } else { 0 }
-                        })
+                        counts
+                            .get(t)
+                            .map(|c| u64::from(if linger { c.pinned } else { c.active }))
                     })
                     .sum()
             };

@@ -71,6 +71,12 @@ impl From<nftables::Error> for Error {
 pub struct Connections {
     pub active: u32,
     pub inactive: u32,
+    /// Those the kernel would stop forwarding if the destination left the
+    /// table now. IPVS drops the packets of every connection it still
+    /// tracks to a deleted destination, closed ones too (and the SYN of a
+    /// new one from a client port they used); conntrack keeps its
+    /// translation, so nftables has none.
+    pub pinned: u32,
 }
 
 /// A kernel load balancer the reconcile can program.

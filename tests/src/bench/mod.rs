@@ -321,6 +321,23 @@ impl Bench {
     }
 }
 
+/// Runs `trial` (given the trial's number) `trials` times for each of
+/// `implementations`, alternating between them so that a drift of the
+/// machine weighs on both alike; returns each one's results, in order.
+pub(super) fn alternate<T>(
+    trials: usize,
+    implementations: &[Implementation; 2],
+    mut trial: impl FnMut(usize, &Implementation) -> Result<T, Error>,
+) -> Result<[Vec<T>; 2], Error> {
+    let mut results = [Vec::new(), Vec::new()];
+    for number in 1..=trials {
+        for (implementation, results) in implementations.iter().zip(results.iter_mut()) {
+            results.push(trial(number, implementation)?);
+        }
+    }
+    Ok(results)
+}
+
 /// Kills every process left in a director's namespace (a daemon that did
 /// not stop, keepalived's children), never this process, and waits until
 /// they are gone (a daemon started next would find their lock or pid file).
@@ -487,6 +504,31 @@ pub fn append(path: &Path, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trials_alternate_between_the_implementations() {
+        let both = [
+            Implementation::Appliance(PathBuf::from("appliance")),
+            Implementation::Keepalived,
+        ];
+        let mut order = Vec::new();
+        let results = alternate(2, &both, |trial, implementation| {
+            order.push((trial, implementation.name()));
+            Ok(trial * 10)
+        })
+        .unwrap();
+        assert_eq!(
+            order,
+            [
+                (1, "appliance"),
+                (1, "keepalived"),
+                (2, "appliance"),
+                (2, "keepalived")
+            ]
+        );
+        assert_eq!(results, [vec![10, 20], vec![10, 20]]);
+        assert!(alternate(2, &both, |_, _| Err::<(), _>(Error::NoKeepalived)).is_err());
+    }
 
     #[test]
     fn bounds_follow_the_rfcs() {

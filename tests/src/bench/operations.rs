@@ -95,9 +95,8 @@ pub fn run(options: &Options) -> Result<Vec<Row>, Error> {
             bench.write_conf(BACKUP, protocol)?,
         );
         for operation in Operation::ALL {
-            let mut seen = [Vec::new(), Vec::new()];
-            for trial in 1..=options.trials {
-                for (implementation, seen) in implementations.iter().zip(seen.iter_mut()) {
+            let [appliance, keepalived] =
+                super::alternate(options.trials, &implementations, |trial, implementation| {
                     let one = trial_of(&bench, implementation, protocol, operation, &confs)?;
                     eprintln!(
                         "{}, {}, trial {trial}/{}, {}: {} probe(s) lost, {} move(s) of the VIP",
@@ -108,10 +107,8 @@ pub fn run(options: &Options) -> Result<Vec<Row>, Error> {
                         one.lost,
                         one.moves,
                     );
-                    seen.push(one);
-                }
-            }
-            let [appliance, keepalived] = seen;
+                    Ok(one)
+                })?;
             rows.push(Row {
                 protocol: protocol.name(),
                 operation,

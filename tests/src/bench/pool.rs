@@ -549,9 +549,10 @@ pub fn run(options: &Options) -> Result<Vec<Row>, Error> {
     ];
     let mut rows = Vec::new();
     for operation in Operation::ALL {
-        let mut seen = [Vec::new(), Vec::new()];
-        for trial in 1..=options.trials {
-            for (implementation, seen) in implementations.iter().zip(seen.iter_mut()) {
+        let [appliance, keepalived] = super::alternate(
+            options.trials,
+            &implementations,
+            |trial, implementation| {
                 let one = trial_of(&pool, implementation, operation)?;
                 eprintln!(
                     "{}, trial {trial}/{}, {}: {} probe(s) lost, {} of {LONG_LIVED} long-lived connection(s) broken",
@@ -561,10 +562,9 @@ pub fn run(options: &Options) -> Result<Vec<Row>, Error> {
                     one.lost,
                     one.broken,
                 );
-                seen.push(one);
-            }
-        }
-        let [appliance, keepalived] = seen;
+                Ok(one)
+            },
+        )?;
         rows.push(Row {
             operation,
             appliance,

@@ -602,6 +602,7 @@ impl Backend for Ipvs {
                     .map(|d| crate::dataplane::Connections {
                         active: d.active_conns,
                         inactive: d.inactive_conns,
+                        pinned: d.active_conns.saturating_add(d.inactive_conns),
                     })
                     .unwrap_or_default(),
             );

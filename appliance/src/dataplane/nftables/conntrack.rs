@@ -263,11 +263,13 @@ mod tests {
             [
                 Connections {
                     active: 2,
-                    inactive: 1
+                    inactive: 1,
+                    pinned: 0
                 },
                 Connections {
                     active: 1,
-                    inactive: 0
+                    inactive: 0,
+                    pinned: 0
                 },
                 Connections::default(),
             ]
