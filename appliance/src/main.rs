@@ -124,7 +124,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             operator(target, Change::Weight { weight: weight.0 }, None)
         }
         Command::CheckConfig { file } => match appliance::daemon::check_config(&file) {
-            Ok(_) => {
+            Ok((_, warnings)) => {
+                for w in warnings {
+                    eprintln!("{}: warning: {}", w.pos, w.message);
+                }
                 println!("{}: ok", file.display());
                 Ok(ExitCode::SUCCESS)
             }

@@ -28,6 +28,8 @@ pub struct Instance {
     pub unicast_src: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
     pub native_ipv6: bool,
+    /// `dont_track_primary`: stay out of FAULT while `eth0` is down.
+    pub dont_track_primary: bool,
 }
 
 impl Instance {
@@ -46,6 +48,7 @@ impl Instance {
             unicast_src: None,
             unicast_peers: Vec::new(),
             native_ipv6: false,
+            dont_track_primary: false,
         }
     }
 
@@ -85,6 +88,11 @@ impl Instance {
         self
     }
 
+    pub fn dont_track_primary(mut self) -> Self {
+        self.dont_track_primary = true;
+        self
+    }
+
     /// The config file's text.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -108,6 +116,9 @@ impl Instance {
         }
         if self.native_ipv6 {
             text.push_str("  native_ipv6\n");
+        }
+        if self.dont_track_primary {
+            text.push_str("  dont_track_primary\n");
         }
         if let Some(pass) = &self.auth_pass {
             let _ = writeln!(

@@ -51,10 +51,44 @@ fn check_config_lists_every_problem() {
         text(&out.stderr),
         format!(
             "{p}:4:5: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)\n\
-             {p}:5:5: unknown or unsupported keyword 'use_vmac' in vrrp_instance\n\
+             {p}:5:5: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA\n\
              {p}:9:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'\n\
              {p}:11:9: vrrp_instance 'VI_2' tracks unknown vrrp_script 'chk_gone'\n"
         )
+    );
+}
+
+/// Keywords accepted with no effect and keepalived's defaults that
+/// differ from what a reader may assume are warnings that name the place;
+/// the file is still ok.
+#[test]
+fn check_config_warns_of_no_ops_and_of_keepalived_defaults() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("keepalived.conf");
+    std::fs::write(
+        &path,
+        "global_defs {\n    notification_email {\n        ops@example.org\n    }\n}\n\
+         vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    smtp_alert\n}\n\
+         virtual_server 10.0.0.1 53 {\n    real_server 10.0.1.1 53\n}\n",
+    )
+    .expect("write config");
+    let out = run(&["check-config", path.to_str().expect("utf-8 path")]);
+    let p = path.display();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{p}: ok\n"));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{p}:2:5: warning: 'notification_email' in global_defs has no effect: the appliance sends no mail yet: alert from a `notify` script\n\
+             {p}:9:5: warning: 'smtp_alert' in vrrp_instance has no effect: the appliance sends no mail yet: alert from a `notify` script\n\
+             {p}:11:1: warning: virtual_server without 'protocol' is UDP, as in keepalived: write 'protocol TCP' for TCP\n"
+        )
+    );
+    let converted = run(&["convert", path.to_str().expect("utf-8 path")]);
+    assert!(
+        text(&converted.stdout).contains("protocol = \"UDP\""),
+        "{}",
+        text(&converted.stdout)
     );
 }
 

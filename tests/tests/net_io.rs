@@ -48,11 +48,13 @@ fn vips_are_added_with_labels_idempotently_and_removed() {
         addr: "10.96.0.100".parse().unwrap(),
         prefix_len: 24,
         label: Some("eth0:vi1".into()),
+        scope: None,
     };
     let v6 = Vip {
         addr: "fd96::100".parse().unwrap(),
         prefix_len: 64,
         label: None,
+        scope: None,
     };
     let (v4c, v6c) = (v4.clone(), v6.clone());
     let listed = a

@@ -337,7 +337,7 @@ fn lvs_dr_round_robin_through_the_vip() {
         script += &http_server(name, addr, "client");
     }
     let config = format!(
-        "virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind DR\n  \
+        "virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
          real_server 10.0.0.11 80\n  real_server 10.0.0.12 80\n}}\n"
     );
     script += &write_file("/root/dr.conf", &config);

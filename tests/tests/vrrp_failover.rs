@@ -117,6 +117,51 @@ fn a_cut_link_fails_over_within_master_down_interval_and_the_master_preempts_on_
     insta::assert_snapshot!(p.render_order().unwrap());
 }
 
+/// keepalived's `dont_track_primary`: the master's own link going down
+/// leaves it MASTER with its VIP (the backup, hearing nothing, takes over
+/// too); once the link is back the higher priority wins again. The test
+/// above is its control: the same cut takes a tracking master to FAULT.
+#[test]
+fn with_dont_track_primary_a_cut_link_leaves_the_master_in_master() {
+    let net = Net(133);
+    let vip = Net::cidr(&net.vip());
+    let m = Instance::new("m", 133, 150, &vip)
+        .initial_master()
+        .dont_track_primary();
+    let b = Instance::new("b", 133, 100, &vip);
+    let mut p = Pair::start(net, m, b, &net.vip()).expect("m and b elect m");
+    p.hold(Side::M, Duration::from_secs(2))
+        .expect("m alone holds the VIP");
+
+    let cut = p.mark("cut m's link");
+    p.host(Side::M).cut_link().unwrap();
+    let mdi = p.b_conf.master_down_interval();
+    p.host(Side::B)
+        .wait_address(p.vip, true, mdi + SLACK)
+        .expect("b, hearing nothing, takes the VIP");
+    assert!(
+        p.host(Side::M).addresses().unwrap().contains(&p.vip),
+        "m keeps its VIP while its link is down"
+    );
+    let changes: Vec<_> =
+        p.m.timeline()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.after(&cut) && e.entered().is_some())
+            .collect();
+    assert!(changes.is_empty(), "m changed state: {changes:?}");
+
+    let restore = p.mark("restore m's link");
+    p.host(Side::M).restore_link().unwrap();
+    p.b.wait_event("b stepping down", SLACK, |e| {
+        e.after(&restore) && e.entered() == Some(State::Backup)
+    })
+    .expect("b hears m's higher priority and steps down");
+    p.wait_holder(Side::M, SLACK).expect("the VIP on m alone");
+    p.hold(Side::M, Duration::from_secs(2))
+        .expect("m alone holds the VIP after the heal");
+}
+
 #[test]
 fn a_killed_master_fails_over_within_master_down_interval_and_preempts_when_restarted() {
     let mut p = pair(Net(92), 92);

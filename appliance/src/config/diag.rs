@@ -158,6 +158,10 @@ impl std::error::Error for Diagnostics {}
 pub struct SourceMap {
     file: PathBuf,
     positions: HashMap<String, Position>,
+    /// What loading found worth saying that is not an error: a keyword
+    /// accepted with no effect, a default that differs from what the
+    /// file's reader may assume.
+    warnings: Vec<Diagnostic>,
 }
 
 impl SourceMap {
@@ -165,7 +169,19 @@ impl SourceMap {
         Self {
             file: file.to_path_buf(),
             positions: HashMap::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    pub fn warn(&mut self, warning: Diagnostic) {
+        self.warnings.push(warning);
+    }
+
+    /// The warnings, in file order.
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        let mut list = self.warnings.clone();
+        list.sort_by(|a, b| a.pos.cmp(&b.pos));
+        list
     }
 
     /// Records where `path` was set; a repeated keyword overrides the

@@ -427,7 +427,7 @@ virtual_server fwmark 7 {
         // the option spelled there is refused.
         let conf = |check: &str| {
             format!(
-                "virtual_server 192.0.2.10 80 {{\n real_server 10.1.0.1 80 {{\n  TCP_CHECK {{\n{check}  }}\n }}\n}}\n"
+                "virtual_server 192.0.2.10 80 {{\n  protocol TCP\n real_server 10.1.0.1 80 {{\n  TCP_CHECK {{\n{check}  }}\n }}\n}}\n"
             )
         };
         let imported = load_str(

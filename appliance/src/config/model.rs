@@ -392,7 +392,7 @@ pub enum AuthType {
 }
 
 /// Address scope, as `ip address add ... scope`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Global,
@@ -668,7 +668,8 @@ impl LbKind {
 /// Transport protocol of a virtual server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Protocol {
-    /// keepalived's default.
+    /// The TOML default. keepalived.conf's is UDP (keepalived's own, with a
+    /// warning), for a virtual server given by address.
     #[default]
     #[serde(rename = "TCP")]
     Tcp,

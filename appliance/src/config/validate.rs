@@ -973,7 +973,7 @@ vrrp_instance VI_2 {
         );
         // keepalived.conf knows IPVS's schedulers only.
         assert_eq!(
-            problems("virtual_server 10.0.0.1 80 {\n  lb_algo random\n}\n").len(),
+            problems("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo random\n}\n").len(),
             1
         );
     }
@@ -1024,18 +1024,18 @@ vrrp_instance VI_2 {
 
     #[test]
     fn an_invalid_url_regex_is_refused_where_it_is() {
-        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        regex \"(unclosed\"\n      }\n      url {\n        path /b\n        regex_no_match\n      }\n    }\n  }\n}\n";
+        let text = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        regex \"(unclosed\"\n      }\n      url {\n        path /b\n        regex_no_match\n      }\n    }\n  }\n}\n";
         let got = problems(text);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(
             got[0].starts_with(
-                "k.conf:6:9: real_server 10.0.1.1:80: url /: regex \"(unclosed\" is invalid:"
+                "k.conf:7:9: real_server 10.0.1.1:80: url /: regex \"(unclosed\" is invalid:"
             ),
             "{got:?}"
         );
         assert_eq!(
             got[1],
-            "k.conf:10:9: real_server 10.0.1.1:80: url /b: regex_no_match without a regex"
+            "k.conf:11:9: real_server 10.0.1.1:80: url /b: regex_no_match without a regex"
         );
     }
 
@@ -1065,10 +1065,10 @@ vrrp_instance VI_2 {
 
     #[test]
     fn real_server_listed_twice() {
-        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80\n  real_server 10.0.1.1 80\n}\n";
+        let text = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80\n  real_server 10.0.1.1 80\n}\n";
         assert_eq!(
             problems(text),
-            ["k.conf:3:3: real_server 10.0.1.1:80 is listed twice (first at k.conf:2:3)"]
+            ["k.conf:4:3: real_server 10.0.1.1:80 is listed twice (first at k.conf:3:3)"]
         );
     }
 
@@ -1084,7 +1084,7 @@ vrrp_instance VI_2 {
             problems(&text),
             [
                 "k.conf:1:1: vrrp_instance 'VI_1' has no interface",
-                "k.conf:10:5: unknown or unsupported keyword 'use_vmac' in vrrp_instance",
+                "k.conf:10:5: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
                 "k.conf:11:5: vrrp_instance 'VI_2': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
             ]
         );

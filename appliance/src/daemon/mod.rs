@@ -42,7 +42,7 @@ mod vrrp;
 use crate::check::runner::{self, Report};
 use crate::clock::Instant;
 use crate::config::model::VirtualServer;
-use crate::config::{self, Config, Diagnostics};
+use crate::config::{self, Config, Diagnostic, Diagnostics};
 use crate::dataplane::{self, ServiceKey, Table};
 use crate::metrics::Metrics;
 use crate::net::{socket, vip};
@@ -169,21 +169,31 @@ impl CheckError {
 /// Loads and validates `file`, then checks its programs against this
 /// system ([`script_check`]: their users, whether the daemon can become
 /// them, who could change them), as this process would run them. The
-/// check's warnings are logged.
-fn load(file: &Path) -> Result<(Config, Scripts), Diagnostics> {
+/// warnings of both come back, in file order.
+fn load_checked(file: &Path) -> Result<(Config, Scripts, Vec<Diagnostic>), Diagnostics> {
     let (config, map) = config::load_file_mapped(file)?;
     let checked = script_check::check(&config, &map, &script_check::System::read())?;
-    for warning in &checked.warnings {
-        warn!(at = %warning.pos, warning = %warning.message, "script");
+    let mut warnings = map.warnings();
+    warnings.extend(checked.warnings);
+    warnings.sort_by(|a, b| a.pos.cmp(&b.pos));
+    Ok((config, checked.scripts, warnings))
+}
+
+/// [`load_checked`] for the daemon: the warnings are logged.
+fn load(file: &Path) -> Result<(Config, Scripts), Diagnostics> {
+    let (config, scripts, warnings) = load_checked(file)?;
+    for warning in &warnings {
+        warn!(at = %warning.pos, warning = %warning.message, "config");
     }
-    Ok((config, checked.scripts))
+    Ok((config, scripts))
 }
 
 /// What `appliance check-config` and init check before a start: the file
 /// loads and validates, its programs can run as configured, and what the
 /// daemon derives from it (its VRRP plan, the kernel's table) can be built.
-pub fn check_config(file: &Path) -> Result<Config, CheckError> {
-    let (config, scripts) = load(file).map_err(CheckError::Invalid)?;
+/// The config comes back with the warnings loading found.
+pub fn check_config(file: &Path) -> Result<(Config, Vec<Diagnostic>), CheckError> {
+    let (config, scripts, warnings) = load_checked(file).map_err(CheckError::Invalid)?;
     plan::plan(&config, &scripts, "check-config").map_err(|source| CheckError::Plan {
         file: file.to_path_buf(),
         source,
@@ -192,7 +202,7 @@ pub fn check_config(file: &Path) -> Result<Config, CheckError> {
         file: file.to_path_buf(),
         source,
     })?;
-    Ok(config)
+    Ok((config, warnings))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -1283,7 +1293,7 @@ mod tests {
     fn checks_in_flight_are_bounded_by_the_runner() {
         let mut config = Config::default();
         assert_eq!(descriptors_needed(&config), BASE_DESCRIPTORS);
-        let text = "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n";
+        let text = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n";
         let (one, _, diagnostics) = crate::config::keepalived::load_str(Path::new("k.conf"), text);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         config.virtual_server = one.virtual_server;

@@ -115,6 +115,9 @@ pub(crate) struct InstancePlan {
     pub unicast_src: Option<IpAddr>,
     /// Empty for multicast.
     pub unicast_peers: Vec<IpAddr>,
+    /// Whether the instance goes to FAULT while its interface is down
+    /// (keepalived's default; `dont_track_primary` turns it off).
+    pub track_primary: bool,
     pub auth: Auth,
     pub notify: Notify,
 }
@@ -246,6 +249,7 @@ fn vip(instance: &VrrpInstance, address: &VirtualAddress) -> (String, Vip) {
         addr: address.address.addr(),
         prefix_len: address.address.prefix_len(),
         label: address.label.clone(),
+        scope: address.scope,
     };
     (dev, vip)
 }
@@ -353,6 +357,7 @@ fn instance_plan(
             .collect(),
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
+        track_primary: !instance.dont_track_primary,
         auth,
         notify: notify(
             scripts,
@@ -457,7 +462,8 @@ mod tests {
                 Vip {
                     addr: "192.168.188.100".parse().unwrap(),
                     prefix_len: 32,
-                    label: None
+                    label: None,
+                    scope: None,
                 }
             )]
         );

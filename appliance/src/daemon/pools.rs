@@ -193,11 +193,11 @@ mod tests {
     use std::net::SocketAddr;
     use std::path::Path;
 
-    const CONF: &str = "virtual_server 10.0.1.100 80 {\n  lb_algo rr\n  lb_kind NAT\n  \
+    const CONF: &str = "virtual_server 10.0.1.100 80 {\n  protocol TCP\n  lb_algo rr\n  lb_kind NAT\n  \
         sorry_server 10.0.2.99 8080\n  \
         real_server 10.0.2.11 8080 {\n    weight 3\n    uthreshold 100\n  }\n  \
         real_server 10.0.2.12 8080 {\n    weight 1\n  }\n}\n\
-        virtual_server 10.0.1.101 80 {\n  real_server 10.0.2.21 80 {\n  }\n}\n";
+        virtual_server 10.0.1.101 80 {\n  protocol TCP\n  real_server 10.0.2.21 80 {\n  }\n}\n";
 
     fn pools() -> Pools {
         let config = load_str(Path::new("k.conf"), CONF, Format::Keepalived).unwrap();

@@ -739,7 +739,9 @@ impl Driver {
         };
         let mut inputs = Vec::new();
         for (member, instance) in unit.instances.iter().enumerate() {
-            inputs.push((Some(member), instance.plan.interface.clone(), false));
+            if instance.plan.track_primary {
+                inputs.push((Some(member), instance.plan.interface.clone(), false));
+            }
             for track in &instance.plan.machine.tracks {
                 if matches!(track.kind, crate::vrrp::machine::TrackKind::Interface) {
                     inputs.push((None, track.name.0.clone(), true));
@@ -923,7 +925,7 @@ impl Driver {
                         .instances
                         .iter()
                         .enumerate()
-                        .filter(|(_, i)| i.plan.interface == link.name)
+                        .filter(|(_, i)| i.plan.track_primary && i.plan.interface == link.name)
                         .map(|(m, _)| m)
                         .collect();
                     for member in members {

@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn nat_service_with_two_real_servers() {
         let table = build(
-            "virtual_server 10.0.1.100 80 {\n  lb_algo wrr\n  lb_kind NAT\n  \
+            "virtual_server 10.0.1.100 80 {\n  lb_algo wrr\n  lb_kind NAT\n  protocol TCP\n  \
              real_server 10.0.2.11 8080 {\n    weight 3\n    uthreshold 100\n    lthreshold 10\n  }\n  \
              real_server 10.0.2.12 8080 {\n    weight 1\n  }\n}\n",
         )
@@ -231,7 +231,9 @@ mod tests {
 
     #[test]
     fn defaults_follow_keepalived_wlc_nat_weight_1() {
-        let table = build("virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80\n}\n").unwrap();
+        let table =
+            build("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80\n}\n")
+                .unwrap();
         let svc = table.values().next().unwrap();
         assert_eq!(svc.scheduler, Scheduler::Wlc);
         let rs = svc.destinations.values().next().unwrap();
@@ -242,7 +244,7 @@ mod tests {
     #[test]
     fn persistence_with_granularity() {
         let table = build(
-            "virtual_server 10.0.0.1 443 {\n  persistence_timeout 600\n  \
+            "virtual_server 10.0.0.1 443 {\n  protocol TCP\n  persistence_timeout 600\n  \
              persistence_granularity 255.255.255.0\n}\n",
         )
         .unwrap();
@@ -258,7 +260,9 @@ mod tests {
 
     #[test]
     fn persistence_timeout_0_means_none() {
-        let table = build("virtual_server 10.0.0.1 80 {\n  persistence_timeout 0\n}\n").unwrap();
+        let table =
+            build("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  persistence_timeout 0\n}\n")
+                .unwrap();
         assert_eq!(table.values().next().unwrap().persistence, None);
     }
 
@@ -317,7 +321,7 @@ mod tests {
     #[test]
     fn refuses_ops_on_tcp() {
         assert_eq!(
-            problem("virtual_server 10.0.0.1 80 {\n  ops\n}\n"),
+            problem("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  ops\n}\n"),
             "virtual_server TCP 10.0.0.1:80 (#1): ops (one-packet scheduling) applies to UDP only, not TCP"
         );
     }
@@ -325,7 +329,9 @@ mod tests {
     #[test]
     fn refuses_a_port_change_with_direct_routing() {
         assert_eq!(
-            problem("virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  real_server 10.0.1.1 8080\n}\n"),
+            problem(
+                "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind DR\n  real_server 10.0.1.1 8080\n}\n"
+            ),
             "virtual_server TCP 10.0.0.1:80 (#1): real_server 10.0.1.1:8080: DirectRoute cannot \
              change the port (the real server receives port 80); write the virtual server's port"
         );
@@ -334,7 +340,9 @@ mod tests {
     #[test]
     fn refuses_the_same_service_twice() {
         assert_eq!(
-            problem("virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n"),
+            problem(
+                "virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\nvirtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n"
+            ),
             "virtual_server TCP 10.0.0.1:80 (#2): TCP 10.0.0.1:80 is configured by an earlier virtual_server too"
         );
     }
@@ -342,7 +350,7 @@ mod tests {
     #[test]
     fn same_address_on_two_protocols_is_two_services() {
         let table = build(
-            "virtual_server 10.0.0.1 53 {\n  protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n}\n",
+            "virtual_server 10.0.0.1 53 {\n  protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n  protocol TCP\n}\n",
         )
         .unwrap();
         assert_eq!(table.len(), 2);
@@ -351,7 +359,9 @@ mod tests {
     #[test]
     fn refuses_granularity_without_persistence() {
         assert_eq!(
-            problem("virtual_server 10.0.0.1 80 {\n  persistence_granularity 24\n}\n"),
+            problem(
+                "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  persistence_granularity 24\n}\n"
+            ),
             "virtual_server TCP 10.0.0.1:80 (#1): persistence_granularity /24 without persistence_timeout has no effect"
         );
     }
@@ -370,7 +380,7 @@ mod tests {
     #[test]
     fn tunnel_may_mix_families() {
         let table =
-            build("virtual_server 10.0.0.1 80 {\n  lb_kind TUN\n  real_server 2001:db8::2 80\n}\n")
+            build("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind TUN\n  real_server 2001:db8::2 80\n}\n")
                 .unwrap();
         let svc = table.values().next().unwrap();
         assert_eq!(svc.key.family(), Family::Ipv4);

@@ -193,7 +193,12 @@ impl Console {
             return;
         };
         match crate::daemon::check_config(&file) {
-            Ok(_) => say(&format!("{}: ok\n", file.display())),
+            Ok((_, warnings)) => {
+                for w in warnings {
+                    say(&format!("{}: warning: {}\n", w.pos, w.message));
+                }
+                say(&format!("{}: ok\n", file.display()));
+            }
             Err(e) => say(&(e.lines().join("\n") + "\n")),
         }
     }

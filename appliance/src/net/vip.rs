@@ -8,17 +8,22 @@
 
 use super::IfIndex;
 use super::link::{Link, link_from};
+use crate::config::model::Scope;
 use futures::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressScope,
+};
 use std::net::IpAddr;
 
 /// A VIP as configured: address, prefix length, optional IPv4 label
-/// (`eth0:vip`, as `ip addr` and `ifconfig` show it).
+/// (`eth0:vip`, as `ip addr` and `ifconfig` show it) and scope (the
+/// kernel's, global, when not given).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Vip {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub label: Option<String>,
+    pub scope: Option<Scope>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,15 @@ impl Addresses {
             .address()
             .add(ifindex.0, vip.addr, vip.prefix_len);
         let message = request.message_mut();
+        if let Some(scope) = vip.scope {
+            message.header.scope = match scope {
+                Scope::Global => AddressScope::Universe,
+                Scope::Site => AddressScope::Site,
+                Scope::Link => AddressScope::Link,
+                Scope::Host => AddressScope::Host,
+                Scope::Nowhere => AddressScope::Nowhere,
+            };
+        }
         if let Some(label) = &vip.label {
             message
                 .attributes

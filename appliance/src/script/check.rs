@@ -579,6 +579,7 @@ vrrp_instance VI_1 {
     virtual_router_id 1
 }
 virtual_server 10.0.0.1 80 {
+    protocol TCP
     quorum_up /usr/bin/true nobody
     real_server 10.0.1.1 80 {
         notify_down /usr/bin/true ops
@@ -607,15 +608,15 @@ virtual_server 10.0.0.1 80 {
                     cannot("ops", 1000)
                 ),
                 format!(
-                    "k.conf:19:5: virtual_server TCP 10.0.0.1:80 quorum_up: cannot run '/usr/bin/true': {}",
+                    "k.conf:20:5: virtual_server TCP 10.0.0.1:80 quorum_up: cannot run '/usr/bin/true': {}",
                     cannot("nobody", 65534)
                 ),
                 format!(
-                    "k.conf:21:9: real_server 10.0.1.1:80 notify_down: cannot run '/usr/bin/true': {}",
+                    "k.conf:22:9: real_server 10.0.1.1:80 notify_down: cannot run '/usr/bin/true': {}",
                     cannot("ops", 1000)
                 ),
                 format!(
-                    "k.conf:24:13: real_server 10.0.1.1:80 MISC_CHECK: cannot run '/usr/bin/true': {}",
+                    "k.conf:25:13: real_server 10.0.1.1:80 MISC_CHECK: cannot run '/usr/bin/true': {}",
                     cannot("nobody", 65534)
                 ),
             ]

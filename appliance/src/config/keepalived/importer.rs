@@ -2,6 +2,7 @@
 //! where each part came from. Every keyword is either mapped into the model
 //! or reported as an error naming it; nothing is dropped or ignored.
 
+use super::keywords;
 use super::lexer::split_command;
 use super::parser::{Statement, Word};
 use crate::config::diag::{Diagnostic, Position, SourceMap};
@@ -30,9 +31,10 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
             "vrrp_sync_group" => im.sync_group(st),
             "vrrp_instance" => im.vrrp_instance(st),
             "virtual_server" => im.virtual_server(st),
-            _ => im.unknown(st, "at top level"),
+            _ => im.unknown(st, ""),
         }
     }
+    keywords::warn_no_ops(statements, "", im.map);
     (im.config, im.errors)
 }
 
@@ -47,14 +49,13 @@ impl Importer<'_> {
         self.errors.push(Diagnostic::new(pos.clone(), message));
     }
 
-    fn unknown(&mut self, st: &Statement, context: &str) {
-        self.err(
-            &st.keyword.pos,
-            format!(
-                "unknown or unsupported keyword '{}' {context}",
-                st.keyword.text
-            ),
-        );
+    /// A keyword that no `match` arm of `block` took: a documented no-op
+    /// passes (its warning comes from [`warn_no_ops`]), anything else is an
+    /// error saying what to do instead, or which keyword was meant.
+    fn unknown(&mut self, st: &Statement, block: &str) {
+        if let Some(message) = keywords::refusal(block, &st.keyword.text) {
+            self.err(&st.keyword.pos, message);
+        }
     }
 
     fn record(&mut self, path: String, pos: &Position) {
@@ -339,7 +340,7 @@ impl Importer<'_> {
                 "lvs_timeouts" => self.lvs_timeouts(item, &mut g.lvs_timeouts),
                 "script_user" => g.script_user = self.script_user(item),
                 "enable_script_security" => g.enable_script_security = self.bare(item),
-                _ => self.unknown(item, "in global_defs"),
+                _ => self.unknown(item, "global_defs"),
             }
         }
         self.config.global = global;
@@ -545,7 +546,7 @@ impl Importer<'_> {
                 "weight" => set(&mut script.weight, self.track_weight_value(item)),
                 "rise" => set(&mut script.rise, self.u32_in(item, 1, u32::MAX)),
                 "fall" => set(&mut script.fall, self.u32_in(item, 1, u32::MAX)),
-                _ => self.unknown(item, "in vrrp_script"),
+                _ => self.unknown(item, "vrrp_script"),
             }
         }
         if let Some(user) = user {
@@ -619,7 +620,7 @@ impl Importer<'_> {
                 "notify_stop" => group.notify_stop = self.command(item, true),
                 "notify" => group.notify = self.command(item, true),
                 "smtp_alert" => set(&mut group.smtp_alert, self.flag(item)),
-                _ => self.unknown(item, "in vrrp_sync_group"),
+                _ => self.unknown(item, "vrrp_sync_group"),
             }
         }
         self.config.vrrp_sync_group.push(group);
@@ -726,7 +727,10 @@ impl Importer<'_> {
                 "nopreempt" => inst.nopreempt = self.bare(item),
                 "preempt" => inst.nopreempt = !self.bare(item),
                 "preempt_delay" => set(&mut inst.preempt_delay, self.decimal_secs(item, 1000)),
-                "unicast_src_ip" => inst.unicast_src_ip = self.parse_value(item, "an IP address"),
+                // keepalived keeps one source address for both deliveries.
+                "unicast_src_ip" | "mcast_src_ip" => {
+                    inst.unicast_src_ip = self.parse_value(item, "an IP address")
+                }
                 "unicast_peer" => {
                     self.at_most(item, 0);
                     let mut peers = Vec::new();
@@ -761,7 +765,7 @@ impl Importer<'_> {
                 "notify_stop" => inst.notify_stop = self.command(item, true),
                 "notify" => inst.notify = self.command(item, true),
                 "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item)),
-                _ => self.unknown(item, "in vrrp_instance"),
+                _ => self.unknown(item, "vrrp_instance"),
             }
         }
         // A missing interface stays empty: validation reports it, as it
@@ -824,7 +828,7 @@ impl Importer<'_> {
                     }
                 }
                 "auth_pass" => auth_pass = self.string(item),
-                _ => self.unknown(item, "in authentication"),
+                _ => self.unknown(item, "vrrp_instance > authentication"),
             }
         }
         match (auth_type, auth_pass) {
@@ -985,6 +989,7 @@ impl Importer<'_> {
             only_when_master: None,
             real_server: Vec::new(),
         };
+        let mut protocol_set = false;
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
             let field = match kw {
@@ -1045,6 +1050,7 @@ impl Importer<'_> {
                     let Some(word) = self.value(item) else {
                         continue;
                     };
+                    protocol_set = true;
                     match Protocol::parse(&word.text) {
                         Some(p) => vs.protocol = p,
                         None => self.bad(item, word, "TCP, UDP or SCTP"),
@@ -1072,8 +1078,18 @@ impl Importer<'_> {
                         vs.real_server.push(rs);
                     }
                 }
-                _ => self.unknown(item, "in virtual_server"),
+                _ => self.unknown(item, "virtual_server"),
             }
+        }
+        // keepalived v2.2.7 (check_data.c) gives an address without a
+        // protocol UDP, the kernel's own default, and says so.
+        if !protocol_set && matches!(vs.service, Service::Address(_)) {
+            vs.protocol = Protocol::Udp;
+            self.map.warn(Diagnostic::new(
+                st.keyword.pos.clone(),
+                "virtual_server without 'protocol' is UDP, as in keepalived: \
+                 write 'protocol TCP' for TCP",
+            ));
         }
         self.config.virtual_server.push(vs);
     }
@@ -1135,7 +1151,7 @@ impl Importer<'_> {
                         rs.check.push(check);
                     }
                 }
-                _ => self.unknown(item, "in real_server"),
+                _ => self.unknown(item, "virtual_server > real_server"),
             }
         }
         address.map(|_| rs)
@@ -1193,7 +1209,7 @@ impl Importer<'_> {
                 "url" if http => {
                     let path = format!("{base}.url[{}]", urls.len());
                     self.record(path.clone(), &item.keyword.pos);
-                    if let Some(url) = self.url(item, &path) {
+                    if let Some(url) = self.url(item, &path, kind) {
                         urls.push(url);
                     }
                 }
@@ -1201,7 +1217,7 @@ impl Importer<'_> {
                 "misc_timeout" if !connection => misc_timeout = self.whole_secs(item),
                 "misc_dynamic" if !connection => misc_dynamic = self.bare(item),
                 "user" if !connection => misc_user = Some(item),
-                _ => self.unknown(item, &format!("in {kind}")),
+                _ => self.unknown(item, &format!("virtual_server > real_server > {kind}")),
             }
         }
         let TcpCheck {
@@ -1248,7 +1264,7 @@ impl Importer<'_> {
         }
     }
 
-    fn url(&mut self, st: &Statement, base: &str) -> Option<Url> {
+    fn url(&mut self, st: &Statement, base: &str, kind: &str) -> Option<Url> {
         self.at_most(st, 0);
         let mut path = None;
         let mut url = Url {
@@ -1284,7 +1300,10 @@ impl Importer<'_> {
                     url.regex_no_match = true;
                 }
                 "virtualhost" => url.virtualhost = self.string(item),
-                _ => self.unknown(item, "in url"),
+                _ => self.unknown(
+                    item,
+                    &format!("virtual_server > real_server > {kind} > url"),
+                ),
             }
         }
         match path {
@@ -1512,15 +1531,15 @@ mod tests {
     #[test]
     fn unknown_keywords_are_errors_everywhere() {
         let text = format!(
-            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  real_server 10.0.1.1 80 {{\n    SMTP_CHECK {{\n    }}\n  }}\n}}\n"
+            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    SMTP_CHECK {{\n    }}\n  }}\n}}\n"
         );
         assert_eq!(
             problems(&text),
             [
-                "k.conf:2:3: unknown or unsupported keyword 'lvs_flush' in global_defs",
-                "k.conf:4:1: unknown or unsupported keyword 'vrrp_instance_typo' at top level",
-                "k.conf:9:3: unknown or unsupported keyword 'use_vmac' in vrrp_instance",
-                "k.conf:13:5: unknown or unsupported keyword 'SMTP_CHECK' in real_server",
+                "k.conf:2:3: keepalived's 'lvs_flush' in global_defs is not supported: the appliance removes only what it programmed and keeps its table across restarts (see `graceful_remove`)",
+                "k.conf:4:1: unknown keyword 'vrrp_instance_typo' at top level; did you mean 'vrrp_instance'?",
+                "k.conf:9:3: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
+                "k.conf:14:5: keepalived's 'SMTP_CHECK' in real_server is not supported: not yet; a MISC_CHECK running a program that tests the same does",
             ]
         );
     }

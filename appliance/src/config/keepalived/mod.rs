@@ -2,6 +2,7 @@
 //! blocks, includes) and the importer (statements to the native model).
 
 pub(crate) mod importer;
+pub(crate) mod keywords;
 pub(crate) mod lexer;
 pub(crate) mod parser;
 
