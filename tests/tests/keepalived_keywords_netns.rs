@@ -4,6 +4,12 @@
 
 use appliance_tests::pair::{Net, Pair, Side};
 use appliance_tests::vrrp_conf::Instance;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Waits for something expected within a protocol interval get this much
+/// slack before the test gives up.
+const SLACK: Duration = Duration::from_secs(3);
 
 /// `virtual_ipaddress { ADDR/LEN scope link label eth0:lk }`: the VIP is
 /// added with the scope and label given, beside one with neither (scope
@@ -35,4 +41,68 @@ fn a_vips_scope_and_label_reach_the_kernel() {
         "{scoped}"
     );
     assert!(line(&vip).contains("scope global"), "{shown}");
+}
+
+/// keepalived's rolling reload: the master is reloaded with one more VIP
+/// first. It keeps MASTER and adds the VIP in place (no failover), and its
+/// adverts now list two VIPs where the backup expects one. A backup with
+/// `vrrp_skip_check_adv_addr` goes on taking them (it checked that
+/// master's addresses when it first heard it); one without drops them as
+/// an address mismatch and takes the VIP after Master_Down_Interval,
+/// which is why keepalived's sample config sets the option.
+#[test]
+fn a_master_reloaded_with_a_new_vip_keeps_a_backup_that_skips_the_address_check() {
+    for skip in [true, false] {
+        let n = if skip { 135 } else { 136 };
+        let net = Net(n);
+        let vip = Net::cidr(&net.vip());
+        let skipping = |text: String| {
+            if skip {
+                text.replace(
+                    "global_defs {\n",
+                    "global_defs {\n  vrrp_skip_check_adv_addr\n",
+                )
+            } else {
+                text
+            }
+        };
+        let m = Instance::new("m", n, 150, &vip).initial_master();
+        let b = Instance::new("b", n, 100, &vip);
+        let p = Pair::start(net, m.clone(), b.clone(), &net.vip()).expect("m and b elect m");
+        p.m.write_config(&skipping(m.render())).unwrap();
+        p.m.signal("HUP").unwrap();
+        p.b.write_config(&skipping(b.render())).unwrap();
+        p.b.signal("HUP").unwrap();
+        // The option restarts both instances (m resigns and preempts back).
+        p.wait_holder(Side::M, Duration::from_secs(15))
+            .expect("m holds the VIP again");
+        p.hold(Side::M, Duration::from_secs(2))
+            .expect("m alone holds the VIP");
+
+        let mut more = m.clone();
+        let second: IpAddr = format!("10.{n}.0.101").parse().unwrap();
+        more.vips.push(format!("{second}/24"));
+        p.m.write_config(&skipping(more.render())).unwrap();
+        let reload = p.mark("reload m with a second VIP");
+        p.m.signal("HUP").unwrap();
+        p.host(Side::M)
+            .wait_address(second, true, SLACK)
+            .expect("m adds the new VIP");
+        let mdi = p.b_conf.master_down_interval();
+        if skip {
+            p.hold(Side::M, mdi + Duration::from_secs(2))
+                .expect("b stays backup: m alone holds the VIP");
+        } else {
+            p.host(Side::B)
+                .wait_address(p.vip, true, mdi + SLACK)
+                .expect("b, dropping m's adverts, takes the VIP");
+        }
+        let m_changes: Vec<_> =
+            p.m.timeline()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.after(&reload) && e.entered().is_some())
+                .collect();
+        assert!(m_changes.is_empty(), "m left MASTER: {m_changes:?}");
+    }
 }

@@ -544,6 +544,12 @@ pub struct VrrpInstance {
     /// Ignore faults of the instance's own interface.
     #[serde(default)]
     pub dont_track_primary: bool,
+    /// keepalived's `skip_check_adv_addr` (or the global
+    /// `vrrp_skip_check_adv_addr`): adverts from a router already heard
+    /// from are not checked for our VIPs, so a master reloaded with other
+    /// VIPs keeps its backups until they are reloaded too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_check_adv_addr: bool,
     /// Per-instance `garp_master_delay`; `None` means the global value.
     #[serde(
         default,

@@ -115,6 +115,9 @@ pub(crate) struct InstancePlan {
     pub unicast_src: Option<IpAddr>,
     /// Empty for multicast.
     pub unicast_peers: Vec<IpAddr>,
+    /// keepalived's `skip_check_adv_addr`: adverts of a router already
+    /// heard from are not checked for our VIPs.
+    pub skip_check_adv_addr: bool,
     /// Whether the instance goes to FAULT while its interface is down
     /// (keepalived's default; `dont_track_primary` turns it off).
     pub track_primary: bool,
@@ -358,6 +361,7 @@ fn instance_plan(
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
         track_primary: !instance.dont_track_primary,
+        skip_check_adv_addr: instance.skip_check_adv_addr,
         auth,
         notify: notify(
             scripts,

@@ -223,6 +223,7 @@ impl Daemon {
             failed.extend(outcome.failed.iter().cloned());
             for (count, what) in [
                 (outcome.reprioritised, "given a new priority"),
+                (outcome.readdressed, "given new VIPs in place"),
                 (outcome.stopped, "stopped"),
                 (outcome.started, "started"),
             ] {

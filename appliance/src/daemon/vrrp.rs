@@ -79,6 +79,8 @@ pub(super) enum Command {
 pub(super) struct ReloadOutcome {
     pub stopped: usize,
     pub reprioritised: usize,
+    /// Lone instances whose only change is their VIPs, changed in place.
+    pub readdressed: usize,
     pub started: usize,
     pub failed: Vec<String>,
 }
@@ -1212,10 +1214,11 @@ impl Driver {
 
     /// Moves the VRRP units to the plan `new`: unchanged units keep
     /// running untouched, a lone instance whose only change is its priority
-    /// gets the new priority, anything else that changed stops (resigning
-    /// if master) and starts anew.
+    /// gets the new priority, one whose only change is its VIPs keeps its
+    /// state and changes them in place, anything else that changed stops
+    /// (resigning if master) and starts anew.
     async fn reload_units(&mut self, new: Plan) -> ReloadOutcome {
-        let (mut stopped, mut reprioritised) = (0, 0);
+        let (mut stopped, mut reprioritised, mut readdressed) = (0, 0, 0);
         let mut index = 0;
         while index < self.units.len() {
             let current = &self.units[index].plan;
@@ -1235,6 +1238,11 @@ impl Driver {
                 }
                 reprioritised += 1;
                 index += 1;
+            } else if let Some(changed) = vips_only_change(current, &new.units)
+                && self.readdress(index, changed).await
+            {
+                readdressed += 1;
+                index += 1;
             } else {
                 self.stop_unit(index).await;
                 self.units.remove(index);
@@ -1251,6 +1259,7 @@ impl Driver {
         ReloadOutcome {
             stopped,
             reprioritised,
+            readdressed,
             started,
             failed,
         }
@@ -1332,6 +1341,74 @@ impl Driver {
         self.publish();
     }
 
+    /// Gives the lone instance at `index` the VIPs of `changed` without
+    /// leaving its state, as keepalived's reload does: a master adds the
+    /// new ones (and announces them) and removes the dropped ones, its next
+    /// advert lists them, and its listener expects them. False, with
+    /// nothing changed, when a new VIP's interface cannot be used: the
+    /// instance is then restarted like any other change.
+    async fn readdress(&mut self, index: usize, changed: InstancePlan) -> bool {
+        for (dev, _) in changed.all_vips() {
+            let ready = match self.link(dev).await {
+                Ok(link) => self.announcer(&link).map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ready {
+                warn!(instance = %changed.name(), interface = %dev, error = %e, "VIPs cannot change in place; restarting the instance");
+                return false;
+            }
+        }
+        let Some(instance) = self.units.get(index).and_then(|u| u.instances.first()) else {
+            return false;
+        };
+        let master = self
+            .router
+            .units()
+            .get(index)
+            .and_then(|u| u.machines().first())
+            .is_some_and(|m| m.state() == State::Master);
+        let old: Vec<(String, crate::net::vip::Vip)> = instance.plan.all_vips().cloned().collect();
+        let new: Vec<(String, crate::net::vip::Vip)> = changed.all_vips().cloned().collect();
+        if master {
+            for (dev, vip) in old.iter().filter(|v| !new.contains(v)) {
+                if let Some(link) = self.links.get(dev)
+                    && let Err(e) = self.addresses.remove(link.index, vip).await
+                {
+                    error!(vip = %vip.addr, error = %e, "removing VIP failed");
+                }
+            }
+            for (dev, vip) in new.iter().filter(|v| !old.contains(v)) {
+                if let Some(link) = self.links.get(dev)
+                    && let Err(e) = self.addresses.add(link.index, vip).await
+                {
+                    error!(vip = %vip.addr, error = %e, "adding VIP failed");
+                }
+                if let Some(announcer) = self.announcers.get(dev) {
+                    for _ in 0..changed.machine.garp_master_repeat {
+                        let sent = match vip.addr {
+                            IpAddr::V4(a) => announcer.arp(a),
+                            IpAddr::V6(a) => announcer.neighbour_advertisement(a),
+                        };
+                        if let Err(e) = sent {
+                            warn!(error = %e, "announcing VIP failed");
+                        }
+                    }
+                }
+            }
+        }
+        info!(instance = %changed.name(), master, vips = new.len(), "VIPs changed in place");
+        if let Some(listener) = self.router.listener_mut(index, 0) {
+            listener.expected = expected(&changed);
+        }
+        let unit = &mut self.units[index];
+        if let Some(instance) = unit.instances.first_mut() {
+            instance.plan = changed.clone();
+        }
+        unit.plan = UnitPlan::Solo(Box::new(changed));
+        self.publish();
+        true
+    }
+
     async fn stop_unit(&mut self, index: usize) {
         let now = self.now();
         let Some(unit) = self.router.units_mut().get_mut(index) else {
@@ -1340,6 +1417,22 @@ impl Driver {
         let actions = unit.handle_all(now, &Input::Shutdown);
         self.perform(index, now, actions).await;
     }
+}
+
+/// The new plan of a lone instance whose only change is its VIPs.
+fn vips_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan> {
+    let UnitPlan::Solo(old) = old else {
+        return None;
+    };
+    new.iter().find_map(|p| match p {
+        UnitPlan::Solo(n) if n.name() == old.name() => {
+            let mut same = InstancePlan::clone(n);
+            same.vips.clone_from(&old.vips);
+            same.excluded.clone_from(&old.excluded);
+            (same == **old).then(|| InstancePlan::clone(n))
+        }
+        _ => None,
+    })
 }
 
 /// The new plan of a lone instance whose only change is its priority.
@@ -1427,6 +1520,8 @@ fn listener(plan: &InstancePlan, socket: SocketKey) -> Listener<SocketKey> {
         delivery,
         expected: expected(plan),
         adver_int: plan.machine.adver_int,
+        skip_known_addresses: plan.skip_check_adv_addr,
+        known: None,
     }
 }
 

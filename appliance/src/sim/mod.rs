@@ -805,6 +805,8 @@ fn listener(machine: &Machine, peers: Vec<IpAddr>) -> Listener<()> {
             addresses: Some(addresses),
         },
         adver_int: cfg.adver_int,
+        skip_known_addresses: false,
+        known: None,
     }
 }
 

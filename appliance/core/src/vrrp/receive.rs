@@ -44,6 +44,13 @@ pub struct Listener<K> {
     pub expected: Expected,
     /// Our configured interval, to bound a learned one.
     pub adver_int: Centiseconds,
+    /// keepalived's `skip_check_adv_addr`: the addresses in an advert from
+    /// the router we last took one from are not checked again (they were
+    /// when it was first heard), so a master that changes its VIPs, as a
+    /// rolling reload does, keeps its backups.
+    pub skip_known_addresses: bool,
+    /// The source of the last advert this instance took.
+    pub known: Option<IpAddr>,
 }
 
 impl<K> Listener<K> {
@@ -129,7 +136,8 @@ where
         .find(|(_, l)| l.socket == *socket && l.expected.vrid == repr.vrid)
         .ok_or(Rejection::UnknownVrid(repr.vrid))?;
     listener.admits(ctx)?;
-    packet::validate(&repr, &listener.expected)?;
+    let known = listener.skip_known_addresses && listener.known == Some(ctx.src());
+    packet::validate(&repr, &listener.expected, !known)?;
     let adver_int = listener.interval(&repr)?;
     Ok(Accepted {
         to,
@@ -169,6 +177,8 @@ mod tests {
                 addresses: Some(Addresses::V4(vec![VIP])),
             },
             adver_int: Centiseconds(100),
+            skip_known_addresses: false,
+            known: None,
         }
     }
 

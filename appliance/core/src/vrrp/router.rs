@@ -68,6 +68,12 @@ impl<K: PartialEq> Router<K> {
         &mut self.units
     }
 
+    /// The listener of `member` of the unit at `index`, to change what it
+    /// expects (a reload's new VIPs) without forgetting whom it heard.
+    pub fn listener_mut(&mut self, index: usize, member: usize) -> Option<&mut Listener<K>> {
+        self.listeners.get_mut(index)?.get_mut(member)
+    }
+
     /// The datagrams no instance took so far, by reason.
     pub fn drops(&self) -> &BTreeMap<&'static str, u64> {
         &self.drops
@@ -97,6 +103,9 @@ impl<K: PartialEq> Router<K> {
             }
         };
         let (unit, member) = accepted.to;
+        if let Some(listener) = self.listeners.get_mut(unit).and_then(|l| l.get_mut(member)) {
+            listener.known = Some(ctx.src());
+        }
         let actions = match self.units.get_mut(unit) {
             Some(u) => u.handle_instance(now, member, Input::Advert(accepted.advert)),
             None => Vec::new(),
@@ -129,6 +138,16 @@ mod tests {
     }
 
     fn router(vrids: &[u32]) -> Router<&'static str> {
+        router_with(vrids, None, false)
+    }
+
+    /// Routers whose instances expect `addresses` in adverts, and skip
+    /// the check for a known sender when `skip`.
+    fn router_with(
+        vrids: &[u32],
+        addresses: Option<Addresses>,
+        skip: bool,
+    ) -> Router<&'static str> {
         let mut router = Router::default();
         for &n in vrids {
             let config = InstanceConfig::new(format!("VI_{n}"), vrid(n), OURS.into());
@@ -141,9 +160,11 @@ mod tests {
                         adver_int: Seconds(1),
                         auth: Auth::None,
                     },
-                    addresses: None,
+                    addresses: addresses.clone(),
                 },
                 adver_int: Centiseconds(100),
+                skip_known_addresses: skip,
+                known: None,
             };
             let mut unit = Unit::Solo(Box::new(Machine::new(config)));
             unit.handle_all(Instant::ZERO, &Input::Startup);
@@ -153,8 +174,12 @@ mod tests {
     }
 
     fn advert(n: u32, priority: u8) -> (IpContext, Vec<u8>) {
+        advert_from(PEER, n, priority, &[Ipv4Addr::new(10, 0, 0, 100)])
+    }
+
+    fn advert_from(src: Ipv4Addr, n: u32, priority: u8, vips: &[Ipv4Addr]) -> (IpContext, Vec<u8>) {
         let ctx = IpContext::V4 {
-            src: PEER,
+            src,
             dst: MULTICAST_V4,
             ttl: TTL,
         };
@@ -165,7 +190,7 @@ mod tests {
                 adver_int: Seconds(1),
                 auth: Auth::None,
             },
-            addresses: Addresses::V4(vec![Ipv4Addr::new(10, 0, 0, 100)]),
+            addresses: Addresses::V4(vips.to_vec()),
         };
         let mut bytes = vec![0; repr.buffer_len()];
         repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), &ctx)
@@ -216,5 +241,40 @@ mod tests {
         let delivered = r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).unwrap();
         assert_eq!(delivered.unit, 0);
         assert!(r.remove(5).is_none());
+    }
+
+    /// keepalived's `skip_check_adv_addr`: once a router's advert was taken
+    /// with our addresses, its later adverts are not checked for them (a
+    /// master reloaded with one more VIP keeps its backups); a router not
+    /// yet heard from is checked, and without the option every advert is.
+    #[test]
+    fn a_known_sender_skips_the_address_check_only_with_the_option() {
+        let ours = Ipv4Addr::new(10, 0, 0, 100);
+        let more = [ours, Ipv4Addr::new(10, 0, 0, 101)];
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        for skip in [true, false] {
+            let mut r = router_with(&[51], Some(Addresses::V4(vec![ours])), skip);
+            let (ctx, bytes) = advert_from(PEER, 51, 200, &more);
+            assert!(
+                matches!(
+                    r.receive(&"eth0", &ctx, &bytes, Instant::ZERO),
+                    Err(Rejection::AddressCountMismatch { .. })
+                ),
+                "a sender not heard from is checked"
+            );
+            let (ctx, bytes) = advert_from(PEER, 51, 200, &[ours]);
+            assert!(r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).is_ok());
+            let (ctx, bytes) = advert_from(PEER, 51, 200, &more);
+            assert_eq!(
+                r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).is_ok(),
+                skip,
+                "skip {skip}"
+            );
+            let (ctx, bytes) = advert_from(other, 51, 200, &more);
+            assert!(
+                r.receive(&"eth0", &ctx, &bytes, Instant::ZERO).is_err(),
+                "another sender is checked"
+            );
+        }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
         config: Config::default(),
         map,
         errors: Vec::new(),
+        strict: Strict::default(),
     };
     for st in statements {
         match st.keyword.text.as_str() {
@@ -35,13 +36,29 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
         }
     }
     keywords::warn_no_ops(statements, "", im.map);
+    im.finish_instances();
     (im.config, im.errors)
+}
+
+/// The settings that apply to instances only once the whole file is read
+/// (global_defs may follow them).
+#[derive(Default)]
+struct Strict {
+    /// `vrrp_strict` in global_defs.
+    global: bool,
+    /// `vrrp_skip_check_adv_addr` in global_defs.
+    skip_check_adv_addr: bool,
+    /// Per instance, in order: its own `strict_mode`.
+    instances: Vec<Option<bool>>,
+    /// Per instance: its own `skip_check_adv_addr`.
+    skips: Vec<Option<bool>>,
 }
 
 struct Importer<'m> {
     config: Config,
     map: &'m mut SourceMap,
     errors: Vec<Diagnostic>,
+    strict: Strict,
 }
 
 impl Importer<'_> {
@@ -340,6 +357,8 @@ impl Importer<'_> {
                 "lvs_timeouts" => self.lvs_timeouts(item, &mut g.lvs_timeouts),
                 "script_user" => g.script_user = self.script_user(item),
                 "enable_script_security" => g.enable_script_security = self.bare(item),
+                "vrrp_strict" => self.strict.global = self.bare(item),
+                "vrrp_skip_check_adv_addr" => self.strict.skip_check_adv_addr = self.bare(item),
                 _ => self.unknown(item, "global_defs"),
             }
         }
@@ -633,6 +652,8 @@ impl Importer<'_> {
         self.record(base.clone(), &st.keyword.pos);
         let mut interface = None;
         let mut vrid = None;
+        let mut strict = None;
+        let mut skip = None;
         let mut inst = VrrpInstance {
             name,
             state: InitialState::default(),
@@ -654,6 +675,7 @@ impl Importer<'_> {
             unicast_peer: Vec::new(),
             native_ipv6: false,
             dont_track_primary: false,
+            skip_check_adv_addr: false,
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,
@@ -753,6 +775,8 @@ impl Importer<'_> {
                 }
                 "native_ipv6" => inst.native_ipv6 = self.bare(item),
                 "dont_track_primary" => inst.dont_track_primary = self.bare(item),
+                "strict_mode" => strict = self.flag(item),
+                "skip_check_adv_addr" => skip = self.flag(item),
                 "garp_master_delay" => inst.garp_master_delay = self.whole_secs(item),
                 "garp_master_repeat" => inst.garp_master_repeat = self.count(item),
                 "garp_master_refresh" => inst.garp_master_refresh = self.whole_secs(item),
@@ -801,7 +825,119 @@ impl Importer<'_> {
             }
             None => {}
         }
+        self.strict.instances.push(strict);
+        self.strict.skips.push(skip);
         self.config.vrrp_instance.push(inst);
+    }
+
+    /// keepalived's `vrrp_complete_instance` for the settings global_defs
+    /// gives every instance: `vrrp_skip_check_adv_addr`, and `vrrp_strict`
+    /// (or an instance's `strict_mode`), which enforces RFC 3768/5798 where
+    /// keepalived is lax. As keepalived does, strict mode refuses unicast
+    /// peers, an instance without VIPs and a first IPv6 VIP that is not
+    /// link-local; it drops authentication, `preempt_delay` and a `state
+    /// MASTER` of a non-owner (starting as BACKUP), and runs IPv6 over
+    /// version 3, each with a warning.
+    fn finish_instances(&mut self) {
+        let global_version = self.config.global.vrrp_version;
+        let mut instances = std::mem::take(&mut self.config.vrrp_instance);
+        for (i, inst) in instances.iter_mut().enumerate() {
+            let base = format!("vrrp_instance[{i}]");
+            inst.skip_check_adv_addr = self
+                .strict
+                .skips
+                .get(i)
+                .copied()
+                .flatten()
+                .unwrap_or(self.strict.skip_check_adv_addr);
+            let strict = self
+                .strict
+                .instances
+                .get(i)
+                .copied()
+                .flatten()
+                .unwrap_or(self.strict.global);
+            if !strict {
+                continue;
+            }
+            let name = inst.name.clone();
+            let at = |im: &Self, field: &str| im.map.lookup(&format!("{base}.{field}"));
+            let warn = |im: &mut Self, field: &str, message: String| {
+                let pos = at(im, field);
+                im.map.warn(Diagnostic::new(pos, message));
+            };
+            if !inst.unicast_peer.is_empty() {
+                let pos = at(self, "unicast_peer");
+                self.err(
+                    &pos,
+                    format!("vrrp_instance '{name}': strict mode does not allow unicast peers (RFC 5798 sends to the multicast group)"),
+                );
+            }
+            if inst.virtual_ipaddress.is_empty() {
+                let pos = at(self, "virtual_ipaddress");
+                self.err(
+                    &pos,
+                    format!("vrrp_instance '{name}': strict mode needs at least one VIP"),
+                );
+            }
+            let ipv6 = inst
+                .virtual_ipaddress
+                .first()
+                .map(|a| a.address.addr())
+                .and_then(|a| match a {
+                    IpAddr::V6(v6) => Some(v6),
+                    IpAddr::V4(_) => None,
+                });
+            if let Some(first) = ipv6 {
+                if inst.unicast_peer.is_empty() && !first.is_unicast_link_local() {
+                    let pos = at(self, "virtual_ipaddress");
+                    self.err(
+                        &pos,
+                        format!("vrrp_instance '{name}': in strict mode the first IPv6 VIP must be link-local (RFC 5798 §5.2.9), not {first}"),
+                    );
+                }
+                if inst.version.unwrap_or(global_version) == Version::V2 {
+                    inst.version = Some(Version::V3);
+                    warn(
+                        self,
+                        "version",
+                        format!(
+                            "vrrp_instance '{name}': strict mode runs IPv6 over VRRP version 3"
+                        ),
+                    );
+                }
+            }
+            if inst.authentication.take().is_some() {
+                warn(
+                    self,
+                    "authentication",
+                    format!(
+                        "vrrp_instance '{name}': strict mode has no authentication (RFC 5798); it is ignored, as keepalived does"
+                    ),
+                );
+            }
+            if inst.preempt_delay != Duration::ZERO {
+                inst.preempt_delay = Duration::ZERO;
+                warn(
+                    self,
+                    "preempt_delay",
+                    format!(
+                        "vrrp_instance '{name}': strict mode has no preempt_delay; it is ignored, as keepalived does"
+                    ),
+                );
+            }
+            if inst.state == InitialState::Master && inst.priority != Priority::OWNER {
+                inst.state = InitialState::Backup;
+                warn(
+                    self,
+                    "state",
+                    format!(
+                        "vrrp_instance '{name}': in strict mode only the address owner (priority 255) starts as MASTER; it starts as BACKUP, as keepalived does"
+                    ),
+                );
+            }
+        }
+        self.config.vrrp_instance = instances;
     }
 
     fn authentication(&mut self, st: &Statement) -> Option<Authentication> {
@@ -1384,6 +1520,73 @@ mod tests {
     }
 
     const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n";
+
+    /// The imported model and its warnings; panics on import errors.
+    fn import_warned(text: &str) -> (Config, Vec<String>) {
+        let (config, map, diagnostics) = super::super::load_str(Path::new("k.conf"), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        (
+            config,
+            map.warnings().iter().map(ToString::to_string).collect(),
+        )
+    }
+
+    /// keepalived v2.2.7's strict mode (`vrrp_complete_instance`): what
+    /// it resets is reset with a warning, what it refuses is an error, and
+    /// an instance's `strict_mode off` overrides the global setting.
+    #[test]
+    fn strict_mode_resets_and_refuses_as_keepalived_does() {
+        let lax = "  state MASTER\n  priority 100\n  preempt_delay 5\n  authentication {\n    auth_type PASS\n    auth_pass secret\n  }\n  virtual_ipaddress {\n    10.0.0.100/24\n  }\n";
+        let text = format!("global_defs {{\n  vrrp_strict\n}}\n{INSTANCE}{lax}}}\n");
+        let (config, warnings) = import_warned(&text);
+        let inst = &config.vrrp_instance[0];
+        assert_eq!(inst.state, InitialState::Backup);
+        assert_eq!(inst.authentication, None);
+        assert_eq!(inst.preempt_delay, Duration::ZERO);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:7:3: vrrp_instance 'VI_1': in strict mode only the address owner (priority 255) starts as MASTER; it starts as BACKUP, as keepalived does",
+                "k.conf:9:3: vrrp_instance 'VI_1': strict mode has no preempt_delay; it is ignored, as keepalived does",
+                "k.conf:10:3: vrrp_instance 'VI_1': strict mode has no authentication (RFC 5798); it is ignored, as keepalived does",
+            ]
+        );
+
+        let own =
+            format!("global_defs {{\n  vrrp_strict\n}}\n{INSTANCE}  strict_mode off\n{lax}}}\n");
+        let (config, warnings) = import_warned(&own);
+        assert_eq!(config.vrrp_instance[0].state, InitialState::Master);
+        assert!(config.vrrp_instance[0].authentication.is_some());
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let refused = format!(
+            "{INSTANCE}  strict_mode\n  unicast_peer {{\n    10.0.0.2\n  }}\n}}\n\
+             vrrp_instance VI_6 {{\n  interface eth0\n  virtual_router_id 8\n  strict_mode on\n  \
+             virtual_ipaddress {{\n    fd00::100/64\n  }}\n}}\n"
+        );
+        assert_eq!(
+            problems(&refused),
+            [
+                "k.conf:1:1: vrrp_instance 'VI_1': strict mode needs at least one VIP",
+                "k.conf:5:3: vrrp_instance 'VI_1': strict mode does not allow unicast peers (RFC 5798 sends to the multicast group)",
+                "k.conf:13:3: vrrp_instance 'VI_6': in strict mode the first IPv6 VIP must be link-local (RFC 5798 §5.2.9), not fd00::100",
+            ]
+        );
+    }
+
+    #[test]
+    fn skip_check_adv_addr_is_global_with_an_instances_own_word_last() {
+        let text = format!(
+            "global_defs {{\n  vrrp_skip_check_adv_addr\n}}\n{INSTANCE}}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 8\n  skip_check_adv_addr off\n}}\n"
+        );
+        let config = import_only(&text);
+        assert!(config.vrrp_instance[0].skip_check_adv_addr);
+        assert!(!config.vrrp_instance[1].skip_check_adv_addr);
+        let alone = format!("{INSTANCE}  skip_check_adv_addr\n}}\n");
+        assert!(import_only(&alone).vrrp_instance[0].skip_check_adv_addr);
+        assert!(!import_only(&format!("{INSTANCE}}}\n")).vrrp_instance[0].skip_check_adv_addr);
+    }
 
     /// keepalived v2.2.7's `vrrp_complete_instance`: a missing priority
     /// comes from the state, a missing state from the priority.

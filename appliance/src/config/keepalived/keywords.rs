@@ -44,9 +44,6 @@ const BFD: Support =
 const BIND: Support = Refused("the check binds its source address only (`bindto`)");
 const CHECKER: Support =
     Refused("not yet; a MISC_CHECK running a program that tests the same does");
-const CHKADV: Support = Refused(
-    "not yet; an advert listing other addresses than ours is dropped and counted (`appliance_vrrp_adverts_dropped_total`)",
-);
 const CHKALPHA: Support = Refused("set `alpha` on the virtual server");
 const CHKDELAY: Support = Refused("set `delay_loop` on the virtual server");
 const CHKMARK: Support = Refused("checks connect to the real server's address directly");
@@ -87,9 +84,8 @@ const NETNS: Support =
 const NFT: Support = Refused(
     "the appliance manages its own nftables table (`dataplane = \"nftables\"`); keepalived's iptables/nftables rules for VIPs are not made",
 );
-const NOACCEPT: Support = Refused(
-    "the appliance always accepts traffic to its VIPs (keepalived's behaviour without vrrp_strict)",
-);
+const NOACCEPT: Support =
+    Refused("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
 const NOTIFYX: Support = Refused("the appliance runs `notify` scripts on state changes only");
 const PERSIST: Support = Refused("only IPVS's default persistence engine is supported");
 const PROC: Support = Refused(
@@ -119,9 +115,6 @@ const STARTDELAY: Support =
     Refused("start the service later (systemd `ExecStartPre=/bin/sleep N`)");
 const STARTUP: Support =
     Refused("run it from the service unit instead (`ExecStartPre=`, `ExecStopPost=`)");
-const STRICT: Support = Refused(
-    "not yet; the appliance accepts traffic to its VIPs as keepalived does without vrrp_strict",
-);
 const SYNCLEGACY: Support = Refused("use `lvs_sync_daemon IF INSTANCE` in global_defs");
 const SYNCTRACK: Support = Refused(
     "track it in each member `vrrp_instance`: a member's fault takes the whole group to FAULT",
@@ -150,9 +143,8 @@ const VSG: Support = Refused(
 );
 const VSHOST: Support = Refused("set `virtualhost` on the virtual server or in the check's `url`");
 const VSWEIGHT: Support = Refused("a fwmark service's weight for `virtual_server_group`s");
-const NOOP_ACCEPT: Support = NoOp(
-    "the appliance always accepts traffic to its VIPs, as keepalived does without vrrp_strict",
-);
+const NOOP_ACCEPT: Support =
+    NoOp("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
 const NOOP_DEBUG: Support = NoOp("log detail is set by `RUST_LOG`");
 const NOOP_FAMILY: Support = NoOp("an instance's address family follows its addresses");
@@ -229,8 +221,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "nftables_ipvs_start_fwmark", NFT),
     k("global_defs", "nftables_counters", NFT),
     k("global_defs", "vrrp_check_unicast_src", UNICAST),
-    k("global_defs", "vrrp_skip_check_adv_addr", CHKADV),
-    k("global_defs", "vrrp_strict", STRICT),
+    k("global_defs", "vrrp_skip_check_adv_addr", Yes),
+    k("global_defs", "vrrp_strict", Yes),
     k("global_defs", "vrrp_priority", PROC),
     k("global_defs", "vrrp_no_swap", PROC),
     k("global_defs", "vrrp_rt_priority", PROC),
@@ -368,8 +360,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "virtual_rules", ROUTES),
     k("vrrp_instance", "accept", NOOP_ACCEPT),
     k("vrrp_instance", "no_accept", NOACCEPT),
-    k("vrrp_instance", "skip_check_adv_addr", CHKADV),
-    k("vrrp_instance", "strict_mode", STRICT),
+    k("vrrp_instance", "skip_check_adv_addr", Yes),
+    k("vrrp_instance", "strict_mode", Yes),
     k("vrrp_instance", "preempt", Yes),
     k("vrrp_instance", "nopreempt", Yes),
     k("vrrp_instance", "preempt_delay", Yes),
@@ -1473,8 +1465,8 @@ mod tests {
             ),
             (
                 "global_defs",
-                "vrrp_strict",
-                "keepalived's 'vrrp_strict' in global_defs is not supported: not yet;",
+                "lvs_flush",
+                "keepalived's 'lvs_flush' in global_defs is not supported: the appliance removes only what it programmed",
             ),
         ] {
             let message = refusal(block, name).unwrap_or_default();
