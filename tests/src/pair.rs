@@ -92,12 +92,25 @@ impl Pair {
     /// get both 10.<net>.0.x/24 and fd<net>::x/64) and waits until `m`
     /// holds `vip` and `b` does not.
     pub fn start(net: Net, m_conf: Instance, b_conf: Instance, vip: &str) -> Result<Self> {
+        Self::start_with(net, m_conf, b_conf, vip, |_| Ok(()))
+    }
+
+    /// [`Pair::start`], with `setup` run on the LAN once its hosts exist
+    /// and before the daemons start (a second interface to track, say).
+    pub fn start_with(
+        net: Net,
+        m_conf: Instance,
+        b_conf: Instance,
+        vip: &str,
+        setup: impl FnOnce(&Lan) -> Result<()>,
+    ) -> Result<Self> {
         let mut lan = Lan::new()?;
         for (name, n) in [("m", 1), ("b", 2), ("c", 10)] {
             let v4 = Net::cidr(&format!("10.{}.0.{n}", net.0));
             let v6 = Net::cidr(&net.v6(n));
             lan.add_host(name, &[v4.as_str(), v6.as_str()])?;
         }
+        setup(&lan)?;
         let vip: IpAddr = vip
             .parse()
             .map_err(|e| Error::Check(format!("VIP {vip}: {e}")))?;

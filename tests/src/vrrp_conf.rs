@@ -1,7 +1,8 @@
-//! keepalived.conf text for one VRRP instance, as both the appliance and
-//! Debian's keepalived read it, and the RFC timers the tests expect of it
-//! (computed here from the RFC formulas, independently of the appliance's
-//! own code, so a wrong formula there fails the tests).
+//! keepalived.conf text for one VRRP instance (with the `vrrp_script`s it
+//! tracks and, optionally, a `vrrp_sync_group` it heads), as both the
+//! appliance and Debian's keepalived read it, and the RFC timers the tests
+//! expect of it (computed here from the RFC formulas, independently of the
+//! appliance's own code, so a wrong formula there fails the tests).
 
 use appliance::vrrp::Version;
 use std::fmt::Write as _;
@@ -30,6 +31,89 @@ pub struct Instance {
     pub native_ipv6: bool,
     /// `dont_track_primary`: stay out of FAULT while `eth0` is down.
     pub dont_track_primary: bool,
+    /// `nopreempt`: a higher priority does not take over a working master.
+    pub nopreempt: bool,
+    /// `preempt_delay`, in milliseconds (0: none).
+    pub preempt_delay_ms: u64,
+    /// `vrrp_script`s, each in `track_script { … }`.
+    pub scripts: Vec<Script>,
+    /// `track_interface { … }` entries, without weight (a link down is a
+    /// FAULT).
+    pub track_interfaces: Vec<String>,
+    /// A `vrrp_sync_group` of this instance and others, in the same file.
+    pub sync_group: Option<SyncGroup>,
+}
+
+/// A `vrrp_script` block and its `track_script` entry.
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub name: String,
+    /// `script`: the program and its arguments, split on blanks as
+    /// keepalived does (no shell).
+    pub command: String,
+    /// `interval`, whole seconds.
+    pub interval_s: u64,
+    /// `weight`: none is keepalived's 0, a failure is a FAULT.
+    pub weight: Option<i16>,
+}
+
+impl Script {
+    /// `vrrp_script NAME { script "COMMAND"; interval 1 }`.
+    pub fn new(name: &str, command: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            command: command.to_string(),
+            interval_s: 1,
+            weight: None,
+        }
+    }
+
+    pub fn weight(mut self, weight: i16) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    fn render(&self, text: &mut String) {
+        let _ = writeln!(
+            text,
+            "vrrp_script {} {{\n  script \"{}\"\n  interval {}",
+            self.name, self.command, self.interval_s
+        );
+        if let Some(weight) = self.weight {
+            let _ = writeln!(text, "  weight {weight}");
+        }
+        text.push_str("}\n");
+    }
+}
+
+/// A `vrrp_sync_group` of the instance that holds it (first) and `others`.
+#[derive(Clone, Debug)]
+pub struct SyncGroup {
+    pub name: String,
+    /// The other members, rendered after the first; their `router_id` is
+    /// not used.
+    pub others: Vec<Instance>,
+    /// The group's own `notify_master`, `notify`, … lines: keyword and
+    /// command.
+    pub notifies: Vec<(String, String)>,
+}
+
+impl SyncGroup {
+    pub fn new(name: &str, others: Vec<Instance>) -> Self {
+        Self {
+            name: name.to_string(),
+            others,
+            notifies: Vec::new(),
+        }
+    }
+
+    /// `KEYWORD "COMMAND"` (`notify_master`, `notify_backup`,
+    /// `notify_fault`, `notify_stop`, `notify`).
+    pub fn notify(mut self, keyword: &str, command: &str) -> Self {
+        self.notifies
+            .push((keyword.to_string(), command.to_string()));
+        self
+    }
 }
 
 impl Instance {
@@ -49,7 +133,18 @@ impl Instance {
             unicast_peers: Vec::new(),
             native_ipv6: false,
             dont_track_primary: false,
+            nopreempt: false,
+            preempt_delay_ms: 0,
+            scripts: Vec::new(),
+            track_interfaces: Vec::new(),
+            sync_group: None,
         }
+    }
+
+    /// The `vrrp_instance` name (`VI_A` unless set).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
     }
 
     pub fn initial_master(mut self) -> Self {
@@ -93,6 +188,37 @@ impl Instance {
         self
     }
 
+    /// `nopreempt` (keepalived ignores it with `state MASTER`).
+    pub fn nopreempt(mut self) -> Self {
+        self.nopreempt = true;
+        self
+    }
+
+    /// `preempt_delay`, in milliseconds (keepalived ignores it with `state
+    /// MASTER`).
+    pub fn preempt_delay_ms(mut self, ms: u64) -> Self {
+        self.preempt_delay_ms = ms;
+        self
+    }
+
+    /// Tracks `script` (its `vrrp_script` block goes in the file too).
+    pub fn track_script(mut self, script: Script) -> Self {
+        self.scripts.push(script);
+        self
+    }
+
+    /// `track_interface { IF }`.
+    pub fn track_interface(mut self, interface: &str) -> Self {
+        self.track_interfaces.push(interface.to_string());
+        self
+    }
+
+    /// Heads `group`: the file gets the group and its other members.
+    pub fn sync_group(mut self, group: SyncGroup) -> Self {
+        self.sync_group = Some(group);
+        self
+    }
+
     /// The config file's text.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -101,6 +227,37 @@ impl Instance {
         // One gratuitous burst at takeover and one a second later, as in
         // keepalived's default; stated so both implementations agree.
         text.push_str("  vrrp_garp_master_delay 1\n}\n");
+        let members: Vec<&Instance> = std::iter::once(self)
+            .chain(self.sync_group.iter().flat_map(|g| &g.others))
+            .collect();
+        let mut scripts: Vec<&Script> = Vec::new();
+        for script in members.iter().flat_map(|m| &m.scripts) {
+            if !scripts.iter().any(|s| s.name == script.name) {
+                scripts.push(script);
+            }
+        }
+        for script in scripts {
+            script.render(&mut text);
+        }
+        if let Some(group) = &self.sync_group {
+            let _ = writeln!(text, "vrrp_sync_group {} {{\n  group {{", group.name);
+            for member in &members {
+                let _ = writeln!(text, "    {}", member.name);
+            }
+            text.push_str("  }\n");
+            for (keyword, command) in &group.notifies {
+                let _ = writeln!(text, "  {keyword} \"{command}\"");
+            }
+            text.push_str("}\n");
+        }
+        for member in members {
+            member.render_instance(&mut text);
+        }
+        text
+    }
+
+    /// The `vrrp_instance` block.
+    fn render_instance(&self, text: &mut String) {
         let _ = writeln!(text, "vrrp_instance {} {{", self.name);
         let state = if self.initial_master {
             "MASTER"
@@ -120,6 +277,12 @@ impl Instance {
         if self.dont_track_primary {
             text.push_str("  dont_track_primary\n");
         }
+        if self.nopreempt {
+            text.push_str("  nopreempt\n");
+        }
+        if self.preempt_delay_ms > 0 {
+            let _ = writeln!(text, "  preempt_delay {}", seconds(self.preempt_delay_ms));
+        }
         if let Some(pass) = &self.auth_pass {
             let _ = writeln!(
                 text,
@@ -136,12 +299,25 @@ impl Instance {
             }
             text.push_str("  }\n");
         }
+        if !self.scripts.is_empty() {
+            text.push_str("  track_script {\n");
+            for script in &self.scripts {
+                let _ = writeln!(text, "    {}", script.name);
+            }
+            text.push_str("  }\n");
+        }
+        if !self.track_interfaces.is_empty() {
+            text.push_str("  track_interface {\n");
+            for interface in &self.track_interfaces {
+                let _ = writeln!(text, "    {interface}");
+            }
+            text.push_str("  }\n");
+        }
         text.push_str("  virtual_ipaddress {\n");
         for vip in &self.vips {
             let _ = writeln!(text, "    {vip}");
         }
         text.push_str("  }\n}\n");
-        text
     }
 
     fn advert(&self) -> Duration {
@@ -201,6 +377,33 @@ mod tests {
             .unicast(
                 "10.99.0.1".parse().unwrap(),
                 &["10.99.0.2".parse().unwrap()],
+            )
+            .render();
+        appliance::config::load_str(
+            std::path::Path::new("m.conf"),
+            &text,
+            appliance::config::Format::Keepalived,
+        )
+        .unwrap_or_else(|d| panic!("the appliance reads it: {d}"));
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn renders_tracking_preemption_and_a_sync_group() {
+        let check = Script::new("chk_nginx", "test -e /run/nginx.ok").weight(-60);
+        let other = Instance::new("m", 52, 150, "10.99.0.101/24")
+            .named("VI_2")
+            .track_script(check.clone())
+            .track_script(Script::new("chk_gw", "/usr/local/sbin/chk_gw"));
+        let text = Instance::new("m", 51, 150, "10.99.0.100/24")
+            .nopreempt()
+            .preempt_delay_ms(4500)
+            .track_script(check)
+            .track_interface("eth1")
+            .sync_group(
+                SyncGroup::new("G", vec![other])
+                    .notify("notify_master", "/bin/true master")
+                    .notify("notify", "/bin/true"),
             )
             .render();
         appliance::config::load_str(

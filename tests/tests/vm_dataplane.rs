@@ -101,10 +101,10 @@ fn lists(table: &[&str], addr: &str, method: &str, weight: u32) -> bool {
 #[test]
 fn lvs_nat_from_config_round_robin_weights_listing_and_sync_daemon() {
     let config = format!(
-        "virtual_server {VIP} 80 {{\n  lb_algo rr\n  lb_kind NAT\n  \
+        "virtual_server {VIP} 80 {{\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  \
          real_server 10.0.2.11 80 {{\n    weight 1\n  }}\n  \
          real_server 10.0.2.12 80 {{\n    weight 1\n  }}\n}}\n\
-         virtual_server {VIP} 8080 {{\n  lb_algo wrr\n  lb_kind NAT\n  persistence_timeout 0\n  \
+         virtual_server {VIP} 8080 {{\n  lb_algo wrr\n  lb_kind NAT\n  protocol TCP\n  persistence_timeout 0\n  \
          real_server 10.0.2.11 80 {{\n    weight 3\n  }}\n  \
          real_server 10.0.2.12 80 {{\n    weight 1\n  }}\n}}\n\
          virtual_server fwmark 7 {{\n  lb_algo sh\n  persistence_timeout 300\n  \
@@ -195,17 +195,17 @@ fn reconcile_applies_only_the_difference_and_leaves_foreign_services() {
     // 80 stays as it is; 81 changes scheduler and a weight; 82 goes; 83
     // comes.
     let a = format!(
-        "virtual_server {VIP} 80 {{\n  lb_algo rr\n{}}}\n\
-         virtual_server {VIP} 81 {{\n  lb_algo rr\n{}}}\n\
-         virtual_server {VIP} 82 {{\n  lb_algo rr\n{}}}\n",
+        "virtual_server {VIP} 80 {{\n  lb_algo rr\n  protocol TCP\n{}}}\n\
+         virtual_server {VIP} 81 {{\n  lb_algo rr\n  protocol TCP\n{}}}\n\
+         virtual_server {VIP} 82 {{\n  lb_algo rr\n  protocol TCP\n{}}}\n",
         rs(1, 1),
         rs(1, 1),
         rs(1, 1)
     );
     let b = format!(
-        "virtual_server {VIP} 80 {{\n  lb_algo rr\n{}}}\n\
-         virtual_server {VIP} 81 {{\n  lb_algo wrr\n{}}}\n\
-         virtual_server {VIP} 83 {{\n  lb_algo lc\n{}}}\n",
+        "virtual_server {VIP} 80 {{\n  lb_algo rr\n  protocol TCP\n{}}}\n\
+         virtual_server {VIP} 81 {{\n  lb_algo wrr\n  protocol TCP\n{}}}\n\
+         virtual_server {VIP} 83 {{\n  lb_algo lc\n  protocol TCP\n{}}}\n",
         rs(1, 1),
         rs(1, 5),
         rs(1, 1)

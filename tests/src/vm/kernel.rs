@@ -3,8 +3,8 @@
 //! metapackage (kept, so a change of [`MODULES`] needs no new download), and
 //! one ready directory per package holding an uncompressed `vmlinux` (qemu
 //! boots it through its PVH entry, seconds faster under TCG than a bzImage)
-//! and the closure of [`MODULES`] under `lib/modules/<release>/` with a
-//! `modules.dep` for `modprobe`.
+//! and the closure of [`MODULES`] and of every module in [`MODULE_DIRS`]
+//! under `lib/modules/<release>/` with a `modules.dep` for `modprobe`.
 //!
 //! Concurrent test processes serialise on an exclusive lock on
 //! `.cache/vm/lock`; a ready directory is built under a temporary name and
@@ -41,6 +41,16 @@ pub const MODULES: &[&str] = &[
     "bridge",
     "ipip",
 ];
+
+/// Directories of the package (under `lib/modules/<release>/`) whose
+/// modules all go into the guest, loaded on demand rather than at boot:
+/// every IPVS module this kernel ships (schedulers such as `fo` and `ovf`
+/// load when a service first names them), so that what the guest lacks
+/// there is what the kernel lacks.
+pub const MODULE_DIRS: &[&str] = &["kernel/net/netfilter/ipvs/"];
+
+/// A ready directory's record of the [`MODULE_DIRS`] it was built with.
+const MODULE_DIRS_RECORD: &str = "module-dirs";
 
 const METAPACKAGE: &str = "linux-image-amd64";
 const READY_PREFIX: &str = "kernel-";
@@ -100,7 +110,8 @@ pub fn kernel() -> Result<Kernel> {
     prepare(&cache, &deb)
 }
 
-/// A ready directory whose `modules.dep` covers every module of [`MODULES`].
+/// A ready directory whose `modules.dep` covers every module of [`MODULES`]
+/// and that was built with today's [`MODULE_DIRS`].
 fn find_ready(cache: &Path) -> Result<Option<Kernel>> {
     let mut ready: Vec<PathBuf> = read_dir(cache)?
         .into_iter()
@@ -123,7 +134,11 @@ fn find_ready(cache: &Path) -> Result<Option<Kernel>> {
             .iter()
             .map(|(m, _)| module_name(m))
             .collect();
-        if kernel.vmlinux.is_file() && MODULES.iter().all(|m| have.contains(*m)) {
+        let dirs = fs::read_to_string(dir.join(MODULE_DIRS_RECORD)).unwrap_or_default();
+        if kernel.vmlinux.is_file()
+            && MODULES.iter().all(|m| have.contains(*m))
+            && dirs == module_dirs_record()
+        {
             return Ok(Some(kernel));
         }
     }
@@ -244,7 +259,8 @@ fn prepare(cache: &Path, deb: &Path) -> Result<Kernel> {
     let modules_in = unpacked.join("lib/modules").join(&release);
     let dep_path = modules_in.join("modules.dep");
     let dep = fs::read_to_string(&dep_path).map_err(io_err(&dep_path))?;
-    let lines = closure(&parse_modules_dep(&dep), MODULES)?;
+    let lines = parse_modules_dep(&dep);
+    let lines = closure(&lines, &wanted(&lines, MODULES, MODULE_DIRS))?;
     let mut reduced = String::new();
     for (module, deps) in &lines {
         let (from, to) = (modules_in.join(module), modules_out.join(module));
@@ -260,6 +276,8 @@ fn prepare(cache: &Path, deb: &Path) -> Result<Kernel> {
     }
     let reduced_path = modules_out.join("modules.dep");
     fs::write(&reduced_path, reduced).map_err(io_err(&reduced_path))?;
+    let record_path = out.join(MODULE_DIRS_RECORD);
+    fs::write(&record_path, module_dirs_record()).map_err(io_err(&record_path))?;
     let release_path = out.join("release");
     fs::File::create(&release_path)
         .and_then(|mut f| writeln!(f, "{release}"))
@@ -268,7 +286,7 @@ fn prepare(cache: &Path, deb: &Path) -> Result<Kernel> {
     let stem = file_name(deb).trim_end_matches(".deb").to_string();
     let ready = cache.join(format!("{READY_PREFIX}{stem}"));
     if ready.exists() {
-        // Built for an older MODULES list (find_ready passed it over).
+        // Built for older MODULES or MODULE_DIRS (find_ready passed it over).
         fs::remove_dir_all(&ready).map_err(io_err(&ready))?;
     }
     fs::rename(&out, &ready).map_err(io_err(&ready))?;
@@ -299,14 +317,36 @@ fn module_name(path: &str) -> String {
     stem.replace('-', "_")
 }
 
+/// What [`MODULE_DIRS_RECORD`] holds: one directory a line.
+fn module_dirs_record() -> String {
+    MODULE_DIRS.iter().map(|d| format!("{d}\n")).collect()
+}
+
+/// The names of `modules` and of every module of `lines` (`modules.dep`)
+/// under one of `dirs`.
+fn wanted(lines: &[(String, Vec<String>)], modules: &[&str], dirs: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
+    for (module, _) in lines {
+        let name = module_name(module);
+        if dirs.iter().any(|d| module.starts_with(d)) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 /// The `modules.dep` lines of `wanted` and of every module they depend on
 /// (each line of depmod's output already lists the full dependency chain).
-fn closure(lines: &[(String, Vec<String>)], wanted: &[&str]) -> Result<Vec<(String, Vec<String>)>> {
+fn closure(
+    lines: &[(String, Vec<String>)],
+    wanted: &[impl AsRef<str>],
+) -> Result<Vec<(String, Vec<String>)>> {
     let mut needed = BTreeSet::new();
     for name in wanted {
+        let name = name.as_ref();
         let (module, deps) = lines
             .iter()
-            .find(|(m, _)| module_name(m) == *name)
+            .find(|(m, _)| module_name(m) == name)
             .ok_or_else(|| Error::Kernel(format!("module {name} is not in the kernel package")))?;
         needed.insert(module.clone());
         needed.extend(deps.iter().cloned());
@@ -450,6 +490,20 @@ mod tests {
         );
         let missing = closure(&lines, &["ip_vs"]).unwrap_err().to_string();
         assert!(missing.contains("ip_vs"), "{missing}");
+    }
+
+    #[test]
+    fn every_module_of_a_listed_directory_is_wanted_once() {
+        let dep = "kernel/net/netfilter/ipvs/ip_vs_fo.ko: kernel/net/netfilter/ipvs/ip_vs.ko\n\
+                   kernel/net/netfilter/ipvs/ip_vs_rr.ko: kernel/net/netfilter/ipvs/ip_vs.ko\n\
+                   kernel/net/netfilter/ipvs/ip_vs.ko:\n\
+                   kernel/net/ipv4/ipip.ko:\n";
+        let lines = parse_modules_dep(dep);
+        assert_eq!(
+            wanted(&lines, &["ip_vs_rr"], &["kernel/net/netfilter/ipvs/"]),
+            ["ip_vs_rr", "ip_vs_fo", "ip_vs"]
+        );
+        assert_eq!(wanted(&lines, &["ipip"], &[]), ["ipip"]);
     }
 
     #[test]

@@ -75,6 +75,26 @@ pub fn dr_real_server(name: &str, vip: &str) -> String {
     )
 }
 
+/// An LVS-TUN real server's side of the VIP (the LVS-TUN howto): on
+/// `tunl0`, the ipip module's fallback device, which takes in IP-in-IP
+/// from any sender and so the director's encapsulated requests; neither
+/// answered for in ARP nor announced (arp_ignore 1, arp_announce 2); and
+/// no reverse-path filter, since a client's packet comes in on `tunl0`
+/// while the route back to the client leaves by `eth0`.
+pub fn tun_real_server(name: &str, vip: &str) -> String {
+    format!(
+        "for c in all eth0; do\n\
+         \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_ignore=1\n\
+         \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.arp_announce=2\n\
+         done\n\
+         for c in all tunl0; do\n\
+         \x20 ip netns exec {name} sysctl -qw net.ipv4.conf.$c.rp_filter=0\n\
+         done\n\
+         ip -n {name} addr add {vip}/32 dev tunl0\n\
+         ip -n {name} link set tunl0 up\n"
+    )
+}
+
 /// busybox httpd in namespace `name` on port 80, serving `name\n`, its pid
 /// in shell variable `$name`; waits (with `wait_for`) until `from` fetches
 /// it at `addr`.
@@ -106,6 +126,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("${t}s"), "{text}");
+    }
+
+    #[test]
+    fn a_tun_real_server_holds_the_vip_on_tunl0_without_reverse_path_filter() {
+        let text = tun_real_server("rs1", "10.0.0.100");
+        assert!(
+            text.contains(
+                "ip -n rs1 addr add 10.0.0.100/32 dev tunl0\nip -n rs1 link set tunl0 up\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("for c in all tunl0; do\n  ip netns exec rs1 sysctl -qw net.ipv4.conf.$c.rp_filter=0\n"),
+            "{text}"
+        );
     }
 
     #[test]
