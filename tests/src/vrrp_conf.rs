@@ -31,6 +31,8 @@ pub struct Instance {
     pub native_ipv6: bool,
     /// `dont_track_primary`: stay out of FAULT while `eth0` is down.
     pub dont_track_primary: bool,
+    /// More `global_defs` lines (`vrrp_mcast_group4 224.0.0.99`, say).
+    pub globals: Vec<String>,
     /// `nopreempt`: a higher priority does not take over a working master.
     pub nopreempt: bool,
     /// `preempt_delay`, in milliseconds (0: none).
@@ -133,12 +135,19 @@ impl Instance {
             unicast_peers: Vec::new(),
             native_ipv6: false,
             dont_track_primary: false,
+            globals: Vec::new(),
             nopreempt: false,
             preempt_delay_ms: 0,
             scripts: Vec::new(),
             track_interfaces: Vec::new(),
             sync_group: None,
         }
+    }
+
+    /// A `global_defs` line.
+    pub fn global(mut self, line: &str) -> Self {
+        self.globals.push(line.to_string());
+        self
     }
 
     /// The `vrrp_instance` name (`VI_A` unless set).
@@ -226,7 +235,11 @@ impl Instance {
         let _ = writeln!(text, "global_defs {{\n  router_id {}", self.router_id);
         // One gratuitous burst at takeover and one a second later, as in
         // keepalived's default; stated so both implementations agree.
-        text.push_str("  vrrp_garp_master_delay 1\n}\n");
+        text.push_str("  vrrp_garp_master_delay 1\n");
+        for line in &self.globals {
+            let _ = writeln!(text, "  {line}");
+        }
+        text.push_str("}\n");
         let members: Vec<&Instance> = std::iter::once(self)
             .chain(self.sync_group.iter().flat_map(|g| &g.others))
             .collect();

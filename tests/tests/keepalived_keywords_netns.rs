@@ -106,3 +106,68 @@ fn a_master_reloaded_with_a_new_vip_keeps_a_backup_that_skips_the_address_check(
         assert!(m_changes.is_empty(), "m left MASTER: {m_changes:?}");
     }
 }
+
+/// The first `count` VRRP packets `host` sees on its eth0, as tcpdump
+/// prints them (`SRC > DST: VRRPv2, Advertisement, ...`).
+fn vrrp_seen(host: &appliance_tests::netns::Host, count: usize) -> Vec<String> {
+    let count = count.to_string();
+    let out = host
+        .run(
+            "timeout",
+            &[
+                "10",
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-n",
+                "-l",
+                "-c",
+                &count,
+                "ip proto 112",
+            ],
+        )
+        .expect("tcpdump sees the adverts (install the Debian package tcpdump)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `vrrp_mcast_group4` in both directors' global_defs: m's adverts go to
+/// that group and b, joined to it, hears them and stays backup. Reloaded
+/// with the RFC's group, b no longer hears m (m's adverts are not sent to
+/// 224.0.0.18, and b's socket refuses adverts to another group) and takes
+/// the VIP after its Master_Down_Interval: the group is what carries the
+/// election.
+#[test]
+fn a_configured_multicast_group_carries_the_adverts_and_only_it() {
+    let net = Net(137);
+    let vip = Net::cidr(&net.vip());
+    let group = "224.0.0.99";
+    let m = Instance::new("m", 137, 150, &vip)
+        .initial_master()
+        .global(&format!("vrrp_mcast_group4 {group}"));
+    let b = Instance::new("b", 137, 100, &vip).global(&format!("vrrp_mcast_group4 {group}"));
+    let p = Pair::start(net, m, b.clone(), &net.vip()).expect("m and b elect m");
+    let mdi = p.b_conf.master_down_interval();
+    p.hold(Side::M, mdi + Duration::from_secs(1))
+        .expect("b hears m on the group and stays backup");
+    let seen = vrrp_seen(p.lan.host("c"), 3);
+    let from_m = format!("{} > {group}: VRRPv2", net.m());
+    assert!(
+        seen.len() == 3 && seen.iter().all(|l| l.contains(&from_m)),
+        "only m's adverts, to {group}: {seen:?}"
+    );
+
+    let mut rfc = b;
+    rfc.globals.clear();
+    p.b.write_config(&rfc.render()).unwrap();
+    p.b.signal("HUP").unwrap();
+    p.host(Side::B)
+        .wait_address(p.vip, true, mdi + SLACK)
+        .expect("b, deaf to m's group, takes the VIP");
+    assert!(
+        p.host(Side::M).has_address(p.vip).expect("m's addresses"),
+        "m, hearing nothing on its group from b, keeps the VIP"
+    );
+}

@@ -135,7 +135,7 @@ fn vrrp_roundtrip(
     family: IpAddr,
     dst: IpAddr,
     src: Option<IpAddr>,
-    unicast: bool,
+    group: Option<IpAddr>,
 ) -> appliance::net::socket::Received {
     let lan = pair();
     let receiver = lan
@@ -143,7 +143,7 @@ fn vrrp_roundtrip(
         .enter_background(move || {
             block_on(async move {
                 let sock =
-                    VrrpSocket::open("eth0", index_of("eth0"), family, unicast).expect("b socket");
+                    VrrpSocket::open("eth0", index_of("eth0"), family, group).expect("b socket");
                 tokio::time::timeout(Duration::from_secs(5), sock.recv()).await
             })
         })
@@ -154,7 +154,7 @@ fn vrrp_roundtrip(
         .enter_background(move || {
             block_on(async move {
                 let sock =
-                    VrrpSocket::open("eth0", index_of("eth0"), family, unicast).expect("a socket");
+                    VrrpSocket::open("eth0", index_of("eth0"), family, group).expect("a socket");
                 for _ in 0..50 {
                     sock.send(
                         src.unwrap_or(family),
@@ -184,7 +184,8 @@ fn index_of(ifname: &str) -> IfIndex {
 
 #[test]
 fn ipv4_multicast_adverts_arrive_with_ttl_255() {
-    let got = vrrp_roundtrip("0.0.0.0".parse().unwrap(), MULTICAST_V4.into(), None, false);
+    let group = IpAddr::from(MULTICAST_V4);
+    let got = vrrp_roundtrip("0.0.0.0".parse().unwrap(), group, None, Some(group));
     assert_eq!(got.src, IpAddr::from([10, 96, 0, 1]));
     assert_eq!(got.dst, IpAddr::from(MULTICAST_V4));
     assert_eq!(got.ttl, 255);
@@ -193,7 +194,8 @@ fn ipv4_multicast_adverts_arrive_with_ttl_255() {
 
 #[test]
 fn ipv6_multicast_adverts_arrive_from_the_link_local_with_hop_limit_255() {
-    let got = vrrp_roundtrip("::".parse().unwrap(), MULTICAST_V6.into(), None, false);
+    let group = IpAddr::from(MULTICAST_V6);
+    let got = vrrp_roundtrip("::".parse().unwrap(), group, None, Some(group));
     match got.src {
         IpAddr::V6(src) => assert!(src.is_unicast_link_local(), "source {src} is link-local"),
         other => panic!("IPv6 source expected, got {other}"),
@@ -201,6 +203,18 @@ fn ipv6_multicast_adverts_arrive_from_the_link_local_with_hop_limit_255() {
     assert_eq!(got.dst, IpAddr::from(MULTICAST_V6));
     assert_eq!(got.ttl, 255);
     assert_eq!(got.payload, vec![0x31, 51, 150, 1, 0, 100, 0, 0]);
+}
+
+/// `vrrp_mcast_group4/6`: a socket joined to another group gets the
+/// adverts sent to it.
+#[test]
+fn adverts_to_a_configured_group_arrive() {
+    for (family, group) in [("0.0.0.0", "224.0.0.99"), ("::", "ff02::99")] {
+        let group: IpAddr = group.parse().unwrap();
+        let got = vrrp_roundtrip(family.parse().unwrap(), group, None, Some(group));
+        assert_eq!(got.dst, group);
+        assert_eq!(got.ttl, 255);
+    }
 }
 
 #[test]
@@ -211,7 +225,7 @@ fn unicast_adverts_use_the_configured_source() {
         "0.0.0.0".parse().unwrap(),
         "10.96.0.2".parse().unwrap(),
         Some(lan_src),
-        true,
+        None,
     );
     assert_eq!(got.src, lan_src);
     assert_eq!(got.dst, IpAddr::from([10, 96, 0, 2]));

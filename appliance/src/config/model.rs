@@ -8,12 +8,13 @@
 
 /// Track weights and the initial state are the state machine's own types.
 pub use crate::vrrp::machine::{InitialState, Weight as TrackWeight};
+use crate::vrrp::packet::{MULTICAST_V4, MULTICAST_V6};
 use crate::vrrp::{Priority, Version, Vrid};
 pub use appliance_core::dataplane::{Choice, Scheduler, Weight};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// A whole configuration: global settings, VRRP and IPVS (LVS) parts.
@@ -111,6 +112,14 @@ pub struct Global {
     /// VRRP version for instances that do not set `version`.
     #[serde(default = "default_vrrp_version")]
     pub vrrp_version: Version,
+    /// The IPv4 multicast group of instances that do not set
+    /// `mcast_dst_ip`; `None` means RFC 3768's 224.0.0.18.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_mcast_group4: Option<Ipv4Addr>,
+    /// The IPv6 multicast group of instances that do not set
+    /// `mcast_dst_ip`; `None` means RFC 5798's ff02::12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_mcast_group6: Option<Ipv6Addr>,
     /// Delay before the second burst of gratuitous ARPs / unsolicited NAs
     /// after becoming master (zero: no second burst).
     #[serde(default = "default_garp_master_delay", with = "humantime_serde")]
@@ -194,6 +203,8 @@ impl Default for Global {
             smtp_server: None,
             smtp_connect_timeout: default_smtp_connect_timeout(),
             vrrp_version: default_vrrp_version(),
+            vrrp_mcast_group4: None,
+            vrrp_mcast_group6: None,
             vrrp_garp_master_delay: default_garp_master_delay(),
             vrrp_garp_master_repeat: default_garp_master_repeat(),
             vrrp_garp_master_refresh: default_garp_master_refresh(),
@@ -537,6 +548,11 @@ pub struct VrrpInstance {
     /// Send adverts to these peers by unicast instead of multicast.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unicast_peer: Vec<IpAddr>,
+    /// The multicast group adverts go to and are taken from, instead of
+    /// the global `vrrp_mcast_group4`/`vrrp_mcast_group6` (an IPv6 one
+    /// must be link-local scoped, ff02::/16, as keepalived requires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcast_dst_ip: Option<IpAddr>,
     /// Force an IPv6 instance (deprecated in keepalived: the addresses
     /// decide the family).
     #[serde(default)]
@@ -614,6 +630,16 @@ impl VrrpInstance {
                 .virtual_ipaddress
                 .first()
                 .is_some_and(|v| matches!(v.address, IpNet::V6(_)))
+    }
+
+    /// The multicast group of its adverts: its own `mcast_dst_ip`, else the
+    /// global group of its family, else the RFCs' (224.0.0.18, ff02::12).
+    pub fn multicast_group(&self, global: &Global) -> IpAddr {
+        self.mcast_dst_ip.unwrap_or(if self.is_ipv6() {
+            IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(MULTICAST_V6))
+        } else {
+            IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MULTICAST_V4))
+        })
     }
 }
 

@@ -3,7 +3,9 @@
 //! reported at the position of the offending keyword.
 
 use super::diag::{Diagnostic, SourceMap};
-use super::model::{Choice, Command, Config, LvsTimeouts, Service, VirtualAddress, VrrpInstance};
+use super::model::{
+    Choice, Command, Config, Global, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
+};
 use crate::vrrp::Version;
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
         out: Vec::new(),
     };
     v.unique_names(config);
+    v.multicast_groups(&config.global);
     v.instances(config);
     v.sync_groups(config);
     v.virtual_servers(config);
@@ -296,6 +299,7 @@ impl Validator<'_> {
                 );
             }
             self.address_families(inst, &base, version);
+            self.multicast_group(inst, &base);
             if !inst.interface.is_empty() {
                 let key = (
                     inst.interface.as_str(),
@@ -348,6 +352,57 @@ impl Validator<'_> {
                     );
                 }
             }
+        }
+    }
+
+    /// keepalived's checks of `vrrp_mcast_group4/6` and `mcast_dst_ip`,
+    /// as errors (keepalived skips the line and sends to the RFC's group,
+    /// which its peers configured alike would not hear).
+    fn multicast_groups(&mut self, global: &Global) {
+        if let Some(group) = global.vrrp_mcast_group4
+            && !group.is_multicast()
+        {
+            self.report(
+                "global.vrrp_mcast_group4",
+                format!("vrrp_mcast_group4 {group} is not a multicast address (224.0.0.0/4)"),
+            );
+        }
+        if let Some(group) = global.vrrp_mcast_group6
+            && !group.is_multicast()
+        {
+            self.report(
+                "global.vrrp_mcast_group6",
+                format!("vrrp_mcast_group6 {group} is not a multicast address (ff00::/8)"),
+            );
+        }
+    }
+
+    fn multicast_group(&mut self, inst: &VrrpInstance, base: &str) {
+        let Some(group) = inst.mcast_dst_ip else {
+            return;
+        };
+        let problem = match group {
+            _ if group.is_ipv6() != inst.is_ipv6() => {
+                Some(format!("is {} but the instance is not", family(group)))
+            }
+            IpAddr::V4(v4) if !v4.is_multicast() => {
+                Some("is not a multicast address (224.0.0.0/4)".to_string())
+            }
+            // The adverts' link-local source and hop limit 255 keep them
+            // on the link: a wider scope would promise what they cannot.
+            IpAddr::V6(v6) if !v6.is_multicast() || v6.segments()[0] & 0xff0f != 0xff02 => {
+                Some("is not a link-local multicast address (ff02::/16)".to_string())
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            self.report(
+                &format!("{base}.mcast_dst_ip"),
+                format!(
+                    "vrrp_instance '{}': mcast_dst_ip {group} {problem}",
+                    inst.name
+                ),
+            );
         }
     }
 
@@ -725,6 +780,7 @@ impl Validator<'_> {
 #[cfg(test)]
 mod tests {
     use crate::config::{Format, load_str};
+    use std::net::IpAddr;
     use std::path::Path;
 
     /// The diagnostics for keepalived.conf `text`, one string per line.
@@ -870,6 +926,65 @@ vrrp_instance VI_2 {
                 "virtual_router_id 52\n    version 3"
             )),
             Vec::<String>::new()
+        );
+    }
+
+    /// keepalived's checks of the groups, as errors where it skips the
+    /// line; a v6 instance's group must be link-local in scope.
+    #[test]
+    fn multicast_groups_must_be_multicast_of_the_instances_family() {
+        let text = format!(
+            "global_defs {{\n  vrrp_mcast_group4 10.0.0.9\n  vrrp_mcast_group6 fd00::9\n}}\n{}",
+            TWO.replace(
+                "virtual_router_id 51",
+                "virtual_router_id 51\n    mcast_dst_ip ff02::99"
+            )
+            .replace(
+                "virtual_router_id 52",
+                "virtual_router_id 52\n    mcast_dst_ip 239.1.1.1"
+            )
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "k.conf:2:3: vrrp_mcast_group4 10.0.0.9 is not a multicast address (224.0.0.0/4)",
+                "k.conf:3:3: vrrp_mcast_group6 fd00::9 is not a multicast address (ff00::/8)",
+                "k.conf:8:5: vrrp_instance 'VI_1': mcast_dst_ip ff02::99 is IPv6 but the instance is not",
+            ]
+        );
+        let v6 = TWO.replace("10.0.0.1/24", "fe80::1/64").replace(
+            "virtual_router_id 51",
+            "virtual_router_id 51\n    version 3\n    mcast_dst_ip ff05::99",
+        );
+        assert_eq!(
+            problems(&v6),
+            [
+                "k.conf:5:5: vrrp_instance 'VI_1': mcast_dst_ip ff05::99 is not a link-local multicast address (ff02::/16)"
+            ]
+        );
+        let good = format!(
+            "global_defs {{\n  vrrp_mcast_group4 224.0.0.99\n  vrrp_mcast_group6 ff05::99\n}}\n{}",
+            v6.replace("ff05::99", "ff02::99")
+        );
+        assert_eq!(problems(&good), Vec::<String>::new());
+        let config = load_str(Path::new("k.conf"), &good, Format::Keepalived).unwrap();
+        let groups: Vec<IpAddr> = config
+            .vrrp_instance
+            .iter()
+            .map(|i| i.multicast_group(&config.global))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                "ff02::99".parse::<IpAddr>().unwrap(),
+                "224.0.0.99".parse().unwrap()
+            ],
+            "an instance's own group, else the global one of its family"
+        );
+        let plain = load_str(Path::new("k.conf"), TWO, Format::Keepalived).unwrap();
+        assert_eq!(
+            plain.vrrp_instance[0].multicast_group(&plain.global),
+            "224.0.0.18".parse::<IpAddr>().unwrap()
         );
     }
 

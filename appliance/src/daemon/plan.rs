@@ -115,6 +115,8 @@ pub(crate) struct InstancePlan {
     pub unicast_src: Option<IpAddr>,
     /// Empty for multicast.
     pub unicast_peers: Vec<IpAddr>,
+    /// Where multicast adverts go (unused with unicast peers).
+    pub multicast_group: IpAddr,
     /// keepalived's `skip_check_adv_addr`: adverts of a router already
     /// heard from are not checked for our VIPs.
     pub skip_check_adv_addr: bool,
@@ -360,6 +362,7 @@ fn instance_plan(
             .collect(),
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
+        multicast_group: instance.multicast_group(&config.global),
         track_primary: !instance.dont_track_primary,
         skip_check_adv_addr: instance.skip_check_adv_addr,
         auth,

@@ -25,7 +25,7 @@ use crate::net::IfIndex;
 use crate::net::gratuitous::Announcer;
 use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
-use crate::net::socket::{self, Received, VrrpSocket};
+use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
@@ -346,11 +346,14 @@ enum Event {
     Link(LinkEvent),
 }
 
-/// One VRRP socket per interface and family.
+/// One VRRP socket per interface, family and multicast group (`None`:
+/// unicast only), so an instance of another group, or a unicast one, on
+/// the same interface gets a socket that joined what it needs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct SocketKey {
     interface: String,
     ipv6: bool,
+    group: Option<IpAddr>,
 }
 
 /// An instance as it runs: its plan and what the system told us about it.
@@ -683,12 +686,13 @@ impl Driver {
             Some(src) => src,
             None => self.primary_address(&link, instance.ipv6).await?,
         };
+        let unicast = !instance.unicast_peers.is_empty();
         let key = SocketKey {
             interface: instance.interface.clone(),
             ipv6: instance.ipv6,
+            group: (!unicast).then_some(instance.multicast_group),
         };
-        let unicast = !instance.unicast_peers.is_empty();
-        self.open_socket(&key, link.index, src, unicast)?;
+        self.open_socket(&key, link.index, src)?;
         for (dev, _) in instance.all_vips() {
             let link = self.link(dev).await?;
             self.announcer(&link)?;
@@ -807,17 +811,11 @@ impl Driver {
             })
     }
 
-    fn open_socket(
-        &mut self,
-        key: &SocketKey,
-        ifindex: IfIndex,
-        src: IpAddr,
-        unicast: bool,
-    ) -> Result<(), Error> {
+    fn open_socket(&mut self, key: &SocketKey, ifindex: IfIndex, src: IpAddr) -> Result<(), Error> {
         if self.sockets.contains_key(key) {
             return Ok(());
         }
-        let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, unicast)?);
+        let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, key.group)?);
         self.sockets.insert(key.clone(), socket.clone());
         self.tasks.push(tokio::spawn(read_socket(
             socket,
@@ -1178,7 +1176,7 @@ impl Driver {
         };
         let destinations: Vec<IpAddr> = match only {
             Some(peer) => vec![peer],
-            None if plan.unicast_peers.is_empty() => vec![socket::multicast_group(instance.src)],
+            None if plan.unicast_peers.is_empty() => vec![plan.multicast_group],
             None => plan.unicast_peers.clone(),
         };
         for dst in destinations {
@@ -1509,7 +1507,9 @@ fn peer_of(plan: &InstancePlan, to: IpAddr) -> Result<(), String> {
 /// What an instance accepts (RFC 3768 §7.1, RFC 5798 §7.1).
 fn listener(plan: &InstancePlan, socket: SocketKey) -> Listener<SocketKey> {
     let delivery = if plan.unicast_peers.is_empty() {
-        Delivery::Multicast
+        Delivery::Multicast {
+            group: plan.multicast_group,
+        }
     } else {
         Delivery::Unicast {
             peers: plan.unicast_peers.clone(),

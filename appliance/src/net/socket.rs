@@ -115,13 +115,14 @@ pub struct VrrpSocket {
 }
 
 impl VrrpSocket {
-    /// Opens a socket on `ifname` for the family of `family_of`, joining the
-    /// VRRP multicast group unless `unicast` (then only peers are talked to).
+    /// Opens a socket on `ifname` for the family of `family_of`, joining
+    /// `group` if given (of that family; without one only unicast peers
+    /// are talked to).
     pub fn open(
         ifname: &str,
         ifindex: IfIndex,
         family_of: IpAddr,
-        unicast: bool,
+        group: Option<IpAddr>,
     ) -> Result<Self, Error> {
         let setup = |source| Error::Setup {
             ifname: ifname.to_string(),
@@ -137,9 +138,9 @@ impl VrrpSocket {
                 // Without this a raw socket also gets groups joined on other
                 // interfaces by other sockets.
                 s.set_multicast_all_v4(false).map_err(setup)?;
-                if !unicast {
+                if let Some(IpAddr::V4(group)) = group {
                     s.join_multicast_v4_n(
-                        &MULTICAST_V4,
+                        &group,
                         &socket2::InterfaceIndexOrAddress::Index(ifindex.0),
                     )
                     .map_err(setup)?;
@@ -160,9 +161,8 @@ impl VrrpSocket {
                     &true,
                 )
                 .map_err(|e| setup(e.into()))?;
-                if !unicast {
-                    s.join_multicast_v6(&MULTICAST_V6, ifindex.0)
-                        .map_err(setup)?;
+                if let Some(IpAddr::V6(group)) = group {
+                    s.join_multicast_v6(&group, ifindex.0).map_err(setup)?;
                 }
                 s
             }
@@ -355,14 +355,6 @@ fn send_one(
         }
     }
     Ok(())
-}
-
-/// The multicast group for `family_of`'s family.
-pub fn multicast_group(family_of: IpAddr) -> IpAddr {
-    match family_of {
-        IpAddr::V4(_) => MULTICAST_V4.into(),
-        IpAddr::V6(_) => MULTICAST_V6.into(),
-    }
 }
 
 #[cfg(test)]

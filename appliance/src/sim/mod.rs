@@ -795,7 +795,9 @@ fn listener(machine: &Machine, peers: Vec<IpAddr>) -> Listener<()> {
     Listener {
         socket: (),
         delivery: if peers.is_empty() {
-            Delivery::Multicast
+            Delivery::Multicast {
+                group: group(cfg.primary_address),
+            }
         } else {
             Delivery::Unicast { peers }
         },

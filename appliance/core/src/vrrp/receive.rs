@@ -9,9 +9,7 @@
 
 use crate::vrrp::Centiseconds;
 use crate::vrrp::machine::Advert;
-use crate::vrrp::packet::{
-    self, Expected, IpContext, MULTICAST_V4, MULTICAST_V6, Packet, Rejection, Repr, TTL, Variant,
-};
+use crate::vrrp::packet::{self, Expected, IpContext, Packet, Rejection, Repr, TTL, Variant};
 use std::net::IpAddr;
 
 /// A learned (v3) interval may be this many times shorter or longer than
@@ -23,12 +21,12 @@ pub const INTERVAL_FACTOR: u16 = 10;
 /// How an instance's adverts travel, which decides who can send one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// To the VRRP group (224.0.0.18, ff02::12) with TTL / hop limit 255,
-    /// so only a neighbour on the link can send one (RFC 5798 §5.1.1.3).
-    /// An advert sent to one of our unicast addresses is refused whatever
-    /// its TTL: otherwise any routed host knowing the VRID could hold the
-    /// VIPs.
-    Multicast,
+    /// To the instance's multicast group (the RFCs' 224.0.0.18, ff02::12,
+    /// unless configured) with TTL / hop limit 255, so only a neighbour on
+    /// the link can send one (RFC 5798 §5.1.1.3). An advert sent to one of
+    /// our unicast addresses, or to another group, is refused whatever its
+    /// TTL: otherwise any routed host knowing the VRID could hold the VIPs.
+    Multicast { group: IpAddr },
     /// keepalived's `unicast_peer`: to one of our addresses, from one of
     /// `peers` (always checked: keepalived checks only with
     /// `vrrp_check_unicast_src`). Peers may be routed, so any TTL will do.
@@ -66,12 +64,8 @@ impl<K> Listener<K> {
     fn admits(&self, ctx: &IpContext) -> Result<(), Rejection> {
         let dst = ctx.dst();
         match &self.delivery {
-            Delivery::Multicast => {
-                let group: IpAddr = match dst {
-                    IpAddr::V4(_) => MULTICAST_V4.into(),
-                    IpAddr::V6(_) => MULTICAST_V6.into(),
-                };
-                if dst != group {
+            Delivery::Multicast { group } => {
+                if dst != *group {
                     return Err(Rejection::NotToGroup { dst });
                 }
                 if ctx.ttl() != TTL {
@@ -152,7 +146,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vrrp::packet::{Addresses, Auth, ExpectedVersion, Seconds};
+    use crate::vrrp::packet::{Addresses, Auth, ExpectedVersion, MULTICAST_V4, Seconds};
     use crate::vrrp::{Priority, Vrid};
     use std::net::Ipv4Addr;
 
@@ -203,6 +197,10 @@ mod tests {
         bytes
     }
 
+    const GROUP: Delivery = Delivery::Multicast {
+        group: IpAddr::V4(MULTICAST_V4),
+    };
+
     fn ctx(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8) -> IpContext {
         IpContext::V4 { src, dst, ttl }
     }
@@ -216,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_multicast_instance_takes_adverts_to_the_group_with_ttl_255() {
-        let l = listener(Delivery::Multicast, true);
+        let l = listener(GROUP, true);
         let c = ctx(PEER, MULTICAST_V4, 255);
         let got = run(&l, &c, &advert(Some(100), 200, &c)).unwrap();
         assert_eq!(got.from, IpAddr::V4(PEER));
@@ -226,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_multicast_instance_refuses_adverts_to_its_unicast_address_whatever_the_ttl() {
-        let l = listener(Delivery::Multicast, true);
+        let l = listener(GROUP, true);
         for ttl in [64, 255] {
             let c = ctx(Ipv4Addr::new(198, 51, 100, 9), US, ttl);
             assert_eq!(
@@ -238,8 +236,23 @@ mod tests {
     }
 
     #[test]
+    fn a_multicast_instance_takes_only_its_own_group() {
+        let own = Ipv4Addr::new(224, 0, 0, 19);
+        let l = listener(Delivery::Multicast { group: own.into() }, true);
+        let c = ctx(PEER, own, 255);
+        assert!(run(&l, &c, &advert(Some(100), 200, &c)).is_ok());
+        let c = ctx(PEER, MULTICAST_V4, 255);
+        assert_eq!(
+            run(&l, &c, &advert(Some(100), 200, &c)),
+            Err(Rejection::NotToGroup {
+                dst: MULTICAST_V4.into()
+            })
+        );
+    }
+
+    #[test]
     fn a_multicast_advert_with_a_lower_ttl_crossed_a_router() {
-        let l = listener(Delivery::Multicast, false);
+        let l = listener(GROUP, false);
         let c = ctx(PEER, MULTICAST_V4, 254);
         assert_eq!(
             run(&l, &c, &advert(None, 200, &c)),
@@ -286,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_learned_interval_is_bounded_and_zero_is_refused() {
-        let l = listener(Delivery::Multicast, true);
+        let l = listener(GROUP, true);
         assert_eq!(l.interval_bounds(), (Centiseconds(10), Centiseconds(1000)));
         let c = ctx(PEER, MULTICAST_V4, 255);
         assert_eq!(
@@ -311,7 +324,7 @@ mod tests {
 
     #[test]
     fn bounds_stay_inside_what_the_wire_carries() {
-        let mut l = listener(Delivery::Multicast, true);
+        let mut l = listener(GROUP, true);
         l.adver_int = Centiseconds(1);
         assert_eq!(l.interval_bounds(), (Centiseconds(1), Centiseconds(10)));
         l.adver_int = Centiseconds(4000);
@@ -320,7 +333,7 @@ mod tests {
 
     #[test]
     fn the_vrid_picks_the_listener_on_that_socket() {
-        let l = listener(Delivery::Multicast, false);
+        let l = listener(GROUP, false);
         let c = ctx(PEER, MULTICAST_V4, 255);
         let bytes = advert(None, 200, &c);
         assert_eq!(

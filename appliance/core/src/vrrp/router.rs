@@ -153,7 +153,9 @@ mod tests {
             let config = InstanceConfig::new(format!("VI_{n}"), vrid(n), OURS.into());
             let listener = Listener {
                 socket: "eth0",
-                delivery: Delivery::Multicast,
+                delivery: Delivery::Multicast {
+                    group: MULTICAST_V4.into(),
+                },
                 expected: Expected {
                     vrid: vrid(n),
                     protocol: ExpectedVersion::V2 {

@@ -357,6 +357,12 @@ impl Importer<'_> {
                 "lvs_timeouts" => self.lvs_timeouts(item, &mut g.lvs_timeouts),
                 "script_user" => g.script_user = self.script_user(item),
                 "enable_script_security" => g.enable_script_security = self.bare(item),
+                "vrrp_mcast_group4" => {
+                    g.vrrp_mcast_group4 = self.parse_value(item, "an IPv4 multicast address")
+                }
+                "vrrp_mcast_group6" => {
+                    g.vrrp_mcast_group6 = self.parse_value(item, "an IPv6 multicast address")
+                }
                 "vrrp_strict" => self.strict.global = self.bare(item),
                 "vrrp_skip_check_adv_addr" => self.strict.skip_check_adv_addr = self.bare(item),
                 _ => self.unknown(item, "global_defs"),
@@ -673,6 +679,7 @@ impl Importer<'_> {
             preempt_delay: zero(),
             unicast_src_ip: None,
             unicast_peer: Vec::new(),
+            mcast_dst_ip: None,
             native_ipv6: false,
             dont_track_primary: false,
             skip_check_adv_addr: false,
@@ -753,6 +760,7 @@ impl Importer<'_> {
                 "unicast_src_ip" | "mcast_src_ip" => {
                     inst.unicast_src_ip = self.parse_value(item, "an IP address")
                 }
+                "mcast_dst_ip" => inst.mcast_dst_ip = self.parse_value(item, "an IP address"),
                 "unicast_peer" => {
                     self.at_most(item, 0);
                     let mut peers = Vec::new();

@@ -47,9 +47,6 @@ const CHECKER: Support =
 const CHKALPHA: Support = Refused("set `alpha` on the virtual server");
 const CHKDELAY: Support = Refused("set `delay_loop` on the virtual server");
 const CHKMARK: Support = Refused("checks connect to the real server's address directly");
-const DSTIP: Support = Refused(
-    "the multicast groups are fixed to 224.0.0.18 and ff02::12 (RFC 5798); use `unicast_peer` to send elsewhere",
-);
 const FIFO: Support = Refused(
     "not yet; use `notify` scripts, or follow the timeline (`appliance status --json`, the metrics)",
 );
@@ -72,9 +69,6 @@ const LINKBEAT: Support =
 const LOGFAIL: Support = Refused("every failure is logged and recorded in the timeline already");
 const LOGVRID: Support = Refused(
     "adverts for unknown VRIDs are always counted (`appliance_vrrp_adverts_dropped_total`)",
-);
-const MCAST: Support = Refused(
-    "the multicast groups are fixed to 224.0.0.18 and ff02::12 (RFC 5798); use `unicast_peer` to send elsewhere",
 );
 const MISCCONN: Support = Refused(
     "a MISC_CHECK opens no connection of its own: give the address to `misc_path`'s arguments",
@@ -194,8 +188,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "lvs_flush_on_stop", FLUSH),
     k("global_defs", "lvs_flush_onstop", FLUSH),
     k("global_defs", "lvs_sync_daemon", Yes),
-    k("global_defs", "vrrp_mcast_group4", MCAST),
-    k("global_defs", "vrrp_mcast_group6", MCAST),
+    k("global_defs", "vrrp_mcast_group4", Yes),
+    k("global_defs", "vrrp_mcast_group6", Yes),
     k("global_defs", "vrrp_garp_master_delay", Yes),
     k("global_defs", "vrrp_garp_master_repeat", Yes),
     k("global_defs", "vrrp_garp_master_refresh", Yes),
@@ -345,7 +339,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "track_bfd", BFD),
     k("vrrp_instance", "mcast_src_ip", Yes),
     k("vrrp_instance", "unicast_src_ip", Yes),
-    k("vrrp_instance", "mcast_dst_ip", DSTIP),
+    k("vrrp_instance", "mcast_dst_ip", Yes),
     k("vrrp_instance", "track_src_ip", SRCTRACK),
     k("vrrp_instance", "virtual_router_id", Yes),
     k("vrrp_instance", "unicast_ttl", TTL),
