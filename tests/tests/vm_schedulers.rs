@@ -312,15 +312,18 @@ fn every_scheduler_applies_and_lvs_tun_answers_through_the_vip() {
     assert_eq!(services.len(), available().len(), "{services:?}\n{out}");
 
     // A config that adds a scheduler the kernel lacks fails, naming the
-    // service that asks for it and what the kernel said (the kernel's
-    // ENOENT: no module ip_vs_<name>), and leaves the table as it was.
+    // service that asks for it, what the kernel said and what it means
+    // (IPVS's ENOENT: no module ip_vs_<name>), and leaves the table as it
+    // was.
     assert_eq!(section(stdout, "apply all"), ["exit 1"], "{out}");
     let error = section(stdout, "apply all error");
     let named = NOT_IN_KERNEL.iter().any(|name| {
-        let add = format!("error: add service TCP {}:80: ", sched_vip(name));
-        error.len() == 1
-            && error[0].starts_with(&add)
-            && error[0].ends_with("the kernel refused: No such file or directory (os error 2)")
+        error
+            == [format!(
+                "error: add service TCP {}:80: IPVS: the kernel refused: No such file or directory (os error 2) \
+                 (the kernel has no scheduler '{name}': module ip_vs_{name} is missing)",
+                sched_vip(name)
+            )]
     });
     assert!(named, "lb_algo {NOT_IN_KERNEL:?}: {error:?}\n{out}");
     assert_eq!(section(stdout, "table all"), table, "{out}");

@@ -149,6 +149,27 @@ pub enum Error {
     Kernel { what: String, source: io::Error },
     #[error("{what}: undecodable answer: {reason}")]
     Decode { what: String, reason: String },
+    /// One of a batch of operations, which the caller names.
+    #[error("the kernel refused: {source}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Refused {
+        source: io::Error,
+        hint: Option<String>,
+    },
+}
+
+/// What an operation's refusal most likely means, where the errno alone
+/// misleads: IPVS answers ENOENT to a service whose scheduler it cannot
+/// load (no module `ip_vs_<name>` in this kernel).
+fn refusal_hint(op: &Op, errno: i32) -> Option<String> {
+    match op {
+        Op::AddService(s) | Op::EditService(s) if errno == libc::ENOENT => {
+            let name = s.scheduler.name();
+            Some(format!(
+                "the kernel has no scheduler '{name}': module ip_vs_{name} is missing"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Sync daemon role (`IP_VS_STATE_MASTER` / `IP_VS_STATE_BACKUP`).
@@ -316,9 +337,9 @@ impl Ipvs {
         window.outcome().map_err(|(index, errno)| {
             (
                 index,
-                Error::Kernel {
-                    what: ops.get(index).map(ToString::to_string).unwrap_or_default(),
+                Error::Refused {
                     source: io::Error::from_raw_os_error(errno),
+                    hint: ops.get(index).and_then(|op| refusal_hint(op, errno)),
                 },
             )
         })
