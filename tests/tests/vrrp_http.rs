@@ -183,3 +183,116 @@ fn answers_keep_coming_across_a_failover_and_switch_directors() {
         "b answered late"
     );
 }
+
+/// Curls `url` from `client` every 100 ms for `period`: when each request
+/// ended, and its answer.
+fn answers_for(
+    client: &appliance_tests::netns::Host,
+    url: &str,
+    period: Duration,
+) -> Vec<(SystemTime, Option<String>)> {
+    let until = SystemTime::now() + period;
+    let mut out = Vec::new();
+    while SystemTime::now() < until {
+        let answer = curl(client, url, REQUEST_TIMEOUT).expect("running curl");
+        out.push((SystemTime::now(), answer));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    out
+}
+
+/// A split brain healed with a client on the side that moved: the LAN
+/// splits into {m} and {b, c}; b becomes master too and its gratuitous
+/// ARPs point c at b. When the LAN heals, whichever master's advert
+/// crosses first, m hears b's (an advert of b's own, or the parting one
+/// it sends as it steps down) and re-announces the VIP
+/// (`garp_lower_prio_repeat`): c's requests reach m within a second (an
+/// advert interval) of the heal. With `garp_lower_prio_repeat 0`, c keeps
+/// b's MAC, which no longer holds the VIP, and nothing answers for as long
+/// as c's ARP entry lasts (seconds: reachable, then stale, then probed).
+#[test]
+fn after_a_partition_heals_the_vip_answers_from_one_director_within_a_second() {
+    for reannounce in [true, false] {
+        let n = if reannounce { 138 } else { 139 };
+        let net = Net(n);
+        let vip = Net::cidr(&net.vip());
+        let setting = |i: Instance| {
+            if reannounce {
+                i
+            } else {
+                i.global("vrrp_garp_lower_prio_repeat 0")
+            }
+        };
+        let m = setting(Instance::new("m", n, 150, &vip).initial_master());
+        let b = setting(Instance::new("b", n, 100, &vip));
+        // b does not forward (a DR director need not): a forwarding b
+        // would relay c's requests to m and redirect c there, which hides
+        // c's stale ARP entry, with or without the re-announcement.
+        let mut p = Pair::start_with(net, m, b, &net.vip(), |lan| {
+            Ok(lan.host("b").sysctl("net.ipv4.ip_forward", "0")?)
+        })
+        .expect("m and b elect m");
+        let _m_web = Nginx::start(p.host(Side::M)).expect("nginx on m");
+        let _b_web = Nginx::start(p.host(Side::B)).expect("nginx on b");
+        let url = format!("http://{}/", net.vip());
+        let before = answers_for(p.lan.host("c"), &url, Duration::from_millis(500));
+        assert!(
+            before.iter().all(|(_, a)| a.as_deref() == Some("m\n")),
+            "{before:?}"
+        );
+
+        p.mark("partition: {m} | {b, c}");
+        p.lan.partition(&[&["m"], &["b", "c"]]).unwrap();
+        p.host(Side::B)
+            .wait_address(p.vip, true, p.b_conf.master_down_interval() + SLACK)
+            .expect("b takes the VIP too");
+        let split = answers_for(p.lan.host("c"), &url, SETTLE);
+        assert_eq!(
+            split.last().and_then(|(_, a)| a.as_deref()),
+            Some("b\n"),
+            "c reaches b during the split: {split:?}"
+        );
+        assert!(
+            p.host(Side::M).has_address(p.vip).unwrap(),
+            "m, alone, stays master"
+        );
+
+        let heal = p.mark("heal the LAN");
+        p.lan.heal().unwrap();
+        let after = answers_for(p.lan.host("c"), &url, Duration::from_secs(4));
+        let first_m = after
+            .iter()
+            .find(|(_, a)| a.as_deref() == Some("m\n"))
+            .map(|(t, _)| t.duration_since(heal.wall).unwrap_or_default());
+        let reannounced =
+            p.m.timeline()
+                .unwrap()
+                .into_iter()
+                .any(|e| e.after(&heal) && e.event.detail == "lower priority advert");
+        if reannounce {
+            // An advert interval for one of b's adverts to reach m, and a
+            // request's time.
+            let bound = Duration::from_secs(1) + REQUEST_TIMEOUT;
+            assert!(
+                first_m.is_some_and(|t| t <= bound),
+                "m answers within {bound:?} of the heal: first after {first_m:?}: {after:?}"
+            );
+            let settled = heal.wall + bound;
+            let late: Vec<_> = after
+                .iter()
+                .filter(|(t, a)| *t > settled && a.as_deref() != Some("m\n"))
+                .collect();
+            assert!(late.is_empty(), "only m answers afterwards: {late:?}");
+            assert!(reannounced, "m re-announced the VIP on b's advert");
+        } else {
+            assert_eq!(
+                first_m, None,
+                "without the re-announcement c keeps b's MAC: {after:?}"
+            );
+            assert!(!reannounced, "garp_lower_prio_repeat 0 sends nothing");
+        }
+        p.host(Side::B)
+            .wait_address(p.vip, false, SLACK)
+            .expect("b gives the VIP up");
+    }
+}

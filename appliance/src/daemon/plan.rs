@@ -302,6 +302,15 @@ pub(crate) fn machine(
     machine.garp_master_refresh_repeat = instance
         .garp_master_refresh_repeat
         .unwrap_or(global.vrrp_garp_master_refresh_repeat);
+    // keepalived's defaults are the global garp_master ones.
+    machine.garp_lower_prio_repeat = instance
+        .garp_lower_prio_repeat
+        .or(global.vrrp_garp_lower_prio_repeat)
+        .unwrap_or(global.vrrp_garp_master_repeat);
+    machine.garp_lower_prio_delay = instance
+        .garp_lower_prio_delay
+        .or(global.vrrp_garp_lower_prio_delay)
+        .unwrap_or(global.vrrp_garp_master_delay);
     for track in &instance.track_script {
         let script = config
             .vrrp_script

@@ -176,6 +176,15 @@ pub struct InstanceConfig {
     /// keepalived's `lower_prio_no_advert`: when false (the default) a
     /// master answers a lower-priority advert with an advert of its own.
     pub lower_prio_no_advert: bool,
+    /// keepalived's `garp_lower_prio_repeat` (default `garp_master_repeat`,
+    /// 0 in strict mode): a master hearing a lower-priority advert (a
+    /// partition healing: the other side was master too) sends this many
+    /// gratuitous messages, so neighbours that learnt the other's MAC for
+    /// the VIPs come back. Zero disables it.
+    pub garp_lower_prio_repeat: u32,
+    /// keepalived's `garp_lower_prio_delay` (default `garp_master_delay`):
+    /// a second such burst this long after the first. Zero disables it.
+    pub garp_lower_prio_delay: Duration,
     pub tracks: Vec<Track>,
     /// This router was MASTER until a restart less than its
     /// Master_Down_Interval ago (keepalived keeps a master's state across
@@ -203,6 +212,8 @@ impl InstanceConfig {
             garp_master_refresh: Duration::ZERO,
             garp_master_refresh_repeat: 1,
             lower_prio_no_advert: false,
+            garp_lower_prio_repeat: 5,
+            garp_lower_prio_delay: Duration::from_secs(5),
             tracks: Vec::new(),
             resume_master: false,
         }
@@ -370,6 +381,10 @@ pub enum GarpReason {
     MasterDelay,
     /// `garp_master_refresh`.
     Refresh,
+    /// A lower-priority advert heard while master (`garp_lower_prio_repeat`).
+    LowerPriority,
+    /// The second burst, `garp_lower_prio_delay` later.
+    LowerPriorityDelay,
 }
 
 impl fmt::Display for GarpReason {
@@ -378,6 +393,8 @@ impl fmt::Display for GarpReason {
             GarpReason::BecameMaster => "became master",
             GarpReason::MasterDelay => "garp_master_delay",
             GarpReason::Refresh => "garp_master_refresh",
+            GarpReason::LowerPriority => "lower priority advert",
+            GarpReason::LowerPriorityDelay => "garp_lower_prio_delay",
         })
     }
 }
@@ -499,6 +516,8 @@ pub struct Machine {
     timer: Option<Instant>,
     garp_delay_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
+    /// The second burst after a lower-priority advert.
+    garp_lower_at: Option<Instant>,
     /// keepalived's `preempt_time`: when the preempt delay ends.
     preempt_until: Option<Instant>,
     /// Last accepted advert (or entry to BACKUP).
@@ -547,6 +566,7 @@ impl Machine {
             timer: None,
             garp_delay_at: None,
             garp_refresh_at: None,
+            garp_lower_at: None,
             preempt_until: None,
             last_heard: Instant::ZERO,
             last_ignored: None,
@@ -611,6 +631,7 @@ impl Machine {
             self.timer,
             self.garp_delay_at,
             self.garp_refresh_at,
+            self.garp_lower_at,
             self.release_at,
         ]
         .into_iter()
@@ -835,21 +856,43 @@ impl Machine {
                     priority: advert.priority,
                 }
             };
+            // A parting advert: the winner learns we were master too (a
+            // partition healing, where its adverts reached us before ours
+            // reached it) and re-announces the VIPs our gratuitous ARPs
+            // took (`garp_lower_prio_repeat`). Without it, neighbours keep
+            // our MAC for the VIPs until their ARP entries expire.
+            out.push(Action::SendAdvert {
+                priority: self.effective,
+                adver_int: self.cfg.adver_int,
+            });
             self.leave_master(now, State::Backup, reason, out);
             self.last_heard = now;
-        } else if advert.from != ours && !self.cfg.lower_prio_no_advert {
+        } else if advert.from != ours {
             // keepalived (RFC: discard): answer a lower-priority master at
-            // once so it steps down without waiting for our next advert.
-            // Once per interval at most, outside the advert timer: a flood
-            // of lower-priority adverts neither makes us a reflector nor
-            // moves our regular adverts.
+            // once so it steps down without waiting for our next advert,
+            // and announce the VIPs again, since its gratuitous ARPs took
+            // them while the link was split. Once per interval at most
+            // (keepalived answers every one), outside the advert timer: a
+            // flood of lower-priority adverts neither makes us a reflector
+            // nor moves our regular adverts.
             let interval = Duration::from_micros(self.cfg.adver_int.as_micros());
             if self.last_reply.is_none_or(|at| now >= at + interval) {
                 self.last_reply = Some(now);
-                out.push(Action::SendAdvert {
-                    priority: self.effective,
-                    adver_int: self.cfg.adver_int,
-                });
+                if !self.cfg.lower_prio_no_advert {
+                    out.push(Action::SendAdvert {
+                        priority: self.effective,
+                        adver_int: self.cfg.adver_int,
+                    });
+                }
+                if self.cfg.garp_lower_prio_repeat > 0 {
+                    out.push(Action::SendGratuitous {
+                        repeat: self.cfg.garp_lower_prio_repeat,
+                        reason: GarpReason::LowerPriority,
+                    });
+                    if !self.cfg.garp_lower_prio_delay.is_zero() {
+                        self.garp_lower_at = Some(now + self.cfg.garp_lower_prio_delay);
+                    }
+                }
             }
         }
     }
@@ -894,6 +937,13 @@ impl Machine {
             out.push(Action::SendGratuitous {
                 repeat: self.cfg.garp_master_repeat,
                 reason: GarpReason::MasterDelay,
+            });
+        }
+        if self.garp_lower_at.is_some_and(|at| at <= now) {
+            self.garp_lower_at = None;
+            out.push(Action::SendGratuitous {
+                repeat: self.cfg.garp_lower_prio_repeat,
+                reason: GarpReason::LowerPriorityDelay,
             });
         }
         if self.garp_refresh_at.is_some_and(|at| at <= now) {
@@ -1138,6 +1188,7 @@ impl Machine {
         self.timer = None;
         self.garp_delay_at = None;
         self.garp_refresh_at = None;
+        self.garp_lower_at = None;
     }
 }
 
@@ -1438,6 +1489,11 @@ mod tests {
         assert_eq!(
             actions,
             vec![
+                // The parting advert tells A we were master too.
+                Action::SendAdvert {
+                    priority: Priority::from_u8(100),
+                    adver_int: Centiseconds(100)
+                },
                 Action::StateChanged {
                     from: State::Master,
                     to: State::Backup,
@@ -1465,12 +1521,25 @@ mod tests {
         fire(&mut m);
         let actions = m.handle(secs(5), advert(A, 100, 100));
         assert_eq!(m.state(), State::Master);
-        // keepalived answers the loser with an advert at once.
-        assert_eq!(actions.len(), 1);
+        // keepalived answers the loser with an advert and gratuitous ARPs
+        // at once.
+        assert_eq!(
+            actions,
+            [
+                Action::SendAdvert {
+                    priority: Priority::from_u8(100),
+                    adver_int: Centiseconds(100),
+                },
+                Action::SendGratuitous {
+                    repeat: 5,
+                    reason: GarpReason::LowerPriority,
+                },
+            ]
+        );
         let actions = m.handle(secs(6), advert(C, 100, 100));
         assert_eq!(m.state(), State::Backup);
         assert!(matches!(
-            actions.first(),
+            actions.get(1),
             Some(Action::StateChanged {
                 reason: Reason::HigherAddress { .. },
                 ..
@@ -1480,7 +1549,9 @@ mod tests {
 
     #[test]
     fn a_flood_of_lower_priority_adverts_gets_one_answer_per_interval() {
-        let mut m = started(cfg(100));
+        let mut c = cfg(100);
+        c.garp_lower_prio_delay = Duration::ZERO;
+        let mut m = started(c);
         fire(&mut m);
         let next = m.poll_timeout();
         let answers = (0..1000)
@@ -1493,13 +1564,61 @@ mod tests {
             next,
             "answers leave the advert timer alone"
         );
-        assert_eq!(m.handle(secs(6), advert(A, 50, 100)).len(), 1);
+        assert_eq!(m.handle(secs(6), advert(A, 50, 100)).len(), 2);
+    }
+
+    /// A partition heals: the master hears the other side's master, of
+    /// lower priority, and announces the VIPs again at once and
+    /// `garp_lower_prio_delay` later, as keepalived.
+    #[test]
+    fn a_lower_priority_master_heard_gets_gratuitous_bursts_now_and_after_the_delay() {
+        let mut c = cfg(100);
+        c.lower_prio_no_advert = true;
+        c.garp_lower_prio_repeat = 3;
+        c.garp_lower_prio_delay = Duration::from_secs(2);
+        let mut m = started(c);
+        fire(&mut m);
+        let heard = secs(5) + Duration::from_millis(500);
+        assert_eq!(
+            m.handle(heard, advert(A, 50, 100)),
+            [Action::SendGratuitous {
+                repeat: 3,
+                reason: GarpReason::LowerPriority,
+            }]
+        );
+        let at = heard + Duration::from_secs(2);
+        let actions = m.handle(at, Input::Timer);
+        assert!(
+            actions.contains(&Action::SendGratuitous {
+                repeat: 3,
+                reason: GarpReason::LowerPriorityDelay,
+            }),
+            "{actions:?}"
+        );
+        // Stepping down cancels a pending burst.
+        m.handle(at + Duration::from_secs(1), advert(A, 50, 100));
+        m.handle(at + Duration::from_secs(2), advert(C, 200, 100));
+        assert_eq!(m.state(), State::Backup);
+        let later: Vec<Action> = (3..10)
+            .flat_map(|s| m.handle(at + Duration::from_secs(s), Input::Timer))
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::SendGratuitous {
+                        reason: GarpReason::LowerPriorityDelay,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert!(later.is_empty(), "{later:?}");
     }
 
     #[test]
-    fn lower_prio_no_advert_keeps_quiet() {
+    fn lower_prio_no_advert_and_no_garp_keep_quiet() {
         let mut c = cfg(100);
         c.lower_prio_no_advert = true;
+        c.garp_lower_prio_repeat = 0;
         let mut m = started(c);
         fire(&mut m);
         assert!(m.handle(secs(5), advert(A, 50, 100)).is_empty());

@@ -934,6 +934,18 @@ impl Importer<'_> {
                     ),
                 );
             }
+            // keepalived's strict mode sends no gratuitous messages on a
+            // lower-priority advert, and says so only when one was asked for.
+            if inst.garp_lower_prio_repeat.is_some_and(|r| r > 0) {
+                warn(
+                    self,
+                    "garp_lower_prio_repeat",
+                    format!(
+                        "vrrp_instance '{name}': strict mode has no garp_lower_prio_repeat; it is ignored, as keepalived does"
+                    ),
+                );
+            }
+            inst.garp_lower_prio_repeat = Some(0);
             if inst.state == InitialState::Master && inst.priority != Priority::OWNER {
                 inst.state = InitialState::Backup;
                 warn(
@@ -1551,6 +1563,7 @@ mod tests {
         assert_eq!(inst.state, InitialState::Backup);
         assert_eq!(inst.authentication, None);
         assert_eq!(inst.preempt_delay, Duration::ZERO);
+        assert_eq!(inst.garp_lower_prio_repeat, Some(0));
         assert_eq!(
             warnings,
             [
