@@ -51,6 +51,11 @@ pub enum Failure {
     Regex,
     /// The answer is not HTTP or was cut short.
     BadResponse,
+    /// A UDP_CHECK's reply does not match `require_reply` (or its length
+    /// bounds).
+    Reply,
+    /// A DNS_CHECK's answer has this error rcode (SERVFAIL, REFUSED...).
+    Rcode(u8),
     /// The check program exited with this code (1, or 2..=255 without
     /// `misc_dynamic`).
     Exit(i32),
@@ -102,6 +107,8 @@ impl std::fmt::Display for Failure {
             Failure::Digest => f.write_str("body digest mismatch"),
             Failure::Regex => f.write_str("body regex mismatch"),
             Failure::BadResponse => f.write_str("malformed or truncated answer"),
+            Failure::Reply => f.write_str("reply does not match require_reply"),
+            Failure::Rcode(code) => write!(f, "DNS answer with rcode {code}"),
             Failure::Exit(code) => write!(f, "exited with {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
             Failure::NotStarted => f.write_str("could not start"),
