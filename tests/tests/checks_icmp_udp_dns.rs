@@ -1,5 +1,5 @@
 //! PING_CHECK, UDP_CHECK and DNS_CHECK against a real kernel, in network
-//! namespaces on 10.150.0.0/24: a director running `appliance run` with
+//! namespaces on 10.150.0.0/24 (and fd00:150::/64): a director running `appliance run` with
 //! one virtual server per check in front of a host `rs`, whose services
 //! this test runs in threads inside its namespace (a UDP echo server that
 //! can turn to answering garbage, a bare UDP socket that never answers,
@@ -29,6 +29,9 @@ const RS: &str = "10.150.0.2";
 /// A second address of the real server host: the pinged one, removed and
 /// put back.
 const PINGED: &str = "10.150.0.3";
+/// The same over IPv6 (raw ICMPv6 has no IP header and the kernel's
+/// checksum).
+const PINGED_V6: &str = "fd00:150::3";
 const ECHO_PORT: u16 = 7;
 const SILENT_PORT: u16 = 9;
 const DNS_PORT: u16 = 53;
@@ -52,9 +55,10 @@ fn config() -> String {
         )
     };
     format!(
-        "{}{}{}{}{}",
+        "{}{}{}{}{}{}",
         Director::new("d", NET).with("MASTER", 200).render(),
         vs(80, "TCP", pinged(), check("PING_CHECK", "")),
+        vs_v6(pinged_v6(), check("PING_CHECK", "")),
         vs(
             ECHO_PORT,
             "UDP",
@@ -75,6 +79,18 @@ fn config() -> String {
             )
         ),
     )
+}
+
+fn vs_v6(rs: SocketAddr, check: String) -> String {
+    format!(
+        "\n[[virtual_server]]\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\nprotocol = \"TCP\"\n\
+         delay_loop = \"1s\"\n\n[virtual_server.service]\naddress = \"[fd00:{NET}::100]:80\"\n\n\
+         [[virtual_server.real_server]]\naddress = \"{rs}\"\nweight = 1\n{check}\n"
+    )
+}
+
+fn pinged_v6() -> SocketAddr {
+    SocketAddr::new(PINGED_V6.parse().unwrap(), 80)
 }
 
 fn at(port: u16) -> SocketAddr {
@@ -214,10 +230,18 @@ fn wait_transition(daemon: &mut Daemon, address: SocketAddr, up: bool, n: usize,
 #[test]
 fn ping_udp_and_dns_checks_take_real_servers_out_and_back() {
     let mut lan = Lan::new().expect("lan");
-    lan.add_host("d", &[&format!("{DIRECTOR}/24")])
+    lan.add_host("d", &[&format!("{DIRECTOR}/24"), "fd00:150::1/64"])
         .expect("director");
-    lan.add_host("rs", &[&format!("{RS}/24"), &format!("{PINGED}/24")])
-        .expect("real server host");
+    lan.add_host(
+        "rs",
+        &[
+            &format!("{RS}/24"),
+            &format!("{PINGED}/24"),
+            "fd00:150::2/64",
+            &format!("{PINGED_V6}/64"),
+        ],
+    )
+    .expect("real server host");
     let director = lan.host("d");
     let rs = lan.host("rs");
     // Every closed-port probe must get its ICMP unreachable, not the rate
@@ -242,6 +266,7 @@ fn ping_udp_and_dns_checks_take_real_servers_out_and_back() {
     let first = status(director, &daemon);
     for (address, kind) in [
         (pinged(), "PING_CHECK"),
+        (pinged_v6(), "PING_CHECK"),
         (at(ECHO_PORT), "UDP_CHECK"),
         (at(SILENT_PORT), "UDP_CHECK"),
         (at(DNS_PORT), "DNS_CHECK"),
@@ -251,19 +276,32 @@ fn ping_udp_and_dns_checks_take_real_servers_out_and_back() {
         assert_eq!(transitions(&daemon, address, false), 0, "{address}");
     }
 
-    let ups: Vec<usize> = [pinged(), at(ECHO_PORT), at(SILENT_PORT), at(DNS_PORT)]
-        .into_iter()
-        .map(|address| transitions(&daemon, address, true))
-        .collect();
+    let ups: Vec<usize> = [
+        pinged(),
+        pinged_v6(),
+        at(ECHO_PORT),
+        at(SILENT_PORT),
+        at(DNS_PORT),
+    ]
+    .into_iter()
+    .map(|address| transitions(&daemon, address, true))
+    .collect();
 
     // Each fails its own way.
     rs.ip(&["addr", "del", &format!("{PINGED}/24"), "dev", "eth0"])
         .expect("removing the pinged address");
+    rs.ip(&["addr", "del", &format!("{PINGED_V6}/64"), "dev", "eth0"])
+        .expect("removing the pinged IPv6 address");
     echo_mode.store(GARBAGE, Ordering::Relaxed);
     drop(silent);
     rcode.store(2, Ordering::Relaxed);
     for (address, what, result) in [
         (pinged(), "PING_CHECK of a removed address", "timed out"),
+        (
+            pinged_v6(),
+            "PING_CHECK of a removed IPv6 address",
+            "timed out",
+        ),
         (
             at(ECHO_PORT),
             "UDP_CHECK answered with garbage",
@@ -289,6 +327,8 @@ fn ping_udp_and_dns_checks_take_real_servers_out_and_back() {
     // And recovers.
     rs.ip(&["addr", "add", &format!("{PINGED}/24"), "dev", "eth0"])
         .expect("putting the pinged address back");
+    rs.ip(&["addr", "add", &format!("{PINGED_V6}/64"), "dev", "eth0"])
+        .expect("putting the pinged IPv6 address back");
     echo_mode.store(ECHO, Ordering::Relaxed);
     let _silent = rs
         .enter(|| UdpSocket::bind(at(SILENT_PORT)))
@@ -297,6 +337,7 @@ fn ping_udp_and_dns_checks_take_real_servers_out_and_back() {
     rcode.store(0, Ordering::Relaxed);
     for ((address, what), before) in [
         (pinged(), "PING_CHECK of the address put back"),
+        (pinged_v6(), "PING_CHECK of the IPv6 address put back"),
         (at(ECHO_PORT), "UDP_CHECK echoed again"),
         (at(SILENT_PORT), "UDP_CHECK of a silent port again"),
         (at(DNS_PORT), "DNS_CHECK answered NOERROR"),

@@ -145,7 +145,8 @@ pub struct RsStatus {
 /// A check's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckStatus {
-    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `MISC_CHECK`, `PING_CHECK`...
+    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`,
+    /// `PING_CHECK`, `UDP_CHECK`, `DNS_CHECK`.
     pub kind: &'static str,
     pub up: bool,
     pub last: Option<LastOutcome>,

@@ -17,9 +17,10 @@ use tokio::net::UdpSocket;
 /// What a reply must be, with `require_reply`.
 #[derive(Clone, Debug)]
 pub struct Required {
-    pattern: ReplyPattern,
-    min: u16,
-    max: u16,
+    pub pattern: ReplyPattern,
+    /// `min_reply_length`, `max_reply_length`.
+    pub min: u16,
+    pub max: u16,
 }
 
 /// A UDP_CHECK.

@@ -530,6 +530,7 @@ virtual_server fwmark 7 {
                 "UDP_CHECK {\n min_reply_length 9\n max_reply_length 8\n }",
                 "always fail",
             ),
+            ("UDP_CHECK {\n payload\n }", "'payload' needs a value"),
             ("DNS_CHECK {\n type PTR\n }", "bad value 'PTR' for 'type'"),
             ("DNS_CHECK {\n name .com\n }", "empty label"),
         ] {

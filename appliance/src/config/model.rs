@@ -1487,3 +1487,56 @@ pub fn default_max_reply_length() -> u16 {
 pub fn default_delay_before_retry() -> Duration {
     Duration::from_secs(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// keepalived's read_hex_str: pairs of digits, spaces between bytes,
+    /// a lone digit (before a space or at the end) a byte of its own.
+    #[test]
+    fn hex_reads_as_keepalived_does() {
+        let bytes = |text: &str| text.parse::<Hex>().map(|h| h.bytes().to_vec());
+        assert_eq!(bytes("0a1B2"), Ok(vec![0x0a, 0x1b, 0x02]));
+        assert_eq!(bytes("1 23\t4"), Ok(vec![0x01, 0x23, 0x04]));
+        assert_eq!(bytes("  "), Err(HexError::Empty));
+        assert_eq!(bytes("0x01"), Err(HexError::Digit('x')));
+        assert_eq!(String::from(Hex(vec![0x0a, 0xff])), "0a ff");
+
+        let pattern: ReplyPattern = "cA X1 2x".parse().unwrap();
+        assert_eq!(String::from(pattern.clone()), "ca X1 2X");
+        assert!(pattern.matches(&[0xca, 0x71, 0x2f], 0, 255));
+        assert!(!pattern.matches(&[0xca, 0x72, 0x2f], 0, 255));
+        assert!(pattern.matches(&[0xca], 0, 255), "as far as both go");
+        assert!(!pattern.matches(&[0xca], 2, 255), "shorter than min");
+        assert!(
+            ReplyPattern::default().matches(&[], 9, 1),
+            "empty: any reply"
+        );
+    }
+
+    #[test]
+    fn dns_names_have_no_empty_or_long_labels() {
+        let name = |text: &str| DnsName::try_from(text.to_string());
+        assert_eq!(name("").unwrap(), DnsName::default());
+        assert_eq!(name(".").unwrap().labels().count(), 0);
+        let labels = |text: &str| {
+            name(text)
+                .unwrap()
+                .labels()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(labels("www.example.com."), ["www", "example", "com"]);
+        assert!(matches!(name(".com"), Err(DnsNameError::EmptyLabel(_))));
+        assert!(matches!(name("a..b"), Err(DnsNameError::EmptyLabel(_))));
+        assert!(matches!(
+            name(&"a".repeat(64)),
+            Err(DnsNameError::LongLabel(_))
+        ));
+        let long = vec!["a".repeat(63); 4].join(".");
+        assert!(matches!(name(&long), Err(DnsNameError::TooLong(_))));
+        assert_eq!(DnsType::from_name("aaaa"), Some(DnsType::Aaaa));
+        assert_eq!(DnsType::from_name("PTR"), None);
+    }
+}

@@ -62,7 +62,8 @@ pub enum Failure {
     /// A signal ended the check program.
     Signal(i32),
     /// The check program could not be started (or, for a half-open
-    /// TCP_CHECK, the prober that sends its SYN is gone).
+    /// TCP_CHECK, the prober that sends its SYN is gone; for a PING_CHECK,
+    /// the raw socket was refused: no CAP_NET_RAW).
     NotStarted,
     /// The director could not run the check: its own resources ran out.
     /// Says nothing of the real server, so it changes nothing (see

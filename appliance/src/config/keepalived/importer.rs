@@ -1445,29 +1445,19 @@ impl Importer<'_> {
                 delay_before_retry,
                 warmup,
             })),
-            "UDP_CHECK" => {
-                if min_reply_length > max_reply_length {
-                    self.err(
-                        &st.keyword.pos,
-                        format!(
-                            "UDP_CHECK min_reply_length {min_reply_length} > max_reply_length {max_reply_length}: it would always fail"
-                        ),
-                    );
-                }
-                Some(Check::Udp(UdpCheck {
-                    connect_ip,
-                    connect_port,
-                    bindto,
-                    connect_timeout,
-                    retry,
-                    delay_before_retry,
-                    warmup,
-                    payload,
-                    require_reply,
-                    min_reply_length,
-                    max_reply_length,
-                }))
-            }
+            "UDP_CHECK" => Some(Check::Udp(UdpCheck {
+                connect_ip,
+                connect_port,
+                bindto,
+                connect_timeout,
+                retry,
+                delay_before_retry,
+                warmup,
+                payload,
+                require_reply,
+                min_reply_length,
+                max_reply_length,
+            })),
             "DNS_CHECK" => Some(Check::Dns(DnsCheck {
                 connect_ip,
                 connect_port,
