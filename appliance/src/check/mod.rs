@@ -2,17 +2,20 @@
 //! core and schedule (`appliance_core::check`, re-exported here as
 //! [`decision`] and [`due`]), the planner that feeds the core from the
 //! config ([`plan`]), the probes behind one trait ([`probe`]: [`tcp`],
-//! [`http`], [`misc`], with [`syn`] sending half-open TCP checks) and the
-//! runner that drives them for every real server of a config on one tokio
-//! task ([`runner`]).
+//! [`http`], [`misc`], [`ping`], [`udp`], [`dns`], with [`syn`] sending
+//! half-open TCP checks) and the runner that drives them for every real
+//! server of a config on one tokio task ([`runner`]).
 
+pub mod dns;
 pub mod http;
 pub mod misc;
+pub mod ping;
 pub mod plan;
 pub(crate) mod probe;
 pub mod runner;
 pub mod syn;
 pub mod tcp;
+pub mod udp;
 
 pub(crate) use appliance_core::check::due;
 pub use appliance_core::check::{TICK, decision};

@@ -43,6 +43,15 @@ pub fn timing(check: &Check, vs: &VirtualServer) -> Timing {
         Check::Tcp(c) => (c.retry, c.delay_before_retry, c.warmup, false),
         Check::HttpGet(c) | Check::SslGet(c) => (c.retry, c.delay_before_retry, c.warmup, false),
         Check::Misc(c) => (c.retry, c.delay_before_retry, c.warmup, true),
+        Check::Ping(c) => (c.retry, c.delay_before_retry, c.warmup, false),
+        Check::Udp(c) => (c.retry, c.delay_before_retry, c.warmup, false),
+        // keepalived: DNS_CHECK's retries wait the delay_loop by default.
+        Check::Dns(c) => (
+            c.retry,
+            c.delay_before_retry.unwrap_or(vs.delay_loop),
+            c.warmup,
+            false,
+        ),
     };
     Timing {
         delay_loop: vs.delay_loop,

@@ -18,7 +18,7 @@ use super::due::Due;
 use super::probe::{Probe, Start};
 use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
-use super::{http, misc, plan, tcp};
+use super::{dns, http, misc, ping, plan, tcp, udp};
 use crate::clock;
 use crate::config::model::{Check, Service, VirtualServer};
 use crate::metrics::Metrics;
@@ -145,7 +145,8 @@ pub struct RsStatus {
 /// A check's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckStatus {
-    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`.
+    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`,
+    /// `PING_CHECK`, `UDP_CHECK`, `DNS_CHECK`.
     pub kind: &'static str,
     pub up: bool,
     pub last: Option<LastOutcome>,
@@ -315,6 +316,9 @@ fn probes(servers: &[VirtualServer], scripts: &Scripts) -> Result<Vec<Box<dyn Pr
                         Box::new(http::HttpProbe::new(c, vs, rs, Some(connector.clone()))?)
                     }
                     Check::Misc(c) => Box::new(misc::MiscProbe::new(c, vs, scripts)?),
+                    Check::Ping(c) => Box::new(ping::PingProbe::new(c, rs)),
+                    Check::Udp(c) => Box::new(udp::UdpProbe::new(c, rs)),
+                    Check::Dns(c) => Box::new(dns::DnsProbe::new(c, rs)),
                 });
             }
         }

@@ -411,6 +411,137 @@ virtual_server fwmark 7 {
         round_trip(&config);
     }
 
+    /// PING_CHECK, UDP_CHECK and DNS_CHECK read from keepalived.conf with
+    /// keepalived's defaults, and the same from TOML, round trip.
+    #[test]
+    fn ping_udp_and_dns_checks_import_and_round_trip() {
+        use model::{Check, DnsType};
+        use std::time::Duration;
+        let conf = "virtual_server 192.0.2.10 53 {\n  protocol UDP\n  delay_loop 7\n\
+                    real_server 10.150.0.2 53 {\n\
+                    PING_CHECK {\n connect_ip 10.150.0.3\n connect_port 9\n retry 2\n }\n\
+                    UDP_CHECK {\n payload 0a 1B2c 3\n require_reply ca fe X0\n max_reply_length 100\n }\n\
+                    UDP_CHECK {\n require_reply\n }\n\
+                    DNS_CHECK {\n type aaaa\n name example.com.\n connect_timeout 2\n }\n\
+                    DNS_CHECK {\n delay_before_retry 4\n }\n\
+                    }\n}\n";
+        let config = load_str(Path::new("a.conf"), conf, Format::Keepalived)
+            .unwrap_or_else(|d| panic!("{d}"));
+        let checks = &config.virtual_server[0].real_server[0].check;
+        let Check::Ping(ping) = &checks[0] else {
+            panic!("{checks:?}")
+        };
+        assert_eq!(ping.connect_ip, Some("10.150.0.3".parse().unwrap()));
+        assert_eq!(
+            (ping.retry, ping.delay_before_retry),
+            (2, Duration::from_secs(1))
+        );
+        let Check::Udp(udp) = &checks[1] else {
+            panic!("{checks:?}")
+        };
+        assert_eq!(
+            udp.payload.as_ref().unwrap().bytes(),
+            [0x0a, 0x1b, 0x2c, 0x03]
+        );
+        let pattern = udp.require_reply.as_ref().unwrap();
+        assert!(pattern.matches(&[0xca, 0xfe, 0x70, 9], 0, 100));
+        assert!(
+            pattern.matches(&[0xca, 0xfe], 0, 100),
+            "only the shorter length"
+        );
+        assert!(!pattern.matches(&[0xca, 0xfe, 0x71], 0, 100));
+        assert!(!pattern.matches(&[0xca; 101], 0, 100));
+        assert_eq!(
+            (udp.retry, udp.min_reply_length, udp.max_reply_length),
+            (1, 0, 100)
+        );
+        let Check::Udp(any) = &checks[2] else {
+            panic!("{checks:?}")
+        };
+        assert!(any.payload.is_none());
+        assert!(any.require_reply.as_ref().is_some_and(|p| p.is_empty()));
+        let Check::Dns(dns) = &checks[3] else {
+            panic!("{checks:?}")
+        };
+        assert_eq!(dns.record_type, DnsType::Aaaa);
+        assert_eq!(dns.name.labels().collect::<Vec<_>>(), ["example", "com"]);
+        assert_eq!((dns.retry, dns.delay_before_retry), (3, None));
+        let Check::Dns(default) = &checks[4] else {
+            panic!("{checks:?}")
+        };
+        assert_eq!(
+            default.record_type,
+            DnsType::Soa,
+            "keepalived's DNS_DEFAULT_TYPE"
+        );
+        assert_eq!(default.name.labels().count(), 0, "the root");
+        assert_eq!(default.delay_before_retry, Some(Duration::from_secs(4)));
+        // DNS_CHECK's retries wait the delay_loop unless told otherwise.
+        let vs = &config.virtual_server[0];
+        assert_eq!(
+            crate::check::plan::timing(&checks[3], vs).delay_before_retry,
+            Duration::from_secs(7)
+        );
+        round_trip(&config);
+
+        let toml = "[[virtual_server]]\nservice = { address = \"192.0.2.10:53\" }\nprotocol = \"UDP\"\n\
+                    [[virtual_server.real_server]]\naddress = \"10.150.0.2:53\"\n\
+                    check = [{ type = \"PING_CHECK\", connect_timeout = \"2s\" }, \
+                    { type = \"UDP_CHECK\", payload = \"0102\", require_reply = \"01XX\" }, \
+                    { type = \"DNS_CHECK\", record_type = \"MX\", name = \"example.org\" }]\n";
+        let config =
+            load_str(Path::new("a.toml"), toml, Format::Toml).unwrap_or_else(|d| panic!("{d}"));
+        let checks = &config.virtual_server[0].real_server[0].check;
+        assert!(
+            matches!(&checks[0], Check::Ping(p) if p.connect_timeout == Duration::from_secs(2))
+        );
+        assert!(
+            matches!(&checks[1], Check::Udp(u) if u.require_reply.as_ref().is_some_and(|p| p.matches(&[1, 0xff], 0, 255)))
+        );
+        assert!(matches!(&checks[2], Check::Dns(d) if d.record_type == DnsType::Mx));
+        round_trip(&config);
+
+        // Bad hex and bad names are errors where they are written.
+        for (check, expected) in [
+            (
+                "{ type = \"UDP_CHECK\", payload = \"0g\" }",
+                "'g' is not a hex digit",
+            ),
+            (
+                "{ type = \"UDP_CHECK\", payload = \"XX\" }",
+                "'X' is not a hex digit",
+            ),
+            ("{ type = \"DNS_CHECK\", name = \"a..b\" }", "empty label"),
+            (
+                "{ type = \"DNS_CHECK\", record_type = \"PTR\" }",
+                "unknown variant",
+            ),
+        ] {
+            let text = toml.replace("{ type = \"PING_CHECK\", connect_timeout = \"2s\" }", check);
+            let error = load_str(Path::new("a.toml"), &text, Format::Toml).unwrap_err();
+            assert!(error.to_string().contains(expected), "{check}: {error}");
+        }
+        for (check, expected) in [
+            (
+                "UDP_CHECK {\n payload zz\n }",
+                "payload: 'z' is not a hex digit",
+            ),
+            (
+                "UDP_CHECK {\n min_reply_length 9\n max_reply_length 8\n }",
+                "always fail",
+            ),
+            ("UDP_CHECK {\n payload\n }", "'payload' needs a value"),
+            ("DNS_CHECK {\n type PTR\n }", "bad value 'PTR' for 'type'"),
+            ("DNS_CHECK {\n name .com\n }", "empty label"),
+        ] {
+            let text = format!(
+                "virtual_server 192.0.2.10 53 {{\n protocol UDP\n real_server 10.150.0.2 53 {{\n{check}\n }}\n}}\n"
+            );
+            let error = load_str(Path::new("a.conf"), &text, Format::Keepalived).unwrap_err();
+            assert!(error.to_string().contains(expected), "{check}: {error}");
+        }
+    }
+
     #[test]
     fn half_open_is_a_toml_only_tcp_check_option() {
         let toml = "[[virtual_server]]\nservice = { address = \"192.0.2.10:80\" }\n\

@@ -854,6 +854,15 @@ pub enum Check {
     /// Run a program.
     #[serde(rename = "MISC_CHECK")]
     Misc(MiscCheck),
+    /// ICMP or ICMPv6 echo.
+    #[serde(rename = "PING_CHECK")]
+    Ping(PingCheck),
+    /// A UDP datagram, answered or at least not refused.
+    #[serde(rename = "UDP_CHECK")]
+    Udp(UdpCheck),
+    /// A DNS query over UDP.
+    #[serde(rename = "DNS_CHECK")]
+    Dns(DnsCheck),
 }
 
 /// `TCP_CHECK`: a TCP connection must succeed.
@@ -985,6 +994,416 @@ pub struct MiscCheck {
     pub warmup: Option<Duration>,
 }
 
+/// `PING_CHECK`: an ICMP (ICMPv6) echo request must be answered within
+/// `connect_timeout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingCheck {
+    /// Address to ping; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Source address of the echo request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// How long to wait for the echo reply.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts.
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+}
+
+/// `UDP_CHECK`: a datagram is sent to the real server. Without
+/// `require_reply` the server is up unless the send fails or an ICMP
+/// error (port unreachable) comes back within `connect_timeout`; with it,
+/// a reply must come in time and match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpCheck {
+    /// Address to send to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Port to send to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// Source address of the datagram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// How long to wait for a reply or an ICMP error.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts.
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+    /// What to send, in hex (`"0a 1b2c"`); `None` sends keepalived's
+    /// 32-byte filler (`default_udp_payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Hex>,
+    /// A reply is required; it must start with these bytes (hex, `X` a
+    /// wildcard nibble) as far as both go. An empty pattern (keepalived's
+    /// `require_reply` without argument) accepts any reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_reply: Option<ReplyPattern>,
+    /// Shortest reply that matches `require_reply`'s bytes.
+    #[serde(default)]
+    pub min_reply_length: u16,
+    /// Longest reply that matches `require_reply`'s bytes.
+    #[serde(default = "default_max_reply_length")]
+    pub max_reply_length: u16,
+}
+
+/// `DNS_CHECK`: a query for `name`'s `type` records, with recursion
+/// desired, must be answered (with the query's id) with rcode NOERROR.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsCheck {
+    /// Address to query; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Port to query; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// Source address of the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// How long to wait for the answer.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts.
+    #[serde(default = "default_dns_retry")]
+    pub retry: u32,
+    /// Pause between retries; `None` means the virtual server's
+    /// `delay_loop` (keepalived's default for DNS_CHECK).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub delay_before_retry: Option<Duration>,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+    /// The record type asked for (keepalived's `type`, which in TOML is
+    /// the check's own tag).
+    #[serde(default)]
+    pub record_type: DnsType,
+    /// The name asked about.
+    #[serde(default)]
+    pub name: DnsName,
+}
+
+/// The record types keepalived's DNS_CHECK asks for (check_dns.c).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DnsType {
+    A,
+    Ns,
+    Cname,
+    /// keepalived's default (DNS_DEFAULT_TYPE).
+    #[default]
+    Soa,
+    Mx,
+    Txt,
+    Aaaa,
+    Rrsig,
+    Dnskey,
+}
+
+impl DnsType {
+    /// Every type, for lookups by name.
+    pub const ALL: [DnsType; 9] = [
+        DnsType::A,
+        DnsType::Ns,
+        DnsType::Cname,
+        DnsType::Soa,
+        DnsType::Mx,
+        DnsType::Txt,
+        DnsType::Aaaa,
+        DnsType::Rrsig,
+        DnsType::Dnskey,
+    ];
+
+    /// The type's number in a query (RFC 1035, 3596, 4034).
+    pub fn code(self) -> u16 {
+        match self {
+            DnsType::A => 1,
+            DnsType::Ns => 2,
+            DnsType::Cname => 5,
+            DnsType::Soa => 6,
+            DnsType::Mx => 15,
+            DnsType::Txt => 16,
+            DnsType::Aaaa => 28,
+            DnsType::Rrsig => 46,
+            DnsType::Dnskey => 48,
+        }
+    }
+
+    /// The type's mnemonic, as keepalived spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsType::A => "A",
+            DnsType::Ns => "NS",
+            DnsType::Cname => "CNAME",
+            DnsType::Soa => "SOA",
+            DnsType::Mx => "MX",
+            DnsType::Txt => "TXT",
+            DnsType::Aaaa => "AAAA",
+            DnsType::Rrsig => "RRSIG",
+            DnsType::Dnskey => "DNSKEY",
+        }
+    }
+
+    /// The type named `text`, in any case (keepalived compares without).
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(text))
+    }
+}
+
+/// A domain name a DNS_CHECK asks about: dot-separated labels of 1 to 63
+/// bytes, at most 255 bytes on the wire; `.` (the default, as keepalived's
+/// empty DNS_DEFAULT_NAME) is the root. A trailing dot changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DnsName(String);
+
+impl Default for DnsName {
+    fn default() -> Self {
+        Self(".".into())
+    }
+}
+
+/// Why a text is not a [`DnsName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsNameError {
+    #[error("DNS name '{0}' has an empty label")]
+    EmptyLabel(String),
+    #[error("DNS name '{0}' has a label longer than 63 bytes")]
+    LongLabel(String),
+    #[error("DNS name '{0}' is longer than 255 bytes")]
+    TooLong(String),
+}
+
+impl DnsName {
+    /// The labels, outermost last (none for the root).
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.0.split('.').filter(|label| !label.is_empty())
+    }
+}
+
+impl TryFrom<String> for DnsName {
+    type Error = DnsNameError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.is_empty() || text == "." {
+            return Ok(Self::default());
+        }
+        let body = text.strip_suffix('.').unwrap_or(&text);
+        let mut wire = 1;
+        for label in body.split('.') {
+            if label.is_empty() {
+                return Err(DnsNameError::EmptyLabel(text));
+            }
+            if label.len() > 63 {
+                return Err(DnsNameError::LongLabel(text));
+            }
+            wire += 1 + label.len();
+        }
+        if wire > 255 {
+            return Err(DnsNameError::TooLong(text));
+        }
+        Ok(Self(text))
+    }
+}
+
+impl From<DnsName> for String {
+    fn from(name: DnsName) -> Self {
+        name.0
+    }
+}
+
+impl std::fmt::Display for DnsName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Bytes written in hex as keepalived reads them (`read_hex_str`): pairs of
+/// digits, spaces between bytes allowed, a lone digit before a space a
+/// byte of its own. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Hex(Vec<u8>);
+
+impl Hex {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Why a text is not hex bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    #[error("'{0}' is not a hex digit")]
+    Digit(char),
+    #[error("no hex bytes given")]
+    Empty,
+}
+
+/// Reads `text` as hex bytes, each with the mask of its wildcard bits
+/// (an `X` or `x` nibble, where `wildcard` allows it).
+fn parse_hex(text: &str, wildcard: bool) -> Result<Vec<(u8, u8)>, HexError> {
+    let nibble = |c: char| match c.to_digit(16) {
+        Some(v) => Ok((v as u8, 0)),
+        None if wildcard && c.eq_ignore_ascii_case(&'x') => Ok((0, 0x0f)),
+        None => Err(HexError::Digit(c)),
+    };
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' || c == '\t' {
+            continue;
+        }
+        let (mut value, mut mask) = nibble(c)?;
+        if let Some(&next) = chars.peek()
+            && next != ' '
+            && next != '\t'
+        {
+            chars.next();
+            let (low, low_mask) = nibble(next)?;
+            value = value << 4 | low;
+            mask = mask << 4 | low_mask;
+        }
+        out.push((value, mask));
+    }
+    Ok(out)
+}
+
+/// Writes bytes back as hex pairs separated by spaces.
+fn write_hex(bytes: impl Iterator<Item = (u8, u8)>) -> String {
+    let nibble = |value: u8, mask: u8| {
+        if mask != 0 {
+            'X'
+        } else {
+            char::from_digit(u32::from(value), 16).unwrap_or('0')
+        }
+    };
+    let pairs: Vec<String> = bytes
+        .map(|(v, m)| {
+            [nibble(v >> 4, m >> 4), nibble(v & 0x0f, m & 0x0f)]
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    pairs.join(" ")
+}
+
+impl std::str::FromStr for Hex {
+    type Err = HexError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bytes: Vec<u8> = parse_hex(text, false)?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        if bytes.is_empty() {
+            return Err(HexError::Empty);
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl TryFrom<String> for Hex {
+    type Error = HexError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Hex> for String {
+    fn from(hex: Hex) -> Self {
+        write_hex(hex.0.into_iter().map(|b| (b, 0)))
+    }
+}
+
+/// What a UDP_CHECK reply must start with: bytes, each with a mask of
+/// the bits that may be anything (hex `X` nibbles). Empty: any reply.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ReplyPattern(Vec<(u8, u8)>);
+
+impl ReplyPattern {
+    /// Whether `reply` matches: every byte that both have agrees outside
+    /// the wildcard bits (keepalived compares only the shorter length).
+    /// A pattern with bytes also bounds the reply's length to
+    /// `min..=max`, as keepalived's does.
+    pub fn matches(&self, reply: &[u8], min: u16, max: u16) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        if reply.len() < usize::from(min) || reply.len() > usize::from(max) {
+            return false;
+        }
+        self.0
+            .iter()
+            .zip(reply)
+            .all(|(&(value, wild), &got)| (value ^ got) & !wild == 0)
+    }
+
+    /// Whether the pattern has bytes to compare (else any reply does).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for ReplyPattern {
+    type Err = HexError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_hex(text, true).map(Self)
+    }
+}
+
+impl TryFrom<String> for ReplyPattern {
+    type Error = HexError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ReplyPattern> for String {
+    fn from(pattern: ReplyPattern) -> Self {
+        write_hex(pattern.0.into_iter())
+    }
+}
+
 /// keepalived `smtp_connect_timeout` default: 30 s.
 pub fn default_smtp_connect_timeout() -> Duration {
     Duration::from_secs(30)
@@ -1080,7 +1499,70 @@ pub fn default_misc_retry() -> u32 {
     0
 }
 
+/// keepalived DNS_CHECK `retry` default: 3 (DNS_DEFAULT_RETRY).
+pub fn default_dns_retry() -> u32 {
+    3
+}
+
+/// keepalived UDP_CHECK `max_reply_length` default: 255.
+pub fn default_max_reply_length() -> u16 {
+    255
+}
+
 /// keepalived checker `delay_before_retry` default: 1 s.
 pub fn default_delay_before_retry() -> Duration {
     Duration::from_secs(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// keepalived's read_hex_str: pairs of digits, spaces between bytes,
+    /// a lone digit (before a space or at the end) a byte of its own.
+    #[test]
+    fn hex_reads_as_keepalived_does() {
+        let bytes = |text: &str| text.parse::<Hex>().map(|h| h.bytes().to_vec());
+        assert_eq!(bytes("0a1B2"), Ok(vec![0x0a, 0x1b, 0x02]));
+        assert_eq!(bytes("1 23\t4"), Ok(vec![0x01, 0x23, 0x04]));
+        assert_eq!(bytes("  "), Err(HexError::Empty));
+        assert_eq!(bytes("0x01"), Err(HexError::Digit('x')));
+        assert_eq!(String::from(Hex(vec![0x0a, 0xff])), "0a ff");
+
+        let pattern: ReplyPattern = "cA X1 2x".parse().unwrap();
+        assert_eq!(String::from(pattern.clone()), "ca X1 2X");
+        assert!(pattern.matches(&[0xca, 0x71, 0x2f], 0, 255));
+        assert!(!pattern.matches(&[0xca, 0x72, 0x2f], 0, 255));
+        assert!(pattern.matches(&[0xca], 0, 255), "as far as both go");
+        assert!(!pattern.matches(&[0xca], 2, 255), "shorter than min");
+        assert!(
+            ReplyPattern::default().matches(&[], 9, 1),
+            "empty: any reply"
+        );
+    }
+
+    #[test]
+    fn dns_names_have_no_empty_or_long_labels() {
+        let name = |text: &str| DnsName::try_from(text.to_string());
+        assert_eq!(name("").unwrap(), DnsName::default());
+        assert_eq!(name(".").unwrap().labels().count(), 0);
+        let labels = |text: &str| {
+            name(text)
+                .unwrap()
+                .labels()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(labels("www.example.com."), ["www", "example", "com"]);
+        assert!(matches!(name(".com"), Err(DnsNameError::EmptyLabel(_))));
+        assert!(matches!(name("a..b"), Err(DnsNameError::EmptyLabel(_))));
+        assert!(matches!(
+            name(&"a".repeat(64)),
+            Err(DnsNameError::LongLabel(_))
+        ));
+        let long = vec!["a".repeat(63); 4].join(".");
+        assert!(matches!(name(&long), Err(DnsNameError::TooLong(_))));
+        assert_eq!(DnsType::from_name("aaaa"), Some(DnsType::Aaaa));
+        assert_eq!(DnsType::from_name("PTR"), None);
+    }
 }

@@ -665,6 +665,17 @@ impl Validator<'_> {
                     );
                 }
                 for (k, check) in rs.check.iter().enumerate() {
+                    if let super::model::Check::Udp(udp) = check
+                        && udp.min_reply_length > udp.max_reply_length
+                    {
+                        self.report(
+                            &format!("{path}.check[{k}].min_reply_length"),
+                            format!(
+                                "real_server {}: UDP_CHECK min_reply_length {} is above max_reply_length {}: it would always fail",
+                                rs.address, udp.min_reply_length, udp.max_reply_length
+                            ),
+                        );
+                    }
                     let (super::model::Check::HttpGet(http) | super::model::Check::SslGet(http)) =
                         check
                     else {
@@ -1152,6 +1163,23 @@ vrrp_instance VI_2 {
             got[1],
             "k.conf:11:9: real_server 10.0.1.1:80: url /b: regex_no_match without a regex"
         );
+    }
+
+    #[test]
+    fn udp_reply_lengths_that_always_fail_are_refused() {
+        let text = "virtual_server 10.0.0.1 53 {\n  protocol UDP\n  real_server 10.0.1.1 53 {\n    UDP_CHECK {\n      require_reply 01\n      min_reply_length 9\n      max_reply_length 8\n    }\n  }\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:6:7: real_server 10.0.1.1:53: UDP_CHECK min_reply_length 9 is above max_reply_length 8: it would always fail"
+            ]
+        );
+        let toml = "[[virtual_server]]\nservice = { address = \"10.0.0.1:53\" }\nprotocol = \"UDP\"\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.1.1:53\"\n\
+                    check = [{ type = \"UDP_CHECK\", min_reply_length = 9, max_reply_length = 8 }]\n";
+        let got = toml_problems(toml);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("min_reply_length 9 is above"), "{got:?}");
     }
 
     #[test]

@@ -204,7 +204,8 @@ pub struct RealServerStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckStatus {
-    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`.
+    /// keepalived's keyword: `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`,
+    /// `PING_CHECK`, `UDP_CHECK`, `DNS_CHECK`.
     pub kind: String,
     pub up: bool,
     /// The last run, if one completed.

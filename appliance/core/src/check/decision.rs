@@ -51,13 +51,19 @@ pub enum Failure {
     Regex,
     /// The answer is not HTTP or was cut short.
     BadResponse,
+    /// A UDP_CHECK's reply does not match `require_reply` (or its length
+    /// bounds).
+    Reply,
+    /// A DNS_CHECK's answer has this error rcode (SERVFAIL, REFUSED...).
+    Rcode(u8),
     /// The check program exited with this code (1, or 2..=255 without
     /// `misc_dynamic`).
     Exit(i32),
     /// A signal ended the check program.
     Signal(i32),
     /// The check program could not be started (or, for a half-open
-    /// TCP_CHECK, the prober that sends its SYN is gone).
+    /// TCP_CHECK, the prober that sends its SYN is gone; for a PING_CHECK,
+    /// the raw socket was refused: no CAP_NET_RAW).
     NotStarted,
     /// The director could not run the check: its own resources ran out.
     /// Says nothing of the real server, so it changes nothing (see
@@ -102,6 +108,8 @@ impl std::fmt::Display for Failure {
             Failure::Digest => f.write_str("body digest mismatch"),
             Failure::Regex => f.write_str("body regex mismatch"),
             Failure::BadResponse => f.write_str("malformed or truncated answer"),
+            Failure::Reply => f.write_str("reply does not match require_reply"),
+            Failure::Rcode(code) => write!(f, "DNS answer with rcode {code}"),
             Failure::Exit(code) => write!(f, "exited with {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
             Failure::NotStarted => f.write_str("could not start"),

@@ -1277,7 +1277,7 @@ impl Importer<'_> {
         };
         for item in st.block.as_deref().unwrap_or_default() {
             let kw = item.keyword.text.as_str();
-            if !matches!(kw, "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK") {
+            if !CHECKS.contains(&kw) {
                 self.record(format!("{base}.{kw}"), &item.keyword.pos);
             }
             match kw {
@@ -1300,7 +1300,7 @@ impl Importer<'_> {
                 "lthreshold" => rs.lthreshold = self.count(item),
                 "notify_up" => rs.notify_up = self.command(item, true),
                 "notify_down" => rs.notify_down = self.command(item, true),
-                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" => {
+                kw if CHECKS.contains(&kw) => {
                     let path = format!("{base}.check[{}]", rs.check.len());
                     self.record(path.clone(), &item.keyword.pos);
                     if let Some(check) = self.check(item, &path) {
@@ -1321,10 +1321,10 @@ impl Importer<'_> {
             connect_port: None,
             bindto: None,
             connect_timeout: default_connect_timeout(),
-            retry: if kind == "MISC_CHECK" {
-                default_misc_retry()
-            } else {
-                default_retry()
+            retry: match kind {
+                "MISC_CHECK" => default_misc_retry(),
+                "DNS_CHECK" => default_dns_retry(),
+                _ => default_retry(),
             },
             delay_before_retry: default_delay_before_retry(),
             warmup: None,
@@ -1336,6 +1336,14 @@ impl Importer<'_> {
         let mut misc_user = None;
         let mut misc_timeout = None;
         let mut misc_dynamic = false;
+        // DNS_CHECK's unset delay_before_retry is the delay_loop.
+        let mut delay_set = None;
+        let mut payload = None;
+        let mut require_reply = None;
+        let mut min_reply_length = 0;
+        let mut max_reply_length = default_max_reply_length();
+        let mut dns_type = DnsType::default();
+        let mut dns_name = DnsName::default();
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
             let field = if kw == "nb_get_retry" { "retry" } else { kw };
@@ -1344,11 +1352,15 @@ impl Importer<'_> {
             }
             let connection = kind != "MISC_CHECK";
             let http = matches!(kind, "HTTP_GET" | "SSL_GET");
+            let udp = kind == "UDP_CHECK";
+            let dns = kind == "DNS_CHECK";
             match kw {
                 "connect_ip" if connection => {
                     tcp.connect_ip = self.parse_value(item, "an IP address")
                 }
-                "connect_port" if connection => {
+                // ICMP has no port: keepalived takes the keyword and
+                // ignores it, as the table's no-op says.
+                "connect_port" if connection && kind != "PING_CHECK" => {
                     tcp.connect_port = self.parse_value(item, "a port number")
                 }
                 "bindto" if connection => tcp.bindto = self.parse_value(item, "an IP address"),
@@ -1357,10 +1369,10 @@ impl Importer<'_> {
                     self.decimal_secs(item, u64::from(u32::MAX)),
                 ),
                 "retry" | "nb_get_retry" => set(&mut tcp.retry, self.count(item)),
-                "delay_before_retry" => set(
-                    &mut tcp.delay_before_retry,
-                    self.decimal_secs(item, u64::from(u32::MAX)),
-                ),
+                "delay_before_retry" => {
+                    delay_set = self.decimal_secs(item, u64::from(u32::MAX));
+                    set(&mut tcp.delay_before_retry, delay_set);
+                }
                 "warmup" => tcp.warmup = self.decimal_secs(item, u64::from(u32::MAX)),
                 "url" if http => {
                     let path = format!("{base}.url[{}]", urls.len());
@@ -1373,6 +1385,51 @@ impl Importer<'_> {
                 "misc_timeout" if !connection => misc_timeout = self.whole_secs(item),
                 "misc_dynamic" if !connection => misc_dynamic = self.bare(item),
                 "user" if !connection => misc_user = Some(item),
+                "payload" if udp => {
+                    payload = self.hex_words(item, true).and_then(|text| {
+                        text.parse::<Hex>()
+                            .map_err(|e| self.err(&item.keyword.pos, format!("payload: {e}")))
+                            .ok()
+                    })
+                }
+                // Bare, it requires any reply.
+                "require_reply" if udp => {
+                    require_reply = self.hex_words(item, false).and_then(|text| {
+                        text.parse::<ReplyPattern>()
+                            .map_err(|e| self.err(&item.keyword.pos, format!("require_reply: {e}")))
+                            .ok()
+                    })
+                }
+                "min_reply_length" if udp => set(
+                    &mut min_reply_length,
+                    self.u32_in(item, 0, 65535)
+                        .and_then(|v| u16::try_from(v).ok()),
+                ),
+                "max_reply_length" if udp => set(
+                    &mut max_reply_length,
+                    self.u32_in(item, 0, 65535)
+                        .and_then(|v| u16::try_from(v).ok()),
+                ),
+                "type" if dns => {
+                    if let Some(word) = self.value(item) {
+                        match DnsType::from_name(&word.text) {
+                            Some(t) => dns_type = t,
+                            None => self.bad(
+                                item,
+                                word,
+                                "a DNS type: A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG or DNSKEY",
+                            ),
+                        }
+                    }
+                }
+                "name" if dns => {
+                    if let Some(word) = self.value(item) {
+                        match DnsName::try_from(word.text.clone()) {
+                            Ok(name) => dns_name = name,
+                            Err(e) => self.err(&word.pos, e.to_string()),
+                        }
+                    }
+                }
                 _ => self.unknown(item, &format!("virtual_server > real_server > {kind}")),
             }
         }
@@ -1400,6 +1457,38 @@ impl Importer<'_> {
             "TCP_CHECK" => Some(Check::Tcp(tcp)),
             "HTTP_GET" => Some(Check::HttpGet(http(urls))),
             "SSL_GET" => Some(Check::SslGet(http(urls))),
+            "PING_CHECK" => Some(Check::Ping(PingCheck {
+                connect_ip,
+                bindto,
+                connect_timeout,
+                retry,
+                delay_before_retry,
+                warmup,
+            })),
+            "UDP_CHECK" => Some(Check::Udp(UdpCheck {
+                connect_ip,
+                connect_port,
+                bindto,
+                connect_timeout,
+                retry,
+                delay_before_retry,
+                warmup,
+                payload,
+                require_reply,
+                min_reply_length,
+                max_reply_length,
+            })),
+            "DNS_CHECK" => Some(Check::Dns(DnsCheck {
+                connect_ip,
+                connect_port,
+                bindto,
+                connect_timeout,
+                retry,
+                delay_before_retry: delay_set,
+                warmup,
+                record_type: dns_type,
+                name: dns_name,
+            })),
             _ => {
                 if let Some(user) = misc_user {
                     self.command_user(user, &mut misc_path, "misc_path");
@@ -1418,6 +1507,22 @@ impl Importer<'_> {
                 }))
             }
         }
+    }
+
+    /// The words after the keyword joined by spaces, as keepalived reads
+    /// its hex strings (`payload 01 02 0304`); `None` if `required` and
+    /// there are none.
+    fn hex_words(&mut self, st: &Statement, required: bool) -> Option<String> {
+        self.no_block(st);
+        if required && st.args.is_empty() {
+            self.err(
+                &st.keyword.pos,
+                format!("'{}' needs a value", st.keyword.text),
+            );
+            return None;
+        }
+        let words: Vec<&str> = st.args.iter().map(|w| w.text.as_str()).collect();
+        Some(words.join(" "))
     }
 
     fn url(&mut self, st: &Statement, base: &str, kind: &str) -> Option<Url> {
@@ -1474,6 +1579,17 @@ impl Importer<'_> {
         }
     }
 }
+
+/// keepalived's check blocks in a real_server.
+const CHECKS: [&str; 7] = [
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "PING_CHECK",
+    "UDP_CHECK",
+    "DNS_CHECK",
+];
 
 /// Stores a successfully parsed value; a failed parse was already reported
 /// and leaves the default.
