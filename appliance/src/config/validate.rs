@@ -226,10 +226,14 @@ impl Validator<'_> {
     }
 
     fn unique_names(&mut self, config: &Config) {
-        let lists: [(&str, Vec<&str>); 3] = [
+        let lists: [(&str, Vec<&str>); 4] = [
             (
                 "vrrp_script",
                 config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
+            ),
+            (
+                "track_file",
+                config.track_file.iter().map(|f| f.name.as_str()).collect(),
             ),
             (
                 "vrrp_sync_group",
@@ -343,6 +347,26 @@ impl Validator<'_> {
                         &format!("{base}.track_script[{j}]"),
                         format!(
                             "vrrp_instance '{name}' tracks unknown vrrp_script '{}'",
+                            track.name
+                        ),
+                    );
+                }
+            }
+            for (j, track) in inst.track_file.iter().enumerate() {
+                let path = format!("{base}.track_file[{j}]");
+                if !config.track_file.iter().any(|f| f.name == track.name) {
+                    self.report(
+                        &path,
+                        format!(
+                            "vrrp_instance '{name}' tracks unknown track_file '{}'",
+                            track.name
+                        ),
+                    );
+                } else if inst.track_file[..j].iter().any(|t| t.name == track.name) {
+                    self.report(
+                        &path,
+                        format!(
+                            "vrrp_instance '{name}' tracks track_file '{}' twice",
                             track.name
                         ),
                     );

@@ -37,6 +37,7 @@ pub mod status;
 mod switchover;
 pub(crate) mod systemd;
 mod timeline_log;
+mod track_file;
 mod vrrp;
 
 use crate::check::runner::{self, Report};
