@@ -892,6 +892,28 @@ pub struct RealServer {
     /// Health checks; all must pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub check: Vec<Check>,
+    /// keepalived's `FILE_CHECK`s: tracked files that take the server
+    /// down or change its weight (they count among its checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_check: Vec<FileCheck>,
+}
+
+/// `FILE_CHECK { track_file NAME; weight W [reverse] }`: the real server
+/// follows a `track_file`. With weight 0 a non-zero value (a zero one with
+/// `reverse`) fails the check; otherwise value × weight (negated with
+/// `reverse`) is added to the server's weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheck {
+    /// Name of a `track_file`.
+    pub track_file: String,
+    /// keepalived's −2147483647..=2147483647; without it the file's own
+    /// weight and `reverse` apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// With `weight`: negate the product.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
 }
 
 /// A health check of a real server.

@@ -664,6 +664,27 @@ impl Validator<'_> {
                         }
                     }
                 }
+                for (k, check) in rs.file_check.iter().enumerate() {
+                    let at = format!("{path}.file_check[{k}]");
+                    if !config.track_file.iter().any(|f| f.name == check.track_file) {
+                        self.report(
+                            &format!("{at}.track_file"),
+                            format!(
+                                "real_server {}: FILE_CHECK tracks unknown track_file '{}'",
+                                rs.address, check.track_file
+                            ),
+                        );
+                    }
+                    if check.weight == Some(i32::MIN) {
+                        self.report(
+                            &format!("{at}.weight"),
+                            format!(
+                                "real_server {}: FILE_CHECK weight must be in -2147483647..=2147483647",
+                                rs.address
+                            ),
+                        );
+                    }
+                }
                 if let (Some(low), Some(high)) = (rs.lthreshold, rs.uthreshold)
                     && low > high
                 {

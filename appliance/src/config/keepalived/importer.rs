@@ -1384,10 +1384,14 @@ impl Importer<'_> {
             notify_up: None,
             notify_down: None,
             check: Vec::new(),
+            file_check: Vec::new(),
         };
         for item in st.block.as_deref().unwrap_or_default() {
             let kw = item.keyword.text.as_str();
-            if !matches!(kw, "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK") {
+            if !matches!(
+                kw,
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "FILE_CHECK"
+            ) {
                 self.record(format!("{base}.{kw}"), &item.keyword.pos);
             }
             match kw {
@@ -1417,10 +1421,63 @@ impl Importer<'_> {
                         rs.check.push(check);
                     }
                 }
+                "FILE_CHECK" => {
+                    let path = format!("{base}.file_check[{}]", rs.file_check.len());
+                    self.record(path.clone(), &item.keyword.pos);
+                    if let Some(check) = self.file_check(item, &path) {
+                        rs.file_check.push(check);
+                    }
+                }
                 _ => self.unknown(item, "virtual_server > real_server"),
             }
         }
         address.map(|_| rs)
+    }
+
+    /// `FILE_CHECK { track_file NAME; weight W [reverse|noreverse] }`.
+    fn file_check(&mut self, st: &Statement, base: &str) -> Option<FileCheck> {
+        self.at_most(st, 0);
+        let mut name = None;
+        let mut weight = None;
+        let mut reverse = false;
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "track_file" => name = self.string(item),
+                "weight" => {
+                    self.no_block(item);
+                    self.at_most(item, 2);
+                    let Some(word) = item.args.first() else {
+                        self.err(&item.keyword.pos, "'weight' needs a value");
+                        continue;
+                    };
+                    match word.text.parse::<i32>() {
+                        Ok(w) if w != i32::MIN => weight = Some(w),
+                        _ => self.bad(item, word, "an integer in -2147483647..=2147483647"),
+                    }
+                    match item.args.get(1).map(|w| (w, w.text.as_str())) {
+                        None => {}
+                        Some((_, "reverse")) => reverse = true,
+                        Some((_, "noreverse")) => reverse = false,
+                        Some((w, _)) => {
+                            self.bad(item, w, "'reverse' or 'noreverse' after the weight")
+                        }
+                    }
+                }
+                _ => self.unknown(item, "virtual_server > real_server > FILE_CHECK"),
+            }
+        }
+        let Some(track_file) = name else {
+            if st.block.is_some() {
+                self.err(&st.keyword.pos, "FILE_CHECK needs track_file");
+            }
+            return None;
+        };
+        Some(FileCheck {
+            track_file,
+            weight,
+            reverse: reverse && weight.is_some(),
+        })
     }
 
     fn check(&mut self, st: &Statement, base: &str) -> Option<Check> {
@@ -1959,6 +2016,40 @@ mod tests {
         assert_eq!(tracks[0].weight.map(i32::from), Some(254));
         assert_eq!(tracks[0].reverse, Some(false));
         assert_eq!((tracks[1].weight, tracks[1].reverse), (None, None));
+    }
+
+    #[test]
+    fn file_checks_take_their_own_weight_or_the_files() {
+        let text = "track_file f {\n  file /run/f\n  weight 3 reverse\n}\n\
+                    virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n    FILE_CHECK {\n      track_file f\n    }\n    FILE_CHECK {\n      track_file f\n      weight -70000 reverse\n    }\n  }\n}\n";
+        let config = load(text).unwrap();
+        let rs = &config.virtual_server[0].real_server[0];
+        assert_eq!(
+            rs.file_check,
+            [
+                FileCheck {
+                    track_file: "f".into(),
+                    weight: None,
+                    reverse: false
+                },
+                FileCheck {
+                    track_file: "f".into(),
+                    weight: Some(-70000),
+                    reverse: true
+                },
+            ]
+        );
+        assert_eq!(
+            problems(&text.replace("track_file f\n    }", "track_file g\n      weight x\n    }")),
+            [
+                "k.conf:9:7: real_server 10.0.1.1:80: FILE_CHECK tracks unknown track_file 'g'",
+                "k.conf:10:14: bad value 'x' for 'weight': expected an integer in -2147483647..=2147483647",
+            ]
+        );
+        assert_eq!(
+            problems(&text.replace("      track_file f\n    }", "    }")),
+            ["k.conf:8:5: FILE_CHECK needs track_file"]
+        );
     }
 
     #[test]

@@ -122,7 +122,6 @@ const SYNCTRACK: Support = Refused(
 const SYNCWEIGHT: Support = Refused(
     "in a sync group, a tracked script or interface's weight changes its own instance's priority",
 );
-const TRACKFILE: Support = Refused("not yet; a `vrrp_script` reading the file does the same");
 const TRACKGROUP: Support =
     Refused("list the tracked scripts and interfaces in each `vrrp_instance`");
 const TRACKPROC: Support =
@@ -1150,17 +1149,13 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     ),
     k("virtual_server > real_server > DNS_CHECK", "type", CHECKER),
     k("virtual_server > real_server > DNS_CHECK", "name", CHECKER),
-    k("virtual_server > real_server", "FILE_CHECK", TRACKFILE),
+    k("virtual_server > real_server", "FILE_CHECK", Yes),
     k(
         "virtual_server > real_server > FILE_CHECK",
         "track_file",
-        TRACKFILE,
+        Yes,
     ),
-    k(
-        "virtual_server > real_server > FILE_CHECK",
-        "weight",
-        TRACKFILE,
-    ),
+    k("virtual_server > real_server > FILE_CHECK", "weight", Yes),
     k("virtual_server > real_server", "BFD_CHECK", BFD),
     k("virtual_server > real_server > BFD_CHECK", "name", BFD),
     k("virtual_server > real_server > BFD_CHECK", "alpha", BFD),
