@@ -191,11 +191,12 @@ fn run(path: &Path) -> String {
     let config = config::load_text(path, &case.config, Format::Keepalived)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // No warmup drawn: the first runs are at the bootstrap delay.
-    let (mut checker, actions) =
-        Checker::start(&plan(&config.virtual_server), Instant::ZERO, |_| {
-            Duration::ZERO
-        })
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (mut checker, actions) = Checker::start(
+        &plan(&config.virtual_server, &config.track_file),
+        Instant::ZERO,
+        |_| Duration::ZERO,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = format!("{what}\n\nstart\n");
     render(&checker, &config.virtual_server, &actions, &mut out);
     let mut events: Vec<(Duration, Result<Report, Operator>)> = case

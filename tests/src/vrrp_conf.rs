@@ -1,5 +1,5 @@
-//! keepalived.conf text for one VRRP instance (with the `vrrp_script`s it
-//! tracks and, optionally, a `vrrp_sync_group` it heads), as both the
+//! keepalived.conf text for one VRRP instance (with the `vrrp_script`s and
+//! `track_file`s it tracks and, optionally, a `vrrp_sync_group` it heads), as both the
 //! appliance and Debian's keepalived read it, and the RFC timers the tests
 //! expect of it (computed here from the RFC formulas, independently of the
 //! appliance's own code, so a wrong formula there fails the tests).
@@ -42,6 +42,8 @@ pub struct Instance {
     /// `track_interface { … }` entries, without weight (a link down is a
     /// FAULT).
     pub track_interfaces: Vec<String>,
+    /// `track_file`s, each in `track_file { … }`.
+    pub files: Vec<TrackFile>,
     /// A `vrrp_sync_group` of this instance and others, in the same file.
     pub sync_group: Option<SyncGroup>,
 }
@@ -83,6 +85,53 @@ impl Script {
         );
         if let Some(weight) = self.weight {
             let _ = writeln!(text, "  weight {weight}");
+        }
+        text.push_str("}\n");
+    }
+}
+
+/// A `track_file` block and its entry in the instance's `track_file`.
+#[derive(Clone, Debug)]
+pub struct TrackFile {
+    pub name: String,
+    /// `file`: an absolute path.
+    pub path: String,
+    /// `weight`: none is keepalived's 1.
+    pub weight: Option<i16>,
+    /// `reverse` after the weight.
+    pub reverse: bool,
+}
+
+impl TrackFile {
+    /// `track_file NAME { file PATH }`.
+    pub fn new(name: &str, path: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            path: path.to_string(),
+            weight: None,
+            reverse: false,
+        }
+    }
+
+    pub fn weight(mut self, weight: i16) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    pub fn reverse(mut self) -> Self {
+        self.reverse = true;
+        self
+    }
+
+    fn render(&self, text: &mut String) {
+        let _ = writeln!(
+            text,
+            "track_file {} {{\n  file \"{}\"",
+            self.name, self.path
+        );
+        if let Some(weight) = self.weight {
+            let reverse = if self.reverse { " reverse" } else { "" };
+            let _ = writeln!(text, "  weight {weight}{reverse}");
         }
         text.push_str("}\n");
     }
@@ -140,6 +189,7 @@ impl Instance {
             preempt_delay_ms: 0,
             scripts: Vec::new(),
             track_interfaces: Vec::new(),
+            files: Vec::new(),
             sync_group: None,
         }
     }
@@ -216,6 +266,12 @@ impl Instance {
         self
     }
 
+    /// Tracks `file` (its `track_file` block goes in the file too).
+    pub fn track_file(mut self, file: TrackFile) -> Self {
+        self.files.push(file);
+        self
+    }
+
     /// `track_interface { IF }`.
     pub fn track_interface(mut self, interface: &str) -> Self {
         self.track_interfaces.push(interface.to_string());
@@ -251,6 +307,15 @@ impl Instance {
         }
         for script in scripts {
             script.render(&mut text);
+        }
+        let mut files: Vec<&TrackFile> = Vec::new();
+        for file in members.iter().flat_map(|m| &m.files) {
+            if !files.iter().any(|f| f.name == file.name) {
+                files.push(file);
+            }
+        }
+        for file in files {
+            file.render(&mut text);
         }
         if let Some(group) = &self.sync_group {
             let _ = writeln!(text, "vrrp_sync_group {} {{\n  group {{", group.name);
@@ -316,6 +381,13 @@ impl Instance {
             text.push_str("  track_script {\n");
             for script in &self.scripts {
                 let _ = writeln!(text, "    {}", script.name);
+            }
+            text.push_str("  }\n");
+        }
+        if !self.files.is_empty() {
+            text.push_str("  track_file {\n");
+            for file in &self.files {
+                let _ = writeln!(text, "    {}", file.name);
             }
             text.push_str("  }\n");
         }

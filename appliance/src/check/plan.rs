@@ -3,12 +3,13 @@
 //! the decision core takes them ([`VirtualPlan`]), and the notify programs
 //! that the core's actions only name ([`Programs`]).
 
-use super::decision::{Admin, NotifyTarget, RealPlan, Timing, VirtualPlan};
-use crate::config::model::{Check, Command, VirtualServer};
+use super::decision::{Admin, FileRule, NotifyTarget, RealPlan, Timing, VirtualPlan};
+use crate::config::model::{Check, Command, FileCheck, RealServer, TrackedFile, VirtualServer};
 
 /// The decision core's view of `servers`, in config order (a virtual
-/// server's `VsId` is its index here, as in the config).
-pub fn plan(servers: &[VirtualServer]) -> Vec<VirtualPlan> {
+/// server's `VsId` is its index here, as in the config), their
+/// FILE_CHECKs reading `files`.
+pub fn plan(servers: &[VirtualServer], files: &[TrackedFile]) -> Vec<VirtualPlan> {
     servers
         .iter()
         .map(|vs| VirtualPlan {
@@ -29,11 +30,36 @@ pub fn plan(servers: &[VirtualServer]) -> Vec<VirtualPlan> {
                     notify_up: rs.notify_up.is_some(),
                     notify_down: rs.notify_down.is_some(),
                     checks: rs.check.iter().map(|check| timing(check, vs)).collect(),
+                    files: file_checks(rs, files).map(|(rule, _)| rule).collect(),
                     admin: Admin::default(),
                 })
                 .collect(),
         })
         .collect()
+}
+
+/// A real server's FILE_CHECKs, each with its rule and its file: the
+/// check's own weight and `reverse`, or else its file's (keepalived's
+/// `file_end_handler`). One naming no file (which validation refuses) is
+/// left out, here and for the driver alike, so their `FileId`s agree.
+pub fn file_checks<'a>(
+    rs: &'a RealServer,
+    files: &'a [TrackedFile],
+) -> impl Iterator<Item = (FileRule, &'a TrackedFile)> + 'a {
+    rs.file_check.iter().filter_map(|check: &FileCheck| {
+        let file = files.iter().find(|f| f.name == check.track_file)?;
+        let rule = match check.weight {
+            Some(weight) => FileRule {
+                weight,
+                reverse: check.reverse,
+            },
+            None => FileRule {
+                weight: i32::from(file.weight),
+                reverse: file.reverse,
+            },
+        };
+        Some((rule, file))
+    })
 }
 
 /// The timing of `check` in virtual server `vs`, with keepalived's

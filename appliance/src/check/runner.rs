@@ -10,8 +10,8 @@
 //! run here, each bounded by a timeout.
 
 use super::decision::{
-    Action, Admin, Checker, Destination, Failure, LastOutcome, LocalFault, Mode, NotifyTarget,
-    Outcome, ProbeId, RsId, TooMany, VsId,
+    Action, Admin, Checker, Destination, Failure, FileId, LastOutcome, LocalFault, Mode,
+    NotifyTarget, Outcome, ProbeId, RsId, TooMany, VsId,
 };
 use super::due::Due;
 
@@ -20,7 +20,9 @@ use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
 use super::{dns, http, misc, ping, plan, tcp, udp};
 use crate::clock;
-use crate::config::model::{Check, Service, VirtualServer};
+use crate::config::model::{Check, Service, TrackedFile, VirtualServer};
+use crate::daemon::plan::FilePlan;
+use crate::daemon::track_file::{self, Watch};
 use crate::metrics::Metrics;
 use crate::script;
 use crate::script::check::{Scripts, Unchecked};
@@ -28,6 +30,7 @@ use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +56,8 @@ pub struct Options {
     /// address), in force from the start: a disabled server is never in
     /// a pool, not even the first one.
     pub admin: Vec<(VsId, SocketAddr, Admin)>,
+    /// The config's `track_file`s, which FILE_CHECKs read.
+    pub track_files: Vec<TrackedFile>,
 }
 
 impl Default for Options {
@@ -64,6 +69,7 @@ impl Default for Options {
             metrics: None,
             scripts: Arc::default(),
             admin: Vec::new(),
+            track_files: Vec::new(),
         }
     }
 }
@@ -355,7 +361,7 @@ pub fn spawn_resumed(
         let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(fastrand::u64(0..=micros))
     };
-    let mut plans = plan::plan(servers);
+    let mut plans = plan::plan(servers, &options.track_files);
     for (vs, address, admin) in &options.admin {
         let servers = plans
             .get_mut(vs.0 as usize)
@@ -368,6 +374,7 @@ pub fn spawn_resumed(
         Some(resume) => Checker::resume(&plans, &resume.checker, &resume.carry, now, draw)?,
         None => Checker::start(&plans, now, draw)?,
     };
+    let files = FileChecks::watch(servers, &options.track_files, resume.is_some());
     let (reports, rx) = mpsc::unbounded_channel();
     let (cmds, cmd_rx) = mpsc::channel(8);
     let mut runner = Runner {
@@ -382,12 +389,87 @@ pub fn spawn_resumed(
         reports,
         notifies: tokio::task::JoinSet::new(),
         fault_logged: None,
+        files,
     };
     let mut dirty = Vec::new();
     runner.apply(actions, None, now, &mut dirty);
+    // The files' values before the first pool goes out, as keepalived
+    // reads them before its checkers start.
+    let paths: Vec<(String, PathBuf)> = runner.files.paths.clone();
+    for (name, path) in paths {
+        if let Some(value) = track_file::value_of(&name, &path) {
+            runner.file_changed(&name, value, now, &mut dirty);
+        }
+    }
     runner.flush(&mut dirty, now);
     let task = tokio::spawn(runner.run(cmd_rx));
     Ok((Handle { cmds, task }, rx))
+}
+
+/// The FILE_CHECKs of a config: each one's file (by `FileId`), and the
+/// watch over those files.
+struct FileChecks {
+    /// The tracked file's name of each FILE_CHECK, in `FileId` order.
+    names: Vec<String>,
+    /// The watched files, by name, at their real paths.
+    paths: Vec<(String, PathBuf)>,
+    watch: Option<Watch>,
+}
+
+impl FileChecks {
+    /// Writes the files' `init_file` values (a reload only creates missing
+    /// files) and watches them.
+    fn watch(servers: &[VirtualServer], track_files: &[TrackedFile], reload: bool) -> Self {
+        let mut names = Vec::new();
+        let mut used: Vec<FilePlan> = Vec::new();
+        for rs in servers.iter().flat_map(|vs| &vs.real_server) {
+            for (_, file) in plan::file_checks(rs, track_files) {
+                names.push(file.name.clone());
+                if !used.iter().any(|f| f.name == file.name) {
+                    used.push(FilePlan {
+                        name: file.name.clone(),
+                        path: file.file.clone(),
+                        init: file.init_file,
+                    });
+                }
+            }
+        }
+        if used.is_empty() {
+            return Self {
+                names,
+                paths: Vec::new(),
+                watch: None,
+            };
+        }
+        for file in &used {
+            track_file::init(file, reload);
+        }
+        match Watch::new(&used) {
+            Ok((watch, paths)) => Self {
+                names,
+                paths,
+                watch: Some(watch),
+            },
+            Err(e) => {
+                // As keepalived ("Unable to monitor track files"): the
+                // values read at the start still count.
+                tracing::error!(error = %e, "the FILE_CHECK files cannot be watched: their changes are not seen");
+                Self {
+                    names,
+                    paths: used.into_iter().map(|f| (f.name, f.path)).collect(),
+                    watch: None,
+                }
+            }
+        }
+    }
+}
+
+/// Waits for changes to the tracked files; forever without a watch.
+async fn file_changes(watch: Option<&mut Watch>) -> std::io::Result<Vec<track_file::Change>> {
+    match watch {
+        Some(watch) => watch.changes().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for the prober's next event and handles it; forever without one.
@@ -424,6 +506,7 @@ struct Runner {
     /// When a local fault was last logged: one warning per period, not one
     /// per probe (thousands of probes hit the same limit together).
     fault_logged: Option<std::time::Instant>,
+    files: FileChecks,
 }
 
 /// How often a run of local faults is logged.
@@ -516,6 +599,18 @@ impl Runner {
                         self.completed(id, outcome, took, now, &mut dirty);
                     }
                 }
+                result = file_changes(self.files.watch.as_mut()) => match result {
+                    Ok(changes) => {
+                        let now = self.now();
+                        for change in changes {
+                            self.file_changed(&change.name, change.value, now, &mut dirty);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the FILE_CHECK watch failed: file changes are no longer seen");
+                        self.files.watch = None;
+                    }
+                },
                 result = half_open(self.prober.as_mut()) => {
                     if let Err(error) = result {
                         // The reactor is going away: nothing more can be probed.
@@ -622,6 +717,28 @@ impl Runner {
         }
         let actions = self.checker.probe_done(id, outcome, now);
         self.apply(actions, Some(outcome), now, dirty);
+    }
+
+    /// A tracked file holds `value`: every FILE_CHECK of it learns so.
+    fn file_changed(&mut self, name: &str, value: i64, now: clock::Instant, dirty: &mut Vec<VsId>) {
+        tracing::debug!(track_file = name, value, "FILE_CHECK value");
+        let ids: Vec<FileId> = (0..self.files.names.len())
+            .filter(|&i| self.files.names.get(i).is_some_and(|n| n == name))
+            .filter_map(|i| u32::try_from(i).ok().map(FileId))
+            .collect();
+        for id in ids {
+            let actions = self.checker.file_value(id, value);
+            let failed = self
+                .checker
+                .file_state(id)
+                .is_some_and(|(_, failed)| failed);
+            let cause = if failed {
+                Outcome::Down(Failure::TrackFile(value))
+            } else {
+                Outcome::Up
+            };
+            self.apply(actions, Some(cause), now, dirty);
+        }
     }
 
     fn apply(
@@ -814,6 +931,14 @@ impl Runner {
                         last,
                     })
                 })
+                .chain(self.checker.server_files(rs).filter_map(|file| {
+                    let (_, failed) = self.checker.file_state(file)?;
+                    Some(CheckStatus {
+                        kind: "FILE_CHECK",
+                        up: !failed,
+                        last: None,
+                    })
+                }))
                 .collect(),
         })
     }

@@ -244,6 +244,14 @@ vrrp_script chk_web {
     rise 2
     fall 3
 }
+track_file maintenance {
+    file /run/appliance/maintenance
+    weight -254 reverse
+    init_file 0 overwrite
+}
+vrrp_track_file drain {
+    file /run/appliance/drain
+}
 vrrp_sync_group VG {
     group {
         V4
@@ -277,6 +285,10 @@ vrrp_instance V4 {
     track_interface {
         eth1
         eth2 weight -10
+    }
+    track_file {
+        maintenance weight 3 noreverse
+        drain
     }
     nopreempt
     preempt_delay 30.5
@@ -395,6 +407,8 @@ virtual_server fwmark 7 {
         let config = load_str(Path::new("rich.conf"), RICH, Format::Keepalived)
             .unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(config.vrrp_instance.len(), 3);
+        assert_eq!(config.track_file.len(), 2);
+        assert_eq!(config.vrrp_instance[0].track_file.len(), 2);
         assert_eq!(config.virtual_server[0].real_server[0].check.len(), 2);
         assert_eq!(
             config.global.vrrp_gna_interval,

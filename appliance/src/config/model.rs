@@ -27,6 +27,10 @@ pub struct Config {
     /// `vrrp_script` blocks: health scripts that VRRP instances track.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vrrp_script: Vec<VrrpScript>,
+    /// `track_file` (or `vrrp_track_file`) blocks: files holding a number
+    /// that VRRP instances track.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_file: Vec<TrackedFile>,
     /// `vrrp_sync_group` blocks: instances that change state together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vrrp_sync_group: Vec<SyncGroup>,
@@ -369,6 +373,66 @@ pub struct VrrpScript {
     pub fall: u32,
 }
 
+/// keepalived's `track_file` (`vrrp_track_file` before 2.1): a file
+/// holding an integer, watched for changes. Each instance tracking it adds
+/// value × weight to its priority (see `track_file` in docs/config.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedFile {
+    /// Name that `track_file` entries refer to.
+    pub name: String,
+    /// The file. A missing, empty or non-numeric file reads as 0, as in
+    /// keepalived; its directory must exist.
+    pub file: std::path::PathBuf,
+    /// Multiplies the value (keepalived default 1); 0 means a non-zero
+    /// value puts the instance in FAULT.
+    #[serde(default = "default_file_weight")]
+    pub weight: FileWeight,
+    /// Negates the product (a zero value faults with weight 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// Write a value to the file at startup (keepalived's `init_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_file: Option<InitFile>,
+}
+
+/// `init_file [VALUE] [overwrite]`: the value written when the daemon
+/// starts, if the file does not exist yet (or always, with `overwrite`;
+/// a reload never overwrites).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitFile {
+    /// keepalived's default: 0.
+    #[serde(default)]
+    pub value: i32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
+}
+
+/// A tracked file's weight: keepalived's −254..=254 (one more than a
+/// script's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i32", into = "i32")]
+pub struct FileWeight(pub TrackWeight);
+
+impl TryFrom<i32> for FileWeight {
+    type Error = crate::vrrp::machine::WeightError;
+    fn try_from(value: i32) -> Result<Self, Self::Error> {
+        TrackWeight::for_file(value).map(Self)
+    }
+}
+
+impl From<FileWeight> for i32 {
+    fn from(w: FileWeight) -> i32 {
+        i32::from(w.0)
+    }
+}
+
+/// keepalived's `track_file` `weight` default: 1.
+pub fn default_file_weight() -> FileWeight {
+    FileWeight(TrackWeight::for_file(1).unwrap_or_default())
+}
+
 /// VRRP authentication (VRRPv2 only). Only simple password authentication
 /// is supported; IPsec AH is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -486,6 +550,21 @@ pub struct TrackScript {
     pub weight: Option<TrackWeight>,
 }
 
+/// A tracked `track_file` reference, optionally overriding its weight and
+/// direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackFile {
+    /// Name of a `track_file`.
+    pub name: String,
+    /// Overrides the file's own weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<FileWeight>,
+    /// Overrides the file's own `reverse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+}
+
 /// A tracked interface: its link going down affects the instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -535,6 +614,9 @@ pub struct VrrpInstance {
     /// Tracked interfaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_interface: Vec<TrackInterface>,
+    /// Tracked files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_file: Vec<TrackFile>,
     /// Do not take over from a lower-priority master.
     #[serde(default)]
     pub nopreempt: bool,
@@ -836,6 +918,28 @@ pub struct RealServer {
     /// Health checks; all must pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub check: Vec<Check>,
+    /// keepalived's `FILE_CHECK`s: tracked files that take the server
+    /// down or change its weight (they count among its checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_check: Vec<FileCheck>,
+}
+
+/// `FILE_CHECK { track_file NAME; weight W [reverse] }`: the real server
+/// follows a `track_file`. With weight 0 a non-zero value (a zero one with
+/// `reverse`) fails the check; otherwise value × weight (negated with
+/// `reverse`) is added to the server's weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheck {
+    /// Name of a `track_file`.
+    pub track_file: String,
+    /// keepalived's −2147483647..=2147483647; without it the file's own
+    /// weight and `reverse` apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// With `weight`: negate the product.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
 }
 
 /// A health check of a real server.

@@ -229,10 +229,14 @@ impl Validator<'_> {
     }
 
     fn unique_names(&mut self, config: &Config) {
-        let lists: [(&str, Vec<&str>); 3] = [
+        let lists: [(&str, Vec<&str>); 4] = [
             (
                 "vrrp_script",
                 config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
+            ),
+            (
+                "track_file",
+                config.track_file.iter().map(|f| f.name.as_str()).collect(),
             ),
             (
                 "vrrp_sync_group",
@@ -347,6 +351,26 @@ impl Validator<'_> {
                         &format!("{base}.track_script[{j}]"),
                         format!(
                             "vrrp_instance '{name}' tracks unknown vrrp_script '{}'",
+                            track.name
+                        ),
+                    );
+                }
+            }
+            for (j, track) in inst.track_file.iter().enumerate() {
+                let path = format!("{base}.track_file[{j}]");
+                if !config.track_file.iter().any(|f| f.name == track.name) {
+                    self.report(
+                        &path,
+                        format!(
+                            "vrrp_instance '{name}' tracks unknown track_file '{}'",
+                            track.name
+                        ),
+                    );
+                } else if inst.track_file[..j].iter().any(|t| t.name == track.name) {
+                    self.report(
+                        &path,
+                        format!(
+                            "vrrp_instance '{name}' tracks track_file '{}' twice",
                             track.name
                         ),
                     );
@@ -704,6 +728,27 @@ impl Validator<'_> {
                             ),
                             None => {}
                         }
+                    }
+                }
+                for (k, check) in rs.file_check.iter().enumerate() {
+                    let at = format!("{path}.file_check[{k}]");
+                    if !config.track_file.iter().any(|f| f.name == check.track_file) {
+                        self.report(
+                            &format!("{at}.track_file"),
+                            format!(
+                                "real_server {}: FILE_CHECK tracks unknown track_file '{}'",
+                                rs.address, check.track_file
+                            ),
+                        );
+                    }
+                    if check.weight == Some(i32::MIN) {
+                        self.report(
+                            &format!("{at}.weight"),
+                            format!(
+                                "real_server {}: FILE_CHECK weight must be in -2147483647..=2147483647",
+                                rs.address
+                            ),
+                        );
                     }
                 }
                 if let (Some(low), Some(high)) = (rs.lthreshold, rs.uthreshold)

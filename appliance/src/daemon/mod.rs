@@ -37,11 +37,12 @@ pub mod status;
 mod switchover;
 pub(crate) mod systemd;
 mod timeline_log;
+pub(crate) mod track_file;
 mod vrrp;
 
 use crate::check::runner::{self, Report};
 use crate::clock::Instant;
-use crate::config::model::VirtualServer;
+use crate::config::model::{TrackedFile, VirtualServer};
 use crate::config::{self, Config, Diagnostic, Diagnostics};
 use crate::dataplane::{self, ServiceKey, Table};
 use crate::metrics::Metrics;
@@ -254,7 +255,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // stops the start.
     daemon.program(pools.desired());
     daemon.programmed().await?;
-    daemon.start_checks(&config.virtual_server, pools, None)?;
+    daemon.start_checks(&config, pools, None)?;
     daemon.serve_status(config.global.status_group.as_deref())?;
     let mut reports = match daemon.start_vrrp().await {
         Ok(reports) => reports,
@@ -462,6 +463,8 @@ struct Daemon {
     /// The virtual servers checked, their pools, and the checker of them
     /// (none without virtual servers).
     servers: Vec<VirtualServer>,
+    /// The config's `track_file`s, for the servers' FILE_CHECKs.
+    track_files: Vec<TrackedFile>,
     pools: Option<Pools>,
     checker: Option<(runner::Handle, JoinHandle<()>)>,
     /// How the checker's programs run (MISC_CHECK, notify_up/down,
@@ -538,6 +541,7 @@ impl Daemon {
             repair: Backoff::default(),
             lvs: Lvs::new(),
             servers: Vec::new(),
+            track_files: Vec::new(),
             pools: None,
             checker: None,
             scripts: Arc::default(),
@@ -713,16 +717,18 @@ impl Daemon {
         Instant::from_duration(self.origin.elapsed())
     }
 
-    /// Starts checking `servers` (whose table `pools` was built from); its
+    /// Starts checking `config`'s virtual servers (whose table `pools` was
+    /// built from) and their FILE_CHECKs' files; its
     /// reports come to the event loop. Nothing runs without virtual
     /// servers.
     fn start_checks(
         &mut self,
-        servers: &[VirtualServer],
+        config: &Config,
         pools: Pools,
         resume: Option<runner::Resume>,
     ) -> Result<(), Error> {
-        self.servers = servers.to_vec();
+        self.servers = config.virtual_server.clone();
+        self.track_files = config.track_file.clone();
         self.pools = Some(pools);
         let outcome = self.restart_checks(resume);
         self.checker_fault = outcome.as_ref().err().map(ToString::to_string);
@@ -746,6 +752,7 @@ impl Daemon {
             metrics: Some(self.metrics.clone()),
             scripts: self.scripts.clone(),
             admin,
+            track_files: self.track_files.clone(),
             ..runner::Options::default()
         };
         let (handle, reports) = runner::spawn_resumed(&self.servers, options, resume)?;

@@ -1,19 +1,21 @@
 //! From a validated [`Config`] to what the daemon runs: each VRRP instance's
 //! machine parameters with the I/O facts the driver needs (interface, VIPs,
 //! peers, authentication, notify programs), grouped into lone instances and
-//! sync groups, plus the track scripts to run and the IPVS settings beside
+//! sync groups, plus the track scripts to run, the track files to watch
+//! and the IPVS settings beside
 //! the service table (sync daemon, timeouts). Pure: nothing here touches
 //! the system, so a reload can compare an old plan with a new one.
 
-use crate::config::model::{Command, Config, VirtualAddress, VrrpInstance};
+use crate::config::model::{Command, Config, InitFile, VirtualAddress, VrrpInstance};
 use crate::dataplane::ipvs::{SyncDaemon, SyncRole, Timeouts};
 use crate::net::vip::Vip;
 use crate::script::Program;
 use crate::script::check::{Scripts, Unchecked};
 use crate::vrrp::machine::{InstanceConfig, Track, TrackKind, TrackName, Weight};
 use crate::vrrp::packet::{Auth, Password};
-use crate::vrrp::{Centiseconds, Version};
+use crate::vrrp::{Centiseconds, Priority, Version};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// keepalived's default timeout for a `vrrp_script` without `timeout`: its
@@ -30,7 +32,18 @@ pub(crate) struct Plan {
     pub node: String,
     pub units: Vec<UnitPlan>,
     pub scripts: Vec<ScriptPlan>,
+    /// The `track_file`s some instance tracks (keepalived forgets the
+    /// others).
+    pub files: Vec<FilePlan>,
     pub lvs: LvsPlan,
+}
+
+/// A `track_file` the VRRP driver watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FilePlan {
+    pub name: String,
+    pub path: PathBuf,
+    pub init: Option<InitFile>,
 }
 
 /// IPVS settings beside the service table.
@@ -183,6 +196,8 @@ pub enum Error {
     },
     #[error("vrrp_instance '{instance}': track_script '{script}' is not defined")]
     UnknownScript { instance: String, script: String },
+    #[error("vrrp_instance '{instance}': track_file '{file}' is not defined")]
+    UnknownFile { instance: String, file: String },
     #[error("lvs_sync_daemon: vrrp_instance '{0}' is not defined")]
     UnknownSyncInstance(String),
     #[error(transparent)]
@@ -336,6 +351,35 @@ pub(crate) fn machine(
             weight: track.weight.unwrap_or(Weight::default()),
         });
     }
+    for track in &instance.track_file {
+        let file = config
+            .track_file
+            .iter()
+            .find(|f| f.name == track.name)
+            .ok_or_else(|| Error::UnknownFile {
+                instance: instance.name.clone(),
+                file: track.name.clone(),
+            })?;
+        let mut weight = track.weight.unwrap_or(file.weight).0;
+        if instance.priority == Priority::OWNER {
+            // keepalived (vrrp_complete_instance): the address owner's
+            // priority never moves, so a file at the default weight 1 is
+            // tracked unweighted (a non-zero value faults) and one with
+            // any other weight is not tracked at all.
+            match weight.get() {
+                0 => {}
+                1 => weight = Weight::default(),
+                _ => continue,
+            }
+        }
+        machine.tracks.push(Track {
+            name: TrackName(track.name.clone()),
+            kind: TrackKind::File {
+                reverse: track.reverse.unwrap_or(file.reverse),
+            },
+            weight,
+        });
+    }
     Ok(machine)
 }
 
@@ -434,6 +478,21 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
             })
         })
         .collect::<Result<_, Error>>()?;
+    let files = config
+        .track_file
+        .iter()
+        .filter(|f| {
+            config
+                .vrrp_instance
+                .iter()
+                .any(|i| i.track_file.iter().any(|t| t.name == f.name))
+        })
+        .map(|f| FilePlan {
+            name: f.name.clone(),
+            path: f.file.clone(),
+            init: f.init_file,
+        })
+        .collect();
     Ok(Plan {
         node: config
             .global
@@ -442,6 +501,7 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
             .unwrap_or_else(|| hostname.to_string()),
         units,
         scripts: tracked,
+        files,
         lvs: lvs_plan(config)?,
     })
 }
@@ -540,6 +600,64 @@ mod tests {
         assert!(members[1].ipv6);
         assert_eq!(c.unicast_peers, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
         assert_eq!(plan.lvs, LvsPlan::default());
+    }
+
+    #[test]
+    fn track_files_take_their_weight_and_direction_from_the_file_unless_overridden() {
+        let config = load(
+            "track_file a { file /run/a\n weight -5 reverse\n init_file 3 }
+             track_file b { file /run/b }
+             track_file unused { file /run/unused }
+             vrrp_instance V { interface eth0\n virtual_router_id 1\n track_file { a\n b weight 7 reverse } }
+             vrrp_instance O { interface eth0\n virtual_router_id 2\n priority 255\n track_file { a weight 0\n b } }
+             vrrp_instance P { interface eth0\n virtual_router_id 3\n priority 255\n track_file { a } }",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        assert_eq!(
+            plan.files,
+            [
+                FilePlan {
+                    name: "a".into(),
+                    path: "/run/a".into(),
+                    init: Some(InitFile {
+                        value: 3,
+                        overwrite: false
+                    }),
+                },
+                FilePlan {
+                    name: "b".into(),
+                    path: "/run/b".into(),
+                    init: None,
+                },
+            ],
+            "only tracked files are watched"
+        );
+        let tracks = |unit: &UnitPlan| match unit {
+            UnitPlan::Solo(i) => i
+                .machine
+                .tracks
+                .iter()
+                .map(|t| (t.name.0.clone(), t.kind, t.weight.get()))
+                .collect::<Vec<_>>(),
+            UnitPlan::Group { .. } => panic!("lone instances only"),
+        };
+        assert_eq!(
+            tracks(&plan.units[0]),
+            [
+                ("a".into(), TrackKind::File { reverse: true }, -5),
+                ("b".into(), TrackKind::File { reverse: true }, 7),
+            ]
+        );
+        // The address owner: weight 0 stays, the default weight 1 becomes
+        // 0 (keepalived's "specify weight 0"), any other weight is dropped.
+        assert_eq!(
+            tracks(&plan.units[1]),
+            [
+                ("a".into(), TrackKind::File { reverse: true }, 0),
+                ("b".into(), TrackKind::File { reverse: false }, 0),
+            ]
+        );
+        assert_eq!(tracks(&plan.units[2]), []);
     }
 
     #[test]

@@ -301,7 +301,7 @@ impl Daemon {
             .hand_over_checks(kept)
             .await
             .map(|checker| runner::Resume { checker, carry });
-        if let Err(e) = self.start_checks(&config.virtual_server, pools, resume) {
+        if let Err(e) = self.start_checks(config, pools, resume) {
             error!(error = %e, "reload: the health checker could not start");
             failed.push(e.to_string());
         }

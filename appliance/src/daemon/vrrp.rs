@@ -1,5 +1,6 @@
 //! The VRRP driver: the sans-IO units wired to raw sockets, VIPs,
-//! gratuitous ARP / NA, track scripts, notify programs and link events. It
+//! gratuitous ARP / NA, track scripts and files, notify programs and link
+//! events. It
 //! makes no protocol decision: every datagram goes through the receive
 //! rules ([`crate::vrrp::receive`]) to a machine, and every action a
 //! machine returns is carried out here, in order.
@@ -19,6 +20,7 @@ use super::retry::Backoff;
 use super::status;
 use super::systemd;
 use super::timeline_log::TimelineLog;
+use super::track_file;
 use crate::clock::Instant;
 use crate::metrics::Metrics;
 use crate::net::IfIndex;
@@ -41,6 +43,7 @@ use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Priority, Version};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -343,6 +346,8 @@ enum Event {
         name: String,
         success: bool,
     },
+    /// A tracked file holds a new value.
+    File(track_file::Change),
     Link(LinkEvent),
 }
 
@@ -393,6 +398,12 @@ struct Driver {
     reports: mpsc::UnboundedSender<Report>,
     tasks: Vec<JoinHandle<()>>,
     script_tasks: Vec<JoinHandle<()>>,
+    /// The watch over the tracked files.
+    file_task: Option<JoinHandle<()>>,
+    /// The tracked files that are watched, by name, at their real paths.
+    file_paths: BTreeMap<String, PathBuf>,
+    /// Each tracked file's last value, to log changes once.
+    file_values: HashMap<String, i64>,
     timeline: Arc<Mutex<TimelineLog>>,
     metrics: Arc<Metrics>,
     /// Each instance's last state change.
@@ -430,6 +441,9 @@ impl Driver {
             reports,
             tasks: Vec::new(),
             script_tasks: Vec::new(),
+            file_task: None,
+            file_paths: BTreeMap::new(),
+            file_values: HashMap::new(),
             timeline: setup.timeline,
             metrics: setup.metrics,
             transitions: HashMap::new(),
@@ -453,6 +467,7 @@ impl Driver {
         let sender = self.sender.clone();
         self.tasks.push(tokio::spawn(forward_links(watch, sender)));
         self.spawn_scripts();
+        self.watch_files(false);
         let plans = self.plan.units.clone();
         for plan in plans {
             let (running, unit, listeners) = self.build_unit(plan).await?;
@@ -506,7 +521,12 @@ impl Driver {
                         return;
                     }
                     Some(Command::Detach(reply)) => {
-                        for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
+                        for task in self
+                            .tasks
+                            .drain(..)
+                            .chain(self.script_tasks.drain(..))
+                            .chain(self.file_task.take())
+                        {
                             task.abort();
                         }
                         info!("VRRP stopped for a restart: no resignation, the VIPs stay");
@@ -638,7 +658,12 @@ impl Driver {
         for index in 0..self.units.len() {
             self.stop_unit(index).await;
         }
-        for task in self.tasks.drain(..).chain(self.script_tasks.drain(..)) {
+        for task in self
+            .tasks
+            .drain(..)
+            .chain(self.script_tasks.drain(..))
+            .chain(self.file_task.take())
+        {
             task.abort();
         }
         self.publish();
@@ -730,10 +755,40 @@ impl Driver {
         }
     }
 
-    /// Starts a unit's machines, then tells them about interfaces that are
-    /// down and tracked interfaces as they are now.
+    /// Starts a unit's machines, with the values of their tracked files
+    /// read first (as keepalived reads them before it starts, so a file
+    /// that faults an instance keeps it from ever being master), then tells
+    /// them about interfaces that are down and tracked interfaces as they
+    /// are now.
     async fn start_unit(&mut self, index: usize) {
         self.remove_leftover_vips(index).await;
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let files: std::collections::BTreeSet<String> = unit
+            .instances
+            .iter()
+            .flat_map(|i| &i.plan.machine.tracks)
+            .filter(|t| matches!(t.kind, crate::vrrp::machine::TrackKind::File { .. }))
+            .map(|t| t.name.0.clone())
+            .collect();
+        for name in files {
+            let Some(value) = self.read_file(&name) else {
+                continue;
+            };
+            let now = self.now();
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
+                return;
+            };
+            let actions = unit.handle_all(
+                now,
+                &Input::File {
+                    name: TrackName(name),
+                    value,
+                },
+            );
+            self.perform(index, now, actions).await;
+        }
         let now = self.now();
         let Some(unit) = self.router.units_mut().get_mut(index) else {
             return;
@@ -855,6 +910,72 @@ impl Driver {
         }
     }
 
+    /// Writes the tracked files' `init_file` values and watches the files
+    /// (again, after a reload that changed them).
+    fn watch_files(&mut self, reload: bool) {
+        if let Some(task) = self.file_task.take() {
+            task.abort();
+        }
+        self.file_paths.clear();
+        if self.plan.files.is_empty() {
+            return;
+        }
+        for file in &self.plan.files {
+            track_file::init(file, reload);
+        }
+        match track_file::Watch::new(&self.plan.files) {
+            Ok((mut watch, tracked)) => {
+                self.file_paths = tracked.into_iter().collect();
+                let sender = self.sender.clone();
+                self.file_task = Some(tokio::spawn(async move {
+                    loop {
+                        match watch.changes().await {
+                            Ok(changes) => {
+                                for change in changes {
+                                    if sender.send(Event::File(change)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                error!(error = %e, "the track file watch failed: file changes are no longer seen");
+                                return;
+                            }
+                        }
+                    }
+                }));
+            }
+            Err(e) => {
+                // keepalived goes on without the watch too ("Unable to
+                // monitor track files"): the values read at each start
+                // still count.
+                error!(error = %e, "the track files cannot be watched: their changes are not seen");
+                self.file_paths = self
+                    .plan
+                    .files
+                    .iter()
+                    .map(|f| (f.name.clone(), f.path.clone()))
+                    .collect();
+            }
+        }
+    }
+
+    /// A tracked file's value now; `None` if it is not tracked (its
+    /// directory is missing) or holds an unusable value.
+    fn read_file(&mut self, name: &str) -> Option<i64> {
+        let path = self.file_paths.get(name)?;
+        let value = track_file::value_of(name, path)?;
+        self.file_read(name, value);
+        Some(value)
+    }
+
+    /// Logs a tracked file's value when it is new.
+    fn file_read(&mut self, name: &str, value: i64) {
+        if self.file_values.insert(name.to_string(), value) != Some(value) {
+            info!(track_file = name, value, "track file value");
+        }
+    }
+
     /// Sleeps until the earliest machine timer.
     fn next_deadline(&self) -> tokio::time::Sleep {
         let next = self
@@ -892,6 +1013,14 @@ impl Driver {
                 self.broadcast(Input::Script {
                     name: TrackName(name),
                     success,
+                })
+                .await;
+            }
+            Event::File(change) => {
+                self.file_read(&change.name, change.value);
+                self.broadcast(Input::File {
+                    name: TrackName(change.name),
+                    value: change.value,
                 })
                 .await;
             }
@@ -1249,9 +1378,25 @@ impl Driver {
             }
         }
         let scripts_changed = new.scripts != self.plan.scripts;
+        let files_changed = new.files != self.plan.files;
         self.plan = new;
         if scripts_changed {
             self.spawn_scripts();
+        }
+        if files_changed {
+            // A file of the same name may be another one now: the kept
+            // instances read them all again (new ones read at their start).
+            self.watch_files(true);
+            let names: Vec<String> = self.file_paths.keys().cloned().collect();
+            for name in names {
+                if let Some(value) = self.read_file(&name) {
+                    self.broadcast(Input::File {
+                        name: TrackName(name),
+                        value,
+                    })
+                    .await;
+                }
+            }
         }
         let (started, failed) = self.start_pending().await;
         ReloadOutcome {

@@ -31,6 +31,10 @@ pub struct RsId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbeId(pub u32);
 
+/// Index of one `FILE_CHECK` across all real servers, in config order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u32);
+
 /// Why a probe failed. Small and `Copy` so a status view can keep the last
 /// one of every check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub enum Failure {
     Exit(i32),
     /// A signal ended the check program.
     Signal(i32),
+    /// A FILE_CHECK's tracked file holds this value, which fails it.
+    TrackFile(i64),
     /// The check program could not be started (or, for a half-open
     /// TCP_CHECK, the prober that sends its SYN is gone; for a PING_CHECK,
     /// the raw socket was refused: no CAP_NET_RAW).
@@ -112,6 +118,7 @@ impl std::fmt::Display for Failure {
             Failure::Rcode(code) => write!(f, "DNS answer with rcode {code}"),
             Failure::Exit(code) => write!(f, "exited with {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
+            Failure::TrackFile(value) => write!(f, "tracked file holds {value}"),
             Failure::NotStarted => f.write_str("could not start"),
             Failure::Local(LocalFault::Panicked) => f.write_str(
                 "not run: the check panicked (the director's fault, not the real server's)",
@@ -290,8 +297,36 @@ pub struct RealPlan {
     pub notify_down: bool,
     /// Each check's timing, in config order.
     pub checks: Vec<Timing>,
+    /// Its `FILE_CHECK`s, in config order: no probes, the driver feeds
+    /// each tracked file's value ([`Checker::file_value`]).
+    pub files: Vec<FileRule>,
     /// What the operator set (kept by the driver across reloads).
     pub admin: Admin,
+}
+
+/// keepalived's `FILE_CHECK`: what a tracked file's value does to its real
+/// server (check_file.c, track_file.c
+/// `process_update_checker_track_file_status`). With weight 0, a non-zero
+/// value (a zero one with `reverse`) is a failed check; otherwise value ×
+/// weight (negated with `reverse`) is added to the server's weight, which
+/// stays within 0..=2³¹−1, and only a product of −2³¹ or less fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRule {
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+impl FileRule {
+    /// The weight change a value makes; `None` when it fails the check.
+    fn effect(self, value: i64) -> Option<i64> {
+        if self.weight == 0 {
+            return ((value != 0) == self.reverse).then_some(0);
+        }
+        let sign = if self.reverse { -1 } else { 1 };
+        let product = i128::from(value) * i128::from(self.weight) * sign;
+        let product = product.clamp(i128::from(i32::MIN), i128::from(i32::MAX));
+        (product > i128::from(i32::MIN)).then(|| i64::try_from(product).unwrap_or_default())
+    }
 }
 
 /// The last outcome of a probe, for status views.
@@ -316,6 +351,19 @@ struct ProbeState {
     last: Option<LastOutcome>,
 }
 
+#[derive(Clone, Copy, Debug)]
+struct FileState {
+    rs: RsId,
+    check: FileRule,
+    /// No value was fed yet: the first one is the start state, which
+    /// keepalived sets without notifying.
+    fed: bool,
+    /// Whether the value fails the check.
+    failed: bool,
+    /// keepalived's `cur_weight`: what the value adds to the weight.
+    adjust: i64,
+}
+
 #[derive(Clone, Debug)]
 struct RsState {
     vs: VsId,
@@ -332,6 +380,9 @@ struct RsState {
     notify_up: bool,
     notify_down: bool,
     probes: std::ops::Range<u32>,
+    files: std::ops::Range<u32>,
+    /// The sum of its FILE_CHECKs' `adjust`.
+    file_adjust: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -348,12 +399,13 @@ struct VsState {
     servers: std::ops::Range<u32>,
 }
 
-/// Indexes of a reload's real servers and probes, each with the one of the
-/// previous checker it continues.
+/// Indexes of a reload's real servers, probes and file checks, each with
+/// the one of the previous checker it continues.
 #[derive(Default)]
 struct Pairs {
     servers: Vec<(usize, usize)>,
     probes: Vec<(usize, usize)>,
+    files: Vec<(usize, usize)>,
 }
 
 /// The checker of every real server of a config.
@@ -362,6 +414,7 @@ pub struct Checker {
     vss: Vec<VsState>,
     rss: Vec<RsState>,
     probes: Vec<ProbeState>,
+    files: Vec<FileState>,
 }
 
 /// A config the checker cannot index (more than `u32::MAX` entries).
@@ -463,6 +516,12 @@ impl Checker {
             new.weight = old.weight;
             new.alive = old.alive;
             new.failed = old.failed;
+            new.file_adjust = old.file_adjust;
+        }
+        for (n, o) in pairs.files {
+            if let (Some(old), Some(new)) = (previous.files.get(o), self.files.get_mut(n)) {
+                *new = *old;
+            }
         }
         for (n, o) in pairs.probes {
             let (Some(old), Some(new)) = (previous.probes.get(o), self.probes.get_mut(n)) else {
@@ -498,8 +557,15 @@ impl Checker {
             if new_rs.address != old_rs.address
                 || new_rs.configured_weight != old_rs.configured_weight
                 || new_rs.probes.len() != old_rs.probes.len()
+                || new_rs.files.len() != old_rs.files.len()
             {
                 return None;
+            }
+            for (nf, of) in new_rs.files.clone().zip(old_rs.files.clone()) {
+                if self.files.get(nf as usize)?.check != previous.files.get(of as usize)?.check {
+                    return None;
+                }
+                pairs.files.push((nf as usize, of as usize));
             }
             for (np, op) in new_rs.probes.clone().zip(old_rs.probes.clone()) {
                 let same = self.probes.get(np as usize)?.timing
@@ -524,6 +590,7 @@ impl Checker {
         let mut vss = Vec::with_capacity(servers.len());
         let mut rss = Vec::new();
         let mut probes = Vec::new();
+        let mut files = Vec::new();
         for (vs_index, vs) in servers.iter().enumerate() {
             let vs_id = VsId(index("virtual servers", vs_index)?);
             let first_rs = index("real servers", rss.len())?;
@@ -542,7 +609,18 @@ impl Checker {
                     });
                 }
                 let probes_end = index("checks", probes.len())?;
-                rss.push(rs_state(vs_id, vs, rs, first_probe..probes_end));
+                let first_file = index("file checks", files.len())?;
+                files.extend(rs.files.iter().map(|&check| FileState {
+                    rs: rs_id,
+                    check,
+                    fed: false,
+                    failed: false,
+                    adjust: 0,
+                }));
+                let files_end = index("file checks", files.len())?;
+                let mut state = rs_state(vs_id, vs, rs, first_probe..probes_end);
+                state.files = first_file..files_end;
+                rss.push(state);
             }
             let last_rs = index("real servers", rss.len())?;
             vss.push(VsState {
@@ -558,7 +636,12 @@ impl Checker {
                 servers: first_rs..last_rs,
             });
         }
-        Ok(Self { vss, rss, probes })
+        Ok(Self {
+            vss,
+            rss,
+            probes,
+            files,
+        })
     }
 
     /// The actions that announce a checker just built: each virtual
@@ -621,6 +704,92 @@ impl Checker {
         range.map(ProbeId)
     }
 
+    /// Number of file checks (ids are `0..file_count()`).
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// A file check's real server, and whether its value fails it.
+    pub fn file_state(&self, file: FileId) -> Option<(RsId, bool)> {
+        self.files.get(file.0 as usize).map(|f| (f.rs, f.failed))
+    }
+
+    /// The FILE_CHECKs of a real server.
+    pub fn server_files(&self, rs: RsId) -> impl Iterator<Item = FileId> + use<> {
+        let range = self
+            .rss
+            .get(rs.0 as usize)
+            .map_or(0..0, |r| r.files.clone());
+        range.map(FileId)
+    }
+
+    /// Feeds the value a FILE_CHECK's tracked file holds now (keepalived's
+    /// `process_update_checker_track_file_status`):
+    /// - a value that fails the check ([`FileRule`]) counts as a failed
+    ///   check: the server is down while any of its checks is, and its
+    ///   file's weight change is dropped;
+    /// - one that passes a failed check counts as its success, with the
+    ///   value's weight change;
+    /// - otherwise the server's weight moves by the change, as
+    ///   `misc_dynamic` moves it (`update_svr_wgt`).
+    ///
+    /// The first value fed is the start state: a server it takes down
+    /// runs no `notify_down` (keepalived reads the files before its
+    /// checkers start).
+    pub fn file_value(&mut self, file: FileId, value: i64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut out = Out {
+            actions: &mut actions,
+        };
+        let Some(f) = self.files.get_mut(file.0 as usize) else {
+            return actions;
+        };
+        let first = !std::mem::replace(&mut f.fed, true);
+        let effect = f.check.effect(value);
+        let (rs_id, was_failed, old_adjust) = (f.rs, f.failed, f.adjust);
+        let (failed, adjust) = match effect {
+            Some(adjust) => (false, adjust),
+            None => (true, 0),
+        };
+        if failed == was_failed && adjust == old_adjust {
+            return actions;
+        }
+        f.failed = failed;
+        f.adjust = adjust;
+        let Some(rs) = self.rss.get_mut(rs_id.0 as usize) else {
+            return actions;
+        };
+        let before = rs.effective_weight();
+        rs.file_adjust += adjust - old_adjust;
+        let (vs, alive, weight) = (rs.vs, rs.alive, rs.effective_weight());
+        if failed != was_failed {
+            let failed_before = rs.failed;
+            rs.failed = if failed {
+                rs.failed + 1
+            } else {
+                rs.failed.saturating_sub(1)
+            };
+            // The server's state follows its first failed check and its
+            // last recovered one.
+            if (failed && failed_before == 0) || (!failed && failed_before == 1) {
+                self.perform_server_state(rs_id, !failed, !first, &mut out);
+                return actions;
+            }
+        }
+        if weight != before {
+            out.push(Action::Server {
+                rs: rs_id,
+                alive,
+                weight,
+            });
+            if alive {
+                out.push(Action::Pool { vs });
+            }
+            self.update_quorum(vs, false, &mut out);
+        }
+        actions
+    }
+
     /// Number of real servers (ids are `0..server_count()`).
     pub fn server_count(&self) -> usize {
         self.rss.len()
@@ -642,7 +811,9 @@ impl Checker {
 
     /// A real server's health and effective weight.
     pub fn server_state(&self, rs: RsId) -> Option<(bool, u32)> {
-        self.rss.get(rs.0 as usize).map(|r| (r.alive, r.weight))
+        self.rss
+            .get(rs.0 as usize)
+            .map(|r| (r.alive, r.effective_weight()))
     }
 
     /// What the operator set for a real server.
@@ -920,9 +1091,9 @@ impl Checker {
         }
         let failed = rs.failed;
         if up && failed <= 1 {
-            self.perform_server_state(rs_id, true, out);
+            self.perform_server_state(rs_id, true, true, out);
         } else if !up && failed == 0 {
-            self.perform_server_state(rs_id, false, out);
+            self.perform_server_state(rs_id, false, true, out);
         }
         if let Some(p) = self.probes.get_mut(probe.0 as usize) {
             p.is_up = up;
@@ -937,8 +1108,9 @@ impl Checker {
     }
 
     /// keepalived's `perform_svr_state`: the server enters or leaves the
-    /// pool, its notify runs, and the quorum is re-evaluated.
-    fn perform_server_state(&mut self, rs_id: RsId, alive: bool, out: &mut Out<'_>) {
+    /// pool, its notify runs (if `notify`), and the quorum is
+    /// re-evaluated.
+    fn perform_server_state(&mut self, rs_id: RsId, alive: bool, notify: bool, out: &mut Out<'_>) {
         let Some(rs) = self.rss.get_mut(rs_id.0 as usize) else {
             return;
         };
@@ -953,7 +1125,9 @@ impl Checker {
             weight,
         });
         out.push(Action::Pool { vs });
-        self.notify_rs(rs_id, out);
+        if notify {
+            self.notify_rs(rs_id, out);
+        }
         self.update_quorum(vs, false, out);
     }
 
@@ -970,7 +1144,7 @@ impl Checker {
             return;
         }
         rs.weight = weight;
-        let (vs, alive) = (rs.vs, rs.alive);
+        let (vs, alive, weight) = (rs.vs, rs.alive, rs.effective_weight());
         out.push(Action::Server {
             rs: rs_id,
             alive,
@@ -1068,8 +1242,17 @@ impl RsState {
     fn serving_weight(&self) -> u32 {
         match self.admin.mode {
             Mode::Draining => 0,
-            Mode::Enabled | Mode::Disabled => self.admin.weight.unwrap_or(self.weight),
+            Mode::Enabled | Mode::Disabled => {
+                self.admin.weight.unwrap_or_else(|| self.effective_weight())
+            }
         }
+    }
+
+    /// The configured (or `misc_dynamic`) weight with its FILE_CHECKs'
+    /// changes, within keepalived's 0..=2³¹−1 (`real_weight`).
+    fn effective_weight(&self) -> u32 {
+        let total = i64::from(self.weight) + self.file_adjust;
+        u32::try_from(total.clamp(0, i64::from(i32::MAX))).unwrap_or(0)
     }
 }
 
@@ -1091,5 +1274,7 @@ fn rs_state(vs_id: VsId, vs: &VirtualPlan, rs: &RealPlan, probes: std::ops::Rang
         notify_up: rs.notify_up,
         notify_down: rs.notify_down,
         probes,
+        files: 0..0,
+        file_adjust: 0,
     }
 }

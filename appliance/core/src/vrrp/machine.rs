@@ -80,10 +80,22 @@ pub enum InitialState {
 pub struct Weight(i16);
 
 impl Weight {
+    /// A script's or an interface's weight: keepalived's −253..=253.
     pub fn new(value: i32) -> Result<Self, WeightError> {
+        Self::within(value, 253)
+    }
+
+    /// A tracked file's weight: keepalived reads it in −254..=254 (the
+    /// product with the file's value is what is bounded, see
+    /// [`TrackKind::File`]).
+    pub fn for_file(value: i32) -> Result<Self, WeightError> {
+        Self::within(value, 254)
+    }
+
+    fn within(value: i32, limit: i16) -> Result<Self, WeightError> {
         match i16::try_from(value) {
-            Ok(v) if (-253..=253).contains(&v) => Ok(Self(v)),
-            _ => Err(WeightError(value)),
+            Ok(v) if (-limit..=limit).contains(&v) => Ok(Self(v)),
+            _ => Err(WeightError { value, limit }),
         }
     }
 
@@ -94,8 +106,11 @@ impl Weight {
 
 /// A track weight outside keepalived's range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("weight {0} is out of range -253..=253")]
-pub struct WeightError(pub i32);
+#[error("weight {value} is out of range -{limit}..={limit}")]
+pub struct WeightError {
+    pub value: i32,
+    pub limit: i16,
+}
 
 impl TryFrom<i32> for Weight {
     type Error = WeightError;
@@ -132,6 +147,12 @@ pub enum TrackKind {
     Script { rise: u32, fall: u32 },
     /// Another interface's link state ([`Input::Interface`]).
     Interface,
+    /// keepalived's `track_file`: a file holding an integer, read by the
+    /// driver on each change ([`Input::File`]). The value times the weight
+    /// (negated with `reverse`) is added to the priority, at most 253; a
+    /// product of −254 or less puts the instance in FAULT. With weight 0 a
+    /// non-zero value (a zero one with `reverse`) puts it in FAULT.
+    File { reverse: bool },
 }
 
 /// One tracked object of an instance.
@@ -259,6 +280,12 @@ pub enum Input {
     Interface {
         name: TrackName,
         up: bool,
+    },
+    /// A tracked file holds this value now (keepalived reads a missing or
+    /// non-numeric file as 0).
+    File {
+        name: TrackName,
+        value: i64,
     },
     /// Our own (VRRP) interface changed state.
     Link {
@@ -450,6 +477,39 @@ struct TrackSlot {
     state: TrackState,
     /// keepalived's script `result` counter: 0..rise+fall, OK when >= rise.
     result: u32,
+    /// A tracked file's last value; `None` until the driver reads it.
+    value: Option<i64>,
+}
+
+/// What a tracked file's value does to one instance (keepalived's
+/// `process_update_vrrp_track_file_status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileEffect {
+    Fault,
+    /// Added to the priority.
+    Adjust(i32),
+}
+
+impl FileEffect {
+    fn of(value: i64, weight: Weight, reverse: bool) -> Self {
+        let weight = i64::from(weight.get());
+        if weight == 0 {
+            return if (value != 0) != reverse {
+                Self::Fault
+            } else {
+                Self::Adjust(0)
+            };
+        }
+        let sign = if reverse { -1 } else { 1 };
+        // No overflow: the driver's values fit in an i32 (plus one, as
+        // keepalived's range check), the weight in ±254.
+        let product = value.saturating_mul(weight).saturating_mul(sign);
+        if product <= -254 {
+            Self::Fault
+        } else {
+            Self::Adjust(i32::try_from(product.min(253)).unwrap_or(253))
+        }
+    }
 }
 
 impl TrackSlot {
@@ -457,13 +517,27 @@ impl TrackSlot {
         let result = match track.kind {
             // keepalived's initial "one success is enough" value.
             TrackKind::Script { rise, .. } => rise.max(1) - 1,
-            TrackKind::Interface => 0,
+            TrackKind::Interface | TrackKind::File { .. } => 0,
         };
         Self {
             track,
             state: TrackState::Unknown,
             result,
+            value: None,
         }
+    }
+
+    /// Feeds a tracked file's value; whether it changed.
+    fn file_value(&mut self, value: i64) -> bool {
+        self.value.replace(value) != Some(value)
+    }
+
+    fn file_effect(&self) -> Option<FileEffect> {
+        let TrackKind::File { reverse } = self.track.kind else {
+            return None;
+        };
+        self.value
+            .map(|value| FileEffect::of(value, self.track.weight, reverse))
     }
 
     /// Feeds one script result; returns the new state if it changed.
@@ -492,6 +566,12 @@ impl TrackSlot {
 
     /// The priority contribution (keepalived's `total_priority` terms).
     fn contribution(&self) -> i32 {
+        if let TrackKind::File { .. } = self.track.kind {
+            return match self.file_effect() {
+                Some(FileEffect::Adjust(by)) => by,
+                Some(FileEffect::Fault) | None => 0,
+            };
+        }
         let w = i32::from(self.track.weight.get());
         match self.state {
             TrackState::Up if w > 0 => w,
@@ -501,6 +581,9 @@ impl TrackSlot {
     }
 
     fn faulty(&self) -> bool {
+        if let TrackKind::File { .. } = self.track.kind {
+            return self.file_effect() == Some(FileEffect::Fault);
+        }
         self.track.weight.get() == 0 && self.state == TrackState::Down
     }
 }
@@ -678,6 +761,17 @@ impl Machine {
                 {
                     changed |= t.state != new;
                     t.state = new;
+                }
+                if changed {
+                    self.tracks_changed(now, &name, &mut out);
+                }
+            }
+            Input::File { name, value } => {
+                let mut changed = false;
+                for t in self.tracks.iter_mut().filter(|t| {
+                    t.track.name == name && matches!(t.track.kind, TrackKind::File { .. })
+                }) {
+                    changed |= t.file_value(value);
                 }
                 if changed {
                     self.tracks_changed(now, &name, &mut out);
@@ -2077,5 +2171,109 @@ mod tests {
             Weight::new(254).unwrap_err().to_string(),
             "weight 254 is out of range -253..=253"
         );
+        assert!(Weight::for_file(-254).is_ok());
+        assert_eq!(
+            Weight::for_file(255).unwrap_err().to_string(),
+            "weight 255 is out of range -254..=254"
+        );
+    }
+
+    fn file_tracked(priority: u8, weight: i32, reverse: bool) -> InstanceConfig {
+        let mut c = cfg(priority);
+        c.tracks.push(Track {
+            name: TrackName("f".into()),
+            kind: TrackKind::File { reverse },
+            weight: Weight::for_file(weight).unwrap(),
+        });
+        c
+    }
+
+    fn file(m: &mut Machine, at: Instant, value: i64) -> Vec<Action> {
+        m.handle(
+            at,
+            Input::File {
+                name: TrackName("f".into()),
+                value,
+            },
+        )
+    }
+
+    #[test]
+    fn a_tracked_files_value_times_its_weight_moves_the_priority() {
+        let mut m = started(file_tracked(150, -10, false));
+        assert_eq!(m.priority(), Priority::from_u8(150), "not read yet");
+        assert_eq!(
+            file(&mut m, secs(1), 6),
+            vec![Action::PriorityChanged {
+                from: Priority::from_u8(150),
+                to: Priority::from_u8(90)
+            }]
+        );
+        // Negative values raise it; the same value again changes nothing.
+        file(&mut m, secs(2), -3);
+        assert_eq!(m.priority(), Priority::from_u8(180));
+        assert!(file(&mut m, secs(3), -3).is_empty());
+        // `reverse` negates the product; it is capped at 253, and the
+        // priority at 254.
+        let mut r = started(file_tracked(100, 10, true));
+        file(&mut r, secs(1), 3);
+        assert_eq!(r.priority(), Priority::from_u8(70));
+        file(&mut r, secs(2), -1000);
+        assert_eq!(r.priority(), Priority::from_u8(254));
+        file(&mut r, secs(3), 0);
+        assert_eq!(r.priority(), Priority::from_u8(100));
+    }
+
+    #[test]
+    fn a_product_of_minus_254_or_less_faults_until_it_is_not() {
+        let mut m = started(file_tracked(100, -254, false));
+        file(&mut m, secs(1), 1);
+        assert_eq!(m.state(), State::Fault);
+        // Leaving FAULT, the product counts again.
+        let mut m = started(file_tracked(200, -2, false));
+        file(&mut m, secs(1), 127);
+        assert_eq!(
+            (m.state(), m.priority()),
+            (State::Fault, Priority::from_u8(200))
+        );
+        file(&mut m, secs(2), 50);
+        assert_eq!(
+            (m.state(), m.priority()),
+            (State::Backup, Priority::from_u8(100))
+        );
+    }
+
+    #[test]
+    fn weight_zero_faults_on_a_non_zero_value_or_with_reverse_on_zero() {
+        let mut m = started(file_tracked(100, 0, false));
+        file(&mut m, secs(1), 0);
+        assert_eq!(m.state(), State::Backup);
+        let actions = file(&mut m, secs(2), 7);
+        assert!(actions.contains(&Action::StateChanged {
+            from: State::Backup,
+            to: State::Fault,
+            reason: Reason::TrackFailed {
+                name: TrackName("f".into())
+            }
+        }));
+        assert_eq!(m.priority(), Priority::from_u8(100));
+        file(&mut m, secs(3), 0);
+        assert_eq!(m.state(), State::Backup);
+        let mut r = started(file_tracked(100, 0, true));
+        file(&mut r, secs(1), 0);
+        assert_eq!(r.state(), State::Fault);
+        file(&mut r, secs(2), -1);
+        assert_eq!(r.state(), State::Backup);
+    }
+
+    #[test]
+    fn a_value_read_before_startup_decides_the_first_state() {
+        let mut c = file_tracked(255, 0, false);
+        c.initial_state = InitialState::Master;
+        let mut m = Machine::new(c);
+        file(&mut m, Instant::ZERO, 1);
+        let actions = m.handle(Instant::ZERO, Input::Startup);
+        assert_eq!(m.state(), State::Fault, "{actions:?}");
+        assert!(!actions.iter().any(|a| matches!(a, Action::AddVips)));
     }
 }

@@ -19,7 +19,7 @@ fn vss(toml_text: &str) -> Vec<VirtualServer> {
 }
 
 fn start(toml_text: &str) -> (Checker, Vec<Action>) {
-    Checker::start(&plan(&vss(toml_text)), t(0), |_| Duration::ZERO).unwrap()
+    Checker::start(&plan(&vss(toml_text), &[]), t(0), |_| Duration::ZERO).unwrap()
 }
 
 const FAIL: Outcome = Outcome::Down(Failure::Timeout);
@@ -54,7 +54,7 @@ check = [{ type = "TCP_CHECK", retry = 2, delay_before_retry = "1s" }]
 fn start_puts_servers_in_and_schedules_after_bootstrap_and_warmup() {
     let servers = vss(ONE);
     let mut asked = Vec::new();
-    let (checker, actions) = Checker::start(&plan(&servers), t(0), |max| {
+    let (checker, actions) = Checker::start(&plan(&servers, &[]), t(0), |max| {
         asked.push(max);
         Duration::from_millis(1500)
     })
@@ -556,7 +556,7 @@ check = [{ type = "TCP_CHECK", retry = 0 }]
 
 #[test]
 fn a_resumed_virtual_server_keeps_its_state_and_announces_only_its_pool() {
-    let plans = plan(&vss(TWO));
+    let plans = plan(&vss(TWO), &[]);
     let (mut previous, _) = Checker::start(&plans, t(0), |_| Duration::ZERO).unwrap();
     let failed = previous.probe_done(P0, FAIL, t(1000));
     assert!(failed.contains(&sched(0, 6000)));
@@ -596,11 +596,11 @@ fn a_resumed_virtual_server_keeps_its_state_and_announces_only_its_pool() {
 
 #[test]
 fn a_changed_virtual_server_is_not_carried() {
-    let plans = plan(&vss(TWO));
+    let plans = plan(&vss(TWO), &[]);
     let (mut previous, _) = Checker::start(&plans, t(0), |_| Duration::ZERO).unwrap();
     previous.probe_done(P0, FAIL, t(1000));
     // Another weight: not the same virtual server any more.
-    let changed = plan(&vss(&TWO.replace("weight = 3", "weight = 4")));
+    let changed = plan(&vss(&TWO.replace("weight = 3", "weight = 4")), &[]);
     let (resumed, _) =
         Checker::resume(&changed, &previous, &[Some(VsId(0)), None], t(2000), |_| {
             Duration::ZERO
@@ -619,4 +619,157 @@ fn a_kept_virtual_server_runs_no_notifies_when_handed_over() {
         c.shutdown_except(&[false]),
         vec![Action::Notify(NotifyTarget::RsDown(RsId(0)))]
     );
+}
+
+/// Two real servers of weight 10, quorum 15; the first has a FILE_CHECK
+/// of `f` (taking the file's weight, 5), the second one of `g` with its
+/// own weight 0.
+const FILES: &str = r#"
+[[track_file]]
+name = "f"
+file = "/run/f"
+weight = 5
+
+[[track_file]]
+name = "g"
+file = "/run/g"
+
+[[virtual_server]]
+service = { address = "10.0.0.1:80" }
+quorum = 15
+[[virtual_server.real_server]]
+address = "10.0.1.1:80"
+weight = 10
+file_check = [{ track_file = "f" }]
+[[virtual_server.real_server]]
+address = "10.0.1.2:80"
+weight = 10
+file_check = [{ track_file = "g", weight = 0 }]
+"#;
+
+fn start_files(toml_text: &str) -> (Checker, Vec<Action>) {
+    let config = toml::from_str::<Config>(toml_text).unwrap();
+    Checker::start(
+        &plan(&config.virtual_server, &config.track_file),
+        t(0),
+        |_| Duration::ZERO,
+    )
+    .unwrap()
+}
+
+const F: FileId = FileId(0);
+const G: FileId = FileId(1);
+
+#[test]
+fn a_file_checks_value_times_its_weight_moves_the_servers_weight() {
+    let (mut c, _) = start_files(FILES);
+    assert_eq!(c.file_count(), 2);
+    assert_eq!(
+        c.file_value(F, 4),
+        vec![
+            Action::Server {
+                rs: RsId(0),
+                alive: true,
+                weight: 30
+            },
+            Action::Pool { vs: VsId(0) },
+        ]
+    );
+    assert_eq!(
+        c.pool(VsId(0)),
+        vec![dest("10.0.1.1:80", 30), dest("10.0.1.2:80", 10)]
+    );
+    // The same value again changes nothing; a negative product floors the
+    // weight at 0 and the server stays in (with weight 0, as IPVS keeps
+    // it).
+    assert!(c.file_value(F, 4).is_empty());
+    c.file_value(F, -3);
+    assert_eq!(c.server_state(RsId(0)), Some((true, 0)));
+    // The quorum (15) counts the weights: 0 + 10 is below it.
+    assert_eq!(c.quorum_state(VsId(0)), Some((false, false)));
+    c.file_value(F, 0);
+    assert_eq!(c.server_state(RsId(0)), Some((true, 10)));
+    assert_eq!(c.quorum_state(VsId(0)), Some((true, false)));
+}
+
+#[test]
+fn a_weight_zero_file_check_takes_its_server_down_on_a_non_zero_value() {
+    let text = FILES.replace(
+        "file_check = [{ track_file = \"g\", weight = 0 }]",
+        "file_check = [{ track_file = \"g\", weight = 0 }]\nnotify_down = { program = \"/bin/down\" }",
+    );
+    let (mut c, _) = start_files(&text);
+    // The first value is the start state: down without notify_down.
+    let actions = c.file_value(G, 1);
+    assert!(
+        actions.contains(&Action::Server {
+            rs: RsId(1),
+            alive: false,
+            weight: 10
+        }),
+        "{actions:?}"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Notify(_))));
+    assert_eq!(c.pool(VsId(0)), vec![dest("10.0.1.1:80", 10)]);
+    assert_eq!(c.file_state(G), Some((RsId(1), true)));
+    c.file_value(G, 0);
+    assert_eq!(c.pool(VsId(0)).len(), 2);
+    // Later values notify as any check does.
+    let actions = c.file_value(G, -7);
+    assert!(actions.contains(&Action::Notify(NotifyTarget::RsDown(RsId(1)))));
+}
+
+#[test]
+fn a_file_check_counts_among_the_servers_checks_and_reverse_inverts_it() {
+    let text = r#"
+[[track_file]]
+name = "g"
+file = "/run/g"
+weight = 0
+reverse = true
+
+[[virtual_server]]
+service = { address = "10.0.0.1:80" }
+[[virtual_server.real_server]]
+address = "10.0.1.1:80"
+check = [{ type = "TCP_CHECK", retry = 0 }]
+file_check = [{ track_file = "g" }]
+"#;
+    let (mut c, _) = start_files(text);
+    // reverse with weight 0: a zero value fails.
+    c.file_value(FileId(0), 0);
+    assert_eq!(c.server_state(RsId(0)), Some((false, 1)));
+    // The TCP check failing too, then the file passing: still down.
+    c.probe_done(P0, FAIL, t(1000));
+    c.file_value(FileId(0), 1);
+    assert_eq!(c.server_state(RsId(0)).map(|s| s.0), Some(false));
+    c.probe_done(P0, Outcome::Up, t(2000));
+    assert_eq!(c.server_state(RsId(0)).map(|s| s.0), Some(true));
+}
+
+#[test]
+fn a_resumed_virtual_server_keeps_its_file_checks_state() {
+    let config = toml::from_str::<Config>(FILES).unwrap();
+    let plans = plan(&config.virtual_server, &config.track_file);
+    let (mut previous, _) = Checker::start(&plans, t(0), |_| Duration::ZERO).unwrap();
+    previous.file_value(F, 2);
+    previous.file_value(G, 1);
+    let (mut resumed, _) = Checker::resume(&plans, &previous, &[Some(VsId(0))], t(2000), |_| {
+        Duration::ZERO
+    })
+    .unwrap();
+    assert_eq!(resumed.server_state(RsId(0)), Some((true, 20)));
+    assert_eq!(resumed.server_state(RsId(1)), Some((false, 10)));
+    // The values read again after the reload change nothing.
+    assert!(resumed.file_value(F, 2).is_empty());
+    assert!(resumed.file_value(G, 1).is_empty());
+    // A changed FILE_CHECK is not carried.
+    let changed = FILES.replace("weight = 5", "weight = 6");
+    let config = toml::from_str::<Config>(&changed).unwrap();
+    let plans = plan(&config.virtual_server, &config.track_file);
+    let (fresh, _) = Checker::resume(&plans, &previous, &[Some(VsId(0))], t(2000), |_| {
+        Duration::ZERO
+    })
+    .unwrap();
+    assert_eq!(fresh.server_state(RsId(0)), Some((true, 10)));
 }

@@ -29,6 +29,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
         match st.keyword.text.as_str() {
             "global_defs" => im.global_defs(st),
             "vrrp_script" => im.vrrp_script(st),
+            "track_file" | "vrrp_track_file" => im.tracked_file(st),
             "vrrp_sync_group" => im.sync_group(st),
             "vrrp_instance" => im.vrrp_instance(st),
             "virtual_server" => im.virtual_server(st),
@@ -588,6 +589,131 @@ impl Importer<'_> {
         self.config.vrrp_script.push(script);
     }
 
+    /// `track_file NAME { file PATH; weight W [reverse]; init_file [V]
+    /// [overwrite] }`, or its older name `vrrp_track_file`.
+    fn tracked_file(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.track_file.len();
+        let base = format!("track_file[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut tracked = TrackedFile {
+            name,
+            file: Default::default(),
+            weight: default_file_weight(),
+            reverse: false,
+            init_file: None,
+        };
+        let mut file = None;
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "file" => file = self.string(item),
+                "weight" => {
+                    self.no_block(item);
+                    self.at_most(item, 2);
+                    let Some(word) = item.args.first() else {
+                        self.err(&item.keyword.pos, "'weight' needs a value");
+                        continue;
+                    };
+                    if let Some(w) = self.file_weight(item, word) {
+                        tracked.weight = w;
+                    }
+                    match item.args.get(1) {
+                        None => {}
+                        Some(r) if r.text == "reverse" => tracked.reverse = true,
+                        Some(r) => self.bad(item, r, "'reverse' after the weight"),
+                    }
+                }
+                "init_file" => tracked.init_file = Some(self.init_file(item)),
+                _ => self.unknown(item, &st.keyword.text),
+            }
+        }
+        match file {
+            Some(f) => tracked.file = f.into(),
+            None if st.block.is_some() => self.err(
+                &st.keyword.pos,
+                format!("track_file '{}' has no 'file'", tracked.name),
+            ),
+            None => {}
+        }
+        self.config.track_file.push(tracked);
+    }
+
+    /// `init_file [VALUE] [overwrite]`, in either order.
+    fn init_file(&mut self, st: &Statement) -> InitFile {
+        self.no_block(st);
+        let mut init = InitFile::default();
+        for word in &st.args {
+            if word.text == "overwrite" {
+                init.overwrite = true;
+            } else if let Some(v) = self.parse_word(st, word, "an integer or 'overwrite'") {
+                init.value = v;
+            }
+        }
+        init
+    }
+
+    fn file_weight(&mut self, st: &Statement, word: &Word) -> Option<FileWeight> {
+        let w = word
+            .text
+            .parse::<i32>()
+            .ok()
+            .and_then(|v| FileWeight::try_from(v).ok());
+        if w.is_none() {
+            self.bad(st, word, "an integer in -254..=254");
+        }
+        w
+    }
+
+    /// An instance's `track_file` block: `NAME [weight W [reverse|noreverse]]`.
+    fn track_files(&mut self, st: &Statement, base: &str) -> Vec<TrackFile> {
+        self.at_most(st, 0);
+        let mut out = Vec::new();
+        for entry in self.block(st) {
+            self.no_block(entry);
+            // Paths count the entries read, as validation does.
+            let i = out.len();
+            self.record(format!("{base}[{i}]"), &entry.keyword.pos);
+            let mut track = TrackFile {
+                name: entry.keyword.text.clone(),
+                weight: None,
+                reverse: None,
+            };
+            match entry.args.as_slice() {
+                [] => {}
+                [kw, value, rest @ ..] if kw.text == "weight" && rest.len() <= 1 => {
+                    self.record(format!("{base}[{i}].weight"), &kw.pos);
+                    let Some(w) = self.file_weight(entry, value) else {
+                        continue;
+                    };
+                    track.weight = Some(w);
+                    if let Some(word) = rest.first() {
+                        match word.text.as_str() {
+                            "reverse" => track.reverse = Some(true),
+                            "noreverse" => track.reverse = Some(false),
+                            _ => {
+                                self.bad(entry, word, "'reverse' or 'noreverse' after the weight");
+                                continue;
+                            }
+                        }
+                    }
+                }
+                [first, ..] => {
+                    self.err(
+                        &first.pos,
+                        format!(
+                            "unexpected '{}' after '{}': expected 'weight N [reverse|noreverse]'",
+                            first.text, entry.keyword.text
+                        ),
+                    );
+                    continue;
+                }
+            }
+            out.push(track);
+        }
+        out
+    }
+
     fn secs_at_least_one(&mut self, st: &Statement) -> Option<Duration> {
         self.u32_in(st, 1, u32::MAX)
             .map(|v| Duration::from_secs(u64::from(v)))
@@ -675,6 +801,7 @@ impl Importer<'_> {
             virtual_ipaddress_excluded: Vec::new(),
             track_script: Vec::new(),
             track_interface: Vec::new(),
+            track_file: Vec::new(),
             nopreempt: false,
             preempt_delay: zero(),
             unicast_src_ip: None,
@@ -752,6 +879,9 @@ impl Importer<'_> {
                         .into_iter()
                         .map(|(name, weight)| TrackInterface { name, weight })
                         .collect();
+                }
+                "track_file" => {
+                    inst.track_file = self.track_files(item, &format!("{base}.track_file"));
                 }
                 "nopreempt" => inst.nopreempt = self.bare(item),
                 "preempt" => inst.nopreempt = !self.bare(item),
@@ -1274,10 +1404,11 @@ impl Importer<'_> {
             notify_up: None,
             notify_down: None,
             check: Vec::new(),
+            file_check: Vec::new(),
         };
         for item in st.block.as_deref().unwrap_or_default() {
             let kw = item.keyword.text.as_str();
-            if !CHECKS.contains(&kw) {
+            if !CHECKS.contains(&kw) && kw != "FILE_CHECK" {
                 self.record(format!("{base}.{kw}"), &item.keyword.pos);
             }
             match kw {
@@ -1307,10 +1438,63 @@ impl Importer<'_> {
                         rs.check.push(check);
                     }
                 }
+                "FILE_CHECK" => {
+                    let path = format!("{base}.file_check[{}]", rs.file_check.len());
+                    self.record(path.clone(), &item.keyword.pos);
+                    if let Some(check) = self.file_check(item, &path) {
+                        rs.file_check.push(check);
+                    }
+                }
                 _ => self.unknown(item, "virtual_server > real_server"),
             }
         }
         address.map(|_| rs)
+    }
+
+    /// `FILE_CHECK { track_file NAME; weight W [reverse|noreverse] }`.
+    fn file_check(&mut self, st: &Statement, base: &str) -> Option<FileCheck> {
+        self.at_most(st, 0);
+        let mut name = None;
+        let mut weight = None;
+        let mut reverse = false;
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "track_file" => name = self.string(item),
+                "weight" => {
+                    self.no_block(item);
+                    self.at_most(item, 2);
+                    let Some(word) = item.args.first() else {
+                        self.err(&item.keyword.pos, "'weight' needs a value");
+                        continue;
+                    };
+                    match word.text.parse::<i32>() {
+                        Ok(w) if w != i32::MIN => weight = Some(w),
+                        _ => self.bad(item, word, "an integer in -2147483647..=2147483647"),
+                    }
+                    match item.args.get(1).map(|w| (w, w.text.as_str())) {
+                        None => {}
+                        Some((_, "reverse")) => reverse = true,
+                        Some((_, "noreverse")) => reverse = false,
+                        Some((w, _)) => {
+                            self.bad(item, w, "'reverse' or 'noreverse' after the weight")
+                        }
+                    }
+                }
+                _ => self.unknown(item, "virtual_server > real_server > FILE_CHECK"),
+            }
+        }
+        let Some(track_file) = name else {
+            if st.block.is_some() {
+                self.err(&st.keyword.pos, "FILE_CHECK needs track_file");
+            }
+            return None;
+        };
+        Some(FileCheck {
+            track_file,
+            weight,
+            reverse: reverse && weight.is_some(),
+        })
     }
 
     fn check(&mut self, st: &Statement, base: &str) -> Option<Check> {
@@ -1917,6 +2101,114 @@ mod tests {
             problems(&text),
             [
                 "k.conf:5:17: unsupported virtual address option 'brd' (supported: dev, label, scope)"
+            ]
+        );
+    }
+
+    #[test]
+    fn track_files_with_weights_reverse_and_init_file() {
+        let config = load(&format!(
+            "track_file up {{\n  file /run/up\n  weight -10 reverse\n  init_file overwrite 5\n}}\n\
+             vrrp_track_file old {{\n  file \"/run/old file\"\n}}\n\
+             {INSTANCE}  track_file {{\n    up weight 254 noreverse\n    old\n    up weight 0\n  }}\n}}\n"
+        ));
+        let problems = config.unwrap_err();
+        assert_eq!(
+            problems,
+            ["k.conf:15:5: vrrp_instance 'VI_1' tracks track_file 'up' twice"]
+        );
+        let config = load(&format!(
+            "track_file up {{\n  file /run/up\n  weight -10 reverse\n  init_file overwrite 5\n}}\n\
+             vrrp_track_file old {{\n  file \"/run/old file\"\n}}\n\
+             {INSTANCE}  track_file {{\n    up weight 254 noreverse\n    old\n  }}\n}}\n"
+        ))
+        .unwrap();
+        let [up, old] = config.track_file.as_slice() else {
+            panic!("{:?}", config.track_file)
+        };
+        assert_eq!(
+            (up.file.to_str(), i32::from(up.weight), up.reverse),
+            (Some("/run/up"), -10, true)
+        );
+        assert_eq!(
+            up.init_file,
+            Some(InitFile {
+                value: 5,
+                overwrite: true
+            })
+        );
+        assert_eq!(
+            (
+                old.file.to_str(),
+                i32::from(old.weight),
+                old.reverse,
+                old.init_file
+            ),
+            (Some("/run/old file"), 1, false, None)
+        );
+        let tracks = &config.vrrp_instance[0].track_file;
+        assert_eq!(tracks[0].weight.map(i32::from), Some(254));
+        assert_eq!(tracks[0].reverse, Some(false));
+        assert_eq!((tracks[1].weight, tracks[1].reverse), (None, None));
+    }
+
+    #[test]
+    fn file_checks_take_their_own_weight_or_the_files() {
+        let text = "track_file f {\n  file /run/f\n  weight 3 reverse\n}\n\
+                    virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n    FILE_CHECK {\n      track_file f\n    }\n    FILE_CHECK {\n      track_file f\n      weight -70000 reverse\n    }\n  }\n}\n";
+        let config = load(text).unwrap();
+        let rs = &config.virtual_server[0].real_server[0];
+        assert_eq!(
+            rs.file_check,
+            [
+                FileCheck {
+                    track_file: "f".into(),
+                    weight: None,
+                    reverse: false
+                },
+                FileCheck {
+                    track_file: "f".into(),
+                    weight: Some(-70000),
+                    reverse: true
+                },
+            ]
+        );
+        assert_eq!(
+            problems(&text.replace("track_file f\n    }", "track_file g\n      weight x\n    }")),
+            [
+                "k.conf:9:7: real_server 10.0.1.1:80: FILE_CHECK tracks unknown track_file 'g'",
+                "k.conf:10:14: bad value 'x' for 'weight': expected an integer in -2147483647..=2147483647",
+            ]
+        );
+        assert_eq!(
+            problems(&text.replace("      track_file f\n    }", "    }")),
+            ["k.conf:8:5: FILE_CHECK needs track_file"]
+        );
+    }
+
+    #[test]
+    fn bad_track_files_name_what_is_wrong() {
+        assert_eq!(
+            problems(&format!(
+                "track_file f {{\n  weight 255\n  init_file 1 twice\n}}\n\
+                 {INSTANCE}  track_file {{\n    f weight 3 sideways\n    g\n    f reverse\n  }}\n}}\n"
+            )),
+            [
+                "k.conf:1:1: track_file 'f' has no 'file'",
+                "k.conf:2:10: bad value '255' for 'weight': expected an integer in -254..=254",
+                "k.conf:3:15: bad value 'twice' for 'init_file': expected an integer or 'overwrite'",
+                "k.conf:9:16: bad value 'sideways' for 'f': expected 'reverse' or 'noreverse' after the weight",
+                "k.conf:10:5: vrrp_instance 'VI_1' tracks unknown track_file 'g'",
+                "k.conf:11:7: unexpected 'reverse' after 'f': expected 'weight N [reverse|noreverse]'",
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "track_file f {{\n  file /f\n}}\ntrack_file f {{\n  file /g\n}}\n{INSTANCE}  track_file {{\n    g\n  }}\n}}\n"
+            )),
+            [
+                "k.conf:4:1: duplicate track_file name 'f' (first defined at k.conf:1:1)",
+                "k.conf:11:5: vrrp_instance 'VI_1' tracks unknown track_file 'g'",
             ]
         );
     }

@@ -117,7 +117,6 @@ const SYNCTRACK: Support = Refused(
 const SYNCWEIGHT: Support = Refused(
     "in a sync group, a tracked script or interface's weight changes its own instance's priority",
 );
-const TRACKFILE: Support = Refused("not yet; a `vrrp_script` reading the file does the same");
 const TRACKGROUP: Support =
     Refused("list the tracked scripts and interfaces in each `vrrp_instance`");
 const TRACKPROC: Support =
@@ -335,7 +334,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "dont_track_primary", Yes),
     k("vrrp_instance", "track_interface", Yes),
     k("vrrp_instance", "track_script", Yes),
-    k("vrrp_instance", "track_file", TRACKFILE),
+    k("vrrp_instance", "track_file", Yes),
     k("vrrp_instance", "track_process", TRACKPROC),
     k("vrrp_instance", "track_bfd", BFD),
     k("vrrp_instance", "mcast_src_ip", Yes),
@@ -1109,17 +1108,13 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     ),
     k("virtual_server > real_server > DNS_CHECK", "type", Yes),
     k("virtual_server > real_server > DNS_CHECK", "name", Yes),
-    k("virtual_server > real_server", "FILE_CHECK", TRACKFILE),
+    k("virtual_server > real_server", "FILE_CHECK", Yes),
     k(
         "virtual_server > real_server > FILE_CHECK",
         "track_file",
-        TRACKFILE,
+        Yes,
     ),
-    k(
-        "virtual_server > real_server > FILE_CHECK",
-        "weight",
-        TRACKFILE,
-    ),
+    k("virtual_server > real_server > FILE_CHECK", "weight", Yes),
     k("virtual_server > real_server", "BFD_CHECK", BFD),
     k("virtual_server > real_server > BFD_CHECK", "name", BFD),
     k("virtual_server > real_server > BFD_CHECK", "alpha", BFD),
@@ -1149,14 +1144,14 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
         Yes,
     ),
     k("", "include", Yes),
-    k("", "track_file", TRACKFILE),
-    k("track_file", "file", TRACKFILE),
-    k("track_file", "weight", TRACKFILE),
-    k("track_file", "init_file", TRACKFILE),
-    k("", "vrrp_track_file", TRACKFILE),
-    k("vrrp_track_file", "file", TRACKFILE),
-    k("vrrp_track_file", "weight", TRACKFILE),
-    k("vrrp_track_file", "init_file", TRACKFILE),
+    k("", "track_file", Yes),
+    k("track_file", "file", Yes),
+    k("track_file", "weight", Yes),
+    k("track_file", "init_file", Yes),
+    k("", "vrrp_track_file", Yes),
+    k("vrrp_track_file", "file", Yes),
+    k("vrrp_track_file", "weight", Yes),
+    k("vrrp_track_file", "init_file", Yes),
 ];
 
 /// What the table says of `name` in `block`.
