@@ -164,6 +164,19 @@ impl Daemon {
         self.dir.path().join("appliance.sock")
     }
 
+    /// `appliance status --json`, run in `host` (the daemon's), parsed.
+    pub fn status(&self, host: &Host) -> Result<appliance::daemon::status::Status> {
+        let socket = self.socket_path();
+        let out = host
+            .run(
+                crate::appliance_bin(),
+                &["status", "--json", "--socket", &socket.to_string_lossy()],
+            )
+            .map_err(|e| Error::Check(format!("appliance status: {e}")))?;
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::Check(format!("appliance status --json is not a Status: {e}")))
+    }
+
     pub fn timeline_path(&self) -> PathBuf {
         self.dir.path().join("timeline.jsonl")
     }

@@ -12,7 +12,6 @@
 
 use appliance::daemon::status::Status;
 use appliance::timeline::EventKind;
-use appliance_tests::appliance_bin;
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::{Host, Lan};
 use appliance_tests::timeline::Entry;
@@ -171,19 +170,7 @@ fn real_server_event(address: SocketAddr, up: bool) -> impl Fn(&Entry) -> bool {
 }
 
 fn status(director: &Host, daemon: &Daemon) -> Status {
-    let socket = daemon.socket_path();
-    let out = director
-        .run(
-            appliance_bin(),
-            &["status", "--json", "--socket", socket.to_str().unwrap()],
-        )
-        .expect("appliance status");
-    assert!(
-        out.status.success(),
-        "appliance status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("appliance status --json is a Status")
+    daemon.status(director).expect("appliance status --json")
 }
 
 /// The kind and last result of `address`'s check, per `appliance status`.

@@ -193,19 +193,7 @@ fn alternating(answers: &[Option<String>]) -> bool {
 }
 
 fn status(director: &Host, daemon: &Daemon) -> Status {
-    let socket = daemon.socket_path();
-    let out = director
-        .run(
-            appliance_bin(),
-            &["status", "--json", "--socket", socket.to_str().unwrap()],
-        )
-        .expect("appliance status");
-    assert!(
-        out.status.success(),
-        "appliance status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("appliance status --json is a Status")
+    daemon.status(director).expect("appliance status --json")
 }
 
 /// `appliance status` as text.

@@ -11,7 +11,6 @@
 use appliance::daemon::status::{RealServerStatus, Status};
 use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
-use appliance_tests::appliance_bin;
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::{Host, Lan};
 use appliance_tests::timeline::Entry;
@@ -101,19 +100,7 @@ fn alternating(answers: &[Option<String>]) -> bool {
 }
 
 fn status(director: &Host, daemon: &Daemon) -> Status {
-    let socket = daemon.socket_path();
-    let out = director
-        .run(
-            appliance_bin(),
-            &["status", "--json", "--socket", socket.to_str().unwrap()],
-        )
-        .expect("appliance status");
-    assert!(
-        out.status.success(),
-        "appliance status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("appliance status --json is a Status")
+    daemon.status(director).expect("appliance status --json")
 }
 
 fn real_server(status: &Status, ip: &str) -> RealServerStatus {
