@@ -7,6 +7,7 @@
 use appliance::check::decision::{DynamicWeight, Failure, Outcome};
 use appliance::check::http::{self, Endpoint, UrlCheck};
 use appliance::check::{misc, tcp};
+use appliance::config::model::StatusCodes;
 use appliance::script::{Program, RunAs};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -106,7 +107,7 @@ fn url(path: &str, status: Option<u16>, digest: Option<&str>) -> UrlCheck {
     UrlCheck {
         path: path.into(),
         host: "www.example.test".into(),
-        status,
+        status: status.map(StatusCodes::one),
         digest: digest.map(Into::into),
         regex: None,
     }
@@ -210,6 +211,18 @@ async fn http_get_refuses_a_wrong_status_unless_it_is_the_expected_one() {
     assert_eq!(
         http::probe(&ep, &[url("/", Some(500), None)]).await,
         Outcome::Up
+    );
+    let ranges = |codes: &str| UrlCheck {
+        status: Some(codes.parse().unwrap()),
+        ..url("/", None, None)
+    };
+    assert_eq!(
+        http::probe(&ep, &[ranges("200-299 500-599")]).await,
+        Outcome::Up
+    );
+    assert_eq!(
+        http::probe(&ep, &[ranges("200-299 404")]).await,
+        Outcome::Down(Failure::Status(500))
     );
 }
 

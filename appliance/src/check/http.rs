@@ -11,7 +11,7 @@
 use super::decision::{Failure, Outcome};
 use super::probe::{Probe, Start};
 use super::tcp;
-use crate::config::model::{HttpCheck, RealServer, VirtualServer};
+use crate::config::model::{HttpCheck, RealServer, StatusCodes, VirtualServer};
 use md5::{Digest, Md5};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -36,8 +36,8 @@ pub struct UrlCheck {
     pub path: String,
     /// `Host:` header value (and TLS server name).
     pub host: String,
-    /// Expected status; `None` accepts 200..=299.
-    pub status: Option<u16>,
+    /// Expected statuses; `None` accepts 200..=299.
+    pub status: Option<StatusCodes>,
     /// Expected MD5 of the body, lowercase hex.
     pub digest: Option<String>,
     /// A pattern the body (its first [`MAX_REGEX_BODY`] bytes) must match.
@@ -116,7 +116,7 @@ impl HttpProbe {
                         .clone()
                         .or_else(|| vs.virtualhost.clone())
                         .unwrap_or_else(|| target.to_string()),
-                    status: url.status_code,
+                    status: url.status_code.clone(),
                     digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
                     regex,
                 })
@@ -306,8 +306,8 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let status = status.ok_or(Failure::BadResponse)?;
-    let status_ok = match url.status {
-        Some(expected) => status == expected,
+    let status_ok = match &url.status {
+        Some(expected) => expected.contains(status),
         None => (200..=299).contains(&status),
     };
     if !status_ok {
@@ -396,7 +396,7 @@ mod tests {
         let url = super::UrlCheck {
             path: "/".into(),
             host: "rs".into(),
-            status: Some(204),
+            status: Some(StatusCodes::one(204)),
             digest: None,
             regex: None,
         };

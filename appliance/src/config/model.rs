@@ -1048,9 +1048,9 @@ pub struct HttpCheck {
 pub struct Url {
     /// Request path.
     pub path: String,
-    /// Expected status; `None` accepts any 2xx (keepalived's default).
+    /// Expected statuses; `None` accepts any 2xx (keepalived's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_code: Option<u16>,
+    pub status_code: Option<StatusCodes>,
     /// Expected MD5 of the body, 32 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
@@ -1286,6 +1286,110 @@ impl DnsType {
         Self::ALL
             .into_iter()
             .find(|t| t.name().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The statuses an HTTP check accepts, as keepalived's `status_code`
+/// writes them: codes and ranges, `200-299 404`. In TOML an integer (one
+/// code) or that text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StatusCodesRepr", into = "StatusCodesRepr")]
+pub struct StatusCodes(Vec<(u16, u16)>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StatusCodesRepr {
+    One(u16),
+    Text(String),
+}
+
+/// Why a text is not [`StatusCodes`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HTTP status '{0}' is not a code or a range (LOW-HIGH) within 100..=599")]
+pub struct StatusCodesError(String);
+
+impl StatusCodes {
+    /// One code.
+    pub fn one(code: u16) -> Self {
+        Self(vec![(code, code)])
+    }
+
+    pub fn contains(&self, status: u16) -> bool {
+        self.0
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&status))
+    }
+
+    /// These codes and `other`'s.
+    pub fn merge(&mut self, other: Self) {
+        self.0.extend(other.0);
+    }
+}
+
+impl std::str::FromStr for StatusCodes {
+    type Err = StatusCodesError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |word: &str| StatusCodesError(word.to_string());
+        let code = |word: &str, part: &str| {
+            part.parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| bad(word))
+        };
+        let ranges = text
+            .split_whitespace()
+            .map(|word| {
+                let (low, high) = match word.split_once('-') {
+                    Some((low, high)) => (code(word, low)?, code(word, high)?),
+                    None => (code(word, word)?, code(word, word)?),
+                };
+                if low > high {
+                    return Err(bad(word));
+                }
+                Ok((low, high))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if ranges.is_empty() {
+            return Err(bad(text));
+        }
+        Ok(Self(ranges))
+    }
+}
+
+impl std::fmt::Display for StatusCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (low, high)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            if low == high {
+                write!(f, "{low}")?;
+            } else {
+                write!(f, "{low}-{high}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<StatusCodesRepr> for StatusCodes {
+    type Error = StatusCodesError;
+
+    fn try_from(repr: StatusCodesRepr) -> Result<Self, Self::Error> {
+        match repr {
+            StatusCodesRepr::One(code) => code.to_string().parse(),
+            StatusCodesRepr::Text(text) => text.parse(),
+        }
+    }
+}
+
+impl From<StatusCodes> for StatusCodesRepr {
+    fn from(codes: StatusCodes) -> Self {
+        match codes.0.as_slice() {
+            [(low, high)] if low == high => Self::One(*low),
+            _ => Self::Text(codes.to_string()),
+        }
     }
 }
 
@@ -1621,6 +1725,39 @@ pub fn default_delay_before_retry() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// keepalived's status_code_handler: codes and LOW-HIGH ranges within
+    /// 100..=599; one code is an integer in TOML, more are text.
+    #[test]
+    fn status_codes_read_as_keepalived_does_and_round_trip() {
+        let codes: StatusCodes = "200-299 404".parse().unwrap();
+        assert!(codes.contains(200) && codes.contains(299) && codes.contains(404));
+        assert!(!codes.contains(300) && !codes.contains(403));
+        for bad in [
+            "",
+            "600",
+            "99",
+            "300-200",
+            "2xx",
+            "200-",
+            "-200",
+            "200-300-400",
+        ] {
+            assert!(bad.parse::<StatusCodes>().is_err(), "{bad:?}");
+        }
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct T {
+            s: StatusCodes,
+        }
+        let one: T = toml::from_str("s = 204").unwrap();
+        assert_eq!(one.s, StatusCodes::one(204));
+        assert_eq!(toml::to_string(&one).unwrap(), "s = 204\n");
+        let more: T = toml::from_str("s = \"200-299 404\"").unwrap();
+        assert_eq!(more.s, codes);
+        assert_eq!(toml::to_string(&more).unwrap(), "s = \"200-299 404\"\n");
+        let err = toml::from_str::<T>("s = 700").unwrap_err().to_string();
+        assert!(err.contains("HTTP status '700'"), "{err}");
+    }
 
     /// keepalived's read_hex_str: pairs of digits, spaces between bytes,
     /// a lone digit (before a space or at the end) a byte of its own.

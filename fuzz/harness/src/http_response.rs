@@ -7,6 +7,7 @@
 
 use appliance::check::decision::Failure;
 use appliance::check::http::{BodyRegex, UrlCheck, exchange};
+use appliance::config::model::StatusCodes;
 use std::io::ErrorKind;
 use std::pin::Pin;
 use std::sync::LazyLock;
@@ -30,8 +31,9 @@ pub fn http_response(data: &[u8]) {
         host: "fuzz".into(),
         status: match options & 3 {
             0 => None,
-            1 => Some(200),
-            _ => Some(404),
+            1 => Some(StatusCodes::one(200)),
+            2 => Some(StatusCodes::one(404)),
+            _ => "200-299 404".parse().ok(),
         },
         // The MD5 of an empty body.
         digest: (options & 4 != 0).then(|| "d41d8cd98f00b204e9800998ecf8427e".into()),

@@ -1090,6 +1090,30 @@ impl Importer<'_> {
         self.config.vrrp_instance = instances;
     }
 
+    /// `status_code 200-299 404`: codes and ranges, as many as given.
+    fn status_codes(&mut self, st: &Statement) -> Option<StatusCodes> {
+        self.no_block(st);
+        if st.args.is_empty() {
+            self.err(&st.keyword.pos, "'status_code' needs a value");
+            return None;
+        }
+        let mut codes: Option<StatusCodes> = None;
+        for word in &st.args {
+            match word.text.parse::<StatusCodes>() {
+                Ok(more) => match &mut codes {
+                    Some(codes) => codes.merge(more),
+                    None => codes = Some(more),
+                },
+                Err(_) => self.bad(
+                    st,
+                    word,
+                    "an HTTP status or range within 100..=599 (200-299)",
+                ),
+            }
+        }
+        codes
+    }
+
     fn authentication(&mut self, st: &Statement) -> Option<Authentication> {
         self.at_most(st, 0);
         let mut auth_type = None;
@@ -1724,11 +1748,7 @@ impl Importer<'_> {
             self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
             match item.keyword.text.as_str() {
                 "path" => path = self.string(item),
-                "status_code" => {
-                    url.status_code = self
-                        .u32_in(item, 100, 599)
-                        .and_then(|v| u16::try_from(v).ok())
-                }
+                "status_code" => url.status_code = self.status_codes(item),
                 "digest" => {
                     let Some(word) = self.value(item) else {
                         continue;
@@ -1840,6 +1860,29 @@ mod tests {
     }
 
     const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n";
+
+    /// keepalived's `status_code` takes codes and ranges, several per line.
+    #[test]
+    fn status_code_takes_codes_and_ranges() {
+        let vs = |codes: &str| {
+            format!(
+                "virtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n        status_code {codes}\n      }}\n    }}\n  }}\n}}\n"
+            )
+        };
+        let config = import_only(&vs("200-299 404"));
+        let Check::HttpGet(http) = &config.virtual_server[0].real_server[0].check[0] else {
+            panic!("an HTTP_GET");
+        };
+        let codes = http.url[0].status_code.as_ref().expect("codes");
+        assert!(codes.contains(250) && codes.contains(404) && !codes.contains(403));
+        assert_eq!(
+            problems(&vs("200 700 300-200")),
+            [
+                "k.conf:7:25: bad value '700' for 'status_code': expected an HTTP status or range within 100..=599 (200-299)",
+                "k.conf:7:29: bad value '300-200' for 'status_code': expected an HTTP status or range within 100..=599 (200-299)",
+            ]
+        );
+    }
 
     /// The imported model and its warnings; panics on import errors.
     fn import_warned(text: &str) -> (Config, Vec<String>) {
@@ -2267,7 +2310,7 @@ mod tests {
             (http.retry, http.connect_timeout),
             (4, Duration::from_secs(5))
         );
-        assert_eq!(http.url[0].status_code, Some(204));
+        assert_eq!(http.url[0].status_code, Some(StatusCodes::one(204)));
     }
 
     #[test]
