@@ -950,15 +950,6 @@ impl Machine {
                     priority: advert.priority,
                 }
             };
-            // A parting advert: the winner learns we were master too (a
-            // partition healing, where its adverts reached us before ours
-            // reached it) and re-announces the VIPs our gratuitous ARPs
-            // took (`garp_lower_prio_repeat`). Without it, neighbours keep
-            // our MAC for the VIPs until their ARP entries expire.
-            out.push(Action::SendAdvert {
-                priority: self.effective,
-                adver_int: self.cfg.adver_int,
-            });
             self.leave_master(now, State::Backup, reason, out);
             self.last_heard = now;
         } else if advert.from != ours {
@@ -1583,11 +1574,6 @@ mod tests {
         assert_eq!(
             actions,
             vec![
-                // The parting advert tells A we were master too.
-                Action::SendAdvert {
-                    priority: Priority::from_u8(100),
-                    adver_int: Centiseconds(100)
-                },
                 Action::StateChanged {
                     from: State::Master,
                     to: State::Backup,
@@ -1633,7 +1619,7 @@ mod tests {
         let actions = m.handle(secs(6), advert(C, 100, 100));
         assert_eq!(m.state(), State::Backup);
         assert!(matches!(
-            actions.get(1),
+            actions.first(),
             Some(Action::StateChanged {
                 reason: Reason::HigherAddress { .. },
                 ..
