@@ -24,12 +24,13 @@ use crate::config::model::{Check, Service, TrackedFile, VirtualServer};
 use crate::daemon::plan::FilePlan;
 use crate::daemon::track_file::{self, Watch};
 use crate::metrics::Metrics;
+use crate::net::address::{AddressWatch, LocalAddresses};
 use crate::script;
 use crate::script::check::{Scripts, Unchecked};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -135,6 +136,8 @@ pub struct VsStatus {
     pub service: Service,
     pub quorum_up: bool,
     pub sorry_active: bool,
+    /// `ha_suspend` holds its checks.
+    pub suspended: bool,
     pub servers: Vec<RsStatus>,
 }
 
@@ -390,6 +393,7 @@ pub fn spawn_resumed(
         notifies: tokio::task::JoinSet::new(),
         fault_logged: None,
         files,
+        addresses: None,
     };
     let mut dirty = Vec::new();
     runner.apply(actions, None, now, &mut dirty);
@@ -472,6 +476,15 @@ async fn file_changes(watch: Option<&mut Watch>) -> std::io::Result<Vec<track_fi
     }
 }
 
+/// Waits for a change of the director's addresses; forever without a
+/// watch (or once its netlink connection is gone).
+async fn addresses_changed(watch: Option<&mut AddressWatch>) -> Option<&LocalAddresses> {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for the prober's next event and handles it; forever without one.
 async fn half_open(prober: Option<&mut syn::Prober<HalfOpenToken>>) -> std::io::Result<()> {
     match prober {
@@ -507,6 +520,9 @@ struct Runner {
     /// per probe (thousands of probes hit the same limit together).
     fault_logged: Option<std::time::Instant>,
     files: FileChecks,
+    /// The director's addresses, followed when a virtual server has
+    /// `ha_suspend`.
+    addresses: Option<AddressWatch>,
 }
 
 /// How often a run of local faults is logged.
@@ -541,6 +557,7 @@ impl Runner {
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
         let mut running: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
         let mut dirty = Vec::new();
+        self.watch_addresses().await;
         // One timer, re-armed only when the earliest deadline changes.
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -618,6 +635,10 @@ impl Runner {
                         self.prober = None;
                     }
                 }
+                Some(changed) = addresses_changed(self.addresses.as_mut()) => {
+                    let changed = changed.clone();
+                    self.suspend_where_missing(|a| changed.contains(a));
+                }
                 () = &mut sleep, if armed.is_some() => armed = None,
                 Some(_) = self.notifies.join_next(), if !self.notifies.is_empty() => {}
             }
@@ -628,6 +649,45 @@ impl Runner {
         clock_now(self.options.origin)
     }
 
+    /// With a virtual server under `ha_suspend`, reads the director's
+    /// addresses and follows them. Without a watch its checks run: a
+    /// director that cannot tell is better checking than blind.
+    async fn watch_addresses(&mut self) {
+        if !self.checker.suspends() {
+            return;
+        }
+        match AddressWatch::start().await {
+            Ok(watch) => {
+                let addresses = watch.addresses().clone();
+                self.addresses = Some(watch);
+                self.suspend_where_missing(|a| addresses.contains(a));
+            }
+            Err(error) => {
+                tracing::error!(%error, "the director's addresses cannot be followed: ha_suspend's checks run regardless");
+                self.suspend_where_missing(|_| true);
+            }
+        }
+    }
+
+    /// keepalived's `update_checker_activity`: each `ha_suspend` virtual
+    /// server's checks run while its address is on the director.
+    fn suspend_where_missing(&mut self, present: impl Fn(IpAddr) -> bool) {
+        for (vs, suspended) in self.checker.addresses_changed(present) {
+            let service = self.service(vs);
+            if suspended {
+                tracing::info!(
+                    ?service,
+                    "health checks suspended: the virtual address is not on the director (ha_suspend)"
+                );
+            } else {
+                tracing::info!(
+                    ?service,
+                    "health checks resumed: the virtual address is on the director (ha_suspend)"
+                );
+            }
+        }
+    }
+
     /// Starts the probes due by `now`: futures in `running` (within
     /// `max_in_flight`), half-open ones in the prober, whose SYNs then go
     /// out together.
@@ -636,6 +696,10 @@ impl Runner {
             let Some(id) = self.due.pop(now) else {
                 break;
             };
+            if let Some(Action::Schedule { probe, at }) = self.checker.hold_if_suspended(id, now) {
+                self.due.push(at, probe);
+                continue;
+            }
             let Some(probe) = self.probes.get(id.0 as usize) else {
                 continue;
             };
@@ -903,6 +967,7 @@ impl Runner {
                     service: self.service(vs)?,
                     quorum_up,
                     sorry_active,
+                    suspended: self.checker.is_suspended(vs),
                     servers: self
                         .checker
                         .vs_servers(vs)

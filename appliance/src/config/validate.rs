@@ -664,6 +664,14 @@ impl Validator<'_> {
                 super::model::Service::Address(a) => Some(a.ip().is_ipv4()),
                 super::model::Service::Fwmark(_) => None,
             };
+            if vs.ha_suspend && vs_family.is_none() {
+                // keepalived clears it with an error; the file says
+                // something that cannot be, so it is refused.
+                self.report(
+                    &format!("{base}.ha_suspend"),
+                    "ha_suspend needs the virtual server's address: a fwmark service has none to wait for".to_string(),
+                );
+            }
             let mut seen = HashMap::new();
             for (j, rs) in vs.real_server.iter().enumerate() {
                 let path = format!("{base}.real_server[{j}]");
@@ -1225,6 +1233,19 @@ vrrp_instance VI_2 {
         let got = toml_problems(toml);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("min_reply_length 9 is above"), "{got:?}");
+    }
+
+    #[test]
+    fn ha_suspend_on_a_fwmark_service_is_refused_where_it_is() {
+        let text = "virtual_server fwmark 5 {\n  protocol TCP\n  ha_suspend\n  real_server 10.0.1.1 80 {\n  }\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:3:3: ha_suspend needs the virtual server's address: a fwmark service has none to wait for"
+            ]
+        );
+        let ok = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  ha_suspend\n  real_server 10.0.1.1 80 {\n  }\n}\n";
+        assert_eq!(problems(ok), Vec::<String>::new());
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! so a restart reconciles instead of flushing live connections.
 
 mod admin;
+mod announce;
 mod lock;
 mod lvs;
 mod operator;
@@ -1236,6 +1237,7 @@ fn virtual_servers(
             service: service(&vs),
             quorum_up: vs.quorum_up,
             sorry_server_active: vs.sorry_active,
+            suspended: vs.suspended,
             real_servers: vs
                 .servers
                 .into_iter()

@@ -36,6 +36,17 @@ pub(crate) struct Plan {
     /// others).
     pub files: Vec<FilePlan>,
     pub lvs: LvsPlan,
+    /// The least time between two announcements on an interface.
+    pub pacing: Pacing,
+}
+
+/// `vrrp_garp_interval` and `vrrp_gna_interval`: the least time between
+/// two gratuitous ARPs, and between two unsolicited neighbour adverts, on
+/// one interface (zero: no pacing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pacing {
+    pub arp: Duration,
+    pub na: Duration,
 }
 
 /// A `track_file` the VRRP driver watches.
@@ -503,6 +514,10 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
         scripts: tracked,
         files,
         lvs: lvs_plan(config)?,
+        pacing: Pacing {
+            arp: config.global.vrrp_garp_interval,
+            na: config.global.vrrp_gna_interval,
+        },
     })
 }
 

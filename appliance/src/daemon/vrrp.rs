@@ -15,6 +15,7 @@
 //! the instances that status reads without asking.
 
 use super::Error;
+use super::announce::Announcements;
 use super::plan::{InstancePlan, Notify, Plan, ScriptPlan, UnitPlan};
 use super::retry::Backoff;
 use super::status;
@@ -389,7 +390,7 @@ struct Driver {
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
-    announcers: HashMap<String, Announcer>,
+    announcements: Announcements,
     /// Last known state of each interface, to forward changes only.
     link_up: HashMap<String, bool>,
     events: mpsc::Receiver<Event>,
@@ -425,6 +426,7 @@ impl Driver {
         snapshot: Arc<Mutex<Snapshot>>,
     ) -> Result<Self, Error> {
         let (sender, events) = mpsc::channel(1024);
+        let announcements = Announcements::new(setup.plan.pacing);
         Ok(Self {
             plan: setup.plan,
             origin: setup.origin,
@@ -433,7 +435,7 @@ impl Driver {
             router: Router::default(),
             sockets: HashMap::new(),
             links: HashMap::new(),
-            announcers: HashMap::new(),
+            announcements,
             link_up: HashMap::new(),
             events,
             sender,
@@ -881,7 +883,7 @@ impl Driver {
     }
 
     fn announcer(&mut self, link: &Link) -> Result<(), Error> {
-        if self.announcers.contains_key(&link.name) {
+        if self.announcements.contains(&link.name) {
             return Ok(());
         }
         let Some(mac) = link
@@ -896,7 +898,7 @@ impl Driver {
             interface: link.name.clone(),
             source,
         })?;
-        self.announcers.insert(link.name.clone(), announcer);
+        self.announcements.insert(link.name.clone(), announcer);
         Ok(())
     }
 
@@ -983,6 +985,7 @@ impl Driver {
             .units()
             .iter()
             .filter_map(Unit::poll_timeout)
+            .chain(self.announcements.deadline())
             .min();
         let at = match next {
             Some(at) => self.origin + Duration::from_micros(at.as_micros()),
@@ -994,6 +997,7 @@ impl Driver {
 
     async fn on_timers(&mut self) {
         let now = self.now();
+        self.announcements.send_due(now);
         for index in 0..self.units.len() {
             let Some(unit) = self.router.units_mut().get_mut(index) else {
                 continue;
@@ -1221,17 +1225,8 @@ impl Driver {
             }
             Action::SendGratuitous { repeat, .. } => {
                 for (dev, vip) in instance.plan.all_vips() {
-                    let Some(announcer) = self.announcers.get(dev) else {
-                        continue;
-                    };
                     for _ in 0..*repeat {
-                        let sent = match vip.addr {
-                            IpAddr::V4(a) => announcer.arp(a),
-                            IpAddr::V6(a) => announcer.neighbour_advertisement(a),
-                        };
-                        if let Err(e) = sent {
-                            warn!(error = %e, "announcing VIP failed");
-                        }
+                        self.announcements.announce(dev, vip.addr, now);
                     }
                 }
             }
@@ -1379,6 +1374,7 @@ impl Driver {
         }
         let scripts_changed = new.scripts != self.plan.scripts;
         let files_changed = new.files != self.plan.files;
+        self.announcements.set_pacing(new.pacing);
         self.plan = new;
         if scripts_changed {
             self.spawn_scripts();
@@ -1513,6 +1509,7 @@ impl Driver {
         let old: Vec<(String, crate::net::vip::Vip)> = instance.plan.all_vips().cloned().collect();
         let new: Vec<(String, crate::net::vip::Vip)> = changed.all_vips().cloned().collect();
         if master {
+            let now = self.now();
             for (dev, vip) in old.iter().filter(|v| !new.contains(v)) {
                 if let Some(link) = self.links.get(dev)
                     && let Err(e) = self.addresses.remove(link.index, vip).await
@@ -1526,16 +1523,8 @@ impl Driver {
                 {
                     error!(vip = %vip.addr, error = %e, "adding VIP failed");
                 }
-                if let Some(announcer) = self.announcers.get(dev) {
-                    for _ in 0..changed.machine.garp_master_repeat {
-                        let sent = match vip.addr {
-                            IpAddr::V4(a) => announcer.arp(a),
-                            IpAddr::V6(a) => announcer.neighbour_advertisement(a),
-                        };
-                        if let Err(e) = sent {
-                            warn!(error = %e, "announcing VIP failed");
-                        }
-                    }
+                for _ in 0..changed.machine.garp_master_repeat {
+                    self.announcements.announce(dev, vip.addr, now);
                 }
             }
         }

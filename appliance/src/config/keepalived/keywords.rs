@@ -142,7 +142,6 @@ const NOOP_ACCEPT: Support =
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
 const NOOP_DEBUG: Support = NoOp("log detail is set by `RUST_LOG`");
 const NOOP_FAMILY: Support = NoOp("an instance's address family follows its addresses");
-const NOOP_GARP: Support = NoOp("the appliance does not act on it yet");
 const NOOP_MAIL: Support = NoOp("the appliance sends no mail yet: alert from a `notify` script");
 const NOOP_PROCNAME: Support = NoOp("the appliance is one process; its name is `appliance`");
 
@@ -197,8 +196,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_garp_lower_prio_delay", Yes),
     k("global_defs", "vrrp_garp_lower_prio_repeat", Yes),
     k("global_defs", "vrrp_down_timer_adverts", ADVTUNE),
-    k("global_defs", "vrrp_garp_interval", NOOP_GARP),
-    k("global_defs", "vrrp_gna_interval", NOOP_GARP),
+    k("global_defs", "vrrp_garp_interval", Yes),
+    k("global_defs", "vrrp_gna_interval", Yes),
     k("global_defs", "vrrp_min_garp", GARPGROUP),
     k("global_defs", "vrrp_garp_extra_if", GARPX),
     k("global_defs", "vrrp_vmac_garp_intvl", VMAC),
@@ -436,7 +435,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "persistence_timeout", Yes),
     k("virtual_server", "persistence_granularity", Yes),
     k("virtual_server", "protocol", Yes),
-    k("virtual_server", "ha_suspend", NOOP_GARP),
+    k("virtual_server", "ha_suspend", Yes),
     k("virtual_server", "smtp_alert", NOOP_MAIL),
     k("virtual_server", "virtualhost", Yes),
     k("virtual_server", "snmp_name", SNMP),
