@@ -5,6 +5,7 @@
 //! TOML format; anything else (`keepalived.conf`, `*.conf`, no extension) is
 //! read as keepalived.conf.
 
+mod beside;
 pub(crate) mod diag;
 pub(crate) mod file;
 pub(crate) mod keepalived;
@@ -81,7 +82,13 @@ pub fn load_str_mapped(
         }
         Format::Toml => {
             let (config, map) = toml_load::load(path, text).map_err(Diagnostics::sorted)?;
-            finish(config, map, Vec::new())
+            match config.keepalived_conf.clone() {
+                Some(keepalived_conf) => {
+                    let (config, map, errors) = beside::merge(path, &keepalived_conf, config, map);
+                    finish(config, map, errors)
+                }
+                None => finish(config, map, Vec::new()),
+            }
         }
     }
 }
@@ -668,6 +675,92 @@ virtual_server fwmark 7 {
         assert!(
             err.to_string()
                 .starts_with("/nonexistent/keepalived.conf:1:1: cannot read the file: "),
+            "{err}"
+        );
+    }
+
+    const BESIDE_KEEPALIVED: &str = "global_defs {\n  router_id lb1\n}\nvrrp_instance VI_1 {\n  \
+        interface eth0\n  virtual_router_id 51\n  priority 100\n  virtual_ipaddress {\n    \
+        10.0.0.100\n  }\n}\nvirtual_server 10.0.0.100 80 {\n  protocol TCP\n  lb_algo rr\n  \
+        real_server 10.0.1.1 80 {\n  }\n}\n";
+
+    /// A directory holding keepalived.conf and the TOML `toml`.
+    fn beside(toml: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keepalived.conf"), BESIDE_KEEPALIVED).unwrap();
+        let path = dir.path().join("appliance.toml");
+        std::fs::write(&path, toml).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_toml_beside_a_keepalived_conf_adds_the_appliances_own_settings() {
+        let (_dir, path) = beside(
+            "keepalived_conf = \"keepalived.conf\"\n\n[global]\n\
+             metrics_listen = \"127.0.0.1:9100\"\ndataplane = \"nftables\"\n\
+             graceful_remove = \"30s\"\n\n[network.sysctl]\n\"net.ipv4.ip_forward\" = \"1\"\n",
+        );
+        let config = load_file(&path).unwrap();
+        let alone = load_file(&path.with_file_name("keepalived.conf")).unwrap();
+        assert_eq!(config.global.router_id.as_deref(), Some("lb1"));
+        assert_eq!(config.vrrp_instance, alone.vrrp_instance);
+        assert_eq!(config.virtual_server, alone.virtual_server);
+        assert_eq!(
+            config.global.metrics_listen,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(config.global.dataplane, Some(model::Choice::Nftables));
+        assert_eq!(
+            config.global.graceful_remove,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(config.network.sysctl["net.ipv4.ip_forward"], "1");
+        assert_eq!(config.keepalived_conf, None, "merged, it stands alone");
+        // `convert` prints it whole, and that loads back the same.
+        let whole = load_str(&path, &config.to_toml().unwrap(), Format::Toml).unwrap();
+        assert_eq!(whole, config);
+    }
+
+    #[test]
+    fn beside_a_keepalived_conf_a_setting_in_the_wrong_file_is_refused_where_it_is() {
+        let (_dir, path) = beside(
+            "keepalived_conf = \"keepalived.conf\"\n[global]\nrouter_id = \"x\"\n\
+             metrics_listen = \"127.0.0.1:9100\"\n[[vrrp_instance]]\nname = \"VI_2\"\n\
+             interface = \"eth0\"\nvirtual_router_id = 52\n",
+        );
+        let shown = path.with_file_name("keepalived.conf");
+        let got: Vec<String> = load_file(&path)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let at = path.display();
+        assert_eq!(
+            got,
+            [
+                format!(
+                    "{at}:3:1: global.router_id comes from keepalived_conf ({}): write it in its \
+                     global_defs; beside a keepalived.conf, [global] holds only dataplane, \
+                     metrics_listen, status_group, graceful_remove",
+                    shown.display()
+                ),
+                format!(
+                    "{at}:5:3: vrrp_instance comes from keepalived_conf ({}): write it there",
+                    shown.display()
+                ),
+            ]
+        );
+        let (_dir, path) = beside("keepalived_conf = \"other.toml\"\n");
+        let err = load_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("a TOML file: it must name a keepalived.conf"),
+            "{err}"
+        );
+        let (_dir, path) = beside("keepalived_conf = \"missing.conf\"\n");
+        let err = load_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("missing.conf:1:1: cannot read the file"),
             "{err}"
         );
     }

@@ -21,6 +21,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// A keepalived.conf that gives everything keepalived has words for;
+    /// this TOML then holds only the appliance's own settings (TOML only,
+    /// see `config::beside`). A loaded config never has it: it is the
+    /// keepalived.conf's, merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalived_conf: Option<std::path::PathBuf>,
     /// keepalived's `global_defs`.
     #[serde(default)]
     pub global: Global,
