@@ -9,6 +9,7 @@ mod beside;
 pub(crate) mod diag;
 pub(crate) mod file;
 pub(crate) mod keepalived;
+mod minimal;
 pub mod model;
 mod toml_load;
 pub(crate) mod validate;
@@ -141,6 +142,12 @@ impl Config {
     /// gives back an equal `Config`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+
+    /// [`Config::to_toml`] without the keys whose value is the default
+    /// (`appliance convert`); it loads back equal too.
+    pub fn to_toml_minimal(&self) -> Result<String, toml::ser::Error> {
+        minimal::to_toml(self)
     }
 }
 
@@ -762,6 +769,41 @@ virtual_server fwmark 7 {
         assert!(
             err.contains("missing.conf:1:1: cannot read the file"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn convert_writes_only_what_differs_from_the_defaults() {
+        let text = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  \
+            virtual_router_id 51\n  priority 100\n  advert_int 1\n  nopreempt\n  \
+            virtual_ipaddress {\n    10.0.0.100\n  }\n}\n\
+            virtual_server 10.0.0.100 53 {\n  delay_loop 6\n  lb_algo rr\n  \
+            real_server 10.0.1.1 53 {\n    weight 1\n    MISC_CHECK {\n      misc_path /bin/true\n    }\n  }\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let minimal = config.to_toml_minimal().unwrap();
+        assert_eq!(
+            load_str(Path::new("x.toml"), &minimal, Format::Toml).unwrap(),
+            config,
+            "{minimal}"
+        );
+        // The defaults written in the source (state BACKUP, priority 100,
+        // advert_int 1, weight 1) go; what differs stays, keepalived's
+        // UDP for a virtual server without protocol among it.
+        for gone in ["state", "priority", "advert_int", "weight", "[global]"] {
+            assert!(!minimal.contains(gone), "{gone} in:\n{minimal}");
+        }
+        for kept in [
+            "nopreempt = true",
+            "delay_loop = \"6s\"",
+            "lb_algo = \"rr\"",
+            "protocol = \"UDP\"",
+            "program = \"/bin/true\"",
+        ] {
+            assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
+        }
+        assert!(
+            minimal.len() < config.to_toml().unwrap().len() / 2,
+            "{minimal}"
         );
     }
 }
