@@ -149,6 +149,11 @@ impl Daemon {
                 "reload: metrics_listen changed; the endpoint moves at the next restart"
             );
         }
+        if let Some(fifos) = &self.fifos
+            && !fifos.same_settings(&config.global)
+        {
+            warn!("reload: the notify FIFOs changed; they move at the next restart");
+        }
         let mut changed = Vec::new();
         // A program's user is part of the checker's work as much as the
         // servers are.

@@ -101,6 +101,11 @@ pub struct Unchecked {
 }
 
 impl Scripts {
+    /// Whom a program without a user of its own runs as.
+    pub fn default_user(&self) -> &RunAs {
+        &self.default
+    }
+
     /// What to run for `command`.
     pub fn program(&self, command: &Command) -> Result<Program, Unchecked> {
         let run_as = match &command.user {
