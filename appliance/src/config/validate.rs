@@ -816,12 +816,11 @@ impl Validator<'_> {
         }
     }
 
-    /// The status socket's group must exist here: the daemon gives the
-    /// socket to it at start.
     /// A FIFO's path is absolute (the daemon's working directory is no
     /// place to look for it), and its owner exists on this host.
     fn notify_fifos(&mut self, config: &Config) {
-        let accounts = crate::script::accounts::Accounts::read();
+        // The tables only when an owner is named.
+        let mut accounts = None;
         for (keyword, fifo) in notify_fifos(&config.global) {
             let base = format!("global.{keyword}");
             let at = self.map.lookup_first(&[&format!("{base}.path"), &base]);
@@ -837,21 +836,28 @@ impl Validator<'_> {
                     self.map.lookup_first(&[&format!("{base}.group"), &base]),
                     format!("{keyword}: group '{group}' needs a user to go with it"),
                 )),
-                (Some(user), _) if accounts.user(user).is_none() => self.out.push(Diagnostic::new(
-                    user_at,
-                    format!("{keyword}: no user '{user}' on this host"),
-                )),
-                (Some(_), Some(group)) if accounts.group(group).is_none() => {
-                    self.out.push(Diagnostic::new(
-                        user_at,
-                        format!("{keyword}: no group '{group}' on this host"),
-                    ))
+                (Some(user), group) => {
+                    let accounts =
+                        accounts.get_or_insert_with(crate::script::accounts::Accounts::read);
+                    let problem = if accounts.user(user).is_none() {
+                        Some(format!("{keyword}: no user '{user}' on this host"))
+                    } else {
+                        group
+                            .as_ref()
+                            .filter(|g| accounts.group(g).is_none())
+                            .map(|g| format!("{keyword}: no group '{g}' on this host"))
+                    };
+                    if let Some(problem) = problem {
+                        self.out.push(Diagnostic::new(user_at, problem));
+                    }
                 }
-                _ => {}
+                (None, None) => {}
             }
         }
     }
 
+    /// The status socket's group must exist here: the daemon gives the
+    /// socket to it at start.
     fn status_group(&mut self, config: &Config) {
         let Some(name) = &config.global.status_group else {
             return;
