@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 /// Waits for something that happens within a protocol interval or a
 /// check run get this much slack.
-const SLACK: Duration = Duration::from_secs(5);
+const SLACK: Duration = Duration::from_secs(10);
 /// Three 100 ms intervals: the gap that, with the skew, lets a backup
 /// take over.
 const FAILOVER_GAP: Duration = Duration::from_millis(300);
@@ -293,7 +293,7 @@ fn real_server_lines_reach_the_lvs_fifo_and_a_full_vrrp_fifo_never_delays_an_adv
     std::thread::sleep(Duration::from_millis(500));
 
     let times = log.stop().expect("tcpdump's capture");
-    assert!(times.len() > 50, "{} adverts seen", times.len());
+    assert!(times.len() > 20, "{} adverts seen", times.len());
     let gap = longest_gap(&times);
     eprintln!("MEASURED longest gap between m's adverts with a full FIFO: {gap:?}");
     assert!(gap < FAILOVER_GAP, "m's adverts stopped for {gap:?}");

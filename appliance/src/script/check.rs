@@ -629,6 +629,18 @@ virtual_server 10.0.0.1 80 {
     }
 
     #[test]
+    fn a_notify_fifo_script_is_checked_where_it_is_given() {
+        let host = FakeHost::bounded_root();
+        let text = "global_defs {\n    lvs_notify_fifo /run/lvs.fifo\n    lvs_notify_fifo_script \"/usr/bin/true -q\" ops\n}\n";
+        assert_eq!(
+            problems(text, &host),
+            [
+                "k.conf:3:5: lvs_notify_fifo_script: cannot run '/usr/bin/true': the daemon (uid 0) cannot switch to user 'ops' (uid 1000, gid 1000): it lacks CAP_SETUID and CAP_SETGID"
+            ]
+        );
+    }
+
+    #[test]
     fn the_daemons_own_user_needs_no_switch_and_keepalived_script_is_passed_over() {
         let mut host = FakeHost::root().with_keepalived_script();
         host.privileges = Privileges {
