@@ -20,11 +20,12 @@ use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
 use super::{dns, http, misc, ping, plan, tcp, udp};
 use crate::clock;
-use crate::config::model::{Check, Service, TrackedFile, VirtualServer};
+use crate::config::model::{Check, Protocol, Service, TrackedFile, VirtualServer};
 use crate::daemon::plan::FilePlan;
 use crate::daemon::track_file::{self, Watch};
 use crate::metrics::Metrics;
 use crate::net::address::{AddressWatch, LocalAddresses};
+use crate::notify_fifo;
 use crate::script;
 use crate::script::check::{Scripts, Unchecked};
 use futures::FutureExt;
@@ -59,6 +60,8 @@ pub struct Options {
     pub admin: Vec<(VsId, SocketAddr, Admin)>,
     /// The config's `track_file`s, which FILE_CHECKs read.
     pub track_files: Vec<TrackedFile>,
+    /// The notify FIFOs each real server and quorum change is written to.
+    pub fifo: notify_fifo::Sink,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             scripts: Arc::default(),
             admin: Vec::new(),
             track_files: Vec::new(),
+            fifo: notify_fifo::Sink::default(),
         }
     }
 }
@@ -365,6 +369,18 @@ pub fn spawn_resumed(
         Duration::from_micros(fastrand::u64(0..=micros))
     };
     let mut plans = plan::plan(servers, &options.track_files);
+    if !options.fifo.is_empty() {
+        // Every change is written to the FIFOs, where keepalived's notify
+        // programs would run, whether programs are configured or not.
+        for vs in &mut plans {
+            vs.quorum_up = true;
+            vs.quorum_down = true;
+            for rs in &mut vs.real_servers {
+                rs.notify_up = true;
+                rs.notify_down = true;
+            }
+        }
+    }
     for (vs, address, admin) in &options.admin {
         let servers = plans
             .get_mut(vs.0 as usize)
@@ -384,6 +400,7 @@ pub fn spawn_resumed(
         checker,
         programs: plan::Programs::of(servers),
         services: servers.iter().map(|vs| vs.service).collect(),
+        protocols: servers.iter().map(|vs| vs.protocol).collect(),
         probes,
         prober,
         half_open_done: Vec::new(),
@@ -506,6 +523,8 @@ struct Runner {
     programs: plan::Programs,
     /// Each virtual server's service, in `VsId` order.
     services: Vec<Service>,
+    /// Each virtual server's protocol, in `VsId` order.
+    protocols: Vec<Protocol>,
     probes: Vec<Box<dyn Probe>>,
     /// The half-open prober, if any check is half-open.
     prober: Option<syn::Prober<HalfOpenToken>>,
@@ -900,7 +919,14 @@ impl Runner {
         })
     }
 
+    /// keepalived's `do_rs_notifies` / `do_vs_notifies`: the line on the
+    /// notify FIFOs, then the program if one is configured.
     fn notify(&mut self, target: NotifyTarget) {
+        if !self.options.fifo.is_empty()
+            && let Some(line) = self.fifo_line(target)
+        {
+            self.options.fifo.write(&line);
+        }
         let Some(command) = self.programs.get(target) else {
             return;
         };
@@ -922,6 +948,27 @@ impl Runner {
             }
             .instrument(span),
         );
+    }
+
+    /// keepalived's notify FIFO line for `target`.
+    fn fifo_line(&self, target: NotifyTarget) -> Option<String> {
+        let (vs, rs, up) = match target {
+            NotifyTarget::RsUp(rs) => (self.checker.server_vs(rs)?, Some(rs), true),
+            NotifyTarget::RsDown(rs) => (self.checker.server_vs(rs)?, Some(rs), false),
+            NotifyTarget::QuorumUp(vs) => (vs, None, true),
+            NotifyTarget::QuorumDown(vs) => (vs, None, false),
+        };
+        let service = self.service(vs)?;
+        let protocol = self.protocols.get(vs.0 as usize).copied()?;
+        Some(match rs {
+            Some(rs) => notify_fifo::real_server_line(
+                self.checker.server_address(rs)?,
+                service,
+                protocol,
+                up,
+            ),
+            None => notify_fifo::virtual_server_line(service, protocol, up),
+        })
     }
 
     /// The span a notify program's events happen in: its virtual server,

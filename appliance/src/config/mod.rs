@@ -249,6 +249,11 @@ global_defs {
     vrrp_gna_interval 0.000002
     script_user keepalived_script :wheel
     enable_script_security
+    notify_fifo /run/keepalived.fifo
+    notify_fifo_script "/usr/local/bin/fifo-reader --all"
+    vrrp_notify_fifo /run/vrrp.fifo root
+    lvs_notify_fifo /run/lvs.fifo
+    fifo_write_vrrp_states_on_reload
 }
 vrrp_script chk_web {
     script "/usr/local/bin/check web --fast"
@@ -436,7 +441,54 @@ virtual_server fwmark 7 {
             })
         );
         assert!(config.global.enable_script_security);
+        assert_eq!(
+            config.global.notify_fifo.as_ref().map(|f| &f.path),
+            Some(&PathBuf::from("/run/keepalived.fifo"))
+        );
+        assert!(config.global.fifo_write_vrrp_states_on_reload);
         round_trip(&config);
+    }
+
+    /// The notify FIFOs from TOML, and their mistakes at their TOML lines.
+    #[test]
+    fn notify_fifos_load_from_toml() {
+        let path = Path::new("a.toml");
+        let text = "[global]\nfifo_write_vrrp_states_on_reload = true\n\n\
+                    [global.notify_fifo]\npath = \"/run/a.fifo\"\n\
+                    script = { program = \"/usr/bin/reader\", args = [\"-q\"] }\n\n\
+                    [global.lvs_notify_fifo]\npath = \"/run/lvs.fifo\"\nuser = \"root\"\n";
+        let global = load_str(path, text, Format::Toml).unwrap().global;
+        let fifo = global.notify_fifo.unwrap();
+        assert_eq!(fifo.path, PathBuf::from("/run/a.fifo"));
+        assert_eq!(fifo.script.unwrap().args, ["-q"]);
+        assert_eq!(
+            global.lvs_notify_fifo.unwrap().user.as_deref(),
+            Some("root")
+        );
+        assert!(global.vrrp_notify_fifo.is_none());
+        assert!(global.fifo_write_vrrp_states_on_reload);
+        let relative = "[global.vrrp_notify_fifo]\npath = \"x.fifo\"\ngroup = \"root\"\n";
+        let problems = load_str(path, relative, Format::Toml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            problems.contains("a.toml:2:")
+                && problems.contains("vrrp_notify_fifo 'x.fifo': give an absolute path"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("a.toml:3:")
+                && problems.contains("vrrp_notify_fifo: group 'root' needs a user to go with it"),
+            "{problems}"
+        );
+        assert!(
+            load_str(
+                path,
+                "[global.notify_fifo]\npath = \"/a\"\nmode = 1\n",
+                Format::Toml
+            )
+            .is_err()
+        );
     }
 
     /// PING_CHECK, UDP_CHECK and DNS_CHECK read from keepalived.conf with

@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, SourceMap};
 use super::model::{
-    Choice, Command, Config, Global, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
+    Choice, Command, Config, Global, LvsTimeouts, NotifyFifo, Service, VirtualAddress, VrrpInstance,
 };
 use crate::vrrp::Version;
 use ipnet::IpNet;
@@ -30,6 +30,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.status_group(config);
     v.master_only(config);
     v.network(config);
+    v.notify_fifos(config);
     v.out
 }
 
@@ -132,6 +133,16 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
             ],
         ));
     }
+    for (keyword, fifo) in notify_fifos(&config.global) {
+        if let Some(command) = &fifo.script {
+            out.push(CommandSite {
+                command,
+                owner: format!("{keyword}_script"),
+                path: format!("global.{keyword}.script"),
+                user_path: None,
+            });
+        }
+    }
     for (i, vs) in config.virtual_server.iter().enumerate() {
         let name = service_name(vs);
         for (keyword, command) in [
@@ -175,6 +186,18 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
         }
     }
     out
+}
+
+/// The notify FIFOs configured, each with its keyword, in keepalived's
+/// order of precedence (a script of an earlier one wins on a shared path).
+pub(crate) fn notify_fifos(global: &Global) -> impl Iterator<Item = (&'static str, &NotifyFifo)> {
+    [
+        ("notify_fifo", &global.notify_fifo),
+        ("vrrp_notify_fifo", &global.vrrp_notify_fifo),
+        ("lvs_notify_fifo", &global.lvs_notify_fifo),
+    ]
+    .into_iter()
+    .filter_map(|(keyword, fifo)| Some((keyword, fifo.as_ref()?)))
 }
 
 fn family(ip: IpAddr) -> &'static str {
@@ -789,6 +812,46 @@ impl Validator<'_> {
                         "only_when_master names vrrp_instance '{instance}', which is not defined"
                     ),
                 );
+            }
+        }
+    }
+
+    /// A FIFO's path is absolute (the daemon's working directory is no
+    /// place to look for it), and its owner exists on this host.
+    fn notify_fifos(&mut self, config: &Config) {
+        // The tables only when an owner is named.
+        let mut accounts = None;
+        for (keyword, fifo) in notify_fifos(&config.global) {
+            let base = format!("global.{keyword}");
+            let at = self.map.lookup_first(&[&format!("{base}.path"), &base]);
+            if !fifo.path.is_absolute() {
+                self.out.push(Diagnostic::new(
+                    at,
+                    format!("{keyword} '{}': give an absolute path", fifo.path.display()),
+                ));
+            }
+            let user_at = self.map.lookup_first(&[&format!("{base}.user"), &base]);
+            match (&fifo.user, &fifo.group) {
+                (None, Some(group)) => self.out.push(Diagnostic::new(
+                    self.map.lookup_first(&[&format!("{base}.group"), &base]),
+                    format!("{keyword}: group '{group}' needs a user to go with it"),
+                )),
+                (Some(user), group) => {
+                    let accounts =
+                        accounts.get_or_insert_with(crate::script::accounts::Accounts::read);
+                    let problem = if accounts.user(user).is_none() {
+                        Some(format!("{keyword}: no user '{user}' on this host"))
+                    } else {
+                        group
+                            .as_ref()
+                            .filter(|g| accounts.group(g).is_none())
+                            .map(|g| format!("{keyword}: no group '{g}' on this host"))
+                    };
+                    if let Some(problem) = problem {
+                        self.out.push(Diagnostic::new(user_at, problem));
+                    }
+                }
+                (None, None) => {}
             }
         }
     }

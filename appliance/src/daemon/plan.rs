@@ -36,6 +36,9 @@ pub(crate) struct Plan {
     /// others).
     pub files: Vec<FilePlan>,
     pub lvs: LvsPlan,
+    /// `fifo_write_vrrp_states_on_reload`: a reload writes the states it
+    /// left unchanged to the notify FIFOs too.
+    pub fifo_states_on_reload: bool,
     /// The least time between two announcements on an interface.
     pub pacing: Pacing,
 }
@@ -518,6 +521,7 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
             arp: config.global.vrrp_garp_interval,
             na: config.global.vrrp_gna_interval,
         },
+        fifo_states_on_reload: config.global.fifo_write_vrrp_states_on_reload,
     })
 }
 

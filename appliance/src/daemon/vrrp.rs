@@ -30,6 +30,7 @@ use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
 use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
+use crate::notify_fifo;
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::group::SyncGroup;
@@ -157,6 +158,8 @@ pub(super) struct Setup {
     pub origin: tokio::time::Instant,
     pub timeline: Arc<Mutex<TimelineLog>>,
     pub metrics: Arc<Metrics>,
+    /// The notify FIFOs each state change is written to.
+    pub fifo: notify_fifo::Sink,
 }
 
 impl Handle {
@@ -450,7 +453,10 @@ impl Driver {
             metrics: setup.metrics,
             transitions: HashMap::new(),
             snapshot,
-            notifiers: Notifiers::default(),
+            notifiers: Notifiers {
+                fifo: setup.fifo,
+                ..Notifiers::default()
+            },
             systemd: systemd::Notifier::default(),
             pending: BTreeMap::new(),
             retry: Backoff::default(),
@@ -1340,6 +1346,8 @@ impl Driver {
     /// state and changes them in place, anything else that changed stops
     /// (resigning if master) and starts anew.
     async fn reload_units(&mut self, new: Plan) -> ReloadOutcome {
+        let states_before = self.states();
+        let states_on_reload = new.fifo_states_on_reload;
         let (mut stopped, mut reprioritised, mut readdressed) = (0, 0, 0);
         let mut index = 0;
         while index < self.units.len() {
@@ -1391,6 +1399,20 @@ impl Driver {
                         value,
                     })
                     .await;
+                }
+            }
+        }
+        if states_on_reload {
+            // keepalived's `fifo_write_vrrp_states_on_reload`: the states
+            // the reload did not change (those it changed were written as
+            // they changed; new instances are written as they start).
+            for (kind, name, state, priority) in self.states() {
+                if state != State::Initialize
+                    && states_before
+                        .iter()
+                        .any(|(k, n, s, _)| (*k, n.as_str(), *s) == (kind, name.as_str(), state))
+                {
+                    self.notifiers.write_line(kind, &name, state, priority);
                 }
             }
         }
@@ -1582,6 +1604,28 @@ fn priority_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan
     })
 }
 
+impl Driver {
+    /// Each sync group's and instance's state (and priority), groups
+    /// first, as keepalived writes them.
+    fn states(&self) -> Vec<(Notified, String, State, u8)> {
+        let mut out = Vec::new();
+        for unit in self.router.units() {
+            if let Unit::Group(group) = unit {
+                out.push((Notified::Group, group.name().to_string(), group.state(), 0));
+            }
+        }
+        for machine in self.router.units().iter().flat_map(Unit::machines) {
+            out.push((
+                Notified::Instance,
+                machine.name().to_string(),
+                machine.state(),
+                machine.priority().get(),
+            ));
+        }
+        out
+    }
+}
+
 fn current_priority(unit: Option<&Unit>, name: &str) -> Priority {
     unit.into_iter()
         .flat_map(Unit::machines)
@@ -1727,6 +1771,8 @@ fn notify_runs(
 struct Notifiers {
     slots: Arc<Semaphore>,
     running: JoinSet<()>,
+    /// Where each change is written as a line, as its programs start.
+    fifo: notify_fifo::Sink,
 }
 
 impl Default for Notifiers {
@@ -1734,6 +1780,7 @@ impl Default for Notifiers {
         Self {
             slots: Arc::new(Semaphore::new(NOTIFY_SLOTS)),
             running: JoinSet::new(),
+            fifo: notify_fifo::Sink::default(),
         }
     }
 }
@@ -1742,6 +1789,7 @@ impl Notifiers {
     /// Runs the notify programs of `name` for its new state, without
     /// waiting for them.
     fn start(&mut self, kind: Notified, name: &str, programs: &Notify, state: State, priority: u8) {
+        self.write_line(kind, name, state, priority);
         for (program, args) in notify_runs(kind, name, programs, state, priority) {
             let name = name.to_string();
             let slots = self.slots.clone();
@@ -1756,6 +1804,16 @@ impl Notifiers {
                 } else {
                     warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
                 }
+            });
+        }
+    }
+
+    /// The notify FIFO line for `name` in `state`.
+    fn write_line(&self, kind: Notified, name: &str, state: State, priority: u8) {
+        if !self.fifo.is_empty() {
+            self.fifo.write(&match kind {
+                Notified::Instance => notify_fifo::instance_line(name, state, priority),
+                Notified::Group => notify_fifo::group_line(name, state),
             });
         }
     }

@@ -47,9 +47,6 @@ const CHECKER: Support =
 const CHKALPHA: Support = Refused("set `alpha` on the virtual server");
 const CHKDELAY: Support = Refused("set `delay_loop` on the virtual server");
 const CHKMARK: Support = Refused("checks connect to the real server's address directly");
-const FIFO: Support = Refused(
-    "not yet; use `notify` scripts, or follow the timeline (`appliance status --json`, the metrics)",
-);
 const FLUSH: Support = Refused(
     "the appliance removes only what it programmed and keeps its table across restarts (see `graceful_remove`)",
 );
@@ -222,14 +219,14 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_cpu_affinity", PROC),
     k("global_defs", "vrrp_rlimit_rttime", PROC),
     k("global_defs", "vrrp_rlimit_rtime", PROC),
-    k("global_defs", "notify_fifo", FIFO),
-    k("global_defs", "notify_fifo_script", FIFO),
-    k("global_defs", "vrrp_notify_fifo", FIFO),
-    k("global_defs", "vrrp_notify_fifo_script", FIFO),
+    k("global_defs", "notify_fifo", Yes),
+    k("global_defs", "notify_fifo_script", Yes),
+    k("global_defs", "vrrp_notify_fifo", Yes),
+    k("global_defs", "vrrp_notify_fifo_script", Yes),
     k("global_defs", "vrrp_notify_priority_changes", NOTIFYX),
-    k("global_defs", "fifo_write_vrrp_states_on_reload", FIFO),
-    k("global_defs", "lvs_notify_fifo", FIFO),
-    k("global_defs", "lvs_notify_fifo_script", FIFO),
+    k("global_defs", "fifo_write_vrrp_states_on_reload", Yes),
+    k("global_defs", "lvs_notify_fifo", Yes),
+    k("global_defs", "lvs_notify_fifo_script", Yes),
     k("global_defs", "checker_priority", PROC),
     k("global_defs", "checker_no_swap", PROC),
     k("global_defs", "checker_rt_priority", PROC),
