@@ -182,8 +182,8 @@ pub struct RealServerArgs {
     /// The real server, `ADDRESS:PORT` (`[ADDRESS]:PORT` for IPv6), in
     /// every virtual server that has it.
     pub real_server: std::net::SocketAddr,
-    /// Only in this virtual server: `TCP 10.0.0.100:80`, `10.0.0.100:80`
-    /// or `fwmark 5`.
+    /// Only in this virtual server: `TCP 10.0.0.100:80`, `10.0.0.100:80`,
+    /// `fwmark 5` or `group NAME` (any service of a group names the group).
     #[arg(long)]
     pub service: Option<String>,
     /// The daemon's status socket.

@@ -187,7 +187,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let desired = appliance::dataplane::from_config(&config.virtual_server)?;
+            let desired = appliance::dataplane::from_config(
+                &config.virtual_server,
+                &config.virtual_server_group,
+            )?;
             let backend = appliance::dataplane::open_backend(config.global.dataplane)?;
             let mut reconciler = appliance::dataplane::Reconciler::new(backend, Some(state))?;
             println!("{}", reconciler.reconcile(&desired)?);

@@ -94,6 +94,8 @@ fn virtual_server(service: Service, protocol: Protocol) -> String {
     match service {
         Service::Address(address) => trio(address, protocol),
         Service::Fwmark(mark) => format!("FWM {mark}"),
+        // keepalived's format_vs: a group's virtual server has port 0.
+        Service::Group(name) => format!("[{name}]:0"),
     }
 }
 
@@ -447,7 +449,7 @@ mod tests {
     fn checker_lines_are_keepalived_s() {
         let vs = Service::Address("10.0.0.1:80".parse().unwrap());
         assert_eq!(
-            virtual_server_line(vs, Protocol::Tcp, true),
+            virtual_server_line(vs.clone(), Protocol::Tcp, true),
             "VS [10.0.0.1]:tcp:80 UP\n"
         );
         assert_eq!(
@@ -461,12 +463,16 @@ mod tests {
         );
         let mark = Service::Fwmark(7);
         assert_eq!(
-            virtual_server_line(mark, Protocol::Sctp, false),
+            virtual_server_line(mark.clone(), Protocol::Sctp, false),
             "VS FWM 7 DOWN\n"
         );
         assert_eq!(
             real_server_line("10.0.1.2:0".parse().unwrap(), mark, Protocol::Tcp, true),
             "RS [10.0.1.2]:tcp:0 FWM 7 UP\n"
+        );
+        assert_eq!(
+            virtual_server_line(Service::Group("web".into()), Protocol::Tcp, true),
+            "VS [web]:0 UP\n"
         );
     }
 

@@ -111,9 +111,10 @@ fn outcome(text: &str) -> Result<Outcome, String> {
 
 /// The service of virtual server `vs`: its index in the config.
 fn service(servers: &[VirtualServer], vs: VsId) -> String {
-    match servers.get(vs.0 as usize).map(|v| v.service) {
+    match servers.get(vs.0 as usize).map(|v| &v.service) {
         Some(Service::Address(a)) => a.to_string(),
         Some(Service::Fwmark(m)) => format!("fwmark {m}"),
+        Some(Service::Group(name)) => format!("group {name}"),
         None => "?".into(),
     }
 }

@@ -399,7 +399,7 @@ pub fn spawn_resumed(
     let mut runner = Runner {
         checker,
         programs: plan::Programs::of(servers),
-        services: servers.iter().map(|vs| vs.service).collect(),
+        services: servers.iter().map(|vs| vs.service.clone()).collect(),
         protocols: servers.iter().map(|vs| vs.protocol).collect(),
         probes,
         prober,
@@ -550,7 +550,7 @@ const FAULT_LOG_PERIOD: Duration = Duration::from_secs(10);
 impl Runner {
     /// A virtual server's service.
     fn service(&self, vs: VsId) -> Option<Service> {
-        self.services.get(vs.0 as usize).copied()
+        self.services.get(vs.0 as usize).cloned()
     }
 
     /// A check the director could not run: counted, logged now and then;
@@ -983,6 +983,7 @@ impl Runner {
         let service = match vs.and_then(|vs| self.service(vs)) {
             Some(Service::Address(address)) => address.to_string(),
             Some(Service::Fwmark(mark)) => format!("fwmark {mark}"),
+            Some(Service::Group(name)) => format!("group {name}"),
             None => String::new(),
         };
         let real_server = rs

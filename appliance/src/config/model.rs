@@ -43,6 +43,10 @@ pub struct Config {
     /// `vrrp_instance` blocks: one virtual router each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vrrp_instance: Vec<VrrpInstance>,
+    /// `virtual_server_group` blocks: sets of services that one
+    /// `virtual_server group NAME` serves alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_server_group: Vec<VirtualServerGroup>,
     /// `virtual_server` blocks: IPVS services with their real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_server: Vec<VirtualServer>,
@@ -856,13 +860,96 @@ impl Protocol {
 }
 
 /// What a virtual server listens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Service {
     /// `virtual_server IP PORT`.
     Address(SocketAddr),
     /// `virtual_server fwmark MARK`.
     Fwmark(u32),
+    /// `virtual_server group NAME`: every service of the
+    /// [`VirtualServerGroup`] of that name, with the same settings and real
+    /// servers, checked once.
+    Group(String),
+}
+
+/// `virtual_server_group NAME { ... }`: kernel services that a
+/// `virtual_server group NAME` programs alike (keepalived's "VSG").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServerGroup {
+    pub name: String,
+    /// Address ranges and firewall marks, one kernel service per address
+    /// (per mark).
+    pub entries: Vec<GroupEntry>,
+}
+
+/// One line of a `virtual_server_group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GroupEntry {
+    /// `IP PORT`, `IP-LAST PORT`, `IP-IP PORT` or `IP/PREFIX PORT`: a
+    /// service on each address from `address` to `last`.
+    Range(GroupRange),
+    /// `fwmark MARK [inet|inet6]`.
+    Fwmark(GroupFwmark),
+}
+
+/// Addresses `address..=last` on `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRange {
+    pub address: IpAddr,
+    /// The range's last address; `address` alone when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<IpAddr>,
+    pub port: u16,
+}
+
+/// The most addresses one range may span: each is a kernel service.
+pub const GROUP_RANGE_MAX: u128 = 65536;
+
+impl GroupRange {
+    /// The range's addresses in order; empty if it is not a valid range
+    /// (validation says why).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let last = self.last.unwrap_or(self.address);
+        match (self.address, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let (a, b) = (u32::from(a), u32::from(b));
+                if a > b || u128::from(b - a) >= GROUP_RANGE_MAX {
+                    return Vec::new();
+                }
+                (a..=b).map(|n| IpAddr::V4(Ipv4Addr::from(n))).collect()
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let (a, b) = (u128::from(a), u128::from(b));
+                if a > b || b - a >= GROUP_RANGE_MAX {
+                    return Vec::new();
+                }
+                (a..=b).map(|n| IpAddr::V6(Ipv6Addr::from(n))).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A firewall mark entry; its family, when unset, is the virtual
+/// server's (its real servers').
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFwmark {
+    pub fwmark: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<MarkFamily>,
+}
+
+/// `inet` or `inet6` after a group's `fwmark N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MarkFamily {
+    Inet,
+    Inet6,
 }
 
 /// An IPVS virtual service (`virtual_server`).

@@ -53,8 +53,16 @@ struct Validator<'m> {
 }
 
 /// How messages name a virtual server: "TCP 10.0.0.1:80", "fwmark 1".
+fn range_reversed(first: std::net::IpAddr, last: std::net::IpAddr) -> bool {
+    match (first, last) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => a > b,
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => a > b,
+        _ => false,
+    }
+}
+
 pub(crate) fn service_name(vs: &super::model::VirtualServer) -> String {
-    match vs.service {
+    match &vs.service {
         Service::Address(a) => {
             format!(
                 "{} {a}",
@@ -62,6 +70,7 @@ pub(crate) fn service_name(vs: &super::model::VirtualServer) -> String {
             )
         }
         Service::Fwmark(m) => format!("fwmark {m}"),
+        Service::Group(name) => format!("group {name}"),
     }
 }
 
@@ -680,14 +689,89 @@ impl Validator<'_> {
         }
     }
 
+    /// `virtual_server_group`s: named once, not empty, each range one
+    /// family, in order and not too long; and every `virtual_server group
+    /// NAME` names one.
+    fn virtual_server_groups(&mut self, config: &Config) {
+        let mut names = HashMap::new();
+        for (i, group) in config.virtual_server_group.iter().enumerate() {
+            let base = format!("virtual_server_group[{i}]");
+            if let Some(first) = names.insert(group.name.as_str(), i) {
+                let first_pos = self.map.lookup(&format!("virtual_server_group[{first}]"));
+                self.report(
+                    &base,
+                    format!(
+                        "virtual_server_group '{}' is defined twice (first at {first_pos})",
+                        group.name
+                    ),
+                );
+            }
+            if group.entries.is_empty() {
+                self.report(
+                    &base,
+                    format!("virtual_server_group '{}' has no entries", group.name),
+                );
+            }
+            for (j, entry) in group.entries.iter().enumerate() {
+                let super::model::GroupEntry::Range(range) = entry else {
+                    continue;
+                };
+                let Some(last) = range.last else {
+                    continue;
+                };
+                let problem = if range.address.is_ipv4() != last.is_ipv4() {
+                    Some("its ends are of different families")
+                } else if range.addresses().is_empty() {
+                    Some(if range_reversed(range.address, last) {
+                        "its end is before its start"
+                    } else {
+                        "it spans more than 65536 addresses (one kernel service each)"
+                    })
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    self.report(
+                        &format!("{base}.entries[{j}]"),
+                        format!(
+                            "virtual_server_group '{}': range {}-{last}: {problem}",
+                            group.name, range.address
+                        ),
+                    );
+                }
+            }
+        }
+        for (i, vs) in config.virtual_server.iter().enumerate() {
+            let super::model::Service::Group(name) = &vs.service else {
+                continue;
+            };
+            if !names.contains_key(name.as_str()) {
+                self.report(
+                    &format!("virtual_server[{i}]"),
+                    format!("virtual_server group {name}: no virtual_server_group '{name}'"),
+                );
+            }
+        }
+    }
+
     fn virtual_servers(&mut self, config: &Config) {
+        self.virtual_server_groups(config);
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
             let vs_family = match vs.service {
                 super::model::Service::Address(a) => Some(a.ip().is_ipv4()),
-                super::model::Service::Fwmark(_) => None,
+                super::model::Service::Fwmark(_) | super::model::Service::Group(_) => None,
             };
-            if vs.ha_suspend && vs_family.is_none() {
+            if vs.ha_suspend && matches!(vs.service, super::model::Service::Group(_)) {
+                // keepalived counts any of the group's addresses; this
+                // checker waits for one address.
+                self.report(
+                    &format!("{base}.ha_suspend"),
+                    "ha_suspend is not supported on a virtual_server group: write one virtual_server \
+                     per address with ha_suspend, or drop it (the checks then run on the backup too)"
+                        .to_string(),
+                );
+            } else if vs.ha_suspend && vs_family.is_none() {
                 // keepalived clears it with an error; the file says
                 // something that cannot be, so it is refused.
                 self.report(
@@ -883,10 +967,11 @@ impl Validator<'_> {
             let base = format!("virtual_server[{i}]");
             let name = service_name(vs);
             // A block the model refuses gets its error when it is applied.
-            let Ok(table) = crate::dataplane::from_config(std::slice::from_ref(vs)) else {
+            let Ok(services) = crate::dataplane::build::services(vs, &config.virtual_server_group)
+            else {
                 continue;
             };
-            for service in table.values() {
+            for service in &services {
                 for refusal in crate::dataplane::capability::refusals(backend, service) {
                     let server = refusal
                         .real_server
@@ -1159,6 +1244,38 @@ vrrp_instance VI_2 {
             Ok(_) => Vec::new(),
             Err(d) => d.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn virtual_server_groups_are_checked_where_written() {
+        let text = "virtual_server_group web {\n  10.0.0.1 80\n}\nvirtual_server_group web {\n  10.0.0.2 80\n}\n\
+            virtual_server_group empty {\n}\n\
+            virtual_server group nowhere {\n  protocol TCP\n}\n\
+            virtual_server group web {\n  protocol TCP\n  ha_suspend\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:4:1: virtual_server_group 'web' is defined twice (first at k.conf:1:1)",
+                "k.conf:7:1: virtual_server_group 'empty' has no entries",
+                "k.conf:9:1: virtual_server group nowhere: no virtual_server_group 'nowhere'",
+                "k.conf:14:3: ha_suspend is not supported on a virtual_server group: write one virtual_server per address with ha_suspend, or drop it (the checks then run on the backup too)",
+            ]
+        );
+        // TOML ranges: in order, one family, not too long.
+        let toml = "[[virtual_server_group]]\nname = \"web\"\nentries = [\n  \
+            { address = \"10.0.0.9\", last = \"10.0.0.1\", port = 80 },\n  \
+            { address = \"10.0.0.1\", last = \"2001:db8::1\", port = 80 },\n  \
+            { address = \"10.0.0.0\", last = \"10.1.0.0\", port = 80 },\n  \
+            { fwmark = 3, family = \"inet6\" },\n]\n\
+            [[virtual_server]]\nservice = { group = \"web\" }\n";
+        assert_eq!(
+            toml_problems(toml),
+            [
+                "a.toml:4:3: virtual_server_group 'web': range 10.0.0.9-10.0.0.1: its end is before its start",
+                "a.toml:5:3: virtual_server_group 'web': range 10.0.0.1-2001:db8::1: its ends are of different families",
+                "a.toml:6:3: virtual_server_group 'web': range 10.0.0.0-10.1.0.0: it spans more than 65536 addresses (one kernel service each)",
+            ]
+        );
     }
 
     #[test]

@@ -182,22 +182,25 @@ impl Settings {
     }
 }
 
-/// Every real server of `servers` as a target, with its virtual server.
+/// Every real server of `servers` as a target, with its virtual server:
+/// one per kernel service (a group's real server is a target of each of
+/// the group's services).
 fn targets<'a>(
     servers: &'a [VirtualServer],
     pools: &'a Pools,
 ) -> impl Iterator<Item = (VsId, Target)> + 'a {
     servers.iter().enumerate().flat_map(move |(index, vs)| {
         let id = VsId(u32::try_from(index).unwrap_or(u32::MAX));
-        let service = pools.key(id);
-        vs.real_server.iter().filter_map(move |rs| {
-            Some((
-                id,
-                Target {
-                    service: service?,
-                    address: rs.address,
-                },
-            ))
+        pools.keys(id).iter().flat_map(move |service| {
+            vs.real_server.iter().map(move |rs| {
+                (
+                    id,
+                    Target {
+                        service: *service,
+                        address: rs.address,
+                    },
+                )
+            })
         })
     })
 }
@@ -215,7 +218,7 @@ pub(super) fn known(servers: &[VirtualServer], pools: &Pools, target: &Target) -
     locate(servers, pools, target).is_some()
         || servers.iter().enumerate().any(|(index, vs)| {
             let id = VsId(u32::try_from(index).unwrap_or(u32::MAX));
-            pools.key(id) == Some(target.service) && vs.sorry_server == Some(target.address)
+            pools.keys(id).contains(&target.service) && vs.sorry_server == Some(target.address)
         })
 }
 
@@ -229,15 +232,16 @@ fn blocks<'a>(
         .enumerate()
         .flat_map(|(index, vs)| {
             let id = VsId(u32::try_from(index).unwrap_or(u32::MAX));
-            let service = pools.key(id);
-            vs.real_server.iter().filter_map(move |rs| {
-                Some((
-                    Target {
-                        service: service?,
-                        address: rs.address,
-                    },
-                    rs,
-                ))
+            pools.keys(id).iter().flat_map(move |service| {
+                vs.real_server.iter().map(move |rs| {
+                    (
+                        Target {
+                            service: *service,
+                            address: rs.address,
+                        },
+                        rs,
+                    )
+                })
             })
         })
         .collect()
@@ -245,23 +249,32 @@ fn blocks<'a>(
 
 /// The real servers an operator's request names: `address` in every
 /// virtual server, or only in those `service` names (`TCP 10.0.0.1:80`,
-/// `10.0.0.1:80`, `FWM 5` or `fwmark 5`). An error says what the config
-/// has instead.
+/// `10.0.0.1:80`, `FWM 5`, `fwmark 5` or `group NAME`). A group's real
+/// server is one for all the group's services: naming any of them (or the
+/// group) names it in each. An error says what the config has instead.
 pub(super) fn resolve(
     servers: &[VirtualServer],
     pools: &Pools,
     address: SocketAddr,
     service: Option<&str>,
 ) -> Result<Vec<(VsId, Target)>, String> {
+    let named = |vs: VsId| {
+        service.is_none_or(|s| {
+            pools
+                .name(vs)
+                .is_some_and(|n| n.eq_ignore_ascii_case(s.trim()))
+                || pools.keys(vs).iter().any(|key| names(key, s))
+        })
+    };
     let found: Vec<(VsId, Target)> = targets(servers, pools)
         .filter(|(_, t)| t.address == address)
-        .filter(|(_, t)| service.is_none_or(|s| names(&t.service, s)))
+        .filter(|(vs, _)| named(*vs))
         .collect();
     if !found.is_empty() {
         return Ok(found);
     }
     let known: Vec<String> = targets(servers, pools)
-        .filter(|(_, t)| service.is_none_or(|s| names(&t.service, s)))
+        .filter(|(vs, _)| named(*vs))
         .map(|(_, t)| t.to_string())
         .collect();
     let wanted = match service {
@@ -318,7 +331,7 @@ mod tests {
 
     fn config(text: &str) -> (Vec<VirtualServer>, Pools) {
         let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
-        let pools = Pools::new(&config.virtual_server).unwrap();
+        let pools = Pools::new(&config.virtual_server, &config.virtual_server_group).unwrap();
         (config.virtual_server, pools)
     }
 

@@ -43,7 +43,7 @@ mod vrrp;
 
 use crate::check::runner::{self, Report};
 use crate::clock::Instant;
-use crate::config::model::{TrackedFile, VirtualServer};
+use crate::config::model::{TrackedFile, VirtualServer, VirtualServerGroup};
 use crate::config::{self, Config, Diagnostic, Diagnostics};
 use crate::dataplane::{self, ServiceKey, Table};
 use crate::metrics::Metrics;
@@ -201,10 +201,12 @@ pub fn check_config(file: &Path) -> Result<(Config, Vec<Diagnostic>), CheckError
         file: file.to_path_buf(),
         source,
     })?;
-    dataplane::from_config(&config.virtual_server).map_err(|source| CheckError::Table {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    dataplane::from_config(&config.virtual_server, &config.virtual_server_group).map_err(
+        |source| CheckError::Table {
+            file: file.to_path_buf(),
+            source,
+        },
+    )?;
     Ok((config, warnings))
 }
 
@@ -212,7 +214,7 @@ pub fn check_config(file: &Path) -> Result<(Config, Vec<Diagnostic>), CheckError
 pub async fn run(options: Options) -> Result<(), Error> {
     let (config, scripts) = load(&options.config).map_err(Error::Config)?;
     let plan = plan::plan(&config, &scripts, &hostname())?;
-    let pools = Pools::new(&config.virtual_server)?;
+    let pools = Pools::new(&config.virtual_server, &config.virtual_server_group)?;
     let timeline = TimelineLog::open(options.timeline.as_deref(), options.max_file_size).map_err(
         |source| Error::Io {
             what: "opening the timeline file".into(),
@@ -243,6 +245,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // cannot be bound stops the start.
     daemon.serve_metrics(config.global.metrics_listen).await?;
     daemon.servers = config.virtual_server.clone();
+    daemon.groups = config.virtual_server_group.clone();
     // What the operator set before a restart holds from the first table
     // on (for the real servers the config still has).
     let mut pools = pools;
@@ -472,6 +475,8 @@ struct Daemon {
     /// The virtual servers checked, their pools, and the checker of them
     /// (none without virtual servers).
     servers: Vec<VirtualServer>,
+    /// The config's `virtual_server_group`s, which `servers` may name.
+    groups: Vec<VirtualServerGroup>,
     /// The config's `track_file`s, for the servers' FILE_CHECKs.
     track_files: Vec<TrackedFile>,
     pools: Option<Pools>,
@@ -553,6 +558,7 @@ impl Daemon {
             repair: Backoff::default(),
             lvs: Lvs::new(),
             servers: Vec::new(),
+            groups: Vec::new(),
             track_files: Vec::new(),
             pools: None,
             checker: None,
@@ -711,17 +717,24 @@ impl Daemon {
     /// The services of virtual servers held only while their VRRP instance
     /// is MASTER (`only_when_master`) whose instance is not MASTER now.
     fn withheld(&self) -> BTreeSet<ServiceKey> {
+        let Some(pools) = &self.pools else {
+            return BTreeSet::new();
+        };
         self.servers
             .iter()
-            .filter_map(|vs| {
-                let instance = vs.only_when_master.as_ref()?;
-                if self.states.get(instance) == Some(&State::Master) {
-                    return None;
-                }
-                dataplane::from_config(std::slice::from_ref(vs))
-                    .ok()?
-                    .into_keys()
-                    .next()
+            .enumerate()
+            .filter(|(_, vs)| {
+                vs.only_when_master
+                    .as_ref()
+                    .is_some_and(|instance| self.states.get(instance) != Some(&State::Master))
+            })
+            .flat_map(|(index, _)| {
+                pools
+                    .keys(crate::check::decision::VsId(
+                        u32::try_from(index).unwrap_or(u32::MAX),
+                    ))
+                    .iter()
+                    .copied()
             })
             .collect()
     }
@@ -741,6 +754,7 @@ impl Daemon {
         resume: Option<runner::Resume>,
     ) -> Result<(), Error> {
         self.servers = config.virtual_server.clone();
+        self.groups = config.virtual_server_group.clone();
         self.track_files = config.track_file.clone();
         self.pools = Some(pools);
         let outcome = self.restart_checks(resume);
@@ -975,7 +989,7 @@ impl Daemon {
                 at,
             ),
         };
-        let service = pools.key(vs).map(|key| key.to_string());
+        let service = pools.name(vs).map(str::to_string);
         match &kind {
             EventKind::RealServer {
                 address,
@@ -1108,8 +1122,8 @@ impl Daemon {
             checked,
             |vs| {
                 pools
-                    .and_then(|p| p.key(vs.vs))
-                    .map_or_else(|| format!("{:?}", vs.service), |key| key.to_string())
+                    .and_then(|p| p.name(vs.vs))
+                    .map_or_else(|| format!("{:?}", vs.service), str::to_string)
             },
             |at| status::wall(started + Duration::from_micros(at.as_micros())),
         );

@@ -8,7 +8,7 @@
 //! the result.
 
 use crate::check::decision::{Admin, Destination as PoolEntry, Mode, VsId};
-use crate::config::model::VirtualServer;
+use crate::config::model::{VirtualServer, VirtualServerGroup};
 use crate::dataplane::{self, BuildError, Destination, Forwarding, ServiceKey, Table, Weight};
 use std::collections::BTreeMap;
 
@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Pools {
     configured: Table,
-    /// By [`VsId`] (config order): the kernel service and its forwarding
-    /// method (the sorry server's too, as keepalived's default).
-    services: Vec<(ServiceKey, Forwarding)>,
+    /// By [`VsId`] (config order): the kernel services (a group's one per
+    /// entry address and mark, which its one pool feeds alike) and their
+    /// forwarding method (the sorry server's too, as keepalived's default).
+    services: Vec<Served>,
     pools: BTreeMap<VsId, Vec<PoolEntry>>,
     /// The operator's settings, by service and real server.
     admin: BTreeMap<(ServiceKey, std::net::SocketAddr), Admin>,
@@ -27,16 +28,39 @@ pub(super) struct Pools {
     leaving: BTreeMap<(ServiceKey, std::net::SocketAddr), Destination>,
 }
 
+/// One virtual server's kernel services.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Served {
+    /// As the log and the status name it: `group NAME` for a group, else
+    /// its one service.
+    name: String,
+    keys: Vec<ServiceKey>,
+    forwarding: Forwarding,
+}
+
 impl Pools {
-    pub(super) fn new(servers: &[VirtualServer]) -> Result<Self, BuildError> {
-        let configured = dataplane::from_config(servers)?;
+    pub(super) fn new(
+        servers: &[VirtualServer],
+        groups: &[VirtualServerGroup],
+    ) -> Result<Self, BuildError> {
+        let configured = dataplane::from_config(servers, groups)?;
         let mut services = Vec::with_capacity(servers.len());
         for vs in servers {
-            // One block's table holds exactly its own service.
-            let one = dataplane::from_config(std::slice::from_ref(vs))?;
-            if let Some(key) = one.keys().next() {
-                services.push((*key, Forwarding::from(vs.lb_kind)));
-            }
+            // from_config built every block, so this one builds too.
+            let keys: Vec<ServiceKey> = dataplane::build::services(vs, groups)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.key)
+                .collect();
+            let name = match &vs.service {
+                crate::config::model::Service::Group(name) => format!("group {name}"),
+                _ => keys.first().map(ToString::to_string).unwrap_or_default(),
+            };
+            services.push(Served {
+                name,
+                keys,
+                forwarding: Forwarding::from(vs.lb_kind),
+            });
         }
         Ok(Self {
             configured,
@@ -47,9 +71,17 @@ impl Pools {
         })
     }
 
-    /// The kernel service of a virtual server.
-    pub(super) fn key(&self, vs: VsId) -> Option<ServiceKey> {
-        self.services.get(vs.0 as usize).map(|(key, _)| *key)
+    /// The kernel services of a virtual server (a group's several).
+    pub(super) fn keys(&self, vs: VsId) -> &[ServiceKey] {
+        self.services
+            .get(vs.0 as usize)
+            .map_or(&[], |s| s.keys.as_slice())
+    }
+
+    /// A virtual server as the log and the status name it: its kernel
+    /// service, or `group NAME`.
+    pub(super) fn name(&self, vs: VsId) -> Option<&str> {
+        self.services.get(vs.0 as usize).map(|s| s.name.as_str())
     }
 
     /// Takes over the pools `previous` recorded for the virtual servers a
@@ -125,10 +157,14 @@ impl Pools {
     /// server) has none.
     pub(super) fn desired(&self) -> Table {
         let mut table = self.configured.clone();
-        for (vs, pool) in &self.pools {
-            let Some((key, forwarding)) = self.services.get(vs.0 as usize) else {
-                continue;
-            };
+        // A group's one pool feeds each of its services.
+        let fed = self.pools.iter().flat_map(|(vs, pool)| {
+            self.services
+                .get(vs.0 as usize)
+                .into_iter()
+                .flat_map(move |s| s.keys.iter().map(move |key| (key, &s.forwarding, pool)))
+        });
+        for (key, forwarding, pool) in fed {
             let Some(service) = table.get_mut(key) else {
                 continue;
             };
@@ -155,7 +191,11 @@ impl Pools {
                 service.destinations.insert(entry.address, destination);
             }
         }
-        let pooled: Vec<ServiceKey> = self.pools.keys().filter_map(|vs| self.key(*vs)).collect();
+        let pooled: Vec<ServiceKey> = self
+            .pools
+            .keys()
+            .flat_map(|vs| self.keys(*vs).iter().copied())
+            .collect();
         for ((key, address), admin) in &self.admin {
             if pooled.contains(key) {
                 continue;
@@ -201,7 +241,7 @@ mod tests {
 
     fn pools() -> Pools {
         let config = load_str(Path::new("k.conf"), CONF, Format::Keepalived).unwrap();
-        Pools::new(&config.virtual_server).unwrap()
+        Pools::new(&config.virtual_server, &config.virtual_server_group).unwrap()
     }
 
     fn addr(s: &str) -> SocketAddr {
@@ -233,16 +273,16 @@ mod tests {
         let config = load_str(Path::new("k.conf"), CONF, Format::Keepalived).unwrap();
         assert_eq!(
             p.desired(),
-            dataplane::from_config(&config.virtual_server).unwrap()
+            dataplane::from_config(&config.virtual_server, &config.virtual_server_group).unwrap()
         );
         assert_eq!(
-            p.key(VsId(1)),
-            Some(ServiceKey::Socket {
+            p.keys(VsId(1)),
+            [ServiceKey::Socket {
                 protocol: dataplane::Protocol::Tcp,
                 address: addr("10.0.1.101:80"),
-            })
+            }]
         );
-        assert_eq!(p.key(VsId(2)), None);
+        assert_eq!(p.keys(VsId(2)), []);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Daemon {
         let loaded = tokio::task::spawn_blocking(move || {
             let (c, scripts) = load(&path).map_err(Error::Config)?;
             let plan = plan::plan(&c, &scripts, &hostname())?;
-            let pools = Pools::new(&c.virtual_server)?;
+            let pools = Pools::new(&c.virtual_server, &c.virtual_server_group)?;
             Ok((c, scripts, plan, pools))
         })
         .await
@@ -157,7 +157,10 @@ impl Daemon {
         let mut changed = Vec::new();
         // A program's user is part of the checker's work as much as the
         // servers are.
-        if config.virtual_server != self.servers || scripts != *self.scripts {
+        if config.virtual_server != self.servers
+            || config.virtual_server_group != self.groups
+            || scripts != *self.scripts
+        {
             // A virtual server whose block did not change keeps its checks'
             // state and its pool: no check restarts, no failed server back
             // in. Changed programs' users change every check's work.
@@ -191,6 +194,7 @@ impl Daemon {
                 config.virtual_server.len()
             ));
             self.servers = config.virtual_server.clone();
+            self.groups = config.virtual_server_group.clone();
             waits = Some(self.program(pools.desired()));
             if let Some(timeout) = config.global.graceful_remove {
                 self.drain_leaving(leaving, timeout);

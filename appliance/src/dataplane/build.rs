@@ -1,4 +1,7 @@
-//! The desired dataplane from the config's `virtual_server` blocks. What
+//! The desired dataplane from the config's `virtual_server` blocks (a
+//! `virtual_server group NAME` is one kernel service per address of its
+//! group's ranges and per mark, as keepalived's ipvswrapper.c programs it,
+//! all with the block's settings and real servers). What
 //! the kernel cannot express exactly is refused with an error naming the
 //! virtual server, never approximated.
 //!
@@ -11,9 +14,12 @@ use super::{
     Destination, Family, Forwarding, Persistence, Protocol, SchedFlags, ServiceKey, Table,
     VirtualService,
 };
-use crate::config::model::{Service, VirtualServer};
+use crate::config::model::{
+    GROUP_RANGE_MAX, GroupEntry, GroupRange, MarkFamily, Service, VirtualServer, VirtualServerGroup,
+};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::net::SocketAddr;
 
 /// A `virtual_server` the kernel cannot hold as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,51 +32,110 @@ pub struct BuildError {
     pub problem: String,
 }
 
-/// The table the config asks for.
-pub fn from_config(virtual_servers: &[VirtualServer]) -> Result<Table, BuildError> {
+/// The table the config asks for: each `virtual_server` block's services
+/// (a `virtual_server group`'s one per address and mark of its group).
+pub fn from_config(
+    virtual_servers: &[VirtualServer],
+    groups: &[VirtualServerGroup],
+) -> Result<Table, BuildError> {
     let mut table = Table::new();
     for (i, vs) in virtual_servers.iter().enumerate() {
         let fail = |problem: String| BuildError {
             index: i + 1,
-            service: match vs.service {
-                Service::Address(a) => format!("{} {a}", Protocol::from(vs.protocol).name()),
-                Service::Fwmark(m) => format!("fwmark {m}"),
-            },
+            service: crate::config::validate::service_name(vs),
             problem,
         };
-        let service = service(vs).map_err(fail)?;
-        match table.entry(service.key) {
-            Entry::Occupied(_) => {
-                return Err(fail(format!(
-                    "{} is configured by an earlier virtual_server too",
-                    service.key
-                )));
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(service);
+        for service in services(vs, groups).map_err(fail)? {
+            match table.entry(service.key) {
+                Entry::Occupied(_) => {
+                    return Err(fail(format!(
+                        "{} is configured by an earlier virtual_server (or group entry) too",
+                        service.key
+                    )));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(service);
+                }
             }
         }
     }
     Ok(table)
 }
 
-fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
-    let key = match vs.service {
-        Service::Address(address) => {
-            if address.port() == 0 {
-                return Err("port 0 is only for fwmark services".into());
-            }
-            ServiceKey::Socket {
-                protocol: vs.protocol.into(),
-                address,
-            }
+/// One block's kernel services, in the order its group lists them.
+pub(crate) fn services(
+    vs: &VirtualServer,
+    groups: &[VirtualServerGroup],
+) -> Result<Vec<VirtualService>, String> {
+    keys(vs, groups)?
+        .into_iter()
+        .map(|key| service(vs, key))
+        .collect()
+}
+
+fn keys(vs: &VirtualServer, groups: &[VirtualServerGroup]) -> Result<Vec<ServiceKey>, String> {
+    let socket = |address: SocketAddr| {
+        if address.port() == 0 {
+            return Err(format!("{address}: port 0 is only for fwmark services"));
         }
-        Service::Fwmark(0) => return Err("fwmark 0 marks nothing: use a mark from 1".into()),
-        Service::Fwmark(mark) => ServiceKey::Fwmark {
-            family: fwmark_family(vs)?,
-            mark,
-        },
+        Ok(ServiceKey::Socket {
+            protocol: vs.protocol.into(),
+            address,
+        })
     };
+    let mark = |mark: u32, family: Option<MarkFamily>| {
+        if mark == 0 {
+            return Err("fwmark 0 marks nothing: use a mark from 1".to_string());
+        }
+        let family = match family {
+            Some(MarkFamily::Inet) => Family::Ipv4,
+            Some(MarkFamily::Inet6) => Family::Ipv6,
+            None => fwmark_family(vs)?,
+        };
+        Ok(ServiceKey::Fwmark { family, mark })
+    };
+    match &vs.service {
+        Service::Address(address) => Ok(vec![socket(*address)?]),
+        Service::Fwmark(m) => Ok(vec![mark(*m, None)?]),
+        Service::Group(name) => {
+            let group = groups
+                .iter()
+                .find(|g| &g.name == name)
+                .ok_or_else(|| format!("no virtual_server_group '{name}'"))?;
+            let mut keys = Vec::new();
+            for entry in &group.entries {
+                match entry {
+                    GroupEntry::Range(range) => {
+                        let addresses = range.addresses();
+                        if addresses.is_empty() {
+                            return Err(format!(
+                                "virtual_server_group '{name}': {} is not a range of at most                                  {GROUP_RANGE_MAX} addresses of one family",
+                                describe_range(range)
+                            ));
+                        }
+                        for ip in addresses {
+                            keys.push(socket(SocketAddr::new(ip, range.port))?);
+                        }
+                    }
+                    GroupEntry::Fwmark(f) => keys.push(mark(f.fwmark, f.family)?),
+                }
+            }
+            if keys.is_empty() {
+                return Err(format!("virtual_server_group '{name}' has no entries"));
+            }
+            Ok(keys)
+        }
+    }
+}
+
+fn describe_range(range: &GroupRange) -> String {
+    match range.last {
+        Some(last) => format!("{}-{last}", range.address),
+        None => range.address.to_string(),
+    }
+}
+
+fn service(vs: &VirtualServer, key: ServiceKey) -> Result<VirtualService, String> {
     let family = key.family();
     let persistence = match vs.persistence_timeout {
         None => None,
@@ -198,11 +263,67 @@ mod tests {
 
     fn build(text: &str) -> Result<Table, BuildError> {
         let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
-        from_config(&config.virtual_server)
+        from_config(&config.virtual_server, &config.virtual_server_group)
     }
 
     fn problem(text: &str) -> String {
         build(text).unwrap_err().to_string()
+    }
+
+    /// keepalived's ipvswrapper.c programs a group as one service per
+    /// address of each range and per mark, each with the block's settings
+    /// and real servers.
+    #[test]
+    fn a_group_is_one_service_per_address_and_mark() {
+        let table = build(
+            "virtual_server_group web {\n  10.0.0.1-3 80\n  10.0.0.9 8080\n  fwmark 7\n}\n\
+             virtual_server group web {\n  protocol TCP\n  lb_algo rr\n  lb_kind NAT\n  \
+             real_server 10.0.1.1 80\n  real_server 10.0.1.2 80\n}\n",
+        )
+        .unwrap();
+        let socket = |a: &str| ServiceKey::Socket {
+            protocol: Protocol::Tcp,
+            address: a.parse().unwrap(),
+        };
+        let keys: Vec<ServiceKey> = table.keys().copied().collect();
+        let mut want = vec![
+            socket("10.0.0.1:80"),
+            socket("10.0.0.2:80"),
+            socket("10.0.0.3:80"),
+            socket("10.0.0.9:8080"),
+            ServiceKey::Fwmark {
+                family: Family::Ipv4,
+                mark: 7,
+            },
+        ];
+        want.sort();
+        assert_eq!(keys, want);
+        for service in table.values() {
+            assert_eq!(service.scheduler, Scheduler::Rr);
+            assert_eq!(service.destinations.len(), 2);
+        }
+    }
+
+    #[test]
+    fn group_services_are_refused_as_a_virtual_servers_are() {
+        let vs = "virtual_server 10.0.0.2 80 {\n  protocol TCP\n}\n";
+        let group = |entries: &str| {
+            format!(
+                "virtual_server_group web {{\n{entries}}}\nvirtual_server group web {{\n  protocol TCP\n  \
+                 lb_kind DR\n  real_server 10.0.1.1 80\n}}\n"
+            )
+        };
+        assert_eq!(
+            problem(&format!("{vs}{}", group("  10.0.0.1-3 80\n"))),
+            "virtual_server group web (#2): TCP 10.0.0.2:80 is configured by an earlier virtual_server (or group entry) too"
+        );
+        assert_eq!(
+            problem(&group("  10.0.0.1 0\n")),
+            "virtual_server group web (#1): 10.0.0.1:0: port 0 is only for fwmark services"
+        );
+        assert!(
+            problem(&group("  10.0.0.1 80\n  10.0.0.1 8080\n")).contains("cannot change the port"),
+        );
     }
 
     #[test]
@@ -343,7 +464,7 @@ mod tests {
             problem(
                 "virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\nvirtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n"
             ),
-            "virtual_server TCP 10.0.0.1:80 (#2): TCP 10.0.0.1:80 is configured by an earlier virtual_server too"
+            "virtual_server TCP 10.0.0.1:80 (#2): TCP 10.0.0.1:80 is configured by an earlier virtual_server (or group entry) too"
         );
     }
 
@@ -395,7 +516,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/keepalived/seed-lvs-dr.conf");
         let config = crate::config::load_file(&path).unwrap();
-        let table = from_config(&config.virtual_server).unwrap();
+        let table = from_config(&config.virtual_server, &config.virtual_server_group).unwrap();
         let svc = table.values().next().unwrap();
         assert_eq!(svc.scheduler, Scheduler::Wlc);
         assert_eq!(svc.destinations.len(), 2);

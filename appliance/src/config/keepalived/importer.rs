@@ -24,6 +24,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
         map,
         errors: Vec::new(),
         strict: Strict::default(),
+        unset_protocol: Vec::new(),
     };
     for st in statements {
         match st.keyword.text.as_str() {
@@ -32,12 +33,14 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
             "track_file" | "vrrp_track_file" => im.tracked_file(st),
             "vrrp_sync_group" => im.sync_group(st),
             "vrrp_instance" => im.vrrp_instance(st),
+            "virtual_server_group" => im.virtual_server_group(st),
             "virtual_server" => im.virtual_server(st),
             _ => im.unknown(st, ""),
         }
     }
     keywords::warn_no_ops(statements, "", im.map);
     im.finish_instances();
+    im.finish_groups();
     (im.config, im.errors)
 }
 
@@ -84,6 +87,9 @@ struct Importer<'m> {
     map: &'m mut SourceMap,
     errors: Vec<Diagnostic>,
     strict: Strict,
+    /// `virtual_server group NAME` blocks without `protocol`, by index:
+    /// their default depends on the group, which may come later.
+    unset_protocol: Vec<(usize, Position)>,
 }
 
 impl Importer<'_> {
@@ -1356,6 +1362,199 @@ impl Importer<'_> {
         out
     }
 
+    /// `virtual_server_group NAME { IP[-END|/PREFIX] [PORT] ... fwmark N
+    /// [inet|inet6] ... }`, read as keepalived v2.2.7's check_data.c
+    /// `alloc_vsg_entry` reads it: a port of 0 or none is port 0, `IP-N`
+    /// ends at N in the last octet (decimal) or the last IPv6 group (hex).
+    fn virtual_server_group(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.virtual_server_group.len();
+        let base = format!("virtual_server_group[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut entries = Vec::new();
+        for item in self.block(st) {
+            self.no_block(item);
+            let path = format!("{base}.entries[{}]", entries.len());
+            let entry = if item.keyword.text == "fwmark" {
+                self.group_fwmark(item)
+            } else {
+                self.group_range(item).map(GroupEntry::Range)
+            };
+            if let Some(entry) = entry {
+                self.record(path, &item.keyword.pos);
+                entries.push(entry);
+            }
+        }
+        self.config
+            .virtual_server_group
+            .push(VirtualServerGroup { name, entries });
+    }
+
+    fn group_fwmark(&mut self, st: &Statement) -> Option<GroupEntry> {
+        self.at_most(st, 2);
+        let Some(mark) = st.args.first() else {
+            self.err(&st.keyword.pos, "'fwmark' needs a firewall mark");
+            return None;
+        };
+        let fwmark = self.parse_word(st, mark, "a firewall mark")?;
+        let family = match st.args.get(1).map(|w| w.text.as_str()) {
+            None => None,
+            Some("inet") => Some(MarkFamily::Inet),
+            Some("inet6") => Some(MarkFamily::Inet6),
+            Some(_) => {
+                self.bad(st, &st.args[1], "'inet' or 'inet6'");
+                return None;
+            }
+        };
+        Some(GroupEntry::Fwmark(GroupFwmark { fwmark, family }))
+    }
+
+    fn group_range(&mut self, st: &Statement) -> Option<GroupRange> {
+        self.at_most(st, 1);
+        let port = match st.args.first() {
+            None => 0,
+            Some(word) => self.parse_word(st, word, "a port number")?,
+        };
+        let text = st.keyword.text.as_str();
+        let bad = |im: &mut Self, why: &str| {
+            im.err(
+                &st.keyword.pos,
+                format!("virtual_server_group entry '{text}': {why}"),
+            );
+            None
+        };
+        if let Some((ip, prefix)) = text.split_once('/') {
+            let Ok(ip) = ip.parse::<IpAddr>() else {
+                return bad(self, "expected an IP address before '/'");
+            };
+            let bits: u32 = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix.parse::<u32>() {
+                Ok(p) if (1..=bits).contains(&p) => p,
+                _ => return bad(self, &format!("the prefix length is not 1..={bits}")),
+            };
+            // keepalived steps through a range in the last IPv6 group only.
+            if ip.is_ipv6() && prefix < 112 {
+                return bad(
+                    self,
+                    "an IPv6 prefix must be /112 or longer (keepalived ranges over the last group only)",
+                );
+            }
+            let host = if prefix == bits {
+                0
+            } else {
+                u128::MAX >> (128 - (bits - prefix))
+            };
+            let (first, last) = match ip {
+                IpAddr::V4(a) => {
+                    let n = u128::from(u32::from(a));
+                    (n, n | host)
+                }
+                IpAddr::V6(a) => {
+                    let n = u128::from(a);
+                    (n, n | host)
+                }
+            };
+            if first & host != 0 {
+                return bad(self, "the address has bits set past the prefix");
+            }
+            let at = |n: u128| match ip {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(n as u32)),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(n)),
+            };
+            return Some(GroupRange {
+                address: ip,
+                last: (first != last).then(|| at(last)),
+                port,
+            });
+        }
+        let Some((start, end)) = text.split_once('-') else {
+            let Ok(address) = text.parse::<IpAddr>() else {
+                return bad(
+                    self,
+                    "expected an IP address, a range IP-END or IP/PREFIX, or 'fwmark'",
+                );
+            };
+            return Some(GroupRange {
+                address,
+                last: None,
+                port,
+            });
+        };
+        let Ok(address) = start.parse::<IpAddr>() else {
+            return bad(self, "expected an IP address before '-'");
+        };
+        let full = if address.is_ipv4() {
+            end.contains('.')
+        } else {
+            end.contains(':')
+        };
+        let last = if full {
+            match end.parse::<IpAddr>() {
+                Ok(last) if last.is_ipv4() == address.is_ipv4() => last,
+                Ok(_) => return bad(self, "the range's ends are of different families"),
+                Err(_) => return bad(self, "the range's end is not an IP address"),
+            }
+        } else {
+            match address {
+                IpAddr::V4(a) => match end.parse::<u8>() {
+                    Ok(n) => {
+                        let [a1, a2, a3, _] = a.octets();
+                        IpAddr::V4(std::net::Ipv4Addr::new(a1, a2, a3, n))
+                    }
+                    Err(_) => return bad(self, "the range's end is not a last octet 0..=255"),
+                },
+                IpAddr::V6(a) => match u16::from_str_radix(end, 16) {
+                    Ok(n) => {
+                        let mut groups = a.segments();
+                        groups[7] = n;
+                        IpAddr::V6(std::net::Ipv6Addr::from(groups))
+                    }
+                    Err(_) => {
+                        return bad(self, "the range's end is not a last group 0..=ffff (hex)");
+                    }
+                },
+            }
+        };
+        let reversed = match (address, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => a > b,
+            (IpAddr::V6(a), IpAddr::V6(b)) => a > b,
+            _ => false,
+        };
+        // keepalived: "Address range end is not greater than address range
+        // start" for the short form, "less than" for the long one.
+        if reversed || (!full && address == last) {
+            return bad(self, "the range's end is not after its start");
+        }
+        Some(GroupRange {
+            address,
+            last: Some(last),
+            port,
+        })
+    }
+
+    /// A `virtual_server group` without `protocol` is UDP, as keepalived's
+    /// check_data.c makes it, when its group has addresses (a group of
+    /// marks only has no protocol).
+    fn finish_groups(&mut self) {
+        for (index, pos) in std::mem::take(&mut self.unset_protocol) {
+            let vs = &mut self.config.virtual_server[index];
+            let Service::Group(name) = &vs.service else {
+                continue;
+            };
+            let has_addresses = self.config.virtual_server_group.iter().any(|g| {
+                &g.name == name && g.entries.iter().any(|e| matches!(e, GroupEntry::Range(_)))
+            });
+            if has_addresses {
+                vs.protocol = Protocol::Udp;
+                self.map.warn(Diagnostic::new(
+                    pos,
+                    "virtual_server without 'protocol' is UDP, as in keepalived: \
+                     write 'protocol TCP' for TCP",
+                ));
+            }
+        }
+    }
+
     fn virtual_server(&mut self, st: &Statement) {
         let index = self.config.virtual_server.len();
         let base = format!("virtual_server[{index}]");
@@ -1364,11 +1563,12 @@ impl Importer<'_> {
             [kw, mark] if kw.text == "fwmark" => self
                 .parse_word(st, mark, "a firewall mark")
                 .map(Service::Fwmark),
+            [kw, name] if kw.text == "group" => Some(Service::Group(name.text.clone())),
             [ip, port] => self.socket(st, ip, port).map(Service::Address),
             _ => {
                 self.err(
                     &st.keyword.pos,
-                    "'virtual_server' needs 'IP PORT' or 'fwmark MARK'",
+                    "'virtual_server' needs 'IP PORT', 'fwmark MARK' or 'group NAME'",
                 );
                 None
             }
@@ -1489,6 +1689,9 @@ impl Importer<'_> {
         }
         // keepalived v2.2.7 (check_data.c) gives an address without a
         // protocol UDP, the kernel's own default, and says so.
+        if !protocol_set && matches!(vs.service, Service::Group(_)) {
+            self.unset_protocol.push((index, st.keyword.pos.clone()));
+        }
         if !protocol_set && matches!(vs.service, Service::Address(_)) {
             vs.protocol = Protocol::Udp;
             self.map.warn(Diagnostic::new(
@@ -2483,6 +2686,79 @@ mod tests {
             (4, Duration::from_secs(5))
         );
         assert_eq!(http.url[0].status_code, Some(StatusCodes::one(204)));
+    }
+
+    /// keepalived v2.2.7's `alloc_vsg_entry` forms: `IP`, `IP-N` (last
+    /// octet, or last IPv6 group in hex), `IP-IP`, `IP/PREFIX`, a port of 0
+    /// or none, `fwmark N [inet|inet6]`.
+    #[test]
+    fn virtual_server_group_entries() {
+        let text = "virtual_server_group web {\n  10.0.0.1-3 80\n  10.0.0.7-10.0.0.8 443\n  \
+            10.0.1.0/30 0\n  10.0.2.1\n  2001:db8::1-a 80\n  fwmark 5\n  fwmark 6 inet6\n}\n\
+            virtual_server group web {\n  real_server 10.0.9.1 80\n}\n";
+        let (config, warnings) = import_warned(text);
+        let range = |address: &str, last: Option<&str>, port| {
+            GroupEntry::Range(GroupRange {
+                address: address.parse().unwrap(),
+                last: last.map(|l| l.parse().unwrap()),
+                port,
+            })
+        };
+        assert_eq!(
+            config.virtual_server_group,
+            [VirtualServerGroup {
+                name: "web".into(),
+                entries: vec![
+                    range("10.0.0.1", Some("10.0.0.3"), 80),
+                    range("10.0.0.7", Some("10.0.0.8"), 443),
+                    range("10.0.1.0", Some("10.0.1.3"), 0),
+                    range("10.0.2.1", None, 0),
+                    range("2001:db8::1", Some("2001:db8::a"), 80),
+                    GroupEntry::Fwmark(GroupFwmark {
+                        fwmark: 5,
+                        family: None
+                    }),
+                    GroupEntry::Fwmark(GroupFwmark {
+                        fwmark: 6,
+                        family: Some(MarkFamily::Inet6)
+                    }),
+                ],
+            }]
+        );
+        let vs = &config.virtual_server[0];
+        assert_eq!(vs.service, Service::Group("web".into()));
+        // A group with addresses defaults to UDP, as keepalived.
+        assert_eq!(vs.protocol, Protocol::Udp);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:10:1: virtual_server without 'protocol' is UDP, as in keepalived: write 'protocol TCP' for TCP"
+            ]
+        );
+        // A group of marks only has no protocol to default.
+        let (config, warnings) = import_warned(
+            "virtual_server group m {\n  real_server 10.0.9.1 80\n}\nvirtual_server_group m {\n  fwmark 1\n}\n",
+        );
+        assert_eq!(config.virtual_server[0].protocol, Protocol::Tcp);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn virtual_server_group_bad_entries_say_where() {
+        let text = "virtual_server_group web {\n  10.0.0.5-3 80\n  10.0.0.1-300 80\n  10.0.0.1/33 80\n  \
+            10.0.0.1/24 80\n  10.0.0.1-2001:db8::1 80\n  fwmark 5 ipx\n  nowhere 80\n  10.0.0.1 80\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:2:3: virtual_server_group entry '10.0.0.5-3': the range's end is not after its start",
+                "k.conf:3:3: virtual_server_group entry '10.0.0.1-300': the range's end is not a last octet 0..=255",
+                "k.conf:4:3: virtual_server_group entry '10.0.0.1/33': the prefix length is not 1..=32",
+                "k.conf:5:3: virtual_server_group entry '10.0.0.1/24': the address has bits set past the prefix",
+                "k.conf:6:3: virtual_server_group entry '10.0.0.1-2001:db8::1': the range's end is not a last octet 0..=255",
+                "k.conf:7:12: bad value 'ipx' for 'fwmark': expected 'inet' or 'inet6'",
+                "k.conf:8:3: virtual_server_group entry 'nowhere': expected an IP address, a range IP-END or IP/PREFIX, or 'fwmark'",
+            ]
+        );
     }
 
     #[test]

@@ -129,11 +129,10 @@ const VRF: Support = Refused("run the appliance in the VRF's context (`ip vrf ex
 const VSFAMILY: Support = Refused(
     "not needed: a virtual server's family follows its address (a fwmark service's, its real servers')",
 );
-const VSG: Support = Refused(
-    "not yet; write one virtual_server per address, or mark the traffic with a fwmark and use `virtual_server fwmark N`",
-);
 const VSHOST: Support = Refused("set `virtualhost` on the virtual server or in the check's `url`");
-const VSWEIGHT: Support = Refused("a fwmark service's weight for `virtual_server_group`s");
+const VSWEIGHT: Support = Refused(
+    "not yet; it is the default weight of the block's real servers: write `weight N` in each real_server",
+);
 const NOOP_ACCEPT: Support =
     NoOp("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
@@ -406,7 +405,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("SSL", "ca", SSL),
     k("SSL", "certificate", SSL),
     k("SSL", "key", SSL),
-    k("", "virtual_server_group", VSG),
+    k("", "virtual_server_group", Yes),
+    k("virtual_server_group", "fwmark", Yes),
     k("", "virtual_server", Yes),
     k("virtual_server", "ip_family", VSFAMILY),
     k("virtual_server", "retry", INHERIT),
