@@ -25,6 +25,7 @@ const FROM_KEEPALIVED: &[&str] = &[
     "track_file",
     "vrrp_sync_group",
     "vrrp_instance",
+    "virtual_server_group",
     "virtual_server",
 ];
 

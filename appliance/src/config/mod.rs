@@ -824,6 +824,27 @@ virtual_server fwmark 7 {
         );
     }
 
+    /// A keepalived.conf's groups convert to TOML and read back equal.
+    #[test]
+    fn convert_keeps_virtual_server_groups() {
+        let text = "virtual_server_group web {\n  10.0.0.1-3 80\n  2001:db8::1 443\n  fwmark 5 inet\n}\n\
+            virtual_server group web {\n  protocol TCP\n  lb_kind TUN\n  real_server 10.0.1.1 80\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let minimal = config.to_toml_minimal().unwrap();
+        assert_eq!(
+            load_str(Path::new("x.toml"), &minimal, Format::Toml).unwrap(),
+            config,
+            "{minimal}"
+        );
+        for kept in [
+            "group = \"web\"",
+            "last = \"10.0.0.3\"",
+            "family = \"inet\"",
+        ] {
+            assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
+        }
+    }
+
     #[test]
     fn convert_writes_only_what_differs_from_the_defaults() {
         let text = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  \
