@@ -1596,6 +1596,7 @@ impl Importer<'_> {
             real_server: Vec::new(),
         };
         let mut protocol_set = false;
+        let mut default_weight = None;
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
             let field = match kw {
@@ -1671,6 +1672,21 @@ impl Importer<'_> {
                 }
                 "quorum" => set(&mut vs.quorum, self.u32_in(item, 1, u32::MAX)),
                 "hysteresis" => set(&mut vs.hysteresis, self.count(item)),
+                // keepalived's vs_weight_handler: 1..=IPVS_WEIGHT_LIMIT.
+                "weight" => {
+                    if let Some(word) = self.value(item) {
+                        match word
+                            .text
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|w| *w >= 1)
+                            .map(Weight::new)
+                        {
+                            Some(Ok(w)) => default_weight = Some(w),
+                            _ => self.bad(item, word, "an integer in 1..=65535"),
+                        }
+                    }
+                }
                 "quorum_up" => vs.quorum_up = self.command(item, true),
                 "quorum_down" => vs.quorum_down = self.command(item, true),
                 "alpha" => set(&mut vs.alpha, self.flag(item)),
@@ -1685,6 +1701,15 @@ impl Importer<'_> {
                     }
                 }
                 _ => self.unknown(item, "virtual_server"),
+            }
+        }
+        // keepalived's check_data.c: a real server without its own
+        // `weight` takes the block's, wherever in the block it stands.
+        if let Some(weight) = default_weight {
+            for (i, rs) in vs.real_server.iter_mut().enumerate() {
+                if !self.map.has(&format!("{base}.real_server[{i}].weight")) {
+                    rs.weight = weight;
+                }
             }
         }
         // keepalived v2.2.7 (check_data.c) gives an address without a
@@ -2741,6 +2766,26 @@ mod tests {
         );
         assert_eq!(config.virtual_server[0].protocol, Protocol::Tcp);
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    /// keepalived's `virtual_server > weight`: the weight of the block's
+    /// real servers that set none, wherever it stands in the block.
+    #[test]
+    fn a_virtual_servers_weight_is_its_real_servers_default() {
+        let config = import_only(
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n  }\n  \
+             real_server 10.0.1.2 80 {\n    weight 0\n  }\n  weight 5\n}\n",
+        );
+        let weights: Vec<u32> = config.virtual_server[0]
+            .real_server
+            .iter()
+            .map(|rs| rs.weight.get())
+            .collect();
+        assert_eq!(weights, [5, 0]);
+        assert_eq!(
+            problems("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  weight 0\n}\n"),
+            ["k.conf:3:10: bad value '0' for 'weight': expected an integer in 1..=65535"]
+        );
     }
 
     #[test]

@@ -130,9 +130,6 @@ const VSFAMILY: Support = Refused(
     "not needed: a virtual server's family follows its address (a fwmark service's, its real servers')",
 );
 const VSHOST: Support = Refused("set `virtualhost` on the virtual server or in the check's `url`");
-const VSWEIGHT: Support = Refused(
-    "not yet; it is the default weight of the block's real servers: write `weight N` in each real_server",
-);
 const NOOP_ACCEPT: Support =
     NoOp("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
@@ -442,7 +439,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "quorum_down", Yes),
     k("virtual_server", "quorum", Yes),
     k("virtual_server", "hysteresis", Yes),
-    k("virtual_server", "weight", VSWEIGHT),
+    k("virtual_server", "weight", Yes),
     k("virtual_server", "sorry_server", Yes),
     k("virtual_server", "sorry_server_inhibit", SORRYX),
     k("virtual_server", "sorry_server_lvs_method", SORRYX),
