@@ -346,6 +346,34 @@ mod tests {
         }
     }
 
+    /// A group's real server is one target per service of the group;
+    /// naming the group, or any one of its services, names all of them.
+    #[test]
+    fn a_groups_real_server_is_named_by_the_group_or_any_of_its_services() {
+        let (servers, pools) = config(
+            "virtual_server_group web {\n  10.0.1.1-2 80\n  fwmark 9\n}\n\
+             virtual_server group web {\n  protocol TCP\n  real_server 10.0.2.11 8080 {\n  }\n}\n\
+             virtual_server 10.0.1.100 80 {\n  protocol TCP\n  real_server 10.0.2.11 8080 {\n  }\n}\n",
+        );
+        let rs = addr("10.0.2.11:8080");
+        assert_eq!(resolve(&servers, &pools, rs, None).unwrap().len(), 4);
+        for filter in ["group web", "Group web", "10.0.1.2:80", "fwmark 9"] {
+            let found = resolve(&servers, &pools, rs, Some(filter)).unwrap();
+            assert_eq!(found.len(), 3, "{filter}: {found:?}");
+            assert!(found.iter().all(|(vs, _)| *vs == VsId(0)), "{filter}");
+        }
+        let err = resolve(&servers, &pools, rs, Some("group nope")).unwrap_err();
+        assert!(err.contains("no service group nope"), "{err}");
+        // Each of the group's services knows it (a reload keeps it).
+        for key in pools.keys(VsId(0)) {
+            let target = Target {
+                service: *key,
+                address: rs,
+            };
+            assert!(known(&servers, &pools, &target), "{target}");
+        }
+    }
+
     #[test]
     fn a_real_server_is_named_by_address_and_narrowed_by_service() {
         let (servers, pools) = config(CONF);

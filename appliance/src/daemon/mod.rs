@@ -717,25 +717,16 @@ impl Daemon {
     /// The services of virtual servers held only while their VRRP instance
     /// is MASTER (`only_when_master`) whose instance is not MASTER now.
     fn withheld(&self) -> BTreeSet<ServiceKey> {
-        let Some(pools) = &self.pools else {
-            return BTreeSet::new();
-        };
         self.servers
             .iter()
-            .enumerate()
-            .filter(|(_, vs)| {
+            .filter(|vs| {
                 vs.only_when_master
                     .as_ref()
                     .is_some_and(|instance| self.states.get(instance) != Some(&State::Master))
             })
-            .flat_map(|(index, _)| {
-                pools
-                    .keys(crate::check::decision::VsId(
-                        u32::try_from(index).unwrap_or(u32::MAX),
-                    ))
-                    .iter()
-                    .copied()
-            })
+            .filter_map(|vs| dataplane::build::services(vs, &self.groups).ok())
+            .flatten()
+            .map(|service| service.key)
             .collect()
     }
 

@@ -267,6 +267,30 @@ mod tests {
             .collect()
     }
 
+    /// A group's one pool (one check per real server) feeds each of the
+    /// group's kernel services.
+    #[test]
+    fn a_groups_pool_feeds_every_service_of_the_group() {
+        let text = "virtual_server_group web {\n  10.0.1.1-3 80\n}\n\
+            virtual_server group web {\n  protocol TCP\n  \
+            real_server 10.0.2.11 8080 {\n  }\n  real_server 10.0.2.12 8080 {\n  }\n}\n\
+            virtual_server 10.0.1.100 80 {\n  protocol TCP\n  real_server 10.0.2.11 8080 {\n  }\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let mut p = Pools::new(&config.virtual_server, &config.virtual_server_group).unwrap();
+        assert_eq!(p.keys(VsId(0)).len(), 3);
+        assert_eq!(p.name(VsId(0)), Some("group web"));
+        assert_eq!(p.name(VsId(1)), Some("TCP 10.0.1.100:80"));
+        assert!(p.set(VsId(0), vec![entry("10.0.2.12:8080", 1)]));
+        let table = p.desired();
+        for vs in ["10.0.1.1:80", "10.0.1.2:80", "10.0.1.3:80"] {
+            assert_eq!(weights(&table, vs), [(addr("10.0.2.12:8080"), 1)], "{vs}");
+        }
+        assert_eq!(
+            weights(&table, "10.0.1.100:80"),
+            [(addr("10.0.2.11:8080"), 1)]
+        );
+    }
+
     #[test]
     fn without_pools_the_configured_table_stands() {
         let p = pools();

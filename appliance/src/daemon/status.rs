@@ -181,7 +181,8 @@ pub struct TransitionStatus {
 /// A virtual server and its real servers as the checker sees them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VirtualServerStatus {
-    /// The kernel service: `TCP 10.0.0.100:80`, `FWM 5`.
+    /// The kernel service: `TCP 10.0.0.100:80`, `FWM 5`; or `group NAME`
+    /// for a `virtual_server group` (several kernel services).
     pub service: String,
     pub quorum_up: bool,
     pub sorry_server_active: bool,
