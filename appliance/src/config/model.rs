@@ -849,6 +849,14 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "TCP" => Some(Self::Tcp),
@@ -871,6 +879,18 @@ pub enum Service {
     /// [`VirtualServerGroup`] of that name, with the same settings and real
     /// servers, checked once.
     Group(String),
+}
+
+impl VirtualServer {
+    /// The block as messages name it: `TCP 10.0.0.1:80`, `fwmark 5`,
+    /// `group NAME`.
+    pub fn name(&self) -> String {
+        match &self.service {
+            Service::Address(a) => format!("{} {a}", self.protocol.name()),
+            Service::Fwmark(m) => format!("fwmark {m}"),
+            Service::Group(name) => format!("group {name}"),
+        }
+    }
 }
 
 /// `virtual_server_group NAME { ... }`: kernel services that a

@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, SourceMap};
 use super::model::{
-    Choice, Command, Config, Global, LvsTimeouts, NotifyFifo, Service, VirtualAddress, VrrpInstance,
+    Choice, Command, Config, Global, LvsTimeouts, NotifyFifo, VirtualAddress, VrrpInstance,
 };
 use crate::vrrp::Version;
 use ipnet::IpNet;
@@ -58,19 +58,6 @@ fn range_reversed(first: std::net::IpAddr, last: std::net::IpAddr) -> bool {
         (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => a > b,
         (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => a > b,
         _ => false,
-    }
-}
-
-pub(crate) fn service_name(vs: &super::model::VirtualServer) -> String {
-    match &vs.service {
-        Service::Address(a) => {
-            format!(
-                "{} {a}",
-                crate::dataplane::Protocol::from(vs.protocol).name()
-            )
-        }
-        Service::Fwmark(m) => format!("fwmark {m}"),
-        Service::Group(name) => format!("group {name}"),
     }
 }
 
@@ -153,7 +140,7 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
         }
     }
     for (i, vs) in config.virtual_server.iter().enumerate() {
-        let name = service_name(vs);
+        let name = vs.name();
         for (keyword, command) in [
             ("quorum_up", &vs.quorum_up),
             ("quorum_down", &vs.quorum_down),
@@ -239,7 +226,7 @@ impl Validator<'_> {
                     &format!("virtual_server[{i}].delay_loop"),
                     format!(
                         "virtual_server {}: delay_loop must be more than 0",
-                        service_name(vs)
+                        vs.name()
                     ),
                 );
             }
@@ -965,7 +952,7 @@ impl Validator<'_> {
         let backend = config.global.dataplane.unwrap_or(Choice::Ipvs);
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
-            let name = service_name(vs);
+            let name = vs.name();
             // A block the model refuses gets its error when it is applied.
             let Ok(services) = crate::dataplane::build::services(vs, &config.virtual_server_group)
             else {

@@ -42,7 +42,7 @@ pub fn from_config(
     for (i, vs) in virtual_servers.iter().enumerate() {
         let fail = |problem: String| BuildError {
             index: i + 1,
-            service: crate::config::validate::service_name(vs),
+            service: vs.name(),
             problem,
         };
         for service in services(vs, groups).map_err(fail)? {
