@@ -27,6 +27,7 @@ pub mod net;
 pub(crate) mod rotating;
 pub mod script;
 pub mod sim;
+pub mod smtp;
 pub(crate) mod state_file;
 
 /// Marks a fail point named `$name` (src/failpoint.rs in the tests' build,

@@ -26,6 +26,7 @@
 mod admin;
 mod lock;
 mod lvs;
+mod mail;
 mod operator;
 pub(crate) mod plan;
 mod pools;
@@ -234,6 +235,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
     raise_file_limit(descriptors_needed(&config));
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
     daemon.scripts = Arc::new(scripts);
+    let node = daemon.plan.node.clone();
+    daemon.alerts.configure(&config, &node, &hostname());
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
     crate::net::setup::apply(&config.network).await?;
@@ -321,6 +324,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     daemon.shutdown(Some(&mut reports)).await;
     Ok(())
 }
+
+/// How long the alert mail still queued at a stop may take to go out.
+const MAIL_AT_STOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Events handled at most after the one that woke the control loop, before
 /// the pools they changed are programmed.
@@ -496,6 +502,8 @@ struct Daemon {
     switchovers: Vec<switchover::PendingSwitchover>,
     /// The checker changed a pool since the last table was programmed.
     pools_changed: bool,
+    /// What mails, and the queue to the task that sends it.
+    alerts: mail::Alerts,
 }
 
 impl Daemon {
@@ -559,6 +567,7 @@ impl Daemon {
             masters_recorded: false,
             switchovers: Vec::new(),
             pools_changed: false,
+            alerts: mail::Alerts::start(),
         })
     }
 
@@ -906,16 +915,20 @@ impl Daemon {
                 cause,
                 at,
                 ..
-            } => (
-                vs,
-                EventKind::RealServer {
-                    address,
-                    alive,
-                    weight,
-                },
-                status::describe(&cause),
-                at,
-            ),
+            } => {
+                self.alerts
+                    .real_server(&self.servers, vs.0 as usize, address, alive, &cause);
+                (
+                    vs,
+                    EventKind::RealServer {
+                        address,
+                        alive,
+                        weight,
+                    },
+                    status::describe(&cause),
+                    at,
+                )
+            }
             Report::Quorum {
                 vs,
                 up,
@@ -923,16 +936,20 @@ impl Daemon {
                 threshold,
                 at,
                 ..
-            } => (
-                vs,
-                EventKind::Quorum {
-                    up,
-                    weight_sum,
-                    threshold,
-                },
-                String::new(),
-                at,
-            ),
+            } => {
+                self.alerts
+                    .quorum(&self.servers, vs.0 as usize, up, weight_sum, threshold);
+                (
+                    vs,
+                    EventKind::Quorum {
+                        up,
+                        weight_sum,
+                        threshold,
+                    },
+                    String::new(),
+                    at,
+                )
+            }
             Report::SorryServer { vs, active, at, .. } => {
                 (vs, EventKind::SorryServer { active }, String::new(), at)
             }
@@ -988,11 +1005,18 @@ impl Daemon {
     /// services gated on the instance enter or leave the kernel, and the
     /// service manager's status line changes.
     fn on_vrrp(&mut self, report: vrrp::Report) {
-        let vrrp::Report::StateChanged {
-            instance,
-            to,
-            taker,
-        } = report;
+        let (instance, to, taker) = match report {
+            vrrp::Report::StateChanged {
+                instance,
+                to,
+                taker,
+            } => (instance, to, taker),
+            vrrp::Report::GroupChanged { group, to } => {
+                self.alerts.vrrp(true, &group, to);
+                return;
+            }
+        };
+        self.alerts.vrrp(false, &instance, to);
         self.states.insert(instance.clone(), to);
         self.record_masters();
         self.switched(&instance, to, taker);
@@ -1214,6 +1238,8 @@ impl Daemon {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        // The last alerts (instances stopping) get a little time to go.
+        self.alerts.finish(MAIL_AT_STOP).await;
         if let Some(path) = self.status_socket.take()
             && let Err(e) = std::fs::remove_file(&path)
         {
