@@ -25,6 +25,9 @@ pub enum Error {
     Timeout,
     #[error("{0}")]
     Io(std::io::ErrorKind),
+    /// More came after the reply to STARTTLS, before TLS (RFC 3207 5).
+    #[error("the server said more after its STARTTLS reply")]
+    Injected,
     /// The server answered `step` with `code` where `expected` was due.
     #[error("{step} answered {code}, expected {expected}")]
     Unexpected {
@@ -127,6 +130,12 @@ pub fn rcpt_to(address: &str) -> String {
     format!("RCPT TO:<{}>\r\n", one_line(address))
 }
 
+/// `EHLO name`, the extended greeting STARTTLS needs.
+pub fn ehlo(name: &str) -> String {
+    format!("EHLO {}\r\n", one_line(name))
+}
+
+pub const STARTTLS: &str = "STARTTLS\r\n";
 pub const DATA: &str = "DATA\r\n";
 pub const QUIT: &str = "QUIT\r\n";
 
@@ -250,6 +259,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .await
             .map_err(|_| Error::Timeout)??;
         Ok(())
+    }
+
+    /// The stream, for a TLS handshake after STARTTLS's 220; an error if
+    /// the server sent more after that reply (RFC 3207 5: it would be
+    /// taken as said inside TLS).
+    pub fn into_inner(self) -> Result<S, Error> {
+        if self.replies.pending.is_empty() {
+            Ok(self.stream)
+        } else {
+            Err(Error::Injected)
+        }
     }
 
     /// Sends a command and awaits its reply, which must be `expected`.

@@ -101,9 +101,10 @@ fn failure(error: &smtp::Error) -> Failure {
         smtp::Error::Timeout => Failure::Timeout,
         smtp::Error::Unexpected { code, .. } => Failure::Status(*code),
         smtp::Error::Io(kind) => Failure::Connect(*kind),
-        smtp::Error::LineTooLong | smtp::Error::NotReply | smtp::Error::Closed => {
-            Failure::BadResponse
-        }
+        smtp::Error::LineTooLong
+        | smtp::Error::NotReply
+        | smtp::Error::Closed
+        | smtp::Error::Injected => Failure::BadResponse,
     }
 }
 

@@ -638,7 +638,7 @@ virtual_server fwmark 7 {
         round_trip(&config);
 
         let toml = "[global]\nnotification_email = [\"ops@x\"]\nsmtp_server = { host = \"mail.x\" }\n\
-                    smtp_alert = true\n\
+                    smtp_alert = true\nsmtp_starttls = true\n\
                     [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
                     smtp_alert = false\n\
                     [[virtual_server]]\nservice = { address = \"192.0.2.10:25\" }\n\
@@ -648,6 +648,7 @@ virtual_server fwmark 7 {
             load_str(Path::new("a.toml"), toml, Format::Toml).unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(config.global.smtp_server.as_ref().map(|s| s.port), Some(25));
         assert_eq!(config.vrrp_instance[0].smtp_alert, Some(false));
+        assert!(config.global.smtp_starttls, "TOML only");
         assert!(matches!(
             &config.virtual_server[0].real_server[0].check[0],
             Check::Smtp(s) if s.helo_name == "me" && s.connect_port == Some(587)

@@ -131,6 +131,13 @@ pub struct Global {
     /// No mail when a VRRP instance or sync group enters FAULT.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_email_faults: bool,
+    /// Send the alert mail over TLS, upgraded with STARTTLS (RFC 3207)
+    /// after EHLO; a relay that does not offer it gets no mail. An
+    /// appliance extension (TOML only; keepalived speaks plain SMTP), off
+    /// by default. Like SSL_GET, it accepts any certificate: it keeps the
+    /// mail from passive eavesdroppers, not from a relay impersonated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub smtp_starttls: bool,
     /// VRRP version for instances that do not set `version`.
     #[serde(default = "default_vrrp_version")]
     pub vrrp_version: Version,
@@ -229,6 +236,7 @@ impl Default for Global {
             smtp_alert_vrrp: None,
             smtp_alert_checker: None,
             no_email_faults: false,
+            smtp_starttls: false,
             vrrp_version: default_vrrp_version(),
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,

@@ -41,6 +41,8 @@ pub(super) struct Settings {
     from: String,
     to: Vec<String>,
     timeout: Duration,
+    /// Upgrade to TLS with STARTTLS before the mail (TOML only).
+    starttls: bool,
 }
 
 impl Settings {
@@ -65,6 +67,7 @@ impl Settings {
                 .unwrap_or_else(|| format!("{}@{host}", user())),
             to: global.notification_email.clone(),
             timeout: global.smtp_connect_timeout,
+            starttls: global.smtp_starttls,
         })
     }
 }
@@ -391,16 +394,74 @@ async fn send(settings: &Settings, alert: &Alert, now: SystemTime) -> Result<(),
         .await
         .map_err(|_| smtp::Error::Timeout)??;
     let mut client = Client::new(stream, step);
-    let result = conversation(&mut client, settings, alert, now).await;
-    // As keepalived: QUIT after the mail, or after a refusal; a server
-    // that timed out or spoke garbage is left.
+    if !settings.starttls {
+        let result = async {
+            client.expect("greeting", 220).await?;
+            client
+                .command("HELO", &smtp::helo(&settings.helo), 250)
+                .await?;
+            mail(&mut client, settings, alert, now).await
+        }
+        .await;
+        return quit(client, result).await;
+    }
+    let upgrade = async {
+        client.expect("greeting", 220).await?;
+        client
+            .command("EHLO", &smtp::ehlo(&settings.helo), 250)
+            .await?;
+        client.command("STARTTLS", smtp::STARTTLS, 220).await
+    }
+    .await;
+    if upgrade.is_err() {
+        return quit(client, upgrade).await;
+    }
+    let stream = client.into_inner()?;
+    let tls = tls(&settings.host, stream, step).await?;
+    let mut client = Client::new(tls, step);
+    let result = async {
+        // RFC 3207 4.2: what was said before TLS is forgotten.
+        client
+            .command("EHLO", &smtp::ehlo(&settings.helo), 250)
+            .await?;
+        mail(&mut client, settings, alert, now).await
+    }
+    .await;
+    quit(client, result).await
+}
+
+/// The TLS client side of STARTTLS over `stream`, within `step`: any
+/// certificate, as SSL_GET (the relay is named by `host`, a name or an
+/// address).
+async fn tls(
+    host: &str,
+    stream: tokio::net::TcpStream,
+    step: Duration,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, smtp::Error> {
+    let connector = crate::check::http::tls_connector()
+        .map_err(|_| smtp::Error::Io(std::io::ErrorKind::InvalidInput))?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| smtp::Error::Io(std::io::ErrorKind::InvalidInput))?;
+    tokio::time::timeout(step, connector.connect(name, stream))
+        .await
+        .map_err(|_| smtp::Error::Timeout)?
+        .map_err(smtp::Error::from)
+}
+
+/// Ends a conversation as keepalived does: QUIT after the mail, or after
+/// a refusal; a server that timed out or spoke garbage is left.
+async fn quit<S>(mut client: Client<S>, result: Result<(), smtp::Error>) -> Result<(), smtp::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     if matches!(result, Ok(()) | Err(smtp::Error::Unexpected { .. })) {
         let _ = client.command("QUIT", smtp::QUIT, 221).await;
     }
     result
 }
 
-async fn conversation<S>(
+/// The envelope and the message, after the greeting and HELO (or EHLO).
+async fn mail<S>(
     client: &mut Client<S>,
     settings: &Settings,
     alert: &Alert,
@@ -409,10 +470,6 @@ async fn conversation<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    client.expect("greeting", 220).await?;
-    client
-        .command("HELO", &smtp::helo(&settings.helo), 250)
-        .await?;
     client
         .command("MAIL", &smtp::mail_from(&settings.from), 250)
         .await?;
@@ -436,6 +493,7 @@ mod tests {
     use crate::check::decision::Failure;
     use crate::config::{Format, load_str};
     use std::path::Path;
+    use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     const CONF: &str = "global_defs {\n router_id lb1\n notification_email {\n ops@example.org\n }\n\
@@ -576,6 +634,7 @@ mod tests {
                     from: "lb@example.org".into(),
                     to: vec!["a@example.org".into(), "b@example.org".into()],
                     timeout: Duration::from_secs(2),
+                    starttls: false,
                 };
                 let alert = vrrp("lb1", false, "VI_1", State::Master);
                 let result = send(&settings, &alert, std::time::UNIX_EPOCH).await;
@@ -617,6 +676,149 @@ mod tests {
                         "QUIT",
                     ]
                 );
+            }
+        });
+    }
+
+    /// A relay's STARTTLS and TLS server side: `offer` or refuse it (502),
+    /// and `inject` a line after its 220 (which must end the mail).
+    /// Returns the lines heard before TLS and inside it.
+    async fn tls_relay(
+        listener: tokio::net::TcpListener,
+        offer: bool,
+        inject: bool,
+    ) -> (Vec<String>, Vec<String>) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rcgen::generate_simple_self_signed(vec!["relay.test".into()]).unwrap();
+        let private = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()),
+        );
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], private)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"220 relay ESMTP\r\n").await.unwrap();
+        let mut plain = Vec::new();
+        let mut reader = BufReader::new(&mut stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return (plain, Vec::new());
+            }
+            let line = line.trim_end().to_string();
+            plain.push(line.clone());
+            let reply: &[u8] = match line.as_str() {
+                "STARTTLS" if !offer => b"502 not here\r\n",
+                "STARTTLS" if inject => b"220 go ahead\r\n250 injected\r\n",
+                "STARTTLS" => b"220 go ahead\r\n",
+                "QUIT" => b"221 bye\r\n",
+                _ => b"250-relay\r\n250 STARTTLS\r\n",
+            };
+            reader.get_mut().write_all(reply).await.unwrap();
+            if line == "STARTTLS" && offer {
+                break;
+            }
+            if line == "QUIT" {
+                return (plain, Vec::new());
+            }
+        }
+        let Ok(tls) = acceptor.accept(stream).await else {
+            return (plain, Vec::new());
+        };
+        let (read, mut write) = tokio::io::split(tls);
+        let mut lines = BufReader::new(read).lines();
+        let mut secret = Vec::new();
+        let mut data = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            secret.push(line.clone());
+            let reply: &[u8] = if data {
+                if line != "." {
+                    continue;
+                }
+                data = false;
+                b"250 queued\r\n"
+            } else if line == "DATA" {
+                data = true;
+                b"354 go ahead\r\n"
+            } else if line == "QUIT" {
+                b"221 bye\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            if write.write_all(reply).await.is_err() || line == "QUIT" {
+                break;
+            }
+        }
+        (plain, secret)
+    }
+
+    /// With `smtp_starttls` the mail goes inside TLS after EHLO and
+    /// STARTTLS; a relay that does not offer it, or that says more after
+    /// its 220, gets none.
+    #[test]
+    fn starttls_sends_the_mail_inside_tls_or_not_at_all() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for (offer, inject) in [(true, false), (false, false), (true, true)] {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let relay = tokio::spawn(tls_relay(listener, offer, inject));
+                let settings = Settings {
+                    host: "127.0.0.1".into(),
+                    port,
+                    helo: "lb1.example".into(),
+                    from: "lb@example.org".into(),
+                    to: vec!["a@example.org".into()],
+                    timeout: Duration::from_secs(2),
+                    starttls: true,
+                };
+                let alert = vrrp("lb1", false, "VI_1", State::Master);
+                let result = send(&settings, &alert, std::time::UNIX_EPOCH).await;
+                let (plain, secret) = relay.await.unwrap();
+                match (offer, inject) {
+                    (true, false) => {
+                        assert_eq!(result, Ok(()));
+                        assert_eq!(plain, ["EHLO lb1.example", "STARTTLS"]);
+                        assert_eq!(
+                            secret[..3],
+                            [
+                                "EHLO lb1.example",
+                                "MAIL FROM:<lb@example.org>",
+                                "RCPT TO:<a@example.org>"
+                            ]
+                        );
+                        assert!(
+                            secret.contains(
+                                &"Subject: [lb1] VRRP Instance VI_1 - Entering MASTER state"
+                                    .to_string()
+                            ),
+                            "{secret:?}"
+                        );
+                        assert_eq!(secret.last().map(String::as_str), Some("QUIT"));
+                    }
+                    (false, _) => {
+                        assert!(
+                            matches!(result, Err(smtp::Error::Unexpected { code: 502, .. })),
+                            "{result:?}"
+                        );
+                        assert_eq!(
+                            plain,
+                            ["EHLO lb1.example", "STARTTLS", "QUIT"],
+                            "no mail in the clear"
+                        );
+                    }
+                    (true, true) => {
+                        assert_eq!(result, Err(smtp::Error::Injected));
+                        assert!(secret.is_empty());
+                    }
+                }
             }
         });
     }
