@@ -14,7 +14,8 @@
 //!   ([`status`], [`reload`]); the operator's real-server settings and
 //!   drains ([`admin`], [`operator`]); planned handovers ([`switchover`]);
 //!   the metrics endpoint; readiness, reloads and the status
-//!   line for systemd ([`systemd`]).
+//!   line for systemd ([`systemd`]); the alert mail, queued to a task of
+//!   its own so a relay never holds anything up ([`mail`]).
 //!
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
 //! SIGHUP reloads the config ([`reload`]), keeping the running one if the
