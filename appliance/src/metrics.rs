@@ -84,6 +84,11 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
     backend: String,
 }
@@ -113,6 +118,7 @@ pub struct Metrics {
     check_local_faults: Family<ReasonLabels, Counter>,
     dataplane_operations: Family<OperationLabels, Counter>,
     dataplane_errors: Family<BackendLabels, Counter>,
+    alert_mails: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -138,6 +144,7 @@ impl Metrics {
             check_local_faults: Family::default(),
             dataplane_operations: Family::default(),
             dataplane_errors: Family::default(),
+            alert_mails: Family::default(),
             registry: Registry::with_prefix("appliance"),
         };
         metrics.registry.register(
@@ -206,7 +213,21 @@ impl Metrics {
             "Dataplane reconciles that failed, by backend",
             metrics.dataplane_errors.clone(),
         );
+        metrics.registry.register(
+            "alert_mails",
+            "Alert mails, by outcome: sent, failed (the relay refused it or did not answer), dropped (the queue was full)",
+            metrics.alert_mails.clone(),
+        );
         metrics
+    }
+
+    /// An alert mail `sent`, `failed` or `dropped`.
+    pub fn alert_mail(&self, outcome: &str) {
+        self.alert_mails
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn vrrp_transition(&self, instance: &str, from: State, to: State) {

@@ -12,6 +12,7 @@
 
 use crate::check::decision::Outcome;
 use crate::config::model::{Config, Global, Protocol, Service, VirtualServer};
+use crate::metrics::Metrics;
 use crate::smtp::{self, Client};
 use crate::vrrp::machine::State;
 use std::collections::HashMap;
@@ -254,11 +255,13 @@ pub(super) struct Alerts {
     /// `last_email_state`): a FAULT left unmailed is no new state.
     mailed: HashMap<(bool, String), State>,
     task: Option<tokio::task::JoinHandle<()>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Alerts {
-    /// Starts the sending task (idle until configured with a relay).
-    pub(super) fn start() -> Self {
+    /// Starts the sending task (idle until configured with a relay),
+    /// counting the mails' outcomes in `metrics`.
+    pub(super) fn start(metrics: Arc<Metrics>) -> Self {
         let (settings, watch) = watch::channel(None);
         let (queue, alerts) = mpsc::channel(QUEUE);
         Self {
@@ -268,7 +271,8 @@ impl Alerts {
             queue,
             dropped: Arc::default(),
             mailed: HashMap::new(),
-            task: Some(tokio::spawn(send_all(alerts, watch))),
+            task: Some(tokio::spawn(send_all(alerts, watch, metrics.clone()))),
+            metrics,
         }
     }
 
@@ -287,6 +291,7 @@ impl Alerts {
         }
         if let Err(e) = self.queue.try_send(alert) {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.metrics.alert_mail("dropped");
             let alert = match e {
                 mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => a,
             };
@@ -364,6 +369,7 @@ impl Alerts {
 async fn send_all(
     mut alerts: mpsc::Receiver<Alert>,
     settings: watch::Receiver<Option<Arc<Settings>>>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(alert) = alerts.recv().await {
         let Some(settings) = settings.borrow().clone() else {
@@ -371,8 +377,14 @@ async fn send_all(
         };
         let relay = format!("{}:{}", settings.host, settings.port);
         match send(&settings, &alert, SystemTime::now()).await {
-            Ok(()) => info!(%relay, subject = %alert.subject, "alert mail sent"),
-            Err(error) => warn!(%relay, subject = %alert.subject, %error, "alert mail not sent"),
+            Ok(()) => {
+                metrics.alert_mail("sent");
+                info!(%relay, subject = %alert.subject, "alert mail sent");
+            }
+            Err(error) => {
+                metrics.alert_mail("failed");
+                warn!(%relay, subject = %alert.subject, %error, "alert mail not sent");
+            }
         }
     }
 }
@@ -836,7 +848,8 @@ mod tests {
             // its first mail for the whole timeout.
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let port = listener.local_addr().unwrap().port();
-            let mut alerts = Alerts::start();
+            let metrics = Arc::new(Metrics::new());
+            let mut alerts = Alerts::start(metrics.clone());
             let text = CONF.replace(
                 "smtp_server 127.0.0.1 2525",
                 &format!("smtp_server 127.0.0.1 {port}\n smtp_connect_timeout 30"),
@@ -855,6 +868,13 @@ mod tests {
             let dropped = alerts.dropped.load(Ordering::Relaxed);
             // The task may have taken one off the queue already.
             assert!((9..=10).contains(&dropped), "{dropped}");
+            assert!(
+                metrics.scrape(None).contains(&format!(
+                    "appliance_alert_mails_total{{outcome=\"dropped\"}} {dropped}"
+                )),
+                "{}",
+                metrics.scrape(None)
+            );
             let started = std::time::Instant::now();
             alerts.finish(Duration::from_millis(200)).await;
             assert!(started.elapsed() < Duration::from_secs(2));

@@ -529,6 +529,7 @@ impl Daemon {
             source,
         })?;
         let settings = admin::Settings::load(options.state_dir.join("real-servers.json"));
+        let alerts = mail::Alerts::start(metrics.clone());
         Ok(Self {
             options,
             plan,
@@ -568,7 +569,7 @@ impl Daemon {
             masters_recorded: false,
             switchovers: Vec::new(),
             pools_changed: false,
-            alerts: mail::Alerts::start(),
+            alerts,
         })
     }
 
