@@ -46,6 +46,8 @@ pub struct Instance {
     pub files: Vec<TrackFile>,
     /// A `vrrp_sync_group` of this instance and others, in the same file.
     pub sync_group: Option<SyncGroup>,
+    /// Blocks written after the instances (virtual servers, say).
+    pub blocks: Vec<String>,
 }
 
 /// A `vrrp_script` block and its `track_script` entry.
@@ -191,7 +193,14 @@ impl Instance {
             track_interfaces: Vec::new(),
             files: Vec::new(),
             sync_group: None,
+            blocks: Vec::new(),
         }
+    }
+
+    /// A block written after the instances, as given.
+    pub fn block(mut self, text: &str) -> Self {
+        self.blocks.push(text.to_string());
+        self
     }
 
     /// A `global_defs` line.
@@ -330,6 +339,9 @@ impl Instance {
         }
         for member in members {
             member.render_instance(&mut text);
+        }
+        for block in &self.blocks {
+            text.push_str(block);
         }
         text
     }
