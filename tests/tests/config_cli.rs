@@ -5,14 +5,6 @@ use appliance_tests::{appliance_bin, fixture};
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FIXTURES: [&str; 5] = [
-    "keepalived/seed-master.conf",
-    "keepalived/seed-backup.conf",
-    "keepalived/seed-lvs-dr.conf",
-    "keepalived/netns-master-v2.conf",
-    "keepalived/netns-backup-v2.conf",
-];
-
 fn run(args: &[&str]) -> Output {
     Command::new(appliance_bin())
         .args(args)
@@ -26,7 +18,8 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn check_config_accepts_every_fixture() {
-    for name in FIXTURES {
+    for name in appliance_tests::keepalived_fixtures() {
+        let name = name.as_str();
         let path = fixture(name);
         let out = run(&["check-config", path.to_str().expect("utf-8 path")]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
@@ -135,7 +128,8 @@ fn check_config_reports_toml_errors_with_positions() {
 #[test]
 fn convert_output_loads_back_equal() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for name in FIXTURES {
+    for name in appliance_tests::keepalived_fixtures() {
+        let name = name.as_str();
         let path = fixture(name);
         let out = run(&["convert", path.to_str().expect("utf-8 path")]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));

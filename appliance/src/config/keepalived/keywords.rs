@@ -1279,6 +1279,59 @@ mod tests {
         out
     }
 
+    /// Every (block, keyword) written in `statements`, inside `block`.
+    fn written(statements: &[Statement], block: &str, out: &mut Vec<(String, String)>) {
+        for st in statements {
+            let name = st.keyword.text.clone();
+            out.push((block.to_string(), name.clone()));
+            let path = if block.is_empty() {
+                name
+            } else {
+                format!("{block} > {name}")
+            };
+            if let Some(children) = &st.block
+                && is_block(&path)
+            {
+                written(children, &path, out);
+            }
+        }
+    }
+
+    /// The project's own fixtures (tests/fixtures/keepalived) write every
+    /// supported keyword, each the way keepalived's documentation does,
+    /// and load (config_fixtures and config_cli load and convert them).
+    #[test]
+    fn every_supported_keyword_is_in_a_fixture() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keepalived");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
+            let (statements, errors) = super::super::parser::parse_file(&path);
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+            written(&statements, "", &mut seen);
+            // The parser reads the included files in place of the line.
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.lines().any(|l| l.trim_start().starts_with("include ")) {
+                seen.push((String::new(), "include".into()));
+            }
+        }
+        let missing: Vec<String> = KEYWORDS
+            .iter()
+            .filter(|k| k.support == Yes)
+            .filter(|k| !seen.iter().any(|(b, n)| b == k.block && n == k.name))
+            .map(|k| format!("{} > {}", k.block, k.name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} supported keywords in no fixture:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
+
     /// keepalived.conf text that puts `name` alone on a line inside
     /// `block`, and that line's number.
     fn placed(block: &str, name: &str) -> (String, u32) {
