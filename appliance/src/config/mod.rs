@@ -168,10 +168,11 @@ mod tests {
     }
 
     fn round_trip(config: &Config) {
-        let text = config.to_toml().unwrap();
-        let again = load_str(Path::new("converted.toml"), &text, Format::Toml)
-            .unwrap_or_else(|d| panic!("{d}\n{text}"));
-        assert_eq!(&again, config, "{text}");
+        for text in [config.to_toml().unwrap(), config.to_toml_minimal().unwrap()] {
+            let again = load_str(Path::new("converted.toml"), &text, Format::Toml)
+                .unwrap_or_else(|d| panic!("{d}\n{text}"));
+            assert_eq!(&again, config, "{text}");
+        }
     }
 
     #[test]
@@ -219,10 +220,14 @@ mod tests {
     #[test]
     fn every_fixture_loads_and_round_trips_through_toml() {
         let files = fixtures();
-        assert_eq!(files.len(), 6);
+        assert_eq!(files.len(), 9);
         for file in files {
             let config = load_file(&file).unwrap_or_else(|d| panic!("{}: {d}", file.display()));
-            assert!(!config.vrrp_instance.is_empty(), "{}", file.display());
+            assert!(
+                !config.vrrp_instance.is_empty() || !config.virtual_server.is_empty(),
+                "{}",
+                file.display()
+            );
             round_trip(&config);
         }
     }
