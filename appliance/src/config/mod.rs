@@ -252,6 +252,18 @@ track_file maintenance {
 vrrp_track_file drain {
     file /run/appliance/drain
 }
+vrrp_track_process web {
+    process /usr/sbin/nginx -g "daemon off;"
+    param_match partial
+    weight -20 reverse
+    quorum 2
+    quorum_max 8
+    delay 1.5
+    fork_delay 0.25
+}
+vrrp_track_process sshd {
+    process sshd
+}
 vrrp_sync_group VG {
     group {
         V4
@@ -289,6 +301,10 @@ vrrp_instance V4 {
     track_file {
         maintenance weight 3 noreverse
         drain
+    }
+    track_process {
+        web weight 10 noreverse
+        sshd
     }
     nopreempt
     preempt_delay 30.5
@@ -409,6 +425,8 @@ virtual_server fwmark 7 {
         assert_eq!(config.vrrp_instance.len(), 3);
         assert_eq!(config.track_file.len(), 2);
         assert_eq!(config.vrrp_instance[0].track_file.len(), 2);
+        assert_eq!(config.vrrp_track_process.len(), 2);
+        assert_eq!(config.vrrp_instance[0].track_process.len(), 2);
         assert_eq!(config.virtual_server[0].real_server[0].check.len(), 2);
         assert_eq!(
             config.global.vrrp_gna_interval,

@@ -21,6 +21,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.unique_names(config);
     v.multicast_groups(&config.global);
     v.instances(config);
+    v.tracked_processes(config);
     v.sync_groups(config);
     v.virtual_servers(config);
     v.lvs(config);
@@ -229,7 +230,7 @@ impl Validator<'_> {
     }
 
     fn unique_names(&mut self, config: &Config) {
-        let lists: [(&str, Vec<&str>); 4] = [
+        let lists: [(&str, Vec<&str>); 5] = [
             (
                 "vrrp_script",
                 config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
@@ -237,6 +238,14 @@ impl Validator<'_> {
             (
                 "track_file",
                 config.track_file.iter().map(|f| f.name.as_str()).collect(),
+            ),
+            (
+                "vrrp_track_process",
+                config
+                    .vrrp_track_process
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect(),
             ),
             (
                 "vrrp_sync_group",
@@ -356,22 +365,111 @@ impl Validator<'_> {
                     );
                 }
             }
-            for (j, track) in inst.track_file.iter().enumerate() {
-                let path = format!("{base}.track_file[{j}]");
-                if !config.track_file.iter().any(|f| f.name == track.name) {
+            let files: Vec<&str> = inst.track_file.iter().map(|t| t.name.as_str()).collect();
+            self.tracked_names(&base, name, "track_file", &files, |n| {
+                config.track_file.iter().any(|f| f.name == n)
+            });
+            let processes: Vec<&str> = inst.track_process.iter().map(|t| t.name.as_str()).collect();
+            self.tracked_names(&base, name, "track_process", &processes, |n| {
+                config.vrrp_track_process.iter().any(|p| p.name == n)
+            });
+        }
+    }
+
+    /// An instance's `list` of tracked names (`track_file`,
+    /// `track_process`): each defined, none twice.
+    fn tracked_names(
+        &mut self,
+        base: &str,
+        instance: &str,
+        list: &str,
+        names: &[&str],
+        defined: impl Fn(&str) -> bool,
+    ) {
+        // The blocks that define them: `track_file`, `vrrp_track_process`.
+        let kind = if list == "track_process" {
+            "vrrp_track_process"
+        } else {
+            list
+        };
+        for (j, track) in names.iter().enumerate() {
+            let path = format!("{base}.{list}[{j}]");
+            if !defined(track) {
+                self.report(
+                    &path,
+                    format!("vrrp_instance '{instance}' tracks unknown {kind} '{track}'"),
+                );
+            } else if names[..j].contains(track) {
+                self.report(
+                    &path,
+                    format!("vrrp_instance '{instance}' tracks {kind} '{track}' twice"),
+                );
+            }
+        }
+    }
+
+    /// `vrrp_track_process` settings keepalived would ignore or that can
+    /// never match.
+    fn tracked_processes(&mut self, config: &Config) {
+        for (i, p) in config.vrrp_track_process.iter().enumerate() {
+            let base = format!("vrrp_track_process[{i}]");
+            let name = &p.name;
+            if p.process.is_empty() {
+                self.report(
+                    &format!("{base}.process"),
+                    format!("vrrp_track_process '{name}' has no 'process'"),
+                );
+            }
+            // keepalived accepts a longer name and never matches it: the
+            // kernel keeps 15 bytes of a process name.
+            let full = p.full_command || !p.params.is_empty() || p.param_match.is_some();
+            if !full && p.process.len() > 15 {
+                self.report(
+                    &format!("{base}.process"),
+                    format!(
+                        "vrrp_track_process '{name}': process name '{}' is longer than the 15 bytes the kernel keeps of a process name, so it never matches; add 'full_command' to match the command",
+                        p.process
+                    ),
+                );
+            }
+            if !(1..=65535).contains(&p.quorum) {
+                self.report(
+                    &format!("{base}.quorum"),
+                    format!(
+                        "vrrp_track_process '{name}': quorum {} is out of range 1..=65535",
+                        p.quorum
+                    ),
+                );
+            }
+            if let Some(max) = p.quorum_max {
+                // keepalived: quorum_max 0 ("none may run") takes the
+                // default quorum down to 0.
+                if max > 65535 {
                     self.report(
-                        &path,
+                        &format!("{base}.quorum_max"),
                         format!(
-                            "vrrp_instance '{name}' tracks unknown track_file '{}'",
-                            track.name
+                            "vrrp_track_process '{name}': quorum_max {max} is out of range 0..=65535"
                         ),
                     );
-                } else if inst.track_file[..j].iter().any(|t| t.name == track.name) {
+                } else if max < p.quorum && !(max == 0 && p.quorum == 1) {
                     self.report(
-                        &path,
+                        &format!("{base}.quorum_max"),
                         format!(
-                            "vrrp_instance '{name}' tracks track_file '{}' twice",
-                            track.name
+                            "vrrp_track_process '{name}': quorum_max {max} is less than quorum {}",
+                            p.quorum
+                        ),
+                    );
+                }
+            }
+            for (what, delay) in [
+                ("fork_delay", p.fork_delay),
+                ("terminate_delay", p.terminate_delay),
+            ] {
+                if delay > Duration::from_secs(3600) {
+                    self.report(
+                        &format!("{base}.{what}"),
+                        format!(
+                            "vrrp_track_process '{name}': {what} {delay:?} is longer than keepalived's 3600 s"
                         ),
                     );
                 }
