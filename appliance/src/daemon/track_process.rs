@@ -87,7 +87,9 @@ impl Counter {
                 .filter(|p| plan.pattern.matches(&p.comm, &p.cmdline))
                 .count();
             let count = u32::try_from(count).unwrap_or(u32::MAX);
-            debug!(track_process = %plan.name, count, "matching processes");
+            if quorum.held().is_none() || quorum.running() != count {
+                debug!(track_process = %plan.name, count, "matching processes");
+            }
             if let Some(up) = quorum.count(now, count) {
                 changes.push(Change {
                     name: plan.name.clone(),

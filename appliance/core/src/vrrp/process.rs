@@ -122,6 +122,11 @@ impl Quorum {
         }
     }
 
+    /// The number of matching processes last counted.
+    pub fn running(&self) -> u32 {
+        self.count
+    }
+
     /// The quorum as last reported.
     pub fn held(&self) -> Option<bool> {
         self.held
