@@ -9,28 +9,37 @@
 //! connector (netlink). The connector only works from the initial network
 //! and PID namespaces (the kernel creates its socket in `init_net` and
 //! refuses listeners in other PID namespaces), and the appliance runs in
-//! network namespaces and containers, so the count is taken by reading
-//! /proc every [`SCAN_INTERVAL`] instead: each process's name from
-//! `/proc/PID/stat` (zombies skipped, as keepalived does), and its command
-//! line from `/proc/PID/cmdline` only when some tracked process matches the
-//! full command (and only as many bytes as a match needs: reading a
-//! command line can page a process in). A start or an end is acted on
-//! within one interval (plus the scan, well under a millisecond for a few
-//! hundred processes); a process that starts and ends between two scans
-//! is not seen, and neither is an end followed by a start that leave the
-//! count as it was.
+//! network namespaces and containers, so the count is taken from /proc
+//! instead, every [`SCAN_INTERVAL`]: the process list, and for each
+//! process its name from `/proc/PID/stat` (zombies skipped, as keepalived
+//! does) and its command line from `/proc/PID/cmdline` only when some
+//! tracked process matches the full command (and only as many bytes as a
+//! match needs: reading a command line can page a process in). Reading
+//! every process costs some 10 to 30 µs of CPU each, so between full
+//! readings, every [`FULL_EVERY`] scans, a scan reads only the processes
+//! that are new since the last one or that matched: a matching process
+//! ending (or exec'ing something else) and a new process that matches are
+//! seen within one interval, a process that only comes to match later (an
+//! exec of a process seen before, or a new one caught before its exec)
+//! within a full reading's period. A process that starts and ends between
+//! two scans is not seen, and neither is an end followed by a start that
+//! leave the count as it was (keepalived sees both).
 
 use super::plan::ProcessPlan;
 use crate::clock::Instant;
 use crate::vrrp::process::Quorum;
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::debug;
 
 /// How often /proc is read.
 pub(crate) const SCAN_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Every this many scans, every process is read (1 s).
+pub(crate) const FULL_EVERY: u32 = 5;
 
 /// A tracked process gained or lost its quorum.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,10 +56,20 @@ pub(crate) struct Counter {
     /// process matches command lines.
     cmdline_limit: Option<u64>,
     origin: tokio::time::Instant,
+    /// Where the processes are listed: /proc.
+    proc: PathBuf,
+    /// Each live process at the last scan, by PID: the plans it matched.
+    seen: HashMap<u32, Vec<usize>>,
+    /// Scans so far.
+    scans: u32,
 }
 
 impl Counter {
     pub(crate) fn new(plans: &[ProcessPlan]) -> Self {
+        Self::reading(plans, Path::new("/proc"))
+    }
+
+    fn reading(plans: &[ProcessPlan], proc: &Path) -> Self {
         let cmdline_limit = plans
             .iter()
             .filter(|p| p.pattern.full_command)
@@ -68,6 +87,9 @@ impl Counter {
             plans: plans.to_vec(),
             cmdline_limit,
             origin: tokio::time::Instant::now(),
+            proc: proc.to_path_buf(),
+            seen: HashMap::new(),
+            scans: 0,
         }
     }
 
@@ -75,17 +97,38 @@ impl Counter {
         Instant::from_duration(self.origin.elapsed())
     }
 
-    /// Reads /proc and feeds each tracked process's count; the quorums that
-    /// changed (all of them the first time).
+    /// Reads /proc (all of it the first time and every [`FULL_EVERY`]
+    /// scans, else only new and matching processes) and feeds each tracked
+    /// process's count; the quorums that changed (all of them the first
+    /// time).
     pub(crate) fn count(&mut self) -> Vec<Change> {
-        let processes = scan(Path::new("/proc"), self.cmdline_limit);
+        let full = self.scans.is_multiple_of(FULL_EVERY);
+        self.scans = self.scans.wrapping_add(1);
+        let mut seen = HashMap::new();
+        for pid in pids(&self.proc) {
+            let matched = match self.seen.remove(&pid) {
+                Some(matched) if !full && matched.is_empty() => matched,
+                _ => {
+                    // A process may end at any point of this: it is then
+                    // skipped.
+                    let Some(process) = read(&self.proc, pid, self.cmdline_limit) else {
+                        continue;
+                    };
+                    self.plans
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, plan)| plan.pattern.matches(&process.comm, &process.cmdline))
+                        .map(|(i, _)| i)
+                        .collect()
+                }
+            };
+            seen.insert(pid, matched);
+        }
+        self.seen = seen;
         let now = self.now();
         let mut changes = Vec::new();
-        for (plan, quorum) in self.plans.iter().zip(&mut self.quorums) {
-            let count = processes
-                .iter()
-                .filter(|p| plan.pattern.matches(&p.comm, &p.cmdline))
-                .count();
+        for (i, (plan, quorum)) in self.plans.iter().zip(&mut self.quorums).enumerate() {
+            let count = self.seen.values().filter(|m| m.contains(&i)).count();
             let count = u32::try_from(count).unwrap_or(u32::MAX);
             if quorum.held().is_none() || quorum.running() != count {
                 debug!(track_process = %plan.name, count, "matching processes");
@@ -157,44 +200,31 @@ struct Process {
     cmdline: Vec<u8>,
 }
 
-/// The live processes under `proc` (threads are not listed there, only
+/// The processes listed under `proc` (threads are not listed there, only
 /// thread group leaders, so a thread never counts as a process).
-fn scan(proc: &Path, cmdline_limit: Option<u64>) -> Vec<Process> {
+fn pids(proc: &Path) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir(proc) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
-            continue;
-        }
-        let dir = entry.path();
-        // A process may end at any point of this: it is then skipped.
-        let Ok(stat) = std::fs::read(dir.join("stat")) else {
-            continue;
-        };
-        let Some(comm) = live_comm(&stat) else {
-            continue;
-        };
-        let cmdline = match cmdline_limit {
-            Some(limit) => {
-                let mut buf = Vec::new();
-                let read = std::fs::File::open(dir.join("cmdline"))
-                    .and_then(|f| f.take(limit).read_to_end(&mut buf));
-                if read.is_err() {
-                    continue;
-                }
-                buf
-            }
-            None => Vec::new(),
-        };
-        out.push(Process {
-            comm: comm.to_vec(),
-            cmdline,
-        });
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// A live process's name and, with a limit, its command line up to it;
+/// `None` for a zombie or a process gone.
+fn read(proc: &Path, pid: u32, cmdline_limit: Option<u64>) -> Option<Process> {
+    let dir = proc.join(pid.to_string());
+    let stat = std::fs::read(dir.join("stat")).ok()?;
+    let comm = live_comm(&stat)?.to_vec();
+    let mut cmdline = Vec::new();
+    if let Some(limit) = cmdline_limit {
+        std::fs::File::open(dir.join("cmdline"))
+            .and_then(|f| f.take(limit).read_to_end(&mut cmdline))
+            .ok()?;
     }
-    out
+    Some(Process { comm, cmdline })
 }
 
 /// The process name in a `/proc/PID/stat` line (`PID (NAME) STATE …`),
@@ -224,41 +254,61 @@ mod tests {
         assert_eq!(live_comm(b"garbage"), None);
     }
 
-    #[test]
-    fn a_scan_of_a_proc_tree_reads_names_and_command_lines_up_to_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let proc = dir.path();
-        let process = |pid: &str, stat: &str, cmdline: &[u8]| {
-            let d = proc.join(pid);
-            std::fs::create_dir(&d).unwrap();
-            std::fs::write(d.join("stat"), stat).unwrap();
+    /// A /proc-like tree the test writes.
+    struct FakeProc(tempfile::TempDir);
+
+    impl FakeProc {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("self")).unwrap();
+            Self(dir)
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+
+        fn set(&self, pid: u32, comm: &str, state: char, cmdline: &[u8]) {
+            let d = self.path().join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), format!("{pid} ({comm}) {state} 1")).unwrap();
             std::fs::write(d.join("cmdline"), cmdline).unwrap();
-        };
-        process("1", "1 (init) S 0", b"/sbin/init\0");
-        process("20", "20 (sleep) S 1", b"sleep\x0014501\0");
-        process("21", "21 (sleep) Z 1", b"");
-        std::fs::create_dir(proc.join("self")).unwrap();
-        let mut found = scan(proc, Some(9));
-        found.sort_by(|a, b| a.comm.cmp(&b.comm));
-        assert_eq!(
-            found,
-            [
-                Process {
-                    comm: b"init".to_vec(),
-                    cmdline: b"/sbin/ini".to_vec(),
-                },
-                Process {
-                    comm: b"sleep".to_vec(),
-                    cmdline: b"sleep\x00145".to_vec(),
-                },
-            ]
-        );
-        assert!(scan(proc, None).iter().all(|p| p.cmdline.is_empty()));
+        }
+
+        fn end(&self, pid: u32) {
+            std::fs::remove_dir_all(self.path().join(pid.to_string())).unwrap();
+        }
     }
 
-    #[tokio::test]
-    async fn the_counter_sees_this_test_run_and_a_process_that_is_not_there() {
-        let plan = |name: &str, pattern: Pattern| ProcessPlan {
+    #[test]
+    fn processes_are_read_with_their_command_line_up_to_the_limit() {
+        let proc = FakeProc::new();
+        proc.set(1, "init", 'S', b"/sbin/init\0");
+        proc.set(20, "sleep", 'S', b"sleep\x0014501\0");
+        proc.set(21, "sleep", 'Z', b"");
+        let mut pids = pids(proc.path());
+        pids.sort_unstable();
+        assert_eq!(pids, [1, 20, 21], "not 'self'");
+        assert_eq!(
+            read(proc.path(), 20, Some(9)),
+            Some(Process {
+                comm: b"sleep".to_vec(),
+                cmdline: b"sleep\x00145".to_vec(),
+            })
+        );
+        assert_eq!(
+            read(proc.path(), 1, None),
+            Some(Process {
+                comm: b"init".to_vec(),
+                cmdline: Vec::new(),
+            })
+        );
+        assert_eq!(read(proc.path(), 21, Some(9)), None, "a zombie");
+        assert_eq!(read(proc.path(), 99, None), None, "gone");
+    }
+
+    fn plan(name: &str, pattern: Pattern) -> ProcessPlan {
+        ProcessPlan {
             name: name.into(),
             pattern,
             quorum: QuorumConfig {
@@ -267,7 +317,57 @@ mod tests {
                 fork_delay: Duration::ZERO,
                 terminate_delay: Duration::ZERO,
             },
-        };
+        }
+    }
+
+    fn named(name: &str) -> Pattern {
+        Pattern {
+            name: name.into(),
+            params: None,
+            full_command: false,
+        }
+    }
+
+    fn change(name: &str, up: bool) -> Change {
+        Change {
+            name: name.into(),
+            up,
+        }
+    }
+
+    #[test]
+    fn between_full_readings_only_new_and_matching_processes_are_read() {
+        let proc = FakeProc::new();
+        proc.set(10, "shell", 'S', b"");
+        let mut counter = Counter::reading(&[plan("app", named("app"))], proc.path());
+        assert_eq!(counter.count(), [change("app", false)], "a full reading");
+        // A new process that matches is read at once, and its end seen.
+        proc.set(11, "app", 'S', b"");
+        assert_eq!(counter.count(), [change("app", true)]);
+        proc.end(11);
+        assert_eq!(counter.count(), [change("app", false)]);
+        // A matching process that execs something else is read again.
+        proc.set(12, "app", 'S', b"");
+        assert_eq!(counter.count(), [change("app", true)]);
+        proc.set(12, "other", 'S', b"");
+        assert_eq!(counter.count(), [change("app", false)]);
+        // A process seen not matching that execs the tracked program is
+        // seen at the next full reading (the 6th scan, 1 s).
+        assert_eq!(counter.scans, FULL_EVERY);
+        proc.set(10, "app", 'S', b"");
+        assert_eq!(counter.count(), [change("app", true)]);
+        let matching = |c: &Counter| c.seen.values().filter(|m| !m.is_empty()).count();
+        proc.set(12, "app", 'S', b"");
+        for _ in 1..FULL_EVERY {
+            assert_eq!(counter.count(), []);
+            assert_eq!(matching(&counter), 1, "12 is not read again yet");
+        }
+        assert_eq!(counter.count(), []);
+        assert_eq!(matching(&counter), 2, "the full reading reads 12");
+    }
+
+    #[tokio::test]
+    async fn the_counter_sees_this_test_run_and_a_process_that_is_not_there() {
         let mut child = std::process::Command::new("sleep")
             .arg("14599")
             .spawn()
@@ -281,14 +381,7 @@ mod tests {
                     full_command: true,
                 },
             ),
-            plan(
-                "nothing",
-                Pattern {
-                    name: "no-such-process".into(),
-                    params: None,
-                    full_command: false,
-                },
-            ),
+            plan("nothing", named("no-such-process")),
         ];
         let mut counter = Counter::new(&plans);
         let changes = counter.count();
