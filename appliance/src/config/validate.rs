@@ -1203,6 +1203,27 @@ vrrp_instance VI_2 {
     }
 
     #[test]
+    fn tracked_processes_in_toml_are_checked_as_in_keepalived_conf() {
+        let text = "[[vrrp_track_process]]\nname = \"p\"\nprocess = \"\"\nquorum = 0\nterminate_delay = \"2h\"\n\n\
+                    [[vrrp_track_process]]\nname = \"q\"\nprocess = \"sleep\"\nparams = [\"300\"]\nparam_match = \"initial\"\nquorum = 2\nquorum_max = 1\nweight = -254\n\n\
+                    [[vrrp_track_process]]\nname = \"none\"\nprocess = \"x\"\nquorum_max = 0\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: vrrp_track_process 'p' has no 'process'",
+                "a.toml:4:1: vrrp_track_process 'p': quorum 0 is out of range 1..=65535",
+                "a.toml:5:1: vrrp_track_process 'p': terminate_delay 7200s is longer than keepalived's 3600 s",
+                "a.toml:13:1: vrrp_track_process 'q': quorum_max 1 is less than quorum 2",
+            ]
+        );
+        assert!(
+            toml_problems("[[vrrp_track_process]]\nname = \"w\"\nprocess = \"x\"\nweight = 255\n")
+                [0]
+            .contains("weight 255 is out of range -254..=254")
+        );
+    }
+
+    #[test]
     fn only_when_master_must_name_an_instance() {
         let text = "[[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nonly_when_master = \"VI_9\"\n";
         assert_eq!(

@@ -1020,16 +1020,11 @@ impl Driver {
 
     /// Logs and keeps a tracked process's new quorum.
     fn process_counted(&mut self, change: &track_process::Change) {
-        info!(
-            track_process = %change.name,
-            quorum = change.up,
-            "{}",
-            if change.up {
-                "tracked process quorum gained"
-            } else {
-                "tracked process quorum lost"
-            }
-        );
+        if change.up {
+            info!(track_process = %change.name, "tracked process quorum gained");
+        } else {
+            info!(track_process = %change.name, "tracked process quorum lost");
+        }
         self.process_quorums.insert(change.name.clone(), change.up);
     }
 
