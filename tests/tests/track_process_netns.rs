@@ -7,7 +7,7 @@
 //! - weight -60, matched by process name: a copy of `sleep` under a name
 //!   of this test's own. Killing it takes m to 90, below b, which
 //!   preempts; starting it again gives m its 150 back and it preempts in
-//!   turn;
+//!   turn; a reload that tracks a name nothing runs drops m again;
 //! - weight 0, quorum 2, matched by full command (`sleep 14601`): with
 //!   one of the two killed, m enters FAULT and b takes over; a second one
 //!   started again brings m back. A `sleep 146010` runs throughout and is
@@ -190,6 +190,28 @@ fn a_tracked_process_ending_lowers_the_priority_and_the_vip_moves_over_and_back(
     p.wait_holder(Side::M, SLACK).expect("the VIP back on m");
     p.hold(Side::M, SETTLE)
         .expect("m alone holds the VIP after preempting");
+
+    // A reload that points the tracked process at a name nothing runs
+    // (the instance unchanged): counted afresh, m drops to 90 and b
+    // preempts, its instance kept running (no resignation).
+    let moved = Instance::new("m", 145, 150, &vip)
+        .initial_master()
+        .track_process(TrackProcess::new("app", &["tp145absent"]).weight(-60));
+    p.m.write_config(&moved.render()).expect("m's new config");
+    let reload = p.mark("reload m tracking a process that does not run");
+    p.m.signal("HUP").expect("SIGHUP m");
+    wait_priority(&mut p, 150, 90, &reload);
+    let b_master = wait_entered(&mut p, Side::B, State::Master, &reload, b_mdi + SLACK);
+    assert!(
+        b_master
+            .event
+            .detail
+            .starts_with(&format!("preempt: ignored priority 90 from {}", net.m())),
+        "b preempts m's lowered adverts, not a resignation: {}",
+        b_master.event.detail
+    );
+    p.wait_holder(Side::B, SLACK)
+        .expect("the VIP on b after the reload");
 }
 
 /// Weight 0 and quorum 2 on the full command `sleep 14601`: two run, m is
