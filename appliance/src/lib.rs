@@ -24,6 +24,7 @@ pub mod init;
 pub mod logging;
 pub(crate) mod metrics;
 pub mod net;
+pub mod notify_fifo;
 pub(crate) mod rotating;
 pub mod script;
 pub mod sim;

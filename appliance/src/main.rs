@@ -140,7 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Convert { file } => match appliance::config::load_file(&file) {
             Ok(config) => {
-                print!("{}", config.to_toml()?);
+                print!("{}", config.to_toml_minimal()?);
                 Ok(ExitCode::SUCCESS)
             }
             Err(diagnostics) => {

@@ -88,6 +88,11 @@ struct BackendLabels {
     backend: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FifoLabels {
+    fifo: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Check latencies from 1 ms to about 33 s.
@@ -113,6 +118,7 @@ pub struct Metrics {
     check_local_faults: Family<ReasonLabels, Counter>,
     dataplane_operations: Family<OperationLabels, Counter>,
     dataplane_errors: Family<BackendLabels, Counter>,
+    notify_fifo_dropped: Family<FifoLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -138,6 +144,7 @@ impl Metrics {
             check_local_faults: Family::default(),
             dataplane_operations: Family::default(),
             dataplane_errors: Family::default(),
+            notify_fifo_dropped: Family::default(),
             registry: Registry::with_prefix("appliance"),
         };
         metrics.registry.register(
@@ -206,7 +213,30 @@ impl Metrics {
             "Dataplane reconciles that failed, by backend",
             metrics.dataplane_errors.clone(),
         );
+        metrics.registry.register(
+            "notify_fifo_dropped",
+            "Lines not written to a notify FIFO because it was full (nobody read it), by FIFO",
+            metrics.notify_fifo_dropped.clone(),
+        );
         metrics
+    }
+
+    /// A line for the notify FIFO `fifo` did not fit.
+    pub fn notify_fifo_dropped(&self, fifo: &str) {
+        self.notify_fifo_dropped
+            .get_or_create(&FifoLabels {
+                fifo: fifo.to_owned(),
+            })
+            .inc();
+    }
+
+    #[cfg(test)]
+    pub fn notify_fifo_dropped_count(&self, fifo: &str) -> u64 {
+        self.notify_fifo_dropped
+            .get_or_create(&FifoLabels {
+                fifo: fifo.to_owned(),
+            })
+            .get()
     }
 
     pub fn vrrp_transition(&self, instance: &str, from: State, to: State) {

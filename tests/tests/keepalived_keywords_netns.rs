@@ -171,3 +171,94 @@ fn a_configured_multicast_group_carries_the_adverts_and_only_it() {
         "m, hearing nothing on its group from b, keeps the VIP"
     );
 }
+
+/// The gratuitous ARPs `host` sees on its eth0 until `count` or 15 s, as
+/// (kernel timestamp in seconds, VIP), from tcpdump started before `act`
+/// runs: ARP requests whose sender and target address are the same.
+fn gratuitous_arps(
+    host: &appliance_tests::netns::Host,
+    count: usize,
+    act: impl FnOnce(),
+) -> Vec<(f64, String)> {
+    use std::io::{BufRead, BufReader};
+    let count = count.to_string();
+    let mut cmd = host.command("timeout");
+    cmd.args([
+        "15",
+        "tcpdump",
+        "-i",
+        "eth0",
+        "-n",
+        "-l",
+        "-tt",
+        "-c",
+        &count,
+        "arp[6:2] = 1 and arp[14:4] = arp[24:4]",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut tcpdump = host
+        .spawn(&mut cmd)
+        .expect("tcpdump starts (install the Debian package tcpdump)");
+    let mut stderr = BufReader::new(tcpdump.take_stderr().expect("tcpdump's stderr"));
+    let mut said = String::new();
+    while !said.contains("listening on") {
+        let read = stderr.read_line(&mut said).expect("tcpdump's stderr");
+        assert!(read > 0, "tcpdump stopped before listening: {said}");
+    }
+    act();
+    let stdout = BufReader::new(tcpdump.take_stdout().expect("tcpdump's stdout"));
+    stdout
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| {
+            // "1733512345.123456 ARP, Request who-has 10.158.0.100 tell 10.158.0.100, length 28"
+            let mut words = l.split_whitespace();
+            let at: f64 = words.next()?.parse().ok()?;
+            let vip = l.split("who-has ").nth(1)?.split_whitespace().next()?;
+            Some((at, vip.to_string()))
+        })
+        .collect()
+}
+
+/// `vrrp_garp_interval 0.2` on b: taking over with three VIPs and
+/// `vrrp_garp_master_repeat 2`, b's six gratuitous ARPs go out one at least
+/// 200 ms after the other, in the order of the burst, every VIP announced
+/// twice; without the option the same burst leaves at once.
+#[test]
+fn vrrp_garp_interval_spaces_a_new_masters_gratuitous_arps() {
+    for (n, interval) in [(158, Some(0.2)), (159, None)] {
+        let net = Net(n);
+        let vip = Net::cidr(&net.vip());
+        let extra = [format!("10.{n}.0.101/24"), format!("10.{n}.0.102/24")];
+        let mut m = Instance::new("m", n, 150, &vip).initial_master();
+        m.vips.extend(extra.iter().cloned());
+        let mut b = Instance::new("b", n, 100, &vip).global("vrrp_garp_master_repeat 2");
+        if let Some(interval) = interval {
+            b = b.global(&format!("vrrp_garp_interval {interval}"));
+        }
+        b.vips.extend(extra.iter().cloned());
+        let mut p = Pair::start(net, m, b, &net.vip()).expect("m and b elect m");
+        let seen = gratuitous_arps(p.lan.host("c"), 6, || {
+            p.m.stop().expect("m stops");
+        });
+        assert_eq!(seen.len(), 6, "b's burst: {seen:?}");
+        for vip in [net.vip(), format!("10.{n}.0.101"), format!("10.{n}.0.102")] {
+            let times = seen.iter().filter(|(_, v)| *v == vip).count();
+            assert_eq!(times, 2, "{vip} announced twice: {seen:?}");
+        }
+        let gaps: Vec<f64> = seen.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        match interval {
+            // The pacing's timer can only be late, never early; the
+            // capture's timestamps are the kernel's.
+            Some(interval) => assert!(
+                gaps.iter().all(|g| *g >= interval - 0.002),
+                "paced {interval} s apart: gaps {gaps:?}"
+            ),
+            None => assert!(
+                seen[5].0 - seen[0].0 < 0.1,
+                "unpaced, the burst leaves together: gaps {gaps:?}"
+            ),
+        }
+    }
+}

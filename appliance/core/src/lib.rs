@@ -9,6 +9,8 @@
 //!   sorry server) and the probes' schedule;
 //! - [`dataplane`]: the model of the kernel's load balancer, its diff and
 //!   what each backend can hold;
+//! - [`pace`]: the spacing of gratuitous ARPs and neighbour adverts on
+//!   an interface;
 //! - [`clock`]: the instant type every core reasons in;
 //! - [`checksum`]: the Internet checksum;
 //! - [`range`]: the error of a value newtype out of its range;
@@ -18,6 +20,7 @@ pub mod check;
 pub mod checksum;
 pub mod clock;
 pub mod dataplane;
+pub mod pace;
 pub mod range;
 pub mod timeline;
 pub mod vrrp;

@@ -4,7 +4,9 @@
 //! that the core's actions only name ([`Programs`]).
 
 use super::decision::{Admin, FileRule, NotifyTarget, RealPlan, Timing, VirtualPlan};
-use crate::config::model::{Check, Command, FileCheck, RealServer, TrackedFile, VirtualServer};
+use crate::config::model::{
+    Check, Command, FileCheck, RealServer, Service, TrackedFile, VirtualServer,
+};
 
 /// The decision core's view of `servers`, in config order (a virtual
 /// server's `VsId` is its index here, as in the config), their
@@ -20,6 +22,10 @@ pub fn plan(servers: &[VirtualServer], files: &[TrackedFile]) -> Vec<VirtualPlan
             omega: vs.omega,
             quorum_up: vs.quorum_up.is_some(),
             quorum_down: vs.quorum_down.is_some(),
+            suspend_without: match vs.service {
+                Service::Address(address) if vs.ha_suspend => Some(address.ip()),
+                _ => None,
+            },
             real_servers: vs
                 .real_server
                 .iter()

@@ -20,16 +20,18 @@ use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
 use super::{dns, http, misc, ping, plan, tcp, udp};
 use crate::clock;
-use crate::config::model::{Check, Service, TrackedFile, VirtualServer};
+use crate::config::model::{Check, Protocol, Service, TrackedFile, VirtualServer};
 use crate::daemon::plan::FilePlan;
 use crate::daemon::track_file::{self, Watch};
 use crate::metrics::Metrics;
+use crate::net::address::{AddressWatch, LocalAddresses};
+use crate::notify_fifo;
 use crate::script;
 use crate::script::check::{Scripts, Unchecked};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub struct Options {
     pub admin: Vec<(VsId, SocketAddr, Admin)>,
     /// The config's `track_file`s, which FILE_CHECKs read.
     pub track_files: Vec<TrackedFile>,
+    /// The notify FIFOs each real server and quorum change is written to.
+    pub fifo: notify_fifo::Sink,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             scripts: Arc::default(),
             admin: Vec::new(),
             track_files: Vec::new(),
+            fifo: notify_fifo::Sink::default(),
         }
     }
 }
@@ -135,6 +140,8 @@ pub struct VsStatus {
     pub service: Service,
     pub quorum_up: bool,
     pub sorry_active: bool,
+    /// `ha_suspend` holds its checks.
+    pub suspended: bool,
     pub servers: Vec<RsStatus>,
 }
 
@@ -362,6 +369,18 @@ pub fn spawn_resumed(
         Duration::from_micros(fastrand::u64(0..=micros))
     };
     let mut plans = plan::plan(servers, &options.track_files);
+    if !options.fifo.is_empty() {
+        // Every change is written to the FIFOs, where keepalived's notify
+        // programs would run, whether programs are configured or not.
+        for vs in &mut plans {
+            vs.quorum_up = true;
+            vs.quorum_down = true;
+            for rs in &mut vs.real_servers {
+                rs.notify_up = true;
+                rs.notify_down = true;
+            }
+        }
+    }
     for (vs, address, admin) in &options.admin {
         let servers = plans
             .get_mut(vs.0 as usize)
@@ -381,6 +400,7 @@ pub fn spawn_resumed(
         checker,
         programs: plan::Programs::of(servers),
         services: servers.iter().map(|vs| vs.service).collect(),
+        protocols: servers.iter().map(|vs| vs.protocol).collect(),
         probes,
         prober,
         half_open_done: Vec::new(),
@@ -390,6 +410,7 @@ pub fn spawn_resumed(
         notifies: tokio::task::JoinSet::new(),
         fault_logged: None,
         files,
+        addresses: None,
     };
     let mut dirty = Vec::new();
     runner.apply(actions, None, now, &mut dirty);
@@ -472,6 +493,15 @@ async fn file_changes(watch: Option<&mut Watch>) -> std::io::Result<Vec<track_fi
     }
 }
 
+/// Waits for a change of the director's addresses; forever without a
+/// watch (or once its netlink connection is gone).
+async fn addresses_changed(watch: Option<&mut AddressWatch>) -> Option<&LocalAddresses> {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for the prober's next event and handles it; forever without one.
 async fn half_open(prober: Option<&mut syn::Prober<HalfOpenToken>>) -> std::io::Result<()> {
     match prober {
@@ -493,6 +523,8 @@ struct Runner {
     programs: plan::Programs,
     /// Each virtual server's service, in `VsId` order.
     services: Vec<Service>,
+    /// Each virtual server's protocol, in `VsId` order.
+    protocols: Vec<Protocol>,
     probes: Vec<Box<dyn Probe>>,
     /// The half-open prober, if any check is half-open.
     prober: Option<syn::Prober<HalfOpenToken>>,
@@ -507,6 +539,9 @@ struct Runner {
     /// per probe (thousands of probes hit the same limit together).
     fault_logged: Option<std::time::Instant>,
     files: FileChecks,
+    /// The director's addresses, followed when a virtual server has
+    /// `ha_suspend`.
+    addresses: Option<AddressWatch>,
 }
 
 /// How often a run of local faults is logged.
@@ -541,6 +576,7 @@ impl Runner {
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
         let mut running: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
         let mut dirty = Vec::new();
+        self.watch_addresses().await;
         // One timer, re-armed only when the earliest deadline changes.
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -618,6 +654,10 @@ impl Runner {
                         self.prober = None;
                     }
                 }
+                Some(changed) = addresses_changed(self.addresses.as_mut()) => {
+                    let changed = changed.clone();
+                    self.suspend_where_missing(|a| changed.contains(a));
+                }
                 () = &mut sleep, if armed.is_some() => armed = None,
                 Some(_) = self.notifies.join_next(), if !self.notifies.is_empty() => {}
             }
@@ -628,6 +668,45 @@ impl Runner {
         clock_now(self.options.origin)
     }
 
+    /// With a virtual server under `ha_suspend`, reads the director's
+    /// addresses and follows them. Without a watch its checks run: a
+    /// director that cannot tell is better checking than blind.
+    async fn watch_addresses(&mut self) {
+        if !self.checker.suspends() {
+            return;
+        }
+        match AddressWatch::start().await {
+            Ok(watch) => {
+                let addresses = watch.addresses().clone();
+                self.addresses = Some(watch);
+                self.suspend_where_missing(|a| addresses.contains(a));
+            }
+            Err(error) => {
+                tracing::error!(%error, "the director's addresses cannot be followed: ha_suspend's checks run regardless");
+                self.suspend_where_missing(|_| true);
+            }
+        }
+    }
+
+    /// keepalived's `update_checker_activity`: each `ha_suspend` virtual
+    /// server's checks run while its address is on the director.
+    fn suspend_where_missing(&mut self, present: impl Fn(IpAddr) -> bool) {
+        for (vs, suspended) in self.checker.addresses_changed(present) {
+            let service = self.service(vs);
+            if suspended {
+                tracing::info!(
+                    ?service,
+                    "health checks suspended: the virtual address is not on the director (ha_suspend)"
+                );
+            } else {
+                tracing::info!(
+                    ?service,
+                    "health checks resumed: the virtual address is on the director (ha_suspend)"
+                );
+            }
+        }
+    }
+
     /// Starts the probes due by `now`: futures in `running` (within
     /// `max_in_flight`), half-open ones in the prober, whose SYNs then go
     /// out together.
@@ -636,6 +715,10 @@ impl Runner {
             let Some(id) = self.due.pop(now) else {
                 break;
             };
+            if let Some(Action::Schedule { probe, at }) = self.checker.hold_if_suspended(id, now) {
+                self.due.push(at, probe);
+                continue;
+            }
             let Some(probe) = self.probes.get(id.0 as usize) else {
                 continue;
             };
@@ -836,7 +919,14 @@ impl Runner {
         })
     }
 
+    /// keepalived's `do_rs_notifies` / `do_vs_notifies`: the line on the
+    /// notify FIFOs, then the program if one is configured.
     fn notify(&mut self, target: NotifyTarget) {
+        if !self.options.fifo.is_empty()
+            && let Some(line) = self.fifo_line(target)
+        {
+            self.options.fifo.write(&line);
+        }
         let Some(command) = self.programs.get(target) else {
             return;
         };
@@ -858,6 +948,27 @@ impl Runner {
             }
             .instrument(span),
         );
+    }
+
+    /// keepalived's notify FIFO line for `target`.
+    fn fifo_line(&self, target: NotifyTarget) -> Option<String> {
+        let (vs, rs, up) = match target {
+            NotifyTarget::RsUp(rs) => (self.checker.server_vs(rs)?, Some(rs), true),
+            NotifyTarget::RsDown(rs) => (self.checker.server_vs(rs)?, Some(rs), false),
+            NotifyTarget::QuorumUp(vs) => (vs, None, true),
+            NotifyTarget::QuorumDown(vs) => (vs, None, false),
+        };
+        let service = self.service(vs)?;
+        let protocol = self.protocols.get(vs.0 as usize).copied()?;
+        Some(match rs {
+            Some(rs) => notify_fifo::real_server_line(
+                self.checker.server_address(rs)?,
+                service,
+                protocol,
+                up,
+            ),
+            None => notify_fifo::virtual_server_line(service, protocol, up),
+        })
     }
 
     /// The span a notify program's events happen in: its virtual server,
@@ -903,6 +1014,7 @@ impl Runner {
                     service: self.service(vs)?,
                     quorum_up,
                     sorry_active,
+                    suspended: self.checker.is_suspended(vs),
                     servers: self
                         .checker
                         .vs_servers(vs)

@@ -190,6 +190,24 @@ impl SourceMap {
         self.positions.insert(path.into(), pos);
     }
 
+    /// Whether `path` was set.
+    pub fn has(&self, path: &str) -> bool {
+        self.positions.contains_key(path)
+    }
+
+    /// Every path that was set.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.positions.keys().map(String::as_str)
+    }
+
+    /// Takes `other`'s positions of the paths `keep` selects, and all its
+    /// warnings (a config loaded from two files).
+    pub fn absorb(&mut self, other: SourceMap, keep: impl Fn(&str) -> bool) {
+        self.positions
+            .extend(other.positions.into_iter().filter(|(k, _)| keep(k)));
+        self.warnings.extend(other.warnings);
+    }
+
     /// The position of `path`, or of its nearest recorded ancestor, or the
     /// start of the file.
     pub fn lookup(&self, path: &str) -> Position {

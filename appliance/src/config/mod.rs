@@ -5,9 +5,11 @@
 //! TOML format; anything else (`keepalived.conf`, `*.conf`, no extension) is
 //! read as keepalived.conf.
 
+mod beside;
 pub(crate) mod diag;
 pub(crate) mod file;
 pub(crate) mod keepalived;
+mod minimal;
 pub mod model;
 mod toml_load;
 pub(crate) mod validate;
@@ -81,7 +83,13 @@ pub fn load_str_mapped(
         }
         Format::Toml => {
             let (config, map) = toml_load::load(path, text).map_err(Diagnostics::sorted)?;
-            finish(config, map, Vec::new())
+            match config.keepalived_conf.clone() {
+                Some(keepalived_conf) => {
+                    let (config, map, errors) = beside::merge(path, &keepalived_conf, config, map);
+                    finish(config, map, errors)
+                }
+                None => finish(config, map, Vec::new()),
+            }
         }
     }
 }
@@ -134,6 +142,12 @@ impl Config {
     /// gives back an equal `Config`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+
+    /// [`Config::to_toml`] without the keys whose value is the default
+    /// (`appliance convert`); it loads back equal too.
+    pub fn to_toml_minimal(&self) -> Result<String, toml::ser::Error> {
+        minimal::to_toml(self)
     }
 }
 
@@ -235,6 +249,11 @@ global_defs {
     vrrp_gna_interval 0.000002
     script_user keepalived_script :wheel
     enable_script_security
+    notify_fifo /run/keepalived.fifo
+    notify_fifo_script "/usr/local/bin/fifo-reader --all"
+    vrrp_notify_fifo /run/vrrp.fifo root
+    lvs_notify_fifo /run/lvs.fifo
+    fifo_write_vrrp_states_on_reload
 }
 vrrp_script chk_web {
     script "/usr/local/bin/check web --fast"
@@ -440,7 +459,54 @@ virtual_server fwmark 7 {
             })
         );
         assert!(config.global.enable_script_security);
+        assert_eq!(
+            config.global.notify_fifo.as_ref().map(|f| &f.path),
+            Some(&PathBuf::from("/run/keepalived.fifo"))
+        );
+        assert!(config.global.fifo_write_vrrp_states_on_reload);
         round_trip(&config);
+    }
+
+    /// The notify FIFOs from TOML, and their mistakes at their TOML lines.
+    #[test]
+    fn notify_fifos_load_from_toml() {
+        let path = Path::new("a.toml");
+        let text = "[global]\nfifo_write_vrrp_states_on_reload = true\n\n\
+                    [global.notify_fifo]\npath = \"/run/a.fifo\"\n\
+                    script = { program = \"/usr/bin/reader\", args = [\"-q\"] }\n\n\
+                    [global.lvs_notify_fifo]\npath = \"/run/lvs.fifo\"\nuser = \"root\"\n";
+        let global = load_str(path, text, Format::Toml).unwrap().global;
+        let fifo = global.notify_fifo.unwrap();
+        assert_eq!(fifo.path, PathBuf::from("/run/a.fifo"));
+        assert_eq!(fifo.script.unwrap().args, ["-q"]);
+        assert_eq!(
+            global.lvs_notify_fifo.unwrap().user.as_deref(),
+            Some("root")
+        );
+        assert!(global.vrrp_notify_fifo.is_none());
+        assert!(global.fifo_write_vrrp_states_on_reload);
+        let relative = "[global.vrrp_notify_fifo]\npath = \"x.fifo\"\ngroup = \"root\"\n";
+        let problems = load_str(path, relative, Format::Toml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            problems.contains("a.toml:2:")
+                && problems.contains("vrrp_notify_fifo 'x.fifo': give an absolute path"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("a.toml:3:")
+                && problems.contains("vrrp_notify_fifo: group 'root' needs a user to go with it"),
+            "{problems}"
+        );
+        assert!(
+            load_str(
+                path,
+                "[global.notify_fifo]\npath = \"/a\"\nmode = 1\n",
+                Format::Toml
+            )
+            .is_err()
+        );
     }
 
     /// PING_CHECK, UDP_CHECK and DNS_CHECK read from keepalived.conf with
@@ -688,5 +754,150 @@ virtual_server fwmark 7 {
                 .starts_with("/nonexistent/keepalived.conf:1:1: cannot read the file: "),
             "{err}"
         );
+    }
+
+    const BESIDE_KEEPALIVED: &str = "global_defs {\n  router_id lb1\n}\nvrrp_instance VI_1 {\n  \
+        interface eth0\n  virtual_router_id 51\n  priority 100\n  virtual_ipaddress {\n    \
+        10.0.0.100\n  }\n}\nvirtual_server 10.0.0.100 80 {\n  protocol TCP\n  lb_algo rr\n  \
+        real_server 10.0.1.1 80 {\n  }\n}\n";
+
+    /// A directory holding keepalived.conf and the TOML `toml`.
+    fn beside(toml: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keepalived.conf"), BESIDE_KEEPALIVED).unwrap();
+        let path = dir.path().join("appliance.toml");
+        std::fs::write(&path, toml).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_toml_beside_a_keepalived_conf_adds_the_appliances_own_settings() {
+        let (_dir, path) = beside(
+            "keepalived_conf = \"keepalived.conf\"\n\n[global]\n\
+             metrics_listen = \"127.0.0.1:9100\"\ndataplane = \"nftables\"\n\
+             graceful_remove = \"30s\"\n\n[network.sysctl]\n\"net.ipv4.ip_forward\" = \"1\"\n",
+        );
+        let config = load_file(&path).unwrap();
+        let alone = load_file(&path.with_file_name("keepalived.conf")).unwrap();
+        assert_eq!(config.global.router_id.as_deref(), Some("lb1"));
+        assert_eq!(config.vrrp_instance, alone.vrrp_instance);
+        assert_eq!(config.virtual_server, alone.virtual_server);
+        assert_eq!(
+            config.global.metrics_listen,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(config.global.dataplane, Some(model::Choice::Nftables));
+        assert_eq!(
+            config.global.graceful_remove,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(config.network.sysctl["net.ipv4.ip_forward"], "1");
+        assert_eq!(config.keepalived_conf, None, "merged, it stands alone");
+        // `convert` prints it whole, and that loads back the same.
+        let whole = load_str(&path, &config.to_toml().unwrap(), Format::Toml).unwrap();
+        assert_eq!(whole, config);
+    }
+
+    #[test]
+    fn beside_a_keepalived_conf_a_setting_in_the_wrong_file_is_refused_where_it_is() {
+        let (_dir, path) = beside(
+            "keepalived_conf = \"keepalived.conf\"\n[global]\nrouter_id = \"x\"\n\
+             metrics_listen = \"127.0.0.1:9100\"\n[[vrrp_instance]]\nname = \"VI_2\"\n\
+             interface = \"eth0\"\nvirtual_router_id = 52\n",
+        );
+        let shown = path.with_file_name("keepalived.conf");
+        let got: Vec<String> = load_file(&path)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let at = path.display();
+        assert_eq!(
+            got,
+            [
+                format!(
+                    "{at}:3:1: global.router_id comes from keepalived_conf ({}): write it in its \
+                     global_defs; beside a keepalived.conf, [global] holds only dataplane, \
+                     metrics_listen, status_group, graceful_remove",
+                    shown.display()
+                ),
+                format!(
+                    "{at}:5:3: vrrp_instance comes from keepalived_conf ({}): write it there",
+                    shown.display()
+                ),
+            ]
+        );
+        let (_dir, path) = beside("keepalived_conf = \"other.toml\"\n");
+        let err = load_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("a TOML file: it must name a keepalived.conf"),
+            "{err}"
+        );
+        let (_dir, path) = beside("keepalived_conf = \"missing.conf\"\n");
+        let err = load_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("missing.conf:1:1: cannot read the file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn convert_writes_only_what_differs_from_the_defaults() {
+        let text = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  \
+            virtual_router_id 51\n  priority 100\n  advert_int 1\n  nopreempt\n  \
+            virtual_ipaddress {\n    10.0.0.100\n  }\n}\n\
+            virtual_server 10.0.0.100 53 {\n  delay_loop 6\n  lb_algo rr\n  \
+            real_server 10.0.1.1 53 {\n    weight 1\n    MISC_CHECK {\n      misc_path /bin/true\n    }\n  }\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let minimal = config.to_toml_minimal().unwrap();
+        assert_eq!(
+            load_str(Path::new("x.toml"), &minimal, Format::Toml).unwrap(),
+            config,
+            "{minimal}"
+        );
+        // The defaults written in the source (state BACKUP, priority 100,
+        // advert_int 1, weight 1) go; what differs stays, keepalived's
+        // UDP for a virtual server without protocol among it.
+        for gone in ["state", "priority", "advert_int", "weight", "[global]"] {
+            assert!(!minimal.contains(gone), "{gone} in:\n{minimal}");
+        }
+        for kept in [
+            "nopreempt = true",
+            "delay_loop = \"6s\"",
+            "lb_algo = \"rr\"",
+            "protocol = \"UDP\"",
+            "program = \"/bin/true\"",
+        ] {
+            assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
+        }
+        assert!(
+            minimal.len() < config.to_toml().unwrap().len() / 2,
+            "{minimal}"
+        );
+    }
+
+    #[test]
+    fn convert_leaves_a_tracked_processs_defaults_out() {
+        let text = "vrrp_track_process sshd {\n  process sshd\n  quorum 1\n  weight 0\n  delay 2\n}\n\
+            vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+            track_process {\n    sshd\n  }\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let minimal = config.to_toml_minimal().unwrap();
+        assert_eq!(
+            load_str(Path::new("x.toml"), &minimal, Format::Toml).unwrap(),
+            config,
+            "{minimal}"
+        );
+        for gone in ["quorum", "weight = 0"] {
+            assert!(!minimal.contains(gone), "{gone} in:\n{minimal}");
+        }
+        for kept in [
+            "process = \"sshd\"",
+            "fork_delay = \"2s\"",
+            "terminate_delay = \"2s\"",
+        ] {
+            assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
+        }
     }
 }

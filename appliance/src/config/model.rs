@@ -21,6 +21,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// A keepalived.conf that gives everything keepalived has words for;
+    /// this TOML then holds only the appliance's own settings (TOML only,
+    /// see `config::beside`). A loaded config never has it: it is the
+    /// keepalived.conf's, merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalived_conf: Option<std::path::PathBuf>,
     /// keepalived's `global_defs`.
     #[serde(default)]
     pub global: Global,
@@ -200,6 +206,47 @@ pub struct Global {
         with = "humantime_serde::option"
     )]
     pub graceful_remove: Option<Duration>,
+    /// keepalived's `notify_fifo`: a FIFO both the VRRP and the checker
+    /// events are written to, one line each (see "Notify FIFOs" in
+    /// docs/config.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fifo: Option<NotifyFifo>,
+    /// keepalived's `vrrp_notify_fifo`: a FIFO for the VRRP events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_notify_fifo: Option<NotifyFifo>,
+    /// keepalived's `lvs_notify_fifo`: a FIFO for the checker events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_notify_fifo: Option<NotifyFifo>,
+    /// keepalived's `fifo_write_vrrp_states_on_reload`: a reload writes
+    /// every instance's and sync group's state to the VRRP FIFOs, changed
+    /// or not (keepalived's default: off, only changes are written).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo_write_vrrp_states_on_reload: bool,
+}
+
+/// A notify FIFO: `notify_fifo PATH [USER [GROUP]]` with its
+/// `notify_fifo_script SCRIPT [USER [GROUP]]` (and the same for `vrrp_`
+/// and `lvs_`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFifo {
+    /// The FIFO. The daemon makes it (mode 0644) when it does not exist
+    /// and removes the one it made when it stops; an existing FIFO is
+    /// used as it is.
+    pub path: std::path::PathBuf,
+    /// Owner of a FIFO the daemon makes; the scripts' default user
+    /// (`script_user`, else `keepalived_script` if it exists, else the
+    /// daemon's) when unset, as keepalived does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Group of a FIFO the daemon makes (with `user` only); the user's
+    /// primary group when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// A program started with the daemon, the FIFO's path appended to its
+    /// arguments, to read the lines; it runs until the daemon stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Command>,
 }
 
 impl Default for Global {
@@ -229,6 +276,10 @@ impl Default for Global {
             metrics_listen: None,
             status_group: None,
             graceful_remove: None,
+            notify_fifo: None,
+            vrrp_notify_fifo: None,
+            lvs_notify_fifo: None,
+            fifo_write_vrrp_states_on_reload: false,
         }
     }
 }

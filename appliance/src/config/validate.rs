@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, SourceMap};
 use super::model::{
-    Choice, Command, Config, Global, LvsTimeouts, Service, VirtualAddress, VrrpInstance,
+    Choice, Command, Config, Global, LvsTimeouts, NotifyFifo, Service, VirtualAddress, VrrpInstance,
 };
 use crate::vrrp::Version;
 use ipnet::IpNet;
@@ -31,6 +31,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.status_group(config);
     v.master_only(config);
     v.network(config);
+    v.notify_fifos(config);
     v.out
 }
 
@@ -133,6 +134,16 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
             ],
         ));
     }
+    for (keyword, fifo) in notify_fifos(&config.global) {
+        if let Some(command) = &fifo.script {
+            out.push(CommandSite {
+                command,
+                owner: format!("{keyword}_script"),
+                path: format!("global.{keyword}.script"),
+                user_path: None,
+            });
+        }
+    }
     for (i, vs) in config.virtual_server.iter().enumerate() {
         let name = service_name(vs);
         for (keyword, command) in [
@@ -176,6 +187,18 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
         }
     }
     out
+}
+
+/// The notify FIFOs configured, each with its keyword, in keepalived's
+/// order of precedence (a script of an earlier one wins on a shared path).
+pub(crate) fn notify_fifos(global: &Global) -> impl Iterator<Item = (&'static str, &NotifyFifo)> {
+    [
+        ("notify_fifo", &global.notify_fifo),
+        ("vrrp_notify_fifo", &global.vrrp_notify_fifo),
+        ("lvs_notify_fifo", &global.lvs_notify_fifo),
+    ]
+    .into_iter()
+    .filter_map(|(keyword, fifo)| Some((keyword, fifo.as_ref()?)))
 }
 
 fn family(ip: IpAddr) -> &'static str {
@@ -762,6 +785,14 @@ impl Validator<'_> {
                 super::model::Service::Address(a) => Some(a.ip().is_ipv4()),
                 super::model::Service::Fwmark(_) => None,
             };
+            if vs.ha_suspend && vs_family.is_none() {
+                // keepalived clears it with an error; the file says
+                // something that cannot be, so it is refused.
+                self.report(
+                    &format!("{base}.ha_suspend"),
+                    "ha_suspend needs the virtual server's address: a fwmark service has none to wait for".to_string(),
+                );
+            }
             let mut seen = HashMap::new();
             for (j, rs) in vs.real_server.iter().enumerate() {
                 let path = format!("{base}.real_server[{j}]");
@@ -879,6 +910,46 @@ impl Validator<'_> {
                         "only_when_master names vrrp_instance '{instance}', which is not defined"
                     ),
                 );
+            }
+        }
+    }
+
+    /// A FIFO's path is absolute (the daemon's working directory is no
+    /// place to look for it), and its owner exists on this host.
+    fn notify_fifos(&mut self, config: &Config) {
+        // The tables only when an owner is named.
+        let mut accounts = None;
+        for (keyword, fifo) in notify_fifos(&config.global) {
+            let base = format!("global.{keyword}");
+            let at = self.map.lookup_first(&[&format!("{base}.path"), &base]);
+            if !fifo.path.is_absolute() {
+                self.out.push(Diagnostic::new(
+                    at,
+                    format!("{keyword} '{}': give an absolute path", fifo.path.display()),
+                ));
+            }
+            let user_at = self.map.lookup_first(&[&format!("{base}.user"), &base]);
+            match (&fifo.user, &fifo.group) {
+                (None, Some(group)) => self.out.push(Diagnostic::new(
+                    self.map.lookup_first(&[&format!("{base}.group"), &base]),
+                    format!("{keyword}: group '{group}' needs a user to go with it"),
+                )),
+                (Some(user), group) => {
+                    let accounts =
+                        accounts.get_or_insert_with(crate::script::accounts::Accounts::read);
+                    let problem = if accounts.user(user).is_none() {
+                        Some(format!("{keyword}: no user '{user}' on this host"))
+                    } else {
+                        group
+                            .as_ref()
+                            .filter(|g| accounts.group(g).is_none())
+                            .map(|g| format!("{keyword}: no group '{g}' on this host"))
+                    };
+                    if let Some(problem) = problem {
+                        self.out.push(Diagnostic::new(user_at, problem));
+                    }
+                }
+                (None, None) => {}
             }
         }
     }
@@ -1344,6 +1415,19 @@ vrrp_instance VI_2 {
         let got = toml_problems(toml);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("min_reply_length 9 is above"), "{got:?}");
+    }
+
+    #[test]
+    fn ha_suspend_on_a_fwmark_service_is_refused_where_it_is() {
+        let text = "virtual_server fwmark 5 {\n  protocol TCP\n  ha_suspend\n  real_server 10.0.1.1 80 {\n  }\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:3:3: ha_suspend needs the virtual server's address: a fwmark service has none to wait for"
+            ]
+        );
+        let ok = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  ha_suspend\n  real_server 10.0.1.1 80 {\n  }\n}\n";
+        assert_eq!(problems(ok), Vec::<String>::new());
     }
 
     #[test]

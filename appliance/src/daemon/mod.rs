@@ -24,6 +24,7 @@
 //! so a restart reconciles instead of flushing live connections.
 
 mod admin;
+mod announce;
 mod lock;
 mod lvs;
 mod operator;
@@ -48,6 +49,7 @@ use crate::config::{self, Config, Diagnostic, Diagnostics};
 use crate::dataplane::{self, ServiceKey, Table};
 use crate::metrics::Metrics;
 use crate::net::{socket, vip};
+use crate::notify_fifo::Fifos as NotifyFifos;
 use crate::script::check::{self as script_check, Scripts};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::machine::State;
@@ -256,6 +258,13 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // stops the start.
     daemon.program(pools.desired());
     daemon.programmed().await?;
+    // Before the checker and the VRRP driver, which write to them; from
+    // here on every way out goes through `finish`, which closes them.
+    daemon.fifos = Some(NotifyFifos::open(
+        &config.global,
+        &daemon.scripts,
+        &daemon.metrics,
+    ));
     daemon.start_checks(&config, pools, None)?;
     daemon.serve_status(config.global.status_group.as_deref())?;
     let mut reports = match daemon.start_vrrp().await {
@@ -497,6 +506,9 @@ struct Daemon {
     switchovers: Vec<switchover::PendingSwitchover>,
     /// The checker changed a pool since the last table was programmed.
     pools_changed: bool,
+    /// The notify FIFOs and their scripts, from start (changing them takes
+    /// a restart).
+    fifos: Option<NotifyFifos>,
 }
 
 impl Daemon {
@@ -559,6 +571,7 @@ impl Daemon {
             counting: false,
             masters_recorded: false,
             switchovers: Vec::new(),
+            fifos: None,
             pools_changed: false,
         })
     }
@@ -754,6 +767,11 @@ impl Daemon {
             scripts: self.scripts.clone(),
             admin,
             track_files: self.track_files.clone(),
+            fifo: self
+                .fifos
+                .as_ref()
+                .map(|f| f.lvs.clone())
+                .unwrap_or_default(),
             ..runner::Options::default()
         };
         let (handle, reports) = runner::spawn_resumed(&self.servers, options, resume)?;
@@ -1036,6 +1054,11 @@ impl Daemon {
             origin: self.origin,
             timeline: self.timeline.clone(),
             metrics: self.metrics.clone(),
+            fifo: self
+                .fifos
+                .as_ref()
+                .map(|f| f.vrrp.clone())
+                .unwrap_or_default(),
         })
         .await?;
         self.vrrp = Some(handle);
@@ -1208,6 +1231,10 @@ impl Daemon {
     /// The end of a stop: the last table applied, the tasks and the status
     /// socket gone.
     async fn finish(&mut self) {
+        // After the VRRP driver's and the checker's last lines.
+        if let Some(fifos) = self.fifos.take() {
+            fifos.close().await;
+        }
         // The last table (gated services out) is applied before the end.
         if let Some(programmer) = self.programmer.take() {
             programmer.shutdown().await;
@@ -1237,6 +1264,7 @@ fn virtual_servers(
             service: service(&vs),
             quorum_up: vs.quorum_up,
             sorry_server_active: vs.sorry_active,
+            suspended: vs.suspended,
             real_servers: vs
                 .servers
                 .into_iter()

@@ -41,6 +41,20 @@ pub(crate) struct Plan {
     /// The `vrrp_track_process`es some instance tracks.
     pub processes: Vec<ProcessPlan>,
     pub lvs: LvsPlan,
+    /// `fifo_write_vrrp_states_on_reload`: a reload writes the states it
+    /// left unchanged to the notify FIFOs too.
+    pub fifo_states_on_reload: bool,
+    /// The least time between two announcements on an interface.
+    pub pacing: Pacing,
+}
+
+/// `vrrp_garp_interval` and `vrrp_gna_interval`: the least time between
+/// two gratuitous ARPs, and between two unsolicited neighbour adverts, on
+/// one interface (zero: no pacing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pacing {
+    pub arp: Duration,
+    pub na: Duration,
 }
 
 /// A `vrrp_track_process` the VRRP driver counts.
@@ -582,6 +596,11 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
         files,
         processes,
         lvs: lvs_plan(config)?,
+        pacing: Pacing {
+            arp: config.global.vrrp_garp_interval,
+            na: config.global.vrrp_gna_interval,
+        },
+        fifo_states_on_reload: config.global.fifo_write_vrrp_states_on_reload,
     })
 }
 

@@ -149,6 +149,11 @@ impl Daemon {
                 "reload: metrics_listen changed; the endpoint moves at the next restart"
             );
         }
+        if let Some(fifos) = &self.fifos
+            && !fifos.same_settings(&config.global)
+        {
+            warn!("reload: the notify FIFOs changed; they move at the next restart");
+        }
         let mut changed = Vec::new();
         // A program's user is part of the checker's work as much as the
         // servers are.
@@ -205,7 +210,9 @@ impl Daemon {
             .as_ref()
             .is_some_and(|v| !v.snapshot().pending.is_empty());
         let vrrp_changed = new != self.plan;
-        if !vrrp_changed && !vrrp_pending {
+        // `fifo_write_vrrp_states_on_reload` asks the driver for the
+        // states at every reload, changed or not.
+        if !vrrp_changed && !vrrp_pending && !new.fifo_states_on_reload {
             info!("reload: VRRP unchanged");
         } else {
             let outcome = match &self.vrrp {

@@ -132,13 +132,15 @@ mod tests {
         let path = path(dir.path());
         let plan = plan();
         assert!(resumed(&apply(&plan, &path, SystemTime::now())).is_empty());
+        // The record's time is between these two, however slow the write.
+        let before = SystemTime::now();
         record(&path, &["VI_1".to_string()]);
+        let after = SystemTime::now();
         // VI_1's Master_Down_Interval: 3 × 1 s + (256 − 100) / 256 s.
-        let now = SystemTime::now();
-        assert_eq!(resumed(&apply(&plan, &path, now)), ["VI_1"]);
-        let later = now + Duration::from_millis(3_500);
+        assert_eq!(resumed(&apply(&plan, &path, after)), ["VI_1"]);
+        let later = before + Duration::from_millis(3_500);
         assert_eq!(resumed(&apply(&plan, &path, later)), ["VI_1"]);
-        let too_late = now + Duration::from_millis(3_700);
+        let too_late = after + Duration::from_millis(3_700);
         assert!(resumed(&apply(&plan, &path, too_late)).is_empty());
         // A clean stop (no master left) removes the record.
         record(&path, &[]);

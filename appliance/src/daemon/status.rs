@@ -185,6 +185,10 @@ pub struct VirtualServerStatus {
     pub service: String,
     pub quorum_up: bool,
     pub sorry_server_active: bool,
+    /// `ha_suspend`: its checks are held, its address is not on the
+    /// director.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
     pub real_servers: Vec<RealServerStatus>,
 }
 
@@ -791,6 +795,7 @@ pub(crate) mod tests {
                 service: "TCP 10.0.0.100:80".into(),
                 quorum_up: true,
                 sorry_server_active: false,
+                suspended: false,
                 real_servers: vec![RealServerStatus {
                     address: "10.0.0.11:8080".parse().unwrap(),
                     alive: false,

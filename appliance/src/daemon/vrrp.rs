@@ -15,6 +15,7 @@
 //! the instances that status reads without asking.
 
 use super::Error;
+use super::announce::Announcements;
 use super::plan::{InstancePlan, Notify, Plan, ScriptPlan, UnitPlan};
 use super::retry::Backoff;
 use super::status;
@@ -30,6 +31,7 @@ use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
 use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
+use crate::notify_fifo;
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::group::SyncGroup;
@@ -157,6 +159,8 @@ pub(super) struct Setup {
     pub origin: tokio::time::Instant,
     pub timeline: Arc<Mutex<TimelineLog>>,
     pub metrics: Arc<Metrics>,
+    /// The notify FIFOs each state change is written to.
+    pub fifo: notify_fifo::Sink,
 }
 
 impl Handle {
@@ -392,7 +396,7 @@ struct Driver {
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
-    announcers: HashMap<String, Announcer>,
+    announcements: Announcements,
     /// Last known state of each interface, to forward changes only.
     link_up: HashMap<String, bool>,
     events: mpsc::Receiver<Event>,
@@ -432,6 +436,7 @@ impl Driver {
         snapshot: Arc<Mutex<Snapshot>>,
     ) -> Result<Self, Error> {
         let (sender, events) = mpsc::channel(1024);
+        let announcements = Announcements::new(setup.plan.pacing);
         Ok(Self {
             plan: setup.plan,
             origin: setup.origin,
@@ -440,7 +445,7 @@ impl Driver {
             router: Router::default(),
             sockets: HashMap::new(),
             links: HashMap::new(),
-            announcers: HashMap::new(),
+            announcements,
             link_up: HashMap::new(),
             events,
             sender,
@@ -457,7 +462,10 @@ impl Driver {
             metrics: setup.metrics,
             transitions: HashMap::new(),
             snapshot,
-            notifiers: Notifiers::default(),
+            notifiers: Notifiers {
+                fifo: setup.fifo,
+                ..Notifiers::default()
+            },
             systemd: systemd::Notifier::default(),
             pending: BTreeMap::new(),
             retry: Backoff::default(),
@@ -920,7 +928,7 @@ impl Driver {
     }
 
     fn announcer(&mut self, link: &Link) -> Result<(), Error> {
-        if self.announcers.contains_key(&link.name) {
+        if self.announcements.contains(&link.name) {
             return Ok(());
         }
         let Some(mac) = link
@@ -935,7 +943,7 @@ impl Driver {
             interface: link.name.clone(),
             source,
         })?;
-        self.announcers.insert(link.name.clone(), announcer);
+        self.announcements.insert(link.name.clone(), announcer);
         Ok(())
     }
 
@@ -1051,6 +1059,7 @@ impl Driver {
             .units()
             .iter()
             .filter_map(Unit::poll_timeout)
+            .chain(self.announcements.deadline())
             .min();
         let at = match next {
             Some(at) => self.origin + Duration::from_micros(at.as_micros()),
@@ -1062,6 +1071,7 @@ impl Driver {
 
     async fn on_timers(&mut self) {
         let now = self.now();
+        self.announcements.send_due(now);
         for index in 0..self.units.len() {
             let Some(unit) = self.router.units_mut().get_mut(index) else {
                 continue;
@@ -1297,17 +1307,8 @@ impl Driver {
             }
             Action::SendGratuitous { repeat, .. } => {
                 for (dev, vip) in instance.plan.all_vips() {
-                    let Some(announcer) = self.announcers.get(dev) else {
-                        continue;
-                    };
                     for _ in 0..*repeat {
-                        let sent = match vip.addr {
-                            IpAddr::V4(a) => announcer.arp(a),
-                            IpAddr::V6(a) => announcer.neighbour_advertisement(a),
-                        };
-                        if let Err(e) = sent {
-                            warn!(error = %e, "announcing VIP failed");
-                        }
+                        self.announcements.announce(dev, vip.addr, now);
                     }
                 }
             }
@@ -1421,6 +1422,8 @@ impl Driver {
     /// state and changes them in place, anything else that changed stops
     /// (resigning if master) and starts anew.
     async fn reload_units(&mut self, new: Plan) -> ReloadOutcome {
+        let states_before = self.states();
+        let states_on_reload = new.fifo_states_on_reload;
         let (mut stopped, mut reprioritised, mut readdressed) = (0, 0, 0);
         let mut index = 0;
         while index < self.units.len() {
@@ -1456,6 +1459,7 @@ impl Driver {
         let scripts_changed = new.scripts != self.plan.scripts;
         let files_changed = new.files != self.plan.files;
         let processes_changed = new.processes != self.plan.processes;
+        self.announcements.set_pacing(new.pacing);
         self.plan = new;
         if scripts_changed {
             self.spawn_scripts();
@@ -1489,6 +1493,20 @@ impl Driver {
                     up,
                 })
                 .await;
+            }
+        }
+        if states_on_reload {
+            // keepalived's `fifo_write_vrrp_states_on_reload`: the states
+            // the reload did not change (those it changed were written as
+            // they changed; new instances are written as they start).
+            for (kind, name, state, priority) in self.states() {
+                if state != State::Initialize
+                    && states_before
+                        .iter()
+                        .any(|(k, n, s, _)| (*k, n.as_str(), *s) == (kind, name.as_str(), state))
+                {
+                    self.notifiers.write_line(kind, &name, state, priority);
+                }
             }
         }
         let (started, failed) = self.start_pending().await;
@@ -1606,6 +1624,7 @@ impl Driver {
         let old: Vec<(String, crate::net::vip::Vip)> = instance.plan.all_vips().cloned().collect();
         let new: Vec<(String, crate::net::vip::Vip)> = changed.all_vips().cloned().collect();
         if master {
+            let now = self.now();
             for (dev, vip) in old.iter().filter(|v| !new.contains(v)) {
                 if let Some(link) = self.links.get(dev)
                     && let Err(e) = self.addresses.remove(link.index, vip).await
@@ -1619,16 +1638,8 @@ impl Driver {
                 {
                     error!(vip = %vip.addr, error = %e, "adding VIP failed");
                 }
-                if let Some(announcer) = self.announcers.get(dev) {
-                    for _ in 0..changed.machine.garp_master_repeat {
-                        let sent = match vip.addr {
-                            IpAddr::V4(a) => announcer.arp(a),
-                            IpAddr::V6(a) => announcer.neighbour_advertisement(a),
-                        };
-                        if let Err(e) = sent {
-                            warn!(error = %e, "announcing VIP failed");
-                        }
-                    }
+                for _ in 0..changed.machine.garp_master_repeat {
+                    self.announcements.announce(dev, vip.addr, now);
                 }
             }
         }
@@ -1684,6 +1695,28 @@ fn priority_only_change(old: &UnitPlan, new: &[UnitPlan]) -> Option<InstancePlan
         }
         _ => None,
     })
+}
+
+impl Driver {
+    /// Each sync group's and instance's state (and priority), groups
+    /// first, as keepalived writes them.
+    fn states(&self) -> Vec<(Notified, String, State, u8)> {
+        let mut out = Vec::new();
+        for unit in self.router.units() {
+            if let Unit::Group(group) = unit {
+                out.push((Notified::Group, group.name().to_string(), group.state(), 0));
+            }
+        }
+        for machine in self.router.units().iter().flat_map(Unit::machines) {
+            out.push((
+                Notified::Instance,
+                machine.name().to_string(),
+                machine.state(),
+                machine.priority().get(),
+            ));
+        }
+        out
+    }
 }
 
 fn current_priority(unit: Option<&Unit>, name: &str) -> Priority {
@@ -1831,6 +1864,8 @@ fn notify_runs(
 struct Notifiers {
     slots: Arc<Semaphore>,
     running: JoinSet<()>,
+    /// Where each change is written as a line, as its programs start.
+    fifo: notify_fifo::Sink,
 }
 
 impl Default for Notifiers {
@@ -1838,6 +1873,7 @@ impl Default for Notifiers {
         Self {
             slots: Arc::new(Semaphore::new(NOTIFY_SLOTS)),
             running: JoinSet::new(),
+            fifo: notify_fifo::Sink::default(),
         }
     }
 }
@@ -1846,6 +1882,7 @@ impl Notifiers {
     /// Runs the notify programs of `name` for its new state, without
     /// waiting for them.
     fn start(&mut self, kind: Notified, name: &str, programs: &Notify, state: State, priority: u8) {
+        self.write_line(kind, name, state, priority);
         for (program, args) in notify_runs(kind, name, programs, state, priority) {
             let name = name.to_string();
             let slots = self.slots.clone();
@@ -1860,6 +1897,16 @@ impl Notifiers {
                 } else {
                     warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
                 }
+            });
+        }
+    }
+
+    /// The notify FIFO line for `name` in `state`.
+    fn write_line(&self, kind: Notified, name: &str, state: State, priority: u8) {
+        if !self.fifo.is_empty() {
+            self.fifo.write(&match kind {
+                Notified::Instance => notify_fifo::instance_line(name, state, priority),
+                Notified::Group => notify_fifo::group_line(name, state),
             });
         }
     }

@@ -1,9 +1,10 @@
 //! The network I/O the daemon needs, and nothing else: virtual addresses
-//! over rtnetlink (`vip`), gratuitous ARP and unsolicited neighbour
+//! over rtnetlink (`vip`), the director's own addresses (`address`), gratuitous ARP and unsolicited neighbour
 //! advertisements (`gratuitous`), raw VRRP sockets (`socket`), link state
 //! (`link`), and the host's own settings from `[network]` (`setup`). No
 //! protocol decisions live here.
 
+pub mod address;
 pub mod gratuitous;
 pub mod link;
 pub(crate) mod setup;

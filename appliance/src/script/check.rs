@@ -101,6 +101,11 @@ pub struct Unchecked {
 }
 
 impl Scripts {
+    /// Whom a program without a user of its own runs as.
+    pub fn default_user(&self) -> &RunAs {
+        &self.default
+    }
+
     /// What to run for `command`.
     pub fn program(&self, command: &Command) -> Result<Program, Unchecked> {
         let run_as = match &command.user {
@@ -619,6 +624,18 @@ virtual_server 10.0.0.1 80 {
                     "k.conf:25:13: real_server 10.0.1.1:80 MISC_CHECK: cannot run '/usr/bin/true': {}",
                     cannot("nobody", 65534)
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_notify_fifo_script_is_checked_where_it_is_given() {
+        let host = FakeHost::bounded_root();
+        let text = "global_defs {\n    lvs_notify_fifo /run/lvs.fifo\n    lvs_notify_fifo_script \"/usr/bin/true -q\" ops\n}\n";
+        assert_eq!(
+            problems(text, &host),
+            [
+                "k.conf:3:5: lvs_notify_fifo_script: cannot run '/usr/bin/true': the daemon (uid 0) cannot switch to user 'ops' (uid 1000, gid 1000): it lacks CAP_SETUID and CAP_SETGID"
             ]
         );
     }

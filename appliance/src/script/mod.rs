@@ -143,10 +143,17 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// Runs `program` with `extra_args` appended, waits at most `timeout`.
-/// Output goes to /dev/null: scripts report through their exit code.
-pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) -> Outcome {
-    use std::os::unix::process::ExitStatusExt;
+/// Starts `program` with `extra_args` appended, as [`run`] does, and
+/// leaves it running: for a program that lives as long as the daemon (a
+/// notify FIFO's reader). It leads its own process group, so a stop can
+/// signal what it started too.
+pub fn spawn(program: &Program, extra_args: &[String]) -> std::io::Result<tokio::process::Child> {
+    command(program, extra_args).spawn()
+}
+
+/// The process `program` runs in: its arguments, its user, its
+/// environment, its own process group, output to /dev/null.
+fn command(program: &Program, extra_args: &[String]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&program.path);
     cmd.args(&program.args)
         .args(extra_args)
@@ -164,7 +171,14 @@ pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) ->
     unsafe {
         cmd.pre_exec(move || become_script(switch.as_ref()));
     }
-    let mut child = match cmd.spawn() {
+    cmd
+}
+
+/// Runs `program` with `extra_args` appended, waits at most `timeout`.
+/// Output goes to /dev/null: scripts report through their exit code.
+pub async fn run(program: &Program, extra_args: &[String], timeout: Duration) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = match command(program, extra_args).spawn() {
         Ok(child) => child,
         Err(e) => return Outcome::not_started(&e),
     };

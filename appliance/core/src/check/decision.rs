@@ -11,7 +11,7 @@
 
 use crate::clock::Instant;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// keepalived's BOOTSTRAP_DELAY: every checker's first run waits one second
@@ -280,6 +280,9 @@ pub struct VirtualPlan {
     pub quorum_up: bool,
     /// Whether a `quorum_down` program is configured.
     pub quorum_down: bool,
+    /// keepalived's `ha_suspend`: the probes run only while this address
+    /// is on one of the director's interfaces.
+    pub suspend_without: Option<IpAddr>,
     pub real_servers: Vec<RealPlan>,
 }
 
@@ -396,6 +399,9 @@ struct VsState {
     notify_quorum_down: bool,
     quorum_up: bool,
     sorry_active: bool,
+    suspend_without: Option<IpAddr>,
+    /// Its probes are held: `suspend_without` is not on the director.
+    suspended: bool,
     servers: std::ops::Range<u32>,
 }
 
@@ -633,6 +639,10 @@ impl Checker {
                 notify_quorum_down: vs.quorum_down,
                 quorum_up: false,
                 sorry_active: false,
+                suspend_without: vs.suspend_without,
+                // The driver says which addresses the director has
+                // before any probe is due.
+                suspended: false,
                 servers: first_rs..last_rs,
             });
         }
@@ -861,6 +871,51 @@ impl Checker {
         out.push(Action::Pool { vs });
         self.update_quorum(vs, false, &mut out);
         actions
+    }
+
+    /// The director's addresses are now those `present` says it has
+    /// (keepalived's `update_checker_activity`): a virtual server with
+    /// `ha_suspend` is suspended while its address is missing. Returns
+    /// the virtual servers that changed, each with whether it is now
+    /// suspended.
+    pub fn addresses_changed(&mut self, present: impl Fn(IpAddr) -> bool) -> Vec<(VsId, bool)> {
+        let mut changed = Vec::new();
+        for (i, vs) in self.vss.iter_mut().enumerate() {
+            let Some(address) = vs.suspend_without else {
+                continue;
+            };
+            let suspended = !present(address);
+            if suspended != vs.suspended {
+                vs.suspended = suspended;
+                changed.push((VsId(i as u32), suspended));
+            }
+        }
+        changed
+    }
+
+    /// Whether some virtual server has `ha_suspend`.
+    pub fn suspends(&self) -> bool {
+        self.vss.iter().any(|v| v.suspend_without.is_some())
+    }
+
+    /// Whether a virtual server's probes are held (`ha_suspend`).
+    pub fn is_suspended(&self, vs: VsId) -> bool {
+        self.vss.get(vs.0 as usize).is_some_and(|v| v.suspended)
+    }
+
+    /// A probe that came due: `None` if it is to run, or, when its
+    /// virtual server is suspended, the schedule of its next turn one
+    /// `delay_loop` on. A held probe is neither a success nor a failure:
+    /// its real server keeps its state and its retry count (keepalived
+    /// leaves the checker's state as it was).
+    pub fn hold_if_suspended(&mut self, probe: ProbeId, now: Instant) -> Option<Action> {
+        let p = self.probes.get_mut(probe.0 as usize)?;
+        let vs = self.rss.get(p.rs.0 as usize)?.vs;
+        if !self.vss.get(vs.0 as usize)?.suspended {
+            return None;
+        }
+        p.due = now + p.timing.delay_loop;
+        Some(Action::Schedule { probe, at: p.due })
     }
 
     /// A probe's current verdict (keepalived's `is_up`) and last outcome.

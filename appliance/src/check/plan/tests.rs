@@ -773,3 +773,55 @@ fn a_resumed_virtual_server_keeps_its_file_checks_state() {
     .unwrap();
     assert_eq!(fresh.server_state(RsId(0)), Some((true, 10)));
 }
+
+/// ONE with `ha_suspend`, and a second virtual server without it.
+const SUSPENDING: &str = r#"
+[[virtual_server]]
+service = { address = "10.0.0.1:80" }
+delay_loop = "5s"
+ha_suspend = true
+[[virtual_server.real_server]]
+address = "10.0.1.1:80"
+weight = 3
+check = [{ type = "TCP_CHECK", retry = 2, delay_before_retry = "1s" }]
+[[virtual_server]]
+service = { address = "10.0.0.2:80" }
+[[virtual_server.real_server]]
+address = "10.0.1.1:80"
+check = [{ type = "TCP_CHECK" }]
+"#;
+
+#[test]
+fn ha_suspend_holds_probes_while_the_address_is_missing_and_keeps_their_state() {
+    let (mut c, _) = start(SUSPENDING);
+    let vip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    assert!(c.suspends());
+    // Up, then one failure into a retry series, then the address goes.
+    assert_eq!(c.probe_done(P0, Outcome::Up, t(10)), vec![sched(0, 5010)]);
+    assert_eq!(c.probe_done(P0, FAIL, t(5010)), vec![sched(0, 6010)]);
+    assert_eq!(c.addresses_changed(|_| false), vec![(VsId(0), true)]);
+    assert_eq!(c.addresses_changed(|_| false), vec![], "no change, no news");
+    assert!(c.is_suspended(VsId(0)) && !c.is_suspended(VsId(1)));
+    // Held: scheduled a delay_loop on, the server untouched.
+    assert_eq!(c.hold_if_suspended(P0, t(6010)), Some(sched(0, 11_010)));
+    assert_eq!(
+        c.hold_if_suspended(ProbeId(1), t(6010)),
+        None,
+        "not suspended"
+    );
+    assert_eq!(c.server_state(RsId(0)), Some((true, 3)));
+    // Back: the probe runs, and its retry series goes on where it was
+    // (a second failure is still within retry 2).
+    assert_eq!(c.addresses_changed(|a| a == vip), vec![(VsId(0), false)]);
+    assert_eq!(c.hold_if_suspended(P0, t(11_010)), None);
+    assert_eq!(c.probe_done(P0, FAIL, t(11_020)), vec![sched(0, 12_020)]);
+    assert_eq!(c.server_state(RsId(0)), Some((true, 3)));
+}
+
+#[test]
+fn without_ha_suspend_nothing_is_ever_held() {
+    let (mut c, _) = start(ONE);
+    assert!(!c.suspends());
+    assert_eq!(c.addresses_changed(|_| false), vec![]);
+    assert_eq!(c.hold_if_suspended(P0, t(0)), None);
+}

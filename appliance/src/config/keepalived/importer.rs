@@ -42,6 +42,30 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
     (im.config, im.errors)
 }
 
+/// global_defs' notify FIFOs as read so far: `notify_fifo`,
+/// `vrrp_notify_fifo`, `lvs_notify_fifo`, each with its script (and where
+/// that was given), which may come first.
+#[derive(Default)]
+struct Fifos([FifoSlot; 3]);
+
+#[derive(Default)]
+struct FifoSlot {
+    fifo: Option<NotifyFifo>,
+    script: Option<(Command, Position)>,
+}
+
+impl Fifos {
+    /// The slot of `keyword` (one of the three FIFO keywords).
+    fn slot(&mut self, keyword: &str) -> &mut FifoSlot {
+        let [global, vrrp, lvs] = &mut self.0;
+        match keyword {
+            "vrrp_notify_fifo" => vrrp,
+            "lvs_notify_fifo" => lvs,
+            _ => global,
+        }
+    }
+}
+
 /// The settings that apply to instances only once the whole file is read
 /// (global_defs may follow them).
 #[derive(Default)]
@@ -292,6 +316,7 @@ impl Importer<'_> {
         self.record("global".into(), &st.keyword.pos);
         let mut global = std::mem::take(&mut self.config.global);
         let g = &mut global;
+        let mut fifos = Fifos::default();
         for item in self.block(st) {
             let path = format!("global.{}", item.keyword.text);
             self.record(path, &item.keyword.pos);
@@ -367,10 +392,81 @@ impl Importer<'_> {
                 }
                 "vrrp_strict" => self.strict.global = self.bare(item),
                 "vrrp_skip_check_adv_addr" => self.strict.skip_check_adv_addr = self.bare(item),
+                "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
+                    self.notify_fifo(item, &mut fifos)
+                }
+                "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script" => {
+                    self.notify_fifo_script(item, &mut fifos)
+                }
+                "fifo_write_vrrp_states_on_reload" => {
+                    g.fifo_write_vrrp_states_on_reload = self.bare(item)
+                }
                 _ => self.unknown(item, "global_defs"),
             }
         }
+        let [global_fifo, vrrp_fifo, lvs_fifo] = fifos.0;
+        g.notify_fifo = self.finish_fifo("notify_fifo", global_fifo);
+        g.vrrp_notify_fifo = self.finish_fifo("vrrp_notify_fifo", vrrp_fifo);
+        g.lvs_notify_fifo = self.finish_fifo("lvs_notify_fifo", lvs_fifo);
         self.config.global = global;
+    }
+
+    /// `[vrrp_|lvs_]notify_fifo PATH [USER [GROUP]]`.
+    fn notify_fifo(&mut self, st: &Statement, fifos: &mut Fifos) {
+        self.no_block(st);
+        self.at_most(st, 3);
+        let keyword = st.keyword.text.as_str();
+        let Some(path) = st.args.first() else {
+            self.err(&st.keyword.pos, format!("'{keyword}' needs a FIFO path"));
+            return;
+        };
+        let slot = fifos.slot(keyword);
+        if slot.fifo.is_some() {
+            // keepalived keeps the first and ignores the rest.
+            self.err(&st.keyword.pos, format!("'{keyword}' is given twice"));
+            return;
+        }
+        if let Some(user) = st.args.get(1) {
+            self.record(format!("global.{keyword}.user"), &user.pos);
+        }
+        slot.fifo = Some(NotifyFifo {
+            path: path.text.clone().into(),
+            user: st.args.get(1).map(|w| w.text.clone()),
+            group: st.args.get(2).map(|w| w.text.clone()),
+            script: None,
+        });
+    }
+
+    /// `[vrrp_|lvs_]notify_fifo_script SCRIPT [USER [GROUP]]`.
+    fn notify_fifo_script(&mut self, st: &Statement, fifos: &mut Fifos) {
+        let keyword = st.keyword.text.as_str();
+        let fifo = keyword.trim_end_matches("_script");
+        if fifos.slot(fifo).script.is_some() {
+            self.err(&st.keyword.pos, format!("'{keyword}' is given twice"));
+            return;
+        }
+        self.record(format!("global.{fifo}.script"), &st.keyword.pos);
+        let command = self.command(st, true);
+        fifos.slot(fifo).script = command.map(|c| (c, st.keyword.pos.clone()));
+    }
+
+    /// A FIFO and its script, read in either order; a script without its
+    /// FIFO is an error (keepalived runs none then, silently).
+    fn finish_fifo(&mut self, keyword: &str, slot: FifoSlot) -> Option<NotifyFifo> {
+        match (slot.fifo, slot.script) {
+            (Some(mut fifo), script) => {
+                fifo.script = script.map(|(command, _)| command);
+                Some(fifo)
+            }
+            (None, Some((_, pos))) => {
+                self.err(
+                    &pos,
+                    format!("'{keyword}_script' needs '{keyword}': the FIFO it reads"),
+                );
+                None
+            }
+            (None, None) => None,
+        }
     }
 
     /// The value after an option word of a one-line keyword
@@ -2191,6 +2287,82 @@ mod tests {
         assert_eq!(
             problems(&twice),
             ["k.conf:3:3: 'lvs_sync_daemon' is given twice"]
+        );
+    }
+
+    #[test]
+    fn notify_fifos_are_read_with_their_scripts_in_either_order() {
+        let text = "global_defs {\n  notify_fifo_script \"/usr/bin/reader -v\" root\n  notify_fifo /run/ka.fifo root root\n  vrrp_notify_fifo /run/vrrp.fifo\n  lvs_notify_fifo /run/lvs.fifo\n  lvs_notify_fifo_script /usr/bin/lvs-reader\n  fifo_write_vrrp_states_on_reload\n}\n";
+        let global = load(text).unwrap().global;
+        assert_eq!(
+            global.notify_fifo,
+            Some(NotifyFifo {
+                path: "/run/ka.fifo".into(),
+                user: Some("root".into()),
+                group: Some("root".into()),
+                script: Some(Command {
+                    program: "/usr/bin/reader".into(),
+                    args: vec!["-v".into()],
+                    user: Some("root".into()),
+                    group: None,
+                }),
+            })
+        );
+        assert_eq!(
+            global.vrrp_notify_fifo,
+            Some(NotifyFifo {
+                path: "/run/vrrp.fifo".into(),
+                user: None,
+                group: None,
+                script: None,
+            })
+        );
+        let lvs = global.lvs_notify_fifo.unwrap();
+        assert_eq!(lvs.script.unwrap().program, "/usr/bin/lvs-reader");
+        assert!(global.fifo_write_vrrp_states_on_reload);
+        assert!(!Global::default().fifo_write_vrrp_states_on_reload);
+    }
+
+    #[test]
+    fn notify_fifo_mistakes_are_reported_where_they_are() {
+        let cases = [
+            ("notify_fifo", "k.conf:2:3: 'notify_fifo' needs a FIFO path"),
+            (
+                "vrrp_notify_fifo_script /bin/cat",
+                "k.conf:2:3: 'vrrp_notify_fifo_script' needs 'vrrp_notify_fifo': the FIFO it reads",
+            ),
+            (
+                "lvs_notify_fifo relative.fifo",
+                "k.conf:2:3: lvs_notify_fifo 'relative.fifo': give an absolute path",
+            ),
+            (
+                "notify_fifo /run/a.fifo no-such-user-here",
+                "k.conf:2:27: notify_fifo: no user 'no-such-user-here' on this host",
+            ),
+            (
+                "notify_fifo /run/a.fifo root no-such-group-here",
+                "k.conf:2:27: notify_fifo: no group 'no-such-group-here' on this host",
+            ),
+            (
+                "notify_fifo /run/a.fifo root root extra",
+                "k.conf:2:37: unexpected 'extra' after 'notify_fifo'",
+            ),
+            (
+                "fifo_write_vrrp_states_on_reload yes",
+                "k.conf:2:36: unexpected 'yes' after 'fifo_write_vrrp_states_on_reload'",
+            ),
+        ];
+        for (line, expected) in cases {
+            let text = format!("global_defs {{\n  {line}\n}}\n");
+            assert_eq!(problems(&text), [expected], "{line}");
+        }
+        let twice = "global_defs {\n  notify_fifo /run/a.fifo\n  notify_fifo /run/b.fifo\n  notify_fifo_script /bin/cat\n  notify_fifo_script /bin/cat\n}\n";
+        assert_eq!(
+            problems(twice),
+            [
+                "k.conf:3:3: 'notify_fifo' is given twice",
+                "k.conf:5:3: 'notify_fifo_script' is given twice"
+            ]
         );
     }
 

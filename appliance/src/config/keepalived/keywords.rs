@@ -47,9 +47,6 @@ const CHECKER: Support =
 const CHKALPHA: Support = Refused("set `alpha` on the virtual server");
 const CHKDELAY: Support = Refused("set `delay_loop` on the virtual server");
 const CHKMARK: Support = Refused("checks connect to the real server's address directly");
-const FIFO: Support = Refused(
-    "not yet; use `notify` scripts, or follow the timeline (`appliance status --json`, the metrics)",
-);
 const FLUSH: Support = Refused(
     "the appliance removes only what it programmed and keeps its table across restarts (see `graceful_remove`)",
 );
@@ -140,7 +137,6 @@ const NOOP_ACCEPT: Support =
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
 const NOOP_DEBUG: Support = NoOp("log detail is set by `RUST_LOG`");
 const NOOP_FAMILY: Support = NoOp("an instance's address family follows its addresses");
-const NOOP_GARP: Support = NoOp("the appliance does not act on it yet");
 const NOOP_MAIL: Support = NoOp("the appliance sends no mail yet: alert from a `notify` script");
 const NOOP_PROCNAME: Support = NoOp("the appliance is one process; its name is `appliance`");
 
@@ -195,8 +191,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_garp_lower_prio_delay", Yes),
     k("global_defs", "vrrp_garp_lower_prio_repeat", Yes),
     k("global_defs", "vrrp_down_timer_adverts", ADVTUNE),
-    k("global_defs", "vrrp_garp_interval", NOOP_GARP),
-    k("global_defs", "vrrp_gna_interval", NOOP_GARP),
+    k("global_defs", "vrrp_garp_interval", Yes),
+    k("global_defs", "vrrp_gna_interval", Yes),
     k("global_defs", "vrrp_min_garp", GARPGROUP),
     k("global_defs", "vrrp_garp_extra_if", GARPX),
     k("global_defs", "vrrp_vmac_garp_intvl", VMAC),
@@ -221,14 +217,14 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_cpu_affinity", PROC),
     k("global_defs", "vrrp_rlimit_rttime", PROC),
     k("global_defs", "vrrp_rlimit_rtime", PROC),
-    k("global_defs", "notify_fifo", FIFO),
-    k("global_defs", "notify_fifo_script", FIFO),
-    k("global_defs", "vrrp_notify_fifo", FIFO),
-    k("global_defs", "vrrp_notify_fifo_script", FIFO),
+    k("global_defs", "notify_fifo", Yes),
+    k("global_defs", "notify_fifo_script", Yes),
+    k("global_defs", "vrrp_notify_fifo", Yes),
+    k("global_defs", "vrrp_notify_fifo_script", Yes),
     k("global_defs", "vrrp_notify_priority_changes", NOTIFYX),
-    k("global_defs", "fifo_write_vrrp_states_on_reload", FIFO),
-    k("global_defs", "lvs_notify_fifo", FIFO),
-    k("global_defs", "lvs_notify_fifo_script", FIFO),
+    k("global_defs", "fifo_write_vrrp_states_on_reload", Yes),
+    k("global_defs", "lvs_notify_fifo", Yes),
+    k("global_defs", "lvs_notify_fifo_script", Yes),
     k("global_defs", "checker_priority", PROC),
     k("global_defs", "checker_no_swap", PROC),
     k("global_defs", "checker_rt_priority", PROC),
@@ -434,7 +430,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "persistence_timeout", Yes),
     k("virtual_server", "persistence_granularity", Yes),
     k("virtual_server", "protocol", Yes),
-    k("virtual_server", "ha_suspend", NOOP_GARP),
+    k("virtual_server", "ha_suspend", Yes),
     k("virtual_server", "smtp_alert", NOOP_MAIL),
     k("virtual_server", "virtualhost", Yes),
     k("virtual_server", "snmp_name", SNMP),

@@ -1,0 +1,95 @@
+//! A TOML config beside a keepalived.conf: `keepalived_conf = "PATH"` at
+//! the top of the TOML makes that keepalived.conf the source of everything
+//! keepalived has words for (its globals, scripts, tracked files, sync
+//! groups, instances, virtual servers), and the TOML the source of what
+//! only the appliance has: [`APPLIANCE_GLOBALS`] and `[network]`. A key set
+//! in the wrong file is an error naming where it belongs, so neither file
+//! silently overrides the other.
+
+use super::diag::{Diagnostic, SourceMap};
+use super::model::Config;
+use super::{Format, keepalived};
+use std::path::{Path, PathBuf};
+
+/// The `[global]` keys keepalived.conf has no words for.
+pub(crate) const APPLIANCE_GLOBALS: &[&str] = &[
+    "dataplane",
+    "metrics_listen",
+    "status_group",
+    "graceful_remove",
+];
+
+/// The top-level parts that come from the keepalived.conf.
+const FROM_KEEPALIVED: &[&str] = &[
+    "vrrp_script",
+    "track_file",
+    "vrrp_sync_group",
+    "vrrp_instance",
+    "virtual_server",
+];
+
+/// The config of the TOML at `toml_path` (`toml`, `tmap`) that names a
+/// keepalived.conf at `keepalived_conf`: that file's config with the
+/// TOML's own settings, the positions of both, and the problems of both.
+pub(super) fn merge(
+    toml_path: &Path,
+    keepalived_conf: &Path,
+    toml: Config,
+    tmap: SourceMap,
+) -> (Config, SourceMap, Vec<Diagnostic>) {
+    let path = resolve(toml_path, keepalived_conf);
+    let shown = path.display();
+    let mut errors = Vec::new();
+    for part in FROM_KEEPALIVED {
+        if tmap.has(part) {
+            errors.push(Diagnostic::new(
+                tmap.lookup(part),
+                format!("{part} comes from keepalived_conf ({shown}): write it there"),
+            ));
+        }
+    }
+    let mut keys: Vec<&str> = tmap
+        .keys()
+        .filter_map(|k| k.strip_prefix("global."))
+        .filter(|k| !k.contains(['.', '[']))
+        .filter(|k| !APPLIANCE_GLOBALS.contains(k))
+        .collect();
+    keys.sort_unstable();
+    for key in keys {
+        errors.push(Diagnostic::new(
+            tmap.lookup(&format!("global.{key}")),
+            format!(
+                "global.{key} comes from keepalived_conf ({shown}): write it in its global_defs; \
+                 beside a keepalived.conf, [global] holds only {}",
+                APPLIANCE_GLOBALS.join(", ")
+            ),
+        ));
+    }
+    if Format::detect(&path) == Format::Toml {
+        errors.push(Diagnostic::new(
+            tmap.lookup("keepalived_conf"),
+            format!("keepalived_conf names {shown}, a TOML file: it must name a keepalived.conf"),
+        ));
+        return (toml, tmap, errors);
+    }
+    let (mut config, mut map, kerrors) = keepalived::load(&path);
+    errors.extend(kerrors);
+    config.global.dataplane = toml.global.dataplane;
+    config.global.metrics_listen = toml.global.metrics_listen;
+    config.global.status_group = toml.global.status_group;
+    config.global.graceful_remove = toml.global.graceful_remove;
+    config.network = toml.network;
+    map.absorb(tmap, |k| {
+        k == "keepalived_conf" || k.starts_with("global.") || k.starts_with("network")
+    });
+    (config, map, errors)
+}
+
+/// A relative `keepalived_conf` is relative to the TOML's directory, as
+/// keepalived's `include` is to the including file's.
+fn resolve(toml_path: &Path, keepalived_conf: &Path) -> PathBuf {
+    match toml_path.parent() {
+        Some(dir) if keepalived_conf.is_relative() => dir.join(keepalived_conf),
+        _ => keepalived_conf.to_path_buf(),
+    }
+}
