@@ -63,7 +63,8 @@ const NOTIFY_SLOTS: usize = 16;
 pub(super) enum Command {
     /// Move the units to a new plan; the answer says what changed.
     Reload {
-        plan: Plan,
+        /// Boxed: a plan is much larger than the other commands.
+        plan: Box<Plan>,
         reply: oneshot::Sender<ReloadOutcome>,
     },
     /// Hand the MASTER instances over (all, or `instance` or the sync
@@ -244,7 +245,10 @@ impl Handle {
         let (reply, answer) = oneshot::channel();
         if self
             .commands
-            .send(Command::Reload { plan, reply })
+            .send(Command::Reload {
+                plan: Box::new(plan),
+                reply,
+            })
             .await
             .is_err()
         {
@@ -521,7 +525,7 @@ impl Driver {
                 () = self.notifiers.ended() => {}
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { plan, reply }) => {
-                        let outcome = self.reload_units(plan).await;
+                        let outcome = self.reload_units(*plan).await;
                         self.publish();
                         let _ = reply.send(outcome);
                     }
