@@ -13,6 +13,7 @@ pub mod keepalived;
 pub mod loopback;
 pub mod netns;
 pub mod pair;
+pub mod smtp_server;
 pub mod timeline;
 pub mod toml_conf;
 pub mod vm;

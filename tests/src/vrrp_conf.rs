@@ -49,6 +49,8 @@ pub struct Instance {
     pub processes: Vec<TrackProcess>,
     /// A `vrrp_sync_group` of this instance and others, in the same file.
     pub sync_group: Option<SyncGroup>,
+    /// Blocks written after the instances (virtual servers, say).
+    pub blocks: Vec<String>,
 }
 
 /// A `vrrp_script` block and its `track_script` entry.
@@ -259,7 +261,14 @@ impl Instance {
             files: Vec::new(),
             processes: Vec::new(),
             sync_group: None,
+            blocks: Vec::new(),
         }
+    }
+
+    /// A block written after the instances, as given.
+    pub fn block(mut self, text: &str) -> Self {
+        self.blocks.push(text.to_string());
+        self
     }
 
     /// A `global_defs` line.
@@ -414,6 +423,9 @@ impl Instance {
         }
         for member in members {
             member.render_instance(&mut text);
+        }
+        for block in &self.blocks {
+            text.push_str(block);
         }
         text
     }

@@ -67,7 +67,7 @@ fn check_config_warns_of_no_ops_and_of_keepalived_defaults() {
     let path = dir.path().join("keepalived.conf");
     std::fs::write(
         &path,
-        "global_defs {\n    notification_email {\n        ops@example.org\n    }\n}\n\
+        "global_defs {\n    no_checker_emails\n    notification_email {\n        ops@example.org\n    }\n}\n\
          vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    smtp_alert\n}\n\
          virtual_server 10.0.0.1 53 {\n    real_server 10.0.1.1 53\n}\n",
     )
@@ -79,9 +79,8 @@ fn check_config_warns_of_no_ops_and_of_keepalived_defaults() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "{p}:2:5: warning: 'notification_email' in global_defs has no effect: the appliance sends no mail yet: alert from a `notify` script\n\
-             {p}:9:5: warning: 'smtp_alert' in vrrp_instance has no effect: the appliance sends no mail yet: alert from a `notify` script\n\
-             {p}:11:1: warning: virtual_server without 'protocol' is UDP, as in keepalived: write 'protocol TCP' for TCP\n"
+            "{p}:2:5: warning: 'no_checker_emails' in global_defs has no effect: the appliance mails only when a real server itself goes up or down, which is what it asks\n\
+             {p}:12:1: warning: virtual_server without 'protocol' is UDP, as in keepalived: write 'protocol TCP' for TCP\n"
         )
     );
     let converted = run(&["convert", path.to_str().expect("utf-8 path")]);

@@ -640,6 +640,127 @@ virtual_server fwmark 7 {
         }
     }
 
+    /// SMTP_CHECK with keepalived's defaults and its deprecated `host`
+    /// blocks (one check each, and one for the block's own connection
+    /// when it has one), and the alert mail settings, from keepalived.conf
+    /// and from TOML, round trip.
+    #[test]
+    fn smtp_checks_and_alert_mail_import_and_round_trip() {
+        use model::Check;
+        use std::time::Duration;
+        let conf = "global_defs {\n router_id lb1\n notification_email {\n a@x\n b@x\n }\n\
+                    notification_email_from lb@x\n smtp_server 10.151.0.9 2525\n smtp_helo_name lb1.x\n\
+                    smtp_connect_timeout 7\n smtp_alert off\n smtp_alert_vrrp\n smtp_alert_checker on\n\
+                    no_email_faults\n}\n\
+                    virtual_server 192.0.2.10 25 {\n  protocol TCP\n  smtp_alert\n\
+                    real_server 10.151.0.2 25 {\n smtp_alert no\n\
+                    SMTP_CHECK {\n }\n\
+                    SMTP_CHECK {\n helo_name foo.bar\n retry 2\n delay_before_retry 5\n\
+                    host {\n connect_ip 10.151.0.3\n }\n\
+                    host {\n connect_ip 10.151.0.4\n connect_port 587\n bindto 10.151.0.1\n bind_port 2000\n connect_timeout 3\n warmup 0\n }\n }\n\
+                    SMTP_CHECK {\n connect_timeout 10\n host {\n connect_port 26\n }\n }\n\
+                    }\n}\n";
+        let config = load_str(Path::new("a.conf"), conf, Format::Keepalived)
+            .unwrap_or_else(|d| panic!("{d}"));
+        let g = &config.global;
+        assert_eq!(g.notification_email, ["a@x", "b@x"]);
+        assert_eq!(g.smtp_server.as_ref().map(|s| s.port), Some(2525));
+        assert_eq!(g.smtp_helo_name.as_deref(), Some("lb1.x"));
+        assert_eq!(g.smtp_connect_timeout, Duration::from_secs(7));
+        assert_eq!(
+            (g.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert_checker),
+            (Some(false), Some(true), Some(true))
+        );
+        assert!(g.no_email_faults);
+        let vs = &config.virtual_server[0];
+        assert_eq!(vs.smtp_alert, Some(true));
+        assert_eq!(vs.real_server[0].smtp_alert, Some(false));
+        let smtp: Vec<&model::SmtpCheck> = vs.real_server[0]
+            .check
+            .iter()
+            .map(|c| match c {
+                Check::Smtp(s) => s,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(smtp.len(), 5, "{smtp:#?}");
+        // The defaults: the real server's address and port, keepalived's
+        // HELO name, retry 1 after 1 s.
+        assert_eq!(
+            (smtp[0].connect_ip, smtp[0].connect_port, smtp[0].bindto),
+            (None, None, None)
+        );
+        assert_eq!(smtp[0].helo_name, "smtpchecker.keepalived.org");
+        assert_eq!(
+            (smtp[0].retry, smtp[0].delay_before_retry),
+            (1, Duration::from_secs(1))
+        );
+        // Hosts only: one check per host, with the block's HELO and timing.
+        assert_eq!(smtp[1].connect_ip, Some("10.151.0.3".parse().unwrap()));
+        assert_eq!((smtp[1].helo_name.as_str(), smtp[1].retry), ("foo.bar", 2));
+        assert_eq!(smtp[1].delay_before_retry, Duration::from_secs(5));
+        assert_eq!(smtp[2].connect_ip, Some("10.151.0.4".parse().unwrap()));
+        assert_eq!(
+            (smtp[2].connect_port, smtp[2].bind_port),
+            (Some(587), Some(2000))
+        );
+        assert_eq!(smtp[2].bindto, Some("10.151.0.1".parse().unwrap()));
+        assert_eq!(smtp[2].connect_timeout, Duration::from_secs(3));
+        assert_eq!(
+            smtp[2].warmup,
+            Some(Duration::ZERO),
+            "the block's, set in a host"
+        );
+        assert_eq!(smtp[1].warmup, Some(Duration::ZERO));
+        // A connection keyword in the block: its own check first, then the
+        // host's.
+        assert_eq!(
+            (smtp[3].connect_port, smtp[3].connect_timeout),
+            (None, Duration::from_secs(10))
+        );
+        assert_eq!(smtp[4].connect_port, Some(26));
+        round_trip(&config);
+
+        let toml = "[global]\nnotification_email = [\"ops@x\"]\nsmtp_server = { host = \"mail.x\" }\n\
+                    smtp_alert = true\nsmtp_starttls = true\n\
+                    [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+                    smtp_alert = false\n\
+                    [[virtual_server]]\nservice = { address = \"192.0.2.10:25\" }\n\
+                    [[virtual_server.real_server]]\naddress = \"10.151.0.2:25\"\n\
+                    check = [{ type = \"SMTP_CHECK\", helo_name = \"me\", connect_port = 587 }]\n";
+        let config =
+            load_str(Path::new("a.toml"), toml, Format::Toml).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(config.global.smtp_server.as_ref().map(|s| s.port), Some(25));
+        assert_eq!(config.vrrp_instance[0].smtp_alert, Some(false));
+        assert!(config.global.smtp_starttls, "TOML only");
+        assert!(matches!(
+            &config.virtual_server[0].real_server[0].check[0],
+            Check::Smtp(s) if s.helo_name == "me" && s.connect_port == Some(587)
+                && s.connect_timeout == Duration::from_secs(5)
+        ));
+        round_trip(&config);
+
+        for (check, expected) in [
+            ("SMTP_CHECK {\n helo_name\n }", "'helo_name' needs a value"),
+            (
+                "SMTP_CHECK {\n bind_if eth0\n }",
+                "binds its source address",
+            ),
+            ("SMTP_CHECK {\n host {\n delay_loop 3\n }\n }", "delay_loop"),
+            ("SMTP_CHECK {\n host {\n helo_name x\n }\n }", "'helo_name'"),
+            (
+                "SMTP_CHECK {\n connect_port x\n }",
+                "bad value 'x' for 'connect_port'",
+            ),
+        ] {
+            let text = format!(
+                "virtual_server 192.0.2.10 25 {{\n protocol TCP\n real_server 10.151.0.2 25 {{\n{check}\n }}\n}}\n"
+            );
+            let error = load_str(Path::new("a.conf"), &text, Format::Keepalived).unwrap_err();
+            assert!(error.to_string().contains(expected), "{check}: {error}");
+        }
+    }
+
     #[test]
     fn half_open_is_a_toml_only_tcp_check_option() {
         let toml = "[[virtual_server]]\nservice = { address = \"192.0.2.10:80\" }\n\
@@ -819,7 +940,7 @@ virtual_server fwmark 7 {
                 format!(
                     "{at}:3:1: global.router_id comes from keepalived_conf ({}): write it in its \
                      global_defs; beside a keepalived.conf, [global] holds only dataplane, \
-                     metrics_listen, status_group, graceful_remove",
+                     metrics_listen, status_group, graceful_remove, smtp_starttls",
                     shown.display()
                 ),
                 format!(

@@ -120,9 +120,34 @@ pub struct Global {
     /// SMTP relay for e-mail alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_server: Option<SmtpServer>,
-    /// How long to wait for the SMTP relay to answer.
+    /// How long to wait for the SMTP relay to answer, each step.
     #[serde(default = "default_smtp_connect_timeout", with = "humantime_serde")]
     pub smtp_connect_timeout: Duration,
+    /// The name given in HELO to the relay; keepalived defaults to the
+    /// host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_helo_name: Option<String>,
+    /// Whether VRRP instances, sync groups, virtual and real servers that
+    /// do not say send mail (keepalived's `smtp_alert`); unset, only real
+    /// servers do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// The same for VRRP instances and sync groups, before `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_vrrp: Option<bool>,
+    /// The same for virtual and real servers, before `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_checker: Option<bool>,
+    /// No mail when a VRRP instance or sync group enters FAULT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_email_faults: bool,
+    /// Send the alert mail over TLS, upgraded with STARTTLS (RFC 3207)
+    /// after EHLO; a relay that does not offer it gets no mail. An
+    /// appliance extension (TOML only; keepalived speaks plain SMTP), off
+    /// by default. Like SSL_GET, it accepts any certificate: it keeps the
+    /// mail from passive eavesdroppers, not from a relay impersonated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub smtp_starttls: bool,
     /// VRRP version for instances that do not set `version`.
     #[serde(default = "default_vrrp_version")]
     pub vrrp_version: Version,
@@ -257,6 +282,12 @@ impl Default for Global {
             notification_email_from: None,
             smtp_server: None,
             smtp_connect_timeout: default_smtp_connect_timeout(),
+            smtp_helo_name: None,
+            smtp_alert: None,
+            smtp_alert_vrrp: None,
+            smtp_alert_checker: None,
+            no_email_faults: false,
+            smtp_starttls: false,
             vrrp_version: default_vrrp_version(),
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
@@ -832,9 +863,10 @@ pub struct VrrpInstance {
     /// Run on any transition, with `INSTANCE NAME STATE PRIORITY` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Command>,
-    /// Send e-mail on transitions (keepalived default: no).
-    #[serde(default)]
-    pub smtp_alert: bool,
+    /// Send e-mail on transitions; unset, `smtp_alert_vrrp` or else
+    /// `smtp_alert` of global_defs decides (keepalived's default: no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 impl VrrpInstance {
@@ -887,9 +919,9 @@ pub struct SyncGroup {
     /// Run on any transition, with `GROUP NAME STATE PRIORITY` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Command>,
-    /// Send e-mail on transitions (keepalived default: no).
-    #[serde(default)]
-    pub smtp_alert: bool,
+    /// Send e-mail on transitions; unset as for an instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// IPVS forwarding method (`lb_kind` / `lvs_method`).
@@ -1025,6 +1057,11 @@ pub struct VirtualServer {
     /// extension (TOML only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_when_master: Option<String>,
+    /// Mail when it gains or loses its quorum; unset, `smtp_alert_checker`
+    /// or else `smtp_alert` of global_defs decides (keepalived's default:
+    /// no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     /// Real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub real_server: Vec<RealServer>,
@@ -1061,6 +1098,11 @@ pub struct RealServer {
     /// down or change its weight (they count among its checks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_check: Vec<FileCheck>,
+    /// Mail when its checks take it down or up; unset,
+    /// `smtp_alert_checker` or else `smtp_alert` of global_defs decides,
+    /// and without either, yes (keepalived's default, unlike the others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// `FILE_CHECK { track_file NAME; weight W [reverse] }`: the real server
@@ -1106,6 +1148,50 @@ pub enum Check {
     /// A DNS query over UDP.
     #[serde(rename = "DNS_CHECK")]
     Dns(DnsCheck),
+    /// An SMTP greeting and HELO.
+    #[serde(rename = "SMTP_CHECK")]
+    Smtp(SmtpCheck),
+}
+
+/// `SMTP_CHECK`: over TCP, the server's greeting must be 220 and its
+/// answer to `HELO helo_name` 250; then QUIT (keepalived's check_smtp.c).
+/// keepalived's deprecated `host { }` blocks are more SMTP_CHECKs of the
+/// same real server (which keepalived makes of them too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpCheck {
+    /// Address to connect to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Port to connect to; default the real server's (keepalived 2.2.7's;
+    /// its older manual said 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// Source address of the check connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// Source port of the check connection; default any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_port: Option<u16>,
+    /// Bound on the connection and on each reply.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts.
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+    /// The name given in HELO.
+    #[serde(default = "default_smtp_helo")]
+    pub helo_name: String,
 }
 
 /// `TCP_CHECK`: a TCP connection must succeed.
@@ -1829,6 +1915,11 @@ pub fn default_lb_algo() -> Scheduler {
 /// keepalived `quorum` default: 1.
 pub fn default_quorum() -> u32 {
     1
+}
+
+/// keepalived's SMTP_CHECK `helo_name` default (`SMTP_DEFAULT_HELO`).
+pub fn default_smtp_helo() -> String {
+    "smtpchecker.keepalived.org".into()
 }
 
 /// keepalived checker `connect_timeout` default: 5 s.

@@ -32,7 +32,27 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.master_only(config);
     v.network(config);
     v.notify_fifos(config);
+    v.mail(&config.global);
     v.out
+}
+
+/// Why `text` cannot go into an SMTP command or header: empty, or with a
+/// control character (a line break would end the command early), or, for
+/// an `address`, with spaces or angle brackets.
+fn smtp_word_problem(text: &str, address: bool) -> Option<&'static str> {
+    if text.is_empty() {
+        Some("is empty")
+    } else if text.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if address
+        && text
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>')
+    {
+        Some("holds a space or an angle bracket")
+    } else {
+        None
+    }
 }
 
 /// Whether `key` names a kernel parameter: dotted words of lowercase
@@ -778,6 +798,40 @@ impl Validator<'_> {
         }
     }
 
+    /// The alert mail's settings go into SMTP commands and headers.
+    fn mail(&mut self, global: &Global) {
+        let mut words: Vec<(String, &str, bool)> = global
+            .notification_email
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("global.notification_email[{i}]"), a.as_str(), true))
+            .collect();
+        if let Some(from) = &global.notification_email_from {
+            words.push(("global.notification_email_from".into(), from, true));
+        }
+        if let Some(helo) = &global.smtp_helo_name {
+            words.push(("global.smtp_helo_name".into(), helo, false));
+        }
+        if let Some(server) = &global.smtp_server {
+            words.push(("global.smtp_server".into(), &server.host, true));
+        }
+        for (path, text, address) in words {
+            if let Some(problem) = smtp_word_problem(text, address) {
+                let keyword = path.rsplit('.').next().unwrap_or_default();
+                self.report(
+                    &path,
+                    format!("{keyword} '{}' {problem}", text.escape_default()),
+                );
+            }
+        }
+        if global.smtp_connect_timeout.is_zero() {
+            self.report(
+                "global.smtp_connect_timeout",
+                "smtp_connect_timeout must be more than 0",
+            );
+        }
+    }
+
     fn virtual_servers(&mut self, config: &Config) {
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
@@ -818,6 +872,18 @@ impl Validator<'_> {
                     );
                 }
                 for (k, check) in rs.check.iter().enumerate() {
+                    if let super::model::Check::Smtp(smtp) = check
+                        && let Some(problem) = smtp_word_problem(&smtp.helo_name, false)
+                    {
+                        self.report(
+                            &format!("{path}.check[{k}].helo_name"),
+                            format!(
+                                "real_server {}: SMTP_CHECK helo_name '{}' {problem}",
+                                rs.address,
+                                smtp.helo_name.escape_default()
+                            ),
+                        );
+                    }
                     if let super::model::Check::Udp(udp) = check
                         && udp.min_reply_length > udp.max_reply_length
                     {
@@ -1291,6 +1357,26 @@ vrrp_instance VI_2 {
             toml_problems("[[vrrp_track_process]]\nname = \"w\"\nprocess = \"x\"\nweight = 255\n")
                 [0]
             .contains("weight 255 is out of range -254..=254")
+        );
+    }
+
+    #[test]
+    fn mail_settings_must_fit_smtp_commands() {
+        let text = "[global]\nnotification_email = [\"ops@x\", \"a b@x\"]\n\
+                    notification_email_from = \"<lb@x>\"\nsmtp_helo_name = \"lb\\r\\nRSET\"\n\
+                    smtp_connect_timeout = \"0s\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:25\" }\n\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.1.1:25\"\n\
+                    check = [{ type = \"SMTP_CHECK\", helo_name = \"\" }]\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:2:32: notification_email[1] 'a b@x' holds a space or an angle bracket",
+                "a.toml:3:1: notification_email_from '<lb@x>' holds a space or an angle bracket",
+                "a.toml:4:1: smtp_helo_name 'lb\\r\\nRSET' holds a control character",
+                "a.toml:5:1: smtp_connect_timeout must be more than 0",
+                "a.toml:12:33: real_server 10.0.1.1:25: SMTP_CHECK helo_name '' is empty",
+            ]
         );
     }
 

@@ -103,6 +103,8 @@ pub(super) enum Report {
         /// The router a switchover handed over to.
         taker: Option<IpAddr>,
     },
+    /// A sync group changed state (for its alert mail).
+    GroupChanged { group: String, to: State },
 }
 
 /// The instances as they are, for status and the service manager.
@@ -1247,6 +1249,10 @@ impl Driver {
                 .and_then(Unit::poll_group_state)
         {
             info!(group, %state, "sync group state changed");
+            reports.push(Report::GroupChanged {
+                group: group.to_string(),
+                to: state,
+            });
             self.notifiers.start(
                 Notified::Group,
                 group,

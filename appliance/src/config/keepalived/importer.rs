@@ -356,6 +356,11 @@ impl Importer<'_> {
                     }
                 }
                 "smtp_connect_timeout" => set(&mut g.smtp_connect_timeout, self.whole_secs(item)),
+                "smtp_helo_name" => g.smtp_helo_name = self.string(item),
+                "smtp_alert" => set(&mut g.smtp_alert, self.flag(item).map(Some)),
+                "smtp_alert_vrrp" => set(&mut g.smtp_alert_vrrp, self.flag(item).map(Some)),
+                "smtp_alert_checker" => set(&mut g.smtp_alert_checker, self.flag(item).map(Some)),
+                "no_email_faults" => g.no_email_faults = self.bare(item),
                 "vrrp_version" => set(&mut g.vrrp_version, self.version(item)),
                 "vrrp_garp_master_delay" => {
                     set(&mut g.vrrp_garp_master_delay, self.whole_secs(item))
@@ -941,7 +946,7 @@ impl Importer<'_> {
             notify_fault: None,
             notify_stop: None,
             notify: None,
-            smtp_alert: false,
+            smtp_alert: None,
         };
         for item in self.block(st) {
             self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
@@ -962,7 +967,7 @@ impl Importer<'_> {
                 "notify_fault" => group.notify_fault = self.command(item, true),
                 "notify_stop" => group.notify_stop = self.command(item, true),
                 "notify" => group.notify = self.command(item, true),
-                "smtp_alert" => set(&mut group.smtp_alert, self.flag(item)),
+                "smtp_alert" => set(&mut group.smtp_alert, self.flag(item).map(Some)),
                 _ => self.unknown(item, "vrrp_sync_group"),
             }
         }
@@ -1014,7 +1019,7 @@ impl Importer<'_> {
             notify_fault: None,
             notify_stop: None,
             notify: None,
-            smtp_alert: false,
+            smtp_alert: None,
         };
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
@@ -1134,7 +1139,7 @@ impl Importer<'_> {
                 "notify_fault" => inst.notify_fault = self.command(item, true),
                 "notify_stop" => inst.notify_stop = self.command(item, true),
                 "notify" => inst.notify = self.command(item, true),
-                "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item)),
+                "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item).map(Some)),
                 _ => self.unknown(item, "vrrp_instance"),
             }
         }
@@ -1505,6 +1510,7 @@ impl Importer<'_> {
             ops: false,
             masquerade: false,
             only_when_master: None,
+            smtp_alert: None,
             real_server: Vec::new(),
         };
         let mut protocol_set = false;
@@ -1590,6 +1596,7 @@ impl Importer<'_> {
                 "virtualhost" => vs.virtualhost = self.string(item),
                 "ha_suspend" => vs.ha_suspend = self.bare(item),
                 "ops" => vs.ops = self.bare(item),
+                "smtp_alert" => set(&mut vs.smtp_alert, self.flag(item).map(Some)),
                 "real_server" => {
                     let rs_base = format!("{base}.real_server[{}]", vs.real_server.len());
                     if let Some(rs) = self.real_server(item, &rs_base) {
@@ -1637,6 +1644,7 @@ impl Importer<'_> {
             notify_down: None,
             check: Vec::new(),
             file_check: Vec::new(),
+            smtp_alert: None,
         };
         for item in st.block.as_deref().unwrap_or_default() {
             let kw = item.keyword.text.as_str();
@@ -1663,6 +1671,12 @@ impl Importer<'_> {
                 "lthreshold" => rs.lthreshold = self.count(item),
                 "notify_up" => rs.notify_up = self.command(item, true),
                 "notify_down" => rs.notify_down = self.command(item, true),
+                "smtp_alert" => set(&mut rs.smtp_alert, self.flag(item).map(Some)),
+                "SMTP_CHECK" => {
+                    for check in self.smtp_check(item, base, rs.check.len()) {
+                        rs.check.push(check);
+                    }
+                }
                 kw if CHECKS.contains(&kw) => {
                     let path = format!("{base}.check[{}]", rs.check.len());
                     self.record(path.clone(), &item.keyword.pos);
@@ -1925,6 +1939,119 @@ impl Importer<'_> {
         }
     }
 
+    /// `SMTP_CHECK { ... }`: one check, or with keepalived's deprecated
+    /// `host { }` blocks one per host, and one more for the block's own
+    /// connection when any of its connection keywords is given
+    /// (check_smtp.c's `smtp_check_end_handler`). The hosts take the
+    /// block's `helo_name`, `retry`, `delay_before_retry` and `warmup`
+    /// (wherever written, as keepalived's shared checker does) and their
+    /// own connection, which starts from the real server's address and
+    /// port. `first` is the index of the real server's next check.
+    fn smtp_check(&mut self, st: &Statement, rs_base: &str, first: usize) -> Vec<Check> {
+        self.at_most(st, 0);
+        let base = format!("{rs_base}.check[{first}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut check = SmtpCheck {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            connect_timeout: default_connect_timeout(),
+            retry: default_retry(),
+            delay_before_retry: default_delay_before_retry(),
+            warmup: None,
+            helo_name: default_smtp_helo(),
+        };
+        let mut own_connection = false;
+        let mut hosts: Vec<(SmtpCheck, &Statement)> = Vec::new();
+        for item in self.block(st) {
+            let kw = item.keyword.text.as_str();
+            let field = if kw == "nb_get_retry" { "retry" } else { kw };
+            if kw != "host" {
+                self.record(format!("{base}.{field}"), &item.keyword.pos);
+            }
+            if self.smtp_connection(item, &mut check) {
+                own_connection = true;
+                continue;
+            }
+            match kw {
+                "helo_name" => {
+                    if let Some(name) = self.string(item) {
+                        check.helo_name = name;
+                    }
+                }
+                "host" => {
+                    self.at_most(item, 0);
+                    let mut host = check.clone();
+                    host.connect_ip = None;
+                    host.connect_port = None;
+                    host.bindto = None;
+                    host.bind_port = None;
+                    host.connect_timeout = default_connect_timeout();
+                    for entry in self.block(item) {
+                        if !self.smtp_connection(entry, &mut host)
+                            && !self.smtp_timing(entry, &mut check)
+                        {
+                            self.unknown(entry, "virtual_server > real_server > SMTP_CHECK > host");
+                        }
+                    }
+                    hosts.push((host, item));
+                }
+                _ => {
+                    if !self.smtp_timing(item, &mut check) {
+                        self.unknown(item, "virtual_server > real_server > SMTP_CHECK");
+                    }
+                }
+            }
+        }
+        let mut checks = Vec::new();
+        if own_connection || hosts.is_empty() {
+            checks.push(check.clone());
+        }
+        for (mut host, item) in hosts {
+            let path = format!("{rs_base}.check[{}]", first + checks.len());
+            self.record(path, &item.keyword.pos);
+            host.helo_name = check.helo_name.clone();
+            host.retry = check.retry;
+            host.delay_before_retry = check.delay_before_retry;
+            host.warmup = check.warmup;
+            checks.push(host);
+        }
+        checks.into_iter().map(Check::Smtp).collect()
+    }
+
+    /// A connection keyword of an SMTP_CHECK or of one of its hosts, read
+    /// into `check`; false if `st` is none.
+    fn smtp_connection(&mut self, st: &Statement, check: &mut SmtpCheck) -> bool {
+        match st.keyword.text.as_str() {
+            "connect_ip" => check.connect_ip = self.parse_value(st, "an IP address"),
+            "connect_port" => check.connect_port = self.parse_value(st, "a port number"),
+            "bindto" => check.bindto = self.parse_value(st, "an IP address"),
+            "bind_port" => check.bind_port = self.parse_value(st, "a port number"),
+            "connect_timeout" => set(
+                &mut check.connect_timeout,
+                self.decimal_secs(st, u64::from(u32::MAX)),
+            ),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A timing keyword of an SMTP_CHECK (also taken in its hosts), read
+    /// into `check`; false if `st` is none.
+    fn smtp_timing(&mut self, st: &Statement, check: &mut SmtpCheck) -> bool {
+        match st.keyword.text.as_str() {
+            "retry" => set(&mut check.retry, self.count(st)),
+            "delay_before_retry" => set(
+                &mut check.delay_before_retry,
+                self.decimal_secs(st, u64::from(u32::MAX)),
+            ),
+            "warmup" => check.warmup = self.decimal_secs(st, u64::from(u32::MAX)),
+            _ => return false,
+        }
+        true
+    }
+
     /// The words after the keyword joined by spaces, as keepalived reads
     /// its hex strings (`payload 01 02 0304`); `None` if `required` and
     /// there are none.
@@ -1993,7 +2120,8 @@ impl Importer<'_> {
 }
 
 /// keepalived's check blocks in a real_server.
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 8] = [
+    "SMTP_CHECK",
     "TCP_CHECK",
     "HTTP_GET",
     "SSL_GET",
@@ -2382,7 +2510,7 @@ mod tests {
     #[test]
     fn unknown_keywords_are_errors_everywhere() {
         let text = format!(
-            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    SMTP_CHECK {{\n    }}\n  }}\n}}\n"
+            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    BFD_CHECK {{\n    }}\n  }}\n}}\n"
         );
         assert_eq!(
             problems(&text),
@@ -2390,7 +2518,7 @@ mod tests {
                 "k.conf:2:3: keepalived's 'lvs_flush' in global_defs is not supported: the appliance removes only what it programmed and keeps its table across restarts (see `graceful_remove`)",
                 "k.conf:4:1: unknown keyword 'vrrp_instance_typo' at top level; did you mean 'vrrp_instance'?",
                 "k.conf:9:3: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
-                "k.conf:14:5: keepalived's 'SMTP_CHECK' in real_server is not supported: not yet; a MISC_CHECK running a program that tests the same does",
+                "k.conf:14:5: keepalived's 'BFD_CHECK' in real_server is not supported: a VRRP instance's advert timeout or a real server's check detects the failure",
             ]
         );
     }

@@ -42,8 +42,6 @@ const ADVTUNE: Support = Refused("the appliance follows RFC 5798's timers");
 const BFD: Support =
     Refused("a VRRP instance's advert timeout or a real server's check detects the failure");
 const BIND: Support = Refused("the check binds its source address only (`bindto`)");
-const CHECKER: Support =
-    Refused("not yet; a MISC_CHECK running a program that tests the same does");
 const CHKALPHA: Support = Refused("set `alpha` on the virtual server");
 const CHKDELAY: Support = Refused("set `delay_loop` on the virtual server");
 const CHKMARK: Support = Refused("checks connect to the real server's address directly");
@@ -137,7 +135,9 @@ const NOOP_ACCEPT: Support =
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
 const NOOP_DEBUG: Support = NoOp("log detail is set by `RUST_LOG`");
 const NOOP_FAMILY: Support = NoOp("an instance's address family follows its addresses");
-const NOOP_MAIL: Support = NoOp("the appliance sends no mail yet: alert from a `notify` script");
+const NOOP_CHKMAIL: Support = NoOp(
+    "the appliance mails only when a real server itself goes up or down, which is what it asks",
+);
 const NOOP_PROCNAME: Support = NoOp("the appliance is one process; its name is `appliance`");
 
 /// Every keyword of keepalived v2.2.7, block by block, and a few older
@@ -158,23 +158,23 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "lvs_process_name", NOOP_PROCNAME),
     k("global_defs", "bfd_process_name", NOOP_PROCNAME),
     k("global_defs", "router_id", Yes),
-    k("global_defs", "notification_email_from", NOOP_MAIL),
-    k("global_defs", "smtp_server", NOOP_MAIL),
-    k("global_defs", "smtp_helo_name", NOOP_MAIL),
-    k("global_defs", "smtp_connect_timeout", NOOP_MAIL),
-    k("global_defs", "notification_email", NOOP_MAIL),
-    k("global_defs", "smtp_alert", NOOP_MAIL),
+    k("global_defs", "notification_email_from", Yes),
+    k("global_defs", "smtp_server", Yes),
+    k("global_defs", "smtp_helo_name", Yes),
+    k("global_defs", "smtp_connect_timeout", Yes),
+    k("global_defs", "notification_email", Yes),
+    k("global_defs", "smtp_alert", Yes),
     k("global_defs", "startup_script", STARTUP),
     k("global_defs", "startup_script_timeout", STARTUP),
     k("global_defs", "shutdown_script", STARTUP),
     k("global_defs", "shutdown_script_timeout", STARTUP),
     k("global_defs", "max_auto_priority", PROC),
     k("global_defs", "min_auto_priority_delay", PROC),
-    k("global_defs", "smtp_alert_vrrp", NOOP_MAIL),
-    k("global_defs", "smtp_alert_checker", NOOP_MAIL),
+    k("global_defs", "smtp_alert_vrrp", Yes),
+    k("global_defs", "smtp_alert_checker", Yes),
     k("global_defs", "checker_log_all_failures", LOGFAIL),
     k("global_defs", "dynamic_interfaces", IFACE),
-    k("global_defs", "no_email_faults", NOOP_MAIL),
+    k("global_defs", "no_email_faults", Yes),
     k("global_defs", "default_interface", IFACE),
     k("global_defs", "disable_local_igmp", ADVTUNE),
     k("global_defs", "lvs_timeouts", Yes),
@@ -268,7 +268,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
         NOOP_BUFS,
     ),
     k("global_defs", "rs_init_notifies", RSINIT),
-    k("global_defs", "no_checker_emails", NOOP_MAIL),
+    k("global_defs", "no_checker_emails", NOOP_CHKMAIL),
     k("global_defs", "vrrp_rx_bufs_policy", NOOP_BUFS),
     k("global_defs", "vrrp_rx_bufs_multiplier", NOOP_BUFS),
     k("global_defs", "vrrp_startup_delay", STARTDELAY),
@@ -302,7 +302,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_sync_group", "notify_fault", Yes),
     k("vrrp_sync_group", "notify_stop", Yes),
     k("vrrp_sync_group", "notify", Yes),
-    k("vrrp_sync_group", "smtp_alert", NOOP_MAIL),
+    k("vrrp_sync_group", "smtp_alert", Yes),
     k("vrrp_sync_group", "global_tracking", SYNCWEIGHT),
     k("vrrp_sync_group", "sync_group_tracking_weight", SYNCWEIGHT),
     k("vrrp_sync_group", "notify_priority_changes", NOTIFYX),
@@ -361,7 +361,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "notify_deleted", NOTIFYX),
     k("vrrp_instance", "notify", Yes),
     k("vrrp_instance", "notify_master_rx_lower_pri", NOTIFYX),
-    k("vrrp_instance", "smtp_alert", NOOP_MAIL),
+    k("vrrp_instance", "smtp_alert", Yes),
     k("vrrp_instance", "notify_priority_changes", NOTIFYX),
     k("vrrp_instance", "lvs_sync_daemon_interface", SYNCLEGACY),
     k("vrrp_instance", "garp_master_delay", Yes),
@@ -431,7 +431,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "persistence_granularity", Yes),
     k("virtual_server", "protocol", Yes),
     k("virtual_server", "ha_suspend", Yes),
-    k("virtual_server", "smtp_alert", NOOP_MAIL),
+    k("virtual_server", "smtp_alert", Yes),
     k("virtual_server", "virtualhost", Yes),
     k("virtual_server", "snmp_name", SNMP),
     k("virtual_server", "alpha", Yes),
@@ -462,7 +462,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server > real_server", "warmup", INHERIT),
     k("virtual_server > real_server", "connect_timeout", INHERIT),
     k("virtual_server > real_server", "delay_loop", CHKDELAY),
-    k("virtual_server > real_server", "smtp_alert", NOOP_MAIL),
+    k("virtual_server > real_server", "smtp_alert", Yes),
     k("virtual_server > real_server", "virtualhost", VSHOST),
     k("virtual_server > real_server", "snmp_name", SNMP),
     k("virtual_server > real_server", "MISC_CHECK", Yes),
@@ -539,142 +539,126 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
         Yes,
     ),
     k("virtual_server > real_server > MISC_CHECK", "user", Yes),
-    k("virtual_server > real_server", "SMTP_CHECK", CHECKER),
+    k("virtual_server > real_server", "SMTP_CHECK", Yes),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "helo_name",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "connect_ip",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "connect_port",
-        CHECKER,
+        Yes,
     ),
-    k(
-        "virtual_server > real_server > SMTP_CHECK",
-        "bindto",
-        CHECKER,
-    ),
+    k("virtual_server > real_server > SMTP_CHECK", "bindto", Yes),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "bind_port",
-        CHECKER,
+        Yes,
     ),
-    k(
-        "virtual_server > real_server > SMTP_CHECK",
-        "bind_if",
-        CHECKER,
-    ),
+    k("virtual_server > real_server > SMTP_CHECK", "bind_if", BIND),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "connect_timeout",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "fwmark",
-        CHECKER,
+        CHKMARK,
     ),
-    k(
-        "virtual_server > real_server > SMTP_CHECK",
-        "retry",
-        CHECKER,
-    ),
+    k("virtual_server > real_server > SMTP_CHECK", "retry", Yes),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "delay_before_retry",
-        CHECKER,
+        Yes,
     ),
-    k(
-        "virtual_server > real_server > SMTP_CHECK",
-        "warmup",
-        CHECKER,
-    ),
+    k("virtual_server > real_server > SMTP_CHECK", "warmup", Yes),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "delay_loop",
-        CHECKER,
+        CHKDELAY,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "alpha",
-        CHECKER,
+        CHKALPHA,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK",
         "log_all_failures",
-        CHECKER,
+        LOGFAIL,
     ),
-    k("virtual_server > real_server > SMTP_CHECK", "host", CHECKER),
+    k("virtual_server > real_server > SMTP_CHECK", "host", Yes),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "connect_ip",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "connect_port",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "bindto",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "bind_port",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "bind_if",
-        CHECKER,
+        BIND,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "connect_timeout",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "fwmark",
-        CHECKER,
+        CHKMARK,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "retry",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "delay_before_retry",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "warmup",
-        CHECKER,
+        Yes,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "delay_loop",
-        CHECKER,
+        CHKDELAY,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "alpha",
-        CHECKER,
+        CHKALPHA,
     ),
     k(
         "virtual_server > real_server > SMTP_CHECK > host",
         "log_all_failures",
-        CHECKER,
+        LOGFAIL,
     ),
     k("virtual_server > real_server", "TCP_CHECK", Yes),
     k(
