@@ -276,6 +276,18 @@ track_file maintenance {
 vrrp_track_file drain {
     file /run/appliance/drain
 }
+vrrp_track_process web {
+    process /usr/sbin/nginx -g "daemon off;"
+    param_match partial
+    weight -20 reverse
+    quorum 2
+    quorum_max 8
+    delay 1.5
+    fork_delay 0.25
+}
+vrrp_track_process sshd {
+    process sshd
+}
 vrrp_sync_group VG {
     group {
         V4
@@ -313,6 +325,10 @@ vrrp_instance V4 {
     track_file {
         maintenance weight 3 noreverse
         drain
+    }
+    track_process {
+        web weight 10 noreverse
+        sshd
     }
     nopreempt
     preempt_delay 30.5
@@ -433,6 +449,8 @@ virtual_server fwmark 7 {
         assert_eq!(config.vrrp_instance.len(), 3);
         assert_eq!(config.track_file.len(), 2);
         assert_eq!(config.vrrp_instance[0].track_file.len(), 2);
+        assert_eq!(config.vrrp_track_process.len(), 2);
+        assert_eq!(config.vrrp_instance[0].track_process.len(), 2);
         assert_eq!(config.virtual_server[0].real_server[0].check.len(), 2);
         assert_eq!(
             config.global.vrrp_gna_interval,
@@ -983,5 +1001,29 @@ virtual_server fwmark 7 {
             minimal.len() < config.to_toml().unwrap().len() / 2,
             "{minimal}"
         );
+    }
+
+    #[test]
+    fn convert_leaves_a_tracked_processs_defaults_out() {
+        let text = "vrrp_track_process sshd {\n  process sshd\n  quorum 1\n  weight 0\n  delay 2\n}\n\
+            vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+            track_process {\n    sshd\n  }\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let minimal = config.to_toml_minimal().unwrap();
+        assert_eq!(
+            load_str(Path::new("x.toml"), &minimal, Format::Toml).unwrap(),
+            config,
+            "{minimal}"
+        );
+        for gone in ["quorum", "weight = 0"] {
+            assert!(!minimal.contains(gone), "{gone} in:\n{minimal}");
+        }
+        for kept in [
+            "process = \"sshd\"",
+            "fork_delay = \"2s\"",
+            "terminate_delay = \"2s\"",
+        ] {
+            assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
+        }
     }
 }

@@ -37,6 +37,10 @@ pub struct Config {
     /// that VRRP instances track.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackedFile>,
+    /// `vrrp_track_process` blocks: processes whose running VRRP instances
+    /// track.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_track_process: Vec<TrackedProcess>,
     /// `vrrp_sync_group` blocks: instances that change state together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vrrp_sync_group: Vec<SyncGroup>,
@@ -491,8 +495,8 @@ pub struct InitFile {
     pub overwrite: bool,
 }
 
-/// A tracked file's weight: keepalived's −254..=254 (one more than a
-/// script's).
+/// A tracked file's or process's weight: keepalived's −254..=254 (one
+/// more than a script's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "i32", into = "i32")]
 pub struct FileWeight(pub TrackWeight);
@@ -513,6 +517,72 @@ impl From<FileWeight> for i32 {
 /// keepalived's `track_file` `weight` default: 1.
 pub fn default_file_weight() -> FileWeight {
     FileWeight(TrackWeight::for_file(1).unwrap_or_default())
+}
+
+/// keepalived's `vrrp_track_process`: how many processes of a kind run.
+/// The quorum holds while `quorum..=quorum_max` of them run (see
+/// `vrrp_track_process` in docs/config.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedProcess {
+    /// Name that `track_process` entries refer to.
+    pub name: String,
+    /// The process name (`/proc/PID/comm`, at most 15 bytes), or with
+    /// `full_command` or parameters the command's first word (`argv[0]`).
+    pub process: String,
+    /// Parameters the command line must have after `process`; any makes the
+    /// match a full-command one, exact unless `param_match` says otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// How the parameters are compared; set, it makes the match a
+    /// full-command one (with no `params`: the command has no parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_match: Option<ParamMatch>,
+    /// Match the command line rather than the process name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_command: bool,
+    /// Added to the priority while the quorum holds (positive) or while it
+    /// does not (negative); 0, keepalived's default, puts the instance in
+    /// FAULT without the quorum.
+    #[serde(default = "default_process_weight")]
+    pub weight: FileWeight,
+    /// Applies the weight the other way (with weight 0: FAULT while the
+    /// quorum holds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// Fewest matching processes (keepalived default 1, as a virtual
+    /// server's `quorum`; range 1..=65535).
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// Most matching processes (0..=65535; keepalived's default: no
+    /// bound). 0 means the quorum holds while none runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_max: Option<u32>,
+    /// How long a quorum gained by a process starting waits before it
+    /// counts (keepalived default 0, range 0.000001..=3600 s).
+    #[serde(default = "zero", with = "humantime_serde")]
+    pub fork_delay: Duration,
+    /// How long a quorum lost by a process ending waits before it counts.
+    #[serde(default = "zero", with = "humantime_serde")]
+    pub terminate_delay: Duration,
+}
+
+/// keepalived's `param_match` (alone: `exact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamMatch {
+    /// The parameters given and no more.
+    Exact,
+    /// The parameters given, the last one possibly longer in the process.
+    Initial,
+    /// The parameters given, possibly followed by more.
+    Partial,
+}
+
+/// keepalived's `vrrp_track_process` `weight` default: 0 (its manual says
+/// 1, its code leaves 0).
+pub fn default_process_weight() -> FileWeight {
+    FileWeight(TrackWeight::default())
 }
 
 /// VRRP authentication (VRRPv2 only). Only simple password authentication
@@ -647,6 +717,21 @@ pub struct TrackFile {
     pub reverse: Option<bool>,
 }
 
+/// A tracked `vrrp_track_process` reference, optionally overriding its
+/// weight and direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackProcess {
+    /// Name of a `vrrp_track_process`.
+    pub name: String,
+    /// Overrides the process's own weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<FileWeight>,
+    /// Overrides the process's own `reverse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+}
+
 /// A tracked interface: its link going down affects the instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -699,6 +784,9 @@ pub struct VrrpInstance {
     /// Tracked files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackFile>,
+    /// Tracked processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_process: Vec<TrackProcess>,
     /// Do not take over from a lower-priority master.
     #[serde(default)]
     pub nopreempt: bool,

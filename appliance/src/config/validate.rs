@@ -21,6 +21,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.unique_names(config);
     v.multicast_groups(&config.global);
     v.instances(config);
+    v.tracked_processes(config);
     v.sync_groups(config);
     v.virtual_servers(config);
     v.lvs(config);
@@ -272,7 +273,7 @@ impl Validator<'_> {
     }
 
     fn unique_names(&mut self, config: &Config) {
-        let lists: [(&str, Vec<&str>); 4] = [
+        let lists: [(&str, Vec<&str>); 5] = [
             (
                 "vrrp_script",
                 config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
@@ -280,6 +281,14 @@ impl Validator<'_> {
             (
                 "track_file",
                 config.track_file.iter().map(|f| f.name.as_str()).collect(),
+            ),
+            (
+                "vrrp_track_process",
+                config
+                    .vrrp_track_process
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect(),
             ),
             (
                 "vrrp_sync_group",
@@ -399,22 +408,111 @@ impl Validator<'_> {
                     );
                 }
             }
-            for (j, track) in inst.track_file.iter().enumerate() {
-                let path = format!("{base}.track_file[{j}]");
-                if !config.track_file.iter().any(|f| f.name == track.name) {
+            let files: Vec<&str> = inst.track_file.iter().map(|t| t.name.as_str()).collect();
+            self.tracked_names(&base, name, "track_file", &files, |n| {
+                config.track_file.iter().any(|f| f.name == n)
+            });
+            let processes: Vec<&str> = inst.track_process.iter().map(|t| t.name.as_str()).collect();
+            self.tracked_names(&base, name, "track_process", &processes, |n| {
+                config.vrrp_track_process.iter().any(|p| p.name == n)
+            });
+        }
+    }
+
+    /// An instance's `list` of tracked names (`track_file`,
+    /// `track_process`): each defined, none twice.
+    fn tracked_names(
+        &mut self,
+        base: &str,
+        instance: &str,
+        list: &str,
+        names: &[&str],
+        defined: impl Fn(&str) -> bool,
+    ) {
+        // The blocks that define them: `track_file`, `vrrp_track_process`.
+        let kind = if list == "track_process" {
+            "vrrp_track_process"
+        } else {
+            list
+        };
+        for (j, track) in names.iter().enumerate() {
+            let path = format!("{base}.{list}[{j}]");
+            if !defined(track) {
+                self.report(
+                    &path,
+                    format!("vrrp_instance '{instance}' tracks unknown {kind} '{track}'"),
+                );
+            } else if names[..j].contains(track) {
+                self.report(
+                    &path,
+                    format!("vrrp_instance '{instance}' tracks {kind} '{track}' twice"),
+                );
+            }
+        }
+    }
+
+    /// `vrrp_track_process` settings keepalived would ignore or that can
+    /// never match.
+    fn tracked_processes(&mut self, config: &Config) {
+        for (i, p) in config.vrrp_track_process.iter().enumerate() {
+            let base = format!("vrrp_track_process[{i}]");
+            let name = &p.name;
+            if p.process.is_empty() {
+                self.report(
+                    &format!("{base}.process"),
+                    format!("vrrp_track_process '{name}' has no 'process'"),
+                );
+            }
+            // keepalived accepts a longer name and never matches it: the
+            // kernel keeps 15 bytes of a process name.
+            let full = p.full_command || !p.params.is_empty() || p.param_match.is_some();
+            if !full && p.process.len() > 15 {
+                self.report(
+                    &format!("{base}.process"),
+                    format!(
+                        "vrrp_track_process '{name}': process name '{}' is longer than the 15 bytes the kernel keeps of a process name, so it never matches; add 'full_command' to match the command",
+                        p.process
+                    ),
+                );
+            }
+            if !(1..=65535).contains(&p.quorum) {
+                self.report(
+                    &format!("{base}.quorum"),
+                    format!(
+                        "vrrp_track_process '{name}': quorum {} is out of range 1..=65535",
+                        p.quorum
+                    ),
+                );
+            }
+            if let Some(max) = p.quorum_max {
+                // keepalived: quorum_max 0 ("none may run") takes the
+                // default quorum down to 0.
+                if max > 65535 {
                     self.report(
-                        &path,
+                        &format!("{base}.quorum_max"),
                         format!(
-                            "vrrp_instance '{name}' tracks unknown track_file '{}'",
-                            track.name
+                            "vrrp_track_process '{name}': quorum_max {max} is out of range 0..=65535"
                         ),
                     );
-                } else if inst.track_file[..j].iter().any(|t| t.name == track.name) {
+                } else if max < p.quorum && !(max == 0 && p.quorum == 1) {
                     self.report(
-                        &path,
+                        &format!("{base}.quorum_max"),
                         format!(
-                            "vrrp_instance '{name}' tracks track_file '{}' twice",
-                            track.name
+                            "vrrp_track_process '{name}': quorum_max {max} is less than quorum {}",
+                            p.quorum
+                        ),
+                    );
+                }
+            }
+            for (what, delay) in [
+                ("fork_delay", p.fork_delay),
+                ("terminate_delay", p.terminate_delay),
+            ] {
+                if delay > Duration::from_secs(3600) {
+                    self.report(
+                        &format!("{base}.{what}"),
+                        format!(
+                            "vrrp_track_process '{name}': {what} {delay:?} is longer than keepalived's 3600 s"
                         ),
                     );
                 }
@@ -1238,6 +1336,27 @@ vrrp_instance VI_2 {
                 "a.toml:4:1: vrrp_script 'chk': interval must be more than 0",
                 "a.toml:8:1: virtual_server TCP 10.0.0.1:80: delay_loop must be more than 0",
             ]
+        );
+    }
+
+    #[test]
+    fn tracked_processes_in_toml_are_checked_as_in_keepalived_conf() {
+        let text = "[[vrrp_track_process]]\nname = \"p\"\nprocess = \"\"\nquorum = 0\nterminate_delay = \"2h\"\n\n\
+                    [[vrrp_track_process]]\nname = \"q\"\nprocess = \"sleep\"\nparams = [\"300\"]\nparam_match = \"initial\"\nquorum = 2\nquorum_max = 1\nweight = -254\n\n\
+                    [[vrrp_track_process]]\nname = \"none\"\nprocess = \"x\"\nquorum_max = 0\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: vrrp_track_process 'p' has no 'process'",
+                "a.toml:4:1: vrrp_track_process 'p': quorum 0 is out of range 1..=65535",
+                "a.toml:5:1: vrrp_track_process 'p': terminate_delay 7200s is longer than keepalived's 3600 s",
+                "a.toml:13:1: vrrp_track_process 'q': quorum_max 1 is less than quorum 2",
+            ]
+        );
+        assert!(
+            toml_problems("[[vrrp_track_process]]\nname = \"w\"\nprocess = \"x\"\nweight = 255\n")
+                [0]
+            .contains("weight 255 is out of range -254..=254")
         );
     }
 

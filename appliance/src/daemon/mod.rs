@@ -41,6 +41,7 @@ mod switchover;
 pub(crate) mod systemd;
 mod timeline_log;
 pub(crate) mod track_file;
+mod track_process;
 mod vrrp;
 
 use crate::check::runner::{self, Report};

@@ -1,18 +1,21 @@
 //! From a validated [`Config`] to what the daemon runs: each VRRP instance's
 //! machine parameters with the I/O facts the driver needs (interface, VIPs,
 //! peers, authentication, notify programs), grouped into lone instances and
-//! sync groups, plus the track scripts to run, the track files to watch
-//! and the IPVS settings beside
+//! sync groups, plus the track scripts to run, the track files to watch,
+//! the tracked processes to count and the IPVS settings beside
 //! the service table (sync daemon, timeouts). Pure: nothing here touches
 //! the system, so a reload can compare an old plan with a new one.
 
-use crate::config::model::{Command, Config, InitFile, VirtualAddress, VrrpInstance};
+use crate::config::model::{
+    Command, Config, InitFile, ParamMatch, TrackedProcess, VirtualAddress, VrrpInstance,
+};
 use crate::dataplane::ipvs::{SyncDaemon, SyncRole, Timeouts};
 use crate::net::vip::Vip;
 use crate::script::Program;
 use crate::script::check::{Scripts, Unchecked};
 use crate::vrrp::machine::{InstanceConfig, Track, TrackKind, TrackName, Weight};
 use crate::vrrp::packet::{Auth, Password};
+use crate::vrrp::process::{self, Pattern, QuorumConfig};
 use crate::vrrp::{Centiseconds, Priority, Version};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -35,6 +38,8 @@ pub(crate) struct Plan {
     /// The `track_file`s some instance tracks (keepalived forgets the
     /// others).
     pub files: Vec<FilePlan>,
+    /// The `vrrp_track_process`es some instance tracks.
+    pub processes: Vec<ProcessPlan>,
     pub lvs: LvsPlan,
     /// `fifo_write_vrrp_states_on_reload`: a reload writes the states it
     /// left unchanged to the notify FIFOs too.
@@ -50,6 +55,14 @@ pub(crate) struct Plan {
 pub(crate) struct Pacing {
     pub arp: Duration,
     pub na: Duration,
+}
+
+/// A `vrrp_track_process` the VRRP driver counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessPlan {
+    pub name: String,
+    pub pattern: Pattern,
+    pub quorum: QuorumConfig,
 }
 
 /// A `track_file` the VRRP driver watches.
@@ -212,6 +225,8 @@ pub enum Error {
     UnknownScript { instance: String, script: String },
     #[error("vrrp_instance '{instance}': track_file '{file}' is not defined")]
     UnknownFile { instance: String, file: String },
+    #[error("vrrp_instance '{instance}': track_process '{process}' is not defined")]
+    UnknownProcess { instance: String, process: String },
     #[error("lvs_sync_daemon: vrrp_instance '{0}' is not defined")]
     UnknownSyncInstance(String),
     #[error(transparent)]
@@ -394,7 +409,59 @@ pub(crate) fn machine(
             weight,
         });
     }
+    for track in &instance.track_process {
+        let process = config
+            .vrrp_track_process
+            .iter()
+            .find(|p| p.name == track.name)
+            .ok_or_else(|| Error::UnknownProcess {
+                instance: instance.name.clone(),
+                process: track.name.clone(),
+            })?;
+        // The address owner keeps its weighted processes: its priority
+        // does not move (as keepalived's vrrp_set_effective_priority).
+        machine.tracks.push(Track {
+            name: TrackName(track.name.clone()),
+            kind: TrackKind::Process {
+                reverse: track.reverse.unwrap_or(process.reverse),
+            },
+            weight: track.weight.unwrap_or(process.weight).0,
+        });
+    }
     Ok(machine)
+}
+
+/// A `vrrp_track_process` as the driver counts it: with parameters or
+/// `param_match` the full command is matched, and parameters without
+/// `param_match` must match exactly (keepalived's parser).
+fn process_plan(p: &TrackedProcess) -> ProcessPlan {
+    let param_match = p
+        .param_match
+        .or((!p.params.is_empty()).then_some(ParamMatch::Exact));
+    let params = param_match.map(|how| {
+        let how = match how {
+            ParamMatch::Exact => process::ParamMatch::Exact,
+            ParamMatch::Initial => process::ParamMatch::Initial,
+            ParamMatch::Partial => process::ParamMatch::Partial,
+        };
+        (how, p.params.clone())
+    });
+    let max = p.quorum_max.unwrap_or(u32::MAX);
+    ProcessPlan {
+        name: p.name.clone(),
+        pattern: Pattern {
+            name: p.process.clone(),
+            full_command: p.full_command || params.is_some(),
+            params,
+        },
+        quorum: QuorumConfig {
+            // keepalived: quorum_max 0 takes the quorum to 0 too.
+            min: if max == 0 { 0 } else { p.quorum },
+            max,
+            fork_delay: p.fork_delay,
+            terminate_delay: p.terminate_delay,
+        },
+    }
 }
 
 fn instance_plan(
@@ -507,6 +574,17 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
             init: f.init_file,
         })
         .collect();
+    let processes = config
+        .vrrp_track_process
+        .iter()
+        .filter(|p| {
+            config
+                .vrrp_instance
+                .iter()
+                .any(|i| i.track_process.iter().any(|t| t.name == p.name))
+        })
+        .map(process_plan)
+        .collect();
     Ok(Plan {
         node: config
             .global
@@ -516,6 +594,7 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
         units,
         scripts: tracked,
         files,
+        processes,
         lvs: lvs_plan(config)?,
         pacing: Pacing {
             arp: config.global.vrrp_garp_interval,
@@ -677,6 +756,72 @@ mod tests {
             ]
         );
         assert_eq!(tracks(&plan.units[2]), []);
+    }
+
+    #[test]
+    fn tracked_processes_become_patterns_and_quorums_and_instance_tracks() {
+        let config = load(
+            "vrrp_track_process web { process nginx\n weight -5 reverse\n quorum 2\n terminate_delay 0.5 }
+             vrrp_track_process cmd { process sleep 300\n quorum_max 0 }
+             vrrp_track_process args { process /bin/x a\n param_match partial }
+             vrrp_track_process unused { process nope }
+             vrrp_instance V { interface eth0\n virtual_router_id 1\n track_process { web\n cmd weight 7\n args weight 1 noreverse } }",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        let quorum = |min, max, terminate_ms| QuorumConfig {
+            min,
+            max,
+            fork_delay: Duration::ZERO,
+            terminate_delay: Duration::from_millis(terminate_ms),
+        };
+        assert_eq!(
+            plan.processes,
+            [
+                ProcessPlan {
+                    name: "web".into(),
+                    pattern: Pattern {
+                        name: "nginx".into(),
+                        params: None,
+                        full_command: false,
+                    },
+                    quorum: quorum(2, u32::MAX, 500),
+                },
+                ProcessPlan {
+                    name: "cmd".into(),
+                    pattern: Pattern {
+                        name: "sleep".into(),
+                        params: Some((process::ParamMatch::Exact, vec!["300".into()])),
+                        full_command: true,
+                    },
+                    quorum: quorum(0, 0, 0),
+                },
+                ProcessPlan {
+                    name: "args".into(),
+                    pattern: Pattern {
+                        name: "/bin/x".into(),
+                        params: Some((process::ParamMatch::Partial, vec!["a".into()])),
+                        full_command: true,
+                    },
+                    quorum: quorum(1, u32::MAX, 0),
+                },
+            ],
+            "only tracked processes are counted"
+        );
+        let UnitPlan::Solo(i) = &plan.units[0] else {
+            panic!("a lone instance")
+        };
+        assert_eq!(
+            i.machine
+                .tracks
+                .iter()
+                .map(|t| (t.name.0.as_str(), t.kind, t.weight.get()))
+                .collect::<Vec<_>>(),
+            [
+                ("web", TrackKind::Process { reverse: true }, -5),
+                ("cmd", TrackKind::Process { reverse: false }, 7),
+                ("args", TrackKind::Process { reverse: false }, 1),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The VRRP driver: the sans-IO units wired to raw sockets, VIPs,
-//! gratuitous ARP / NA, track scripts and files, notify programs and link
-//! events. It
+//! gratuitous ARP / NA, track scripts, files and processes, notify
+//! programs and link events. It
 //! makes no protocol decision: every datagram goes through the receive
 //! rules ([`crate::vrrp::receive`]) to a machine, and every action a
 //! machine returns is carried out here, in order.
@@ -22,6 +22,7 @@ use super::status;
 use super::systemd;
 use super::timeline_log::TimelineLog;
 use super::track_file;
+use super::track_process;
 use crate::clock::Instant;
 use crate::metrics::Metrics;
 use crate::net::IfIndex;
@@ -62,7 +63,8 @@ const NOTIFY_SLOTS: usize = 16;
 pub(super) enum Command {
     /// Move the units to a new plan; the answer says what changed.
     Reload {
-        plan: Plan,
+        /// Boxed: a plan is much larger than the other commands.
+        plan: Box<Plan>,
         reply: oneshot::Sender<ReloadOutcome>,
     },
     /// Hand the MASTER instances over (all, or `instance` or the sync
@@ -245,7 +247,10 @@ impl Handle {
         let (reply, answer) = oneshot::channel();
         if self
             .commands
-            .send(Command::Reload { plan, reply })
+            .send(Command::Reload {
+                plan: Box::new(plan),
+                reply,
+            })
             .await
             .is_err()
         {
@@ -354,6 +359,8 @@ enum Event {
     },
     /// A tracked file holds a new value.
     File(track_file::Change),
+    /// A tracked process gained or lost its quorum.
+    Process(track_process::Change),
     Link(LinkEvent),
 }
 
@@ -410,6 +417,10 @@ struct Driver {
     file_paths: BTreeMap<String, PathBuf>,
     /// Each tracked file's last value, to log changes once.
     file_values: HashMap<String, i64>,
+    /// The count of the tracked processes.
+    process_task: Option<JoinHandle<()>>,
+    /// Each tracked process's quorum, as last counted.
+    process_quorums: HashMap<String, bool>,
     timeline: Arc<Mutex<TimelineLog>>,
     metrics: Arc<Metrics>,
     /// Each instance's last state change.
@@ -451,6 +462,8 @@ impl Driver {
             file_task: None,
             file_paths: BTreeMap::new(),
             file_values: HashMap::new(),
+            process_task: None,
+            process_quorums: HashMap::new(),
             timeline: setup.timeline,
             metrics: setup.metrics,
             transitions: HashMap::new(),
@@ -478,6 +491,7 @@ impl Driver {
         self.tasks.push(tokio::spawn(forward_links(watch, sender)));
         self.spawn_scripts();
         self.watch_files(false);
+        self.count_processes();
         let plans = self.plan.units.clone();
         for plan in plans {
             let (running, unit, listeners) = self.build_unit(plan).await?;
@@ -513,7 +527,7 @@ impl Driver {
                 () = self.notifiers.ended() => {}
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { plan, reply }) => {
-                        let outcome = self.reload_units(plan).await;
+                        let outcome = self.reload_units(*plan).await;
                         self.publish();
                         let _ = reply.send(outcome);
                     }
@@ -536,6 +550,8 @@ impl Driver {
                             .drain(..)
                             .chain(self.script_tasks.drain(..))
                             .chain(self.file_task.take())
+            .chain(self.process_task.take())
+                            .chain(self.process_task.take())
                         {
                             task.abort();
                         }
@@ -799,6 +815,33 @@ impl Driver {
             );
             self.perform(index, now, actions).await;
         }
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let processes: std::collections::BTreeSet<String> = unit
+            .instances
+            .iter()
+            .flat_map(|i| &i.plan.machine.tracks)
+            .filter(|t| matches!(t.kind, crate::vrrp::machine::TrackKind::Process { .. }))
+            .map(|t| t.name.0.clone())
+            .collect();
+        for name in processes {
+            let Some(&up) = self.process_quorums.get(&name) else {
+                continue;
+            };
+            let now = self.now();
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
+                return;
+            };
+            let actions = unit.handle_all(
+                now,
+                &Input::Process {
+                    name: TrackName(name),
+                    up,
+                },
+            );
+            self.perform(index, now, actions).await;
+        }
         let now = self.now();
         let Some(unit) = self.router.units_mut().get_mut(index) else {
             return;
@@ -970,6 +1013,35 @@ impl Driver {
         }
     }
 
+    /// Counts the tracked processes now (so that instances start with their
+    /// quorums known, as keepalived reads /proc before it starts them), and
+    /// from then on every scan interval.
+    fn count_processes(&mut self) {
+        if let Some(task) = self.process_task.take() {
+            task.abort();
+        }
+        self.process_quorums.clear();
+        if self.plan.processes.is_empty() {
+            return;
+        }
+        let mut counter = track_process::Counter::new(&self.plan.processes);
+        for change in counter.count() {
+            self.process_counted(&change);
+        }
+        let sender = self.sender.clone();
+        self.process_task = Some(tokio::spawn(counter.run(sender, Event::Process)));
+    }
+
+    /// Logs and keeps a tracked process's new quorum.
+    fn process_counted(&mut self, change: &track_process::Change) {
+        if change.up {
+            info!(track_process = %change.name, "tracked process quorum gained");
+        } else {
+            info!(track_process = %change.name, "tracked process quorum lost");
+        }
+        self.process_quorums.insert(change.name.clone(), change.up);
+    }
+
     /// A tracked file's value now; `None` if it is not tracked (its
     /// directory is missing) or holds an unusable value.
     fn read_file(&mut self, name: &str) -> Option<i64> {
@@ -1025,6 +1097,14 @@ impl Driver {
                 self.broadcast(Input::Script {
                     name: TrackName(name),
                     success,
+                })
+                .await;
+            }
+            Event::Process(change) => {
+                self.process_counted(&change);
+                self.broadcast(Input::Process {
+                    name: TrackName(change.name),
+                    up: change.up,
                 })
                 .await;
             }
@@ -1388,6 +1468,7 @@ impl Driver {
         }
         let scripts_changed = new.scripts != self.plan.scripts;
         let files_changed = new.files != self.plan.files;
+        let processes_changed = new.processes != self.plan.processes;
         self.announcements.set_pacing(new.pacing);
         self.plan = new;
         if scripts_changed {
@@ -1406,6 +1487,22 @@ impl Driver {
                     })
                     .await;
                 }
+            }
+        }
+        if processes_changed {
+            // Counted afresh, as keepalived's reload reads /proc again.
+            self.count_processes();
+            let quorums: Vec<(String, bool)> = self
+                .process_quorums
+                .iter()
+                .map(|(name, &up)| (name.clone(), up))
+                .collect();
+            for (name, up) in quorums {
+                self.broadcast(Input::Process {
+                    name: TrackName(name),
+                    up,
+                })
+                .await;
             }
         }
         if states_on_reload {

@@ -30,6 +30,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
             "global_defs" => im.global_defs(st),
             "vrrp_script" => im.vrrp_script(st),
             "track_file" | "vrrp_track_file" => im.tracked_file(st),
+            "vrrp_track_process" => im.tracked_process(st),
             "vrrp_sync_group" => im.sync_group(st),
             "vrrp_instance" => im.vrrp_instance(st),
             "virtual_server" => im.virtual_server(st),
@@ -766,8 +767,14 @@ impl Importer<'_> {
         w
     }
 
-    /// An instance's `track_file` block: `NAME [weight W [reverse|noreverse]]`.
-    fn track_files(&mut self, st: &Statement, base: &str) -> Vec<TrackFile> {
+    /// An instance's `track_file` or `track_process` block: `NAME [weight W
+    /// [reverse|noreverse]]` each, made into a `T` by `make`.
+    fn weighted_tracks<T>(
+        &mut self,
+        st: &Statement,
+        base: &str,
+        make: impl Fn(String, Option<FileWeight>, Option<bool>) -> T,
+    ) -> Vec<T> {
         self.at_most(st, 0);
         let mut out = Vec::new();
         for entry in self.block(st) {
@@ -775,11 +782,7 @@ impl Importer<'_> {
             // Paths count the entries read, as validation does.
             let i = out.len();
             self.record(format!("{base}[{i}]"), &entry.keyword.pos);
-            let mut track = TrackFile {
-                name: entry.keyword.text.clone(),
-                weight: None,
-                reverse: None,
-            };
+            let (mut weight, mut reverse) = (None, None);
             match entry.args.as_slice() {
                 [] => {}
                 [kw, value, rest @ ..] if kw.text == "weight" && rest.len() <= 1 => {
@@ -787,11 +790,11 @@ impl Importer<'_> {
                     let Some(w) = self.file_weight(entry, value) else {
                         continue;
                     };
-                    track.weight = Some(w);
+                    weight = Some(w);
                     if let Some(word) = rest.first() {
                         match word.text.as_str() {
-                            "reverse" => track.reverse = Some(true),
-                            "noreverse" => track.reverse = Some(false),
+                            "reverse" => reverse = Some(true),
+                            "noreverse" => reverse = Some(false),
                             _ => {
                                 self.bad(entry, word, "'reverse' or 'noreverse' after the weight");
                                 continue;
@@ -810,9 +813,102 @@ impl Importer<'_> {
                     continue;
                 }
             }
-            out.push(track);
+            out.push(make(entry.keyword.text.clone(), weight, reverse));
         }
         out
+    }
+
+    /// `vrrp_track_process NAME { process NAME [PARAM…]; param_match
+    /// [initial|partial]; weight W [reverse]; quorum N; quorum_max N; delay
+    /// S; terminate_delay S; fork_delay S; full_command }`.
+    fn tracked_process(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.vrrp_track_process.len();
+        let base = format!("vrrp_track_process[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut tracked = TrackedProcess {
+            name,
+            process: String::new(),
+            params: Vec::new(),
+            param_match: None,
+            full_command: false,
+            weight: default_process_weight(),
+            reverse: false,
+            quorum: default_quorum(),
+            quorum_max: None,
+            fork_delay: zero(),
+            terminate_delay: zero(),
+        };
+        // A block without `process` keeps it empty, which validation
+        // reports (as it does for the TOML form).
+        let mut process = false;
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "process" => {
+                    self.no_block(item);
+                    let Some((first, params)) = item.args.split_first() else {
+                        self.err(&item.keyword.pos, "'process' needs a process name");
+                        continue;
+                    };
+                    if process {
+                        self.err(&item.keyword.pos, "'process' is given twice");
+                        continue;
+                    }
+                    process = true;
+                    tracked.process = first.text.clone();
+                    tracked.params = params.iter().map(|w| w.text.clone()).collect();
+                }
+                "param_match" => {
+                    self.no_block(item);
+                    self.at_most(item, 1);
+                    tracked.param_match = match item.args.first() {
+                        None => Some(ParamMatch::Exact),
+                        Some(w) if w.text == "initial" => Some(ParamMatch::Initial),
+                        Some(w) if w.text == "partial" => Some(ParamMatch::Partial),
+                        Some(w) => {
+                            self.bad(item, w, "'initial' or 'partial' (or nothing: exact)");
+                            continue;
+                        }
+                    };
+                }
+                "weight" => {
+                    self.no_block(item);
+                    self.at_most(item, 2);
+                    let Some(word) = item.args.first() else {
+                        self.err(&item.keyword.pos, "'weight' needs a value");
+                        continue;
+                    };
+                    if let Some(w) = self.file_weight(item, word) {
+                        tracked.weight = w;
+                    }
+                    match item.args.get(1) {
+                        None => {}
+                        Some(r) if r.text == "reverse" => tracked.reverse = true,
+                        Some(r) => self.bad(item, r, "'reverse' after the weight"),
+                    }
+                }
+                "quorum" => set(&mut tracked.quorum, self.u32_in(item, 1, 65535)),
+                "quorum_max" => {
+                    if let Some(max) = self.u32_in(item, 0, 65535) {
+                        tracked.quorum_max = Some(max);
+                    }
+                }
+                "delay" => {
+                    if let Some(d) = self.decimal_secs(item, 3600) {
+                        tracked.fork_delay = d;
+                        tracked.terminate_delay = d;
+                    }
+                }
+                "terminate_delay" => {
+                    set(&mut tracked.terminate_delay, self.decimal_secs(item, 3600))
+                }
+                "fork_delay" => set(&mut tracked.fork_delay, self.decimal_secs(item, 3600)),
+                "full_command" => tracked.full_command = self.bare(item),
+                _ => self.unknown(item, &st.keyword.text),
+            }
+        }
+        self.config.vrrp_track_process.push(tracked);
     }
 
     fn secs_at_least_one(&mut self, st: &Statement) -> Option<Duration> {
@@ -903,6 +999,7 @@ impl Importer<'_> {
             track_script: Vec::new(),
             track_interface: Vec::new(),
             track_file: Vec::new(),
+            track_process: Vec::new(),
             nopreempt: false,
             preempt_delay: zero(),
             unicast_src_ip: None,
@@ -982,7 +1079,22 @@ impl Importer<'_> {
                         .collect();
                 }
                 "track_file" => {
-                    inst.track_file = self.track_files(item, &format!("{base}.track_file"));
+                    let base = format!("{base}.track_file");
+                    inst.track_file =
+                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackFile {
+                            name,
+                            weight,
+                            reverse,
+                        });
+                }
+                "track_process" => {
+                    let base = format!("{base}.track_process");
+                    inst.track_process =
+                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackProcess {
+                            name,
+                            weight,
+                            reverse,
+                        });
                 }
                 "nopreempt" => inst.nopreempt = self.bare(item),
                 "preempt" => inst.nopreempt = !self.bare(item),
@@ -2526,6 +2638,71 @@ mod tests {
         assert_eq!(
             problems(&text.replace("      track_file f\n    }", "    }")),
             ["k.conf:8:5: FILE_CHECK needs track_file"]
+        );
+    }
+
+    #[test]
+    fn tracked_processes_with_parameters_quorums_delays_and_weights() {
+        let config = load(&format!(
+            "vrrp_track_process web {{\n  process nginx\n  weight -20 reverse\n  quorum 2\n  quorum_max 4\n  delay 1.5\n  fork_delay 0.25\n}}\n\
+             vrrp_track_process cmd {{\n  process /usr/bin/sleep 300 \"a b\"\n  param_match initial\n}}\n\
+             vrrp_track_process none {{\n  process httpd\n  param_match\n  quorum_max 0\n  full_command\n}}\n\
+             {INSTANCE}  track_process {{\n    web weight 10 noreverse\n    cmd\n    none weight -3 reverse\n  }}\n}}\n"
+        ))
+        .unwrap();
+        let [web, cmd, none] = config.vrrp_track_process.as_slice() else {
+            panic!("{:?}", config.vrrp_track_process)
+        };
+        assert_eq!(
+            (web.process.as_str(), i32::from(web.weight), web.reverse),
+            ("nginx", -20, true)
+        );
+        assert_eq!((web.quorum, web.quorum_max), (2, Some(4)));
+        assert_eq!(
+            (web.fork_delay, web.terminate_delay),
+            (Duration::from_millis(250), Duration::from_millis(1500))
+        );
+        assert!(!web.full_command && web.params.is_empty() && web.param_match.is_none());
+        assert_eq!(cmd.params, ["300", "a b"]);
+        assert_eq!(cmd.param_match, Some(ParamMatch::Initial));
+        assert_eq!(i32::from(cmd.weight), 0, "keepalived's code defaults to 0");
+        assert_eq!(cmd.quorum, 1);
+        assert_eq!(none.param_match, Some(ParamMatch::Exact));
+        assert!(none.full_command);
+        assert_eq!(none.quorum_max, Some(0));
+        let tracks = &config.vrrp_instance[0].track_process;
+        assert_eq!(
+            tracks
+                .iter()
+                .map(|t| (t.name.as_str(), t.weight.map(i32::from), t.reverse))
+                .collect::<Vec<_>>(),
+            [
+                ("web", Some(10), Some(false)),
+                ("cmd", None, None),
+                ("none", Some(-3), Some(true)),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_tracked_processes_name_what_is_wrong() {
+        assert_eq!(
+            problems(&format!(
+                "vrrp_track_process p {{\n  weight 300\n  param_match fuzzy\n  quorum 0\n  delay 3601\n}}\n\
+                 vrrp_track_process q {{\n  process a_very_long_process_name\n  quorum 3\n  quorum_max 2\n}}\n\
+                 {INSTANCE}  track_process {{\n    q\n    r\n    q weight 1\n  }}\n}}\n"
+            )),
+            [
+                "k.conf:1:1: vrrp_track_process 'p' has no 'process'",
+                "k.conf:2:10: bad value '300' for 'weight': expected an integer in -254..=254",
+                "k.conf:3:15: bad value 'fuzzy' for 'param_match': expected 'initial' or 'partial' (or nothing: exact)",
+                "k.conf:4:10: bad value '0' for 'quorum': expected an integer in 1..=65535",
+                "k.conf:5:9: bad value '3601' for 'delay': expected seconds (decimals allowed) in 0..=3600",
+                "k.conf:8:3: vrrp_track_process 'q': process name 'a_very_long_process_name' is longer than the 15 bytes the kernel keeps of a process name, so it never matches; add 'full_command' to match the command",
+                "k.conf:10:3: vrrp_track_process 'q': quorum_max 2 is less than quorum 3",
+                "k.conf:17:5: vrrp_instance 'VI_1' tracks unknown vrrp_track_process 'r'",
+                "k.conf:18:5: vrrp_instance 'VI_1' tracks vrrp_track_process 'q' twice",
+            ]
         );
     }
 

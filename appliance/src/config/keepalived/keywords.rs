@@ -114,8 +114,6 @@ const SYNCWEIGHT: Support = Refused(
 );
 const TRACKGROUP: Support =
     Refused("list the tracked scripts and interfaces in each `vrrp_instance`");
-const TRACKPROC: Support =
-    Refused("not yet; a `vrrp_script` checking the process (`pidof NAME`) does the same");
 const TTL: Support =
     Refused("unicast adverts go out with TTL 255 and are checked for it (RFC 5798)");
 const UNICAST: Support = Refused(
@@ -331,7 +329,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "track_interface", Yes),
     k("vrrp_instance", "track_script", Yes),
     k("vrrp_instance", "track_file", Yes),
-    k("vrrp_instance", "track_process", TRACKPROC),
+    k("vrrp_instance", "track_process", Yes),
     k("vrrp_instance", "track_bfd", BFD),
     k("vrrp_instance", "mcast_src_ip", Yes),
     k("vrrp_instance", "unicast_src_ip", Yes),
@@ -390,16 +388,16 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_script", "fall", Yes),
     k("vrrp_script", "user", Yes),
     k("vrrp_script", "init_fail", INITFAIL),
-    k("", "vrrp_track_process", TRACKPROC),
-    k("vrrp_track_process", "process", TRACKPROC),
-    k("vrrp_track_process", "param_match", TRACKPROC),
-    k("vrrp_track_process", "weight", TRACKPROC),
-    k("vrrp_track_process", "quorum", TRACKPROC),
-    k("vrrp_track_process", "quorum_max", TRACKPROC),
-    k("vrrp_track_process", "delay", TRACKPROC),
-    k("vrrp_track_process", "terminate_delay", TRACKPROC),
-    k("vrrp_track_process", "fork_delay", TRACKPROC),
-    k("vrrp_track_process", "full_command", TRACKPROC),
+    k("", "vrrp_track_process", Yes),
+    k("vrrp_track_process", "process", Yes),
+    k("vrrp_track_process", "param_match", Yes),
+    k("vrrp_track_process", "weight", Yes),
+    k("vrrp_track_process", "quorum", Yes),
+    k("vrrp_track_process", "quorum_max", Yes),
+    k("vrrp_track_process", "delay", Yes),
+    k("vrrp_track_process", "terminate_delay", Yes),
+    k("vrrp_track_process", "fork_delay", Yes),
+    k("vrrp_track_process", "full_command", Yes),
     k("", "interface_up_down_delays", UPDOWN),
     k("", "SSL", SSL),
     k("SSL", "password", SSL),
