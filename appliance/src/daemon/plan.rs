@@ -138,9 +138,48 @@ pub(crate) struct InstancePlan {
     pub track_primary: bool,
     pub auth: Auth,
     pub notify: Notify,
+    /// keepalived's `use_vmac`: the interface the driver makes for the
+    /// instance, which holds its VIPs (those of `vips` and `excluded`
+    /// name it already).
+    pub vmac: Option<VmacPlan>,
+}
+
+/// A virtual MAC interface: a private-mode macvlan on the instance's
+/// interface with the VRRP virtual MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VmacPlan {
+    pub name: String,
+    pub mac: [u8; 6],
+    /// `vmac_xmit_base`: adverts use the instance's interface, not this one.
+    pub xmit_base: bool,
+}
+
+impl VmacPlan {
+    /// The interface adverts go out of and come in on.
+    fn advert_interface<'p>(&'p self, interface: &'p str) -> &'p str {
+        if self.xmit_base {
+            interface
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The VRRP virtual MAC of an IPv4 router (RFC 5798 §7.3).
+pub(crate) fn virtual_mac(vrid: crate::vrrp::Vrid) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, 0x01, vrid.get()]
 }
 
 impl InstancePlan {
+    /// The interface of the instance's VRRP socket: its own, or its
+    /// virtual MAC interface unless that is to `vmac_xmit_base`.
+    pub(crate) fn advert_interface(&self) -> &str {
+        match &self.vmac {
+            Some(vmac) => vmac.advert_interface(&self.interface),
+            None => &self.interface,
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.machine.name
     }
@@ -387,6 +426,7 @@ fn instance_plan(
     config: &Config,
     scripts: &Scripts,
     instance: &VrrpInstance,
+    vmac_name: Option<String>,
 ) -> Result<InstancePlan, Error> {
     let ipv6 = instance.is_ipv6();
     let placeholder = if ipv6 {
@@ -399,19 +439,32 @@ fn instance_plan(
         Some(a) => Auth::Pass(Password(a.wire_password())),
         None => Auth::None,
     };
+    let vmac = vmac_name.map(|name| VmacPlan {
+        name,
+        mac: virtual_mac(instance.virtual_router_id),
+        xmit_base: instance.vmac_xmit_base,
+    });
+    // keepalived's vrrp_complete_instance: the VIPs of the instance's
+    // family on its own interface go on the virtual MAC interface; those
+    // of the other family, or on another interface, stay where they are.
+    let place = |address: &VirtualAddress| {
+        let (dev, vip) = vip(instance, address);
+        match &vmac {
+            Some(vmac) if dev == instance.interface && vip.addr.is_ipv6() == ipv6 => {
+                (vmac.name.clone(), vip)
+            }
+            _ => (dev, vip),
+        }
+    };
     Ok(InstancePlan {
         machine,
         interface: instance.interface.clone(),
         ipv6,
-        vips: instance
-            .virtual_ipaddress
-            .iter()
-            .map(|a| vip(instance, a))
-            .collect(),
+        vips: instance.virtual_ipaddress.iter().map(place).collect(),
         excluded: instance
             .virtual_ipaddress_excluded
             .iter()
-            .map(|a| vip(instance, a))
+            .map(place)
             .collect(),
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
@@ -429,6 +482,7 @@ fn instance_plan(
                 &instance.notify,
             ],
         )?,
+        vmac,
     })
 }
 
@@ -438,7 +492,8 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
     let mut instances = config
         .vrrp_instance
         .iter()
-        .map(|i| instance_plan(config, scripts, i))
+        .zip(crate::config::model::vmac_names(config))
+        .map(|(i, vmac)| instance_plan(config, scripts, i, vmac))
         .collect::<Result<Vec<_>, _>>()?;
     let mut units = Vec::new();
     for group in &config.vrrp_sync_group {

@@ -29,6 +29,7 @@ use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
 use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
+use crate::net::vmac::{self, Vmacs};
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::group::SyncGroup;
@@ -334,6 +335,21 @@ pub(super) async fn release_vips(plan: &Plan) {
             }
         }
     }
+    // Their virtual MAC interfaces too (the owner's as well: nothing
+    // answers on them now).
+    for vmac in plan
+        .units
+        .iter()
+        .flat_map(UnitPlan::instances)
+        .filter_map(|i| i.vmac.as_ref())
+    {
+        match vmac::delete_leftover(&vmac.name).await {
+            Ok(()) => info!(interface = %vmac.name, "virtual MAC interface removed"),
+            Err(e) => {
+                warn!(interface = %vmac.name, error = %e, "removing a virtual MAC interface failed")
+            }
+        }
+    }
 }
 
 /// What the feeder tasks tell the driver's loop.
@@ -387,6 +403,8 @@ struct Driver {
     /// The units' machines and listeners, index for index with `units`.
     router: Router<SocketKey>,
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
+    /// The instances' virtual MAC interfaces (`use_vmac`).
+    vmacs: Vmacs,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
     announcers: HashMap<String, Announcer>,
@@ -397,6 +415,8 @@ struct Driver {
     commands: mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
     tasks: Vec<JoinHandle<()>>,
+    /// Each socket's reader.
+    socket_tasks: HashMap<SocketKey, JoinHandle<()>>,
     script_tasks: Vec<JoinHandle<()>>,
     /// The watch over the tracked files.
     file_task: Option<JoinHandle<()>>,
@@ -432,6 +452,7 @@ impl Driver {
             units: Vec::new(),
             router: Router::default(),
             sockets: HashMap::new(),
+            vmacs: Vmacs::connect()?,
             links: HashMap::new(),
             announcers: HashMap::new(),
             link_up: HashMap::new(),
@@ -440,6 +461,7 @@ impl Driver {
             commands,
             reports,
             tasks: Vec::new(),
+            socket_tasks: HashMap::new(),
             script_tasks: Vec::new(),
             file_task: None,
             file_paths: BTreeMap::new(),
@@ -524,6 +546,7 @@ impl Driver {
                         for task in self
                             .tasks
                             .drain(..)
+                            .chain(self.socket_tasks.drain().map(|(_, task)| task))
                             .chain(self.script_tasks.drain(..))
                             .chain(self.file_task.take())
                         {
@@ -658,9 +681,11 @@ impl Driver {
         for index in 0..self.units.len() {
             self.stop_unit(index).await;
         }
+        self.vmacs.remove_all().await;
         for task in self
             .tasks
             .drain(..)
+            .chain(self.socket_tasks.drain().map(|(_, task)| task))
             .chain(self.script_tasks.drain(..))
             .chain(self.file_task.take())
         {
@@ -673,6 +698,44 @@ impl Driver {
 
     /// Resolves a unit's interfaces and addresses and opens what it needs.
     async fn build_unit(
+        &mut self,
+        plan: UnitPlan,
+    ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
+        match self.build_unit_parts(plan.clone()).await {
+            Ok(built) => Ok(built),
+            Err(e) => {
+                // No half-made unit: the virtual MAC interfaces its first
+                // members got go with it.
+                self.remove_vmacs(&plan).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes the virtual MAC interfaces of `plan`'s instances, with the
+    /// sockets and announcers on them (bound to an interface that is
+    /// gone; one made again under the name gets new ones).
+    async fn remove_vmacs(&mut self, plan: &UnitPlan) {
+        for vmac in plan.instances().iter().filter_map(|i| i.vmac.as_ref()) {
+            self.vmacs.remove(&vmac.name).await;
+            self.links.remove(&vmac.name);
+            self.announcers.remove(&vmac.name);
+            let keys: Vec<SocketKey> = self
+                .sockets
+                .keys()
+                .filter(|k| k.interface == vmac.name)
+                .cloned()
+                .collect();
+            for key in keys {
+                self.sockets.remove(&key);
+                if let Some(task) = self.socket_tasks.remove(&key) {
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    async fn build_unit_parts(
         &mut self,
         plan: UnitPlan,
     ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
@@ -711,13 +774,22 @@ impl Driver {
             Some(src) => src,
             None => self.primary_address(&link, instance.ipv6).await?,
         };
+        if let Some(plan) = &instance.vmac {
+            let spec = vmac::Spec {
+                name: plan.name.clone(),
+                mac: plan.mac,
+            };
+            let made = self.vmacs.ensure(&spec, &link).await?;
+            self.links.insert(made.name.clone(), made);
+        }
         let unicast = !instance.unicast_peers.is_empty();
         let key = SocketKey {
-            interface: instance.interface.clone(),
+            interface: instance.advert_interface().to_string(),
             ipv6: instance.ipv6,
             group: (!unicast).then_some(instance.multicast_group),
         };
-        self.open_socket(&key, link.index, src)?;
+        let advert_link = self.link(&key.interface).await?;
+        self.open_socket(&key, advert_link.index, src)?;
         for (dev, _) in instance.all_vips() {
             let link = self.link(dev).await?;
             self.announcer(&link)?;
@@ -872,11 +944,10 @@ impl Driver {
         }
         let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, key.group)?);
         self.sockets.insert(key.clone(), socket.clone());
-        self.tasks.push(tokio::spawn(read_socket(
-            socket,
+        self.socket_tasks.insert(
             key.clone(),
-            self.sender.clone(),
-        )));
+            tokio::spawn(read_socket(socket, key.clone(), self.sender.clone())),
+        );
         Ok(())
     }
 
@@ -1372,7 +1443,8 @@ impl Driver {
                 index += 1;
             } else {
                 self.stop_unit(index).await;
-                self.units.remove(index);
+                let stopped_plan = self.units.remove(index).plan;
+                self.remove_vmacs(&stopped_plan).await;
                 self.router.remove(index);
                 stopped += 1;
             }
