@@ -5,9 +5,12 @@
 
 use appliance_tests::daemon::refused_start;
 use appliance_tests::netns::Host;
+use appliance_tests::netns::Process;
 use appliance_tests::pair::{ELECTION, Net, Pair, Side};
 use appliance_tests::vrrp_conf::Instance;
 use appliance_tests::web::{Httpd, curl};
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 8080;
@@ -85,6 +88,42 @@ fn advert_sources(host: &Host, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// A tcpdump on a host's eth0 printing what matches a filter.
+struct Capture(Process);
+
+impl Capture {
+    /// Starts it and waits until it listens.
+    fn start(host: &Host, filter: &str) -> appliance_tests::error::Result<Self> {
+        let mut cmd = host.command("tcpdump");
+        cmd.args(["-i", "eth0", "-e", "-n", "-l", "-U", filter])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut tcpdump = host.spawn(&mut cmd)?;
+        let stderr = tcpdump.take_stderr().expect("tcpdump's stderr");
+        let listening = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on"));
+        assert!(listening, "tcpdump did not start (Debian package tcpdump)");
+        Ok(Self(tcpdump))
+    }
+
+    /// Stops it; the lines it printed.
+    fn stop(mut self) -> Vec<String> {
+        self.0.signal("INT").expect("stopping tcpdump");
+        let mut text = String::new();
+        if let Some(mut out) = self.0.take_stdout() {
+            out.read_to_string(&mut text).expect("tcpdump's output");
+        }
+        self.0.wait(Duration::from_secs(5)).expect("tcpdump ends");
+        // tcpdump ends its output with a blank line when interrupted.
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 /// Fetches the page of whoever holds the VIP, from the client, retrying
 /// while a takeover settles.
 fn served_by(p: &Pair, within: Duration) -> Option<String> {
@@ -107,7 +146,9 @@ fn served_by(p: &Pair, within: Duration) -> Option<String> {
 /// the VIP and knows it at the virtual MAC (control: not at m's own MAC).
 /// After m stops, its macvlan is gone and eth0's ARP settings are back;
 /// b answers for the VIP while the client's neighbour entry has kept the
-/// same virtual MAC throughout.
+/// same virtual MAC throughout. From the start on, nothing but adverts and
+/// ARP left from the virtual MAC (b's macvlan, up all along, sent no IPv6
+/// or IGMP that would move the switch's entry for the MAC to b).
 #[test]
 fn use_vmac_keeps_the_vips_mac_across_a_failover() {
     let net = Net(153);
@@ -117,7 +158,13 @@ fn use_vmac_keeps_the_vips_mac_across_a_failover() {
         .initial_master()
         .use_vmac(None);
     let b = Instance::new("b", 153, 100, &vip).use_vmac(None);
-    let mut p = Pair::start(net, m, b, &net.vip()).expect("m and b elect m");
+    let mut spy = None;
+    let mut p = Pair::start_with(net, m, b, &net.vip(), |lan| {
+        let filter = format!("ether src {virtual_mac} and not (ip proto 112 or arp)");
+        spy = Some(Capture::start(lan.host("c"), &filter)?);
+        Ok(())
+    })
+    .expect("m and b elect m");
     let _m_web = Httpd::start(p.host(Side::M), PORT).expect("httpd on m");
     let _b_web = Httpd::start(p.host(Side::B), PORT).expect("httpd on b");
 
@@ -189,6 +236,11 @@ fn use_vmac_keeps_the_vips_mac_across_a_failover() {
         neighbour(p.lan.host("c"), &net.vip()).as_deref(),
         Some(virtual_mac),
         "the client still knows the VIP at the virtual MAC"
+    );
+    let leaked = spy.expect("the capture").stop();
+    assert!(
+        leaked.is_empty(),
+        "only adverts and ARP come from the virtual MAC: {leaked:?}"
     );
 }
 

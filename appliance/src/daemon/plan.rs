@@ -571,6 +571,58 @@ mod tests {
         load_str(Path::new("test.conf"), text, Format::Keepalived).unwrap_or_else(|d| panic!("{d}"))
     }
 
+    /// keepalived's `vrrp_complete_instance`: with `use_vmac`, the VIPs of
+    /// the instance's family on its interface (no `dev`, or `dev` the
+    /// interface) go on the macvlan; another interface's, or the other
+    /// family's, stay. Adverts use the macvlan unless `vmac_xmit_base`.
+    #[test]
+    fn use_vmac_moves_the_instances_own_vips_to_the_macvlan() {
+        let config = load(
+            "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  \
+             virtual_ipaddress {\n    10.0.0.1/24\n    10.0.0.2 dev eth0\n    10.0.1.1 dev eth1\n  }\n  \
+             virtual_ipaddress_excluded {\n    fd00::1/64\n    10.0.0.3\n  }\n}\n\
+             vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 52\n  use_vmac lan52\n  \
+             vmac_xmit_base\n  virtual_ipaddress {\n    10.0.0.4\n  }\n}\n",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        let [UnitPlan::Solo(one), UnitPlan::Solo(two)] = plan.units.as_slice() else {
+            panic!("two lone instances: {:?}", plan.units)
+        };
+        let devs = |vips: &[(String, Vip)]| -> Vec<(String, String)> {
+            vips.iter()
+                .map(|(dev, v)| (v.addr.to_string(), dev.clone()))
+                .collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, d)| ((*a).to_string(), (*d).to_string()))
+                .collect()
+        };
+        assert_eq!(
+            devs(&one.vips),
+            pairs(&[
+                ("10.0.0.1", "vrrp.51"),
+                ("10.0.0.2", "vrrp.51"),
+                ("10.0.1.1", "eth1")
+            ])
+        );
+        assert_eq!(
+            devs(&one.excluded),
+            pairs(&[("fd00::1", "eth0"), ("10.0.0.3", "vrrp.51")])
+        );
+        assert_eq!(
+            one.vmac,
+            Some(VmacPlan {
+                name: "vrrp.51".into(),
+                mac: [0, 0, 0x5e, 0, 1, 51],
+                xmit_base: false
+            })
+        );
+        assert_eq!(one.advert_interface(), "vrrp.51");
+        assert_eq!(devs(&two.vips), pairs(&[("10.0.0.4", "lan52")]));
+        assert_eq!(two.advert_interface(), "eth0", "vmac_xmit_base");
+    }
+
     #[test]
     fn the_seed_master_becomes_one_instance_with_its_script() {
         let config = load(include_str!(
