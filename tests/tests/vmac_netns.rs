@@ -3,7 +3,7 @@
 //! directors, the client's neighbour table, and tcpdump on the LAN are the
 //! witnesses.
 
-use appliance_tests::daemon::refused_start;
+use appliance_tests::daemon::{Daemon, refused_start};
 use appliance_tests::netns::Host;
 use appliance_tests::netns::Process;
 use appliance_tests::pair::{ELECTION, Net, Pair, Side};
@@ -46,6 +46,15 @@ fn neighbour(host: &Host, ip: &str) -> Option<String> {
     let shown = text(&host.ip(&["neigh", "show", ip]).expect("ip neigh"));
     let after = shown.split("lladdr ").nth(1)?;
     after.split_whitespace().next().map(str::to_string)
+}
+
+/// Polls `ready` every 50 ms until it holds, at most `within`.
+fn wait_for(what: &str, within: Duration, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < within, "{what}: not after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until `host` has no link `name`.
@@ -249,7 +258,9 @@ fn use_vmac_keeps_the_vips_mac_across_a_failover() {
 /// and b, taking them on its eth0, stays backup. Reloaded without
 /// `use_vmac`, m deletes its macvlan and holds the VIP on eth0. A TOML
 /// config whose macvlan name is an interface of another kind is refused
-/// at start, and that interface is left alone.
+/// at start, and that interface is left alone. When an instance's
+/// interface is deleted (its macvlan with it) and made again, the
+/// instance makes its macvlan again on the new one.
 #[test]
 fn vmac_xmit_base_advertises_from_the_base_mac() {
     let net = Net(154);
@@ -313,4 +324,39 @@ fn vmac_xmit_base_advertises_from_the_base_mac() {
     );
     let kept = link(c, "vrrp.154").expect("the veth is left alone");
     assert!(kept.contains("veth"), "{kept}");
+
+    // A lone master on a link of c's own, lan2, away from the LAN.
+    let lan2 = || {
+        c.ip(&[
+            "link", "add", "lan2", "type", "veth", "peer", "name", "lan2p",
+        ])
+        .expect("lan2");
+        c.ip(&["addr", "add", "10.254.0.1/24", "dev", "lan2"])
+            .expect("lan2's address");
+        for dev in ["lan2p", "lan2"] {
+            c.ip(&["link", "set", dev, "up"]).expect("lan2 up");
+        }
+    };
+    lan2();
+    let conf = Instance::new("c", 77, 150, "10.254.0.100/24")
+        .initial_master()
+        .use_vmac(None)
+        .render()
+        .replace("interface eth0", "interface lan2");
+    let mut lone = Daemon::start(c, &conf).expect("c runs an instance on lan2");
+    let on_lan2 = || {
+        link(c, "vrrp.77").is_some_and(|l| l.contains("vrrp.77@lan2"))
+            && addresses(c, "vrrp.77").contains("inet 10.254.0.100/24 ")
+    };
+    wait_for("the VIP on vrrp.77", ELECTION, on_lan2);
+    c.ip(&["link", "del", "lan2"]).expect("lan2 deleted");
+    wait_gone(c, "vrrp.77", Duration::from_secs(5));
+    lan2();
+    wait_for(
+        "vrrp.77 made again on the new lan2, holding the VIP",
+        Duration::from_secs(30),
+        on_lan2,
+    );
+    lone.stop().expect("c stops");
+    wait_gone(c, "vrrp.77", Duration::from_secs(5));
 }

@@ -712,6 +712,38 @@ impl Driver {
         }
     }
 
+    /// Starts anew the units with a virtual MAC interface on `base`, an
+    /// interface made again: the kernel deleted their macvlans with the
+    /// old one (keepalived makes them again when it comes back). Those that
+    /// cannot start yet (no address on it yet) wait as pending units.
+    async fn remake_vmacs_on(&mut self, base: &str) {
+        let mut index = 0;
+        let mut stopped = false;
+        while index < self.units.len() {
+            let on_base = self.units[index]
+                .instances
+                .iter()
+                .any(|i| i.plan.vmac.is_some() && i.plan.interface == base);
+            if on_base {
+                info!(interface = base, unit = %self.units[index].plan.name(), "the interface is back: the unit starts again with a new virtual MAC interface");
+                self.stop_unit(index).await;
+                let plan = self.units.remove(index).plan;
+                self.remove_vmacs(&plan).await;
+                self.router.remove(index);
+                stopped = true;
+            } else {
+                index += 1;
+            }
+        }
+        if stopped {
+            let (_, failed) = self.start_pending().await;
+            if !failed.is_empty() {
+                warn!(failed = %failed.join("; "), "VRRP units wait to start again");
+            }
+            self.publish();
+        }
+    }
+
     /// Deletes the virtual MAC interfaces of `plan`'s instances, with the
     /// sockets and announcers on them (bound to an interface that is
     /// gone; one made again under the name gets new ones).
@@ -1103,6 +1135,7 @@ impl Driver {
                     .is_some_and(|cached| cached.index != link.index)
                 {
                     self.links.remove(&link.name);
+                    self.remake_vmacs_on(&link.name).await;
                 }
                 let wanted = self.plan.units.iter().any(|p| {
                     self.pending.contains_key(p.name())
