@@ -272,7 +272,7 @@ fn vmac_xmit_base_advertises_from_the_base_mac() {
     let b = Instance::new("b", 154, 100, &vip)
         .use_vmac(Some("vm154"))
         .vmac_xmit_base();
-    let p = Pair::start(net, m.clone(), b, &net.vip()).expect("m and b elect m");
+    let mut p = Pair::start(net, m.clone(), b, &net.vip()).expect("m and b elect m");
     let shown = link(p.host(Side::M), "vm154").expect("m made vm154");
     assert!(shown.contains("link/ether 00:00:5e:00:01:9a"), "{shown}");
     assert!(
@@ -290,6 +290,24 @@ fn vmac_xmit_base_advertises_from_the_base_mac() {
         p.b_conf.master_down_interval() + Duration::from_secs(1),
     )
     .expect("b hears m on eth0 and stays backup");
+
+    // A restart (SIGQUIT) leaves the macvlan with the VIP, and the next
+    // start takes it over as it is.
+    p.mark("SIGQUIT m, start m");
+    p.m.signal("QUIT").unwrap();
+    assert!(
+        p.m.wait_exit().unwrap().success(),
+        "SIGQUIT is a clean exit"
+    );
+    // `7: vm154@eth0: ...`: the interface's index.
+    let index = |line: &str| line.split(':').next().unwrap_or_default().to_string();
+    let kept = link(p.host(Side::M), "vm154").expect("vm154 stays across a restart");
+    assert_eq!(index(&kept), index(&shown), "the same macvlan");
+    p.m.restart(p.lan.host("m")).unwrap();
+    p.hold(Side::M, Duration::from_secs(3))
+        .expect("m keeps the VIP through its restart");
+    let taken = link(p.host(Side::M), "vm154").expect("vm154 after the restart");
+    assert_eq!(index(&taken), index(&shown), "m took the macvlan over");
 
     let mut plain = m;
     plain.use_vmac = None;

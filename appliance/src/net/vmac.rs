@@ -299,8 +299,7 @@ impl Vmacs {
                 return Err(Error::NotMacvlan(spec.name.clone()));
             }
         }
-        let made = self.made_now(spec, base).await;
-        let outcome = match made {
+        let outcome = match self.create(spec, base).await {
             Ok(()) => self.set_up(spec, base).await,
             Err(e) => Err(e),
         };
@@ -319,7 +318,7 @@ impl Vmacs {
     }
 
     /// Creates the macvlan, down, unless it is there already.
-    async fn made_now(&self, spec: &Spec, base: &Link) -> Result<(), Error> {
+    async fn create(&self, spec: &Spec, base: &Link) -> Result<(), Error> {
         if self.get(&spec.name).await?.is_some() {
             return Ok(());
         }
