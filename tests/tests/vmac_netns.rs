@@ -255,7 +255,8 @@ fn use_vmac_keeps_the_vips_mac_across_a_failover() {
 
 /// `vmac_xmit_base`: the VIP is on the macvlan, but the adverts leave from
 /// eth0 with its own MAC (control: the test above sees the virtual MAC),
-/// and b, taking them on its eth0, stays backup. Reloaded without
+/// and b, taking them on its eth0, stays backup. A restart (SIGQUIT)
+/// leaves the macvlan with the VIP, and m takes it over. Reloaded without
 /// `use_vmac`, m deletes its macvlan and holds the VIP on eth0. A TOML
 /// config whose macvlan name is an interface of another kind is refused
 /// at start, and that interface is left alone. When an instance's
