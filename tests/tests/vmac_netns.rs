@@ -310,6 +310,20 @@ fn vmac_xmit_base_advertises_from_the_base_mac() {
     let taken = link(p.host(Side::M), "vm154").expect("vm154 after the restart");
     assert_eq!(index(&taken), index(&shown), "m took the macvlan over");
 
+    // A reload that changes the instance starts it anew, with a new
+    // macvlan, which gets the VIP back.
+    let changed = m.clone().global("vrrp_garp_master_repeat 3");
+    p.m.write_config(&changed.render()).unwrap();
+    p.m.signal("HUP").unwrap();
+    wait_for("a new vm154 on m", Duration::from_secs(10), || {
+        link(p.host(Side::M), "vm154").is_some_and(|l| index(&l) != index(&shown))
+    });
+    wait_for("the VIP on m's new vm154", ELECTION, || {
+        addresses(p.host(Side::M), "vm154").contains(&format!("inet {vip} "))
+    });
+    p.hold(Side::M, Duration::from_secs(2))
+        .expect("m alone holds the VIP after the reload");
+
     let mut plain = m;
     plain.use_vmac = None;
     plain.vmac_xmit_base = false;

@@ -736,6 +736,9 @@ impl Driver {
             }
         }
         if stopped {
+            // What was opened on the old interface is bound to it.
+            self.drop_sockets_on(base);
+            self.announcers.remove(base);
             let (_, failed) = self.start_pending().await;
             if !failed.is_empty() {
                 warn!(failed = %failed.join("; "), "VRRP units wait to start again");
@@ -752,17 +755,22 @@ impl Driver {
             self.vmacs.remove(&vmac.name).await;
             self.links.remove(&vmac.name);
             self.announcers.remove(&vmac.name);
-            let keys: Vec<SocketKey> = self
-                .sockets
-                .keys()
-                .filter(|k| k.interface == vmac.name)
-                .cloned()
-                .collect();
-            for key in keys {
-                self.sockets.remove(&key);
-                if let Some(task) = self.socket_tasks.remove(&key) {
-                    task.abort();
-                }
+            self.drop_sockets_on(&vmac.name);
+        }
+    }
+
+    /// Closes the sockets on `interface` and ends their readers.
+    fn drop_sockets_on(&mut self, interface: &str) {
+        let keys: Vec<SocketKey> = self
+            .sockets
+            .keys()
+            .filter(|k| k.interface == interface)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.sockets.remove(&key);
+            if let Some(task) = self.socket_tasks.remove(&key) {
+                task.abort();
             }
         }
     }
@@ -1135,6 +1143,13 @@ impl Driver {
                     .is_some_and(|cached| cached.index != link.index)
                 {
                     self.links.remove(&link.name);
+                    // Cached again as it is now: the event may be a late
+                    // one about a link gone since (a macvlan deleted and
+                    // made again by a reload), whose successor the VIPs
+                    // need.
+                    if let Err(e) = self.link(&link.name).await {
+                        debug!(interface = %link.name, error = %e, "interface gone");
+                    }
                     self.remake_vmacs_on(&link.name).await;
                 }
                 let wanted = self.plan.units.iter().any(|p| {
