@@ -188,7 +188,13 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "dynamic_interfaces", IFACE),
     k("global_defs", "no_email_faults", NOOP_MAIL),
     k("global_defs", "default_interface", IFACE),
-    k("global_defs", "disable_local_igmp", ADVTUNE),
+    k(
+        "global_defs",
+        "disable_local_igmp",
+        NoOp(
+            "implied where it matters: link-local IGMP reports are off while a `use_vmac` interface exists",
+        ),
+    ),
     k("global_defs", "lvs_timeouts", Yes),
     k("global_defs", "lvs_flush", FLUSH),
     k("global_defs", "lvs_flush_on_stop", FLUSH),
