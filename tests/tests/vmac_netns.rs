@@ -255,7 +255,8 @@ fn use_vmac_keeps_the_vips_mac_across_a_failover() {
 
 /// `vmac_xmit_base`: the VIP is on the macvlan, but the adverts leave from
 /// eth0 with its own MAC (control: the test above sees the virtual MAC),
-/// and b, taking them on its eth0, stays backup. A restart (SIGQUIT)
+/// and b, taking them on its eth0, stays backup (b replaced a macvlan of
+/// the name it found, in another mode). A restart (SIGQUIT)
 /// leaves the macvlan with the VIP, and m takes it over. Reloaded without
 /// `use_vmac`, m deletes its macvlan and holds the VIP on eth0. A TOML
 /// config whose macvlan name is an interface of another kind is refused
@@ -273,9 +274,23 @@ fn vmac_xmit_base_advertises_from_the_base_mac() {
     let b = Instance::new("b", 154, 100, &vip)
         .use_vmac(Some("vm154"))
         .vmac_xmit_base();
-    let mut p = Pair::start(net, m.clone(), b, &net.vip()).expect("m and b elect m");
+    // b finds a macvlan of the name that is not its (bridge mode, a
+    // random MAC): it replaces it.
+    let mut p = Pair::start_with(net, m.clone(), b, &net.vip(), |lan| {
+        lan.host("b").ip(&[
+            "link", "add", "vm154", "link", "eth0", "type", "macvlan", "mode", "bridge",
+        ])?;
+        Ok(())
+    })
+    .expect("m and b elect m");
     let shown = link(p.host(Side::M), "vm154").expect("m made vm154");
     assert!(shown.contains("link/ether 00:00:5e:00:01:9a"), "{shown}");
+    let replaced = link(p.host(Side::B), "vm154").expect("b's vm154");
+    assert!(
+        replaced.contains("link/ether 00:00:5e:00:01:9a")
+            && replaced.contains("macvlan mode private"),
+        "{replaced}"
+    );
     assert!(
         addresses(p.host(Side::M), "vm154").contains(&format!("inet {vip} ")),
         "the VIP is on m's vm154"
