@@ -51,6 +51,10 @@ pub struct Instance {
     pub sync_group: Option<SyncGroup>,
     /// Blocks written after the instances (virtual servers, say).
     pub blocks: Vec<String>,
+    /// `use_vmac [NAME]`: `Some(None)` for the bare keyword.
+    pub use_vmac: Option<Option<String>>,
+    /// `vmac_xmit_base`.
+    pub vmac_xmit_base: bool,
 }
 
 /// A `vrrp_script` block and its `track_script` entry.
@@ -262,6 +266,8 @@ impl Instance {
             processes: Vec::new(),
             sync_group: None,
             blocks: Vec::new(),
+            use_vmac: None,
+            vmac_xmit_base: false,
         }
     }
 
@@ -362,6 +368,19 @@ impl Instance {
         self
     }
 
+    /// `use_vmac`, or `use_vmac NAME`: the VIPs go on a macvlan with the
+    /// VRRP virtual MAC.
+    pub fn use_vmac(mut self, name: Option<&str>) -> Self {
+        self.use_vmac = Some(name.map(str::to_string));
+        self
+    }
+
+    /// `vmac_xmit_base`: adverts use eth0 (and its MAC), not the macvlan.
+    pub fn vmac_xmit_base(mut self) -> Self {
+        self.vmac_xmit_base = true;
+        self
+    }
+
     /// Heads `group`: the file gets the group and its other members.
     pub fn sync_group(mut self, group: SyncGroup) -> Self {
         self.sync_group = Some(group);
@@ -450,6 +469,16 @@ impl Instance {
         }
         if self.dont_track_primary {
             text.push_str("  dont_track_primary\n");
+        }
+        match &self.use_vmac {
+            Some(Some(name)) => {
+                let _ = writeln!(text, "  use_vmac {name}");
+            }
+            Some(None) => text.push_str("  use_vmac\n"),
+            None => {}
+        }
+        if self.vmac_xmit_base {
+            text.push_str("  vmac_xmit_base\n");
         }
         if self.nopreempt {
             text.push_str("  nopreempt\n");

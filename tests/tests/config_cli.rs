@@ -33,7 +33,7 @@ fn check_config_lists_every_problem() {
     let path = dir.path().join("keepalived.conf");
     std::fs::write(
         &path,
-        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 0\n    use_vmac\n}\n\
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 0\n    use_ipvlan\n}\n\
          vrrp_instance VI_2 {\n    interface eth0\n    virtual_router_id 51\n    track_script {\n        chk_gone\n    }\n}\n",
     )
     .expect("write config");
@@ -44,7 +44,7 @@ fn check_config_lists_every_problem() {
         text(&out.stderr),
         format!(
             "{p}:4:5: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)\n\
-             {p}:5:5: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA\n\
+             {p}:5:5: keepalived's 'use_ipvlan' in vrrp_instance is not supported: not yet; `use_vmac` makes a macvlan with the virtual MAC\n\
              {p}:9:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'\n\
              {p}:11:9: vrrp_instance 'VI_2' tracks unknown vrrp_script 'chk_gone'\n"
         )

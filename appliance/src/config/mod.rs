@@ -814,11 +814,11 @@ virtual_server fwmark 7 {
 
     #[test]
     fn toml_unknown_field_points_at_the_key() {
-        let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nuse_vmac = true\n";
+        let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nuse_ipvlan = true\n";
         let problems = toml_problems(text);
         assert_eq!(problems.len(), 1);
         assert!(
-            problems[0].starts_with("a.toml:5:1: unknown field `use_vmac`"),
+            problems[0].starts_with("a.toml:5:1: unknown field `use_ipvlan`"),
             "{problems:?}"
         );
     }

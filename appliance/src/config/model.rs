@@ -159,6 +159,11 @@ pub struct Global {
     /// `mcast_dst_ip`; `None` means RFC 5798's ff02::12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_mcast_group6: Option<Ipv6Addr>,
+    /// keepalived's `vmac_prefix`: the virtual MAC interfaces of
+    /// instances that do not name theirs are `<prefix>.<VRID>`; `None`
+    /// means keepalived's "vrrp".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_prefix: Option<String>,
     /// Delay before the second burst of gratuitous ARPs / unsolicited NAs
     /// after becoming master (zero: no second burst).
     #[serde(default = "default_garp_master_delay", with = "humantime_serde")]
@@ -291,6 +296,7 @@ impl Default for Global {
             vrrp_version: default_vrrp_version(),
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
+            vmac_prefix: None,
             vrrp_garp_master_delay: default_garp_master_delay(),
             vrrp_garp_master_repeat: default_garp_master_repeat(),
             vrrp_garp_master_refresh: default_garp_master_refresh(),
@@ -818,6 +824,22 @@ pub struct VrrpInstance {
     /// VIPs keeps its backups until they are reloaded too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_check_adv_addr: bool,
+    /// keepalived's `use_vmac`: the VIPs of the instance's family that go
+    /// on its interface go instead on a macvlan interface made on it with
+    /// the VRRP virtual MAC (00:00:5e:00:01:VRID), from which the adverts
+    /// and gratuitous ARPs are sent too: hosts keep one MAC for the VIPs
+    /// across a failover.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_vmac: bool,
+    /// The name of the `use_vmac` interface (keepalived's `use_vmac NAME`);
+    /// `None` means `<vmac_prefix>.<VRID>` (`vrrp.51`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_interface: Option<String>,
+    /// keepalived's `vmac_xmit_base`: adverts go out and are taken on the
+    /// instance's interface (with its own MAC), the VIPs stay on the
+    /// virtual MAC interface.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vmac_xmit_base: bool,
     /// Per-instance `garp_master_delay`; `None` means the global value.
     #[serde(
         default,
@@ -894,6 +916,56 @@ impl VrrpInstance {
             IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MULTICAST_V4))
         })
     }
+}
+
+/// keepalived's default `vmac_prefix`.
+pub const DEFAULT_VMAC_PREFIX: &str = "vrrp";
+/// The longest interface name the kernel takes (IFNAMSIZ less the NUL).
+pub const MAX_IFNAME: usize = 15;
+
+/// The name of each instance's `use_vmac` interface (`None` without
+/// `use_vmac`), as keepalived's `create_vmac_name` makes them: the given
+/// name, else `<prefix>.<VRID>`, else, when an earlier instance took that,
+/// `<prefix>1.<VRID>`, `<prefix>2.<VRID>`...; the prefix is cut so the
+/// name fits the kernel's 15 bytes.
+pub fn vmac_names(config: &Config) -> Vec<Option<String>> {
+    let prefix = config
+        .global
+        .vmac_prefix
+        .as_deref()
+        .unwrap_or(DEFAULT_VMAC_PREFIX);
+    let given: Vec<&str> = config
+        .vrrp_instance
+        .iter()
+        .filter_map(|i| i.vmac_interface.as_deref())
+        .collect();
+    let mut taken: Vec<String> = Vec::new();
+    let mut names = Vec::new();
+    for inst in &config.vrrp_instance {
+        if !inst.use_vmac {
+            names.push(None);
+            continue;
+        }
+        let name = match &inst.vmac_interface {
+            Some(name) => name.clone(),
+            None => {
+                let vrid = inst.virtual_router_id.get();
+                let fit = |num: String| {
+                    let tail = format!("{num}.{vrid}");
+                    let keep = MAX_IFNAME.saturating_sub(tail.len());
+                    let cut: String = prefix.chars().take(keep).collect();
+                    format!("{cut}{tail}")
+                };
+                (0u32..)
+                    .map(|n| fit(if n == 0 { String::new() } else { n.to_string() }))
+                    .find(|n| !taken.contains(n) && !given.contains(&n.as_str()))
+                    .unwrap_or_default()
+            }
+        };
+        taken.push(name.clone());
+        names.push(Some(name));
+    }
+    names
 }
 
 /// A `vrrp_sync_group`: instances that change state together.

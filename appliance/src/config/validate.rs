@@ -22,6 +22,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.multicast_groups(&config.global);
     v.instances(config);
     v.tracked_processes(config);
+    v.vmac_names(config);
     v.sync_groups(config);
     v.virtual_servers(config);
     v.lvs(config);
@@ -221,6 +222,20 @@ pub(crate) fn notify_fifos(global: &Global) -> impl Iterator<Item = (&'static st
     .filter_map(|(keyword, fifo)| Some((keyword, fifo.as_ref()?)))
 }
 
+/// Whether the kernel takes `name` for an interface (its
+/// `dev_valid_name`, as keepalived checks `use_vmac NAME`).
+fn interface_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        Err("is not a name")
+    } else if name.len() > super::model::MAX_IFNAME {
+        Err("is longer than 15 bytes")
+    } else if name.contains(['/', ':']) || name.chars().any(char::is_whitespace) {
+        Err("has a '/', ':' or a space")
+    } else {
+        Ok(())
+    }
+}
+
 fn family(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
@@ -355,6 +370,7 @@ impl Validator<'_> {
                 );
             }
             self.address_families(inst, &base, version);
+            self.vmac(inst, &base);
             self.multicast_group(inst, &base);
             if !inst.interface.is_empty() {
                 let key = (
@@ -626,6 +642,76 @@ impl Validator<'_> {
                         family(vip.address.addr())
                     ),
                 );
+            }
+        }
+    }
+
+    /// `use_vmac` and what goes with it, as keepalived's parser and
+    /// `vrrp_complete_instance` check them (as errors: keepalived drops
+    /// the setting and runs without it, which a peer configured alike
+    /// would not).
+    fn vmac(&mut self, inst: &VrrpInstance, base: &str) {
+        let name = &inst.name;
+        if !inst.use_vmac {
+            for (field, set) in [
+                ("vmac_interface", inst.vmac_interface.is_some()),
+                ("vmac_xmit_base", inst.vmac_xmit_base),
+            ] {
+                if set {
+                    self.report(
+                        &format!("{base}.{field}"),
+                        format!("vrrp_instance '{name}': {field} is only valid with use_vmac"),
+                    );
+                }
+            }
+            return;
+        }
+        let at = format!("{base}.use_vmac");
+        if inst.is_ipv6() {
+            self.report(
+                &at,
+                format!("vrrp_instance '{name}': use_vmac on an IPv6 instance is not supported yet (only IPv4 instances get a virtual MAC interface)"),
+            );
+        }
+        if !inst.unicast_peer.is_empty() && !inst.vmac_xmit_base {
+            self.report(
+                &at,
+                format!("vrrp_instance '{name}': unicast peers with use_vmac need vmac_xmit_base (unicast adverts go out of the base interface)"),
+            );
+        }
+    }
+
+    /// The `use_vmac` interfaces' names: valid kernel names, none taken
+    /// twice, none an instance's own interface.
+    fn vmac_names(&mut self, config: &Config) {
+        let names = super::model::vmac_names(config);
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (i, (inst, vmac)) in config.vrrp_instance.iter().zip(&names).enumerate() {
+            let Some(vmac) = vmac else { continue };
+            let base = format!("vrrp_instance[{i}]");
+            let at = if inst.vmac_interface.is_some() {
+                format!("{base}.vmac_interface")
+            } else {
+                format!("{base}.use_vmac")
+            };
+            let name = &inst.name;
+            if let Err(why) = interface_name(vmac) {
+                self.report(
+                    &at,
+                    format!("vrrp_instance '{name}': virtual MAC interface name '{vmac}' {why}"),
+                );
+            } else if let Some(other) = seen.get(vmac.as_str()) {
+                self.report(
+                    &at,
+                    format!("vrrp_instance '{name}': virtual MAC interface {vmac} is already used by vrrp_instance '{other}'"),
+                );
+            } else if let Some(other) = config.vrrp_instance.iter().find(|o| o.interface == *vmac) {
+                self.report(
+                    &at,
+                    format!("vrrp_instance '{name}': virtual MAC interface {vmac} is the interface of vrrp_instance '{}'", other.name),
+                );
+            } else {
+                seen.insert(vmac, name);
             }
         }
     }
@@ -1170,6 +1256,80 @@ vrrp_instance VI_2 {
         );
     }
 
+    /// `use_vmac`'s interface names (keepalived's `dev_name_valid` and
+    /// its check that no other instance uses the name), what needs
+    /// `use_vmac`, and what is not supported with it.
+    #[test]
+    fn use_vmac_is_checked() {
+        let vmac = |a: &str, b: &str| {
+            TWO.replacen(
+                "virtual_router_id 51\n",
+                &format!("virtual_router_id 51\n    {a}\n"),
+                1,
+            )
+            .replacen(
+                "virtual_router_id 52\n",
+                &format!("virtual_router_id 52\n    {b}\n"),
+                1,
+            )
+        };
+        assert_eq!(
+            problems(&vmac("use_vmac", "use_vmac vrrp.52")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems(&vmac("use_vmac lan", "use_vmac lan")),
+            [
+                "k.conf:12:14: vrrp_instance 'VI_2': virtual MAC interface lan is already used by vrrp_instance 'VI_1'"
+            ]
+        );
+        assert_eq!(
+            problems(&vmac("use_vmac a/b", "use_vmac eth0")),
+            [
+                "k.conf:4:14: vrrp_instance 'VI_1': virtual MAC interface name 'a/b' has a '/', ':' or a space",
+                "k.conf:12:14: vrrp_instance 'VI_2': virtual MAC interface eth0 is the interface of vrrp_instance 'VI_1'",
+            ]
+        );
+        assert_eq!(
+            problems(&vmac("use_vmac a_name_too_long_", "vmac_xmit_base")),
+            [
+                "k.conf:4:14: vrrp_instance 'VI_1': virtual MAC interface name 'a_name_too_long_' is longer than 15 bytes",
+                "k.conf:12:5: vrrp_instance 'VI_2': vmac_xmit_base is only valid with use_vmac",
+            ]
+        );
+        // The default names stay clear of a given one and fit 15 bytes.
+        let long = format!(
+            "global_defs {{\n    vmac_prefix a_long_prefix\n}}\n{}",
+            vmac("use_vmac", "use_vmac")
+        );
+        let config = load_str(Path::new("k.conf"), &long, Format::Keepalived).unwrap();
+        assert_eq!(
+            crate::config::model::vmac_names(&config),
+            [
+                Some("a_long_prefi.51".to_string()),
+                Some("a_long_prefi.52".to_string())
+            ]
+        );
+        let same_vrid = vmac("use_vmac", "use_vmac").replace(
+            "interface eth0\n    virtual_router_id 52",
+            "interface eth1\n    virtual_router_id 51",
+        );
+        let config = load_str(Path::new("k.conf"), &same_vrid, Format::Keepalived).unwrap();
+        assert_eq!(
+            crate::config::model::vmac_names(&config),
+            [Some("vrrp.51".to_string()), Some("vrrp1.51".to_string())]
+        );
+        let v6 = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nversion = 3\nuse_vmac = true\nvirtual_ipaddress = [{ address = \"fd00::1/64\" }]\n\n\
+                  [[vrrp_instance]]\nname = \"B\"\ninterface = \"eth0\"\nvirtual_router_id = 2\nuse_vmac = true\nunicast_peer = [\"10.0.0.2\"]\nvmac_interface = \"b\"\n";
+        assert_eq!(
+            toml_problems(v6),
+            [
+                "a.toml:6:1: vrrp_instance 'A': use_vmac on an IPv6 instance is not supported yet (only IPv4 instances get a virtual MAC interface)",
+                "a.toml:13:1: vrrp_instance 'B': unicast peers with use_vmac need vmac_xmit_base (unicast adverts go out of the base interface)",
+            ]
+        );
+    }
+
     #[test]
     fn vip_in_two_instances() {
         let text = TWO.replace("10.0.0.2/24", "10.0.0.1/32");
@@ -1554,14 +1714,14 @@ vrrp_instance VI_2 {
         let text = TWO
             .replace(
                 "virtual_router_id 52",
-                "virtual_router_id 52\n    use_vmac\n    priority 0",
+                "virtual_router_id 52\n    use_ipvlan\n    priority 0",
             )
             .replacen("interface eth0\n", "", 1);
         assert_eq!(
             problems(&text),
             [
                 "k.conf:1:1: vrrp_instance 'VI_1' has no interface",
-                "k.conf:10:5: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
+                "k.conf:10:5: keepalived's 'use_ipvlan' in vrrp_instance is not supported: not yet; `use_vmac` makes a macvlan with the virtual MAC",
                 "k.conf:11:5: vrrp_instance 'VI_2': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
             ]
         );

@@ -109,6 +109,8 @@ pub enum Error {
     Network(#[from] crate::net::setup::Error),
     #[error(transparent)]
     Socket(#[from] socket::Error),
+    #[error(transparent)]
+    Vmac(#[from] crate::net::vmac::Error),
     #[error("interface {interface}: {source}")]
     Announcer {
         interface: String,

@@ -165,9 +165,48 @@ pub(crate) struct InstancePlan {
     pub track_primary: bool,
     pub auth: Auth,
     pub notify: Notify,
+    /// keepalived's `use_vmac`: the interface the driver makes for the
+    /// instance, which holds its VIPs (those of `vips` and `excluded`
+    /// name it already).
+    pub vmac: Option<VmacPlan>,
+}
+
+/// A virtual MAC interface: a private-mode macvlan on the instance's
+/// interface with the VRRP virtual MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VmacPlan {
+    pub name: String,
+    pub mac: [u8; 6],
+    /// `vmac_xmit_base`: adverts use the instance's interface, not this one.
+    pub xmit_base: bool,
+}
+
+impl VmacPlan {
+    /// The interface adverts go out of and come in on.
+    fn advert_interface<'p>(&'p self, interface: &'p str) -> &'p str {
+        if self.xmit_base {
+            interface
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The VRRP virtual MAC of an IPv4 router (RFC 5798 §7.3).
+pub(crate) fn virtual_mac(vrid: crate::vrrp::Vrid) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, 0x01, vrid.get()]
 }
 
 impl InstancePlan {
+    /// The interface of the instance's VRRP socket: its own, or its
+    /// virtual MAC interface unless that is to `vmac_xmit_base`.
+    pub(crate) fn advert_interface(&self) -> &str {
+        match &self.vmac {
+            Some(vmac) => vmac.advert_interface(&self.interface),
+            None => &self.interface,
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.machine.name
     }
@@ -468,6 +507,7 @@ fn instance_plan(
     config: &Config,
     scripts: &Scripts,
     instance: &VrrpInstance,
+    vmac_name: Option<String>,
 ) -> Result<InstancePlan, Error> {
     let ipv6 = instance.is_ipv6();
     let placeholder = if ipv6 {
@@ -480,19 +520,32 @@ fn instance_plan(
         Some(a) => Auth::Pass(Password(a.wire_password())),
         None => Auth::None,
     };
+    let vmac = vmac_name.map(|name| VmacPlan {
+        name,
+        mac: virtual_mac(instance.virtual_router_id),
+        xmit_base: instance.vmac_xmit_base,
+    });
+    // keepalived's vrrp_complete_instance: the VIPs of the instance's
+    // family on its own interface go on the virtual MAC interface; those
+    // of the other family, or on another interface, stay where they are.
+    let place = |address: &VirtualAddress| {
+        let (dev, vip) = vip(instance, address);
+        match &vmac {
+            Some(vmac) if dev == instance.interface && vip.addr.is_ipv6() == ipv6 => {
+                (vmac.name.clone(), vip)
+            }
+            _ => (dev, vip),
+        }
+    };
     Ok(InstancePlan {
         machine,
         interface: instance.interface.clone(),
         ipv6,
-        vips: instance
-            .virtual_ipaddress
-            .iter()
-            .map(|a| vip(instance, a))
-            .collect(),
+        vips: instance.virtual_ipaddress.iter().map(place).collect(),
         excluded: instance
             .virtual_ipaddress_excluded
             .iter()
-            .map(|a| vip(instance, a))
+            .map(place)
             .collect(),
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
@@ -510,6 +563,7 @@ fn instance_plan(
                 &instance.notify,
             ],
         )?,
+        vmac,
     })
 }
 
@@ -519,7 +573,8 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
     let mut instances = config
         .vrrp_instance
         .iter()
-        .map(|i| instance_plan(config, scripts, i))
+        .zip(crate::config::model::vmac_names(config))
+        .map(|(i, vmac)| instance_plan(config, scripts, i, vmac))
         .collect::<Result<Vec<_>, _>>()?;
     let mut units = Vec::new();
     for group in &config.vrrp_sync_group {
@@ -612,6 +667,58 @@ mod tests {
 
     fn load(text: &str) -> Config {
         load_str(Path::new("test.conf"), text, Format::Keepalived).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    /// keepalived's `vrrp_complete_instance`: with `use_vmac`, the VIPs of
+    /// the instance's family on its interface (no `dev`, or `dev` the
+    /// interface) go on the macvlan; another interface's, or the other
+    /// family's, stay. Adverts use the macvlan unless `vmac_xmit_base`.
+    #[test]
+    fn use_vmac_moves_the_instances_own_vips_to_the_macvlan() {
+        let config = load(
+            "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  \
+             virtual_ipaddress {\n    10.0.0.1/24\n    10.0.0.2 dev eth0\n    10.0.1.1 dev eth1\n  }\n  \
+             virtual_ipaddress_excluded {\n    fd00::1/64\n    10.0.0.3\n  }\n}\n\
+             vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 52\n  use_vmac lan52\n  \
+             vmac_xmit_base\n  virtual_ipaddress {\n    10.0.0.4\n  }\n}\n",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        let [UnitPlan::Solo(one), UnitPlan::Solo(two)] = plan.units.as_slice() else {
+            panic!("two lone instances: {:?}", plan.units)
+        };
+        let devs = |vips: &[(String, Vip)]| -> Vec<(String, String)> {
+            vips.iter()
+                .map(|(dev, v)| (v.addr.to_string(), dev.clone()))
+                .collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, d)| ((*a).to_string(), (*d).to_string()))
+                .collect()
+        };
+        assert_eq!(
+            devs(&one.vips),
+            pairs(&[
+                ("10.0.0.1", "vrrp.51"),
+                ("10.0.0.2", "vrrp.51"),
+                ("10.0.1.1", "eth1")
+            ])
+        );
+        assert_eq!(
+            devs(&one.excluded),
+            pairs(&[("fd00::1", "eth0"), ("10.0.0.3", "vrrp.51")])
+        );
+        assert_eq!(
+            one.vmac,
+            Some(VmacPlan {
+                name: "vrrp.51".into(),
+                mac: [0, 0, 0x5e, 0, 1, 51],
+                xmit_base: false
+            })
+        );
+        assert_eq!(one.advert_interface(), "vrrp.51");
+        assert_eq!(devs(&two.vips), pairs(&[("10.0.0.4", "lan52")]));
+        assert_eq!(two.advert_interface(), "eth0", "vmac_xmit_base");
     }
 
     #[test]

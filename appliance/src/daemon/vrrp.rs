@@ -31,6 +31,7 @@ use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
 use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
+use crate::net::vmac::{self, Vmacs};
 use crate::notify_fifo;
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
@@ -345,6 +346,21 @@ pub(super) async fn release_vips(plan: &Plan) {
             }
         }
     }
+    // Their virtual MAC interfaces too (the owner's as well: nothing
+    // answers on them now).
+    for vmac in plan
+        .units
+        .iter()
+        .flat_map(UnitPlan::instances)
+        .filter_map(|i| i.vmac.as_ref())
+    {
+        match vmac::delete_leftover(&vmac.name).await {
+            Ok(()) => info!(interface = %vmac.name, "virtual MAC interface removed"),
+            Err(e) => {
+                warn!(interface = %vmac.name, error = %e, "removing a virtual MAC interface failed")
+            }
+        }
+    }
 }
 
 /// What the feeder tasks tell the driver's loop.
@@ -400,6 +416,8 @@ struct Driver {
     /// The units' machines and listeners, index for index with `units`.
     router: Router<SocketKey>,
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
+    /// The instances' virtual MAC interfaces (`use_vmac`).
+    vmacs: Vmacs,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
     announcements: Announcements,
@@ -410,6 +428,8 @@ struct Driver {
     commands: mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
     tasks: Vec<JoinHandle<()>>,
+    /// Each socket's reader.
+    socket_tasks: HashMap<SocketKey, JoinHandle<()>>,
     script_tasks: Vec<JoinHandle<()>>,
     /// The watch over the tracked files.
     file_task: Option<JoinHandle<()>>,
@@ -450,6 +470,7 @@ impl Driver {
             units: Vec::new(),
             router: Router::default(),
             sockets: HashMap::new(),
+            vmacs: Vmacs::connect()?,
             links: HashMap::new(),
             announcements,
             link_up: HashMap::new(),
@@ -458,6 +479,7 @@ impl Driver {
             commands,
             reports,
             tasks: Vec::new(),
+            socket_tasks: HashMap::new(),
             script_tasks: Vec::new(),
             file_task: None,
             file_paths: BTreeMap::new(),
@@ -548,6 +570,7 @@ impl Driver {
                         for task in self
                             .tasks
                             .drain(..)
+                            .chain(self.socket_tasks.drain().map(|(_, task)| task))
                             .chain(self.script_tasks.drain(..))
                             .chain(self.file_task.take())
             .chain(self.process_task.take())
@@ -684,9 +707,11 @@ impl Driver {
         for index in 0..self.units.len() {
             self.stop_unit(index).await;
         }
+        self.vmacs.remove_all().await;
         for task in self
             .tasks
             .drain(..)
+            .chain(self.socket_tasks.drain().map(|(_, task)| task))
             .chain(self.script_tasks.drain(..))
             .chain(self.file_task.take())
         {
@@ -699,6 +724,84 @@ impl Driver {
 
     /// Resolves a unit's interfaces and addresses and opens what it needs.
     async fn build_unit(
+        &mut self,
+        plan: UnitPlan,
+    ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
+        match self.build_unit_parts(plan.clone()).await {
+            Ok(built) => Ok(built),
+            Err(e) => {
+                // No half-made unit: the virtual MAC interfaces its first
+                // members got go with it.
+                self.remove_vmacs(&plan).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts anew the units with a virtual MAC interface on `base`, an
+    /// interface made again: the kernel deleted their macvlans with the
+    /// old one (keepalived makes them again when it comes back). Those that
+    /// cannot start yet (no address on it yet) wait as pending units.
+    async fn remake_vmacs_on(&mut self, base: &str) {
+        let mut index = 0;
+        let mut stopped = false;
+        while index < self.units.len() {
+            let on_base = self.units[index]
+                .instances
+                .iter()
+                .any(|i| i.plan.vmac.is_some() && i.plan.interface == base);
+            if on_base {
+                info!(interface = base, unit = %self.units[index].plan.name(), "the interface is back: the unit starts again with a new virtual MAC interface");
+                self.stop_unit(index).await;
+                let plan = self.units.remove(index).plan;
+                self.remove_vmacs(&plan).await;
+                self.router.remove(index);
+                stopped = true;
+            } else {
+                index += 1;
+            }
+        }
+        if stopped {
+            // What was opened on the old interface is bound to it.
+            self.drop_sockets_on(base);
+            self.announcements.remove(base);
+            let (_, failed) = self.start_pending().await;
+            if !failed.is_empty() {
+                warn!(failed = %failed.join("; "), "VRRP units wait to start again");
+            }
+            self.publish();
+        }
+    }
+
+    /// Deletes the virtual MAC interfaces of `plan`'s instances, with the
+    /// sockets and announcers on them (bound to an interface that is
+    /// gone; one made again under the name gets new ones).
+    async fn remove_vmacs(&mut self, plan: &UnitPlan) {
+        for vmac in plan.instances().iter().filter_map(|i| i.vmac.as_ref()) {
+            self.vmacs.remove(&vmac.name).await;
+            self.links.remove(&vmac.name);
+            self.announcements.remove(&vmac.name);
+            self.drop_sockets_on(&vmac.name);
+        }
+    }
+
+    /// Closes the sockets on `interface` and ends their readers.
+    fn drop_sockets_on(&mut self, interface: &str) {
+        let keys: Vec<SocketKey> = self
+            .sockets
+            .keys()
+            .filter(|k| k.interface == interface)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.sockets.remove(&key);
+            if let Some(task) = self.socket_tasks.remove(&key) {
+                task.abort();
+            }
+        }
+    }
+
+    async fn build_unit_parts(
         &mut self,
         plan: UnitPlan,
     ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
@@ -737,13 +840,22 @@ impl Driver {
             Some(src) => src,
             None => self.primary_address(&link, instance.ipv6).await?,
         };
+        if let Some(plan) = &instance.vmac {
+            let spec = vmac::Spec {
+                name: plan.name.clone(),
+                mac: plan.mac,
+            };
+            let made = self.vmacs.ensure(&spec, &link).await?;
+            self.links.insert(made.name.clone(), made);
+        }
         let unicast = !instance.unicast_peers.is_empty();
         let key = SocketKey {
-            interface: instance.interface.clone(),
+            interface: instance.advert_interface().to_string(),
             ipv6: instance.ipv6,
             group: (!unicast).then_some(instance.multicast_group),
         };
-        self.open_socket(&key, link.index, src)?;
+        let advert_link = self.link(&key.interface).await?;
+        self.open_socket(&key, advert_link.index, src)?;
         for (dev, _) in instance.all_vips() {
             let link = self.link(dev).await?;
             self.announcer(&link)?;
@@ -925,11 +1037,10 @@ impl Driver {
         }
         let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, key.group)?);
         self.sockets.insert(key.clone(), socket.clone());
-        self.tasks.push(tokio::spawn(read_socket(
-            socket,
+        self.socket_tasks.insert(
             key.clone(),
-            self.sender.clone(),
-        )));
+            tokio::spawn(read_socket(socket, key.clone(), self.sender.clone())),
+        );
         Ok(())
     }
 
@@ -1124,6 +1235,14 @@ impl Driver {
                     .is_some_and(|cached| cached.index != link.index)
                 {
                     self.links.remove(&link.name);
+                    // Cached again as it is now: the event may be a late
+                    // one about a link gone since (a macvlan deleted and
+                    // made again by a reload), whose successor the VIPs
+                    // need.
+                    if let Err(e) = self.link(&link.name).await {
+                        debug!(interface = %link.name, error = %e, "interface gone");
+                    }
+                    self.remake_vmacs_on(&link.name).await;
                 }
                 let wanted = self.plan.units.iter().any(|p| {
                     self.pending.contains_key(p.name())
@@ -1461,7 +1580,8 @@ impl Driver {
                 index += 1;
             } else {
                 self.stop_unit(index).await;
-                self.units.remove(index);
+                let stopped_plan = self.units.remove(index).plan;
+                self.remove_vmacs(&stopped_plan).await;
                 self.router.remove(index);
                 stopped += 1;
             }

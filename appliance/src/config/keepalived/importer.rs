@@ -241,6 +241,28 @@ impl Importer<'_> {
         }
     }
 
+    /// `use_vmac [NAME] [MAC]`: the interface's name if given. A word
+    /// with a ':' is keepalived's own MAC address for the interface, which
+    /// is refused: the interface takes the RFC's virtual MAC.
+    fn use_vmac(&mut self, st: &Statement) -> Option<String> {
+        self.no_block(st);
+        self.at_most(st, 2);
+        let mut name = None;
+        for word in st.args.iter().take(2) {
+            if word.text.contains(':') {
+                self.err(
+                    &word.pos,
+                    format!("a MAC address for 'use_vmac' ('{}') is not supported: the interface takes the VRRP virtual MAC 00:00:5e:00:01:<VRID>", word.text),
+                );
+            } else if name.is_some() {
+                self.err(&word.pos, "'use_vmac' names its interface twice");
+            } else {
+                name = Some(word.text.clone());
+            }
+        }
+        name
+    }
+
     /// A bare keyword with neither value nor block.
     fn bare(&mut self, st: &Statement) -> bool {
         self.no_block(st);
@@ -395,6 +417,7 @@ impl Importer<'_> {
                 "vrrp_mcast_group6" => {
                     g.vrrp_mcast_group6 = self.parse_value(item, "an IPv6 multicast address")
                 }
+                "vmac_prefix" => g.vmac_prefix = self.string(item),
                 "vrrp_strict" => self.strict.global = self.bare(item),
                 "vrrp_skip_check_adv_addr" => self.strict.skip_check_adv_addr = self.bare(item),
                 "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
@@ -1008,6 +1031,9 @@ impl Importer<'_> {
             native_ipv6: false,
             dont_track_primary: false,
             skip_check_adv_addr: false,
+            use_vmac: false,
+            vmac_interface: None,
+            vmac_xmit_base: false,
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,
@@ -1125,6 +1151,14 @@ impl Importer<'_> {
                     inst.unicast_peer = peers;
                 }
                 "native_ipv6" => inst.native_ipv6 = self.bare(item),
+                "use_vmac" => {
+                    inst.use_vmac = true;
+                    inst.vmac_interface = self.use_vmac(item);
+                    if let Some(word) = item.args.iter().find(|w| !w.text.contains(':')) {
+                        self.record(format!("{base}.vmac_interface"), &word.pos);
+                    }
+                }
+                "vmac_xmit_base" => inst.vmac_xmit_base = self.bare(item),
                 "dont_track_primary" => inst.dont_track_primary = self.bare(item),
                 "strict_mode" => strict = self.flag(item),
                 "skip_check_adv_addr" => skip = self.flag(item),
@@ -1208,15 +1242,36 @@ impl Importer<'_> {
                 .copied()
                 .flatten()
                 .unwrap_or(self.strict.global);
-            if !strict {
-                continue;
-            }
             let name = inst.name.clone();
             let at = |im: &Self, field: &str| im.map.lookup(&format!("{base}.{field}"));
             let warn = |im: &mut Self, field: &str, message: String| {
                 let pos = at(im, field);
                 im.map.warn(Diagnostic::new(pos, message));
             };
+            // keepalived's vrrp_end_handler: unicast adverts cannot go out
+            // of the virtual MAC interface, they go out of the base one.
+            if inst.use_vmac && !inst.unicast_peer.is_empty() && !inst.vmac_xmit_base {
+                inst.vmac_xmit_base = true;
+                warn(
+                    self,
+                    "use_vmac",
+                    format!(
+                        "vrrp_instance '{name}': unicast with use_vmac requires vmac_xmit_base; it is set, as keepalived does"
+                    ),
+                );
+            }
+            if !strict {
+                continue;
+            }
+            if std::mem::take(&mut inst.vmac_xmit_base) {
+                warn(
+                    self,
+                    "vmac_xmit_base",
+                    format!(
+                        "vrrp_instance '{name}': vmac_xmit_base is incompatible with strict mode; it is ignored, as keepalived does"
+                    ),
+                );
+            }
             if !inst.unicast_peer.is_empty() {
                 let pos = at(self, "unicast_peer");
                 self.err(
@@ -2230,6 +2285,59 @@ mod tests {
         )
     }
 
+    /// keepalived's `use_vmac [NAME]`, `vmac_xmit_base` and
+    /// `vmac_prefix`; unicast peers turn `vmac_xmit_base` on and strict
+    /// mode off, each with a warning, as keepalived does.
+    #[test]
+    fn use_vmac_reads_as_keepalived_does() {
+        let vips = "  virtual_ipaddress {\n    10.0.0.100/24\n  }\n";
+        let (config, warnings) = import_warned(&format!(
+            "global_defs {{\n  vmac_prefix vm\n}}\n{INSTANCE}  use_vmac\n{vips}}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 8\n  use_vmac lan.8\n  vmac_xmit_base\n}}\n"
+        ));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.global.vmac_prefix.as_deref(), Some("vm"));
+        let (a, b) = (&config.vrrp_instance[0], &config.vrrp_instance[1]);
+        assert!(a.use_vmac && a.vmac_interface.is_none() && !a.vmac_xmit_base);
+        assert!(b.use_vmac && b.vmac_xmit_base);
+        assert_eq!(b.vmac_interface.as_deref(), Some("lan.8"));
+        assert_eq!(
+            crate::config::model::vmac_names(&config),
+            [Some("vm.7".to_string()), Some("lan.8".to_string())]
+        );
+
+        let (config, warnings) = import_warned(&format!(
+            "{INSTANCE}  use_vmac\n  unicast_peer {{\n    10.0.0.2\n  }}\n{vips}}}\n"
+        ));
+        assert!(config.vrrp_instance[0].vmac_xmit_base);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:4:3: vrrp_instance 'VI_1': unicast with use_vmac requires vmac_xmit_base; it is set, as keepalived does"
+            ]
+        );
+        let (config, warnings) = import_warned(&format!(
+            "global_defs {{\n  vrrp_strict\n}}\n{INSTANCE}  use_vmac\n  vmac_xmit_base\n{vips}}}\n"
+        ));
+        assert!(!config.vrrp_instance[0].vmac_xmit_base);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:8:3: vrrp_instance 'VI_1': vmac_xmit_base is incompatible with strict mode; it is ignored, as keepalived does"
+            ]
+        );
+
+        assert_eq!(
+            problems(&format!(
+                "{INSTANCE}  use_vmac vrrp.7 00:00:5e:00:01:07 other\n{vips}}}\n"
+            )),
+            [
+                "k.conf:4:19: a MAC address for 'use_vmac' ('00:00:5e:00:01:07') is not supported: the interface takes the VRRP virtual MAC 00:00:5e:00:01:<VRID>",
+                "k.conf:4:37: unexpected 'other' after 'use_vmac'",
+            ]
+        );
+    }
+
     /// keepalived v2.2.7's strict mode (`vrrp_complete_instance`): what
     /// it resets is reset with a warning, what it refuses is an error, and
     /// an instance's `strict_mode off` overrides the global setting.
@@ -2510,14 +2618,14 @@ mod tests {
     #[test]
     fn unknown_keywords_are_errors_everywhere() {
         let text = format!(
-            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    BFD_CHECK {{\n    }}\n  }}\n}}\n"
+            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_ipvlan\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    BFD_CHECK {{\n    }}\n  }}\n}}\n"
         );
         assert_eq!(
             problems(&text),
             [
                 "k.conf:2:3: keepalived's 'lvs_flush' in global_defs is not supported: the appliance removes only what it programmed and keeps its table across restarts (see `graceful_remove`)",
                 "k.conf:4:1: unknown keyword 'vrrp_instance_typo' at top level; did you mean 'vrrp_instance'?",
-                "k.conf:9:3: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
+                "k.conf:9:3: keepalived's 'use_ipvlan' in vrrp_instance is not supported: not yet; `use_vmac` makes a macvlan with the virtual MAC",
                 "k.conf:14:5: keepalived's 'BFD_CHECK' in real_server is not supported: a VRRP instance's advert timeout or a real server's check detects the failure",
             ]
         );

@@ -120,7 +120,13 @@ const UNICAST: Support = Refused(
     "the appliance accepts unicast adverts only from the listed `unicast_peer`s, with the RFC's TTL check",
 );
 const UPDOWN: Support = Refused("a tracked interface's change is acted on at once");
-const VMAC: Support = Refused("not yet; the VIPs move with gratuitous ARP and unsolicited NA");
+const VMACADDR: Support = Refused(
+    "not yet; VIPs on another interface (`dev`) or of the other family keep that interface's MAC: give them an instance of their own with `use_vmac`",
+);
+const VMACGARP: Support = Refused(
+    "the master's adverts go out from the virtual MAC and keep the switches' tables; for periodic gratuitous ARPs use `garp_master_refresh`",
+);
+const IPVLAN: Support = Refused("not yet; `use_vmac` makes a macvlan with the virtual MAC");
 const VRF: Support = Refused("run the appliance in the VRF's context (`ip vrf exec`)");
 const VSFAMILY: Support = Refused(
     "not needed: a virtual server's family follows its address (a fwmark service's, its real servers')",
@@ -176,7 +182,13 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "dynamic_interfaces", IFACE),
     k("global_defs", "no_email_faults", Yes),
     k("global_defs", "default_interface", IFACE),
-    k("global_defs", "disable_local_igmp", ADVTUNE),
+    k(
+        "global_defs",
+        "disable_local_igmp",
+        NoOp(
+            "implied where it matters: link-local IGMP reports are off while a `use_vmac` interface exists",
+        ),
+    ),
     k("global_defs", "lvs_timeouts", Yes),
     k("global_defs", "lvs_flush", FLUSH),
     k("global_defs", "lvs_flush_on_stop", FLUSH),
@@ -195,7 +207,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_gna_interval", Yes),
     k("global_defs", "vrrp_min_garp", GARPGROUP),
     k("global_defs", "vrrp_garp_extra_if", GARPX),
-    k("global_defs", "vrrp_vmac_garp_intvl", VMAC),
+    k("global_defs", "vrrp_vmac_garp_intvl", VMACGARP),
     k("global_defs", "vrrp_lower_prio_no_advert", ADVTUNE),
     k("global_defs", "vrrp_higher_prio_send_advert", ADVTUNE),
     k("global_defs", "vrrp_version", Yes),
@@ -273,8 +285,8 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_rx_bufs_multiplier", NOOP_BUFS),
     k("global_defs", "vrrp_startup_delay", STARTDELAY),
     k("global_defs", "log_unknown_vrids", LOGVRID),
-    k("global_defs", "vmac_prefix", VMAC),
-    k("global_defs", "vmac_addr_prefix", VMAC),
+    k("global_defs", "vmac_prefix", Yes),
+    k("global_defs", "vmac_addr_prefix", VMACADDR),
     k("global_defs", "umask", PROC),
     k("global_defs", "random_seed", PROC),
     k("global_defs", "reload_check_config", RELOAD),
@@ -313,10 +325,10 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("garp_group", "interfaces", GARPGROUP),
     k("", "linkbeat_interfaces", LINKBEAT),
     k("", "vrrp_instance", Yes),
-    k("vrrp_instance", "use_vmac", VMAC),
-    k("vrrp_instance", "use_vmac_addr", VMAC),
-    k("vrrp_instance", "vmac_xmit_base", VMAC),
-    k("vrrp_instance", "use_ipvlan", VMAC),
+    k("vrrp_instance", "use_vmac", Yes),
+    k("vrrp_instance", "use_vmac_addr", VMACADDR),
+    k("vrrp_instance", "vmac_xmit_base", Yes),
+    k("vrrp_instance", "use_ipvlan", IPVLAN),
     k("vrrp_instance", "unicast_peer", Yes),
     k("vrrp_instance", "unicast_fault_no_peer", UNICAST),
     k("vrrp_instance", "check_unicast_src", UNICAST),
@@ -372,7 +384,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "garp_lower_prio_repeat", Yes),
     k("vrrp_instance", "down_timer_adverts", ADVTUNE),
     k("vrrp_instance", "garp_extra_if", GARPX),
-    k("vrrp_instance", "vmac_garp_intvl", VMAC),
+    k("vrrp_instance", "vmac_garp_intvl", VMACGARP),
     k("vrrp_instance", "lower_prio_no_advert", ADVTUNE),
     k("vrrp_instance", "higher_prio_send_advert", ADVTUNE),
     k("vrrp_instance", "kernel_rx_buf_size", NOOP_BUFS),
