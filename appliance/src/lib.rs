@@ -28,6 +28,7 @@ pub mod notify_fifo;
 pub(crate) mod rotating;
 pub mod script;
 pub mod sim;
+pub mod smtp;
 pub(crate) mod state_file;
 
 /// Marks a fail point named `$name` (src/failpoint.rs in the tests' build,

@@ -84,6 +84,11 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
     backend: String,
 }
@@ -119,6 +124,7 @@ pub struct Metrics {
     dataplane_operations: Family<OperationLabels, Counter>,
     dataplane_errors: Family<BackendLabels, Counter>,
     notify_fifo_dropped: Family<FifoLabels, Counter>,
+    alert_mails: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -145,6 +151,7 @@ impl Metrics {
             dataplane_operations: Family::default(),
             dataplane_errors: Family::default(),
             notify_fifo_dropped: Family::default(),
+            alert_mails: Family::default(),
             registry: Registry::with_prefix("appliance"),
         };
         metrics.registry.register(
@@ -218,6 +225,11 @@ impl Metrics {
             "Lines not written to a notify FIFO because it was full (nobody read it), by FIFO",
             metrics.notify_fifo_dropped.clone(),
         );
+        metrics.registry.register(
+            "alert_mails",
+            "Alert mails, by outcome: sent, failed (the relay refused it or did not answer), dropped (the queue was full)",
+            metrics.alert_mails.clone(),
+        );
         metrics
     }
 
@@ -226,6 +238,15 @@ impl Metrics {
         self.notify_fifo_dropped
             .get_or_create(&FifoLabels {
                 fifo: fifo.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An alert mail `sent`, `failed` or `dropped`.
+    pub fn alert_mail(&self, outcome: &str) {
+        self.alert_mails
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -13,6 +13,7 @@ pub mod keepalived;
 pub mod loopback;
 pub mod netns;
 pub mod pair;
+pub mod smtp_server;
 pub mod timeline;
 pub mod toml_conf;
 pub mod vm;
@@ -40,6 +41,22 @@ pub fn appliance_bin() -> PathBuf {
 }
 
 /// A file under `tests/fixtures/`.
+/// Every keepalived.conf fixture (`keepalived/NAME`, sorted; the files an
+/// `include` pulls in are in a folder of their own and not listed).
+pub fn keepalived_fixtures() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture("keepalived"))
+        .expect("reading the fixtures")
+        .map(|e| e.expect("a fixture").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().expect("a name").to_string_lossy();
+            format!("keepalived/{name}")
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")

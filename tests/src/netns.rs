@@ -372,20 +372,38 @@ impl Host {
         ip(&["-n", &self.switch, "link", "set", &self.port, "up"]).map(drop)
     }
 
-    /// The addresses on `eth0` (global scope).
+    /// The addresses (global scope) on `eth0` and on the macvlans made on
+    /// it (where `use_vmac` puts the VIPs).
     pub fn addresses(&self) -> Result<Vec<IpAddr>> {
-        let out = self.ip(&["-o", "addr", "show", "dev", "eth0", "scope", "global"])?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                words.find(|w| *w == "inet" || *w == "inet6")?;
-                words.next()?.split('/').next()?.parse().ok()
-            })
-            .collect())
+        let macvlans = self.ip(&["-o", "link", "show", "type", "macvlan"])?;
+        let mut devices = vec!["eth0".to_string()];
+        for line in String::from_utf8_lossy(&macvlans.stdout).lines() {
+            // `7: vrrp.51@eth0: <BROADCAST,...`
+            if let Some(name) = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.strip_suffix("@eth0:"))
+            {
+                devices.push(name.to_string());
+            }
+        }
+        let mut addresses = Vec::new();
+        for device in &devices {
+            let out = self.ip(&["-o", "addr", "show", "dev", device, "scope", "global"])?;
+            addresses.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter_map(|line| {
+                        let mut words = line.split_whitespace();
+                        words.find(|w| *w == "inet" || *w == "inet6")?;
+                        words.next()?.split('/').next()?.parse::<IpAddr>().ok()
+                    }),
+            );
+        }
+        Ok(addresses)
     }
 
-    /// Whether `eth0` holds `addr`.
+    /// Whether `eth0` (or a macvlan on it) holds `addr`.
     pub fn has_address(&self, addr: IpAddr) -> Result<bool> {
         Ok(self.addresses()?.contains(&addr))
     }

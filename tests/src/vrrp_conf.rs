@@ -1,5 +1,6 @@
-//! keepalived.conf text for one VRRP instance (with the `vrrp_script`s and
-//! `track_file`s it tracks and, optionally, a `vrrp_sync_group` it heads), as both the
+//! keepalived.conf text for one VRRP instance (with the `vrrp_script`s,
+//! `track_file`s and `vrrp_track_process`es it tracks and, optionally, a
+//! `vrrp_sync_group` it heads), as both the
 //! appliance and Debian's keepalived read it, and the RFC timers the tests
 //! expect of it (computed here from the RFC formulas, independently of the
 //! appliance's own code, so a wrong formula there fails the tests).
@@ -44,8 +45,16 @@ pub struct Instance {
     pub track_interfaces: Vec<String>,
     /// `track_file`s, each in `track_file { … }`.
     pub files: Vec<TrackFile>,
+    /// `vrrp_track_process`es, each in `track_process { … }`.
+    pub processes: Vec<TrackProcess>,
     /// A `vrrp_sync_group` of this instance and others, in the same file.
     pub sync_group: Option<SyncGroup>,
+    /// Blocks written after the instances (virtual servers, say).
+    pub blocks: Vec<String>,
+    /// `use_vmac [NAME]`: `Some(None)` for the bare keyword.
+    pub use_vmac: Option<Option<String>>,
+    /// `vmac_xmit_base`.
+    pub vmac_xmit_base: bool,
 }
 
 /// A `vrrp_script` block and its `track_script` entry.
@@ -137,6 +146,70 @@ impl TrackFile {
     }
 }
 
+/// A `vrrp_track_process` block and its entry in the instance's
+/// `track_process`.
+#[derive(Clone, Debug)]
+pub struct TrackProcess {
+    pub name: String,
+    /// `process`: the name, then any parameters (which make keepalived
+    /// match the full command).
+    pub process: Vec<String>,
+    /// `full_command`.
+    pub full_command: bool,
+    /// `weight`: none is keepalived's 0, a lost quorum is a FAULT.
+    pub weight: Option<i16>,
+    /// `quorum`: none is keepalived's 1.
+    pub quorum: Option<u32>,
+}
+
+impl TrackProcess {
+    /// `vrrp_track_process NAME { process WORDS… }`.
+    pub fn new(name: &str, process: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            process: process.iter().map(|w| w.to_string()).collect(),
+            full_command: false,
+            weight: None,
+            quorum: None,
+        }
+    }
+
+    pub fn full_command(mut self) -> Self {
+        self.full_command = true;
+        self
+    }
+
+    pub fn weight(mut self, weight: i16) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    pub fn quorum(mut self, quorum: u32) -> Self {
+        self.quorum = Some(quorum);
+        self
+    }
+
+    fn render(&self, text: &mut String) {
+        let words: Vec<String> = self.process.iter().map(|w| format!("\"{w}\"")).collect();
+        let _ = writeln!(
+            text,
+            "vrrp_track_process {} {{\n  process {}",
+            self.name,
+            words.join(" ")
+        );
+        if self.full_command {
+            text.push_str("  full_command\n");
+        }
+        if let Some(weight) = self.weight {
+            let _ = writeln!(text, "  weight {weight}");
+        }
+        if let Some(quorum) = self.quorum {
+            let _ = writeln!(text, "  quorum {quorum}");
+        }
+        text.push_str("}\n");
+    }
+}
+
 /// A `vrrp_sync_group` of the instance that holds it (first) and `others`.
 #[derive(Clone, Debug)]
 pub struct SyncGroup {
@@ -190,8 +263,18 @@ impl Instance {
             scripts: Vec::new(),
             track_interfaces: Vec::new(),
             files: Vec::new(),
+            processes: Vec::new(),
             sync_group: None,
+            blocks: Vec::new(),
+            use_vmac: None,
+            vmac_xmit_base: false,
         }
+    }
+
+    /// A block written after the instances, as given.
+    pub fn block(mut self, text: &str) -> Self {
+        self.blocks.push(text.to_string());
+        self
     }
 
     /// A `global_defs` line.
@@ -272,9 +355,29 @@ impl Instance {
         self
     }
 
+    /// Tracks `process` (its `vrrp_track_process` block goes in the file
+    /// too).
+    pub fn track_process(mut self, process: TrackProcess) -> Self {
+        self.processes.push(process);
+        self
+    }
+
     /// `track_interface { IF }`.
     pub fn track_interface(mut self, interface: &str) -> Self {
         self.track_interfaces.push(interface.to_string());
+        self
+    }
+
+    /// `use_vmac`, or `use_vmac NAME`: the VIPs go on a macvlan with the
+    /// VRRP virtual MAC.
+    pub fn use_vmac(mut self, name: Option<&str>) -> Self {
+        self.use_vmac = Some(name.map(str::to_string));
+        self
+    }
+
+    /// `vmac_xmit_base`: adverts use eth0 (and its MAC), not the macvlan.
+    pub fn vmac_xmit_base(mut self) -> Self {
+        self.vmac_xmit_base = true;
         self
     }
 
@@ -317,6 +420,15 @@ impl Instance {
         for file in files {
             file.render(&mut text);
         }
+        let mut processes: Vec<&TrackProcess> = Vec::new();
+        for process in members.iter().flat_map(|m| &m.processes) {
+            if !processes.iter().any(|p| p.name == process.name) {
+                processes.push(process);
+            }
+        }
+        for process in processes {
+            process.render(&mut text);
+        }
         if let Some(group) = &self.sync_group {
             let _ = writeln!(text, "vrrp_sync_group {} {{\n  group {{", group.name);
             for member in &members {
@@ -330,6 +442,9 @@ impl Instance {
         }
         for member in members {
             member.render_instance(&mut text);
+        }
+        for block in &self.blocks {
+            text.push_str(block);
         }
         text
     }
@@ -354,6 +469,16 @@ impl Instance {
         }
         if self.dont_track_primary {
             text.push_str("  dont_track_primary\n");
+        }
+        match &self.use_vmac {
+            Some(Some(name)) => {
+                let _ = writeln!(text, "  use_vmac {name}");
+            }
+            Some(None) => text.push_str("  use_vmac\n"),
+            None => {}
+        }
+        if self.vmac_xmit_base {
+            text.push_str("  vmac_xmit_base\n");
         }
         if self.nopreempt {
             text.push_str("  nopreempt\n");
@@ -381,6 +506,13 @@ impl Instance {
             text.push_str("  track_script {\n");
             for script in &self.scripts {
                 let _ = writeln!(text, "    {}", script.name);
+            }
+            text.push_str("  }\n");
+        }
+        if !self.processes.is_empty() {
+            text.push_str("  track_process {\n");
+            for process in &self.processes {
+                let _ = writeln!(text, "    {}", process.name);
             }
             text.push_str("  }\n");
         }

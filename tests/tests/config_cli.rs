@@ -5,14 +5,6 @@ use appliance_tests::{appliance_bin, fixture};
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FIXTURES: [&str; 5] = [
-    "keepalived/seed-master.conf",
-    "keepalived/seed-backup.conf",
-    "keepalived/seed-lvs-dr.conf",
-    "keepalived/netns-master-v2.conf",
-    "keepalived/netns-backup-v2.conf",
-];
-
 fn run(args: &[&str]) -> Output {
     Command::new(appliance_bin())
         .args(args)
@@ -26,7 +18,8 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn check_config_accepts_every_fixture() {
-    for name in FIXTURES {
+    for name in appliance_tests::keepalived_fixtures() {
+        let name = name.as_str();
         let path = fixture(name);
         let out = run(&["check-config", path.to_str().expect("utf-8 path")]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
@@ -40,7 +33,7 @@ fn check_config_lists_every_problem() {
     let path = dir.path().join("keepalived.conf");
     std::fs::write(
         &path,
-        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 0\n    use_vmac\n}\n\
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 0\n    use_ipvlan\n}\n\
          vrrp_instance VI_2 {\n    interface eth0\n    virtual_router_id 51\n    track_script {\n        chk_gone\n    }\n}\n",
     )
     .expect("write config");
@@ -51,7 +44,7 @@ fn check_config_lists_every_problem() {
         text(&out.stderr),
         format!(
             "{p}:4:5: vrrp_instance 'VI_1': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)\n\
-             {p}:5:5: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA\n\
+             {p}:5:5: keepalived's 'use_ipvlan' in vrrp_instance is not supported: not yet; `use_vmac` makes a macvlan with the virtual MAC\n\
              {p}:9:5: vrrp_instance 'VI_2': virtual_router_id 51 on interface eth0 (IPv4) is already used by vrrp_instance 'VI_1'\n\
              {p}:11:9: vrrp_instance 'VI_2' tracks unknown vrrp_script 'chk_gone'\n"
         )
@@ -67,7 +60,7 @@ fn check_config_warns_of_no_ops_and_of_keepalived_defaults() {
     let path = dir.path().join("keepalived.conf");
     std::fs::write(
         &path,
-        "global_defs {\n    notification_email {\n        ops@example.org\n    }\n}\n\
+        "global_defs {\n    no_checker_emails\n    notification_email {\n        ops@example.org\n    }\n}\n\
          vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    smtp_alert\n}\n\
          virtual_server 10.0.0.1 53 {\n    real_server 10.0.1.1 53\n}\n",
     )
@@ -79,9 +72,8 @@ fn check_config_warns_of_no_ops_and_of_keepalived_defaults() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "{p}:2:5: warning: 'notification_email' in global_defs has no effect: the appliance sends no mail yet: alert from a `notify` script\n\
-             {p}:9:5: warning: 'smtp_alert' in vrrp_instance has no effect: the appliance sends no mail yet: alert from a `notify` script\n\
-             {p}:11:1: warning: virtual_server without 'protocol' is UDP, as in keepalived: write 'protocol TCP' for TCP\n"
+            "{p}:2:5: warning: 'no_checker_emails' in global_defs has no effect: the appliance mails only when a real server itself goes up or down, which is what it asks\n\
+             {p}:12:1: warning: virtual_server without 'protocol' is UDP, as in keepalived: write 'protocol TCP' for TCP\n"
         )
     );
     let converted = run(&["convert", path.to_str().expect("utf-8 path")]);
@@ -136,7 +128,8 @@ fn check_config_reports_toml_errors_with_positions() {
 #[test]
 fn convert_output_loads_back_equal() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for name in FIXTURES {
+    for name in appliance_tests::keepalived_fixtures() {
+        let name = name.as_str();
         let path = fixture(name);
         let out = run(&["convert", path.to_str().expect("utf-8 path")]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));

@@ -5,22 +5,19 @@ use appliance::config::{Format, load_file, load_str};
 use appliance_tests::fixture;
 use std::path::Path;
 
-const FIXTURES: [&str; 5] = [
-    "keepalived/seed-master.conf",
-    "keepalived/seed-backup.conf",
-    "keepalived/seed-lvs-dr.conf",
-    "keepalived/netns-master-v2.conf",
-    "keepalived/netns-backup-v2.conf",
-];
-
 #[test]
 fn fixtures_load_and_round_trip() {
-    for name in FIXTURES {
+    for name in appliance_tests::keepalived_fixtures() {
+        let name = name.as_str();
         let config = load_file(&fixture(name)).unwrap_or_else(|d| panic!("{name}:\n{d}"));
-        let toml = config.to_toml().expect("serialisable");
-        let again = load_str(Path::new("converted.toml"), &toml, Format::Toml)
-            .unwrap_or_else(|d| panic!("{name} converted:\n{d}\n{toml}"));
-        assert_eq!(again, config, "{name}");
+        for toml in [
+            config.to_toml().expect("serialisable"),
+            config.to_toml_minimal().expect("serialisable"),
+        ] {
+            let again = load_str(Path::new("converted.toml"), &toml, Format::Toml)
+                .unwrap_or_else(|d| panic!("{name} converted:\n{d}\n{toml}"));
+            assert_eq!(again, config, "{name}");
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! core and schedule (`appliance_core::check`, re-exported here as
 //! [`decision`] and [`due`]), the planner that feeds the core from the
 //! config ([`plan`]), the probes behind one trait ([`probe`]: [`tcp`],
-//! [`http`], [`misc`], [`ping`], [`udp`], [`dns`], with [`syn`] sending
+//! [`http`], [`misc`], [`ping`], [`udp`], [`dns`], [`smtp`], with [`syn`] sending
 //! half-open TCP checks) and the runner that drives them for every real
 //! server of a config on one tokio task ([`runner`]).
 
@@ -13,6 +13,7 @@ pub mod ping;
 pub mod plan;
 pub(crate) mod probe;
 pub mod runner;
+pub mod smtp;
 pub mod syn;
 pub mod tcp;
 pub mod udp;

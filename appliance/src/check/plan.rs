@@ -77,6 +77,7 @@ pub fn timing(check: &Check, vs: &VirtualServer) -> Timing {
         Check::Misc(c) => (c.retry, c.delay_before_retry, c.warmup, true),
         Check::Ping(c) => (c.retry, c.delay_before_retry, c.warmup, false),
         Check::Udp(c) => (c.retry, c.delay_before_retry, c.warmup, false),
+        Check::Smtp(c) => (c.retry, c.delay_before_retry, c.warmup, false),
         // keepalived: DNS_CHECK's retries wait the delay_loop by default.
         Check::Dns(c) => (
             c.retry,

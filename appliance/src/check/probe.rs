@@ -1,8 +1,8 @@
 //! What every check type implements: a [`Probe`] is built once from its
 //! check block (by its own module: [`tcp`](super::tcp),
 //! [`http`](super::http), [`misc`](super::misc), [`ping`](super::ping),
-//! [`udp`](super::udp), [`dns`](super::dns)) and started each time
-//! the check is due. The runner knows probes only through this trait, so a
+//! [`udp`](super::udp), [`dns`](super::dns), [`smtp`](super::smtp)) and
+//! started each time the check is due. The runner knows probes only through this trait, so a
 //! new check type is its module plus its config (the `Check` variant, and
 //! one arm where the runner builds its probes).
 

@@ -18,7 +18,7 @@ use super::due::Due;
 use super::probe::{Probe, Start};
 use super::syn::{self, Done, socket::Family};
 use super::tick_deadline;
-use super::{dns, http, misc, ping, plan, tcp, udp};
+use super::{dns, http, misc, ping, plan, smtp, tcp, udp};
 use crate::clock;
 use crate::config::model::{Check, Protocol, Service, TrackedFile, VirtualServer};
 use crate::daemon::plan::FilePlan;
@@ -332,6 +332,7 @@ fn probes(servers: &[VirtualServer], scripts: &Scripts) -> Result<Vec<Box<dyn Pr
                     Check::Ping(c) => Box::new(ping::PingProbe::new(c, rs)),
                     Check::Udp(c) => Box::new(udp::UdpProbe::new(c, rs)),
                     Check::Dns(c) => Box::new(dns::DnsProbe::new(c, rs)),
+                    Check::Smtp(c) => Box::new(smtp::SmtpProbe::new(c, rs)),
                 });
             }
         }

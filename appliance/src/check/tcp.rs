@@ -63,13 +63,26 @@ pub async fn connect(
     bind: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<TcpStream, Failure> {
+    connect_from(target, bind.map(|ip| SocketAddr::new(ip, 0)), timeout).await
+}
+
+/// Connects to `target` within `timeout` from `source` if given (a zero
+/// port: any; a fixed one is reused at once, as keepalived's checks do).
+pub async fn connect_from(
+    target: SocketAddr,
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, Failure> {
     let attempt = async {
         let socket = match target {
             SocketAddr::V4(_) => TcpSocket::new_v4(),
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }?;
-        if let Some(source) = bind {
-            socket.bind(SocketAddr::new(source, 0))?;
+        if let Some(source) = source {
+            if source.port() != 0 {
+                socket.set_reuseaddr(true)?;
+            }
+            socket.bind(source)?;
         }
         socket.connect(target).await
     };

@@ -17,6 +17,7 @@ pub(crate) const APPLIANCE_GLOBALS: &[&str] = &[
     "metrics_listen",
     "status_group",
     "graceful_remove",
+    "smtp_starttls",
 ];
 
 /// The top-level parts that come from the keepalived.conf.
@@ -79,6 +80,7 @@ pub(super) fn merge(
     config.global.metrics_listen = toml.global.metrics_listen;
     config.global.status_group = toml.global.status_group;
     config.global.graceful_remove = toml.global.graceful_remove;
+    config.global.smtp_starttls = toml.global.smtp_starttls;
     config.network = toml.network;
     map.absorb(tmap, |k| {
         k == "keepalived_conf" || k.starts_with("global.") || k.starts_with("network")

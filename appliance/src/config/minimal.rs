@@ -7,7 +7,8 @@
 //! without `protocol` stays written, for one).
 
 use super::model::{
-    Config, Global, Network, SyncGroup, TrackedFile, VirtualServer, VrrpInstance, VrrpScript,
+    Config, Global, Network, SyncGroup, TrackedFile, TrackedProcess, VirtualServer, VrrpInstance,
+    VrrpScript,
 };
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
@@ -19,6 +20,7 @@ pub(super) fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
     prune_part::<Network>(&mut table, "network");
     prune_items::<VrrpScript>(&mut table, "vrrp_script");
     prune_items::<TrackedFile>(&mut table, "track_file");
+    prune_items::<TrackedProcess>(&mut table, "vrrp_track_process");
     prune_items::<SyncGroup>(&mut table, "vrrp_sync_group");
     prune_items::<VrrpInstance>(&mut table, "vrrp_instance");
     prune_items::<VirtualServer>(&mut table, "virtual_server");

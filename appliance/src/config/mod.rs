@@ -168,10 +168,11 @@ mod tests {
     }
 
     fn round_trip(config: &Config) {
-        let text = config.to_toml().unwrap();
-        let again = load_str(Path::new("converted.toml"), &text, Format::Toml)
-            .unwrap_or_else(|d| panic!("{d}\n{text}"));
-        assert_eq!(&again, config, "{text}");
+        for text in [config.to_toml().unwrap(), config.to_toml_minimal().unwrap()] {
+            let again = load_str(Path::new("converted.toml"), &text, Format::Toml)
+                .unwrap_or_else(|d| panic!("{d}\n{text}"));
+            assert_eq!(&again, config, "{text}");
+        }
     }
 
     #[test]
@@ -219,10 +220,14 @@ mod tests {
     #[test]
     fn every_fixture_loads_and_round_trips_through_toml() {
         let files = fixtures();
-        assert_eq!(files.len(), 6);
+        assert_eq!(files.len(), 9);
         for file in files {
             let config = load_file(&file).unwrap_or_else(|d| panic!("{}: {d}", file.display()));
-            assert!(!config.vrrp_instance.is_empty(), "{}", file.display());
+            assert!(
+                !config.vrrp_instance.is_empty() || !config.virtual_server.is_empty(),
+                "{}",
+                file.display()
+            );
             round_trip(&config);
         }
     }
@@ -271,6 +276,18 @@ track_file maintenance {
 vrrp_track_file drain {
     file /run/appliance/drain
 }
+vrrp_track_process web {
+    process /usr/sbin/nginx -g "daemon off;"
+    param_match partial
+    weight -20 reverse
+    quorum 2
+    quorum_max 8
+    delay 1.5
+    fork_delay 0.25
+}
+vrrp_track_process sshd {
+    process sshd
+}
 vrrp_sync_group VG {
     group {
         V4
@@ -308,6 +325,10 @@ vrrp_instance V4 {
     track_file {
         maintenance weight 3 noreverse
         drain
+    }
+    track_process {
+        web weight 10 noreverse
+        sshd
     }
     nopreempt
     preempt_delay 30.5
@@ -428,6 +449,8 @@ virtual_server fwmark 7 {
         assert_eq!(config.vrrp_instance.len(), 3);
         assert_eq!(config.track_file.len(), 2);
         assert_eq!(config.vrrp_instance[0].track_file.len(), 2);
+        assert_eq!(config.vrrp_track_process.len(), 2);
+        assert_eq!(config.vrrp_instance[0].track_process.len(), 2);
         assert_eq!(config.virtual_server[0].real_server[0].check.len(), 2);
         assert_eq!(
             config.global.vrrp_gna_interval,
@@ -622,6 +645,127 @@ virtual_server fwmark 7 {
         }
     }
 
+    /// SMTP_CHECK with keepalived's defaults and its deprecated `host`
+    /// blocks (one check each, and one for the block's own connection
+    /// when it has one), and the alert mail settings, from keepalived.conf
+    /// and from TOML, round trip.
+    #[test]
+    fn smtp_checks_and_alert_mail_import_and_round_trip() {
+        use model::Check;
+        use std::time::Duration;
+        let conf = "global_defs {\n router_id lb1\n notification_email {\n a@x\n b@x\n }\n\
+                    notification_email_from lb@x\n smtp_server 10.151.0.9 2525\n smtp_helo_name lb1.x\n\
+                    smtp_connect_timeout 7\n smtp_alert off\n smtp_alert_vrrp\n smtp_alert_checker on\n\
+                    no_email_faults\n}\n\
+                    virtual_server 192.0.2.10 25 {\n  protocol TCP\n  smtp_alert\n\
+                    real_server 10.151.0.2 25 {\n smtp_alert no\n\
+                    SMTP_CHECK {\n }\n\
+                    SMTP_CHECK {\n helo_name foo.bar\n retry 2\n delay_before_retry 5\n\
+                    host {\n connect_ip 10.151.0.3\n }\n\
+                    host {\n connect_ip 10.151.0.4\n connect_port 587\n bindto 10.151.0.1\n bind_port 2000\n connect_timeout 3\n warmup 0\n }\n }\n\
+                    SMTP_CHECK {\n connect_timeout 10\n host {\n connect_port 26\n }\n }\n\
+                    }\n}\n";
+        let config = load_str(Path::new("a.conf"), conf, Format::Keepalived)
+            .unwrap_or_else(|d| panic!("{d}"));
+        let g = &config.global;
+        assert_eq!(g.notification_email, ["a@x", "b@x"]);
+        assert_eq!(g.smtp_server.as_ref().map(|s| s.port), Some(2525));
+        assert_eq!(g.smtp_helo_name.as_deref(), Some("lb1.x"));
+        assert_eq!(g.smtp_connect_timeout, Duration::from_secs(7));
+        assert_eq!(
+            (g.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert_checker),
+            (Some(false), Some(true), Some(true))
+        );
+        assert!(g.no_email_faults);
+        let vs = &config.virtual_server[0];
+        assert_eq!(vs.smtp_alert, Some(true));
+        assert_eq!(vs.real_server[0].smtp_alert, Some(false));
+        let smtp: Vec<&model::SmtpCheck> = vs.real_server[0]
+            .check
+            .iter()
+            .map(|c| match c {
+                Check::Smtp(s) => s,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(smtp.len(), 5, "{smtp:#?}");
+        // The defaults: the real server's address and port, keepalived's
+        // HELO name, retry 1 after 1 s.
+        assert_eq!(
+            (smtp[0].connect_ip, smtp[0].connect_port, smtp[0].bindto),
+            (None, None, None)
+        );
+        assert_eq!(smtp[0].helo_name, "smtpchecker.keepalived.org");
+        assert_eq!(
+            (smtp[0].retry, smtp[0].delay_before_retry),
+            (1, Duration::from_secs(1))
+        );
+        // Hosts only: one check per host, with the block's HELO and timing.
+        assert_eq!(smtp[1].connect_ip, Some("10.151.0.3".parse().unwrap()));
+        assert_eq!((smtp[1].helo_name.as_str(), smtp[1].retry), ("foo.bar", 2));
+        assert_eq!(smtp[1].delay_before_retry, Duration::from_secs(5));
+        assert_eq!(smtp[2].connect_ip, Some("10.151.0.4".parse().unwrap()));
+        assert_eq!(
+            (smtp[2].connect_port, smtp[2].bind_port),
+            (Some(587), Some(2000))
+        );
+        assert_eq!(smtp[2].bindto, Some("10.151.0.1".parse().unwrap()));
+        assert_eq!(smtp[2].connect_timeout, Duration::from_secs(3));
+        assert_eq!(
+            smtp[2].warmup,
+            Some(Duration::ZERO),
+            "the block's, set in a host"
+        );
+        assert_eq!(smtp[1].warmup, Some(Duration::ZERO));
+        // A connection keyword in the block: its own check first, then the
+        // host's.
+        assert_eq!(
+            (smtp[3].connect_port, smtp[3].connect_timeout),
+            (None, Duration::from_secs(10))
+        );
+        assert_eq!(smtp[4].connect_port, Some(26));
+        round_trip(&config);
+
+        let toml = "[global]\nnotification_email = [\"ops@x\"]\nsmtp_server = { host = \"mail.x\" }\n\
+                    smtp_alert = true\nsmtp_starttls = true\n\
+                    [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+                    smtp_alert = false\n\
+                    [[virtual_server]]\nservice = { address = \"192.0.2.10:25\" }\n\
+                    [[virtual_server.real_server]]\naddress = \"10.151.0.2:25\"\n\
+                    check = [{ type = \"SMTP_CHECK\", helo_name = \"me\", connect_port = 587 }]\n";
+        let config =
+            load_str(Path::new("a.toml"), toml, Format::Toml).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(config.global.smtp_server.as_ref().map(|s| s.port), Some(25));
+        assert_eq!(config.vrrp_instance[0].smtp_alert, Some(false));
+        assert!(config.global.smtp_starttls, "TOML only");
+        assert!(matches!(
+            &config.virtual_server[0].real_server[0].check[0],
+            Check::Smtp(s) if s.helo_name == "me" && s.connect_port == Some(587)
+                && s.connect_timeout == Duration::from_secs(5)
+        ));
+        round_trip(&config);
+
+        for (check, expected) in [
+            ("SMTP_CHECK {\n helo_name\n }", "'helo_name' needs a value"),
+            (
+                "SMTP_CHECK {\n bind_if eth0\n }",
+                "binds its source address",
+            ),
+            ("SMTP_CHECK {\n host {\n delay_loop 3\n }\n }", "delay_loop"),
+            ("SMTP_CHECK {\n host {\n helo_name x\n }\n }", "'helo_name'"),
+            (
+                "SMTP_CHECK {\n connect_port x\n }",
+                "bad value 'x' for 'connect_port'",
+            ),
+        ] {
+            let text = format!(
+                "virtual_server 192.0.2.10 25 {{\n protocol TCP\n real_server 10.151.0.2 25 {{\n{check}\n }}\n}}\n"
+            );
+            let error = load_str(Path::new("a.conf"), &text, Format::Keepalived).unwrap_err();
+            assert!(error.to_string().contains(expected), "{check}: {error}");
+        }
+    }
+
     #[test]
     fn half_open_is_a_toml_only_tcp_check_option() {
         let toml = "[[virtual_server]]\nservice = { address = \"192.0.2.10:80\" }\n\
@@ -670,11 +814,11 @@ virtual_server fwmark 7 {
 
     #[test]
     fn toml_unknown_field_points_at_the_key() {
-        let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nuse_vmac = true\n";
+        let text = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nuse_ipvlan = true\n";
         let problems = toml_problems(text);
         assert_eq!(problems.len(), 1);
         assert!(
-            problems[0].starts_with("a.toml:5:1: unknown field `use_vmac`"),
+            problems[0].starts_with("a.toml:5:1: unknown field `use_ipvlan`"),
             "{problems:?}"
         );
     }
@@ -801,7 +945,7 @@ virtual_server fwmark 7 {
                 format!(
                     "{at}:3:1: global.router_id comes from keepalived_conf ({}): write it in its \
                      global_defs; beside a keepalived.conf, [global] holds only dataplane, \
-                     metrics_listen, status_group, graceful_remove",
+                     metrics_listen, status_group, graceful_remove, smtp_starttls",
                     shown.display()
                 ),
                 format!(
@@ -878,5 +1022,29 @@ virtual_server fwmark 7 {
             minimal.len() < config.to_toml().unwrap().len() / 2,
             "{minimal}"
         );
+    }
+
+    #[test]
+    fn convert_leaves_a_tracked_processs_defaults_out() {
+        let text = "vrrp_track_process sshd {\n  process sshd\n  quorum 1\n  weight 0\n  delay 2\n}\n\
+            vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+            track_process {\n    sshd\n  }\n}\n";
+        let config = load_str(Path::new("k.conf"), text, Format::Keepalived).unwrap();
+        let minimal = config.to_toml_minimal().unwrap();
+        assert_eq!(
+            load_str(Path::new("x.toml"), &minimal, Format::Toml).unwrap(),
+            config,
+            "{minimal}"
+        );
+        for gone in ["quorum", "weight = 0"] {
+            assert!(!minimal.contains(gone), "{gone} in:\n{minimal}");
+        }
+        for kept in [
+            "process = \"sshd\"",
+            "fork_delay = \"2s\"",
+            "terminate_delay = \"2s\"",
+        ] {
+            assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
+        }
     }
 }

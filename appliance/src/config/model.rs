@@ -37,6 +37,10 @@ pub struct Config {
     /// that VRRP instances track.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackedFile>,
+    /// `vrrp_track_process` blocks: processes whose running VRRP instances
+    /// track.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_track_process: Vec<TrackedProcess>,
     /// `vrrp_sync_group` blocks: instances that change state together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vrrp_sync_group: Vec<SyncGroup>,
@@ -120,9 +124,34 @@ pub struct Global {
     /// SMTP relay for e-mail alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_server: Option<SmtpServer>,
-    /// How long to wait for the SMTP relay to answer.
+    /// How long to wait for the SMTP relay to answer, each step.
     #[serde(default = "default_smtp_connect_timeout", with = "humantime_serde")]
     pub smtp_connect_timeout: Duration,
+    /// The name given in HELO to the relay; keepalived defaults to the
+    /// host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_helo_name: Option<String>,
+    /// Whether VRRP instances, sync groups, virtual and real servers that
+    /// do not say send mail (keepalived's `smtp_alert`); unset, only real
+    /// servers do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// The same for VRRP instances and sync groups, before `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_vrrp: Option<bool>,
+    /// The same for virtual and real servers, before `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_checker: Option<bool>,
+    /// No mail when a VRRP instance or sync group enters FAULT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_email_faults: bool,
+    /// Send the alert mail over TLS, upgraded with STARTTLS (RFC 3207)
+    /// after EHLO; a relay that does not offer it gets no mail. An
+    /// appliance extension (TOML only; keepalived speaks plain SMTP), off
+    /// by default. Like SSL_GET, it accepts any certificate: it keeps the
+    /// mail from passive eavesdroppers, not from a relay impersonated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub smtp_starttls: bool,
     /// VRRP version for instances that do not set `version`.
     #[serde(default = "default_vrrp_version")]
     pub vrrp_version: Version,
@@ -134,6 +163,11 @@ pub struct Global {
     /// `mcast_dst_ip`; `None` means RFC 5798's ff02::12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_mcast_group6: Option<Ipv6Addr>,
+    /// keepalived's `vmac_prefix`: the virtual MAC interfaces of
+    /// instances that do not name theirs are `<prefix>.<VRID>`; `None`
+    /// means keepalived's "vrrp".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_prefix: Option<String>,
     /// Delay before the second burst of gratuitous ARPs / unsolicited NAs
     /// after becoming master (zero: no second burst).
     #[serde(default = "default_garp_master_delay", with = "humantime_serde")]
@@ -257,9 +291,16 @@ impl Default for Global {
             notification_email_from: None,
             smtp_server: None,
             smtp_connect_timeout: default_smtp_connect_timeout(),
+            smtp_helo_name: None,
+            smtp_alert: None,
+            smtp_alert_vrrp: None,
+            smtp_alert_checker: None,
+            no_email_faults: false,
+            smtp_starttls: false,
             vrrp_version: default_vrrp_version(),
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
+            vmac_prefix: None,
             vrrp_garp_master_delay: default_garp_master_delay(),
             vrrp_garp_master_repeat: default_garp_master_repeat(),
             vrrp_garp_master_refresh: default_garp_master_refresh(),
@@ -464,8 +505,8 @@ pub struct InitFile {
     pub overwrite: bool,
 }
 
-/// A tracked file's weight: keepalived's −254..=254 (one more than a
-/// script's).
+/// A tracked file's or process's weight: keepalived's −254..=254 (one
+/// more than a script's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "i32", into = "i32")]
 pub struct FileWeight(pub TrackWeight);
@@ -486,6 +527,72 @@ impl From<FileWeight> for i32 {
 /// keepalived's `track_file` `weight` default: 1.
 pub fn default_file_weight() -> FileWeight {
     FileWeight(TrackWeight::for_file(1).unwrap_or_default())
+}
+
+/// keepalived's `vrrp_track_process`: how many processes of a kind run.
+/// The quorum holds while `quorum..=quorum_max` of them run (see
+/// `vrrp_track_process` in docs/config.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackedProcess {
+    /// Name that `track_process` entries refer to.
+    pub name: String,
+    /// The process name (`/proc/PID/comm`, at most 15 bytes), or with
+    /// `full_command` or parameters the command's first word (`argv[0]`).
+    pub process: String,
+    /// Parameters the command line must have after `process`; any makes the
+    /// match a full-command one, exact unless `param_match` says otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// How the parameters are compared; set, it makes the match a
+    /// full-command one (with no `params`: the command has no parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_match: Option<ParamMatch>,
+    /// Match the command line rather than the process name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_command: bool,
+    /// Added to the priority while the quorum holds (positive) or while it
+    /// does not (negative); 0, keepalived's default, puts the instance in
+    /// FAULT without the quorum.
+    #[serde(default = "default_process_weight")]
+    pub weight: FileWeight,
+    /// Applies the weight the other way (with weight 0: FAULT while the
+    /// quorum holds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// Fewest matching processes (keepalived default 1, as a virtual
+    /// server's `quorum`; range 1..=65535).
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// Most matching processes (0..=65535; keepalived's default: no
+    /// bound). 0 means the quorum holds while none runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_max: Option<u32>,
+    /// How long a quorum gained by a process starting waits before it
+    /// counts (keepalived default 0, range 0.000001..=3600 s).
+    #[serde(default = "zero", with = "humantime_serde")]
+    pub fork_delay: Duration,
+    /// How long a quorum lost by a process ending waits before it counts.
+    #[serde(default = "zero", with = "humantime_serde")]
+    pub terminate_delay: Duration,
+}
+
+/// keepalived's `param_match` (alone: `exact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamMatch {
+    /// The parameters given and no more.
+    Exact,
+    /// The parameters given, the last one possibly longer in the process.
+    Initial,
+    /// The parameters given, possibly followed by more.
+    Partial,
+}
+
+/// keepalived's `vrrp_track_process` `weight` default: 0 (its manual says
+/// 1, its code leaves 0).
+pub fn default_process_weight() -> FileWeight {
+    FileWeight(TrackWeight::default())
 }
 
 /// VRRP authentication (VRRPv2 only). Only simple password authentication
@@ -620,6 +727,21 @@ pub struct TrackFile {
     pub reverse: Option<bool>,
 }
 
+/// A tracked `vrrp_track_process` reference, optionally overriding its
+/// weight and direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackProcess {
+    /// Name of a `vrrp_track_process`.
+    pub name: String,
+    /// Overrides the process's own weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<FileWeight>,
+    /// Overrides the process's own `reverse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+}
+
 /// A tracked interface: its link going down affects the instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -672,6 +794,9 @@ pub struct VrrpInstance {
     /// Tracked files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackFile>,
+    /// Tracked processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_process: Vec<TrackProcess>,
     /// Do not take over from a lower-priority master.
     #[serde(default)]
     pub nopreempt: bool,
@@ -703,6 +828,22 @@ pub struct VrrpInstance {
     /// VIPs keeps its backups until they are reloaded too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_check_adv_addr: bool,
+    /// keepalived's `use_vmac`: the VIPs of the instance's family that go
+    /// on its interface go instead on a macvlan interface made on it with
+    /// the VRRP virtual MAC (00:00:5e:00:01:VRID), from which the adverts
+    /// and gratuitous ARPs are sent too: hosts keep one MAC for the VIPs
+    /// across a failover.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_vmac: bool,
+    /// The name of the `use_vmac` interface (keepalived's `use_vmac NAME`);
+    /// `None` means `<vmac_prefix>.<VRID>` (`vrrp.51`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_interface: Option<String>,
+    /// keepalived's `vmac_xmit_base`: adverts go out and are taken on the
+    /// instance's interface (with its own MAC), the VIPs stay on the
+    /// virtual MAC interface.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vmac_xmit_base: bool,
     /// Per-instance `garp_master_delay`; `None` means the global value.
     #[serde(
         default,
@@ -748,9 +889,10 @@ pub struct VrrpInstance {
     /// Run on any transition, with `INSTANCE NAME STATE PRIORITY` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Command>,
-    /// Send e-mail on transitions (keepalived default: no).
-    #[serde(default)]
-    pub smtp_alert: bool,
+    /// Send e-mail on transitions; unset, `smtp_alert_vrrp` or else
+    /// `smtp_alert` of global_defs decides (keepalived's default: no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 impl VrrpInstance {
@@ -780,6 +922,56 @@ impl VrrpInstance {
     }
 }
 
+/// keepalived's default `vmac_prefix`.
+pub const DEFAULT_VMAC_PREFIX: &str = "vrrp";
+/// The longest interface name the kernel takes (IFNAMSIZ less the NUL).
+pub const MAX_IFNAME: usize = 15;
+
+/// The name of each instance's `use_vmac` interface (`None` without
+/// `use_vmac`), as keepalived's `create_vmac_name` makes them: the given
+/// name, else `<prefix>.<VRID>`, else, when an earlier instance took that,
+/// `<prefix>1.<VRID>`, `<prefix>2.<VRID>`...; the prefix is cut so the
+/// name fits the kernel's 15 bytes.
+pub fn vmac_names(config: &Config) -> Vec<Option<String>> {
+    let prefix = config
+        .global
+        .vmac_prefix
+        .as_deref()
+        .unwrap_or(DEFAULT_VMAC_PREFIX);
+    let given: Vec<&str> = config
+        .vrrp_instance
+        .iter()
+        .filter_map(|i| i.vmac_interface.as_deref())
+        .collect();
+    let mut taken: Vec<String> = Vec::new();
+    let mut names = Vec::new();
+    for inst in &config.vrrp_instance {
+        if !inst.use_vmac {
+            names.push(None);
+            continue;
+        }
+        let name = match &inst.vmac_interface {
+            Some(name) => name.clone(),
+            None => {
+                let vrid = inst.virtual_router_id.get();
+                let fit = |num: String| {
+                    let tail = format!("{num}.{vrid}");
+                    let keep = MAX_IFNAME.saturating_sub(tail.len());
+                    let cut: String = prefix.chars().take(keep).collect();
+                    format!("{cut}{tail}")
+                };
+                (0u32..)
+                    .map(|n| fit(if n == 0 { String::new() } else { n.to_string() }))
+                    .find(|n| !taken.contains(n) && !given.contains(&n.as_str()))
+                    .unwrap_or_default()
+            }
+        };
+        taken.push(name.clone());
+        names.push(Some(name));
+    }
+    names
+}
+
 /// A `vrrp_sync_group`: instances that change state together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -803,9 +995,9 @@ pub struct SyncGroup {
     /// Run on any transition, with `GROUP NAME STATE PRIORITY` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Command>,
-    /// Send e-mail on transitions (keepalived default: no).
-    #[serde(default)]
-    pub smtp_alert: bool,
+    /// Send e-mail on transitions; unset as for an instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// IPVS forwarding method (`lb_kind` / `lvs_method`).
@@ -1044,6 +1236,11 @@ pub struct VirtualServer {
     /// extension (TOML only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_when_master: Option<String>,
+    /// Mail when it gains or loses its quorum; unset, `smtp_alert_checker`
+    /// or else `smtp_alert` of global_defs decides (keepalived's default:
+    /// no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     /// Real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub real_server: Vec<RealServer>,
@@ -1080,6 +1277,11 @@ pub struct RealServer {
     /// down or change its weight (they count among its checks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_check: Vec<FileCheck>,
+    /// Mail when its checks take it down or up; unset,
+    /// `smtp_alert_checker` or else `smtp_alert` of global_defs decides,
+    /// and without either, yes (keepalived's default, unlike the others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// `FILE_CHECK { track_file NAME; weight W [reverse] }`: the real server
@@ -1125,6 +1327,50 @@ pub enum Check {
     /// A DNS query over UDP.
     #[serde(rename = "DNS_CHECK")]
     Dns(DnsCheck),
+    /// An SMTP greeting and HELO.
+    #[serde(rename = "SMTP_CHECK")]
+    Smtp(SmtpCheck),
+}
+
+/// `SMTP_CHECK`: over TCP, the server's greeting must be 220 and its
+/// answer to `HELO helo_name` 250; then QUIT (keepalived's check_smtp.c).
+/// keepalived's deprecated `host { }` blocks are more SMTP_CHECKs of the
+/// same real server (which keepalived makes of them too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpCheck {
+    /// Address to connect to; default the real server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Port to connect to; default the real server's (keepalived 2.2.7's;
+    /// its older manual said 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// Source address of the check connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<IpAddr>,
+    /// Source port of the check connection; default any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_port: Option<u16>,
+    /// Bound on the connection and on each reply.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Retries before a failure counts.
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// Pause between retries.
+    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    pub delay_before_retry: Duration,
+    /// Random delay before the first check; see [`TcpCheck::warmup`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub warmup: Option<Duration>,
+    /// The name given in HELO.
+    #[serde(default = "default_smtp_helo")]
+    pub helo_name: String,
 }
 
 /// `TCP_CHECK`: a TCP connection must succeed.
@@ -1848,6 +2094,11 @@ pub fn default_lb_algo() -> Scheduler {
 /// keepalived `quorum` default: 1.
 pub fn default_quorum() -> u32 {
     1
+}
+
+/// keepalived's SMTP_CHECK `helo_name` default (`SMTP_DEFAULT_HELO`).
+pub fn default_smtp_helo() -> String {
+    "smtpchecker.keepalived.org".into()
 }
 
 /// keepalived checker `connect_timeout` default: 5 s.

@@ -21,6 +21,8 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.unique_names(config);
     v.multicast_groups(&config.global);
     v.instances(config);
+    v.tracked_processes(config);
+    v.vmac_names(config);
     v.sync_groups(config);
     v.virtual_servers(config);
     v.lvs(config);
@@ -31,7 +33,27 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.master_only(config);
     v.network(config);
     v.notify_fifos(config);
+    v.mail(&config.global);
     v.out
+}
+
+/// Why `text` cannot go into an SMTP command or header: empty, or with a
+/// control character (a line break would end the command early), or, for
+/// an `address`, with spaces or angle brackets.
+fn smtp_word_problem(text: &str, address: bool) -> Option<&'static str> {
+    if text.is_empty() {
+        Some("is empty")
+    } else if text.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if address
+        && text
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>')
+    {
+        Some("holds a space or an angle bracket")
+    } else {
+        None
+    }
 }
 
 /// Whether `key` names a kernel parameter: dotted words of lowercase
@@ -196,6 +218,20 @@ pub(crate) fn notify_fifos(global: &Global) -> impl Iterator<Item = (&'static st
     .filter_map(|(keyword, fifo)| Some((keyword, fifo.as_ref()?)))
 }
 
+/// Whether the kernel takes `name` for an interface (its
+/// `dev_valid_name`, as keepalived checks `use_vmac NAME`).
+fn interface_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        Err("is not a name")
+    } else if name.len() > super::model::MAX_IFNAME {
+        Err("is longer than 15 bytes")
+    } else if name.contains(['/', ':']) || name.chars().any(char::is_whitespace) {
+        Err("has a '/', ':' or a space")
+    } else {
+        Ok(())
+    }
+}
+
 fn family(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
@@ -248,7 +284,7 @@ impl Validator<'_> {
     }
 
     fn unique_names(&mut self, config: &Config) {
-        let lists: [(&str, Vec<&str>); 4] = [
+        let lists: [(&str, Vec<&str>); 5] = [
             (
                 "vrrp_script",
                 config.vrrp_script.iter().map(|s| s.name.as_str()).collect(),
@@ -256,6 +292,14 @@ impl Validator<'_> {
             (
                 "track_file",
                 config.track_file.iter().map(|f| f.name.as_str()).collect(),
+            ),
+            (
+                "vrrp_track_process",
+                config
+                    .vrrp_track_process
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect(),
             ),
             (
                 "vrrp_sync_group",
@@ -322,6 +366,7 @@ impl Validator<'_> {
                 );
             }
             self.address_families(inst, &base, version);
+            self.vmac(inst, &base);
             self.multicast_group(inst, &base);
             if !inst.interface.is_empty() {
                 let key = (
@@ -375,22 +420,111 @@ impl Validator<'_> {
                     );
                 }
             }
-            for (j, track) in inst.track_file.iter().enumerate() {
-                let path = format!("{base}.track_file[{j}]");
-                if !config.track_file.iter().any(|f| f.name == track.name) {
+            let files: Vec<&str> = inst.track_file.iter().map(|t| t.name.as_str()).collect();
+            self.tracked_names(&base, name, "track_file", &files, |n| {
+                config.track_file.iter().any(|f| f.name == n)
+            });
+            let processes: Vec<&str> = inst.track_process.iter().map(|t| t.name.as_str()).collect();
+            self.tracked_names(&base, name, "track_process", &processes, |n| {
+                config.vrrp_track_process.iter().any(|p| p.name == n)
+            });
+        }
+    }
+
+    /// An instance's `list` of tracked names (`track_file`,
+    /// `track_process`): each defined, none twice.
+    fn tracked_names(
+        &mut self,
+        base: &str,
+        instance: &str,
+        list: &str,
+        names: &[&str],
+        defined: impl Fn(&str) -> bool,
+    ) {
+        // The blocks that define them: `track_file`, `vrrp_track_process`.
+        let kind = if list == "track_process" {
+            "vrrp_track_process"
+        } else {
+            list
+        };
+        for (j, track) in names.iter().enumerate() {
+            let path = format!("{base}.{list}[{j}]");
+            if !defined(track) {
+                self.report(
+                    &path,
+                    format!("vrrp_instance '{instance}' tracks unknown {kind} '{track}'"),
+                );
+            } else if names[..j].contains(track) {
+                self.report(
+                    &path,
+                    format!("vrrp_instance '{instance}' tracks {kind} '{track}' twice"),
+                );
+            }
+        }
+    }
+
+    /// `vrrp_track_process` settings keepalived would ignore or that can
+    /// never match.
+    fn tracked_processes(&mut self, config: &Config) {
+        for (i, p) in config.vrrp_track_process.iter().enumerate() {
+            let base = format!("vrrp_track_process[{i}]");
+            let name = &p.name;
+            if p.process.is_empty() {
+                self.report(
+                    &format!("{base}.process"),
+                    format!("vrrp_track_process '{name}' has no 'process'"),
+                );
+            }
+            // keepalived accepts a longer name and never matches it: the
+            // kernel keeps 15 bytes of a process name.
+            let full = p.full_command || !p.params.is_empty() || p.param_match.is_some();
+            if !full && p.process.len() > 15 {
+                self.report(
+                    &format!("{base}.process"),
+                    format!(
+                        "vrrp_track_process '{name}': process name '{}' is longer than the 15 bytes the kernel keeps of a process name, so it never matches; add 'full_command' to match the command",
+                        p.process
+                    ),
+                );
+            }
+            if !(1..=65535).contains(&p.quorum) {
+                self.report(
+                    &format!("{base}.quorum"),
+                    format!(
+                        "vrrp_track_process '{name}': quorum {} is out of range 1..=65535",
+                        p.quorum
+                    ),
+                );
+            }
+            if let Some(max) = p.quorum_max {
+                // keepalived: quorum_max 0 ("none may run") takes the
+                // default quorum down to 0.
+                if max > 65535 {
                     self.report(
-                        &path,
+                        &format!("{base}.quorum_max"),
                         format!(
-                            "vrrp_instance '{name}' tracks unknown track_file '{}'",
-                            track.name
+                            "vrrp_track_process '{name}': quorum_max {max} is out of range 0..=65535"
                         ),
                     );
-                } else if inst.track_file[..j].iter().any(|t| t.name == track.name) {
+                } else if max < p.quorum && !(max == 0 && p.quorum == 1) {
                     self.report(
-                        &path,
+                        &format!("{base}.quorum_max"),
                         format!(
-                            "vrrp_instance '{name}' tracks track_file '{}' twice",
-                            track.name
+                            "vrrp_track_process '{name}': quorum_max {max} is less than quorum {}",
+                            p.quorum
+                        ),
+                    );
+                }
+            }
+            for (what, delay) in [
+                ("fork_delay", p.fork_delay),
+                ("terminate_delay", p.terminate_delay),
+            ] {
+                if delay > Duration::from_secs(3600) {
+                    self.report(
+                        &format!("{base}.{what}"),
+                        format!(
+                            "vrrp_track_process '{name}': {what} {delay:?} is longer than keepalived's 3600 s"
                         ),
                     );
                 }
@@ -504,6 +638,76 @@ impl Validator<'_> {
                         family(vip.address.addr())
                     ),
                 );
+            }
+        }
+    }
+
+    /// `use_vmac` and what goes with it, as keepalived's parser and
+    /// `vrrp_complete_instance` check them (as errors: keepalived drops
+    /// the setting and runs without it, which a peer configured alike
+    /// would not).
+    fn vmac(&mut self, inst: &VrrpInstance, base: &str) {
+        let name = &inst.name;
+        if !inst.use_vmac {
+            for (field, set) in [
+                ("vmac_interface", inst.vmac_interface.is_some()),
+                ("vmac_xmit_base", inst.vmac_xmit_base),
+            ] {
+                if set {
+                    self.report(
+                        &format!("{base}.{field}"),
+                        format!("vrrp_instance '{name}': {field} is only valid with use_vmac"),
+                    );
+                }
+            }
+            return;
+        }
+        let at = format!("{base}.use_vmac");
+        if inst.is_ipv6() {
+            self.report(
+                &at,
+                format!("vrrp_instance '{name}': use_vmac on an IPv6 instance is not supported yet (only IPv4 instances get a virtual MAC interface)"),
+            );
+        }
+        if !inst.unicast_peer.is_empty() && !inst.vmac_xmit_base {
+            self.report(
+                &at,
+                format!("vrrp_instance '{name}': unicast peers with use_vmac need vmac_xmit_base (unicast adverts go out of the base interface)"),
+            );
+        }
+    }
+
+    /// The `use_vmac` interfaces' names: valid kernel names, none taken
+    /// twice, none an instance's own interface.
+    fn vmac_names(&mut self, config: &Config) {
+        let names = super::model::vmac_names(config);
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (i, (inst, vmac)) in config.vrrp_instance.iter().zip(&names).enumerate() {
+            let Some(vmac) = vmac else { continue };
+            let base = format!("vrrp_instance[{i}]");
+            let at = if inst.vmac_interface.is_some() {
+                format!("{base}.vmac_interface")
+            } else {
+                format!("{base}.use_vmac")
+            };
+            let name = &inst.name;
+            if let Err(why) = interface_name(vmac) {
+                self.report(
+                    &at,
+                    format!("vrrp_instance '{name}': virtual MAC interface name '{vmac}' {why}"),
+                );
+            } else if let Some(other) = seen.get(vmac.as_str()) {
+                self.report(
+                    &at,
+                    format!("vrrp_instance '{name}': virtual MAC interface {vmac} is already used by vrrp_instance '{other}'"),
+                );
+            } else if let Some(other) = config.vrrp_instance.iter().find(|o| o.interface == *vmac) {
+                self.report(
+                    &at,
+                    format!("vrrp_instance '{name}': virtual MAC interface {vmac} is the interface of vrrp_instance '{}'", other.name),
+                );
+            } else {
+                seen.insert(vmac, name);
             }
         }
     }
@@ -741,6 +945,40 @@ impl Validator<'_> {
         }
     }
 
+    /// The alert mail's settings go into SMTP commands and headers.
+    fn mail(&mut self, global: &Global) {
+        let mut words: Vec<(String, &str, bool)> = global
+            .notification_email
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("global.notification_email[{i}]"), a.as_str(), true))
+            .collect();
+        if let Some(from) = &global.notification_email_from {
+            words.push(("global.notification_email_from".into(), from, true));
+        }
+        if let Some(helo) = &global.smtp_helo_name {
+            words.push(("global.smtp_helo_name".into(), helo, false));
+        }
+        if let Some(server) = &global.smtp_server {
+            words.push(("global.smtp_server".into(), &server.host, true));
+        }
+        for (path, text, address) in words {
+            if let Some(problem) = smtp_word_problem(text, address) {
+                let keyword = path.rsplit('.').next().unwrap_or_default();
+                self.report(
+                    &path,
+                    format!("{keyword} '{}' {problem}", text.escape_default()),
+                );
+            }
+        }
+        if global.smtp_connect_timeout.is_zero() {
+            self.report(
+                "global.smtp_connect_timeout",
+                "smtp_connect_timeout must be more than 0",
+            );
+        }
+    }
+
     fn virtual_servers(&mut self, config: &Config) {
         self.virtual_server_groups(config);
         for (i, vs) in config.virtual_server.iter().enumerate() {
@@ -791,6 +1029,18 @@ impl Validator<'_> {
                     );
                 }
                 for (k, check) in rs.check.iter().enumerate() {
+                    if let super::model::Check::Smtp(smtp) = check
+                        && let Some(problem) = smtp_word_problem(&smtp.helo_name, false)
+                    {
+                        self.report(
+                            &format!("{path}.check[{k}].helo_name"),
+                            format!(
+                                "real_server {}: SMTP_CHECK helo_name '{}' {problem}",
+                                rs.address,
+                                smtp.helo_name.escape_default()
+                            ),
+                        );
+                    }
                     if let super::model::Check::Udp(udp) = check
                         && udp.min_reply_length > udp.max_reply_length
                     {
@@ -1078,6 +1328,80 @@ vrrp_instance VI_2 {
         );
     }
 
+    /// `use_vmac`'s interface names (keepalived's `dev_name_valid` and
+    /// its check that no other instance uses the name), what needs
+    /// `use_vmac`, and what is not supported with it.
+    #[test]
+    fn use_vmac_is_checked() {
+        let vmac = |a: &str, b: &str| {
+            TWO.replacen(
+                "virtual_router_id 51\n",
+                &format!("virtual_router_id 51\n    {a}\n"),
+                1,
+            )
+            .replacen(
+                "virtual_router_id 52\n",
+                &format!("virtual_router_id 52\n    {b}\n"),
+                1,
+            )
+        };
+        assert_eq!(
+            problems(&vmac("use_vmac", "use_vmac vrrp.52")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems(&vmac("use_vmac lan", "use_vmac lan")),
+            [
+                "k.conf:12:14: vrrp_instance 'VI_2': virtual MAC interface lan is already used by vrrp_instance 'VI_1'"
+            ]
+        );
+        assert_eq!(
+            problems(&vmac("use_vmac a/b", "use_vmac eth0")),
+            [
+                "k.conf:4:14: vrrp_instance 'VI_1': virtual MAC interface name 'a/b' has a '/', ':' or a space",
+                "k.conf:12:14: vrrp_instance 'VI_2': virtual MAC interface eth0 is the interface of vrrp_instance 'VI_1'",
+            ]
+        );
+        assert_eq!(
+            problems(&vmac("use_vmac a_name_too_long_", "vmac_xmit_base")),
+            [
+                "k.conf:4:14: vrrp_instance 'VI_1': virtual MAC interface name 'a_name_too_long_' is longer than 15 bytes",
+                "k.conf:12:5: vrrp_instance 'VI_2': vmac_xmit_base is only valid with use_vmac",
+            ]
+        );
+        // The default names stay clear of a given one and fit 15 bytes.
+        let long = format!(
+            "global_defs {{\n    vmac_prefix a_long_prefix\n}}\n{}",
+            vmac("use_vmac", "use_vmac")
+        );
+        let config = load_str(Path::new("k.conf"), &long, Format::Keepalived).unwrap();
+        assert_eq!(
+            crate::config::model::vmac_names(&config),
+            [
+                Some("a_long_prefi.51".to_string()),
+                Some("a_long_prefi.52".to_string())
+            ]
+        );
+        let same_vrid = vmac("use_vmac", "use_vmac").replace(
+            "interface eth0\n    virtual_router_id 52",
+            "interface eth1\n    virtual_router_id 51",
+        );
+        let config = load_str(Path::new("k.conf"), &same_vrid, Format::Keepalived).unwrap();
+        assert_eq!(
+            crate::config::model::vmac_names(&config),
+            [Some("vrrp.51".to_string()), Some("vrrp1.51".to_string())]
+        );
+        let v6 = "[[vrrp_instance]]\nname = \"A\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nversion = 3\nuse_vmac = true\nvirtual_ipaddress = [{ address = \"fd00::1/64\" }]\n\n\
+                  [[vrrp_instance]]\nname = \"B\"\ninterface = \"eth0\"\nvirtual_router_id = 2\nuse_vmac = true\nunicast_peer = [\"10.0.0.2\"]\nvmac_interface = \"b\"\n";
+        assert_eq!(
+            toml_problems(v6),
+            [
+                "a.toml:6:1: vrrp_instance 'A': use_vmac on an IPv6 instance is not supported yet (only IPv4 instances get a virtual MAC interface)",
+                "a.toml:13:1: vrrp_instance 'B': unicast peers with use_vmac need vmac_xmit_base (unicast adverts go out of the base interface)",
+            ]
+        );
+    }
+
     #[test]
     fn vip_in_two_instances() {
         let text = TWO.replace("10.0.0.2/24", "10.0.0.1/32");
@@ -1280,6 +1604,47 @@ vrrp_instance VI_2 {
     }
 
     #[test]
+    fn tracked_processes_in_toml_are_checked_as_in_keepalived_conf() {
+        let text = "[[vrrp_track_process]]\nname = \"p\"\nprocess = \"\"\nquorum = 0\nterminate_delay = \"2h\"\n\n\
+                    [[vrrp_track_process]]\nname = \"q\"\nprocess = \"sleep\"\nparams = [\"300\"]\nparam_match = \"initial\"\nquorum = 2\nquorum_max = 1\nweight = -254\n\n\
+                    [[vrrp_track_process]]\nname = \"none\"\nprocess = \"x\"\nquorum_max = 0\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:3:1: vrrp_track_process 'p' has no 'process'",
+                "a.toml:4:1: vrrp_track_process 'p': quorum 0 is out of range 1..=65535",
+                "a.toml:5:1: vrrp_track_process 'p': terminate_delay 7200s is longer than keepalived's 3600 s",
+                "a.toml:13:1: vrrp_track_process 'q': quorum_max 1 is less than quorum 2",
+            ]
+        );
+        assert!(
+            toml_problems("[[vrrp_track_process]]\nname = \"w\"\nprocess = \"x\"\nweight = 255\n")
+                [0]
+            .contains("weight 255 is out of range -254..=254")
+        );
+    }
+
+    #[test]
+    fn mail_settings_must_fit_smtp_commands() {
+        let text = "[global]\nnotification_email = [\"ops@x\", \"a b@x\"]\n\
+                    notification_email_from = \"<lb@x>\"\nsmtp_helo_name = \"lb\\r\\nRSET\"\n\
+                    smtp_connect_timeout = \"0s\"\n\n\
+                    [[virtual_server]]\nservice = { address = \"10.0.0.1:25\" }\n\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.1.1:25\"\n\
+                    check = [{ type = \"SMTP_CHECK\", helo_name = \"\" }]\n";
+        assert_eq!(
+            toml_problems(text),
+            [
+                "a.toml:2:32: notification_email[1] 'a b@x' holds a space or an angle bracket",
+                "a.toml:3:1: notification_email_from '<lb@x>' holds a space or an angle bracket",
+                "a.toml:4:1: smtp_helo_name 'lb\\r\\nRSET' holds a control character",
+                "a.toml:5:1: smtp_connect_timeout must be more than 0",
+                "a.toml:12:33: real_server 10.0.1.1:25: SMTP_CHECK helo_name '' is empty",
+            ]
+        );
+    }
+
+    #[test]
     fn only_when_master_must_name_an_instance() {
         let text = "[[virtual_server]]\nservice = { address = \"10.0.0.1:80\" }\nonly_when_master = \"VI_9\"\n";
         assert_eq!(
@@ -1453,14 +1818,14 @@ vrrp_instance VI_2 {
         let text = TWO
             .replace(
                 "virtual_router_id 52",
-                "virtual_router_id 52\n    use_vmac\n    priority 0",
+                "virtual_router_id 52\n    use_ipvlan\n    priority 0",
             )
             .replacen("interface eth0\n", "", 1);
         assert_eq!(
             problems(&text),
             [
                 "k.conf:1:1: vrrp_instance 'VI_1' has no interface",
-                "k.conf:10:5: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
+                "k.conf:10:5: keepalived's 'use_ipvlan' in vrrp_instance is not supported: not yet; `use_vmac` makes a macvlan with the virtual MAC",
                 "k.conf:11:5: vrrp_instance 'VI_2': priority 0 is out of range 1..=255 (0 is reserved for a resigning master)",
             ]
         );

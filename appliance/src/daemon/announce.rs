@@ -47,6 +47,12 @@ impl Announcements {
         );
     }
 
+    /// Forgets an interface (gone, or to be looked up again); what its
+    /// pacing held is dropped with it.
+    pub(super) fn remove(&mut self, interface: &str) {
+        self.interfaces.remove(interface);
+    }
+
     /// A reload's pacing applies to what is held too.
     pub(super) fn set_pacing(&mut self, pacing: Pacing) {
         self.pacing = pacing;

@@ -14,7 +14,8 @@
 //!   ([`status`], [`reload`]); the operator's real-server settings and
 //!   drains ([`admin`], [`operator`]); planned handovers ([`switchover`]);
 //!   the metrics endpoint; readiness, reloads and the status
-//!   line for systemd ([`systemd`]).
+//!   line for systemd ([`systemd`]); the alert mail, queued to a task of
+//!   its own so a relay never holds anything up ([`mail`]).
 //!
 //! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
 //! SIGHUP reloads the config ([`reload`]), keeping the running one if the
@@ -27,6 +28,7 @@ mod admin;
 mod announce;
 mod lock;
 mod lvs;
+mod mail;
 mod operator;
 pub(crate) mod plan;
 mod pools;
@@ -39,6 +41,7 @@ mod switchover;
 pub(crate) mod systemd;
 mod timeline_log;
 pub(crate) mod track_file;
+mod track_process;
 mod vrrp;
 
 use crate::check::runner::{self, Report};
@@ -106,6 +109,8 @@ pub enum Error {
     Network(#[from] crate::net::setup::Error),
     #[error(transparent)]
     Socket(#[from] socket::Error),
+    #[error(transparent)]
+    Vmac(#[from] crate::net::vmac::Error),
     #[error("interface {interface}: {source}")]
     Announcer {
         interface: String,
@@ -238,6 +243,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
     raise_file_limit(descriptors_needed(&config));
     let mut daemon = Daemon::new(options, plan, timeline, config.global.dataplane)?;
     daemon.scripts = Arc::new(scripts);
+    let node = daemon.plan.node.clone();
+    daemon.alerts.configure(&config, &node, &hostname());
     // The host's own addresses first: the metrics endpoint, the VRRP
     // sockets and the dataplane may need them.
     crate::net::setup::apply(&config.network).await?;
@@ -333,6 +340,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     daemon.shutdown(Some(&mut reports)).await;
     Ok(())
 }
+
+/// How long the alert mail still queued at a stop may take to go out.
+const MAIL_AT_STOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Events handled at most after the one that woke the control loop, before
 /// the pools they changed are programmed.
@@ -513,6 +523,8 @@ struct Daemon {
     /// The notify FIFOs and their scripts, from start (changing them takes
     /// a restart).
     fifos: Option<NotifyFifos>,
+    /// What mails, and the queue to the task that sends it.
+    alerts: mail::Alerts,
 }
 
 impl Daemon {
@@ -537,6 +549,7 @@ impl Daemon {
             source,
         })?;
         let settings = admin::Settings::load(options.state_dir.join("real-servers.json"));
+        let alerts = mail::Alerts::start(metrics.clone());
         Ok(Self {
             options,
             plan,
@@ -578,6 +591,7 @@ impl Daemon {
             switchovers: Vec::new(),
             fifos: None,
             pools_changed: false,
+            alerts,
         })
     }
 
@@ -929,16 +943,20 @@ impl Daemon {
                 cause,
                 at,
                 ..
-            } => (
-                vs,
-                EventKind::RealServer {
-                    address,
-                    alive,
-                    weight,
-                },
-                status::describe(&cause),
-                at,
-            ),
+            } => {
+                self.alerts
+                    .real_server(&self.servers, vs.0 as usize, address, alive, &cause);
+                (
+                    vs,
+                    EventKind::RealServer {
+                        address,
+                        alive,
+                        weight,
+                    },
+                    status::describe(&cause),
+                    at,
+                )
+            }
             Report::Quorum {
                 vs,
                 up,
@@ -946,16 +964,20 @@ impl Daemon {
                 threshold,
                 at,
                 ..
-            } => (
-                vs,
-                EventKind::Quorum {
-                    up,
-                    weight_sum,
-                    threshold,
-                },
-                String::new(),
-                at,
-            ),
+            } => {
+                self.alerts
+                    .quorum(&self.servers, vs.0 as usize, up, weight_sum, threshold);
+                (
+                    vs,
+                    EventKind::Quorum {
+                        up,
+                        weight_sum,
+                        threshold,
+                    },
+                    String::new(),
+                    at,
+                )
+            }
             Report::SorryServer { vs, active, at, .. } => {
                 (vs, EventKind::SorryServer { active }, String::new(), at)
             }
@@ -1011,11 +1033,18 @@ impl Daemon {
     /// services gated on the instance enter or leave the kernel, and the
     /// service manager's status line changes.
     fn on_vrrp(&mut self, report: vrrp::Report) {
-        let vrrp::Report::StateChanged {
-            instance,
-            to,
-            taker,
-        } = report;
+        let (instance, to, taker) = match report {
+            vrrp::Report::StateChanged {
+                instance,
+                to,
+                taker,
+            } => (instance, to, taker),
+            vrrp::Report::GroupChanged { group, to } => {
+                self.alerts.vrrp(true, &group, to);
+                return;
+            }
+        };
+        self.alerts.vrrp(false, &instance, to);
         self.states.insert(instance.clone(), to);
         self.record_masters();
         self.switched(&instance, to, taker);
@@ -1246,6 +1275,8 @@ impl Daemon {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        // The last alerts (instances stopping) get a little time to go.
+        self.alerts.finish(MAIL_AT_STOP).await;
         if let Some(path) = self.status_socket.take()
             && let Err(e) = std::fs::remove_file(&path)
         {

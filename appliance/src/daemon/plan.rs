@@ -1,18 +1,21 @@
 //! From a validated [`Config`] to what the daemon runs: each VRRP instance's
 //! machine parameters with the I/O facts the driver needs (interface, VIPs,
 //! peers, authentication, notify programs), grouped into lone instances and
-//! sync groups, plus the track scripts to run, the track files to watch
-//! and the IPVS settings beside
+//! sync groups, plus the track scripts to run, the track files to watch,
+//! the tracked processes to count and the IPVS settings beside
 //! the service table (sync daemon, timeouts). Pure: nothing here touches
 //! the system, so a reload can compare an old plan with a new one.
 
-use crate::config::model::{Command, Config, InitFile, VirtualAddress, VrrpInstance};
+use crate::config::model::{
+    Command, Config, InitFile, ParamMatch, TrackedProcess, VirtualAddress, VrrpInstance,
+};
 use crate::dataplane::ipvs::{SyncDaemon, SyncRole, Timeouts};
 use crate::net::vip::Vip;
 use crate::script::Program;
 use crate::script::check::{Scripts, Unchecked};
 use crate::vrrp::machine::{InstanceConfig, Track, TrackKind, TrackName, Weight};
 use crate::vrrp::packet::{Auth, Password};
+use crate::vrrp::process::{self, Pattern, QuorumConfig};
 use crate::vrrp::{Centiseconds, Priority, Version};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -35,6 +38,8 @@ pub(crate) struct Plan {
     /// The `track_file`s some instance tracks (keepalived forgets the
     /// others).
     pub files: Vec<FilePlan>,
+    /// The `vrrp_track_process`es some instance tracks.
+    pub processes: Vec<ProcessPlan>,
     pub lvs: LvsPlan,
     /// `fifo_write_vrrp_states_on_reload`: a reload writes the states it
     /// left unchanged to the notify FIFOs too.
@@ -50,6 +55,14 @@ pub(crate) struct Plan {
 pub(crate) struct Pacing {
     pub arp: Duration,
     pub na: Duration,
+}
+
+/// A `vrrp_track_process` the VRRP driver counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessPlan {
+    pub name: String,
+    pub pattern: Pattern,
+    pub quorum: QuorumConfig,
 }
 
 /// A `track_file` the VRRP driver watches.
@@ -152,9 +165,48 @@ pub(crate) struct InstancePlan {
     pub track_primary: bool,
     pub auth: Auth,
     pub notify: Notify,
+    /// keepalived's `use_vmac`: the interface the driver makes for the
+    /// instance, which holds its VIPs (those of `vips` and `excluded`
+    /// name it already).
+    pub vmac: Option<VmacPlan>,
+}
+
+/// A virtual MAC interface: a private-mode macvlan on the instance's
+/// interface with the VRRP virtual MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VmacPlan {
+    pub name: String,
+    pub mac: [u8; 6],
+    /// `vmac_xmit_base`: adverts use the instance's interface, not this one.
+    pub xmit_base: bool,
+}
+
+impl VmacPlan {
+    /// The interface adverts go out of and come in on.
+    fn advert_interface<'p>(&'p self, interface: &'p str) -> &'p str {
+        if self.xmit_base {
+            interface
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The VRRP virtual MAC of an IPv4 router (RFC 5798 §7.3).
+pub(crate) fn virtual_mac(vrid: crate::vrrp::Vrid) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, 0x01, vrid.get()]
 }
 
 impl InstancePlan {
+    /// The interface of the instance's VRRP socket: its own, or its
+    /// virtual MAC interface unless that is to `vmac_xmit_base`.
+    pub(crate) fn advert_interface(&self) -> &str {
+        match &self.vmac {
+            Some(vmac) => vmac.advert_interface(&self.interface),
+            None => &self.interface,
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.machine.name
     }
@@ -212,6 +264,8 @@ pub enum Error {
     UnknownScript { instance: String, script: String },
     #[error("vrrp_instance '{instance}': track_file '{file}' is not defined")]
     UnknownFile { instance: String, file: String },
+    #[error("vrrp_instance '{instance}': track_process '{process}' is not defined")]
+    UnknownProcess { instance: String, process: String },
     #[error("lvs_sync_daemon: vrrp_instance '{0}' is not defined")]
     UnknownSyncInstance(String),
     #[error(transparent)]
@@ -394,13 +448,66 @@ pub(crate) fn machine(
             weight,
         });
     }
+    for track in &instance.track_process {
+        let process = config
+            .vrrp_track_process
+            .iter()
+            .find(|p| p.name == track.name)
+            .ok_or_else(|| Error::UnknownProcess {
+                instance: instance.name.clone(),
+                process: track.name.clone(),
+            })?;
+        // The address owner keeps its weighted processes: its priority
+        // does not move (as keepalived's vrrp_set_effective_priority).
+        machine.tracks.push(Track {
+            name: TrackName(track.name.clone()),
+            kind: TrackKind::Process {
+                reverse: track.reverse.unwrap_or(process.reverse),
+            },
+            weight: track.weight.unwrap_or(process.weight).0,
+        });
+    }
     Ok(machine)
+}
+
+/// A `vrrp_track_process` as the driver counts it: with parameters or
+/// `param_match` the full command is matched, and parameters without
+/// `param_match` must match exactly (keepalived's parser).
+fn process_plan(p: &TrackedProcess) -> ProcessPlan {
+    let param_match = p
+        .param_match
+        .or((!p.params.is_empty()).then_some(ParamMatch::Exact));
+    let params = param_match.map(|how| {
+        let how = match how {
+            ParamMatch::Exact => process::ParamMatch::Exact,
+            ParamMatch::Initial => process::ParamMatch::Initial,
+            ParamMatch::Partial => process::ParamMatch::Partial,
+        };
+        (how, p.params.clone())
+    });
+    let max = p.quorum_max.unwrap_or(u32::MAX);
+    ProcessPlan {
+        name: p.name.clone(),
+        pattern: Pattern {
+            name: p.process.clone(),
+            full_command: p.full_command || params.is_some(),
+            params,
+        },
+        quorum: QuorumConfig {
+            // keepalived: quorum_max 0 takes the quorum to 0 too.
+            min: if max == 0 { 0 } else { p.quorum },
+            max,
+            fork_delay: p.fork_delay,
+            terminate_delay: p.terminate_delay,
+        },
+    }
 }
 
 fn instance_plan(
     config: &Config,
     scripts: &Scripts,
     instance: &VrrpInstance,
+    vmac_name: Option<String>,
 ) -> Result<InstancePlan, Error> {
     let ipv6 = instance.is_ipv6();
     let placeholder = if ipv6 {
@@ -413,19 +520,32 @@ fn instance_plan(
         Some(a) => Auth::Pass(Password(a.wire_password())),
         None => Auth::None,
     };
+    let vmac = vmac_name.map(|name| VmacPlan {
+        name,
+        mac: virtual_mac(instance.virtual_router_id),
+        xmit_base: instance.vmac_xmit_base,
+    });
+    // keepalived's vrrp_complete_instance: the VIPs of the instance's
+    // family on its own interface go on the virtual MAC interface; those
+    // of the other family, or on another interface, stay where they are.
+    let place = |address: &VirtualAddress| {
+        let (dev, vip) = vip(instance, address);
+        match &vmac {
+            Some(vmac) if dev == instance.interface && vip.addr.is_ipv6() == ipv6 => {
+                (vmac.name.clone(), vip)
+            }
+            _ => (dev, vip),
+        }
+    };
     Ok(InstancePlan {
         machine,
         interface: instance.interface.clone(),
         ipv6,
-        vips: instance
-            .virtual_ipaddress
-            .iter()
-            .map(|a| vip(instance, a))
-            .collect(),
+        vips: instance.virtual_ipaddress.iter().map(place).collect(),
         excluded: instance
             .virtual_ipaddress_excluded
             .iter()
-            .map(|a| vip(instance, a))
+            .map(place)
             .collect(),
         unicast_src: instance.unicast_src_ip,
         unicast_peers: instance.unicast_peer.clone(),
@@ -443,6 +563,7 @@ fn instance_plan(
                 &instance.notify,
             ],
         )?,
+        vmac,
     })
 }
 
@@ -452,7 +573,8 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
     let mut instances = config
         .vrrp_instance
         .iter()
-        .map(|i| instance_plan(config, scripts, i))
+        .zip(crate::config::model::vmac_names(config))
+        .map(|(i, vmac)| instance_plan(config, scripts, i, vmac))
         .collect::<Result<Vec<_>, _>>()?;
     let mut units = Vec::new();
     for group in &config.vrrp_sync_group {
@@ -507,6 +629,17 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
             init: f.init_file,
         })
         .collect();
+    let processes = config
+        .vrrp_track_process
+        .iter()
+        .filter(|p| {
+            config
+                .vrrp_instance
+                .iter()
+                .any(|i| i.track_process.iter().any(|t| t.name == p.name))
+        })
+        .map(process_plan)
+        .collect();
     Ok(Plan {
         node: config
             .global
@@ -516,6 +649,7 @@ pub(crate) fn plan(config: &Config, scripts: &Scripts, hostname: &str) -> Result
         units,
         scripts: tracked,
         files,
+        processes,
         lvs: lvs_plan(config)?,
         pacing: Pacing {
             arp: config.global.vrrp_garp_interval,
@@ -533,6 +667,58 @@ mod tests {
 
     fn load(text: &str) -> Config {
         load_str(Path::new("test.conf"), text, Format::Keepalived).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    /// keepalived's `vrrp_complete_instance`: with `use_vmac`, the VIPs of
+    /// the instance's family on its interface (no `dev`, or `dev` the
+    /// interface) go on the macvlan; another interface's, or the other
+    /// family's, stay. Adverts use the macvlan unless `vmac_xmit_base`.
+    #[test]
+    fn use_vmac_moves_the_instances_own_vips_to_the_macvlan() {
+        let config = load(
+            "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n  \
+             virtual_ipaddress {\n    10.0.0.1/24\n    10.0.0.2 dev eth0\n    10.0.1.1 dev eth1\n  }\n  \
+             virtual_ipaddress_excluded {\n    fd00::1/64\n    10.0.0.3\n  }\n}\n\
+             vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 52\n  use_vmac lan52\n  \
+             vmac_xmit_base\n  virtual_ipaddress {\n    10.0.0.4\n  }\n}\n",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        let [UnitPlan::Solo(one), UnitPlan::Solo(two)] = plan.units.as_slice() else {
+            panic!("two lone instances: {:?}", plan.units)
+        };
+        let devs = |vips: &[(String, Vip)]| -> Vec<(String, String)> {
+            vips.iter()
+                .map(|(dev, v)| (v.addr.to_string(), dev.clone()))
+                .collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, d)| ((*a).to_string(), (*d).to_string()))
+                .collect()
+        };
+        assert_eq!(
+            devs(&one.vips),
+            pairs(&[
+                ("10.0.0.1", "vrrp.51"),
+                ("10.0.0.2", "vrrp.51"),
+                ("10.0.1.1", "eth1")
+            ])
+        );
+        assert_eq!(
+            devs(&one.excluded),
+            pairs(&[("fd00::1", "eth0"), ("10.0.0.3", "vrrp.51")])
+        );
+        assert_eq!(
+            one.vmac,
+            Some(VmacPlan {
+                name: "vrrp.51".into(),
+                mac: [0, 0, 0x5e, 0, 1, 51],
+                xmit_base: false
+            })
+        );
+        assert_eq!(one.advert_interface(), "vrrp.51");
+        assert_eq!(devs(&two.vips), pairs(&[("10.0.0.4", "lan52")]));
+        assert_eq!(two.advert_interface(), "eth0", "vmac_xmit_base");
     }
 
     #[test]
@@ -677,6 +863,72 @@ mod tests {
             ]
         );
         assert_eq!(tracks(&plan.units[2]), []);
+    }
+
+    #[test]
+    fn tracked_processes_become_patterns_and_quorums_and_instance_tracks() {
+        let config = load(
+            "vrrp_track_process web { process nginx\n weight -5 reverse\n quorum 2\n terminate_delay 0.5 }
+             vrrp_track_process cmd { process sleep 300\n quorum_max 0 }
+             vrrp_track_process args { process /bin/x a\n param_match partial }
+             vrrp_track_process unused { process nope }
+             vrrp_instance V { interface eth0\n virtual_router_id 1\n track_process { web\n cmd weight 7\n args weight 1 noreverse } }",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        let quorum = |min, max, terminate_ms| QuorumConfig {
+            min,
+            max,
+            fork_delay: Duration::ZERO,
+            terminate_delay: Duration::from_millis(terminate_ms),
+        };
+        assert_eq!(
+            plan.processes,
+            [
+                ProcessPlan {
+                    name: "web".into(),
+                    pattern: Pattern {
+                        name: "nginx".into(),
+                        params: None,
+                        full_command: false,
+                    },
+                    quorum: quorum(2, u32::MAX, 500),
+                },
+                ProcessPlan {
+                    name: "cmd".into(),
+                    pattern: Pattern {
+                        name: "sleep".into(),
+                        params: Some((process::ParamMatch::Exact, vec!["300".into()])),
+                        full_command: true,
+                    },
+                    quorum: quorum(0, 0, 0),
+                },
+                ProcessPlan {
+                    name: "args".into(),
+                    pattern: Pattern {
+                        name: "/bin/x".into(),
+                        params: Some((process::ParamMatch::Partial, vec!["a".into()])),
+                        full_command: true,
+                    },
+                    quorum: quorum(1, u32::MAX, 0),
+                },
+            ],
+            "only tracked processes are counted"
+        );
+        let UnitPlan::Solo(i) = &plan.units[0] else {
+            panic!("a lone instance")
+        };
+        assert_eq!(
+            i.machine
+                .tracks
+                .iter()
+                .map(|t| (t.name.0.as_str(), t.kind, t.weight.get()))
+                .collect::<Vec<_>>(),
+            [
+                ("web", TrackKind::Process { reverse: true }, -5),
+                ("cmd", TrackKind::Process { reverse: false }, 7),
+                ("args", TrackKind::Process { reverse: false }, 1),
+            ]
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ impl Daemon {
             })
         });
         let (config, scripts, new, pools) = loaded?;
+        self.alerts
+            .configure(&config, &new.node, &super::hostname());
         let mut failed = Vec::new();
         let mut waits = None;
         if let Err(e) = crate::net::setup::apply(&config.network).await {

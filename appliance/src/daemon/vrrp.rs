@@ -1,6 +1,6 @@
 //! The VRRP driver: the sans-IO units wired to raw sockets, VIPs,
-//! gratuitous ARP / NA, track scripts and files, notify programs and link
-//! events. It
+//! gratuitous ARP / NA, track scripts, files and processes, notify
+//! programs and link events. It
 //! makes no protocol decision: every datagram goes through the receive
 //! rules ([`crate::vrrp::receive`]) to a machine, and every action a
 //! machine returns is carried out here, in order.
@@ -22,6 +22,7 @@ use super::status;
 use super::systemd;
 use super::timeline_log::TimelineLog;
 use super::track_file;
+use super::track_process;
 use crate::clock::Instant;
 use crate::metrics::Metrics;
 use crate::net::IfIndex;
@@ -30,6 +31,7 @@ use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
 use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
+use crate::net::vmac::{self, Vmacs};
 use crate::notify_fifo;
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
@@ -62,7 +64,8 @@ const NOTIFY_SLOTS: usize = 16;
 pub(super) enum Command {
     /// Move the units to a new plan; the answer says what changed.
     Reload {
-        plan: Plan,
+        /// Boxed: a plan is much larger than the other commands.
+        plan: Box<Plan>,
         reply: oneshot::Sender<ReloadOutcome>,
     },
     /// Hand the MASTER instances over (all, or `instance` or the sync
@@ -101,6 +104,8 @@ pub(super) enum Report {
         /// The router a switchover handed over to.
         taker: Option<IpAddr>,
     },
+    /// A sync group changed state (for its alert mail).
+    GroupChanged { group: String, to: State },
 }
 
 /// The instances as they are, for status and the service manager.
@@ -243,7 +248,10 @@ impl Handle {
         let (reply, answer) = oneshot::channel();
         if self
             .commands
-            .send(Command::Reload { plan, reply })
+            .send(Command::Reload {
+                plan: Box::new(plan),
+                reply,
+            })
             .await
             .is_err()
         {
@@ -338,6 +346,21 @@ pub(super) async fn release_vips(plan: &Plan) {
             }
         }
     }
+    // Their virtual MAC interfaces too (the owner's as well: nothing
+    // answers on them now).
+    for vmac in plan
+        .units
+        .iter()
+        .flat_map(UnitPlan::instances)
+        .filter_map(|i| i.vmac.as_ref())
+    {
+        match vmac::delete_leftover(&vmac.name).await {
+            Ok(()) => info!(interface = %vmac.name, "virtual MAC interface removed"),
+            Err(e) => {
+                warn!(interface = %vmac.name, error = %e, "removing a virtual MAC interface failed")
+            }
+        }
+    }
 }
 
 /// What the feeder tasks tell the driver's loop.
@@ -352,6 +375,8 @@ enum Event {
     },
     /// A tracked file holds a new value.
     File(track_file::Change),
+    /// A tracked process gained or lost its quorum.
+    Process(track_process::Change),
     Link(LinkEvent),
 }
 
@@ -391,6 +416,8 @@ struct Driver {
     /// The units' machines and listeners, index for index with `units`.
     router: Router<SocketKey>,
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
+    /// The instances' virtual MAC interfaces (`use_vmac`).
+    vmacs: Vmacs,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
     announcements: Announcements,
@@ -401,6 +428,8 @@ struct Driver {
     commands: mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
     tasks: Vec<JoinHandle<()>>,
+    /// Each socket's reader.
+    socket_tasks: HashMap<SocketKey, JoinHandle<()>>,
     script_tasks: Vec<JoinHandle<()>>,
     /// The watch over the tracked files.
     file_task: Option<JoinHandle<()>>,
@@ -408,6 +437,10 @@ struct Driver {
     file_paths: BTreeMap<String, PathBuf>,
     /// Each tracked file's last value, to log changes once.
     file_values: HashMap<String, i64>,
+    /// The count of the tracked processes.
+    process_task: Option<JoinHandle<()>>,
+    /// Each tracked process's quorum, as last counted.
+    process_quorums: HashMap<String, bool>,
     timeline: Arc<Mutex<TimelineLog>>,
     metrics: Arc<Metrics>,
     /// Each instance's last state change.
@@ -437,6 +470,7 @@ impl Driver {
             units: Vec::new(),
             router: Router::default(),
             sockets: HashMap::new(),
+            vmacs: Vmacs::connect()?,
             links: HashMap::new(),
             announcements,
             link_up: HashMap::new(),
@@ -445,10 +479,13 @@ impl Driver {
             commands,
             reports,
             tasks: Vec::new(),
+            socket_tasks: HashMap::new(),
             script_tasks: Vec::new(),
             file_task: None,
             file_paths: BTreeMap::new(),
             file_values: HashMap::new(),
+            process_task: None,
+            process_quorums: HashMap::new(),
             timeline: setup.timeline,
             metrics: setup.metrics,
             transitions: HashMap::new(),
@@ -476,6 +513,7 @@ impl Driver {
         self.tasks.push(tokio::spawn(forward_links(watch, sender)));
         self.spawn_scripts();
         self.watch_files(false);
+        self.count_processes();
         let plans = self.plan.units.clone();
         for plan in plans {
             let (running, unit, listeners) = self.build_unit(plan).await?;
@@ -511,7 +549,7 @@ impl Driver {
                 () = self.notifiers.ended() => {}
                 command = self.commands.recv() => match command {
                     Some(Command::Reload { plan, reply }) => {
-                        let outcome = self.reload_units(plan).await;
+                        let outcome = self.reload_units(*plan).await;
                         self.publish();
                         let _ = reply.send(outcome);
                     }
@@ -532,8 +570,11 @@ impl Driver {
                         for task in self
                             .tasks
                             .drain(..)
+                            .chain(self.socket_tasks.drain().map(|(_, task)| task))
                             .chain(self.script_tasks.drain(..))
                             .chain(self.file_task.take())
+            .chain(self.process_task.take())
+                            .chain(self.process_task.take())
                         {
                             task.abort();
                         }
@@ -666,9 +707,11 @@ impl Driver {
         for index in 0..self.units.len() {
             self.stop_unit(index).await;
         }
+        self.vmacs.remove_all().await;
         for task in self
             .tasks
             .drain(..)
+            .chain(self.socket_tasks.drain().map(|(_, task)| task))
             .chain(self.script_tasks.drain(..))
             .chain(self.file_task.take())
         {
@@ -681,6 +724,84 @@ impl Driver {
 
     /// Resolves a unit's interfaces and addresses and opens what it needs.
     async fn build_unit(
+        &mut self,
+        plan: UnitPlan,
+    ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
+        match self.build_unit_parts(plan.clone()).await {
+            Ok(built) => Ok(built),
+            Err(e) => {
+                // No half-made unit: the virtual MAC interfaces its first
+                // members got go with it.
+                self.remove_vmacs(&plan).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts anew the units with a virtual MAC interface on `base`, an
+    /// interface made again: the kernel deleted their macvlans with the
+    /// old one (keepalived makes them again when it comes back). Those that
+    /// cannot start yet (no address on it yet) wait as pending units.
+    async fn remake_vmacs_on(&mut self, base: &str) {
+        let mut index = 0;
+        let mut stopped = false;
+        while index < self.units.len() {
+            let on_base = self.units[index]
+                .instances
+                .iter()
+                .any(|i| i.plan.vmac.is_some() && i.plan.interface == base);
+            if on_base {
+                info!(interface = base, unit = %self.units[index].plan.name(), "the interface is back: the unit starts again with a new virtual MAC interface");
+                self.stop_unit(index).await;
+                let plan = self.units.remove(index).plan;
+                self.remove_vmacs(&plan).await;
+                self.router.remove(index);
+                stopped = true;
+            } else {
+                index += 1;
+            }
+        }
+        if stopped {
+            // What was opened on the old interface is bound to it.
+            self.drop_sockets_on(base);
+            self.announcements.remove(base);
+            let (_, failed) = self.start_pending().await;
+            if !failed.is_empty() {
+                warn!(failed = %failed.join("; "), "VRRP units wait to start again");
+            }
+            self.publish();
+        }
+    }
+
+    /// Deletes the virtual MAC interfaces of `plan`'s instances, with the
+    /// sockets and announcers on them (bound to an interface that is
+    /// gone; one made again under the name gets new ones).
+    async fn remove_vmacs(&mut self, plan: &UnitPlan) {
+        for vmac in plan.instances().iter().filter_map(|i| i.vmac.as_ref()) {
+            self.vmacs.remove(&vmac.name).await;
+            self.links.remove(&vmac.name);
+            self.announcements.remove(&vmac.name);
+            self.drop_sockets_on(&vmac.name);
+        }
+    }
+
+    /// Closes the sockets on `interface` and ends their readers.
+    fn drop_sockets_on(&mut self, interface: &str) {
+        let keys: Vec<SocketKey> = self
+            .sockets
+            .keys()
+            .filter(|k| k.interface == interface)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.sockets.remove(&key);
+            if let Some(task) = self.socket_tasks.remove(&key) {
+                task.abort();
+            }
+        }
+    }
+
+    async fn build_unit_parts(
         &mut self,
         plan: UnitPlan,
     ) -> Result<(RunningUnit, Unit, Vec<Listener<SocketKey>>), Error> {
@@ -719,13 +840,22 @@ impl Driver {
             Some(src) => src,
             None => self.primary_address(&link, instance.ipv6).await?,
         };
+        if let Some(plan) = &instance.vmac {
+            let spec = vmac::Spec {
+                name: plan.name.clone(),
+                mac: plan.mac,
+            };
+            let made = self.vmacs.ensure(&spec, &link).await?;
+            self.links.insert(made.name.clone(), made);
+        }
         let unicast = !instance.unicast_peers.is_empty();
         let key = SocketKey {
-            interface: instance.interface.clone(),
+            interface: instance.advert_interface().to_string(),
             ipv6: instance.ipv6,
             group: (!unicast).then_some(instance.multicast_group),
         };
-        self.open_socket(&key, link.index, src)?;
+        let advert_link = self.link(&key.interface).await?;
+        self.open_socket(&key, advert_link.index, src)?;
         for (dev, _) in instance.all_vips() {
             let link = self.link(dev).await?;
             self.announcer(&link)?;
@@ -793,6 +923,33 @@ impl Driver {
                 &Input::File {
                     name: TrackName(name),
                     value,
+                },
+            );
+            self.perform(index, now, actions).await;
+        }
+        let Some(unit) = self.units.get(index) else {
+            return;
+        };
+        let processes: std::collections::BTreeSet<String> = unit
+            .instances
+            .iter()
+            .flat_map(|i| &i.plan.machine.tracks)
+            .filter(|t| matches!(t.kind, crate::vrrp::machine::TrackKind::Process { .. }))
+            .map(|t| t.name.0.clone())
+            .collect();
+        for name in processes {
+            let Some(&up) = self.process_quorums.get(&name) else {
+                continue;
+            };
+            let now = self.now();
+            let Some(unit) = self.router.units_mut().get_mut(index) else {
+                return;
+            };
+            let actions = unit.handle_all(
+                now,
+                &Input::Process {
+                    name: TrackName(name),
+                    up,
                 },
             );
             self.perform(index, now, actions).await;
@@ -880,11 +1037,10 @@ impl Driver {
         }
         let socket = Arc::new(VrrpSocket::open(&key.interface, ifindex, src, key.group)?);
         self.sockets.insert(key.clone(), socket.clone());
-        self.tasks.push(tokio::spawn(read_socket(
-            socket,
+        self.socket_tasks.insert(
             key.clone(),
-            self.sender.clone(),
-        )));
+            tokio::spawn(read_socket(socket, key.clone(), self.sender.clone())),
+        );
         Ok(())
     }
 
@@ -968,6 +1124,35 @@ impl Driver {
         }
     }
 
+    /// Counts the tracked processes now (so that instances start with their
+    /// quorums known, as keepalived reads /proc before it starts them), and
+    /// from then on every scan interval.
+    fn count_processes(&mut self) {
+        if let Some(task) = self.process_task.take() {
+            task.abort();
+        }
+        self.process_quorums.clear();
+        if self.plan.processes.is_empty() {
+            return;
+        }
+        let mut counter = track_process::Counter::new(&self.plan.processes);
+        for change in counter.count() {
+            self.process_counted(&change);
+        }
+        let sender = self.sender.clone();
+        self.process_task = Some(tokio::spawn(counter.run(sender, Event::Process)));
+    }
+
+    /// Logs and keeps a tracked process's new quorum.
+    fn process_counted(&mut self, change: &track_process::Change) {
+        if change.up {
+            info!(track_process = %change.name, "tracked process quorum gained");
+        } else {
+            info!(track_process = %change.name, "tracked process quorum lost");
+        }
+        self.process_quorums.insert(change.name.clone(), change.up);
+    }
+
     /// A tracked file's value now; `None` if it is not tracked (its
     /// directory is missing) or holds an unusable value.
     fn read_file(&mut self, name: &str) -> Option<i64> {
@@ -1026,6 +1211,14 @@ impl Driver {
                 })
                 .await;
             }
+            Event::Process(change) => {
+                self.process_counted(&change);
+                self.broadcast(Input::Process {
+                    name: TrackName(change.name),
+                    up: change.up,
+                })
+                .await;
+            }
             Event::File(change) => {
                 self.file_read(&change.name, change.value);
                 self.broadcast(Input::File {
@@ -1042,6 +1235,14 @@ impl Driver {
                     .is_some_and(|cached| cached.index != link.index)
                 {
                     self.links.remove(&link.name);
+                    // Cached again as it is now: the event may be a late
+                    // one about a link gone since (a macvlan deleted and
+                    // made again by a reload), whose successor the VIPs
+                    // need.
+                    if let Err(e) = self.link(&link.name).await {
+                        debug!(interface = %link.name, error = %e, "interface gone");
+                    }
+                    self.remake_vmacs_on(&link.name).await;
                 }
                 let wanted = self.plan.units.iter().any(|p| {
                     self.pending.contains_key(p.name())
@@ -1167,6 +1368,10 @@ impl Driver {
                 .and_then(Unit::poll_group_state)
         {
             info!(group, %state, "sync group state changed");
+            reports.push(Report::GroupChanged {
+                group: group.to_string(),
+                to: state,
+            });
             self.notifiers.start(
                 Notified::Group,
                 group,
@@ -1375,13 +1580,15 @@ impl Driver {
                 index += 1;
             } else {
                 self.stop_unit(index).await;
-                self.units.remove(index);
+                let stopped_plan = self.units.remove(index).plan;
+                self.remove_vmacs(&stopped_plan).await;
                 self.router.remove(index);
                 stopped += 1;
             }
         }
         let scripts_changed = new.scripts != self.plan.scripts;
         let files_changed = new.files != self.plan.files;
+        let processes_changed = new.processes != self.plan.processes;
         self.announcements.set_pacing(new.pacing);
         self.plan = new;
         if scripts_changed {
@@ -1400,6 +1607,22 @@ impl Driver {
                     })
                     .await;
                 }
+            }
+        }
+        if processes_changed {
+            // Counted afresh, as keepalived's reload reads /proc again.
+            self.count_processes();
+            let quorums: Vec<(String, bool)> = self
+                .process_quorums
+                .iter()
+                .map(|(name, &up)| (name.clone(), up))
+                .collect();
+            for (name, up) in quorums {
+                self.broadcast(Input::Process {
+                    name: TrackName(name),
+                    up,
+                })
+                .await;
             }
         }
         if states_on_reload {

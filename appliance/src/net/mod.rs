@@ -1,7 +1,8 @@
 //! The network I/O the daemon needs, and nothing else: virtual addresses
 //! over rtnetlink (`vip`), the director's own addresses (`address`), gratuitous ARP and unsolicited neighbour
 //! advertisements (`gratuitous`), raw VRRP sockets (`socket`), link state
-//! (`link`), and the host's own settings from `[network]` (`setup`). No
+//! (`link`), virtual MAC interfaces (`vmac`), and the host's own settings
+//! from `[network]` (`setup`). No
 //! protocol decisions live here.
 
 pub mod address;
@@ -10,6 +11,7 @@ pub mod link;
 pub(crate) mod setup;
 pub mod socket;
 pub mod vip;
+pub mod vmac;
 
 /// An interface by kernel index, as rtnetlink and socket options name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

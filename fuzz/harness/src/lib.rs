@@ -12,6 +12,7 @@ mod http_response;
 mod ipvs_reply;
 mod nftables_reply;
 mod pcap_decode;
+mod smtp_reply;
 mod syn_answer;
 mod vrrp_packet;
 
@@ -20,5 +21,6 @@ pub use http_response::http_response;
 pub use ipvs_reply::ipvs_reply;
 pub use nftables_reply::nftables_reply;
 pub use pcap_decode::pcap_decode;
+pub use smtp_reply::smtp_reply;
 pub use syn_answer::syn_answer;
 pub use vrrp_packet::vrrp_packet;

@@ -26,6 +26,7 @@ replay!(
     keepalived_conf,
     nftables_reply,
     pcap_decode,
+    smtp_reply,
     syn_answer,
     toml_config,
     vrrp_packet,

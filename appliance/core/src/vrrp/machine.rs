@@ -85,9 +85,9 @@ impl Weight {
         Self::within(value, 253)
     }
 
-    /// A tracked file's weight: keepalived reads it in −254..=254 (the
-    /// product with the file's value is what is bounded, see
-    /// [`TrackKind::File`]).
+    /// A tracked file's or process's weight: keepalived reads it in
+    /// −254..=254 (for a file, the product with its value is what is
+    /// bounded, see [`TrackKind::File`]).
     pub fn for_file(value: i32) -> Result<Self, WeightError> {
         Self::within(value, 254)
     }
@@ -153,6 +153,13 @@ pub enum TrackKind {
     /// product of −254 or less puts the instance in FAULT. With weight 0 a
     /// non-zero value (a zero one with `reverse`) puts it in FAULT.
     File { reverse: bool },
+    /// keepalived's `track_process`: whether enough matching processes run
+    /// (the quorum, [`Input::Process`], decided by
+    /// [`crate::vrrp::process`]). As a script: a positive weight is added
+    /// while the quorum holds, a negative one while it does not, negated
+    /// with `reverse`; with weight 0 a lost quorum (a held one with
+    /// `reverse`) puts the instance in FAULT.
+    Process { reverse: bool },
 }
 
 /// One tracked object of an instance.
@@ -286,6 +293,11 @@ pub enum Input {
     File {
         name: TrackName,
         value: i64,
+    },
+    /// A tracked process gained (`up`) or lost its quorum.
+    Process {
+        name: TrackName,
+        up: bool,
     },
     /// Our own (VRRP) interface changed state.
     Link {
@@ -517,7 +529,7 @@ impl TrackSlot {
         let result = match track.kind {
             // keepalived's initial "one success is enough" value.
             TrackKind::Script { rise, .. } => rise.max(1) - 1,
-            TrackKind::Interface | TrackKind::File { .. } => 0,
+            TrackKind::Interface | TrackKind::File { .. } | TrackKind::Process { .. } => 0,
         };
         Self {
             track,
@@ -573,18 +585,27 @@ impl TrackSlot {
             };
         }
         let w = i32::from(self.track.weight.get());
+        // keepalived's weight_multiplier: -1 with `reverse`.
+        let sign = match self.track.kind {
+            TrackKind::Process { reverse: true } => -1,
+            _ => 1,
+        };
         match self.state {
-            TrackState::Up if w > 0 => w,
-            TrackState::Down if w < 0 => w,
+            TrackState::Up if w > 0 => w * sign,
+            TrackState::Down if w < 0 => w * sign,
             _ => 0,
         }
     }
 
     fn faulty(&self) -> bool {
-        if let TrackKind::File { .. } = self.track.kind {
-            return self.file_effect() == Some(FileEffect::Fault);
+        match self.track.kind {
+            TrackKind::File { .. } => self.file_effect() == Some(FileEffect::Fault),
+            // keepalived: down when `have_quorum != (weight_multiplier == 1)`.
+            TrackKind::Process { reverse: true } => {
+                self.track.weight.get() == 0 && self.state == TrackState::Up
+            }
+            _ => self.track.weight.get() == 0 && self.state == TrackState::Down,
         }
-        self.track.weight.get() == 0 && self.state == TrackState::Down
     }
 }
 
@@ -772,6 +793,19 @@ impl Machine {
                     t.track.name == name && matches!(t.track.kind, TrackKind::File { .. })
                 }) {
                     changed |= t.file_value(value);
+                }
+                if changed {
+                    self.tracks_changed(now, &name, &mut out);
+                }
+            }
+            Input::Process { name, up } => {
+                let new = if up { TrackState::Up } else { TrackState::Down };
+                let mut changed = false;
+                for t in self.tracks.iter_mut().filter(|t| {
+                    t.track.name == name && matches!(t.track.kind, TrackKind::Process { .. })
+                }) {
+                    changed |= t.state != new;
+                    t.state = new;
                 }
                 if changed {
                     self.tracks_changed(now, &name, &mut out);
@@ -2261,5 +2295,70 @@ mod tests {
         let actions = m.handle(Instant::ZERO, Input::Startup);
         assert_eq!(m.state(), State::Fault, "{actions:?}");
         assert!(!actions.iter().any(|a| matches!(a, Action::AddVips)));
+    }
+    fn process_tracked(priority: u8, weight: i32, reverse: bool) -> InstanceConfig {
+        let mut c = cfg(priority);
+        c.tracks.push(Track {
+            name: TrackName("p".into()),
+            kind: TrackKind::Process { reverse },
+            weight: Weight::for_file(weight).unwrap(),
+        });
+        c
+    }
+
+    fn quorum(m: &mut Machine, at: Instant, up: bool) -> Vec<Action> {
+        m.handle(
+            at,
+            Input::Process {
+                name: TrackName("p".into()),
+                up,
+            },
+        )
+    }
+
+    #[test]
+    fn a_process_quorum_adds_a_positive_weight_or_a_lost_one_a_negative_one() {
+        let mut m = started(process_tracked(100, 20, false));
+        quorum(&mut m, secs(1), true);
+        assert_eq!(m.priority(), Priority::from_u8(120));
+        quorum(&mut m, secs(2), false);
+        assert_eq!(m.priority(), Priority::from_u8(100));
+        let mut n = started(process_tracked(100, -30, false));
+        quorum(&mut n, secs(1), true);
+        assert_eq!(n.priority(), Priority::from_u8(100));
+        quorum(&mut n, secs(2), false);
+        assert_eq!(n.priority(), Priority::from_u8(70));
+        // `reverse` negates what is added (keepalived's weight_multiplier).
+        let mut r = started(process_tracked(100, 20, true));
+        quorum(&mut r, secs(1), true);
+        assert_eq!(r.priority(), Priority::from_u8(80));
+        let mut r = started(process_tracked(100, -254, true));
+        quorum(&mut r, secs(1), false);
+        assert_eq!(
+            (r.state(), r.priority()),
+            (State::Backup, Priority::from_u8(254))
+        );
+    }
+
+    #[test]
+    fn weight_zero_faults_without_the_quorum_or_with_reverse_with_it() {
+        let mut m = started(process_tracked(100, 0, false));
+        quorum(&mut m, secs(1), true);
+        assert_eq!(m.state(), State::Backup);
+        let actions = quorum(&mut m, secs(2), false);
+        assert!(actions.contains(&Action::StateChanged {
+            from: State::Backup,
+            to: State::Fault,
+            reason: Reason::TrackFailed {
+                name: TrackName("p".into())
+            }
+        }));
+        quorum(&mut m, secs(3), true);
+        assert_eq!(m.state(), State::Backup);
+        let mut r = started(process_tracked(100, 0, true));
+        quorum(&mut r, secs(1), true);
+        assert_eq!(r.state(), State::Fault);
+        quorum(&mut r, secs(2), false);
+        assert_eq!(r.state(), State::Backup);
     }
 }

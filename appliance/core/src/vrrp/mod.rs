@@ -1,11 +1,13 @@
 //! VRRP (RFC 3768 version 2, RFC 5798 version 3): the protocol's value
 //! types, the wire format (`packet`), the receive rules (`receive`), the
-//! sans-IO state machine (`machine`) and sync groups (`group`).
+//! sans-IO state machine (`machine`), sync groups (`group`) and tracked
+//! processes' quorum (`process`).
 
 pub mod capture;
 pub mod group;
 pub mod machine;
 pub mod packet;
+pub mod process;
 pub mod receive;
 pub mod router;
 pub mod unit;

@@ -31,6 +31,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
             "global_defs" => im.global_defs(st),
             "vrrp_script" => im.vrrp_script(st),
             "track_file" | "vrrp_track_file" => im.tracked_file(st),
+            "vrrp_track_process" => im.tracked_process(st),
             "vrrp_sync_group" => im.sync_group(st),
             "vrrp_instance" => im.vrrp_instance(st),
             "virtual_server_group" => im.virtual_server_group(st),
@@ -246,6 +247,28 @@ impl Importer<'_> {
         }
     }
 
+    /// `use_vmac [NAME] [MAC]`: the interface's name if given. A word
+    /// with a ':' is keepalived's own MAC address for the interface, which
+    /// is refused: the interface takes the RFC's virtual MAC.
+    fn use_vmac(&mut self, st: &Statement) -> Option<String> {
+        self.no_block(st);
+        self.at_most(st, 2);
+        let mut name = None;
+        for word in st.args.iter().take(2) {
+            if word.text.contains(':') {
+                self.err(
+                    &word.pos,
+                    format!("a MAC address for 'use_vmac' ('{}') is not supported: the interface takes the VRRP virtual MAC 00:00:5e:00:01:<VRID>", word.text),
+                );
+            } else if name.is_some() {
+                self.err(&word.pos, "'use_vmac' names its interface twice");
+            } else {
+                name = Some(word.text.clone());
+            }
+        }
+        name
+    }
+
     /// A bare keyword with neither value nor block.
     fn bare(&mut self, st: &Statement) -> bool {
         self.no_block(st);
@@ -361,6 +384,11 @@ impl Importer<'_> {
                     }
                 }
                 "smtp_connect_timeout" => set(&mut g.smtp_connect_timeout, self.whole_secs(item)),
+                "smtp_helo_name" => g.smtp_helo_name = self.string(item),
+                "smtp_alert" => set(&mut g.smtp_alert, self.flag(item).map(Some)),
+                "smtp_alert_vrrp" => set(&mut g.smtp_alert_vrrp, self.flag(item).map(Some)),
+                "smtp_alert_checker" => set(&mut g.smtp_alert_checker, self.flag(item).map(Some)),
+                "no_email_faults" => g.no_email_faults = self.bare(item),
                 "vrrp_version" => set(&mut g.vrrp_version, self.version(item)),
                 "vrrp_garp_master_delay" => {
                     set(&mut g.vrrp_garp_master_delay, self.whole_secs(item))
@@ -395,6 +423,7 @@ impl Importer<'_> {
                 "vrrp_mcast_group6" => {
                     g.vrrp_mcast_group6 = self.parse_value(item, "an IPv6 multicast address")
                 }
+                "vmac_prefix" => g.vmac_prefix = self.string(item),
                 "vrrp_strict" => self.strict.global = self.bare(item),
                 "vrrp_skip_check_adv_addr" => self.strict.skip_check_adv_addr = self.bare(item),
                 "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
@@ -767,8 +796,14 @@ impl Importer<'_> {
         w
     }
 
-    /// An instance's `track_file` block: `NAME [weight W [reverse|noreverse]]`.
-    fn track_files(&mut self, st: &Statement, base: &str) -> Vec<TrackFile> {
+    /// An instance's `track_file` or `track_process` block: `NAME [weight W
+    /// [reverse|noreverse]]` each, made into a `T` by `make`.
+    fn weighted_tracks<T>(
+        &mut self,
+        st: &Statement,
+        base: &str,
+        make: impl Fn(String, Option<FileWeight>, Option<bool>) -> T,
+    ) -> Vec<T> {
         self.at_most(st, 0);
         let mut out = Vec::new();
         for entry in self.block(st) {
@@ -776,11 +811,7 @@ impl Importer<'_> {
             // Paths count the entries read, as validation does.
             let i = out.len();
             self.record(format!("{base}[{i}]"), &entry.keyword.pos);
-            let mut track = TrackFile {
-                name: entry.keyword.text.clone(),
-                weight: None,
-                reverse: None,
-            };
+            let (mut weight, mut reverse) = (None, None);
             match entry.args.as_slice() {
                 [] => {}
                 [kw, value, rest @ ..] if kw.text == "weight" && rest.len() <= 1 => {
@@ -788,11 +819,11 @@ impl Importer<'_> {
                     let Some(w) = self.file_weight(entry, value) else {
                         continue;
                     };
-                    track.weight = Some(w);
+                    weight = Some(w);
                     if let Some(word) = rest.first() {
                         match word.text.as_str() {
-                            "reverse" => track.reverse = Some(true),
-                            "noreverse" => track.reverse = Some(false),
+                            "reverse" => reverse = Some(true),
+                            "noreverse" => reverse = Some(false),
                             _ => {
                                 self.bad(entry, word, "'reverse' or 'noreverse' after the weight");
                                 continue;
@@ -811,9 +842,102 @@ impl Importer<'_> {
                     continue;
                 }
             }
-            out.push(track);
+            out.push(make(entry.keyword.text.clone(), weight, reverse));
         }
         out
+    }
+
+    /// `vrrp_track_process NAME { process NAME [PARAM…]; param_match
+    /// [initial|partial]; weight W [reverse]; quorum N; quorum_max N; delay
+    /// S; terminate_delay S; fork_delay S; full_command }`.
+    fn tracked_process(&mut self, st: &Statement) {
+        let name = self.block_name(st);
+        let index = self.config.vrrp_track_process.len();
+        let base = format!("vrrp_track_process[{index}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut tracked = TrackedProcess {
+            name,
+            process: String::new(),
+            params: Vec::new(),
+            param_match: None,
+            full_command: false,
+            weight: default_process_weight(),
+            reverse: false,
+            quorum: default_quorum(),
+            quorum_max: None,
+            fork_delay: zero(),
+            terminate_delay: zero(),
+        };
+        // A block without `process` keeps it empty, which validation
+        // reports (as it does for the TOML form).
+        let mut process = false;
+        for item in self.block(st) {
+            self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            match item.keyword.text.as_str() {
+                "process" => {
+                    self.no_block(item);
+                    let Some((first, params)) = item.args.split_first() else {
+                        self.err(&item.keyword.pos, "'process' needs a process name");
+                        continue;
+                    };
+                    if process {
+                        self.err(&item.keyword.pos, "'process' is given twice");
+                        continue;
+                    }
+                    process = true;
+                    tracked.process = first.text.clone();
+                    tracked.params = params.iter().map(|w| w.text.clone()).collect();
+                }
+                "param_match" => {
+                    self.no_block(item);
+                    self.at_most(item, 1);
+                    tracked.param_match = match item.args.first() {
+                        None => Some(ParamMatch::Exact),
+                        Some(w) if w.text == "initial" => Some(ParamMatch::Initial),
+                        Some(w) if w.text == "partial" => Some(ParamMatch::Partial),
+                        Some(w) => {
+                            self.bad(item, w, "'initial' or 'partial' (or nothing: exact)");
+                            continue;
+                        }
+                    };
+                }
+                "weight" => {
+                    self.no_block(item);
+                    self.at_most(item, 2);
+                    let Some(word) = item.args.first() else {
+                        self.err(&item.keyword.pos, "'weight' needs a value");
+                        continue;
+                    };
+                    if let Some(w) = self.file_weight(item, word) {
+                        tracked.weight = w;
+                    }
+                    match item.args.get(1) {
+                        None => {}
+                        Some(r) if r.text == "reverse" => tracked.reverse = true,
+                        Some(r) => self.bad(item, r, "'reverse' after the weight"),
+                    }
+                }
+                "quorum" => set(&mut tracked.quorum, self.u32_in(item, 1, 65535)),
+                "quorum_max" => {
+                    if let Some(max) = self.u32_in(item, 0, 65535) {
+                        tracked.quorum_max = Some(max);
+                    }
+                }
+                "delay" => {
+                    if let Some(d) = self.decimal_secs(item, 3600) {
+                        tracked.fork_delay = d;
+                        tracked.terminate_delay = d;
+                    }
+                }
+                "terminate_delay" => {
+                    set(&mut tracked.terminate_delay, self.decimal_secs(item, 3600))
+                }
+                "fork_delay" => set(&mut tracked.fork_delay, self.decimal_secs(item, 3600)),
+                "full_command" => tracked.full_command = self.bare(item),
+                _ => self.unknown(item, &st.keyword.text),
+            }
+        }
+        self.config.vrrp_track_process.push(tracked);
     }
 
     fn secs_at_least_one(&mut self, st: &Statement) -> Option<Duration> {
@@ -851,7 +975,7 @@ impl Importer<'_> {
             notify_fault: None,
             notify_stop: None,
             notify: None,
-            smtp_alert: false,
+            smtp_alert: None,
         };
         for item in self.block(st) {
             self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
@@ -872,7 +996,7 @@ impl Importer<'_> {
                 "notify_fault" => group.notify_fault = self.command(item, true),
                 "notify_stop" => group.notify_stop = self.command(item, true),
                 "notify" => group.notify = self.command(item, true),
-                "smtp_alert" => set(&mut group.smtp_alert, self.flag(item)),
+                "smtp_alert" => set(&mut group.smtp_alert, self.flag(item).map(Some)),
                 _ => self.unknown(item, "vrrp_sync_group"),
             }
         }
@@ -904,6 +1028,7 @@ impl Importer<'_> {
             track_script: Vec::new(),
             track_interface: Vec::new(),
             track_file: Vec::new(),
+            track_process: Vec::new(),
             nopreempt: false,
             preempt_delay: zero(),
             unicast_src_ip: None,
@@ -912,6 +1037,9 @@ impl Importer<'_> {
             native_ipv6: false,
             dont_track_primary: false,
             skip_check_adv_addr: false,
+            use_vmac: false,
+            vmac_interface: None,
+            vmac_xmit_base: false,
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,
@@ -923,7 +1051,7 @@ impl Importer<'_> {
             notify_fault: None,
             notify_stop: None,
             notify: None,
-            smtp_alert: false,
+            smtp_alert: None,
         };
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
@@ -983,7 +1111,22 @@ impl Importer<'_> {
                         .collect();
                 }
                 "track_file" => {
-                    inst.track_file = self.track_files(item, &format!("{base}.track_file"));
+                    let base = format!("{base}.track_file");
+                    inst.track_file =
+                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackFile {
+                            name,
+                            weight,
+                            reverse,
+                        });
+                }
+                "track_process" => {
+                    let base = format!("{base}.track_process");
+                    inst.track_process =
+                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackProcess {
+                            name,
+                            weight,
+                            reverse,
+                        });
                 }
                 "nopreempt" => inst.nopreempt = self.bare(item),
                 "preempt" => inst.nopreempt = !self.bare(item),
@@ -1014,6 +1157,14 @@ impl Importer<'_> {
                     inst.unicast_peer = peers;
                 }
                 "native_ipv6" => inst.native_ipv6 = self.bare(item),
+                "use_vmac" => {
+                    inst.use_vmac = true;
+                    inst.vmac_interface = self.use_vmac(item);
+                    if let Some(word) = item.args.iter().find(|w| !w.text.contains(':')) {
+                        self.record(format!("{base}.vmac_interface"), &word.pos);
+                    }
+                }
+                "vmac_xmit_base" => inst.vmac_xmit_base = self.bare(item),
                 "dont_track_primary" => inst.dont_track_primary = self.bare(item),
                 "strict_mode" => strict = self.flag(item),
                 "skip_check_adv_addr" => skip = self.flag(item),
@@ -1028,7 +1179,7 @@ impl Importer<'_> {
                 "notify_fault" => inst.notify_fault = self.command(item, true),
                 "notify_stop" => inst.notify_stop = self.command(item, true),
                 "notify" => inst.notify = self.command(item, true),
-                "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item)),
+                "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item).map(Some)),
                 _ => self.unknown(item, "vrrp_instance"),
             }
         }
@@ -1097,15 +1248,36 @@ impl Importer<'_> {
                 .copied()
                 .flatten()
                 .unwrap_or(self.strict.global);
-            if !strict {
-                continue;
-            }
             let name = inst.name.clone();
             let at = |im: &Self, field: &str| im.map.lookup(&format!("{base}.{field}"));
             let warn = |im: &mut Self, field: &str, message: String| {
                 let pos = at(im, field);
                 im.map.warn(Diagnostic::new(pos, message));
             };
+            // keepalived's vrrp_end_handler: unicast adverts cannot go out
+            // of the virtual MAC interface, they go out of the base one.
+            if inst.use_vmac && !inst.unicast_peer.is_empty() && !inst.vmac_xmit_base {
+                inst.vmac_xmit_base = true;
+                warn(
+                    self,
+                    "use_vmac",
+                    format!(
+                        "vrrp_instance '{name}': unicast with use_vmac requires vmac_xmit_base; it is set, as keepalived does"
+                    ),
+                );
+            }
+            if !strict {
+                continue;
+            }
+            if std::mem::take(&mut inst.vmac_xmit_base) {
+                warn(
+                    self,
+                    "vmac_xmit_base",
+                    format!(
+                        "vrrp_instance '{name}': vmac_xmit_base is incompatible with strict mode; it is ignored, as keepalived does"
+                    ),
+                );
+            }
             if !inst.unicast_peer.is_empty() {
                 let pos = at(self, "unicast_peer");
                 self.err(
@@ -1593,6 +1765,7 @@ impl Importer<'_> {
             ops: false,
             masquerade: false,
             only_when_master: None,
+            smtp_alert: None,
             real_server: Vec::new(),
         };
         let mut protocol_set = false;
@@ -1694,6 +1867,7 @@ impl Importer<'_> {
                 "virtualhost" => vs.virtualhost = self.string(item),
                 "ha_suspend" => vs.ha_suspend = self.bare(item),
                 "ops" => vs.ops = self.bare(item),
+                "smtp_alert" => set(&mut vs.smtp_alert, self.flag(item).map(Some)),
                 "real_server" => {
                     let rs_base = format!("{base}.real_server[{}]", vs.real_server.len());
                     if let Some(rs) = self.real_server(item, &rs_base) {
@@ -1753,6 +1927,7 @@ impl Importer<'_> {
             notify_down: None,
             check: Vec::new(),
             file_check: Vec::new(),
+            smtp_alert: None,
         };
         for item in st.block.as_deref().unwrap_or_default() {
             let kw = item.keyword.text.as_str();
@@ -1779,6 +1954,12 @@ impl Importer<'_> {
                 "lthreshold" => rs.lthreshold = self.count(item),
                 "notify_up" => rs.notify_up = self.command(item, true),
                 "notify_down" => rs.notify_down = self.command(item, true),
+                "smtp_alert" => set(&mut rs.smtp_alert, self.flag(item).map(Some)),
+                "SMTP_CHECK" => {
+                    for check in self.smtp_check(item, base, rs.check.len()) {
+                        rs.check.push(check);
+                    }
+                }
                 kw if CHECKS.contains(&kw) => {
                     let path = format!("{base}.check[{}]", rs.check.len());
                     self.record(path.clone(), &item.keyword.pos);
@@ -2041,6 +2222,119 @@ impl Importer<'_> {
         }
     }
 
+    /// `SMTP_CHECK { ... }`: one check, or with keepalived's deprecated
+    /// `host { }` blocks one per host, and one more for the block's own
+    /// connection when any of its connection keywords is given
+    /// (check_smtp.c's `smtp_check_end_handler`). The hosts take the
+    /// block's `helo_name`, `retry`, `delay_before_retry` and `warmup`
+    /// (wherever written, as keepalived's shared checker does) and their
+    /// own connection, which starts from the real server's address and
+    /// port. `first` is the index of the real server's next check.
+    fn smtp_check(&mut self, st: &Statement, rs_base: &str, first: usize) -> Vec<Check> {
+        self.at_most(st, 0);
+        let base = format!("{rs_base}.check[{first}]");
+        self.record(base.clone(), &st.keyword.pos);
+        let mut check = SmtpCheck {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            connect_timeout: default_connect_timeout(),
+            retry: default_retry(),
+            delay_before_retry: default_delay_before_retry(),
+            warmup: None,
+            helo_name: default_smtp_helo(),
+        };
+        let mut own_connection = false;
+        let mut hosts: Vec<(SmtpCheck, &Statement)> = Vec::new();
+        for item in self.block(st) {
+            let kw = item.keyword.text.as_str();
+            let field = if kw == "nb_get_retry" { "retry" } else { kw };
+            if kw != "host" {
+                self.record(format!("{base}.{field}"), &item.keyword.pos);
+            }
+            if self.smtp_connection(item, &mut check) {
+                own_connection = true;
+                continue;
+            }
+            match kw {
+                "helo_name" => {
+                    if let Some(name) = self.string(item) {
+                        check.helo_name = name;
+                    }
+                }
+                "host" => {
+                    self.at_most(item, 0);
+                    let mut host = check.clone();
+                    host.connect_ip = None;
+                    host.connect_port = None;
+                    host.bindto = None;
+                    host.bind_port = None;
+                    host.connect_timeout = default_connect_timeout();
+                    for entry in self.block(item) {
+                        if !self.smtp_connection(entry, &mut host)
+                            && !self.smtp_timing(entry, &mut check)
+                        {
+                            self.unknown(entry, "virtual_server > real_server > SMTP_CHECK > host");
+                        }
+                    }
+                    hosts.push((host, item));
+                }
+                _ => {
+                    if !self.smtp_timing(item, &mut check) {
+                        self.unknown(item, "virtual_server > real_server > SMTP_CHECK");
+                    }
+                }
+            }
+        }
+        let mut checks = Vec::new();
+        if own_connection || hosts.is_empty() {
+            checks.push(check.clone());
+        }
+        for (mut host, item) in hosts {
+            let path = format!("{rs_base}.check[{}]", first + checks.len());
+            self.record(path, &item.keyword.pos);
+            host.helo_name = check.helo_name.clone();
+            host.retry = check.retry;
+            host.delay_before_retry = check.delay_before_retry;
+            host.warmup = check.warmup;
+            checks.push(host);
+        }
+        checks.into_iter().map(Check::Smtp).collect()
+    }
+
+    /// A connection keyword of an SMTP_CHECK or of one of its hosts, read
+    /// into `check`; false if `st` is none.
+    fn smtp_connection(&mut self, st: &Statement, check: &mut SmtpCheck) -> bool {
+        match st.keyword.text.as_str() {
+            "connect_ip" => check.connect_ip = self.parse_value(st, "an IP address"),
+            "connect_port" => check.connect_port = self.parse_value(st, "a port number"),
+            "bindto" => check.bindto = self.parse_value(st, "an IP address"),
+            "bind_port" => check.bind_port = self.parse_value(st, "a port number"),
+            "connect_timeout" => set(
+                &mut check.connect_timeout,
+                self.decimal_secs(st, u64::from(u32::MAX)),
+            ),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A timing keyword of an SMTP_CHECK (also taken in its hosts), read
+    /// into `check`; false if `st` is none.
+    fn smtp_timing(&mut self, st: &Statement, check: &mut SmtpCheck) -> bool {
+        match st.keyword.text.as_str() {
+            "retry" => set(&mut check.retry, self.count(st)),
+            "delay_before_retry" => set(
+                &mut check.delay_before_retry,
+                self.decimal_secs(st, u64::from(u32::MAX)),
+            ),
+            "warmup" => check.warmup = self.decimal_secs(st, u64::from(u32::MAX)),
+            _ => return false,
+        }
+        true
+    }
+
     /// The words after the keyword joined by spaces, as keepalived reads
     /// its hex strings (`payload 01 02 0304`); `None` if `required` and
     /// there are none.
@@ -2109,7 +2403,8 @@ impl Importer<'_> {
 }
 
 /// keepalived's check blocks in a real_server.
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 8] = [
+    "SMTP_CHECK",
     "TCP_CHECK",
     "HTTP_GET",
     "SSL_GET",
@@ -2216,6 +2511,59 @@ mod tests {
             config,
             map.warnings().iter().map(ToString::to_string).collect(),
         )
+    }
+
+    /// keepalived's `use_vmac [NAME]`, `vmac_xmit_base` and
+    /// `vmac_prefix`; unicast peers turn `vmac_xmit_base` on and strict
+    /// mode off, each with a warning, as keepalived does.
+    #[test]
+    fn use_vmac_reads_as_keepalived_does() {
+        let vips = "  virtual_ipaddress {\n    10.0.0.100/24\n  }\n";
+        let (config, warnings) = import_warned(&format!(
+            "global_defs {{\n  vmac_prefix vm\n}}\n{INSTANCE}  use_vmac\n{vips}}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 8\n  use_vmac lan.8\n  vmac_xmit_base\n}}\n"
+        ));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.global.vmac_prefix.as_deref(), Some("vm"));
+        let (a, b) = (&config.vrrp_instance[0], &config.vrrp_instance[1]);
+        assert!(a.use_vmac && a.vmac_interface.is_none() && !a.vmac_xmit_base);
+        assert!(b.use_vmac && b.vmac_xmit_base);
+        assert_eq!(b.vmac_interface.as_deref(), Some("lan.8"));
+        assert_eq!(
+            crate::config::model::vmac_names(&config),
+            [Some("vm.7".to_string()), Some("lan.8".to_string())]
+        );
+
+        let (config, warnings) = import_warned(&format!(
+            "{INSTANCE}  use_vmac\n  unicast_peer {{\n    10.0.0.2\n  }}\n{vips}}}\n"
+        ));
+        assert!(config.vrrp_instance[0].vmac_xmit_base);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:4:3: vrrp_instance 'VI_1': unicast with use_vmac requires vmac_xmit_base; it is set, as keepalived does"
+            ]
+        );
+        let (config, warnings) = import_warned(&format!(
+            "global_defs {{\n  vrrp_strict\n}}\n{INSTANCE}  use_vmac\n  vmac_xmit_base\n{vips}}}\n"
+        ));
+        assert!(!config.vrrp_instance[0].vmac_xmit_base);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:8:3: vrrp_instance 'VI_1': vmac_xmit_base is incompatible with strict mode; it is ignored, as keepalived does"
+            ]
+        );
+
+        assert_eq!(
+            problems(&format!(
+                "{INSTANCE}  use_vmac vrrp.7 00:00:5e:00:01:07 other\n{vips}}}\n"
+            )),
+            [
+                "k.conf:4:19: a MAC address for 'use_vmac' ('00:00:5e:00:01:07') is not supported: the interface takes the VRRP virtual MAC 00:00:5e:00:01:<VRID>",
+                "k.conf:4:37: unexpected 'other' after 'use_vmac'",
+            ]
+        );
     }
 
     /// keepalived v2.2.7's strict mode (`vrrp_complete_instance`): what
@@ -2498,15 +2846,15 @@ mod tests {
     #[test]
     fn unknown_keywords_are_errors_everywhere() {
         let text = format!(
-            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_vmac vrrp1\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    SMTP_CHECK {{\n    }}\n  }}\n}}\n"
+            "global_defs {{\n  lvs_flush\n}}\nvrrp_instance_typo X {{\n}}\n{INSTANCE}  use_ipvlan\n}}\nvirtual_server 10.0.0.1 80 {{\n  protocol TCP\n  real_server 10.0.1.1 80 {{\n    BFD_CHECK {{\n    }}\n  }}\n}}\n"
         );
         assert_eq!(
             problems(&text),
             [
                 "k.conf:2:3: keepalived's 'lvs_flush' in global_defs is not supported: the appliance removes only what it programmed and keeps its table across restarts (see `graceful_remove`)",
                 "k.conf:4:1: unknown keyword 'vrrp_instance_typo' at top level; did you mean 'vrrp_instance'?",
-                "k.conf:9:3: keepalived's 'use_vmac' in vrrp_instance is not supported: not yet; the VIPs move with gratuitous ARP and unsolicited NA",
-                "k.conf:14:5: keepalived's 'SMTP_CHECK' in real_server is not supported: not yet; a MISC_CHECK running a program that tests the same does",
+                "k.conf:9:3: keepalived's 'use_ipvlan' in vrrp_instance is not supported: not yet; `use_vmac` makes a macvlan with the virtual MAC",
+                "k.conf:14:5: keepalived's 'BFD_CHECK' in real_server is not supported: a VRRP instance's advert timeout or a real server's check detects the failure",
             ]
         );
     }
@@ -2626,6 +2974,71 @@ mod tests {
         assert_eq!(
             problems(&text.replace("      track_file f\n    }", "    }")),
             ["k.conf:8:5: FILE_CHECK needs track_file"]
+        );
+    }
+
+    #[test]
+    fn tracked_processes_with_parameters_quorums_delays_and_weights() {
+        let config = load(&format!(
+            "vrrp_track_process web {{\n  process nginx\n  weight -20 reverse\n  quorum 2\n  quorum_max 4\n  delay 1.5\n  fork_delay 0.25\n}}\n\
+             vrrp_track_process cmd {{\n  process /usr/bin/sleep 300 \"a b\"\n  param_match initial\n}}\n\
+             vrrp_track_process none {{\n  process httpd\n  param_match\n  quorum_max 0\n  full_command\n}}\n\
+             {INSTANCE}  track_process {{\n    web weight 10 noreverse\n    cmd\n    none weight -3 reverse\n  }}\n}}\n"
+        ))
+        .unwrap();
+        let [web, cmd, none] = config.vrrp_track_process.as_slice() else {
+            panic!("{:?}", config.vrrp_track_process)
+        };
+        assert_eq!(
+            (web.process.as_str(), i32::from(web.weight), web.reverse),
+            ("nginx", -20, true)
+        );
+        assert_eq!((web.quorum, web.quorum_max), (2, Some(4)));
+        assert_eq!(
+            (web.fork_delay, web.terminate_delay),
+            (Duration::from_millis(250), Duration::from_millis(1500))
+        );
+        assert!(!web.full_command && web.params.is_empty() && web.param_match.is_none());
+        assert_eq!(cmd.params, ["300", "a b"]);
+        assert_eq!(cmd.param_match, Some(ParamMatch::Initial));
+        assert_eq!(i32::from(cmd.weight), 0, "keepalived's code defaults to 0");
+        assert_eq!(cmd.quorum, 1);
+        assert_eq!(none.param_match, Some(ParamMatch::Exact));
+        assert!(none.full_command);
+        assert_eq!(none.quorum_max, Some(0));
+        let tracks = &config.vrrp_instance[0].track_process;
+        assert_eq!(
+            tracks
+                .iter()
+                .map(|t| (t.name.as_str(), t.weight.map(i32::from), t.reverse))
+                .collect::<Vec<_>>(),
+            [
+                ("web", Some(10), Some(false)),
+                ("cmd", None, None),
+                ("none", Some(-3), Some(true)),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_tracked_processes_name_what_is_wrong() {
+        assert_eq!(
+            problems(&format!(
+                "vrrp_track_process p {{\n  weight 300\n  param_match fuzzy\n  quorum 0\n  delay 3601\n}}\n\
+                 vrrp_track_process q {{\n  process a_very_long_process_name\n  quorum 3\n  quorum_max 2\n}}\n\
+                 {INSTANCE}  track_process {{\n    q\n    r\n    q weight 1\n  }}\n}}\n"
+            )),
+            [
+                "k.conf:1:1: vrrp_track_process 'p' has no 'process'",
+                "k.conf:2:10: bad value '300' for 'weight': expected an integer in -254..=254",
+                "k.conf:3:15: bad value 'fuzzy' for 'param_match': expected 'initial' or 'partial' (or nothing: exact)",
+                "k.conf:4:10: bad value '0' for 'quorum': expected an integer in 1..=65535",
+                "k.conf:5:9: bad value '3601' for 'delay': expected seconds (decimals allowed) in 0..=3600",
+                "k.conf:8:3: vrrp_track_process 'q': process name 'a_very_long_process_name' is longer than the 15 bytes the kernel keeps of a process name, so it never matches; add 'full_command' to match the command",
+                "k.conf:10:3: vrrp_track_process 'q': quorum_max 2 is less than quorum 3",
+                "k.conf:17:5: vrrp_instance 'VI_1' tracks unknown vrrp_track_process 'r'",
+                "k.conf:18:5: vrrp_instance 'VI_1' tracks vrrp_track_process 'q' twice",
+            ]
         );
     }
 
