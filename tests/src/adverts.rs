@@ -17,7 +17,21 @@ impl AdvertLog {
     /// Starts tcpdump on `host`'s eth0 and waits until it listens.
     pub fn start(host: &Host, from: IpAddr) -> Result<Self> {
         let family = if from.is_ipv4() { "ip" } else { "ip6" };
-        let filter = format!("{family} proto 112 and src host {from}");
+        Self::start_filtered(host, &format!("{family} proto 112 and src host {from}"))
+    }
+
+    /// The resignations (IPv4 adverts of priority 0) `from` sends to
+    /// `host` itself, as `host` sees them.
+    pub fn resignations(host: &Host, from: IpAddr, to: IpAddr) -> Result<Self> {
+        // IPv4 without options: VRRP's priority is the IP packet's byte 22.
+        Self::start_filtered(
+            host,
+            &format!("ip proto 112 and src host {from} and dst host {to} and ip[22] = 0"),
+        )
+    }
+
+    /// [`AdvertLog::start`] with a tcpdump filter of the caller's.
+    pub fn start_filtered(host: &Host, filter: &str) -> Result<Self> {
         let mut cmd = host.command("tcpdump");
         cmd.args(["-i", "eth0", "-n", "-l", "-tt", "-U", &filter])
             .stdout(Stdio::piped())

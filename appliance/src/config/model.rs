@@ -1432,7 +1432,7 @@ pub struct HttpCheck {
     #[serde(default = "default_retry")]
     pub retry: u32,
     /// Pause between retries.
-    #[serde(default = "default_delay_before_retry", with = "humantime_serde")]
+    #[serde(default = "default_http_delay_before_retry", with = "humantime_serde")]
     pub delay_before_retry: Duration,
     /// Random delay before the first check; see [`TcpCheck::warmup`].
     #[serde(
@@ -2129,6 +2129,12 @@ pub fn default_max_reply_length() -> u16 {
 /// keepalived checker `delay_before_retry` default: 1 s.
 pub fn default_delay_before_retry() -> Duration {
     Duration::from_secs(1)
+}
+
+/// keepalived's HTTP_GET and SSL_GET `delay_before_retry` default: 3 s
+/// (check_http.c sets it on the checker it allocates).
+pub fn default_http_delay_before_retry() -> Duration {
+    Duration::from_secs(3)
 }
 
 #[cfg(test)]

@@ -12,6 +12,87 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A virtual server's or real server's defaults for its checks, each with
+/// the line that set it.
+#[derive(Default)]
+struct CheckDefaults {
+    retry: Option<(u32, Position)>,
+    delay_before_retry: Option<(Duration, Position)>,
+    warmup: Option<(Duration, Position)>,
+    connect_timeout: Option<(Duration, Position)>,
+}
+
+/// The timing a check inherits.
+#[derive(Default)]
+struct Timing {
+    retry: Option<u32>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+    connect_timeout: Option<Duration>,
+}
+
+impl Timing {
+    fn apply(self, check: &mut Check) {
+        macro_rules! give {
+            ($c:expr, $dbr:expr) => {{
+                let c = $c;
+                if let Some(v) = self.retry {
+                    c.retry = v;
+                }
+                if let Some(v) = self.delay_before_retry {
+                    $dbr(&mut c.delay_before_retry, v);
+                }
+                if self.warmup.is_some() {
+                    c.warmup = self.warmup;
+                }
+                c
+            }};
+        }
+        let fixed = |slot: &mut Duration, v| *slot = v;
+        match check {
+            Check::Tcp(c) => {
+                let c = give!(c, fixed);
+                if let Some(v) = self.connect_timeout {
+                    c.connect_timeout = v;
+                }
+            }
+            Check::HttpGet(c) | Check::SslGet(c) => {
+                let c = give!(c, fixed);
+                if let Some(v) = self.connect_timeout {
+                    c.connect_timeout = v;
+                }
+            }
+            Check::Misc(c) => {
+                give!(c, fixed);
+            }
+            Check::Ping(c) => {
+                let c = give!(c, fixed);
+                if let Some(v) = self.connect_timeout {
+                    c.connect_timeout = v;
+                }
+            }
+            Check::Udp(c) => {
+                let c = give!(c, fixed);
+                if let Some(v) = self.connect_timeout {
+                    c.connect_timeout = v;
+                }
+            }
+            Check::Dns(c) => {
+                let c = give!(c, |slot: &mut Option<Duration>, v| *slot = Some(v));
+                if let Some(v) = self.connect_timeout {
+                    c.connect_timeout = v;
+                }
+            }
+            Check::Smtp(c) => {
+                let c = give!(c, fixed);
+                if let Some(v) = self.connect_timeout {
+                    c.connect_timeout = v;
+                }
+            }
+        }
+    }
+}
+
 /// keepalived's `persistence_timeout` when the keyword has no value: 6 min.
 fn default_persistence_timeout() -> Duration {
     Duration::from_secs(360)
@@ -1770,6 +1851,8 @@ impl Importer<'_> {
         };
         let mut protocol_set = false;
         let mut default_weight = None;
+        let mut defaults = CheckDefaults::default();
+        let mut inhibit = None;
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
             let field = match kw {
@@ -1860,6 +1943,12 @@ impl Importer<'_> {
                         }
                     }
                 }
+                "retry" | "delay_before_retry" | "warmup" | "connect_timeout" => {
+                    self.check_default(item, &mut defaults)
+                }
+                "inhibit_on_failure" => {
+                    inhibit = self.flag(item).map(|on| (on, item.keyword.pos.clone()))
+                }
                 "quorum_up" => vs.quorum_up = self.command(item, true),
                 "quorum_down" => vs.quorum_down = self.command(item, true),
                 "alpha" => set(&mut vs.alpha, self.flag(item)),
@@ -1876,6 +1965,19 @@ impl Importer<'_> {
                 }
                 _ => self.unknown(item, "virtual_server"),
             }
+        }
+        // keepalived's check_data.c: a real server without its own
+        // `inhibit_on_failure`, and a check without its own timing, take
+        // the block's, wherever in the block they stand.
+        for (i, rs) in vs.real_server.iter_mut().enumerate() {
+            let rs_base = format!("{base}.real_server[{i}]");
+            if let Some((on, pos)) = &inhibit
+                && !self.map.has(&format!("{rs_base}.inhibit_on_failure"))
+            {
+                rs.inhibit_on_failure = *on;
+                self.record(format!("{rs_base}.inhibit_on_failure"), pos);
+            }
+            self.inherit(&mut rs.check, &rs_base, &defaults);
         }
         // keepalived's check_data.c: a real server without its own
         // `weight` takes the block's, wherever in the block it stands.
@@ -1929,6 +2031,7 @@ impl Importer<'_> {
             file_check: Vec::new(),
             smtp_alert: None,
         };
+        let mut defaults = CheckDefaults::default();
         for item in st.block.as_deref().unwrap_or_default() {
             let kw = item.keyword.text.as_str();
             if !CHECKS.contains(&kw) && kw != "FILE_CHECK" {
@@ -1950,6 +2053,9 @@ impl Importer<'_> {
                     }
                 }
                 "inhibit_on_failure" => set(&mut rs.inhibit_on_failure, self.flag(item)),
+                "retry" | "delay_before_retry" | "warmup" | "connect_timeout" => {
+                    self.check_default(item, &mut defaults)
+                }
                 "uthreshold" => rs.uthreshold = self.count(item),
                 "lthreshold" => rs.lthreshold = self.count(item),
                 "notify_up" => rs.notify_up = self.command(item, true),
@@ -1977,7 +2083,75 @@ impl Importer<'_> {
                 _ => self.unknown(item, "virtual_server > real_server"),
             }
         }
+        self.inherit(&mut rs.check, base, &defaults);
         address.map(|_| rs)
+    }
+
+    /// A virtual server's or real server's `retry`, `delay_before_retry`,
+    /// `warmup` or `connect_timeout`: a default for its checks.
+    fn check_default(&mut self, st: &Statement, defaults: &mut CheckDefaults) {
+        let pos = st.keyword.pos.clone();
+        match st.keyword.text.as_str() {
+            // keepalived's vs/rs retry handlers: 1..
+            "retry" => defaults.retry = self.u32_in(st, 1, u32::MAX).map(|v| (v, pos)),
+            "delay_before_retry" => {
+                defaults.delay_before_retry =
+                    self.decimal_secs(st, u64::from(u32::MAX)).map(|v| (v, pos))
+            }
+            "warmup" => {
+                defaults.warmup = self.decimal_secs(st, u64::from(u32::MAX)).map(|v| (v, pos))
+            }
+            _ => {
+                defaults.connect_timeout = self
+                    .decimal_secs(st, u64::from(u32::MAX))
+                    .filter(|t| !t.is_zero())
+                    .map(|v| (v, pos))
+            }
+        }
+    }
+
+    /// Gives each of `checks` (of the real server at `rs_base`) the
+    /// `defaults` it does not set itself, as keepalived's check_data.c
+    /// does (a check's own keyword, then its real server's, then its
+    /// virtual server's, then the check type's default); each inherited
+    /// value is recorded at the line that set it.
+    fn inherit(&mut self, checks: &mut [Check], rs_base: &str, defaults: &CheckDefaults) {
+        for (k, check) in checks.iter_mut().enumerate() {
+            let path = format!("{rs_base}.check[{k}]");
+            let mut given = Timing::default();
+            let mut take = |field: &str, pos: &Position| {
+                let at = format!("{path}.{field}");
+                if self.map.has(&at) {
+                    return false;
+                }
+                self.map.insert(at, pos.clone());
+                true
+            };
+            if let Some((v, pos)) = &defaults.retry
+                && take("retry", pos)
+            {
+                given.retry = Some(*v);
+            }
+            if let Some((v, pos)) = &defaults.delay_before_retry
+                && take("delay_before_retry", pos)
+            {
+                given.delay_before_retry = Some(*v);
+            }
+            if let Some((v, pos)) = &defaults.warmup
+                && take("warmup", pos)
+            {
+                given.warmup = Some(*v);
+            }
+            // A MISC_CHECK opens no connection: keepalived has no timeout
+            // to give it.
+            if let Some((v, pos)) = &defaults.connect_timeout
+                && !matches!(check, Check::Misc(_))
+                && take("connect_timeout", pos)
+            {
+                given.connect_timeout = Some(*v);
+            }
+            given.apply(check);
+        }
     }
 
     /// `FILE_CHECK { track_file NAME; weight W [reverse|noreverse] }`.
@@ -2039,7 +2213,10 @@ impl Importer<'_> {
                 "DNS_CHECK" => default_dns_retry(),
                 _ => default_retry(),
             },
-            delay_before_retry: default_delay_before_retry(),
+            delay_before_retry: match kind {
+                "HTTP_GET" | "SSL_GET" => default_http_delay_before_retry(),
+                _ => default_delay_before_retry(),
+            },
             warmup: None,
             // Not a keepalived keyword: TOML only.
             half_open: false,
@@ -2246,7 +2423,9 @@ impl Importer<'_> {
             helo_name: default_smtp_helo(),
         };
         let mut own_connection = false;
-        let mut hosts: Vec<(SmtpCheck, &Statement)> = Vec::new();
+        // Each host with its statement and the connection keywords it
+        // writes (recorded at its own check's path once that is known).
+        let mut hosts: Vec<(SmtpCheck, &Statement, Vec<&Statement>)> = Vec::new();
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
             let field = if kw == "nb_get_retry" { "retry" } else { kw };
@@ -2271,14 +2450,20 @@ impl Importer<'_> {
                     host.bindto = None;
                     host.bind_port = None;
                     host.connect_timeout = default_connect_timeout();
+                    let mut written = Vec::new();
                     for entry in self.block(item) {
-                        if !self.smtp_connection(entry, &mut host)
-                            && !self.smtp_timing(entry, &mut check)
-                        {
+                        if self.smtp_connection(entry, &mut host) {
+                            written.push(entry);
+                        } else if self.smtp_timing(entry, &mut check) {
+                            // Shared with the block: the block's own.
+                            let kw = entry.keyword.text.as_str();
+                            let field = if kw == "nb_get_retry" { "retry" } else { kw };
+                            self.record(format!("{base}.{field}"), &entry.keyword.pos);
+                        } else {
                             self.unknown(entry, "virtual_server > real_server > SMTP_CHECK > host");
                         }
                     }
-                    hosts.push((host, item));
+                    hosts.push((host, item, written));
                 }
                 _ => {
                     if !self.smtp_timing(item, &mut check) {
@@ -2291,9 +2476,20 @@ impl Importer<'_> {
         if own_connection || hosts.is_empty() {
             checks.push(check.clone());
         }
-        for (mut host, item) in hosts {
+        for (mut host, item, written) in hosts {
             let path = format!("{rs_base}.check[{}]", first + checks.len());
-            self.record(path, &item.keyword.pos);
+            self.record(path.clone(), &item.keyword.pos);
+            for entry in written {
+                self.record(format!("{path}.{}", entry.keyword.text), &entry.keyword.pos);
+            }
+            // The block's timing is the host's own too (not inherited).
+            for field in ["retry", "delay_before_retry", "warmup"] {
+                let shared = self.map.has(&format!("{base}.{field}"));
+                if shared {
+                    let pos = self.map.lookup(&format!("{base}.{field}"));
+                    self.record(format!("{path}.{field}"), &pos);
+                }
+            }
             host.helo_name = check.helo_name.clone();
             host.retry = check.retry;
             host.delay_before_retry = check.delay_before_retry;
@@ -3092,6 +3288,92 @@ mod tests {
         );
         assert_eq!(notify.user.as_deref(), Some("root"));
         assert_eq!(inst.track_script[0].weight.map(TrackWeight::get), Some(10));
+    }
+
+    /// keepalived's check_data.c: a check's own keyword, else its real
+    /// server's, else its virtual server's, else the check type's default
+    /// (HTTP_GET's and SSL_GET's delay_before_retry is 3 s, others' 1 s),
+    /// wherever in the block each stands; a MISC_CHECK takes no timeout.
+    #[test]
+    fn checks_inherit_their_timing_from_the_real_and_virtual_server() {
+        let text = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  \
+            real_server 10.0.1.1 80 {\n    TCP_CHECK {\n      retry 7\n    }\n    \
+            HTTP_GET {\n      url {\n        path /\n      }\n    }\n    \
+            MISC_CHECK {\n      misc_path /bin/true\n    }\n    retry 4\n    warmup 2\n  }\n  \
+            real_server 10.0.1.2 80 {\n    inhibit_on_failure off\n    SMTP_CHECK {\n      \
+            delay_before_retry 9\n      host {\n        connect_ip 10.0.2.1\n        \
+            connect_timeout 8\n      }\n      host {\n        connect_ip 10.0.2.2\n      }\n    }\n  }\n  \
+            real_server 10.0.1.3 80 {\n    HTTP_GET {\n      url {\n        path /\n      }\n    }\n  }\n  \
+            retry 3\n  delay_before_retry 5\n  connect_timeout 6\n  inhibit_on_failure\n}\n";
+        let config = load(text).unwrap();
+        let rs = &config.virtual_server[0].real_server;
+        let Check::Tcp(tcp) = &rs[0].check[0] else {
+            panic!("{:?}", rs[0].check)
+        };
+        // Own retry; the real server's warmup; the virtual server's delay
+        // and timeout.
+        assert_eq!(
+            (
+                tcp.retry,
+                tcp.warmup,
+                tcp.delay_before_retry,
+                tcp.connect_timeout
+            ),
+            (
+                7,
+                Some(Duration::from_secs(2)),
+                Duration::from_secs(5),
+                Duration::from_secs(6)
+            )
+        );
+        let Check::HttpGet(http) = &rs[0].check[1] else {
+            panic!("{:?}", rs[0].check)
+        };
+        assert_eq!(
+            (http.retry, http.delay_before_retry),
+            (4, Duration::from_secs(5))
+        );
+        let Check::Misc(misc) = &rs[0].check[2] else {
+            panic!("{:?}", rs[0].check)
+        };
+        assert_eq!(misc.retry, 4, "the real server's retry, not MISC_CHECK's 0");
+        assert!(rs[0].inhibit_on_failure, "the virtual server's");
+        assert!(!rs[1].inhibit_on_failure, "its own 'off'");
+        // SMTP hosts: the block's delay is theirs; a host's own timeout
+        // stands, the other takes the virtual server's.
+        let smtp: Vec<&SmtpCheck> = rs[1]
+            .check
+            .iter()
+            .map(|c| match c {
+                Check::Smtp(s) => s,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(smtp.len(), 2);
+        assert!(
+            smtp.iter()
+                .all(|s| s.delay_before_retry == Duration::from_secs(9))
+        );
+        assert!(smtp.iter().all(|s| s.retry == 3));
+        assert_eq!(
+            (smtp[0].connect_timeout, smtp[1].connect_timeout),
+            (Duration::from_secs(8), Duration::from_secs(6))
+        );
+        // Without any: the check type's defaults (keepalived's 3 s for
+        // HTTP_GET), bar the virtual server's.
+        let alone = load(
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n    \
+             HTTP_GET {\n      url {\n        path /\n      }\n    }\n    TCP_CHECK {\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        let checks = &alone.virtual_server[0].real_server[0].check;
+        let (Check::HttpGet(http), Check::Tcp(tcp)) = (&checks[0], &checks[1]) else {
+            panic!("{checks:?}")
+        };
+        assert_eq!(
+            (http.delay_before_retry, http.retry, tcp.delay_before_retry),
+            (Duration::from_secs(3), 1, Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -57,7 +57,6 @@ const HTTPX: Support =
 const IFACE: Support = Refused(
     "name the interface in each `vrrp_instance`; interfaces that come and go are followed by netlink without the option",
 );
-const INHERIT: Support = Refused("set it in each check");
 const INITFAIL: Support = Refused("a tracked script's first result decides its state");
 const LINKBEAT: Support =
     Refused("the appliance follows links by netlink only, which is what keepalived's default does");
@@ -416,12 +415,12 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server_group", "fwmark", Yes),
     k("", "virtual_server", Yes),
     k("virtual_server", "ip_family", VSFAMILY),
-    k("virtual_server", "retry", INHERIT),
-    k("virtual_server", "delay_before_retry", INHERIT),
-    k("virtual_server", "warmup", INHERIT),
-    k("virtual_server", "connect_timeout", INHERIT),
+    k("virtual_server", "retry", Yes),
+    k("virtual_server", "delay_before_retry", Yes),
+    k("virtual_server", "warmup", Yes),
+    k("virtual_server", "connect_timeout", Yes),
     k("virtual_server", "delay_loop", Yes),
-    k("virtual_server", "inhibit_on_failure", INHERIT),
+    k("virtual_server", "inhibit_on_failure", Yes),
     k("virtual_server", "lb_algo", Yes),
     k("virtual_server", "lvs_sched", Yes),
     k("virtual_server", "hashed", SCHEDFLAG),
@@ -462,14 +461,10 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server > real_server", "notify_up", Yes),
     k("virtual_server > real_server", "notify_down", Yes),
     k("virtual_server > real_server", "alpha", CHKALPHA),
-    k("virtual_server > real_server", "retry", INHERIT),
-    k(
-        "virtual_server > real_server",
-        "delay_before_retry",
-        INHERIT,
-    ),
-    k("virtual_server > real_server", "warmup", INHERIT),
-    k("virtual_server > real_server", "connect_timeout", INHERIT),
+    k("virtual_server > real_server", "retry", Yes),
+    k("virtual_server > real_server", "delay_before_retry", Yes),
+    k("virtual_server > real_server", "warmup", Yes),
+    k("virtual_server > real_server", "connect_timeout", Yes),
     k("virtual_server > real_server", "delay_loop", CHKDELAY),
     k("virtual_server > real_server", "smtp_alert", Yes),
     k("virtual_server > real_server", "virtualhost", VSHOST),
