@@ -33,7 +33,7 @@ impl AdvertLog {
     /// [`AdvertLog::start`] with a tcpdump filter of the caller's.
     pub fn start_filtered(host: &Host, filter: &str) -> Result<Self> {
         let mut cmd = host.command("tcpdump");
-        cmd.args(["-i", "eth0", "-n", "-l", "-tt", "-U", &filter])
+        cmd.args(["-i", "eth0", "-n", "-l", "-tt", "-U", filter])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut tcpdump = host
