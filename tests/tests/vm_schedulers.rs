@@ -47,8 +47,18 @@ fn sched_vip(name: &str) -> String {
     format!("10.0.3.{}", index + 1)
 }
 
+/// The scheduler flags keepalived.conf gives a scheduler's service here,
+/// as keepalived.conf and `ipvsadm -Ln` name them.
+fn sched_flags(name: &str) -> &'static [&'static str] {
+    match name {
+        "sh" => &["sh-fallback", "sh-port"],
+        "mh" => &["mh-port"],
+        _ => &[],
+    }
+}
+
 /// keepalived.conf with one NAT virtual server per scheduler of `names`,
-/// each with [`SCHED_REAL_SERVERS`].
+/// each with [`SCHED_REAL_SERVERS`] and its [`sched_flags`].
 fn scheduler_config(names: &[&str]) -> String {
     let mut conf = String::new();
     for name in names {
@@ -56,6 +66,9 @@ fn scheduler_config(names: &[&str]) -> String {
             "virtual_server {} 80 {{\n  lb_algo {name}\n  lb_kind NAT\n  protocol TCP\n",
             sched_vip(name)
         );
+        for flag in sched_flags(name) {
+            conf += &format!("  {flag}\n");
+        }
         for (addr, weight) in SCHED_REAL_SERVERS {
             let (ip, port) = addr.split_once(':').unwrap();
             conf += &format!("  real_server {ip} {port} {{\n    weight {weight}\n  }}\n");
@@ -298,15 +311,21 @@ fn every_scheduler_applies_and_lvs_tun_answers_through_the_vip() {
         .collect();
     for name in available() {
         let key = format!("TCP {}:80", sched_vip(name));
-        let expected = Listed {
-            scheduler: name.to_string(),
-            flags: Vec::new(),
-            destinations: destinations.clone(),
-        };
+        let listed = services
+            .get(&key)
+            .unwrap_or_else(|| panic!("lb_algo {name}: no {key} in the kernel\n{out}"));
         assert_eq!(
-            services.get(&key),
-            Some(&expected),
+            (listed.scheduler.as_str(), &listed.destinations),
+            (name, &destinations),
             "lb_algo {name}: {key} in the kernel\n{out}"
+        );
+        // ipvsadm names the flags the kernel holds, as keepalived.conf
+        // does (`(sh-fallback,sh-port)`).
+        let flags = listed.flags.join(" ");
+        let wanted = sched_flags(name);
+        assert!(
+            wanted.iter().all(|f| flags.contains(f)) && wanted.is_empty() == flags.is_empty(),
+            "lb_algo {name}: flags {wanted:?}, the kernel has {flags:?}\n{out}"
         );
     }
     assert_eq!(services.len(), available().len(), "{services:?}\n{out}");

@@ -10,6 +10,7 @@
 pub use crate::vrrp::machine::{InitialState, Weight as TrackWeight};
 use crate::vrrp::packet::{MULTICAST_V4, MULTICAST_V6};
 use crate::vrrp::{Priority, Version, Vrid};
+use appliance_core::dataplane::SchedFlags;
 pub use appliance_core::dataplane::{Choice, Scheduler, Weight};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -1223,6 +1224,13 @@ pub struct VirtualServer {
     /// One-packet scheduling (UDP).
     #[serde(default)]
     pub ops: bool,
+    /// The scheduler's flags (IPVS only; `sh` and `mh` give them a
+    /// meaning): `port` (keepalived's `sh-port`/`mh-port`, `flag-2`)
+    /// hashes the client's port too, `fallback` (`sh-fallback`/
+    /// `mh-fallback`, `flag-1`) picks another real server when the
+    /// hashed one is unavailable.
+    #[serde(default, skip_serializing_if = "SchedFlags::is_none")]
+    pub sched_flags: SchedFlags,
     /// Rewrite the client's address to the director's on the way to the
     /// real servers (SNAT/masquerade), for real servers that do not route
     /// back through the director. An appliance extension of the nftables

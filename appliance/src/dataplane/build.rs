@@ -11,8 +11,7 @@
 //! with its configured weight.
 
 use super::{
-    Destination, Family, Forwarding, Persistence, Protocol, SchedFlags, ServiceKey, Table,
-    VirtualService,
+    Destination, Family, Forwarding, Persistence, Protocol, ServiceKey, Table, VirtualService,
 };
 use crate::config::model::{
     GROUP_RANGE_MAX, GroupEntry, GroupRange, MarkFamily, Service, VirtualServer, VirtualServerGroup,
@@ -208,7 +207,7 @@ fn service(vs: &VirtualServer, key: ServiceKey) -> Result<VirtualService, String
     Ok(VirtualService {
         key,
         scheduler: vs.lb_algo,
-        sched_flags: SchedFlags::default(),
+        sched_flags: vs.sched_flags,
         persistence,
         one_packet: vs.ops,
         masquerade: vs.masquerade,
@@ -258,7 +257,7 @@ impl From<crate::config::model::LbKind> for Forwarding {
 mod tests {
     use super::*;
     use crate::config::{Format, load_str};
-    use crate::dataplane::{Scheduler, Weight};
+    use crate::dataplane::{SchedFlags, Scheduler, Weight};
     use std::path::Path;
 
     fn build(text: &str) -> Result<Table, BuildError> {
@@ -418,6 +417,37 @@ mod tests {
                 ServiceKey::Fwmark {
                     family: Family::Ipv6,
                     mark: 7
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn scheduler_flags_reach_the_service() {
+        let table = build(
+            "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo sh\n  sh-port\n  \
+             sh-fallback\n  real_server 10.0.1.1 80 {\n  }\n}\n\
+             virtual_server 10.0.0.2 80 {\n  protocol TCP\n  mh-port\n  lb_algo mh\n  \
+             real_server 10.0.1.1 80 {\n  }\n}\n\
+             virtual_server 10.0.0.3 80 {\n  protocol TCP\n  lb_algo rr\n  flag-1\n  \
+             real_server 10.0.1.1 80 {\n  }\n}\n",
+        )
+        .unwrap();
+        let flags: Vec<SchedFlags> = table.values().map(|s| s.sched_flags).collect();
+        assert_eq!(
+            flags,
+            [
+                SchedFlags {
+                    fallback: true,
+                    port: true
+                },
+                SchedFlags {
+                    fallback: false,
+                    port: true
+                },
+                SchedFlags {
+                    fallback: true,
+                    port: false
                 },
             ]
         );

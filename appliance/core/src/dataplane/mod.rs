@@ -131,6 +131,7 @@ impl fmt::Display for ServiceKey {
 /// Scheduler flags: their meaning depends on the scheduler (`sh` and `mh`
 /// give them one; the kernel stores them for any scheduler).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SchedFlags {
     /// `sh-fallback` / `mh-fallback` (IP_VS_SVC_F_SCHED1): pick another
     /// server when the hashed one is unavailable.
@@ -143,6 +144,11 @@ pub struct SchedFlags {
 impl SchedFlags {
     pub fn any(self) -> bool {
         self.fallback || self.port
+    }
+
+    /// Neither flag (serde's `skip_serializing_if`).
+    pub fn is_none(&self) -> bool {
+        !self.any()
     }
 }
 

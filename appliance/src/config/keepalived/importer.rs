@@ -1844,6 +1844,7 @@ impl Importer<'_> {
             virtualhost: None,
             ha_suspend: false,
             ops: false,
+            sched_flags: Default::default(),
             masquerade: false,
             only_when_master: None,
             smtp_alert: None,
@@ -1851,6 +1852,7 @@ impl Importer<'_> {
         };
         let mut protocol_set = false;
         let mut default_weight = None;
+        let mut sched_flags: Vec<&Statement> = Vec::new();
         let mut defaults = CheckDefaults::default();
         let mut inhibit = None;
         for item in self.block(st) {
@@ -1956,6 +1958,17 @@ impl Importer<'_> {
                 "virtualhost" => vs.virtualhost = self.string(item),
                 "ha_suspend" => vs.ha_suspend = self.bare(item),
                 "ops" => vs.ops = self.bare(item),
+                "flag-1" | "flag-2" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                    if self.bare(item) {
+                        let name = item.keyword.text.as_str();
+                        if name.ends_with("port") || name == "flag-2" {
+                            vs.sched_flags.port = true;
+                        } else {
+                            vs.sched_flags.fallback = true;
+                        }
+                        sched_flags.push(item);
+                    }
+                }
                 "smtp_alert" => set(&mut vs.smtp_alert, self.flag(item).map(Some)),
                 "real_server" => {
                     let rs_base = format!("{base}.real_server[{}]", vs.real_server.len());
@@ -1964,6 +1977,27 @@ impl Importer<'_> {
                     }
                 }
                 _ => self.unknown(item, "virtual_server"),
+            }
+        }
+        // keepalived's check_parser.c takes `sh-*` for the sh scheduler
+        // only and `mh-*` for mh (and ignores them otherwise, with an
+        // error): here the error stops the load, wherever the keyword.
+        for item in sched_flags {
+            let name = item.keyword.text.as_str();
+            let (wants, other) = match name.split_once('-') {
+                Some(("sh", _)) => (Scheduler::Sh, "sh"),
+                Some(("mh", _)) => (Scheduler::Mh, "mh"),
+                _ => continue,
+            };
+            if vs.lb_algo != wants {
+                self.err(
+                    &item.keyword.pos,
+                    format!(
+                        "'{name}' applies to the {other} scheduler only (lb_algo is {}); \
+                         flag-1/flag-2 set the flag for any scheduler",
+                        vs.lb_algo.name()
+                    ),
+                );
             }
         }
         // keepalived's check_data.c: a real server without its own
@@ -3373,6 +3407,21 @@ mod tests {
         assert_eq!(
             (http.delay_before_retry, http.retry, tcp.delay_before_retry),
             (Duration::from_secs(3), 1, Duration::from_secs(1))
+        );
+    }
+
+    /// `sh-*` belongs to sh and `mh-*` to mh (keepalived ignores them
+    /// elsewhere, with an error: here the error stops the load).
+    #[test]
+    fn scheduler_flags_need_their_scheduler() {
+        let text = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sh-port\n  lb_algo wrr\n  \
+                    real_server 10.0.1.1 80 {\n  }\n}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "k.conf:3:3: 'sh-port' applies to the sh scheduler only (lb_algo is wrr); \
+              flag-1/flag-2 set the flag for any scheduler"
+            ]
         );
     }
 

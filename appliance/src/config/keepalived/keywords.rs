@@ -91,7 +91,8 @@ const ROUTES: Support =
 const RSINIT: Support = Refused("notify_up/notify_down run on changes after start only");
 const RSMETHOD: Support =
     Refused("every real server is forwarded its virtual server's way (`lb_kind`)");
-const SCHEDFLAG: Support = Refused("not yet; the schedulers run with IPVS's default flags");
+const FLAG3: Support =
+    Refused("no scheduler of the kernel gives it a meaning: sh and mh use flag-1 and flag-2");
 const SNMP: Support =
     Refused("read the Prometheus metrics (`metrics_listen`) or `appliance status --json`");
 const SORRYX: Support = Refused(
@@ -139,6 +140,8 @@ const NOOP_FAMILY: Support = NoOp("an instance's address family follows its addr
 const NOOP_CHKMAIL: Support = NoOp(
     "the appliance mails only when a real server itself goes up or down, which is what it asks",
 );
+const NOOP_HASHED: Support =
+    NoOp("keepalived 2.2.7 reads it and sets nothing: the kernel hashes every service itself");
 const NOOP_PROCNAME: Support = NoOp("the appliance is one process; its name is `appliance`");
 
 /// Every keyword of keepalived v2.2.7, block by block, and a few older
@@ -423,15 +426,15 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "inhibit_on_failure", Yes),
     k("virtual_server", "lb_algo", Yes),
     k("virtual_server", "lvs_sched", Yes),
-    k("virtual_server", "hashed", SCHEDFLAG),
+    k("virtual_server", "hashed", NOOP_HASHED),
     k("virtual_server", "ops", Yes),
-    k("virtual_server", "flag-1", SCHEDFLAG),
-    k("virtual_server", "flag-2", SCHEDFLAG),
-    k("virtual_server", "flag-3", SCHEDFLAG),
-    k("virtual_server", "sh-port", SCHEDFLAG),
-    k("virtual_server", "sh-fallback", SCHEDFLAG),
-    k("virtual_server", "mh-port", SCHEDFLAG),
-    k("virtual_server", "mh-fallback", SCHEDFLAG),
+    k("virtual_server", "flag-1", Yes),
+    k("virtual_server", "flag-2", Yes),
+    k("virtual_server", "flag-3", FLAG3),
+    k("virtual_server", "sh-port", Yes),
+    k("virtual_server", "sh-fallback", Yes),
+    k("virtual_server", "mh-port", Yes),
+    k("virtual_server", "mh-fallback", Yes),
     k("virtual_server", "lb_kind", Yes),
     k("virtual_server", "lvs_method", Yes),
     k("virtual_server", "persistence_engine", PERSIST),
