@@ -1047,4 +1047,35 @@ virtual_server fwmark 7 {
             assert!(minimal.contains(kept), "{kept} missing in:\n{minimal}");
         }
     }
+
+    #[test]
+    fn beside_a_keepalived_conf_a_virtual_server_takes_the_appliances_own_keys() {
+        let (_dir, path) = beside(
+            "keepalived_conf = \"keepalived.conf\"\n[global]\ndataplane = \"nftables\"\n\
+             [[virtual_server]]\nservice = { address = \"10.0.0.100:80\" }\nmasquerade = true\n\
+             only_when_master = \"VI_1\"\n",
+        );
+        let config = load_file(&path).unwrap();
+        let vs = &config.virtual_server[0];
+        assert!(vs.masquerade);
+        assert_eq!(vs.only_when_master.as_deref(), Some("VI_1"));
+        assert_eq!(vs.real_server.len(), 1, "the rest is the keepalived.conf's");
+        // A key keepalived has, a service it lacks, an instance it lacks.
+        let (_dir, path) = beside(
+            "keepalived_conf = \"keepalived.conf\"\n[global]\ndataplane = \"nftables\"\n\
+             [[virtual_server]]\nservice = { address = \"10.0.0.100:80\" }\nlb_algo = \"wrr\"\n\
+             only_when_master = \"VI_9\"\n\
+             [[virtual_server]]\nservice = { address = \"10.0.0.101:80\" }\nmasquerade = true\n",
+        );
+        let got = load_file(&path).unwrap_err().to_string();
+        let at = path.display();
+        for expected in [
+            format!("{at}:6:1: lb_algo comes from keepalived_conf"),
+            format!("{at}:9:1: keepalived_conf ("),
+            "has no virtual_server 10.0.0.101:80".to_string(),
+            "VI_9".to_string(),
+        ] {
+            assert!(got.contains(&expected), "{expected} in:\n{got}");
+        }
+    }
 }
