@@ -36,7 +36,7 @@ use crate::notify_fifo;
 use crate::script::{self, Program};
 use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::group::SyncGroup;
-use crate::vrrp::machine::{Action, Input, Machine, State, TrackName};
+use crate::vrrp::machine::{Action, Input, Machine, State, TrackKind, TrackName};
 use crate::vrrp::packet::{
     self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
     Repr, Seconds, Variant,
@@ -45,7 +45,7 @@ use crate::vrrp::receive::{Delivery, Listener};
 use crate::vrrp::router::Router;
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Priority, Version};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -893,6 +893,28 @@ impl Driver {
         }
     }
 
+    /// The names of unit `index`'s tracks of one kind.
+    fn tracked(&self, index: usize, kind: fn(&TrackKind) -> bool) -> BTreeSet<String> {
+        self.units
+            .get(index)
+            .into_iter()
+            .flat_map(|u| &u.instances)
+            .flat_map(|i| &i.plan.machine.tracks)
+            .filter(|t| kind(&t.kind))
+            .map(|t| t.name.0.clone())
+            .collect()
+    }
+
+    /// Gives `input` to every machine of unit `index`, now.
+    async fn feed(&mut self, index: usize, input: &Input) {
+        let now = self.now();
+        let Some(unit) = self.router.units_mut().get_mut(index) else {
+            return;
+        };
+        let actions = unit.handle_all(now, input);
+        self.perform(index, now, actions).await;
+    }
+
     /// Starts a unit's machines, with the values of their tracked files
     /// read first (as keepalived reads them before it starts, so a file
     /// that faults an instance keeps it from ever being master), then tells
@@ -900,59 +922,19 @@ impl Driver {
     /// are now.
     async fn start_unit(&mut self, index: usize) {
         self.remove_leftover_vips(index).await;
-        let Some(unit) = self.units.get(index) else {
-            return;
-        };
-        let files: std::collections::BTreeSet<String> = unit
-            .instances
-            .iter()
-            .flat_map(|i| &i.plan.machine.tracks)
-            .filter(|t| matches!(t.kind, crate::vrrp::machine::TrackKind::File { .. }))
-            .map(|t| t.name.0.clone())
-            .collect();
+        let files = self.tracked(index, |k| matches!(k, TrackKind::File { .. }));
         for name in files {
-            let Some(value) = self.read_file(&name) else {
-                continue;
-            };
-            let now = self.now();
-            let Some(unit) = self.router.units_mut().get_mut(index) else {
-                return;
-            };
-            let actions = unit.handle_all(
-                now,
-                &Input::File {
-                    name: TrackName(name),
-                    value,
-                },
-            );
-            self.perform(index, now, actions).await;
+            if let Some(value) = self.read_file(&name) {
+                let name = TrackName(name);
+                self.feed(index, &Input::File { name, value }).await;
+            }
         }
-        let Some(unit) = self.units.get(index) else {
-            return;
-        };
-        let processes: std::collections::BTreeSet<String> = unit
-            .instances
-            .iter()
-            .flat_map(|i| &i.plan.machine.tracks)
-            .filter(|t| matches!(t.kind, crate::vrrp::machine::TrackKind::Process { .. }))
-            .map(|t| t.name.0.clone())
-            .collect();
+        let processes = self.tracked(index, |k| matches!(k, TrackKind::Process { .. }));
         for name in processes {
-            let Some(&up) = self.process_quorums.get(&name) else {
-                continue;
-            };
-            let now = self.now();
-            let Some(unit) = self.router.units_mut().get_mut(index) else {
-                return;
-            };
-            let actions = unit.handle_all(
-                now,
-                &Input::Process {
-                    name: TrackName(name),
-                    up,
-                },
-            );
-            self.perform(index, now, actions).await;
+            if let Some(&up) = self.process_quorums.get(&name) {
+                let name = TrackName(name);
+                self.feed(index, &Input::Process { name, up }).await;
+            }
         }
         let now = self.now();
         let Some(unit) = self.router.units_mut().get_mut(index) else {

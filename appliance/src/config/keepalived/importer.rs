@@ -821,19 +821,9 @@ impl Importer<'_> {
             match item.keyword.text.as_str() {
                 "file" => file = self.string(item),
                 "weight" => {
-                    self.no_block(item);
-                    self.at_most(item, 2);
-                    let Some(word) = item.args.first() else {
-                        self.err(&item.keyword.pos, "'weight' needs a value");
-                        continue;
-                    };
-                    if let Some(w) = self.file_weight(item, word) {
-                        tracked.weight = w;
-                    }
-                    match item.args.get(1) {
-                        None => {}
-                        Some(r) if r.text == "reverse" => tracked.reverse = true,
-                        Some(r) => self.bad(item, r, "'reverse' after the weight"),
+                    if let Some((weight, reverse)) = self.tracker_weight(item) {
+                        tracked.weight = weight;
+                        tracked.reverse |= reverse;
                     }
                 }
                 "init_file" => tracked.init_file = Some(self.init_file(item)),
@@ -863,6 +853,26 @@ impl Importer<'_> {
             }
         }
         init
+    }
+
+    /// A tracker block's `weight W [reverse]` (track_file,
+    /// vrrp_track_process): the weight, and whether `reverse` follows.
+    fn tracker_weight(&mut self, item: &Statement) -> Option<(FileWeight, bool)> {
+        self.no_block(item);
+        self.at_most(item, 2);
+        let Some(word) = item.args.first() else {
+            self.err(&item.keyword.pos, "'weight' needs a value");
+            return None;
+        };
+        let weight = self.file_weight(item, word)?;
+        match item.args.get(1) {
+            None => Some((weight, false)),
+            Some(r) if r.text == "reverse" => Some((weight, true)),
+            Some(r) => {
+                self.bad(item, r, "'reverse' after the weight");
+                Some((weight, false))
+            }
+        }
     }
 
     fn file_weight(&mut self, st: &Statement, word: &Word) -> Option<FileWeight> {
@@ -983,19 +993,9 @@ impl Importer<'_> {
                     };
                 }
                 "weight" => {
-                    self.no_block(item);
-                    self.at_most(item, 2);
-                    let Some(word) = item.args.first() else {
-                        self.err(&item.keyword.pos, "'weight' needs a value");
-                        continue;
-                    };
-                    if let Some(w) = self.file_weight(item, word) {
-                        tracked.weight = w;
-                    }
-                    match item.args.get(1) {
-                        None => {}
-                        Some(r) if r.text == "reverse" => tracked.reverse = true,
-                        Some(r) => self.bad(item, r, "'reverse' after the weight"),
+                    if let Some((weight, reverse)) = self.tracker_weight(item) {
+                        tracked.weight = weight;
+                        tracked.reverse |= reverse;
                     }
                 }
                 "quorum" => set(&mut tracked.quorum, self.u32_in(item, 1, 65535)),
