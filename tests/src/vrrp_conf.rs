@@ -220,6 +220,8 @@ pub struct SyncGroup {
     /// The group's own `notify_master`, `notify`, … lines: keyword and
     /// command.
     pub notifies: Vec<(String, String)>,
+    /// The group's own `track_interface { … }` entries, without weight.
+    pub track_interfaces: Vec<String>,
 }
 
 impl SyncGroup {
@@ -228,7 +230,14 @@ impl SyncGroup {
             name: name.to_string(),
             others,
             notifies: Vec::new(),
+            track_interfaces: Vec::new(),
         }
+    }
+
+    /// The group's own `track_interface { IF }`: every member tracks it.
+    pub fn track_interface(mut self, interface: &str) -> Self {
+        self.track_interfaces.push(interface.to_string());
+        self
     }
 
     /// `KEYWORD "COMMAND"` (`notify_master`, `notify_backup`,
@@ -438,6 +447,13 @@ impl Instance {
             for (keyword, command) in &group.notifies {
                 let _ = writeln!(text, "  {keyword} \"{command}\"");
             }
+            if !group.track_interfaces.is_empty() {
+                text.push_str("  track_interface {\n");
+                for interface in &group.track_interfaces {
+                    let _ = writeln!(text, "    {interface}");
+                }
+                text.push_str("  }\n");
+            }
             text.push_str("}\n");
         }
         for member in members {
@@ -619,6 +635,7 @@ mod tests {
             .track_interface("eth1")
             .sync_group(
                 SyncGroup::new("G", vec![other])
+                    .track_interface("eth2")
                     .notify("notify_master", "/bin/true master")
                     .notify("notify", "/bin/true"),
             )

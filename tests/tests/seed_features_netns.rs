@@ -14,7 +14,9 @@
 //! - `preempt_delay`: m restarted takes it back only once the delay has
 //!   run from the first advert of b it heard;
 //! - `vrrp_sync_group`: one member's failed script moves both VIPs to b
-//!   together, and the groups' own notify scripts run once per change.
+//!   together, and the groups' own notify scripts run once per change;
+//!   an interface the group itself tracks losing carrier faults both
+//!   members and moves both VIPs, and back.
 //!
 //! A tracked script tests for a file the test creates and removes (the
 //! seed's checks nginx). Every test snapshots the order of both nodes'
@@ -798,4 +800,86 @@ fn a_sync_group_member_failing_moves_both_vips_and_runs_the_groups_notifies() {
     hold_all(&p, Side::M, &vips, SETTLE);
     files.assert_calls(runs, &recovery);
     insta::assert_snapshot!(p.render_order().unwrap());
+}
+
+/// A `vrrp_sync_group` G of VI_1 (VRID 164) and VI_2 (VRID 165) whose
+/// own `track_interface { eth1 }` (keepalived gives it to every member)
+/// is on m: eth1 losing carrier takes both of m's members to FAULT, both
+/// resign and b takes both VIPs; carrier back, m's members leave FAULT
+/// and preempt both VIPs back.
+#[test]
+fn an_interface_tracked_by_the_sync_group_itself_faults_both_members_and_back() {
+    let net = Net(164);
+    let vip1 = format!("10.{}.0.100", net.0);
+    let vip2 = format!("10.{}.0.101", net.0);
+    let vips = [parse(&vip1), parse(&vip2)];
+    let director = |node: &str, priority: u8, tracked: bool| {
+        let mut group = SyncGroup::new(
+            "G",
+            vec![Instance::new(node, 165, priority, &Net::cidr(&vip2)).named("VI_2")],
+        );
+        if tracked {
+            group = group.track_interface("eth1");
+        }
+        Instance::new(node, 164, priority, &Net::cidr(&vip1))
+            .named("VI_1")
+            .sync_group(group)
+    };
+    let m = director("m", 150, true);
+    let b = director("b", 100, false);
+    let mut p = Pair::start_with(net, m, b, &vip1, |lan| {
+        let m = lan.host("m");
+        m.ip(&[
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth1-peer",
+        ])?;
+        m.ip(&["link", "set", "eth1-peer", "up"])?;
+        m.ip(&["link", "set", "eth1", "up"])?;
+        Ok(())
+    })
+    .expect("m and b elect m");
+    wait_holder_of_all(&p, Side::M, &vips, SLACK);
+    hold_all(&p, Side::M, &vips, SETTLE);
+
+    let cut = p.mark("take eth1's peer down: m's eth1 loses carrier");
+    p.host(Side::M)
+        .ip(&["link", "set", "eth1-peer", "down"])
+        .unwrap();
+    for instance in ["VI_1", "VI_2"] {
+        let fault = wait_entered(&mut p, Side::M, Some(instance), State::Fault, &cut, SLACK);
+        assert_interval(
+            &format!("eth1's carrier lost to m's {instance} FAULT"),
+            fault.since(&cut),
+            Duration::ZERO,
+            Duration::ZERO,
+            LATE,
+        );
+        wait_entered(&mut p, Side::B, Some(instance), State::Master, &cut, SLACK);
+    }
+    wait_holder_of_all(&p, Side::B, &vips, SLACK);
+    hold_all(&p, Side::B, &vips, SETTLE);
+
+    let restore = p.mark("bring eth1's peer up");
+    p.host(Side::M)
+        .ip(&["link", "set", "eth1-peer", "up"])
+        .unwrap();
+    let mdi = p.m_conf.master_down_interval();
+    for instance in ["VI_1", "VI_2"] {
+        wait_entered(
+            &mut p,
+            Side::M,
+            Some(instance),
+            State::Master,
+            &restore,
+            mdi + SLACK,
+        );
+    }
+    wait_holder_of_all(&p, Side::M, &vips, SLACK);
+    hold_all(&p, Side::M, &vips, SETTLE);
 }

@@ -106,6 +106,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
         errors: Vec::new(),
         strict: Strict::default(),
         unset_protocol: Vec::new(),
+        sync_tracks: Vec::new(),
     };
     for st in statements {
         match st.keyword.text.as_str() {
@@ -122,6 +123,7 @@ pub(crate) fn import(statements: &[Statement], map: &mut SourceMap) -> (Config, 
     }
     keywords::warn_no_ops(statements, "", im.map);
     im.finish_instances();
+    im.finish_sync_tracking();
     im.finish_groups();
     (im.config, im.errors)
 }
@@ -172,6 +174,19 @@ struct Importer<'m> {
     /// `virtual_server group NAME` blocks without `protocol`, by index:
     /// their default depends on the group, which may come later.
     unset_protocol: Vec<(usize, Position)>,
+    /// Each `vrrp_sync_group`'s own tracked objects, by group index:
+    /// given to its members once every instance is read.
+    sync_tracks: Vec<SyncTracks>,
+}
+
+/// A `vrrp_sync_group`'s own `track_script`, `track_interface`,
+/// `track_file` and `track_process` entries.
+#[derive(Default)]
+struct SyncTracks {
+    scripts: Vec<TrackScript>,
+    interfaces: Vec<TrackInterface>,
+    files: Vec<TrackFile>,
+    processes: Vec<TrackProcess>,
 }
 
 impl Importer<'_> {
@@ -1058,9 +1073,42 @@ impl Importer<'_> {
             notify: None,
             smtp_alert: None,
         };
+        let mut tracks = SyncTracks::default();
         for item in self.block(st) {
             self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
             match item.keyword.text.as_str() {
+                "track_script" => {
+                    tracks.scripts = self
+                        .tracked(item, &format!("{base}.track_script"))
+                        .into_iter()
+                        .map(|(name, weight)| TrackScript { name, weight })
+                        .collect();
+                }
+                "track_interface" => {
+                    tracks.interfaces = self
+                        .tracked(item, &format!("{base}.track_interface"))
+                        .into_iter()
+                        .map(|(name, weight)| TrackInterface { name, weight })
+                        .collect();
+                }
+                "track_file" => {
+                    let base = format!("{base}.track_file");
+                    tracks.files =
+                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackFile {
+                            name,
+                            weight,
+                            reverse,
+                        });
+                }
+                "track_process" => {
+                    let base = format!("{base}.track_process");
+                    tracks.processes =
+                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackProcess {
+                            name,
+                            weight,
+                            reverse,
+                        });
+                }
                 "group" => {
                     self.at_most(item, 0);
                     let mut members = Vec::new();
@@ -1082,6 +1130,149 @@ impl Importer<'_> {
             }
         }
         self.config.vrrp_sync_group.push(group);
+        self.sync_tracks.push(tracks);
+    }
+
+    /// A sync group's own tracked objects go to each of its members, as
+    /// keepalived's `sync_group_tracking_init` adds them: with the
+    /// group's weights, cleared to 0 (a failure faults) if a member is
+    /// the address owner. An object the member tracks itself keeps the
+    /// member's entry if that is unweighted, and takes the group's
+    /// otherwise; either way a warning says to track it in one place.
+    fn finish_sync_tracking(&mut self) {
+        for (g, mut tracks) in std::mem::take(&mut self.sync_tracks)
+            .into_iter()
+            .enumerate()
+        {
+            let group = &self.config.vrrp_sync_group[g];
+            let group_name = group.name.clone();
+            let members: Vec<usize> = group
+                .group
+                .iter()
+                .filter_map(|m| self.config.vrrp_instance.iter().position(|i| &i.name == m))
+                .collect();
+            let gbase = format!("vrrp_sync_group[{g}]");
+            let weights = Weights(&self.config);
+            let mut notes = Vec::new();
+            if members
+                .iter()
+                .any(|&i| self.config.vrrp_instance[i].priority == Priority::OWNER)
+            {
+                let zero = TrackWeight::default();
+                let mut clear = |field: &str, name: &str, effective: i16| {
+                    if effective != 0 {
+                        notes.push((
+                            format!("{gbase}.{field}"),
+                            format!(
+                                "vrrp_sync_group '{group_name}': a member is the address owner (priority 255), so its {field} '{name}' has weight 0 (a failure faults the group), as in keepalived"
+                            ),
+                        ));
+                    }
+                    effective != 0
+                };
+                for t in &mut tracks.scripts {
+                    if clear("track_script", &t.name, weights.script(t)) {
+                        t.weight = Some(zero);
+                    }
+                }
+                for t in &mut tracks.interfaces {
+                    if clear("track_interface", &t.name, weights.interface(t)) {
+                        t.weight = Some(zero);
+                    }
+                }
+                for t in &mut tracks.files {
+                    if clear("track_file", &t.name, weights.file(t)) {
+                        t.weight = Some(FileWeight(zero));
+                    }
+                }
+                for t in &mut tracks.processes {
+                    if clear("track_process", &t.name, weights.process(t)) {
+                        t.weight = Some(FileWeight(zero));
+                    }
+                }
+            }
+            let mut records = Vec::new();
+            for &i in &members {
+                let ibase = format!("vrrp_instance[{i}]");
+                let weights = Weights(&self.config);
+                let inst = &self.config.vrrp_instance[i];
+                let mut merged = inst.clone();
+                let mut both = Vec::new();
+                for (field, appended) in [
+                    (
+                        "track_script",
+                        merge(
+                            "track_script",
+                            &mut merged.track_script,
+                            &tracks.scripts,
+                            |t| &t.name,
+                            |t| weights.script(t),
+                            &mut both,
+                        ),
+                    ),
+                    (
+                        "track_interface",
+                        merge(
+                            "track_interface",
+                            &mut merged.track_interface,
+                            &tracks.interfaces,
+                            |t| &t.name,
+                            |t| weights.interface(t),
+                            &mut both,
+                        ),
+                    ),
+                    (
+                        "track_file",
+                        merge(
+                            "track_file",
+                            &mut merged.track_file,
+                            &tracks.files,
+                            |t| &t.name,
+                            |t| weights.file(t),
+                            &mut both,
+                        ),
+                    ),
+                    (
+                        "track_process",
+                        merge(
+                            "track_process",
+                            &mut merged.track_process,
+                            &tracks.processes,
+                            |t| &t.name,
+                            |t| weights.process(t),
+                            &mut both,
+                        ),
+                    ),
+                ] {
+                    // A member's entry taken from its group points at the
+                    // group's line, so a validation error on it names that.
+                    for (k, j) in appended {
+                        records.push((
+                            format!("{ibase}.{field}[{j}]"),
+                            format!("{gbase}.{field}[{k}]"),
+                        ));
+                    }
+                }
+                for (field, name) in both {
+                    notes.push((
+                        format!("{gbase}.{field}"),
+                        format!(
+                            "'{name}' is in the {field} of vrrp_instance '{}' and of its vrrp_sync_group '{group_name}': the group's weight is used unless the instance's is 0, as in keepalived; track it in one place",
+                            inst.name
+                        ),
+                    ));
+                }
+                self.config.vrrp_instance[i] = merged;
+            }
+            for (path, from) in records {
+                let pos = self.map.lookup(&from);
+                self.record(path, &pos);
+            }
+            for (path, message) in notes {
+                let pos = self.map.lookup(&path);
+                self.map.warn(Diagnostic::new(pos, message));
+            }
+        }
     }
 
     fn vrrp_instance(&mut self, st: &Statement) {
@@ -2686,6 +2877,84 @@ fn parse_decimal_secs(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
 }
 
+/// The weight a tracked object counts with: the entry's own, else its
+/// object's (a script's, a file's, a process's), else 0.
+struct Weights<'c>(&'c Config);
+
+impl Weights<'_> {
+    fn script(&self, t: &TrackScript) -> i16 {
+        t.weight
+            .or_else(|| {
+                self.0
+                    .vrrp_script
+                    .iter()
+                    .find(|s| s.name == t.name)
+                    .map(|s| s.weight)
+            })
+            .unwrap_or_default()
+            .get()
+    }
+
+    fn interface(&self, t: &TrackInterface) -> i16 {
+        t.weight.unwrap_or_default().get()
+    }
+
+    fn file(&self, t: &TrackFile) -> i16 {
+        t.weight
+            .or_else(|| {
+                self.0
+                    .track_file
+                    .iter()
+                    .find(|f| f.name == t.name)
+                    .map(|f| f.weight)
+            })
+            .map_or(0, |w| w.0.get())
+    }
+
+    fn process(&self, t: &TrackProcess) -> i16 {
+        t.weight
+            .or_else(|| {
+                self.0
+                    .vrrp_track_process
+                    .iter()
+                    .find(|p| p.name == t.name)
+                    .map(|p| p.weight)
+            })
+            .map_or(0, |w| w.0.get())
+    }
+}
+
+/// Adds a sync group's `group` entries to a member's `member` list, as
+/// keepalived does: one the member tracks already keeps the member's
+/// entry if that counts with weight 0, else becomes the group's, and its
+/// field and name go to `both`. Returns (group index, member index) of
+/// the entries appended.
+fn merge<T: Clone>(
+    field: &'static str,
+    member: &mut Vec<T>,
+    group: &[T],
+    name: impl Fn(&T) -> &String,
+    weight: impl Fn(&T) -> i16,
+    both: &mut Vec<(&'static str, String)>,
+) -> Vec<(usize, usize)> {
+    let mut appended = Vec::new();
+    for (k, entry) in group.iter().enumerate() {
+        match member.iter_mut().find(|m| name(m) == name(entry)) {
+            Some(own) => {
+                both.push((field, name(entry).clone()));
+                if weight(own) != 0 {
+                    *own = entry.clone();
+                }
+            }
+            None => {
+                appended.push((k, member.len()));
+                member.push(entry.clone());
+            }
+        }
+    }
+    appended
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2741,6 +3010,150 @@ mod tests {
             config,
             map.warnings().iter().map(ToString::to_string).collect(),
         )
+    }
+
+    /// A sync group's own `track_*` go to every member with the group's
+    /// weights (keepalived's `sync_group_tracking_init`): appended, or,
+    /// for an object a member tracks itself, the group's entry replaces a
+    /// weighted one and an unweighted one stays, with a warning. With the
+    /// address owner among the members every group weight becomes 0.
+    /// An unknown name is an error at the group's line.
+    #[test]
+    fn a_sync_groups_tracked_objects_go_to_its_members() {
+        let text = |prio_a: u8| {
+            format!(
+                "vrrp_script chk_a {{\n  script /bin/true\n  weight -20\n}}\n\
+                 vrrp_script chk_b {{\n  script /bin/true\n}}\n\
+                 track_file tf {{\n  file /run/tf\n}}\n\
+                 vrrp_track_process tp {{\n  process nginx\n}}\n\
+                 vrrp_sync_group G {{\n  group {{\n    VI_A\n    VI_B\n  }}\n  \
+                 track_script {{\n    chk_a\n    chk_b weight 5\n  }}\n  \
+                 track_interface {{\n    eth1 weight -30\n  }}\n  \
+                 track_file {{\n    tf weight 2 reverse\n  }}\n  \
+                 track_process {{\n    tp\n  }}\n  \
+                 sync_group_tracking_weight\n}}\n\
+                 vrrp_instance VI_A {{\n  interface eth0\n  virtual_router_id 1\n  priority {prio_a}\n  \
+                 track_script {{\n    chk_a weight -5\n  }}\n  track_interface {{\n    eth1\n  }}\n}}\n\
+                 vrrp_instance VI_B {{\n  interface eth0\n  virtual_router_id 2\n  priority 100\n}}\n"
+            )
+        };
+        let (config, warnings) = import_warned(&text(100));
+        let weight = |w: i32| Some(TrackWeight::new(w).unwrap());
+        let a = &config.vrrp_instance[0];
+        let b = &config.vrrp_instance[1];
+        assert_eq!(
+            a.track_script,
+            [
+                TrackScript {
+                    name: "chk_a".into(),
+                    weight: None
+                },
+                TrackScript {
+                    name: "chk_b".into(),
+                    weight: weight(5)
+                },
+            ],
+            "VI_A's weighted chk_a takes the group's entry (the script's -20)"
+        );
+        assert_eq!(
+            a.track_interface,
+            [TrackInterface {
+                name: "eth1".into(),
+                weight: None
+            }],
+            "VI_A's unweighted eth1 stays unweighted"
+        );
+        assert_eq!(
+            b.track_script,
+            [
+                TrackScript {
+                    name: "chk_a".into(),
+                    weight: None
+                },
+                TrackScript {
+                    name: "chk_b".into(),
+                    weight: weight(5)
+                },
+            ]
+        );
+        assert_eq!(
+            b.track_interface,
+            [TrackInterface {
+                name: "eth1".into(),
+                weight: weight(-30)
+            }]
+        );
+        for inst in [a, b] {
+            assert_eq!(
+                inst.track_file,
+                [TrackFile {
+                    name: "tf".into(),
+                    weight: Some(FileWeight::try_from(2).unwrap()),
+                    reverse: Some(true),
+                }]
+            );
+            assert_eq!(
+                inst.track_process,
+                [TrackProcess {
+                    name: "tp".into(),
+                    weight: None,
+                    reverse: None
+                }]
+            );
+        }
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:19:3: 'chk_a' is in the track_script of vrrp_instance 'VI_A' and of its vrrp_sync_group 'G': the group's weight is used unless the instance's is 0, as in keepalived; track it in one place",
+                "k.conf:23:3: 'eth1' is in the track_interface of vrrp_instance 'VI_A' and of its vrrp_sync_group 'G': the group's weight is used unless the instance's is 0, as in keepalived; track it in one place",
+                "k.conf:32:3: 'sync_group_tracking_weight' in vrrp_sync_group has no effect: the appliance always keeps the weights of a sync group member's tracked objects, as keepalived does with this option",
+            ]
+        );
+
+        let (config, warnings) = import_warned(&text(255));
+        let zero = Some(TrackWeight::default());
+        let b = &config.vrrp_instance[1];
+        assert_eq!(
+            b.track_script,
+            [
+                TrackScript {
+                    name: "chk_a".into(),
+                    weight: zero
+                },
+                TrackScript {
+                    name: "chk_b".into(),
+                    weight: zero
+                },
+            ]
+        );
+        assert_eq!(
+            b.track_interface,
+            [TrackInterface {
+                name: "eth1".into(),
+                weight: zero
+            }]
+        );
+        assert_eq!(
+            b.track_file[0].weight,
+            Some(FileWeight(TrackWeight::default()))
+        );
+        assert_eq!(
+            b.track_process[0].weight, None,
+            "the process's weight is 0 already"
+        );
+        assert!(
+            warnings.iter().any(|w| w == "k.conf:19:3: vrrp_sync_group 'G': a member is the address owner (priority 255), so its track_script 'chk_b' has weight 0 (a failure faults the group), as in keepalived"),
+            "{warnings:?}"
+        );
+
+        let unknown = text(100).replace("    tp\n", "    tq\n");
+        assert_eq!(
+            problems(&unknown),
+            [
+                "k.conf:30:5: vrrp_instance 'VI_A' tracks unknown vrrp_track_process 'tq'",
+                "k.conf:30:5: vrrp_instance 'VI_B' tracks unknown vrrp_track_process 'tq'",
+            ]
+        );
     }
 
     /// keepalived's `use_vmac [NAME]`, `vmac_xmit_base` and

@@ -106,12 +106,6 @@ const STARTDELAY: Support =
 const STARTUP: Support =
     Refused("run it from the service unit instead (`ExecStartPre=`, `ExecStopPost=`)");
 const SYNCLEGACY: Support = Refused("use `lvs_sync_daemon IF INSTANCE` in global_defs");
-const SYNCTRACK: Support = Refused(
-    "track it in each member `vrrp_instance`: a member's fault takes the whole group to FAULT",
-);
-const SYNCWEIGHT: Support = Refused(
-    "in a sync group, a tracked script or interface's weight changes its own instance's priority",
-);
 const TRACKGROUP: Support =
     Refused("list the tracked scripts and interfaces in each `vrrp_instance`");
 const TTL: Support =
@@ -132,6 +126,9 @@ const VSFAMILY: Support = Refused(
     "not needed: a virtual server's family follows its address (a fwmark service's, its real servers')",
 );
 const VSHOST: Support = Refused("set `virtualhost` on the virtual server or in the check's `url`");
+const NOOP_SYNCWEIGHT: Support = NoOp(
+    "the appliance always keeps the weights of a sync group member's tracked objects, as keepalived does with this option",
+);
 const NOOP_ACCEPT: Support =
     NoOp("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
@@ -302,10 +299,10 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("", "static_rules", ROUTES),
     k("", "vrrp_sync_group", Yes),
     k("vrrp_sync_group", "group", Yes),
-    k("vrrp_sync_group", "track_interface", SYNCTRACK),
-    k("vrrp_sync_group", "track_script", SYNCTRACK),
-    k("vrrp_sync_group", "track_file", SYNCTRACK),
-    k("vrrp_sync_group", "track_process", SYNCTRACK),
+    k("vrrp_sync_group", "track_interface", Yes),
+    k("vrrp_sync_group", "track_script", Yes),
+    k("vrrp_sync_group", "track_file", Yes),
+    k("vrrp_sync_group", "track_process", Yes),
     k("vrrp_sync_group", "track_bfd", BFD),
     k("vrrp_sync_group", "notify_backup", Yes),
     k("vrrp_sync_group", "notify_master", Yes),
@@ -313,8 +310,12 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_sync_group", "notify_stop", Yes),
     k("vrrp_sync_group", "notify", Yes),
     k("vrrp_sync_group", "smtp_alert", Yes),
-    k("vrrp_sync_group", "global_tracking", SYNCWEIGHT),
-    k("vrrp_sync_group", "sync_group_tracking_weight", SYNCWEIGHT),
+    k("vrrp_sync_group", "global_tracking", NOOP_SYNCWEIGHT),
+    k(
+        "vrrp_sync_group",
+        "sync_group_tracking_weight",
+        NOOP_SYNCWEIGHT,
+    ),
     k("vrrp_sync_group", "notify_priority_changes", NOTIFYX),
     k("", "garp_group", GARPGROUP),
     k("garp_group", "garp_interval", GARPGROUP),
