@@ -47,6 +47,20 @@ pub(crate) fn instance_line(name: &str, state: State, priority: u8) -> String {
     format!("INSTANCE \"{name}\" {} {priority}\n", state_word(state))
 }
 
+/// keepalived's line for an instance's effective priority changing to
+/// `priority` (`notify_priority_changes`), as master or otherwise:
+/// `INSTANCE "VI_1" MASTER_PRIORITY 90`, `INSTANCE "VI_1" BACKUP_PRIORITY 90`.
+pub(crate) fn priority_line(name: &str, master: bool, priority: u8) -> String {
+    let word = if master { "MASTER" } else { "BACKUP" };
+    format!("INSTANCE \"{name}\" {word}_PRIORITY {priority}\n")
+}
+
+/// keepalived's line for a master hearing a lower priority's advert, with
+/// its own priority: `INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150`.
+pub(crate) fn rx_lower_pri_line(name: &str, priority: u8) -> String {
+    format!("INSTANCE \"{name}\" MASTER_RX_LOWER_PRI {priority}\n")
+}
+
 /// keepalived's line for a sync group entering `state`; a group's
 /// priority is always 0: `GROUP "G1" BACKUP 0`.
 pub(crate) fn group_line(name: &str, state: State) -> String {
@@ -443,6 +457,25 @@ mod tests {
         );
         assert_eq!(group_line("G1", State::Backup), "GROUP \"G1\" BACKUP 0\n");
         assert_eq!(group_line("G1", State::Initialize), "GROUP \"G1\" STOP 0\n");
+    }
+
+    /// keepalived's event lines (`vrrp_notify.c`'s `notify_fifo`): the
+    /// priority changes of `notify_priority_changes`, and a master hearing
+    /// a lower priority, each with the instance's own priority.
+    #[test]
+    fn event_lines_are_keepalived_s() {
+        assert_eq!(
+            priority_line("VI_1", true, 90),
+            "INSTANCE \"VI_1\" MASTER_PRIORITY 90\n"
+        );
+        assert_eq!(
+            priority_line("VI_1", false, 120),
+            "INSTANCE \"VI_1\" BACKUP_PRIORITY 120\n"
+        );
+        assert_eq!(
+            rx_lower_pri_line("VI_1", 150),
+            "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n"
+        );
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Instance {
     pub use_vmac: Option<Option<String>>,
     /// `vmac_xmit_base`.
     pub vmac_xmit_base: bool,
+    /// More lines of the `vrrp_instance` block (`notify_priority_changes`,
+    /// say).
+    pub lines: Vec<String>,
 }
 
 /// A `vrrp_script` block and its `track_script` entry.
@@ -277,12 +280,19 @@ impl Instance {
             blocks: Vec::new(),
             use_vmac: None,
             vmac_xmit_base: false,
+            lines: Vec::new(),
         }
     }
 
     /// A block written after the instances, as given.
     pub fn block(mut self, text: &str) -> Self {
         self.blocks.push(text.to_string());
+        self
+    }
+
+    /// One more line in the `vrrp_instance` block.
+    pub fn line(mut self, line: &str) -> Self {
+        self.lines.push(line.to_string());
         self
     }
 
@@ -545,6 +555,9 @@ impl Instance {
                 let _ = writeln!(text, "    {interface}");
             }
             text.push_str("  }\n");
+        }
+        for line in &self.lines {
+            let _ = writeln!(text, "  {line}");
         }
         text.push_str("  virtual_ipaddress {\n");
         for vip in &self.vips {

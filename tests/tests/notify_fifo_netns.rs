@@ -16,12 +16,19 @@
 //!   logged, and `m`'s 100 ms adverts never miss a beat (tcpdump on `b`
 //!   times them). Once the test drains it, the next reload's line comes
 //!   through.
+//! - keepalived's event lines and script: with `notify_priority_changes`,
+//!   `m`'s tracked script failing and passing again gives
+//!   `INSTANCE "VI_A" MASTER_PRIORITY 130` and `... 150`; a one-way cut
+//!   (b no longer hears m, so b takes over while m stays master) makes m
+//!   hear b's lower priority: `INSTANCE "VI_A" MASTER_RX_LOWER_PRI 150`
+//!   and its `notify_master_rx_lower_pri` runs, once per advert
+//!   interval, until the cut heals and b steps down.
 
 use appliance::vrrp::Version;
 use appliance::vrrp::machine::State;
 use appliance_tests::adverts::{AdvertLog, longest_gap};
 use appliance_tests::pair::{Net, Pair, Side};
-use appliance_tests::vrrp_conf::Instance;
+use appliance_tests::vrrp_conf::{Instance, Script};
 use appliance_tests::web::Httpd;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -333,5 +340,140 @@ fn real_server_lines_reach_the_lvs_fifo_and_a_full_vrrp_fifo_never_delays_an_adv
     assert!(
         vrrp_fifo.exists() && lvs_fifo.exists(),
         "the test's FIFOs stay"
+    );
+}
+
+/// Runs `nft ARGS` on b.
+fn nft(p: &Pair, args: &[&str]) {
+    let out = p
+        .host(Side::B)
+        .run("nft", args)
+        .expect("nft runs (package nftables)");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn priority_changes_and_a_lower_priority_heard_reach_the_fifo_and_the_script() {
+    let net = Net(165);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The scripts may run as an unprivileged user (script_user).
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod the temp dir");
+    let fifo = dir.path().join("m.fifo");
+    let ok = dir.path().join("ok");
+    let heard = dir.path().join("heard.lines");
+    let script = dir.path().join("heard.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho heard >> {}\n", heard.display()),
+    )
+    .expect("write the notify script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the notify script");
+    std::fs::write(&ok, "").expect("create the checked file");
+    mkfifo(&fifo);
+    let lines = Lines::read(&fifo);
+
+    let vip = Net::cidr(&net.vip());
+    let m = Instance::new("m", 165, 150, &vip)
+        .initial_master()
+        .global(&format!("vrrp_notify_fifo {}", fifo.display()))
+        .track_script(
+            Script::new("chk_ok", &format!("/usr/bin/test -e {}", ok.display())).weight(-20),
+        )
+        .line("notify_priority_changes")
+        .line(&format!("notify_master_rx_lower_pri {}", script.display()));
+    let b = Instance::new("b", 165, 100, &vip);
+    let mut p = Pair::start(net, m, b, &net.vip()).expect("m and b elect m");
+    let start = [
+        "INSTANCE \"VI_A\" BACKUP 150",
+        "INSTANCE \"VI_A\" MASTER 150",
+    ];
+    lines.wait("m at its start", &start);
+
+    std::fs::remove_file(&ok).expect("remove the checked file");
+    let mut expected = start.to_vec();
+    expected.push("INSTANCE \"VI_A\" MASTER_PRIORITY 130");
+    lines.wait("chk_ok failing", &expected);
+    std::fs::write(&ok, "").expect("create the checked file again");
+    expected.push("INSTANCE \"VI_A\" MASTER_PRIORITY 150");
+    lines.wait("chk_ok passing again", &expected);
+    p.hold(Side::M, Duration::from_secs(1))
+        .expect("m stays master at 130 and 150, above b's 100");
+
+    let cut = p.mark("b drops m's adverts");
+    let m_addr = net.m();
+    nft(&p, &["add", "table", "inet", "cut"]);
+    nft(
+        &p,
+        &["add chain inet cut in { type filter hook input priority 0 ; }"],
+    );
+    nft(
+        &p,
+        &[
+            "add rule inet cut in ip saddr",
+            &m_addr,
+            "ip protocol vrrp drop",
+        ],
+    );
+    p.b.wait_notify(State::Master, &cut, SLACK)
+        .expect("b, deaf to m, takes over");
+    let rx_lower = "INSTANCE \"VI_A\" MASTER_RX_LOWER_PRI 150";
+    wait_for(
+        "m hearing b's lower priority",
+        || {
+            let mut got = lines.get();
+            got.truncate(expected.len() + 1);
+            got
+        },
+        &[expected.clone(), vec![rx_lower]].concat(),
+    );
+    wait_for(
+        "notify_master_rx_lower_pri running",
+        || file_lines(&heard).into_iter().take(1).collect(),
+        &["heard"],
+    );
+    assert!(
+        p.m.timeline()
+            .unwrap()
+            .iter()
+            .all(|e| !e.after(&cut) || e.entered().is_none()),
+        "m stayed master through the cut"
+    );
+
+    let heal = p.mark("b hears m again");
+    nft(&p, &["delete", "table", "inet", "cut"]);
+    p.b.wait_notify(State::Backup, &heal, SLACK)
+        .expect("b, hearing m's 150, steps down");
+    p.wait_holder(Side::M, SLACK).expect("the VIP on m alone");
+    // What came in before b stepped down, then nothing more.
+    std::thread::sleep(Duration::from_millis(500));
+    let settled = lines.get();
+    let heard_runs = file_lines(&heard).len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lines.get(), settled, "no line once b is backup again");
+    assert_eq!(
+        file_lines(&heard).len(),
+        heard_runs,
+        "no run once b is backup again"
+    );
+    let (before, events) = settled.split_at(expected.len());
+    assert_eq!(before, expected);
+    assert!(
+        !events.is_empty() && events.iter().all(|l| l == rx_lower),
+        "only MASTER_RX_LOWER_PRI lines during the cut: {events:?}"
+    );
+    // Once per advert interval at most: the cut lasted a few intervals.
+    assert!(
+        events.len() <= 10 && heard_runs == events.len(),
+        "{} lines and {heard_runs} runs",
+        events.len()
     );
 }

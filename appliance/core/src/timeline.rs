@@ -37,6 +37,11 @@ pub enum EventKind {
         from: Priority,
         to: Priority,
     },
+    /// As master, an advert of a lower priority came in (the detail
+    /// names its sender).
+    LowerPriority {
+        priority: Priority,
+    },
     /// A fault or operator action injected by a test or scenario.
     Injected,
     /// A real server went up or down, or its weight changed (the instance
@@ -79,6 +84,7 @@ impl fmt::Display for EventKind {
                 write!(f, "notify {}", format!("{state}").to_lowercase())
             }
             EventKind::Priority { from, to } => write!(f, "priority {from} -> {to}"),
+            EventKind::LowerPriority { priority } => write!(f, "heard lower priority {priority}"),
             EventKind::Injected => f.write_str("INJECT"),
             EventKind::RealServer {
                 address,
@@ -140,6 +146,12 @@ impl EventKind {
                     to: *to,
                 },
                 String::new(),
+            ),
+            Action::HeardLowerPriority { from, priority } => (
+                EventKind::LowerPriority {
+                    priority: *priority,
+                },
+                format!("from {from}"),
             ),
         }
     }

@@ -257,6 +257,12 @@ pub struct Global {
     /// or not (keepalived's default: off, only changes are written).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fifo_write_vrrp_states_on_reload: bool,
+    /// keepalived's `vrrp_notify_priority_changes`: every instance (unless
+    /// it or its sync group says otherwise) writes `INSTANCE "NAME"
+    /// MASTER_PRIORITY P` (or `BACKUP_PRIORITY`) to the VRRP FIFOs when
+    /// its effective priority changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vrrp_notify_priority_changes: bool,
 }
 
 /// A notify FIFO: `notify_fifo PATH [USER [GROUP]]` with its
@@ -322,6 +328,7 @@ impl Default for Global {
             vrrp_notify_fifo: None,
             lvs_notify_fifo: None,
             fifo_write_vrrp_states_on_reload: false,
+            vrrp_notify_priority_changes: false,
         }
     }
 }
@@ -890,6 +897,14 @@ pub struct VrrpInstance {
     /// Run on any transition, with `INSTANCE NAME STATE PRIORITY` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Command>,
+    /// Run when, as master, it hears a lower priority's advert (a split
+    /// brain healing); at most once per advert interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master_rx_lower_pri: Option<Command>,
+    /// Write priority changes to the VRRP FIFOs; unset, the sync group's
+    /// or else global `vrrp_notify_priority_changes` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_priority_changes: Option<bool>,
     /// Send e-mail on transitions; unset, `smtp_alert_vrrp` or else
     /// `smtp_alert` of global_defs decides (keepalived's default: no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -996,6 +1011,9 @@ pub struct SyncGroup {
     /// Run on any transition, with `GROUP NAME STATE PRIORITY` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Command>,
+    /// Its members' `notify_priority_changes` where they set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_priority_changes: Option<bool>,
     /// Send e-mail on transitions; unset as for an instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_alert: Option<bool>,

@@ -110,10 +110,10 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
         kind: &str,
         i: usize,
         name: &str,
-        list: [(&str, &'c Option<Command>); 5],
+        list: &[(&str, &'c Option<Command>)],
     ) -> Vec<CommandSite<'c>> {
-        list.into_iter()
-            .filter_map(|(keyword, command)| {
+        list.iter()
+            .filter_map(|&(keyword, command)| {
                 Some(CommandSite {
                     command: command.as_ref()?,
                     owner: format!("{kind} '{name}' {keyword}"),
@@ -128,7 +128,7 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
             "vrrp_sync_group",
             i,
             &group.name,
-            [
+            &[
                 ("notify_master", &group.notify_master),
                 ("notify_backup", &group.notify_backup),
                 ("notify_fault", &group.notify_fault),
@@ -142,12 +142,16 @@ pub(crate) fn commands(config: &Config) -> Vec<CommandSite<'_>> {
             "vrrp_instance",
             i,
             &inst.name,
-            [
+            &[
                 ("notify_master", &inst.notify_master),
                 ("notify_backup", &inst.notify_backup),
                 ("notify_fault", &inst.notify_fault),
                 ("notify_stop", &inst.notify_stop),
                 ("notify", &inst.notify),
+                (
+                    "notify_master_rx_lower_pri",
+                    &inst.notify_master_rx_lower_pri,
+                ),
             ],
         ));
     }

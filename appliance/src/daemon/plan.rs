@@ -165,6 +165,12 @@ pub(crate) struct InstancePlan {
     pub track_primary: bool,
     pub auth: Auth,
     pub notify: Notify,
+    /// `notify_master_rx_lower_pri`: run (without arguments) when, as
+    /// master, the instance hears a lower priority.
+    pub rx_lower_pri: Option<Program>,
+    /// keepalived's `notify_priority_changes`, resolved: priority changes
+    /// go to the VRRP FIFOs.
+    pub priority_changes: bool,
     /// keepalived's `use_vmac`: the interface the driver makes for the
     /// instance, which holds its VIPs (those of `vips` and `excluded`
     /// name it already).
@@ -563,6 +569,21 @@ fn instance_plan(
                 &instance.notify,
             ],
         )?,
+        rx_lower_pri: instance
+            .notify_master_rx_lower_pri
+            .as_ref()
+            .map(|c| scripts.program(c))
+            .transpose()?,
+        priority_changes: instance
+            .notify_priority_changes
+            .or_else(|| {
+                config
+                    .vrrp_sync_group
+                    .iter()
+                    .find(|g| g.group.contains(&instance.name))
+                    .and_then(|g| g.notify_priority_changes)
+            })
+            .unwrap_or(config.global.vrrp_notify_priority_changes),
         vmac,
     })
 }
@@ -759,6 +780,42 @@ mod tests {
             Path::new("/usr/local/sbin/check_ng.sh")
         );
         assert_eq!(plan.scripts[0].interval, Duration::from_secs(3));
+    }
+
+    /// `notify_priority_changes`: the instance's own, else its sync
+    /// group's, else global `vrrp_notify_priority_changes`; and
+    /// `notify_master_rx_lower_pri`'s program.
+    #[test]
+    fn priority_change_lines_resolve_instance_then_group_then_global() {
+        let config = load(
+            "global_defs { vrrp_notify_priority_changes }
+             vrrp_sync_group G { group { A\n B }\n notify_priority_changes off }
+             vrrp_instance A { interface eth0\n virtual_router_id 1\n notify_priority_changes on }
+             vrrp_instance B { interface eth0\n virtual_router_id 2 }
+             vrrp_instance C { interface eth0\n virtual_router_id 3\n notify_master_rx_lower_pri \"/bin/heal now\" }",
+        );
+        let plan = plan(&config, &Scripts::default(), "host").unwrap();
+        let instances: Vec<&InstancePlan> = plan
+            .units
+            .iter()
+            .flat_map(|u| match u {
+                UnitPlan::Group { members, .. } => members.iter().collect::<Vec<_>>(),
+                UnitPlan::Solo(i) => vec![&**i],
+            })
+            .collect();
+        assert_eq!(
+            instances
+                .iter()
+                .map(|i| (i.name(), i.priority_changes))
+                .collect::<Vec<_>>(),
+            [("A", true), ("B", false), ("C", true)]
+        );
+        let heal = instances[2].rx_lower_pri.as_ref().unwrap();
+        assert_eq!(
+            (heal.path.to_str(), heal.args.as_slice()),
+            (Some("/bin/heal"), ["now".to_string()].as_slice())
+        );
+        assert_eq!(instances[0].rx_lower_pri, None);
     }
 
     #[test]

@@ -1456,6 +1456,22 @@ impl Driver {
             Action::PriorityChanged { from, to } => {
                 changed = true;
                 info!(%from, %to, "effective priority changed");
+                if instance.plan.priority_changes {
+                    let master =
+                        current_state(self.router.units().get(index), name) == State::Master;
+                    self.notifiers
+                        .write(&notify_fifo::priority_line(name, master, to.get()));
+                }
+            }
+            Action::HeardLowerPriority { from, priority } => {
+                info!(%from, %priority, "master heard a lower priority");
+                let ours = current_priority(self.router.units().get(index), name).get();
+                self.notifiers
+                    .write(&notify_fifo::rx_lower_pri_line(name, ours));
+                if let Some(program) = &instance.plan.rx_lower_pri {
+                    self.notifiers
+                        .spawn(Notified::Instance, name, program.clone(), Vec::new());
+                }
             }
         }
         changed
@@ -1831,6 +1847,13 @@ impl Driver {
     }
 }
 
+fn current_state(unit: Option<&Unit>, name: &str) -> State {
+    unit.into_iter()
+        .flat_map(Unit::machines)
+        .find(|m| m.name() == name)
+        .map_or(State::Initialize, Machine::state)
+}
+
 fn current_priority(unit: Option<&Unit>, name: &str) -> Priority {
     unit.into_iter()
         .flat_map(Unit::machines)
@@ -1996,30 +2019,41 @@ impl Notifiers {
     fn start(&mut self, kind: Notified, name: &str, programs: &Notify, state: State, priority: u8) {
         self.write_line(kind, name, state, priority);
         for (program, args) in notify_runs(kind, name, programs, state, priority) {
-            let name = name.to_string();
-            let slots = self.slots.clone();
-            self.running.spawn(async move {
-                // Closed never: the driver owns the semaphore.
-                let Ok(_slot) = slots.acquire().await else {
-                    return;
-                };
-                let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
-                if outcome.success() {
-                    debug!(?kind, name, program = %program.path.display(), "notify ran");
-                } else {
-                    warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
-                }
-            });
+            self.spawn(kind, name, program, args);
         }
+    }
+
+    /// Runs one notify program of `name`, within the shared bound,
+    /// without waiting for it.
+    fn spawn(&mut self, kind: Notified, name: &str, program: Program, args: Vec<String>) {
+        let name = name.to_string();
+        let slots = self.slots.clone();
+        self.running.spawn(async move {
+            // Closed never: the driver owns the semaphore.
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
+            let outcome = script::run(&program, &args, NOTIFY_TIMEOUT).await;
+            if outcome.success() {
+                debug!(?kind, name, program = %program.path.display(), "notify ran");
+            } else {
+                warn!(?kind, name, program = %program.path.display(), %outcome, "notify failed");
+            }
+        });
     }
 
     /// The notify FIFO line for `name` in `state`.
     fn write_line(&self, kind: Notified, name: &str, state: State, priority: u8) {
+        self.write(&match kind {
+            Notified::Instance => notify_fifo::instance_line(name, state, priority),
+            Notified::Group => notify_fifo::group_line(name, state),
+        });
+    }
+
+    /// Writes `line` to the VRRP notify FIFOs, if any.
+    fn write(&self, line: &str) {
         if !self.fifo.is_empty() {
-            self.fifo.write(&match kind {
-                Notified::Instance => notify_fifo::instance_line(name, state, priority),
-                Notified::Group => notify_fifo::group_line(name, state),
-            });
+            self.fifo.write(line);
         }
     }
 

@@ -472,6 +472,13 @@ pub enum Action {
         from: Priority,
         to: Priority,
     },
+    /// As master, an advert of a lower priority came from `from` (a split
+    /// brain healing): keepalived's `notify_master_rx_lower_pri`. At most
+    /// once per advert interval, with the answer.
+    HeardLowerPriority {
+        from: IpAddr,
+        priority: Priority,
+    },
 }
 
 /// A tracked object's current view.
@@ -997,6 +1004,10 @@ impl Machine {
             let interval = Duration::from_micros(self.cfg.adver_int.as_micros());
             if self.last_reply.is_none_or(|at| now >= at + interval) {
                 self.last_reply = Some(now);
+                out.push(Action::HeardLowerPriority {
+                    from: advert.from,
+                    priority: advert.priority,
+                });
                 if !self.cfg.lower_prio_no_advert {
                     out.push(Action::SendAdvert {
                         priority: self.effective,
@@ -1640,6 +1651,10 @@ mod tests {
         assert_eq!(
             actions,
             [
+                Action::HeardLowerPriority {
+                    from: A,
+                    priority: Priority::from_u8(100),
+                },
                 Action::SendAdvert {
                     priority: Priority::from_u8(100),
                     adver_int: Centiseconds(100),
@@ -1678,7 +1693,15 @@ mod tests {
             next,
             "answers leave the advert timer alone"
         );
-        assert_eq!(m.handle(secs(6), advert(A, 50, 100)).len(), 2);
+        let again = m.handle(secs(6), advert(A, 50, 100));
+        assert_eq!(again.len(), 3, "{again:?}");
+        assert_eq!(
+            again[0],
+            Action::HeardLowerPriority {
+                from: A,
+                priority: Priority::from_u8(50),
+            }
+        );
     }
 
     /// A partition heals: the master hears the other side's master, of
@@ -1695,10 +1718,16 @@ mod tests {
         let heard = secs(5) + Duration::from_millis(500);
         assert_eq!(
             m.handle(heard, advert(A, 50, 100)),
-            [Action::SendGratuitous {
-                repeat: 3,
-                reason: GarpReason::LowerPriority,
-            }]
+            [
+                Action::HeardLowerPriority {
+                    from: A,
+                    priority: Priority::from_u8(50),
+                },
+                Action::SendGratuitous {
+                    repeat: 3,
+                    reason: GarpReason::LowerPriority,
+                }
+            ]
         );
         let at = heard + Duration::from_secs(2);
         let actions = m.handle(at, Input::Timer);
@@ -1728,6 +1757,8 @@ mod tests {
         assert!(later.is_empty(), "{later:?}");
     }
 
+    /// Nothing goes on the wire; the lower priority is still reported
+    /// (keepalived's `notify_master_rx_lower_pri`).
     #[test]
     fn lower_prio_no_advert_and_no_garp_keep_quiet() {
         let mut c = cfg(100);
@@ -1735,7 +1766,13 @@ mod tests {
         c.garp_lower_prio_repeat = 0;
         let mut m = started(c);
         fire(&mut m);
-        assert!(m.handle(secs(5), advert(A, 50, 100)).is_empty());
+        assert_eq!(
+            m.handle(secs(5), advert(A, 50, 100)),
+            [Action::HeardLowerPriority {
+                from: A,
+                priority: Priority::from_u8(50),
+            }]
+        );
     }
 
     #[test]

@@ -531,6 +531,11 @@ impl Importer<'_> {
                 "fifo_write_vrrp_states_on_reload" => {
                     g.fifo_write_vrrp_states_on_reload = self.bare(item)
                 }
+                "vrrp_notify_priority_changes" => {
+                    if let Some(on) = self.flag(item) {
+                        g.vrrp_notify_priority_changes = on;
+                    }
+                }
                 _ => self.unknown(item, "global_defs"),
             }
         }
@@ -1071,6 +1076,7 @@ impl Importer<'_> {
             notify_fault: None,
             notify_stop: None,
             notify: None,
+            notify_priority_changes: None,
             smtp_alert: None,
         };
         let mut tracks = SyncTracks::default();
@@ -1126,6 +1132,10 @@ impl Importer<'_> {
                 "notify_stop" => group.notify_stop = self.command(item, true),
                 "notify" => group.notify = self.command(item, true),
                 "smtp_alert" => set(&mut group.smtp_alert, self.flag(item).map(Some)),
+                "notify_priority_changes" => set(
+                    &mut group.notify_priority_changes,
+                    self.flag(item).map(Some),
+                ),
                 _ => self.unknown(item, "vrrp_sync_group"),
             }
         }
@@ -1323,6 +1333,8 @@ impl Importer<'_> {
             notify_fault: None,
             notify_stop: None,
             notify: None,
+            notify_master_rx_lower_pri: None,
+            notify_priority_changes: None,
             smtp_alert: None,
         };
         for item in self.block(st) {
@@ -1452,6 +1464,12 @@ impl Importer<'_> {
                 "notify_stop" => inst.notify_stop = self.command(item, true),
                 "notify" => inst.notify = self.command(item, true),
                 "smtp_alert" => set(&mut inst.smtp_alert, self.flag(item).map(Some)),
+                "notify_master_rx_lower_pri" => {
+                    inst.notify_master_rx_lower_pri = self.command(item, true)
+                }
+                "notify_priority_changes" => {
+                    set(&mut inst.notify_priority_changes, self.flag(item).map(Some))
+                }
                 _ => self.unknown(item, "vrrp_instance"),
             }
         }

@@ -74,7 +74,9 @@ const NFT: Support = Refused(
 );
 const NOACCEPT: Support =
     Refused("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
-const NOTIFYX: Support = Refused("the appliance runs `notify` scripts on state changes only");
+const NOTIFYX: Support = Refused(
+    "a deleted instance is notified as FAULT, as keepalived does by default; `notify_stop` runs as it goes",
+);
 const PINGPORT: Support = NoOp("ICMP has no port: a PING_CHECK pings `connect_ip`");
 const PERSIST: Support = Refused("only IPVS's default persistence engine is supported");
 const PROC: Support = Refused(
@@ -228,7 +230,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "notify_fifo_script", Yes),
     k("global_defs", "vrrp_notify_fifo", Yes),
     k("global_defs", "vrrp_notify_fifo_script", Yes),
-    k("global_defs", "vrrp_notify_priority_changes", NOTIFYX),
+    k("global_defs", "vrrp_notify_priority_changes", Yes),
     k("global_defs", "fifo_write_vrrp_states_on_reload", Yes),
     k("global_defs", "lvs_notify_fifo", Yes),
     k("global_defs", "lvs_notify_fifo_script", Yes),
@@ -316,7 +318,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
         "sync_group_tracking_weight",
         NOOP_SYNCWEIGHT,
     ),
-    k("vrrp_sync_group", "notify_priority_changes", NOTIFYX),
+    k("vrrp_sync_group", "notify_priority_changes", Yes),
     k("", "garp_group", GARPGROUP),
     k("garp_group", "garp_interval", GARPGROUP),
     k("garp_group", "gna_interval", GARPGROUP),
@@ -371,9 +373,9 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "notify_stop", Yes),
     k("vrrp_instance", "notify_deleted", NOTIFYX),
     k("vrrp_instance", "notify", Yes),
-    k("vrrp_instance", "notify_master_rx_lower_pri", NOTIFYX),
+    k("vrrp_instance", "notify_master_rx_lower_pri", Yes),
     k("vrrp_instance", "smtp_alert", Yes),
-    k("vrrp_instance", "notify_priority_changes", NOTIFYX),
+    k("vrrp_instance", "notify_priority_changes", Yes),
     k("vrrp_instance", "lvs_sync_daemon_interface", SYNCLEGACY),
     k("vrrp_instance", "garp_master_delay", Yes),
     k("vrrp_instance", "garp_master_refresh", Yes),
