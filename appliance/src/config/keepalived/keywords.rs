@@ -58,8 +58,9 @@ const IFACE: Support = Refused(
     "name the interface in each `vrrp_instance`; interfaces that come and go are followed by netlink without the option",
 );
 const INITFAIL: Support = Refused("a tracked script's first result decides its state");
-const LINKBEAT: Support =
-    Refused("the appliance follows links by netlink only, which is what keepalived's default does");
+const LINKBEAT: Support = NoOp(
+    "the appliance follows links by netlink, keepalived's default, which sees the carrier changes that polling would",
+);
 const LOGFAIL: Support = Refused("every failure is logged and recorded in the timeline already");
 const LOGVRID: Support = Refused(
     "adverts for unknown VRIDs are always counted (`appliance_vrrp_adverts_dropped_total`)",
@@ -130,6 +131,9 @@ const VSFAMILY: Support = Refused(
 const VSHOST: Support = Refused("set `virtualhost` on the virtual server or in the check's `url`");
 const NOOP_SYNCWEIGHT: Support = NoOp(
     "the appliance always keeps the weights of a sync group member's tracked objects, as keepalived does with this option",
+);
+const NOOP_UNICAST_SRC: Support = NoOp(
+    "the appliance always takes unicast adverts only from the instance's `unicast_peer`s",
 );
 const NOOP_ACCEPT: Support =
     NoOp("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
@@ -217,7 +221,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("global_defs", "nftables_ipvs_priority", NFT),
     k("global_defs", "nftables_ipvs_start_fwmark", NFT),
     k("global_defs", "nftables_counters", NFT),
-    k("global_defs", "vrrp_check_unicast_src", UNICAST),
+    k("global_defs", "vrrp_check_unicast_src", NOOP_UNICAST_SRC),
     k("global_defs", "vrrp_skip_check_adv_addr", Yes),
     k("global_defs", "vrrp_strict", Yes),
     k("global_defs", "vrrp_priority", PROC),
@@ -332,7 +336,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "use_ipvlan", IPVLAN),
     k("vrrp_instance", "unicast_peer", Yes),
     k("vrrp_instance", "unicast_fault_no_peer", UNICAST),
-    k("vrrp_instance", "check_unicast_src", UNICAST),
+    k("vrrp_instance", "check_unicast_src", NOOP_UNICAST_SRC),
     k("vrrp_instance", "old_unicast_checksum", UNICAST),
     k("vrrp_instance", "native_ipv6", NOOP_FAMILY),
     k("vrrp_instance", "state", Yes),
