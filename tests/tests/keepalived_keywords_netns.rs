@@ -262,3 +262,71 @@ fn vrrp_garp_interval_spaces_a_new_masters_gratuitous_arps() {
         }
     }
 }
+
+/// Reads `/proc/sys/net/ipv4/conf/eth0/promote_secondaries` on `side`.
+fn promote_secondaries(p: &Pair, side: Side) -> String {
+    let out = p
+        .host(side)
+        .run("cat", &["/proc/sys/net/ipv4/conf/eth0/promote_secondaries"])
+        .expect("read the sysctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `promote_secondaries` on m's instance (both interfaces start at 0):
+/// while m runs its eth0 has it, so deleting m's own address, the
+/// primary of the VIP's subnet, promotes the VIP instead of deleting it
+/// with it; m's stop puts the 0 back. The control: b, without it, loses
+/// the VIP with its own address, as the kernel does by default.
+#[test]
+fn promote_secondaries_keeps_the_vip_when_the_primary_address_goes() {
+    let net = Net(166);
+    let vip = Net::cidr(&net.vip());
+    let m = Instance::new("m", 166, 150, &vip)
+        .initial_master()
+        .line("promote_secondaries");
+    let b = Instance::new("b", 166, 100, &vip);
+    let mut p = Pair::start_with(net, m, b, &net.vip(), |lan| {
+        for host in ["m", "b"] {
+            lan.host(host)
+                .sysctl("net.ipv4.conf.eth0.promote_secondaries", "0")?;
+        }
+        Ok(())
+    })
+    .expect("m and b elect m");
+    p.wait_holder(Side::M, SLACK).expect("the VIP on m");
+    assert_eq!(promote_secondaries(&p, Side::M), "1", "set while m runs");
+    assert_eq!(
+        promote_secondaries(&p, Side::B),
+        "0",
+        "b does not ask for it"
+    );
+    let vip_addr: IpAddr = net.vip().parse().unwrap();
+    let own = format!("{}/24", net.m());
+    p.host(Side::M)
+        .ip(&["addr", "del", &own, "dev", "eth0"])
+        .expect("delete m's own address");
+    assert!(
+        p.host(Side::M).has_address(vip_addr).unwrap(),
+        "the VIP was promoted to primary, not deleted with m's address"
+    );
+
+    p.m.stop().expect("m stops");
+    assert_eq!(
+        promote_secondaries(&p, Side::M),
+        "0",
+        "m's stop puts the 0 back"
+    );
+    // m's resignation may not have gone out without its address.
+    let within = p.b_conf.master_down_interval() + SLACK;
+    p.host(Side::B)
+        .wait_address(vip_addr, true, within)
+        .expect("b takes the VIP over");
+    let own = format!("{}/24", net.b());
+    p.host(Side::B)
+        .ip(&["addr", "del", &own, "dev", "eth0"])
+        .expect("delete b's own address");
+    assert!(
+        !p.host(Side::B).has_address(vip_addr).unwrap(),
+        "without promote_secondaries the VIP goes with b's address"
+    );
+}

@@ -852,6 +852,11 @@ pub struct VrrpInstance {
     /// virtual MAC interface.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vmac_xmit_base: bool,
+    /// keepalived's `promote_secondaries`: the interface's
+    /// `net.ipv4.conf.IF.promote_secondaries` is 1 while the instance runs
+    /// (a virtual MAC interface has it always).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote_secondaries: bool,
     /// Per-instance `garp_master_delay`; `None` means the global value.
     #[serde(
         default,

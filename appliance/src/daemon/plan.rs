@@ -171,6 +171,9 @@ pub(crate) struct InstancePlan {
     /// keepalived's `notify_priority_changes`, resolved: priority changes
     /// go to the VRRP FIFOs.
     pub priority_changes: bool,
+    /// keepalived's `promote_secondaries` on the instance's interface
+    /// (not with a virtual MAC interface, which has it).
+    pub promote_secondaries: bool,
     /// keepalived's `use_vmac`: the interface the driver makes for the
     /// instance, which holds its VIPs (those of `vips` and `excluded`
     /// name it already).
@@ -584,6 +587,7 @@ fn instance_plan(
                     .and_then(|g| g.notify_priority_changes)
             })
             .unwrap_or(config.global.vrrp_notify_priority_changes),
+        promote_secondaries: instance.promote_secondaries && vmac.is_none(),
         vmac,
     })
 }

@@ -29,6 +29,7 @@ use crate::net::IfIndex;
 use crate::net::gratuitous::Announcer;
 use crate::net::link::Link;
 use crate::net::link::{LinkEvent, LinkWatch};
+use crate::net::promote::Promotions;
 use crate::net::socket::{Received, VrrpSocket};
 use crate::net::vip::{self, Addresses};
 use crate::net::vmac::{self, Vmacs};
@@ -418,6 +419,7 @@ struct Driver {
     sockets: HashMap<SocketKey, Arc<VrrpSocket>>,
     /// The instances' virtual MAC interfaces (`use_vmac`).
     vmacs: Vmacs,
+    promotions: Promotions,
     /// Interface facts by name, looked up once (index, MAC).
     links: HashMap<String, Link>,
     announcements: Announcements,
@@ -471,6 +473,7 @@ impl Driver {
             router: Router::default(),
             sockets: HashMap::new(),
             vmacs: Vmacs::connect()?,
+            promotions: Promotions::default(),
             links: HashMap::new(),
             announcements,
             link_up: HashMap::new(),
@@ -514,6 +517,7 @@ impl Driver {
         self.spawn_scripts();
         self.watch_files(false);
         self.count_processes();
+        self.promote_secondaries();
         let plans = self.plan.units.clone();
         for plan in plans {
             let (running, unit, listeners) = self.build_unit(plan).await?;
@@ -708,6 +712,7 @@ impl Driver {
             self.stop_unit(index).await;
         }
         self.vmacs.remove_all().await;
+        self.promotions.set(&std::collections::BTreeSet::new());
         for task in self
             .tasks
             .drain(..)
@@ -1651,6 +1656,7 @@ impl Driver {
     /// failed before); returns how many started and why the others could
     /// not. Those stay pending and are retried with backoff.
     async fn start_pending(&mut self) -> (usize, Vec<String>) {
+        self.promote_secondaries();
         let plans: Vec<UnitPlan> = self
             .plan
             .units
@@ -1682,6 +1688,20 @@ impl Driver {
         }
         self.refilter();
         (started, failed)
+    }
+
+    /// Sets `promote_secondaries` on the interfaces of the plan's
+    /// instances that ask for it, and puts it back on those no longer.
+    fn promote_secondaries(&mut self) {
+        let wanted = self
+            .plan
+            .units
+            .iter()
+            .flat_map(UnitPlan::instances)
+            .filter(|i| i.promote_secondaries)
+            .map(|i| i.interface.clone())
+            .collect();
+        self.promotions.set(&wanted);
     }
 
     /// Tells each socket's kernel filter the VRIDs its instances use.

@@ -8,6 +8,7 @@
 pub mod address;
 pub mod gratuitous;
 pub mod link;
+pub(crate) mod promote;
 pub(crate) mod setup;
 pub mod socket;
 pub mod vip;

@@ -1322,6 +1322,7 @@ impl Importer<'_> {
             use_vmac: false,
             vmac_interface: None,
             vmac_xmit_base: false,
+            promote_secondaries: false,
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,
@@ -1449,6 +1450,7 @@ impl Importer<'_> {
                     }
                 }
                 "vmac_xmit_base" => inst.vmac_xmit_base = self.bare(item),
+                "promote_secondaries" => inst.promote_secondaries = self.bare(item),
                 "dont_track_primary" => inst.dont_track_primary = self.bare(item),
                 "strict_mode" => strict = self.flag(item),
                 "skip_check_adv_addr" => skip = self.flag(item),
@@ -1553,6 +1555,15 @@ impl Importer<'_> {
                     "use_vmac",
                     format!(
                         "vrrp_instance '{name}': unicast with use_vmac requires vmac_xmit_base; it is set, as keepalived does"
+                    ),
+                );
+            }
+            if inst.use_vmac && std::mem::take(&mut inst.promote_secondaries) {
+                warn(
+                    self,
+                    "promote_secondaries",
+                    format!(
+                        "vrrp_instance '{name}': promote_secondaries is set on the virtual MAC interface already, as keepalived does"
                     ),
                 );
             }
@@ -3213,6 +3224,18 @@ mod tests {
             warnings,
             [
                 "k.conf:8:3: vrrp_instance 'VI_1': vmac_xmit_base is incompatible with strict mode; it is ignored, as keepalived does"
+            ]
+        );
+        let (config, warnings) = import_warned(&format!(
+            "{INSTANCE}  use_vmac\n  promote_secondaries\n{vips}}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 8\n  promote_secondaries\n}}\n"
+        ));
+        assert!(!config.vrrp_instance[0].promote_secondaries);
+        assert!(config.vrrp_instance[1].promote_secondaries);
+        assert_eq!(
+            warnings,
+            [
+                "k.conf:5:3: vrrp_instance 'VI_1': promote_secondaries is set on the virtual MAC interface already, as keepalived does"
             ]
         );
 

@@ -83,9 +83,6 @@ const PERSIST: Support = Refused("only IPVS's default persistence engine is supp
 const PROC: Support = Refused(
     "the appliance is one process; set its scheduling and limits in its service unit (`Nice=`, `CPUAffinity=`, `LimitRTTIME=`)",
 );
-const PROMOTE: Support = Refused(
-    "set `net.ipv4.conf.IF.promote_secondaries` with the system's sysctl (TOML `[network.sysctl]`)",
-);
 const REGEXX: Support = Refused("`regex` uses Rust regex syntax on the first MiB of the body");
 const RELOAD: Support =
     Refused("reload with `appliance reload` (or SIGHUP); it checks the file before applying it");
@@ -132,9 +129,8 @@ const VSHOST: Support = Refused("set `virtualhost` on the virtual server or in t
 const NOOP_SYNCWEIGHT: Support = NoOp(
     "the appliance always keeps the weights of a sync group member's tracked objects, as keepalived does with this option",
 );
-const NOOP_UNICAST_SRC: Support = NoOp(
-    "the appliance always takes unicast adverts only from the instance's `unicast_peer`s",
-);
+const NOOP_UNICAST_SRC: Support =
+    NoOp("the appliance always takes unicast adverts only from the instance's `unicast_peer`s");
 const NOOP_ACCEPT: Support =
     NoOp("the appliance always accepts traffic to its VIPs (see vrrp_strict in docs/config.md)");
 const NOOP_BUFS: Support = NoOp("the appliance sizes its netlink and socket buffers itself");
@@ -359,7 +355,7 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "advert_int", Yes),
     k("vrrp_instance", "virtual_ipaddress", Yes),
     k("vrrp_instance", "virtual_ipaddress_excluded", Yes),
-    k("vrrp_instance", "promote_secondaries", PROMOTE),
+    k("vrrp_instance", "promote_secondaries", Yes),
     k("vrrp_instance", "linkbeat_use_polling", LINKBEAT),
     k("vrrp_instance", "virtual_routes", ROUTES),
     k("vrrp_instance", "virtual_rules", ROUTES),
