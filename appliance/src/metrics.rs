@@ -21,13 +21,25 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// What a scrape's answer is.
+/// Seconds since the Unix epoch.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A scrape's answer to a client that asks for OpenMetrics (Prometheus
+/// does).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// A scrape's answer to any other client (curl, `promtool check
+/// metrics`): Prometheus' own text format, as its client libraries do.
+const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The longest a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one connection may stay open, keep-alive included (a scraper
@@ -56,6 +68,13 @@ struct TransitionLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    /// Empty when no instance has the packet's VRID (or it was not VRRP).
+    instance: String,
     reason: String,
 }
 
@@ -98,6 +117,37 @@ struct FifoLabels {
     fifo: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// How a reload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new config runs, all of it.
+    Applied,
+    /// The new config runs but for the parts that failed to apply.
+    Partial,
+    /// The config was invalid or could not be read: the old one runs.
+    Rejected,
+}
+
+impl ReloadOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied => "applied",
+            ReloadOutcome::Partial => "partial",
+            ReloadOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// Reload durations from 1 ms to about 33 s.
+fn reload_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Check latencies from 1 ms to about 33 s.
@@ -115,7 +165,7 @@ pub struct Metrics {
     transitions: Family<TransitionLabels, Counter>,
     adverts_sent: Family<InstanceLabels, Counter>,
     adverts_received: Family<InstanceLabels, Counter>,
-    adverts_dropped: Family<ReasonLabels, Counter>,
+    adverts_dropped: Family<DropLabels, Counter>,
     real_server_up: Family<RealServerLabels, Gauge>,
     real_server_weight: Family<RealServerLabels, Gauge>,
     real_server_admin: Family<AdminLabels, Gauge>,
@@ -125,6 +175,10 @@ pub struct Metrics {
     dataplane_errors: Family<BackendLabels, Counter>,
     notify_fifo_dropped: Family<FifoLabels, Counter>,
     alert_mails: Family<OutcomeLabels, Counter>,
+    reloads: Family<OutcomeLabels, Counter>,
+    reload_duration: Histogram,
+    last_reload_successful: Gauge,
+    last_reload_success: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -152,8 +206,46 @@ impl Metrics {
             dataplane_errors: Family::default(),
             notify_fifo_dropped: Family::default(),
             alert_mails: Family::default(),
+            reloads: Family::default(),
+            reload_duration: reload_histogram(),
+            last_reload_successful: Gauge::default(),
+            last_reload_success: Gauge::default(),
             registry: Registry::with_prefix("appliance"),
         };
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        metrics.registry.register(
+            "build_info",
+            "The running appliance's version, as a label; always 1",
+            build_info,
+        );
+        metrics.registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP, appliance reload), by outcome: applied, partial (some parts failed to apply), rejected (the running config stays)",
+            metrics.reloads.clone(),
+        );
+        metrics.registry.register_with_unit(
+            "config_reload_duration",
+            "How long reloads took, from the request to the applied table",
+            prometheus_client::registry::Unit::Seconds,
+            metrics.reload_duration.clone(),
+        );
+        metrics.registry.register(
+            "config_last_reload_successful",
+            "Whether the last reload applied the whole config: 1 yes, 0 no (1 before any reload)",
+            metrics.last_reload_successful.clone(),
+        );
+        metrics.last_reload_successful.set(1);
+        metrics.registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the config last loaded in full (the start, or the last applied reload), in seconds since the Unix epoch",
+            metrics.last_reload_success.clone(),
+        );
+        metrics.last_reload_success.set(unix_now());
         metrics.registry.register(
             "vrrp_state",
             "VRRP instance state: 1 for the state it is in, 0 for the others",
@@ -181,7 +273,7 @@ impl Metrics {
         );
         metrics.registry.register(
             "vrrp_adverts_dropped",
-            "VRRP packets dropped, by reason",
+            "VRRP packets dropped, by the instance their VRID named (empty: none) and reason",
             metrics.adverts_dropped.clone(),
         );
         metrics.registry.register(
@@ -231,6 +323,21 @@ impl Metrics {
             metrics.alert_mails.clone(),
         );
         metrics
+    }
+
+    /// A reload ended so, after `took`.
+    pub fn reload_done(&self, outcome: ReloadOutcome, took: Duration) {
+        self.reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.name().to_owned(),
+            })
+            .inc();
+        self.reload_duration.observe(took.as_secs_f64());
+        let applied = outcome == ReloadOutcome::Applied;
+        self.last_reload_successful.set(i64::from(applied));
+        if applied {
+            self.last_reload_success.set(unix_now());
+        }
     }
 
     /// A line for the notify FIFO `fifo` did not fit.
@@ -286,11 +393,12 @@ impl Metrics {
             .inc();
     }
 
-    /// A packet dropped for `reason` ([`crate::vrrp::packet::Rejection::name`],
-    /// or `unknown_peer`).
-    pub fn advert_dropped(&self, reason: &str) {
+    /// A packet dropped for `reason` ([`crate::vrrp::packet::Rejection::name`]),
+    /// meant for `instance` (empty when its VRID named none).
+    pub fn advert_dropped(&self, instance: &str, reason: &str) {
         self.adverts_dropped
-            .get_or_create(&ReasonLabels {
+            .get_or_create(&DropLabels {
+                instance: instance.to_owned(),
                 reason: reason.to_owned(),
             })
             .inc();
@@ -415,6 +523,35 @@ fn operation_name(op: &Op) -> &'static str {
     }
 }
 
+/// OpenMetrics text in Prometheus' text format 0.0.4: a counter's
+/// `# HELP` and `# TYPE` name its `_total` samples, and `# UNIT` and
+/// `# EOF` go (the format has neither).
+fn classic(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest);
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "unknown" => (name.to_string(), "untyped"),
+                other => (name.to_string(), other),
+            };
+            if let Some(text) = help.take().and_then(|h| h.split_once(' ')).map(|(_, t)| t) {
+                // OpenMetrics escapes quotes in help; 0.0.4 does not.
+                let _ = writeln!(out, "# HELP {name} {}", text.replace("\\\"", "\""));
+            }
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        } else if !(line.starts_with("# UNIT ") || line == "# EOF") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Serves `metrics` on `listener` until the task is dropped: `GET
 /// /metrics` (and `HEAD`) answer the current values, with the gauges from
 /// what `status()` gives; other paths 404, other methods 405.
@@ -497,7 +634,20 @@ fn answer<B>(
         );
     }
     match *request.method() {
-        Method::GET | Method::HEAD => reply(StatusCode::OK, CONTENT_TYPE, metrics.scrape(status)),
+        Method::GET | Method::HEAD => {
+            let openmetrics = request
+                .headers()
+                .get_all(hyper::header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            let text = metrics.scrape(status);
+            if openmetrics {
+                reply(StatusCode::OK, CONTENT_TYPE, text)
+            } else {
+                reply(StatusCode::OK, CLASSIC_CONTENT_TYPE, classic(&text))
+            }
+        }
         _ => {
             let mut response = reply(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -517,7 +667,11 @@ mod tests {
     use super::*;
 
     fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-        let prefix = format!("{name}{{{labels}}} ");
+        let prefix = if labels.is_empty() {
+            format!("{name} ")
+        } else {
+            format!("{name}{{{labels}}} ")
+        };
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|v| v.parse().ok())
@@ -530,9 +684,13 @@ mod tests {
         m.advert_sent("VI_1");
         m.advert_sent("VI_1");
         m.advert_received("VI_1");
-        m.advert_dropped("auth_mismatch");
+        m.advert_dropped("VI_1", "auth_mismatch");
+        m.advert_dropped("", "unknown_vrid");
         m.check_done("TCP_CHECK", Duration::from_millis(3));
         m.dataplane_error("ipvs");
+        let before = m.scrape(None);
+        m.reload_done(ReloadOutcome::Applied, Duration::from_millis(20));
+        m.reload_done(ReloadOutcome::Rejected, Duration::from_millis(2));
         let text = m.scrape(Some(&crate::daemon::status::tests::sample()));
         let get = |name: &str, labels: &str| {
             sample(&text, name, labels).unwrap_or_else(|| panic!("{name}{{{labels}}}\n{text}"))
@@ -567,9 +725,53 @@ mod tests {
         assert_eq!(
             get(
                 "appliance_vrrp_adverts_dropped_total",
-                r#"reason="auth_mismatch""#
+                r#"instance="VI_1",reason="auth_mismatch""#
             ),
             1.0
+        );
+        assert_eq!(
+            get(
+                "appliance_vrrp_adverts_dropped_total",
+                r#"instance="",reason="unknown_vrid""#
+            ),
+            1.0
+        );
+        assert_eq!(
+            get(
+                "appliance_build_info",
+                &format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"))
+            ),
+            1.0
+        );
+        assert_eq!(
+            get("appliance_config_reloads_total", r#"outcome="applied""#),
+            1.0
+        );
+        assert_eq!(
+            get("appliance_config_reloads_total", r#"outcome="rejected""#),
+            1.0
+        );
+        assert_eq!(
+            get("appliance_config_reload_duration_seconds_count", ""),
+            2.0
+        );
+        assert_eq!(
+            sample(&before, "appliance_config_last_reload_successful", ""),
+            Some(1.0),
+            "a started daemon loaded its config"
+        );
+        assert_eq!(get("appliance_config_last_reload_successful", ""), 0.0);
+        let success = get("appliance_config_last_reload_success_timestamp_seconds", "");
+        assert!(
+            success
+                >= sample(
+                    &before,
+                    "appliance_config_last_reload_success_timestamp_seconds",
+                    ""
+                )
+                .unwrap()
+                && success > 1.7e9,
+            "{success}"
         );
         let rs = r#"service="TCP 10.0.0.100:80",real_server="10.0.0.11:8080""#;
         assert_eq!(get("appliance_real_server_up", rs), 0.0);
@@ -598,6 +800,20 @@ mod tests {
         );
     }
 
+    /// Prometheus' text format names a counter by its samples, has no
+    /// units and no end marker; the samples are OpenMetrics' own.
+    #[test]
+    fn the_classic_format_names_counters_by_their_samples() {
+        let open = "# HELP appliance_x X \\\"quoted\\\".\n# TYPE appliance_x counter\nappliance_x_total{a=\"b\"} 2\n\
+                    # HELP appliance_d_seconds D.\n# TYPE appliance_d_seconds histogram\n# UNIT appliance_d_seconds seconds\n\
+                    appliance_d_seconds_sum 0.5\n# EOF\n";
+        assert_eq!(
+            classic(open),
+            "# HELP appliance_x_total X \"quoted\".\n# TYPE appliance_x_total counter\nappliance_x_total{a=\"b\"} 2\n\
+             # HELP appliance_d_seconds D.\n# TYPE appliance_d_seconds histogram\nappliance_d_seconds_sum 0.5\n"
+        );
+    }
+
     #[test]
     fn only_get_and_head_of_metrics_are_answered() {
         let m = Metrics::new();
@@ -610,6 +826,20 @@ mod tests {
         };
         let ok = answer(&request(Method::GET, "/metrics"), &m, None);
         assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(
+            ok.headers()[hyper::header::CONTENT_TYPE],
+            CLASSIC_CONTENT_TYPE
+        );
+        // Prometheus' own Accept header.
+        let scrape = Request::builder()
+            .uri("/metrics")
+            .header(
+                hyper::header::ACCEPT,
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            )
+            .body(())
+            .unwrap();
+        let ok = answer(&scrape, &m, None);
         assert_eq!(ok.headers()[hyper::header::CONTENT_TYPE], CONTENT_TYPE);
         assert_eq!(
             answer(&request(Method::GET, "/"), &m, None).status(),

@@ -6,8 +6,10 @@
 //! starting it again brings round robin back; with every real server down
 //! the sorry server answers. `appliance status --json` and the timeline
 //! (snapshot of its order) witness each step, and so does the Prometheus
-//! metrics endpoint, scraped from the client. A reload with other virtual
-//! servers reprograms the dataplane and restarts the checker on them.
+//! metrics endpoint, scraped from the client (and linted by Prometheus'
+//! `promtool check metrics`). A reload with other virtual
+//! servers reprograms the dataplane and restarts the checker on them, and
+//! the reload metrics count it, then a rejected one.
 
 use appliance::daemon::status::Status;
 use appliance::timeline::EventKind;
@@ -86,9 +88,42 @@ fn scrape(client: &Host) -> String {
         .expect("scraping the metrics endpoint")
 }
 
+/// Prometheus' linter on a scrape: names, help and types as Prometheus'
+/// conventions want them (`promtool check metrics`, which reads the text
+/// format curl gets).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool (package prometheus; make test installs it): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("writing the scrape to promtool");
+    let out = child.wait_with_output().expect("promtool ends");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics ({}): {}{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The value of the series `name{labels}` in a scrape, if it has one.
 fn find_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.parse().ok())
@@ -331,13 +366,14 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     };
     assert_eq!(ops(&metrics, "add_service"), 1.0);
     assert_eq!(ops(&metrics, "add_destination"), 2.0);
-    // A foreign advert is dropped, and counted by why.
+    // A foreign advert is dropped, and counted by the instance its VRID
+    // names and why.
     send_mismatched_advert(client);
     let dropped = || {
         find_sample(
             &scrape(client),
             "appliance_vrrp_adverts_dropped_total",
-            r#"reason="interval_mismatch""#,
+            r#"instance="VI_1",reason="interval_mismatch""#,
         )
     };
     let sent = Instant::now();
@@ -373,6 +409,7 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
         "{text}"
     );
     let metrics = scrape(client);
+    promtool_check(&metrics);
     assert_eq!(scraped_real_server(&metrics, RS1), (0.0, 1.0));
     assert_eq!(scraped_real_server(&metrics, RS2), (1.0, 1.0));
     assert!(ops(&metrics, "delete_destination") >= 1.0, "{metrics}");
@@ -472,6 +509,63 @@ fn a_reload_with_other_virtual_servers_reprograms_and_checks_them() {
         .map(|rs| rs.address)
         .collect();
     assert_eq!(servers, [addr(RS1)], "the checker runs on the new config");
+    assert!(daemon.running().expect("daemon state"), "still running");
+
+    // The reloads in the metrics: this one applied, then a broken file
+    // rejected (the running config stays, and so does the time of the
+    // last one that loaded).
+    let metrics = scrape(client);
+    let reloads = |text: &str, outcome: &str| {
+        find_sample(
+            text,
+            "appliance_config_reloads_total",
+            &format!("outcome=\"{outcome}\""),
+        )
+    };
+    assert_eq!(reloads(&metrics, "applied"), Some(1.0), "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            "appliance_config_reload_duration_seconds_count",
+            ""
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "appliance_config_last_reload_successful", ""),
+        1.0
+    );
+    let loaded = sample(
+        &metrics,
+        "appliance_config_last_reload_success_timestamp_seconds",
+        "",
+    );
+    daemon
+        .write_config("[global\n")
+        .expect("write a broken config");
+    daemon.signal("HUP").expect("SIGHUP");
+    let sent = Instant::now();
+    let metrics = loop {
+        let metrics = scrape(client);
+        if reloads(&metrics, "rejected").is_some() {
+            break metrics;
+        }
+        assert!(sent.elapsed() < SLACK, "no rejected reload:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(reloads(&metrics, "rejected"), Some(1.0));
+    assert_eq!(
+        sample(&metrics, "appliance_config_last_reload_successful", ""),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "appliance_config_last_reload_success_timestamp_seconds",
+            ""
+        ),
+        loaded
+    );
     assert!(daemon.running().expect("daemon state"), "still running");
 }
 

@@ -10,6 +10,7 @@ use crate::check::decision::VsId;
 use crate::check::runner;
 use crate::config::Config;
 use crate::config::model::VirtualServer;
+use crate::metrics::ReloadOutcome;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -26,6 +27,7 @@ pub(super) struct Applied {
 /// applied yet: its answer waits for the outcome of `generation`.
 pub(super) struct PendingReload {
     generation: u64,
+    started: std::time::Instant,
     changed: Vec<String>,
     failed: Vec<String>,
     reply: Option<oneshot::Sender<Result<String, String>>>,
@@ -38,19 +40,21 @@ impl Daemon {
     /// it; the loop goes on meanwhile.
     pub(super) async fn reload(&mut self, reply: Option<oneshot::Sender<Result<String, String>>>) {
         self.systemd.reloading();
+        let started = std::time::Instant::now();
         match self.apply_reload().await {
             Err(e) => {
                 error!(config = %self.options.config.display(), error = %e, "reload rejected; the running config stays");
-                self.finish_reload(Err(e), reply);
+                self.finish_reload(Err(e), reply, started);
             }
             Ok(applied) => match applied.waits {
                 Some(generation) => self.reloads.push(PendingReload {
                     generation,
+                    started,
                     changed: applied.changed,
                     failed: applied.failed,
                     reply,
                 }),
-                None => self.finish_reload(Ok((applied.changed, applied.failed)), reply),
+                None => self.finish_reload(Ok((applied.changed, applied.failed)), reply, started),
             },
         }
     }
@@ -67,7 +71,11 @@ impl Daemon {
             reload
                 .failed
                 .extend(error.map(|e| format!("dataplane: {e}")));
-            self.finish_reload(Ok((reload.changed, reload.failed)), reload.reply);
+            self.finish_reload(
+                Ok((reload.changed, reload.failed)),
+                reload.reply,
+                reload.started,
+            );
         }
     }
 
@@ -78,7 +86,14 @@ impl Daemon {
         &mut self,
         outcome: Result<(Vec<String>, Vec<String>), Error>,
         reply: Option<oneshot::Sender<Result<String, String>>>,
+        started: std::time::Instant,
     ) {
+        let kind = match &outcome {
+            Ok((_, failed)) if failed.is_empty() => ReloadOutcome::Applied,
+            Ok(_) => ReloadOutcome::Partial,
+            Err(_) => ReloadOutcome::Rejected,
+        };
+        self.metrics.reload_done(kind, started.elapsed());
         let outcome = outcome.and_then(|(changed, failed)| {
             if failed.is_empty() {
                 let summary = if changed.is_empty() {

@@ -39,10 +39,10 @@ use crate::timeline::{Event as TimelineEvent, EventKind};
 use crate::vrrp::group::SyncGroup;
 use crate::vrrp::machine::{Action, Input, Machine, State, TrackKind, TrackName};
 use crate::vrrp::packet::{
-    self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Rejection,
-    Repr, Seconds, Variant,
+    self, Addresses as PacketAddresses, Expected, ExpectedVersion, IpContext, Packet, Repr,
+    Seconds, Variant,
 };
-use crate::vrrp::receive::{Delivery, Listener};
+use crate::vrrp::receive::{Delivery, Listener, Refused};
 use crate::vrrp::router::Router;
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Priority, Version};
@@ -1280,9 +1280,16 @@ impl Driver {
         }
     }
 
-    fn drop_advert(&mut self, from: IpAddr, rejection: &Rejection) {
-        self.metrics.advert_dropped(rejection.name());
-        debug!(%from, reason = rejection.name(), detail = %rejection, "advert dropped");
+    /// Counts and logs a datagram no instance took, under the instance
+    /// its VRID named (none for an unknown VRID or garbage).
+    fn drop_advert(&mut self, from: IpAddr, refused: &Refused<(usize, usize)>) {
+        let rejection = &refused.rejection;
+        let instance = refused
+            .to
+            .and_then(|(unit, member)| self.units.get(unit)?.instances.get(member))
+            .map_or("", |i| i.plan.name());
+        self.metrics.advert_dropped(instance, rejection.name());
+        debug!(%from, instance, reason = rejection.name(), detail = %rejection, "advert dropped");
     }
 
     async fn on_packet(&mut self, key: &SocketKey, received: Received) {
@@ -1302,7 +1309,7 @@ impl Driver {
         let now = self.now();
         let delivered = match self.router.receive(key, &ctx, &received.payload, now) {
             Ok(delivered) => delivered,
-            Err(rejection) => return self.drop_advert(received.src, &rejection),
+            Err(refused) => return self.drop_advert(received.src, &refused),
         };
         if let Some(instance) = self
             .units

@@ -16,7 +16,7 @@ use crate::vrrp::packet::{
     Addresses, Auth, Expected, ExpectedVersion, IpContext, MULTICAST_V4, MULTICAST_V6, Packet,
     Rejection, Repr, Seconds, Variant,
 };
-use crate::vrrp::receive::{Delivery, Listener};
+use crate::vrrp::receive::{Delivery, Listener, Refused};
 use crate::vrrp::router::Router;
 use crate::vrrp::unit::Unit;
 use crate::vrrp::{Centiseconds, Priority, Version, Vrid};
@@ -315,8 +315,11 @@ impl Simulator {
             Ok(delivered) => delivered,
             // Adverts of other virtual routers are not for us: the LAN
             // carries them to everyone.
-            Err(Rejection::UnknownVrid(_)) => return,
-            Err(rejection) => {
+            Err(Refused {
+                rejection: Rejection::UnknownVrid(_),
+                ..
+            }) => return,
+            Err(Refused { rejection, .. }) => {
                 let node_name = self
                     .nodes
                     .get(node)

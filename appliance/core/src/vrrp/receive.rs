@@ -113,6 +113,23 @@ pub struct Accepted<Id> {
     pub advert: Advert,
 }
 
+/// A datagram no instance took: why, and the instance its VRID named on
+/// that socket, if one did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused<Id> {
+    pub rejection: Rejection,
+    pub to: Option<Id>,
+}
+
+impl<Id> From<Rejection> for Refused<Id> {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            to: None,
+        }
+    }
+}
+
 /// Runs one datagram received on `socket` through every receive rule and
 /// finds the instance it is for among `listeners`.
 pub fn receive<'a, K, Id>(
@@ -120,19 +137,26 @@ pub fn receive<'a, K, Id>(
     socket: &K,
     ctx: &IpContext,
     bytes: &[u8],
-) -> Result<Accepted<Id>, Rejection>
+) -> Result<Accepted<Id>, Refused<Id>>
 where
     K: PartialEq + 'a,
+    Id: Copy,
 {
-    let repr = Packet::new_checked(bytes).and_then(|p| Repr::parse(&p, ctx))?;
+    let repr = Packet::new_checked(bytes)
+        .and_then(|p| Repr::parse(&p, ctx))
+        .map_err(Rejection::from)?;
     let (to, listener) = listeners
         .into_iter()
         .find(|(_, l)| l.socket == *socket && l.expected.vrid == repr.vrid)
         .ok_or(Rejection::UnknownVrid(repr.vrid))?;
-    listener.admits(ctx)?;
+    let refused = |rejection| Refused {
+        rejection,
+        to: Some(to),
+    };
+    listener.admits(ctx).map_err(refused)?;
     let known = listener.skip_known_addresses && listener.known == Some(ctx.src());
-    packet::validate(&repr, &listener.expected, !known)?;
-    let adver_int = listener.interval(&repr)?;
+    packet::validate(&repr, &listener.expected, !known).map_err(refused)?;
+    let adver_int = listener.interval(&repr).map_err(refused)?;
     Ok(Accepted {
         to,
         advert: Advert {
@@ -206,10 +230,12 @@ mod tests {
     }
 
     fn run(l: &Listener<u8>, ctx: &IpContext, bytes: &[u8]) -> Result<Advert, Rejection> {
-        receive([(7usize, l)], &0, ctx, bytes).map(|a| {
-            assert_eq!(a.to, 7);
-            a.advert
-        })
+        receive([(7usize, l)], &0, ctx, bytes)
+            .map(|a| {
+                assert_eq!(a.to, 7);
+                a.advert
+            })
+            .map_err(|r| r.rejection)
     }
 
     #[test]
@@ -338,7 +364,31 @@ mod tests {
         let bytes = advert(None, 200, &c);
         assert_eq!(
             receive([(0usize, &l)], &1, &c, &bytes),
-            Err(Rejection::UnknownVrid(Vrid::new(51).unwrap()))
+            Err(Refused {
+                rejection: Rejection::UnknownVrid(Vrid::new(51).unwrap()),
+                to: None,
+            })
+        );
+    }
+
+    /// A refusal names the instance its VRID picked (for the metrics'
+    /// `instance` label), and none when no instance has it or the packet
+    /// is not VRRP at all.
+    #[test]
+    fn a_refusal_names_the_instance_the_vrid_picked() {
+        let l = listener(GROUP, false);
+        let c = ctx(PEER, US, 255);
+        let bytes = advert(None, 200, &c);
+        assert_eq!(
+            receive([(3usize, &l)], &0, &c, &bytes),
+            Err(Refused {
+                rejection: Rejection::NotToGroup { dst: US.into() },
+                to: Some(3),
+            })
+        );
+        assert_eq!(
+            receive([(3usize, &l)], &0, &c, &bytes[..4]).map_err(|r| r.to),
+            Err(None)
         );
     }
 }

@@ -7,8 +7,8 @@
 //! router per node, so they demultiplex and judge adverts the same way.
 
 use super::machine::{Action, Input};
-use super::packet::{IpContext, Rejection};
-use super::receive::{self, Listener};
+use super::packet::IpContext;
+use super::receive::{self, Listener, Refused};
 use super::unit::Unit;
 use crate::clock::Instant;
 use std::collections::BTreeMap;
@@ -88,7 +88,7 @@ impl<K: PartialEq> Router<K> {
         ctx: &IpContext,
         bytes: &[u8],
         now: Instant,
-    ) -> Result<Delivered, Rejection> {
+    ) -> Result<Delivered, Refused<(usize, usize)>> {
         let listeners = self.listeners.iter().enumerate().flat_map(|(u, members)| {
             members
                 .iter()
@@ -97,9 +97,9 @@ impl<K: PartialEq> Router<K> {
         });
         let accepted = match receive::receive(listeners, socket, ctx, bytes) {
             Ok(accepted) => accepted,
-            Err(rejection) => {
-                *self.drops.entry(rejection.name()).or_default() += 1;
-                return Err(rejection);
+            Err(refused) => {
+                *self.drops.entry(refused.rejection.name()).or_default() += 1;
+                return Err(refused);
             }
         };
         let (unit, member) = accepted.to;
@@ -123,8 +123,8 @@ mod tests {
     use super::*;
     use crate::vrrp::machine::{InstanceConfig, Machine, State};
     use crate::vrrp::packet::{
-        Addresses, Auth, Expected, ExpectedVersion, MULTICAST_V4, Packet, Repr, Seconds, TTL,
-        Variant,
+        Addresses, Auth, Expected, ExpectedVersion, MULTICAST_V4, Packet, Rejection, Repr, Seconds,
+        TTL, Variant,
     };
     use crate::vrrp::receive::Delivery;
     use crate::vrrp::{Centiseconds, Priority, Vrid};
@@ -220,12 +220,18 @@ mod tests {
         let (ctx, bytes) = advert(99, 200);
         assert!(matches!(
             r.receive(&"eth0", &ctx, &bytes, Instant::ZERO),
-            Err(Rejection::UnknownVrid(_))
+            Err(Refused {
+                rejection: Rejection::UnknownVrid(_),
+                to: None,
+            })
         ));
         let (ctx, bytes) = advert(51, 200);
         assert!(matches!(
             r.receive(&"eth1", &ctx, &bytes, Instant::ZERO),
-            Err(Rejection::UnknownVrid(_))
+            Err(Refused {
+                rejection: Rejection::UnknownVrid(_),
+                to: None,
+            })
         ));
         assert!(
             r.receive(&"eth0", &ctx, &bytes[..4], Instant::ZERO)
@@ -260,7 +266,10 @@ mod tests {
             assert!(
                 matches!(
                     r.receive(&"eth0", &ctx, &bytes, Instant::ZERO),
-                    Err(Rejection::AddressCountMismatch { .. })
+                    Err(Refused {
+                        rejection: Rejection::AddressCountMismatch { .. },
+                        to: Some((0, 0)),
+                    })
                 ),
                 "a sender not heard from is checked"
             );
