@@ -216,9 +216,22 @@ pub enum Shell {
 pub enum IpvsCommand {
     /// Print the table as `ipvsadm -Ln` does.
     List {
-        /// As JSON instead.
-        #[arg(long)]
+        /// As JSON instead (with every counter and rate).
+        #[arg(long, conflicts_with_all = ["stats", "rate"])]
         json: bool,
+        /// The counters, as `ipvsadm -Ln --stats`: connections, packets
+        /// and bytes in and out since each service and real server was
+        /// added.
+        #[arg(long, conflicts_with = "rate")]
+        stats: bool,
+        /// The rates, as `ipvsadm -Ln --rate`: connections, packets and
+        /// bytes per second, the kernel's estimate over a few seconds.
+        #[arg(long)]
+        rate: bool,
+        /// Numbers in full, as `ipvsadm --exact` (else above 99,999,999
+        /// in K, M, G or T).
+        #[arg(long)]
+        exact: bool,
     },
     /// Print the connection timeouts, or set those given.
     Timeout {

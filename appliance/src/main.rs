@@ -223,12 +223,23 @@ fn ipvs(command: IpvsCommand) -> anyhow::Result<ExitCode> {
     use appliance::dataplane::ipvs::{Ipvs, SyncDaemon, Timeouts};
     let mut ipvs = Ipvs::open()?;
     match command {
-        IpvsCommand::List { json } => {
+        IpvsCommand::List {
+            json,
+            stats,
+            rate,
+            exact,
+        } => {
+            use appliance::dataplane::ipvs::listing::Layout;
             let listing = ipvs.listing()?;
+            let layout = match (stats, rate) {
+                (true, _) => Layout::Stats,
+                (_, true) => Layout::Rate,
+                _ => Layout::Table,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&listing)?);
             } else {
-                print!("{listing}");
+                print!("{}", listing.render(layout, exact));
             }
         }
         IpvsCommand::Timeout { tcp, tcpfin, udp } => {

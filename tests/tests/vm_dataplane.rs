@@ -123,6 +123,13 @@ fn lvs_nat_from_config_round_robin_weights_listing_and_sync_daemon() {
     script += "echo '--- ipvsadm'\nip netns exec dir ipvsadm -Ln\n\
                echo '--- list'\nip netns exec dir appliance ipvs list\n\
                echo '--- json'\nip netns exec dir appliance ipvs list --json\n\
+               sleep 3\n\
+               echo '--- stats'\nip netns exec dir ipvsadm -Ln --stats\n\
+               echo '--- our stats'\nip netns exec dir appliance ipvs list --stats\n\
+               echo '--- exact'\nip netns exec dir ipvsadm -Ln --stats --exact\n\
+               echo '--- our exact'\nip netns exec dir appliance ipvs list --stats --exact\n\
+               echo '--- rate'\nip netns exec dir ipvsadm -Ln --rate\n\
+               echo '--- our rate'\nip netns exec dir appliance ipvs list --rate\n\
                ip netns exec dir appliance ipvs sync-daemon start --role master --interface back --syncid 51\n\
                echo '--- daemon'\nip netns exec dir ipvsadm -L --daemon\n\
                echo '--- our daemon'\nip netns exec dir appliance ipvs sync-daemon list\n\
@@ -164,6 +171,34 @@ fn lvs_nat_from_config_round_robin_weights_listing_and_sync_daemon() {
         .unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert_eq!(json["services"].as_array().map(Vec::len), Some(4), "{out}");
     assert_eq!(json["version"], "1.2.1", "{out}");
+    // The counters as ipvsadm prints them, and the 4 GETs to :80 among
+    // them: read once the kernel's estimator, which sums them every 2 s,
+    // has taken the last GET (nothing moves them after). The rates, which
+    // it moves on each pass, in the same layout.
+    let stats = section(stdout, "stats");
+    assert_eq!(section(stdout, "our stats"), stats, "{out}");
+    assert_eq!(
+        section(stdout, "our exact"),
+        section(stdout, "exact"),
+        "{out}"
+    );
+    let conns = |line: &&str| line.split_whitespace().nth(2).map(str::to_string);
+    let rr = stats
+        .iter()
+        .find(|l| l.starts_with(&format!("TCP  {VIP}:80 ")))
+        .and_then(conns);
+    assert_eq!(rr.as_deref(), Some("4"), "{out}");
+    let shape = |lines: Vec<&str>| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let rate = section(stdout, "rate");
+    assert!(rate.len() > 3, "{out}");
+    assert_eq!(shape(section(stdout, "our rate")), shape(rate), "{out}");
+    let svc_stats = &json["services"][0]["stats"];
+    assert!(svc_stats["conns"].is_u64(), "{out}");
 
     let daemon = section(stdout, "daemon");
     assert!(

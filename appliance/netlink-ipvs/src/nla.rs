@@ -7,7 +7,10 @@
 //! - service (`IPVS_SVC_ATTR_*`): [`SvcAttr`];
 //! - destination (`IPVS_DEST_ATTR_*`): [`DestAttr`];
 //! - sync daemon (`IPVS_DAEMON_ATTR_*`): [`DaemonAttr`];
-//! - `IPVS_CMD_GET_INFO`'s answer (`IPVS_INFO_ATTR_*`): [`InfoAttr`].
+//! - `IPVS_CMD_GET_INFO`'s answer (`IPVS_INFO_ATTR_*`): [`InfoAttr`];
+//! - a service's or destination's counters and rates
+//!   (`IPVS_STATS_ATTR_*`, nested in `*_ATTR_STATS` and `*_ATTR_STATS64`):
+//!   [`Stats`].
 //!
 //! Byte order follows ipvsadm's libipvs: ports are in network order inside
 //! a host-order `u16` attribute, addresses are the 16-byte
@@ -18,7 +21,7 @@
 
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, Nla, NlaBuffer, NlasIterator, Parseable, parse_string,
-    parse_u8, parse_u16, parse_u16_be, parse_u32, parse_u32_be,
+    parse_u8, parse_u16, parse_u16_be, parse_u32, parse_u32_be, parse_u64,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -31,7 +34,9 @@ const SVC_SCHED_NAME: u16 = 6;
 const SVC_FLAGS: u16 = 7;
 const SVC_TIMEOUT: u16 = 8;
 const SVC_NETMASK: u16 = 9;
+const SVC_STATS: u16 = 10;
 const SVC_PE_NAME: u16 = 11;
+const SVC_STATS64: u16 = 12;
 
 const DEST_ADDR: u16 = 1;
 const DEST_PORT: u16 = 2;
@@ -42,7 +47,9 @@ const DEST_L_THRESH: u16 = 6;
 const DEST_ACTIVE_CONNS: u16 = 7;
 const DEST_INACT_CONNS: u16 = 8;
 const DEST_PERSIST_CONNS: u16 = 9;
+const DEST_STATS: u16 = 10;
 const DEST_ADDR_FAMILY: u16 = 11;
+const DEST_STATS64: u16 = 12;
 
 const DAEMON_STATE: u16 = 1;
 const DAEMON_MCAST_IFN: u16 = 2;
@@ -62,6 +69,12 @@ const CMD_TIMEOUT_UDP: u16 = 6;
 
 const INFO_VERSION: u16 = 1;
 const INFO_CONN_TAB_SIZE: u16 = 2;
+
+/// `IPVS_STATS_ATTR_CONNS` to `IPVS_STATS_ATTR_OUTBPS`, in order.
+const STATS_KINDS: std::ops::RangeInclusive<u16> = 1..=10;
+/// `IPVS_STATS_ATTR_INBYTES` and `_OUTBYTES`: 64 bits in `*_ATTR_STATS`
+/// too, where the others are 32.
+const STATS_BYTES: [u16; 2] = [4, 5];
 
 /// Address families as the kernel numbers them.
 pub const AF_INET: u16 = 2;
@@ -120,6 +133,108 @@ pub mod flags {
     pub const SCHED3: u32 = 0x0020;
 }
 
+/// A service's or destination's statistics (`struct ip_vs_kstats`):
+/// counters since it was added, and the kernel estimator's rates (per
+/// second, averaged over a few seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections scheduled.
+    pub conns: u64,
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    /// Connections per second.
+    pub cps: u64,
+    pub in_pps: u64,
+    pub out_pps: u64,
+    /// Bytes per second.
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+impl Stats {
+    fn fields(&self) -> [u64; 10] {
+        [
+            self.conns,
+            self.in_pkts,
+            self.out_pkts,
+            self.in_bytes,
+            self.out_bytes,
+            self.cps,
+            self.in_pps,
+            self.out_pps,
+            self.in_bps,
+            self.out_bps,
+        ]
+    }
+
+    fn field(&mut self, kind: u16) -> Option<&mut u64> {
+        Some(match kind {
+            1 => &mut self.conns,
+            2 => &mut self.in_pkts,
+            3 => &mut self.out_pkts,
+            4 => &mut self.in_bytes,
+            5 => &mut self.out_bytes,
+            6 => &mut self.cps,
+            7 => &mut self.in_pps,
+            8 => &mut self.out_pps,
+            9 => &mut self.in_bps,
+            10 => &mut self.out_bps,
+            _ => return None,
+        })
+    }
+
+    /// The width of `kind`'s value: all 64 bits in `*_ATTR_STATS64`.
+    fn width(kind: u16, wide: bool) -> usize {
+        if wide || STATS_BYTES.contains(&kind) {
+            8
+        } else {
+            4
+        }
+    }
+
+    fn value_len(wide: bool) -> usize {
+        STATS_KINDS.map(|k| 4 + Self::width(k, wide)).sum()
+    }
+
+    fn emit(&self, buffer: &mut [u8], wide: bool) {
+        let mut at = 0;
+        for (kind, value) in STATS_KINDS.zip(self.fields()) {
+            let width = Self::width(kind, wide);
+            let len = u16::try_from(4 + width).unwrap_or(u16::MAX);
+            buffer[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+            buffer[at + 2..at + 4].copy_from_slice(&kind.to_ne_bytes());
+            match width {
+                8 => buffer[at + 4..at + 12].copy_from_slice(&value.to_ne_bytes()),
+                _ => buffer[at + 4..at + 8]
+                    .copy_from_slice(&u32::try_from(value).unwrap_or(u32::MAX).to_ne_bytes()),
+            }
+            at += 4 + width;
+        }
+    }
+
+    /// The nested attributes of either form: each value is read by its
+    /// length, so a kernel that widens one still reads right; unknown
+    /// ones (`IPVS_STATS_ATTR_PAD`, newer) are skipped.
+    fn parse(value: &[u8]) -> Result<Self, DecodeError> {
+        let mut stats = Self::default();
+        for nla in NlasIterator::new(value) {
+            let nla = nla?;
+            let v = nla.value();
+            let number = match v.len() {
+                4 => u64::from(parse_u32(v)?),
+                8 => parse_u64(v)?,
+                _ => continue,
+            };
+            if let Some(field) = stats.field(nla.kind()) {
+                *field = number;
+            }
+        }
+        Ok(stats)
+    }
+}
+
 /// A service attribute (nested in [`CmdAttr::Service`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SvcAttr {
@@ -142,7 +257,11 @@ pub enum SvcAttr {
     Netmask([u8; 4]),
     /// Persistence engine (`sip`).
     PeName(String),
-    /// Statistics and anything newer kernels add.
+    /// `IPVS_SVC_ATTR_STATS`: the older form, some counters 32 bits.
+    Stats(Stats),
+    /// `IPVS_SVC_ATTR_STATS64`.
+    Stats64(Stats),
+    /// Anything newer kernels add.
     Other(DefaultNla),
 }
 
@@ -162,6 +281,10 @@ pub enum DestAttr {
     /// The destination's own family (it may differ from the service's
     /// with tunnelling).
     AddrFamily(u16),
+    /// `IPVS_DEST_ATTR_STATS`: the older form, some counters 32 bits.
+    Stats(Stats),
+    /// `IPVS_DEST_ATTR_STATS64`.
+    Stats64(Stats),
     Other(DefaultNla),
 }
 
@@ -243,6 +366,8 @@ impl Nla for SvcAttr {
             Self::Addr(_) => 16,
             Self::SchedName(s) | Self::PeName(s) => s.len() + 1,
             Self::Flags { .. } => 8,
+            Self::Stats(_) => Stats::value_len(false),
+            Self::Stats64(_) => Stats::value_len(true),
             Self::Other(nla) => nla.value_len(),
         }
     }
@@ -259,6 +384,8 @@ impl Nla for SvcAttr {
             Self::Timeout(_) => SVC_TIMEOUT,
             Self::Netmask(_) => SVC_NETMASK,
             Self::PeName(_) => SVC_PE_NAME,
+            Self::Stats(_) => SVC_STATS,
+            Self::Stats64(_) => SVC_STATS64,
             Self::Other(nla) => nla.kind(),
         }
     }
@@ -275,6 +402,8 @@ impl Nla for SvcAttr {
                 buffer[4..8].copy_from_slice(&mask.to_ne_bytes());
             }
             Self::Netmask(bytes) => buffer[..4].copy_from_slice(bytes),
+            Self::Stats(stats) => stats.emit(buffer, false),
+            Self::Stats64(stats) => stats.emit(buffer, true),
             Self::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -305,6 +434,8 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for SvcAttr {
                     .map_err(|_| format!("netmask of {} bytes, want 4", v.len()))?,
             ),
             SVC_PE_NAME => Self::PeName(parse_string(v)?),
+            SVC_STATS => Self::Stats(Stats::parse(v)?),
+            SVC_STATS64 => Self::Stats64(Stats::parse(v)?),
             _ => Self::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -322,6 +453,8 @@ impl Nla for DestAttr {
             | Self::ActiveConns(_)
             | Self::InactiveConns(_)
             | Self::PersistentConns(_) => 4,
+            Self::Stats(_) => Stats::value_len(false),
+            Self::Stats64(_) => Stats::value_len(true),
             Self::Other(nla) => nla.value_len(),
         }
     }
@@ -338,6 +471,8 @@ impl Nla for DestAttr {
             Self::InactiveConns(_) => DEST_INACT_CONNS,
             Self::PersistentConns(_) => DEST_PERSIST_CONNS,
             Self::AddrFamily(_) => DEST_ADDR_FAMILY,
+            Self::Stats(_) => DEST_STATS,
+            Self::Stats64(_) => DEST_STATS64,
             Self::Other(nla) => nla.kind(),
         }
     }
@@ -354,6 +489,8 @@ impl Nla for DestAttr {
             | Self::ActiveConns(v)
             | Self::InactiveConns(v)
             | Self::PersistentConns(v) => buffer[..4].copy_from_slice(&v.to_ne_bytes()),
+            Self::Stats(stats) => stats.emit(buffer, false),
+            Self::Stats64(stats) => stats.emit(buffer, true),
             Self::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -373,6 +510,8 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
             DEST_INACT_CONNS => Self::InactiveConns(parse_u32(v)?),
             DEST_PERSIST_CONNS => Self::PersistentConns(parse_u32(v)?),
             DEST_ADDR_FAMILY => Self::AddrFamily(parse_u16(v)?),
+            DEST_STATS => Self::Stats(Stats::parse(v)?),
+            DEST_STATS64 => Self::Stats64(Stats::parse(v)?),
             _ => Self::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -623,7 +762,12 @@ mod tests {
             SvcAttr::Timeout(300),
             SvcAttr::Netmask([255, 255, 255, 0]),
             SvcAttr::PeName("sip".into()),
-            SvcAttr::Other(DefaultNla::new(10, vec![1, 2, 3, 4])),
+            SvcAttr::Other(DefaultNla::new(13, vec![1, 2, 3, 4])),
+            SvcAttr::Stats(some_stats()),
+            SvcAttr::Stats64(Stats {
+                conns: u64::from(u32::MAX) + 1,
+                ..some_stats()
+            }),
         ] {
             roundtrip(a);
         }
@@ -638,6 +782,8 @@ mod tests {
             DestAttr::InactiveConns(2),
             DestAttr::PersistentConns(3),
             DestAttr::AddrFamily(AF_INET),
+            DestAttr::Stats(some_stats()),
+            DestAttr::Stats64(some_stats()),
         ] {
             roundtrip(a);
         }
@@ -665,6 +811,42 @@ mod tests {
         for a in [InfoAttr::Version(0x010201), InfoAttr::ConnTabSize(4096)] {
             roundtrip(a);
         }
+    }
+
+    fn some_stats() -> Stats {
+        Stats {
+            conns: 1,
+            in_pkts: 2,
+            out_pkts: 3,
+            in_bytes: 1 << 40,
+            out_bytes: 5,
+            cps: 6,
+            in_pps: 7,
+            out_pps: 8,
+            in_bps: 9,
+            out_bps: 10,
+        }
+    }
+
+    /// `IPVS_SVC_ATTR_STATS` as the kernel sends it: u32 counters but for
+    /// the bytes; a `PAD` attribute and an unknown one are skipped.
+    #[test]
+    fn the_older_stats_form_reads_by_each_values_length() {
+        let mut value = Vec::new();
+        for (kind, bytes) in [
+            (1u16, 7u32.to_ne_bytes().to_vec()),
+            (4, (1u64 << 33).to_ne_bytes().to_vec()),
+            (11, vec![0; 8]),
+            (99, vec![1, 2, 3]),
+        ] {
+            let len = u16::try_from(4 + bytes.len()).unwrap();
+            value.extend(len.to_ne_bytes());
+            value.extend(kind.to_ne_bytes());
+            value.extend(&bytes);
+            value.resize(value.len().next_multiple_of(4), 0);
+        }
+        let stats = Stats::parse(&value).unwrap();
+        assert_eq!((stats.conns, stats.in_bytes, stats.cps), (7, 1 << 33, 0));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::message::{af_family, ip_of};
 use super::message::{forwarding_from_number, netmask_prefix};
-use super::nla::{DaemonAttr, DestAttr, SvcAttr, flags};
+use super::nla::{DaemonAttr, DestAttr, Stats, SvcAttr, flags};
 use crate::dataplane::{
     Destination, Family, Forwarding, Persistence, Protocol, SchedFlags, Scheduler, ServiceKey,
     VirtualService, Weight,
@@ -26,6 +26,7 @@ pub struct ServiceEntry {
     pub netmask_prefix: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pe_name: Option<String>,
+    pub stats: Traffic,
     pub destinations: Vec<DestEntry>,
 }
 
@@ -40,6 +41,74 @@ pub struct DestEntry {
     pub active_conns: u32,
     pub inactive_conns: u32,
     pub persistent_conns: u32,
+    pub stats: Traffic,
+}
+
+/// A service's or destination's counters since it was added and the
+/// kernel estimator's rates (per second over a few seconds), as
+/// `ipvsadm -L --stats` and `--rate` show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub conns: u64,
+    pub in_packets: u64,
+    pub out_packets: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub conns_per_second: u64,
+    pub in_packets_per_second: u64,
+    pub out_packets_per_second: u64,
+    pub in_bytes_per_second: u64,
+    pub out_bytes_per_second: u64,
+}
+
+impl From<Stats> for Traffic {
+    fn from(s: Stats) -> Self {
+        Self {
+            conns: s.conns,
+            in_packets: s.in_pkts,
+            out_packets: s.out_pkts,
+            in_bytes: s.in_bytes,
+            out_bytes: s.out_bytes,
+            conns_per_second: s.cps,
+            in_packets_per_second: s.in_pps,
+            out_packets_per_second: s.out_pps,
+            in_bytes_per_second: s.in_bps,
+            out_bytes_per_second: s.out_bps,
+        }
+    }
+}
+
+impl Traffic {
+    fn counters(&self) -> [u64; 5] {
+        [
+            self.conns,
+            self.in_packets,
+            self.out_packets,
+            self.in_bytes,
+            self.out_bytes,
+        ]
+    }
+
+    fn rates(&self) -> [u64; 5] {
+        [
+            self.conns_per_second,
+            self.in_packets_per_second,
+            self.out_packets_per_second,
+            self.in_bytes_per_second,
+            self.out_bytes_per_second,
+        ]
+    }
+}
+
+/// Which of ipvsadm's tables a listing prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `ipvsadm -Ln`: schedulers, forwarding, weights, connections.
+    Table,
+    /// `ipvsadm -Ln --stats`: the counters.
+    Stats,
+    /// `ipvsadm -Ln --rate`: the rates.
+    Rate,
 }
 
 /// The whole table with the kernel's IPVS version: what `appliance ipvs
@@ -108,6 +177,7 @@ pub fn service_entry(attrs: &[SvcAttr]) -> Result<ServiceEntry, String> {
     let mut timeout = 0;
     let mut netmask = None;
     let mut pe_name = None;
+    let (mut stats, mut stats64) = (None, None);
     for a in attrs {
         match a {
             SvcAttr::Family(v) => af = Some(*v),
@@ -120,6 +190,8 @@ pub fn service_entry(attrs: &[SvcAttr]) -> Result<ServiceEntry, String> {
             SvcAttr::Timeout(v) => timeout = *v,
             SvcAttr::Netmask(v) => netmask = Some(*v),
             SvcAttr::PeName(v) if !v.is_empty() => pe_name = Some(v.clone()),
+            SvcAttr::Stats(v) => stats = Some(*v),
+            SvcAttr::Stats64(v) => stats64 = Some(*v),
             SvcAttr::PeName(_) | SvcAttr::Other(_) => {}
         }
     }
@@ -142,6 +214,7 @@ pub fn service_entry(attrs: &[SvcAttr]) -> Result<ServiceEntry, String> {
         netmask_prefix: netmask_prefix(family, netmask)
             .ok_or_else(|| format!("{key}: netmask {netmask:?} is not a prefix"))?,
         pe_name,
+        stats: stats64.or(stats).unwrap_or_default().into(),
         destinations: Vec::new(),
     })
 }
@@ -161,8 +234,10 @@ pub fn dest_entry(attrs: &[DestAttr], family: Family) -> Result<DestEntry, Strin
         active_conns: 0,
         inactive_conns: 0,
         persistent_conns: 0,
+        stats: Traffic::default(),
     };
     let mut fwd = None;
+    let (mut stats, mut stats64) = (None, None);
     for a in attrs {
         match a {
             DestAttr::Addr(v) => addr = Some(*v),
@@ -175,9 +250,12 @@ pub fn dest_entry(attrs: &[DestAttr], family: Family) -> Result<DestEntry, Strin
             DestAttr::ActiveConns(v) => entry.active_conns = *v,
             DestAttr::InactiveConns(v) => entry.inactive_conns = *v,
             DestAttr::PersistentConns(v) => entry.persistent_conns = *v,
+            DestAttr::Stats(v) => stats = Some(*v),
+            DestAttr::Stats64(v) => stats64 = Some(*v),
             DestAttr::Other(_) => {}
         }
     }
+    entry.stats = stats64.or(stats).unwrap_or_default().into();
     let family = match af {
         Some(n) => af_family(n).ok_or_else(|| format!("destination of address family {n}"))?,
         None => family,
@@ -303,6 +381,92 @@ fn sched_flag_names(scheduler: &str, bits: u32) -> Vec<String> {
         .collect()
 }
 
+/// A service as ipvsadm names it: `TCP  10.0.0.1:80`, `FWM  7 IPv6`.
+fn service_name(key: ServiceKey) -> String {
+    match key {
+        ServiceKey::Fwmark {
+            family: Family::Ipv4,
+            mark,
+        } => format!("FWM  {mark}"),
+        ServiceKey::Fwmark {
+            family: Family::Ipv6,
+            mark,
+        } => format!("FWM  {mark} IPv6"),
+        ServiceKey::Socket { protocol, address } => {
+            format!("{}  {}", protocol.name(), addr_port(address))
+        }
+    }
+}
+
+/// A number as ipvsadm's `print_largenum` writes it: right-aligned in 9
+/// (one blank before a longer one) with `exact`, else above 99,999,999
+/// in thousands (`K`), millions (`M`), billions (`G`) or trillions
+/// (`T`).
+fn large_number(n: u64, exact: bool) -> String {
+    if exact || n < 100_000_000 {
+        let digits = n.to_string();
+        return format!("{digits:>width$}", width = (digits.len() + 1).max(9));
+    }
+    let (value, unit) = if n < 1_000_000_000 {
+        (n / 1_000, 'K')
+    } else if n < 100_000_000_000 {
+        (n / 1_000_000, 'M')
+    } else if n < 100_000_000_000_000 {
+        (n / 1_000_000_000, 'G')
+    } else {
+        (n / 1_000_000_000_000, 'T')
+    };
+    format!("{value:>8}{unit}")
+}
+
+impl Listing {
+    /// The listing in ipvsadm's `layout`, byte for byte (`exact`: its
+    /// `--exact`, numbers in full).
+    pub fn render(&self, layout: Layout, exact: bool) -> String {
+        let numbers = match layout {
+            Layout::Table => return self.to_string(),
+            Layout::Stats => ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"],
+            Layout::Rate => ["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"],
+        };
+        let values = |t: &Traffic| match layout {
+            Layout::Rate => t.rates(),
+            _ => t.counters(),
+        };
+        let mut out = format!(
+            "IP Virtual Server version {} (size={})\n{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            self.version,
+            self.conn_table_size,
+            "Prot LocalAddress:Port",
+            numbers[0],
+            numbers[1],
+            numbers[2],
+            numbers[3],
+            numbers[4]
+        );
+        for s in &self.services {
+            out += &format!("{:<33}", service_name(s.key));
+            for n in values(&s.stats) {
+                out += &large_number(n, exact);
+            }
+            out.push('\n');
+            for d in &s.destinations {
+                out += &format!("  -> {:<28}", addr_port(d.address));
+                for (i, n) in values(&d.stats).into_iter().enumerate() {
+                    // ipvsadm prints a destination's first three rates
+                    // with `%8u`, never in thousands.
+                    if layout == Layout::Rate && i < 3 {
+                        out += &format!(" {n:>8}");
+                    } else {
+                        out += &large_number(n, exact);
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
 /// The listing in `ipvsadm -Ln`'s layout, byte for byte.
 impl fmt::Display for Listing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -318,19 +482,7 @@ impl fmt::Display for Listing {
         )?;
         for s in &self.services {
             let family = s.key.family();
-            let mut line = match s.key {
-                ServiceKey::Fwmark {
-                    family: Family::Ipv4,
-                    mark,
-                } => format!("FWM  {mark}"),
-                ServiceKey::Fwmark {
-                    family: Family::Ipv6,
-                    mark,
-                } => format!("FWM  {mark} IPv6"),
-                ServiceKey::Socket { protocol, address } => {
-                    format!("{}  {}", protocol.name(), addr_port(address))
-                }
-            };
+            let mut line = service_name(s.key);
             write!(line, " {}", s.scheduler)?;
             let names = sched_flag_names(&s.scheduler, s.flags);
             if !names.is_empty() {
@@ -397,6 +549,7 @@ mod tests {
             timeout: 0,
             netmask_prefix: key.family().max_prefix(),
             pe_name: None,
+            stats: Traffic::default(),
             destinations: dests,
         }
     }
@@ -411,6 +564,7 @@ mod tests {
             active_conns: 0,
             inactive_conns: 3,
             persistent_conns: 0,
+            stats: Traffic::default(),
         }
     }
 
@@ -458,6 +612,62 @@ mod tests {
             ],
         };
         insta::assert_snapshot!(listing.to_string());
+    }
+
+    /// `ipvsadm -Ln --stats` and `--rate`, with and without `--exact`:
+    /// the columns, a destination's first three rates never in thousands,
+    /// and the counters of `*_ATTR_STATS64` over the older ones.
+    #[test]
+    fn stats_and_rates_render_like_ipvsadm() {
+        let big = Stats {
+            conns: 7,
+            in_pkts: 123_456_789,
+            out_pkts: 100_000_000_000,
+            in_bytes: 1 << 50,
+            out_bytes: 0,
+            cps: 2,
+            in_pps: 150_000_000,
+            out_pps: 3,
+            in_bps: 4_000_000_000,
+            out_bps: 5,
+        };
+        let tcp = ServiceKey::Socket {
+            protocol: Protocol::Tcp,
+            address: "10.0.1.100:80".parse().unwrap(),
+        };
+        let mut svc = service_entry(&[
+            SvcAttr::Family(super::super::nla::AF_INET),
+            SvcAttr::Protocol(6),
+            SvcAttr::Addr(super::super::nla::InetAddr::from_ip(
+                "10.0.1.100".parse().unwrap(),
+            )),
+            SvcAttr::Port(80),
+            SvcAttr::SchedName("rr".into()),
+            SvcAttr::Netmask([255; 4]),
+            SvcAttr::Stats64(big),
+            SvcAttr::Stats(Stats::default()),
+        ])
+        .unwrap();
+        assert_eq!(svc.key, tcp);
+        assert_eq!(svc.stats.in_packets, 123_456_789, "STATS64 wins");
+        let mut d = dest("10.0.2.11:80", Forwarding::Nat, 1);
+        d.stats = big.into();
+        svc.destinations = vec![d];
+        let listing = Listing {
+            version: version_string(0x010201),
+            conn_table_size: 4096,
+            services: vec![svc],
+        };
+        insta::assert_snapshot!(
+            [
+                listing.render(Layout::Stats, false),
+                listing.render(Layout::Stats, true),
+                listing.render(Layout::Rate, false),
+                listing.render(Layout::Rate, true),
+            ]
+            .join("---\n")
+        );
+        assert_eq!(listing.render(Layout::Table, false), listing.to_string());
     }
 
     #[test]
