@@ -21,7 +21,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +38,15 @@ fn unix_now() -> f64 {
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// A scrape's answer to any other client (curl, `promtool check
 /// metrics`): Prometheus' own text format, as its client libraries do.
-const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+const CLASSIC_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The two text formats a scrape may get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    /// Prometheus' text format 0.0.4.
+    Text,
+}
 /// The longest a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one connection may stay open, keep-alive included (a scraper
@@ -447,6 +454,11 @@ impl Metrics {
     /// The current values, as OpenMetrics text, the gauges set from
     /// `status` (left out without one: the daemon did not answer).
     pub fn scrape(&self, status: Option<&Status>) -> String {
+        self.scrape_as(status, Format::OpenMetrics)
+    }
+
+    /// The metrics in `format`, gauges set from `status`.
+    pub fn scrape_as(&self, status: Option<&Status>, format: Format) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.vrrp_state.clear();
         self.vrrp_priority.clear();
@@ -458,7 +470,14 @@ impl Metrics {
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            Format::Text => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
         out
     }
 
@@ -521,35 +540,6 @@ fn operation_name(op: &Op) -> &'static str {
         Op::EditDestination { .. } => "edit_destination",
         Op::DeleteDestination { .. } => "delete_destination",
     }
-}
-
-/// OpenMetrics text in Prometheus' text format 0.0.4: a counter's
-/// `# HELP` and `# TYPE` name its `_total` samples, and `# UNIT` and
-/// `# EOF` go (the format has neither).
-fn classic(openmetrics: &str) -> String {
-    let mut out = String::with_capacity(openmetrics.len());
-    let mut help: Option<&str> = None;
-    for line in openmetrics.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            help = Some(rest);
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
-            let (name, kind) = match kind {
-                "counter" => (format!("{name}_total"), "counter"),
-                "unknown" => (name.to_string(), "untyped"),
-                other => (name.to_string(), other),
-            };
-            if let Some(text) = help.take().and_then(|h| h.split_once(' ')).map(|(_, t)| t) {
-                // OpenMetrics escapes quotes in help; 0.0.4 does not.
-                let _ = writeln!(out, "# HELP {name} {}", text.replace("\\\"", "\""));
-            }
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-        } else if !(line.starts_with("# UNIT ") || line == "# EOF") {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// Serves `metrics` on `listener` until the task is dropped: `GET
@@ -641,11 +631,14 @@ fn answer<B>(
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .any(|v| v.contains("application/openmetrics-text"));
-            let text = metrics.scrape(status);
             if openmetrics {
-                reply(StatusCode::OK, CONTENT_TYPE, text)
+                reply(StatusCode::OK, CONTENT_TYPE, metrics.scrape(status))
             } else {
-                reply(StatusCode::OK, CLASSIC_CONTENT_TYPE, classic(&text))
+                reply(
+                    StatusCode::OK,
+                    CLASSIC_CONTENT_TYPE,
+                    metrics.scrape_as(status, Format::Text),
+                )
             }
         }
         _ => {
@@ -800,17 +793,18 @@ mod tests {
         );
     }
 
-    /// Prometheus' text format names a counter by its samples, has no
-    /// units and no end marker; the samples are OpenMetrics' own.
+    /// Prometheus' text format names a counter by its samples and has no
+    /// end marker; the samples are OpenMetrics' own.
     #[test]
-    fn the_classic_format_names_counters_by_their_samples() {
-        let open = "# HELP appliance_x X \\\"quoted\\\".\n# TYPE appliance_x counter\nappliance_x_total{a=\"b\"} 2\n\
-                    # HELP appliance_d_seconds D.\n# TYPE appliance_d_seconds histogram\n# UNIT appliance_d_seconds seconds\n\
-                    appliance_d_seconds_sum 0.5\n# EOF\n";
-        assert_eq!(
-            classic(open),
-            "# HELP appliance_x_total X \"quoted\".\n# TYPE appliance_x_total counter\nappliance_x_total{a=\"b\"} 2\n\
-             # HELP appliance_d_seconds D.\n# TYPE appliance_d_seconds histogram\nappliance_d_seconds_sum 0.5\n"
+    fn the_text_format_names_counters_by_their_samples() {
+        let m = Metrics::new();
+        m.advert_sent("VI_1");
+        let text = m.scrape_as(None, Format::Text);
+        assert!(
+            text.contains("# TYPE appliance_vrrp_adverts_sent_total counter\n")
+                && text.contains("appliance_vrrp_adverts_sent_total{instance=\"VI_1\"} 1\n")
+                && !text.contains("# EOF"),
+            "{text}"
         );
     }
 
