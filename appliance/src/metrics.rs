@@ -10,19 +10,24 @@
 
 use crate::check::decision::Mode;
 use crate::daemon::status::Status;
+use crate::dataplane::ipvs::listing::Traffic;
 use crate::dataplane::{Op, reconcile::Report};
 use crate::vrrp::machine::State;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -89,6 +94,76 @@ struct DropLabels {
 struct RealServerLabels {
     service: String,
     real_server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    service: String,
+    real_server: String,
+    /// `active` (established TCP) or `inactive`.
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    service: String,
+    real_server: String,
+    /// `in` (client to real server) or `out`.
+    direction: String,
+}
+
+/// A traffic counter's two directions: to the real server, from it.
+type InOut = fn(&Traffic) -> [u64; 2];
+
+/// Each real server's traffic as the kernel counted it at the last
+/// scrape (IPVS keeps the counters; they are encoded as read).
+#[derive(Debug, Default)]
+struct TrafficCounters(Mutex<Vec<(RealServerLabels, Traffic)>>);
+
+impl Collector for TrafficCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "real_server_scheduled_connections",
+                "Connections the kernel sent to the real server since it entered the table (IPVS)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (labels, t) in rows.iter() {
+                ConstCounter::new(t.conns).encode(family.encode_family(labels)?)?;
+            }
+        }
+        let families: [(&str, &str, InOut); 2] = [
+            (
+                "real_server_packets",
+                "Packets to (in) and from (out) the real server through the director since it entered the table (IPVS)",
+                |t| [t.in_packets, t.out_packets],
+            ),
+            (
+                "real_server_bytes",
+                "Bytes to (in) and from (out) the real server through the director since it entered the table (IPVS)",
+                |t| [t.in_bytes, t.out_bytes],
+            ),
+        ];
+        for (name, help, pick) in families {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (labels, t) in rows.iter() {
+                for (direction, value) in ["in", "out"].into_iter().zip(pick(t)) {
+                    let labels = DirectionLabels {
+                        service: labels.service.clone(),
+                        real_server: labels.real_server.clone(),
+                        direction: direction.into(),
+                    };
+                    ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -176,6 +251,8 @@ pub struct Metrics {
     real_server_up: Family<RealServerLabels, Gauge>,
     real_server_weight: Family<RealServerLabels, Gauge>,
     real_server_admin: Family<AdminLabels, Gauge>,
+    real_server_connections: Family<ConnectionLabels, Gauge>,
+    traffic: Arc<TrafficCounters>,
     check_duration: HistogramFamily<CheckLabels>,
     check_local_faults: Family<ReasonLabels, Counter>,
     dataplane_operations: Family<OperationLabels, Counter>,
@@ -207,6 +284,8 @@ impl Metrics {
             real_server_up: Family::default(),
             real_server_weight: Family::default(),
             real_server_admin: Family::default(),
+            real_server_connections: Family::default(),
+            traffic: Arc::default(),
             check_duration: Family::new_with_constructor(check_histogram),
             check_local_faults: Family::default(),
             dataplane_operations: Family::default(),
@@ -298,6 +377,14 @@ impl Metrics {
             "What the operator set for a real server (appliance enable, disable, drain): 1 for its setting, 0 for the others",
             metrics.real_server_admin.clone(),
         );
+        metrics.registry.register(
+            "real_server_connections",
+            "Connections the kernel holds to the real server: active (established TCP) and inactive (the others)",
+            metrics.real_server_connections.clone(),
+        );
+        metrics
+            .registry
+            .register_collector(Box::new(metrics.traffic.clone()));
         metrics.registry.register_with_unit(
             "check_duration",
             "Health check probe duration, by check type",
@@ -465,6 +552,12 @@ impl Metrics {
         self.real_server_up.clear();
         self.real_server_weight.clear();
         self.real_server_admin.clear();
+        self.real_server_connections.clear();
+        self.traffic
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         if let Some(status) = status {
             self.set_gauges(status);
         }
@@ -504,6 +597,7 @@ impl Metrics {
                 })
                 .set(i64::from(i.priority.get()));
         }
+        let mut traffic = Vec::new();
         for vs in &status.virtual_servers {
             for rs in &vs.real_servers {
                 let labels = RealServerLabels {
@@ -516,6 +610,20 @@ impl Metrics {
                 self.real_server_weight
                     .get_or_create(&labels)
                     .set(i64::from(rs.weight));
+                if let Some(c) = &rs.connections {
+                    for (state, n) in [("active", c.active), ("inactive", c.inactive)] {
+                        self.real_server_connections
+                            .get_or_create(&ConnectionLabels {
+                                service: vs.service.clone(),
+                                real_server: rs.address.to_string(),
+                                state: state.into(),
+                            })
+                            .set(i64::from(n));
+                    }
+                    if let Some(t) = c.traffic {
+                        traffic.push((labels.clone(), t));
+                    }
+                }
                 // Every setting gets its series, as the VRRP states do.
                 for admin in [Mode::Enabled, Mode::Draining, Mode::Disabled] {
                     self.real_server_admin
@@ -528,6 +636,11 @@ impl Metrics {
                 }
             }
         }
+        *self
+            .traffic
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = traffic;
     }
 }
 
@@ -684,7 +797,19 @@ mod tests {
         let before = m.scrape(None);
         m.reload_done(ReloadOutcome::Applied, Duration::from_millis(20));
         m.reload_done(ReloadOutcome::Rejected, Duration::from_millis(2));
-        let text = m.scrape(Some(&crate::daemon::status::tests::sample()));
+        let mut status = crate::daemon::status::tests::sample();
+        status.virtual_servers[0].real_servers[0]
+            .connections
+            .get_or_insert_with(Default::default)
+            .traffic = Some(Traffic {
+            conns: 9,
+            in_packets: 10,
+            out_packets: 11,
+            in_bytes: 12,
+            out_bytes: 13,
+            ..Traffic::default()
+        });
+        let text = m.scrape(Some(&status));
         let get = |name: &str, labels: &str| {
             sample(&text, name, labels).unwrap_or_else(|| panic!("{name}{{{labels}}}\n{text}"))
         };
@@ -767,6 +892,39 @@ mod tests {
             "{success}"
         );
         let rs = r#"service="TCP 10.0.0.100:80",real_server="10.0.0.11:8080""#;
+        let with = |extra: &str| format!("{rs},{extra}");
+        assert_eq!(
+            get(
+                "appliance_real_server_connections",
+                &with(r#"state="active""#)
+            ),
+            2.0
+        );
+        assert_eq!(
+            get(
+                "appliance_real_server_connections",
+                &with(r#"state="inactive""#)
+            ),
+            5.0
+        );
+        assert_eq!(
+            get("appliance_real_server_scheduled_connections_total", rs),
+            9.0
+        );
+        assert_eq!(
+            get(
+                "appliance_real_server_packets_total",
+                &with(r#"direction="out""#)
+            ),
+            11.0
+        );
+        assert_eq!(
+            get(
+                "appliance_real_server_bytes_total",
+                &with(r#"direction="in""#)
+            ),
+            12.0
+        );
         assert_eq!(get("appliance_real_server_up", rs), 0.0);
         assert_eq!(get("appliance_real_server_weight", rs), 1.0);
         let admin = |setting| format!("{rs},admin=\"{setting}\"");

@@ -314,6 +314,17 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     );
     let before = status(director, &daemon);
     assert!(alive(&before, RS1) && alive(&before, RS2), "{before:?}");
+    // The answers' connections, closed now (TIME_WAIT), as conntrack
+    // holds them for the nftables dataplane; it counts no traffic.
+    for rs in &before.virtual_servers[0].real_servers {
+        let c = rs
+            .connections
+            .unwrap_or_else(|| panic!("no connections in the status: {before:?}"));
+        assert!(
+            c.active + c.inactive >= 1 && c.traffic.is_none(),
+            "{before:?}"
+        );
+    }
     let instance = before.instances.first().expect("one VRRP instance");
     assert_eq!(
         (instance.name.as_str(), instance.state),
@@ -321,6 +332,14 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     );
     let metrics = scrape(client);
     let vi = r#"instance="VI_1""#;
+    let held = |state: &str| {
+        sample(
+            &metrics,
+            "appliance_real_server_connections",
+            &format!("service=\"TCP {VIP}:80\",real_server=\"{RS1}:80\",state=\"{state}\""),
+        )
+    };
+    assert!(held("active") + held("inactive") >= 1.0, "{metrics}");
     assert_eq!(
         sample(
             &metrics,
@@ -401,11 +420,18 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     let down = status(director, &daemon);
     assert!(!alive(&down, RS1) && alive(&down, RS2), "{down:?}");
     let text = status_text(director, &daemon);
+    let line = |rs: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{rs}:80 ")))
+            .unwrap_or_default()
+    };
     assert!(
         text.contains("VRRP VI_1  vrid 110  MASTER for ")
             && text.contains("  priority 100 (base 100)")
-            && text.contains(&format!("{RS1}:80  DOWN  weight 1  TCP_CHECK down"))
-            && text.contains(&format!("{RS2}:80  UP  weight 1  TCP_CHECK up")),
+            && line(RS1).contains(&format!("{RS1}:80  DOWN  weight 1  conns "))
+            && line(RS1).contains("TCP_CHECK down")
+            && line(RS2).contains(&format!("{RS2}:80  UP  weight 1  conns "))
+            && line(RS2).contains("TCP_CHECK up"),
         "{text}"
     );
     let metrics = scrape(client);

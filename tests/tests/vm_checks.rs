@@ -247,6 +247,22 @@ fn assert_common(out: &VmOutput, timings: &Timings) {
     assert!(lists(&after, RS1, 100) && lists(&after, RS2, 100), "{out}");
     let up = status(out, "status after");
     assert_eq!(health(&up, RS1, out), (true, 100), "{out}");
+    // IPVS's counters reach the status: rs2 took the 6 requests made while
+    // rs1 was down (with DR the replies bypass the director).
+    let rs2 = up.virtual_servers[0]
+        .real_servers
+        .iter()
+        .find(|rs| rs.address.to_string() == format!("{RS2}:80"))
+        .unwrap_or_else(|| panic!("rs2 not in the status\n{out}"));
+    let traffic = rs2
+        .connections
+        .and_then(|c| c.traffic)
+        .unwrap_or_else(|| panic!("no traffic for rs2 in the status\n{out}"));
+    assert!(
+        traffic.conns >= 6 && traffic.in_packets > 0 && traffic.in_bytes > 0,
+        "{traffic:?}\n{out}"
+    );
+    assert_eq!(traffic.out_packets, 0, "{out}");
 }
 
 #[test]

@@ -1107,7 +1107,48 @@ impl Daemon {
     }
 
     /// The answer to `appliance status`.
-    async fn status(&self) -> status::Status {
+    /// Answers a status request with the kernel's connections to each
+    /// real server, from a task of its own: the dataplane thread may be
+    /// busy with a table, and this loop never waits for it (past
+    /// [`CONNECTIONS_WAIT`] the answer goes without them).
+    fn answer_status(
+        &self,
+        mut status: status::Status,
+        wanted: Vec<Wanted>,
+        reply: oneshot::Sender<status::Status>,
+    ) {
+        let Some(programmer) = self.programmer.as_ref().filter(|_| !wanted.is_empty()) else {
+            let _ = reply.send(status);
+            return;
+        };
+        let answer = programmer.connections(wanted.iter().map(|w| (w.key, w.address)).collect());
+        tokio::spawn(async move {
+            match tokio::time::timeout(CONNECTIONS_WAIT, answer).await {
+                Ok(Ok(Ok(counts))) => {
+                    for (w, count) in wanted.iter().zip(&counts) {
+                        if let Some(rs) = status
+                            .virtual_servers
+                            .get_mut(w.vs)
+                            .and_then(|vs| vs.real_servers.get_mut(w.rs))
+                        {
+                            rs.connections
+                                .get_or_insert_with(Default::default)
+                                .add(count);
+                        }
+                    }
+                }
+                Ok(Ok(Err(e))) => debug!(error = %e, "status: no connections from the dataplane"),
+                Ok(Err(_)) | Err(_) => {
+                    debug!("status: the dataplane did not count the connections in time")
+                }
+            }
+            let _ = reply.send(status);
+        });
+    }
+
+    /// The daemon's state, and the kernel services and real servers whose
+    /// connections it shows.
+    async fn status(&self) -> (status::Status, Vec<Wanted>) {
         let now = self.now();
         let instances = self
             .instances()
@@ -1137,6 +1178,21 @@ impl Daemon {
             None => Vec::new(),
         };
         let pools = self.pools.as_ref();
+        let mut wanted = Vec::new();
+        if let Some(pools) = pools {
+            for (vs, checked) in checked.iter().enumerate() {
+                for (rs, server) in checked.servers.iter().enumerate() {
+                    for key in pools.keys(checked.vs) {
+                        wanted.push(Wanted {
+                            vs,
+                            rs,
+                            key: *key,
+                            address: server.address,
+                        });
+                    }
+                }
+            }
+        }
         let started = std::time::SystemTime::now() - self.origin.elapsed();
         let virtual_servers = virtual_servers(
             checked,
@@ -1147,7 +1203,7 @@ impl Daemon {
             },
             |at| status::wall(started + Duration::from_micros(at.as_micros())),
         );
-        status::Status {
+        let status = status::Status {
             node: self.plan.node.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -1158,7 +1214,8 @@ impl Daemon {
             faults: self.faults(),
             instances,
             virtual_servers,
-        }
+        };
+        (status, wanted)
     }
 
     /// What is not running and retried: VRRP units, the dataplane, the
@@ -1207,7 +1264,8 @@ impl Daemon {
         match event {
             Event::Check { generation, report } => self.on_check(generation, report),
             Event::Client(status::Ask::Status(reply)) => {
-                let _ = reply.send(self.status().await);
+                let (status, wanted) = self.status().await;
+                self.answer_status(status, wanted, reply);
             }
             Event::Client(status::Ask::Reload(reply)) => self.reload(Some(reply)).await,
             Event::Client(status::Ask::Admin {
@@ -1288,6 +1346,18 @@ impl Daemon {
 
 /// The status view of the checker's virtual servers; `service` names each.
 /// `wall` turns a check's time (since the daemon started) into wall clock.
+/// A real server of a status answer (by its index there) in one kernel
+/// service.
+struct Wanted {
+    vs: usize,
+    rs: usize,
+    key: ServiceKey,
+    address: SocketAddr,
+}
+
+/// How long a status answer waits for the dataplane's connection counts.
+const CONNECTIONS_WAIT: Duration = Duration::from_millis(500);
+
 fn virtual_servers(
     checker: Vec<runner::VsStatus>,
     service: impl Fn(&runner::VsStatus) -> String,
@@ -1309,6 +1379,7 @@ fn virtual_servers(
                     weight: rs.weight,
                     admin: rs.admin.mode.name().to_string(),
                     operator_weight: rs.admin.weight,
+                    connections: None,
                     checks: rs
                         .checks
                         .into_iter()

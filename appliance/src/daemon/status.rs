@@ -205,6 +205,35 @@ pub struct RealServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_weight: Option<u32>,
     pub checks: Vec<CheckStatus>,
+    /// What the kernel holds for it (over every kernel service of a
+    /// group); absent when the dataplane did not answer in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionStatus>,
+}
+
+/// A real server's connections as the kernel counts them, and with IPVS
+/// its traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    /// Established TCP connections.
+    pub active: u32,
+    /// The others: opening, closing, UDP.
+    pub inactive: u32,
+    /// Counted since it entered the kernel's table, and the rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<crate::dataplane::ipvs::listing::Traffic>,
+}
+
+impl ConnectionStatus {
+    /// Adds the kernel's count for one of its services.
+    pub fn add(&mut self, c: &crate::dataplane::Connections) {
+        self.active = self.active.saturating_add(c.active);
+        self.inactive = self.inactive.saturating_add(c.inactive);
+        if let Some(t) = c.traffic {
+            let sum = self.traffic.get_or_insert_with(Default::default);
+            sum.add(&t);
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +365,12 @@ impl fmt::Display for Status {
                 }
                 if rs.admin != "enabled" {
                     write!(f, "  {}", rs.admin.to_uppercase())?;
+                }
+                if let Some(c) = &rs.connections {
+                    write!(f, "  conns {}/{}", c.active, c.inactive)?;
+                    if let Some(t) = &c.traffic {
+                        write!(f, " (in {} B, out {} B)", t.in_bytes, t.out_bytes)?;
+                    }
                 }
                 for c in &rs.checks {
                     write!(f, "  {} {}", c.kind, if c.up { "up" } else { "down" })?;
@@ -803,6 +838,11 @@ pub(crate) mod tests {
                     weight: 1,
                     admin: "enabled".into(),
                     operator_weight: None,
+                    connections: Some(ConnectionStatus {
+                        active: 2,
+                        inactive: 5,
+                        traffic: None,
+                    }),
                     checks: vec![CheckStatus {
                         kind: "TCP_CHECK".into(),
                         up: false,
@@ -831,7 +871,7 @@ pub(crate) mod tests {
              \x20 interface eth0  VIPs 10.0.0.100/24 dev eth0\n\
              \x20 since 2026-12-04 17:06:21 UTC: BACKUP -> MASTER (master down: no advert for 3.414967s)\n\
              TCP 10.0.0.100:80  quorum up\n\
-             \x20 10.0.0.11:8080  DOWN  weight 1  TCP_CHECK down (at 2026-12-04 17:06:21 UTC: timed out)\n"
+             \x20 10.0.0.11:8080  DOWN  weight 1  conns 2/5  TCP_CHECK down (at 2026-12-04 17:06:21 UTC: timed out)\n"
         );
     }
 

@@ -77,6 +77,9 @@ pub struct Connections {
     /// new one from a client port they used); conntrack keeps its
     /// translation, so nftables has none.
     pub pinned: u32,
+    /// What the kernel counted through it since it was added, and its
+    /// rates: IPVS keeps these; nftables has none.
+    pub traffic: Option<ipvs::listing::Traffic>,
 }
 
 /// A kernel load balancer the reconcile can program.

@@ -47,7 +47,7 @@ pub struct DestEntry {
 /// A service's or destination's counters since it was added and the
 /// kernel estimator's rates (per second over a few seconds), as
 /// `ipvsadm -L --stats` and `--rate` show them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Traffic {
     pub conns: u64,
     pub in_packets: u64,
@@ -79,6 +79,28 @@ impl From<Stats> for Traffic {
 }
 
 impl Traffic {
+    /// Adds `other`'s counters and rates (a real server in several kernel
+    /// services of a group).
+    pub fn add(&mut self, other: &Traffic) {
+        for (a, b) in [
+            (&mut self.conns, other.conns),
+            (&mut self.in_packets, other.in_packets),
+            (&mut self.out_packets, other.out_packets),
+            (&mut self.in_bytes, other.in_bytes),
+            (&mut self.out_bytes, other.out_bytes),
+            (&mut self.conns_per_second, other.conns_per_second),
+            (&mut self.in_packets_per_second, other.in_packets_per_second),
+            (
+                &mut self.out_packets_per_second,
+                other.out_packets_per_second,
+            ),
+            (&mut self.in_bytes_per_second, other.in_bytes_per_second),
+            (&mut self.out_bytes_per_second, other.out_bytes_per_second),
+        ] {
+            *a = a.saturating_add(b);
+        }
+    }
+
     fn counters(&self) -> [u64; 5] {
         [
             self.conns,

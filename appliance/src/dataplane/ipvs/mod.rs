@@ -624,6 +624,7 @@ impl Backend for Ipvs {
                         active: d.active_conns,
                         inactive: d.inactive_conns,
                         pinned: d.active_conns.saturating_add(d.inactive_conns),
+                        traffic: Some(d.stats),
                     })
                     .unwrap_or_default(),
             );

@@ -264,12 +264,14 @@ mod tests {
                 Connections {
                     active: 2,
                     inactive: 1,
-                    pinned: 0
+                    pinned: 0,
+                    traffic: None,
                 },
                 Connections {
                     active: 1,
                     inactive: 0,
-                    pinned: 0
+                    pinned: 0,
+                    traffic: None,
                 },
                 Connections::default(),
             ]
