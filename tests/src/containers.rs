@@ -882,8 +882,9 @@ const BURST: Duration = Duration::from_millis(300);
 
 impl Merged {
     /// The VRRP failover's entries: state changes, VIPs, notifies,
-    /// priorities, marks. Left out: adverts and gratuitous ARP repeats,
-    /// whose count depends on timing, and the health checker's events, whose
+    /// priorities, marks. Left out: adverts, gratuitous ARP repeats and a
+    /// master hearing lower priorities, whose count depends on timing, and
+    /// the health checker's events, whose
     /// order among real servers depends on when each check ran (the
     /// checker's own tests cover them).
     pub fn significant(&self) -> impl Iterator<Item = &Entry> {
@@ -893,6 +894,7 @@ impl Merged {
                 Some(
                     EventKind::Advert { .. }
                         | EventKind::Gratuitous { .. }
+                        | EventKind::LowerPriority { .. }
                         | EventKind::RealServer { .. }
                         | EventKind::Quorum { .. }
                         | EventKind::SorryServer { .. }

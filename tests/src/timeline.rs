@@ -188,6 +188,8 @@ fn shown(e: &Entry) -> bool {
     match &e.event.kind {
         EventKind::Advert { priority } => *priority == Priority::RESIGN,
         EventKind::Gratuitous { .. } => e.event.detail == "became master",
+        // Once per advert interval while a lower-priority master lasts.
+        EventKind::LowerPriority { .. } => false,
         _ => true,
     }
 }
