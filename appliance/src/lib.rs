@@ -30,6 +30,7 @@ pub mod script;
 pub mod sim;
 pub mod smtp;
 pub(crate) mod state_file;
+pub mod status_page;
 
 /// Marks a fail point named `$name` (src/failpoint.rs in the tests' build,
 /// nothing otherwise).

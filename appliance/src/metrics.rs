@@ -1,5 +1,6 @@
 //! The daemon's Prometheus metrics: the registry, the metric families, and
-//! the HTTP endpoint that serves them (`GET /metrics`, OpenMetrics text).
+//! the HTTP endpoint that serves them (`GET /metrics`, OpenMetrics text)
+//! and, with `[global] status_page`, the status page ([`status_page`]).
 //! Off unless `[global] metrics_listen` names an address.
 //!
 //! Counters and the check latency histogram are recorded as things happen
@@ -12,6 +13,7 @@ use crate::check::decision::Mode;
 use crate::daemon::status::Status;
 use crate::dataplane::ipvs::listing::Traffic;
 use crate::dataplane::{Op, reconcile::Report};
+use crate::status_page::{self, history::History};
 use crate::vrrp::machine::State;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -27,8 +29,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 
 /// Seconds since the Unix epoch.
@@ -655,16 +658,79 @@ fn operation_name(op: &Op) -> &'static str {
     }
 }
 
+/// The status page's part of the endpoint: whether it is on (a reload
+/// turns it on or off) and the recent timeline it draws.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Page {
+    pub(crate) on: Arc<AtomicBool>,
+    pub(crate) history: History,
+}
+
+impl Page {
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+}
+
+/// What a path asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Page,
+    Style,
+    Script,
+    Unknown,
+}
+
+impl Route {
+    fn of(path: &str, page: &Page) -> Route {
+        match path {
+            "/metrics" => Route::Metrics,
+            "/" if page.is_on() => Route::Page,
+            "/status.css" if page.is_on() => Route::Style,
+            "/status.js" if page.is_on() => Route::Script,
+            _ => Route::Unknown,
+        }
+    }
+
+    /// Whether answering needs the daemon's status.
+    fn needs_status(self) -> bool {
+        matches!(self, Route::Metrics | Route::Page)
+    }
+}
+
+/// The status page's own headers: nothing but its own style sheet and
+/// script may load or run (a check result or a name in the config can
+/// never become markup, and if it did, it could not run), no framing, and
+/// nothing cached of the page itself.
+const PAGE_HEADERS: [(hyper::header::HeaderName, &str); 5] = [
+    (
+        hyper::header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+         img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (hyper::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (hyper::header::X_FRAME_OPTIONS, "DENY"),
+    (hyper::header::REFERRER_POLICY, "no-referrer"),
+    (hyper::header::CACHE_CONTROL, "no-store"),
+];
+
 /// Serves `metrics` on `listener` until the task is dropped: `GET
 /// /metrics` (and `HEAD`) answer the current values, with the gauges from
-/// what `status()` gives; other paths 404, other methods 405.
+/// what `status()` gives; with the status page on, `/` answers the page
+/// (and `/status.css`, `/status.js` its parts); other paths 404, other
+/// methods 405.
 ///
 /// At most [`MAX_CLIENTS`] connections at once (one more is closed at
 /// once), each closed after [`CONNECTION_TIME`]: idle or slow clients by
 /// the thousand must neither hold the descriptors the health checks need
 /// nor memory.
-pub(crate) async fn serve<F, Fut>(listener: TcpListener, metrics: Arc<Metrics>, status: F)
-where
+pub(crate) async fn serve<F, Fut>(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    page: Page,
+    status: F,
+) where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Option<Status>> + Send,
 {
@@ -684,17 +750,24 @@ where
         };
         let metrics = metrics.clone();
         let status = status.clone();
+        let page = page.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |request| {
                 let metrics = metrics.clone();
                 let status = status.clone();
+                let page = page.clone();
                 async move {
                     crate::fail_point!("metrics-request");
-                    let wanted = request.uri().path() == "/metrics"
+                    let wanted = Route::of(request.uri().path(), &page).needs_status()
                         && matches!(*request.method(), Method::GET | Method::HEAD);
                     let snapshot = if wanted { status().await } else { None };
-                    Ok::<_, std::convert::Infallible>(answer(&request, &metrics, snapshot.as_ref()))
+                    Ok::<_, std::convert::Infallible>(answer(
+                        &request,
+                        &metrics,
+                        &page,
+                        snapshot.as_ref(),
+                    ))
                 }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -714,37 +787,44 @@ where
     }
 }
 
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
 fn answer<B>(
     request: &Request<B>,
     metrics: &Metrics,
+    page: &Page,
     status: Option<&Status>,
 ) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, content_type: &str, body: String| {
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        if let Ok(value) = content_type.parse() {
-            response
-                .headers_mut()
-                .insert(hyper::header::CONTENT_TYPE, value);
-        }
-        response
-    };
-    if request.uri().path() != "/metrics" {
-        return reply(
-            StatusCode::NOT_FOUND,
+    let route = Route::of(request.uri().path(), page);
+    if route != Route::Unknown && !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "not found: the metrics are at /metrics\n".into(),
+            format!("method not allowed: GET {}\n", request.uri().path()),
         );
+        if let Ok(value) = "GET, HEAD".parse() {
+            response.headers_mut().insert(hyper::header::ALLOW, value);
+        }
+        return response;
     }
-    match *request.method() {
-        Method::GET | Method::HEAD => {
+    let mut response = match route {
+        Route::Metrics => {
             let openmetrics = request
                 .headers()
                 .get_all(hyper::header::ACCEPT)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .any(|v| v.contains("application/openmetrics-text"));
-            if openmetrics {
+            return if openmetrics {
                 reply(StatusCode::OK, CONTENT_TYPE, metrics.scrape(status))
             } else {
                 reply(
@@ -752,20 +832,42 @@ fn answer<B>(
                     CLASSIC_CONTENT_TYPE,
                     metrics.scrape_as(status, Format::Text),
                 )
-            }
+            };
         }
-        _ => {
-            let mut response = reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain",
-                "method not allowed: GET /metrics\n".into(),
-            );
-            if let Ok(value) = "GET, HEAD".parse() {
-                response.headers_mut().insert(hyper::header::ALLOW, value);
-            }
-            response
+        Route::Page => reply(
+            if status.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            "text/html; charset=utf-8",
+            status_page::render(status, &page.history.recent(), SystemTime::now()),
+        ),
+        Route::Style => reply(
+            StatusCode::OK,
+            "text/css; charset=utf-8",
+            status_page::CSS.into(),
+        ),
+        Route::Script => reply(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            status_page::JS.into(),
+        ),
+        Route::Unknown => {
+            let body = if page.is_on() {
+                "not found: the status page is at /, the metrics at /metrics\n"
+            } else {
+                "not found: the metrics are at /metrics\n"
+            };
+            return reply(StatusCode::NOT_FOUND, "text/plain", body.into());
+        }
+    };
+    for (name, value) in PAGE_HEADERS {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
         }
     }
+    response
 }
 
 #[cfg(test)]
@@ -976,7 +1078,12 @@ mod tests {
                 .body(())
                 .unwrap()
         };
-        let ok = answer(&request(Method::GET, "/metrics"), &m, None);
+        let ok = answer(
+            &request(Method::GET, "/metrics"),
+            &m,
+            &Page::default(),
+            None,
+        );
         assert_eq!(ok.status(), StatusCode::OK);
         assert_eq!(
             ok.headers()[hyper::header::CONTENT_TYPE],
@@ -991,14 +1098,76 @@ mod tests {
             )
             .body(())
             .unwrap();
-        let ok = answer(&scrape, &m, None);
+        let ok = answer(&scrape, &m, &Page::default(), None);
         assert_eq!(ok.headers()[hyper::header::CONTENT_TYPE], CONTENT_TYPE);
         assert_eq!(
-            answer(&request(Method::GET, "/"), &m, None).status(),
+            answer(&request(Method::GET, "/"), &m, &Page::default(), None).status(),
             StatusCode::NOT_FOUND
         );
-        let post = answer(&request(Method::POST, "/metrics"), &m, None);
+        let post = answer(
+            &request(Method::POST, "/metrics"),
+            &m,
+            &Page::default(),
+            None,
+        );
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(post.headers()[hyper::header::ALLOW], "GET, HEAD");
+    }
+
+    #[test]
+    fn the_status_page_is_served_only_when_on_with_its_own_headers() {
+        let m = Metrics::new();
+        let page = Page::default();
+        let get = |path: &str| Request::builder().uri(path).body(()).unwrap();
+        for path in ["/", "/status.css", "/status.js"] {
+            assert_eq!(
+                answer(&get(path), &m, &page, None).status(),
+                StatusCode::NOT_FOUND,
+                "{path} while off"
+            );
+        }
+        page.on.store(true, Ordering::Relaxed);
+        let status = crate::daemon::status::tests::sample();
+        let html = answer(&get("/"), &m, &page, Some(&status));
+        assert_eq!(html.status(), StatusCode::OK);
+        assert_eq!(
+            html.headers()[hyper::header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let csp = html.headers()[hyper::header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.starts_with("default-src 'none'; style-src 'self'; script-src 'self'"));
+        assert_eq!(html.headers()[hyper::header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            answer(&get("/"), &m, &page, None).status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no status: the page says so"
+        );
+        let css = answer(&get("/status.css"), &m, &page, None);
+        assert_eq!(
+            css.headers()[hyper::header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
+        let js = answer(&get("/status.js"), &m, &page, None);
+        assert_eq!(
+            js.headers()[hyper::header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            answer(&get("/metrics"), &m, &page, None).status(),
+            StatusCode::OK
+        );
+        let post = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .body(())
+            .unwrap();
+        let refused = answer(&post, &m, &page, Some(&status));
+        assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            answer(&get("/index.html"), &m, &page, None).status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

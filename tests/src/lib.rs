@@ -5,6 +5,7 @@
 
 pub mod adverts;
 pub mod bench;
+pub mod browser;
 pub mod containers;
 pub mod daemon;
 pub mod error;

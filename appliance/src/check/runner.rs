@@ -163,6 +163,8 @@ pub struct CheckStatus {
     pub kind: &'static str,
     pub up: bool,
     pub last: Option<LastOutcome>,
+    /// How long the last run took.
+    pub took: Option<Duration>,
 }
 
 /// The runner could not start.
@@ -399,6 +401,7 @@ pub fn spawn_resumed(
     let (cmds, cmd_rx) = mpsc::channel(8);
     let mut runner = Runner {
         checker,
+        took: vec![None; probes.len()],
         programs: plan::Programs::of(servers),
         services: servers.iter().map(|vs| vs.service.clone()).collect(),
         protocols: servers.iter().map(|vs| vs.protocol).collect(),
@@ -520,6 +523,9 @@ type HalfOpenToken = (ProbeId, clock::Instant);
 
 struct Runner {
     checker: Checker,
+    /// How long each probe's last run took (its latency), in `ProbeId`
+    /// order: the decision core keeps outcomes, not durations.
+    took: Vec<Option<Duration>>,
     /// The notify programs the checker's actions name.
     programs: plan::Programs,
     /// Each virtual server's service, in `VsId` order.
@@ -796,6 +802,9 @@ impl Runner {
         {
             metrics.check_done(probe.kind(), took);
         }
+        if let Some(slot) = self.took.get_mut(id.0 as usize) {
+            *slot = Some(took);
+        }
         if let Outcome::Down(Failure::Local(fault)) = outcome {
             self.local_fault(fault);
         }
@@ -1043,6 +1052,7 @@ impl Runner {
                         kind: self.probes.get(probe.0 as usize)?.kind(),
                         up,
                         last,
+                        took: self.took.get(probe.0 as usize).copied().flatten(),
                     })
                 })
                 .chain(self.checker.server_files(rs).filter_map(|file| {
@@ -1051,6 +1061,7 @@ impl Runner {
                         kind: "FILE_CHECK",
                         up: !failed,
                         last: None,
+                        took: None,
                     })
                 }))
                 .collect(),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const APPLIANCE_GLOBALS: &[&str] = &[
     "dataplane",
     "metrics_listen",
+    "status_page",
     "status_group",
     "graceful_remove",
     "smtp_starttls",
@@ -103,6 +104,7 @@ pub(super) fn merge(
     errors.extend(kerrors);
     config.global.dataplane = toml.global.dataplane;
     config.global.metrics_listen = toml.global.metrics_listen;
+    config.global.status_page = toml.global.status_page;
     config.global.status_group = toml.global.status_group;
     config.global.graceful_remove = toml.global.graceful_remove;
     config.global.smtp_starttls = toml.global.smtp_starttls;

@@ -226,6 +226,11 @@ pub struct Global {
     /// metrics endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve a read-only status page at `/` of `metrics_listen` (an
+    /// appliance extension, TOML only): the instances, the virtual and real
+    /// servers with their traffic, and the failover timeline as a chart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub status_page: bool,
     /// A group whose members may read `appliance status` (an appliance
     /// extension, TOML only); `None`: only root and the daemon's user may
     /// use the status socket (mode 0600). Reloads stay theirs either way.
@@ -322,6 +327,7 @@ impl Default for Global {
             enable_script_security: false,
             dataplane: None,
             metrics_listen: None,
+            status_page: false,
             status_group: None,
             graceful_remove: None,
             notify_fifo: None,

@@ -30,6 +30,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.periods(config);
     v.dataplane(config);
     v.status_group(config);
+    v.status_page(&config.global);
     v.master_only(config);
     v.network(config);
     v.notify_fifos(config);
@@ -1198,6 +1199,19 @@ impl Validator<'_> {
         }
     }
 
+    /// The status page is served on the metrics listener: asking for it
+    /// without one would silently serve nothing.
+    fn status_page(&mut self, global: &super::model::Global) {
+        if global.status_page && global.metrics_listen.is_none() {
+            self.report(
+                "global.status_page",
+                "status_page needs metrics_listen: the page is served on the metrics \
+                 endpoint's address (set [global] metrics_listen = \"ADDRESS:PORT\")"
+                    .to_string(),
+            );
+        }
+    }
+
     /// What the chosen dataplane cannot do ([`crate::dataplane::capability`]):
     /// with `dataplane = "nftables"` everything the nftables backend
     /// refuses; otherwise (IPVS, or the kernel's choice) the nftables-only
@@ -1271,6 +1285,19 @@ vrrp_instance VI_2 {
         // A user alone is the script check's to resolve.
         let text = "vrrp_script chk {\n    script \"/bin/true\"\n    user nobody\n}\n";
         assert_eq!(problems(text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_status_page_needs_the_metrics_listener() {
+        assert_eq!(
+            toml_problems("[global]\nstatus_page = true\n"),
+            [
+                "a.toml:2:1: status_page needs metrics_listen: the page is served on the metrics \
+              endpoint's address (set [global] metrics_listen = \"ADDRESS:PORT\")"
+            ]
+        );
+        let text = "[global]\nmetrics_listen = \"127.0.0.1:9100\"\nstatus_page = true\n";
+        assert_eq!(toml_problems(text), Vec::<String>::new());
     }
 
     #[test]

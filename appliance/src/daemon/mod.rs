@@ -250,6 +250,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
     crate::net::setup::apply(&config.network).await?;
     // Before the VRRP or the dataplane touch the kernel: an address that
     // cannot be bound stops the start.
+    daemon.status_page.store(
+        config.global.status_page,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     daemon.serve_metrics(config.global.metrics_listen).await?;
     daemon.servers = config.virtual_server.clone();
     daemon.groups = config.virtual_server_group.clone();
@@ -467,6 +471,9 @@ struct Daemon {
     /// Where the metrics endpoint listens, from start (changing it takes a
     /// restart).
     metrics_listen: Option<SocketAddr>,
+    /// Whether the metrics endpoint serves the status page (a reload
+    /// turns it on or off at once).
+    status_page: Arc<std::sync::atomic::AtomicBool>,
     /// The thread that programs the kernel's load balancer, its outcomes,
     /// the table the kernel should hold (the configured services with
     /// their healthy servers), and the backend that holds it once open.
@@ -562,6 +569,7 @@ impl Daemon {
             timeline: Arc::new(Mutex::new(timeline)),
             metrics,
             metrics_listen: None,
+            status_page: Arc::default(),
             programmer: Some(programmer),
             outcomes,
             table: Table::new(),
@@ -833,9 +841,19 @@ impl Daemon {
                 rx.await.ok()
             }
         };
+        let history = self
+            .timeline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .history();
+        let page = crate::metrics::Page {
+            on: self.status_page.clone(),
+            history,
+        };
         self.tasks.push(tokio::spawn(crate::metrics::serve(
             listener,
             self.metrics.clone(),
+            page,
             status,
         )));
         info!(%listen, "metrics endpoint ready");
@@ -1391,6 +1409,9 @@ fn virtual_servers(
                                 wall: wall(l.at),
                                 up: l.outcome.is_up(),
                                 result: status::describe(&l.outcome),
+                                latency_us: c
+                                    .took
+                                    .map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
                             }),
                         })
                         .collect(),

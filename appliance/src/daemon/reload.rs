@@ -166,6 +166,21 @@ impl Daemon {
                 "reload: metrics_listen changed; the endpoint moves at the next restart"
             );
         }
+        if self.status_page.swap(
+            config.global.status_page,
+            std::sync::atomic::Ordering::Relaxed,
+        ) != config.global.status_page
+        {
+            info!(
+                on = config.global.status_page,
+                "reload: status page turned {}",
+                if config.global.status_page {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
+        }
         if let Some(fifos) = &self.fifos
             && !fifos.same_settings(&config.global)
         {

@@ -255,10 +255,31 @@ pub struct LastCheck {
     pub wall: String,
     pub up: bool,
     pub result: String,
+    /// How long it took (the check's latency), in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
 }
 
 fn enabled() -> String {
     "enabled".into()
+}
+
+/// A check's latency, in the unit that reads best: `850 µs`, `12.5 ms`,
+/// `2.00 s`.
+pub fn latency(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
+/// Closes a check's parenthesis, with its latency when known.
+fn took(f: &mut fmt::Formatter<'_>, latency_us: Option<u64>) -> fmt::Result {
+    match latency_us {
+        Some(us) => write!(f, ", took {})", latency(us)),
+        None => f.write_str(")"),
+    }
 }
 
 /// A check's result in words, for the status and the timeline.
@@ -376,9 +397,13 @@ impl fmt::Display for Status {
                     write!(f, "  {} {}", c.kind, if c.up { "up" } else { "down" })?;
                     match &c.last {
                         Some(last) if !last.wall.is_empty() => {
-                            write!(f, " (at {}: {})", readable(&last.wall), last.result)?;
+                            write!(f, " (at {}: {}", readable(&last.wall), last.result)?;
+                            took(f, last.latency_us)?;
                         }
-                        Some(last) => write!(f, " (at {}: {})", last.at, last.result)?,
+                        Some(last) => {
+                            write!(f, " (at {}: {}", last.at, last.result)?;
+                            took(f, last.latency_us)?;
+                        }
                         None => f.write_str(" (not run yet)")?,
                     }
                 }
@@ -390,7 +415,7 @@ impl fmt::Display for Status {
 }
 
 /// An RFC 3339 time as people read it: `2026-12-04 17:06:18 UTC`.
-fn readable(rfc3339: &str) -> String {
+pub(crate) fn readable(rfc3339: &str) -> String {
     match humantime::parse_rfc3339(rfc3339) {
         Ok(time) => format!(
             "{} UTC",
@@ -404,7 +429,7 @@ fn readable(rfc3339: &str) -> String {
 }
 
 /// A duration in whole units: `45s`, `3m 12s`, `2h 5m`, `4d 1h`.
-fn span(ms: u64) -> String {
+pub(crate) fn span(ms: u64) -> String {
     let s = ms / 1000;
     let (d, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
     match (d, h, m) {
@@ -851,6 +876,7 @@ pub(crate) mod tests {
                             wall: "2026-12-04T17:06:21.000000Z".into(),
                             up: false,
                             result: describe(&Outcome::Down(Failure::Timeout)),
+                            latency_us: Some(3_000_412),
                         }),
                     }],
                 }],
@@ -871,8 +897,15 @@ pub(crate) mod tests {
              \x20 interface eth0  VIPs 10.0.0.100/24 dev eth0\n\
              \x20 since 2026-12-04 17:06:21 UTC: BACKUP -> MASTER (master down: no advert for 3.414967s)\n\
              TCP 10.0.0.100:80  quorum up\n\
-             \x20 10.0.0.11:8080  DOWN  weight 1  conns 2/5  TCP_CHECK down (at 2026-12-04 17:06:21 UTC: timed out)\n"
+             \x20 10.0.0.11:8080  DOWN  weight 1  conns 2/5  TCP_CHECK down (at 2026-12-04 17:06:21 UTC: timed out, took 3.00 s)\n"
         );
+    }
+
+    #[test]
+    fn latencies_read_in_the_unit_that_fits() {
+        assert_eq!(latency(850), "850 µs");
+        assert_eq!(latency(12_460), "12.5 ms");
+        assert_eq!(latency(3_000_412), "3.00 s");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! appended, each the simulator's [`Event`] plus the wall-clock time
 //! (`wall`, RFC 3339) beside the monotonic `at` (microseconds since the
 //! daemon started), so runs on several nodes can be merged by wall clock
-//! and measured by the monotonic clock.
+//! and measured by the monotonic clock. It also keeps the recent events
+//! the status page draws ([`History`]).
 
 use crate::rotating::RotatingFile;
+use crate::status_page::history::History;
 use crate::timeline::Event;
 use serde::Serialize;
 use std::io::Write;
@@ -18,9 +20,11 @@ struct Line<'a> {
     event: &'a Event,
 }
 
-/// Appends timeline events to a file, or drops them when none was given.
+/// Appends timeline events to a file (when one was given) and to the
+/// status page's history.
 pub(super) struct TimelineLog {
     file: Option<RotatingFile>,
+    history: History,
 }
 
 impl TimelineLog {
@@ -30,17 +34,27 @@ impl TimelineLog {
             Some(path) => Some(RotatingFile::open(path, max_size)?),
             None => None,
         };
-        Ok(Self { file })
+        Ok(Self {
+            file,
+            history: History::default(),
+        })
+    }
+
+    /// The recent events, shared with the status page.
+    pub(super) fn history(&self) -> History {
+        self.history.clone()
     }
 
     /// Writes one event as a line; each line is one `write` so concurrent
     /// readers never see half an event.
     pub(super) fn append(&mut self, event: &Event) -> std::io::Result<()> {
+        let now = SystemTime::now();
+        self.history.record(event, now);
         let Some(file) = &mut self.file else {
             return Ok(());
         };
         let line = Line {
-            wall: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            wall: humantime::format_rfc3339_micros(now).to_string(),
             event,
         };
         let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
