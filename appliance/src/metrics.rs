@@ -101,16 +101,16 @@ struct RealServerLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectionLabels {
-    service: String,
-    real_server: String,
+    #[prometheus(flatten)]
+    of: RealServerLabels,
     /// `active` (established TCP) or `inactive`.
     state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
-    service: String,
-    real_server: String,
+    #[prometheus(flatten)]
+    of: RealServerLabels,
     /// `in` (client to real server) or `out`.
     direction: String,
 }
@@ -157,8 +157,7 @@ impl Collector for TrafficCounters {
             for (labels, t) in rows.iter() {
                 for (direction, value) in ["in", "out"].into_iter().zip(pick(t)) {
                     let labels = DirectionLabels {
-                        service: labels.service.clone(),
-                        real_server: labels.real_server.clone(),
+                        of: labels.clone(),
                         direction: direction.into(),
                     };
                     ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
@@ -171,8 +170,8 @@ impl Collector for TrafficCounters {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AdminLabels {
-    service: String,
-    real_server: String,
+    #[prometheus(flatten)]
+    of: RealServerLabels,
     admin: String,
 }
 
@@ -617,8 +616,7 @@ impl Metrics {
                     for (state, n) in [("active", c.active), ("inactive", c.inactive)] {
                         self.real_server_connections
                             .get_or_create(&ConnectionLabels {
-                                service: vs.service.clone(),
-                                real_server: rs.address.to_string(),
+                                of: labels.clone(),
                                 state: state.into(),
                             })
                             .set(i64::from(n));
@@ -631,8 +629,7 @@ impl Metrics {
                 for admin in [Mode::Enabled, Mode::Draining, Mode::Disabled] {
                     self.real_server_admin
                         .get_or_create(&AdminLabels {
-                            service: vs.service.clone(),
-                            real_server: rs.address.to_string(),
+                            of: labels.clone(),
                             admin: admin.name().into(),
                         })
                         .set(i64::from(rs.admin == admin.name()));

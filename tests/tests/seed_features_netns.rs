@@ -406,6 +406,25 @@ fn a_failing_chk_script_with_negative_weight_hands_the_vip_over_and_back() {
     insta::assert_snapshot!(p.render_order().unwrap());
 }
 
+/// Gives m a second interface, `eth1`: a veth whose peer (`eth1-peer`,
+/// also on m) the test takes down to cut eth1's carrier.
+fn m_with_eth1(lan: &appliance_tests::netns::Lan) -> appliance_tests::error::Result<()> {
+    let m = lan.host("m");
+    m.ip(&[
+        "link",
+        "add",
+        "eth1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth1-peer",
+    ])?;
+    m.ip(&["link", "set", "eth1-peer", "up"])?;
+    m.ip(&["link", "set", "eth1", "up"])?;
+    Ok(())
+}
+
 /// `track_interface` without weight, as keepalived: `m` tracks a second
 /// interface `eth1` (a veth whose peer the test takes down, so eth1 loses
 /// carrier while eth0 stays up). m goes to FAULT at once, resigns with
@@ -420,23 +439,7 @@ fn a_tracked_interface_losing_carrier_faults_the_master_and_hands_the_vip_over_a
         .initial_master()
         .track_interface("eth1");
     let b = Instance::new("b", 143, 100, &vip);
-    let mut p = Pair::start_with(net, m, b, &net.vip(), |lan| {
-        let m = lan.host("m");
-        m.ip(&[
-            "link",
-            "add",
-            "eth1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth1-peer",
-        ])?;
-        m.ip(&["link", "set", "eth1-peer", "up"])?;
-        m.ip(&["link", "set", "eth1", "up"])?;
-        Ok(())
-    })
-    .expect("m and b elect m");
+    let mut p = Pair::start_with(net, m, b, &net.vip(), m_with_eth1).expect("m and b elect m");
     p.hold(Side::M, SETTLE).expect("m alone holds the VIP");
 
     let cut = p.mark("take eth1's peer down: m's eth1 loses carrier");
@@ -827,23 +830,7 @@ fn an_interface_tracked_by_the_sync_group_itself_faults_both_members_and_back() 
     };
     let m = director("m", 150, true);
     let b = director("b", 100, false);
-    let mut p = Pair::start_with(net, m, b, &vip1, |lan| {
-        let m = lan.host("m");
-        m.ip(&[
-            "link",
-            "add",
-            "eth1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth1-peer",
-        ])?;
-        m.ip(&["link", "set", "eth1-peer", "up"])?;
-        m.ip(&["link", "set", "eth1", "up"])?;
-        Ok(())
-    })
-    .expect("m and b elect m");
+    let mut p = Pair::start_with(net, m, b, &vip1, m_with_eth1).expect("m and b elect m");
     wait_holder_of_all(&p, Side::M, &vips, SLACK);
     hold_all(&p, Side::M, &vips, SETTLE);
 

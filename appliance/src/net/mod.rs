@@ -2,7 +2,7 @@
 //! over rtnetlink (`vip`), the director's own addresses (`address`), gratuitous ARP and unsolicited neighbour
 //! advertisements (`gratuitous`), raw VRRP sockets (`socket`), link state
 //! (`link`), virtual MAC interfaces (`vmac`), and the host's own settings
-//! from `[network]` (`setup`). No
+//! from `[network]` (`setup`), kernel parameters among them (`sysctl`). No
 //! protocol decisions live here.
 
 pub mod address;
@@ -11,6 +11,7 @@ pub mod link;
 pub(crate) mod promote;
 pub(crate) mod setup;
 pub mod socket;
+pub(crate) mod sysctl;
 pub mod vip;
 pub mod vmac;
 

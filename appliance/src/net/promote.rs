@@ -7,39 +7,35 @@
 //! keepalived's `reset_promote_secondaries` does; one already at 1 is left
 //! as it is.
 
+use super::sysctl::Sysctls;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use tracing::{info, warn};
 
 /// The interfaces whose `promote_secondaries` this daemon set, with their
 /// values before.
 #[derive(Debug)]
 pub(crate) struct Promotions {
-    root: PathBuf,
+    sysctls: Sysctls,
     /// Per interface: its value before us (`None`: it was 1 already).
     held: HashMap<String, Option<String>>,
 }
 
 impl Default for Promotions {
     fn default() -> Self {
-        Self::new(PathBuf::from("/proc/sys"))
+        Self::new(Sysctls::default())
     }
 }
 
+fn key(interface: &str) -> [&str; 5] {
+    ["net", "ipv4", "conf", interface, "promote_secondaries"]
+}
+
 impl Promotions {
-    /// Promotions written under `root` (`/proc/sys`, or a test's folder).
-    pub(crate) fn new(root: PathBuf) -> Self {
+    pub(crate) fn new(sysctls: Sysctls) -> Self {
         Self {
-            root,
+            sysctls,
             held: HashMap::new(),
         }
-    }
-
-    fn path(&self, interface: &str) -> PathBuf {
-        self.root
-            .join("net/ipv4/conf")
-            .join(interface)
-            .join("promote_secondaries")
     }
 
     /// Makes `wanted` the interfaces with `promote_secondaries` set: sets
@@ -55,8 +51,7 @@ impl Promotions {
             .collect();
         for interface in left {
             if let Some(Some(before)) = self.held.remove(&interface) {
-                let path = self.path(&interface);
-                match std::fs::write(&path, &before) {
+                match self.sysctls.write(&key(&interface), &before) {
                     Ok(()) => info!(interface, value = %before, "promote_secondaries restored"),
                     // The interface went: nothing left to restore.
                     Err(e) => warn!(interface, error = %e, "promote_secondaries not restored"),
@@ -67,9 +62,8 @@ impl Promotions {
             if self.held.contains_key(interface) {
                 continue;
             }
-            let path = self.path(interface);
-            let before = match std::fs::read_to_string(&path) {
-                Ok(v) => v.trim().to_string(),
+            let before = match self.sysctls.read(&key(interface)) {
+                Ok(v) => v,
                 Err(e) => {
                     warn!(interface, error = %e, "promote_secondaries not set: the interface cannot be read yet");
                     continue;
@@ -79,7 +73,7 @@ impl Promotions {
                 self.held.insert(interface.clone(), None);
                 continue;
             }
-            match std::fs::write(&path, "1") {
+            match self.sysctls.write(&key(interface), "1") {
                 Ok(()) => {
                     info!(interface, before = %before, "promote_secondaries set");
                     self.held.insert(interface.clone(), Some(before));
@@ -94,21 +88,18 @@ impl Promotions {
 mod tests {
     use super::*;
 
+    use crate::net::sysctl::fake;
+
     fn iface(root: &std::path::Path, name: &str, value: &str) {
-        let dir = root.join("net/ipv4/conf").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("promote_secondaries"), value).unwrap();
+        fake::set(
+            root,
+            &format!("net/ipv4/conf/{name}/promote_secondaries"),
+            value,
+        );
     }
 
     fn value(root: &std::path::Path, name: &str) -> String {
-        std::fs::read_to_string(
-            root.join("net/ipv4/conf")
-                .join(name)
-                .join("promote_secondaries"),
-        )
-        .unwrap()
-        .trim()
-        .to_string()
+        fake::get(root, &format!("net/ipv4/conf/{name}/promote_secondaries"))
     }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
@@ -123,7 +114,7 @@ mod tests {
         let root = dir.path();
         iface(root, "eth0", "0\n");
         iface(root, "eth1", "1\n");
-        let mut p = Promotions::new(root.to_path_buf());
+        let mut p = Promotions::new(Sysctls::under(root.to_path_buf()));
         p.set(&set(&["eth0", "eth1", "eth2"]));
         assert_eq!(
             (value(root, "eth0"), value(root, "eth1")),

@@ -210,15 +210,17 @@ async fn all_links_up_with(
     Ok(links)
 }
 
-/// Writes `value` to the file of `key` under `root` (/proc/sys).
+/// Writes `value` to the file of `key` (dotted) under `root` (/proc/sys).
 fn write_sysctl(root: &Path, key: &str, value: &str) -> Result<(), Error> {
-    let path = root.join(key.replace('.', "/"));
-    std::fs::write(&path, value).map_err(|source| Error::Sysctl {
-        key: key.to_string(),
-        value: value.to_string(),
-        path,
-        source,
-    })
+    let parts: Vec<&str> = key.split('.').collect();
+    super::sysctl::Sysctls::under(root.to_path_buf())
+        .write(&parts, value)
+        .map_err(|e| Error::Sysctl {
+            key: key.to_string(),
+            value: value.to_string(),
+            path: e.path,
+            source: e.source,
+        })
 }
 
 #[cfg(test)]

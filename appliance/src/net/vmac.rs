@@ -33,6 +33,7 @@
 
 use super::IfIndex;
 use super::link::{Link, link_from};
+use super::sysctl::Sysctls;
 use futures::TryStreamExt;
 use rtnetlink::LinkMacVlan;
 use rtnetlink::LinkUnspec;
@@ -40,7 +41,6 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo, LinkMessage, MacVlanMode,
 };
 use std::collections::HashMap;
-use std::path::PathBuf;
 use tracing::{info, warn};
 
 /// What a virtual MAC interface is made from.
@@ -67,12 +67,8 @@ pub enum Error {
     NotMacvlan(String),
     #[error("virtual MAC interface {0}: made, but the kernel does not list it")]
     Vanished(String),
-    #[error("sysctl {}: {source}", path.display())]
-    Sysctl {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Sysctl(#[from] super::sysctl::Error),
 }
 
 /// What a base interface gets (`net.ipv4.conf.BASE.*`).
@@ -85,7 +81,7 @@ const BASE: [(&str, &str); 3] = [
 /// The kernel parameters this module changes, and what to put back.
 #[derive(Debug)]
 struct Settings {
-    root: PathBuf,
+    sysctls: Sysctls,
     /// Per base interface: its settings of [`BASE`] before us.
     bases: HashMap<String, Vec<String>>,
     /// `all.rp_filter` before us, `default`'s if raised, and each
@@ -103,20 +99,12 @@ struct RpFilter {
 }
 
 impl Settings {
-    fn path(&self, key: &[&str]) -> PathBuf {
-        key.iter().fold(self.root.clone(), |p, k| p.join(k))
-    }
-
     fn read(&self, key: &[&str]) -> Result<String, Error> {
-        let path = self.path(key);
-        std::fs::read_to_string(&path)
-            .map(|v| v.trim().to_string())
-            .map_err(|source| Error::Sysctl { path, source })
+        Ok(self.sysctls.read(key)?)
     }
 
     fn write(&self, key: &[&str], value: &str) -> Result<(), Error> {
-        let path = self.path(key);
-        std::fs::write(&path, value).map_err(|source| Error::Sysctl { path, source })
+        Ok(self.sysctls.write(key, value)?)
     }
 
     fn level(value: &str) -> u32 {
@@ -188,8 +176,8 @@ impl Settings {
             self.write(&["net", "ipv4", "conf", "default", "rp_filter"], &all)?;
             saved.default = Some(default);
         }
-        let conf = self.path(&["net", "ipv4", "conf"]);
-        let entries = std::fs::read_dir(&conf).map_err(|source| Error::Sysctl {
+        let conf = self.sysctls.path(&["net", "ipv4", "conf"]);
+        let entries = std::fs::read_dir(&conf).map_err(|source| super::sysctl::Error {
             path: conf.clone(),
             source,
         })?;
@@ -266,7 +254,7 @@ impl Vmacs {
             handle,
             made: HashMap::new(),
             settings: Settings {
-                root: PathBuf::from("/proc/sys"),
+                sysctls: Sysctls::default(),
                 bases: HashMap::new(),
                 rp_filter: None,
                 igmp_reports: None,
@@ -486,20 +474,11 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn sysctl(root: &Path, key: &str, value: &str) {
-        let path = root.join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, value).unwrap();
-    }
-
-    fn value(root: &Path, key: &str) -> String {
-        let path = root.join(key);
-        std::fs::read_to_string(path).unwrap().trim().to_string()
-    }
+    use crate::net::sysctl::fake::{get as value, set as sysctl};
 
     fn settings(root: &Path) -> Settings {
         Settings {
-            root: root.to_path_buf(),
+            sysctls: Sysctls::under(root.to_path_buf()),
             bases: HashMap::new(),
             rp_filter: None,
             igmp_reports: None,

@@ -176,13 +176,14 @@ struct Importer<'m> {
     unset_protocol: Vec<(usize, Position)>,
     /// Each `vrrp_sync_group`'s own tracked objects, by group index:
     /// given to its members once every instance is read.
-    sync_tracks: Vec<SyncTracks>,
+    sync_tracks: Vec<Tracks>,
 }
 
-/// A `vrrp_sync_group`'s own `track_script`, `track_interface`,
-/// `track_file` and `track_process` entries.
+/// The `track_script`, `track_interface`, `track_file` and
+/// `track_process` entries of a `vrrp_instance` or of a
+/// `vrrp_sync_group` (which hands its own to its members).
 #[derive(Default)]
-struct SyncTracks {
+struct Tracks {
     scripts: Vec<TrackScript>,
     interfaces: Vec<TrackInterface>,
     files: Vec<TrackFile>,
@@ -1063,6 +1064,46 @@ impl Importer<'_> {
         w
     }
 
+    /// Reads `item` into `tracks` if it is one of the four tracking
+    /// keywords (of the block recorded at `base`); whether it was.
+    fn track(&mut self, item: &Statement, base: &str, tracks: &mut Tracks) -> bool {
+        let field = item.keyword.text.as_str();
+        let at = format!("{base}.{field}");
+        match field {
+            "track_script" => {
+                tracks.scripts = self
+                    .tracked(item, &at)
+                    .into_iter()
+                    .map(|(name, weight)| TrackScript { name, weight })
+                    .collect();
+            }
+            "track_interface" => {
+                tracks.interfaces = self
+                    .tracked(item, &at)
+                    .into_iter()
+                    .map(|(name, weight)| TrackInterface { name, weight })
+                    .collect();
+            }
+            "track_file" => {
+                tracks.files = self.weighted_tracks(item, &at, |name, weight, reverse| TrackFile {
+                    name,
+                    weight,
+                    reverse,
+                });
+            }
+            "track_process" => {
+                tracks.processes =
+                    self.weighted_tracks(item, &at, |name, weight, reverse| TrackProcess {
+                        name,
+                        weight,
+                        reverse,
+                    });
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn sync_group(&mut self, st: &Statement) {
         let name = self.block_name(st);
         let index = self.config.vrrp_sync_group.len();
@@ -1079,42 +1120,13 @@ impl Importer<'_> {
             notify_priority_changes: None,
             smtp_alert: None,
         };
-        let mut tracks = SyncTracks::default();
+        let mut tracks = Tracks::default();
         for item in self.block(st) {
             self.record(format!("{base}.{}", item.keyword.text), &item.keyword.pos);
+            if self.track(item, &base, &mut tracks) {
+                continue;
+            }
             match item.keyword.text.as_str() {
-                "track_script" => {
-                    tracks.scripts = self
-                        .tracked(item, &format!("{base}.track_script"))
-                        .into_iter()
-                        .map(|(name, weight)| TrackScript { name, weight })
-                        .collect();
-                }
-                "track_interface" => {
-                    tracks.interfaces = self
-                        .tracked(item, &format!("{base}.track_interface"))
-                        .into_iter()
-                        .map(|(name, weight)| TrackInterface { name, weight })
-                        .collect();
-                }
-                "track_file" => {
-                    let base = format!("{base}.track_file");
-                    tracks.files =
-                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackFile {
-                            name,
-                            weight,
-                            reverse,
-                        });
-                }
-                "track_process" => {
-                    let base = format!("{base}.track_process");
-                    tracks.processes =
-                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackProcess {
-                            name,
-                            weight,
-                            reverse,
-                        });
-                }
                 "group" => {
                     self.at_most(item, 0);
                     let mut members = Vec::new();
@@ -1162,107 +1174,44 @@ impl Importer<'_> {
                 .filter_map(|m| self.config.vrrp_instance.iter().position(|i| &i.name == m))
                 .collect();
             let gbase = format!("vrrp_sync_group[{g}]");
-            let weights = Weights(&self.config);
             let mut notes = Vec::new();
             if members
                 .iter()
                 .any(|&i| self.config.vrrp_instance[i].priority == Priority::OWNER)
             {
-                let zero = TrackWeight::default();
-                let mut clear = |field: &str, name: &str, effective: i16| {
-                    if effective != 0 {
-                        notes.push((
-                            format!("{gbase}.{field}"),
-                            format!(
-                                "vrrp_sync_group '{group_name}': a member is the address owner (priority 255), so its {field} '{name}' has weight 0 (a failure faults the group), as in keepalived"
-                            ),
-                        ));
-                    }
-                    effective != 0
-                };
-                for t in &mut tracks.scripts {
-                    if clear("track_script", &t.name, weights.script(t)) {
-                        t.weight = Some(zero);
-                    }
-                }
-                for t in &mut tracks.interfaces {
-                    if clear("track_interface", &t.name, weights.interface(t)) {
-                        t.weight = Some(zero);
-                    }
-                }
-                for t in &mut tracks.files {
-                    if clear("track_file", &t.name, weights.file(t)) {
-                        t.weight = Some(FileWeight(zero));
-                    }
-                }
-                for t in &mut tracks.processes {
-                    if clear("track_process", &t.name, weights.process(t)) {
-                        t.weight = Some(FileWeight(zero));
-                    }
-                }
+                let (config, notes) = (&self.config, &mut notes);
+                zero_for_owner(&mut tracks.scripts, config, &gbase, &group_name, notes);
+                zero_for_owner(&mut tracks.interfaces, config, &gbase, &group_name, notes);
+                zero_for_owner(&mut tracks.files, config, &gbase, &group_name, notes);
+                zero_for_owner(&mut tracks.processes, config, &gbase, &group_name, notes);
             }
             let mut records = Vec::new();
             for &i in &members {
                 let ibase = format!("vrrp_instance[{i}]");
-                let weights = Weights(&self.config);
-                let inst = &self.config.vrrp_instance[i];
+                let config = &self.config;
+                let inst = &config.vrrp_instance[i];
                 let mut merged = inst.clone();
                 let mut both = Vec::new();
-                for (field, appended) in [
-                    (
-                        "track_script",
-                        merge(
-                            "track_script",
-                            &mut merged.track_script,
-                            &tracks.scripts,
-                            |t| &t.name,
-                            |t| weights.script(t),
-                            &mut both,
-                        ),
-                    ),
-                    (
-                        "track_interface",
-                        merge(
-                            "track_interface",
-                            &mut merged.track_interface,
-                            &tracks.interfaces,
-                            |t| &t.name,
-                            |t| weights.interface(t),
-                            &mut both,
-                        ),
-                    ),
-                    (
-                        "track_file",
-                        merge(
-                            "track_file",
-                            &mut merged.track_file,
-                            &tracks.files,
-                            |t| &t.name,
-                            |t| weights.file(t),
-                            &mut both,
-                        ),
-                    ),
-                    (
-                        "track_process",
-                        merge(
-                            "track_process",
-                            &mut merged.track_process,
-                            &tracks.processes,
-                            |t| &t.name,
-                            |t| weights.process(t),
-                            &mut both,
-                        ),
-                    ),
-                ] {
-                    // A member's entry taken from its group points at the
-                    // group's line, so a validation error on it names that.
-                    for (k, j) in appended {
-                        records.push((
-                            format!("{ibase}.{field}[{j}]"),
-                            format!("{gbase}.{field}[{k}]"),
-                        ));
-                    }
-                }
+                let at = (ibase.as_str(), gbase.as_str());
+                let (r, b) = (&mut records, &mut both);
+                merge(&mut merged.track_script, &tracks.scripts, config, at, r, b);
+                merge(
+                    &mut merged.track_interface,
+                    &tracks.interfaces,
+                    config,
+                    at,
+                    r,
+                    b,
+                );
+                merge(&mut merged.track_file, &tracks.files, config, at, r, b);
+                merge(
+                    &mut merged.track_process,
+                    &tracks.processes,
+                    config,
+                    at,
+                    r,
+                    b,
+                );
                 for (field, name) in both {
                     notes.push((
                         format!("{gbase}.{field}"),
@@ -1338,9 +1287,13 @@ impl Importer<'_> {
             notify_priority_changes: None,
             smtp_alert: None,
         };
+        let mut tracks = Tracks::default();
         for item in self.block(st) {
             let kw = item.keyword.text.as_str();
             self.record(format!("{base}.{kw}"), &item.keyword.pos);
+            if self.track(item, &base, &mut tracks) {
+                continue;
+            }
             match kw {
                 "state" => {
                     let Some(word) = self.value(item) else {
@@ -1380,38 +1333,6 @@ impl Importer<'_> {
                 "virtual_ipaddress_excluded" => {
                     inst.virtual_ipaddress_excluded =
                         self.addresses(item, &format!("{base}.virtual_ipaddress_excluded"));
-                }
-                "track_script" => {
-                    inst.track_script = self
-                        .tracked(item, &format!("{base}.track_script"))
-                        .into_iter()
-                        .map(|(name, weight)| TrackScript { name, weight })
-                        .collect();
-                }
-                "track_interface" => {
-                    inst.track_interface = self
-                        .tracked(item, &format!("{base}.track_interface"))
-                        .into_iter()
-                        .map(|(name, weight)| TrackInterface { name, weight })
-                        .collect();
-                }
-                "track_file" => {
-                    let base = format!("{base}.track_file");
-                    inst.track_file =
-                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackFile {
-                            name,
-                            weight,
-                            reverse,
-                        });
-                }
-                "track_process" => {
-                    let base = format!("{base}.track_process");
-                    inst.track_process =
-                        self.weighted_tracks(item, &base, |name, weight, reverse| TrackProcess {
-                            name,
-                            weight,
-                            reverse,
-                        });
                 }
                 "nopreempt" => inst.nopreempt = self.bare(item),
                 "preempt" => inst.nopreempt = !self.bare(item),
@@ -1510,6 +1431,10 @@ impl Importer<'_> {
         }
         self.strict.instances.push(strict);
         self.strict.skips.push(skip);
+        inst.track_script = tracks.scripts;
+        inst.track_interface = tracks.interfaces;
+        inst.track_file = tracks.files;
+        inst.track_process = tracks.processes;
         self.config.vrrp_instance.push(inst);
     }
 
@@ -2906,82 +2831,151 @@ fn parse_decimal_secs(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
 }
 
-/// The weight a tracked object counts with: the entry's own, else its
-/// object's (a script's, a file's, a process's), else 0.
-struct Weights<'c>(&'c Config);
+/// A tracked-object entry of an instance or a sync group.
+trait Tracked: Clone {
+    /// The keyword its list is under.
+    const FIELD: &'static str;
+    fn name(&self) -> &String;
+    /// The weight it counts with: its own, else its object's (a
+    /// script's, a file's, a process's), else 0.
+    fn weight_in(&self, config: &Config) -> i16;
+    /// Weight 0: a failure faults the instance.
+    fn set_zero(&mut self);
+}
 
-impl Weights<'_> {
-    fn script(&self, t: &TrackScript) -> i16 {
-        t.weight
+impl Tracked for TrackScript {
+    const FIELD: &'static str = "track_script";
+    fn name(&self) -> &String {
+        &self.name
+    }
+    fn weight_in(&self, config: &Config) -> i16 {
+        self.weight
             .or_else(|| {
-                self.0
+                config
                     .vrrp_script
                     .iter()
-                    .find(|s| s.name == t.name)
+                    .find(|s| s.name == self.name)
                     .map(|s| s.weight)
             })
             .unwrap_or_default()
             .get()
     }
-
-    fn interface(&self, t: &TrackInterface) -> i16 {
-        t.weight.unwrap_or_default().get()
+    fn set_zero(&mut self) {
+        self.weight = Some(TrackWeight::default());
     }
+}
 
-    fn file(&self, t: &TrackFile) -> i16 {
-        t.weight
+impl Tracked for TrackInterface {
+    const FIELD: &'static str = "track_interface";
+    fn name(&self) -> &String {
+        &self.name
+    }
+    fn weight_in(&self, _: &Config) -> i16 {
+        self.weight.unwrap_or_default().get()
+    }
+    fn set_zero(&mut self) {
+        self.weight = Some(TrackWeight::default());
+    }
+}
+
+impl Tracked for TrackFile {
+    const FIELD: &'static str = "track_file";
+    fn name(&self) -> &String {
+        &self.name
+    }
+    fn weight_in(&self, config: &Config) -> i16 {
+        self.weight
             .or_else(|| {
-                self.0
+                config
                     .track_file
                     .iter()
-                    .find(|f| f.name == t.name)
+                    .find(|f| f.name == self.name)
                     .map(|f| f.weight)
             })
             .map_or(0, |w| w.0.get())
     }
+    fn set_zero(&mut self) {
+        self.weight = Some(FileWeight(TrackWeight::default()));
+    }
+}
 
-    fn process(&self, t: &TrackProcess) -> i16 {
-        t.weight
+impl Tracked for TrackProcess {
+    const FIELD: &'static str = "track_process";
+    fn name(&self) -> &String {
+        &self.name
+    }
+    fn weight_in(&self, config: &Config) -> i16 {
+        self.weight
             .or_else(|| {
-                self.0
+                config
                     .vrrp_track_process
                     .iter()
-                    .find(|p| p.name == t.name)
+                    .find(|p| p.name == self.name)
                     .map(|p| p.weight)
             })
             .map_or(0, |w| w.0.get())
+    }
+    fn set_zero(&mut self) {
+        self.weight = Some(FileWeight(TrackWeight::default()));
+    }
+}
+
+/// A sync group whose member is the address owner: each of its entries
+/// that counts with a weight gets 0 (a failure faults the group), with a
+/// note for each.
+fn zero_for_owner<T: Tracked>(
+    entries: &mut [T],
+    config: &Config,
+    gbase: &str,
+    group_name: &str,
+    notes: &mut Vec<(String, String)>,
+) {
+    for t in entries {
+        if t.weight_in(config) != 0 {
+            notes.push((
+                format!("{gbase}.{}", T::FIELD),
+                format!(
+                    "vrrp_sync_group '{group_name}': a member is the address owner (priority 255), so its {} '{}' has weight 0 (a failure faults the group), as in keepalived",
+                    T::FIELD,
+                    t.name()
+                ),
+            ));
+            t.set_zero();
+        }
     }
 }
 
 /// Adds a sync group's `group` entries to a member's `member` list, as
 /// keepalived does: one the member tracks already keeps the member's
 /// entry if that counts with weight 0, else becomes the group's, and its
-/// field and name go to `both`. Returns (group index, member index) of
-/// the entries appended.
-fn merge<T: Clone>(
-    field: &'static str,
+/// field and name go to `both`. Each appended entry's path (under
+/// `ibase`) goes to `records` with its group entry's (under `gbase`), so
+/// an error on it names the group's line.
+fn merge<T: Tracked>(
     member: &mut Vec<T>,
     group: &[T],
-    name: impl Fn(&T) -> &String,
-    weight: impl Fn(&T) -> i16,
+    config: &Config,
+    (ibase, gbase): (&str, &str),
+    records: &mut Vec<(String, String)>,
     both: &mut Vec<(&'static str, String)>,
-) -> Vec<(usize, usize)> {
-    let mut appended = Vec::new();
+) {
     for (k, entry) in group.iter().enumerate() {
-        match member.iter_mut().find(|m| name(m) == name(entry)) {
+        match member.iter_mut().find(|m| m.name() == entry.name()) {
             Some(own) => {
-                both.push((field, name(entry).clone()));
-                if weight(own) != 0 {
+                both.push((T::FIELD, entry.name().clone()));
+                if own.weight_in(config) != 0 {
                     *own = entry.clone();
                 }
             }
             None => {
-                appended.push((k, member.len()));
+                records.push((
+                    format!("{ibase}.{}[{}]", T::FIELD, member.len()),
+                    format!("{gbase}.{}[{k}]", T::FIELD),
+                ));
                 member.push(entry.clone());
             }
         }
     }
-    appended
 }
 
 #[cfg(test)]
