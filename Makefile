@@ -162,7 +162,8 @@ demo-down:
 # (keepalived's needs IPVS; ~2 min; appended too), then 1,000 to 10,000
 # services loaded into IPVS in a qemu VM by ipvsadm -R and by the appliance
 # (up to ~30 min; appended too), then the disk image's size and boot time
-# (appended too).
+# (appended too). The failover and checker benches also write their samples
+# as CSV (docs/bench-data/), and `plots` then draws docs/img/*.svg from them.
 bench: deps
 	$(CARGO) build --release -p appliance --features failpoints
 	cp target/release/appliance target/release/appliance-failpoints
@@ -171,8 +172,9 @@ bench: deps
 	$(CARGO) run --release -p appliance-tests --bin jitter_bench -- --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin operations_bench -- --trials 5 --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin operations_bench -- --vm --trials 5 --append docs/benchmarks.md
-	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md
-	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md --csv docs/bench-data/checker.csv
+	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md --csv docs/bench-data/checker-vm.csv
 	$(CARGO) run --release -p appliance-tests --bin ipvs_bench -- --services 1000,2000,5000,10000 --append docs/benchmarks.md
 	images/disk/build
 	$(CARGO) run --release -p appliance-tests --bin image_bench -- --boots 5 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin plots

@@ -5,9 +5,11 @@
 //! Trials alternate between the implementations so a drift of the machine
 //! (load, frequency) weighs on both alike.
 
+pub mod data;
 pub mod director;
 pub mod jitter;
 pub mod operations;
+pub mod plot;
 pub mod pool;
 pub mod probe;
 pub mod report;

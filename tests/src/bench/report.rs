@@ -116,36 +116,62 @@ fn ratio(a: Option<Duration>, k: Option<Duration>) -> String {
     }
 }
 
-/// The results table, one line per scenario.
+/// The most columns a table of docs/benchmarks.md has: more do not fit a
+/// page.
+pub const MAX_COLUMNS: usize = 7;
+
+/// How many columns the widest Markdown table in `text` has.
+pub fn widest_table(text: &str) -> usize {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('|') && l.ends_with('|') && l.len() > 1)
+        .map(|l| l.matches('|').count() - 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The results, one line per scenario: the outages (ms, median / p95),
+/// then their ratios in a table of their own.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| protocol | fault | bound (ms) | appliance median | appliance p95 | keepalived median | keepalived p95 | ratio median | ratio p95 | goal met |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
+        "| protocol | fault | bound | appliance | keepalived | goal met |\n\
+         |---|---|---:|---:|---:|:---:|\n",
     );
-    for row in rows {
-        let (a, k) = (&row.appliance, &row.keepalived);
-        let lost = |s: &Samples| {
-            if s.lost > 0 {
-                format!(" ({} lost)", s.lost)
-            } else {
-                String::new()
-            }
+    let cell = |s: &Samples| {
+        let lost = if s.lost > 0 {
+            format!(" ({} lost)", s.lost)
+        } else {
+            String::new()
         };
+        format!("{} / {}{lost}", opt_ms(s.median()), opt_ms(s.p95()))
+    };
+    for row in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {}{} | {} | {}{} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             row.protocol,
             row.fault,
             ms(row.bound),
-            opt_ms(a.median()),
-            lost(a),
-            opt_ms(a.p95()),
-            opt_ms(k.median()),
-            lost(k),
-            opt_ms(k.p95()),
+            cell(&row.appliance),
+            cell(&row.keepalived),
+            if row.meets_goal() { "yes" } else { "no" },
+        );
+    }
+    out.push_str(
+        "\nThe same as ratios, appliance ÷ keepalived (under 1: the appliance's \
+         outage is the shorter):\n\n\
+         | protocol | fault | median | p95 |\n\
+         |---|---|---:|---:|\n",
+    );
+    for row in rows {
+        let (a, k) = (&row.appliance, &row.keepalived);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.protocol,
+            row.fault,
             ratio(a.median(), k.median()),
             ratio(a.p95(), k.p95()),
-            if row.meets_goal() { "yes" } else { "no" },
         );
     }
     out
@@ -259,13 +285,19 @@ longer than with keepalived, and within {slack} ms of the protocol's own bound
 
 ## Results
 
-Client-visible outage in milliseconds, median and p95 over the trials;
-ratio = appliance / keepalived. "goal met": the appliance's median and p95
+Client-visible outage in milliseconds, median / p95 over the trials, and
+the protocol's bound (below). "goal met": the appliance's median and p95
 are no longer than keepalived's (give or take the {interval} ms probe
 resolution), its p95 is within {slack} ms of the bound, and no trial lost the
 service.
 
 {table}
+![Every trial's outage, appliance and keepalived, beside the protocol's bound: a panel per scenario](img/failover.svg)
+
+Every trial's outage, sorted in each panel: a point per trial, the line the
+protocol's bound. [bench-data/failover.csv](bench-data/failover.csv) holds
+them; `make bench` draws the plot from it.
+
 Probe resolution: {interval} ms (every outage is a multiple of it, ± a
 scheduling jitter), so differences under {interval} ms are noise.
 
@@ -332,7 +364,9 @@ TRIALS=2 make bench     # a quick run
 As root (network namespaces), with keepalived installed (Debian package
 `keepalived`; `scripts/install-deps` installs it). `make bench` builds the
 release binaries and runs `failover_bench`, which prints the table and
-writes this page.
+writes this page and bench-data/failover.csv, then the other benches, then
+`plots`, which draws img/*.svg from bench-data/*.csv
+(`cargo run -p appliance-tests --bin plots` draws them again).
 "#,
         slack = BOUND_SLACK.as_millis(),
         date = machine.date,
@@ -420,10 +454,52 @@ mod tests {
 
     #[test]
     fn table_shows_ms_and_ratios() {
-        let t = table(&[row(&[50, 60], &[100, 120], 61)]);
+        let mut lost = row(&[50, 60], &[100, 120], 61);
+        lost.keepalived.lost = 2;
+        let t = table(&[lost]);
         assert!(
-            t.contains("| v3, 100 ms | clean stop | 61.0 | 55.0 | 60.0 | 110.0 | 120.0 | 0.500 | 0.500 | yes |"),
+            t.contains(
+                "| v3, 100 ms | clean stop | 61.0 | 55.0 / 60.0 | 110.0 / 120.0 (2 lost) | yes |"
+            ),
             "{t}"
         );
+        assert!(
+            t.contains("| v3, 100 ms | clean stop | 0.500 | 0.500 |"),
+            "{t}"
+        );
+        assert!(widest_table(&t) <= MAX_COLUMNS, "{t}");
+    }
+
+    #[test]
+    fn every_table_of_the_committed_pages_fits() {
+        for page in ["docs/benchmarks.md", "docs/benchmarks-checker.md"] {
+            let path = super::super::data::workspace(page);
+            let text = std::fs::read_to_string(&path).unwrap();
+            for section in text.split("\n## ") {
+                let title = section.lines().next().unwrap_or_default();
+                assert!(
+                    widest_table(section) <= MAX_COLUMNS,
+                    "{}, {title}: a table of {} columns",
+                    path.display(),
+                    widest_table(section)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_page_fits_too() {
+        let machine = Machine {
+            date: "2025-01-31".into(),
+            nproc: 2,
+            cpu: "a CPU".into(),
+            kernel: "6.1".into(),
+            keepalived: "Keepalived v2.2.7".into(),
+            appliance: "appliance 0.1.0".into(),
+            trials: 2,
+        };
+        let page = page(&machine, &[row(&[50, 60], &[100, 120], 61)]);
+        assert!(widest_table(&page) <= MAX_COLUMNS, "{page}");
+        assert!(page.contains("](img/failover.svg)"), "{page}");
     }
 }

@@ -11,9 +11,11 @@
 //! (checker_vm_bench runs it all in a VM). Each row also says how many
 //! checks a second the kernel counted and how idle the whole machine was,
 //! which shows whether the checker kept up and whether the machine was
-//! saturated. Prints a markdown table (a row per checker and probe kind),
-//! and with `--append FILE` adds it as a section to FILE (`make bench`:
-//! docs/benchmarks.md, which the failover benchmark has just written).
+//! saturated. Prints markdown tables (a row per checker and probe kind),
+//! with `--append FILE` adds them as a section to FILE (`make bench`:
+//! docs/benchmarks.md, which the failover benchmark has just written), and
+//! with `--csv FILE` writes the runs as CSV (`make bench`:
+//! docs/bench-data/checker.csv, which the `plots` binary draws).
 //!
 //! On loopback both ends of every check run in the kernel on the checker's
 //! CPU, the real servers' SYN handling included, and that is billed to the
@@ -30,14 +32,15 @@
 //! half-open checker, and the yardstick for ours when machines differ.
 //!
 //! `checker_bench [--servers N] [--seconds S] [--probe connect|half-open]
-//! [--steered] [--keepalived PATH] [--append FILE]`; `--probe` runs only
-//! that kind of ours. Build with `--release`.
+//! [--steered] [--keepalived PATH] [--append FILE] [--csv FILE]`; `--probe`
+//! runs only that kind of ours. Build with `--release`.
 
 use appliance::check::TICK;
 use appliance::check::runner::{self, Options, Report};
 use appliance::check::syn::segment::{Answer, SYN_LEN, Segment, Syn, Verdict};
 use appliance::check::syn::socket::{self, BATCH, Family, ProbeSocket};
 use appliance::config::model::{Config, VirtualServer};
+use appliance_tests::bench::data::{self, CheckerRun, FLOOR};
 use appliance_tests::loopback::{self, Server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +68,7 @@ struct Args {
     checker: Option<String>,
     keepalived: Option<PathBuf>,
     append: Option<PathBuf>,
+    csv: Option<PathBuf>,
     probes: Vec<Probe>,
     steered: bool,
     /// The child: the CPU to run on.
@@ -80,6 +84,7 @@ fn args() -> Result<Args, String> {
         checker: None,
         keepalived: None,
         append: None,
+        csv: None,
         probes: Probe::ALL.to_vec(),
         steered: false,
         cpu: None,
@@ -94,6 +99,7 @@ fn args() -> Result<Args, String> {
             "--checker" => out.checker = Some(value()?),
             "--keepalived" => out.keepalived = Some(value()?.into()),
             "--append" => out.append = Some(value()?.into()),
+            "--csv" => out.csv = Some(value()?.into()),
             "--steered" => out.steered = true,
             "--cpu" => out.cpu = Some(value()?.parse().map_err(|e| format!("--cpu: {e}"))?),
             "--floor" => out.floor = true,
@@ -310,6 +316,96 @@ struct Row {
     time_wait: u64,
 }
 
+impl Row {
+    /// Its CSV record.
+    fn run(&self, servers: usize) -> CheckerRun {
+        CheckerRun {
+            checker: self.checker.clone(),
+            probe: self.probe.to_owned(),
+            receive_work: self.placement.name().to_owned(),
+            servers,
+            checks_per_s: self.rate,
+            cpu: self.cpu,
+            user: self.user,
+            kernel: self.sys,
+            peak_rss_mb: self.peak_rss,
+        }
+    }
+}
+
+/// The results as Markdown, three tables narrow enough for a page (CPU;
+/// memory and the machine; the checks), each row named by its checker and
+/// probe, and where loopback's receive work ran when some rows steered it.
+fn tables(rows: &[Row], servers: usize, seconds: u64) -> String {
+    let steered = rows.iter().any(|r| r.placement == Placement::Steered);
+    let (key, rule, place) = if steered {
+        ("| checker | receive work on |", "|---|---|", "")
+    } else {
+        (
+            "| checker |",
+            "|---|",
+            ", loopback's receive work on the checker's CPU",
+        )
+    };
+    let name = |r: &Row| {
+        let name = format!("| {}, {} |", r.checker, r.probe);
+        if steered {
+            format!("{name} {} |", r.placement.name())
+        } else {
+            name
+        }
+    };
+    let mut out = format!(
+        "{servers} real servers, each checked every 1 s{place}. CPU over the \
+         {seconds} s window, % of one core, and per check (µs):\n\n\
+         {key} CPU | user | kernel | per check | checks per s |\n\
+         {rule}---:|---:|---:|---:|---:|\n"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{} {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |\n",
+            name(r),
+            r.cpu,
+            r.user,
+            r.sys,
+            // (% of a second) / (checks a second) × 10⁴ = µs per check
+            r.cpu * 1e4 / r.rate.max(1.0),
+            r.rate,
+        ));
+    }
+    out.push_str(&format!(
+        "\nThe checker's memory (MB) and the sockets left in TIME_WAIT at the \
+         window's end, and the whole machine's idle share over it (%):\n\n\
+         {key} peak RSS | RSS at the end | TIME_WAIT | machine idle |\n\
+         {rule}---:|---:|---:|---:|\n"
+    ));
+    for r in rows {
+        out.push_str(&format!(
+            "{} {:.1} | {:.1} | {} | {:.1} |\n",
+            name(r),
+            r.peak_rss,
+            r.rss,
+            r.time_wait,
+            r.idle,
+        ));
+    }
+    out.push_str(&format!(
+        "\nThe checks at the window's end:\n\n\
+         {key} checks up | state changes | oldest last check |\n\
+         {rule}---:|---:|---:|\n"
+    ));
+    for r in rows {
+        let oldest = r.oldest.map_or("n/a".to_owned(), |s| format!("{s:.2} s"));
+        out.push_str(&format!(
+            "{} {}/{servers} | {} | {oldest} |\n",
+            name(r),
+            r.up,
+            r.changes,
+        ));
+    }
+    out
+}
+
 /// Serves the listeners and runs the checker children, all in a network
 /// namespace of their own: the host's may track every loopback connection
 /// in conntrack (Docker's NAT rules load it), which would bill the checker
@@ -367,34 +463,12 @@ fn parent(args: &Args) -> Result<(), String> {
         drop(listeners);
         Ok::<_, String>(rows)
     })?;
-    let mut table = "| checker | probe | loopback receive work on | real servers | interval | window | checks per s | checker CPU (% of one core) | of which user | of which kernel | CPU per check (µs) | peak RSS (MB) | RSS at the end (MB) | checks up at the end | state changes | oldest last check | TIME_WAIT at the end | machine idle (%) |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        .to_owned();
-    for row in &rows {
-        let oldest = row.oldest.map_or("n/a".to_owned(), |s| format!("{s:.2} s"));
-        table.push_str(&format!(
-            "| {} | {} | {} | {} | 1 s | {} s | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {}/{} | {} | {oldest} | {} | {:.1} |\n",
-            row.checker,
-            row.probe,
-            row.placement.name(),
-            args.servers,
-            args.seconds,
-            row.rate,
-            row.cpu,
-            row.user,
-            row.sys,
-            // (% of a second) / (checks a second) × 10⁴ = µs per check
-            row.cpu * 1e4 / row.rate.max(1.0),
-            row.peak_rss,
-            row.rss,
-            row.up,
-            args.servers,
-            row.changes,
-            row.time_wait,
-            row.idle,
-        ));
-    }
+    let table = tables(&rows, args.servers, args.seconds);
     print!("{table}");
+    if let Some(path) = &args.csv {
+        let runs: Vec<CheckerRun> = rows.iter().map(|r| r.run(args.servers)).collect();
+        data::write(path, &data::checker_csv(&runs)).map_err(|e| e.to_string())?;
+    }
     if let Some(path) = &args.append {
         // The better of our probe kinds against the goal, for each place
         // loopback's receive work ran.
@@ -461,7 +535,15 @@ fn parent(args: &Args) -> Result<(), String> {
              interrupts would take it. Goal, by the better probe kind: under \
              {GOAL_CPU} % of one core ({}) and under {GOAL_RSS} MB peak RSS ({}). \
              [benchmarks-checker.md](benchmarks-checker.md) says where the time \
-             goes.{floor}\n\n{table}",
+             goes.{floor}\n\n{table}\n\
+             ![Each run's CPU, ours beside the bare SYN loop's (the kernel's floor) \
+             and, in the VM, keepalived's checker](img/checker.svg)\n\n\
+             Each run's CPU as a bar, here and in the VM below (where \
+             keepalived's checker runs beside ours); the grey line is the bare \
+             SYN loop's, the kernel's floor. \
+             [bench-data/checker.csv](bench-data/checker.csv) and \
+             [bench-data/checker-vm.csv](bench-data/checker-vm.csv) hold the \
+             runs; `make bench` draws the plot from them.\n",
             args.servers,
             cpu_verdicts.join("; "),
             verdict(best_rss, GOAL_RSS),
@@ -482,9 +564,6 @@ enum Child {
     /// The bare SYN loop ([`floor`]).
     Floor,
 }
-
-/// The table's name for the bare SYN loop.
-const FLOOR: &str = "bare SYN loop (floor)";
 
 /// Runs our checker, or the bare SYN loop, in a child (this binary with
 /// `--checker` or `--floor`) and reads its row from the child's output.
@@ -1113,6 +1192,59 @@ fn floor(servers: usize, seconds: u64, cpu: Option<usize>) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(checker: &str, placement: Placement, oldest: Option<f64>) -> Row {
+        Row {
+            checker: checker.to_owned(),
+            probe: Probe::HalfOpen.name(),
+            placement,
+            rate: 9901.0,
+            cpu: 19.75,
+            user: 3.21,
+            sys: 16.54,
+            peak_rss: 47.9,
+            rss: 35.0,
+            up: 10_000,
+            changes: 0,
+            oldest,
+            idle: 85.0,
+            time_wait: 0,
+        }
+    }
+
+    #[test]
+    fn the_tables_fit_a_page() {
+        use appliance_tests::bench::report::{MAX_COLUMNS, widest_table};
+        let rows = [
+            row(OURS, Placement::Shared, Some(1.01)),
+            row(FLOOR, Placement::Steered, None),
+        ];
+        let text = tables(&rows, 10_000, 30);
+        assert!(widest_table(&text) <= MAX_COLUMNS, "{text}");
+        for line in [
+            "| appliance, half-open SYN | checker's CPU | 19.75 | 3.21 | 16.54 | 20 | 9901 |",
+            "| bare SYN loop (floor), half-open SYN | other CPU (RPS) | 47.9 | 35.0 | 0 | 85.0 |",
+            "| appliance, half-open SYN | checker's CPU | 10000/10000 | 0 | 1.01 s |",
+            "| bare SYN loop (floor), half-open SYN | other CPU (RPS) | 10000/10000 | 0 | n/a |",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        // Without steering, no column says where the receive work ran.
+        let text = tables(&rows[..1], 500, 30);
+        assert!(
+            text.contains("| appliance, half-open SYN | 19.75 |"),
+            "{text}"
+        );
+        assert_eq!(
+            data::parse_checker(
+                Path::new("checker.csv"),
+                &data::checker_csv(&[rows[1].run(10_000)])
+            )
+            .unwrap()[0]
+                .receive_work,
+            "other CPU (RPS)"
+        );
+    }
 
     #[test]
     fn keepalived_gets_the_same_servers_as_ours() {

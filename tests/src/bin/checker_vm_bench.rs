@@ -7,13 +7,16 @@
 //! half-open, each measured over the same window. Emulation makes every
 //! check 20 to 35 times dearer than on the host; the rows compare, on the
 //! same (emulated) machine.
-//! Prints the table and the VM's times, and with `--append FILE` adds them
-//! as a section to FILE (`make bench`: docs/benchmarks.md).
+//! Prints the tables and the VM's times, with `--append FILE` adds them
+//! as a section to FILE (`make bench`: docs/benchmarks.md), and with
+//! `--csv FILE` writes the runs as CSV (`make bench`:
+//! docs/bench-data/checker-vm.csv, which the `plots` binary draws).
 //!
-//! `checker_vm_bench [--servers N] [--seconds S] [--append FILE]`; build
+//! `checker_vm_bench [--servers N] [--seconds S] [--append FILE] [--csv FILE]`; build
 //! the package's binaries with `--release` first (checker_bench is taken
 //! from beside this one).
 
+use appliance_tests::bench::data;
 use appliance_tests::vm::{self, Vm, section};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +31,7 @@ struct Args {
     servers: usize,
     seconds: u64,
     append: Option<PathBuf>,
+    csv: Option<PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
@@ -35,6 +39,7 @@ fn args() -> Result<Args, String> {
         servers: 500,
         seconds: 30,
         append: None,
+        csv: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +48,7 @@ fn args() -> Result<Args, String> {
             "--servers" => out.servers = value()?.parse().map_err(|e| format!("--servers: {e}"))?,
             "--seconds" => out.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--append" => out.append = Some(value()?.into()),
+            "--csv" => out.csv = Some(value()?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -81,8 +87,11 @@ fn run(args: &Args) -> Result<(), String> {
     let script = format!(
         "set -e\n\
          ulimit -n 65536\n\
+         mkdir -p /tmp\n\
          echo '--- table'\n\
-         checker_bench --servers {} --seconds {} --keepalived {KEEPALIVED}\n",
+         checker_bench --servers {} --seconds {} --keepalived {KEEPALIVED} --csv /tmp/checker.csv\n\
+         echo '--- csv'\n\
+         cat /tmp/checker.csv\n",
         args.servers, args.seconds
     );
     let out = Vm::builder()
@@ -104,6 +113,13 @@ fn run(args: &Args) -> Result<(), String> {
     );
     print!("{table}");
     println!("{times}");
+    if let Some(path) = &args.csv {
+        let csv = section(&out.stdout, "csv").join("\n") + "\n";
+        // Parsed before it is written: a garbled guest output fails here.
+        data::parse_checker(Path::new("the VM's /tmp/checker.csv"), &csv)
+            .map_err(|e| e.to_string())?;
+        data::write(path, &csv).map_err(|e| e.to_string())?;
+    }
     if let Some(path) = &args.append {
         let text = format!(
             "\n## Health checker beside keepalived (in a VM)\n\n\

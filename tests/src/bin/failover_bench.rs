@@ -1,13 +1,15 @@
 //! `make bench`: measures the client-visible failover outage of the
 //! appliance and of keepalived side by side, prints the table and writes
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md` and every trial's outage as CSV (the samples the
+//! `plots` binary draws).
 //!
-//! Usage: `failover_bench [OUT.md]` (default: docs/benchmarks.md of the
-//! workspace); `TRIALS=N` sets the trials per implementation and scenario.
-//! Runs as root.
+//! Usage: `failover_bench [--page OUT.md] [--csv OUT.csv]` (defaults: the
+//! workspace's docs/benchmarks.md and docs/bench-data/failover.csv; a quick
+//! run can write elsewhere and leave them be); `TRIALS=N` sets the trials
+//! per implementation and scenario. Runs as root.
 
-use appliance_tests::bench::{self, DEFAULT_TRIALS, Options, report};
-use std::path::PathBuf;
+use appliance_tests::bench::{self, DEFAULT_TRIALS, Options, data, report};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -29,10 +31,21 @@ fn run() -> Result<(), String> {
             .ok_or_else(|| format!("TRIALS={n}: expected a positive integer"))?,
         Err(_) => DEFAULT_TRIALS,
     };
-    let out = std::env::args_os().nth(1).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md"),
-        PathBuf::from,
-    );
+    let mut page_path = data::workspace("docs/benchmarks.md");
+    let mut csv_path = data::workspace(data::DIR).join(data::FAILOVER);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .map(PathBuf::from)
+                .ok_or(format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--page" => page_path = value()?,
+            "--csv" => csv_path = value()?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
     let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
     // target/release/failover_bench -> target/release/appliance
     let appliance = exe.with_file_name("appliance");
@@ -40,7 +53,12 @@ fn run() -> Result<(), String> {
     let rows = bench::run(&options).map_err(|e| e.to_string())?;
     println!("{}", report::table(&rows));
     let page = report::page(&bench::machine(&options), &rows);
-    std::fs::write(&out, page).map_err(|e| format!("{}: {e}", out.display()))?;
-    eprintln!("wrote {}", out.display());
+    write(&page_path, &page)?;
+    write(&csv_path, &data::failover_csv(&data::trials(&rows)))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    data::write(path, text).map_err(|e| e.to_string())?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -177,7 +177,8 @@ fn millis(text: &str) -> Option<f64> {
     Some(number * scale)
 }
 
-/// The guest's lines (`N way value`) as a Markdown table.
+/// The guest's lines (`N way value`) as Markdown: the loads, then the
+/// reloads.
 fn render(lines: &[&str], sizes: &[usize]) -> String {
     let cell = |n: usize, way: &str| {
         lines
@@ -191,8 +192,10 @@ fn render(lines: &[&str], sizes: &[usize]) -> String {
             .unwrap_or_else(|| "-".into())
     };
     let mut out = String::from(
-        "| services × 4 real servers | `ipvsadm -R` | `appliance dataplane apply` | `appliance run` | `ipvsadm -R` ÷ `appliance run` | reload changing one real server: `appliance reload` | of which the dataplane |\n\
-         |---|---|---|---|---|---|---|\n",
+        "Loading the services, each with 4 real servers, in seconds (the ratio: \
+         how many times `appliance run` is faster than `ipvsadm -R`):\n\n\
+         | services | `ipvsadm -R` | `dataplane apply` | `appliance run` | ratio |\n\
+         |---:|---:|---:|---:|---:|\n",
     );
     for &n in sizes {
         let (ipvsadm, apply, run) = (cell(n, "ipvsadm"), cell(n, "apply"), cell(n, "run"));
@@ -200,13 +203,18 @@ fn render(lines: &[&str], sizes: &[usize]) -> String {
             (Ok(i), Ok(r)) if r > 0.0 => format!("{:.1}", i / r),
             _ => "-".into(),
         };
+        let _ = writeln!(out, "| {n} | {ipvsadm} | {apply} | {run} | {ratio} |");
+    }
+    out.push_str(
+        "\nReloading with one real server's weight changed:\n\n\
+         | services | `appliance reload` | of which the dataplane |\n\
+         |---:|---:|---:|\n",
+    );
+    for &n in sizes {
         let reload = cell(n, "reload");
         let dataplane = millis(&cell(n, "reload-dataplane"))
             .map_or_else(|| "-".into(), |ms| format!("{ms:.0} ms"));
-        let _ = writeln!(
-            out,
-            "| {n} | {ipvsadm} s | {apply} s | {run} s | {ratio} | {reload} s | {dataplane} |"
-        );
+        let _ = writeln!(out, "| {n} | {reload} s | {dataplane} |");
     }
     out
 }
@@ -281,6 +289,32 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("ipvs_bench: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use appliance_tests::bench::report::{MAX_COLUMNS, widest_table};
+
+    #[test]
+    fn the_tables_fit_a_page() {
+        let lines = [
+            "1000 ipvsadm 2.50",
+            "1000 apply 0.70",
+            "1000 run 0.83",
+            "1000 reload 0.39",
+            "1000 reload-dataplane 4.2ms",
+        ];
+        let text = render(&lines, &[1000, 2000]);
+        assert!(widest_table(&text) <= MAX_COLUMNS, "{text}");
+        for line in [
+            "| 1000 | 2.50 | 0.70 | 0.83 | 3.0 |",
+            "| 2000 | - | - | - | - |",
+            "| 1000 | 0.39 s | 4 ms |",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
         }
     }
 }
