@@ -900,7 +900,7 @@ virtual_server fwmark 7 {
     fn a_toml_beside_a_keepalived_conf_adds_the_appliances_own_settings() {
         let (_dir, path) = beside(
             "keepalived_conf = \"keepalived.conf\"\n\n[global]\n\
-             metrics_listen = \"127.0.0.1:9100\"\ndataplane = \"nftables\"\n\
+             metrics_listen = \"127.0.0.1:9100\"\nstatus_page = true\ndataplane = \"nftables\"\n\
              graceful_remove = \"30s\"\n\n[network.sysctl]\n\"net.ipv4.ip_forward\" = \"1\"\n",
         );
         let config = load_file(&path).unwrap();
@@ -912,6 +912,7 @@ virtual_server fwmark 7 {
             config.global.metrics_listen,
             Some("127.0.0.1:9100".parse().unwrap())
         );
+        assert!(config.global.status_page);
         assert_eq!(config.global.dataplane, Some(model::Choice::Nftables));
         assert_eq!(
             config.global.graceful_remove,

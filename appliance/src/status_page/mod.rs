@@ -240,15 +240,15 @@ fn timeline(status: &Status, recent: &Recent, now: SystemTime) -> Markup {
     let from = started
         .filter(|s| now.duration_since(*s).is_ok_and(|d| d < chart::WINDOW))
         .unwrap_or(now - chart::WINDOW);
-    let rows: Vec<Row> = status
-        .instances
+    let instances = status.instances.iter().map(|i| Row {
+        lane: Lane::Instance(i.name.clone()),
+        label: format!("VRRP {}", i.name),
+        now: Phase::Vrrp(i.state),
+    });
+    let servers: Vec<Row> = status
+        .virtual_servers
         .iter()
-        .map(|i| Row {
-            lane: Lane::Instance(i.name.clone()),
-            label: format!("VRRP {}", i.name),
-            now: Phase::Vrrp(i.state),
-        })
-        .chain(status.virtual_servers.iter().flat_map(|vs| {
+        .flat_map(|vs| {
             vs.real_servers.iter().map(|rs| Row {
                 lane: Lane::RealServer {
                     service: vs.service.clone(),
@@ -257,8 +257,13 @@ fn timeline(status: &Status, recent: &Recent, now: SystemTime) -> Markup {
                 label: rs.address.to_string(),
                 now: Phase::Server { alive: rs.alive },
             })
-        }))
+        })
         .collect();
+    let total = servers.len();
+    let rows: Vec<Row> = instances
+        .chain(drawn_servers(servers, recent, from))
+        .collect();
+    let left_out = total + status.instances.len() - rows.len();
     html! {
         section id="timeline" {
             h2 { "Timeline" }
@@ -273,6 +278,9 @@ fn timeline(status: &Status, recent: &Recent, now: SystemTime) -> Markup {
                         span class="key up" { "UP" } span class="key down" { "DOWN" }
                         span class="key unknown" { "not known" }
                         " · a mark per change (hover for its reason)"
+                        @if left_out > 0 {
+                            " · " (left_out) " real servers with no change in this window not drawn"
+                        }
                     }
                 }
             }
@@ -296,6 +304,31 @@ fn timeline(status: &Status, recent: &Recent, now: SystemTime) -> Markup {
             }
         }
     }
+}
+
+/// How many real servers the chart draws at most: a lane each, so a
+/// director with thousands keeps a page a browser can refresh.
+const MAX_SERVER_LANES: usize = 48;
+
+/// The real servers the chart draws: those that changed since `from`
+/// first, then the others, [`MAX_SERVER_LANES`] at most, in the tables'
+/// order.
+fn drawn_servers(servers: Vec<Row>, recent: &Recent, from: SystemTime) -> Vec<Row> {
+    if servers.len() <= MAX_SERVER_LANES {
+        return servers;
+    }
+    let changed: std::collections::HashSet<Lane> = recent
+        .events
+        .iter()
+        .filter(|e| e.wall >= from)
+        .filter_map(|e| history::lane_of(&e.event).map(|(lane, _)| lane))
+        .collect();
+    let (mut moved, still): (Vec<Row>, Vec<Row>) =
+        servers.into_iter().partition(|r| changed.contains(&r.lane));
+    moved.truncate(MAX_SERVER_LANES);
+    let room = MAX_SERVER_LANES - moved.len();
+    moved.extend(still.into_iter().take(room));
+    moved
 }
 
 /// `n` in at most four digits and a unit prefix, as ipvsadm shows

@@ -1,4 +1,5 @@
 use super::*;
+use crate::daemon::status::RealServerStatus;
 use crate::daemon::status::tests::sample;
 use crate::dataplane::ipvs::listing::Traffic;
 use crate::timeline::{Event, EventKind};
@@ -146,4 +147,51 @@ fn a_daemon_that_does_not_answer_gives_a_page_that_says_so() {
     let page = render(None, &Recent::default(), now());
     assert!(page.contains("did not answer"));
     assert!(page.contains(r#"<main id="live">"#));
+}
+
+#[test]
+fn the_chart_draws_the_servers_that_changed_first_and_a_bounded_number() {
+    let mut status = sample();
+    let template = status.virtual_servers[0].real_servers[0].clone();
+    status.virtual_servers[0].real_servers = (0..1000u16)
+        .map(|i| RealServerStatus {
+            address: std::net::SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8], 80)),
+            ..template.clone()
+        })
+        .collect();
+    let h = History::default();
+    h.record(
+        &Event {
+            at: crate::clock::Instant::from_micros(0),
+            node: "director".into(),
+            instance: Some("TCP 10.0.0.100:80".into()),
+            kind: EventKind::RealServer {
+                address: "10.0.3.200:80".parse().unwrap(),
+                alive: false,
+                weight: 1,
+            },
+            detail: "timed out".into(),
+        },
+        now() - Duration::from_secs(30),
+    );
+    let page = render(Some(&status), &h.recent(), now());
+    let lanes = page.matches("<g class=\"lane\"").count();
+    assert_eq!(
+        lanes,
+        1 + MAX_SERVER_LANES,
+        "the instance and the servers drawn"
+    );
+    assert!(
+        page.contains(r#"data-lane="TCP 10.0.0.100:80 10.0.3.200:80""#),
+        "the one that changed"
+    );
+    assert!(page.contains(&format!(
+        "{} real servers with no change",
+        1000 - MAX_SERVER_LANES
+    )));
+    assert_eq!(
+        page.matches("<tr data-real-server=").count(),
+        1000,
+        "the table has them all"
+    );
 }
