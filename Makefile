@@ -129,8 +129,9 @@ fuzz:
 # Docker's compose command: the v2 plugin if there, else docker-compose v1.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-# The container images (appliance, nginx real server, client), each rebuilt
-# only when its inputs changed; the first build debootstraps a Debian base.
+# The container images (appliance, nginx real server, client, systemd host,
+# Prometheus), each rebuilt only when its inputs changed; the first build
+# debootstraps a Debian base.
 images:
 	images/build
 
@@ -139,8 +140,10 @@ images:
 image:
 	images/disk/build
 
-# The demo cluster in containers: a VIP failing over between two directors.
-# Installs what it needs first, as `make test` does (scripts/install-deps).
+# The demo cluster in containers: a VIP failing over between two directors,
+# then Prometheus scraping both; prints where their status pages, metrics
+# and Prometheus answer. Installs what it needs first, as `make test` does
+# (scripts/install-deps).
 demo: deps images
 	COMPOSE="$(COMPOSE)" compose/demo up
 

@@ -5,12 +5,12 @@
 //! A [`Lab`] is one `internal` network (no route out) with a /24 subnet of
 //! its own, and the containers and volumes started on it: directors
 //! (the appliance image, NET_ADMIN and NET_RAW only, config uploaded, the
-//! failover timeline in a volume), nginx real servers and a client, each at
-//! a fixed address so that VRRP unicast peers can be written into configs
-//! before anything starts. Everything a lab made is removed when it drops
-//! (pass, fail or panic). Names and labels carry the test process's pid;
-//! a new lab first removes what labs of dead test processes left behind (a
-//! test killed by a timeout runs no destructors).
+//! failover timeline in a volume), nginx real servers, a client and
+//! Prometheus, each at a fixed address so that VRRP unicast peers can be
+//! written into configs before anything starts. Everything a lab made is
+//! removed when it drops (pass, fail or panic). Names and labels carry the
+//! test process's pid; a new lab first removes what labs of dead test
+//! processes left behind (a test killed by a timeout runs no destructors).
 //!
 //! [`Lab::merged_timeline`] merges the directors' timelines with the test's
 //! own marks by wall clock (the containers share the host's clock), for
@@ -84,6 +84,8 @@ pub struct Images {
     pub client: String,
     /// A Debian host with systemd as PID 1.
     pub systemd: String,
+    /// Prometheus, as the demo runs it.
+    pub prometheus: String,
 }
 
 /// The images, built by `images/build` where missing or stale (once per
@@ -148,6 +150,7 @@ fn build_images() -> Result<Images> {
         nginx: tag("nginx")?,
         client: tag("client")?,
         systemd: tag("systemd")?,
+        prometheus: tag("prometheus")?,
     })
 }
 
@@ -269,7 +272,19 @@ impl Lab {
     /// instance, unicast to the peer, the VIP's HTTP port balanced round
     /// robin over rs1 and rs2 by LVS-NAT), moved to the lab's subnet.
     pub fn demo_config(&self, node: &str) -> Result<String> {
-        let path = repo_root().join(format!("compose/{node}.toml"));
+        self.demo_file(&format!("{node}.toml"))
+    }
+
+    /// The demo's Prometheus config (`compose/prometheus.yml`: both
+    /// directors' metrics, each labelled with its director), moved to the
+    /// lab's subnet.
+    pub fn demo_prometheus_config(&self) -> Result<String> {
+        self.demo_file("prometheus.yml")
+    }
+
+    /// `compose/<file>`, its addresses moved to the lab's subnet.
+    fn demo_file(&self, file: &str) -> Result<String> {
+        let path = repo_root().join("compose").join(file);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error(format!("reading {}: {e}", path.display())))?;
         let [a, b, c] = self.subnet;
@@ -380,6 +395,26 @@ impl Lab {
                 ..Default::default()
             },
             &[],
+        )
+    }
+
+    /// Starts Prometheus with `config` as its prometheus.yml: as in the
+    /// demo, the image's prometheus user with no capability, the TSDB in
+    /// the image's volume; the root stays writable, as the engine copies
+    /// no file into a read-only one.
+    pub fn prometheus(&self, images: &Images, host: u8, config: &str) -> Result<Container> {
+        self.start_container(
+            "prometheus",
+            host,
+            ContainerCreateBody {
+                image: Some(images.prometheus.clone()),
+                host_config: Some(HostConfig {
+                    cap_drop: Some(vec!["ALL".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &[("etc/prometheus/prometheus.yml", config.as_bytes())],
         )
     }
 

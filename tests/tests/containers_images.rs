@@ -84,6 +84,10 @@ fn demo_director_configs_are_valid_and_peer_each_other() {
         assert_eq!(vs.lb_kind, LbKind::Nat);
         assert!(!vs.masquerade, "the real servers route replies back");
         assert_eq!(vs.real_server.len(), 2, "rs1 and rs2");
+        // Metrics and the status page on every address: the demo's
+        // Prometheus scrapes them, a browser on the Docker host reads them.
+        assert_eq!(config.global.metrics_listen, "0.0.0.0:9100".parse().ok());
+        assert!(config.global.status_page);
     }
     assert_eq!(master.virtual_server, backup.virtual_server);
 }
