@@ -291,6 +291,21 @@ impl Lab {
         Ok(text.replace(DEMO_PREFIX, &format!("{a}.{b}.{c}.")))
     }
 
+    /// Starts the demo's two directors with their demo configs, the master
+    /// first; returns once the master is MASTER and the backup BACKUP
+    /// (each within `within`).
+    pub fn demo_directors(
+        &self,
+        images: &Images,
+        within: Duration,
+    ) -> Result<(Container, Container)> {
+        let master = self.director(images, "master", MASTER, &self.demo_config("master")?)?;
+        self.wait_state(&master, State::Master, within)?;
+        let backup = self.director(images, "backup", BACKUP, &self.demo_config("backup")?)?;
+        self.wait_state(&backup, State::Backup, within)?;
+        Ok((master, backup))
+    }
+
     /// Starts a director: the appliance image with only NET_ADMIN and
     /// NET_RAW, forwarding on, `config` as its TOML config, its timeline in
     /// a volume.

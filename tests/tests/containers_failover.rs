@@ -9,7 +9,7 @@
 use appliance::timeline::EventKind;
 use appliance::vrrp::machine::State;
 use appliance_tests::containers::{
-    BACKUP, Container, ExecOutput, HTTP_PORT, Images, Lab, MASTER, VIP, images, is_mark, is_state,
+    Container, ExecOutput, HTTP_PORT, Images, Lab, VIP, images, is_mark, is_state,
 };
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -39,18 +39,9 @@ fn pair(test: &str) -> Pair {
     let rs1 = lab.real_server(images, "rs1", RS1).expect("rs1");
     let rs2 = lab.real_server(images, "rs2", RS2).expect("rs2");
     let client = lab.client(images, CLIENT).expect("client");
-    let master_conf = lab.demo_config("master").expect("master config");
-    let backup_conf = lab.demo_config("backup").expect("backup config");
-    let master = lab
-        .director(images, "master", MASTER, &master_conf)
-        .expect("master");
-    lab.wait_state(&master, State::Master, START)
-        .expect("master becomes MASTER");
-    let backup = lab
-        .director(images, "backup", BACKUP, &backup_conf)
-        .expect("backup");
-    lab.wait_state(&backup, State::Backup, START)
-        .expect("backup becomes BACKUP");
+    let (master, backup) = lab
+        .demo_directors(images, START)
+        .expect("master MASTER, backup BACKUP");
     // One more advert of the master reaches the backup (and resolves its
     // address): a resign right after is then sent at once, not queued
     // behind an ARP request that the stopping container never sees

@@ -4,8 +4,7 @@
 //! labelled with its director, and what it stores says which is MASTER;
 //! the directors' status pages, which the demo prints beside it, answer.
 
-use appliance::vrrp::machine::State;
-use appliance_tests::containers::{BACKUP, Container, Lab, MASTER, images};
+use appliance_tests::containers::{Container, Lab, images};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -66,20 +65,15 @@ fn metrics_port(config: &str) -> u16 {
 fn prometheus_scrapes_both_directors_whose_status_pages_answer() {
     let images = images().expect("images");
     let lab = Lab::new("prometheus").expect("lab");
-    let master_conf = lab.demo_config("master").expect("master config");
-    let backup_conf = lab.demo_config("backup").expect("backup config");
-    let port = metrics_port(&master_conf);
-    assert_eq!(metrics_port(&backup_conf), port, "one port for both");
-    let master = lab
-        .director(images, "master", MASTER, &master_conf)
-        .expect("master");
-    lab.wait_state(&master, State::Master, START)
-        .expect("master becomes MASTER");
-    let backup = lab
-        .director(images, "backup", BACKUP, &backup_conf)
-        .expect("backup");
-    lab.wait_state(&backup, State::Backup, START)
-        .expect("backup becomes BACKUP");
+    let port = metrics_port(&lab.demo_config("master").expect("master config"));
+    assert_eq!(
+        metrics_port(&lab.demo_config("backup").expect("backup config")),
+        port,
+        "one port for both"
+    );
+    let (master, backup) = lab
+        .demo_directors(images, START)
+        .expect("master MASTER, backup BACKUP");
     let config = lab.demo_prometheus_config().expect("prometheus.yml");
     let prometheus = lab
         .prometheus(images, PROMETHEUS, &config)

@@ -26,6 +26,26 @@ pub fn workspace(rel: &str) -> PathBuf {
     tests.parent().unwrap_or(tests).join(rel)
 }
 
+/// Reads a bench's `--flag PATH` arguments (`args`, the program's name
+/// left out) into `paths`, each flag's place; an unknown flag or one
+/// without its path is an error naming it.
+pub fn path_flags(
+    args: impl IntoIterator<Item = String>,
+    paths: &mut [(&str, &mut PathBuf)],
+) -> Result<(), String> {
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let Some((_, place)) = paths.iter_mut().find(|(name, _)| *name == flag) else {
+            return Err(format!("unknown argument {flag}"));
+        };
+        **place = args
+            .next()
+            .map(PathBuf::from)
+            .ok_or(format!("{flag} needs a value"))?;
+    }
+    Ok(())
+}
+
 const FAILOVER_HEADER: &str = "protocol,fault,bound_ms,implementation,outage_ms";
 const CHECKER_HEADER: &str =
     "checker,probe,receive_work,servers,checks_per_s,cpu_pct,user_pct,kernel_pct,peak_rss_mb";
@@ -457,5 +477,21 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(e, "c.csv:2: servers: \"many\" is not a number");
+    }
+
+    #[test]
+    fn path_flags_set_their_places_and_name_what_is_wrong() {
+        let (mut a, mut b) = (PathBuf::from("a"), PathBuf::from("b"));
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        path_flags(args(&["--b", "x"]), &mut [("--a", &mut a), ("--b", &mut b)]).unwrap();
+        assert_eq!((a.as_path(), b.as_path()), (Path::new("a"), Path::new("x")));
+        assert_eq!(
+            path_flags(args(&["--c", "x"]), &mut [("--a", &mut a)]),
+            Err("unknown argument --c".into())
+        );
+        assert_eq!(
+            path_flags(args(&["--a"]), &mut [("--a", &mut a)]),
+            Err("--a needs a value".into())
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! per implementation and scenario. Runs as root.
 
 use appliance_tests::bench::{self, DEFAULT_TRIALS, Options, data, report};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -33,19 +33,10 @@ fn run() -> Result<(), String> {
     };
     let mut page_path = data::workspace("docs/benchmarks.md");
     let mut csv_path = data::workspace(data::DIR).join(data::FAILOVER);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .map(PathBuf::from)
-                .ok_or(format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--page" => page_path = value()?,
-            "--csv" => csv_path = value()?,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
+    data::path_flags(
+        std::env::args().skip(1),
+        &mut [("--page", &mut page_path), ("--csv", &mut csv_path)],
+    )?;
     let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
     // target/release/failover_bench -> target/release/appliance
     let appliance = exe.with_file_name("appliance");

@@ -7,7 +7,6 @@
 //! docs/bench-data and docs/img).
 
 use appliance_tests::bench::{data, plot};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -23,19 +22,10 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let mut dir = data::workspace(data::DIR);
     let mut img = data::workspace(plot::DIR);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .map(PathBuf::from)
-                .ok_or(format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--data" => dir = value()?,
-            "--img" => img = value()?,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
+    data::path_flags(
+        std::env::args().skip(1),
+        &mut [("--data", &mut dir), ("--img", &mut img)],
+    )?;
     let plots = plot::render(&dir).map_err(|e| e.to_string())?;
     if plots.is_empty() {
         return Err(format!("no samples in {}", dir.display()));
