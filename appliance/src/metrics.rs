@@ -119,7 +119,8 @@ struct DirectionLabels {
 type InOut = fn(&Traffic) -> [u64; 2];
 
 /// Each real server's traffic as the kernel counted it at the last
-/// scrape (IPVS keeps the counters; they are encoded as read).
+/// scrape (IPVS's counters, or the nftables dataplane's counting sets;
+/// encoded as read).
 #[derive(Debug, Default)]
 struct TrafficCounters(Mutex<Vec<(RealServerLabels, Traffic)>>);
 
@@ -132,7 +133,7 @@ impl Collector for TrafficCounters {
         {
             let mut family = encoder.encode_descriptor(
                 "real_server_scheduled_connections",
-                "Connections the kernel sent to the real server since it entered the table (IPVS)",
+                "Connections the kernel sent to the real server since it entered the table",
                 None,
                 MetricType::Counter,
             )?;
@@ -143,12 +144,12 @@ impl Collector for TrafficCounters {
         let families: [(&str, &str, InOut); 2] = [
             (
                 "real_server_packets",
-                "Packets to (in) and from (out) the real server through the director since it entered the table (IPVS)",
+                "Packets to (in) and from (out) the real server through the director since it entered the table",
                 |t| [t.in_packets, t.out_packets],
             ),
             (
                 "real_server_bytes",
-                "Bytes to (in) and from (out) the real server through the director since it entered the table (IPVS)",
+                "Bytes to (in) and from (out) the real server through the director since it entered the table",
                 |t| [t.in_bytes, t.out_bytes],
             ),
         ];

@@ -315,13 +315,24 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
     let before = status(director, &daemon);
     assert!(alive(&before, RS1) && alive(&before, RS2), "{before:?}");
     // The answers' connections, closed now (TIME_WAIT), as conntrack
-    // holds them for the nftables dataplane; it counts no traffic.
+    // holds them for the nftables dataplane, and their traffic as its
+    // counting sets have it: each connection a SYN, the request and the
+    // ACKs in, the SYN-ACK and the answer out, each packet at least its
+    // IP and TCP headers.
     for rs in &before.virtual_servers[0].real_servers {
         let c = rs
             .connections
             .unwrap_or_else(|| panic!("no connections in the status: {before:?}"));
+        let t = c
+            .traffic
+            .unwrap_or_else(|| panic!("no traffic in the status: {before:?}"));
+        assert!(c.active + c.inactive >= 1, "{before:?}");
         assert!(
-            c.active + c.inactive >= 1 && c.traffic.is_none(),
+            t.conns >= 1
+                && t.in_packets >= 3 * t.conns
+                && t.out_packets >= 2 * t.conns
+                && t.in_bytes >= 40 * t.in_packets
+                && t.out_bytes >= 40 * t.out_packets,
             "{before:?}"
         );
     }
@@ -340,6 +351,24 @@ fn a_stopped_real_server_leaves_the_rotation_and_returns_and_the_sorry_server_an
         )
     };
     assert!(held("active") + held("inactive") >= 1.0, "{metrics}");
+    let rs1_labels = format!("service=\"TCP {VIP}:80\",real_server=\"{RS1}:80\"");
+    assert!(
+        sample(
+            &metrics,
+            "appliance_real_server_scheduled_connections_total",
+            &rs1_labels
+        ) >= 1.0,
+        "{metrics}"
+    );
+    for direction in ["in", "out"] {
+        for name in [
+            "appliance_real_server_packets_total",
+            "appliance_real_server_bytes_total",
+        ] {
+            let labels = format!("{rs1_labels},direction=\"{direction}\"");
+            assert!(sample(&metrics, name, &labels) >= 1.0, "{metrics}");
+        }
+    }
     assert_eq!(
         sample(
             &metrics,

@@ -9,14 +9,15 @@
 //! follows the director live (its script swaps in fresh content: the
 //! document is never reloaded); the chart draws each change; a director
 //! that is gone leaves a page that says it is stale; the style sheet and
-//! script load under the page's own Content-Security-Policy; and with
+//! script load under the page's own Content-Security-Policy; the traffic
+//! through the VIP is counted in the real servers' rows; and with
 //! scripts off the page still holds the tables and reloads itself.
 
 use appliance::vrrp::machine::State;
 use appliance_tests::browser::{Browser, Tab};
 use appliance_tests::daemon::Daemon;
 use appliance_tests::netns::Lan;
-use appliance_tests::web::Nginx;
+use appliance_tests::web::{Nginx, curl};
 use serde_json::json;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -89,6 +90,28 @@ fn health_of(real_server: &str) -> String {
     )
 }
 
+/// `n` requests from the client through the VIP, each answered.
+fn get_through_vip(lan: &Lan, n: usize) {
+    for _ in 0..n {
+        let answer = curl(
+            lan.host("client"),
+            &format!("http://{VIP}/"),
+            Duration::from_secs(5),
+        )
+        .expect("curl (Debian package curl)");
+        assert!(answer.is_some(), "no answer through the VIP");
+    }
+}
+
+/// Whether the rows `rows` selects counted `n` connections or more in all
+/// (each Conns cell has the exact count in its title).
+fn connections_at_least(rows: &str, n: u64) -> String {
+    format!(
+        "[...document.querySelectorAll('{rows} td.conns')]\
+         .reduce((sum, td) => sum + Number(td.title), 0) >= {n}"
+    )
+}
+
 /// Each lane of the chart and the phases drawn in it, in order.
 const LANES: &str = "[...document.querySelectorAll('svg.chart g.lane')].map(g => \
      [g.dataset.lane, [...g.querySelectorAll('rect.seg')].map(r => r.classList[1])])";
@@ -150,6 +173,18 @@ fn the_status_page_follows_an_outage_and_a_failover_in_a_real_browser() {
             SEEN_WITHIN,
         )
         .expect("real servers up");
+    // Traffic through the VIP shows in the real servers' rows: the
+    // connections nftables' counting sets counted, exact in the cell's
+    // title.
+    get_through_vip(&lan, 4);
+    browser
+        .wait_for(
+            &m,
+            "the four connections counted on m's page",
+            &connections_at_least("tr[data-real-server]", 4),
+            SEEN_WITHIN,
+        )
+        .expect("traffic counted");
     // The style sheet loaded under the page's policy: the MASTER badge has
     // its colour; and the script runs: the page has refreshed itself.
     assert_eq!(
@@ -272,6 +307,16 @@ fn the_status_page_follows_an_outage_and_a_failover_in_a_real_browser() {
         ["master", "backup"],
         "b's lane ends backup, then master: {chart:?}"
     );
+    // The clients' connections go through b now, and b counts them.
+    get_through_vip(&lan, 3);
+    browser
+        .wait_for(
+            &b,
+            "three connections to rs2 counted on b's page",
+            &connections_at_least("tr[data-real-server=\"10.167.0.12:80\"]", 3),
+            SEEN_WITHIN,
+        )
+        .expect("traffic counted on b");
     browser
         .wait_for(
             &m,

@@ -55,6 +55,7 @@ const SET_DATA_TYPE: u16 = 6;
 const SET_DATA_LEN: u16 = 7;
 const SET_ID: u16 = 10;
 const SET_USERDATA: u16 = 13;
+const SET_EXPR: u16 = 17;
 
 const ELEM_LIST_TABLE: u16 = 1;
 const ELEM_LIST_SET: u16 = 2;
@@ -63,6 +64,11 @@ const ELEM_LIST_SET_ID: u16 = 4;
 
 const ELEM_KEY: u16 = 1;
 const ELEM_DATA: u16 = 2;
+const ELEM_EXPR: u16 = 7;
+const ELEM_EXPRESSIONS: u16 = 10;
+
+const COUNTER_BYTES: u16 = 1;
+const COUNTER_PACKETS: u16 = 2;
 
 const DATA_VALUE: u16 = 1;
 const DATA_VERDICT: u16 = 2;
@@ -335,6 +341,8 @@ impl Reg {
 /// `NFT_META_*` keys the appliance uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaKey {
+    /// The input interface's index, 4 bytes in host order.
+    Iif = 4,
     /// The packet's family (`NFPROTO_IPV4` / `NFPROTO_IPV6`), 1 byte.
     NfProto = 15,
     /// The transport protocol number, 1 byte.
@@ -348,13 +356,27 @@ pub enum PayloadBase {
     Transport = 2,
 }
 
-/// Conntrack keys (`NFT_CT_*`) the appliance uses, read in the original
-/// direction.
+/// Conntrack keys (`NFT_CT_*`) the appliance uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CtKey {
+    /// The packet's direction (`IP_CT_DIR_*`), 1 byte; read without one.
+    Direction = 1,
+    /// The transport protocol number, 1 byte.
+    Protocol = 10,
+    ProtoSrc = 11,
     ProtoDst = 12,
+    SrcIp = 19,
     DstIp = 20,
+    SrcIp6 = 21,
     DstIp6 = 22,
+}
+
+/// A connection's directions (`IP_CT_DIR_*`): which tuple a `ct` key is
+/// read from, and what [`CtKey::Direction`] loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtDir {
+    Original = 0,
+    Reply = 1,
 }
 
 /// Number generators (`NFT_NG_*`).
@@ -378,8 +400,12 @@ pub enum Expr {
         offset: u32,
         len: u32,
     },
-    /// `ct load KEY => dreg, dir original`.
-    CtOriginal { dreg: Reg, key: CtKey },
+    /// `ct load KEY => dreg`, from the tuple of `dir` when there is one.
+    Ct {
+        dreg: Reg,
+        key: CtKey,
+        dir: Option<CtDir>,
+    },
     /// `numgen dreg = TYPE mod MODULUS` (host-order u32).
     Numgen {
         dreg: Reg,
@@ -402,6 +428,9 @@ pub enum Expr {
         set: String,
         set_id: u32,
     },
+    /// `lookup sreg set NAME`: whether the key is in the set, which
+    /// updates the element's counter when the set has them.
+    InSet { sreg: Reg, set: String },
     /// `nat dnat FAMILY addr_min ADDR proto_min PROTO`.
     Dnat { family: u8, addr: Reg, proto: Reg },
     /// `masq`.
@@ -473,10 +502,10 @@ impl Expr {
             Self::Meta { .. } => "meta",
             Self::CmpEq { .. } => "cmp",
             Self::Payload { .. } => "payload",
-            Self::CtOriginal { .. } => "ct",
+            Self::Ct { .. } => "ct",
             Self::Numgen { .. } => "numgen",
             Self::Jhash { .. } => "hash",
-            Self::Lookup { .. } => "lookup",
+            Self::Lookup { .. } | Self::InSet { .. } => "lookup",
             Self::Dnat { .. } => "nat",
             Self::Masquerade => "masq",
             Self::Verdict(_) => "immediate",
@@ -500,8 +529,10 @@ impl Expr {
                 U32(3, *offset),
                 U32(4, *len),
             ],
-            Self::CtOriginal { dreg, key } => {
-                vec![U32(1, dreg.0), U32(2, *key as u32), U8(3, 0)]
+            Self::Ct { dreg, key, dir } => {
+                let mut attrs = vec![U32(1, dreg.0), U32(2, *key as u32)];
+                attrs.extend(dir.map(|d| U8(3, d as u8)));
+                attrs
             }
             Self::Numgen {
                 dreg,
@@ -539,6 +570,7 @@ impl Expr {
                 U32(3, dreg.0),
                 U32(4, *set_id),
             ],
+            Self::InSet { sreg, set } => vec![Str(1, set.clone()), U32(2, sreg.0)],
             Self::Dnat {
                 family,
                 addr,
@@ -595,6 +627,15 @@ pub enum SetAttr {
     Id(u32),
     /// nft's TLVs (byte order of key and data, for `nft list`).
     UserData(Vec<u8>),
+    /// Every element counts the packets and bytes that match it
+    /// (`NFTA_SET_EXPR` of a `counter`), from zero when it is added.
+    Counter,
+}
+
+/// The `counter` expression with no attributes of its own: what a set's
+/// elements get.
+fn counter_expr() -> [Attr; 1] {
+    [Attr::Str(EXPR_NAME, "counter".to_owned())]
 }
 
 impl Nla for SetAttr {
@@ -602,12 +643,14 @@ impl Nla for SetAttr {
         match self {
             Self::Table(s) | Self::Name(s) => string_len(s),
             Self::UserData(b) => b.len(),
+            Self::Counter => counter_expr().as_slice().buffer_len(),
             _ => 4,
         }
     }
 
     fn kind(&self) -> u16 {
         match self {
+            Self::Counter => SET_EXPR | NLA_F_NESTED,
             Self::Table(_) => SET_TABLE,
             Self::Name(_) => SET_NAME,
             Self::Flags(_) => SET_FLAGS,
@@ -624,6 +667,7 @@ impl Nla for SetAttr {
         match self {
             Self::Table(s) | Self::Name(s) => emit_string(s, buffer),
             Self::UserData(b) => buffer.copy_from_slice(b),
+            Self::Counter => counter_expr().as_slice().emit(buffer),
             Self::Flags(v)
             | Self::KeyType(v)
             | Self::KeyLen(v)
@@ -639,13 +683,64 @@ impl Nla for SetAttr {
 pub enum ElemAttr {
     Key(Vec<u8>),
     Data(Vec<u8>),
+    /// The element's counter (`NFTA_SET_ELEM_EXPR`): what it holds when
+    /// read back, where it starts when sent.
+    Counter(Counter),
     Other(DefaultNla),
+}
+
+/// A `counter` expression's packets and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Counter {
+    fn expr(&self) -> [Attr; 2] {
+        [
+            Attr::Str(EXPR_NAME, "counter".to_owned()),
+            Attr::Nested(
+                EXPR_DATA,
+                vec![
+                    Attr::Bytes(COUNTER_BYTES, self.bytes.to_be_bytes().to_vec()),
+                    Attr::Bytes(COUNTER_PACKETS, self.packets.to_be_bytes().to_vec()),
+                ],
+            ),
+        ]
+    }
+}
+
+/// The counter in one expression (`NFTA_EXPR_NAME`, `NFTA_EXPR_DATA`), if it
+/// is one.
+fn parse_counter(expr: &[u8]) -> Result<Option<Counter>, DecodeError> {
+    let mut is_counter = false;
+    let mut counter = Counter::default();
+    for nla in NlasIterator::new(expr) {
+        let nla = nla?;
+        match nla.kind() & KIND_MASK {
+            EXPR_NAME => is_counter = parse_string(nla.value())? == "counter",
+            EXPR_DATA => {
+                for attr in NlasIterator::new(nla.value()) {
+                    let attr = attr?;
+                    match attr.kind() & KIND_MASK {
+                        COUNTER_BYTES => counter.bytes = parse_be64(attr.value())?,
+                        COUNTER_PACKETS => counter.packets = parse_be64(attr.value())?,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(is_counter.then_some(counter))
 }
 
 impl Nla for ElemAttr {
     fn value_len(&self) -> usize {
         match self {
             Self::Key(b) | Self::Data(b) => Attr::Bytes(DATA_VALUE, b.clone()).buffer_len(),
+            Self::Counter(c) => c.expr().as_slice().buffer_len(),
             Self::Other(nla) => nla.value_len(),
         }
     }
@@ -654,6 +749,7 @@ impl Nla for ElemAttr {
         match self {
             Self::Key(_) => ELEM_KEY | NLA_F_NESTED,
             Self::Data(_) => ELEM_DATA | NLA_F_NESTED,
+            Self::Counter(_) => ELEM_EXPR | NLA_F_NESTED,
             Self::Other(nla) => nla.kind(),
         }
     }
@@ -661,6 +757,7 @@ impl Nla for ElemAttr {
     fn emit_value(&self, buffer: &mut [u8]) {
         match self {
             Self::Key(b) | Self::Data(b) => Attr::Bytes(DATA_VALUE, b.clone()).emit(buffer),
+            Self::Counter(c) => c.expr().as_slice().emit(buffer),
             Self::Other(nla) => nla.emit_value(buffer),
         }
     }
@@ -683,6 +780,18 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for ElemAttr {
         Ok(match buf.kind() & KIND_MASK {
             ELEM_KEY => Self::Key(parse_data_value(value)?),
             ELEM_DATA => Self::Data(parse_data_value(value)?),
+            // One expression is sent alone, several as a list.
+            ELEM_EXPR => match parse_counter(value)? {
+                Some(counter) => Self::Counter(counter),
+                None => Self::Other(DefaultNla::parse(buf)?),
+            },
+            ELEM_EXPRESSIONS => {
+                let counters = parse_nested(value, |item| parse_counter(item.value()))?;
+                match counters.into_iter().flatten().next() {
+                    Some(counter) => Self::Counter(counter),
+                    None => Self::Other(DefaultNla::parse(buf)?),
+                }
+            }
             _ => Self::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -703,6 +812,13 @@ impl Element {
     pub fn data(&self) -> Option<&[u8]> {
         self.0.iter().find_map(|a| match a {
             ElemAttr::Data(d) => Some(d.as_slice()),
+            _ => None,
+        })
+    }
+
+    pub fn counter(&self) -> Option<Counter> {
+        self.0.iter().find_map(|a| match a {
+            ElemAttr::Counter(c) => Some(*c),
             _ => None,
         })
     }

@@ -78,7 +78,8 @@ pub struct Connections {
     /// translation, so nftables has none.
     pub pinned: u32,
     /// What the kernel counted through it since it was added, and its
-    /// rates: IPVS keeps these; nftables has none.
+    /// rates: IPVS's own, or nftables' counting sets
+    /// ([`nftables::traffic`]); none from a table made before those.
     pub traffic: Option<ipvs::listing::Traffic>,
 }
 

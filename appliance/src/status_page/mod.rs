@@ -216,7 +216,7 @@ fn real_server(rs: &RealServerStatus) -> Markup {
             }
             @match traffic {
                 Some(t) => {
-                    td class="num" title=(t.conns) { (si(t.conns)) }
+                    td class="num conns" title=(t.conns) { (si(t.conns)) }
                     td class="num" title=(format!("{} / {}", t.in_packets, t.out_packets)) {
                         (si(t.in_packets)) " / " (si(t.out_packets))
                     }
@@ -228,7 +228,7 @@ fn real_server(rs: &RealServerStatus) -> Markup {
                         (si(t.in_bytes_per_second)) "B/s in · " (si(t.out_bytes_per_second)) "B/s out"
                     }
                 }
-                // nftables counts connections (conntrack), not traffic.
+                // An nftables table made before its counting sets has none.
                 None => { td class="num" { "–" } td class="num" { "–" } td class="num" { "–" } td class="num" { "–" } }
             }
         }

@@ -9,6 +9,7 @@ use appliance::dataplane::VirtualService;
 use appliance::dataplane::netlink::messages;
 use appliance::dataplane::nftables::message::{Body, NftMessage};
 use appliance::dataplane::nftables::nla::{ElemListAttr, RuleAttr};
+use appliance::dataplane::nftables::request;
 use appliance::dataplane::nftables::ruleset::{self, Described};
 use netlink_packet_core::{
     NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
@@ -96,7 +97,7 @@ fn reads_back(service: &VirtualService) {
         .destinations
         .values()
         .map(|d| {
-            let key = ruleset::target_bytes(d.address);
+            let key = request::target_bytes(d.address);
             (key, ruleset::weight_bytes(d.weight))
         })
         .collect();

@@ -79,6 +79,31 @@ impl From<Stats> for Traffic {
 }
 
 impl Traffic {
+    /// From counters and rates in [`Traffic::counters`]' order:
+    /// connections, packets in and out, bytes in and out.
+    pub fn from_parts(counters: [u64; 5], rates: [u64; 5]) -> Self {
+        let [conns, in_packets, out_packets, in_bytes, out_bytes] = counters;
+        let [
+            conns_per_second,
+            in_packets_per_second,
+            out_packets_per_second,
+            in_bytes_per_second,
+            out_bytes_per_second,
+        ] = rates;
+        Self {
+            conns,
+            in_packets,
+            out_packets,
+            in_bytes,
+            out_bytes,
+            conns_per_second,
+            in_packets_per_second,
+            out_packets_per_second,
+            in_bytes_per_second,
+            out_bytes_per_second,
+        }
+    }
+
     /// Adds `other`'s counters and rates (a real server in several kernel
     /// services of a group).
     pub fn add(&mut self, other: &Traffic) {

@@ -1,8 +1,9 @@
 //! The connections the kernel tracks to the nftables backend's real
 //! servers, read from conntrack over netlink (ctnetlink, the messages from
-//! the `netlink-packet-netfilter` crate): nftables keeps no per-destination
-//! counts as IPVS does, but each connection it forwarded is a conntrack
-//! entry whose reply comes from the real server. What a drain waits on.
+//! the `netlink-packet-netfilter` crate): nftables keeps no count of the
+//! connections open to a destination as IPVS does, but each connection it
+//! forwarded is a conntrack entry whose reply comes from the real server.
+//! What a drain waits on.
 
 use super::Error;
 use crate::dataplane::netlink;

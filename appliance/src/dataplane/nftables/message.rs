@@ -5,7 +5,7 @@
 use super::nla::{
     ChainAttr, ElemAttr, ElemListAttr, Element, HookAttr, RuleAttr, SetAttr, TableAttr, Verdict,
 };
-use super::ruleset::{FAMILY_INET, Request, TABLE};
+use super::request::{FAMILY_INET, Request, TABLE};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 pub use netlink_packet_nftables::message::{Body, Command, DUMP, GET, Kind, NftMessage, frame};
 
@@ -45,7 +45,7 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
                         HookAttr::Priority(chain.priority),
                     ]),
                     ChainAttr::Policy(Verdict::Accept),
-                    ChainAttr::Type("nat".to_owned()),
+                    ChainAttr::Type(chain.kind.name().to_owned()),
                 ]),
             ),
             new,
@@ -98,10 +98,14 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
                 SetAttr::Flags(spec.flags),
                 SetAttr::KeyType(spec.key_type),
                 SetAttr::KeyLen(spec.key_len),
-                SetAttr::DataType(spec.data_type),
-                SetAttr::DataLen(spec.data_len),
-                SetAttr::Id(spec.id),
             ];
+            if let Some((kind, len)) = spec.data {
+                attrs.extend([SetAttr::DataType(kind), SetAttr::DataLen(len)]);
+            }
+            attrs.push(SetAttr::Id(spec.id));
+            if spec.counter {
+                attrs.push(SetAttr::Counter);
+            }
             if !spec.userdata.is_empty() {
                 attrs.push(SetAttr::UserData(spec.userdata.clone()));
             }
@@ -131,22 +135,24 @@ pub fn request_message(request: &Request) -> (NftMessage, u16) {
             ));
             (message(Command::NewSetElem, Body::Elements(attrs)), new)
         }
-        Request::DelElements { set, keys } => (
-            message(
-                Command::DelSetElem,
-                Body::Elements(vec![
-                    ElemListAttr::Table(table()),
-                    ElemListAttr::Set(set.clone()),
-                    ElemListAttr::Elements(
-                        keys.iter()
-                            .map(|k| Element(vec![ElemAttr::Key(k.clone())]))
-                            .collect(),
-                    ),
-                ]),
-            ),
-            del,
-        ),
+        Request::NewKeys { set, keys } => (message(Command::NewSetElem, keys_of(set, keys)), new),
+        Request::DelElements { set, keys } => {
+            (message(Command::DelSetElem, keys_of(set, keys)), del)
+        }
     }
+}
+
+/// Elements of `set` named by their keys alone.
+fn keys_of(set: &str, keys: &[Vec<u8>]) -> Body {
+    Body::Elements(vec![
+        ElemListAttr::Table(TABLE.to_owned()),
+        ElemListAttr::Set(set.to_owned()),
+        ElemListAttr::Elements(
+            keys.iter()
+                .map(|k| Element(vec![ElemAttr::Key(k.clone())]))
+                .collect(),
+        ),
+    ])
 }
 
 /// The request to look the appliance's table up.
@@ -284,6 +290,7 @@ mod tests {
         have.masquerade = true;
         let installed = Installed {
             table_exists: true,
+            counting: true,
             services: [(
                 have.key,
                 InstalledService {

@@ -3,11 +3,13 @@
 //! appliance`), spoken over netlink directly (no `nft` binary).
 //!
 //! - [`nla`]: the attributes, from the `netlink-packet-nftables` crate
-//!   (as are the messages); [`message`]: the requests as messages, and
-//!   their batches;
+//!   (as are the messages); [`request`]: what a batch's requests do;
+//!   [`message`]: the requests as messages, and their batches;
 //! - [`ruleset`]: the model as rules, schedulers as number generators and
 //!   hashes over pick maps, and the requests of each operation (pure);
 //! - [`conntrack`]: the connections to each real server, from conntrack;
+//! - [`traffic`]: what nf_tables counts per real server (connections,
+//!   packets, bytes), and the rates;
 //! - this module: [`Nftables`], a blocking netlink client in the calling
 //!   thread's network namespace, and its [`Backend`] implementation.
 //!
@@ -19,7 +21,9 @@
 
 pub mod conntrack;
 pub mod message;
+pub mod request;
 pub mod ruleset;
+pub mod traffic;
 
 pub use netlink_packet_nftables::nla;
 
@@ -30,7 +34,8 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_sys::Socket;
 use netlink_sys::protocols::NETLINK_NETFILTER;
 use nla::RuleAttr;
-use ruleset::{Installed, InstalledService, PlanError, Request};
+use request::Request;
+use ruleset::{Installed, InstalledService, PlanError};
 use std::collections::BTreeMap;
 use std::io;
 
@@ -56,6 +61,8 @@ pub enum Error {
 pub struct Nftables {
     socket: Socket,
     sequence: u32,
+    /// The rates from the counters' successive reads.
+    rates: traffic::Rates,
 }
 
 /// How an exchange ends.
@@ -74,6 +81,7 @@ impl Nftables {
         let mut nft = Self {
             socket,
             sequence: 0,
+            rates: traffic::Rates::default(),
         };
         nft.table_exists()?;
         Ok(nft)
@@ -225,6 +233,10 @@ impl Nftables {
                 }
             }
             let described = comment.as_deref().and_then(ruleset::parse_description);
+            if traffic::CHAINS.contains(&chain.as_str()) && described.is_none() {
+                installed.counting = true;
+                continue;
+            }
             match (chain.as_str(), described) {
                 (ruleset::PREROUTING | ruleset::OUTPUT, None) => {}
                 (ruleset::POSTROUTING, Some(d)) => {
@@ -273,11 +285,24 @@ impl Nftables {
     }
 
     /// A map's elements as `(key, data)`.
-    fn elements(&mut self, set: &str) -> Result<ruleset::Elements, Error> {
+    fn elements(&mut self, set: &str) -> Result<request::Elements, Error> {
+        Ok(self
+            .dump_elements(set)?
+            .into_iter()
+            .map(|e| {
+                (
+                    e.key().unwrap_or_default().to_vec(),
+                    e.data().unwrap_or_default().to_vec(),
+                )
+            })
+            .collect())
+    }
+
+    fn dump_elements(&mut self, set: &str) -> Result<Vec<nla::Element>, Error> {
         let answers = self.query(
             message::dump_elements(set),
             message::DUMP,
-            &format!("list map {set} of table inet appliance"),
+            &format!("list set {set} of table inet appliance"),
         )?;
         let mut out = Vec::new();
         for answer in answers {
@@ -286,16 +311,36 @@ impl Nftables {
             };
             for attr in attrs {
                 if let nla::ElemListAttr::Elements(elements) = attr {
-                    for e in elements {
-                        out.push((
-                            e.key().unwrap_or_default().to_vec(),
-                            e.data().unwrap_or_default().to_vec(),
-                        ));
-                    }
+                    out.extend(elements);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// What the counting sets hold, and the rates updated from it; empty
+    /// when the table has no counters (yet).
+    pub fn counted(&mut self) -> Result<traffic::Counted, Error> {
+        let mut counted = traffic::Counted::default();
+        for (count, _, set) in traffic::sets() {
+            let elements = match self.dump_elements(&set) {
+                Ok(elements) => elements,
+                Err(Error::Kernel { source, .. })
+                    if source.raw_os_error() == Some(libc::ENOENT) =>
+                {
+                    return Ok(traffic::Counted::default());
+                }
+                Err(e) => return Err(e),
+            };
+            let into = counted.sets.entry(count).or_default();
+            for e in elements {
+                if let (Some(key), Some(counter)) = (e.key(), e.counter()) {
+                    into.insert(key.to_vec(), counter);
+                }
+            }
+        }
+        self.rates.update(std::time::Instant::now(), &counted);
+        Ok(counted)
     }
 }
 
@@ -327,11 +372,17 @@ impl Backend for Nftables {
         Ok(())
     }
 
-    /// From conntrack: one dump counts every wanted destination.
+    /// From conntrack: one dump counts every wanted destination; the
+    /// traffic from the counting sets.
     fn connections(
         &mut self,
         wanted: &[(ServiceKey, std::net::SocketAddr)],
     ) -> Result<Vec<crate::dataplane::Connections>, crate::dataplane::Error> {
-        Ok(conntrack::count(&conntrack::dump()?, wanted))
+        let mut out = conntrack::count(&conntrack::dump()?, wanted);
+        let counted = self.counted()?;
+        for (connections, (service, server)) in out.iter_mut().zip(wanted) {
+            connections.traffic = traffic::traffic(&counted, &self.rates, service, *server);
+        }
+        Ok(out)
     }
 }

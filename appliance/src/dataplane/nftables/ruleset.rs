@@ -20,6 +20,7 @@
 //!     chain postrouting { type nat hook postrouting priority srcnat;
 //!         ct original ip daddr 10.0.1.100 ct original proto-dst 80 masquerade
 //!             comment "appliance TCP 10.0.1.100:80" }  # only with masquerade
+//!     ...                                     # the counters: [`traffic`]
 //! }
 //! ```
 //!
@@ -30,7 +31,13 @@
 //! batch (one nf_tables transaction): new connections see the old rule or
 //! the new one, and established ones keep their conntrack NAT binding.
 
-use super::nla::{CtKey, Expr, Hook, MetaKey, NumgenType, PayloadBase, Reg, Verdict, set_flags};
+use super::nla::{
+    CtDir, CtKey, Expr, Hook, MetaKey, NumgenType, PayloadBase, Reg, Verdict, set_flags,
+};
+use super::request::{
+    BaseChain, ChainType, Request, SetSpec, addr_bytes, parse_target, target_bytes,
+};
+use super::traffic;
 use crate::dataplane::capability;
 use crate::dataplane::pick::{Generator, Pick, pick};
 use crate::dataplane::{
@@ -38,12 +45,8 @@ use crate::dataplane::{
     Weight,
 };
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-/// The appliance's table.
-pub const TABLE: &str = "appliance";
-/// `NFPROTO_INET`: one table for IPv4 and IPv6.
-pub const FAMILY_INET: u8 = 1;
 /// The regular chain holding one rule per service.
 pub const SERVICES: &str = "services";
 pub const PREROUTING: &str = "prerouting";
@@ -88,39 +91,6 @@ fn addr_len(family: Family) -> u32 {
     }
 }
 
-fn addr_bytes(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    }
-}
-
-/// `addr . port` as nft lays out the concatenation: the address, then the
-/// port in network order padded to 4 bytes.
-pub fn target_bytes(target: SocketAddr) -> Vec<u8> {
-    let mut bytes = addr_bytes(target.ip());
-    bytes.extend(target.port().to_be_bytes());
-    bytes.extend([0, 0]);
-    bytes
-}
-
-/// The inverse of [`target_bytes`].
-pub fn parse_target(bytes: &[u8]) -> Option<SocketAddr> {
-    let (ip, port) = match bytes.len() {
-        8 => {
-            let a: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
-            (IpAddr::from(a), bytes.get(4..6)?)
-        }
-        20 => {
-            let a: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
-            (IpAddr::from(a), bytes.get(16..18)?)
-        }
-        _ => return None,
-    };
-    let port = u16::from_be_bytes(port.try_into().ok()?);
-    Some(SocketAddr::new(ip, port))
-}
-
 /// The weight in a real-servers map element: network order, as `nft
 /// list` reads a map's data.
 pub fn weight_bytes(weight: Weight) -> Vec<u8> {
@@ -140,9 +110,6 @@ pub fn map_name(key: &ServiceKey) -> String {
         ServiceKey::Fwmark { family, mark } => format!("fwm{}_{mark}", nfproto(*family)),
     }
 }
-
-/// A map's elements as the kernel holds them: `(key, data)` bytes.
-pub type Elements = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// nft's rule comment as userdata: TLV type 0, length with the NUL.
 pub fn comment_userdata(text: &str) -> Vec<u8> {
@@ -235,15 +202,10 @@ pub struct InstalledService {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Installed {
     pub table_exists: bool,
+    /// Whether the table has the [`traffic`] counters (a table made by an
+    /// appliance before them has not).
+    pub counting: bool,
     pub services: BTreeMap<ServiceKey, InstalledService>,
-}
-
-/// A base chain of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BaseChain {
-    pub name: &'static str,
-    pub hook: Hook,
-    pub priority: i32,
 }
 
 /// The nat chains: prerouting and output at dstnat (-100), postrouting at
@@ -251,62 +213,23 @@ pub struct BaseChain {
 pub const BASE_CHAINS: [BaseChain; 3] = [
     BaseChain {
         name: PREROUTING,
+        kind: ChainType::Nat,
         hook: Hook::PreRouting,
         priority: -100,
     },
     BaseChain {
         name: OUTPUT,
+        kind: ChainType::Nat,
         hook: Hook::LocalOut,
         priority: -100,
     },
     BaseChain {
         name: POSTROUTING,
+        kind: ChainType::Nat,
         hook: Hook::PostRouting,
         priority: 100,
     },
 ];
-
-/// A set or map to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetSpec {
-    pub name: String,
-    pub id: u32,
-    pub flags: u32,
-    pub key_type: u32,
-    pub key_len: u32,
-    pub data_type: u32,
-    pub data_len: u32,
-    pub userdata: Vec<u8>,
-}
-
-/// One request of a batch (one nf_tables message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    NewTable,
-    DelTable,
-    NewBaseChain(BaseChain),
-    NewChain(&'static str),
-    NewRule {
-        chain: &'static str,
-        exprs: Vec<Expr>,
-        comment: Option<String>,
-    },
-    DelRule {
-        chain: &'static str,
-        handle: u64,
-    },
-    NewSet(SetSpec),
-    DelSet(String),
-    NewElements {
-        set: String,
-        set_id: Option<u32>,
-        elements: Elements,
-    },
-    DelElements {
-        set: String,
-        keys: Vec<Vec<u8>>,
-    },
-}
 
 /// An operation the ruleset cannot carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -328,6 +251,11 @@ pub enum PlanError {
 pub fn plan(op: &Op, installed: &Installed) -> Result<Vec<Request>, PlanError> {
     let current = |key: &ServiceKey| installed.services.get(key).ok_or(PlanError::Absent(*key));
     let mut out = Vec::new();
+    let last_goes = matches!(op, Op::DeleteService(key)
+        if installed.services.len() == 1 && installed.services.contains_key(key));
+    if installed.table_exists && !installed.counting && !last_goes {
+        out.extend(counting(installed));
+    }
     match op {
         Op::AddService(svc) => {
             if installed.services.contains_key(&svc.key) {
@@ -351,12 +279,14 @@ pub fn plan(op: &Op, installed: &Installed) -> Result<Vec<Request>, PlanError> {
         }
         Op::DeleteService(key) => {
             let have = current(key)?;
-            if installed.services.len() == 1 {
+            if last_goes {
                 // The last service: the table goes, with its chains.
                 out.push(Request::DelTable);
             } else {
                 out.extend(remove_rules(have));
                 out.push(Request::DelSet(map_name(key)));
+                let servers: Vec<SocketAddr> = have.service.destinations.keys().copied().collect();
+                out.extend(traffic::remove(key, &servers));
             }
         }
         Op::AddDestination {
@@ -393,6 +323,9 @@ pub fn plan(op: &Op, installed: &Installed) -> Result<Vec<Request>, PlanError> {
                 set_id: None,
                 elements: vec![(key, weight_bytes(destination.weight))],
             });
+            if !existed {
+                out.extend(traffic::add(service, &[destination.address]));
+            }
         }
         Op::DeleteDestination { service, address } => {
             let have = current(service)?;
@@ -409,9 +342,22 @@ pub fn plan(op: &Op, installed: &Installed) -> Result<Vec<Request>, PlanError> {
                 set: map_name(service),
                 keys: vec![target_bytes(*address)],
             });
+            out.extend(traffic::remove(service, &[*address]));
         }
     }
     Ok(out)
+}
+
+/// The counters for a table made before them: the sets, chains and rules,
+/// and an element for each real server already there. Their counts start
+/// now.
+fn counting(installed: &Installed) -> Vec<Request> {
+    let mut out = traffic::skeleton();
+    for (key, have) in &installed.services {
+        let servers: Vec<SocketAddr> = have.service.destinations.keys().copied().collect();
+        out.extend(traffic::add(key, &servers));
+    }
+    out
 }
 
 /// The table, its chains and the jumps into [`SERVICES`].
@@ -426,6 +372,7 @@ fn skeleton() -> Vec<Request> {
             comment: None,
         });
     }
+    out.extend(traffic::skeleton());
     out
 }
 
@@ -452,8 +399,8 @@ fn weights_map(key: &ServiceKey) -> SetSpec {
         flags: set_flags::MAP,
         key_type: target_type(family),
         key_len: addr_len(family) + 4,
-        data_type: datatype::MARK,
-        data_len: 4,
+        data: Some((datatype::MARK, 4)),
+        counter: false,
         userdata: Vec::new(),
     }
 }
@@ -492,8 +439,8 @@ fn service_rules(service: &VirtualService) -> Result<Vec<Request>, PlanError> {
             flags: set_flags::ANONYMOUS | set_flags::CONSTANT | set_flags::MAP,
             key_type: datatype::INTEGER,
             key_len: 4,
-            data_type: target_type(family),
-            data_len: addr_len(family) + 4,
+            data: Some((target_type(family), addr_len(family) + 4)),
+            counter: false,
             // nft's NFTNL_UDATA_SET_KEYBYTEORDER: host (1), so that `nft
             // list` prints the indices as numbers.
             userdata: [vec![0, 4], 1u32.to_ne_bytes().to_vec()].concat(),
@@ -535,20 +482,22 @@ fn service_rules(service: &VirtualService) -> Result<Vec<Request>, PlanError> {
             },
         ];
         exprs.extend([
-            Expr::CtOriginal {
+            Expr::Ct {
                 dreg: Reg::R1,
                 key: match family {
                     Family::Ipv4 => CtKey::DstIp,
                     Family::Ipv6 => CtKey::DstIp6,
                 },
+                dir: Some(CtDir::Original),
             },
             Expr::CmpEq {
                 sreg: Reg::R1,
                 data: addr_bytes(address.ip()),
             },
-            Expr::CtOriginal {
+            Expr::Ct {
                 dreg: Reg::R1,
                 key: CtKey::ProtoDst,
+                dir: Some(CtDir::Original),
             },
             Expr::CmpEq {
                 sreg: Reg::R1,
@@ -709,37 +658,11 @@ pub fn service_from(
     })
 }
 
-/// For errors: which request of a batch the kernel refused.
-impl std::fmt::Display for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NewTable => write!(f, "create table inet {TABLE}"),
-            Self::DelTable => write!(f, "delete table inet {TABLE}"),
-            Self::NewBaseChain(c) => write!(f, "create chain {}", c.name),
-            Self::NewChain(name) => write!(f, "create chain {name}"),
-            Self::NewRule {
-                chain,
-                comment: Some(c),
-                ..
-            } => write!(f, "add rule \"{c}\" to chain {chain}"),
-            Self::NewRule { chain, .. } => write!(f, "add rule to chain {chain}"),
-            Self::DelRule { chain, handle } => write!(f, "delete rule {handle} of chain {chain}"),
-            Self::NewSet(s) => write!(f, "create map {}", s.name),
-            Self::DelSet(name) => write!(f, "delete map {name}"),
-            Self::NewElements { set, elements, .. } => {
-                write!(f, "add {} element(s) to map {set}", elements.len())
-            }
-            Self::DelElements { set, keys } => {
-                write!(f, "delete {} element(s) from map {set}", keys.len())
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dataplane::{Persistence, SchedFlags};
+    use std::net::IpAddr;
 
     fn dest(last: u8, weight: u32) -> Destination {
         Destination {
@@ -940,6 +863,7 @@ mod tests {
     fn installed(services: &[VirtualService]) -> Installed {
         Installed {
             table_exists: !services.is_empty(),
+            counting: !services.is_empty(),
             services: services
                 .iter()
                 .zip(10..)
@@ -975,9 +899,21 @@ mod tests {
                 "create chain services",
                 "add rule to chain prerouting",
                 "add rule to chain output",
+            ]
+            .into_iter()
+            .chain(
+                traffic::skeleton()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str)
+            )
+            .chain([
                 "create map tcp_10.0.1.100_80",
                 "add rule \"appliance TCP 10.0.1.100:80 rr\" to chain services",
-            ]
+            ])
+            .collect::<Vec<_>>()
         );
         // Without servers, new connections are dropped.
         let Some(Request::NewRule { exprs, .. }) = plan.last() else {
@@ -1004,7 +940,7 @@ mod tests {
                 "add 4 element(s) to map __map%d",
                 "add rule \"appliance TCP 10.0.1.100:80 wrr masquerade\" to chain services",
                 "add rule \"appliance TCP 10.0.1.100:80\" to chain postrouting",
-                "delete 1 element(s) from map tcp_10.0.1.100_80",
+                "delete 1 element(s) from tcp_10.0.1.100_80",
                 "add 1 element(s) to map tcp_10.0.1.100_80",
             ]
         );
@@ -1031,6 +967,105 @@ mod tests {
                     proto: Reg(9)
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn real_servers_are_counted_from_their_addition_to_their_removal() {
+        let have = service(Scheduler::Wrr, &[dest(11, 1), dest(12, 1)]);
+        let table = installed(std::slice::from_ref(&have));
+        let counting = |plan: &[Request]| -> Vec<String> {
+            plan.iter()
+                .filter(|r| r.to_string().contains("traffic_"))
+                .map(ToString::to_string)
+                .collect()
+        };
+        let add = Op::AddDestination {
+            service: have.key,
+            destination: dest(13, 1),
+        };
+        assert_eq!(
+            counting(&plan(&add, &table).unwrap()),
+            [
+                "add 1 element(s) to set traffic_new_ipv4",
+                "add 1 element(s) to set traffic_in_ipv4",
+                "add 1 element(s) to set traffic_out_ipv4",
+            ]
+        );
+        // A weight change leaves the counts alone.
+        let edit = Op::EditDestination {
+            service: have.key,
+            destination: dest(11, 5),
+        };
+        assert_eq!(
+            counting(&plan(&edit, &table).unwrap()),
+            Vec::<String>::new()
+        );
+        let edit = Op::EditService(service(Scheduler::Rr, &[]));
+        assert_eq!(
+            counting(&plan(&edit, &table).unwrap()),
+            Vec::<String>::new()
+        );
+        let delete = Op::DeleteDestination {
+            service: have.key,
+            address: dest(12, 1).address,
+        };
+        assert_eq!(
+            counting(&plan(&delete, &table).unwrap()),
+            [
+                "delete 1 element(s) from traffic_new_ipv4",
+                "delete 1 element(s) from traffic_in_ipv4",
+                "delete 1 element(s) from traffic_out_ipv4",
+            ]
+        );
+        // A service going takes its servers' elements; the last one the
+        // whole table.
+        let other = VirtualService {
+            key: ServiceKey::Socket {
+                protocol: Protocol::Udp,
+                address: "10.0.1.100:53".parse().unwrap(),
+            },
+            ..have.clone()
+        };
+        let two = installed(&[have.clone(), other]);
+        assert_eq!(
+            counting(&plan(&Op::DeleteService(have.key), &two).unwrap()),
+            [
+                "delete 2 element(s) from traffic_new_ipv4",
+                "delete 2 element(s) from traffic_in_ipv4",
+                "delete 2 element(s) from traffic_out_ipv4",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_made_before_the_counters_gets_them_at_its_next_change() {
+        let have = service(Scheduler::Rr, &[dest(11, 1), dest(12, 1)]);
+        let mut old = installed(std::slice::from_ref(&have));
+        old.counting = false;
+        let op = Op::EditDestination {
+            service: have.key,
+            destination: dest(11, 2),
+        };
+        let plan = plan(&op, &old).unwrap();
+        let skeleton = traffic::skeleton();
+        assert_eq!(plan[..skeleton.len()], skeleton);
+        assert_eq!(
+            shown(&plan[skeleton.len()..skeleton.len() + 3]),
+            [
+                "add 2 element(s) to set traffic_new_ipv4",
+                "add 2 element(s) to set traffic_in_ipv4",
+                "add 2 element(s) to set traffic_out_ipv4",
+            ]
+        );
+        assert_eq!(
+            shown(&plan[skeleton.len() + 3..]),
+            shown(&super::plan(&op, &installed(std::slice::from_ref(&have))).unwrap())
+        );
+        // Deleting the last service deletes the table, counters or not.
+        assert_eq!(
+            shown(&super::plan(&Op::DeleteService(have.key), &old).unwrap()),
+            ["delete table inet appliance"]
         );
     }
 
@@ -1136,7 +1171,10 @@ mod tests {
             shown(&plan(&Op::DeleteService(a.key), &installed(&[a.clone(), b])).unwrap()),
             [
                 "delete rule 10 of chain services",
-                "delete map tcp_10.0.1.100_80"
+                "delete map tcp_10.0.1.100_80",
+                "delete 1 element(s) from traffic_new_ipv4",
+                "delete 1 element(s) from traffic_in_ipv4",
+                "delete 1 element(s) from traffic_out_ipv4",
             ]
         );
     }
