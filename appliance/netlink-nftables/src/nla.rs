@@ -336,6 +336,12 @@ impl Reg {
     pub fn after_r1(bytes: u32) -> Reg {
         Reg(8 + bytes / 4)
     }
+
+    /// The 4-byte register `bytes` bytes after the start of `NFT_REG_2`
+    /// (a multiple of 4).
+    pub fn after_r2(bytes: u32) -> Reg {
+        Reg(12 + bytes / 4)
+    }
 }
 
 /// `NFT_META_*` keys the appliance uses.

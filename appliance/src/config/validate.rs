@@ -1695,7 +1695,7 @@ vrrp_instance VI_2 {
             [
                 "a.toml:7:1: virtual_server TCP 10.0.0.1:80: lb_kind DR is not available with the nftables dataplane (NAT only)",
                 "a.toml:9:1: virtual_server TCP 10.0.0.1:80: real_server 10.0.1.1:80: uthreshold/lthreshold are not available with the nftables dataplane",
-                "a.toml:13:1: virtual_server TCP 10.0.0.1:443: lb_algo wlc (keepalived's default when lb_algo is not written) is not available with the nftables dataplane: use rr, wrr, sh, dh or random",
+                "a.toml:13:1: virtual_server TCP 10.0.0.1:443: lb_algo wlc (keepalived's default when lb_algo is not written) is not available with the nftables dataplane: use rr, wrr, sh, dh, mh or random",
             ]
         );
         let fine = "[global]\ndataplane = \"nftables\"\n\n\

@@ -53,10 +53,10 @@ pub fn nftables_reply(data: &[u8]) {
         }
     }
     for d in described {
-        let Ok((scheduler, masquerade)) = d.settings else {
+        let Ok(settings) = d.settings else {
             continue;
         };
-        if let Ok(service) = ruleset::service_from(d.key, scheduler, masquerade, &elements) {
+        if let Ok(service) = ruleset::service_from(d.key, settings, &elements) {
             reads_back(&service);
         }
     }
@@ -90,7 +90,7 @@ fn reads_back(service: &VirtualService) {
         ruleset::parse_description(&comment),
         Some(Described {
             key: service.key,
-            settings: Ok((service.scheduler, service.masquerade)),
+            settings: Ok(ruleset::Settings::of(service)),
         })
     );
     let written: Vec<_> = service
@@ -101,6 +101,6 @@ fn reads_back(service: &VirtualService) {
             (key, ruleset::weight_bytes(d.weight))
         })
         .collect();
-    let again = ruleset::service_from(service.key, service.scheduler, service.masquerade, &written);
+    let again = ruleset::service_from(service.key, ruleset::Settings::of(service), &written);
     assert_eq!(again.as_ref(), Ok(service));
 }

@@ -68,7 +68,12 @@ fn nftables(service: &VirtualService) -> Vec<Refusal> {
     if let Err(reason) = pick::pick(service) {
         let field = if matches!(
             service.scheduler,
-            Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random
+            Scheduler::Rr
+                | Scheduler::Wrr
+                | Scheduler::Sh
+                | Scheduler::Dh
+                | Scheduler::Mh
+                | Scheduler::Random
         ) {
             "real_server"
         } else {
@@ -90,11 +95,16 @@ fn nftables(service: &VirtualService) -> Vec<Refusal> {
             "one-packet scheduling (ops) is not available with the nftables dataplane".into(),
         );
     }
-    if service.sched_flags.any() {
+    // mh-port is the Maglev table's hash of the source port too; the
+    // fallbacks re-hash a client whose server is unavailable, where the
+    // nftables dataplane leaves such a server out of the table instead.
+    let flags_allowed = service.scheduler == Scheduler::Mh && !service.sched_flags.fallback;
+    if service.sched_flags.any() && !flags_allowed {
         refuse(
             "lb_algo",
             None,
-            "scheduler flags (sh-fallback, sh-port) are not available with the nftables dataplane"
+            "scheduler flags (sh-fallback, sh-port, mh-fallback) are not available with the \
+             nftables dataplane (mh-port is)"
                 .into(),
         );
     }

@@ -13,6 +13,7 @@
 
 pub mod capability;
 pub mod diff;
+pub mod maglev;
 pub mod pick;
 
 pub use diff::Op;

@@ -1,9 +1,10 @@
 //! How the nftables dataplane schedules as IPVS would: a generator (an
 //! incrementing counter, a random number, a hash of an address) indexes a
-//! list of real servers in which weights become repetitions. Sans-IO: the
-//! rule that carries a [`Pick`] is built in `appliance::dataplane::nftables`.
+//! list of real servers in which weights become repetitions, or, for `mh`,
+//! a Maglev lookup table ([`super::maglev`]). Sans-IO: the rule that
+//! carries a [`Pick`] is built in `appliance::dataplane::nftables`.
 
-use super::{Scheduler, VirtualService};
+use super::{Scheduler, VirtualService, maglev};
 use std::net::SocketAddr;
 
 /// The most entries a pick list may have: weights, divided by their
@@ -21,6 +22,9 @@ pub enum Generator {
     SourceHash,
     /// `jhash` of the destination address.
     DestinationHash,
+    /// `jhash` of the client's address (and source port with `mh-port`)
+    /// into a Maglev table of [`maglev::NFTABLES`]'s size.
+    Maglev { port: bool },
 }
 
 /// A scheduler as nftables does it: index `i` of the generator's output
@@ -53,6 +57,22 @@ pub fn pick(service: &VirtualService) -> Result<Pick, String> {
         Scheduler::Wrr => (Generator::RoundRobin, wrr_sequence(&active)),
         Scheduler::Random => (Generator::Random, expanded(&active)),
         Scheduler::Sh => (Generator::SourceHash, expanded(&active)),
+        Scheduler::Mh => {
+            // Every director builds the same table from the same servers:
+            // in address order, whatever order they were added in.
+            let table = maglev::table(maglev::NFTABLES, &active).map_err(|e| e.to_string())?;
+            let targets = table
+                .into_iter()
+                .flatten()
+                .filter_map(|i| active.get(i as usize).map(|(a, _)| *a))
+                .collect();
+            return Ok(Pick {
+                generator: Generator::Maglev {
+                    port: service.sched_flags.port,
+                },
+                targets,
+            });
+        }
         other => {
             let default = if other == Scheduler::KEEPALIVED_DEFAULT {
                 " (keepalived's default when lb_algo is not written)"
@@ -60,7 +80,7 @@ pub fn pick(service: &VirtualService) -> Result<Pick, String> {
                 ""
             };
             return Err(format!(
-                "lb_algo {}{default} is not available with the nftables dataplane: use rr, wrr, sh, dh or random",
+                "lb_algo {}{default} is not available with the nftables dataplane: use rr, wrr, sh, dh, mh or random",
                 other.name()
             ));
         }

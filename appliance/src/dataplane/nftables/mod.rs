@@ -14,7 +14,7 @@
 //!   thread's network namespace, and its [`Backend`] implementation.
 //!
 //! What it cannot do as IPVS would (DR, TUN, schedulers other than rr,
-//! wrr, sh, dh and random, persistence, one-packet scheduling, thresholds,
+//! wrr, sh, dh, mh and random, persistence, one-packet scheduling, thresholds,
 //! fwmark services) is refused, never approximated: at config check when
 //! the config says `dataplane = "nftables"`, and before any change at
 //! reconcile.
@@ -194,12 +194,32 @@ impl Nftables {
         let last = begin.wrapping_add(count);
         self.sequence = last.wrapping_add(1);
         let bytes = message::batch(requests, begin);
+        self.make_room(bytes.len())?;
         let what = |seq: u32| match requests.get(seq.wrapping_sub(first) as usize) {
             Some(request) => format!("{op}: {request}"),
             None => format!("{op}: commit"),
         };
         self.exchange(&bytes, Expect::Acks { first, last }, 0, &what)
             .map(drop)
+    }
+
+    /// Grows the socket's send buffer to hold a batch of `len` bytes: a
+    /// batch is one datagram, and a Maglev table's is megabytes, above the
+    /// default limit. `SO_SNDBUFFORCE` (the daemon has CAP_NET_ADMIN)
+    /// passes `net.core.wmem_max`, as nft does.
+    fn make_room(&mut self, len: usize) -> Result<(), Error> {
+        use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+        let have =
+            getsockopt(&self.socket, sockopt::SndBuf).map_err(|e| Error::Socket(e.into()))?;
+        // The kernel keeps some of the buffer for its own accounting.
+        let want = len.saturating_add(64 * 1024);
+        if have >= want {
+            return Ok(());
+        }
+        setsockopt(&self.socket, sockopt::SndBufForce, &want).map_err(|e| Error::Kernel {
+            what: format!("a send buffer of {want} bytes for a batch of {len}"),
+            source: e.into(),
+        })
     }
 
     /// What the table holds, and the services whose settings cannot be
@@ -243,10 +263,10 @@ impl Nftables {
                     masquerade.insert(d.key, handle);
                 }
                 (ruleset::SERVICES, Some(d)) => match d.settings {
-                    Ok((scheduler, masq)) => {
+                    Ok(settings) => {
                         let set = ruleset::map_name(&d.key);
                         let elements = self.elements(&set)?;
-                        match ruleset::service_from(d.key, scheduler, masq, &elements) {
+                        match ruleset::service_from(d.key, settings, &elements) {
                             Ok(service) => {
                                 installed.services.insert(
                                     d.key,

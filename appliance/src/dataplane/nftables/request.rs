@@ -45,6 +45,11 @@ pub fn parse_target(bytes: &[u8]) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// The most elements one request carries: a message's elements are one
+/// attribute, whose length is 16 bits (64 KiB), and an element of an IPv6
+/// map takes 44 bytes.
+pub const ELEMENTS_PER_MESSAGE: usize = 1024;
+
 /// A map's elements as the kernel holds them: `(key, data)` bytes.
 pub type Elements = Vec<(Vec<u8>, Vec<u8>)>;
 

@@ -35,14 +35,15 @@ use super::nla::{
     CtDir, CtKey, Expr, Hook, MetaKey, NumgenType, PayloadBase, Reg, Verdict, set_flags,
 };
 use super::request::{
-    BaseChain, ChainType, Request, SetSpec, addr_bytes, parse_target, target_bytes,
+    BaseChain, ChainType, ELEMENTS_PER_MESSAGE, Elements, Request, SetSpec, addr_bytes,
+    parse_target, target_bytes,
 };
 use super::traffic;
 use crate::dataplane::capability;
 use crate::dataplane::pick::{Generator, Pick, pick};
 use crate::dataplane::{
-    Choice, Destination, Family, Forwarding, Op, Protocol, Scheduler, ServiceKey, VirtualService,
-    Weight,
+    Choice, Destination, Family, Forwarding, Op, Protocol, SchedFlags, Scheduler, ServiceKey,
+    VirtualService, Weight,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -132,14 +133,36 @@ pub fn parse_comment_userdata(mut udata: &[u8]) -> Option<String> {
     None
 }
 
-/// The service rule's comment: `appliance TCP 10.0.1.100:80 wrr`, and
-/// ` masquerade` when set.
+/// The service rule's comment: `appliance TCP 10.0.1.100:80 wrr`, then
+/// ` masquerade` and ` mh-port` when set.
 pub fn describe(service: &VirtualService) -> String {
     let mut text = format!("{TAG} {} {}", service.key, service.scheduler.name());
     if service.masquerade {
         text.push_str(" masquerade");
     }
+    if service.sched_flags.port {
+        text.push_str(" mh-port");
+    }
     text
+}
+
+/// What a service rule's comment keeps of its service: what the rule and
+/// its map do not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub scheduler: Scheduler,
+    pub masquerade: bool,
+    pub sched_flags: SchedFlags,
+}
+
+impl Settings {
+    pub fn of(service: &VirtualService) -> Self {
+        Self {
+            scheduler: service.scheduler,
+            masquerade: service.masquerade,
+            sched_flags: service.sched_flags,
+        }
+    }
 }
 
 /// The postrouting rule's comment: `appliance TCP 10.0.1.100:80`.
@@ -151,8 +174,8 @@ pub fn describe_key(key: &ServiceKey) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Described {
     pub key: ServiceKey,
-    /// The scheduler and masquerade flag, or why they cannot be read.
-    pub settings: Result<(Scheduler, bool), String>,
+    /// The settings, or why they cannot be read.
+    pub settings: Result<Settings, String>,
 }
 
 /// Reads a comment written by [`describe`] or [`describe_key`]; `None` if
@@ -174,14 +197,34 @@ pub fn parse_description(text: &str) -> Option<Described> {
         None => Err("no scheduler in the rule's comment".to_owned()),
         Some(name) => match scheduler_named(name) {
             None => Err(format!("scheduler '{name}' is unknown")),
-            Some(s) => match words.next() {
-                None => Ok((s, false)),
-                Some("masquerade") if words.next().is_none() => Ok((s, true)),
-                Some(other) => Err(format!("unknown option '{other}' in the rule's comment")),
-            },
+            Some(scheduler) => options(scheduler, words),
         },
     };
     Some(Described { key, settings })
+}
+
+/// The options after the scheduler, each at most once, in
+/// [`describe`]'s order.
+fn options<'a>(
+    scheduler: Scheduler,
+    words: impl Iterator<Item = &'a str>,
+) -> Result<Settings, String> {
+    let mut settings = Settings {
+        scheduler,
+        masquerade: false,
+        sched_flags: SchedFlags::default(),
+    };
+    let mut expected = ["masquerade", "mh-port"].into_iter();
+    for word in words {
+        if !expected.any(|e| e == word) {
+            return Err(format!("unknown option '{word}' in the rule's comment"));
+        }
+        match word {
+            "masquerade" => settings.masquerade = true,
+            _ => settings.sched_flags.port = true,
+        }
+    }
+    Ok(settings)
 }
 
 fn scheduler_named(name: &str) -> Option<Scheduler> {
@@ -445,16 +488,23 @@ fn service_rules(service: &VirtualService) -> Result<Vec<Request>, PlanError> {
             // list` prints the indices as numbers.
             userdata: [vec![0, 4], 1u32.to_ne_bytes().to_vec()].concat(),
         }));
-        out.push(Request::NewElements {
-            set: ANONYMOUS_MAP.to_owned(),
-            set_id: Some(PICK_SET_ID),
-            elements: pick
-                .targets
-                .iter()
-                .zip(0u32..)
-                .map(|(t, i)| (i.to_ne_bytes().to_vec(), target_bytes(*t)))
-                .collect(),
-        });
+        let elements: Elements = pick
+            .targets
+            .iter()
+            .zip(0u32..)
+            .map(|(t, i)| (i.to_ne_bytes().to_vec(), target_bytes(*t)))
+            .collect();
+        // A message's elements are one attribute, whose length is 16 bits:
+        // a Maglev table's 65537 go in messages of their own.
+        out.extend(
+            elements
+                .chunks(ELEMENTS_PER_MESSAGE)
+                .map(|chunk| Request::NewElements {
+                    set: ANONYMOUS_MAP.to_owned(),
+                    set_id: Some(PICK_SET_ID),
+                    elements: chunk.to_vec(),
+                }),
+        );
         exprs.extend(pick_exprs(family, &pick));
     }
     out.push(Request::NewRule {
@@ -601,8 +651,31 @@ fn pick_exprs(family: Family, pick: &Pick) -> Vec<Expr> {
     let mut exprs = match pick.generator {
         Generator::RoundRobin => numgen(NumgenType::Incremental),
         Generator::Random => numgen(NumgenType::Random),
-        Generator::SourceHash => hash_of(saddr).to_vec(),
+        Generator::SourceHash | Generator::Maglev { port: false } => hash_of(saddr).to_vec(),
         Generator::DestinationHash => hash_of(daddr).to_vec(),
+        Generator::Maglev { port: true } => vec![
+            Expr::Payload {
+                dreg: Reg::R2,
+                base: PayloadBase::Network,
+                offset: saddr,
+                len,
+            },
+            // TCP, UDP and SCTP all have the source port at offset 0; the
+            // register's other two bytes are zeroed by the load.
+            Expr::Payload {
+                dreg: Reg::after_r2(len),
+                base: PayloadBase::Transport,
+                offset: 0,
+                len: 2,
+            },
+            Expr::Jhash {
+                sreg: Reg::R2,
+                dreg: Reg::R1,
+                len: len + 4,
+                modulus,
+                seed: JHASH_SEED,
+            },
+        ],
     };
     exprs.push(Expr::Lookup {
         sreg: Reg::R1,
@@ -622,8 +695,7 @@ fn pick_exprs(family: Family, pick: &Pick) -> Vec<Expr> {
 /// (`(key, data)` as the kernel holds them).
 pub fn service_from(
     key: ServiceKey,
-    scheduler: Scheduler,
-    masquerade: bool,
+    settings: Settings,
     elements: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<VirtualService, String> {
     let mut destinations = BTreeMap::new();
@@ -649,11 +721,11 @@ pub fn service_from(
     }
     Ok(VirtualService {
         key,
-        scheduler,
-        sched_flags: Default::default(),
+        scheduler: settings.scheduler,
+        sched_flags: settings.sched_flags,
         persistence: None,
         one_packet: false,
-        masquerade,
+        masquerade: settings.masquerade,
         destinations,
     })
 }
@@ -751,12 +823,110 @@ mod tests {
     }
 
     #[test]
+    fn mh_is_a_maglev_table_indexed_by_a_hash_of_the_client_and_its_port() {
+        let mut svc = service(Scheduler::Mh, &[dest(13, 2), dest(11, 1), dest(12, 1)]);
+        svc.sched_flags.port = true;
+        let p = pick(&svc).unwrap();
+        assert_eq!(p.generator, Generator::Maglev { port: true });
+        assert_eq!(p.targets.len(), 65537);
+        let share = |last: u8| {
+            p.targets
+                .iter()
+                .filter(|t| **t == dest(last, 1).address)
+                .count()
+        };
+        assert!(
+            share(13).abs_diff(2 * share(11)) < 100,
+            "{} {}",
+            share(13),
+            share(11)
+        );
+        assert_eq!(share(11) + share(12) + share(13), 65537);
+        // Weight 0 owns no slot.
+        svc.destinations
+            .get_mut(&dest(12, 1).address)
+            .unwrap()
+            .weight = Weight::new(0).unwrap();
+        assert_eq!(
+            pick(&svc)
+                .unwrap()
+                .targets
+                .iter()
+                .filter(|t| **t == dest(12, 1).address)
+                .count(),
+            0
+        );
+
+        let have = VirtualService {
+            destinations: BTreeMap::new(),
+            ..svc.clone()
+        };
+        let op = Op::AddDestination {
+            service: svc.key,
+            destination: dest(11, 1),
+        };
+        let plan = plan(&op, &installed(&[have])).unwrap();
+        let chunks: Vec<String> = shown(&plan)
+            .into_iter()
+            .filter(|r| r.contains("to map __map%d"))
+            .collect();
+        assert_eq!(chunks.len(), 65, "{chunks:?}");
+        assert_eq!(chunks[0], "add 1024 element(s) to map __map%d");
+        assert_eq!(chunks[64], "add 1 element(s) to map __map%d");
+        let Some(Request::NewRule { exprs, .. }) = plan.iter().find(|r| {
+            matches!(
+                r,
+                Request::NewRule {
+                    chain: SERVICES,
+                    ..
+                }
+            )
+        }) else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            exprs[8..11],
+            [
+                Expr::Payload {
+                    dreg: Reg::R2,
+                    base: PayloadBase::Network,
+                    offset: 12,
+                    len: 4
+                },
+                Expr::Payload {
+                    dreg: Reg(13),
+                    base: PayloadBase::Transport,
+                    offset: 0,
+                    len: 2
+                },
+                Expr::Jhash {
+                    sreg: Reg::R2,
+                    dreg: Reg::R1,
+                    len: 8,
+                    modulus: 65537,
+                    seed: JHASH_SEED
+                },
+            ]
+        );
+
+        // mh-fallback re-hashes where the table has no server: refused.
+        svc.sched_flags.fallback = true;
+        assert_eq!(
+            capability::refusals(Choice::Nftables, &svc)
+                .iter()
+                .map(|r| r.field)
+                .collect::<Vec<_>>(),
+            ["lb_algo"]
+        );
+    }
+
+    #[test]
     fn refuses_what_it_cannot_do() {
         let err = pick(&service(Scheduler::Wlc, &[dest(11, 1)])).unwrap_err();
         assert_eq!(
             err,
             "lb_algo wlc (keepalived's default when lb_algo is not written) is not available \
-             with the nftables dataplane: use rr, wrr, sh, dh or random"
+             with the nftables dataplane: use rr, wrr, sh, dh, mh or random"
         );
         let err = pick(&service(Scheduler::Wrr, &[dest(11, 1000), dest(12, 999)])).unwrap_err();
         assert!(
@@ -814,14 +984,41 @@ mod tests {
             parse_description(&text),
             Some(Described {
                 key: svc.key,
-                settings: Ok((Scheduler::Random, true))
+                settings: Ok(Settings::of(&svc))
             })
         );
         let v6 = "appliance UDP [2001:db8::1]:53 sh";
         assert_eq!(
             parse_description(v6).unwrap().settings,
-            Ok((Scheduler::Sh, false))
+            Ok(Settings {
+                scheduler: Scheduler::Sh,
+                masquerade: false,
+                sched_flags: SchedFlags::default()
+            })
         );
+        // mh-port is kept too: the rule read back hashes what it hashed.
+        let mut mh = service(Scheduler::Mh, &[]);
+        mh.sched_flags.port = true;
+        mh.masquerade = true;
+        let text = describe(&mh);
+        assert_eq!(text, "appliance TCP 10.0.1.100:80 mh masquerade mh-port");
+        assert_eq!(
+            parse_description(&text).unwrap().settings,
+            Ok(Settings::of(&mh))
+        );
+        for bad in [
+            "mh mh-port masquerade",
+            "mh masquerade masquerade",
+            "rr fast",
+        ] {
+            assert!(
+                parse_description(&format!("appliance TCP 10.0.1.100:80 {bad}"))
+                    .unwrap()
+                    .settings
+                    .is_err(),
+                "{bad}"
+            );
+        }
         assert_eq!(
             parse_description("appliance TCP 10.0.1.100:80 fast")
                 .unwrap()
@@ -849,15 +1046,10 @@ mod tests {
             target_bytes("10.0.2.11:8080".parse().unwrap()),
             weight_bytes(Weight::new(3).unwrap()),
         )];
-        let svc = service_from(
-            service(Scheduler::Rr, &[]).key,
-            Scheduler::Wrr,
-            false,
-            &elements,
-        )
-        .unwrap();
-        assert_eq!(svc, service(Scheduler::Wrr, &[dest(11, 3)]));
-        assert!(service_from(svc.key, Scheduler::Rr, false, &[(vec![1], vec![])]).is_err());
+        let wrr = service(Scheduler::Wrr, &[dest(11, 3)]);
+        let svc = service_from(wrr.key, Settings::of(&wrr), &elements).unwrap();
+        assert_eq!(svc, wrr);
+        assert!(service_from(svc.key, Settings::of(&wrr), &[(vec![1], vec![])]).is_err());
     }
 
     fn installed(services: &[VirtualService]) -> Installed {

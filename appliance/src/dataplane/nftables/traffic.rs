@@ -37,7 +37,7 @@
 //! server's addition, as IPVS's do.
 
 use super::nla::{CtDir, CtKey, Expr, Hook, MetaKey, Reg, Verdict};
-use super::request::{BaseChain, ChainType, Request, SetSpec, target_bytes};
+use super::request::{BaseChain, ChainType, ELEMENTS_PER_MESSAGE, Request, SetSpec, target_bytes};
 use crate::dataplane::ipvs::listing::Traffic;
 use crate::dataplane::{Family, ServiceKey};
 use std::collections::HashMap;
@@ -301,7 +301,11 @@ fn per_set(
     }
     Count::ALL
         .into_iter()
-        .map(|count| request(set_name(count, service.family()), keys.clone()))
+        .flat_map(|count| {
+            keys.chunks(ELEMENTS_PER_MESSAGE)
+                .map(|chunk| request(set_name(count, service.family()), chunk.to_vec()))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
