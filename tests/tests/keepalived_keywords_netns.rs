@@ -249,12 +249,21 @@ fn vrrp_garp_interval_spaces_a_new_masters_gratuitous_arps() {
         }
         let gaps: Vec<f64> = seen.windows(2).map(|w| w[1].0 - w[0].0).collect();
         match interval {
-            // The pacing's timer can only be late, never early; the
-            // capture's timestamps are the kernel's.
-            Some(interval) => assert!(
-                gaps.iter().all(|g| *g >= interval - 0.002),
-                "paced {interval} s apart: gaps {gaps:?}"
-            ),
+            // The pacing's timer can only be late, never early; but the
+            // capture stamps each ARP when it reaches c, a few ms after b
+            // sent it on a loaded machine (one gap came out 196.8 ms): each
+            // gap may lose that delivery jitter, the whole burst only the
+            // first packet's.
+            Some(interval) => {
+                assert!(
+                    gaps.iter().all(|g| *g >= interval - 0.02),
+                    "paced {interval} s apart: gaps {gaps:?}"
+                );
+                assert!(
+                    seen[5].0 - seen[0].0 >= 5.0 * interval - 0.01,
+                    "paced {interval} s apart: gaps {gaps:?}"
+                );
+            }
             None => assert!(
                 seen[5].0 - seen[0].0 < 0.1,
                 "unpaced, the burst leaves together: gaps {gaps:?}"
