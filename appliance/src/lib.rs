@@ -11,7 +11,7 @@
 
 // The sans-IO cores live in their own crate (appliance/core), which cannot
 // reach tokio, nix or libc; they keep their paths here.
-pub use appliance_core::{checksum, clock, timeline, vrrp};
+pub use appliance_core::{bgp, checksum, clock, timeline, vrrp};
 
 pub mod check;
 pub mod cli;

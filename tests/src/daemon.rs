@@ -28,6 +28,9 @@ pub struct Daemon {
     config_name: &'static str,
     /// Extra environment of the daemon (FAILPOINTS, say).
     env: Vec<(String, String)>,
+    /// A daemon without VRRP instances notifies nothing: its start ends
+    /// when it tells the service manager it is ready.
+    without_vrrp: bool,
     process: Option<Process>,
 }
 
@@ -87,11 +90,27 @@ impl Daemon {
         Self::start_as(host, config, "appliance.toml", env)
     }
 
+    /// [`Daemon::start_toml`] for a config without VRRP instances (a
+    /// BGP director): returns once the daemon is ready.
+    pub fn start_toml_without_vrrp(host: &Host, config: &str) -> Result<Self> {
+        Self::start_with(host, config, "appliance.toml", &[], true)
+    }
+
     fn start_as(
         host: &Host,
         config: &str,
         config_name: &'static str,
         env: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::start_with(host, config, config_name, env, false)
+    }
+
+    fn start_with(
+        host: &Host,
+        config: &str,
+        config_name: &'static str,
+        env: &[(&str, &str)],
+        without_vrrp: bool,
     ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("appliance-{}-", host.name()))
@@ -105,6 +124,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
+            without_vrrp,
             process: None,
         };
         daemon.write_config(config)?;
@@ -147,7 +167,23 @@ impl Daemon {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().map_err(io("sharing the log file"))?)
             .stderr(log);
+        let ready = self.log().matches("states=[Ready").count() + 1;
         self.process = Some(host.spawn(&mut cmd)?);
+        if self.without_vrrp {
+            let start = Instant::now();
+            while self.log().matches("states=[Ready").count() < ready {
+                if start.elapsed() > START_STOP {
+                    return Err(Error::Timeout {
+                        service: format!("appliance in {}", self.host),
+                        what: "becoming ready".into(),
+                        within: START_STOP,
+                        output: self.log(),
+                    });
+                }
+                std::thread::sleep(POLL);
+            }
+            return Ok(());
+        }
         // A start-up, like every state change, ends with its notify.
         self.wait_event("starting its instances", START_STOP, |e| {
             e.wall >= since && matches!(e.event.kind, EventKind::Notify { .. })

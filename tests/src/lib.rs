@@ -9,6 +9,7 @@ pub mod browser;
 pub mod containers;
 pub mod daemon;
 pub mod error;
+pub mod frr;
 pub mod image;
 pub mod keepalived;
 pub mod loopback;

@@ -5,6 +5,8 @@
 //!
 //! - [`vrrp`]: the VRRP wire format, the receive rules, the state machine,
 //!   sync groups and the units that tie them together;
+//! - [`bgp`]: a BGP session that announces the director's anycast VIPs
+//!   to a router, and the framing of its byte stream;
 //! - [`check`]: the health checker's decisions (up, down, weight, quorum,
 //!   sorry server) and the probes' schedule;
 //! - [`dataplane`]: the model of the kernel's load balancer, its diff and
@@ -16,6 +18,7 @@
 //! - [`range`]: the error of a value newtype out of its range;
 //! - [`timeline`]: the failover timeline the cores' actions are recorded in.
 
+pub mod bgp;
 pub mod check;
 pub mod checksum;
 pub mod clock;

@@ -2,7 +2,7 @@
 //! the top of the TOML makes that keepalived.conf the source of everything
 //! keepalived has words for (its globals, scripts, tracked files, sync
 //! groups, instances, virtual servers), and the TOML the source of what
-//! only the appliance has: [`APPLIANCE_GLOBALS`], `[network]`, and a
+//! only the appliance has: [`APPLIANCE_GLOBALS`], `[network]`, `[bgp]`, and a
 //! virtual server's [`APPLIANCE_VS_KEYS`] (in a `[[virtual_server]]` that
 //! names the keepalived.conf's by its `service`, and `protocol` when two
 //! share an address). A key set in the wrong file is an error naming where
@@ -109,6 +109,7 @@ pub(super) fn merge(
     config.global.graceful_remove = toml.global.graceful_remove;
     config.global.smtp_starttls = toml.global.smtp_starttls;
     config.network = toml.network;
+    config.bgp = toml.bgp;
     for (i, wanted) in toml.virtual_server.iter().enumerate() {
         let at = |key: &str| tmap.lookup(&format!("virtual_server[{i}].{key}"));
         let by_protocol = tmap.has(&format!("virtual_server[{i}].protocol"));

@@ -59,6 +59,10 @@ pub struct Config {
     /// what a dedicated director would otherwise set with shell scripts.
     #[serde(default, skip_serializing_if = "Network::is_empty")]
     pub network: Network,
+    /// `[bgp]`: anycast VIPs announced to routers (an appliance
+    /// extension, TOML only), for several active directors behind ECMP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<Bgp>,
 }
 
 /// `[network]`: interfaces brought up with their addresses, routes and
@@ -81,6 +85,63 @@ impl Network {
     pub fn is_empty(&self) -> bool {
         self.sysctl.is_empty() && self.interface.is_empty() && self.route.is_empty()
     }
+}
+
+/// `[bgp]`: the director announces each of `announce` to every peer while
+/// it can serve it (the dataplane holds its services, at least one of
+/// them has a real server to send to, the daemon is not stopping), and
+/// withdraws it otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    pub local_as: u32,
+    /// The BGP identifier: an IPv4 address of this director.
+    pub router_id: Ipv4Addr,
+    /// The hold time offered (seconds; the session uses the lower of it
+    /// and the peer's). Short by default: a dead director is withdrawn
+    /// within it, as fast as the routers allow without BFD.
+    #[serde(default = "default_bgp_hold_time")]
+    pub hold_time: u16,
+    /// The wait before connecting again after a failure.
+    #[serde(default = "default_bgp_connect_retry", with = "humantime_serde")]
+    pub connect_retry: Duration,
+    /// The prefixes announced: the anycast VIPs, host routes (`/32`,
+    /// `/128`) as a rule, each covering the address of a virtual server.
+    pub announce: Vec<IpNet>,
+    /// The next hops announced, per family; a session's own local
+    /// address when not given (an IPv6 VIP over an IPv4 session needs
+    /// `next_hop_ipv6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_ipv4: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+    pub peer: Vec<BgpPeer>,
+}
+
+fn default_bgp_hold_time() -> u16 {
+    9
+}
+
+fn default_bgp_connect_retry() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A router the director peers with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPeer {
+    pub address: IpAddr,
+    pub remote_as: u32,
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+    /// The local address the session is made from (the kernel's choice
+    /// when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<IpAddr>,
+}
+
+fn default_bgp_port() -> u16 {
+    179
 }
 
 /// An interface to bring up, with its own (not virtual) addresses.

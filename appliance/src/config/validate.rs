@@ -33,6 +33,7 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.status_page(&config.global);
     v.master_only(config);
     v.network(config);
+    v.bgp(config);
     v.notify_fifos(config);
     v.mail(&config.global);
     v.out
@@ -740,6 +741,119 @@ impl Validator<'_> {
                 } else {
                     member_of.insert(member, &group.name);
                 }
+            }
+        }
+    }
+
+    /// `[bgp]`: usable AS numbers and identifier, a hold time BGP
+    /// allows, peers listed once, and prefixes that a virtual server's
+    /// address falls in (or they would never be announced) with a next hop
+    /// of their family for every peer.
+    fn bgp(&mut self, config: &Config) {
+        let Some(bgp) = &config.bgp else {
+            return;
+        };
+        if bgp.local_as == 0 {
+            self.report("bgp.local_as", "bgp.local_as 0 is reserved");
+        }
+        if bgp.router_id.is_unspecified() || bgp.router_id.is_broadcast() {
+            self.report(
+                "bgp.router_id",
+                format!("bgp.router_id {} is not a usable identifier", bgp.router_id),
+            );
+        }
+        if matches!(bgp.hold_time, 1 | 2) {
+            self.report(
+                "bgp.hold_time",
+                format!(
+                    "bgp.hold_time {} s: BGP allows 0 or at least 3",
+                    bgp.hold_time
+                ),
+            );
+        }
+        if bgp.connect_retry.is_zero() {
+            self.report("bgp.connect_retry", "bgp.connect_retry must not be zero");
+        }
+        if bgp.peer.is_empty() {
+            self.report("bgp", "[bgp] has no peer: add a [[bgp.peer]]");
+        }
+        let served: Vec<IpAddr> = config
+            .virtual_server
+            .iter()
+            .filter_map(|vs| {
+                crate::dataplane::build::services(vs, &config.virtual_server_group).ok()
+            })
+            .flatten()
+            .filter_map(|service| match service.key {
+                crate::dataplane::ServiceKey::Socket { address, .. } => Some(address.ip()),
+                crate::dataplane::ServiceKey::Fwmark { .. } => None,
+            })
+            .collect();
+        if bgp.announce.is_empty() {
+            self.report("bgp.announce", "bgp.announce lists no prefix");
+        }
+        for (i, prefix) in bgp.announce.iter().enumerate() {
+            let path = format!("bgp.announce[{i}]");
+            if prefix.trunc() != *prefix {
+                self.report(
+                    &path,
+                    format!(
+                        "bgp.announce {prefix} has host bits set (the prefix is {})",
+                        prefix.trunc()
+                    ),
+                );
+            }
+            if !served.iter().any(|address| prefix.contains(address)) {
+                self.report(
+                    &path,
+                    format!(
+                        "bgp.announce {prefix} holds no virtual_server's address: it would never be announced"
+                    ),
+                );
+            }
+            let (family, next_hop) = match prefix {
+                IpNet::V4(_) => ("IPv4", bgp.next_hop_ipv4.is_some()),
+                IpNet::V6(_) => ("IPv6", bgp.next_hop_ipv6.is_some()),
+            };
+            for peer in &bgp.peer {
+                if !next_hop && peer.address.is_ipv4() != prefix.addr().is_ipv4() {
+                    self.report(
+                        &path,
+                        format!(
+                            "bgp.announce {prefix}: peer {} has no {family} next hop to give; set bgp.next_hop_{}",
+                            peer.address,
+                            family.to_lowercase()
+                        ),
+                    );
+                }
+            }
+        }
+        let mut seen = HashMap::new();
+        for (i, peer) in bgp.peer.iter().enumerate() {
+            let path = format!("bgp.peer[{i}]");
+            if peer.remote_as == 0 {
+                self.report(&format!("{path}.remote_as"), "remote_as 0 is reserved");
+            }
+            if let Some(source) = peer.source
+                && source.is_ipv4() != peer.address.is_ipv4()
+            {
+                self.report(
+                    &format!("{path}.source"),
+                    format!(
+                        "peer {}: source {source} is of the other address family",
+                        peer.address
+                    ),
+                );
+            }
+            if let Some(first) = seen.insert(peer.address, i) {
+                let first_pos = self.map.lookup(&format!("bgp.peer[{first}]"));
+                self.report(
+                    &path,
+                    format!(
+                        "bgp peer {} is listed twice (first at {first_pos})",
+                        peer.address
+                    ),
+                );
             }
         }
     }
@@ -1833,6 +1947,33 @@ vrrp_instance VI_2 {
             got[3].contains("route to 10.1.0.0/16 needs a gateway or an interface"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn bgp_settings_are_checked() {
+        let text = "[[virtual_server]]\nservice = { address = \"10.0.0.100:80\" }\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.2.11:80\"\n\n\
+                    [bgp]\nlocal_as = 65001\nrouter_id = \"0.0.0.0\"\nhold_time = 2\n\
+                    announce = [\"10.0.0.100/32\", \"10.0.0.200/32\", \"2001:db8::100/128\", \"10.0.0.101/24\"]\n\n\
+                    [[bgp.peer]]\naddress = \"10.0.1.1\"\nremote_as = 65000\n\n\
+                    [[bgp.peer]]\naddress = \"10.0.1.1\"\nremote_as = 0\nsource = \"2001:db8::1\"\n";
+        let got = toml_problems(text);
+        let want = [
+            "bgp.router_id 0.0.0.0 is not a usable identifier",
+            "bgp.hold_time 2 s: BGP allows 0 or at least 3",
+            "bgp.announce 10.0.0.200/32 holds no virtual_server's address",
+            "bgp.announce 2001:db8::100/128 holds no virtual_server's address",
+            "bgp.announce 2001:db8::100/128: peer 10.0.1.1 has no IPv6 next hop to give; set bgp.next_hop_ipv6",
+            "bgp.announce 10.0.0.101/24 has host bits set (the prefix is 10.0.0.0/24)",
+            "remote_as 0 is reserved",
+            "peer 10.0.1.1: source 2001:db8::1 is of the other address family",
+            "bgp peer 10.0.1.1 is listed twice",
+        ];
+        for want in want {
+            assert!(got.iter().any(|p| p.contains(want)), "{want}\n{got:#?}");
+        }
+        // The IPv6 next-hop complaint comes once per peer.
+        assert_eq!(got.len(), want.len() + 1, "{got:#?}");
     }
 
     #[test]

@@ -17,7 +17,12 @@
 //!   line for systemd ([`systemd`]); the alert mail, queued to a task of
 //!   its own so a relay never holds anything up ([`mail`]).
 //!
-//! SIGTERM and SIGINT resign (priority 0), remove the VIPs and return;
+//! - The BGP speaker ([`bgp`]), when `[bgp]` is configured: the control
+//!   loop tells it which anycast VIPs the kernel can serve after each
+//!   table the dataplane thread applies.
+//!
+//! SIGTERM and SIGINT withdraw the BGP routes, resign (priority 0), remove
+//! the VIPs and return;
 //! SIGHUP reloads the config ([`reload`]), keeping the running one if the
 //! new one is invalid. Both directors keep the virtual servers
 //! whatever their VRRP state (as keepalived does), so a takeover needs no
@@ -26,6 +31,7 @@
 
 mod admin;
 mod announce;
+mod bgp;
 mod lock;
 mod lvs;
 mod mail;
@@ -271,6 +277,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // stops the start.
     daemon.program(pools.desired());
     daemon.programmed().await?;
+    // Announced from a table the kernel holds.
+    if let Some(settings) = &config.bgp {
+        daemon.bgp = Some(bgp::Speaker::start(settings));
+        daemon.announce_servable();
+    }
     // Before the checker and the VRRP driver, which write to them; from
     // here on every way out goes through `finish`, which closes them.
     daemon.fifos = Some(NotifyFifos::open(
@@ -532,6 +543,8 @@ struct Daemon {
     fifos: Option<NotifyFifos>,
     /// What mails, and the queue to the task that sends it.
     alerts: mail::Alerts,
+    /// The BGP speaker, with `[bgp]`.
+    bgp: Option<bgp::Speaker>,
 }
 
 impl Daemon {
@@ -600,6 +613,7 @@ impl Daemon {
             fifos: None,
             pools_changed: false,
             alerts,
+            bgp: None,
         })
     }
 
@@ -685,7 +699,33 @@ impl Daemon {
         self.schedule_repair();
         self.answer_reloads(outcome.generation, error.as_deref());
         self.answer_changes(outcome.generation, error.as_deref());
+        if latest {
+            self.announce_servable();
+        }
         failure
+    }
+
+    /// Tells the BGP speaker what the kernel can serve now: nothing while
+    /// the dataplane is faulty (its state is unknown), else the announced
+    /// prefixes holding a service that is not withheld and has a real
+    /// server taking connections.
+    fn announce_servable(&self) {
+        let Some(speaker) = &self.bgp else {
+            return;
+        };
+        let prefixes = if self.dataplane_fault.is_some() {
+            BTreeSet::new()
+        } else {
+            let withheld = self.withheld();
+            let held: Table = self
+                .table
+                .iter()
+                .filter(|(key, _)| !withheld.contains(key))
+                .map(|(key, service)| (*key, service.clone()))
+                .collect();
+            bgp::servable(&speaker.settings().announce, &held)
+        };
+        speaker.announce(prefixes);
     }
 
     /// Arms the repair timer while a part is down, disarms it otherwise.
@@ -1232,6 +1272,11 @@ impl Daemon {
             faults: self.faults(),
             instances,
             virtual_servers,
+            bgp_peers: self
+                .bgp
+                .as_ref()
+                .map(bgp::Speaker::status)
+                .unwrap_or_default(),
         };
         (status, wanted)
     }
@@ -1311,6 +1356,9 @@ impl Daemon {
     /// notice.
     async fn leave_for_restart(&mut self) {
         info!("stopping for a restart: the VIPs and the kernel's table stay");
+        if let Some(speaker) = self.bgp.take() {
+            speaker.stop().await;
+        }
         if let Some(vrrp) = self.vrrp.take() {
             vrrp.detach().await;
         }
@@ -1323,6 +1371,11 @@ impl Daemon {
     /// stopping) are acted on, so gated services leave the kernel.
     async fn shutdown(&mut self, reports: Option<&mut mpsc::UnboundedReceiver<vrrp::Report>>) {
         info!("shutting down");
+        // The routers first: flows move to the other directors while this
+        // one still forwards.
+        if let Some(speaker) = self.bgp.take() {
+            speaker.stop().await;
+        }
         if let Some(vrrp) = self.vrrp.take() {
             vrrp.shutdown().await;
         }

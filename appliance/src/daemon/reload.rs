@@ -5,11 +5,11 @@
 //! dataplane thread has applied it; the control loop goes on meanwhile.
 
 use super::admin::{self, Target};
-use super::{Daemon, Error, Pools, hostname, load, plan, status, vrrp};
+use super::{Daemon, Error, Pools, bgp, hostname, load, plan, status, vrrp};
 use crate::check::decision::VsId;
 use crate::check::runner;
 use crate::config::Config;
-use crate::config::model::VirtualServer;
+use crate::config::model::{Bgp, VirtualServer};
 use crate::metrics::ReloadOutcome;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -241,6 +241,7 @@ impl Daemon {
                     .map(|e| format!("health checker: {e}")),
             );
         }
+        changed.extend(self.reload_bgp(config.bgp.as_ref()).await);
         let vrrp_pending = self
             .vrrp
             .as_ref()
@@ -283,6 +284,36 @@ impl Daemon {
             failed,
             waits,
         })
+    }
+
+    /// The new `[bgp]`: a change of `announce` alone keeps the sessions;
+    /// any other change starts them again (the routers see this director
+    /// leave and come back). Returns what changed.
+    async fn reload_bgp(&mut self, settings: Option<&Bgp>) -> Option<String> {
+        let running = self.bgp.as_ref().map(|s| s.settings().clone());
+        if running.as_ref() == settings {
+            return None;
+        }
+        let what = match (&mut self.bgp, settings) {
+            (Some(speaker), Some(settings)) if speaker.can_keep(settings) => {
+                speaker.take_settings(settings);
+                "BGP announcements changed"
+            }
+            (_, settings) => {
+                if let Some(speaker) = self.bgp.take() {
+                    speaker.stop().await;
+                }
+                self.bgp = settings.map(bgp::Speaker::start);
+                match settings {
+                    Some(_) if running.is_some() => "BGP sessions restarted",
+                    Some(_) => "BGP speaker started",
+                    None => "BGP speaker stopped",
+                }
+            }
+        };
+        info!("reload: {what}");
+        self.announce_servable();
+        Some(what.into())
     }
 
     /// With `graceful_remove`, the real servers the kernel holds (or a

@@ -121,6 +121,21 @@ pub struct Status {
     pub faults: Vec<FaultStatus>,
     pub instances: Vec<InstanceStatus>,
     pub virtual_servers: Vec<VirtualServerStatus>,
+    /// The BGP sessions, with `[bgp]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bgp_peers: Vec<BgpPeerStatus>,
+}
+
+/// A BGP session: its peer, its state (`idle`, `connect`, `opensent`,
+/// `openconfirm`, `established`, `stopped`), what the peer holds from
+/// it, and why it last went down.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpPeerStatus {
+    pub peer: std::net::SocketAddr,
+    pub state: String,
+    pub advertised: Vec<ipnet::IpNet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A part of the config that is not running.
@@ -409,6 +424,18 @@ impl fmt::Display for Status {
                 }
                 writeln!(f)?;
             }
+        }
+        for peer in &self.bgp_peers {
+            write!(f, "BGP peer {}  {}", peer.peer, peer.state)?;
+            if !peer.advertised.is_empty() {
+                let prefixes: Vec<String> =
+                    peer.advertised.iter().map(ToString::to_string).collect();
+                write!(f, "  announcing {}", prefixes.join(", "))?;
+            }
+            if let Some(error) = &peer.last_error {
+                write!(f, "  (last down: {error})")?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }
@@ -881,7 +908,48 @@ pub(crate) mod tests {
                     }],
                 }],
             }],
+            bgp_peers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn bgp_sessions_render_with_what_they_announce_and_why_they_last_went_down() {
+        let status = Status {
+            faults: Vec::new(),
+            last_reload: None,
+            instances: Vec::new(),
+            virtual_servers: Vec::new(),
+            bgp_peers: vec![
+                BgpPeerStatus {
+                    peer: "10.0.1.1:179".parse().unwrap(),
+                    state: "established".into(),
+                    advertised: vec![
+                        "10.0.0.100/32".parse().unwrap(),
+                        "10.0.0.101/32".parse().unwrap(),
+                    ],
+                    last_error: None,
+                },
+                BgpPeerStatus {
+                    peer: "10.0.1.2:179".parse().unwrap(),
+                    state: "idle".into(),
+                    advertised: Vec::new(),
+                    last_error: Some("connection closed: closed by the peer".into()),
+                },
+            ],
+            ..sample()
+        };
+        let text = status.to_string();
+        assert!(
+            text.ends_with(
+                "dataplane ipvs\n\
+                 BGP peer 10.0.1.1:179  established  announcing 10.0.0.100/32, 10.0.0.101/32\n\
+                 BGP peer 10.0.1.2:179  idle  (last down: connection closed: closed by the peer)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&status).unwrap();
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, status);
     }
 
     #[test]

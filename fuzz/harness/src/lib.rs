@@ -7,6 +7,7 @@
 //! corpus (`fuzz/corpus/TARGET/`, `fuzz/regressions/TARGET/`) through it
 //! under `cargo nextest run --workspace`.
 
+mod bgp_stream;
 mod config;
 mod http_response;
 mod ipvs_reply;
@@ -16,6 +17,7 @@ mod smtp_reply;
 mod syn_answer;
 mod vrrp_packet;
 
+pub use bgp_stream::bgp_stream;
 pub use config::{keepalived_conf, toml_config};
 pub use http_response::http_response;
 pub use ipvs_reply::ipvs_reply;

@@ -21,6 +21,7 @@ macro_rules! replay {
 }
 
 replay!(
+    bgp_stream,
     http_response,
     ipvs_reply,
     keepalived_conf,
