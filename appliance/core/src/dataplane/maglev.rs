@@ -264,9 +264,9 @@ mod tests {
     }
 
     /// The kernel's input to the hash: port plus address, an IPv6 address
-    /// folded by XOR of its four words. (Whether SipHash-1-3 with these
-    /// keys is the kernel's hsiphash is checked against IPVS itself, in a
-    /// VM.)
+    /// folded by XOR of its four words. (That SipHash-1-3 with these keys
+    /// is the kernel's hsiphash, and this table IPVS's, is checked against
+    /// IPVS itself in a VM: tests/tests/vm_maglev.rs.)
     #[test]
     fn the_hash_is_of_port_plus_the_folded_address() {
         // 10.0.0.1:2 and 10.0.0.2:1 collide, as in the kernel.
