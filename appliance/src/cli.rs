@@ -99,6 +99,19 @@ pub enum Command {
         #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Take this director out of its scale-out group: withdraw its BGP
+    /// routes at once, wait until its announced services have no active
+    /// connection or have seen no packet for 2 s (the routers moved their
+    /// flows to the other directors), at most TIMEOUT, then stop the
+    /// daemon. Waits for the end. Needs [bgp]. Root only.
+    DrainDirector {
+        /// The longest the drain waits for the traffic to end or move.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// The daemon's status socket.
+        #[arg(long, default_value = crate::daemon::status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Put a real server back in its pools (while its checks pass), ending
     /// a drain or a disable; an operator's weight stays. Root only.
     Enable {

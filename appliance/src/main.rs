@@ -114,6 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::DrainDirector { timeout, socket } => {
+            let summary = appliance::daemon::status::drain_director(&socket, timeout)?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Enable { target } => operator(target, Change::Enable, None),
         Command::Disable { target } => operator(target, Change::Disable, None),
         Command::Drain { target, timeout } => {

@@ -401,4 +401,153 @@ fn a_reload_changes_what_is_announced_and_restarts_the_session_only_when_its_set
     reload(&mut d1, &config(&[], 6), "reload: BGP speaker stopped");
     hops(VIPS[0], &[]);
     hops(VIPS[1], &[]);
+    let socket = d1.socket_path();
+    let refused = lan
+        .host("d1")
+        .run(
+            appliance_tests::appliance_bin(),
+            &["drain-director", "--socket", &socket.to_string_lossy()],
+        )
+        .expect_err("drain-director without [bgp]");
+    assert!(
+        refused.to_string().contains("no [bgp] in the config"),
+        "{refused}"
+    );
+}
+
+/// `appliance drain-director` on one of two directors under a steady
+/// stream of requests: its route leaves the router at once, it stops
+/// once its services see no more traffic, and no request fails.
+#[test]
+fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_request() {
+    const VIP: &str = "10.171.100.100";
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host("router", &["10.171.0.1/24", "10.171.1.1/24"])
+        .expect("router");
+    for (name, ip) in [
+        ("d1", "10.171.0.11"),
+        ("d2", "10.171.0.12"),
+        ("rs1", "10.171.0.21"),
+        ("rs2", "10.171.0.22"),
+    ] {
+        lan.add_host(name, &[&format!("{ip}/24")]).expect("host");
+    }
+    lan.add_host("client", &["10.171.1.50/24"]).expect("client");
+    let router = lan.host("router");
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.send_redirects", "0"),
+        ("net.ipv4.conf.eth0.send_redirects", "0"),
+        ("net.ipv4.fib_multipath_hash_policy", "1"),
+    ] {
+        router.sysctl(key, value).expect("router sysctl");
+    }
+    for name in ["d1", "d2"] {
+        let host = lan.host(name);
+        host.sysctl("net.ipv4.ip_forward", "1").expect("ip_forward");
+        host.ip(&["route", "add", "10.171.1.0/24", "via", "10.171.0.1"])
+            .expect("route to the clients");
+    }
+    lan.host("client")
+        .ip(&["route", "add", "10.171.100.0/24", "via", "10.171.1.1"])
+        .expect("route to the VIP");
+    let _httpds: Vec<Httpd> = ["rs1", "rs2"]
+        .iter()
+        .map(|name| Httpd::start(lan.host(name), 8080).expect("busybox httpd"))
+        .collect();
+    let _frr = Router::start(
+        router,
+        "hostname router\nlog stdout\nrouter bgp 65000\n bgp router-id 10.171.0.1\n\
+         no bgp ebgp-requires-policy\n timers bgp 1 3\n neighbor 10.171.0.11 remote-as 65001\n\
+         neighbor 10.171.0.12 remote-as 65001\n address-family ipv4 unicast\n  maximum-paths 8\n\
+         exit-address-family\n",
+    )
+    .expect("FRR");
+    let config = |address: &str| {
+        format!(
+            "[global]\nrouter_id = \"{address}\"\ndataplane = \"nftables\"\n\n\
+             [bgp]\nlocal_as = 65001\nrouter_id = \"{address}\"\nconnect_retry = \"1s\"\n\
+             announce = [\"{VIP}/32\"]\n\n[[bgp.peer]]\naddress = \"10.171.0.1\"\nremote_as = 65000\n\n\
+             [[virtual_server]]\nservice = {{ address = \"{VIP}:80\" }}\nlb_algo = \"mh\"\n\
+             sched_flags = {{ port = true }}\nmasquerade = true\n\n\
+             [[virtual_server.real_server]]\naddress = \"10.171.0.21:8080\"\n\n\
+             [[virtual_server.real_server]]\naddress = \"10.171.0.22:8080\"\n"
+        )
+    };
+    let mut d1 =
+        Daemon::start_toml_without_vrrp(lan.host("d1"), &config("10.171.0.11")).expect("d1 starts");
+    let _d2 =
+        Daemon::start_toml_without_vrrp(lan.host("d2"), &config("10.171.0.12")).expect("d2 starts");
+    wait_hops(
+        router,
+        VIP,
+        &["10.171.0.11", "10.171.0.12"],
+        Duration::from_secs(30),
+    );
+
+    // A request every 20 ms from a new client port, until told to stop.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still = running.clone();
+    let client = lan
+        .host("client")
+        .enter_background(move || {
+            let (mut done, mut failed) = (0u32, Vec::new());
+            while still.load(std::sync::atomic::Ordering::Relaxed) {
+                let remote: SocketAddr = format!("{VIP}:80").parse().unwrap();
+                let answer = TcpStream::connect_timeout(&remote, Duration::from_secs(2))
+                    .and_then(|mut stream| {
+                        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+                        stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                        Ok(stream)
+                    })
+                    .map_err(|e| e.to_string())
+                    .and_then(|stream| web::body(stream).map_err(|e| e.to_string()));
+                match answer {
+                    Ok(_) => done += 1,
+                    Err(e) => failed.push(e),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (done, failed)
+        })
+        .expect("client");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let socket = d1.socket_path();
+    let d1_host = lan.host("d1");
+    let drained = std::thread::scope(|scope| {
+        let drain = scope.spawn(|| {
+            d1_host
+                .run(
+                    appliance_tests::appliance_bin(),
+                    &[
+                        "drain-director",
+                        "--timeout",
+                        "30s",
+                        "--socket",
+                        &socket.to_string_lossy(),
+                    ],
+                )
+                .expect("drain-director")
+        });
+        let took = wait_hops(router, VIP, &["10.171.0.12"], Duration::from_secs(2));
+        eprintln!("drained director withdrawn in {took:?}");
+        drain.join().expect("drain-director thread")
+    });
+    let answer = String::from_utf8_lossy(&drained.stdout).into_owned();
+    // The requests went to d2 once the router acted: d1's counters
+    // stopped for 2 s.
+    assert!(answer.starts_with("drained: no packet for 2s"), "{answer}");
+    assert!(answer.trim_end().ends_with("; stopping"), "{answer}");
+    assert!(d1.wait_exit().expect("d1 exits").success(), "{}", d1.log());
+    assert!(d1.log().contains("director drained; stopping"));
+    std::thread::sleep(Duration::from_secs(1));
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (done, failed) = client.join().expect("client thread").expect("client");
+    eprintln!("{answer}{done} requests during the drain");
+    assert!(done > 50, "only {done} requests");
+    assert!(
+        failed.is_empty(),
+        "requests failed during the drain: {failed:?}"
+    );
 }

@@ -2,7 +2,8 @@
 //! [`appliance_core::bgp::session::Session`] over its TCP connection; the
 //! control loop tells every task which of `bgp.announce` the director can
 //! serve now ([`servable`]), and stops them (withdraw, Cease) before
-//! anything else at a shutdown.
+//! anything else at a shutdown. [`DirectorDrain`] decides when a director
+//! that withdrew everything (`appliance drain-director`) may stop.
 
 use super::status::BgpPeerStatus as PeerStatus;
 use crate::config::model::{Bgp, BgpPeer};
@@ -170,6 +171,95 @@ impl Speaker {
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
+/// How long the announced services must stay still (no packet in; no
+/// active connection where the dataplane counts no packets) before a
+/// draining director counts its traffic as moved away or ended: longer
+/// than the routers take to act on a withdrawal.
+pub(crate) const QUIET: Duration = Duration::from_secs(2);
+
+/// A drain of the whole director (`appliance drain-director`): its routes
+/// are withdrawn, and it may stop once its announced services have stayed
+/// still for [`QUIET`] (the routers moved their flows to other directors,
+/// and what stayed is idle), or when `deadline` comes.
+#[derive(Debug)]
+pub(crate) struct DirectorDrain {
+    started: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    /// What the last count showed (the packets in; 0 for no active
+    /// connection when packets are not counted), and since when.
+    still: Option<(u64, tokio::time::Instant)>,
+}
+
+/// What one count of the announced services' connections tells a drain.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Wait,
+    /// Done, and why.
+    Done(String),
+}
+
+impl DirectorDrain {
+    pub(crate) fn new(now: tokio::time::Instant, timeout: Duration) -> Self {
+        Self {
+            started: now,
+            deadline: now + timeout,
+            still: None,
+        }
+    }
+
+    /// Takes a count (active connections, and packets in when the
+    /// dataplane counts them; an error when it could not count) at `now`.
+    pub(crate) fn sample(
+        &mut self,
+        now: tokio::time::Instant,
+        count: Result<(u64, Option<u64>), String>,
+    ) -> Verdict {
+        let took = now.duration_since(self.started);
+        if let Ok((active, packets)) = &count {
+            let mark = match packets {
+                Some(packets) => Some(*packets),
+                None if *active == 0 => Some(0),
+                None => None,
+            };
+            match (mark, self.still) {
+                (Some(mark), Some((last, since))) if mark == last => {
+                    if now.duration_since(since) >= QUIET {
+                        return Verdict::Done(match packets {
+                            Some(_) => format!(
+                                "no packet for {QUIET:?} ({active} connection(s) left idle), after {took:.1?}"
+                            ),
+                            None => format!("no active connection for {QUIET:?}, after {took:.1?}"),
+                        });
+                    }
+                }
+                (Some(mark), _) => self.still = Some((mark, now)),
+                (None, _) => self.still = None,
+            }
+        }
+        if now < self.deadline {
+            return Verdict::Wait;
+        }
+        Verdict::Done(match count {
+            Ok((active, _)) => {
+                format!("time ran out after {took:.1?} with {active} active connection(s)")
+            }
+            Err(e) => format!("time ran out after {took:.1?}; the last count failed: {e}"),
+        })
+    }
+}
+
+/// The services of `table` on an address in `announce`: what a draining
+/// director watches.
+pub(crate) fn announced_services<'a>(
+    announce: &'a [IpNet],
+    table: &'a Table,
+) -> impl Iterator<Item = (&'a ServiceKey, &'a crate::dataplane::VirtualService)> {
+    table.iter().filter(|(key, _)| match key {
+        ServiceKey::Socket { address, .. } => announce.iter().any(|p| p.contains(&address.ip())),
+        ServiceKey::Fwmark { .. } => false,
+    })
+}
 
 /// One peer's task: the session, its connection and the framer of what
 /// the connection brings.
@@ -407,6 +497,57 @@ mod tests {
                 (key, service)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_director_drain_ends_once_its_services_stayed_still_or_time_runs_out() {
+        let t0 = tokio::time::Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut drain = DirectorDrain::new(t0, Duration::from_secs(30));
+        assert_eq!(drain.sample(at(1000), Ok((3, Some(100)))), Verdict::Wait);
+        assert_eq!(drain.sample(at(2000), Ok((3, Some(150)))), Verdict::Wait);
+        // Still from 2 s on: done once it has been for QUIET.
+        assert_eq!(drain.sample(at(3000), Ok((3, Some(150)))), Verdict::Wait);
+        let Verdict::Done(why) = drain.sample(at(4000), Ok((3, Some(150)))) else {
+            panic!("still waiting");
+        };
+        assert!(
+            why.starts_with("no packet for 2s (3 connection(s) left idle)"),
+            "{why}"
+        );
+
+        // No active connection at first is not enough: new ones may come
+        // until the routers act on the withdrawal.
+        let mut drain = DirectorDrain::new(t0, Duration::from_secs(30));
+        assert_eq!(drain.sample(at(0), Ok((0, Some(100)))), Verdict::Wait);
+        assert_eq!(drain.sample(at(1000), Ok((0, Some(120)))), Verdict::Wait);
+        assert_eq!(drain.sample(at(2000), Ok((0, Some(120)))), Verdict::Wait);
+        assert!(matches!(
+            drain.sample(at(3000), Ok((0, Some(120)))),
+            Verdict::Done(_)
+        ));
+
+        // Without packet counts, no active connection for QUIET; a failed
+        // count changes nothing; the deadline ends it anyway.
+        let mut drain = DirectorDrain::new(t0, Duration::from_secs(30));
+        assert_eq!(drain.sample(at(0), Ok((0, None))), Verdict::Wait);
+        assert_eq!(drain.sample(at(1000), Ok((1, None))), Verdict::Wait);
+        assert_eq!(drain.sample(at(2000), Ok((0, None))), Verdict::Wait);
+        assert_eq!(drain.sample(at(3000), Err("stalled".into())), Verdict::Wait);
+        let Verdict::Done(why) = drain.sample(at(4000), Ok((0, None))) else {
+            panic!("still waiting");
+        };
+        assert!(why.starts_with("no active connection for 2s"), "{why}");
+        let mut drain = DirectorDrain::new(t0, Duration::from_secs(5));
+        assert_eq!(drain.sample(at(1000), Ok((2, None))), Verdict::Wait);
+        assert_eq!(drain.sample(at(4500), Err("stalled".into())), Verdict::Wait);
+        let Verdict::Done(why) = drain.sample(at(5000), Ok((2, None))) else {
+            panic!("still waiting");
+        };
+        assert!(
+            why.contains("time ran out") && why.contains("2 active"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //!
 //! - The BGP speaker ([`bgp`]), when `[bgp]` is configured: the control
 //!   loop tells it which anycast VIPs the kernel can serve after each
-//!   table the dataplane thread applies.
+//!   table the dataplane thread applies; `appliance drain-director`
+//!   withdraws everything and stops once the traffic ended or moved
+//!   ([`drain_director`]).
 //!
 //! SIGTERM and SIGINT withdraw the BGP routes, resign (priority 0), remove
 //! the VIPs and return;
@@ -32,6 +34,7 @@
 mod admin;
 mod announce;
 mod bgp;
+mod drain_director;
 mod lock;
 mod lvs;
 mod mail;
@@ -345,10 +348,15 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 daemon.repair();
             }
             () = tick(&mut daemon.drain_poll) => daemon.count_drained(),
+            () = tick(&mut daemon.director_poll) => daemon.count_director(),
             _ = alive.tick() => {
                 daemon.record_masters();
                 daemon.answer_switchovers(true);
             }
+        }
+        // `appliance drain-director` ended: a stop like SIGTERM's.
+        if daemon.stop_requested {
+            break;
         }
     }
     daemon.systemd.stopping();
@@ -457,6 +465,10 @@ enum Event {
         wanted: Vec<admin::Target>,
         result: Result<Vec<dataplane::Connections>, String>,
     },
+    /// The connections of a draining director's announced services.
+    DirectorCounted {
+        result: Result<Vec<dataplane::Connections>, String>,
+    },
 }
 
 impl From<status::Ask> for Event {
@@ -545,6 +557,12 @@ struct Daemon {
     alerts: mail::Alerts,
     /// The BGP speaker, with `[bgp]`.
     bgp: Option<bgp::Speaker>,
+    /// `appliance drain-director` under way, its poll, whether a count of
+    /// its connections is out, and whether it asks the daemon to stop.
+    director_drain: Option<drain_director::Pending>,
+    director_poll: Option<tokio::time::Interval>,
+    director_counting: bool,
+    stop_requested: bool,
 }
 
 impl Daemon {
@@ -614,6 +632,10 @@ impl Daemon {
             pools_changed: false,
             alerts,
             bgp: None,
+            director_drain: None,
+            director_poll: None,
+            director_counting: false,
+            stop_requested: false,
         })
     }
 
@@ -706,14 +728,15 @@ impl Daemon {
     }
 
     /// Tells the BGP speaker what the kernel can serve now: nothing while
-    /// the dataplane is faulty (its state is unknown), else the announced
+    /// the dataplane is faulty (its state is unknown) or the director
+    /// drains, else the announced
     /// prefixes holding a service that is not withheld and has a real
     /// server taking connections.
     fn announce_servable(&self) {
         let Some(speaker) = &self.bgp else {
             return;
         };
-        let prefixes = if self.dataplane_fault.is_some() {
+        let prefixes = if self.dataplane_fault.is_some() || self.director_draining() {
             BTreeSet::new()
         } else {
             let withheld = self.withheld();
@@ -1344,8 +1367,12 @@ impl Daemon {
             }) => {
                 self.switchover(instance, to, reply).await;
             }
+            Event::Client(status::Ask::DrainDirector { timeout, reply }) => {
+                self.drain_director(timeout, reply);
+            }
             Event::CheckerEnded { generation } => self.on_checker_ended(generation),
             Event::Counted { wanted, result } => self.on_counted(wanted, result).await,
+            Event::DirectorCounted { result } => self.on_director_counted(result),
         }
     }
 

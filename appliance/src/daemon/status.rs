@@ -57,6 +57,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<IpAddr>,
     },
+    /// Take this director out of a scale-out group: withdraw its BGP
+    /// routes, wait until its announced services have no active
+    /// connection or see no more packets (at most `timeout_ms`), then
+    /// stop the daemon; answered at the stop. Only root or the daemon's
+    /// user may ask.
+    DrainDirector {
+        timeout_ms: u64,
+    },
 }
 
 /// What an operator changes of a real server.
@@ -558,6 +566,20 @@ pub fn switchover(
     }
 }
 
+/// Asks the daemon at `path` to drain this director (withdraw its BGP
+/// routes, wait for its traffic to end or move, at most `timeout`, stop)
+/// and returns how it ended.
+pub fn drain_director(path: &Path, timeout: Duration) -> Result<String, Error> {
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    // The answer comes at the end of the drain, a little after the
+    // deadline at worst.
+    let wait = timeout + Duration::from_secs(30);
+    match ask(path, &Request::DrainDirector { timeout_ms }, wait)? {
+        Response::Changed { summary } => Ok(summary),
+        other => Err(unexpected(path, other)),
+    }
+}
+
 fn unexpected(path: &Path, response: Response) -> Error {
     match response {
         Response::Error { message } => Error::Refused { message },
@@ -702,6 +724,11 @@ pub enum Ask {
         change: Change,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    /// `appliance drain-director`: how the drain ended, or why not.
+    DrainDirector {
+        timeout: Duration,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// Accepts clients; each one's request goes to the control loop as an
@@ -825,6 +852,21 @@ async fn respond<E: From<Ask>>(
                 real_server,
                 service,
                 change,
+                reply,
+            })
+            .await?;
+            match rx.await.ok()? {
+                Ok(summary) => Response::Changed { summary },
+                Err(message) => Response::Error { message },
+            }
+        }
+        Ok(Request::DrainDirector { .. }) if !may_change => Response::Error {
+            message: "drain-director refused: only root or the daemon's user may ask".into(),
+        },
+        Ok(Request::DrainDirector { timeout_ms }) => {
+            let (reply, rx) = oneshot::channel();
+            asked(Ask::DrainDirector {
+                timeout: Duration::from_millis(timeout_ms),
                 reply,
             })
             .await?;
@@ -1037,6 +1079,9 @@ pub(crate) mod tests {
                     } => {
                         let _ = reply.send(Err(format!("{instance:?} is not MASTER")));
                     }
+                    Ask::DrainDirector { timeout, reply } => {
+                        let _ = reply.send(Ok(format!("drained within {timeout:?}")));
+                    }
                 }
             }
         });
@@ -1111,6 +1156,23 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn drain_director_goes_to_the_daemon_with_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appliance.sock");
+        serve_sample(&path, Ok(String::new())).await;
+        let answer =
+            tokio::task::spawn_blocking(move || drain_director(&path, Duration::from_secs(90)))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(answer, "drained within 90s");
+        assert_eq!(
+            serde_json::to_string(&Request::DrainDirector { timeout_ms: 1500 }).unwrap(),
+            r#"{"request":"drain_director","timeout_ms":1500}"#
+        );
+    }
+
+    #[tokio::test]
     async fn an_operators_change_goes_to_the_daemon_and_its_answer_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("appliance.sock");
@@ -1173,7 +1235,11 @@ pub(crate) mod tests {
                 })
             );
         }
-        for request in [r#"{"request":"reload"}"#, r#"{"request":"switchover"}"#] {
+        for request in [
+            r#"{"request":"reload"}"#,
+            r#"{"request":"switchover"}"#,
+            r#"{"request":"drain_director","timeout_ms":1000}"#,
+        ] {
             let refused = respond(request, Allowed::Read, &sender).await;
             assert!(
                 matches!(refused, Some(Response::Error { .. })),
