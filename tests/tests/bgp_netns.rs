@@ -551,3 +551,92 @@ fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_r
         "requests failed during the drain: {failed:?}"
     );
 }
+
+/// IPv6 over an IPv6 session (MP-BGP), with VRRP beside it: the director
+/// holds a router-facing address by VRRP and announces an anycast IPv6
+/// VIP by BGP; the router's kernel routes the VIP to the director's
+/// address and a client's request through it reaches the real server.
+#[test]
+fn an_ipv6_vip_is_announced_over_an_ipv6_session_beside_a_vrrp_instance() {
+    const VIP: &str = "2001:db8:172::100";
+    let mut lan = Lan::new().expect("lan");
+    lan.add_host("router", &["fd00:172::1/64", "fd00:173::1/64"])
+        .expect("router");
+    lan.add_host("d1", &["10.172.0.11/24", "fd00:172::11/64"])
+        .expect("d1");
+    lan.add_host("rs1", &["fd00:172::21/64"]).expect("rs1");
+    lan.add_host("client", &["fd00:173::50/64"])
+        .expect("client");
+    let router = lan.host("router");
+    router
+        .sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("forwarding");
+    let d1 = lan.host("d1");
+    d1.sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("forwarding");
+    d1.ip(&["-6", "route", "add", "fd00:173::/64", "via", "fd00:172::1"])
+        .expect("route to the clients");
+    lan.host("client")
+        .ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:172::/64",
+            "via",
+            "fd00:173::1",
+        ])
+        .expect("route to the VIP");
+    let _httpd = Httpd::start(lan.host("rs1"), 8080).expect("busybox httpd");
+    let frr = Router::start(
+        router,
+        "hostname router\nlog stdout\nrouter bgp 65000\n bgp router-id 10.172.0.1\n\
+         no bgp ebgp-requires-policy\n neighbor fd00:172::11 remote-as 65001\n\
+         address-family ipv6 unicast\n  neighbor fd00:172::11 activate\n exit-address-family\n",
+    )
+    .expect("FRR");
+    let config = format!(
+        "[global]\nrouter_id = \"d1\"\ndataplane = \"nftables\"\n\n\
+         [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"MASTER\"\ninterface = \"eth0\"\n\
+         virtual_router_id = 172\npriority = 100\nadvert_int = \"1s\"\n\n\
+         [[vrrp_instance.virtual_ipaddress]]\naddress = \"10.172.0.10/24\"\n\n\
+         [bgp]\nlocal_as = 65001\nrouter_id = \"10.172.0.11\"\nannounce = [\"{VIP}/128\"]\n\n\
+         [[bgp.peer]]\naddress = \"fd00:172::1\"\nremote_as = 65000\n\n\
+         [[virtual_server]]\nservice = {{ address = \"[{VIP}]:80\" }}\nlb_algo = \"mh\"\n\
+         masquerade = true\n\n[[virtual_server.real_server]]\naddress = \"[fd00:172::21]:8080\"\n"
+    );
+    let daemon = Daemon::start_toml(d1, &config).expect("d1 starts");
+    let start = Instant::now();
+    loop {
+        let out = router
+            .ip(&["-6", "route", "show", &format!("{VIP}/128")])
+            .expect("ip route");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("via fd00:172::11") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no route to {VIP} via d1: {text:?}\n{}",
+            frr.vtysh(router, "show bgp ipv6 unicast")
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d1.wait_address(
+        "10.172.0.10".parse().unwrap(),
+        true,
+        Duration::from_secs(10),
+    )
+    .expect("the VRRP address on d1");
+    let status = daemon.status(d1).expect("status");
+    assert_eq!(status.instances[0].state.to_string(), "MASTER");
+    assert_eq!(status.bgp_peers[0].state, "established");
+    let answer = web::curl(
+        lan.host("client"),
+        &format!("http://[{VIP}]/"),
+        Duration::from_secs(5),
+    )
+    .expect("curl")
+    .expect("an answer through the IPv6 VIP");
+    assert_eq!(answer.trim(), "rs1");
+}

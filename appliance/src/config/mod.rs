@@ -901,7 +901,9 @@ virtual_server fwmark 7 {
         let (_dir, path) = beside(
             "keepalived_conf = \"keepalived.conf\"\n\n[global]\n\
              metrics_listen = \"127.0.0.1:9100\"\nstatus_page = true\ndataplane = \"nftables\"\n\
-             graceful_remove = \"30s\"\n\n[network.sysctl]\n\"net.ipv4.ip_forward\" = \"1\"\n",
+             graceful_remove = \"30s\"\n\n[network.sysctl]\n\"net.ipv4.ip_forward\" = \"1\"\n\n\
+             [bgp]\nlocal_as = 65001\nrouter_id = \"10.0.0.2\"\nannounce = [\"10.0.0.100/32\"]\n\n\
+             [[bgp.peer]]\naddress = \"10.0.0.1\"\nremote_as = 65000\n",
         );
         let config = load_file(&path).unwrap();
         let alone = load_file(&path.with_file_name("keepalived.conf")).unwrap();
@@ -919,6 +921,9 @@ virtual_server fwmark 7 {
             Some(std::time::Duration::from_secs(30))
         );
         assert_eq!(config.network.sysctl["net.ipv4.ip_forward"], "1");
+        let bgp = config.bgp.as_ref().expect("[bgp] from the TOML");
+        assert_eq!(bgp.announce, ["10.0.0.100/32".parse().unwrap()]);
+        assert_eq!(bgp.peer[0].remote_as, 65000);
         assert_eq!(config.keepalived_conf, None, "merged, it stands alone");
         // `convert` prints it whole, and that loads back the same.
         let whole = load_str(&path, &config.to_toml().unwrap(), Format::Toml).unwrap();
