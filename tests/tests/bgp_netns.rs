@@ -66,7 +66,7 @@ fn director_conf(address: &str) -> String {
             format!(
                 "[[virtual_server.real_server]]\naddress = \"{ip}:8080\"\n\n\
                  [[virtual_server.real_server.check]]\ntype = \"TCP_CHECK\"\n\
-                 connect_timeout = \"1s\"\nretry = 0\n\n"
+                 connect_timeout = \"2s\"\nretry = 2\ndelay_before_retry = \"1s\"\n\n"
             )
         })
         .collect();
@@ -182,6 +182,22 @@ fn routed(router: &Host) -> BTreeMap<u16, String> {
         .collect()
 }
 
+/// What each running director's checker thinks of the real servers, for
+/// a failure's message.
+fn health(lan: &Lan, daemons: &BTreeMap<&str, Daemon>) -> String {
+    let mut text = String::new();
+    for (name, daemon) in daemons {
+        if let Ok(status) = daemon.status(lan.host(name)) {
+            for vs in &status.virtual_servers {
+                for rs in &vs.real_servers {
+                    text += &format!("{name}: {} alive={}\n", rs.address, rs.alive);
+                }
+            }
+        }
+    }
+    text
+}
+
 fn servers(lan: &Lan) -> Vec<Httpd> {
     SERVERS
         .iter()
@@ -278,7 +294,12 @@ fn directors_announce_the_vip_while_they_can_serve_it_and_flows_keep_their_real_
         .map(|(port, _)| *port)
         .collect();
     assert!(!moved.is_empty());
-    assert_eq!(answers(client), before, "a flow changed real server");
+    assert_eq!(
+        answers(client),
+        before,
+        "a flow changed real server\n{}",
+        health(&lan, &daemons)
+    );
 
     // d3 stops: it withdraws and says goodbye (Cease) before it exits.
     daemons.get_mut("d3").unwrap().stop().expect("stop d3");
@@ -301,7 +322,23 @@ fn directors_announce_the_vip_while_they_can_serve_it_and_flows_keep_their_real_
     assert!(status.bgp_peers[0].advertised.is_empty());
     httpds = servers(&lan);
     wait_next_hops(router, &["10.169.0.11"], Duration::from_secs(15));
-    assert_eq!(answers(client), before, "a flow changed real server");
+    // All four back in d1's table before the flows are compared (the
+    // route came back with the first).
+    let start = Instant::now();
+    while health(&lan, &daemons).matches("alive=true").count() < SERVERS.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{}",
+            health(&lan, &daemons)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        answers(client),
+        before,
+        "a flow changed real server\n{}",
+        health(&lan, &daemons)
+    );
 
     // d1 is cut off without a word: the router's hold timer (3 s)
     // withdraws it.
