@@ -12,7 +12,8 @@
 //! (one bridge, two subnets.)
 //!
 //! What it shows: when a director dies (SIGKILL, link down) the router
-//! drops it within its hold timer, and with `sloppy_tcp` every
+//! drops it within its hold timer, and with `lvs_sloppy_tcp` (the
+//! daemon sets IPVS's `sloppy_tcp` in its namespace) every
 //! established connection survives, those the dead director carried
 //! included: the router sends them to another director, whose IPVS takes
 //! the mid-stream packets as connections of their own and picks the same
@@ -38,13 +39,13 @@ const SERVERS: [(&str, &str); 4] = [
 /// Long-lived connections from the client.
 const CONNECTIONS: usize = 24;
 
-fn director(address: &str) -> String {
+fn director(address: &str, sloppy: bool) -> String {
     let servers: String = SERVERS
         .iter()
         .map(|(_, ip)| format!("[[virtual_server.real_server]]\naddress = \"{ip}:80\"\n\n"))
         .collect();
     format!(
-        "[global]\nrouter_id = \"{address}\"\ndataplane = \"ipvs\"\n\n\
+        "[global]\nrouter_id = \"{address}\"\ndataplane = \"ipvs\"\nlvs_sloppy_tcp = {sloppy}\n\n\
          [bgp]\nlocal_as = 65001\nrouter_id = \"{address}\"\nconnect_retry = \"1s\"\n\
          announce = [\"{VIP}/32\"]\n\n[[bgp.peer]]\naddress = \"10.0.0.1\"\nremote_as = 65000\n\n\
          [[virtual_server]]\nservice = {{ address = \"{VIP}:80\" }}\nlb_algo = \"mh\"\n\
@@ -123,16 +124,12 @@ fn script(sloppy: bool) -> String {
              ip netns exec {name} appliance run --config /root/{name}.toml --state-dir /run/{name} \
              > /tmp/{name}.log 2>&1 &\n\
              {name}=$!\n",
-            director(ip)
+            director(ip, sloppy)
         );
     }
-    s += "wait_for 90 'three next hops' hops 3\n";
-    for (name, _) in DIRECTORS {
-        s += &format!(
-            "ip netns exec {name} sysctl -qw net.ipv4.vs.sloppy_tcp={}\n",
-            u8::from(sloppy)
-        );
-    }
+    s += "wait_for 90 'three next hops' hops 3\n\
+          echo '--- sloppy_tcp'\n\
+          for d in d1 d2 d3; do echo \"$d $(ip netns exec $d cat /proc/sys/net/ipv4/vs/sloppy_tcp)\"; done\n";
     // Long-lived connections: a numbered line every 200 ms each, echoed.
     s += &format!(
         "for k in $(seq {CONNECTIONS}); do\n\
@@ -206,6 +203,16 @@ fn broken(out: &VmOutput) -> Vec<String> {
         .collect()
 }
 
+/// Each director's IPVS has `sloppy_tcp` as its config says.
+fn sloppy_tcp(out: &VmOutput, on: bool) {
+    let got = section(&out.stdout, "sloppy_tcp");
+    assert_eq!(got.len(), 3, "{out}");
+    for line in got {
+        let value = line.split_whitespace().nth(1);
+        assert_eq!(value, Some(if on { "1" } else { "0" }), "{line}\n{out}");
+    }
+}
+
 /// Every director carried some connections before d2 died.
 fn spread(out: &VmOutput) {
     let carried = counts(&section(&out.stdout, "carried"));
@@ -221,6 +228,7 @@ fn spread(out: &VmOutput) {
 #[test]
 fn with_sloppy_tcp_no_established_connection_breaks_when_a_director_dies() {
     let out = run(true);
+    sloppy_tcp(&out, true);
     spread(&out);
     let broken = broken(&out);
     eprintln!(
@@ -235,6 +243,7 @@ fn with_sloppy_tcp_no_established_connection_breaks_when_a_director_dies() {
 #[test]
 fn without_sloppy_tcp_the_dead_director_s_connections_break() {
     let out = run(false);
+    sloppy_tcp(&out, false);
     spread(&out);
     let d2 = counts(&section(&out.stdout, "carried"))
         .into_iter()

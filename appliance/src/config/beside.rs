@@ -21,6 +21,7 @@ pub(crate) const APPLIANCE_GLOBALS: &[&str] = &[
     "status_group",
     "graceful_remove",
     "smtp_starttls",
+    "lvs_sloppy_tcp",
 ];
 
 /// A virtual server's keys keepalived.conf has no words for.
@@ -108,6 +109,7 @@ pub(super) fn merge(
     config.global.status_group = toml.global.status_group;
     config.global.graceful_remove = toml.global.graceful_remove;
     config.global.smtp_starttls = toml.global.smtp_starttls;
+    config.global.lvs_sloppy_tcp = toml.global.lvs_sloppy_tcp;
     config.network = toml.network;
     config.bgp = toml.bgp;
     for (i, wanted) in toml.virtual_server.iter().enumerate() {

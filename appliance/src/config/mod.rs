@@ -951,7 +951,8 @@ virtual_server fwmark 7 {
                 format!(
                     "{at}:3:1: global.router_id comes from keepalived_conf ({}): write it in its \
                      global_defs; beside a keepalived.conf, [global] holds only dataplane, \
-                     metrics_listen, status_page, status_group, graceful_remove, smtp_starttls",
+                     metrics_listen, status_page, status_group, graceful_remove, smtp_starttls, \
+                     lvs_sloppy_tcp",
                     shown.display()
                 ),
                 format!(

@@ -292,6 +292,14 @@ pub struct Global {
     /// servers with their traffic, and the failover timeline as a chart.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub status_page: bool,
+    /// IPVS's `sloppy_tcp` (an appliance extension, TOML only): IPVS
+    /// takes any TCP packet, not only a SYN, as the start of a connection
+    /// it has no entry for. What a director of a scale-out group needs
+    /// (README, "Scale out"): a flow the router moves to it from another
+    /// director goes on, to the real server `mh` picks. Set once IPVS is
+    /// up, at start and on reload; off by default (the kernel's default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lvs_sloppy_tcp: bool,
     /// A group whose members may read `appliance status` (an appliance
     /// extension, TOML only); `None`: only root and the daemon's user may
     /// use the status socket (mode 0600). Reloads stay theirs either way.
@@ -389,6 +397,7 @@ impl Default for Global {
             dataplane: None,
             metrics_listen: None,
             status_page: false,
+            lvs_sloppy_tcp: false,
             status_group: None,
             graceful_remove: None,
             notify_fifo: None,

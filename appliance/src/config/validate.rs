@@ -1332,6 +1332,13 @@ impl Validator<'_> {
     /// extensions.
     fn dataplane(&mut self, config: &Config) {
         let backend = config.global.dataplane.unwrap_or(Choice::Ipvs);
+        if config.global.lvs_sloppy_tcp && backend == Choice::Nftables {
+            self.report(
+                "global.lvs_sloppy_tcp",
+                "lvs_sloppy_tcp is an IPVS setting: with dataplane = \"nftables\" conntrack \
+                 already takes up a connection from its middle",
+            );
+        }
         for (i, vs) in config.virtual_server.iter().enumerate() {
             let base = format!("virtual_server[{i}]");
             let name = vs.name();
@@ -1946,6 +1953,20 @@ vrrp_instance VI_2 {
         assert!(
             got[3].contains("route to 10.1.0.0/16 needs a gateway or an interface"),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn sloppy_tcp_is_refused_on_the_nftables_dataplane() {
+        let got = toml_problems("[global]\ndataplane = \"nftables\"\nlvs_sloppy_tcp = true\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("a.toml:3:1: lvs_sloppy_tcp is an IPVS setting"),
+            "{got:?}"
+        );
+        assert_eq!(
+            toml_problems("[global]\ndataplane = \"ipvs\"\nlvs_sloppy_tcp = true\n"),
+            Vec::<String>::new()
         );
     }
 

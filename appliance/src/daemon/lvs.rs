@@ -1,6 +1,7 @@
 //! IPVS settings beside the service table, kept as keepalived keeps them:
 //! the connection timeouts (`lvs_timeouts`, set at start and when a reload
-//! changes them) and the connection sync daemon (`lvs_sync_daemon`), whose
+//! changes them), `lvs_sloppy_tcp` (the same way) and the connection sync
+//! daemon (`lvs_sync_daemon`), whose
 //! role follows one VRRP instance: master while it is MASTER, backup while
 //! it is BACKUP or FAULT, none once it stops. Failures are logged, never
 //! fatal: VRRP goes on without them.
@@ -9,6 +10,8 @@ use super::plan::LvsPlan;
 use crate::dataplane::ipvs::{Ipvs, SyncRole, Timeouts};
 use crate::vrrp::machine::State;
 use tracing::{debug, error, info};
+
+const SLOPPY_TCP: &str = "/proc/sys/net/ipv4/vs/sloppy_tcp";
 
 pub(super) struct Lvs {
     plan: LvsPlan,
@@ -59,6 +62,15 @@ impl Lvs {
             match ipvs.set_timeouts(plan.timeouts) {
                 Ok(()) => info!(timeouts = ?plan.timeouts, "IPVS timeouts set"),
                 Err(e) => error!(error = %e, "setting the IPVS timeouts failed"),
+            }
+        }
+        if plan.sloppy_tcp != self.plan.sloppy_tcp && open(&mut self.ipvs).is_some() {
+            // Per network namespace, like the rest of IPVS; the file
+            // exists once IPVS is loaded, which opening it ensured.
+            let value = if plan.sloppy_tcp { "1\n" } else { "0\n" };
+            match std::fs::write(SLOPPY_TCP, value) {
+                Ok(()) => info!(on = plan.sloppy_tcp, "IPVS sloppy_tcp set"),
+                Err(e) => error!(error = %e, file = SLOPPY_TCP, "setting IPVS sloppy_tcp failed"),
             }
         }
         let sync_changed = plan.sync_daemon != self.plan.sync_daemon;

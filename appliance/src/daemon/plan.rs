@@ -79,6 +79,8 @@ pub(crate) struct LvsPlan {
     pub sync_daemon: Option<SyncPlan>,
     /// `lvs_timeouts` in seconds; `None` leaves the kernel's value.
     pub timeouts: Timeouts,
+    /// `lvs_sloppy_tcp`.
+    pub sloppy_tcp: bool,
 }
 
 /// `lvs_sync_daemon`: the connection sync daemon and the instance whose
@@ -317,6 +319,7 @@ fn lvs_plan(config: &Config) -> Result<LvsPlan, Error> {
             tcp_fin: seconds(t.tcpfin),
             udp: seconds(t.udp),
         },
+        sloppy_tcp: global.lvs_sloppy_tcp,
     })
 }
 
