@@ -33,10 +33,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The prefixes of `announce` that hold the address of a service in
-/// `table` with at least one real server taking connections.
-pub(crate) fn servable(announce: &[IpNet], table: &Table) -> BTreeSet<IpNet> {
+/// `table`, not `withheld`, with at least one real server taking
+/// connections.
+pub(crate) fn servable(
+    announce: &[IpNet],
+    table: &Table,
+    withheld: &BTreeSet<ServiceKey>,
+) -> BTreeSet<IpNet> {
     let live: Vec<IpAddr> = table
         .iter()
+        .filter(|(key, _)| !withheld.contains(key))
         .filter(|(_, service)| service.destinations.values().any(|d| d.weight.get() > 0))
         .filter_map(|(key, _)| match key {
             ServiceKey::Socket { address, .. } => Some(address.ip()),
@@ -562,10 +568,14 @@ mod tests {
             ("10.0.0.101:443", &[]),
             ("10.0.0.200:80", &[1]),
         ]);
+        let none = BTreeSet::new();
         assert_eq!(
-            servable(&announce, &table),
+            servable(&announce, &table, &none),
             ["10.0.0.100/32".parse().unwrap()].into()
         );
-        assert_eq!(servable(&announce, &Table::new()), BTreeSet::new());
+        assert_eq!(servable(&announce, &Table::new(), &none), BTreeSet::new());
+        // A withheld service (only_when_master, not MASTER) serves nothing.
+        let withheld = table.keys().copied().collect();
+        assert_eq!(servable(&announce, &table, &withheld), BTreeSet::new());
     }
 }

@@ -739,14 +739,7 @@ impl Daemon {
         let prefixes = if self.dataplane_fault.is_some() || self.director_draining() {
             BTreeSet::new()
         } else {
-            let withheld = self.withheld();
-            let held: Table = self
-                .table
-                .iter()
-                .filter(|(key, _)| !withheld.contains(key))
-                .map(|(key, service)| (*key, service.clone()))
-                .collect();
-            bgp::servable(&speaker.settings().announce, &held)
+            bgp::servable(&speaker.settings().announce, &self.table, &self.withheld())
         };
         speaker.announce(prefixes);
     }
