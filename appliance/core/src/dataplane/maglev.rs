@@ -8,7 +8,10 @@
 //! The table depends only on the servers, their order and their weights,
 //! never on a director's state: every director given the same servers in
 //! the same order builds the same table, so any of them sends a client to
-//! the same server. Removing a server frees only its slots; the others
+//! the same server. The order matters a little: the same servers in
+//! another order contend for a few slots differently (a fraction of a
+//! percent of flows), which is why IPVS directors agree only while their
+//! servers were added in the same order. Removing a server frees only its slots; the others
 //! keep theirs, up to the slots the freed ones cascade into (Maglev's
 //! "minimal disruption", a few percent). Pure.
 
@@ -84,8 +87,10 @@ pub enum Error {
 
 /// The lookup table: for each slot, the index in `servers` of the server
 /// that owns it, or `None` everywhere when no server has a weight.
-/// `servers` are `(address, weight)` in the order IPVS holds them (the
-/// order they were added); a server of weight 0 owns no slot.
+/// `servers` are `(address, weight)` in the order IPVS holds them: newest
+/// first, since it adds a server at the head of its list (`ipvsadm -Ln
+/// --nosort` shows it; a plain `-Ln` sorts). A server of weight 0 owns no
+/// slot.
 pub fn table(shape: Shape, servers: &[(SocketAddr, u32)]) -> Result<Vec<Option<u32>>, Error> {
     let size = shape.size as usize;
     if servers.len() > size {
