@@ -15,6 +15,7 @@ pub mod keepalived;
 pub mod loopback;
 pub mod netns;
 pub mod pair;
+pub mod scale_out;
 pub mod smtp_server;
 pub mod timeline;
 pub mod toml_conf;

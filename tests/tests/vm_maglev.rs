@@ -180,12 +180,22 @@ fn ipvs_mh_sends_each_flow_where_the_model_s_table_says_before_and_after_a_remov
     let stdout = &out.stdout;
     for (table, flows, conns, count, first) in [
         ("table", "flows", "conns", 4, FIRST_PORTS[0]),
-        ("table after", "flows after", "conns after", 3, FIRST_PORTS[1]),
+        (
+            "table after",
+            "flows after",
+            "conns after",
+            3,
+            FIRST_PORTS[1],
+        ),
     ] {
         let servers = listed(&section(stdout, table));
         assert_eq!(servers.len(), count, "{out}");
         let answers = section(stdout, flows);
-        assert_eq!(answers.len(), usize::from(FLOWS), "every flow answered\n{out}");
+        assert_eq!(
+            answers.len(),
+            usize::from(FLOWS),
+            "every flow answered\n{out}"
+        );
         // The connections of this round: the earlier round's are still
         // listed (TIME_WAIT).
         let ports: BTreeSet<u16> = (first..first + FLOWS).collect();
