@@ -9,7 +9,10 @@
 //! order differs from the kernel's on a few slots). Each connection leaves
 //! from a source port the test picks (the client's port range narrowed to
 //! that one port), so every run checks the same flows, and the kernel's
-//! connection table (`ipvsadm -Lnc`) says which port went where. What
+//! connection table (`ipvsadm -Lnc`) says which port went where. A
+//! second test sets a server's weight to 0 instead (`inhibit_on_failure`)
+//! with `mh-fallback`: IPVS keeps its table, and only that server's flows
+//! move. What
 //! makes the model worth having: a director that knows the kernel's table
 //! can build the same one for nftables, and a test can tell which flows a
 //! change moves.
@@ -48,11 +51,12 @@ const FIRST_PORTS: [u16; 2] = [34200, 34530];
 const APPLY: &str =
     "ip netns exec dir appliance dataplane apply --state /run/appliance/mh.json --config";
 
-fn config(servers: &[(&str, &str, u32)]) -> String {
+/// The service with `servers`; `fallback` sets `mh-fallback`.
+fn config(servers: &[(&str, &str, u32)], fallback: bool) -> String {
     let mut toml = format!(
         "[global]\ndataplane = \"ipvs\"\n\n[[virtual_server]]\n\
          service = {{ address = \"{VIP}:80\" }}\nlb_algo = \"mh\"\nlb_kind = \"NAT\"\n\
-         sched_flags = {{ port = true }}\n\n"
+         sched_flags = {{ port = true, fallback = {fallback} }}\n\n"
     );
     for (_, addr, weight) in servers {
         toml += &format!(
@@ -74,7 +78,10 @@ fn flows(first: u16) -> String {
     )
 }
 
-fn script() -> String {
+/// The scenario: each round applies its config, then opens `FLOWS`
+/// connections from source ports on from its first port; sections
+/// `table I`, `flows I`, `conns I` for round I.
+fn script(rounds: &[(String, u16)]) -> String {
     let mut script = String::from("set -e\n");
     script += &scenario::wait_for("ip netns exec dir ipvsadm -Ln >&2 || true");
     script += &scenario::bridge("br-front");
@@ -94,23 +101,17 @@ fn script() -> String {
         script += &format!("ip -n {name} route add default via 10.0.2.1\n");
         script += &scenario::httpd(name, addr, "dir");
     }
-    let write = |path: &str, text: &str| format!("cat > {path} <<'EOF'\n{text}EOF\n");
-    script += &write("/root/all.toml", &config(&SERVERS));
-    let without_rs2: Vec<_> = SERVERS.iter().copied().filter(|s| s.0 != "rs2").collect();
-    script += &write("/root/without-rs2.toml", &config(&without_rs2));
-    script += &format!(
-        "{APPLY} /root/all.toml\n\
-         echo '--- table'\nip netns exec dir ipvsadm -Ln --nosort\n\
-         echo '--- flows'\n{}\
-         echo '--- conns'\nip netns exec dir ipvsadm -Lnc\n\
-         {APPLY} /root/without-rs2.toml\n\
-         echo '--- table after'\nip netns exec dir ipvsadm -Ln --nosort\n\
-         echo '--- flows after'\n{}\
-         echo '--- conns after'\nip netns exec dir ipvsadm -Lnc\n\
-         echo '--- end'\n",
-        flows(FIRST_PORTS[0]),
-        flows(FIRST_PORTS[1])
-    );
+    for (i, (toml, first)) in rounds.iter().enumerate() {
+        script += &format!(
+            "cat > /root/{i}.toml <<'EOF'\n{toml}EOF\n\
+             {APPLY} /root/{i}.toml\n\
+             echo '--- table {i}'\nip netns exec dir ipvsadm -Ln --nosort\n\
+             echo '--- flows {i}'\n{}\
+             echo '--- conns {i}'\nip netns exec dir ipvsadm -Lnc\n",
+            flows(*first)
+        );
+    }
+    script += "echo '--- end'\n";
     script
 }
 
@@ -163,10 +164,10 @@ fn predicted(servers: &[(SocketAddr, u32)], ports: &BTreeSet<u16>) -> BTreeMap<u
         .collect()
 }
 
-fn run() -> VmOutput {
+fn run(rounds: &[(String, u16)]) -> VmOutput {
     let out = Vm::builder()
         .file(appliance_tests::appliance_bin(), "/usr/bin/appliance")
-        .script(script())
+        .script(script(rounds))
         .timeout(Duration::from_secs(280))
         .run()
         .unwrap();
@@ -174,44 +175,52 @@ fn run() -> VmOutput {
     out
 }
 
+/// Round `round`'s servers in the kernel's order, and the real server
+/// each of its ports went to.
+fn observed(
+    out: &VmOutput,
+    round: usize,
+    first: u16,
+) -> (Vec<(SocketAddr, u32)>, BTreeMap<u16, IpAddr>) {
+    let servers = listed(&section(&out.stdout, &format!("table {round}")));
+    let answers = section(&out.stdout, &format!("flows {round}"));
+    assert_eq!(
+        answers.len(),
+        usize::from(FLOWS),
+        "every flow answered\n{out}"
+    );
+    // The connections of this round: the earlier rounds' are still
+    // listed (TIME_WAIT).
+    let ports: BTreeSet<u16> = (first..first + FLOWS).collect();
+    let got: BTreeMap<u16, IpAddr> = connections(&section(&out.stdout, &format!("conns {round}")))
+        .into_iter()
+        .filter(|(port, _)| ports.contains(port))
+        .collect();
+    assert_eq!(got.len(), ports.len(), "a connection per port\n{out}");
+    (servers, got)
+}
+
 #[test]
 fn ipvs_mh_sends_each_flow_where_the_model_s_table_says_before_and_after_a_removal() {
-    let out = run();
-    let stdout = &out.stdout;
-    for (table, flows, conns, count, first) in [
-        ("table", "flows", "conns", 4, FIRST_PORTS[0]),
-        (
-            "table after",
-            "flows after",
-            "conns after",
-            3,
-            FIRST_PORTS[1],
-        ),
-    ] {
-        let servers = listed(&section(stdout, table));
+    let without_rs2: Vec<_> = SERVERS.iter().copied().filter(|s| s.0 != "rs2").collect();
+    let rounds = [
+        (config(&SERVERS, false), FIRST_PORTS[0]),
+        (config(&without_rs2, false), FIRST_PORTS[1]),
+    ];
+    let out = run(&rounds);
+    for (round, (_, first)) in rounds.iter().enumerate() {
+        let count = if round == 0 { 4 } else { 3 };
+        let (servers, got) = observed(&out, round, *first);
         assert_eq!(servers.len(), count, "{out}");
-        let answers = section(stdout, flows);
-        assert_eq!(
-            answers.len(),
-            usize::from(FLOWS),
-            "every flow answered\n{out}"
-        );
-        // The connections of this round: the earlier round's are still
-        // listed (TIME_WAIT).
-        let ports: BTreeSet<u16> = (first..first + FLOWS).collect();
-        let got: BTreeMap<u16, IpAddr> = connections(&section(stdout, conns))
-            .into_iter()
-            .filter(|(port, _)| ports.contains(port))
-            .collect();
-        assert_eq!(got.len(), ports.len(), "a connection per port\n{out}");
+        let ports: BTreeSet<u16> = got.keys().copied().collect();
         let want = predicted(&servers, &ports);
-        assert_eq!(got, want, "{table}: IPVS against the model\n{out}");
+        assert_eq!(got, want, "round {round}: IPVS against the model\n{out}");
         let mut sorted = servers.clone();
         sorted.sort();
         assert_ne!(
             predicted(&sorted, &ports),
             want,
-            "{table}: the ports cannot tell the kernel's order from the sorted one"
+            "round {round}: the ports cannot tell the kernel's order from the sorted one"
         );
         if count < SERVERS.len() {
             let removed: IpAddr = SERVERS[1].1.parse().unwrap();
@@ -219,5 +228,53 @@ fn ipvs_mh_sends_each_flow_where_the_model_s_table_says_before_and_after_a_remov
         }
         let used: BTreeSet<IpAddr> = got.values().copied().collect();
         assert_eq!(used.len(), count, "every server took some\n{out}");
+    }
+}
+
+/// A real server set to weight 0 (what `inhibit_on_failure` does on a
+/// failed check) keeps its slots, since IPVS builds the table from each
+/// server's last weight above 0: with `mh-fallback` only the flows of
+/// its slots go elsewhere, every other flow stays on its server, and the
+/// kernel's list keeps its order (no re-add at the head when it is back).
+#[test]
+fn ipvs_mh_with_fallback_moves_only_a_weight_0_server_s_flows() {
+    let inhibited: Vec<_> = SERVERS
+        .iter()
+        .map(|&(name, addr, weight)| (name, addr, if name == "rs2" { 0 } else { weight }))
+        .collect();
+    let rounds = [
+        (config(&SERVERS, true), FIRST_PORTS[0]),
+        (config(&inhibited, true), FIRST_PORTS[0] + FLOWS),
+    ];
+    let out = run(&rounds);
+    let (servers, got) = observed(&out, 0, rounds[0].1);
+    let ports: BTreeSet<u16> = got.keys().copied().collect();
+    assert_eq!(
+        got,
+        predicted(&servers, &ports),
+        "IPVS against the model\n{out}"
+    );
+    let (after, got) = observed(&out, 1, rounds[1].1);
+    let addresses = |list: &[(SocketAddr, u32)]| list.iter().map(|s| s.0).collect::<Vec<_>>();
+    assert_eq!(
+        addresses(&after),
+        addresses(&servers),
+        "the same order\n{out}"
+    );
+    let ports: BTreeSet<u16> = got.keys().copied().collect();
+    // The table of before the weight change: IPVS keeps it.
+    let table = predicted(&servers, &ports);
+    let rs2: IpAddr = SERVERS[1].1.parse().unwrap();
+    let theirs = table.values().filter(|rs| **rs == rs2).count();
+    assert!(
+        theirs > 0,
+        "no port of the round falls in rs2's slots: pick others"
+    );
+    for (port, rs) in &got {
+        if table[port] == rs2 {
+            assert_ne!(*rs, rs2, "port {port} still went to rs2\n{out}");
+        } else {
+            assert_eq!(*rs, table[port], "port {port} moved\n{out}");
+        }
     }
 }
