@@ -164,8 +164,11 @@ demo-down:
 # docs/benchmarks-checker.md explains it), then the checker beside keepalived's against 500 in a qemu VM
 # (keepalived's needs IPVS; ~2 min; appended too), then 1,000 to 10,000
 # services loaded into IPVS in a qemu VM by ipvsadm -R and by the appliance
-# (up to ~30 min; appended too), then the disk image's size and boot time
-# (appended too). The failover and checker benches also write their samples
+# (up to ~30 min; appended too), then scale-out: one of three directors
+# behind FRR's ECMP dying, connections broken with and without sloppy_tcp
+# and the router's convergence, in a qemu VM, and the flows a real
+# server's removal moves (~15 min; appended too), then the disk image's
+# size and boot time (appended too). The failover and checker benches also write their samples
 # as CSV (docs/bench-data/), and `plots` then draws docs/img/*.svg from them.
 bench: deps
 	$(CARGO) build --release -p appliance --features failpoints
@@ -178,6 +181,7 @@ bench: deps
 	$(CARGO) run --release -p appliance-tests --bin checker_bench -- --servers 10000 --seconds 30 --steered --append docs/benchmarks.md --csv docs/bench-data/checker.csv
 	$(CARGO) run --release -p appliance-tests --bin checker_vm_bench -- --servers 500 --seconds 30 --append docs/benchmarks.md --csv docs/bench-data/checker-vm.csv
 	$(CARGO) run --release -p appliance-tests --bin ipvs_bench -- --services 1000,2000,5000,10000 --append docs/benchmarks.md
+	$(CARGO) run --release -p appliance-tests --bin scaleout_bench -- --trials 3 --append docs/benchmarks.md
 	images/disk/build
 	$(CARGO) run --release -p appliance-tests --bin image_bench -- --boots 5 --append docs/benchmarks.md
 	$(CARGO) run --release -p appliance-tests --bin plots

@@ -71,6 +71,12 @@ impl Options {
         DIRECTORS[(self.dead + 1) % DIRECTORS.len()].0
     }
 
+    /// How often each connection sends a line: 200 ms, or slower for more
+    /// than 24 of them (at most ~120 lines a second in all).
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(200).max(Duration::from_millis(1000) * self.connections as u32 / 120)
+    }
+
     fn survivors(&self) -> String {
         let dead = self.dead();
         let names: Vec<&str> = DIRECTORS
@@ -202,10 +208,13 @@ fn script(options: Options) -> String {
     s += "wait_for 90 'three next hops' hops 3\n\
           echo '--- sloppy_tcp'\n\
           for d in d1 d2 d3; do echo \"$d $(ip netns exec $d cat /proc/sys/net/ipv4/vs/sloppy_tcp)\"; done\n";
-    // Long-lived connections: a numbered line every 200 ms each, echoed.
+    // Long-lived connections: a numbered line every `interval` each,
+    // echoed; the interval grows with their number, since each line costs
+    // the emulated CPU a process.
+    let interval = options.interval().as_secs_f64();
     s += &format!(
         "for k in $(seq {connections}); do\n\
-         \x20 ( i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i; sleep 0.2; done ) \
+         \x20 ( i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i; sleep {interval}; done ) \
          | ip netns exec client nc {VIP} 80 > /tmp/c$k 2> /dev/null &\n\
          done\n\
          for k in $(seq {connections}); do wait_for 30 \"connection $k\" lines /tmp/c$k 3; done\n\
@@ -245,7 +254,7 @@ pub fn vm(appliance: &Path, options: Options) -> crate::vm::Result<VmBuilder> {
         .file(appliance, "/usr/bin/appliance")
         .memory_mb(1024)
         .script(script(options))
-        .timeout(Duration::from_secs(300));
+        .timeout(Duration::from_secs(300 + 2 * options.connections as u64));
     for program in ["/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"] {
         let path = crate::vm::require_tool(program, "frr")?;
         vm = vm.file(path, program);
