@@ -126,11 +126,12 @@ pub fn load_network(path: &Path, text: &str) -> Result<model::Network, Diagnosti
 
 fn finish(
     config: Config,
-    map: SourceMap,
+    mut map: SourceMap,
     mut errors: Vec<Diagnostic>,
 ) -> Result<(Config, SourceMap), Diagnostics> {
     errors.extend(validate::validate(&config, &map));
     if errors.is_empty() {
+        validate::advise(&config, &mut map);
         Ok((config, map))
     } else {
         Err(Diagnostics::sorted(errors))

@@ -39,6 +39,65 @@ pub(crate) fn validate(config: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     v.out
 }
 
+/// Warnings on a valid config: what works but is likely not what its
+/// author wants. A virtual server announced over BGP is reached through
+/// whichever director the router picks, so a flow the router moves must
+/// find the same real server there: `lb_algo = "mh"`; and on IPVS, whose
+/// Maglev table depends on the order it holds the servers in (newest
+/// first), a failed server removed and re-added reorders that director's
+/// table, unless failed servers keep their place at weight 0
+/// (`inhibit_on_failure`) and the `fallback` flag sends their flows on.
+pub(crate) fn advise(config: &Config, map: &mut SourceMap) {
+    let Some(bgp) = &config.bgp else {
+        return;
+    };
+    for (i, vs) in config.virtual_server.iter().enumerate() {
+        let Ok(services) = crate::dataplane::build::services(vs, &config.virtual_server_group)
+        else {
+            continue;
+        };
+        let Some(address) = services
+            .iter()
+            .filter_map(|service| match service.key {
+                crate::dataplane::ServiceKey::Socket { address, .. } => Some(address),
+                crate::dataplane::ServiceKey::Fwmark { .. } => None,
+            })
+            .find(|address| bgp.announce.iter().any(|p| p.contains(&address.ip())))
+        else {
+            continue;
+        };
+        let warn = |map: &mut SourceMap, path: &str, message: String| {
+            let pos = map.lookup(path);
+            map.warn(Diagnostic::new(pos, message));
+        };
+        if vs.lb_algo != crate::dataplane::Scheduler::Mh {
+            warn(
+                map,
+                &format!("virtual_server[{i}].lb_algo"),
+                format!(
+                    "virtual_server {address} is announced over BGP with lb_algo {}: a flow \
+                     the router moves to another director reaches another real server there \
+                     and breaks; lb_algo \"mh\" sends it to the same one from every director",
+                    vs.lb_algo.name()
+                ),
+            );
+        } else if config.global.dataplane != Some(Choice::Nftables)
+            && (!vs.sched_flags.fallback || vs.real_server.iter().any(|rs| !rs.inhibit_on_failure))
+        {
+            warn(
+                map,
+                &format!("virtual_server[{i}]"),
+                format!(
+                    "virtual_server {address} is announced over BGP with mh, which on IPVS \
+                     wants sched_flags fallback and inhibit_on_failure on its real servers: \
+                     otherwise a real server that fails and comes back goes to the head of \
+                     IPVS's list and this director's Maglev table drifts from the others'"
+                ),
+            );
+        }
+    }
+}
+
 /// Why `text` cannot go into an SMTP command or header: empty, or with a
 /// control character (a line break would end the command early), or, for
 /// an `address`, with spaces or angle brackets.
@@ -1995,6 +2054,78 @@ vrrp_instance VI_2 {
         }
         // The IPv6 next-hop complaint comes once per peer.
         assert_eq!(got.len(), want.len() + 1, "{got:#?}");
+    }
+
+    /// The warnings a valid TOML config loads with.
+    fn toml_warnings(text: &str) -> Vec<String> {
+        let (_, map) = crate::config::load_str_mapped(Path::new("a.toml"), text, Format::Toml)
+            .unwrap_or_else(|d| panic!("{d}"));
+        map.warnings().iter().map(ToString::to_string).collect()
+    }
+
+    /// A config announcing 10.0.0.100 over BGP, with `global` and the
+    /// virtual server's `service` lines and its real servers' extra lines.
+    fn announced(global: &str, service: &str, real_server: &str) -> String {
+        format!(
+            "[global]\n{global}\n\
+             [[virtual_server]]\nservice = {{ address = \"10.0.0.100:80\" }}\n{service}\n\
+             [[virtual_server.real_server]]\naddress = \"10.0.2.11:80\"\n{real_server}\n\
+             [[virtual_server.real_server]]\naddress = \"10.0.2.12:80\"\n{real_server}\n\
+             [bgp]\nlocal_as = 65001\nrouter_id = \"10.0.1.2\"\nannounce = [\"10.0.0.100/32\"]\n\n\
+             [[bgp.peer]]\naddress = \"10.0.1.1\"\nremote_as = 65000\n"
+        )
+    }
+
+    #[test]
+    fn an_announced_service_is_advised_what_keeps_flows_on_their_real_server() {
+        // Not mh: a moved flow reaches another real server.
+        let got = toml_warnings(&announced("", "lb_algo = \"wlc\"", ""));
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].starts_with("a.toml:5:1:"), "{got:#?}");
+        assert!(
+            got[0].contains("virtual_server 10.0.0.100:80 is announced over BGP with lb_algo wlc"),
+            "{got:#?}"
+        );
+        // mh on IPVS (or the kernel's choice) without fallback or inhibit.
+        for (global, service, real_server) in [
+            ("", "lb_algo = \"mh\"", ""),
+            (
+                "dataplane = \"ipvs\"",
+                "lb_algo = \"mh\"\nsched_flags = { fallback = true }",
+                "",
+            ),
+            ("", "lb_algo = \"mh\"", "inhibit_on_failure = true"),
+        ] {
+            let got = toml_warnings(&announced(global, service, real_server));
+            assert_eq!(got.len(), 1, "{got:#?}");
+            assert!(
+                got[0].contains(
+                    "announced over BGP with mh, which on IPVS wants sched_flags fallback"
+                ),
+                "{got:#?}"
+            );
+        }
+        // What scale-out wants: no warning.
+        for (global, service, real_server) in [
+            (
+                "",
+                "lb_algo = \"mh\"\nsched_flags = { port = true, fallback = true }",
+                "inhibit_on_failure = true",
+            ),
+            ("dataplane = \"nftables\"", "lb_algo = \"mh\"", ""),
+        ] {
+            assert_eq!(
+                toml_warnings(&announced(global, service, real_server)),
+                Vec::<String>::new()
+            );
+        }
+        // Not announced: no advice.
+        let quiet = announced("", "lb_algo = \"wlc\"", "").replace(
+            "[bgp]",
+            "[[virtual_server]]\nservice = { address = \"10.0.0.101:80\" }\n\
+             [[virtual_server.real_server]]\naddress = \"10.0.2.11:80\"\n\n[bgp]",
+        );
+        assert_eq!(toml_warnings(&quiet).len(), 1);
     }
 
     #[test]
