@@ -328,9 +328,10 @@ fn removal() -> Result<String, String> {
         out,
         "\nTwo IPVS directors with the same four servers, one of which failed and came back \
          on one of them (IPVS adds a server at the head of its list, and the order decides \
-         a few slots): their tables differ on {:.2} % of the flows at worst, until that \
-         director restarts. The nftables dataplane builds its table from the servers in address order \
-         every time, so its directors never differ.\n\n\
+         a few slots): their tables differ on {:.2} % of the flows at worst, for as long \
+         as the kernel keeps that service (a restart of the appliance keeps it). The nftables \
+         dataplane builds its table from the servers in address order every time, so its \
+         directors never differ.\n\n\
          On IPVS both are avoided by giving a failed server weight 0 instead of removing it \
          (`inhibit_on_failure = true` on each real server) with the `mh` fallback flag \
          (`sched_flags = {{ port = true, fallback = true }}`): IPVS builds the table from \
