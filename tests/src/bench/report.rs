@@ -22,7 +22,7 @@ pub fn median(samples: &[Duration]) -> Option<Duration> {
 
 /// The median and the worst of `values` (0 and 0 for none): a bench
 /// cell's "median (worst)".
-pub fn median_and_worst(mut values: Vec<usize>) -> (usize, usize) {
+pub fn median_and_worst<T: Ord + Copy + Default>(mut values: Vec<T>) -> (T, T) {
     values.sort_unstable();
     let median = values.get(values.len() / 2).copied().unwrap_or_default();
     (median, values.last().copied().unwrap_or_default())

@@ -18,6 +18,7 @@
 //! release `appliance` is taken from beside this binary.
 
 use appliance::dataplane::maglev::{self, Shape};
+use appliance_tests::bench::report;
 use appliance_tests::scale_out::{self, DIRECTORS, Options, Outcome};
 use appliance_tests::vm;
 use std::fmt::Write as _;
@@ -127,14 +128,13 @@ fn percent(part: usize, whole: usize) -> String {
     format!("{part} ({:.1} %)", part as f64 * 100.0 / whole as f64)
 }
 
-fn median_and_worst(mut samples: Vec<Duration>) -> String {
-    samples.sort();
-    match (samples.get(samples.len() / 2), samples.last()) {
-        (Some(median), Some(worst)) => {
-            format!("{:.2} / {:.2} s", median.as_secs_f64(), worst.as_secs_f64())
-        }
-        _ => "–".into(),
+/// Seconds, median / worst; a dash without samples.
+fn median_and_worst(samples: Vec<Duration>) -> String {
+    if samples.is_empty() {
+        return "–".into();
     }
+    let (median, worst) = report::median_and_worst(samples);
+    format!("{:.2} / {:.2} s", median.as_secs_f64(), worst.as_secs_f64())
 }
 
 /// The first section: one of three directors dies.
@@ -208,20 +208,20 @@ fn directors(args: &Args, kernel: &str, runs: &[(bool, Outcome)]) -> String {
             "(broken, if any)".into(),
         ],
     );
-    out += &row(
-        "router converged, box cut off (median / worst)",
-        settings
-            .iter()
-            .map(|s| median_and_worst(of(*s).map(|o| o.cut_off).collect()))
-            .collect(),
-    );
-    out += &row(
-        "router converged, daemon killed (median / worst)",
-        settings
-            .iter()
-            .map(|s| median_and_worst(of(*s).map(|o| o.killed).collect()))
-            .collect(),
-    );
+    let cut_off = |o: &Outcome| o.cut_off;
+    let killed = |o: &Outcome| o.killed;
+    for (fault, time) in [
+        ("box cut off", &cut_off as &dyn Fn(&Outcome) -> Duration),
+        ("daemon killed", &killed),
+    ] {
+        out += &row(
+            &format!("router converged, {fault} (median / worst)"),
+            settings
+                .iter()
+                .map(|s| median_and_worst(of(*s).map(time).collect()))
+                .collect(),
+        );
+    }
     out += "\nA box cut off is dropped by the router's hold timer (3 s here; BFD would be \
             faster); a daemon killed on a live box closes its session at once. When an end \
             of the router's hash ranges dies, hash-threshold moves some of the survivors' \
