@@ -372,6 +372,17 @@ mod tests {
             .arg("14599")
             .spawn()
             .unwrap();
+        // spawn returns once the child execs, but the kernel sets its name and
+        // arguments a moment later: wait until /proc shows them.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read(&cmdline).unwrap_or_default() != b"sleep\x0014599\x00" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep never showed in /proc"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let plans = [
             plan(
                 "sleeping",
