@@ -16,13 +16,19 @@
 //! killed), so only the router's hold timer (3 s) drops it; each
 //! connection's lines are counted 5 s apart once TCP's retransmissions
 //! have had time to find the new path. Then the next director's daemon
-//! alone is killed (link up): its socket's close ends the session at once. Sections of the output, `--- NAME`:
+//! alone is killed (link up): its socket's close ends the session at once.
+//!
+//! Sections of the output, `--- NAME`:
 //! - `sloppy_tcp`: `DIRECTOR VALUE` as each director's IPVS has it;
-//! - `carried`: `DIRECTOR COUNT` of established connections before;
+//! - `carried`: `DIRECTOR COUNT` of live connections before;
 //! - `ports before`, `ports after`: `DIRECTOR PORT`, the client ports of
-//!   each director's established IPVS connections before one dies and
-//!   once the survivors took over (a port on a second director is a flow
-//!   the router moved);
+//!   each director's live IPVS connections (established, a packet in the
+//!   last 5 s: IPVS keeps a connection that went elsewhere until its
+//!   timeout) before one dies and once the survivors took over (a port on
+//!   a second director is a flow the router moved);
+//! - `route before`, `route after`: the router's route to the VIP;
+//! - `router events`: its route and neighbour changes (`ip monitor`) from
+//!   the connections' start, the fault marked;
 //! - `connections`: `K BEFORE AFTER`, connection K's echoed lines 5 s
 //!   apart (not more: broken);
 //! - `converged`: `FAULT SECONDS`, from the fault to the router's route
@@ -114,14 +120,12 @@ fn router() -> String {
     )
 }
 
-/// Prints `--- NAME` and `DIRECTOR PORT` for each established IPVS
-/// connection of `directors`.
+/// Prints `--- NAME` and `DIRECTOR PORT` for each live connection of
+/// `directors` (see `live` in the script).
 fn ports(name: &str, directors: &str) -> String {
     format!(
         "echo '--- {name}'\n\
-         for d in {directors}; do\n\
-         \x20 ip netns exec $d ipvsadm -Lnc | awk -v d=$d '$3 == \"ESTABLISHED\" {{ split($4, a, \":\"); print d, a[2] }}'\n\
-         done\n"
+         for d in {directors}; do live $d | sed \"s/^/$d /\"; done\n"
     )
 }
 
@@ -143,6 +147,15 @@ fn script(options: Options) -> String {
          hops() {{ [ $(ip -n router route show {VIP} | awk '/nexthop via/ || /^[0-9].* via / {{ n++ }} END {{ print n + 0 }}') -eq $1 ]; }}\n\
          lines() {{ [ $(wc -l < $1) -ge $2 ]; }}\n\
          now() {{ cut -d' ' -f1 /proc/uptime; }}\n\
+         # live DIRECTOR: the client ports of its established IPVS connections\n\
+         # that saw a packet in the last 5 s. IPVS keeps a connection the router\n\
+         # moved away until its timeout runs out: listed, but not live.\n\
+         live() {{\n\
+         \x20 tcp=$(ip netns exec $1 ipvsadm -L --timeout | awk '{{ print $(NF - 2) }}')\n\
+         \x20 ip netns exec $1 ipvsadm -Lnc | awk -v tcp=$tcp '$3 == \"ESTABLISHED\" {{\n\
+         \x20   split($2, t, \":\"); split($4, a, \":\")\n\
+         \x20   if (t[1] * 60 + t[2] >= tcp - 5) print a[2] }}'\n\
+         }}\n\
          # converged FAULT HOPS START: polls every 10 ms until the route has\n\
          # HOPS next hops (at most 30 s), prints FAULT and the seconds since START.\n\
          converged() {{\n\
@@ -170,6 +183,14 @@ fn script(options: Options) -> String {
     ] {
         s += &format!("ip netns exec router sysctl -qw {key}={value}\n");
     }
+    // The client's packets reach the router with the hash its TCP socket
+    // gave them (one kernel: a veth keeps skb->hash), which the router's
+    // multipath takes instead of hashing the ports, and TCP draws a new one
+    // on a retransmission timeout or a duplicate segment: flows would hop
+    // between directors with no route change. A router across a wire
+    // hashes the 5-tuple, a fixed choice per flow; so is a hash never
+    // redrawn.
+    s += "ip netns exec client sysctl -qw net.core.txrehash=0\n";
     // Real servers: the VIP on lo (DR), the way back to the client by the
     // router, an echo server per connection.
     for (name, _) in SERVERS {
@@ -206,6 +227,7 @@ fn script(options: Options) -> String {
         );
     }
     s += "wait_for 90 'three next hops' hops 3\n\
+          ip -t -n router monitor route neigh >> /tmp/router-events 2>&1 &\n\
           echo '--- sloppy_tcp'\n\
           for d in d1 d2 d3; do echo \"$d $(ip netns exec $d cat /proc/sys/net/ipv4/vs/sloppy_tcp)\"; done\n";
     // Long-lived connections: a numbered line every `interval` each,
@@ -219,9 +241,13 @@ fn script(options: Options) -> String {
          done\n\
          for k in $(seq {connections}); do wait_for 30 \"connection $k\" lines /tmp/c$k 3; done\n\
          echo '--- carried'\n\
-         for d in d1 d2 d3; do echo \"$d $(ip netns exec $d ipvsadm -Lnc | grep -c ESTABLISHED)\"; done\n"
+         for d in d1 d2 d3; do echo \"$d $(live $d | wc -l)\"; done\n"
     );
     s += &ports("ports before", "d1 d2 d3");
+    s += &format!(
+        "echo '--- route before'\nip -n router route show {VIP}\n\
+         echo \"=== $(date) {dead} dies\" >> /tmp/router-events\n"
+    );
     // A box dies: its link first, so no word reaches the router, whose
     // hold timer (3 s) drops it.
     s += &format!(
@@ -235,6 +261,7 @@ fn script(options: Options) -> String {
          for k in $(seq {connections}); do eval b=\\$before$k; echo \"$k $b $(wc -l < /tmp/c$k)\"; done\n"
     );
     s += &ports("ports after", &options.survivors());
+    s += &format!("echo '--- route after'\nip -n router route show {VIP}\n");
     // The next director's daemon alone dies: the kernel closes its session.
     s += &format!(
         "touch /tmp/stop\n\
@@ -242,6 +269,7 @@ fn script(options: Options) -> String {
          kill -9 ${killed}\n\
          converged killed 1 $start\n\
          echo '--- converged'\ncat /tmp/converged\n\
+         echo '--- router events'\ncat /tmp/router-events\n\
          for d in d1 d2 d3; do eval kill \\$$d 2> /dev/null || true; done\n\
          echo '--- end'\n"
     );
@@ -278,6 +306,10 @@ pub struct Outcome {
     /// other survivor after it died (seen only where IPVS takes them up
     /// mid-stream: with `sloppy_tcp`).
     pub moved_between_survivors: usize,
+    /// Connections live on two directors in one listing: the router moved
+    /// them within the last seconds, apart from the fault (see `router
+    /// events`); left out of `moved_between_survivors`.
+    pub unsettled: usize,
     /// From the dead director's link going down to the router dropping it.
     pub cut_off: Duration,
     /// From the next director's daemon being killed to the router
@@ -333,10 +365,19 @@ impl Outcome {
         }
         let before = pairs("ports before");
         let after = pairs("ports after");
+        let mut unsettled = BTreeSet::new();
+        for listing in [&before, &after] {
+            let mut seen = BTreeSet::new();
+            for (_, port) in listing.iter() {
+                if !seen.insert(port) {
+                    unsettled.insert(port);
+                }
+            }
+        }
         let dead = options.dead();
         let moved_between_survivors = before
             .iter()
-            .filter(|(d, _)| d != dead)
+            .filter(|(d, port)| d != dead && !unsettled.contains(port))
             .filter(|(d, port)| after.iter().any(|(e, p)| e != d && p == port))
             .map(|(_, port)| port)
             .collect::<BTreeSet<_>>()
@@ -358,6 +399,7 @@ impl Outcome {
             carried,
             broken,
             moved_between_survivors,
+            unsettled: unsettled.len(),
             cut_off: seconds("cut-off")?,
             killed: seconds("killed")?,
         })

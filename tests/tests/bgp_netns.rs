@@ -205,6 +205,18 @@ fn servers(lan: &Lan) -> Vec<Httpd> {
         .collect()
 }
 
+/// The client's packets reach the router with the hash its TCP socket
+/// gave them (one kernel: a veth keeps skb->hash), which the router's
+/// multipath takes instead of hashing the ports, and TCP draws a new one on
+/// a retransmission timeout or a duplicate segment: a flow would hop to
+/// another director with no route change. A router across a wire hashes
+/// the 5-tuple, a fixed choice per flow; so is a hash never redrawn.
+fn fixed_flow_hash(lan: &Lan) {
+    lan.host("client")
+        .sysctl("net.core.txrehash", "0")
+        .expect("client sysctl");
+}
+
 #[test]
 fn directors_announce_the_vip_while_they_can_serve_it_and_flows_keep_their_real_server() {
     let mut lan = Lan::new().expect("lan");
@@ -234,6 +246,7 @@ fn directors_announce_the_vip_while_they_can_serve_it_and_flows_keep_their_real_
     lan.host("client")
         .ip(&["route", "add", "10.169.100.0/24", "via", "10.169.1.1"])
         .expect("route to the VIPs");
+    fixed_flow_hash(&lan);
     let mut httpds = servers(&lan);
     let frr = Router::start(router, &router_conf()).expect("FRR");
 
@@ -495,6 +508,7 @@ fn drain_director_withdraws_waits_for_the_traffic_to_move_then_stops_losing_no_r
     lan.host("client")
         .ip(&["route", "add", "10.171.100.0/24", "via", "10.171.1.1"])
         .expect("route to the VIP");
+    fixed_flow_hash(&lan);
     let _httpds: Vec<Httpd> = ["rs1", "rs2"]
         .iter()
         .map(|name| Httpd::start(lan.host(name), 8080).expect("busybox httpd"))

@@ -47,6 +47,9 @@ fn run(sloppy: bool) -> Outcome {
         "{out}"
     );
     assert!(outcome.carried.values().all(|n| *n > 0), "{out}");
+    // A flow keeps its director until the route changes (the client's
+    // flow hash is fixed, as a router across a wire would hash it).
+    assert_eq!(outcome.unsettled, 0, "{out}");
     // Cut off, d1 is dropped by the router's hold timer (3 s, sent each
     // second): not before it could have expired (TCG's slow clock makes
     // "after" loose).

@@ -107,6 +107,16 @@ fn run() -> Result<(), String> {
                 outcome.cut_off.as_secs_f64(),
                 outcome.killed.as_secs_f64()
             );
+            for name in ["route before", "route after"] {
+                eprintln!("  {name}: {}", vm::section(&out.stdout, name).join("; "));
+            }
+            if outcome.unsettled > 0 {
+                eprintln!(
+                    "  {} flows live on two directors in one listing; the router's events:\n{}",
+                    outcome.unsettled,
+                    vm::section(&out.stdout, "router events").join("\n")
+                );
+            }
             runs.push((sloppy, outcome));
         }
     }
@@ -146,7 +156,8 @@ fn directors(args: &Args, kernel: &str, runs: &[(bool, Outcome)]) -> String {
          tests/src/scale_out.rs): IPVS, so in a VM (Debian's kernel {kernel} under qemu TCG). \
          FRR's bgpd and zebra route a client's {} long-lived connections (a line every \
          {} ms each, echoed) over {n} directors by ECMP (layer-4 hash; Linux's multipath \
-         is hash-threshold); each director's appliance announces the VIP over BGP (hold \
+         is hash-threshold; the client's TCP never redraws its flow hash, `net.core.txrehash \
+         = 0`, since on one kernel the router takes that hash instead of the ports'); each director's appliance announces the VIP over BGP (hold \
          time 3 s) and runs an `mh` (mh-port) LVS-DR service over the same four real \
          servers. In each trial one director's box dies (its link down, then its daemon \
          killed; each director in turn), {} trials per setting; a connection is broken when \
@@ -170,8 +181,7 @@ fn directors(args: &Args, kernel: &str, runs: &[(bool, Outcome)]) -> String {
             .filter(move |(s, _)| *s == sloppy)
             .map(|(_, o)| o)
     };
-    // Shares of the connections the client opened (a connection the router
-    // moved before the fault is listed by two directors' IPVS).
+    // Shares of the connections the client opened.
     let cell = |sloppy: bool, f: &dyn Fn(&Outcome) -> usize| {
         percent(
             of(sloppy).map(f).sum(),
@@ -208,6 +218,13 @@ fn directors(args: &Args, kernel: &str, runs: &[(bool, Outcome)]) -> String {
             "(broken, if any)".into(),
         ],
     );
+    out += &row(
+        "flows the router moved apart from the fault (left out above)",
+        settings
+            .iter()
+            .map(|s| cell(*s, &|o| o.unsettled))
+            .collect(),
+    );
     let cut_off = |o: &Outcome| o.cut_off;
     let killed = |o: &Outcome| o.killed;
     for (fault, time) in [
@@ -223,11 +240,14 @@ fn directors(args: &Args, kernel: &str, runs: &[(bool, Outcome)]) -> String {
         );
     }
     out += "\nA box cut off is dropped by the router's hold timer (3 s here; BFD would be \
-            faster); a daemon killed on a live box closes its session at once. When an end \
-            of the router's hash ranges dies, hash-threshold moves some of the survivors' \
-            flows too (the middle one's death moves none): with `sloppy_tcp` they go on, \
-            since every director's `mh` table sends them to the same real server; without, \
-            they break like the dead director's.\n";
+            faster); a daemon killed on a live box closes its session at once. When the dead \
+            director is at an end of the router's route (zebra's order of next hops, which \
+            is not the address order), hash-threshold moves 1/6 of all flows between the \
+            survivors too (the middle one's death moves none); a flow counts as moved when \
+            its client port is live (a packet in the last 5 s) on one survivor's IPVS before \
+            and on the other's after. With `sloppy_tcp` they go on, since every director's \
+            `mh` table sends them to the same real server; without, they break like the \
+            dead director's.\n";
     out
 }
 
